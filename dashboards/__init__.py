@@ -1,0 +1,1 @@
+"""Grafana dashboards and provisioning as code. Not built yet (storage/dashboard issues)."""

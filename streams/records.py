@@ -1,0 +1,307 @@
+"""Versioned record types for every input topic, with their physical validation.
+
+Records are ``msgspec`` structs: one C-speed pass parses JSON, checks types, and checks the
+declared ranges (``Meta(ge=..., le=...)``). What ranges cannot say (units, cross-field rules)
+lives in ``__post_init__``, whose ``ValueError`` msgspec reports like any other validation
+error. Units are part of the field name where a field has one fixed unit (``speed_kmh``) and
+explicit (``Quantity.unit``) where field devices differ, as water sensors do.
+
+Every record carries ``schema_version`` (``Literal[1]``: a version this code does not know is a
+decode failure, never a guess) and ``event_time`` (timezone-aware ISO 8601). No record holds
+personal data: vehicles are counts, swimmers are events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, ClassVar, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+AwareDatetime = Annotated[datetime, Meta(tz=True)]
+EntityId = Annotated[str, Meta(min_length=1, max_length=64)]
+Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
+NonNegInt = Annotated[int, Meta(ge=0)]
+
+SCHEMA_VERSION = 1
+
+
+class Record(Struct, kw_only=True, frozen=True):
+    """Base of every input record: what every topic has in common."""
+
+    schema_version: Literal[1]
+    event_time: AwareDatetime
+
+    #: name of the field that must equal the Kafka message key (None: not keyed by a field)
+    key_field: ClassVar[str | None] = None
+
+    def key(self) -> str | None:
+        return getattr(self, self.key_field) if self.key_field else None
+
+
+# --- intersections ------------------------------------------------------------------------
+
+
+class DetectorReading(Struct, kw_only=True, frozen=True):
+    """One detector (usually one lane's loop or a camera zone) over the frame's interval."""
+
+    detector_id: EntityId
+    count: Annotated[int, Meta(ge=0, le=10_000)]
+    occupancy: Fraction
+    speed_kmh: Annotated[float, Meta(ge=0.0, le=300.0)] | None = None
+    queue_veh: Annotated[float, Meta(ge=0.0, le=1_000.0)] | None = None
+    approach: Annotated[str, Meta(max_length=32)] | None = None
+    lane: Annotated[int, Meta(ge=0, le=32)] | None = None
+
+
+class IntersectionFrame(Record, frozen=True):
+    """All detectors of one intersection for one interval starting at ``event_time``.
+
+    One message per intersection and interval (not per detector) keeps the message rate a
+    city produces manageable and hands agents whole frames for vectorised maths.
+    """
+
+    key_field: ClassVar[str | None] = "intersection_id"
+
+    intersection_id: EntityId
+    interval_s: Annotated[float, Meta(gt=0.0, le=900.0)]
+    detectors: Annotated[list[DetectorReading], Meta(min_length=1, max_length=256)]
+
+    def __post_init__(self) -> None:
+        ids = [d.detector_id for d in self.detectors]
+        if len(set(ids)) != len(ids):
+            raise ValueError("detector_id values must be unique within a frame")
+        for d in self.detectors:
+            # more vehicles than can physically pass even a multi-lane zone (3 per second)
+            if d.count > self.interval_s * 3 + 5:
+                raise ValueError(
+                    f"count {d.count} of detector {d.detector_id!r} is impossible "
+                    f"in {self.interval_s:g} s"
+                )
+
+
+class SignalState(Record, frozen=True):
+    """The stage an intersection's controller shows now, and since when."""
+
+    key_field: ClassVar[str | None] = "intersection_id"
+
+    intersection_id: EntityId
+    stage: Annotated[str, Meta(min_length=1, max_length=32)]
+    stage_started_at: AwareDatetime
+    program_id: Annotated[str, Meta(max_length=64)] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.stage_started_at - self.event_time).total_seconds() > 1.0:
+            raise ValueError("stage_started_at lies after event_time")
+
+
+# --- buses --------------------------------------------------------------------------------
+
+OccupancyStatus = Literal[
+    "EMPTY",
+    "MANY_SEATS_AVAILABLE",
+    "FEW_SEATS_AVAILABLE",
+    "STANDING_ROOM_ONLY",
+    "CRUSHED_STANDING_ROOM_ONLY",
+    "FULL",
+    "NOT_ACCEPTING_PASSENGERS",
+]
+VehicleStopStatus = Literal["INCOMING_AT", "STOPPED_AT", "IN_TRANSIT_TO"]
+
+
+class BusPosition(Record, frozen=True):
+    """A GTFS-Realtime ``VehiclePosition`` with the trip's delay, flattened for JSON."""
+
+    key_field: ClassVar[str | None] = "vehicle_id"
+
+    vehicle_id: EntityId
+    trip_id: EntityId
+    route_id: EntityId
+    latitude: Annotated[float, Meta(ge=-90.0, le=90.0)]
+    longitude: Annotated[float, Meta(ge=-180.0, le=180.0)]
+    current_stop_sequence: Annotated[int, Meta(ge=0, le=10_000)]
+    delay_s: Annotated[float, Meta(ge=-3_600.0, le=86_400.0)]
+    stop_id: Annotated[str, Meta(max_length=64)] | None = None
+    current_status: VehicleStopStatus | None = None
+    bearing_deg: Annotated[float, Meta(ge=0.0, lt=360.0)] | None = None
+    speed_mps: Annotated[float, Meta(ge=0.0, le=60.0)] | None = None
+    occupancy_status: OccupancyStatus | None = None
+
+
+# --- pools --------------------------------------------------------------------------------
+
+
+class Quantity(Struct, frozen=True):
+    """A measured value with the unit the sensor reported it in."""
+
+    value: float
+    unit: Annotated[str, Meta(min_length=1, max_length=16)]
+
+
+#: per water parameter: accepted units -> factor/offset to the canonical unit, and the
+#: physically possible range in the canonical unit (not the legal range: that is detection's)
+_UNITS: dict[str, tuple[str, dict[str, tuple[float, float]], float, float]] = {
+    "free_chlorine": ("mg/l", {"mg/l": (1.0, 0.0), "mg/L": (1.0, 0.0), "ppm": (1.0, 0.0)}, 0.0, 20.0),
+    "combined_chlorine": ("mg/l", {"mg/l": (1.0, 0.0), "mg/L": (1.0, 0.0), "ppm": (1.0, 0.0)}, 0.0, 20.0),
+    "ph": ("pH", {"pH": (1.0, 0.0), "1": (1.0, 0.0)}, 0.0, 14.0),
+    "redox": ("mV", {"mV": (1.0, 0.0), "V": (1000.0, 0.0)}, -2_000.0, 2_000.0),
+    "temperature": ("degC", {"degC": (1.0, 0.0), "°C": (1.0, 0.0), "K": (1.0, -273.15)}, 0.0, 60.0),
+    "turbidity": ("FNU", {"FNU": (1.0, 0.0), "NTU": (1.0, 0.0)}, 0.0, 1_000.0),
+}
+
+
+def canonical(parameter: str, quantity: Quantity) -> float:
+    """The quantity in the parameter's canonical unit; ``ValueError`` for a wrong unit/range."""
+    unit, accepted, low, high = _UNITS[parameter]
+    try:
+        factor, offset = accepted[quantity.unit]
+    except KeyError:
+        raise ValueError(
+            f"{parameter}: unit {quantity.unit!r} is not one of {sorted(accepted)}"
+        ) from None
+    value = quantity.value * factor + offset
+    if not low <= value <= high:
+        raise ValueError(f"{parameter}: {value:g} {unit} outside physical range [{low:g}, {high:g}]")
+    return value
+
+
+class PoolReading(Record, frozen=True):
+    """Water quality of one basin (DIN 19643 parameters) and how many people are in."""
+
+    key_field: ClassVar[str | None] = "pool_id"
+
+    pool_id: EntityId
+    free_chlorine: Quantity | None = None
+    combined_chlorine: Quantity | None = None
+    ph: Quantity | None = None
+    redox: Quantity | None = None
+    temperature: Quantity | None = None
+    turbidity: Quantity | None = None
+    visitors: Annotated[int, Meta(ge=0, le=100_000)] | None = None
+
+    def __post_init__(self) -> None:
+        present = [p for p in _UNITS if getattr(self, p) is not None]
+        if not present and self.visitors is None:
+            raise ValueError("a pool reading needs at least one measurement or a visitor count")
+        for parameter in present:
+            canonical(parameter, getattr(self, parameter))
+
+    def values(self) -> dict[str, float]:
+        """Present parameters in canonical units (mg/l, pH, mV, degC, FNU)."""
+        return {
+            p: canonical(p, getattr(self, p)) for p in _UNITS if getattr(self, p) is not None
+        }
+
+
+SupervisionKind = Literal[
+    "motionless_swimmer",
+    "person_in_closed_zone",
+    "overcrowding",
+    "camera_fault",
+    "camera_restored",
+]
+
+
+class PoolSupervisionEvent(Record, frozen=True):
+    """An event of the pool's camera system. Events, never images or identities."""
+
+    key_field: ClassVar[str | None] = "pool_id"
+
+    pool_id: EntityId
+    event_id: EntityId
+    kind: SupervisionKind
+    zone: Annotated[str, Meta(max_length=64)] | None = None
+    duration_s: Annotated[float, Meta(ge=0.0, le=86_400.0)] | None = None
+    confidence: Fraction | None = None
+    persons: Annotated[int, Meta(ge=0, le=100_000)] | None = None
+
+
+# --- schedule -----------------------------------------------------------------------------
+
+
+class WeatherForecast(Struct, kw_only=True, frozen=True):
+    temperature_c: Annotated[float, Meta(ge=-60.0, le=60.0)] | None = None
+    precipitation_mm_h: Annotated[float, Meta(ge=0.0, le=500.0)] | None = None
+    wind_kmh: Annotated[float, Meta(ge=0.0, le=400.0)] | None = None
+    condition: Annotated[str, Meta(max_length=32)] | None = None
+
+
+ScheduleKind = Literal[
+    "concert", "match", "fair", "holiday", "school_holiday", "weather", "roadworks", "other"
+]
+
+
+class ScheduledEvent(Record, frozen=True):
+    """Something planned that moves load: an event at a venue, a holiday, a weather forecast."""
+
+    key_field: ClassVar[str | None] = "venue_id"
+
+    venue_id: EntityId
+    event_id: EntityId
+    kind: ScheduleKind
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    title: Annotated[str, Meta(max_length=200)] | None = None
+    expected_attendance: Annotated[int, Meta(ge=0, le=1_000_000)] | None = None
+    weather: WeatherForecast | None = None
+
+    def __post_init__(self) -> None:
+        if self.ends_at < self.starts_at:
+            raise ValueError("ends_at lies before starts_at")
+
+
+#: input topic (catalogue name) -> the record type its values decode into
+INPUT_RECORDS: dict[str, type[Record]] = {
+    "sensors.intersection": IntersectionFrame,
+    "signals.state": SignalState,
+    "sensors.bus": BusPosition,
+    "sensors.pool": PoolReading,
+    "pool.supervision": PoolSupervisionEvent,
+    "events.schedule": ScheduledEvent,
+}
+
+
+# --- outputs of the foundation ------------------------------------------------------------
+
+
+class DeadLetter(Struct, kw_only=True, frozen=True):
+    """A record that did not decode: enough to find, understand and replay it."""
+
+    schema_version: int = SCHEMA_VERSION
+    event_time: datetime
+    source_topic: str
+    partition: int
+    offset: int
+    reason_code: str
+    reason: str
+    raw_b64: str
+    key_b64: str | None = None
+
+
+class DetectorAggregate(Struct, kw_only=True, frozen=True):
+    """One detector over one closed tumbling window.
+
+    ``aggregate_id`` is deterministic, so a re-emitted window (at-least-once delivery)
+    overwrites rather than duplicates wherever it is stored.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    aggregate_id: str
+    intersection_id: str
+    detector_id: str
+    window_start: datetime
+    window_end: datetime
+    frames: int
+    count_sum: int
+    occupancy_mean: float
+    speed_kmh_mean: float | None
+    event_time: datetime
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(record: Struct) -> bytes:
+    """JSON bytes of any record (msgspec: datetimes as RFC 3339)."""
+    return _encoder.encode(record)

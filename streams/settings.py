@@ -1,0 +1,171 @@
+"""Effective configuration: defaults < ``.env`` < ``LEITSTAND_*`` environment < CLI flags.
+
+One settings object is built per process and passed down explicitly, so tests and the
+CLI can run several differently configured workers side by side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+TimestampReference = Literal["now", "stream"]
+
+
+class Settings(BaseSettings):
+    """Every knob an operator may turn, with the default a newcomer needs."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LEITSTAND_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- Kafka --------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        description="Comma-separated host:port list; the embedded broker listens here by default.",
+    )
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+
+    topic_prefix: str = Field("leitstand.", description="Prepended to every topic name.")
+    topic_partitions: int = Field(4, ge=1, le=1024)
+    topic_replication_factor: int = Field(1, ge=1, le=16)
+
+    # --- Faust runtime ------------------------------------------------------------
+    app_id: str = Field("leitstand", description="Faust app id = consumer group id.")
+    table_store: str = Field(
+        "memory://", description="memory:// (default) or rocksdb:// for durable local state."
+    )
+    data_dir: Path = Field(Path(".leitstand/worker"), description="Faust tables and app data.")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+    api_token: SecretStr | None = None
+
+    # --- records and windows ------------------------------------------------------
+    max_record_bytes: int = Field(
+        1_000_000, ge=256, description="Larger records go to the dead-letter topic."
+    )
+    clock_skew_s: float = Field(
+        6 * 3600.0, gt=0, description="Accepted distance of an event time from the reference."
+    )
+    timestamp_reference: TimestampReference = Field(
+        "now",
+        description="'now' checks event times against the wall clock; 'stream' against "
+        "the newest event time seen on the topic (for replays of historical data).",
+    )
+    aggregate_window_s: int = Field(60, ge=1, le=3600)
+    aggregate_lateness_s: float = Field(
+        10.0, ge=0, description="How long a window waits for late frames (event time)."
+    )
+    aggregate_idle_close_s: float = Field(
+        90.0, gt=0, description="Close open windows of an intersection silent this long (wall)."
+    )
+    batch_max: int = Field(1000, ge=1, description="Largest batch handed to an agent.")
+    batch_within_s: float = Field(0.5, gt=0, description="Longest wait to fill a batch.")
+
+    # --- storage and local state --------------------------------------------------
+    postgres_dsn: SecretStr | None = Field(
+        None, description="postgresql://user:password@host:5432/db (storage issue)."
+    )
+    state_dir: Path = Field(
+        Path(".leitstand"), description="Broker pid/log files and data live here."
+    )
+    cache_dir: Path = Field(
+        Path(".leitstand/cache"), description="Downloaded Apache Kafka jars are cached here."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_is_a_topic_name(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not set(value) <= allowed:
+            raise ValueError("may contain only letters, digits, '.', '_' and '-'")
+        return value
+
+    @field_validator("table_store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if not value.startswith(("memory://", "rocksdb://")):
+            raise ValueError("must start with memory:// or rocksdb://")
+        return value
+
+    @property
+    def bootstrap_list(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a catalogue name such as ``sensors.intersection``."""
+        return f"{self.topic_prefix}{name}"
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security options in the vocabulary of aiokafka clients (SASL/TLS pass-through)."""
+        opts: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            import ssl
+
+            ctx = ssl.create_default_context(
+                cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
+            )
+            if self.kafka_ssl_certfile:
+                ctx.load_cert_chain(
+                    str(self.kafka_ssl_certfile),
+                    str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None,
+                )
+            opts["ssl_context"] = ctx
+        if self.kafka_security_protocol.startswith("SASL"):
+            opts["sasl_mechanism"] = self.kafka_sasl_mechanism or "PLAIN"
+            opts["sasl_plain_username"] = self.kafka_sasl_username
+            opts["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        return opts
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings for display, secrets replaced by ``***``."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                shown: Any = _mask_dsn(value.get_secret_value()) if name.endswith("dsn") else "***"
+            elif isinstance(value, Path):
+                shown = str(value)
+            else:
+                shown = value
+            out[name] = shown
+        return out
+
+
+def _mask_dsn(dsn: str) -> str:
+    """Keep host and database visible (useful when debugging), hide the password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:
+        return "***"
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment with CLI overrides (``None`` means 'not given')."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**given)

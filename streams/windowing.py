@@ -1,0 +1,134 @@
+"""Per-intersection, per-detector tumbling-window aggregation: the maths, without Faust.
+
+State is a plain JSON-able dict per intersection, so it can live in a Faust table (and its
+changelog) unchanged. Windows close on *event time*: when the intersection's watermark (end of
+the newest frame) passes ``window end + lateness``, or when the intersection has been silent
+for a while on the wall clock (``close_idle``), so the last window of a stream is not held
+forever.
+
+Delivery is at-least-once, so folding is idempotent: a frame seen again (same intersection and
+start time) is ignored, and a frame for a window already closed is counted as late and dropped
+rather than re-opening the window with partial data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+from .records import DetectorAggregate, IntersectionFrame
+
+State = dict[str, Any]
+# per detector: [count_sum, occupancy_sum, frames, speed_sum, speed_frames]
+_COUNT, _OCC, _N, _SPEED, _SPEED_N = range(5)
+
+
+def empty_state() -> State:
+    return {"windows": {}, "watermark": None, "closed_until": None, "last_seen_wall": None}
+
+
+def window_start(t: float, window_s: int) -> float:
+    return float(int(t // window_s) * window_s)
+
+
+def fold(
+    state: State | None,
+    frames: Iterable[IntersectionFrame],
+    *,
+    window_s: int,
+    lateness_s: float,
+    wall_now: float,
+) -> tuple[State, list[DetectorAggregate], int]:
+    """Add frames (of one intersection, in arrival order) and close what event time allows.
+
+    Returns the new state, the aggregates of windows closed now, and how many frames were
+    dropped as late.
+    """
+    st = empty_state() if state is None else state
+    windows: dict[str, Any] = st["windows"]
+    late = 0
+    intersection_id = st.get("intersection_id")
+    for frame in frames:
+        intersection_id = frame.intersection_id
+        t = frame.event_time.timestamp()
+        start = window_start(t, window_s)
+        closed_until = st["closed_until"]
+        if closed_until is not None and start < closed_until:
+            late += 1
+            continue
+        w = windows.setdefault(repr(start), {"frames": [], "detectors": {}})
+        if t in w["frames"]:  # redelivered frame: already counted
+            continue
+        w["frames"].append(t)
+        acc = w["detectors"]
+        for d in frame.detectors:
+            a = acc.get(d.detector_id)
+            if a is None:
+                a = acc[d.detector_id] = [0, 0.0, 0, 0.0, 0]
+            a[_COUNT] += d.count
+            a[_OCC] += d.occupancy
+            a[_N] += 1
+            if d.speed_kmh is not None:
+                a[_SPEED] += d.speed_kmh
+                a[_SPEED_N] += 1
+        end_t = t + frame.interval_s
+        if st["watermark"] is None or end_t > st["watermark"]:
+            st["watermark"] = end_t
+    st["intersection_id"] = intersection_id
+    st["last_seen_wall"] = wall_now
+    closed: list[DetectorAggregate] = []
+    if st["watermark"] is not None:
+        horizon = st["watermark"] - lateness_s
+        closed = _close(st, lambda start: start + window_s <= horizon, window_s)
+    return st, closed, late
+
+
+def close_idle(
+    state: State, *, window_s: int, idle_s: float, wall_now: float
+) -> list[DetectorAggregate]:
+    """Close every open window of an intersection that has been silent ``idle_s`` (wall)."""
+    seen = state.get("last_seen_wall")
+    if not state["windows"] or seen is None or wall_now - seen < idle_s:
+        return []
+    return _close(state, lambda start: True, window_s)
+
+
+def _close(st: State, is_due: Any, window_s: int) -> list[DetectorAggregate]:
+    out: list[DetectorAggregate] = []
+    windows = st["windows"]
+    for key in sorted(windows, key=float):
+        start = float(key)
+        if not is_due(start):
+            break
+        w = windows.pop(key)
+        out.extend(_aggregates(st["intersection_id"], start, window_s, w))
+        end = start + window_s
+        if st["closed_until"] is None or end > st["closed_until"]:
+            st["closed_until"] = end
+    return out
+
+
+def _aggregates(
+    intersection_id: str, start: float, window_s: int, w: dict[str, Any]
+) -> list[DetectorAggregate]:
+    ws = datetime.fromtimestamp(start, tz=timezone.utc)
+    we = datetime.fromtimestamp(start + window_s, tz=timezone.utc)
+    out = []
+    for detector_id in sorted(w["detectors"]):
+        a = w["detectors"][detector_id]
+        out.append(
+            DetectorAggregate(
+                aggregate_id=f"{intersection_id}/{detector_id}/{int(start)}",
+                intersection_id=intersection_id,
+                detector_id=detector_id,
+                window_start=ws,
+                window_end=we,
+                frames=a[_N],
+                count_sum=a[_COUNT],
+                occupancy_mean=a[_OCC] / a[_N],
+                speed_kmh_mean=(a[_SPEED] / a[_SPEED_N]) if a[_SPEED_N] else None,
+                event_time=we,
+            )
+        )
+    return out
