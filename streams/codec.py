@@ -154,8 +154,10 @@ def decode_batch(
     return DecodedBatch(records, dead)
 
 
-def reason_counts(dead: Sequence[DeadLetter]) -> dict[str, int]:
-    counts: dict[str, int] = {}
+def reason_counts(dead: Sequence[DeadLetter]) -> dict[tuple[str, str], int]:
+    """Dead letters per (source topic, reason code), for the counters."""
+    counts: dict[tuple[str, str], int] = {}
     for d in dead:
-        counts[d.reason_code] = counts.get(d.reason_code, 0) + 1
+        k = (d.source_topic, d.reason_code)
+        counts[k] = counts.get(k, 0) + 1
     return counts

@@ -1,0 +1,1 @@
+"""Faust agents: a few lines of wiring each; the logic they call lives elsewhere."""

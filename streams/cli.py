@@ -1,0 +1,315 @@
+"""The ``leitstand`` command line.
+
+Every expected failure (broker missing, port taken, bad argument, unreachable Kafka) ends in
+one line on stderr and a non-zero exit; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import orjson
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from .broker import ENGINES, BrokerError, BrokerUnreachable
+from .settings import Settings, load_settings
+
+app = typer.Typer(
+    name="leitstand",
+    help="Leitstand: real-time traffic and infrastructure analytics for municipal control rooms.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+broker_app = typer.Typer(help="Start, stop and inspect the Kafka broker (embedded Tansu or Apache Kafka).", no_args_is_help=True)
+topics_app = typer.Typer(help="Create and list Leitstand's Kafka topics.", no_args_is_help=True)
+simulate_app = typer.Typer(help="Produce synthetic sensor streams.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks with JSON output and a same-run baseline.", no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
+app.add_typer(topics_app, name="topics")
+app.add_typer(simulate_app, name="simulate")
+app.add_typer(bench_app, name="bench")
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class CliError(Exception):
+    """An operator-facing failure: printed as one line, exit code 1."""
+
+
+_overrides: dict[str, Any] = {}
+
+
+def settings() -> Settings:
+    return load_settings(**_overrides)
+
+
+@app.callback()
+def _global(
+    bootstrap_servers: Annotated[Optional[str], typer.Option("--bootstrap-servers", "-b", help="Kafka bootstrap host:port[,host:port].")] = None,
+    topic_prefix: Annotated[Optional[str], typer.Option(help="Prefix of every topic name.")] = None,
+    state_dir: Annotated[Optional[Path], typer.Option(help="Where broker pid/log files and local state live.")] = None,
+    log_level: Annotated[Optional[str], typer.Option(help="debug, info, warning or error.")] = None,
+) -> None:
+    _overrides.update(
+        kafka_bootstrap_servers=bootstrap_servers,
+        topic_prefix=topic_prefix,
+        state_dir=state_dir,
+        log_level=log_level,
+    )
+
+
+# --- config -------------------------------------------------------------------------------
+
+
+@app.command("config")
+def config_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Print the effective settings (defaults, .env, LEITSTAND_* variables, flags), secrets masked."""
+    shown = settings().masked()
+    if as_json:
+        out.print_json(data=shown)
+        return
+    from rich.table import Table
+
+    table = Table("setting", "value", "environment variable", box=None)
+    for k, v in shown.items():
+        table.add_row(k, "" if v is None else str(v), f"LEITSTAND_{k.upper()}")
+    out.print(table)
+
+
+# --- broker -------------------------------------------------------------------------------
+
+
+def _engine(value: str) -> str:
+    if value not in ENGINES:
+        raise typer.BadParameter(f"choose one of {', '.join(ENGINES)}")
+    return value
+
+
+def _host_port(s: Settings, port: int | None) -> tuple[str, int]:
+    first = s.bootstrap_list[0]
+    host, _, p = first.rpartition(":")
+    return (host or "127.0.0.1", port if port is not None else int(p or 9092))
+
+
+@broker_app.command("start")
+def broker_start(
+    engine: Annotated[str, typer.Option(callback=_engine, help="tansu (embedded, memory-only) or kafka (Apache Kafka KRaft, durable).")] = "tansu",
+    port: Annotated[Optional[int], typer.Option(help="Listener port (default: from the bootstrap address).")] = None,
+) -> None:
+    """Start a broker on loopback in the background and wait until it answers."""
+    from .broker import start
+
+    s = settings()
+    host, p = _host_port(s, port)
+    if host not in ("127.0.0.1", "localhost"):
+        raise CliError(f"the managed broker only listens on loopback, not {host}")
+    info = start(engine, s.state_dir, s.cache_dir, "127.0.0.1", p, progress=True)
+    out.print(f"{engine} broker ready on {info.bootstrap} after {info.ready_after_s:.2f} s (pid {info.pid}, log {info.log_file})")
+
+
+@broker_app.command("stop")
+def broker_stop(
+    engine: Annotated[Optional[str], typer.Option(help="Stop only this engine (default: any running).")] = None,
+) -> None:
+    """Stop the broker started by 'leitstand broker start'."""
+    from .broker import stop
+
+    s = settings()
+    stopped = [i for e in ([engine] if engine else ENGINES) if (i := stop(s.state_dir, e)) is not None]
+    if not stopped:
+        out.print("no broker is running")
+        return
+    for i in stopped:
+        out.print(f"stopped {i.engine} broker (pid {i.pid}, {i.bootstrap})")
+
+
+@broker_app.command("status")
+def broker_status() -> None:
+    """Show which broker runs, where, and whether it answers a metadata request (exit 1 if none)."""
+    from .broker import read_info
+    from .broker.probe import metadata_ok
+
+    s = settings()
+    running = [i for e in ENGINES if (i := read_info(s.state_dir, e)) is not None]
+    if not running:
+        out.print("no broker is running")
+        raise typer.Exit(1)
+    for i in running:
+        ok = asyncio.run(metadata_ok(i.bootstrap, timeout_s=2.0))
+        up = time.time() - i.started_at
+        out.print(
+            f"{i.engine} broker on {i.bootstrap}: pid {i.pid}, up {up:.0f} s, "
+            f"{'answers metadata requests' if ok else 'NOT answering'}; log {i.log_file}"
+        )
+
+
+# --- topics -------------------------------------------------------------------------------
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every topic of the catalogue that does not exist yet."""
+    from .kafka_io import ensure_topics
+
+    s = _reachable_settings()
+    created = asyncio.run(ensure_topics(s))
+    out.print(f"created {len(created)} topics" + (": " + ", ".join(created) if created else " (all existed)"))
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """List the topics on the broker."""
+    from .kafka_io import list_topics
+
+    for t in asyncio.run(list_topics(_reachable_settings())):
+        out.print(t)
+
+
+def _reachable_settings() -> Settings:
+    from .broker import check_reachable
+
+    s = settings()
+    check_reachable(s.kafka_bootstrap_servers, timeout_s=5.0, **s.kafka_client_options())
+    return s
+
+
+# --- worker -------------------------------------------------------------------------------
+
+
+@app.command("worker")
+def worker_cmd(
+    web_port: Annotated[Optional[int], typer.Option(help="Port of the worker's HTTP endpoints (/ready, /metrics).")] = None,
+    table_store: Annotated[Optional[str], typer.Option(help="memory:// or rocksdb://")] = None,
+) -> None:
+    """Run the stream-processing worker with every agent (stops on Ctrl-C / SIGTERM)."""
+    from .worker import run_worker
+
+    if web_port is not None:
+        _overrides["web_port"] = web_port
+    if table_store is not None:
+        _overrides["table_store"] = table_store
+    run_worker(settings())
+
+
+# --- produce / tail -----------------------------------------------------------------------
+
+
+@app.command("produce")
+def produce_cmd(
+    topic: Annotated[str, typer.Argument(help="Catalogue topic name, e.g. sensors.intersection (the prefix is added).")],
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="JSON lines file (default: stdin).")] = None,
+    key_field: Annotated[Optional[str], typer.Option(help="Field whose value becomes the message key (default: the topic's key field).")] = None,
+) -> None:
+    """Send JSON lines to a topic as they are (bad lines too: the worker dead-letters them)."""
+    from .kafka_io import producer, send_all
+    from .records import INPUT_RECORDS
+
+    s = _reachable_settings()
+    if key_field is None and topic in INPUT_RECORDS:
+        key_field = INPUT_RECORDS[topic].key_field
+    if file is not None and not file.is_file():
+        raise CliError(f"no such file: {file}")
+    lines = (file.open("rb") if file is not None else sys.stdin.buffer)
+
+    def items() -> Any:
+        for line in lines:
+            line = line.rstrip(b"\r\n")
+            if not line:
+                continue
+            key = None
+            if key_field:
+                try:
+                    obj = orjson.loads(line)
+                    if isinstance(obj, dict) and obj.get(key_field) is not None:
+                        key = str(obj[key_field]).encode()
+                except orjson.JSONDecodeError:
+                    pass
+            yield key, line
+
+    async def run() -> int:
+        prod = producer(s)
+        await prod.start()
+        try:
+            return await send_all(prod, s.topic(topic), items())
+        finally:
+            await prod.stop()
+
+    n = asyncio.run(run())
+    err.print(f"sent {n} records to {s.topic(topic)}")
+
+
+@app.command("tail")
+def tail_cmd(
+    topic: Annotated[str, typer.Argument(help="Catalogue topic name, e.g. aggregates or deadletter.")],
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest retained record.")] = False,
+    n: Annotated[Optional[int], typer.Option("-n", min=1, help="Stop after N records.")] = None,
+    idle_timeout: Annotated[Optional[float], typer.Option(help="Stop after this many seconds without a record.")] = None,
+    meta: Annotated[bool, typer.Option("--meta", help="Wrap each value with partition, offset, key and timestamp.")] = False,
+) -> None:
+    """Print a topic's records, decoded, one JSON object per line."""
+    from .kafka_io import tail
+
+    s = _reachable_settings()
+
+    async def run() -> None:
+        async for m in tail(s, s.topic(topic), from_beginning=from_beginning, limit=n, idle_timeout_s=idle_timeout):
+            try:
+                value: Any = orjson.loads(m.value) if m.value else None
+            except orjson.JSONDecodeError:
+                import base64
+
+                value = {"undecodable_b64": base64.b64encode(m.value or b"").decode()}
+            if meta:
+                value = {
+                    "partition": m.partition,
+                    "offset": m.offset,
+                    "timestamp_ms": m.timestamp_ms,
+                    "key": m.key.decode("utf-8", "replace") if m.key is not None else None,
+                    "value": value,
+                }
+            sys.stdout.buffer.write(orjson.dumps(value) + b"\n")
+            sys.stdout.flush()
+
+    try:
+        asyncio.run(run())
+    except LookupError as exc:
+        raise CliError(str(exc)) from None
+
+
+# --- simulate / demo / bench (registered from their modules) ------------------------------
+
+from . import cli_run  # noqa: E402  (registers simulate, demo and bench commands)
+
+cli_run.register(app, simulate_app, bench_app)
+
+
+def main() -> None:
+    """Console-script entry point: one line per expected failure, no tracebacks."""
+    try:
+        app()
+    except (CliError, BrokerError, BrokerUnreachable) as exc:
+        err.print(f"error: {exc}")
+        sys.exit(1)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        err.print(f"error: invalid setting {where}: {first.get('msg')}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""A worker in a child process, for the demo, the benchmarks and the integration tests.
+
+Running the worker as its own process is what production does; it also keeps Faust's event
+loop and signal handling away from the caller's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def settings_env(values: dict[str, Any]) -> dict[str, str]:
+    """``LEITSTAND_*`` environment for a child process from settings field values."""
+    return {f"LEITSTAND_{k.upper()}": str(v) for k, v in values.items() if v is not None}
+
+
+class WorkerProcess:
+    """``leitstand worker`` as a child; ``start`` returns once ``/ready`` says so."""
+
+    def __init__(self, env: dict[str, str], log_file: Path, web_port: int) -> None:
+        self.env = env
+        self.log_file = log_file
+        self.web_port = web_port
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ready_after_s: float | None = None
+
+    def start(self, timeout_s: float = 60.0) -> float:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env, "LEITSTAND_WEB_PORT": str(self.web_port)}
+        t0 = time.monotonic()
+        with open(self.log_file, "ab") as log:
+            self.proc = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", "streams.cli", "worker"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        while time.monotonic() - t0 < timeout_s:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}; see {self.log_file}: {self.log_tail()}")
+            if self.ready():
+                self.ready_after_s = time.monotonic() - t0
+                return self.ready_after_s
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"worker not ready within {timeout_s:g} s; see {self.log_file}: {self.log_tail()}")
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/ready", timeout=1) as r:  # noqa: S310
+                return bool(json.loads(r.read()).get("ready"))
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def metrics(self) -> dict[str, float]:
+        """Current Prometheus samples of the worker, ``name{labels}`` -> value."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=2) as r:  # noqa: S310
+            text = r.read().decode()
+        samples: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def stop(self, timeout_s: float = 20.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(5)
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            return " | ".join(self.log_file.read_text(errors="replace").strip().splitlines()[-lines:])
+        except OSError:
+            return ""
