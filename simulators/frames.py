@@ -73,11 +73,17 @@ def frame_at(layout: IntersectionLayout, t: datetime, interval_s: float, rng: ra
 
 
 def frames(
-    *, intersections: int, start: datetime, interval_s: float, steps: int, seed: int
+    *,
+    intersections: int,
+    start: datetime,
+    interval_s: float,
+    steps: int,
+    seed: int,
+    detectors_per_intersection: int = 4,
 ) -> Iterator[IntersectionFrame]:
     """Frames for every intersection, interval after interval, in event-time order."""
     rng = random.Random(seed + 1)
-    lay = layouts(intersections, seed)
+    lay = layouts(intersections, seed, detectors_per_intersection)
     start = start.astimezone(timezone.utc)
     t0 = start.timestamp()
     for step in range(steps):

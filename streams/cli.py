@@ -22,16 +22,16 @@ from .settings import Settings, load_settings
 
 app = typer.Typer(
     name="leitstand",
-    help="Leitstand: real-time traffic and infrastructure analytics for municipal control rooms.",
+    help="Leitstand: real-time traffic and infrastructure analytics for municipal control rooms.\n\nSettings come from defaults, .env, LEITSTAND_* variables and these flags.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-broker_app = typer.Typer(help="Start, stop and inspect the Kafka broker (embedded Tansu or Apache Kafka).", no_args_is_help=True)
-topics_app = typer.Typer(help="Create and list Leitstand's Kafka topics.", no_args_is_help=True)
+broker_app = typer.Typer(help="Start, stop or inspect the local Kafka broker.", no_args_is_help=True)
+topics_app = typer.Typer(help="Create or list the Kafka topics.", no_args_is_help=True)
 simulate_app = typer.Typer(help="Produce synthetic sensor streams.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks with JSON output and a same-run baseline.", no_args_is_help=True)
+bench_app = typer.Typer(help="Run benchmarks (JSON, with a same-run baseline).", no_args_is_help=True)
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(simulate_app, name="simulate")
@@ -74,7 +74,10 @@ def _global(
 def config_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Print the effective settings (defaults, .env, LEITSTAND_* variables, flags), secrets masked."""
+    """Print the effective settings, secrets masked.
+
+    Sources, lowest first: defaults, .env, LEITSTAND_* variables, command-line flags.
+    """
     shown = settings().masked()
     if as_json:
         out.print_json(data=shown)
@@ -107,7 +110,7 @@ def broker_start(
     engine: Annotated[str, typer.Option(callback=_engine, help="tansu (embedded, memory-only) or kafka (Apache Kafka KRaft, durable).")] = "tansu",
     port: Annotated[Optional[int], typer.Option(help="Listener port (default: from the bootstrap address).")] = None,
 ) -> None:
-    """Start a broker on loopback in the background and wait until it answers."""
+    """Start a broker on loopback and wait until it answers."""
     from .broker import start
 
     s = settings()
@@ -136,7 +139,10 @@ def broker_stop(
 
 @broker_app.command("status")
 def broker_status() -> None:
-    """Show which broker runs, where, and whether it answers a metadata request (exit 1 if none)."""
+    """Show the running broker and whether it answers.
+
+    Exits 1 when no broker runs.
+    """
     from .broker import read_info
     from .broker.probe import metadata_ok
 
@@ -159,7 +165,7 @@ def broker_status() -> None:
 
 @topics_app.command("create")
 def topics_create() -> None:
-    """Create every topic of the catalogue that does not exist yet."""
+    """Create the catalogue topics that are missing."""
     from .kafka_io import ensure_topics
 
     s = _reachable_settings()
@@ -192,7 +198,10 @@ def worker_cmd(
     web_port: Annotated[Optional[int], typer.Option(help="Port of the worker's HTTP endpoints (/ready, /metrics).")] = None,
     table_store: Annotated[Optional[str], typer.Option(help="memory:// or rocksdb://")] = None,
 ) -> None:
-    """Run the stream-processing worker with every agent (stops on Ctrl-C / SIGTERM)."""
+    """Run the stream-processing worker with every agent.
+
+    Serves /ready and /metrics on the web port; stops on Ctrl-C or SIGTERM.
+    """
     from .worker import run_worker
 
     if web_port is not None:
@@ -211,7 +220,10 @@ def produce_cmd(
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="JSON lines file (default: stdin).")] = None,
     key_field: Annotated[Optional[str], typer.Option(help="Field whose value becomes the message key (default: the topic's key field).")] = None,
 ) -> None:
-    """Send JSON lines to a topic as they are (bad lines too: the worker dead-letters them)."""
+    """Send JSON lines from a file or stdin to a topic.
+
+    Lines are sent as they are, bad ones too: the worker dead-letters them.
+    """
     from .kafka_io import producer, send_all
     from .records import INPUT_RECORDS
 
@@ -257,7 +269,7 @@ def tail_cmd(
     idle_timeout: Annotated[Optional[float], typer.Option(help="Stop after this many seconds without a record.")] = None,
     meta: Annotated[bool, typer.Option("--meta", help="Wrap each value with partition, offset, key and timestamp.")] = False,
 ) -> None:
-    """Print a topic's records, decoded, one JSON object per line."""
+    """Print a topic's records as JSON lines."""
     from .kafka_io import tail
 
     s = _reachable_settings()
