@@ -227,11 +227,11 @@ def produce_cmd(
     from .kafka_io import producer, send_all
     from .records import INPUT_RECORDS
 
+    if file is not None and not file.is_file():
+        raise CliError(f"no such file: {file}")
     s = _reachable_settings()
     if key_field is None and topic in INPUT_RECORDS:
         key_field = INPUT_RECORDS[topic].key_field
-    if file is not None and not file.is_file():
-        raise CliError(f"no such file: {file}")
     lines = (file.open("rb") if file is not None else sys.stdin.buffer)
 
     def items() -> Any:
@@ -308,8 +308,20 @@ cli_run.register(app, simulate_app, bench_app)
 
 def main() -> None:
     """Console-script entry point: one line per expected failure, no tracebacks."""
+    # typer vendors click; its usage errors all derive from typer.exceptions.TyperException
+    from typer.exceptions import TyperException
+
     try:
-        app()
+        code = app(standalone_mode=False)
+    except TyperException as exc:
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: show its help
+            err.print(message)
+            sys.exit(2)
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        err.print(f"error: {where}{message}")
+        sys.exit(getattr(exc, "exit_code", 2))
     except (CliError, BrokerError, BrokerUnreachable) as exc:
         err.print(f"error: {exc}")
         sys.exit(1)
@@ -318,9 +330,10 @@ def main() -> None:
         where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
         err.print(f"error: invalid setting {where}: {first.get('msg')}")
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         err.print("interrupted")
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

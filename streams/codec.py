@@ -95,8 +95,11 @@ class TopicDecoder(Generic[R]):
         except msgspec.DecodeError as exc:
             return DecodeFailure("not_json", str(exc))
         t = record.event_time.timestamp()
-        ref = now if self.reference == "now" or self.watermark is None else self.watermark
-        if abs(t - ref) > self.clock_skew_s:
+        if self.reference == "now":
+            ref: float | None = now
+        else:  # the first record of a stream sets the reference
+            ref = self.watermark
+        if ref is not None and abs(t - ref) > self.clock_skew_s:
             what = "now" if self.reference == "now" else "the stream"
             return DecodeFailure(
                 "clock_skew",

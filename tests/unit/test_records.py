@@ -1,0 +1,175 @@
+"""Each input record type decodes its valid form and refuses each kind of bad input, with a reason."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from streams.codec import DecodeFailure, TopicDecoder, decoder_for
+from streams.records import (
+    INPUT_RECORDS,
+    BusPosition,
+    IntersectionFrame,
+    PoolReading,
+    PoolSupervisionEvent,
+    ScheduledEvent,
+    SignalState,
+)
+
+NOW = time.time()
+TS = datetime.fromtimestamp(NOW, tz=timezone.utc).isoformat()
+
+
+def frame(**over: object) -> dict:
+    base = {
+        "schema_version": 1,
+        "event_time": TS,
+        "intersection_id": "K1",
+        "interval_s": 60,
+        "detectors": [
+            {"detector_id": "D1", "count": 12, "occupancy": 0.2, "speed_kmh": 42.0, "queue_veh": 3},
+            {"detector_id": "D2", "count": 0, "occupancy": 0.0},
+        ],
+    }
+    base.update(over)
+    return base
+
+
+VALID = {
+    "sensors.intersection": frame(),
+    "signals.state": {"schema_version": 1, "event_time": TS, "intersection_id": "K1", "stage": "2",
+                      "stage_started_at": TS},
+    "sensors.bus": {"schema_version": 1, "event_time": TS, "vehicle_id": "B17", "trip_id": "T1",
+                    "route_id": "42", "latitude": 48.76, "longitude": 11.42, "current_stop_sequence": 3,
+                    "delay_s": 120, "occupancy_status": "FEW_SEATS_AVAILABLE"},
+    "sensors.pool": {"schema_version": 1, "event_time": TS, "pool_id": "P1",
+                     "free_chlorine": {"value": 0.45, "unit": "mg/l"}, "ph": {"value": 7.0, "unit": "pH"},
+                     "redox": {"value": 0.78, "unit": "V"}, "temperature": {"value": 301.15, "unit": "K"},
+                     "visitors": 120},
+    "pool.supervision": {"schema_version": 1, "event_time": TS, "pool_id": "P1", "event_id": "E1",
+                         "kind": "motionless_swimmer", "zone": "deep end", "duration_s": 12, "confidence": 0.93},
+    "events.schedule": {"schema_version": 1, "event_time": TS, "venue_id": "stadium", "event_id": "M1",
+                        "kind": "match", "starts_at": TS,
+                        "ends_at": (datetime.fromtimestamp(NOW, tz=timezone.utc) + timedelta(hours=2)).isoformat(),
+                        "expected_attendance": 15000},
+}
+
+
+@pytest.mark.parametrize("topic", sorted(INPUT_RECORDS))
+def test_valid_record_of_every_topic_decodes(topic: str) -> None:
+    out = decoder_for(topic).decode(orjson.dumps(VALID[topic]), now=NOW)
+    assert isinstance(out, INPUT_RECORDS[topic]), out
+    assert out.schema_version == 1
+    assert abs(out.event_time.timestamp() - NOW) < 1e-3
+
+
+def test_every_catalogue_input_topic_has_a_record_type() -> None:
+    assert set(INPUT_RECORDS) == {
+        "sensors.intersection", "signals.state", "sensors.bus", "sensors.pool", "pool.supervision", "events.schedule",
+    }
+    assert {IntersectionFrame, SignalState, BusPosition, PoolReading, PoolSupervisionEvent, ScheduledEvent} == set(
+        INPUT_RECORDS.values()
+    )
+
+
+def test_pool_units_are_converted_to_canonical() -> None:
+    out = decoder_for("sensors.pool").decode(orjson.dumps(VALID["sensors.pool"]), now=NOW)
+    assert isinstance(out, PoolReading)
+    values = out.values()
+    assert values["redox"] == pytest.approx(780.0)
+    assert values["temperature"] == pytest.approx(28.0)
+    assert values["free_chlorine"] == 0.45
+
+
+def _bad_detector(**d: object) -> dict:
+    det = {"detector_id": "D1", "count": 1, "occupancy": 0.1}
+    det.update(d)
+    return frame(detectors=[det])
+
+
+@pytest.mark.parametrize(
+    "payload, code",
+    [
+        (b"\x00\xffgarbage", "not_json"),
+        (b"", "empty"),
+        (b"[1, 2]", "invalid"),
+        (orjson.dumps(_bad_detector(occupancy=1.7)), "out_of_range"),
+        (orjson.dumps(_bad_detector(count=-1)), "out_of_range"),
+        (orjson.dumps(_bad_detector(count="many")), "invalid"),
+        (orjson.dumps(_bad_detector(count=True)), "invalid"),
+        (orjson.dumps({k: v for k, v in frame().items() if k != "event_time"}), "missing_field"),
+        (orjson.dumps(frame(schema_version=2)), "unknown_version"),
+        (orjson.dumps(frame(event_time="2026-01-01T00:00:00")), "invalid"),  # no timezone
+        (orjson.dumps(frame(detectors=[])), "out_of_range"),
+        (orjson.dumps(_bad_detector(count=5000)), "invalid"),  # impossible in 60 s
+        (orjson.dumps(frame(detectors=[{"detector_id": "D", "count": 1, "occupancy": 0.1}] * 2)), "invalid"),
+    ],
+)
+def test_bad_frames_fail_with_their_reason(payload: bytes, code: str) -> None:
+    out = decoder_for("sensors.intersection").decode(payload, now=NOW)
+    assert isinstance(out, DecodeFailure)
+    assert out.code == code, out
+    assert out.reason
+
+
+@pytest.mark.parametrize(
+    "mutation, fragment",
+    [
+        ({"ph": {"value": 15.0, "unit": "pH"}}, "ph"),
+        ({"free_chlorine": {"value": 0.4, "unit": "g/l"}}, "unit"),
+        ({"temperature": {"value": 90.0, "unit": "degC"}}, "temperature"),
+    ],
+)
+def test_pool_physics_and_units_are_checked(mutation: dict, fragment: str) -> None:
+    payload = {**VALID["sensors.pool"], **mutation}
+    out = decoder_for("sensors.pool").decode(orjson.dumps(payload), now=NOW)
+    assert isinstance(out, DecodeFailure) and fragment in out.reason
+
+
+def test_pool_reading_needs_some_measurement() -> None:
+    payload = {"schema_version": 1, "event_time": TS, "pool_id": "P1"}
+    out = decoder_for("sensors.pool").decode(orjson.dumps(payload), now=NOW)
+    assert isinstance(out, DecodeFailure)
+
+
+def test_schedule_end_before_start_is_refused() -> None:
+    payload = {**VALID["events.schedule"], "ends_at": "2000-01-01T00:00:00+00:00"}
+    assert isinstance(decoder_for("events.schedule").decode(orjson.dumps(payload), now=NOW), DecodeFailure)
+
+
+def test_oversize_is_refused_before_parsing() -> None:
+    dec = TopicDecoder(IntersectionFrame, max_bytes=300)
+    big = orjson.dumps(frame(detectors=[{"detector_id": f"D{i}", "count": 1, "occupancy": 0.1} for i in range(20)]))
+    out = dec.decode(big, now=NOW)
+    assert isinstance(out, DecodeFailure) and out.code == "oversize"
+
+
+def test_clock_skew_against_now() -> None:
+    dec = TopicDecoder(IntersectionFrame, clock_skew_s=3600)
+    old = datetime.fromtimestamp(NOW - 7200, tz=timezone.utc).isoformat()
+    out = dec.decode(orjson.dumps(frame(event_time=old)), now=NOW)
+    assert isinstance(out, DecodeFailure) and out.code == "clock_skew"
+    future = datetime.fromtimestamp(NOW + 7200, tz=timezone.utc).isoformat()
+    assert isinstance(dec.decode(orjson.dumps(frame(event_time=future)), now=NOW), DecodeFailure)
+
+
+def test_clock_skew_against_the_stream_accepts_replays_but_not_outliers() -> None:
+    dec = TopicDecoder(IntersectionFrame, clock_skew_s=3600, reference="stream")
+    t2017 = datetime(2017, 8, 18, 12, tzinfo=timezone.utc)
+    first = dec.decode(orjson.dumps(frame(event_time=t2017.isoformat())), now=NOW)
+    assert isinstance(first, IntersectionFrame)
+    later = dec.decode(orjson.dumps(frame(event_time=(t2017 + timedelta(minutes=5)).isoformat())), now=NOW)
+    assert isinstance(later, IntersectionFrame)
+    outlier = dec.decode(orjson.dumps(frame(event_time=(t2017 + timedelta(days=3)).isoformat())), now=NOW)
+    assert isinstance(outlier, DecodeFailure) and outlier.code == "clock_skew"
+
+
+def test_key_must_match_the_entity() -> None:
+    dec = decoder_for("sensors.intersection")
+    good = dec.decode(orjson.dumps(frame()), now=NOW, key=b"K1")
+    assert isinstance(good, IntersectionFrame)
+    bad = dec.decode(orjson.dumps(frame()), now=NOW, key=b"K2")
+    assert isinstance(bad, DecodeFailure) and bad.code == "key_mismatch"
