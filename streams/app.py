@@ -46,9 +46,9 @@ def create_app(settings: Settings) -> faust.App:
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
         # a lone worker should join at once; a dead one be noticed in seconds
-        broker_session_timeout=6.0,
-        broker_heartbeat_interval=1.0,
-        broker_rebalance_timeout=6.0,
+        broker_session_timeout=settings.group_session_timeout_s,
+        broker_heartbeat_interval=min(1.0, settings.group_session_timeout_s / 3),
+        broker_rebalance_timeout=settings.group_rebalance_timeout_s,
         # timers write tables outside stream iteration: one owner per partition, no standbys
         table_standby_replicas=0,
         producer_acks=-1,

@@ -51,6 +51,17 @@ class Settings(BaseSettings):
         "memory://", description="memory:// (default) or rocksdb:// for durable local state."
     )
     data_dir: Path = Field(Path(".leitstand/worker"), description="Faust tables and app data.")
+    group_session_timeout_s: float = Field(
+        6.0,
+        ge=1.0,
+        le=300.0,
+        description="A worker silent this long is dropped from the group. Also bounds start-up "
+        "on Tansu, which holds a new group's join for about half of it; 6 s is the smallest "
+        "value a stock Apache Kafka accepts (group.min.session.timeout.ms).",
+    )
+    group_rebalance_timeout_s: float = Field(
+        10.0, ge=1.0, le=300.0, description="How long a rebalance waits for members to rejoin."
+    )
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
     api_token: SecretStr | None = None
