@@ -6,6 +6,7 @@ import asyncio
 
 from .broker.probe import check_reachable
 from .kafka_io import ensure_topics
+from .logs import logging_config
 from .settings import Settings
 
 _FAUST_LEVELS = {"debug": "debug", "info": "info", "warning": "warn", "error": "error"}
@@ -26,6 +27,7 @@ def run_worker(settings: Settings) -> None:
     worker = faust.Worker(
         app,
         loglevel=_FAUST_LEVELS[settings.log_level],
+        logging_config=logging_config(settings.log_level, settings.log_format),
         quiet=True,
         redirect_stdouts=False,
     )
