@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .metrics import REGISTRY
 from .settings import Settings
+from .stores import store_url
 from .topics import DEADLETTER
 
 
@@ -38,7 +39,7 @@ def create_app(settings: Settings) -> faust.App:
         settings.app_id,
         broker=[f"kafka://{b}" for b in settings.bootstrap_list],
         broker_credentials=_credentials(settings),
-        store=settings.table_store,
+        store=store_url(settings.table_store),
         datadir=str(settings.data_dir),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication_factor,

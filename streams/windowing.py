@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 from .records import DetectorAggregate, IntersectionFrame
 
 State = dict[str, Any]
@@ -42,10 +44,10 @@ def fold(
 ) -> tuple[State, list[DetectorAggregate], int]:
     """Add frames (of one intersection, in arrival order) and close what event time allows.
 
-    Returns the new state, the aggregates of windows closed now, and how many frames were
-    dropped as late.
+    Returns a new state (the given one is left untouched), the aggregates of windows closed
+    now, and how many frames were dropped as late.
     """
-    st = empty_state() if state is None else state
+    st = empty_state() if state is None else _copy(state)
     windows: dict[str, Any] = st["windows"]
     late = 0
     intersection_id = st.get("intersection_id")
@@ -86,12 +88,20 @@ def fold(
 
 def close_idle(
     state: State, *, window_s: int, idle_s: float, wall_now: float
-) -> list[DetectorAggregate]:
+) -> tuple[State, list[DetectorAggregate]]:
     """Close every open window of an intersection that has been silent ``idle_s`` (wall)."""
     seen = state.get("last_seen_wall")
     if not state["windows"] or seen is None or wall_now - seen < idle_s:
-        return []
-    return _close(state, lambda start: True, window_s)
+        return state, []
+    st = _copy(state)
+    return st, _close(st, lambda start: True, window_s)
+
+
+def _copy(state: State) -> State:
+    """A deep copy. States are never mutated in place: Faust serialises a table value only when
+    its changelog record leaves the producer buffer, so mutating a state already handed to the
+    table would let the changelog run ahead of the aggregates it promises."""
+    return orjson.loads(orjson.dumps(state))
 
 
 def _close(st: State, is_due: Any, window_s: int) -> list[DetectorAggregate]:

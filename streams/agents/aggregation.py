@@ -7,12 +7,17 @@ table refuses writes (faust-streaming #497). The table key is the message key (i
 id, as raw bytes), so the producer's partitioner puts each changelog entry on the partition that matches
 its source partition, exactly as the per-event path would.
 
+Ordering makes a crash harmless: closed windows are sent and acknowledged by the broker before
+the state that says "closed" is written. A crash in between re-emits a window with identical
+values (at-least-once); it never loses one.
+
 Faust's own windowed tables were not used: they close windows by wall clock relative to the
 Kafka message timestamp and cannot be written from a batch; see docs/architecture.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -56,34 +61,45 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
     window_s, lateness_s = settings.aggregate_window_s, settings.aggregate_lateness_s
 
     async def publish(aggregates: list[DetectorAggregate]) -> None:
-        for agg in aggregates:
-            await sink.send(key=agg.intersection_id.encode(), value=encode(agg))
+        """Send and wait until the broker has them: only then may the state say 'closed'."""
+        pending = [
+            await sink.send(key=agg.intersection_id.encode(), value=encode(agg)) for agg in aggregates
+        ]
+        await asyncio.gather(*pending)
         AGGREGATES.inc(len(aggregates))
+
+    def save(updates: dict[bytes, windowing.State]) -> None:
+        # item by item: Table.update() would bypass the changelog
+        for key, state in updates.items():
+            windows[key] = state
 
     @app.agent(source, name="aggregate-detector-frames")
     async def aggregate(stream: Any) -> None:
         async for frames in decoded_batches(
             stream, decoder, deadletter, max_batch=settings.batch_max, within_s=settings.batch_within_s
         ):
-            now = time.time()
+            now, updates, closed = time.time(), {}, []
             for iid, group in by_intersection(frames).items():
                 key = iid.encode()
-                state, closed, late = windowing.fold(
+                updates[key], done, late = windowing.fold(
                     windows.get(key), group, window_s=window_s, lateness_s=lateness_s, wall_now=now
                 )
-                windows[key] = state
-                await publish(closed)
+                closed += done
                 LATE_FRAMES.inc(late)
+            await publish(closed)
+            save(updates)
 
     @app.timer(interval=max(1.0, min(settings.aggregate_idle_close_s / 4, 15.0)))
     async def close_idle_windows() -> None:
-        now, open_count = time.time(), 0
+        now, updates, closed, open_count = time.time(), {}, [], 0
         for key, state in list(windows.items()):
-            closed = windowing.close_idle(
+            state, done = windowing.close_idle(
                 state, window_s=window_s, idle_s=settings.aggregate_idle_close_s, wall_now=now
             )
-            if closed:
-                windows[key] = state
-                await publish(closed)
+            if done:
+                updates[key] = state
+                closed += done
             open_count += bool(state["windows"])
+        await publish(closed)
+        save(updates)
         OPEN_WINDOWS.set(open_count)

@@ -75,7 +75,8 @@ def test_closed_windows_equal_direct_computation_across_json_round_trips(n: int,
         assert late == 0
         emitted += closed
         state = orjson.loads(orjson.dumps(state))  # what the Faust table's changelog does
-    emitted += windowing.close_idle(state, window_s=60, idle_s=1, wall_now=10.0)
+    state, idle = windowing.close_idle(state, window_s=60, idle_s=1, wall_now=10.0)
+    emitted += idle
     assert as_dict(emitted) == direct(frames, 60)
     assert len({a.aggregate_id for a in emitted}) == len(emitted)
     assert state["windows"] == {}
@@ -110,6 +111,25 @@ def test_frames_for_closed_windows_are_late_and_dropped() -> None:
 
 def test_idle_close_waits_for_silence() -> None:
     state, _, _ = windowing.fold(None, make_frames(2, 4), window_s=60, lateness_s=0, wall_now=100.0)
-    assert windowing.close_idle(state, window_s=60, idle_s=30, wall_now=120.0) == []
-    closed = windowing.close_idle(state, window_s=60, idle_s=30, wall_now=131.0)
-    assert closed and state["windows"] == {}
+    assert windowing.close_idle(state, window_s=60, idle_s=30, wall_now=120.0) == (state, [])
+    after, closed = windowing.close_idle(state, window_s=60, idle_s=30, wall_now=131.0)
+    assert closed and after["windows"] == {}
+    assert state["windows"], "the input state must not be mutated"
+
+
+def test_fold_never_mutates_its_input() -> None:
+    frames = make_frames(10, 5)
+    state, _, _ = windowing.fold(None, frames[:3], window_s=60, lateness_s=0, wall_now=0)
+    snapshot = orjson.dumps(state)
+    windowing.fold(state, frames[3:], window_s=60, lateness_s=0, wall_now=1)
+    assert orjson.dumps(state) == snapshot
+
+
+def test_store_partition_matches_the_producer_partitioner() -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from streams.stores import key_partition
+
+    for i in range(200):
+        key = f"INT-{i:04d}".encode()
+        assert key_partition(key, 4) == DefaultPartitioner()(key, [0, 1, 2, 3], [0, 1, 2, 3])
