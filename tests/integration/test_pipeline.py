@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
-from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from streams.kafka_io import ensure_topics, producer, tail
 from streams.records import encode
 from streams.stack import WorkerProcess, free_port, settings_env
 from tests.cli_helpers import leitstand
+from tests.oracle import detector_windows
 
 pytestmark = pytest.mark.integration
 
@@ -25,18 +25,7 @@ WINDOW_S = 60
 
 def expected_aggregates(valid: list) -> dict[str, tuple]:
     """Direct computation over the valid frames, in send order (= per-key partition order)."""
-    acc: dict[str, list] = defaultdict(lambda: [0, 0.0, 0, 0.0, 0])
-    for f in valid:
-        w = int(f.event_time.timestamp() // WINDOW_S) * WINDOW_S
-        for d in f.detectors:
-            a = acc[f"{f.intersection_id}/{d.detector_id}/{w}"]
-            a[0] += d.count
-            a[1] += d.occupancy
-            a[2] += 1
-            if d.speed_kmh is not None:
-                a[3] += d.speed_kmh
-                a[4] += 1
-    return {k: (a[0], a[1] / a[2], a[2], a[3] / a[4] if a[4] else None) for k, a in acc.items()}
+    return detector_windows(valid, WINDOW_S)
 
 
 async def _send(s, items: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from datetime import datetime, timezone
 
 import orjson
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 
 from streams import windowing
 from streams.records import DetectorReading, IntersectionFrame
+from tests.oracle import detector_windows
 
 T0 = 1_790_000_040.0  # a minute boundary
 
@@ -41,27 +41,12 @@ def make_frames(n: int, seed: int, interval_s: float = 15.0, iid: str = "K1") ->
     return out
 
 
-def direct(frames: list[IntersectionFrame], window_s: int) -> dict[tuple[str, int], tuple]:
-    """The oracle: plain group-by over all frames, summed in arrival order."""
-    acc: dict[tuple[str, int], list] = defaultdict(lambda: [0, 0.0, 0, 0.0, 0])
-    for f in frames:
-        w = int(f.event_time.timestamp() // window_s) * window_s
-        for d in f.detectors:
-            a = acc[(d.detector_id, w)]
-            a[0] += d.count
-            a[1] += d.occupancy
-            a[2] += 1
-            if d.speed_kmh is not None:
-                a[3] += d.speed_kmh
-                a[4] += 1
-    return {k: (a[0], a[1] / a[2], a[2], a[3] / a[4] if a[4] else None) for k, a in acc.items()}
+def direct(frames: list[IntersectionFrame], window_s: int) -> dict[str, tuple]:
+    return detector_windows(frames, window_s)
 
 
-def as_dict(aggs) -> dict[tuple[str, int], tuple]:
-    return {
-        (a.detector_id, int(a.window_start.timestamp())): (a.count_sum, a.occupancy_mean, a.frames, a.speed_kmh_mean)
-        for a in aggs
-    }
+def as_dict(aggs) -> dict[str, tuple]:
+    return {a.aggregate_id: (a.count_sum, a.occupancy_mean, a.frames, a.speed_kmh_mean) for a in aggs}
 
 
 @settings(max_examples=60, deadline=None)
