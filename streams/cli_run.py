@@ -1,21 +1,20 @@
 """Commands that run for a while: ``simulate frames``, ``demo`` and ``bench``.
 
-Kept apart from ``cli.py`` so the quick commands stay quick to read.
+Kept apart from ``cli.py`` so the quick commands stay quick to read. These entry points are the
+only part of ``streams`` that imports ``simulators`` (lazily, inside the commands); the runtime
+(app, agents, codec, records) never does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -38,6 +37,8 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         s = _reachable_settings()
         t0 = (start or datetime.now(timezone.utc)).astimezone(timezone.utc)
         steps = max(1, int(duration * 60 / interval))
+        from simulators.producer import produce_frames
+
         stats = asyncio.run(
             produce_frames(
                 s, intersections=intersections, interval_s=interval, steps=steps, speed=speed,
@@ -87,76 +88,6 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
         s = settings()
         print(json.dumps(pipeline_benchmark(s, frames=frames, intersections=intersections, engine=engine), indent=2))
-
-
-async def produce_frames(
-    s: Any,
-    *,
-    intersections: int,
-    interval_s: float,
-    steps: int,
-    speed: float,
-    start: datetime,
-    seed: int,
-    malformed_rate: float = 0.0,
-    show: bool = False,
-    stats: dict[str, Any] | None = None,
-    stop_at: float | None = None,
-) -> dict[str, Any]:
-    """Send synthetic frames step by step, paced to ``speed`` (0: unpaced)."""
-    from simulators.frames import MALFORMED_KINDS, frames, malformed
-
-    from .kafka_io import producer
-    from .records import encode
-
-    stats = stats if stats is not None else {}
-    stats.update(sent=0, malformed=0, sim_time=start.isoformat(), wall_s=0.0)
-    rng = random.Random(seed + 7)
-    topic = s.topic("sensors.intersection")
-    prod = producer(s)
-    await prod.start()
-    t_wall0 = time.monotonic()
-    live = Live(console=err, refresh_per_second=4, transient=True) if show else None
-    try:
-        if live:
-            live.start()
-        pending = []
-        last_step = -1
-        for i, f in enumerate(frames(intersections=intersections, start=start, interval_s=interval_s, steps=steps, seed=seed)):
-            step = i // intersections
-            if step != last_step:
-                last_step = step
-                stats["sim_time"] = f.event_time.isoformat()
-                if speed > 0:
-                    due = t_wall0 + step * interval_s / speed
-                    delay = due - time.monotonic()
-                    if delay > 0:
-                        if pending:
-                            await asyncio.gather(*pending)
-                            pending.clear()
-                        await asyncio.sleep(delay)
-                if stop_at is not None and time.monotonic() >= stop_at:
-                    break
-                if live:
-                    live.update(f"simulated {stats['sim_time']}  sent {stats['sent']:,}  "
-                                f"{stats['sent'] / max(1e-9, time.monotonic() - t_wall0):,.0f} records/s")
-            value = encode(f)
-            if malformed_rate and rng.random() < malformed_rate:
-                value = malformed(rng.choice(MALFORMED_KINDS), value, rng)
-                stats["malformed"] += 1
-            pending.append(await prod.send(topic, value=value, key=f.intersection_id.encode()))
-            stats["sent"] += 1
-            if len(pending) >= 5000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        if pending:
-            await asyncio.gather(*pending)
-    finally:
-        if live:
-            live.stop()
-        await prod.stop()
-    stats["wall_s"] = time.monotonic() - t_wall0
-    return stats
 
 
 def status_table(rows: dict[str, Any]) -> Table:

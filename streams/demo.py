@@ -72,7 +72,9 @@ def run_demo(
 
 
 async def _run_city(s: Settings, minutes: float, intersections: int, speed: float, report_dir: Path) -> dict[str, Any]:
-    from .cli_run import produce_frames, status_table
+    from simulators.producer import produce_frames
+
+    from .cli_run import status_table
 
     today = datetime.now(timezone.utc).replace(hour=6, minute=0, second=0, microsecond=0)
     counts = {"aggregates": 0, "deadletters": 0}

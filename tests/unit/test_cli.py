@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
+from streams.stack import free_port
 from tests.cli_helpers import leitstand, one_clean_line
 
 
@@ -35,14 +35,8 @@ def test_config_masks_secrets() -> None:
     assert "postgresql://a:***@h/db" in proc.stdout
 
 
-def _unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_worker_with_unreachable_broker_fails_in_one_line(tmp_path: Path) -> None:
-    port = _unused_port()
+    port = free_port()
     line = one_clean_line(leitstand("-b", f"127.0.0.1:{port}", "--state-dir", str(tmp_path), "worker", timeout=60))
     assert f"no Kafka broker answers at 127.0.0.1:{port}" in line
 
