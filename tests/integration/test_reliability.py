@@ -56,7 +56,7 @@ RECOVERY_BUG = pytest.mark.xfail(
     strict=False,
     reason="open bug: after a worker restart the table state recovered from the changelog can lag "
     "the committed source offsets, so a window is re-emitted with frames missing or not emitted; "
-    "seen on both brokers, ~1 run in 4 (docs/architecture.md, Known gaps)",
+    "seen on both brokers in a quarter to a half of the runs (docs/architecture.md, Known gaps)",
 )
 
 
