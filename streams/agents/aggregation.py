@@ -59,6 +59,9 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
         reference=settings.timestamp_reference,
     )
     window_s, lateness_s = settings.aggregate_window_s, settings.aggregate_lateness_s
+    # the agent and the idle timer both read-modify-write states across an await (publish):
+    # one at a time, or a timer's save could overwrite frames the agent folded meanwhile
+    state_lock = asyncio.Lock()
 
     async def publish(aggregates: list[DetectorAggregate]) -> None:
         """Send and wait until the broker has them: only then may the state say 'closed'."""
@@ -78,28 +81,30 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
         async for frames in decoded_batches(
             stream, decoder, deadletter, max_batch=settings.batch_max, within_s=settings.batch_within_s
         ):
-            now, updates, closed = time.time(), {}, []
-            for iid, group in by_intersection(frames).items():
-                key = iid.encode()
-                updates[key], done, late = windowing.fold(
-                    windows.get(key), group, window_s=window_s, lateness_s=lateness_s, wall_now=now
-                )
-                closed += done
-                LATE_FRAMES.inc(late)
-            await publish(closed)
-            save(updates)
+            async with state_lock:
+                now, updates, closed = time.time(), {}, []
+                for iid, group in by_intersection(frames).items():
+                    key = iid.encode()
+                    updates[key], done, late = windowing.fold(
+                        windows.get(key), group, window_s=window_s, lateness_s=lateness_s, wall_now=now
+                    )
+                    closed += done
+                    LATE_FRAMES.inc(late)
+                await publish(closed)
+                save(updates)
 
     @app.timer(interval=max(1.0, min(settings.aggregate_idle_close_s / 4, 15.0)))
     async def close_idle_windows() -> None:
-        now, updates, closed, open_count = time.time(), {}, [], 0
-        for key, state in list(windows.items()):
-            state, done = windowing.close_idle(
-                state, window_s=window_s, idle_s=settings.aggregate_idle_close_s, wall_now=now
-            )
-            if done:
-                updates[key] = state
-                closed += done
-            open_count += bool(state["windows"])
-        await publish(closed)
-        save(updates)
+        async with state_lock:
+            now, updates, closed, open_count = time.time(), {}, [], 0
+            for key, state in list(windows.items()):
+                state, done = windowing.close_idle(
+                    state, window_s=window_s, idle_s=settings.aggregate_idle_close_s, wall_now=now
+                )
+                if done:
+                    updates[key] = state
+                    closed += done
+                open_count += bool(state["windows"])
+            await publish(closed)
+            save(updates)
         OPEN_WINDOWS.set(open_count)
