@@ -1,0 +1,88 @@
+"""The one interface every streaming detector follows, and the registry behind it.
+
+Modelled on river's anomaly detectors: ``score_one(t, x)`` judges a reading from what was
+learned before it, ``learn_one(t, x)`` then folds it in. Keeping the two verbs apart lets the
+stream side score a reading, publish the alarm and only then update state, and it keeps every
+score causal (past and present only).
+
+State leaves a detector only as a plain dict of numbers and lists (``to_state``), because the
+stream side keeps it in Faust tables as JSON; ``restore(state)`` rebuilds any detector from it.
+
+Conventions shared by all detectors (the property tests hold them to it):
+
+* ``t`` is POSIX seconds; ``x`` any float. NaN or infinite ``x`` scores 0 and is not learned
+  (a missing reading is the sensor-fault detector's business, not a statistical anomaly).
+* A reading older than the newest one learned (out of order) scores 0 and is not learned:
+  folding it in would corrupt time-ordered state (slots, CUSUMs, heartbeats), and judging it
+  against a state that already saw its future would not be causal. Equal timestamps are in order.
+* Scores are in [0, 1] and rise with surprise; they are comparable across series, so one
+  threshold can serve many sensors.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+#: registry names; ``default`` is the combination chosen on the benchmark evidence (docs/detection.md)
+DETECTOR_NAMES: tuple[str, ...] = ("default", "seasonal", "level_shift", "sensor_fault", "zscore")
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """A streaming anomaly detector."""
+
+    name: str
+
+    def score_one(self, t: float, x: float) -> float:
+        """Surprise of reading ``x`` at ``t`` given the past, in [0, 1]; does not change state."""
+        ...
+
+    def learn_one(self, t: float, x: float) -> None:
+        """Fold the reading into the state."""
+        ...
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-serialisable snapshot (hyper-parameters included) that ``restore`` rebuilds."""
+        ...
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "Detector":
+        """Rebuild a detector of this class from ``to_state()``."""
+        ...
+
+
+def usable(t: float, x: float, newest_t: float) -> bool:
+    """True when a reading may be scored and learned (finite, and not older than ``newest_t``)."""
+    return math.isfinite(x) and math.isfinite(t) and t >= newest_t
+
+
+def make_detector(name: str) -> Detector:
+    """A fresh detector by registry name (see ``DETECTOR_NAMES``); ``KeyError`` if unknown."""
+    from .ensemble import REGISTRY
+
+    if name not in REGISTRY:
+        raise KeyError(f"unknown detector {name!r}; choose one of {', '.join(DETECTOR_NAMES)}")
+    return REGISTRY[name]()
+
+
+def restore(state: dict[str, Any]) -> Detector:
+    """Rebuild whichever detector produced ``state`` (its ``to_state()`` names its class)."""
+    from .ensemble import CLASSES
+
+    return CLASSES[state["kind"]].from_state(state)
+
+
+def score_series(detector_name: str, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Score a whole series in order with a fresh detector: score each reading, then learn it."""
+    det = make_detector(detector_name)
+    ts = np.asarray(t, dtype=float).tolist()
+    xs = np.asarray(x, dtype=float).tolist()
+    out = np.empty(len(ts))
+    score, learn = det.score_one, det.learn_one
+    for i, (ti, xi) in enumerate(zip(ts, xs)):
+        out[i] = score(ti, xi)
+        learn(ti, xi)
+    return out
