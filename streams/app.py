@@ -61,9 +61,14 @@ def create_app(settings: Settings) -> faust.App:
     app.conf.leitstand = settings  # type: ignore[attr-defined]
     deadletter = app.topic(settings.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
 
-    from .agents import aggregation
+    from . import alerts_api
+    from .agents import aggregation, alarm_lifecycle, notifier, pool_monitor
 
     aggregation.register(app, settings, deadletter)
+    pool_monitor.register(app, settings, deadletter)
+    books = alarm_lifecycle.register(app, settings, deadletter)
+    notifier.register(app, settings)
+    alerts_api.register(app, settings, books)
     _register_views(app)
     return app
 

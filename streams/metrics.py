@@ -36,3 +36,36 @@ OPEN_WINDOWS = Gauge(
     "Intersections with at least one open aggregation window.",
     registry=REGISTRY,
 )
+ALARM_TRANSITIONS = Counter(
+    "leitstand_alarm_transitions_total",
+    "Alarm lifecycle transitions published on the alerts topic.",
+    ["transition", "severity"],
+    registry=REGISTRY,
+)
+ALARM_COMMANDS_REJECTED = Counter(
+    "leitstand_alarm_commands_rejected_total",
+    "Acknowledge/resolve commands for alarms that are not open (unknown id).",
+    ["op"],
+    registry=REGISTRY,
+)
+OPEN_ALARMS = Gauge(
+    "leitstand_open_alarms",
+    "Alarms not yet resolved, in the books this worker holds.",
+    registry=REGISTRY,
+)
+WEBHOOK_DELIVERIES = Counter(
+    "leitstand_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome (delivered, retry, failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_PENDING = Gauge(
+    "leitstand_webhook_pending_deliveries",
+    "Deliveries waiting in the outbox (not yet delivered, not yet given up).",
+    registry=REGISTRY,
+)
+POOL_READINGS = Counter(
+    "leitstand_pool_readings_total",
+    "Pool water readings evaluated against the water rules.",
+    registry=REGISTRY,
+)

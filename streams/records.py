@@ -14,7 +14,7 @@ personal data: vehicles are counts, swimmers are events.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta, Struct
@@ -251,6 +251,58 @@ class ScheduledEvent(Record, frozen=True):
             raise ValueError("ends_at lies before starts_at")
 
 
+# --- alarm lifecycle ----------------------------------------------------------------------
+
+AlertAction = Literal["acknowledge", "resolve"]
+
+
+class AlertCommand(Record, frozen=True):
+    """A person acknowledges or resolves an alarm (``alerts.acks``, keyed by alert id).
+
+    ``by`` names a role or duty account (``pool-supervisor-1``), not a private person's data
+    beyond what the operator chooses to enter.
+    """
+
+    key_field: ClassVar[str | None] = "alert_id"
+
+    alert_id: Annotated[str, Meta(min_length=1, max_length=160)]
+    action: AlertAction
+    by: Annotated[str, Meta(min_length=1, max_length=64)]
+    note: Annotated[str, Meta(max_length=500)] | None = None
+
+    def __post_init__(self) -> None:
+        from detection.alarms import subject_of
+
+        if subject_of(self.alert_id) is None:
+            raise ValueError(f"alert_id {self.alert_id!r} is not a Leitstand alarm id (kind@subject~digest)")
+
+
+LifecycleOp = Literal["raise", "clear", "acknowledge", "resolve"]
+
+
+class LifecycleCommand(Record, frozen=True):
+    """Internal (``alerts.lifecycle``, keyed by subject): everything that moves an alarm.
+
+    Detectors, the acknowledgement router and the HTTP API all speak this one language to the
+    single writer of the alarm books, so every change is ordered per subject.
+    """
+
+    key_field: ClassVar[str | None] = "subject_id"
+
+    op: LifecycleOp
+    subject_id: EntityId
+    kind: Annotated[str, Meta(min_length=1, max_length=64)]
+    subject_type: Annotated[str, Meta(max_length=32)] = "pool"
+    severity: Literal["critical", "major", "minor"] | None = None
+    trigger: Annotated[str, Meta(max_length=128)] | None = None
+    alert_id: Annotated[str, Meta(max_length=160)] | None = None
+    by: Annotated[str, Meta(max_length=64)] | None = None
+    message: Annotated[str, Meta(max_length=500)] | None = None
+    note: Annotated[str, Meta(max_length=500)] | None = None
+    evidence: dict[str, Any] = {}
+    sent_at: float | None = None  # wall clock when the cause was seen (latency metric)
+
+
 #: input topic (catalogue name) -> the record type its values decode into
 INPUT_RECORDS: dict[str, type[Record]] = {
     "sensors.intersection": IntersectionFrame,
@@ -259,6 +311,7 @@ INPUT_RECORDS: dict[str, type[Record]] = {
     "sensors.pool": PoolReading,
     "pool.supervision": PoolSupervisionEvent,
     "events.schedule": ScheduledEvent,
+    "alerts.acks": AlertCommand,
 }
 
 

@@ -9,12 +9,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 TimestampReference = Literal["now", "stream"]
+
+
+class PoolSettings(BaseModel):
+    """How one pool is judged (detection.water_rules.limits_for and capacity)."""
+
+    basin_type: str = "swimmer"
+    capacity: int | None = Field(None, ge=1)
+    bands: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _limits_exist(self) -> PoolSettings:
+        from detection.water_rules import limits_for
+
+        limits_for(self.basin_type, self.bands)  # ValueError names the typo
+        return self
 
 
 class Settings(BaseSettings):
@@ -87,6 +102,31 @@ class Settings(BaseSettings):
     )
     batch_max: int = Field(1000, ge=1, description="Largest batch handed to an agent.")
     batch_within_s: float = Field(0.5, gt=0, description="Longest wait to fill a batch.")
+
+    # --- pools and alarms -----------------------------------------------------------
+    pools: dict[str, PoolSettings] = Field(
+        default_factory=dict,
+        description='Per pool: basin type, capacity, band overrides, e.g. '
+        '{"P1": {"basin_type": "whirlpool", "capacity": 20, "bands": {"ph": {"high": 7.4}}}}.',
+    )
+    pool_basin_default: str = Field("swimmer", description="Basin type of pools not listed in 'pools'.")
+    water_min_duration_s: float = Field(
+        30.0, ge=0, description="A water value must stay out of (or back in) range this long (event time)."
+    )
+    sensor_heartbeat_s: float = Field(
+        300.0, gt=0, description="A pool silent this long (wall clock) raises a sensor-fault alarm."
+    )
+    alarm_ack_timeout_critical_s: float = Field(30.0, gt=0, description="Escalate critical alarms unacknowledged this long.")
+    alarm_ack_timeout_major_s: float = Field(600.0, gt=0, description="Escalate major alarms unacknowledged this long.")
+    alarm_ack_timeout_minor_s: float = Field(3600.0, gt=0, description="Escalate minor alarms unacknowledged this long.")
+    alarm_contact_levels: list[list[str]] = Field(
+        default_factory=list,
+        description='Webhook URLs per contact level, first = person on duty: [["https://..."], ["https://..."]].',
+    )
+    webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the X-Leitstand-Signature header.")
+    webhook_timeout_s: float = Field(5.0, gt=0, le=120)
+    webhook_max_attempts: int = Field(10, ge=1, le=100, description="Attempts per delivery before it is logged as failed.")
+    webhook_backoff_s: float = Field(1.0, gt=0, description="First retry delay; doubles per attempt (capped at 5 min).")
 
     # --- storage and local state --------------------------------------------------
     postgres_dsn: SecretStr | None = Field(

@@ -27,7 +27,11 @@ def free_port() -> int:
 
 def settings_env(values: dict[str, Any]) -> dict[str, str]:
     """``LEITSTAND_*`` environment for a child process from settings field values."""
-    return {f"LEITSTAND_{k.upper()}": str(v) for k, v in values.items() if v is not None}
+    def text(v: Any) -> str:
+        # complex settings (lists, dicts) are read back as JSON by pydantic-settings
+        return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+
+    return {f"LEITSTAND_{k.upper()}": text(v) for k, v in values.items() if v is not None}
 
 
 class WorkerProcess:

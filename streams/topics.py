@@ -26,6 +26,8 @@ ALERTS_ACKS = "alerts.acks"
 FORECASTS = "forecasts"
 AGGREGATES = "aggregates"
 DEADLETTER = "deadletter"
+ALERTS_LIFECYCLE = "alerts.lifecycle"
+ALERTS_DELIVERIES = "alerts.deliveries"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(SENSORS_INTERSECTION, "intersection id", "detector frames of one intersection"),
@@ -42,4 +44,6 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(FORECASTS, "series id", "forecast points with intervals"),
     TopicSpec(AGGREGATES, "intersection id", "1-minute per-detector aggregates"),
     TopicSpec(DEADLETTER, "source topic", "records that failed to decode, with the reason"),
+    TopicSpec(ALERTS_LIFECYCLE, "subject id", "internal: raise/clear/ack/resolve commands for the alarm books"),
+    TopicSpec(ALERTS_DELIVERIES, "alert id", "webhook delivery log: every attempt and its outcome"),
 )

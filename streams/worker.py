@@ -6,7 +6,7 @@ import asyncio
 
 from .broker.probe import check_reachable
 from .kafka_io import ensure_topics
-from .logs import logging_config
+from .logs import configure_structlog, logging_config
 from .settings import Settings
 
 _FAUST_LEVELS = {"debug": "debug", "info": "info", "warning": "warn", "error": "error"}
@@ -23,6 +23,7 @@ def run_worker(settings: Settings) -> None:
 
     from .app import create_app
 
+    configure_structlog()
     app = create_app(settings)
     worker = faust.Worker(
         app,

@@ -11,6 +11,7 @@ import pytest
 from streams.codec import DecodeFailure, TopicDecoder, decoder_for
 from streams.records import (
     INPUT_RECORDS,
+    AlertCommand,
     BusPosition,
     IntersectionFrame,
     PoolReading,
@@ -55,6 +56,8 @@ VALID = {
                         "kind": "match", "starts_at": TS,
                         "ends_at": (datetime.fromtimestamp(NOW, tz=timezone.utc) + timedelta(hours=2)).isoformat(),
                         "expected_attendance": 15000},
+    "alerts.acks": {"schema_version": 1, "event_time": TS, "alert_id": "motionless_swimmer@P1~0123456789ab",
+                    "action": "acknowledge", "by": "supervisor-1"},
 }
 
 
@@ -69,8 +72,10 @@ def test_valid_record_of_every_topic_decodes(topic: str) -> None:
 def test_every_catalogue_input_topic_has_a_record_type() -> None:
     assert set(INPUT_RECORDS) == {
         "sensors.intersection", "signals.state", "sensors.bus", "sensors.pool", "pool.supervision", "events.schedule",
+        "alerts.acks",
     }
-    assert {IntersectionFrame, SignalState, BusPosition, PoolReading, PoolSupervisionEvent, ScheduledEvent} == set(
+    assert {IntersectionFrame, SignalState, BusPosition, PoolReading, PoolSupervisionEvent, ScheduledEvent,
+            AlertCommand} == set(
         INPUT_RECORDS.values()
     )
 

@@ -1,0 +1,92 @@
+"""What a pool's readings and camera events mean for the people on duty.
+
+Turns a pool's water readings (through ``water_rules``), its visitor counts (against the
+basin's capacity) and its camera-system events into alarm triggers and condition clears.
+The stream side only decodes, keeps the returned state, and forwards what comes out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .alarms import AlarmTrigger, Severity
+from .water_rules import WaterLimits, WaterVerdict, evaluate
+
+#: camera-system event kind -> (alarm kind, severity, message). ``None``: clears ``camera_fault``
+SUPERVISION_ALARMS: dict[str, tuple[str, Severity, str] | None] = {
+    "motionless_swimmer": ("motionless_swimmer", "critical", "Motionless swimmer detected"),
+    "person_in_closed_zone": ("person_in_closed_zone", "critical", "Person in a closed zone"),
+    "overcrowding": ("overcrowding", "critical", "Overcrowding reported by the camera system"),
+    "camera_fault": ("camera_fault", "minor", "Camera system reports a fault"),
+    "camera_restored": None,
+}
+
+
+@dataclass(frozen=True)
+class PoolProfile:
+    """How one pool is judged: its basin's water limits and how many people it may hold."""
+
+    limits: WaterLimits
+    capacity: int | None = None
+
+
+@dataclass(frozen=True)
+class PoolOutcome:
+    triggers: list[AlarmTrigger] = field(default_factory=list)
+    clears: list[str] = field(default_factory=list)  # alarm kinds whose condition went away
+
+
+def supervision_outcome(pool_id: str, event_id: str, kind: str, at: float, details: Mapping[str, Any]) -> PoolOutcome:
+    """A camera event raises at once: no duration, no hysteresis, a person may be at risk."""
+    mapped = SUPERVISION_ALARMS.get(kind)
+    if mapped is None:
+        return PoolOutcome(clears=["camera_fault"] if kind == "camera_restored" else [])
+    alarm_kind, severity, message = mapped
+    where = f" in zone {details['zone']}" if details.get("zone") else ""
+    evidence = {k: v for k, v in details.items() if v is not None} | {"camera_event_id": event_id}
+    return PoolOutcome(triggers=[AlarmTrigger(pool_id, alarm_kind, severity, event_id, at, message + where, evidence)])
+
+
+def _water_trigger(pool_id: str, v: WaterVerdict) -> AlarmTrigger:
+    return AlarmTrigger(
+        pool_id, f"water_{v.parameter}", "major", f"{v.since:.3f}", v.since,
+        f"{v.parameter.replace('_', ' ')} {v.value:g} {v.unit} outside the legal range {v.band} "
+        f"since {v.at - v.since:.0f} s",
+        {"parameter": v.parameter, "value": v.value, "unit": v.unit, "band": v.band,
+         "violation_since": v.since, "confirmed_at": v.at},
+    )
+
+
+def reading_outcome(
+    state: dict[str, Any] | None,
+    pool_id: str,
+    at: float,
+    values: Mapping[str, float],
+    visitors: int | None,
+    profile: PoolProfile,
+) -> tuple[dict[str, Any], PoolOutcome]:
+    """Fold one reading (canonical units) of a pool; state is a JSON-able dict."""
+    state = dict(state or {})
+    rules, verdicts = evaluate(state.get("rules"), at, values, profile.limits)
+    state["rules"] = rules
+    out = PoolOutcome()
+    for v in verdicts:
+        if v.violated:
+            out.triggers.append(_water_trigger(pool_id, v))
+        else:
+            out.clears.append(f"water_{v.parameter}")
+    if visitors is not None and profile.capacity and math.isfinite(at):
+        crowded = visitors > profile.capacity
+        if crowded and not state.get("crowded"):
+            out.triggers.append(AlarmTrigger(
+                pool_id, "overcrowding", "critical", f"visitors:{at:.3f}", at,
+                f"{visitors} visitors, capacity {profile.capacity}",
+                {"visitors": visitors, "capacity": profile.capacity},
+            ))
+        elif not crowded and state.get("crowded"):
+            out.clears.append("overcrowding")
+        state["crowded"] = crowded
+    return state, out

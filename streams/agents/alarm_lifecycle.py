@@ -1,0 +1,179 @@
+"""The alarm books: the single writer of every alarm's lifecycle.
+
+Everything that moves an alarm (a detector raising or clearing, a person acknowledging or
+resolving) arrives as a ``LifecycleCommand`` on the internal ``alerts.lifecycle`` topic keyed
+by subject, so changes to one subject are applied in order by one agent. People's commands
+arrive on ``alerts.acks`` keyed by alert id (the audit trail of human actions, fed by the
+HTTP API or any other client); a small router re-keys them by the subject encoded in the id.
+
+Transitions go to ``alerts`` (keyed by subject) and are acknowledged by the broker before the
+book that records them is saved, so a crash re-publishes a transition, never loses one; the
+deterministic alarm ids make the repeat harmless downstream. Escalation runs on a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import faust
+import orjson
+import structlog
+
+from detection import alarms
+from detection.alarms import AlarmChange, AlarmTrigger, Book, EscalationPolicy
+
+from ..codec import TopicDecoder
+from ..ingest import decoded_batches
+from ..metrics import ALARM_COMMANDS_REJECTED, ALARM_TRANSITIONS, OPEN_ALARMS
+from ..records import AlertCommand, LifecycleCommand, encode
+from ..settings import Settings
+from ..topics import ALERTS, ALERTS_ACKS, ALERTS_LIFECYCLE
+
+log = structlog.get_logger(__name__)
+_TIME_FIELDS = ("raised_at", "deadline", "acknowledged_at", "escalated_at", "cleared_at", "resolved_at")
+
+
+def policy_from(settings: Settings) -> EscalationPolicy:
+    return EscalationPolicy(
+        ack_timeout_s={
+            "critical": settings.alarm_ack_timeout_critical_s,
+            "major": settings.alarm_ack_timeout_major_s,
+            "minor": settings.alarm_ack_timeout_minor_s,
+        },
+        levels=max(1, len(settings.alarm_contact_levels)),
+    )
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
+
+
+def alert_record(change: AlarmChange, now: float) -> bytes:
+    """The ``alerts`` value: the alarm as it is after ``change``, times as ISO 8601."""
+    d = change.alarm.to_dict()
+    for f in _TIME_FIELDS:
+        d[f] = _iso(d[f])
+    return orjson.dumps({"schema_version": 1, "event_time": _iso(now), "transition": change.transition, **d})
+
+
+def apply_command(book: Book | None, cmd: LifecycleCommand, now: float, policy: EscalationPolicy) -> tuple[Book, list[AlarmChange]]:
+    """One command against one subject's book; an ack for an unknown alarm raises ``UnknownAlarm``."""
+    at = cmd.event_time.timestamp()
+    if cmd.op == "raise":
+        trig = AlarmTrigger(
+            cmd.subject_id, cmd.kind, cmd.severity or "major", cmd.trigger or f"{at:.3f}", at,
+            cmd.message or cmd.kind, cmd.evidence, cmd.subject_type,
+        )
+        return alarms.raise_alarm(book, trig, now, policy)
+    if cmd.op == "clear":
+        return alarms.clear_condition(book, cmd.kind, at)
+    if cmd.op == "acknowledge":
+        return alarms.acknowledge(book, cmd.alert_id or "", cmd.by or "unknown", at, cmd.note)
+    return alarms.resolve(book, cmd.alert_id or "", cmd.by or "unknown", at, cmd.note)
+
+
+def command_for(ack: AlertCommand) -> tuple[bytes, LifecycleCommand]:
+    """Re-key a person's command by the subject its alarm id names."""
+    subject = alarms.subject_of(ack.alert_id) or ""
+    kind = ack.alert_id.partition("@")[0]
+    cmd = LifecycleCommand(
+        schema_version=1, event_time=ack.event_time, op=ack.action, subject_id=subject, kind=kind,
+        alert_id=ack.alert_id, by=ack.by, note=ack.note,
+    )
+    return subject.encode(), cmd
+
+
+class AlarmBooks:
+    """Handles the HTTP API needs: the table to read and the topic to write people's commands to."""
+
+    def __init__(self, table: Any, acks_topic: Any) -> None:
+        self.table = table
+        self.acks_topic = acks_topic
+
+    def all_alarms(self) -> list[alarms.Alarm]:
+        return [a for _, book in list(self.table.items()) for a in alarms.open_alarms(book)]
+
+    def find(self, alert_id: str) -> tuple[alarms.Alarm | None, bool]:
+        """(open alarm, closed?) for an id, from the books this worker holds."""
+        subject = alarms.subject_of(alert_id)
+        book = self.table.get(subject.encode()) if subject else None
+        if not book:
+            return None, False
+        for a in alarms.open_alarms(book):
+            if a.alarm_id == alert_id:
+                return a, False
+        return None, alert_id in book["closed"]
+
+    async def submit(self, cmd: AlertCommand) -> None:
+        await (await self.acks_topic.send(key=cmd.alert_id.encode(), value=encode(cmd)))
+
+
+def register(app: faust.App, settings: Settings, deadletter: Any) -> AlarmBooks:
+    acks = app.topic(settings.topic(ALERTS_ACKS))
+    lifecycle_topic = app.topic(settings.topic(ALERTS_LIFECYCLE))
+    alerts_topic = app.topic(settings.topic(ALERTS))
+    books = app.Table("alarm-books", default=None, use_partitioner=True, key_type=bytes,
+                      partitions=settings.topic_partitions)
+    policy = policy_from(settings)
+    ack_decoder = TopicDecoder(AlertCommand, max_bytes=settings.max_record_bytes, clock_skew_s=settings.clock_skew_s,
+                               reference=settings.timestamp_reference)
+    # internal topic, written only by our own agents; event times may be simulated ones
+    cmd_decoder = TopicDecoder(LifecycleCommand, max_bytes=settings.max_record_bytes, clock_skew_s=1e12)
+    lock = asyncio.Lock()  # agent and timer both read-modify-write books across an await
+
+    async def publish(changes: list[AlarmChange], now: float) -> None:
+        sent = [await alerts_topic.send(key=c.alarm.subject_id.encode(), value=alert_record(c, now)) for c in changes]
+        await asyncio.gather(*sent)
+        for c in changes:
+            ALARM_TRANSITIONS.labels(c.transition, c.alarm.severity).inc()
+            log.info("alarm", transition=c.transition, alarm_id=c.alarm.alarm_id, severity=c.alarm.severity,
+                     level=c.alarm.level, by=c.alarm.acknowledged_by if c.transition == "acknowledged" else None)
+
+    def save(updates: dict[bytes, Book]) -> None:
+        for key, book in updates.items():
+            books[key] = book
+
+    @app.agent(acks, name="route-alert-commands")
+    async def route(stream: Any) -> None:
+        async for commands in decoded_batches(stream, ack_decoder, deadletter, max_batch=settings.batch_max, within_s=0.02):
+            sent = []
+            for ack in commands:
+                key, cmd = command_for(ack)
+                sent.append(await lifecycle_topic.send(key=key, value=encode(cmd)))
+            await asyncio.gather(*sent)
+
+    @app.agent(lifecycle_topic, name="alarm-lifecycle")
+    async def lifecycle(stream: Any) -> None:
+        async for commands in decoded_batches(stream, cmd_decoder, deadletter, max_batch=settings.batch_max, within_s=0.02):
+            async with lock:
+                now, updates, changes = time.time(), {}, []
+                for cmd in commands:
+                    key = cmd.subject_id.encode()
+                    try:
+                        updates[key], done = apply_command(updates.get(key) or books.get(key), cmd, now, policy)
+                    except alarms.UnknownAlarm:
+                        ALARM_COMMANDS_REJECTED.labels(cmd.op).inc()
+                        log.warning("alarm command for an unknown alarm", op=cmd.op, alert_id=cmd.alert_id, by=cmd.by)
+                        continue
+                    changes += done
+                await publish(changes, now)
+                save(updates)
+
+    @app.timer(interval=1.0)
+    async def escalate() -> None:
+        async with lock:
+            now, updates, changes, open_count = time.time(), {}, [], 0
+            for key, book in list(books.items()):
+                book, done = alarms.escalate_due(book, now, policy)
+                if done:
+                    updates[key] = book
+                    changes += done
+                open_count += len(book["open"])
+            await publish(changes, now)
+            save(updates)
+        OPEN_ALARMS.set(open_count)
+
+    return AlarmBooks(books, acks)
