@@ -304,6 +304,8 @@ def tail_cmd(
 from . import cli_run  # noqa: E402  (registers simulate, demo and bench commands)
 
 cli_run.register(app, simulate_app, bench_app)
+from . import cli_detect  # noqa: E402
+cli_detect.register(app, bench_app)
 
 
 def main() -> None:
