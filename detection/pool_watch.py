@@ -13,7 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .alarms import AlarmTrigger, Severity
-from .water_rules import WaterLimits, WaterVerdict, evaluate
+from .sensor_faults import SensorFaultDetector
+from .water_rules import UNITS, WaterLimits, WaterVerdict, evaluate
+
+#: per water parameter: sensor range, largest credible change between readings, how long an
+#: unchanged value means a frozen transmitter (None: a steady value is normal, e.g. temperature)
+SENSOR_LIMITS: dict[str, tuple[float, float, float, float | None]] = {
+    "free_chlorine": (0.0, 10.0, 1.0, 1800.0),
+    "combined_chlorine": (0.0, 5.0, 0.5, None),
+    "ph": (0.0, 14.0, 1.0, 1800.0),
+    "redox": (0.0, 1200.0, 250.0, 1800.0),
+    "temperature": (0.0, 45.0, 3.0, None),
+    "turbidity": (0.0, 100.0, 5.0, None),
+}
 
 #: camera-system event kind -> (alarm kind, severity, message). ``None``: clears ``camera_fault``
 SUPERVISION_ALARMS: dict[str, tuple[str, Severity, str] | None] = {
@@ -68,11 +80,39 @@ def reading_outcome(
     visitors: int | None,
     profile: PoolProfile,
 ) -> tuple[dict[str, Any], PoolOutcome]:
-    """Fold one reading (canonical units) of a pool; state is a JSON-able dict."""
+    """Fold one reading (canonical units) of a pool; state is a JSON-able dict.
+
+    A value its sensor-fault detector rejects (impossible jump, frozen, out of sensor range)
+    raises a minor sensor alarm and is kept away from the legal limits: a broken probe must
+    send a technician, not close the pool.
+    """
     state = dict(state or {})
-    rules, verdicts = evaluate(state.get("rules"), at, values, profile.limits)
-    state["rules"] = rules
     out = PoolOutcome()
+    faults = dict(state.get("faults") or {})
+    trusted: dict[str, float] = {}
+    for parameter, value in values.items():
+        lo, hi, step, stuck = SENSOR_LIMITS[parameter]
+        det = (SensorFaultDetector.from_state(faults[parameter]) if parameter in faults
+               else SensorFaultDetector(lo, hi, step, stuck, heartbeat_s=900.0))
+        why = det.check(at, value)
+        if why != "impossible_jump":  # a spike must not become the reference for the next reading
+            faults[parameter] = det.to_state()
+        kind = f"sensor_{parameter}"
+        if why is None:
+            trusted[parameter] = value
+            if parameter in state.get("faulty", []):
+                out.clears.append(kind)
+            continue
+        out.triggers.append(AlarmTrigger(
+            pool_id, kind, "minor", f"{why}:{at:.3f}", at,
+            f"{parameter.replace('_', ' ')} sensor: {why.replace('_', ' ')} ({value:g} {UNITS[parameter]})",
+            {"parameter": parameter, "value": value, "reason": why},
+        ))
+    state["faults"] = faults
+    state["faulty"] = sorted({t.evidence["parameter"] for t in out.triggers}
+                             | (set(state.get("faulty", [])) - {k.removeprefix("sensor_") for k in out.clears}))
+    rules, verdicts = evaluate(state.get("rules"), at, trusted, profile.limits)
+    state["rules"] = rules
     for v in verdicts:
         if v.violated:
             out.triggers.append(_water_trigger(pool_id, v))

@@ -145,3 +145,19 @@ def test_lifecycle_invariants(sequence) -> None:
         for a in alarms.open_alarms(book):
             assert a.state != "resolved" and 0 <= a.level < POLICY.levels
     assert len(raised) == len(set(raised))
+
+
+def test_a_broken_probe_raises_a_sensor_alarm_not_a_water_alarm() -> None:
+    profile = PoolProfile(limits_for("swimmer", min_duration_s=0.0))
+    state, out = reading_outcome(None, "P1", 0.0, {"ph": 7.0}, None, profile)
+    assert out.triggers == []
+    state, out = reading_outcome(state, "P1", 10.0, {"ph": 10.5}, None, profile)  # 3.5 pH in 10 s
+    assert [(t.kind, t.severity, t.evidence["reason"]) for t in out.triggers] == [("sensor_ph", "minor", "impossible_jump")]
+    state, out = reading_outcome(state, "P1", 20.0, {"ph": 7.05}, None, profile)
+    assert out.triggers == [] and out.clears == ["sensor_ph"]
+    # a real drift out of range, step by step, is a water alarm
+    kinds = []
+    for i, ph in enumerate((7.15, 7.3, 7.5, 7.7)):
+        state, out = reading_outcome(state, "P1", 30.0 + 10 * i, {"ph": ph}, None, profile)
+        kinds += [t.kind for t in out.triggers]
+    assert kinds == ["water_ph"] and state["rules"]["ph"]["violated"]
