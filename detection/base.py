@@ -11,7 +11,8 @@ stream side keeps it in Faust tables as JSON; ``restore(state)`` rebuilds any de
 Conventions shared by all detectors (the property tests hold them to it):
 
 * ``t`` is POSIX seconds; ``x`` any float. NaN or infinite ``x`` scores 0 and is not learned
-  (a missing reading is the sensor-fault detector's business, not a statistical anomaly).
+  (a missing reading is the sensor-fault detector's business, not a statistical anomaly);
+  finite readings beyond ``MAX_ABS`` are clamped to it (still maximally surprising).
 * A reading older than the newest one learned (out of order) scores 0 and is not learned:
   folding it in would corrupt time-ordered state (slots, CUSUMs, heartbeats), and judging it
   against a state that already saw its future would not be causal. Equal timestamps are in order.
@@ -52,6 +53,15 @@ class Detector(Protocol):
     def from_state(cls, state: dict[str, Any]) -> "Detector":
         """Rebuild a detector of this class from ``to_state()``."""
         ...
+
+
+#: readings are clamped to this magnitude before any arithmetic: no physical quantity we watch comes
+#: near it, and it keeps squares and differences finite, so state stays JSON (no inf/NaN)
+MAX_ABS = 1e12
+
+
+def clamp(x: float) -> float:
+    return MAX_ABS if x > MAX_ABS else -MAX_ABS if x < -MAX_ABS else x
 
 
 def usable(t: float, x: float, newest_t: float) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .base import usable
+from .base import clamp, usable
 from .seasonal import DAY_S, SeasonalProfile
 from .tail import ExceedanceTail
 
@@ -49,12 +49,13 @@ class LevelShiftDetector:
     def score_one(self, t: float, x: float) -> float:
         if not usable(t, x, self.newest_t):
             return 0.0
-        up, down = self._step(t, x)
+        up, down = self._step(t, clamp(x))
         return self.tail.score(max(up, down))
 
     def learn_one(self, t: float, x: float) -> None:
         if not usable(t, x, self.newest_t):
             return
+        x = clamp(x)
         self.up, self.down = self._step(t, x)
         self._memo = None
         self.tail.learn(max(self.up, self.down))

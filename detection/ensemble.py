@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from .base import Detector, restore, usable
+from .base import Detector, clamp, restore, usable
 from .changepoint import LevelShiftDetector
 from .seasonal import DAY_S, SeasonalResidualDetector
 from .sensor_faults import SensorFaultDetector
@@ -129,14 +129,14 @@ class RollingZScore:
     def score_one(self, t: float, x: float) -> float:
         if not usable(t, x, self.newest_t) or self.n < 2:
             return 0.0
-        z = abs(x - self.mean) / math.sqrt(self.var + 1e-12)
+        z = abs(clamp(x) - self.mean) / math.sqrt(self.var + 1e-12)
         return 1.0 - math.exp(-z / 4.0) if z == z else 0.0
 
     def learn_one(self, t: float, x: float) -> None:
         if not usable(t, x, self.newest_t):
             return
         a = 1.0 / min(self.n + 1.0, self.memory)
-        d = x - self.mean
+        d = clamp(x) - self.mean
         self.mean += a * d
         self.var = (1.0 - a) * (self.var + a * d * d)
         self.n += 1.0

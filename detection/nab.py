@@ -23,8 +23,9 @@ Every rule below is taken from NAB's source (``nab/sweeper.py``, ``nab/scorer.py
   anomaly score is tried as a threshold, the best total wins (``optimizeThreshold``; on a tie the
   higher threshold, because NAB's stable sort keeps the sweep's descending order).
 * **Normalisation** (``Runner.normalize``): ``100 * (raw - null) / (perfect - null)``, where
-  ``perfect = windows * tp`` and ``null`` is the null detector's raw score, which is
-  ``-windows * fn`` (a constant score can only detect everything or nothing; nothing is better).
+  ``perfect = windows * tp`` and ``null`` is the null detector's raw score at its own best
+  threshold. A constant score can only detect everything or nothing; on any realistic corpus
+  nothing is better, so ``null = -windows * fn`` (on realTraffic: -14).
 
 Standard profile weights: tp 1.0, fp 0.11, fn 1.0.
 """
@@ -228,11 +229,15 @@ class CorpusResult:
     files: list[FileResult]
 
 
-def normalise(raw: float, n_windows: int, profile: CostProfile = STANDARD) -> float:
+def normalise(raw: float, null_raw: float, perfect_raw: float) -> float:
     """NAB's ``Runner.normalize``: 0 for the null detector, 100 for a perfect one."""
-    null = -n_windows * profile.fn
-    perfect = n_windows * profile.tp
-    return 100.0 * (raw - null) / (perfect - null)
+    return 100.0 * (raw - null_raw) / (perfect_raw - null_raw)
+
+
+def _baselines(weights: Sequence[FileWeights], profile: CostProfile) -> tuple[float, float]:
+    """(null raw, perfect raw): the null detector swept like any other, ``windows * tp``."""
+    _, null_raw = best_threshold(weights, [np.full(w.sweep.size, 0.5) for w in weights], profile)
+    return null_raw, sum(w.n_windows for w in weights) * profile.tp
 
 
 def score_corpus(files: Sequence[LabelledFile], scores: Sequence[np.ndarray],
@@ -241,10 +246,10 @@ def score_corpus(files: Sequence[LabelledFile], scores: Sequence[np.ndarray],
     weights = [file_weights(f.name, len(f.timestamps), f.windows, profile) for f in files]
     threshold, raw = best_threshold(weights, scores, profile)
     results = [score_file(w, s, threshold, profile) for w, s in zip(weights, scores)]
-    n_windows = sum(w.n_windows for w in weights)
+    null_raw, perfect_raw = _baselines(weights, profile)
     return CorpusResult(
-        threshold=threshold, raw=raw, normalised=normalise(raw, n_windows, profile),
-        null_raw=-n_windows * profile.fn, perfect_raw=n_windows * profile.tp, files=results,
+        threshold=threshold, raw=raw, normalised=normalise(raw, null_raw, perfect_raw),
+        null_raw=null_raw, perfect_raw=perfect_raw, files=results,
     )
 
 
@@ -405,6 +410,6 @@ def score_at(files: Sequence[LabelledFile], scores: Sequence[np.ndarray], thresh
     weights = [file_weights(f.name, len(f.timestamps), f.windows, profile) for f in files]
     results = [score_file(w, s, threshold, profile) for w, s in zip(weights, scores)]
     raw = sum(r.score for r in results)
-    n_windows = sum(w.n_windows for w in weights)
-    return CorpusResult(threshold=threshold, raw=raw, normalised=normalise(raw, n_windows, profile),
-                        null_raw=-n_windows * profile.fn, perfect_raw=n_windows * profile.tp, files=results)
+    null_raw, perfect_raw = _baselines(weights, profile)
+    return CorpusResult(threshold=threshold, raw=raw, normalised=normalise(raw, null_raw, perfect_raw),
+                        null_raw=null_raw, perfect_raw=perfect_raw, files=results)

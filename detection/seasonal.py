@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .base import usable
+from .base import clamp, usable
 from .tail import ExceedanceTail
 
 DAY_S = 86_400.0
@@ -133,11 +133,12 @@ class SeasonalResidualDetector:
     def score_one(self, t: float, x: float) -> float:
         if not usable(t, x, self.newest_t):
             return 0.0
-        return self.tail.score(self._abs_z(t, x))
+        return self.tail.score(self._abs_z(t, clamp(x)))
 
     def learn_one(self, t: float, x: float) -> None:
         if not usable(t, x, self.newest_t):
             return
+        x = clamp(x)
         self.tail.learn(self._abs_z(t, x))
         self._memo = None
         self.profile.learn(t, x)

@@ -22,6 +22,21 @@ import typer
 REPO = Path(__file__).resolve().parents[1]
 
 
+class DetectError(typer.Exit):
+    """An operator-facing failure, printed as one ``error:`` line, exit code 1.
+
+    Not ``streams.cli.CliError``: under ``python -m streams.cli`` (how the CLI tests run it)
+    that module is loaded twice, as ``__main__`` and as ``streams.cli``, and ``main()`` only
+    catches its own copy of the class. ``typer.Exit`` is one class for both copies.
+    """
+
+    def __init__(self, message: str) -> None:
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {message}")
+        super().__init__(1)
+
+
 def parse_time(s: str) -> float:
     """POSIX seconds from ISO 8601 (naive means UTC) or from a number; NaN when neither."""
     s = s.strip()
@@ -55,8 +70,6 @@ def _detector_name(value: str) -> str:
 
 def find_nab_dir(explicit: Path | None) -> Path:
     """The NAB data directory: as given, else ``../shared/data/nab`` from here or from the repo."""
-    from .cli import CliError
-
     candidates = [explicit] if explicit is not None else [
         Path.cwd().parent / "shared" / "data" / "nab",
         REPO.parent / "shared" / "data" / "nab",
@@ -65,11 +78,11 @@ def find_nab_dir(explicit: Path | None) -> Path:
         if c is not None and (c / "realTraffic_windows.json").is_file():
             return c
     looked = ", ".join(str(c) for c in candidates)
-    raise CliError(f"NAB data not found (looked in {looked}); pass --data-dir DIR with realTraffic/ and realTraffic_windows.json")
+    raise DetectError(f"NAB data not found (looked in {looked}); pass --data-dir DIR with realTraffic/ and realTraffic_windows.json")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    from .cli import CliError, err
+    from .cli import err
 
     @app.command("detect")
     def detect(
@@ -88,16 +101,16 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         from detection.base import score_series
 
         if not input_csv.is_file():
-            raise CliError(f"no such file: {input_csv}")
+            raise DetectError(f"no such file: {input_csv}")
         with input_csv.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if not header:
-                raise CliError(f"{input_csv} is empty (a header row with {time_col!r} and {value_col!r} is needed)")
+                raise DetectError(f"{input_csv} is empty (a header row with {time_col!r} and {value_col!r} is needed)")
             header = [h.strip() for h in header]
             missing = [c for c in (time_col, value_col) if c not in header]
             if missing:
-                raise CliError(f"{input_csv} has no column {missing[0]!r} (columns: {', '.join(header)})")
+                raise DetectError(f"{input_csv} has no column {missing[0]!r} (columns: {', '.join(header)})")
             ti, vi = header.index(time_col), header.index(value_col)
             raw_t: list[str] = []
             raw_x: list[str] = []
@@ -114,7 +127,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
                 for a, b, s in zip(raw_t, raw_x, scores.tolist()):
                     w.writerow([a, b, f"{s:.6f}"])
         except OSError as exc:
-            raise CliError(f"cannot write {output}: {exc.strerror or exc}") from None
+            raise DetectError(f"cannot write {output}: {exc.strerror or exc}") from None
         err.print(f"scored {len(raw_t)} rows with {detector!r} -> {output}")
 
     @bench_app.command("nab")
