@@ -62,10 +62,11 @@ def create_app(settings: Settings) -> faust.App:
     deadletter = app.topic(settings.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
 
     from . import alerts_api
-    from .agents import aggregation, alarm_lifecycle, notifier, pool_monitor
+    from .agents import aggregation, alarm_lifecycle, notifier, pool_monitor, traffic_incidents
 
     aggregation.register(app, settings, deadletter)
     pool_monitor.register(app, settings, deadletter)
+    traffic_incidents.register(app, settings)
     books = alarm_lifecycle.register(app, settings, deadletter)
     notifier.register(app, settings)
     alerts_api.register(app, settings, books)

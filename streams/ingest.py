@@ -23,7 +23,7 @@ def raw_message(event: Any) -> RawMessage:
 async def decoded_batches(
     stream: Any,
     decoder: TopicDecoder[Any],
-    deadletter_topic: Any,
+    deadletter_topic: Any | None,
     *,
     max_batch: int,
     within_s: float,
@@ -31,16 +31,20 @@ async def decoded_batches(
     """Yield batches of valid records; send each failure to ``deadletter_topic``.
 
     Uses ``take_events`` so the partition and offset of each failure are known. Offsets are
-    acknowledged only after the caller has processed the batch (at-least-once).
+    acknowledged only after the caller has processed the batch (at-least-once). When a second
+    agent reads the same topic it passes ``deadletter_topic=None``: one agent per topic owns
+    the dead letters and the counters, so each bad record is reported exactly once.
     """
     async for events in stream.take_events(max_batch, within=within_s):
         batch: DecodedBatch[Any] = decode_batch(
             decoder, (raw_message(e) for e in events), now=time.time()
         )
-        for dl in batch.dead:
-            await deadletter_topic.send(key=dl.source_topic.encode(), value=encode(dl))
-        for (topic, reason), n in reason_counts(batch.dead).items():
-            DEADLETTERS.labels(topic, reason).inc(n)
+        if deadletter_topic is not None:
+            for dl in batch.dead:
+                await deadletter_topic.send(key=dl.source_topic.encode(), value=encode(dl))
+            for (topic, reason), n in reason_counts(batch.dead).items():
+                DEADLETTERS.labels(topic, reason).inc(n)
+            if batch.records:
+                RECORDS_DECODED.labels(events[0].message.topic).inc(len(batch.records))
         if batch.records:
-            RECORDS_DECODED.labels(events[0].message.topic).inc(len(batch.records))
             yield batch.records

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime, timezone
+from collections.abc import Iterable
 from typing import Any
 
 import faust
@@ -84,6 +85,21 @@ def command_for(ack: AlertCommand) -> tuple[bytes, LifecycleCommand]:
         alert_id=ack.alert_id, by=ack.by, note=ack.note,
     )
     return subject.encode(), cmd
+
+
+def lifecycle_commands(subject_id: str, outcome: Any, at: datetime,
+             subject_type: str = "pool") -> Iterable[LifecycleCommand]:
+    """Raise/clear commands for the alarm books from what the core decided."""
+    sent_at = time.time()
+    for t in outcome.triggers:
+        yield LifecycleCommand(
+            schema_version=1, event_time=datetime.fromtimestamp(t.at, tz=timezone.utc), op="raise",
+            subject_id=subject_id, subject_type=subject_type, kind=t.kind, severity=t.severity, trigger=t.trigger,
+            message=t.message, evidence=dict(t.evidence), sent_at=sent_at,
+        )
+    for kind in outcome.clears:
+        yield LifecycleCommand(schema_version=1, event_time=at, op="clear", subject_id=subject_id,
+                               subject_type=subject_type, kind=kind, sent_at=sent_at)
 
 
 class AlarmBooks:

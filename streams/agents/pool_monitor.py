@@ -26,6 +26,7 @@ from ..metrics import POOL_READINGS
 from ..records import LifecycleCommand, PoolReading, PoolSupervisionEvent, encode
 from ..settings import Settings
 from ..topics import ALERTS_LIFECYCLE, POOL_SUPERVISION, SENSORS_POOL
+from .alarm_lifecycle import lifecycle_commands as commands
 
 SILENT = "sensor_silent"
 
@@ -35,18 +36,6 @@ def profiles(settings: Settings) -> dict[str, PoolProfile]:
         pool: PoolProfile(limits_for(p.basin_type, p.bands, settings.water_min_duration_s), p.capacity)
         for pool, p in settings.pools.items()
     }
-
-
-def commands(pool_id: str, outcome: PoolOutcome, at: datetime) -> Iterable[LifecycleCommand]:
-    sent_at = time.time()
-    for t in outcome.triggers:
-        yield LifecycleCommand(
-            schema_version=1, event_time=datetime.fromtimestamp(t.at, tz=timezone.utc), op="raise",
-            subject_id=pool_id, subject_type="pool", kind=t.kind, severity=t.severity, trigger=t.trigger,
-            message=t.message, evidence=dict(t.evidence), sent_at=sent_at,
-        )
-    for kind in outcome.clears:
-        yield LifecycleCommand(schema_version=1, event_time=at, op="clear", subject_id=pool_id, kind=kind, sent_at=sent_at)
 
 
 def register(app: faust.App, settings: Settings, deadletter: Any) -> None:

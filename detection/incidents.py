@@ -1,0 +1,181 @@
+"""Traffic incidents and broken detectors from one intersection's detector frames.
+
+**Incident** on an approach (a blocked lane, a breakdown): its occupancy rises well above its
+own profile for this hour of the day *and* above the other approaches of the same
+intersection, while its speed falls well below its profile, for several consecutive frames.
+Comparing with the neighbours keeps a city-wide rush hour (all approaches up together) from
+looking like an incident; comparing with the own profile keeps a always-busy main road from
+looking like one. The profile is not learned while an incident is open, so a long blockage
+does not become normal.
+
+**Detector faults**, per detector: *stuck on* (occupancy near 1 for minutes while the other
+detectors of the intersection are not congested), *dead* (nothing counted for a long time while
+the others counted plenty), *silent* (missing from the frames).
+
+State per intersection is a JSON-able dict (a Faust table keeps it).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .alarms import AlarmTrigger
+
+
+@dataclass(frozen=True)
+class DetectorValue:
+    detector_id: str
+    approach: str
+    count: int
+    occupancy: float
+    speed_kmh: float | None
+
+
+@dataclass(frozen=True)
+class IncidentConfig:
+    occupancy_rise: float = 0.20  # above the own profile
+    occupancy_floor: float = 0.30  # never an incident below this occupancy
+    neighbour_ratio: float = 1.8  # times the median of the other approaches
+    speed_drop: float = 0.55  # speed below this share of the profile
+    confirm_frames: int = 3
+    clear_frames: int = 3
+    profile_halflife_frames: float = 40.0  # per hour-of-day bin
+    warmup_frames: int = 20  # frames an approach needs before it can raise an incident
+    stuck_on_occupancy: float = 0.95
+    stuck_on_s: float = 300.0
+    dead_after_s: float = 1800.0
+    dead_min_neighbour_count: int = 100  # vehicles the others counted meanwhile
+    silent_after_s: float = 600.0
+
+
+@dataclass
+class IncidentOutcome:
+    triggers: list[AlarmTrigger] = field(default_factory=list)
+    clears: list[str] = field(default_factory=list)
+
+
+def _ewma(old: float | None, x: float, alpha: float) -> float:
+    return x if old is None else old + alpha * (x - old)
+
+
+def _approaches(values: Sequence[DetectorValue]) -> dict[str, tuple[float, float | None, int]]:
+    """approach -> (mean occupancy, mean speed or None, total count)."""
+    groups: dict[str, list[DetectorValue]] = {}
+    for v in values:
+        groups.setdefault(v.approach, []).append(v)
+    out = {}
+    for a, vs in groups.items():
+        speeds = [v.speed_kmh for v in vs if v.speed_kmh is not None]
+        out[a] = (sum(v.occupancy for v in vs) / len(vs), sum(speeds) / len(speeds) if speeds else None,
+                  sum(v.count for v in vs))
+    return out
+
+
+def frame_outcome(
+    state: Mapping[str, Any] | None,
+    intersection_id: str,
+    at: float,
+    values: Sequence[DetectorValue],
+    cfg: IncidentConfig = IncidentConfig(),
+) -> tuple[dict[str, Any], IncidentOutcome]:
+    """Fold one frame. Frames older than the newest seen are ignored (redelivery, reordering)."""
+    st: dict[str, Any] = {
+        "last_t": -math.inf, "approaches": {}, "detectors": {},
+        **({k: v for k, v in state.items()} if state else {}),
+    }
+    out = IncidentOutcome()
+    if not math.isfinite(at) or at <= st["last_t"] or not values:
+        return st, out
+    st["last_t"] = at
+    hour = str(int(at // 3600) % 24)
+    alpha = 1.0 - 0.5 ** (1.0 / cfg.profile_halflife_frames)
+    per_approach = _approaches(values)
+    approaches = {k: dict(v) for k, v in st["approaches"].items()}
+    for name, (occ, speed, _) in per_approach.items():
+        a = approaches.setdefault(name, {"occ": {}, "speed": {}, "n": 0, "hits": 0, "calm": 0, "open": False})
+        a["occ"], a["speed"] = dict(a["occ"]), dict(a["speed"])
+        base_occ = a["occ"].get(hour, a["occ"].get("all"))
+        base_speed = a["speed"].get(hour, a["speed"].get("all"))
+        others = [o for n, (o, _, _) in per_approach.items() if n != name]
+        neighbours = statistics.median(others) if others else None
+        suspicious = (
+            a["n"] >= cfg.warmup_frames and base_occ is not None
+            and occ >= max(cfg.occupancy_floor, base_occ + cfg.occupancy_rise)
+            and (neighbours is None or occ >= cfg.neighbour_ratio * max(neighbours, 0.02))
+            and (speed is None or base_speed is None or speed <= cfg.speed_drop * base_speed)
+        )
+        kind = f"incident_{name}"
+        if a["open"]:
+            a["calm"] = 0 if suspicious else a["calm"] + 1
+            if a["calm"] >= cfg.clear_frames:
+                a["open"], a["hits"] = False, 0
+                out.clears.append(kind)
+            continue  # no learning while an incident is open
+        a["hits"] = a["hits"] + 1 if suspicious else 0
+        if a["hits"] >= cfg.confirm_frames:
+            a["open"], a["calm"] = True, 0
+            out.triggers.append(AlarmTrigger(
+                intersection_id, kind, "major", f"{at:.3f}", at,
+                f"possible incident on approach {name}: occupancy {occ:.0%} (usual {base_occ:.0%})"
+                + (f", speed {speed:.0f} km/h (usual {base_speed:.0f})" if speed is not None and base_speed else ""),
+                {"approach": name, "occupancy": round(occ, 3), "usual_occupancy": round(base_occ or 0.0, 3),
+                 "speed_kmh": speed, "usual_speed_kmh": base_speed,
+                 "neighbour_occupancy": None if neighbours is None else round(neighbours, 3)},
+                subject_type="intersection",
+            ))
+            continue
+        if not suspicious:
+            for key, x in (("occ", occ), ("speed", speed)):
+                if x is not None:
+                    a[key][hour] = _ewma(a[key].get(hour), x, alpha)
+                    a[key]["all"] = _ewma(a[key].get("all"), x, alpha)
+            a["n"] += 1
+    st["approaches"] = approaches
+    st["detectors"] = _detector_faults(st["detectors"], intersection_id, at, values, cfg, out)
+    return st, out
+
+
+def _detector_faults(detectors: Mapping[str, Any], iid: str, at: float, values: Sequence[DetectorValue],
+                     cfg: IncidentConfig, out: IncidentOutcome) -> dict[str, Any]:
+    total = sum(v.count for v in values)
+    congested = sum(v.occupancy >= 0.5 for v in values)
+    dets = {k: dict(v) for k, v in detectors.items()}
+    seen = set()
+    for v in values:
+        seen.add(v.detector_id)
+        d = dets.setdefault(v.detector_id, {"on_since": None, "zero_since": None, "others": 0, "fault": None, "last": at})
+        d["last"] = at
+        others_congested = congested - (v.occupancy >= 0.5)
+        d["on_since"] = (d["on_since"] or at) if v.occupancy >= cfg.stuck_on_occupancy and others_congested == 0 else None
+        if v.count == 0 and v.occupancy == 0.0:
+            d["zero_since"] = d["zero_since"] or at
+            d["others"] += total - v.count
+        else:
+            d["zero_since"], d["others"] = None, 0
+        reason = None
+        if d["on_since"] is not None and at - d["on_since"] >= cfg.stuck_on_s:
+            reason = "stuck_on"
+        elif d["zero_since"] is not None and at - d["zero_since"] >= cfg.dead_after_s and d["others"] >= cfg.dead_min_neighbour_count:
+            reason = "dead"
+        _fault_change(d, iid, v.detector_id, reason, at, out)
+    for det_id, d in dets.items():
+        if det_id not in seen and at - d["last"] >= cfg.silent_after_s:
+            _fault_change(d, iid, det_id, "silent", at, out)
+    return dets
+
+
+def _fault_change(d: dict[str, Any], iid: str, det_id: str, reason: str | None, at: float, out: IncidentOutcome) -> None:
+    kind = f"detector_fault_{det_id}"
+    if reason is not None and d["fault"] is None:
+        d["fault"] = reason
+        out.triggers.append(AlarmTrigger(
+            iid, kind, "minor", f"{reason}:{at:.3f}", at, f"detector {det_id}: {reason.replace('_', ' ')}",
+            {"detector_id": det_id, "reason": reason}, subject_type="intersection",
+        ))
+    elif reason is None and d["fault"] is not None:
+        d["fault"] = None
+        out.clears.append(kind)
