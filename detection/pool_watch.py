@@ -103,14 +103,16 @@ def reading_outcome(
             if parameter in state.get("faulty", []):
                 out.clears.append(kind)
             continue
+        if parameter in state.get("faulty", []):
+            continue  # already reported; one trigger per fault episode
         out.triggers.append(AlarmTrigger(
             pool_id, kind, "minor", f"{why}:{at:.3f}", at,
             f"{parameter.replace('_', ' ')} sensor: {why.replace('_', ' ')} ({value:g} {UNITS[parameter]})",
             {"parameter": parameter, "value": value, "reason": why},
         ))
     state["faults"] = faults
-    state["faulty"] = sorted({t.evidence["parameter"] for t in out.triggers}
-                             | (set(state.get("faulty", [])) - {k.removeprefix("sensor_") for k in out.clears}))
+    recovered = {k.removeprefix("sensor_") for k in out.clears}
+    state["faulty"] = sorted((set(state.get("faulty", [])) - recovered) | {t.evidence["parameter"] for t in out.triggers})
     rules, verdicts = evaluate(state.get("rules"), at, trusted, profile.limits)
     state["rules"] = rules
     for v in verdicts:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from .broker import ENGINES, BrokerError, BrokerUnreachable
+from .errors import CliError
 from .settings import Settings, load_settings
 
 app = typer.Typer(
@@ -39,10 +40,6 @@ app.add_typer(bench_app, name="bench")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
-
-
-class CliError(Exception):
-    """An operator-facing failure: printed as one line, exit code 1."""
 
 
 _overrides: dict[str, Any] = {}

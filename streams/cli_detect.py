@@ -22,19 +22,7 @@ import typer
 REPO = Path(__file__).resolve().parents[1]
 
 
-class DetectError(typer.Exit):
-    """An operator-facing failure, printed as one ``error:`` line, exit code 1.
-
-    Not ``streams.cli.CliError``: under ``python -m streams.cli`` (how the CLI tests run it)
-    that module is loaded twice, as ``__main__`` and as ``streams.cli``, and ``main()`` only
-    catches its own copy of the class. ``typer.Exit`` is one class for both copies.
-    """
-
-    def __init__(self, message: str) -> None:
-        from rich.console import Console
-
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"error: {message}")
-        super().__init__(1)
+from .errors import CliError as DetectError  # one class, however the CLI module is loaded
 
 
 def parse_time(s: str) -> float:
@@ -92,7 +80,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         value_col: Annotated[str, typer.Option(help="Column with the readings.")] = "value",
         detector: Annotated[str, typer.Option(callback=_detector_name, help="default, seasonal, level_shift, sensor_fault or zscore.")] = "default",
     ) -> None:
-        """Score every row of a CSV stream with a streaming detector (scores in [0, 1]).
+        """Score each row of a CSV with a streaming detector (0..1).
 
         One output row per input row, in order; unparseable times or values score 0.
         """

@@ -13,7 +13,7 @@ def test_help_lists_every_command_with_one_line_each() -> None:
     assert proc.returncode == 0
     commands = proc.stdout.split("Commands:")[1].strip().splitlines()
     names = {c.split()[0] for c in commands}
-    assert {"config", "worker", "produce", "tail", "demo", "broker", "topics", "simulate", "bench"} <= names
+    assert {"config", "worker", "produce", "tail", "demo", "broker", "topics", "simulate", "bench", "detect"} <= names
     for c in commands:
         assert not c.rstrip().endswith("..."), f"help line truncated: {c!r}"
 
