@@ -35,8 +35,10 @@ def _credentials(settings: Settings) -> Any:
 
 
 def create_app(settings: Settings) -> faust.App:
-    app = faust.App(
-        settings.app_id,
+    from .faust_transport import LeitstandApp
+
+    app = LeitstandApp(
+        settings.group_id,
         broker=[f"kafka://{b}" for b in settings.bootstrap_list],
         broker_credentials=_credentials(settings),
         store=store_url(settings.table_store),
@@ -64,12 +66,16 @@ def create_app(settings: Settings) -> faust.App:
     from . import alerts_api
     from .agents import aggregation, alarm_lifecycle, notifier, pool_monitor, traffic_incidents
 
-    aggregation.register(app, settings, deadletter)
-    pool_monitor.register(app, settings, deadletter)
-    traffic_incidents.register(app, settings)
-    books = alarm_lifecycle.register(app, settings, deadletter)
-    notifier.register(app, settings)
-    alerts_api.register(app, settings, books)
+    role = settings.worker_role
+    if role in ("all", "telemetry"):
+        aggregation.register(app, settings, deadletter)
+        pool_monitor.register_water(app, settings, deadletter)
+        traffic_incidents.register(app, settings)
+    if role in ("all", "critical"):
+        pool_monitor.register_camera(app, settings, deadletter)
+        books = alarm_lifecycle.register(app, settings, deadletter)
+        notifier.register(app, settings)
+        alerts_api.register(app, settings, books)
     _register_views(app)
     return app
 

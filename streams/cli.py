@@ -194,6 +194,7 @@ def _reachable_settings() -> Settings:
 def worker_cmd(
     web_port: Annotated[Optional[int], typer.Option(help="Port of the worker's HTTP endpoints (/ready, /metrics).")] = None,
     table_store: Annotated[Optional[str], typer.Option(help="memory:// or rocksdb://")] = None,
+    role: Annotated[Optional[str], typer.Option(help="all (default), critical (camera events, alarms, notifier, API) or telemetry (frames, water readings).")] = None,
 ) -> None:
     """Run the stream-processing worker with every agent.
 
@@ -205,6 +206,8 @@ def worker_cmd(
         _overrides["web_port"] = web_port
     if table_store is not None:
         _overrides["table_store"] = table_store
+    if role is not None:
+        _overrides["worker_role"] = role
     run_worker(settings())
 
 

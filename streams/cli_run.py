@@ -23,6 +23,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer) -> None:
     from .cli import CliError, _reachable_settings, settings
 
+    register_alarm_benchmarks(bench_app)
+
     @simulate_app.command("frames")
     def simulate_frames(
         intersections: Annotated[int, typer.Option(min=1, max=100_000, help="Number of intersections.")] = 20,
@@ -88,6 +90,36 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
         s = settings()
         print(json.dumps(pipeline_benchmark(s, frames=frames, intersections=intersections, engine=engine), indent=2))
+
+
+def register_alarm_benchmarks(bench_app: typer.Typer) -> None:
+    from .cli import settings
+
+    @bench_app.command("pool-day")
+    def bench_pool_day(
+        days: Annotated[int, typer.Option(min=1, max=365, help="Simulated days.")] = 7,
+        pools: Annotated[int, typer.Option(min=1, max=100, help="Pools per day.")] = 3,
+        seed: Annotated[int, typer.Option(help="Seed of the first day.")] = 1,
+        min_duration_s: Annotated[float, typer.Option(min=0.0, help="Water rule minimum duration.")] = 30.0,
+    ) -> None:
+        """Score pool alarms on simulated days with injected incidents."""
+        from .bench_alarms import pool_day_benchmark
+
+        print(json.dumps(pool_day_benchmark(days, pools, seed, min_duration_s), indent=2))
+
+    @bench_app.command("alarm-latency")
+    def bench_alarm_latency(
+        engine: Annotated[str, typer.Option(help="tansu or kafka.")] = "tansu",
+        load: Annotated[int, typer.Option(min=0, help="Background water readings per second.")] = 5000,
+        events: Annotated[int, typer.Option(min=10, help="Motionless-swimmer events to time.")] = 200,
+        rate: Annotated[float, typer.Option(min=0.1, help="Camera events per second.")] = 10.0,
+        split: Annotated[bool, typer.Option("--split/--single", help="Critical and telemetry roles in two workers (default) or all in one.")] = True,
+    ) -> None:
+        """Time camera event -> alarm on alerts under background load."""
+        from .bench_alarms import latency_benchmark
+
+        result = latency_benchmark(settings(), engine=engine, load_per_s=load, events=events, event_rate_per_s=rate, split_roles=split)
+        print(json.dumps(result, indent=2))
 
 
 def status_table(rows: dict[str, Any]) -> Table:

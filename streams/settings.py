@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 TimestampReference = Literal["now", "stream"]
+WorkerRole = Literal["all", "critical", "telemetry"]
 
 
 class PoolSettings(BaseModel):
@@ -76,6 +77,17 @@ class Settings(BaseSettings):
     )
     group_rebalance_timeout_s: float = Field(
         10.0, ge=1.0, le=300.0, description="How long a rebalance waits for members to rejoin."
+    )
+    worker_role: WorkerRole = Field(
+        "all",
+        description="all: every agent in one process. critical: camera events, alarm books, "
+        "notifier and the alerts API; telemetry: detector frames and water readings. Run the "
+        "two roles as separate processes so bulk telemetry can never delay a life-safety alarm.",
+    )
+    consumer_fetch_max_wait_ms: int = Field(
+        100, ge=1, le=1500,
+        description="Longest a worker's fetch waits for data; bounds per-hop latency on brokers "
+        "that do not answer a waiting fetch early (Tansu).",
     )
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
@@ -159,6 +171,11 @@ class Settings(BaseSettings):
     @property
     def bootstrap_list(self) -> list[str]:
         return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    @property
+    def group_id(self) -> str:
+        """Faust app id (consumer group, changelog prefix) of this worker's role."""
+        return self.app_id if self.worker_role == "all" else f"{self.app_id}-{self.worker_role}"
 
     def topic(self, name: str) -> str:
         """Full topic name for a catalogue name such as ``sensors.intersection``."""

@@ -38,24 +38,27 @@ def profiles(settings: Settings) -> dict[str, PoolProfile]:
     }
 
 
-def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
-    readings = app.topic(settings.topic(SENSORS_POOL))
-    supervision = app.topic(settings.topic(POOL_SUPERVISION))
+def _lifecycle_sender(app: faust.App, settings: Settings) -> Any:
     lifecycle = app.topic(settings.topic(ALERTS_LIFECYCLE))
-    state_table = app.Table("pool-watch", default=None, use_partitioner=True, key_type=bytes,
-                            partitions=settings.topic_partitions)
-    known = profiles(settings)
-    default = PoolProfile(limits_for(settings.pool_basin_default, None, settings.water_min_duration_s))
-    limits = dict(max_bytes=settings.max_record_bytes, clock_skew_s=settings.clock_skew_s,
-                  reference=settings.timestamp_reference)
-    reading_decoder = TopicDecoder(PoolReading, **limits)  # type: ignore[arg-type]
-    event_decoder = TopicDecoder(PoolSupervisionEvent, **limits)  # type: ignore[arg-type]
-    lock = asyncio.Lock()  # agent and silence timer both read-modify-write pool state
 
     async def send(cmds: Iterable[LifecycleCommand]) -> None:
         """Commands are on the broker before the state that produced them is saved."""
         pending = [await lifecycle.send(key=c.subject_id.encode(), value=encode(c)) for c in cmds]
         await asyncio.gather(*pending)
+
+    return send
+
+
+def _decoder_limits(settings: Settings) -> dict[str, Any]:
+    return dict(max_bytes=settings.max_record_bytes, clock_skew_s=settings.clock_skew_s,
+                reference=settings.timestamp_reference)
+
+
+def register_camera(app: faust.App, settings: Settings, deadletter: Any) -> None:
+    """Camera events: the life-safety path (runs in the ``critical`` worker role)."""
+    supervision = app.topic(settings.topic(POOL_SUPERVISION))
+    event_decoder = TopicDecoder(PoolSupervisionEvent, **_decoder_limits(settings))  # type: ignore[arg-type]
+    send = _lifecycle_sender(app, settings)
 
     @app.agent(supervision, name="pool-supervision-events")
     async def camera_events(stream: Any) -> None:
@@ -66,6 +69,18 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
                 outcome = supervision_outcome(e.pool_id, e.event_id, e.kind, e.event_time.timestamp(), details)
                 out += commands(e.pool_id, outcome, e.event_time)
             await send(out)
+
+
+def register_water(app: faust.App, settings: Settings, deadletter: Any) -> None:
+    """Water readings and silent sensors (runs in the ``telemetry`` worker role)."""
+    readings = app.topic(settings.topic(SENSORS_POOL))
+    state_table = app.Table("pool-watch", default=None, use_partitioner=True, key_type=bytes,
+                            partitions=settings.topic_partitions)
+    known = profiles(settings)
+    default = PoolProfile(limits_for(settings.pool_basin_default, None, settings.water_min_duration_s))
+    reading_decoder = TopicDecoder(PoolReading, **_decoder_limits(settings))  # type: ignore[arg-type]
+    send = _lifecycle_sender(app, settings)
+    lock = asyncio.Lock()  # agent and silence timer both read-modify-write pool state
 
     @app.agent(readings, name="pool-water-watch")
     async def water(stream: Any) -> None:
