@@ -10,7 +10,7 @@ bad water) make any water alarm during them a false one too.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -37,8 +37,9 @@ def evaluate_alarms(truth: Sequence[Truth], raised: Iterable[RaisedAlarm], days:
     """Per alarm kind: incidents, detected, recall, false alarms, precision, delays (s)."""
     raised = sorted(raised, key=lambda a: a.raised_at)
     used: set[int] = set()
+    hit: set[int] = set()
     per_kind: dict[str, dict[str, Any]] = {}
-    for inc in truth:
+    for n_inc, inc in enumerate(truth):
         if inc.expected_alarm is None:
             continue
         row = per_kind.setdefault(inc.expected_alarm, {"incidents": 0, "detected": 0, "delays_s": [], "false_alarms": 0})
@@ -48,6 +49,7 @@ def evaluate_alarms(truth: Sequence[Truth], raised: Iterable[RaisedAlarm], days:
                 continue
             if inc.start - 1.0 <= a.raised_at <= inc.end + grace_s:
                 used.add(i)
+                hit.add(n_inc)
                 row["detected"] += 1
                 row["delays_s"].append(round(a.raised_at - inc.start, 1))
                 break
@@ -63,13 +65,11 @@ def evaluate_alarms(truth: Sequence[Truth], raised: Iterable[RaisedAlarm], days:
         row["delay_median_s"] = delays[len(delays) // 2] if delays else None
         row["delay_max_s"] = delays[-1] if delays else None
     water_false = sum(r["false_alarms"] for k, r in per_kind.items() if k.startswith("water_"))
-    critical = [t for t in truth if t.severity == "critical"]
-    critical_hit = sum(per_kind.get(t.expected_alarm or "", {}).get("detected", 0) > 0 for t in critical)
+    critical = [i for i, t in enumerate(truth) if t.severity == "critical" and t.expected_alarm]
     return {
         "per_kind": dict(sorted(per_kind.items())),
         "critical_incidents": len(critical),
-        "critical_recall": round(sum(per_kind[k]["detected"] for k in {t.expected_alarm for t in critical if t.expected_alarm})
-                                 / len(critical), 3) if critical else None,
-        "false_water_alarms_per_pool_day": round(water_false / max(1e-9, days * subjects), 3),
-        "_critical_kinds_hit": critical_hit,
+        "critical_alarmed": sum(i in hit for i in critical),
+        "critical_missed": [asdict(truth[i]) for i in critical if i not in hit],
+        "false_water_alarms_per_subject_day": round(water_false / max(1e-9, days * subjects), 3),
     }
