@@ -49,6 +49,38 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         )
         err.print(f"sent {stats['sent']} records ({stats['malformed']} malformed) in {stats['wall_s']:.1f} s")
 
+    @app.command("replay")
+    def replay(
+        csv_file: Annotated[Path, typer.Argument(help="CSV with a header row.", metavar="CSV")],
+        topic: Annotated[str, typer.Option(help="Catalogue topic name, e.g. sensors.pool (the prefix is added).")],
+        time_col: Annotated[str, typer.Option(help="Column with the event time (ISO 8601 or epoch seconds).")] = "timestamp",
+        speed: Annotated[float, typer.Option(min=0.0, help="Dataset seconds per wall second (0: as fast as possible).")] = 3600.0,
+        key_col: Annotated[Optional[str], typer.Option(help="Column whose value becomes the message key.")] = None,
+    ) -> None:
+        """Replay a real dataset into a topic with its own timing, compressed."""
+        from simulators.replay import replay_csv
+
+        if not csv_file.is_file():
+            raise CliError(f"no such file: {csv_file}")
+        s = _reachable_settings()
+        stats: dict[str, Any] = {}
+
+        async def run() -> dict[str, Any]:
+            task = asyncio.ensure_future(replay_csv(s, csv_file, s.topic(topic), time_col, speed, key_col, stats))
+            from rich.live import Live
+
+            with Live(console=err, refresh_per_second=4, transient=True) as live:
+                while not task.done():
+                    live.update(f"sent {stats.get('sent', 0):,} rows, dataset clock +{stats.get('dataset_offset_s', 0) / 3600:,.1f} h")
+                    await asyncio.sleep(0.25)
+            return await task
+
+        try:
+            result = asyncio.run(run())
+        except KeyError as exc:
+            raise CliError(str(exc.args[0])) from None
+        err.print(f"replayed {result['sent']:,} rows to {s.topic(topic)} in {result['wall_s']:.1f} s")
+
     @app.command("demo")
     def demo(
         minutes: Annotated[float, typer.Option(min=0.1, max=600.0, help="How long to run.")] = 2.0,
