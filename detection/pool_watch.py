@@ -64,7 +64,7 @@ def supervision_outcome(pool_id: str, event_id: str, kind: str, at: float, detai
 
 def _water_trigger(pool_id: str, v: WaterVerdict) -> AlarmTrigger:
     return AlarmTrigger(
-        pool_id, f"water_{v.parameter}", "major", f"{v.since:.3f}", v.since,
+        pool_id, f"water_{v.parameter}", "major", f"{v.since:.3f}", v.at,
         f"{v.parameter.replace('_', ' ')} {v.value:g} {v.unit} outside the legal range {v.band} "
         f"since {v.at - v.since:.0f} s",
         {"parameter": v.parameter, "value": v.value, "unit": v.unit, "band": v.band,

@@ -81,6 +81,28 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
             raise CliError(str(exc.args[0])) from None
         err.print(f"replayed {result['sent']:,} rows to {s.topic(topic)} in {result['wall_s']:.1f} s")
 
+    @app.command("evaluate")
+    def evaluate(
+        run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'leitstand demo'.", metavar="DIR")] = Path("leitstand-report"),
+    ) -> None:
+        """Score a run's alarms (and forecasts, plans) against its ground truth."""
+        from .run_evaluation import evaluate_run
+
+        if not (run_dir / "truth.jsonl").is_file():
+            raise CliError(f"{run_dir} holds no truth.jsonl: run 'leitstand demo --report-dir {run_dir}' first")
+        print(json.dumps(evaluate_run(run_dir), indent=2))
+
+    @app.command("report")
+    def report(
+        run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'leitstand demo'.", metavar="DIR")] = Path("leitstand-report"),
+    ) -> None:
+        """Write an HTML report with plots for a run directory."""
+        from .report import write_report
+
+        if not (run_dir / "truth.jsonl").is_file():
+            raise CliError(f"{run_dir} holds no truth.jsonl: run 'leitstand demo --report-dir {run_dir}' first")
+        err.print(f"report: {write_report(run_dir)}")
+
     @app.command("demo")
     def demo(
         minutes: Annotated[float, typer.Option(min=0.1, max=600.0, help="How long to run.")] = 2.0,

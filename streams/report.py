@@ -1,0 +1,217 @@
+"""``leitstand report DIR``: a self-contained HTML page with PNG plots of a run.
+
+Made to be printed for a committee: one message per figure, large type, units on every axis,
+the ground truth drawn behind what Leitstand did so a reader sees at a glance whether the
+alarm came, and when. Plots are PNG files next to ``index.html`` (no JavaScript, no network).
+"""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .run_evaluation import timestamp_of, evaluate_run, read_jsonl
+
+SEVERITY_COLOURS = {"critical": "#c62828", "major": "#ef6c00", "minor": "#1565c0", None: "#757575"}
+BANDS = {"free_chlorine": (0.3, 0.6, "mg/l", "Free chlorine"), "ph": (6.5, 7.2, "pH", "pH")}
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 12, "axes.titlesize": 15, "axes.titleweight": "bold",
+                         "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 110})
+    return plt
+
+
+def _dt(t: float) -> datetime:
+    return datetime.fromtimestamp(t, tz=timezone.utc)
+
+
+def _time_axis(ax: Any) -> None:
+    import matplotlib.dates as mdates
+
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=timezone.utc))
+    ax.set_xlabel("simulated time (UTC)")
+
+
+def alarm_timeline(truth: list[dict[str, Any]], alerts: list[dict[str, Any]], out: Path) -> Path | None:
+    """Truth as bars, alarms as markers, one row per subject."""
+    raised = [a for a in alerts if a.get("transition") == "raised"]
+    rows = sorted({t["subject_id"] for t in truth if t.get("expected_alarm")} | {a["subject_id"] for a in raised})
+    if not rows:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(13, 0.55 * len(rows) + 2.2))
+    y = {s: i for i, s in enumerate(rows)}
+    for t in truth:
+        if t.get("expected_alarm") and t["subject_id"] in y:
+            ax.barh(y[t["subject_id"]], (t["end"] - t["start"]) / 86_400, left=_dt(t["start"]), height=0.6,
+                    color=SEVERITY_COLOURS.get(t.get("severity")), alpha=0.25, edgecolor="none")
+    for sev in ("minor", "major", "critical"):
+        pts = [a for a in raised if a["severity"] == sev]
+        ax.scatter([_dt(timestamp_of(a["raised_at"]) or 0) for a in pts], [y[a["subject_id"]] for a in pts], marker="v", s=90,
+                   color=SEVERITY_COLOURS[sev], label=f"{sev} alarm raised", zorder=3)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.invert_yaxis()
+    _time_axis(ax)
+    ax.set_title("Alarms (triangles) against what really happened (shaded: injected incidents)")
+    ax.legend(loc="upper right", fontsize=10, frameon=False)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def ack_latency(alerts: list[dict[str, Any]], out: Path) -> Path | None:
+    """How long people (here: the demo's simulated duty operator) took to acknowledge."""
+    times: dict[str, dict[str, Any]] = defaultdict(dict)
+    for a in alerts:
+        times[a["alarm_id"]][a["transition"]] = a
+    pairs = [(v["raised"], timestamp_of(v["acknowledged"]["event_time"]) - timestamp_of(v["raised"]["event_time"]))  # type: ignore[operator]
+             for v in times.values() if "raised" in v and "acknowledged" in v]
+    if not pairs:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(13, 4))
+    for sev in ("minor", "major", "critical"):
+        vals = [lat for a, lat in pairs if a["severity"] == sev]
+        if vals:
+            ax.hist(vals, bins=20, alpha=0.7, color=SEVERITY_COLOURS[sev], label=f"{sev} ({len(vals)})")
+    ax.set_xlabel("seconds from alarm to acknowledgement (wall clock)")
+    ax.set_ylabel("alarms")
+    ax.set_title("Acknowledgement latency")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def pool_water(pool: str, readings: list[dict[str, Any]], truth: list[dict[str, Any]], alerts: list[dict[str, Any]],
+               out: Path) -> Path | None:
+    rows = [r for r in readings if r["pool_id"] == pool]
+    if not rows:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(2, 1, figsize=(13, 7), sharex=True)
+    for ax, (param, (lo, hi, unit, label)) in zip(axes, BANDS.items()):
+        pts = [(r["t"], r["values"][param]) for r in rows if param in r["values"]]
+        ax.axhspan(lo, hi, color="#2e7d32", alpha=0.08, label="legal range (DIN 19643)")
+        ax.plot([_dt(t) for t, _ in pts], [v for _, v in pts], color="#37474f", lw=1.2, label="measured")
+        for t in truth:
+            if t["subject_id"] == pool and t.get("expected_alarm") == f"water_{param}":
+                ax.axvspan(_dt(t["start"]), _dt(t["end"]), color="#ef6c00", alpha=0.15)
+        for a in alerts:
+            if a.get("transition") == "raised" and a["subject_id"] == pool and a["kind"] in (f"water_{param}", f"sensor_{param}"):
+                colour = SEVERITY_COLOURS[a["severity"]]
+                ax.axvline(_dt(timestamp_of(a["raised_at"]) or 0), color=colour, lw=2, ls="--")
+        ax.set_ylabel(f"{label} ({unit})")
+        ax.legend(loc="upper left", fontsize=10, frameon=False)
+    axes[0].set_title(f"{pool}: water quality, true violations shaded, alarms dashed (orange: water, blue: sensor)")
+    _time_axis(axes[1])
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def intersection(iid: str, aggregates: list[dict[str, Any]], truth: list[dict[str, Any]], alerts: list[dict[str, Any]],
+                 out: Path) -> Path | None:
+    """Occupancy and speed per approach (1-minute aggregates) with incidents and alarms."""
+    rows = [a for a in aggregates if a["intersection_id"] == iid]
+    if not rows:
+        return None
+    by_approach: dict[str, dict[float, list[tuple[float, float | None]]]] = defaultdict(lambda: defaultdict(list))
+    for a in rows:
+        approach = a["detector_id"].rsplit("-", 1)[-1].rstrip("0123456789") or a["detector_id"]
+        by_approach[approach][timestamp_of(a["window_start"]) or 0].append((a["occupancy_mean"], a.get("speed_kmh_mean")))
+    plt = _plt()
+    fig, axes = plt.subplots(2, 1, figsize=(13, 7), sharex=True)
+    for approach, series in sorted(by_approach.items()):
+        ts = sorted(series)
+        occ = [sum(o for o, _ in series[t]) / len(series[t]) for t in ts]
+        spd = [sum(s for _, s in series[t] if s is not None) / max(1, sum(s is not None for _, s in series[t])) for t in ts]
+        axes[0].plot([_dt(t) for t in ts], [100 * o for o in occ], lw=1.2, label=f"approach {approach}")
+        axes[1].plot([_dt(t) for t in ts], spd, lw=1.2, label=f"approach {approach}")
+    for t in truth:
+        if t["subject_id"] == iid and t.get("expected_alarm"):
+            for ax in axes:
+                ax.axvspan(_dt(t["start"]), _dt(t["end"]), color="#ef6c00", alpha=0.12)
+    for a in alerts:
+        if a.get("transition") == "raised" and a["subject_id"] == iid:
+            for ax in axes:
+                ax.axvline(_dt(timestamp_of(a["raised_at"]) or 0), color=SEVERITY_COLOURS[a["severity"]], lw=2, ls="--")
+    axes[0].set_ylabel("occupancy (%)")
+    axes[1].set_ylabel("speed (km/h)")
+    axes[0].set_title(f"Intersection {iid}: injected incidents shaded, alarms dashed")
+    axes[0].legend(loc="upper left", fontsize=10, ncol=4, frameon=False)
+    _time_axis(axes[1])
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def _evaluation_table(ev: dict[str, Any]) -> str:
+    head = "<tr><th>alarm kind</th><th>incidents</th><th>alarmed</th><th>recall</th><th>false alarms</th><th>precision</th><th>median delay</th><th>max delay</th></tr>"
+    rows = []
+    for kind, r in ev["alarms"]["per_kind"].items():
+        def fmt(v: Any, suffix: str = "") -> str:
+            return "–" if v is None else f"{v:g}{suffix}"
+        rows.append(f"<tr><td>{html.escape(kind)}</td><td>{r['incidents']}</td><td>{r['detected']}</td><td>{fmt(r['recall'])}</td>"
+                    f"<td>{r['false_alarms']}</td><td>{fmt(r['precision'])}</td><td>{fmt(r['delay_median_s'], ' s')}</td>"
+                    f"<td>{fmt(r['delay_max_s'], ' s')}</td></tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def write_report(run_dir: Path) -> Path:
+    """Evaluate the run (if not yet done), draw the plots, write ``index.html``; return its path."""
+    ev = evaluate_run(run_dir)
+    truth, alerts = read_jsonl(run_dir / "truth.jsonl"), read_jsonl(run_dir / "alerts.jsonl")
+    aggregates, readings = read_jsonl(run_dir / "aggregates.jsonl"), read_jsonl(run_dir / "pool_readings.jsonl")
+    plots_dir = run_dir / "plots"
+    plots_dir.mkdir(exist_ok=True)
+    figures: list[tuple[str, Path | None]] = [
+        ("Alarm timeline", alarm_timeline(truth, alerts, plots_dir / "alarm_timeline.png")),
+        ("Acknowledgement", ack_latency(alerts, plots_dir / "ack_latency.png")),
+    ]
+    for pool in sorted({r["pool_id"] for r in readings}):
+        figures.append((f"Pool {pool}", pool_water(pool, readings, truth, alerts, plots_dir / f"pool_{pool}.png")))
+    incident_sites = sorted({t["subject_id"] for t in truth if t["kind"] == "incident"})
+    busiest = incident_sites or sorted({a["intersection_id"] for a in aggregates})[:2]
+    for iid in busiest[:4]:
+        figures.append((f"Intersection {iid}", intersection(iid, aggregates, truth, alerts, plots_dir / f"intersection_{iid}.png")))
+    lc, al = ev["lifecycle"], ev["alarms"]
+    run = ev["run"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Leitstand run report</title><style>",
+        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.35em .7em;text-align:right}"
+        "td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee;margin:.5em 0}"
+        ".kpi{display:inline-block;margin:0 2em 1em 0}.kpi b{font-size:1.8em;display:block}",
+        "</style></head><body>",
+        "<h1>Leitstand run report</h1>",
+        f"<p>Run {html.escape(str(run.get('run_id')))}: simulated {html.escape(str(run.get('simulated_from')))} to "
+        f"{html.escape(str(run.get('simulated_until')))}, {run.get('speed')}× accelerated.</p>",
+        f"<div class='kpi'><b>{al['critical_alarmed']} / {al['critical_incidents']}</b>critical incidents alarmed</div>",
+        f"<div class='kpi'><b>{al['false_water_alarms_per_subject_day']:g}</b>false water alarms per pool and day</div>",
+        f"<div class='kpi'><b>{lc['alarms']}</b>alarms ({lc['acknowledged']} acknowledged, {lc['escalated']} escalated, {lc['resolved']} resolved)</div>",
+        "<h2>Evaluation against the ground truth</h2>", _evaluation_table(ev),
+        f"<p>Forecasts: {html.escape(str(ev['forecasts'].get('note', ev['forecasts'])))}. "
+        f"Signal timing: {html.escape(str(ev['signals'].get('note', ev['signals'])))}. "
+        f"Incidents that began too late in the run to be judged: {len(ev['too_late_to_judge'])}.</p>",
+    ]
+    for title, path in figures:
+        if path is not None:
+            parts.append(f"<h2>{html.escape(title)}</h2><img src='plots/{path.name}' alt='{html.escape(title)}'>")
+    parts.append("</body></html>")
+    index = run_dir / "index.html"
+    index.write_text("\n".join(parts), encoding="utf-8")
+    return index

@@ -1,0 +1,107 @@
+"""``leitstand evaluate DIR``: score a run's outputs against the ground truth it recorded.
+
+Reads the files a demo run writes (``truth.jsonl``, ``alerts.jsonl``, ``summary.json`` and,
+when those capabilities exist, ``forecasts.jsonl`` / ``plans.jsonl``) and writes
+``evaluation.json``. The scoring rules are ``detection.evaluation`` (pure); this module only
+reads files and decides what a run can fairly be judged on: incidents that began in the last
+minutes of the simulated time could not have been confirmed yet and are listed as "too late to
+judge", not counted as misses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from detection.evaluation import RaisedAlarm, Truth, evaluate_alarms
+
+JUDGE_MARGIN_S = 600.0  # simulated seconds an incident needs before the run's end to be judged
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_bytes().splitlines():
+        if line.strip():
+            try:
+                out.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                continue  # a torn last line of an interrupted run
+    return out
+
+
+def timestamp_of(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    return datetime.fromisoformat(str(value)).timestamp()
+
+
+def evaluate_run(run_dir: Path) -> dict[str, Any]:
+    """The evaluation of one run directory (also written to ``evaluation.json``)."""
+    summary = orjson.loads((run_dir / "summary.json").read_bytes()) if (run_dir / "summary.json").is_file() else {}
+    truth_rows = read_jsonl(run_dir / "truth.jsonl")
+    alerts = read_jsonl(run_dir / "alerts.jsonl")
+    sim_start, sim_end = timestamp_of(summary.get("simulated_from")), timestamp_of(summary.get("simulated_until"))
+    judged, late = [], []
+    for t in truth_rows:
+        if t.get("expected_alarm") is None:
+            continue
+        if sim_end is not None and t["start"] > sim_end - JUDGE_MARGIN_S:
+            late.append(t)
+        else:
+            judged.append(Truth(t["subject_id"], t["kind"], t["start"], t["end"], t["expected_alarm"], t.get("severity")))
+    raised = [RaisedAlarm(a["subject_id"], a["kind"], a["severity"], timestamp_of(a["raised_at"]) or 0.0)
+              for a in alerts if a.get("transition") == "raised"]
+    days = max(1e-9, ((sim_end or 0) - (sim_start or 0)) / 86_400) if sim_start and sim_end else 1.0
+    pools = {t["subject_id"] for t in truth_rows if t["subject_id"].startswith("pool")} or {a.subject_id for a in raised if a.kind.startswith("water_")}
+    alarms = evaluate_alarms(judged, raised, days=days, subjects=max(1, len(pools)))
+    by_id: dict[str, dict[str, Any]] = {}
+    for a in alerts:
+        by_id.setdefault(a["alarm_id"], {})[a["transition"]] = timestamp_of(a.get("event_time"))
+    ack_latency = sorted(v["acknowledged"] - v["raised"] for v in by_id.values() if "raised" in v and "acknowledged" in v)
+    lifecycle = {
+        "alarms": len(by_id),
+        "acknowledged": sum("acknowledged" in v for v in by_id.values()),
+        "escalated": sum("escalated" in v for v in by_id.values()),
+        "resolved": sum("resolved" in v for v in by_id.values()),
+        "ack_latency_median_s": round(ack_latency[len(ack_latency) // 2], 1) if ack_latency else None,
+    }
+    result = {
+        "run": {k: summary.get(k) for k in ("run_id", "simulated_from", "simulated_until", "speed", "minutes")},
+        "alarms": alarms,
+        "too_late_to_judge": late,
+        "lifecycle": lifecycle,
+        "forecasts": _forecast_error(read_jsonl(run_dir / "forecasts.jsonl"), read_jsonl(run_dir / "actuals.jsonl")),
+        "signals": _signals(read_jsonl(run_dir / "plans.jsonl")),
+    }
+    (run_dir / "evaluation.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    return result
+
+
+def _forecast_error(forecasts: list[dict[str, Any]], actuals: list[dict[str, Any]]) -> dict[str, Any]:
+    """MAE of forecast points whose actual value the run observed (none: not measured)."""
+    if not forecasts:
+        return {"available": False, "note": "no forecasts in this run"}
+    actual = {(a["series_id"], a["timestamp"]): a["value"] for a in actuals}
+    errors = [abs(f["yhat"] - actual[(f["series_id"], f["timestamp"])]) for f in forecasts
+              if (f["series_id"], f["timestamp"]) in actual]
+    inside = [f["yhat_lower"] <= actual[(f["series_id"], f["timestamp"])] <= f["yhat_upper"] for f in forecasts
+              if (f["series_id"], f["timestamp"]) in actual]
+    return {"available": True, "points": len(forecasts), "scored_points": len(errors),
+            "mae": round(sum(errors) / len(errors), 3) if errors else None,
+            "coverage80": round(sum(inside) / len(inside), 3) if inside else None}
+
+
+def _signals(plans: list[dict[str, Any]]) -> dict[str, Any]:
+    if not plans:
+        return {"available": False, "note": "signal timing is not built yet"}
+    outcomes: dict[str, int] = {}
+    for p in plans:
+        outcomes[str(p.get("validation", "unknown"))] = outcomes.get(str(p.get("validation", "unknown")), 0) + 1
+    return {"available": True, "decisions": len(plans), "validation": outcomes}
