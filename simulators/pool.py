@@ -57,6 +57,25 @@ def _visitors(hour: float, weekend: bool, capacity: int) -> float:
     return capacity * min(0.95, 0.08 + peaks * (1.3 if weekend else 1.0))
 
 
+def water_step(cl: float, ph: float, load: float, capacity: float, interval_s: float, *,
+               chlorine_pump: bool = True, acid_pump: bool = True) -> tuple[float, float, float]:
+    """One interval of the true water: (free chlorine mg/l, pH, redox mV) afterwards.
+
+    Bathers consume chlorine and the water loses some on its own; the dosing controller tops it
+    up towards 0.45 mg/l with a feed-forward on the bather load. pH creeps up (CO2 outgassing,
+    bathers) and the acid pump pulls it back towards 6.95. A stopped pump simply stops adding.
+    Shared by the pool day and the synthetic city so both have the same chemistry.
+    """
+    # chlorine: consumption by bathers and decay; dosing towards 0.45 unless it failed
+    dose = 0.02 * (0.45 - cl) * interval_s / 30 + 0.0002 * load if chlorine_pump else 0.0
+    cl = max(0.0, cl - (0.0002 * load + 0.0015 * cl) * interval_s / 30 + dose)
+    ph_drift = 0.002 * interval_s / 30 * (1 + load / capacity)
+    acid = 0.05 * (ph - 6.95) * interval_s / 30 + ph_drift if acid_pump else 0.0
+    ph = ph + ph_drift - acid
+    redox = 650 + 250 * min(cl, 0.8) / 0.8 - 60 * (ph - 7.0)
+    return cl, ph, redox
+
+
 def _violations(pool: str, series: list[tuple[float, float, float, float]]) -> list[Injected]:
     """Intervals in which the true water was outside the DIN 19643 band (at least 2 minutes)."""
     checks = {
@@ -112,13 +131,9 @@ def simulate_pool_day(day_start: float, pools: int = 3, seed: int = 1, interval_
             t = day_start + i * interval_s
             hour = (t - day_start) / 3600
             load = _visitors(hour, weekend, capacity)
-            # chlorine: consumption by bathers and decay; dosing towards 0.45 unless it failed
-            dose = 0.0 if dosing.start <= t < dosing.end else 0.02 * (0.45 - cl) * interval_s / 30 + 0.0002 * load
-            cl = max(0.0, cl - (0.0002 * load + 0.0015 * cl) * interval_s / 30 + dose)
-            ph_drift = 0.002 * interval_s / 30 * (1 + load / capacity)
-            acid = 0.0 if ph_pump.start <= t < ph_pump.end else 0.05 * (ph - 6.95) * interval_s / 30 + ph_drift
-            ph = ph + ph_drift - acid
-            redox = 650 + 250 * min(cl, 0.8) / 0.8 - 60 * (ph - 7.0)
+            cl, ph, redox = water_step(cl, ph, load, capacity, interval_s,
+                                       chlorine_pump=not dosing.start <= t < dosing.end,
+                                       acid_pump=not ph_pump.start <= t < ph_pump.end)
             true_series.append((t, cl, ph, redox))
             values = {
                 "free_chlorine": round(max(0.0, cl + rng.gauss(0, 0.01)), 3),

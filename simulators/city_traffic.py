@@ -1,0 +1,326 @@
+"""Signalised intersections on a street grid: detector frames, incidents and detector faults.
+
+The grid has one main east-west road (the middle row) and one main north-south road (the
+middle column); everything else is a side road. Each intersection has four approaches
+(N, E, S, W: where the traffic comes *from*) with two lanes, and one set-back loop per lane
+(``K3-N1``: intersection K3, approach N, lane 1) about 40 m before the stop line.
+
+Per approach and frame a point-queue model runs: arrivals (Poisson, from the demand profile,
+events, rain and what the upstream intersection let through one frame earlier) meet the
+approach's capacity (saturation flow times its green share); what is not served queues, and a
+queue longer than the link spills back (drivers divert). The loops then see what physics says
+they would: count = served vehicles, speed falling with volume/capacity and queue,
+occupancy = flow x effective vehicle length / speed plus the time the queue stands on the loop.
+
+A blocked lane (incident) stops its lane: its loop sits in the standing queue (occupancy high,
+hardly any count, crawling speed); the other lane takes the merged traffic at reduced
+capacity with drivers slowing past the obstacle; the downstream intersection receives fewer
+vehicles because fewer get through.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from streams.records import DetectorReading, IntersectionFrame, encode
+
+from .city_calendar import RainPeriod, VenueEvent, demand_profile, rain_at
+from .city_types import CityConfig, Emission, GroundTruth, poisson, rng_for
+
+SATURATION_VEH_H = 1800.0  # per lane
+CYCLE_S = 90.0
+EFFECTIVE_LENGTH_M = 6.5  # vehicle (4.5 m average with some vans) + loop length
+SETBACK_VEH = 6.0  # the loop lies ~40 m before the stop line: queues shorter than this miss it
+APPROACHES = ("N", "E", "S", "W")
+#: approach -> (row step, column step) to the upstream intersection (where its traffic comes from)
+UPSTREAM = {"N": (-1, 0), "S": (1, 0), "W": (0, -1), "E": (0, 1)}
+
+
+@dataclass(frozen=True)
+class Approach:
+    name: str
+    main: bool
+    peak_veh_h: float  # both lanes, at demand factor 1.0
+    green_share: float
+    free_speed_kmh: float
+    max_queue_veh: float  # both lanes: the link length
+    upstream: tuple[str, str] | None  # (intersection id, approach) feeding this one
+    through_share: float  # share of this approach's demand that came through the upstream one
+    lane_split: float  # share of lane 1 (kerb lane)
+
+    def capacity_veh_h(self) -> float:
+        return 2 * SATURATION_VEH_H * self.green_share
+
+
+@dataclass(frozen=True)
+class Intersection:
+    intersection_id: str
+    row: int
+    col: int
+    approaches: tuple[Approach, ...]
+
+    def detector_ids(self) -> list[str]:
+        return [f"{self.intersection_id}-{a.name}{lane}" for a in self.approaches for lane in (1, 2)]
+
+
+def grid_shape(n: int) -> tuple[int, int]:
+    cols = math.ceil(math.sqrt(n))
+    return math.ceil(n / cols), cols
+
+
+def build_grid(config: CityConfig) -> list[Intersection]:
+    rows, cols = grid_shape(config.intersections)
+    main_row, main_col = rows // 2, cols // 2
+    rng = rng_for(config, "grid")
+    ids = {divmod(i, cols): f"K{i + 1}" for i in range(config.intersections)}
+    out = []
+    for (r, c), iid in sorted(ids.items(), key=lambda kv: int(kv[1][1:])):
+        aps = []
+        crossing_main = (r == main_row) + (c == main_col)
+        for name in APPROACHES:
+            main = (r == main_row) if name in ("E", "W") else (c == main_col)
+            if crossing_main == 2 or crossing_main == 0:
+                green = 0.5 if crossing_main == 2 else 0.45
+            else:
+                green = 0.58 if main else 0.32
+            per_lane = rng.uniform(560, 720) if main else rng.uniform(180, 340)
+            dr, dc = UPSTREAM[name]
+            up_id = ids.get((r + dr, c + dc))
+            aps.append(Approach(
+                name=name, main=main, peak_veh_h=2 * per_lane, green_share=green,
+                free_speed_kmh=50.0 if main else 40.0, max_queue_veh=2 * (260 if main else 150) / 7.0,
+                upstream=(up_id, name) if up_id else None, through_share=0.55 if main else 0.3,
+                lane_split=0.45 if main else 0.5,
+            ))
+        out.append(Intersection(iid, r, c, tuple(aps)))
+    return out
+
+
+def venue_sites(grid: list[Intersection]) -> dict[str, tuple[str, ...]]:
+    """The stadium sits at the grid's far corner, the arena at the other end of the first row."""
+    pos = {(x.row, x.col): x.intersection_id for x in grid}
+
+    def around(x: Intersection) -> tuple[str, ...]:
+        near = [pos[(x.row + dr, x.col + dc)] for dr, dc in ((-1, 0), (0, -1), (0, 1), (1, 0))
+                if (x.row + dr, x.col + dc) in pos]
+        return (x.intersection_id, *near)
+
+    stadium = grid[-1]
+    arena = max((x for x in grid if x.row == 0), key=lambda x: x.col)
+    return {"stadium": around(stadium), "arena": around(arena)}
+
+
+# --- injections ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LaneBlock:
+    intersection_id: str
+    approach: str
+    lane: int
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class DetectorFault:
+    intersection_id: str
+    detector_id: str
+    mode: str  # "stuck" | "silent" | "noisy"
+    start: float
+    end: float
+
+
+def _on_frame(t: float, t0: float, dt: float) -> float:
+    return t0 + math.ceil((t - t0) / dt) * dt
+
+
+def plan_injections(config: CityConfig, grid: list[Intersection], t0: float, t1: float
+                    ) -> tuple[list[LaneBlock], list[DetectorFault]]:
+    """Blocked lanes (more likely when and where traffic is heavy) and detector faults.
+
+    Injections at one intersection never overlap (nor within 30 min of each other), so each
+    truth record explains its own symptoms.
+    """
+    rng = rng_for(config, "traffic-plan")
+    dt = config.frame_interval_s
+    lo = t0 + config.warmup_s
+    busy: dict[str, list[tuple[float, float]]] = {}
+    by_id = {x.intersection_id: x for x in grid}
+
+    def free(iid: str, s: float, e: float) -> bool:
+        return all(e + 1800 <= a or s >= b + 1800 for a, b in busy.get(iid, []))
+
+    blocks: list[LaneBlock] = []
+    days = max(0.0, t1 - lo) / 86_400
+    for _ in range(poisson(rng, config.incident_rate_per_day * days)):
+        for _try in range(200):
+            length = rng.uniform(15, 45) * 60
+            if t1 - length - 300 <= lo:
+                break
+            s = _on_frame(rng.uniform(lo, t1 - length - 300), t0, dt)
+            e = s + math.ceil(length / dt) * dt
+            exposure = demand_profile(datetime.fromtimestamp(s, timezone.utc), config)
+            x = by_id[rng.choice(sorted(by_id))]
+            ap = rng.choices(x.approaches, weights=[a.peak_veh_h for a in x.approaches])[0]
+            if rng.random() < exposure and free(x.intersection_id, s, e):
+                blocks.append(LaneBlock(x.intersection_id, ap.name, rng.choice((1, 2)), s, e))
+                busy.setdefault(x.intersection_id, []).append((s, e))
+                break
+    faults: list[DetectorFault] = []
+    lengths = {"stuck": (10, 60), "silent": (15, 60), "noisy": (30, 120)}
+    for _ in range(poisson(rng, config.detector_fault_rate_per_day * days)):
+        mode = rng.choices(("stuck", "silent", "noisy"), weights=(0.4, 0.35, 0.25))[0]
+        for _try in range(200):
+            length = rng.uniform(*lengths[mode]) * 60
+            if t1 - length - 300 <= lo:
+                break
+            s = _on_frame(rng.uniform(lo, t1 - length - 300), t0, dt)
+            e = s + math.ceil(length / dt) * dt
+            x = by_id[rng.choice(sorted(by_id))]
+            det = rng.choice(x.detector_ids())
+            if free(x.intersection_id, s, e):
+                faults.append(DetectorFault(x.intersection_id, det, mode, s, e))
+                busy.setdefault(x.intersection_id, []).append((s, e))
+                break
+    return sorted(blocks, key=lambda b: (b.start, b.intersection_id)), sorted(faults, key=lambda f: (f.start, f.detector_id))
+
+
+def injection_truth(grid: list[Intersection], blocks: list[LaneBlock], faults: list[DetectorFault]) -> list[GroundTruth]:
+    downstream = {a.upstream: (x.intersection_id, a.name) for x in grid for a in x.approaches if a.upstream}
+    out = []
+    for b in blocks:
+        down = downstream.get((b.intersection_id, b.approach))
+        out.append(GroundTruth(
+            "incident", b.intersection_id, b.start, b.end, f"incident_{b.approach}", "major",
+            {"approach": b.approach, "lane": b.lane, "detector_id": f"{b.intersection_id}-{b.approach}{b.lane}",
+             "downstream": f"{down[0]}/{down[1]}" if down else None},
+        ))
+    for f in faults:
+        expected = None if f.mode == "noisy" else f"detector_fault_{f.detector_id}"
+        out.append(GroundTruth(
+            f"detector_{f.mode}", f.intersection_id, f.start, f.end, expected, None if expected is None else "minor",
+            {"detector_id": f.detector_id},
+        ))
+    return out
+
+
+# --- frames -------------------------------------------------------------------------------
+
+
+@dataclass
+class _ApproachState:
+    queue: float = 0.0
+    served_veh_h: float | None = None
+    noise: float = 0.0  # AR(1) log-demand deviation: platoons and random slow-downs
+
+
+def traffic_emissions(config: CityConfig, grid: list[Intersection], t0: float, t1: float,
+                      blocks: list[LaneBlock], faults: list[DetectorFault],
+                      events: list[VenueEvent], rain: list[RainPeriod]) -> Iterator[Emission]:
+    """One ``IntersectionFrame`` per intersection and interval, in time order."""
+    dt = config.frame_interval_s
+    rngs = {x.intersection_id: rng_for(config, "traffic", x.intersection_id) for x in grid}
+    states = {(x.intersection_id, a.name): _ApproachState() for x in grid for a in x.approaches}
+    steps = int(math.ceil((t1 - t0) / dt - 1e-9))
+    for step in range(steps):
+        t = t0 + step * dt
+        when = datetime.fromtimestamp(t, timezone.utc)
+        mm_h = rain_at(t, rain)
+        base = demand_profile(when, config, rain_mm_h=mm_h)
+        served_prev = {k: s.served_veh_h for k, s in states.items()}
+        active_blocks = {(b.intersection_id, b.approach): b.lane for b in blocks if b.start <= t < b.end}
+        active_faults = {f.detector_id: f.mode for f in faults if f.start <= t < f.end}
+        for x in grid:
+            event_factor = 1.0
+            for ev in events:
+                if x.intersection_id in ev.near:
+                    event_factor *= ev.demand_factor(t, ev.near[0] == x.intersection_id)
+            rng = rngs[x.intersection_id]
+            readings: list[DetectorReading] = []
+            for ap in x.approaches:
+                st = states[(x.intersection_id, ap.name)]
+                readings += _approach_readings(
+                    x.intersection_id, ap, st, rng, dt, base * event_factor, mm_h,
+                    served_prev.get(ap.upstream) if ap.upstream else None,
+                    active_blocks.get((x.intersection_id, ap.name)), active_faults,
+                )
+            frame = IntersectionFrame(schema_version=1, event_time=when, intersection_id=x.intersection_id,
+                                      interval_s=dt, detectors=readings)
+            yield Emission(t, "sensors.intersection", x.intersection_id, encode(frame))
+
+
+def _approach_readings(iid: str, ap: Approach, st: _ApproachState, rng: random.Random, dt: float,
+                       factor: float, mm_h: float, upstream_served: float | None, blocked_lane: int | None,
+                       faults: dict[str, str]) -> list[DetectorReading]:
+    st.noise = 0.85 * st.noise + rng.gauss(0.0, 0.05)
+    own = ap.peak_veh_h * factor * math.exp(st.noise)
+    if upstream_served is not None:
+        up_norm = upstream_served  # the corridor carries on what it actually let through
+        demand = (1 - ap.through_share) * own + ap.through_share * min(up_norm, 1.3 * own)
+    else:
+        demand = own
+    wet = 0.9 if mm_h > 0 else 1.0
+    lane_cap = SATURATION_VEH_H * ap.green_share * wet * dt / 3600.0
+    capacity = 2 * lane_cap if blocked_lane is None else 0.6 * lane_cap
+    arrivals = poisson(rng, demand * dt / 3600.0)
+    waiting = st.queue + arrivals
+    can = int(capacity) + (rng.random() < capacity - int(capacity))
+    served = min(int(waiting), can)
+    st.queue = min(ap.max_queue_veh, waiting - served)  # beyond the link, drivers divert
+    st.served_veh_h = served * 3600.0 / dt
+    x = served / max(1e-9, 2 * lane_cap)
+    red_s = CYCLE_S * (1 - ap.green_share)
+    free_kmh = ap.free_speed_kmh * (0.88 if mm_h > 0 else 1.0)
+
+    out = []
+    for lane in (1, 2):
+        det = f"{iid}-{ap.name}{lane}"
+        share = ap.lane_split if lane == 1 else 1 - ap.lane_split
+        if blocked_lane is not None:
+            if lane == blocked_lane:  # the loop lies in the standing queue behind the obstacle
+                count = poisson(rng, 0.3 * dt / 60)
+                occ = rng.uniform(0.72, 0.93)
+                speed = round(rng.uniform(2.0, 8.0), 1) if count else None
+                reading = _reading(det, ap.name, lane, count, occ, speed, st.queue, faults, rng)
+                if reading is not None:
+                    out.append(reading)
+                continue
+            share = 1.0
+        count = int(served) if share == 1.0 else sum(rng.random() < share for _ in range(int(served)))
+        q_lane = st.queue * share
+        flow_lane = count * 3600.0 / dt
+        speed_kmh = free_kmh * (1 - 0.35 * min(1.0, x) ** 2) * (1 - 0.65 * min(1.0, q_lane / 15.0))
+        if blocked_lane is not None:
+            speed_kmh *= rng.uniform(0.3, 0.5)  # drivers slow down to squeeze past the obstacle
+        speed_kmh = max(3.0, speed_kmh + rng.gauss(0.0, 2.0))
+        peak_queue = q_lane + flow_lane * red_s / 3600.0
+        reach = min(1.0, max(0.0, (peak_queue - SETBACK_VEH) / 12.0))
+        occ = flow_lane * EFFECTIVE_LENGTH_M / (speed_kmh * 1000.0)
+        occ += reach * ((1 - ap.green_share) + ap.green_share * 0.6 * min(1.0, q_lane / 20.0))
+        occ = min(0.97, max(0.0, occ + rng.gauss(0.0, 0.005)))
+        reading = _reading(det, ap.name, lane, count, occ, round(speed_kmh, 1) if count else None,
+                           peak_queue if blocked_lane is None else st.queue, faults, rng)
+        if reading is not None:
+            out.append(reading)
+    return out
+
+
+def _reading(det: str, approach: str, lane: int, count: int, occ: float, speed: float | None, queue: float,
+             faults: dict[str, str], rng: random.Random) -> DetectorReading | None:
+    """What the loop reports, after its fault if it has one (None: it reports nothing)."""
+    mode = faults.get(det)
+    if mode == "silent":
+        return None
+    if mode == "stuck":  # the loop reports presence all the time, and so counts no gaps
+        count, occ, speed = 0, 1.0, None
+    elif mode == "noisy":
+        count = max(0, int(round(count * math.exp(rng.gauss(0, 0.5)))))
+        occ = min(0.9, occ * math.exp(rng.gauss(0, 0.5)))
+        speed = None if speed is None else round(max(1.0, speed + rng.gauss(0, 15)), 1)
+    return DetectorReading(detector_id=det, count=count, occupancy=round(occ, 4), speed_kmh=speed,
+                           queue_veh=round(min(1000.0, queue), 1), approach=approach, lane=lane)
