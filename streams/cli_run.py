@@ -105,9 +105,12 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
     @app.command("demo")
     def demo(
-        minutes: Annotated[float, typer.Option(min=0.1, max=600.0, help="How long to run.")] = 2.0,
-        intersections: Annotated[int, typer.Option(min=1, max=10_000, help="Synthetic intersections.")] = 20,
-        speed: Annotated[float, typer.Option(min=1.0, max=3600.0, help="Simulated seconds per wall second.")] = 60.0,
+        minutes: Annotated[float, typer.Option(min=0.1, max=600.0, help="Wall-clock minutes to run.")] = 3.0,
+        speed: Annotated[float, typer.Option(min=1.0, max=3600.0, help="Simulated seconds per wall second.")] = 200.0,
+        intersections: Annotated[int, typer.Option(min=1, max=500, help="Synthetic intersections.")] = 12,
+        pools: Annotated[int, typer.Option(min=0, max=50, help="Synthetic pools.")] = 2,
+        bus_lines: Annotated[int, typer.Option(min=0, max=50, help="Synthetic bus lines.")] = 2,
+        seed: Annotated[int, typer.Option(help="Seed of the city; the same seed gives the same run.")] = 1,
         report_dir: Annotated[Path, typer.Option(help="Where the run's report is written.")] = Path("leitstand-report"),
         port: Annotated[int, typer.Option(help="Port of the embedded broker.")] = 9092,
     ) -> None:
@@ -117,8 +120,9 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         """
         from .demo import run_demo
 
-        summary = run_demo(settings(), minutes=minutes, intersections=intersections, speed=speed, report_dir=report_dir, port=port)
-        err.print(f"report written to {report_dir}/summary.json")
+        city = {"intersections": intersections, "pools": pools, "bus_lines": bus_lines, "seed": seed}
+        summary = run_demo(settings(), minutes=minutes, speed=speed, report_dir=report_dir, port=port, city=city)
+        err.print(f"report written to {summary['report']}")
         if summary["aggregates_received"] == 0:
             raise CliError("the worker produced no aggregates; see the worker log in the report directory")
 

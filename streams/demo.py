@@ -1,32 +1,58 @@
-"""``leitstand demo``: embedded broker, worker and a synthetic city, with a live view and a report.
+"""``leitstand demo``: embedded broker, worker with every agent, the synthetic city, a report.
 
-Everything started here is stopped here, on success, on error and on Ctrl-C.
+What a newcomer sees in one command: the city's streams flow through the broker into the
+worker; alarms are raised, a simulated duty operator acknowledges them over the HTTP API (some
+too late, so they escalate), and at the end the run is scored against the ground truth the
+city recorded and written up as an HTML report. Everything started here is stopped here, on
+success, on error and on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
+import secrets
 import time
-from datetime import datetime, timezone
+import urllib.request
+from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import orjson
 from rich.console import Console
 from rich.live import Live
 
 from .broker import read_info, start, stop
-from .kafka_io import ensure_topics, tail
+from .kafka_io import ensure_topics, producer, tail
+from .records import PoolReading
 from .settings import Settings
 from .stack import WorkerProcess, free_port, settings_env
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+#: how long the simulated operator takes to acknowledge, per severity (wall seconds); minor
+#: alarms are left for the morning shift, a third of major ones are acknowledged too late
+ACK_DELAY_S = {"critical": (2.0, 8.0), "major": (5.0, 40.0)}
+DEMO_ACK_TIMEOUTS = {"alarm_ack_timeout_critical_s": 20.0, "alarm_ack_timeout_major_s": 25.0}
+
 
 def run_demo(
-    s: Settings, *, minutes: float, intersections: int, speed: float, report_dir: Path, port: int
+    s: Settings, *, minutes: float, speed: float, report_dir: Path, port: int, city: dict[str, Any] | None = None,
+    start_at: datetime | None = None,
 ) -> dict[str, Any]:
+    """Run the demo; returns the summary (also ``report_dir/summary.json``)."""
+    from simulators.city import City, CityConfig
+
     report_dir.mkdir(parents=True, exist_ok=True)
+    config = CityConfig(**(city or {}))
+    sim_start = start_at or datetime.now(timezone.utc).replace(hour=5, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    duration_s = minutes * 60 * speed
+    the_city = City(config, start=sim_start, duration_s=duration_s)
+    (report_dir / "truth.jsonl").write_text("".join(t.to_line() + "\n" for t in the_city.truth()), encoding="utf-8")
+
     own_broker = False
     running = read_info(s.state_dir, "tansu")
     if running is not None and running.port == port:
@@ -36,104 +62,148 @@ def run_demo(
         info = start("tansu", s.state_dir, s.cache_dir, "127.0.0.1", port)
         own_broker = True
         err.print(f"embedded broker ready on {info.bootstrap} after {info.ready_after_s:.2f} s")
-    bootstrap = info.bootstrap
-    s = s.model_copy(update={"kafka_bootstrap_servers": bootstrap})
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    s = s.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "topic_prefix": f"demo{run_id}."})
+    token = secrets.token_urlsafe(16)
+    web_port = free_port()
     worker = WorkerProcess(
-        settings_env(
-            {
-                "kafka_bootstrap_servers": bootstrap,
-                "topic_prefix": s.topic_prefix,
-                "app_id": f"leitstand-demo-{run_id}",
-                "timestamp_reference": "stream",  # the city runs on an accelerated clock
-                "aggregate_idle_close_s": 5,
-                "data_dir": s.state_dir / "demo-worker",
-                "state_dir": s.state_dir,
-                "log_level": "info",
-            }
-        ),
+        settings_env({
+            "kafka_bootstrap_servers": info.bootstrap, "topic_prefix": s.topic_prefix, "app_id": f"leitstand-demo-{run_id}",
+            "timestamp_reference": "stream",  # the city runs on an accelerated clock
+            "aggregate_idle_close_s": 5, "data_dir": s.state_dir / "demo-worker" / run_id, "state_dir": s.state_dir,
+            "log_level": "info", "api_token": token, **DEMO_ACK_TIMEOUTS,
+        }),
         log_file=report_dir / "worker.log",
-        web_port=free_port(),
+        web_port=web_port,
     )
-    summary: dict[str, Any] = {"run_id": run_id, "broker": "tansu", "bootstrap": bootstrap}
+    summary: dict[str, Any] = {
+        "run_id": run_id, "broker": "tansu", "bootstrap": info.bootstrap, "speed": speed, "minutes": minutes,
+        "simulated_from": sim_start.isoformat(), "simulated_until": (sim_start + timedelta(seconds=duration_s)).isoformat(),
+        "city": {k: getattr(config, k) for k in ("intersections", "pools", "bus_lines", "seed")},
+    }
     try:
         asyncio.run(ensure_topics(s))
         ready = worker.start()
         err.print(f"worker ready after {ready:.2f} s (log: {worker.log_file})")
         summary["worker_ready_s"] = round(ready, 3)
-        summary.update(asyncio.run(_run_city(s, minutes, intersections, speed, report_dir)))
+        summary.update(asyncio.run(_run(s, the_city, speed, report_dir, web_port, token, config.seed)))
     finally:
         worker.stop()
         if own_broker:
             stop(s.state_dir, "tansu")
     summary["stopped_cleanly"] = True
     (report_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    from .report import write_report
+
+    summary["report"] = str(write_report(report_dir))
     return summary
 
 
-async def _run_city(s: Settings, minutes: float, intersections: int, speed: float, report_dir: Path) -> dict[str, Any]:
-    from simulators.producer import produce_frames
+def _ack(web_port: int, token: str, alarm_id: str, action: str) -> int:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{web_port}/alerts/{alarm_id}/{action}", method="POST",
+        data=json.dumps({"by": "demo-duty-operator"}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 - loopback only
+            return r.status
+    except OSError:
+        return 0
 
+
+async def _run(s: Settings, city: Any, speed: float, report_dir: Path, web_port: int, token: str, seed: int) -> dict[str, Any]:
+    sent: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
+    open_by_severity: Counter[str] = Counter()
+    sim_clock = ["-"]
+    done = asyncio.Event()
+    rng = random.Random(seed)
+    files = {name: (report_dir / f"{name}.jsonl").open("wb") for name in ("alerts", "aggregates", "pool_readings")}
+    operator_tasks: set[asyncio.Task[None]] = set()
+
+    async def operator(alert: dict[str, Any]) -> None:
+        """The simulated person on duty: acknowledges, then resolves what is critical."""
+        lo, hi = ACK_DELAY_S[alert["severity"]]
+        await asyncio.sleep(rng.uniform(lo, hi))
+        await asyncio.to_thread(_ack, web_port, token, alert["alarm_id"], "ack")
+        if alert["severity"] == "critical":
+            await asyncio.sleep(rng.uniform(3.0, 10.0))
+            await asyncio.to_thread(_ack, web_port, token, alert["alarm_id"], "resolve")
+
+    async def read(topic: str, name: str) -> None:
+        async for m in tail(s, s.topic(topic), from_beginning=True):
+            seen[name] += 1
+            if name in files and m.value:
+                files[name].write(m.value + b"\n")
+            if name == "alerts" and m.value:
+                alert = orjson.loads(m.value)
+                if alert["transition"] == "raised":
+                    open_by_severity[alert["severity"]] += 1
+                    if alert["severity"] in ACK_DELAY_S:
+                        task = asyncio.create_task(operator(alert))
+                        operator_tasks.add(task)
+                        task.add_done_callback(operator_tasks.discard)
+                elif alert["transition"] == "resolved":
+                    open_by_severity[alert["severity"]] -= 1
+
+    async def produce() -> None:
+        prod = producer(s)
+        await prod.start()
+        decoder = msgspec.json.Decoder(PoolReading)
+        t0, first, pending = time.monotonic(), None, []
+        try:
+            for e in city.stream():
+                first = e.t if first is None else first
+                due = t0 + (e.t - first) / speed
+                if due > time.monotonic():
+                    await asyncio.gather(*pending)
+                    pending.clear()
+                    await asyncio.sleep(due - time.monotonic())
+                pending.append(await prod.send(s.topic(e.topic), key=e.key.encode(), value=e.value,
+                                               timestamp_ms=int(e.t * 1000)))
+                sent[e.topic] += 1
+                sim_clock[0] = datetime.fromtimestamp(e.t, tz=timezone.utc).strftime("%a %H:%M")
+                if e.topic == "sensors.pool":
+                    r = decoder.decode(e.value)
+                    files["pool_readings"].write(orjson.dumps({"t": e.t, "pool_id": r.pool_id, "values": r.values()}) + b"\n")
+            await asyncio.gather(*pending)
+        finally:
+            await prod.stop()
+            done.set()
+
+    readers = [asyncio.create_task(read(t, n)) for t, n in (("alerts", "alerts"), ("aggregates", "aggregates"), ("deadletter", "deadletters"))]
+    producer_task = asyncio.create_task(produce())
+    t0 = time.monotonic()
+    with Live(console=err, refresh_per_second=2) as live:
+        while not done.is_set():
+            live.update(_status(time.monotonic() - t0, sim_clock[0], sent, seen, open_by_severity))
+            await asyncio.sleep(0.5)
+        await producer_task
+        settle = time.monotonic() + 10  # trailing alarms and acknowledgements
+        while time.monotonic() < settle:
+            live.update(_status(time.monotonic() - t0, sim_clock[0] + " (finishing)", sent, seen, open_by_severity))
+            await asyncio.sleep(0.5)
+    for task in [*readers, *operator_tasks]:
+        task.cancel()
+    await asyncio.gather(*readers, *operator_tasks, return_exceptions=True)
+    for f in files.values():
+        f.close()
+    return {"records_sent": dict(sent), "alerts_received": seen["alerts"], "aggregates_received": seen["aggregates"],
+            "deadletters_received": seen["deadletters"]}
+
+
+def _status(elapsed: float, clock: str, sent: Counter[str], seen: Counter[str], open_alarms: Counter[str]) -> Any:
     from .cli_run import status_table
 
-    today = datetime.now(timezone.utc).replace(hour=6, minute=0, second=0, microsecond=0)
-    counts = {"aggregates": 0, "deadletters": 0}
-    aggregates_file = (report_dir / "aggregates.jsonl").open("wb")
-    stop_flag = asyncio.Event()
-
-    async def count(topic: str, field: str, sink: Any = None) -> None:
-        async for m in tail(s, s.topic(topic), from_beginning=False, idle_timeout_s=None):
-            counts[field] += 1
-            if sink is not None and m.value:
-                sink.write(m.value + b"\n")
-            if stop_flag.is_set():
-                return
-
-    readers = [
-        asyncio.create_task(count("aggregates", "aggregates", aggregates_file)),
-        asyncio.create_task(count("deadletter", "deadletters")),
-    ]
-    await asyncio.sleep(1.0)  # let the readers seek to the end before the first frame
-    stats: dict[str, Any] = {}
-    t0 = time.monotonic()
-    deadline = t0 + minutes * 60
-    producer = asyncio.create_task(
-        produce_frames(
-            s, intersections=intersections, interval_s=15.0, steps=10**9, speed=speed,
-            start=today, seed=1, malformed_rate=0.01, stats=stats, stop_at=deadline,
-        )
-    )
-    with Live(console=err, refresh_per_second=2) as live:
-        while not producer.done() or time.monotonic() < deadline + 8:
-            elapsed = time.monotonic() - t0
-            live.update(
-                status_table(
-                    {
-                        "elapsed": f"{elapsed:,.0f} s of {minutes * 60:,.0f} s",
-                        "simulated clock": stats.get("sim_time", "-"),
-                        "frames sent": f"{stats.get('sent', 0):,} ({stats.get('malformed', 0)} malformed on purpose)",
-                        "throughput": f"{stats.get('sent', 0) / max(elapsed, 1e-9):,.0f} frames/s",
-                        "aggregates received": f"{counts['aggregates']:,}",
-                        "dead letters": f"{counts['deadletters']:,}",
-                    }
-                )
-            )
-            if producer.done() and time.monotonic() >= deadline + 8:
-                break
-            await asyncio.sleep(0.5)
-    await producer
-    stop_flag.set()
-    for r in readers:
-        r.cancel()
-    await asyncio.gather(*readers, return_exceptions=True)
-    aggregates_file.close()
-    return {
-        "minutes": minutes,
-        "intersections": intersections,
-        "speed": speed,
-        "frames_sent": stats.get("sent", 0),
-        "frames_malformed": stats.get("malformed", 0),
-        "simulated_until": stats.get("sim_time"),
-        "aggregates_received": counts["aggregates"],
-        "deadletters_received": counts["deadletters"],
-    }
+    total = sum(sent.values())
+    return status_table({
+        "elapsed": f"{elapsed:,.0f} s",
+        "simulated clock": clock,
+        "records sent": f"{total:,} ({total / max(elapsed, 1e-9):,.0f}/s): " + ", ".join(f"{k} {v:,}" for k, v in sorted(sent.items())),
+        "aggregates received": f"{seen['aggregates']:,}",
+        "open alarms": ", ".join(f"{k} {open_alarms[k]}" for k in ("critical", "major", "minor")),
+        "alarm transitions": f"{seen['alerts']:,}",
+        "dead letters": f"{seen['deadletters']:,}",
+        "signal decisions / forecasts": "not built yet (issues 3 and 5)",
+    })

@@ -16,7 +16,8 @@ from typing import Any
 from .run_evaluation import timestamp_of, evaluate_run, read_jsonl
 
 SEVERITY_COLOURS = {"critical": "#c62828", "major": "#ef6c00", "minor": "#1565c0", None: "#757575"}
-BANDS = {"free_chlorine": (0.3, 0.6, "mg/l", "Free chlorine"), "ph": (6.5, 7.2, "pH", "pH")}
+BANDS = {"free_chlorine": (0.3, 0.6, "mg/l", "free chlorine (mg/l)"), "ph": (6.5, 7.2, "pH", "pH"),
+         "redox": (750.0, None, "mV", "redox (mV)")}
 
 
 def _plt() -> Any:
@@ -58,11 +59,14 @@ def alarm_timeline(truth: list[dict[str, Any]], alerts: list[dict[str, Any]], ou
         pts = [a for a in raised if a["severity"] == sev]
         ax.scatter([_dt(timestamp_of(a["raised_at"]) or 0) for a in pts], [y[a["subject_id"]] for a in pts], marker="v", s=90,
                    color=SEVERITY_COLOURS[sev], label=f"{sev} alarm raised", zorder=3)
+        for a in pts:
+            ax.annotate(a["kind"], (_dt(timestamp_of(a["raised_at"]) or 0), y[a["subject_id"]]), xytext=(6, 6),
+                        textcoords="offset points", fontsize=9, color=SEVERITY_COLOURS[sev])
     ax.set_yticks(range(len(rows)), rows)
     ax.invert_yaxis()
     _time_axis(ax)
     ax.set_title("Alarms (triangles) against what really happened (shaded: injected incidents)")
-    ax.legend(loc="upper right", fontsize=10, frameon=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=10, frameon=False)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
@@ -100,9 +104,11 @@ def pool_water(pool: str, readings: list[dict[str, Any]], truth: list[dict[str, 
     if not rows:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(2, 1, figsize=(13, 7), sharex=True)
+    fig, axes = plt.subplots(3, 1, figsize=(13, 9.5), sharex=True)
     for ax, (param, (lo, hi, unit, label)) in zip(axes, BANDS.items()):
         pts = [(r["t"], r["values"][param]) for r in rows if param in r["values"]]
+        if hi is None:
+            hi = max([v for _, v in pts] + [lo]) * 1.05
         ax.axhspan(lo, hi, color="#2e7d32", alpha=0.08, label="legal range (DIN 19643)")
         ax.plot([_dt(t) for t, _ in pts], [v for _, v in pts], color="#37474f", lw=1.2, label="measured")
         for t in truth:
@@ -112,10 +118,10 @@ def pool_water(pool: str, readings: list[dict[str, Any]], truth: list[dict[str, 
             if a.get("transition") == "raised" and a["subject_id"] == pool and a["kind"] in (f"water_{param}", f"sensor_{param}"):
                 colour = SEVERITY_COLOURS[a["severity"]]
                 ax.axvline(_dt(timestamp_of(a["raised_at"]) or 0), color=colour, lw=2, ls="--")
-        ax.set_ylabel(f"{label} ({unit})")
+        ax.set_ylabel(label)
         ax.legend(loc="upper left", fontsize=10, frameon=False)
     axes[0].set_title(f"{pool}: water quality, true violations shaded, alarms dashed (orange: water, blue: sensor)")
-    _time_axis(axes[1])
+    _time_axis(axes[2])
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
@@ -137,7 +143,8 @@ def intersection(iid: str, aggregates: list[dict[str, Any]], truth: list[dict[st
     for approach, series in sorted(by_approach.items()):
         ts = sorted(series)
         occ = [sum(o for o, _ in series[t]) / len(series[t]) for t in ts]
-        spd = [sum(s for _, s in series[t] if s is not None) / max(1, sum(s is not None for _, s in series[t])) for t in ts]
+        # no vehicle, no speed: a gap in the line, not a drop to zero
+        spd = [(sum(v) / len(v)) if (v := [s for _, s in series[t] if s is not None]) else float("nan") for t in ts]
         axes[0].plot([_dt(t) for t in ts], [100 * o for o in occ], lw=1.2, label=f"approach {approach}")
         axes[1].plot([_dt(t) for t in ts], spd, lw=1.2, label=f"approach {approach}")
     for t in truth:
