@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -189,6 +190,10 @@ VENUES = {  # venue id -> (schedule kind, title, capacity, attendance range)
 }
 
 
+#: local start times tried, in order, when chance left a run without a match or a concert
+FALLBACK_SLOTS = {"stadium": ((15, 30), (18, 30), (20, 30), (13, 30)), "arena": ((20, 0), (19, 0), (17, 0), (15, 0))}
+
+
 def _local_days(t0: float, t1: float, tz: ZoneInfo) -> list[date]:
     first = datetime.fromtimestamp(t0, tz).date()
     last = datetime.fromtimestamp(t1, tz).date()
@@ -221,14 +226,22 @@ def plan_events(config: CityConfig, t0: float, t1: float, venue_sites: dict[str,
     out = [e for e in out if e.influence()[1] > t0 and e.influence()[0] < t1]
     span = t1 - t0
     for venue, frac, length in (("stadium", 0.35, 105 * 60), ("arena", 0.65, 150 * 60)):
-        if not any(e.venue_id == venue for e in out):
+        if any(e.venue_id == venue for e in out):
+            continue
+        # the usual hours first (announced well ahead, over before the run ends) ...
+        slots = FALLBACK_SLOTS[venue]
+        fits = [s for day in _local_days(t0, t1, tz) for hh, mm in slots
+                if t0 + 2.5 * 3600 <= (s := _at(day, hh, mm, tz)) and s + length + 1800 <= t1]
+        if fits:
+            s = fits[0]
+        else:  # ... else somewhere in the run, on the quarter hour
             s = t0 + max(2.5 * 3600, frac * span)
-            s = s - s % 900  # events start on the quarter hour
-            out.append(_event(config, rng, venue, s, s + length, venue_sites))
+            s = s - s % 900
+        out.append(_event(config, rng, venue, s, s + length, venue_sites))
     return sorted(out, key=lambda e: (e.start, e.venue_id))
 
 
-def _event(config: CityConfig, rng, venue: str, start: float, end: float, sites: dict[str, tuple[str, ...]]) -> VenueEvent:
+def _event(config: CityConfig, rng: random.Random, venue: str, start: float, end: float, sites: dict[str, tuple[str, ...]]) -> VenueEvent:
     kind, title, capacity, (lo, hi) = VENUES[venue]
     attendance = int(round(rng.uniform(lo, hi), -2))
     return VenueEvent(f"{venue}-{int(start)}", venue, kind, title, start, end, attendance, capacity,
