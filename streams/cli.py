@@ -306,6 +306,8 @@ from . import cli_run  # noqa: E402  (registers simulate, demo and bench command
 cli_run.register(app, simulate_app, bench_app)
 from . import cli_detect  # noqa: E402
 cli_detect.register(app, bench_app)
+from . import cli_forecast  # noqa: E402
+cli_forecast.register(app, bench_app)
 
 
 def main() -> None:

@@ -1,0 +1,77 @@
+"""Seasonal naive baselines: the value one season ago (same hour yesterday / last week).
+
+The weekly seasonal naive is the bar every traffic model must clear: commuter traffic repeats
+weekly, so copying last week is hard to beat. It is also the scale of the MASE we report.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .base import Forecaster, residual_interval
+
+#: how many seasons back to look when the value one season ago is missing (a gap)
+_FALLBACK_SEASONS = 4
+
+
+class SeasonalNaive(Forecaster):
+    """Forecast ``y[t - season]``; the interval comes from the in-sample seasonal differences.
+
+    A missing value one season back falls back to two, three, four seasons back, then to the
+    mean of the last observed season, so gaps in the input never stop a forecast.
+    """
+
+    name = "naive_weekly"
+    version = "1"
+
+    def __init__(self, season: str = "7D", **common: object) -> None:
+        super().__init__(**common)  # type: ignore[arg-type]
+        self.season = season
+
+    def _fit(self, y: pd.Series, regressors: pd.DataFrame | None) -> None:
+        self.m_ = self.steps(self.season)
+        self.errors_ = (y - y.shift(self.m_)).dropna()
+
+    def _predict(self, future: pd.DatetimeIndex, regressors: pd.DataFrame | None) -> pd.DataFrame:
+        y = self.history_
+        ext = np.concatenate([y.to_numpy(), np.full(len(future), np.nan)])
+        n = len(y)
+        m = self.m_
+        tail = y.to_numpy()[-m:]
+        fallback = float(np.nanmean(tail)) if np.isfinite(tail).any() else float(np.nanmean(y.to_numpy()))
+        yhat = np.empty(len(future))
+        for i in range(len(future)):
+            t = n + i
+            v = np.nan
+            for k in range(1, _FALLBACK_SEASONS + 1 + i // m):
+                if t - k * m < 0:
+                    break
+                v = ext[t - k * m]
+                if np.isfinite(v):
+                    break
+            yhat[i] = v if np.isfinite(v) else fallback
+            ext[t] = yhat[i]  # forecasts beyond one season repeat the forecast season
+        lo, hi = residual_interval(self.errors_, future)
+        # beyond one season the errors add up, roughly like a random walk of seasons
+        widen = np.sqrt(1 + np.arange(len(future)) // m)
+        return pd.DataFrame({"yhat": yhat, "yhat_lower": yhat + lo * widen, "yhat_upper": yhat + hi * widen},
+                            index=future)
+
+
+class WeeklyNaive(SeasonalNaive):
+    """Same time last week: the baseline and the MASE scale."""
+
+    name = "naive_weekly"
+
+    def __init__(self, **common: object) -> None:
+        super().__init__(season="7D", **common)
+
+
+class DailyNaive(SeasonalNaive):
+    """Same time yesterday: misses the weekday/weekend difference, shown as the weaker baseline."""
+
+    name = "naive_daily"
+
+    def __init__(self, **common: object) -> None:
+        super().__init__(season="1D", **common)
