@@ -8,7 +8,10 @@ detector). The book is a plain dict so it lives in a Faust table as it is:
 Rules an operator can rely on:
 
 * **One open alarm per subject and kind.** A second trigger while one is open adds evidence
-  (``occurrences`` rises), it does not ring again.
+  (``occurrences`` rises, transition ``occurred``), it does not open a second alarm. Except
+  that a new occurrence of a *critical* alarm somebody already acknowledged re-arms it
+  (transition ``reraised``: unacknowledged again, a new deadline, delivered again): the person
+  on duty is busy with the first swimmer and must hear about the second.
 * **Deterministic ids.** ``alarm_id(kind, subject, trigger)`` is derived from what triggered
   it (a camera event id, the event time a water violation began), so a redelivered event
   finds its alarm already open or already closed and changes nothing.
@@ -29,7 +32,7 @@ from typing import Any, Literal
 
 Severity = Literal["critical", "major", "minor"]
 AlarmState = Literal["raised", "acknowledged", "escalated", "resolved"]
-Transition = Literal["raised", "acknowledged", "escalated", "resolved", "updated"]
+Transition = Literal["raised", "reraised", "occurred", "acknowledged", "escalated", "resolved", "updated"]
 
 SEVERITIES: tuple[Severity, ...] = ("critical", "major", "minor")
 MAX_CLOSED_IDS = 200  # remembered per subject, so redelivered triggers stay quiet
@@ -74,6 +77,7 @@ class Alarm:
     level: int = 0
     deadline: float | None = None  # acknowledge by this time or escalate
     occurrences: int = 1
+    last_occurrence_at: float | None = None  # event time of the newest trigger
     acknowledged_at: float | None = None
     acknowledged_by: str | None = None
     escalated_at: float | None = None
@@ -141,14 +145,20 @@ def raise_alarm(book: Book | None, trig: AlarmTrigger, now: float, policy: Escal
     current = new["open"].get(trig.kind)
     if current is not None:
         alarm = Alarm.from_dict(current)
-        if alarm.alarm_id == aid:
+        if alarm.alarm_id == aid or trig.trigger in alarm.evidence.get("trigger_ids", ()):
             return new, []  # the same trigger again (redelivery)
+        rearm = alarm.severity == "critical" and alarm.state == "acknowledged"
         alarm = replace(
-            alarm, occurrences=alarm.occurrences + 1, active=True,
-            cleared_at=None, evidence={**alarm.evidence, **trig.evidence}, message=trig.message,
+            alarm, occurrences=alarm.occurrences + 1, active=True, last_occurrence_at=trig.at,
+            cleared_at=None, message=trig.message,
+            evidence={**alarm.evidence, **trig.evidence,
+                      "trigger_ids": [*alarm.evidence.get("trigger_ids", ())[-49:], trig.trigger]},
         )
+        if rearm:
+            alarm = replace(alarm, state="raised", deadline=now + policy.ack_timeout_s[alarm.severity],
+                            acknowledged_at=None, acknowledged_by=None)
         new["open"][trig.kind] = alarm.to_dict()
-        return new, [AlarmChange("updated", alarm)]
+        return new, [AlarmChange("reraised" if rearm else "occurred", alarm)]
     alarm = Alarm(
         alarm_id=aid, subject_id=trig.subject_id, subject_type=trig.subject_type, kind=trig.kind,
         severity=trig.severity, state="raised", message=trig.message, raised_at=trig.at,

@@ -138,8 +138,8 @@ async def _run(s: Settings, city: Any, speed: float, report_dir: Path, web_port:
                 files[name].write(m.value + b"\n")
             if name == "alerts" and m.value:
                 alert = orjson.loads(m.value)
-                if alert["transition"] == "raised":
-                    open_by_severity[alert["severity"]] += 1
+                if alert["transition"] in ("raised", "reraised"):
+                    open_by_severity[alert["severity"]] += alert["transition"] == "raised"
                     if alert["severity"] in ACK_DELAY_S:
                         task = asyncio.create_task(operator(alert))
                         operator_tasks.add(task)

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .run_evaluation import timestamp_of, evaluate_run, read_jsonl
+from .run_evaluation import alarm_signals, evaluate_run, read_jsonl, timestamp_of
 
 SEVERITY_COLOURS = {"critical": "#c62828", "major": "#ef6c00", "minor": "#1565c0", None: "#757575"}
 BANDS = {"free_chlorine": (0.3, 0.6, "mg/l", "free chlorine (mg/l)"), "ph": (6.5, 7.2, "pH", "pH"),
@@ -44,7 +44,7 @@ def _time_axis(ax: Any) -> None:
 
 def alarm_timeline(truth: list[dict[str, Any]], alerts: list[dict[str, Any]], out: Path) -> Path | None:
     """Truth as bars, alarms as markers, one row per subject."""
-    raised = [a for a in alerts if a.get("transition") == "raised"]
+    raised = alarm_signals(alerts)
     rows = sorted({t["subject_id"] for t in truth if t.get("expected_alarm")} | {a["subject_id"] for a in raised})
     if not rows:
         return None
@@ -57,10 +57,10 @@ def alarm_timeline(truth: list[dict[str, Any]], alerts: list[dict[str, Any]], ou
                     color=SEVERITY_COLOURS.get(t.get("severity")), alpha=0.25, edgecolor="none")
     for sev in ("minor", "major", "critical"):
         pts = [a for a in raised if a["severity"] == sev]
-        ax.scatter([_dt(timestamp_of(a["raised_at"]) or 0) for a in pts], [y[a["subject_id"]] for a in pts], marker="v", s=90,
+        ax.scatter([_dt(a["at"]) for a in pts], [y[a["subject_id"]] for a in pts], marker="v", s=90,
                    color=SEVERITY_COLOURS[sev], label=f"{sev} alarm raised", zorder=3)
         for a in pts:
-            ax.annotate(a["kind"], (_dt(timestamp_of(a["raised_at"]) or 0), y[a["subject_id"]]), xytext=(6, 6),
+            ax.annotate(a["kind"], (_dt(a["at"]), y[a["subject_id"]]), xytext=(6, 6),
                         textcoords="offset points", fontsize=9, color=SEVERITY_COLOURS[sev])
     ax.set_yticks(range(len(rows)), rows)
     ax.invert_yaxis()
@@ -114,10 +114,9 @@ def pool_water(pool: str, readings: list[dict[str, Any]], truth: list[dict[str, 
         for t in truth:
             if t["subject_id"] == pool and t.get("expected_alarm") == f"water_{param}":
                 ax.axvspan(_dt(t["start"]), _dt(t["end"]), color="#ef6c00", alpha=0.15)
-        for a in alerts:
-            if a.get("transition") == "raised" and a["subject_id"] == pool and a["kind"] in (f"water_{param}", f"sensor_{param}"):
-                colour = SEVERITY_COLOURS[a["severity"]]
-                ax.axvline(_dt(timestamp_of(a["raised_at"]) or 0), color=colour, lw=2, ls="--")
+        for a in alarm_signals(alerts):
+            if a["subject_id"] == pool and a["kind"] in (f"water_{param}", f"sensor_{param}"):
+                ax.axvline(_dt(a["at"]), color=SEVERITY_COLOURS[a["severity"]], lw=2, ls="--")
         ax.set_ylabel(label)
         ax.legend(loc="upper left", fontsize=10, frameon=False)
     axes[0].set_title(f"{pool}: water quality, true violations shaded, alarms dashed (orange: water, blue: sensor)")
@@ -151,10 +150,10 @@ def intersection(iid: str, aggregates: list[dict[str, Any]], truth: list[dict[st
         if t["subject_id"] == iid and t.get("expected_alarm"):
             for ax in axes:
                 ax.axvspan(_dt(t["start"]), _dt(t["end"]), color="#ef6c00", alpha=0.12)
-    for a in alerts:
-        if a.get("transition") == "raised" and a["subject_id"] == iid:
+    for a in alarm_signals(alerts):
+        if a["subject_id"] == iid:
             for ax in axes:
-                ax.axvline(_dt(timestamp_of(a["raised_at"]) or 0), color=SEVERITY_COLOURS[a["severity"]], lw=2, ls="--")
+                ax.axvline(_dt(a["at"]), color=SEVERITY_COLOURS[a["severity"]], lw=2, ls="--")
     axes[0].set_ylabel("occupancy (%)")
     axes[1].set_ylabel("speed (km/h)")
     axes[0].set_title(f"Intersection {iid}: injected incidents shaded, alarms dashed")

@@ -42,6 +42,18 @@ def timestamp_of(value: Any) -> float | None:
     return datetime.fromisoformat(str(value)).timestamp()
 
 
+def alarm_signals(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every time the alarm system answered a trigger: a new alarm, or a new occurrence of an
+    open one (``reraised``, ``occurred``), with ``at`` the trigger's event time."""
+    out = []
+    for a in alerts:
+        if a.get("transition") == "raised":
+            out.append({**a, "at": timestamp_of(a["raised_at"]) or 0.0})
+        elif a.get("transition") in ("reraised", "occurred"):
+            out.append({**a, "at": timestamp_of(a.get("last_occurrence_at") or a["raised_at"]) or 0.0})
+    return out
+
+
 def evaluate_run(run_dir: Path) -> dict[str, Any]:
     """The evaluation of one run directory (also written to ``evaluation.json``)."""
     summary = orjson.loads((run_dir / "summary.json").read_bytes()) if (run_dir / "summary.json").is_file() else {}
@@ -56,8 +68,7 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
             late.append(t)
         else:
             judged.append(Truth(t["subject_id"], t["kind"], t["start"], t["end"], t["expected_alarm"], t.get("severity")))
-    raised = [RaisedAlarm(a["subject_id"], a["kind"], a["severity"], timestamp_of(a["raised_at"]) or 0.0)
-              for a in alerts if a.get("transition") == "raised"]
+    raised = [RaisedAlarm(a["subject_id"], a["kind"], a["severity"], a["at"]) for a in alarm_signals(alerts)]
     days = max(1e-9, ((sim_end or 0) - (sim_start or 0)) / 86_400) if sim_start and sim_end else 1.0
     pools = {t["subject_id"] for t in truth_rows if t["subject_id"].startswith("pool")} or {a.subject_id for a in raised if a.kind.startswith("water_")}
     alarms = evaluate_alarms(judged, raised, days=days, subjects=max(1, len(pools)))

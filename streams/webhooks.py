@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 
 MAX_BACKOFF_S = 300.0
-NOTIFY_TRANSITIONS = ("raised", "escalated")
+NOTIFY_TRANSITIONS = ("raised", "reraised", "escalated")
 
 
 def signature(secret: bytes, body: bytes) -> str:
@@ -44,7 +44,8 @@ def plan_deliveries(alert: dict[str, Any], contact_levels: Sequence[Sequence[str
     if alert.get("transition") not in NOTIFY_TRANSITIONS or not contact_levels:
         return {}
     level = min(int(alert.get("level") or 0), len(contact_levels) - 1)
-    when = alert.get("escalated_at") or alert.get("raised_at")
+    when = alert.get("escalated_at") if alert["transition"] == "escalated" else (
+        alert.get("last_occurrence_at") or alert.get("raised_at"))
     body = orjson.dumps({"delivery": None, "level": level, "alert": alert})
     out: dict[str, dict[str, Any]] = {}
     for url in contact_levels[level]:

@@ -34,7 +34,7 @@ from ..settings import Settings
 from ..topics import ALERTS, ALERTS_ACKS, ALERTS_LIFECYCLE
 
 log = structlog.get_logger(__name__)
-_TIME_FIELDS = ("raised_at", "deadline", "acknowledged_at", "escalated_at", "cleared_at", "resolved_at")
+_TIME_FIELDS = ("raised_at", "last_occurrence_at", "deadline", "acknowledged_at", "escalated_at", "cleared_at", "resolved_at")
 
 
 def policy_from(settings: Settings) -> EscalationPolicy:

@@ -40,7 +40,7 @@ def test_redelivered_trigger_changes_nothing_while_open_and_after_resolution() -
 def test_second_trigger_of_same_kind_adds_evidence_not_a_second_alarm() -> None:
     book, _ = alarms.raise_alarm(None, trig(trigger="E1"), 100.0, POLICY)
     book, ch = alarms.raise_alarm(book, trig(trigger="E2"), 105.0, POLICY)
-    assert [c.transition for c in ch] == ["updated"]
+    assert [c.transition for c in ch] == ["occurred"]
     (only,) = alarms.open_alarms(book)
     assert only.occurrences == 2 and only.alarm_id == alarm_id("motionless_swimmer", "P1", "E1")
 
@@ -161,3 +161,20 @@ def test_a_broken_probe_raises_a_sensor_alarm_not_a_water_alarm() -> None:
         state, out = reading_outcome(state, "P1", 30.0 + 10 * i, {"ph": ph}, None, profile)
         kinds += [t.kind for t in out.triggers]
     assert kinds == ["water_ph"] and state["rules"]["ph"]["violated"]
+
+
+def test_new_occurrence_of_an_acknowledged_critical_alarm_rearms_it() -> None:
+    book, _ = alarms.raise_alarm(None, trig(trigger="E1"), 100.0, POLICY)
+    aid = alarms.open_alarms(book)[0].alarm_id
+    book, _ = alarms.acknowledge(book, aid, "sup", 105.0)
+    book, ch = alarms.raise_alarm(book, AlarmTrigger("P1", "motionless_swimmer", "critical", "E2", 200.0, "again"), 200.0, POLICY)
+    assert [c.transition for c in ch] == ["reraised"]
+    a = ch[0].alarm
+    assert a.alarm_id == aid and a.state == "raised" and a.acknowledged_by is None and a.deadline == 230.0
+    assert a.occurrences == 2 and a.last_occurrence_at == 200.0
+    assert alarms.raise_alarm(book, AlarmTrigger("P1", "motionless_swimmer", "critical", "E2", 200.0, "again"), 201.0, POLICY)[1] == []
+    # a non-critical alarm only counts the occurrence
+    book, _ = alarms.raise_alarm(None, trig("water_ph", "t0", "major"), 0.0, POLICY)
+    book, _ = alarms.acknowledge(book, alarms.open_alarms(book)[0].alarm_id, "sup", 1.0)
+    book, ch = alarms.raise_alarm(book, trig("water_ph", "t1", "major"), 2.0, POLICY)
+    assert [(c.transition, c.alarm.state) for c in ch] == [("occurred", "acknowledged")]
