@@ -49,6 +49,48 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         )
         err.print(f"sent {stats['sent']} records ({stats['malformed']} malformed) in {stats['wall_s']:.1f} s")
 
+    @simulate_app.command("city")
+    def simulate_city(
+        intersections: Annotated[int, typer.Option(min=1, max=500, help="Intersections.")] = 12,
+        pools: Annotated[int, typer.Option(min=0, max=50, help="Pools.")] = 2,
+        bus_lines: Annotated[int, typer.Option(min=0, max=50, help="Bus lines.")] = 2,
+        speed: Annotated[float, typer.Option(min=0.0, help="Simulated seconds per wall second (60 = an hour a minute; 0: unpaced).")] = 60.0,
+        duration: Annotated[float, typer.Option(min=0.01, help="Simulated hours.")] = 1.0,
+        start: Annotated[Optional[datetime], typer.Option(help="Simulated start (ISO 8601, UTC if naive; default: now).")] = None,
+        seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same city.")] = 1,
+        truth: Annotated[Path, typer.Option(help="Ground truth JSON lines (also sent to simulation.truth).")] = Path("leitstand-truth.jsonl"),
+    ) -> None:
+        """Produce the synthetic city's streams, with ground truth."""
+        from rich.live import Live
+
+        from simulators.city import City, CityConfig
+        from simulators.producer import produce_city
+
+        s = _reachable_settings()
+        t0 = start.replace(tzinfo=start.tzinfo or timezone.utc) if start else datetime.now(timezone.utc)
+        city = City(CityConfig(intersections=intersections, pools=pools, bus_lines=bus_lines, seed=seed), start=t0,
+                    duration_s=duration * 3600)
+        truth.write_text("".join(t.to_line() + "\n" for t in city.truth()), encoding="utf-8")
+        stats: dict[str, Any] = {}
+
+        async def run() -> dict[str, Any]:
+            import time
+
+            task = asyncio.ensure_future(produce_city(s, city, speed=speed, stats=stats, truth_topic="simulation.truth"))
+            began = time.monotonic()
+            with Live(console=err, refresh_per_second=4, transient=True) as live:
+                while not task.done():
+                    total = sum(stats.get("sent", {}).values())
+                    live.update(f"simulated {stats.get('sim_time', '-')}   sent {total:,}   "
+                                f"{total / max(1e-9, time.monotonic() - began):,.0f} events/s")
+                    await asyncio.sleep(0.25)
+            return await task
+
+        result = asyncio.run(run())
+        sent = result["sent"]
+        err.print(f"sent {sum(sent.values()):,} records in {result['wall_s']:.1f} s ("
+                  + ", ".join(f"{k} {v:,}" for k, v in sorted(sent.items())) + f"); ground truth in {truth}")
+
     @app.command("replay")
     def replay(
         csv_file: Annotated[Path, typer.Argument(help="CSV with a header row.", metavar="CSV")],

@@ -26,10 +26,11 @@ from rich.console import Console
 from rich.live import Live
 
 from .broker import read_info, start, stop
-from .kafka_io import ensure_topics, producer, tail
+from .kafka_io import ensure_topics, tail
 from .records import PoolReading
 from .settings import Settings
 from .stack import WorkerProcess, free_port, settings_env
+from .topics import SIMULATION_TRUTH as TRUTH
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -113,10 +114,9 @@ def _ack(web_port: int, token: str, alarm_id: str, action: str) -> int:
 
 
 async def _run(s: Settings, city: Any, speed: float, report_dir: Path, web_port: int, token: str, seed: int) -> dict[str, Any]:
-    sent: Counter[str] = Counter()
+    stats: dict[str, Any] = {"sent": Counter(), "sim_time": "-"}
     seen: Counter[str] = Counter()
     open_by_severity: Counter[str] = Counter()
-    sim_clock = ["-"]
     done = asyncio.Event()
     rng = random.Random(seed)
     files = {name: (report_dir / f"{name}.jsonl").open("wb") for name in ("alerts", "aggregates", "pool_readings")}
@@ -147,49 +147,39 @@ async def _run(s: Settings, city: Any, speed: float, report_dir: Path, web_port:
                 elif alert["transition"] == "resolved":
                     open_by_severity[alert["severity"]] -= 1
 
+    decoder = msgspec.json.Decoder(PoolReading)
+
+    def keep_pool_reading(e: Any) -> None:
+        if e.topic == "sensors.pool":
+            r = decoder.decode(e.value)
+            files["pool_readings"].write(orjson.dumps({"t": e.t, "pool_id": r.pool_id, "values": r.values()}) + b"\n")
+
     async def produce() -> None:
-        prod = producer(s)
-        await prod.start()
-        decoder = msgspec.json.Decoder(PoolReading)
-        t0, first, pending = time.monotonic(), None, []
         try:
-            for e in city.stream():
-                first = e.t if first is None else first
-                due = t0 + (e.t - first) / speed
-                if due > time.monotonic():
-                    await asyncio.gather(*pending)
-                    pending.clear()
-                    await asyncio.sleep(due - time.monotonic())
-                pending.append(await prod.send(s.topic(e.topic), key=e.key.encode(), value=e.value,
-                                               timestamp_ms=int(e.t * 1000)))
-                sent[e.topic] += 1
-                sim_clock[0] = datetime.fromtimestamp(e.t, tz=timezone.utc).strftime("%a %H:%M")
-                if e.topic == "sensors.pool":
-                    r = decoder.decode(e.value)
-                    files["pool_readings"].write(orjson.dumps({"t": e.t, "pool_id": r.pool_id, "values": r.values()}) + b"\n")
-            await asyncio.gather(*pending)
+            await produce_city(s, city, speed=speed, stats=stats, on_emission=keep_pool_reading, truth_topic=TRUTH)
         finally:
-            await prod.stop()
             done.set()
+
+    from simulators.producer import produce_city
 
     readers = [asyncio.create_task(read(t, n)) for t, n in (("alerts", "alerts"), ("aggregates", "aggregates"), ("deadletter", "deadletters"))]
     producer_task = asyncio.create_task(produce())
     t0 = time.monotonic()
     with Live(console=err, refresh_per_second=2) as live:
         while not done.is_set():
-            live.update(_status(time.monotonic() - t0, sim_clock[0], sent, seen, open_by_severity))
+            live.update(_status(time.monotonic() - t0, stats["sim_time"], stats["sent"], seen, open_by_severity))
             await asyncio.sleep(0.5)
         await producer_task
         settle = time.monotonic() + 10  # trailing alarms and acknowledgements
         while time.monotonic() < settle:
-            live.update(_status(time.monotonic() - t0, sim_clock[0] + " (finishing)", sent, seen, open_by_severity))
+            live.update(_status(time.monotonic() - t0, stats["sim_time"] + " (finishing)", stats["sent"], seen, open_by_severity))
             await asyncio.sleep(0.5)
     for task in [*readers, *operator_tasks]:
         task.cancel()
     await asyncio.gather(*readers, *operator_tasks, return_exceptions=True)
     for f in files.values():
         f.close()
-    return {"records_sent": dict(sent), "alerts_received": seen["alerts"], "aggregates_received": seen["aggregates"],
+    return {"records_sent": dict(stats["sent"]), "alerts_received": seen["alerts"], "aggregates_received": seen["aggregates"],
             "deadletters_received": seen["deadletters"]}
 
 

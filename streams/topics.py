@@ -28,6 +28,7 @@ AGGREGATES = "aggregates"
 DEADLETTER = "deadletter"
 ALERTS_LIFECYCLE = "alerts.lifecycle"
 ALERTS_DELIVERIES = "alerts.deliveries"
+SIMULATION_TRUTH = "simulation.truth"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(SENSORS_INTERSECTION, "intersection id", "detector frames of one intersection"),
@@ -46,4 +47,5 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(DEADLETTER, "source topic", "records that failed to decode, with the reason"),
     TopicSpec(ALERTS_LIFECYCLE, "subject id", "internal: raise/clear/ack/resolve commands for the alarm books"),
     TopicSpec(ALERTS_DELIVERIES, "alert id", "webhook delivery log: every attempt and its outcome"),
+    TopicSpec(SIMULATION_TRUTH, "subject id", "what a simulator injected (ground truth for scoring)"),
 )
