@@ -162,7 +162,9 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         """
         from .demo import run_demo
 
-        city = {"intersections": intersections, "pools": pools, "bus_lines": bus_lines, "seed": seed}
+        # a demo should show the rare, important things: camera incidents more often than a real pool has them
+        city = {"intersections": intersections, "pools": pools, "bus_lines": bus_lines, "seed": seed,
+                "camera_incidents_per_pool_day": 6.0}
         summary = run_demo(settings(), minutes=minutes, speed=speed, report_dir=report_dir, port=port, city=city)
         err.print(f"report written to {summary['report']}")
         if summary["aggregates_received"] == 0:

@@ -42,7 +42,8 @@ def _time_axis(ax: Any) -> None:
     ax.set_xlabel("simulated time (UTC)")
 
 
-def alarm_timeline(truth: list[dict[str, Any]], alerts: list[dict[str, Any]], out: Path) -> Path | None:
+def alarm_timeline(truth: list[dict[str, Any]], alerts: list[dict[str, Any]], out: Path,
+                   span: tuple[float, float] | None = None) -> Path | None:
     """Truth as bars, alarms as markers, one row per subject."""
     raised = alarm_signals(alerts)
     rows = sorted({t["subject_id"] for t in truth if t.get("expected_alarm")} | {a["subject_id"] for a in raised})
@@ -64,6 +65,8 @@ def alarm_timeline(truth: list[dict[str, Any]], alerts: list[dict[str, Any]], ou
                         textcoords="offset points", fontsize=9, color=SEVERITY_COLOURS[sev])
     ax.set_yticks(range(len(rows)), rows)
     ax.invert_yaxis()
+    if span:
+        ax.set_xlim(_dt(span[0]), _dt(span[1]))
     _time_axis(ax)
     ax.set_title("Alarms (triangles) against what really happened (shaded: injected incidents)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=10, frameon=False)
@@ -88,6 +91,9 @@ def ack_latency(alerts: list[dict[str, Any]], out: Path) -> Path | None:
         vals = [lat for a, lat in pairs if a["severity"] == sev]
         if vals:
             ax.hist(vals, bins=20, alpha=0.7, color=SEVERITY_COLOURS[sev], label=f"{sev} ({len(vals)})")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("seconds from alarm to acknowledgement (wall clock)")
     ax.set_ylabel("alarms")
     ax.set_title("Acknowledgement latency")
@@ -177,6 +183,11 @@ def _evaluation_table(ev: dict[str, Any]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def _span(ev: dict[str, Any]) -> tuple[float, float] | None:
+    start, end = timestamp_of(ev["run"].get("simulated_from")), timestamp_of(ev["run"].get("simulated_until"))
+    return (start, end) if start is not None and end is not None else None
+
+
 def write_report(run_dir: Path) -> Path:
     """Evaluate the run (if not yet done), draw the plots, write ``index.html``; return its path."""
     ev = evaluate_run(run_dir)
@@ -185,7 +196,7 @@ def write_report(run_dir: Path) -> Path:
     plots_dir = run_dir / "plots"
     plots_dir.mkdir(exist_ok=True)
     figures: list[tuple[str, Path | None]] = [
-        ("Alarm timeline", alarm_timeline(truth, alerts, plots_dir / "alarm_timeline.png")),
+        ("Alarm timeline", alarm_timeline(truth, alerts, plots_dir / "alarm_timeline.png", _span(ev))),
         ("Acknowledgement", ack_latency(alerts, plots_dir / "ack_latency.png")),
     ]
     for pool in sorted({r["pool_id"] for r in readings}):

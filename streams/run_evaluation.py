@@ -70,8 +70,8 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
             judged.append(Truth(t["subject_id"], t["kind"], t["start"], t["end"], t["expected_alarm"], t.get("severity")))
     raised = [RaisedAlarm(a["subject_id"], a["kind"], a["severity"], a["at"]) for a in alarm_signals(alerts)]
     days = max(1e-9, ((sim_end or 0) - (sim_start or 0)) / 86_400) if sim_start and sim_end else 1.0
-    pools = {t["subject_id"] for t in truth_rows if t["subject_id"].startswith("pool")} or {a.subject_id for a in raised if a.kind.startswith("water_")}
-    alarms = evaluate_alarms(judged, raised, days=days, subjects=max(1, len(pools)))
+    pools = (summary.get("city") or {}).get("pools") or len({a.subject_id for a in raised if a.kind.startswith("water_")})
+    alarms = evaluate_alarms(judged, raised, days=days, subjects=max(1, int(pools)))
     by_id: dict[str, dict[str, Any]] = {}
     for a in alerts:
         by_id.setdefault(a["alarm_id"], {})[a["transition"]] = timestamp_of(a.get("event_time"))
