@@ -9,7 +9,8 @@ Functional core: never imports Faust, Kafka or a database. The stream side calls
   ``Forecaster.predict(horizon, future_regressors=None) -> DataFrame[yhat, yhat_lower, yhat_upper]``
   (80 % interval) on the future timestamps; ``name`` and ``version`` attributes;
 * :func:`fit_predict` — the same in one picklable top-level call for a
-  ``concurrent.futures.ProcessPoolExecutor`` worker;
+  ``concurrent.futures.ProcessPoolExecutor`` worker; :func:`process_pool` makes one that is
+  safe here (spawned workers: a forked child of a process that trained LightGBM can hang);
 * :func:`clean_series` — the one cleaning path (UTC, duplicates averaged, gaps as NaN);
 * :func:`event_regressors` ``(index, events, series_id=None)`` and :class:`Event` — announced
   events as regressor columns for the series they affect.
@@ -19,6 +20,8 @@ Heavy libraries (LightGBM, Prophet) are imported when a model is fitted, not on 
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import pandas as pd
@@ -64,7 +67,18 @@ def fit_predict(name: str | None, history: pd.Series, regressors: pd.DataFrame |
     return make_forecaster(name, **options).fit(history, regressors).predict(horizon, future_regressors)
 
 
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool safe for these models: workers start by *spawn*, not fork.
+
+    A forked child of a process that already trained a LightGBM model inherits OpenMP's
+    thread-pool state and can hang forever (a known LightGBM/OpenMP limitation on Linux, where
+    fork is the default); spawned workers start clean. Use this (or ``mp_context=spawn``)
+    for :func:`fit_predict` in a worker.
+    """
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
 __all__ = [
     "DEFAULT_MODEL", "FORECASTER_NAMES", "Event", "Forecaster", "clean_regressors", "clean_series",
-    "event_regressors", "fit_predict", "make_forecaster", "read_ics",
+    "event_regressors", "fit_predict", "make_forecaster", "process_pool", "read_ics",
 ]

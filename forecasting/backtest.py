@@ -8,7 +8,6 @@ regressors of the forecast timestamps (values known in advance: calendar, events
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -58,7 +57,7 @@ def rolling_origin(series: pd.Series, origins: Iterable[pd.Timestamp], horizon: 
     ``regressors``, if given, must cover the series' index and the forecast steps after the
     last origin. ``jobs`` > 1 fits origins in a process pool (each fit is independent).
     """
-    from . import fit_predict
+    from . import fit_predict, process_pool
 
     run = fit_predict_fn or fit_predict
     options = dict(options or {})
@@ -80,7 +79,7 @@ def rolling_origin(series: pd.Series, origins: Iterable[pd.Timestamp], horizon: 
             reg_hist, reg_future = regressors.reindex(hist.index), regressors.reindex(future)
         tasks.append((model, hist, reg_hist, horizon, reg_future, options))
     if jobs > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with process_pool(jobs) as pool:
             forecasts = list(pool.map(_star, [(run, t) for t in tasks]))
     else:
         forecasts = [run(*t[:5], **t[5]) for t in tasks]

@@ -32,11 +32,13 @@ def to_utc_index(index: pd.Index) -> pd.DatetimeIndex:
 
 def infer_freq(index: pd.DatetimeIndex) -> pd.Timedelta:
     """The typical spacing of readings (median gap), robust to gaps and duplicates."""
-    diffs = np.diff(index.dropna().unique().sort_values().asi8)
+    diffs = np.diff(index.dropna().unique().sort_values().as_unit("ns").asi8)
     diffs = diffs[diffs > 0]
     if len(diffs) == 0:
         raise ValueError("cannot infer a frequency from fewer than two distinct timestamps")
-    return pd.Timedelta(int(np.median(diffs)), unit="ns")
+    step = pd.Timedelta(int(np.median(diffs)), unit="ns")
+    # readings jitter by seconds: a 5-minute feed must give 5min, not 5min 1s
+    return step.round("1min") if step >= pd.Timedelta("1min") else step.round("1s") or step
 
 
 def clean_series(series: pd.Series, freq: str | pd.Timedelta | None = None) -> pd.Series:

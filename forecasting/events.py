@@ -64,7 +64,7 @@ def event_regressors(index: pd.DatetimeIndex, events: Iterable[Event], series_id
     school-holiday event. Events without an attendance count as 1,000 people.
     """
     idx = index if index.tz is not None else index.tz_localize("UTC")
-    ns = idx.asi8
+    ns = idx.as_unit("ns").asi8  # pandas 3 may hold microseconds; event bounds are ns
     out = {c: np.zeros(len(idx)) for c in EVENT_COLUMNS}
     for ev in events:
         if series_id is not None and not ev.affects_series(series_id):

@@ -387,11 +387,11 @@ def _refresh_chunk(name: str, seeds: list[int], history_days: int, horizon: int)
 
 
 def _time_refresh(name: str, n: int, history_days: int, workers: int, horizon: int) -> dict[str, Any]:
-    from concurrent.futures import ProcessPoolExecutor
+    from forecasting import process_pool
 
     chunks = [list(range(i, min(n, i + 25))) for i in range(0, n, 25)]
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with process_pool(workers) as pool:
         done = sum(pool.map(_refresh_chunk, [name] * len(chunks), chunks, [history_days] * len(chunks),
                             [horizon] * len(chunks)))
     seconds = time.perf_counter() - t0
