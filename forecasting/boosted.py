@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .base import Forecaster, residual_interval
+from .naive import SeasonalNaive
 from .calendar import holiday_flags, time_features
 
 _WEEKS_BACK = 4
@@ -36,7 +37,8 @@ class BoostedForecaster(Forecaster):
 
     def __init__(self, *, horizon: str | int = "1D", calibration: str = "56D", refit: bool = True,
                  n_estimators: int = 150, learning_rate: float = 0.1, num_leaves: int = 15,
-                 min_child_samples: int = 40, max_bin: int = 63, seed: int = 0, **common: object) -> None:
+                 min_child_samples: int = 40, max_bin: int = 63, min_history: str = "28D", seed: int = 0,
+                 **common: object) -> None:
         super().__init__(**common)  # type: ignore[arg-type]
         self.horizon = horizon
         self.calibration = calibration
@@ -46,6 +48,7 @@ class BoostedForecaster(Forecaster):
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
         self.max_bin = max_bin
+        self.min_history = min_history
         self.seed = seed
 
     # -- features ------------------------------------------------------------------------
@@ -114,18 +117,47 @@ class BoostedForecaster(Forecaster):
         self.level_ = float(np.mean(np.abs(observed))) or 1.0
         self.floor_ = 0.05 * self.level_  # keeps night-time ratios from exploding
         self.regressors_ = regressors
+        self.fallback_: SeasonalNaive | None = None
         n = len(y)
         cal = min(self.steps(self.calibration), n // 4)
+        if y.index[-1] - y.index[0] < pd.Timedelta(self.min_history) or y.notna().sum() < 200:
+            self._fall_back(y, cal)  # too little history to learn corrections from: a naive is better
+            return
         early = self._train(y, regressors, n - cal) if cal > 0 else None
         if early is not None:
             X, scale = self._features(y, y.index[n - cal:], regressors)
             pred = self._predict_with(early, X, scale)
             self.residuals_ = (y.iloc[n - cal:] - pred) / scale
             self.residuals_.index = y.index[n - cal:]
+            boosted_mae = float(np.nanmean(np.abs(self.residuals_.to_numpy() * scale)))
+            if self._fall_back(y, cal, unless_worse_than=boosted_mae):
+                return
         else:
             self.residuals_ = pd.Series(dtype=float)
         self.model_ = self._train(y, regressors, n) if (self.refit or early is None) else early
+        self.chosen_ = "boosted"
 
+    def _fall_back(self, y: pd.Series, cal: int, unless_worse_than: float = np.inf) -> bool:
+        """Use the better seasonal naive (on the calibration window) when it beats the boosting.
+
+        Chosen per series: on short or gappy histories (a new detector, a feed with holes) the
+        lag features are mostly missing and the boosted model is worse than copying the past.
+        """
+        best, best_mae = None, unless_worse_than
+        tail = y.iloc[-max(cal, self.steps("7D")):]
+        for season in ("7D", "1D"):
+            m = self.steps(season)
+            lag = max(m, int(np.ceil(self._h_ / m)) * m)  # the value a naive forecast at this horizon copies
+            mae = float(np.nanmean(np.abs((y - y.shift(lag)).reindex(tail.index).to_numpy())))
+            if np.isfinite(mae) and mae < best_mae:
+                best, best_mae = season, mae
+        if best is None:
+            if np.isfinite(unless_worse_than):
+                return False
+            best = "1D"
+        self.fallback_ = SeasonalNaive(season=best, non_negative=self.clip_).fit(y)
+        self.chosen_ = "naive_weekly" if best == "7D" else "naive_daily"
+        return True
     def _predict_with(self, model, X: pd.DataFrame, scale: np.ndarray) -> np.ndarray:  # noqa: ANN001
         base = np.nan_to_num(X["base_level"].to_numpy() * self.level_, nan=self.level_)
         if model is None:
@@ -136,6 +168,8 @@ class BoostedForecaster(Forecaster):
         if len(future) > self._h_:
             raise ValueError(f"fitted for a horizon of {self._h_} steps, asked for {len(future)}; "
                              f"make_forecaster('boosted', horizon={len(future)})")
+        if self.fallback_ is not None:
+            return self.fallback_.predict(len(future))
         reg = None
         if regressors is not None:
             reg = pd.concat([self.regressors_, regressors])
