@@ -197,15 +197,19 @@ class UnknownAlarm(LookupError):
     """No open alarm with that id (never raised, or already resolved)."""
 
 
-def acknowledge(book: Book | None, aid: str, by: str, at: float, note: str | None = None) -> tuple[Book, list[AlarmChange]]:
-    """A person has seen it: escalation stops. Acknowledging twice changes nothing."""
+def _for_person(book: Book | None, aid: str) -> tuple[Book, Alarm | None]:
+    """The open alarm a person acts on; None when it is already closed (acting again is quiet)."""
     new = _copy(book)
     alarm = _find(new, aid)
-    if alarm is None:
-        if aid in new["closed"]:
-            return new, []
+    if alarm is None and aid not in new["closed"]:
         raise UnknownAlarm(aid)
-    if alarm.state == "acknowledged":
+    return new, alarm
+
+
+def acknowledge(book: Book | None, aid: str, by: str, at: float, note: str | None = None) -> tuple[Book, list[AlarmChange]]:
+    """A person has seen it: escalation stops. Acknowledging twice changes nothing."""
+    new, alarm = _for_person(book, aid)
+    if alarm is None or alarm.state == "acknowledged":
         return new, []
     alarm = replace(alarm, state="acknowledged", acknowledged_at=at, acknowledged_by=by, deadline=None,
                     note=note or alarm.note)
@@ -219,12 +223,9 @@ def acknowledge(book: Book | None, aid: str, by: str, at: float, note: str | Non
 
 def resolve(book: Book | None, aid: str, by: str, at: float, note: str | None = None) -> tuple[Book, list[AlarmChange]]:
     """A person closes the alarm (implies acknowledgement). Resolving twice changes nothing."""
-    new = _copy(book)
-    alarm = _find(new, aid)
+    new, alarm = _for_person(book, aid)
     if alarm is None:
-        if aid in new["closed"]:
-            return new, []
-        raise UnknownAlarm(aid)
+        return new, []
     alarm = replace(
         alarm, state="resolved", resolved_at=at, resolved_by=by, deadline=None, note=note or alarm.note,
         acknowledged_at=alarm.acknowledged_at or at, acknowledged_by=alarm.acknowledged_by or by,

@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 
 from streams.records import DetectorReading, IntersectionFrame
 
+from .city_types import poisson as _poisson
+
 SATURATION_VEH_H = 1800.0  # per lane, typical urban saturation flow
 FREE_SPEED_KMH = 50.0
 
@@ -90,19 +92,6 @@ def frames(
         t = datetime.fromtimestamp(t0 + step * interval_s, tz=timezone.utc)
         for layout in lay:
             yield frame_at(layout, t, interval_s, rng)
-
-
-def _poisson(rng: random.Random, lam: float) -> int:
-    if lam <= 0:
-        return 0
-    if lam > 30:  # normal approximation keeps it fast for busy detectors
-        return max(0, int(round(rng.gauss(lam, math.sqrt(lam)))))
-    limit, k, p = math.exp(-lam), 0, 1.0
-    while True:
-        p *= rng.random()
-        if p <= limit:
-            return k
-        k += 1
 
 
 MALFORMED_KINDS = ("garbage", "wrong_type", "occupancy_out_of_range", "missing_timestamp")

@@ -84,6 +84,33 @@ async def produce_frames(
     return stats
 
 
+class PacedSender:
+    """Sends records so that ``offset_s`` dataset seconds pass per ``1 / speed`` wall seconds.
+
+    Sends are pipelined; before sleeping (and every 5,000 records) it waits for the broker's
+    acknowledgements, so a slow broker slows the replay instead of piling up memory.
+    """
+
+    def __init__(self, prod: Any, speed: float) -> None:
+        self.prod, self.speed = prod, speed
+        self.t0 = time.monotonic()
+        self.pending: list[Any] = []
+
+    async def send(self, offset_s: float, topic: str, key: bytes | None, value: bytes, timestamp_ms: int | None = None) -> None:
+        if self.speed > 0:
+            delay = self.t0 + offset_s / self.speed - time.monotonic()
+            if delay > 0:
+                await self.flush()
+                await asyncio.sleep(delay)
+        self.pending.append(await self.prod.send(topic, key=key, value=value, timestamp_ms=timestamp_ms))
+        if len(self.pending) >= 5000:
+            await self.flush()
+
+    async def flush(self) -> None:
+        await asyncio.gather(*self.pending)
+        self.pending.clear()
+
+
 async def produce_city(
     s: Any,
     city: Any,
@@ -106,28 +133,20 @@ async def produce_city(
     stats.update(sent=sent, sim_time="-")
     prod = producer(s)
     await prod.start()
-    t0, first, pending = time.monotonic(), None, []
+    paced, first = PacedSender(prod, speed), None
     try:
         if truth_topic:
             for t in city.truth():
-                pending.append(await prod.send(s.topic(truth_topic), key=t.subject_id.encode(), value=t.to_line().encode()))
+                await paced.send(0.0, s.topic(truth_topic), t.subject_id.encode(), t.to_line().encode())
         for e in city.stream():
             first = e.t if first is None else first
-            due = t0 + (e.t - first) / speed if speed > 0 else 0.0
-            if due > time.monotonic():
-                await asyncio.gather(*pending)
-                pending.clear()
-                await asyncio.sleep(due - time.monotonic())
-            pending.append(await prod.send(s.topic(e.topic), key=e.key.encode(), value=e.value, timestamp_ms=int(e.t * 1000)))
+            await paced.send(e.t - first, s.topic(e.topic), e.key.encode(), e.value, int(e.t * 1000))
             sent[e.topic] += 1
             stats["sim_time"] = datetime.fromtimestamp(e.t, tz=timezone.utc).strftime("%a %Y-%m-%d %H:%M")
             if on_emission is not None:
                 on_emission(e)
-            if len(pending) >= 5000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
+        await paced.flush()
     finally:
         await prod.stop()
-    stats["wall_s"] = time.monotonic() - t0
+    stats["wall_s"] = time.monotonic() - paced.t0
     return stats

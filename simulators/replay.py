@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,19 +21,7 @@ from typing import Any
 
 import orjson
 
-
-def parse_time(text: str) -> float:
-    """POSIX seconds from ISO 8601 (naive = UTC) or epoch seconds; NaN when neither."""
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        d = datetime.fromisoformat(text)
-    except ValueError:
-        return math.nan
-    return (d if d.tzinfo else d.replace(tzinfo=timezone.utc)).timestamp()
+from streams.timeparse import parse_time
 
 
 def _cell(text: str) -> Any:
@@ -73,33 +62,22 @@ def replay_rows(path: Path, time_col: str, key_col: str | None = None) -> Iterat
 async def replay_csv(settings: Any, path: Path, topic: str, time_col: str, speed: float,
                      key_col: str | None = None, stats: dict[str, Any] | None = None) -> dict[str, Any]:
     """Send the rows to ``topic`` paced by ``speed`` (0: as fast as possible)."""
-    import asyncio
-    import time
-
     from streams.kafka_io import producer
+
+    from .producer import PacedSender
 
     stats = stats if stats is not None else {}
     stats.update(sent=0, dataset_offset_s=0.0)
     prod = producer(settings)
     await prod.start()
-    pending: list[Any] = []
-    t0 = time.monotonic()
+    paced = PacedSender(prod, speed)
     try:
         for offset, key, value in replay_rows(path, time_col, key_col):
-            if speed > 0:
-                delay = t0 + offset / speed - time.monotonic()
-                if delay > 0:
-                    await asyncio.gather(*pending)
-                    pending.clear()
-                    await asyncio.sleep(delay)
-            pending.append(await prod.send(topic, key=key, value=value))
+            await paced.send(offset, topic, key, value)
             stats["sent"] += 1
             stats["dataset_offset_s"] = offset
-            if len(pending) >= 5000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
+        await paced.flush()
     finally:
         await prod.stop()
-    stats["wall_s"] = time.monotonic() - t0
+    stats["wall_s"] = time.monotonic() - paced.t0
     return stats

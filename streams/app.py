@@ -54,6 +54,11 @@ def create_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=settings.group_rebalance_timeout_s,
         # timers write tables outside stream iteration: one owner per partition, no standbys
         table_standby_replicas=0,
+        # Faust would wait for every in-flight event to be acknowledged before a shutdown or a
+        # rebalance; events held in a take_events() buffer never are once the flow is stopped,
+        # so two agents reading one topic deadlocked a SIGTERM (measured). Unacknowledged events
+        # are simply redelivered (at-least-once, idempotent effects), so do not wait.
+        stream_wait_empty=False,
         producer_acks=-1,
         web_enabled=True,
         web_host=settings.web_host,

@@ -13,7 +13,6 @@ import math
 import os
 import random
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -22,23 +21,8 @@ import typer
 REPO = Path(__file__).resolve().parents[1]
 
 
-from .errors import CliError as DetectError  # one class, however the CLI module is loaded
-
-
-def parse_time(s: str) -> float:
-    """POSIX seconds from ISO 8601 (naive means UTC) or from a number; NaN when neither."""
-    s = s.strip()
-    try:
-        return float(s)
-    except ValueError:
-        pass
-    try:
-        d = datetime.fromisoformat(s)
-    except ValueError:
-        return math.nan
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=timezone.utc)
-    return d.timestamp()
+from .errors import CliError as DetectError
+from .timeparse import parse_time  # one class, however the CLI module is loaded
 
 
 def parse_value(s: str) -> float:

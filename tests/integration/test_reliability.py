@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -54,6 +55,7 @@ def _decoded(worker: WorkerProcess, topic: str) -> float:
 
 RECOVERY_BUG = pytest.mark.xfail(
     strict=False,
+    raises=AssertionError,  # only the recovery symptom; a hung shutdown (pytest.fail) still fails
     reason="open bug: after a worker restart the table state recovered from the changelog can lag "
     "the committed source offsets, so a window is re-emitted with frames missing or not emitted; "
     "seen on both brokers in a quarter to a half of the runs (docs/architecture.md, Known gaps)",
@@ -91,7 +93,12 @@ def test_restart_keeps_aggregates_exact(broker, settings_for, tmp_path: Path, st
     finally:
         assert first.proc is not None
         first.proc.send_signal(stop_signal)  # SIGKILL: a crash, no commit, no flush
-        first.proc.wait(30)
+        try:
+            first.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            first.proc.kill()  # never leave a worker behind, even when this test fails
+            first.proc.wait(10)
+            pytest.fail(f"worker did not stop within 30 s of signal {stop_signal}: {first.log_tail()}")
 
     second = _worker(s, tmp_path, "second", store)
     second.start(timeout_s=90)
@@ -112,7 +119,7 @@ def test_restart_keeps_aggregates_exact(broker, settings_for, tmp_path: Path, st
                     return
 
         try:
-            asyncio.run(asyncio.wait_for(collect(), 180))
+            asyncio.run(asyncio.wait_for(collect(), 75))  # healthy runs finish in seconds
         except asyncio.TimeoutError:
             pass
     finally:
