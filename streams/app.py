@@ -69,13 +69,14 @@ def create_app(settings: Settings) -> faust.App:
     deadletter = app.topic(settings.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
 
     from . import alerts_api
-    from .agents import aggregation, alarm_lifecycle, notifier, pool_monitor, traffic_incidents
+    from .agents import aggregation, alarm_lifecycle, forecasting, notifier, pool_monitor, traffic_incidents
 
     role = settings.worker_role
     if role in ("all", "telemetry"):
         aggregation.register(app, settings, deadletter)
         pool_monitor.register_water(app, settings, deadletter)
         traffic_incidents.register(app, settings)
+        forecasting.register(app, settings, deadletter)
     if role in ("all", "critical"):
         pool_monitor.register_camera(app, settings, deadletter)
         books = alarm_lifecycle.register(app, settings, deadletter)

@@ -69,3 +69,25 @@ POOL_READINGS = Counter(
     "Pool water readings evaluated against the water rules.",
     registry=REGISTRY,
 )
+FORECAST_REFRESHES = Counter(
+    "leitstand_forecast_refreshes_total",
+    "Series forecasts published, by model actually used and trigger (schedule, event).",
+    ["model", "trigger"],
+    registry=REGISTRY,
+)
+FORECAST_FAILURES = Counter(
+    "leitstand_forecast_failures_total",
+    "Series whose refit failed (the previous forecast stays published).",
+    registry=REGISTRY,
+)
+FORECAST_ABS_ERROR = Gauge(
+    "leitstand_forecast_abs_error",
+    "Absolute error of the newest scored hour: what was forecast for it against what happened.",
+    ["series"],
+    registry=REGISTRY,
+)
+FORECAST_SECONDS = Gauge(
+    "leitstand_forecast_refresh_seconds",
+    "Wall time of the last refresh round (all due series, in the process pool).",
+    registry=REGISTRY,
+)

@@ -10,7 +10,8 @@ from streams.app import create_app
 from streams.settings import Settings
 
 CRITICAL = {"pool-supervision-events", "alarm-lifecycle", "route-alert-commands", "notify-on-duty"}
-TELEMETRY = {"aggregate-detector-frames", "pool-water-watch", "traffic-incident-watch"}
+TELEMETRY = {"aggregate-detector-frames", "pool-water-watch", "traffic-incident-watch",
+             "forecast-history-intersections", "forecast-history-pools", "forecast-events"}
 
 
 @pytest.mark.parametrize(("role", "agents"), [("all", CRITICAL | TELEMETRY), ("critical", CRITICAL), ("telemetry", TELEMETRY)])

@@ -1,0 +1,73 @@
+"""Hourly history of a live series, kept as a plain dict (a Faust table holds it unchanged).
+
+The stream side sees observations one by one (a detector's 1-minute count, a pool's visitor
+count) and at least once. Buckets are hours; an observation carries an id, and ids seen in the
+last ``DEDUP_HOURS`` hours are remembered, so a redelivered aggregate is not counted twice.
+``mode="sum"`` adds (vehicles per hour), ``mode="mean"`` averages (visitors present).
+
+The newest bucket is still filling; only the hours before it are *complete* and go into a
+model, and it is when an hour completes that the forecast made for it can be scored.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+HOUR = 3600
+DEDUP_HOURS = 3
+
+State = dict[str, Any]  # {"mode": "sum"|"mean", "b": {hour_epoch_str: [sum, n]}, "ids": {id: hour}}
+
+
+def empty(mode: str) -> State:
+    if mode not in ("sum", "mean"):
+        raise ValueError("mode must be 'sum' or 'mean'")
+    return {"mode": mode, "b": {}, "ids": {}}
+
+
+def observe(state: State | None, t: float, value: float, *, mode: str, keep_days: int,
+            obs_id: str | None = None) -> tuple[State, int | None]:
+    """Fold one observation in; returns the new state and the hour that just completed (if any).
+
+    Non-finite times or values are ignored; so are observations older than the kept history.
+    """
+    st: State = {"mode": mode, "b": dict((state or {}).get("b", {})), "ids": dict((state or {}).get("ids", {}))}
+    if not (math.isfinite(t) and math.isfinite(value)):
+        return st, None
+    hour = int(t // HOUR) * HOUR
+    newest_before = max((int(h) for h in st["b"]), default=None)
+    if newest_before is not None and hour < newest_before - keep_days * 24 * HOUR:
+        return st, None
+    if obs_id is not None:
+        if obs_id in st["ids"]:
+            return st, None
+        st["ids"][obs_id] = hour
+    total, n = st["b"].get(str(hour), [0.0, 0])
+    st["b"][str(hour)] = [total + value, n + 1]
+    newest = max(hour, newest_before if newest_before is not None else hour)
+    cutoff = newest - keep_days * 24 * HOUR
+    if len(st["b"]) > keep_days * 24 + 1:
+        st["b"] = {h: v for h, v in st["b"].items() if int(h) >= cutoff}
+    st["ids"] = {k: h for k, h in st["ids"].items() if h >= newest - DEDUP_HOURS * HOUR}
+    completed = newest_before if newest_before is not None and hour > newest_before else None
+    return st, completed
+
+
+def value_of(state: State, hour: int) -> float | None:
+    total, n = state["b"].get(str(hour), [0.0, 0])
+    if n == 0:
+        return None
+    return total / n if state["mode"] == "mean" else total
+
+
+def complete_series(state: State | None) -> pd.Series:
+    """Hourly values of the complete hours (the newest, still filling, is left out); gaps NaN."""
+    if not state or len(state["b"]) < 2:
+        return pd.Series(dtype=float, index=pd.DatetimeIndex([], tz="UTC"))
+    hours = sorted(int(h) for h in state["b"])[:-1]
+    index = pd.date_range(pd.Timestamp(hours[0], unit="s", tz="UTC"), pd.Timestamp(hours[-1], unit="s", tz="UTC"), freq="1h")
+    values = [value_of(state, int(ts.timestamp())) for ts in index]
+    return pd.Series([math.nan if v is None else v for v in values], index=index, dtype=float)

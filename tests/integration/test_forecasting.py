@@ -1,0 +1,121 @@
+"""Forecasts through a real broker: aggregates -> worker -> `forecasts`; an announced event moves
+the forecast of the series it affects, and nothing else. Both brokers."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.kafka_io import ensure_topics, producer, tail
+from streams.records import DetectorAggregate, ScheduledEvent, encode
+from streams.stack import WorkerProcess, free_port, settings_env
+
+pytestmark = pytest.mark.integration
+
+DAYS = 63
+NOW = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+START = NOW - timedelta(days=DAYS)
+
+
+def match_days() -> list[datetime]:
+    """A match every other evening at 18:00, never weekly-periodic (so only the event explains
+    it); 31 of them, enough for the trees to learn from (LightGBM min_child_samples)."""
+    return [START.replace(hour=18) + timedelta(days=d) for d in range(1, DAYS, 2)]
+
+
+def volume(iid: str, t: datetime) -> float:
+    h = t.hour + t.minute / 60
+    base = 120 + 380 * math.exp(-((h - 8) / 1.5) ** 2) + 420 * math.exp(-((h - 17) / 2) ** 2)
+    if t.weekday() >= 5:
+        base *= 0.6
+    if iid == "K1" and any(m - timedelta(hours=2) <= t < m for m in match_days()):
+        base += 900  # fans arriving at the stadium next to K1
+    return round(base * (1 + 0.03 * math.sin(t.timestamp() / 977)))
+
+
+def history() -> list[tuple[bytes, bytes]]:
+    out = []
+    t = START
+    while t < NOW:
+        for iid in ("K1", "K2"):
+            agg = DetectorAggregate(
+                aggregate_id=f"{iid}/D1/{int(t.timestamp())}", intersection_id=iid, detector_id="D1", window_start=t,
+                window_end=t + timedelta(minutes=1), frames=4, count_sum=int(volume(iid, t)), occupancy_mean=0.1,
+                speed_kmh_mean=40.0, event_time=t + timedelta(minutes=1),
+            )
+            out.append((iid.encode(), encode(agg)))
+        t += timedelta(hours=1)
+    return out
+
+
+def match(event_id: str, start: datetime) -> tuple[bytes, bytes]:
+    ev = ScheduledEvent(schema_version=1, event_time=datetime.now(timezone.utc), venue_id="stadium", event_id=event_id,
+                        kind="match", starts_at=start, ends_at=start + timedelta(hours=2), expected_attendance=25_000)
+    return b"stadium", encode(ev)
+
+
+async def _send(s, topic: str, items: list[tuple[bytes, bytes]]) -> None:
+    prod = producer(s)
+    await prod.start()
+    try:
+        await asyncio.gather(*[await prod.send(s.topic(topic), key=k, value=v) for k, v in items])
+    finally:
+        await prod.stop()
+
+
+def _forecasts(s, want, timeout_s: float) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        async def read() -> list[dict]:
+            return [orjson.loads(m.value) async for m in tail(s, s.topic("forecasts"), from_beginning=True, idle_timeout_s=0.5)]
+
+        got = asyncio.run(read())
+        if want(got) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.5)
+
+
+def test_forecasts_flow_and_an_event_moves_only_its_series(broker, settings_for, tmp_path: Path) -> None:
+    s = settings_for(broker)
+    asyncio.run(ensure_topics(s))
+    past = [match(f"past-{i}", m) for i, m in enumerate(match_days())]
+    asyncio.run(_send(s, "events.schedule", past))
+    asyncio.run(_send(s, "aggregates", history()))
+    worker = WorkerProcess(settings_env({
+        "kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix, "app_id": s.app_id,
+        "data_dir": s.data_dir, "worker_role": "telemetry", "venues": {"stadium": ["intersection/K1"]},
+        "forecast_min_history_h": DAYS * 24 - 3, "forecast_history_days": DAYS + 7, "forecast_refresh_s": 3600, "forecast_holidays": "DE-BY",
+    }), tmp_path / "worker.log", free_port())
+    worker.start(timeout_s=90)
+    try:
+        first = _forecasts(s, lambda fs: {f["series_id"] for f in fs} >= {"intersection/K1", "intersection/K2"}, 120)
+        before = {f["series_id"]: f for f in first}
+        assert set(before) == {"intersection/K1", "intersection/K2"}, worker.log_tail()
+        k1 = before["intersection/K1"]
+        assert len(k1["points"]) == 24 and k1["model"] and k1["model_version"]
+        assert all(p["yhat_lower"] <= p["yhat"] <= p["yhat_upper"] for p in k1["points"])
+        origin = datetime.fromisoformat(k1["origin"])
+        # the next 18:00 kick-off at least 3 hours ahead, like the past matches
+        kickoff = (origin + timedelta(hours=3)).replace(hour=18)
+        if kickoff < origin + timedelta(hours=3):
+            kickoff += timedelta(days=1)
+        asyncio.run(_send(s, "events.schedule", [match("next", kickoff)]))
+        after = _forecasts(s, lambda fs: any(f["trigger"] == "event" for f in fs), 90)
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+
+    moved = [f for f in after if f["trigger"] == "event"]
+    assert [f["series_id"] for f in moved] == ["intersection/K1"], "only the series the venue affects is refitted"
+    assert [f for f in after if f["series_id"] == "intersection/K2"] == [before["intersection/K2"]]
+    new = {p["timestamp"]: p["yhat"] for p in moved[0]["points"]}
+    old = {p["timestamp"]: p["yhat"] for p in k1["points"]}
+    arrival = {(kickoff - timedelta(hours=h)).isoformat() for h in (1, 2)}
+    assert all(new[t] > old[t] + 300 for t in arrival), (arrival, {t: (old[t], new[t]) for t in arrival})
+    unaffected = [t for t in old if abs(datetime.fromisoformat(t) - kickoff) > timedelta(hours=4)]
+    assert unaffected and all(abs(new[t] - old[t]) < 1e-6 for t in unaffected)

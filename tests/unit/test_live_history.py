@@ -1,0 +1,59 @@
+"""Hourly live history: sums and means per hour, redelivery ignored, completed hours reported."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from forecasting import live_history as lh
+from streams.agents.forecasting import event_of
+from streams.records import ScheduledEvent
+
+H = 3600
+
+
+def test_sum_per_hour_and_redelivery_is_not_counted_twice() -> None:
+    s, done = lh.observe(None, 10 * H + 60, 5, mode="sum", keep_days=7, obs_id="a")
+    s, _ = lh.observe(s, 10 * H + 120, 7, mode="sum", keep_days=7, obs_id="b")
+    s, _ = lh.observe(s, 10 * H + 120, 7, mode="sum", keep_days=7, obs_id="b")  # redelivered
+    assert lh.value_of(s, 10 * H) == 12 and done is None
+    s, done = lh.observe(s, 11 * H + 1, 3, mode="sum", keep_days=7, obs_id="c")
+    assert done == 10 * H  # hour 10 is complete now
+    series = lh.complete_series(s)
+    assert list(series.values) == [12.0] and series.index[0].timestamp() == 10 * H
+
+
+def test_mean_gaps_and_old_observations() -> None:
+    s = None
+    for t, v in ((0, 10), (60, 20), (2 * H, 40), (3 * H, 1)):
+        s, _ = lh.observe(s, t, v, mode="mean", keep_days=1, obs_id=None)
+    series = lh.complete_series(s)
+    assert series.iloc[0] == 15 and math.isnan(series.iloc[1]) and series.iloc[2] == 40
+    s, _ = lh.observe(s, -5 * 24 * H, 99, mode="mean", keep_days=1)  # older than the kept days
+    assert lh.complete_series(s).equals(series)
+
+
+@given(st.lists(st.tuples(st.floats(0, 40 * 24 * H), st.floats(0, 1e4) | st.just(math.nan)), max_size=80))
+def test_history_stays_bounded_and_never_raises(obs) -> None:
+    s = None
+    for i, (t, v) in enumerate(obs):
+        s, _ = lh.observe(s, t, v, mode="sum", keep_days=3, obs_id=str(i))
+    if s:
+        assert len(s["b"]) <= 3 * 24 + 2
+        assert all(math.isfinite(x[0]) for x in s["b"].values())
+
+
+def _event(venue: str, kind: str) -> ScheduledEvent:
+    from datetime import datetime, timezone
+
+    t = datetime(2026, 7, 4, 18, tzinfo=timezone.utc)
+    return ScheduledEvent(schema_version=1, event_time=t, venue_id=venue, event_id="e1", kind=kind, starts_at=t, ends_at=t)
+
+
+def test_venue_events_need_a_mapping_city_wide_ones_do_not() -> None:
+    venues = {"stadium": ["intersection/K1"]}
+    assert event_of(_event("stadium", "match"), venues)["affects"] == ["intersection/K1"]
+    assert event_of(_event("arena", "concert"), venues) is None  # unmapped venue: moves nothing
+    assert event_of(_event("city", "school_holiday"), venues)["affects"] == []  # city-wide
