@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.live import Live
 
 from .broker import read_info, start, stop
-from .kafka_io import ensure_topics, tail
+from .kafka_io import ensure_topics, producer, tail
 from .records import PoolReading
 from .settings import Settings
 from .stack import WorkerProcess, free_port, settings_env
@@ -36,6 +36,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 #: how long the simulated operator takes to acknowledge, per severity (wall seconds); minor
 #: alarms are left for the morning shift, a third of major ones are acknowledged too late
+HISTORY_DAYS = 35  # imported traffic history, so forecasts exist from the first minute
 ACK_DELAY_S = {"critical": (2.0, 8.0), "major": (5.0, 40.0)}
 DEMO_ACK_TIMEOUTS = {"alarm_ack_timeout_critical_s": 20.0, "alarm_ack_timeout_major_s": 25.0}
 
@@ -46,6 +47,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the demo; returns the summary (also ``report_dir/summary.json``)."""
     from simulators.city import City, CityConfig
+    from simulators.city_traffic import venue_sites
 
     report_dir.mkdir(parents=True, exist_ok=True)
     config = CityConfig(**(city or {}))
@@ -73,6 +75,9 @@ def run_demo(
             "timestamp_reference": "stream",  # the city runs on an accelerated clock
             "aggregate_idle_close_s": 5, "data_dir": s.state_dir / "demo-worker" / run_id, "state_dir": s.state_dir,
             "log_level": "info", "api_token": token, **DEMO_ACK_TIMEOUTS,
+            # forecasts refresh every simulated hour or so, events map to the intersections around their venue
+            "forecast_refresh_s": max(10.0, 3600.0 / speed), "forecast_history_days": HISTORY_DAYS + 7,
+            "venues": {venue: [f"intersection/{i}" for i in sites] for venue, sites in venue_sites(the_city.grid).items()},
         }),
         log_file=report_dir / "worker.log",
         web_port=web_port,
@@ -84,6 +89,7 @@ def run_demo(
     }
     try:
         asyncio.run(ensure_topics(s))
+        asyncio.run(_import_history(s, the_city))
         ready = worker.start()
         err.print(f"worker ready after {ready:.2f} s (log: {worker.log_file})")
         summary["worker_ready_s"] = round(ready, 3)
@@ -98,6 +104,29 @@ def run_demo(
 
     summary["report"] = str(write_report(report_dir))
     return summary
+
+
+async def _import_history(s: Settings, city: Any) -> None:
+    """Previous weeks' hourly counts, as one aggregate per intersection and hour."""
+    from simulators.city import traffic_history
+
+    from .records import DetectorAggregate, encode
+
+    prod = producer(s)
+    await prod.start()
+    try:
+        pending = []
+        for iid, t, vehicles in traffic_history(city, HISTORY_DAYS):
+            start = datetime.fromtimestamp(t, tz=timezone.utc)
+            agg = DetectorAggregate(
+                aggregate_id=f"{iid}/history/{int(t)}", intersection_id=iid, detector_id="history", window_start=start,
+                window_end=start + timedelta(hours=1), frames=0, count_sum=int(vehicles), occupancy_mean=0.0,
+                speed_kmh_mean=None, event_time=start + timedelta(hours=1),
+            )
+            pending.append(await prod.send(s.topic("aggregates"), key=iid.encode(), value=encode(agg)))
+        await asyncio.gather(*pending)
+    finally:
+        await prod.stop()
 
 
 def _ack(web_port: int, token: str, alarm_id: str, action: str) -> int:
@@ -119,7 +148,7 @@ async def _run(s: Settings, city: Any, speed: float, report_dir: Path, web_port:
     open_by_severity: Counter[str] = Counter()
     done = asyncio.Event()
     rng = random.Random(seed)
-    files = {name: (report_dir / f"{name}.jsonl").open("wb") for name in ("alerts", "aggregates", "pool_readings")}
+    files = {name: (report_dir / f"{name}.jsonl").open("wb") for name in ("alerts", "aggregates", "pool_readings", "forecasts")}
     operator_tasks: set[asyncio.Task[None]] = set()
 
     async def operator(alert: dict[str, Any]) -> None:
@@ -162,7 +191,8 @@ async def _run(s: Settings, city: Any, speed: float, report_dir: Path, web_port:
 
     from simulators.producer import produce_city
 
-    readers = [asyncio.create_task(read(t, n)) for t, n in (("alerts", "alerts"), ("aggregates", "aggregates"), ("deadletter", "deadletters"))]
+    readers = [asyncio.create_task(read(t, n)) for t, n in (("alerts", "alerts"), ("aggregates", "aggregates"),
+                                                              ("deadletter", "deadletters"), ("forecasts", "forecasts"))]
     producer_task = asyncio.create_task(produce())
     t0 = time.monotonic()
     with Live(console=err, refresh_per_second=2) as live:
@@ -180,6 +210,7 @@ async def _run(s: Settings, city: Any, speed: float, report_dir: Path, web_port:
     for f in files.values():
         f.close()
     return {"records_sent": dict(stats["sent"]), "alerts_received": seen["alerts"], "aggregates_received": seen["aggregates"],
+            "forecasts_received": seen["forecasts"],
             "deadletters_received": seen["deadletters"]}
 
 
@@ -194,6 +225,7 @@ def _status(elapsed: float, clock: str, sent: Counter[str], seen: Counter[str], 
         "aggregates received": f"{seen['aggregates']:,}",
         "open alarms": ", ".join(f"{k} {open_alarms[k]}" for k in ("critical", "major", "minor")),
         "alarm transitions": f"{seen['alerts']:,}",
+        "forecast refreshes": f"{seen['forecasts']:,}",
         "dead letters": f"{seen['deadletters']:,}",
-        "signal decisions / forecasts": "not built yet (issues 3 and 5)",
+        "signal decisions": "not built yet (issue 3)",
     })

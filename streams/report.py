@@ -38,7 +38,9 @@ def _dt(t: float) -> datetime:
 def _time_axis(ax: Any) -> None:
     import matplotlib.dates as mdates
 
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=timezone.utc))
+    lo, hi = ax.get_xlim()
+    fmt = "%a %H:%M" if hi - lo > 1.0 else "%H:%M"  # matplotlib dates are in days
+    ax.xaxis.set_major_formatter(mdates.DateFormatter(fmt, tz=timezone.utc))
     ax.set_xlabel("simulated time (UTC)")
 
 
@@ -136,7 +138,7 @@ def pool_water(pool: str, readings: list[dict[str, Any]], truth: list[dict[str, 
 def intersection(iid: str, aggregates: list[dict[str, Any]], truth: list[dict[str, Any]], alerts: list[dict[str, Any]],
                  out: Path) -> Path | None:
     """Occupancy and speed per approach (1-minute aggregates) with incidents and alarms."""
-    rows = [a for a in aggregates if a["intersection_id"] == iid]
+    rows = [a for a in aggregates if a["intersection_id"] == iid and a.get("detector_id") != "history"]
     if not rows:
         return None
     by_approach: dict[str, dict[float, list[tuple[float, float | None]]]] = defaultdict(lambda: defaultdict(list))
@@ -171,6 +173,44 @@ def intersection(iid: str, aggregates: list[dict[str, Any]], truth: list[dict[st
     return out
 
 
+def forecast_plot(series_id: str, forecasts: list[dict[str, Any]], aggregates: list[dict[str, Any]],
+                  truth: list[dict[str, Any]], out: Path, span: tuple[float, float] | None) -> Path | None:
+    """What was forecast at the start of the run (with its 80 % band) against what happened."""
+    from .run_evaluation import hourly_actuals
+
+    mine = [f for f in forecasts if f["series_id"] == series_id]
+    if span:  # forecasts made while the imported history was still loading are not the run's
+        mine = [f for f in mine if (timestamp_of(f["origin"]) or 0) >= span[0] - 3600]
+    if not mine:
+        return None
+    first, last = mine[0], mine[-1]
+    actual = sorted((h, v) for (sid, h), v in hourly_actuals(aggregates).items() if sid == series_id)
+    if span:
+        actual = [(h, v) for h, v in actual if span[0] - 2 * 86_400 <= h <= span[1]]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(13, 5))
+    ax.plot([_dt(h) for h, _ in actual], [v for _, v in actual], color="#37474f", lw=1.6, label="actual (vehicles per hour)")
+    for f, colour, label in ((first, "#1565c0", "forecast at the run's start"), (last, "#ef6c00", "latest forecast")):
+        ts = [_dt(timestamp_of(p["timestamp"]) or 0) for p in f["points"]]
+        ax.plot(ts, [p["yhat"] for p in f["points"]], color=colour, lw=1.6, label=f"{label} ({f['model']})")
+        ax.fill_between(ts, [p["yhat_lower"] for p in f["points"]], [p["yhat_upper"] for p in f["points"]], color=colour, alpha=0.15)
+        if f is last:
+            break
+    iid = series_id.split("/", 1)[1]
+    for t in truth:
+        if t["kind"] == "event" and iid in t.get("details", {}).get("intersections", []):
+            ax.axvspan(_dt(t["start"]), _dt(t["end"]), color="#6a1b9a", alpha=0.12)
+            ax.annotate(str(t["details"].get("schedule_kind", "event")), (_dt(t["start"]), ax.get_ylim()[1] * 0.92), fontsize=10, color="#6a1b9a")
+    ax.set_ylabel("vehicles per hour")
+    ax.set_title(f"{series_id}: forecast (bands: 80 % interval) against actual; events shaded")
+    ax.legend(loc="upper left", fontsize=10, frameon=False)
+    _time_axis(ax)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def _evaluation_table(ev: dict[str, Any]) -> str:
     head = "<tr><th>alarm kind</th><th>incidents</th><th>alarmed</th><th>recall</th><th>false alarms</th><th>precision</th><th>median delay</th><th>max delay</th></tr>"
     rows = []
@@ -181,6 +221,14 @@ def _evaluation_table(ev: dict[str, Any]) -> str:
                     f"<td>{r['false_alarms']}</td><td>{fmt(r['precision'])}</td><td>{fmt(r['delay_median_s'], ' s')}</td>"
                     f"<td>{fmt(r['delay_max_s'], ' s')}</td></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _forecast_line(fc: dict[str, Any]) -> str:
+    if not fc.get("available"):
+        return str(fc.get("note"))
+    return (f"{fc['forecasts']} refreshes ({', '.join(fc['models'])}), {fc['scored_points']} forecast hours scored: "
+            f"MAE {fc['mae']} vehicles/h, weekly seasonal naive {fc['weekly_naive_mae']} "
+            f"(ratio {fc['mae_ratio_to_weekly_naive']}), 80 % interval coverage {fc['coverage80']}")
 
 
 def _span(ev: dict[str, Any]) -> tuple[float, float] | None:
@@ -205,6 +253,11 @@ def write_report(run_dir: Path) -> Path:
     busiest = incident_sites or sorted({a["intersection_id"] for a in aggregates})[:2]
     for iid in busiest[:4]:
         figures.append((f"Intersection {iid}", intersection(iid, aggregates, truth, alerts, plots_dir / f"intersection_{iid}.png")))
+    forecasts = read_jsonl(run_dir / "forecasts.jsonl")
+    near_events = sorted({i for t in truth if t["kind"] == "event" for i in t.get("details", {}).get("intersections", [])})
+    for iid in (near_events or sorted({f["series_id"].split("/", 1)[1] for f in forecasts}))[:3]:
+        sid = f"intersection/{iid}"
+        figures.append((f"Forecast {sid}", forecast_plot(sid, forecasts, aggregates, truth, plots_dir / f"forecast_{iid}.png", _span(ev))))
     lc, al = ev["lifecycle"], ev["alarms"]
     run = ev["run"]
     parts = [
@@ -221,7 +274,7 @@ def write_report(run_dir: Path) -> Path:
         f"<div class='kpi'><b>{al['false_water_alarms_per_subject_day']:g}</b>false water alarms per pool and day</div>",
         f"<div class='kpi'><b>{lc['alarms']}</b>alarms ({lc['acknowledged']} acknowledged, {lc['escalated']} escalated, {lc['resolved']} resolved)</div>",
         "<h2>Evaluation against the ground truth</h2>", _evaluation_table(ev),
-        f"<p>Forecasts: {html.escape(str(ev['forecasts'].get('note', ev['forecasts'])))}. "
+        f"<p>Forecasts: {html.escape(_forecast_line(ev['forecasts']))}. "
         f"Signal timing: {html.escape(str(ev['signals'].get('note', ev['signals'])))}. "
         f"Incidents that began too late in the run to be judged: {len(ev['too_late_to_judge'])}.</p>",
     ]

@@ -88,24 +88,52 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
         "alarms": alarms,
         "too_late_to_judge": late,
         "lifecycle": lifecycle,
-        "forecasts": _forecast_error(read_jsonl(run_dir / "forecasts.jsonl"), read_jsonl(run_dir / "actuals.jsonl")),
+        "forecasts": _forecast_error(read_jsonl(run_dir / "forecasts.jsonl"), read_jsonl(run_dir / "aggregates.jsonl")),
         "signals": _signals(read_jsonl(run_dir / "plans.jsonl")),
     }
     (run_dir / "evaluation.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     return result
 
 
-def _forecast_error(forecasts: list[dict[str, Any]], actuals: list[dict[str, Any]]) -> dict[str, Any]:
-    """MAE of forecast points whose actual value the run observed (none: not measured)."""
+def hourly_actuals(aggregates: list[dict[str, Any]]) -> dict[tuple[str, int], float]:
+    """(``intersection/<id>``, hour) -> vehicles, from 1-minute aggregates and imported history.
+
+    The newest live hour is still filling and is left out.
+    """
+    sums: dict[tuple[str, int], float] = {}
+    for a in aggregates:
+        hour = int((timestamp_of(a["window_start"]) or 0) // 3600 * 3600)
+        key = (f"intersection/{a['intersection_id']}", hour)
+        sums[key] = sums.get(key, 0.0) + a["count_sum"]
+    live = [timestamp_of(a["window_start"]) or 0 for a in aggregates if a.get("detector_id") != "history"]
+    last = int(max(live) // 3600 * 3600) if live else None
+    return {k: v for k, v in sums.items() if last is None or k[1] < last}
+
+
+def _forecast_error(forecasts: list[dict[str, Any]], aggregates: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every forecast point whose hour the run observed, against what happened and against
+    the weekly seasonal naive (the same hour a week before) on the same points."""
     if not forecasts:
         return {"available": False, "note": "no forecasts in this run"}
-    actual = {(a["series_id"], a["timestamp"]): a["value"] for a in actuals}
-    errors = [abs(f["yhat"] - actual[(f["series_id"], f["timestamp"])]) for f in forecasts
-              if (f["series_id"], f["timestamp"]) in actual]
-    inside = [f["yhat_lower"] <= actual[(f["series_id"], f["timestamp"])] <= f["yhat_upper"] for f in forecasts
-              if (f["series_id"], f["timestamp"]) in actual]
-    return {"available": True, "points": len(forecasts), "scored_points": len(errors),
-            "mae": round(sum(errors) / len(errors), 3) if errors else None,
+    actual = hourly_actuals(aggregates)
+    errors, naive_errors, inside = [], [], []
+    for f in forecasts:
+        for p in f["points"]:
+            hour = int(timestamp_of(p["timestamp"]) or 0)
+            key = (f["series_id"], hour)
+            week_ago = actual.get((f["series_id"], hour - 7 * 86_400))
+            if key not in actual or week_ago is None:
+                continue
+            errors.append(abs(p["yhat"] - actual[key]))
+            naive_errors.append(abs(week_ago - actual[key]))
+            inside.append(p["yhat_lower"] <= actual[key] <= p["yhat_upper"])
+    mae = sum(errors) / len(errors) if errors else None
+    naive = sum(naive_errors) / len(naive_errors) if naive_errors else None
+    return {"available": True, "forecasts": len(forecasts), "scored_points": len(errors),
+            "models": sorted({f["model"] for f in forecasts}),
+            "mae": round(mae, 2) if mae is not None else None,
+            "weekly_naive_mae": round(naive, 2) if naive is not None else None,
+            "mae_ratio_to_weekly_naive": round(mae / naive, 3) if mae is not None and naive else None,
             "coverage80": round(sum(inside) / len(inside), 3) if inside else None}
 
 
