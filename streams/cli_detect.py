@@ -108,7 +108,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         detector: Annotated[str, typer.Option(callback=_detector_name, help="Detector to score.")] = "default",
         compare: Annotated[bool, typer.Option(help="Also score every other registered detector.")] = True,
     ) -> None:
-        """NAB realTraffic score (standard profile, one corpus threshold), with baselines and an unseen check."""
+        """NAB realTraffic score with one threshold.
+
+        Standard profile, with null/perfect/random baselines and an unseen check.
+        """
         print(json.dumps(nab_benchmark(find_nab_dir(data_dir), detector, compare), indent=2))
 
     @bench_app.command("detectors")
@@ -116,7 +119,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         points: Annotated[int, typer.Option(min=1_000, help="Readings per detector.")] = 200_000,
         repeat: Annotated[int, typer.Option(min=1, max=10, help="Repetitions; the best is reported.")] = 3,
     ) -> None:
-        """Microseconds per reading (score + learn) for every detector, against same-run baselines."""
+        """Microseconds per reading for each detector.
+
+        Score + learn per point, against same-run baselines.
+        """
         print(json.dumps(detector_benchmark(points, repeat), indent=2))
 
 

@@ -199,7 +199,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     from .cli import err
 
     forecast_app = typer.Typer(help="Load forecasts: backtests of the forecasting models.", no_args_is_help=True)
-    events_app = typer.Typer(help="Scheduled events (concerts, matches, school holidays) for forecasting.", no_args_is_help=True)
+    events_app = typer.Typer(help="Import scheduled events for forecasting.", no_args_is_help=True)
     app.add_typer(forecast_app, name="forecast")
     app.add_typer(events_app, name="events")
 
@@ -309,7 +309,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         prophet: Annotated[bool, typer.Option("--prophet/--no-prophet", help="Also run Prophet default and prophet_traffic (minutes).")] = False,
         jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes fitting origins in parallel.")] = 2,
     ) -> None:
-        """Metro Interstate, day-ahead, 52 origins 8 days apart, one year of training: JSON."""
+        """Metro Interstate day-ahead backtest (JSON).
+
+        52 origins 8 days apart, one year of training before each.
+        """
         from forecasting import DEFAULT_MODEL
         from forecasting.backtest import mase_ratio, rolling_origin
 
@@ -355,7 +358,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         workers: Annotated[int, typer.Option("--workers", min=1, help="Process pool size.")] = 2,
         horizon: Annotated[int, typer.Option("--horizon", min=1, help="Hourly steps forecast per series.")] = 24,
     ) -> None:
-        """Refit and forecast SERIES synthetic hourly series with the default model: JSON.
+        """Time refreshing many series' forecasts (JSON).
+
+        Refits and forecasts SERIES synthetic hourly series with the default model.
 
         The same run times the weekly seasonal naive as the baseline. Budget: 2,000 series
         within 10 minutes on 2 cores.

@@ -99,7 +99,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         speed: Annotated[float, typer.Option(min=0.0, help="Dataset seconds per wall second (0: as fast as possible).")] = 3600.0,
         key_col: Annotated[Optional[str], typer.Option(help="Column whose value becomes the message key.")] = None,
     ) -> None:
-        """Replay a real dataset into a topic with its own timing, compressed."""
+        """Replay a CSV dataset into a topic, time-compressed."""
         from simulators.replay import replay_csv
 
         if not csv_file.is_file():
@@ -127,7 +127,10 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
     def evaluate(
         run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'leitstand demo'.", metavar="DIR")] = Path("leitstand-report"),
     ) -> None:
-        """Score a run's alarms (and forecasts, plans) against its ground truth."""
+        """Score a run against its ground truth.
+
+        Alarms per kind (recall, precision, delay), the alarm lifecycle and forecasts.
+        """
         from .run_evaluation import evaluate_run
 
         if not (run_dir / "truth.jsonl").is_file():
@@ -204,7 +207,7 @@ def register_alarm_benchmarks(bench_app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="Seed of the first day.")] = 1,
         min_duration_s: Annotated[float, typer.Option(min=0.0, help="Water rule minimum duration.")] = 30.0,
     ) -> None:
-        """Score pool alarms on simulated days with injected incidents."""
+        """Score pool alarms on simulated pool days."""
         from .bench_alarms import pool_day_benchmark
 
         print(json.dumps(pool_day_benchmark(days, pools, seed, min_duration_s), indent=2))
@@ -217,7 +220,7 @@ def register_alarm_benchmarks(bench_app: typer.Typer) -> None:
         rate: Annotated[float, typer.Option(min=0.1, help="Camera events per second.")] = 10.0,
         split: Annotated[bool, typer.Option("--split/--single", help="Critical and telemetry roles in two workers (default) or all in one.")] = True,
     ) -> None:
-        """Time camera event -> alarm on alerts under background load."""
+        """Time camera event to alarm under load."""
         from .bench_alarms import latency_benchmark
 
         result = latency_benchmark(settings(), engine=engine, load_per_s=load, events=events, event_rate_per_s=rate, split_roles=split)

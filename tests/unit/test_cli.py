@@ -16,6 +16,9 @@ def test_help_lists_every_command_with_one_line_each() -> None:
     assert {"config", "worker", "produce", "tail", "demo", "broker", "topics", "simulate", "bench", "detect"} <= names
     for c in commands:
         assert not c.rstrip().endswith("..."), f"help line truncated: {c!r}"
+    for group in ("bench", "simulate", "broker", "topics", "forecast", "events"):
+        sub = leitstand(group, "--help").stdout.split("Commands:")[1].strip().splitlines()
+        assert sub and all(not c.rstrip().endswith("...") for c in sub), (group, sub)
 
 
 def test_bad_argument_is_one_line() -> None:
