@@ -222,7 +222,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes fitting origins in parallel.")] = 1,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with the figures.")] = False,
     ) -> None:
-        """Rolling-origin backtest: refit before each origin, forecast HORIZON steps, score.
+        """Rolling-origin backtest of a forecaster on a CSV.
+
+        Refits before each origin, forecasts HORIZON steps, scores.
 
         Each model sees only data strictly before the origin (and regressors, which must be known
         in advance). MASE is scaled by the weekly seasonal naive's mean absolute error over all
