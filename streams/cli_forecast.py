@@ -261,7 +261,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the ScheduledEvent JSON lines instead of publishing.")] = False,
         default_tz: Annotated[str, typer.Option("--default-tz", help="Zone of times given without one.")] = "UTC",
     ) -> None:
-        """Publish the events of an ICS file as ScheduledEvent records on events.schedule."""
+        """Publish an ICS file's events on events.schedule."""
         from forecasting.events import VenueMap, read_ics
 
         if not ics_file.is_file():
