@@ -29,7 +29,7 @@ from .broker import read_info, start, stop
 from .kafka_io import ensure_topics, producer, tail
 from .records import PoolReading
 from .settings import Settings
-from .stack import WorkerProcess, free_port, settings_env
+from .stack import WorkerProcess, free_port, settings_env, terminate_as_interrupt
 from .topics import SIMULATION_TRUTH as TRUTH
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -45,7 +45,18 @@ def run_demo(
     s: Settings, *, minutes: float, speed: float, report_dir: Path, port: int, city: dict[str, Any] | None = None,
     start_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Run the demo; returns the summary (also ``report_dir/summary.json``)."""
+    """Run the demo; returns the summary (also ``report_dir/summary.json``).
+
+    Ctrl-C, SIGTERM and SIGHUP stop everything it started (broker, worker) before it returns.
+    """
+    with terminate_as_interrupt():
+        return _demo(s, minutes=minutes, speed=speed, report_dir=report_dir, port=port, city=city, start_at=start_at)
+
+
+def _demo(
+    s: Settings, *, minutes: float, speed: float, report_dir: Path, port: int, city: dict[str, Any] | None,
+    start_at: datetime | None,
+) -> dict[str, Any]:
     from simulators.city import City, CityConfig
     from simulators.city_traffic import venue_sites
 
