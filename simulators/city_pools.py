@@ -25,7 +25,7 @@ from streams.records import PoolReading, PoolSupervisionEvent, Quantity, encode
 
 from .city_calendar import RainPeriod, day_kind, rain_at, school_holiday
 from .city_types import CityConfig, Emission, GroundTruth, poisson, rng_for
-from .pool import _violations, water_step
+from .pool import _violations, probe_readings, water_step
 
 PARAMETER_UNITS = {"free_chlorine": "mg/l", "combined_chlorine": "mg/l", "ph": "pH", "redox": "mV",
                    "temperature": "degC", "turbidity": "FNU"}
@@ -155,14 +155,7 @@ def simulate_pool(config: CityConfig, pool_id: str, t0: float, t1: float, rain: 
             acid_pump=not any(w.kind == "ph_pump_failure" and w.start <= t < w.end for w in pumps),
         )
         true_series.append((t, cl, ph, redox))
-        values = {
-            "free_chlorine": round(max(0.0, cl + rng.gauss(0, 0.01)), 3),
-            "ph": round(ph + rng.gauss(0, 0.01), 3),
-            "redox": round(redox + rng.gauss(0, 3), 1),
-            "combined_chlorine": round(max(0.0, 0.08 + 0.0002 * load + rng.gauss(0, 0.005)), 3),
-            "temperature": round(28.0 + rng.gauss(0, 0.05), 2),
-            "turbidity": round(max(0.02, 0.12 + 0.0006 * load + rng.gauss(0, 0.01)), 3),
-        }
+        values = probe_readings(rng, cl, ph, redox, load, temperature=28.0, turbidity=True)
         for w in probe:
             if w.kind == "sensor_stuck" and w.start <= t < w.end:
                 stuck_value = stuck_value if stuck_value is not None else values["ph"]

@@ -96,6 +96,22 @@ def _violations(pool: str, series: list[tuple[float, float, float, float]]) -> l
     return out
 
 
+def probe_readings(rng: random.Random, cl: float, ph: float, redox: float, load: float, *, temperature: float,
+                   turbidity: bool = False) -> dict[str, float]:
+    """What the probes report for the true water: the values plus sensor noise, rounded as
+    transmitters do (combined chlorine and turbidity grow with the bather load)."""
+    values = {
+        "free_chlorine": round(max(0.0, cl + rng.gauss(0, 0.01)), 3),
+        "ph": round(ph + rng.gauss(0, 0.01), 3),
+        "redox": round(redox + rng.gauss(0, 3), 1),
+        "combined_chlorine": round(max(0.0, 0.08 + 0.0002 * load + rng.gauss(0, 0.005)), 3),
+        "temperature": round(temperature + rng.gauss(0, 0.05), 2),
+    }
+    if turbidity:
+        values["turbidity"] = round(max(0.02, 0.12 + 0.0006 * load + rng.gauss(0, 0.01)), 3)
+    return values
+
+
 def simulate_pool_day(day_start: float, pools: int = 3, seed: int = 1, interval_s: float = 30.0,
                       capacity: int = 200) -> PoolDay:
     """One day (24 h from ``day_start``) for ``pools`` pools, with 1-2 incidents of each kind."""
@@ -135,13 +151,7 @@ def simulate_pool_day(day_start: float, pools: int = 3, seed: int = 1, interval_
                                        chlorine_pump=not dosing.start <= t < dosing.end,
                                        acid_pump=not ph_pump.start <= t < ph_pump.end)
             true_series.append((t, cl, ph, redox))
-            values = {
-                "free_chlorine": round(max(0.0, cl + rng.gauss(0, 0.01)), 3),
-                "ph": round(ph + rng.gauss(0, 0.01), 3),
-                "redox": round(redox + rng.gauss(0, 3), 1),
-                "combined_chlorine": round(max(0.0, 0.08 + 0.0002 * load + rng.gauss(0, 0.005)), 3),
-                "temperature": round(27.0 + rng.gauss(0, 0.05), 2),
-            }
+            values = probe_readings(rng, cl, ph, redox, load, temperature=27.0)
             if stuck.start <= t < stuck.end:
                 stuck_value = stuck_value if stuck_value is not None else values["ph"]
                 values["ph"] = stuck_value
