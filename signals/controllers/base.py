@@ -1,0 +1,53 @@
+"""What controllers see (field detector measurements only) and the interface they share."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from signals.explain import StageDecision
+
+
+@dataclass(frozen=True)
+class LaneMeasurement:
+    """One detector lane area over one interval: what induction loops / video detectors report."""
+
+    count: float = 0.0
+    occupancy: float = 0.0
+    speed_mps: float | None = None
+    queue_veh: float = 0.0
+
+
+@dataclass(frozen=True)
+class DetectorObservation:
+    """All detector lane areas of one intersection for one interval (the detector frame)."""
+
+    intersection_id: str
+    time_s: float
+    interval_s: float
+    lanes: Mapping[str, LaneMeasurement]
+
+    def queue(self, lane_id: str) -> float:
+        """Queue in vehicles; missing or non-finite readings count as 0 (no evidence of demand)."""
+        m = self.lanes.get(lane_id)
+        return _finite_nonneg(m.queue_veh) if m else 0.0
+
+    def count(self, lane_id: str) -> float:
+        m = self.lanes.get(lane_id)
+        return _finite_nonneg(m.count) if m else 0.0
+
+
+def _finite_nonneg(v: float) -> float:
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) and v > 0 else 0.0
+
+
+@runtime_checkable
+class Controller(Protocol):
+    """observation -> decision. ``name`` and ``version`` go into every explanation."""
+
+    name: str
+    version: str
+
+    def decide(self, observation: DetectorObservation) -> StageDecision: ...

@@ -1,0 +1,152 @@
+"""Max-pressure control (Varaiya 2013, "Max pressure control of a network of signalized
+intersections", Transportation Research Part C 36): every few seconds choose the stage with the
+largest pressure, sum over the lane areas it serves of saturation flow x (upstream queue - mean
+queue of the lane areas it feeds). Turning ratios are not measured by field detectors, so the
+downstream queue is the plain mean over the listed exit areas (equal split).
+
+The raw policy ignores minimum greens, transitions and starvation; here it only chooses among
+actions that keep every stage within its green bounds and every signal group within its maximum
+wait (with one stage of reserve), and the safety validator still checks the resulting timeline.
+The plan it emits is acyclic: a window of realised history plus the committed continuation.
+"""
+
+from __future__ import annotations
+
+from signals.controllers.base import DetectorObservation
+from signals.explain import Explanation, StageDecision
+from signals.model import Intersection, SignalPlan, StagePhase
+from signals.timeline import EPS, SignalState, build_timeline, runs
+
+
+class MaxPressureController:
+    name = "maxpressure"
+    version = "1.0"
+
+    def __init__(self, intersection: Intersection, decision_interval_s: float = 5.0) -> None:
+        self.intersection = intersection
+        self.decision_interval_s = decision_interval_s
+        x = intersection
+        ids = [s.id for s in x.stages]
+        self._max_transition_s = max((x.transition_s(a, b) for a in ids for b in ids), default=0.0)
+        #: reserve kept on every wait so a second group coming due can still be served after the first
+        self.reserve_s = max(x.stage_green_floor_s(s) for s in ids) + self._max_transition_s
+        max_limit = max(x.group_max_wait_s(g) for g in x.groups)
+        self.history_s = max_limit + x.cycle_max_s + self._max_transition_s
+        self._phases: list[StagePhase] = []
+        self._horizon_s: float | None = None
+        self._last: StageDecision | None = None
+
+    # -- measurements --------------------------------------------------------------------------
+    def pressures(self, obs: DetectorObservation) -> dict[str, float]:
+        """Stage pressure per Varaiya (2013), in vehicles x vehicles/second."""
+        x = self.intersection
+        out = {}
+        for st in x.stages:
+            p = 0.0
+            for la in x.lanes:
+                if la.group in st.groups:
+                    down = sum(obs.queue(d) for d in la.downstream) / len(la.downstream) if la.downstream else 0.0
+                    p += la.saturation_flow_vph / 3600.0 * (obs.queue(la.id) - down)
+            out[st.id] = p
+        return out
+
+    def waits(self) -> dict[str, float]:
+        """Seconds each group has not been green at the end of the committed horizon."""
+        tl = build_timeline(self.intersection, SignalPlan(tuple(self._phases), cyclic=False))
+        out = {}
+        for g in self.intersection.groups:
+            greens = [r for r in runs(tl, g) if r.state is SignalState.GREEN]
+            out[g] = 0.0 if greens and greens[-1].open_end else tl.duration_s - (greens[-1].end_s if greens else 0.0)
+        return out
+
+    # -- the decision ---------------------------------------------------------------------------
+    def decide(self, observation: DetectorObservation) -> StageDecision:
+        x = self.intersection
+        now = observation.time_s
+        if self._horizon_s is None:
+            first = x.fixed_plan.phases[0].stage
+            self._phases = [StagePhase(first, x.stage_green_floor_s(first))]
+            self._horizon_s = now + self._phases[0].green_s
+            return self._emit(now, "start", {}, f"starts with stage {first} for its minimum green")
+        if now + EPS < self._horizon_s and self._last is not None:
+            return self._last
+        pressures = self.pressures(observation)
+        waits = self.waits()
+        cur = self._phases[-1]
+        step = self.decision_interval_s
+        can_hold = cur.green_s + step <= x.stage(cur.stage).max_green_s + EPS
+        ranked = sorted(x.stages, key=lambda s: (-pressures[s.id], s.id != cur.stage, s.id))
+        best = ranked[0].id
+        inputs = {f"pressure.{k}": round(v, 2) for k, v in pressures.items()}
+        inputs |= {f"queue_veh.{la.id}": observation.queue(la.id) for la in x.lanes}
+        chosen, rule = None, ""
+        for st in ranked:
+            if st.id == cur.stage and not can_hold:
+                continue
+            if self._wait_safe(st.id, waits):
+                chosen = st.id
+                if st.id == cur.stage:
+                    rule = "max_pressure_hold"
+                elif not can_hold and st.id == best:
+                    rule = "max_green_switch"
+                else:
+                    rule = "max_pressure_switch" if st.id == best else "max_pressure_switch_wait_safe"
+                break
+        if chosen is None:
+            urgent = max(waits, key=lambda g: waits[g] - x.group_max_wait_s(g))
+            options = [s for s in ranked if urgent in s.groups and (s.id != cur.stage or can_hold)]
+            chosen = options[0].id if options else ranked[-1].id
+            rule = "max_wait_guard"
+            inputs[f"wait_s.{urgent}"] = round(waits[urgent], 1)
+        self._commit(chosen)
+        effect = (f"holds stage {chosen} {step:g} s more" if chosen == cur.stage
+                  else f"switches {cur.stage} -> {chosen} (transition {x.transition_s(cur.stage, chosen):g} s)")
+        effect += f"; expected to discharge the highest-pressure movements (pressure {pressures[chosen]:.2f})"
+        return self._emit(now, rule, inputs, effect)
+
+    def _duration_of(self, stage_id: str) -> tuple[float, float]:
+        """(time the action adds to the horizon, green of the resulting last phase)."""
+        x = self.intersection
+        cur = self._phases[-1]
+        if stage_id == cur.stage:
+            return self.decision_interval_s, cur.green_s + self.decision_interval_s
+        green = max(x.stage_green_floor_s(stage_id), self.decision_interval_s)
+        return x.transition_s(cur.stage, stage_id) + green, green
+
+    def _wait_safe(self, stage_id: str, waits: dict[str, float]) -> bool:
+        """Would every group not served by ``stage_id`` still be servable within its maximum wait?"""
+        x = self.intersection
+        added, _ = self._duration_of(stage_id)
+        served = x.stage(stage_id).groups
+        for g, w in waits.items():
+            if g in served:
+                continue
+            reach = min(x.transition_s(stage_id, s.id) for s in x.stages if g in s.groups)
+            if w + added + reach + self.reserve_s > x.group_max_wait_s(g) + EPS:
+                return False
+        return True
+
+    def _commit(self, stage_id: str) -> None:
+        added, green = self._duration_of(stage_id)
+        if stage_id == self._phases[-1].stage:
+            self._phases[-1] = StagePhase(stage_id, green)
+        else:
+            self._phases.append(StagePhase(stage_id, green))
+        assert self._horizon_s is not None
+        self._horizon_s += added
+        self._trim()
+
+    def _trim(self) -> None:
+        """Drop whole phases from the front while the rest still spans ``history_s``."""
+        x = self.intersection
+        def span(ph: list[StagePhase]) -> float:
+            return sum(p.green_s for p in ph) + sum(x.transition_s(a.stage, b.stage) for a, b in zip(ph, ph[1:]))
+        while len(self._phases) > 2 and span(self._phases[1:]) >= self.history_s:
+            self._phases.pop(0)
+
+    def _emit(self, now: float, rule: str, inputs: dict[str, float], effect: str) -> StageDecision:
+        self._last = StageDecision(
+            self.intersection.id, now, SignalPlan(tuple(self._phases), cyclic=False),
+            Explanation(self.name, self.version, rule, tuple((k, float(v)) for k, v in inputs.items()), effect),
+        )
+        return self._last

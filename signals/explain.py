@@ -1,0 +1,64 @@
+"""Explanations and decisions: what a controller decided, why, and what it expects.
+
+Automated signal decisions are high-risk under the EU AI Act (Annex III), so every decision
+carries the measured inputs that drove it, the controller and its version, the rule that fired
+and the expected effect, in words an operator can read on a dashboard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from signals.model import SignalPlan
+
+
+@dataclass(frozen=True)
+class Explanation:
+    controller: str
+    version: str
+    rule: str
+    #: the measured inputs that drove the rule, e.g. ("pressure.A", 12.0), ("flow_vph.N_in", 540.0)
+    inputs: tuple[tuple[str, float], ...]
+    expected_effect: str
+
+    def summary(self) -> str:
+        """One operator-readable line: controller, rule, the top inputs and the expected effect."""
+        shown = ", ".join(f"{k}={v:g}" for k, v in self.inputs[:6])
+        more = f" (+{len(self.inputs) - 6} more)" if len(self.inputs) > 6 else ""
+        return f"[{self.controller} {self.version}] {self.rule}: {shown}{more} -> {self.expected_effect}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "controller": self.controller, "version": self.version, "rule": self.rule,
+            "inputs": dict(self.inputs), "expected_effect": self.expected_effect,
+            "summary": self.summary(),
+        }
+
+
+def inputs_from(mapping: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+    """Frozen, order-stable input list (sorted by name) from a mapping."""
+    return tuple((k, float(mapping[k])) for k in sorted(mapping))
+
+
+@dataclass(frozen=True)
+class StageDecision:
+    """A controller's output: the plan to drive and its explanation."""
+
+    intersection_id: str
+    time_s: float
+    plan: SignalPlan
+    explanation: Explanation
+
+    @property
+    def controller(self) -> str:
+        return self.explanation.controller
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "intersection_id": self.intersection_id, "time_s": self.time_s,
+            "cyclic": self.plan.cyclic,
+            "phases": [{"stage": p.stage, "green_s": p.green_s} for p in self.plan.phases],
+            "explanation": self.explanation.to_dict(),
+        }

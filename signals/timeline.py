@@ -1,0 +1,167 @@
+"""Concrete signal-state timeline built from a plan: what each signal group shows, when.
+
+The validator checks this timeline rather than the plan, so conflicting greens, intergreens,
+yellow and red-yellow durations, minimum greens, cycle length and maximum waits are all judged
+on the very states a controller would drive. The construction is deterministic: between two
+stages the ending groups show yellow then red, the starting groups red then red-yellow, and the
+next stage's green begins after :meth:`Intersection.transition_s` (intergreens respected).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from types import MappingProxyType
+
+from signals.model import Intersection, SignalPlan
+
+EPS = 1e-6
+
+
+class SignalState(str, Enum):
+    RED = "red"
+    RED_YELLOW = "red_yellow"
+    GREEN = "green"
+    YELLOW = "yellow"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """``state`` shown on [start_s, end_s)."""
+
+    start_s: float
+    end_s: float
+    state: SignalState
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True)
+class StageWindow:
+    """Where one plan phase's green lies on the timeline."""
+
+    stage: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class SignalTimeline:
+    """Per signal group, contiguous intervals covering [0, duration_s).
+
+    A cyclic timeline is one cycle (time 0 = start of the first stage's green); an acyclic one is
+    a window whose first and last intervals are open (their true start / end lie outside).
+    """
+
+    duration_s: float
+    cyclic: bool
+    intervals: Mapping[str, tuple[Interval, ...]]
+    stage_windows: tuple[StageWindow, ...]
+
+    def state_at(self, group: str, t: float) -> SignalState:
+        if self.cyclic:
+            t = t % self.duration_s
+        for iv in self.intervals[group]:
+            if iv.start_s <= t < iv.end_s:
+                return iv.state
+        return self.intervals[group][-1].state
+
+
+def build_timeline(intersection: Intersection, plan: SignalPlan) -> SignalTimeline:
+    """Lay the plan out as signal states (deterministic; see the module docstring)."""
+    phases = list(plan.phases)
+    if not phases:
+        raise ValueError("empty plan")
+    n = len(phases)
+    segs: dict[str, list[Interval]] = {g: [] for g in intersection.groups}
+    windows: list[StageWindow] = []
+    t = 0.0
+    for i, ph in enumerate(phases):
+        here = intersection.stage(ph.stage).groups
+        start, end = t, t + ph.green_s
+        windows.append(StageWindow(ph.stage, start, end))
+        for g in segs:
+            segs[g].append(Interval(start, end, SignalState.GREEN if g in here else SignalState.RED))
+        t = end
+        if i == n - 1 and not plan.cyclic:
+            break
+        nxt = phases[(i + 1) % n].stage
+        there = intersection.stage(nxt).groups
+        trans = intersection.transition_s(ph.stage, nxt)
+        if trans <= 0:
+            continue
+        t_next = t + trans
+        for g in segs:
+            grp = intersection.groups[g]
+            if g in here and g in there:
+                segs[g].append(Interval(t, t_next, SignalState.GREEN))
+            elif g in here:
+                y_end = t + grp.yellow_s
+                segs[g].append(Interval(t, y_end, SignalState.YELLOW))
+                segs[g].append(Interval(y_end, t_next, SignalState.RED))
+            elif g in there:
+                ry_start = t_next - grp.red_yellow_s
+                segs[g].append(Interval(t, ry_start, SignalState.RED))
+                segs[g].append(Interval(ry_start, t_next, SignalState.RED_YELLOW))
+            else:
+                segs[g].append(Interval(t, t_next, SignalState.RED))
+        t = t_next
+    return SignalTimeline(
+        duration_s=t,
+        cyclic=plan.cyclic,
+        intervals=MappingProxyType({g: tuple(_merge(s)) for g, s in segs.items()}),
+        stage_windows=tuple(windows),
+    )
+
+
+def _merge(intervals: list[Interval]) -> list[Interval]:
+    out: list[Interval] = []
+    for iv in intervals:
+        if iv.duration_s <= EPS:
+            continue
+        if out and out[-1].state == iv.state and abs(out[-1].end_s - iv.start_s) <= EPS:
+            out[-1] = Interval(out[-1].start_s, iv.end_s, iv.state)
+        else:
+            out.append(iv)
+    return out
+
+
+@dataclass(frozen=True)
+class Run:
+    """A maximal stretch of one state; ``end_s`` may exceed the cycle when it wraps around.
+
+    ``open_start`` / ``open_end``: the true boundary lies outside an acyclic window.
+    """
+
+    start_s: float
+    end_s: float
+    state: SignalState
+    open_start: bool = False
+    open_end: bool = False
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+def runs(timeline: SignalTimeline, group: str) -> list[Run]:
+    """Maximal same-state runs of one group; in a cyclic timeline the wrap-around run is merged."""
+    ivs = list(timeline.intervals[group])
+    if not ivs:
+        return []
+    if timeline.cyclic:
+        if len(ivs) == 1:
+            iv = ivs[0]
+            return [Run(iv.start_s, iv.start_s + timeline.duration_s, iv.state)]
+        if ivs[0].state == ivs[-1].state:
+            last = ivs.pop()
+            first = ivs.pop(0)
+            ivs.append(Interval(last.start_s, timeline.duration_s + first.end_s, last.state))
+        return [Run(iv.start_s, iv.end_s, iv.state) for iv in ivs]
+    out = [Run(iv.start_s, iv.end_s, iv.state) for iv in ivs]
+    out[0] = Run(out[0].start_s, out[0].end_s, out[0].state, open_start=True, open_end=out[0].open_end)
+    out[-1] = Run(out[-1].start_s, out[-1].end_s, out[-1].state, open_start=out[-1].open_start, open_end=True)
+    return out
