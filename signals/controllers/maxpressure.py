@@ -70,6 +70,11 @@ class MaxPressureController:
             return self._emit(now, "start", {}, f"starts with stage {first} for its minimum green")
         if now + EPS < self._horizon_s and self._last is not None:
             return self._last
+        if now > self._horizon_s + EPS:
+            # no decision was due while observations were missing: the signal held its stage
+            last = self._phases[-1]
+            self._phases[-1] = StagePhase(last.stage, last.green_s + now - self._horizon_s)
+            self._horizon_s = now
         pressures = self.pressures(observation)
         waits = self.waits()
         cur = self._phases[-1]
@@ -87,18 +92,22 @@ class MaxPressureController:
                 chosen = st.id
                 if st.id == cur.stage:
                     rule = "max_pressure_hold"
-                elif not can_hold and st.id == best:
-                    rule = "max_green_switch"
-                else:
-                    rule = "max_pressure_switch" if st.id == best else "max_pressure_switch_wait_safe"
+                elif st.id == best:
+                    rule = "max_pressure_switch"
+                elif best == cur.stage and not can_hold and st is ranked[1]:
+                    rule = "max_green_switch"  # the best stage has used up its maximum green
+                else:  # a higher-pressure action would have let some group wait too long
+                    rule = "max_wait_guard"
                 break
         if chosen is None:
             urgent = max(waits, key=lambda g: waits[g] - x.group_max_wait_s(g))
             options = [s for s in ranked if urgent in s.groups and (s.id != cur.stage or can_hold)]
             chosen = options[0].id if options else ranked[-1].id
-            rule = "max_wait_guard"
+            rule = "max_wait_emergency"
             inputs[f"wait_s.{urgent}"] = round(waits[urgent], 1)
         self._commit(chosen)
+        if rule.startswith("max_wait"):
+            inputs |= {f"wait_s.{g}": round(w, 1) for g, w in waits.items() if g in x.stage(chosen).groups}
         effect = (f"holds stage {chosen} {step:g} s more" if chosen == cur.stage
                   else f"switches {cur.stage} -> {chosen} (transition {x.transition_s(cur.stage, chosen):g} s)")
         effect += f"; expected to discharge the highest-pressure movements (pressure {pressures[chosen]:.2f})"
