@@ -158,9 +158,12 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
     def all_series() -> list[str]:
         return [f"{kind}/{k.decode()}" for kind, table in tables.items() for k in list(table.keys())]
 
-    def history_of(series_id: str) -> Any:
+    def state_of(series_id: str) -> dict[str, Any]:
         kind, _, key = series_id.partition("/")
-        return live_history.complete_series(tables[kind].get(key.encode()) if kind in tables else None)
+        return (tables[kind].get(key.encode()) if kind in tables else None) or {}
+
+    def history_of(series_id: str) -> Any:
+        return live_history.complete_series(state_of(series_id))
 
     async def publish(record: dict[str, Any], trigger: str) -> None:
         record["event_time"] = datetime.now(timezone.utc).isoformat()
@@ -179,8 +182,15 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
         jobs = {}
         events = to_events([d for _, venue in list(events_table.items()) for d in (venue or {}).values()])
         for series_id, trigger in due.items():
+            # a series still too short is looked at again in 30 s, not every second: building
+            # pandas series for thousands of young series each second would eat the worker
+            recheck = now - settings.forecast_refresh_s + min(settings.forecast_refresh_s, 30.0)
+            if len(state_of(series_id).get("b", {})) <= settings.forecast_min_history_h:
+                refreshed_at[series_id] = recheck
+                continue
             history = history_of(series_id)
             if history.notna().sum() < settings.forecast_min_history_h:
+                refreshed_at[series_id] = recheck
                 continue
             refreshed_at[series_id] = now
             jobs[series_id] = (trigger, history)
