@@ -173,6 +173,8 @@ class Intersection:
                 raise ModelError(f"intergreen {a}->{b} is negative")
         if len(self._stage_index) != len(self.stages):
             raise ModelError("duplicate stage ids")
+        if len(self.stages) < 2:
+            raise ModelError("a signalised intersection needs at least two stages")
         served: set[str] = set()
         for st in self.stages:
             if not st.groups or not st.groups <= known:

@@ -70,6 +70,52 @@ class SignalTimeline:
         return self.intervals[group][-1].state
 
 
+def transition_times(intersection: Intersection, plan: SignalPlan) -> list[float]:
+    """Duration of each stage change in the plan (the last one wraps round in a cyclic plan).
+
+    Starts from :meth:`Intersection.transition_s` (the neighbouring stages) and lengthens a change
+    wherever a group that cleared *earlier* - two or more stages back, or in the previous cycle -
+    still needs its intergreen towards a group about to start (RiLSA: the intergreen holds between
+    every clearing and entering conflicting pair, not only between neighbouring stages).
+    Lengthening only ever widens later gaps, so the iteration settles in a few rounds.
+    """
+    x = intersection
+    phases = plan.phases
+    n = len(phases)
+    m = n if plan.cyclic else n - 1
+    groups = [x.stage(p.stage).groups for p in phases]
+    trans = [x.transition_s(phases[i].stage, phases[(i + 1) % n].stage) for i in range(m)]
+    for _ in range(2 * n + 4):
+        ends, t = [], 0.0
+        for i in range(n):
+            t += phases[i].green_s
+            ends.append(t)
+            if i < m:
+                t += trans[i]
+        cycle = t
+        # green ends per group: the end of a phase it holds when the next phase does not hold it
+        green_ends: dict[str, list[float]] = {g: [] for g in x.groups}
+        for i in range(m):
+            for g in groups[i] - groups[(i + 1) % n]:
+                green_ends[g].append(ends[i])
+        changed = False
+        for j in range(m):
+            nxt = (j + 1) % n
+            need = trans[j]
+            for g in groups[nxt] - groups[j]:
+                for c, ig in ((c, x.intergreen_s[(c, g)]) for c in x.groups if (c, g) in x.intergreen_s):
+                    cand = [e for e in green_ends[c] if e <= ends[j] + EPS]
+                    if plan.cyclic:
+                        cand += [e - cycle for e in green_ends[c]]
+                    if cand:
+                        need = max(need, max(cand) + ig - ends[j])
+            if need > trans[j] + EPS:
+                trans[j], changed = need, True
+        if not changed:
+            break
+    return trans
+
+
 def build_timeline(intersection: Intersection, plan: SignalPlan) -> SignalTimeline:
     """Lay the plan out as signal states (deterministic; see the module docstring)."""
     phases = list(plan.phases)
@@ -78,6 +124,7 @@ def build_timeline(intersection: Intersection, plan: SignalPlan) -> SignalTimeli
     n = len(phases)
     segs: dict[str, list[Interval]] = {g: [] for g in intersection.groups}
     windows: list[StageWindow] = []
+    transitions = transition_times(intersection, plan)
     t = 0.0
     for i, ph in enumerate(phases):
         here = intersection.stage(ph.stage).groups
@@ -90,7 +137,7 @@ def build_timeline(intersection: Intersection, plan: SignalPlan) -> SignalTimeli
             break
         nxt = phases[(i + 1) % n].stage
         there = intersection.stage(nxt).groups
-        trans = intersection.transition_s(ph.stage, nxt)
+        trans = transitions[i]
         if trans <= 0:
             continue
         t_next = t + trans

@@ -6,7 +6,7 @@ downstream queue is the plain mean over the listed exit areas (equal split).
 
 The raw policy ignores minimum greens, transitions and starvation; here it only chooses among
 actions that keep every stage within its green bounds and every signal group within its maximum
-wait (with one stage of reserve), and the safety validator still checks the resulting timeline.
+wait (checked earliest-deadline-first), and the safety validator still checks the resulting timeline.
 The plan it emits is acyclic: a window of realised history plus the committed continuation.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from signals.controllers.base import DetectorObservation
 from signals.explain import Explanation, StageDecision
 from signals.model import Intersection, SignalPlan, StagePhase
-from signals.timeline import EPS, SignalState, build_timeline, runs
+from signals.timeline import EPS, SignalState, build_timeline, runs, transition_times
 
 
 class MaxPressureController:
@@ -28,11 +28,12 @@ class MaxPressureController:
         x = intersection
         ids = [s.id for s in x.stages]
         self._max_transition_s = max((x.transition_s(a, b) for a in ids for b in ids), default=0.0)
-        #: reserve kept on every wait so a second group coming due can still be served after the first
-        self.reserve_s = max(x.stage_green_floor_s(s) for s in ids) + self._max_transition_s
         max_limit = max(x.group_max_wait_s(g) for g in x.groups)
         self.history_s = max_limit + x.cycle_max_s + self._max_transition_s
+        self._max_intergreen_s = max(x.intergreen_s.values(), default=0.0)
         self._phases: list[StagePhase] = []
+        #: wall time at which the plan window starts (t = 0 of its timeline)
+        self._origin_s = 0.0
         self._horizon_s: float | None = None
         self._last: StageDecision | None = None
 
@@ -66,6 +67,7 @@ class MaxPressureController:
         if self._horizon_s is None:
             first = x.fixed_plan.phases[0].stage
             self._phases = [StagePhase(first, x.stage_green_floor_s(first))]
+            self._origin_s = now
             self._horizon_s = now + self._phases[0].green_s
             return self._emit(now, "start", {}, f"starts with stage {first} for its minimum green")
         if now + EPS < self._horizon_s and self._last is not None:
@@ -109,48 +111,66 @@ class MaxPressureController:
         if rule.startswith("max_wait"):
             inputs |= {f"wait_s.{g}": round(w, 1) for g, w in waits.items() if g in x.stage(chosen).groups}
         effect = (f"holds stage {chosen} {step:g} s more" if chosen == cur.stage
-                  else f"switches {cur.stage} -> {chosen} (transition {x.transition_s(cur.stage, chosen):g} s)")
+                  else f"switches {cur.stage} -> {chosen} (transition {self._last_transition_s():g} s)")
         effect += f"; expected to discharge the highest-pressure movements (pressure {pressures[chosen]:.2f})"
         return self._emit(now, rule, inputs, effect)
 
-    def _duration_of(self, stage_id: str) -> tuple[float, float]:
-        """(time the action adds to the horizon, green of the resulting last phase)."""
-        x = self.intersection
+    def _candidate(self, stage_id: str) -> list[StagePhase]:
+        """The phase list after holding (same stage) or switching to ``stage_id``."""
         cur = self._phases[-1]
         if stage_id == cur.stage:
-            return self.decision_interval_s, cur.green_s + self.decision_interval_s
-        green = max(x.stage_green_floor_s(stage_id), self.decision_interval_s)
-        return x.transition_s(cur.stage, stage_id) + green, green
+            return self._phases[:-1] + [StagePhase(stage_id, cur.green_s + self.decision_interval_s)]
+        green = max(self.intersection.stage_green_floor_s(stage_id), self.decision_interval_s)
+        return self._phases + [StagePhase(stage_id, green)]
+
+    def _span(self, phases: list[StagePhase]) -> float:
+        plan = SignalPlan(tuple(phases), cyclic=False)
+        return sum(p.green_s for p in phases) + sum(transition_times(self.intersection, plan))
+
+    def _last_transition_s(self) -> float:
+        trans = transition_times(self.intersection, SignalPlan(tuple(self._phases), cyclic=False))
+        return trans[-1] if trans else 0.0
+
+    def _duration_of(self, stage_id: str) -> float:
+        """Time the action adds to the committed horizon (transition included)."""
+        return self._span(self._candidate(stage_id)) - self._span(self._phases)
 
     def _wait_safe(self, stage_id: str, waits: dict[str, float]) -> bool:
-        """Would every group not served by ``stage_id`` still be servable within its maximum wait?"""
+        """After this action, can every waiting group still be served within its maximum wait?
+
+        Simulates serving the waiting groups earliest-deadline-first, each change costed at the
+        longest possible transition and each stage at its minimum green: a conservative check,
+        so several groups coming due together (e.g. after start-up) are all served in time.
+        """
         x = self.intersection
-        added, _ = self._duration_of(stage_id)
-        served = x.stage(stage_id).groups
-        for g, w in waits.items():
-            if g in served:
-                continue
-            reach = min(x.transition_s(stage_id, s.id) for s in x.stages if g in s.groups)
-            if w + added + reach + self.reserve_s > x.group_max_wait_s(g) + EPS:
-                return False
+        added = self._duration_of(stage_id)
+        pending = {g: w + added for g, w in waits.items() if g not in x.stage(stage_id).groups}
+        t = 0.0
+        while pending:
+            urgent = min(pending, key=lambda g: x.group_max_wait_s(g) - pending[g])
+            serve = max((s for s in x.stages if urgent in s.groups), key=lambda s: (len(s.groups & pending.keys()), s.id))
+            t += self._max_transition_s
+            for g in serve.groups & pending.keys():
+                if pending.pop(g) + t > x.group_max_wait_s(g) + EPS:
+                    return False
+            t += max(x.stage_green_floor_s(serve.id), self.decision_interval_s)
         return True
 
     def _commit(self, stage_id: str) -> None:
-        added, green = self._duration_of(stage_id)
-        if stage_id == self._phases[-1].stage:
-            self._phases[-1] = StagePhase(stage_id, green)
-        else:
-            self._phases.append(StagePhase(stage_id, green))
+        self._phases = self._candidate(stage_id)
         assert self._horizon_s is not None
-        self._horizon_s += added
+        self._horizon_s = self._origin_s + self._span(self._phases)
         self._trim()
 
     def _trim(self) -> None:
-        """Drop whole phases from the front while the rest still spans ``history_s``."""
-        x = self.intersection
-        def span(ph: list[StagePhase]) -> float:
-            return sum(p.green_s for p in ph) + sum(x.transition_s(a.stage, b.stage) for a, b in zip(ph, ph[1:]))
-        while len(self._phases) > 2 and span(self._phases[1:]) >= self.history_s:
+        """Drop the oldest phase while the rest still spans ``history_s`` and none of its groups'
+        intergreens can still bind a later change (so the retained past is laid out unchanged)."""
+        while len(self._phases) > 2:
+            tl = build_timeline(self.intersection, SignalPlan(tuple(self._phases), cyclic=False))
+            w0, w1 = tl.stage_windows[0], tl.stage_windows[1]
+            if tl.duration_s - w1.start_s < self.history_s or w1.end_s - w0.end_s < self._max_intergreen_s:
+                return
+            self._origin_s += w1.start_s
             self._phases.pop(0)
 
     def _emit(self, now: float, rule: str, inputs: dict[str, float], effect: str) -> StageDecision:

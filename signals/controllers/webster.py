@@ -14,6 +14,7 @@ from collections import defaultdict
 from signals.controllers.base import DetectorObservation
 from signals.explain import Explanation, StageDecision
 from signals.model import Intersection, SignalPlan, StagePhase
+from signals.timeline import transition_times
 
 #: beyond this the intersection is oversaturated and Webster's formula diverges: use the max cycle
 Y_SATURATED = 0.9
@@ -30,14 +31,16 @@ class WebsterController:
         self.max_cycle_change_s = max_cycle_change_s
         self.max_split_change_s = max_split_change_s
         self._sequence = intersection.fixed_plan.stage_sequence
-        n = len(self._sequence)
-        self._transitions = [intersection.transition_s(self._sequence[i], self._sequence[(i + 1) % n]) for i in range(n)]
-        self.lost_time_s = sum(self._transitions)
         self._plan = intersection.fixed_plan
         self._counts: dict[str, float] = defaultdict(float)
         self._measured_s = 0.0
         self._explanation = Explanation(self.name, self.version, "webster_initial_program",
                                         (("cycle_s", self.cycle_s),), "starts from the shipped program until flows are measured")
+
+    @property
+    def lost_time_s(self) -> float:
+        """Sum of the stage changes of the current plan (all groups' intergreens honoured)."""
+        return sum(transition_times(self.intersection, self._plan))
 
     @property
     def cycle_s(self) -> float:

@@ -36,6 +36,8 @@ def test_example_loads_with_pedestrian_groups_and_bounds(doc: dict) -> None:
         (lambda d: d["intergreen_s"]["K1"].pop("K2"), "no intergreen"),
         (lambda d: d["intergreen_s"]["K1"].update({"FE": 3}), "non-conflicting"),
         (lambda d: d["stages"].pop(1), "in no stage"),
+        (lambda d: (d.update(stages=d["stages"][:1], conflicts=[], intergreen_s={}),
+                    d["stages"][0].update(groups=[g["id"] for g in d["signal_groups"]])), "two stages"),
         (lambda d: d.update(schema="other/1"), "schema"),
         (lambda d: d["fixed_plan"].append({"stage": "Z", "green_s": 5}), "unknown stage"),
         (lambda d: d["stages"][0].update(min_green_s=70), "min_green <= max_green"),
