@@ -98,3 +98,21 @@ def test_acyclic_plan_has_open_ends_and_no_final_transition() -> None:
     assert tl.duration_s == pytest.approx(22 + x.transition_s("A", "C"))
     k1 = runs(tl, "K1")
     assert k1[0].open_start and k1[-1].open_end and k1[-1].state is SignalState.RED
+
+
+def test_intergreen_binds_across_a_stage_in_between(doc: dict) -> None:
+    """FE clears at the end of A; K3 enters only after B, yet still needs FE's intergreen."""
+    from signals.timeline import transition_times
+    from signals.validator import SafetyValidator
+
+    doc["intergreen_s"]["FE"]["K3"] = 20.0
+    x = intersection_from_dict(doc)
+    plan = SignalPlan((StagePhase("A", 30), StagePhase("B", 5), StagePhase("C", 20)))
+    assert x.transition_s("B", "C") < 20 - 5 - x.transition_s("A", "B")  # neighbours alone are too short
+    trans = transition_times(x, plan)
+    assert trans[1] == pytest.approx(20 - 5 - trans[0])
+    tl = build_timeline(x, plan)
+    fe_end = next(iv.end_s for iv in tl.intervals["FE"] if iv.state is SignalState.GREEN)
+    k3_start = next(iv.start_s for iv in tl.intervals["K3"] if iv.state is SignalState.GREEN)
+    assert k3_start - fe_end == pytest.approx(20.0)
+    assert SafetyValidator(x).check(plan).ok
