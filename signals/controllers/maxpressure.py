@@ -70,7 +70,9 @@ class MaxPressureController:
             self._origin_s = now
             self._horizon_s = now + self._phases[0].green_s
             return self._emit(now, "start", {}, f"starts with stage {first} for its minimum green")
-        if now + EPS < self._horizon_s and self._last is not None:
+        # decide while the committed horizon still lies ahead of the next expected observation,
+        # so the signal never overruns what the plan (and the validator) saw
+        if now + max(observation.interval_s, 0.0) + EPS < self._horizon_s and self._last is not None:
             return self._last
         if now > self._horizon_s + EPS:
             # no decision was due while observations were missing: the signal held its stage
@@ -138,13 +140,16 @@ class MaxPressureController:
     def _wait_safe(self, stage_id: str, waits: dict[str, float]) -> bool:
         """After this action, can every waiting group still be served within its maximum wait?
 
-        Simulates serving the waiting groups earliest-deadline-first, each change costed at the
-        longest possible transition and each stage at its minimum green: a conservative check,
-        so several groups coming due together (e.g. after start-up) are all served in time.
+        Simulates one more round serving every group earliest-deadline-first (the groups the
+        action serves start waiting when it ends), each change costed at the longest possible
+        transition and each stage at its minimum green: a conservative check, so several groups
+        coming due together (e.g. after start-up) are all served in time.
         """
         x = self.intersection
         added = self._duration_of(stage_id)
-        pending = {g: w + added for g, w in waits.items() if g not in x.stage(stage_id).groups}
+        served = x.stage(stage_id).groups
+        # everyone is scheduled once more, the groups just served with their wait starting at 0
+        pending = {g: 0.0 if g in served else w + added for g, w in waits.items()}
         t = 0.0
         while pending:
             urgent = min(pending, key=lambda g: x.group_max_wait_s(g) - pending[g])
