@@ -31,6 +31,13 @@ def _plt() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, out: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def _dt(t: float) -> datetime:
     return datetime.fromtimestamp(t, tz=timezone.utc)
 
@@ -72,10 +79,7 @@ def alarm_timeline(truth: list[dict[str, Any]], alerts: list[dict[str, Any]], ou
     _time_axis(ax)
     ax.set_title("Alarms (triangles) against what really happened (shaded: injected incidents)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, fontsize=10, frameon=False)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def ack_latency(alerts: list[dict[str, Any]], out: Path) -> Path | None:
@@ -100,10 +104,7 @@ def ack_latency(alerts: list[dict[str, Any]], out: Path) -> Path | None:
     ax.set_ylabel("alarms")
     ax.set_title("Acknowledgement latency")
     ax.legend(frameon=False)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def pool_water(pool: str, readings: list[dict[str, Any]], truth: list[dict[str, Any]], alerts: list[dict[str, Any]],
@@ -129,10 +130,7 @@ def pool_water(pool: str, readings: list[dict[str, Any]], truth: list[dict[str, 
         ax.legend(loc="upper left", fontsize=10, frameon=False)
     axes[0].set_title(f"{pool}: water quality, true violations shaded, alarms dashed (orange: water, blue: sensor)")
     _time_axis(axes[2])
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def intersection(iid: str, aggregates: list[dict[str, Any]], truth: list[dict[str, Any]], alerts: list[dict[str, Any]],
@@ -167,10 +165,7 @@ def intersection(iid: str, aggregates: list[dict[str, Any]], truth: list[dict[st
     axes[0].set_title(f"Intersection {iid}: injected incidents shaded, alarms dashed")
     axes[0].legend(loc="upper left", fontsize=10, ncol=4, frameon=False)
     _time_axis(axes[1])
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def forecast_plot(series_id: str, forecasts: list[dict[str, Any]], aggregates: list[dict[str, Any]],
@@ -205,10 +200,7 @@ def forecast_plot(series_id: str, forecasts: list[dict[str, Any]], aggregates: l
     ax.set_title(f"{series_id}: forecast (bands: 80 % interval) against actual; events shaded")
     ax.legend(loc="upper left", fontsize=10, frameon=False)
     _time_axis(ax)
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out)
 
 
 def _evaluation_table(ev: dict[str, Any]) -> str:
