@@ -19,7 +19,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from .agents.alarm_lifecycle import AlarmBooks
+from .agents.alarm_lifecycle import AlarmBooks, alarm_json
 from .records import AlertCommand
 from .settings import Settings
 
@@ -40,8 +40,9 @@ def register(app: faust.App, settings: Settings, books: AlarmBooks) -> None:
             state = request.query.get("state", "open")
             if state not in STATES:
                 return self.json({"error": f"state must be one of {', '.join(STATES)}"}, status=400)
-            found = [a.to_dict() for a in books.all_alarms() if state == "open" or a.state == state]
-            found.sort(key=lambda a: (("critical", "major", "minor").index(a["severity"]), a["raised_at"]))
+            chosen = [a for a in books.all_alarms() if state == "open" or a.state == state]
+            chosen.sort(key=lambda a: (("critical", "major", "minor").index(a.severity), a.raised_at))
+            found = [alarm_json(a) for a in chosen]
             return self.json({"alerts": found, "count": len(found)})
 
     async def change(view: View, request: Request, alert_id: str, action: str) -> Response:

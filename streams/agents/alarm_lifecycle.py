@@ -52,12 +52,18 @@ def _iso(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
 
 
-def alert_record(change: AlarmChange, now: float) -> bytes:
-    """The ``alerts`` value: the alarm as it is after ``change``, times as ISO 8601."""
-    d = change.alarm.to_dict()
+def alarm_json(alarm: alarms.Alarm) -> dict[str, Any]:
+    """An alarm for people and dashboards: times as ISO 8601 (the books keep POSIX seconds)."""
+    d = alarm.to_dict()
     for f in _TIME_FIELDS:
         d[f] = _iso(d[f])
-    return orjson.dumps({"schema_version": 1, "event_time": _iso(now), "transition": change.transition, **d})
+    return d
+
+
+def alert_record(change: AlarmChange, now: float) -> bytes:
+    """The ``alerts`` value: the alarm as it is after ``change``."""
+    return orjson.dumps({"schema_version": 1, "event_time": _iso(now), "transition": change.transition,
+                         **alarm_json(change.alarm)})
 
 
 def apply_command(book: Book | None, cmd: LifecycleCommand, now: float, policy: EscalationPolicy) -> tuple[Book, list[AlarmChange]]:
