@@ -224,7 +224,7 @@ def produce_cmd(
 
     Lines are sent as they are, bad ones too: the worker dead-letters them.
     """
-    from .kafka_io import producer, send_all
+    from .kafka_io import produce_to
     from .records import INPUT_RECORDS
 
     if file is not None and not file.is_file():
@@ -249,15 +249,7 @@ def produce_cmd(
                     pass
             yield key, line
 
-    async def run() -> int:
-        prod = producer(s)
-        await prod.start()
-        try:
-            return await send_all(prod, s.topic(topic), items())
-        finally:
-            await prod.stop()
-
-    n = asyncio.run(run())
+    n = asyncio.run(produce_to(s, s.topic(topic), items()))
     err.print(f"sent {n} records to {s.topic(topic)}")
 
 

@@ -289,20 +289,12 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         import asyncio
 
         from .cli import _reachable_settings
-        from .kafka_io import producer, send_all
+        from .kafka_io import produce_to
 
         s = _reachable_settings()
         keyed = [(ev.venue_id[:64].encode(), line) for ev, line in zip(imported.events, lines)]
 
-        async def run() -> int:
-            prod = producer(s)
-            await prod.start()
-            try:
-                return await send_all(prod, s.topic("events.schedule"), iter(keyed))
-            finally:
-                await prod.stop()
-
-        n = asyncio.run(run())
+        n = asyncio.run(produce_to(s, s.topic("events.schedule"), keyed))
         err.print(f"sent {n} events to {s.topic('events.schedule')}{note}")
 
     @bench_app.command("forecast-accuracy")

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.live import Live
 
 from .broker import read_info, start, stop
-from .kafka_io import ensure_topics, producer, tail
+from .kafka_io import ensure_topics, produce_to, tail
 from .records import PoolReading
 from .settings import Settings
 from .stack import WorkerProcess, free_port, settings_env, terminate_as_interrupt
@@ -123,21 +123,16 @@ async def _import_history(s: Settings, city: Any) -> None:
 
     from .records import DetectorAggregate, encode
 
-    prod = producer(s)
-    await prod.start()
-    try:
-        pending = []
+    def aggregates() -> Any:
         for iid, t, vehicles in traffic_history(city, HISTORY_DAYS):
             start = datetime.fromtimestamp(t, tz=timezone.utc)
-            agg = DetectorAggregate(
+            yield iid.encode(), encode(DetectorAggregate(
                 aggregate_id=f"{iid}/history/{int(t)}", intersection_id=iid, detector_id="history", window_start=start,
                 window_end=start + timedelta(hours=1), frames=0, count_sum=int(vehicles), occupancy_mean=0.0,
                 speed_kmh_mean=None, event_time=start + timedelta(hours=1),
-            )
-            pending.append(await prod.send(s.topic("aggregates"), key=iid.encode(), value=encode(agg)))
-        await asyncio.gather(*pending)
-    finally:
-        await prod.stop()
+            ))
+
+    await produce_to(s, s.topic("aggregates"), aggregates())
 
 
 def _ack(web_port: int, token: str, alarm_id: str, action: str) -> int:

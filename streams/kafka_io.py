@@ -94,6 +94,16 @@ async def send_all(
     return n
 
 
+async def produce_to(settings: Settings, topic: str, items: Iterable[tuple[bytes | None, bytes]]) -> int:
+    """Send (key, value) pairs to ``topic`` with a producer of its own; returns the count."""
+    prod = producer(settings)
+    await prod.start()
+    try:
+        return await send_all(prod, topic, items)
+    finally:
+        await prod.stop()
+
+
 @dataclass(frozen=True)
 class TailedMessage:
     topic: str
