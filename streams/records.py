@@ -300,7 +300,6 @@ class LifecycleCommand(Record, frozen=True):
     message: Annotated[str, Meta(max_length=500)] | None = None
     note: Annotated[str, Meta(max_length=500)] | None = None
     evidence: dict[str, Any] = {}
-    sent_at: float | None = None  # wall clock when the cause was seen (latency metric)
 
 
 #: input topic (catalogue name) -> the record type its values decode into

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .run_evaluation import alarm_signals, evaluate_run, read_jsonl, timestamp_of
+from .run_evaluation import alarm_signals, evaluate_run, hourly_actuals, read_jsonl, timestamp_of
 
 SEVERITY_COLOURS = {"critical": "#c62828", "major": "#ef6c00", "minor": "#1565c0", None: "#757575"}
 BANDS = {"free_chlorine": (0.3, 0.6, "mg/l", "free chlorine (mg/l)"), "ph": (6.5, 7.2, "pH", "pH"),
@@ -168,18 +168,16 @@ def intersection(iid: str, aggregates: list[dict[str, Any]], truth: list[dict[st
     return _save(plt, fig, out)
 
 
-def forecast_plot(series_id: str, forecasts: list[dict[str, Any]], aggregates: list[dict[str, Any]],
+def forecast_plot(series_id: str, forecasts: list[dict[str, Any]], actuals: dict[tuple[str, int], float],
                   truth: list[dict[str, Any]], out: Path, span: tuple[float, float] | None) -> Path | None:
     """What was forecast at the start of the run (with its 80 % band) against what happened."""
-    from .run_evaluation import hourly_actuals
-
     mine = [f for f in forecasts if f["series_id"] == series_id]
     if span:  # forecasts made while the imported history was still loading are not the run's
         mine = [f for f in mine if (timestamp_of(f["origin"]) or 0) >= span[0] - 3600]
     if not mine:
         return None
     first, last = mine[0], mine[-1]
-    actual = sorted((h, v) for (sid, h), v in hourly_actuals(aggregates).items() if sid == series_id)
+    actual = sorted((h, v) for (sid, h), v in actuals.items() if sid == series_id)
     if span:
         actual = [(h, v) for h, v in actual if span[0] - 2 * 86_400 <= h <= span[1]]
     plt = _plt()
@@ -247,9 +245,10 @@ def write_report(run_dir: Path) -> Path:
         figures.append((f"Intersection {iid}", intersection(iid, aggregates, truth, alerts, plots_dir / f"intersection_{iid}.png")))
     forecasts = read_jsonl(run_dir / "forecasts.jsonl")
     near_events = sorted({i for t in truth if t["kind"] == "event" for i in t.get("details", {}).get("intersections", [])})
+    actuals = hourly_actuals(aggregates) if forecasts else {}
     for iid in (near_events or sorted({f["series_id"].split("/", 1)[1] for f in forecasts}))[:3]:
         sid = f"intersection/{iid}"
-        figures.append((f"Forecast {sid}", forecast_plot(sid, forecasts, aggregates, truth, plots_dir / f"forecast_{iid}.png", _span(ev))))
+        figures.append((f"Forecast {sid}", forecast_plot(sid, forecasts, actuals, truth, plots_dir / f"forecast_{iid}.png", _span(ev))))
     lc, al = ev["lifecycle"], ev["alarms"]
     run = ev["run"]
     parts = [

@@ -46,7 +46,6 @@ def plan_deliveries(alert: dict[str, Any], contact_levels: Sequence[Sequence[str
     level = min(int(alert.get("level") or 0), len(contact_levels) - 1)
     when = alert.get("escalated_at") if alert["transition"] == "escalated" else (
         alert.get("last_occurrence_at") or alert.get("raised_at"))
-    body = orjson.dumps({"delivery": None, "level": level, "alert": alert})
     out: dict[str, dict[str, Any]] = {}
     for url in contact_levels[level]:
         did = hashlib.blake2b(
@@ -54,7 +53,7 @@ def plan_deliveries(alert: dict[str, Any], contact_levels: Sequence[Sequence[str
         ).hexdigest()
         out[did] = {
             "url": url, "alarm_id": alert["alarm_id"], "transition": alert["transition"], "level": level,
-            "body": body.replace(b'"delivery":null', b'"delivery":"' + did.encode() + b'"', 1).decode(),
+            "body": orjson.dumps({"delivery": did, "level": level, "alert": alert}).decode(),
             "attempts": 0, "next_at": now, "created_at": now,
         }
     return out

@@ -96,16 +96,15 @@ def command_for(ack: AlertCommand) -> tuple[bytes, LifecycleCommand]:
 def lifecycle_commands(subject_id: str, outcome: Any, at: datetime,
              subject_type: str = "pool") -> Iterable[LifecycleCommand]:
     """Raise/clear commands for the alarm books from what the core decided."""
-    sent_at = time.time()
     for t in outcome.triggers:
         yield LifecycleCommand(
             schema_version=1, event_time=datetime.fromtimestamp(t.at, tz=timezone.utc), op="raise",
             subject_id=subject_id, subject_type=subject_type, kind=t.kind, severity=t.severity, trigger=t.trigger,
-            message=t.message, evidence=dict(t.evidence), sent_at=sent_at,
+            message=t.message, evidence=dict(t.evidence),
         )
     for kind in outcome.clears:
         yield LifecycleCommand(schema_version=1, event_time=at, op="clear", subject_id=subject_id,
-                               subject_type=subject_type, kind=kind, sent_at=sent_at)
+                               subject_type=subject_type, kind=kind)
 
 
 class AlarmBooks:

@@ -180,7 +180,6 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
         due.update(dirty)
         dirty.clear()
         jobs = {}
-        events = to_events([d for _, venue in list(events_table.items()) for d in (venue or {}).values()])
         for series_id, trigger in due.items():
             # a series still too short is looked at again in 30 s, not every second: building
             # pandas series for thousands of young series each second would eat the worker
@@ -196,6 +195,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
             jobs[series_id] = (trigger, history)
         if not jobs:
             return
+        events = to_events([d for _, venue in list(events_table.items()) for d in (venue or {}).values()])
         if not pool:
             from forecasting import process_pool
 
