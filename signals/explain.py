@@ -50,6 +50,9 @@ class StageDecision:
     time_s: float
     plan: SignalPlan
     explanation: Explanation
+    #: wall time (s) at which the plan's time 0 lies: the start of the first phase's green. A
+    #: signal adapter drives ``build_timeline(plan).state_at(group, t - origin_s)``.
+    origin_s: float = 0.0
 
     @property
     def controller(self) -> str:
@@ -58,7 +61,7 @@ class StageDecision:
     def to_dict(self) -> dict[str, Any]:
         return {
             "intersection_id": self.intersection_id, "time_s": self.time_s,
-            "cyclic": self.plan.cyclic,
+            "origin_s": self.origin_s, "cyclic": self.plan.cyclic,
             "phases": [{"stage": p.stage, "green_s": p.green_s} for p in self.plan.phases],
             "explanation": self.explanation.to_dict(),
         }

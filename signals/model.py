@@ -69,6 +69,13 @@ class LaneArea:
     group: str | None = None
     downstream: tuple[str, ...] = ()
     saturation_flow_vph: float = 1800.0
+    #: the detector that measures this area; a lane feeding several signal groups (a shared
+    #: through/right lane) is one detector but one lane area per group. None: the area's own id.
+    detector: str | None = None
+
+    @property
+    def measured_by(self) -> str:
+        return self.detector or self.id
 
 
 @dataclass(frozen=True)
@@ -220,7 +227,7 @@ def intersection_from_dict(doc: Mapping[str, Any]) -> Intersection:
     )
     lanes = tuple(
         LaneArea(id=la["id"], group=la.get("group"), downstream=tuple(la.get("downstream", ())),
-                 saturation_flow_vph=float(la.get("saturation_flow_vph", 1800.0)))
+                 saturation_flow_vph=float(la.get("saturation_flow_vph", 1800.0)), detector=la.get("detector"))
         for la in doc.get("lane_areas", [])
     )
     plan = SignalPlan(tuple(StagePhase(p["stage"], float(p["green_s"])) for p in doc["fixed_plan"]))
@@ -242,3 +249,28 @@ def load_intersection(path: str | Path) -> Intersection:
 def symmetric_conflicts(pairs: Iterable[tuple[str, str]]) -> frozenset[frozenset[str]]:
     """Conflict matrix from a list of pairs (the matrix is symmetric by definition)."""
     return frozenset(frozenset(p) for p in pairs)
+
+
+def intersection_to_dict(x: Intersection) -> dict[str, Any]:
+    """The JSON document :func:`intersection_from_dict` reads back (round trip is exact)."""
+    return {
+        "schema": SCHEMA, "id": x.id, "name": x.name,
+        "signal_groups": [
+            {"id": g.id, "kind": g.kind, "min_green_s": g.min_green_s, "yellow_s": g.yellow_s,
+             "red_yellow_s": g.red_yellow_s, **({"max_wait_s": g.max_wait_s} if g.max_wait_s is not None else {})}
+            for g in x.groups.values()
+        ],
+        "stages": [{"id": s.id, "groups": sorted(s.groups), "min_green_s": s.min_green_s, "max_green_s": s.max_green_s}
+                   for s in x.stages],
+        "conflicts": sorted(sorted(pair) for pair in x.conflicts),
+        "intergreen_s": {a: {b: t for (a2, b), t in sorted(x.intergreen_s.items()) if a2 == a}
+                         for a in sorted({a for a, _ in x.intergreen_s})},
+        "lane_areas": [
+            {"id": la.id, "group": la.group, "downstream": list(la.downstream),
+             "saturation_flow_vph": la.saturation_flow_vph, **({"detector": la.detector} if la.detector else {})}
+            for la in x.lanes
+        ],
+        "fixed_plan": [{"stage": p.stage, "green_s": p.green_s} for p in x.fixed_plan.phases],
+        "cycle": {"min_s": x.cycle_min_s, "max_s": x.cycle_max_s},
+        "max_wait_s": x.max_wait_s,
+    }

@@ -51,6 +51,8 @@ class DetectorReading(Struct, kw_only=True, frozen=True):
     occupancy: Fraction
     speed_kmh: Annotated[float, Meta(ge=0.0, le=300.0)] | None = None
     queue_veh: Annotated[float, Meta(ge=0.0, le=1_000.0)] | None = None
+    #: vehicles inside a lane-area detector (queued and approaching); None for point detectors
+    vehicles: Annotated[float, Meta(ge=0.0, le=1_000.0)] | None = None
     approach: Annotated[str, Meta(max_length=32)] | None = None
     lane: Annotated[int, Meta(ge=0, le=32)] | None = None
 
@@ -302,6 +304,48 @@ class LifecycleCommand(Record, frozen=True):
     evidence: dict[str, Any] = {}
 
 
+# --- signal control -------------------------------------------------------------------------
+
+SignalMode = Literal["automatic", "advisory", "off"]
+SignalAction = Literal["approve", "reject", "set_mode"]
+
+
+class SignalCommand(Record, frozen=True):
+    """An operator's decision on ``signals.approvals`` (keyed by intersection): approve or reject
+    a pending plan, or change the intersection's mode. ``actor`` names a duty account."""
+
+    key_field: ClassVar[str | None] = "intersection_id"
+
+    intersection_id: EntityId
+    action: SignalAction
+    actor: Annotated[str, Meta(min_length=1, max_length=64)]
+    plan_id: Annotated[str, Meta(min_length=1, max_length=160)] | None = None
+    mode: SignalMode | None = None
+    reason: Annotated[str, Meta(max_length=500)] = ""
+
+    def __post_init__(self) -> None:
+        if self.action == "set_mode" and self.mode is None:
+            raise ValueError("set_mode needs a mode")
+        if self.action in ("approve", "reject") and self.plan_id is None:
+            raise ValueError(f"{self.action} needs a plan_id")
+
+
+class IntersectionConfig(Record, frozen=True):
+    """``signals.config`` (keyed by intersection): the intersection model (schema
+    ``leitstand.intersection/1``, docs/signals.md), its controller and mode. A new ``session``
+    restarts the controller from scratch (a SUMO run, a re-timed junction)."""
+
+    key_field: ClassVar[str | None] = "intersection_id"
+
+    intersection_id: EntityId
+    model: dict[str, Any]
+    controller: Annotated[str, Meta(min_length=1, max_length=32)] = "leitstand"
+    mode: SignalMode = "automatic"
+    session: Annotated[str, Meta(min_length=1, max_length=64)] = "default"
+    approval_timeout_s: Annotated[float, Meta(gt=0.0, le=86_400.0)] = 120.0
+    params: dict[str, float] = {}
+
+
 #: input topic (catalogue name) -> the record type its values decode into
 INPUT_RECORDS: dict[str, type[Record]] = {
     "sensors.intersection": IntersectionFrame,
@@ -311,6 +355,8 @@ INPUT_RECORDS: dict[str, type[Record]] = {
     "pool.supervision": PoolSupervisionEvent,
     "events.schedule": ScheduledEvent,
     "alerts.acks": AlertCommand,
+    "signals.approvals": SignalCommand,
+    "signals.config": IntersectionConfig,
 }
 
 
@@ -349,6 +395,52 @@ class DetectorAggregate(Struct, kw_only=True, frozen=True):
     occupancy_mean: float
     speed_kmh_mean: float | None
     event_time: datetime
+
+
+class PlanPhase(Struct, frozen=True):
+    stage: str
+    green_s: float
+
+
+class SignalPlanMessage(Struct, kw_only=True, frozen=True):
+    """``signals.plans``: a validated plan with its explanation, mode and status.
+
+    One ``active`` / ``fallback`` / ``fixed`` message per processed frame says what the signal
+    drives now (``changed`` marks the ones a dashboard needs); ``pending`` messages are proposals
+    awaiting an operator (advisory mode); ``approved`` / ``rejected`` / ``expired`` retire them.
+    ``time_s`` is the frame's event time in epoch seconds; the plan's time 0 lies at ``origin_s``.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    event_time: datetime
+    intersection_id: str
+    plan_id: str
+    session: str
+    time_s: float
+    origin_s: float
+    cyclic: bool
+    phases: list[PlanPhase]
+    mode: str
+    status: str
+    changed: bool = True
+    controller: str
+    version: str
+    rule: str
+    explanation: dict[str, Any]
+    violations: list[str] = []
+    expires_at_s: float | None = None
+
+
+class SignalAuditMessage(Struct, kw_only=True, frozen=True):
+    """``signals.audit``: every decision change, proposal, approval, expiry and mode change."""
+
+    schema_version: int = SCHEMA_VERSION
+    event_time: datetime
+    intersection_id: str
+    session: str
+    action: str
+    actor: str
+    detail: dict[str, Any] = {}
 
 
 _encoder = msgspec.json.Encoder()

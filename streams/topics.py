@@ -29,6 +29,8 @@ DEADLETTER = "deadletter"
 ALERTS_LIFECYCLE = "alerts.lifecycle"
 ALERTS_DELIVERIES = "alerts.deliveries"
 SIMULATION_TRUTH = "simulation.truth"
+SIGNALS_CONFIG = "signals.config"
+SIGNALS_AUDIT = "signals.audit"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(SENSORS_INTERSECTION, "intersection id", "detector frames of one intersection"),
@@ -47,5 +49,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(DEADLETTER, "source topic", "records that failed to decode, with the reason"),
     TopicSpec(ALERTS_LIFECYCLE, "subject id", "internal: raise/clear/ack/resolve commands for the alarm books"),
     TopicSpec(ALERTS_DELIVERIES, "alert id", "webhook delivery log: every attempt and its outcome"),
+    TopicSpec(SIGNALS_CONFIG, "intersection id", "intersection model, controller and mode (a new session restarts control)"),
+    TopicSpec(SIGNALS_AUDIT, "intersection id", "audit log: decisions, proposals, approvals, expiries, mode changes"),
     TopicSpec(SIMULATION_TRUTH, "subject id", "what a simulator injected (ground truth for scoring)"),
 )

@@ -18,6 +18,8 @@ class LaneMeasurement:
     occupancy: float = 0.0
     speed_mps: float | None = None
     queue_veh: float = 0.0
+    #: vehicles inside the lane area, queued or approaching (video / radar lane-area detectors)
+    vehicles: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,10 @@ class DetectorObservation:
         """Queue in vehicles; missing or non-finite readings count as 0 (no evidence of demand)."""
         m = self.lanes.get(lane_id)
         return _finite_nonneg(m.queue_veh) if m else 0.0
+
+    def vehicles(self, lane_id: str) -> float:
+        m = self.lanes.get(lane_id)
+        return _finite_nonneg(m.vehicles) if m else 0.0
 
     def count(self, lane_id: str) -> float:
         m = self.lanes.get(lane_id)

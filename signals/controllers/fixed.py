@@ -17,12 +17,17 @@ class FixedTimeController:
     def __init__(self, intersection: Intersection) -> None:
         self.intersection = intersection
         self._cycle_s = build_timeline(intersection, intersection.fixed_plan).duration_s
+        #: the program's cycle starts with the first observation (a field controller's sync point)
+        self._origin_s: float | None = None
 
     def decide(self, observation: DetectorObservation) -> StageDecision:
         plan = self.intersection.fixed_plan
+        if self._origin_s is None:
+            self._origin_s = observation.time_s
         inputs = (("cycle_s", self._cycle_s),) + tuple((f"green_s.{p.stage}", p.green_s) for p in plan.phases)
         return StageDecision(
             intersection_id=self.intersection.id, time_s=observation.time_s, plan=plan,
             explanation=Explanation(self.name, self.version, "fixed_program", inputs,
                                     f"runs the shipped program, cycle {self._cycle_s:g} s"),
+            origin_s=self._origin_s,
         )

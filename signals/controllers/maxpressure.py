@@ -36,6 +36,7 @@ class MaxPressureController:
         self._origin_s = 0.0
         self._horizon_s: float | None = None
         self._last: StageDecision | None = None
+        self._measured = {la.id: la.measured_by for la in x.lanes}
 
     # -- measurements --------------------------------------------------------------------------
     def pressures(self, obs: DetectorObservation) -> dict[str, float]:
@@ -46,8 +47,8 @@ class MaxPressureController:
             p = 0.0
             for la in x.lanes:
                 if la.group in st.groups:
-                    down = sum(obs.queue(d) for d in la.downstream) / len(la.downstream) if la.downstream else 0.0
-                    p += la.saturation_flow_vph / 3600.0 * (obs.queue(la.id) - down)
+                    down = sum(obs.queue(self._measured[d]) for d in la.downstream) / len(la.downstream) if la.downstream else 0.0
+                    p += la.saturation_flow_vph / 3600.0 * (obs.queue(la.measured_by) - down)
             out[st.id] = p
         return out
 
@@ -87,7 +88,7 @@ class MaxPressureController:
         ranked = sorted(x.stages, key=lambda s: (-pressures[s.id], s.id != cur.stage, s.id))
         best = ranked[0].id
         inputs = {f"pressure.{k}": round(v, 2) for k, v in pressures.items()}
-        inputs |= {f"queue_veh.{la.id}": observation.queue(la.id) for la in x.lanes}
+        inputs |= {f"queue_veh.{la.id}": observation.queue(la.measured_by) for la in x.lanes}
         chosen, rule = None, ""
         for st in ranked:
             if st.id == cur.stage and not can_hold:
@@ -182,5 +183,6 @@ class MaxPressureController:
         self._last = StageDecision(
             self.intersection.id, now, SignalPlan(tuple(self._phases), cyclic=False),
             Explanation(self.name, self.version, rule, tuple((k, float(v)) for k, v in inputs.items()), effect),
+            origin_s=self._origin_s,
         )
         return self._last

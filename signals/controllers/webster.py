@@ -34,6 +34,9 @@ class WebsterController:
         self._plan = intersection.fixed_plan
         self._counts: dict[str, float] = defaultdict(float)
         self._measured_s = 0.0
+        self._origin_s: float | None = None
+        #: the recomputed plan and its explanation, waiting for the next cycle boundary
+        self._next: tuple[SignalPlan, Explanation] | None = None
         self._explanation = Explanation(self.name, self.version, "webster_initial_program",
                                         (("cycle_s", self.cycle_s),), "starts from the shipped program until flows are measured")
 
@@ -47,13 +50,22 @@ class WebsterController:
         return sum(p.green_s for p in self._plan.phases) + self.lost_time_s
 
     def decide(self, observation: DetectorObservation) -> StageDecision:
+        now = observation.time_s
+        if self._origin_s is None:
+            self._origin_s = now
+        # a new plan takes over only at a cycle boundary, so no phase is cut short mid-cycle
+        while now >= self._origin_s + self.cycle_s:
+            self._origin_s += self.cycle_s
+            if self._next is not None:
+                self._plan, self._explanation = self._next
+                self._next = None
         for lane in self.intersection.lanes:
             if lane.group is not None:
-                self._counts[lane.id] += observation.count(lane.id)
+                self._counts[lane.id] += observation.count(lane.measured_by)
         self._measured_s += max(0.0, observation.interval_s)
-        if self._measured_s >= self.recompute_every_cycles * self.cycle_s:
+        if self._next is None and self._measured_s >= self.recompute_every_cycles * self.cycle_s:
             self._recompute()
-        return StageDecision(self.intersection.id, observation.time_s, self._plan, self._explanation)
+        return StageDecision(self.intersection.id, now, self._plan, self._explanation, origin_s=self._origin_s)
 
     def _recompute(self) -> None:
         x = self.intersection
@@ -79,19 +91,21 @@ class WebsterController:
             g = min(max(g, x.stage_green_floor_s(stage_id)), x.stage(stage_id).max_green_s)
             greens.append(g)
         greens = [round(g, 1) for g in self._fit_cycle(greens, lost)]
-        self._plan = SignalPlan(tuple(StagePhase(s, g) for s, g in zip(self._sequence, greens)))
-        inputs = {"Y": round(big_y, 3), "C0_s": round(c0, 1), "cycle_s": round(self.cycle_s, 1), "L_s": lost}
+        plan = SignalPlan(tuple(StagePhase(s, g) for s, g in zip(self._sequence, greens)))
+        new_cycle_s = sum(greens) + sum(transition_times(x, plan))
+        inputs = {"Y": round(big_y, 3), "C0_s": round(c0, 1), "cycle_s": round(new_cycle_s, 1), "L_s": lost}
         inputs |= {f"y.{s}": round(r, 3) for s, r in zip(self._sequence, ratios)}
         inputs |= {f"flow_vph.{k}": round(v, 1) for k, v in sorted(flows.items())}
         split = ", ".join(f"{s} {g:g} s" for s, g in zip(self._sequence, greens))
-        self._explanation = Explanation(
+        explanation = Explanation(
             self.name, self.version, "webster_saturated" if saturated else "webster_recompute",
             tuple(inputs.items()),
-            f"cycle {self.cycle_s:g} s (Webster optimum {c0:.0f} s, change bounded to ±{self.max_cycle_change_s:g} s), "
+            f"cycle {new_cycle_s:g} s (Webster optimum {c0:.0f} s, change bounded to ±{self.max_cycle_change_s:g} s), "
             f"greens {split}: "
             + ("oversaturated (Y >= 0.9), longest cycle for capacity; queues will grow" if saturated
                else "minimises average delay for the measured flows"),
         )
+        self._next = (plan, explanation)
         self._counts.clear()
         self._measured_s = 0.0
 

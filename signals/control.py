@@ -1,0 +1,229 @@
+"""One intersection's control loop: controller -> safety gate -> mode -> the plan to drive.
+
+Pure and deterministic, so the in-process SUMO runner and the Faust control agent run the very
+same code (``leitstand sumo eval`` asserts identical results through both paths).
+
+Modes (ARCHITECTURE.md "Trust"):
+
+* ``automatic``: every admitted decision is driven at once;
+* ``advisory``: a new decision becomes a *pending* proposal; the signal keeps driving the last
+  approved plan (the fixed program at first) until an operator approves the proposal; a proposal
+  nobody approves within ``approval_timeout_s`` expires;
+* ``off``: the fixed program, the controller is not consulted.
+
+The driven plan is handed to a stage adapter (:mod:`signals.adapter`) that makes every handover
+between plans safe (minimum green, yellow, intergreens), so a mode change, an approval or a
+fallback can happen at any second. An acyclic plan (max-pressure, leitstand) whose window has run
+out is replaced by the fixed program: a stale adaptive plan is never extrapolated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from signals.controllers import DetectorObservation, FixedTimeController, make_controller
+from signals.controllers.base import Controller
+from signals.explain import Explanation, StageDecision
+from signals.model import Intersection
+from signals.timeline import build_timeline
+from signals.validator import SafetyGate, SafetyValidator
+
+Mode = Literal["automatic", "advisory", "off"]
+MODES: tuple[str, ...] = ("automatic", "advisory", "off")
+#: how a plan record relates to the signal: driven now, waiting for a person, or retired
+PlanStatus = Literal["active", "fallback", "fixed", "pending", "approved", "rejected", "expired"]
+
+
+class ControlError(ValueError):
+    """A command that cannot be carried out (unknown plan, wrong mode): said in one line."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit log: who did what to which intersection, and when (seconds)."""
+
+    at_s: float
+    intersection_id: str
+    action: str
+    actor: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlanRecord:
+    """A plan as published on ``signals.plans``: the decision, its mode and its status."""
+
+    plan_id: str
+    decision: StageDecision
+    mode: Mode
+    status: PlanStatus
+    #: the validator's objections when the decision was rejected (status ``fallback``)
+    violations: tuple[str, ...] = ()
+    expires_at_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ControlStep:
+    """What one observation produced: the plan the signal drives now, plus proposals and audit."""
+
+    drive: PlanRecord
+    #: True when ``drive`` differs from the previous step's (a dashboard needs only these)
+    changed: bool
+    proposals: tuple[PlanRecord, ...] = ()
+    audit: tuple[AuditEntry, ...] = ()
+
+
+def plan_id(decision: StageDecision) -> str:
+    """Deterministic id: the same decision always gets the same id (idempotent on redelivery)."""
+    body = repr((decision.plan, round(decision.origin_s, 3), decision.explanation.controller))
+    digest = hashlib.blake2b(body.encode(), digest_size=5).hexdigest()
+    return f"{decision.intersection_id}@{decision.time_s:.0f}~{digest}"
+
+
+class IntersectionControl:
+    """Controller, safety gate, mode and pending proposals of one intersection."""
+
+    def __init__(self, intersection: Intersection, controller: str = "maxpressure", mode: Mode = "automatic",
+                 approval_timeout_s: float = 120.0, **params: float) -> None:
+        if mode not in MODES:
+            raise ControlError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+        self.intersection = intersection
+        self.controller_name = controller
+        self.params = params
+        self.mode: Mode = mode
+        self.approval_timeout_s = approval_timeout_s
+        self._validator = SafetyValidator(intersection)
+        self._controller: Controller = make_controller(controller, intersection, **params)
+        self._gate: SafetyGate | None = None
+        self._fixed = FixedTimeController(intersection)
+        self._fixed_cycle_s = build_timeline(intersection, intersection.fixed_plan).duration_s
+        self._drive: PlanRecord | None = None
+        self._approved: PlanRecord | None = None
+        self._last_decision: StageDecision | None = None
+        self.pending: dict[str, PlanRecord] = {}
+        self._audit: list[AuditEntry] = []
+        self.rejections = 0
+
+    # -- observations ------------------------------------------------------------------------------
+    def on_observation(self, obs: DetectorObservation) -> ControlStep:
+        now = obs.time_s
+        proposals: list[PlanRecord] = []
+        proposals += self._expire(now)
+        if self.mode == "off":
+            drive = self._fixed_record(obs, "fixed")
+        else:
+            decision = self._controller.decide(obs)
+            if self._gate is None:
+                self._gate = SafetyGate(self._validator, self._fixed_decision(obs))
+            outcome = self._gate.admit(decision)
+            violations = tuple(str(v) for v in outcome.report.violations)
+            if not outcome.accepted:
+                self.rejections += 1
+                self._log(now, "decision_rejected", "validator", plan=plan_id(decision), violations=list(violations))
+            new = decision != self._last_decision
+            self._last_decision = decision
+            if self.mode == "automatic":
+                status: PlanStatus = "active" if outcome.accepted else "fallback"
+                drive = PlanRecord(plan_id(outcome.applied), outcome.applied, self.mode, status, violations)
+            else:
+                if new and outcome.accepted:
+                    proposal = PlanRecord(plan_id(decision), decision, "advisory", "pending",
+                                          expires_at_s=now + self.approval_timeout_s)
+                    if proposal.plan_id not in self.pending:
+                        self.pending[proposal.plan_id] = proposal
+                        proposals.append(proposal)
+                        self._log(now, "plan_proposed", decision.controller, plan=proposal.plan_id,
+                                  rule=decision.explanation.rule)
+                drive = self._advisory_drive(obs)
+        changed = self._drive is None or (drive.decision.plan, drive.decision.origin_s, drive.status) != (
+            self._drive.decision.plan, self._drive.decision.origin_s, self._drive.status)
+        self._drive = drive
+        return ControlStep(drive, changed, tuple(proposals), tuple(self._take_audit()))
+
+    # -- operator commands ---------------------------------------------------------------------------
+    def set_mode(self, mode: str, actor: str, at_s: float, reason: str = "") -> tuple[AuditEntry, ...]:
+        """Change the mode. Leaving ``off`` or ``advisory`` restarts the controller from now: its
+        internal history was not what the signal showed."""
+        if mode not in MODES:
+            raise ControlError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+        previous = self.mode
+        if mode != previous:
+            self.mode = mode  # type: ignore[assignment]
+            self._controller = make_controller(self.controller_name, self.intersection, **self.params)
+            self._gate = None
+            self._last_decision = None
+            if mode != "advisory":
+                for pid in list(self.pending):
+                    self._retire(pid, "expired", at_s, actor, "mode changed")
+            self._approved = None
+        self._log(at_s, "mode_changed", actor, previous=previous, mode=mode, reason=reason)
+        return tuple(self._take_audit())
+
+    def approve(self, pid: str, actor: str, at_s: float) -> tuple[PlanRecord, tuple[AuditEntry, ...]]:
+        proposal = self._pending_or_raise(pid, at_s)
+        del self.pending[pid]
+        approved = replace(proposal, status="approved", expires_at_s=None)
+        self._approved = approved
+        # older proposals are superseded by the approved one: approving is choosing
+        for other in list(self.pending):
+            if self.pending[other].decision.time_s <= proposal.decision.time_s:
+                self._retire(other, "expired", at_s, actor, f"superseded by {pid}")
+        self._log(at_s, "plan_approved", actor, plan=pid)
+        return approved, tuple(self._take_audit())
+
+    def reject(self, pid: str, actor: str, at_s: float, reason: str = "") -> tuple[PlanRecord, tuple[AuditEntry, ...]]:
+        proposal = self._pending_or_raise(pid, at_s)
+        record = self._retire(pid, "rejected", at_s, actor, reason)
+        return record, tuple(self._take_audit())
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _pending_or_raise(self, pid: str, at_s: float) -> PlanRecord:
+        self._expire(at_s)
+        if self.mode != "advisory":
+            raise ControlError(f"intersection {self.intersection.id} is in mode {self.mode}, not advisory")
+        try:
+            return self.pending[pid]
+        except KeyError:
+            raise ControlError(f"no pending plan {pid!r} at intersection {self.intersection.id} "
+                               "(unknown, already decided or expired)") from None
+
+    def _retire(self, pid: str, status: PlanStatus, at_s: float, actor: str, reason: str) -> PlanRecord:
+        record = replace(self.pending.pop(pid), status=status, expires_at_s=None)
+        self._log(at_s, f"plan_{status}", actor, plan=pid, reason=reason)
+        return record
+
+    def _expire(self, now: float) -> list[PlanRecord]:
+        due = [pid for pid, p in self.pending.items() if p.expires_at_s is not None and now >= p.expires_at_s]
+        return [self._retire(pid, "expired", now, "timer", "nobody approved it in time") for pid in due]
+
+    def _advisory_drive(self, obs: DetectorObservation) -> PlanRecord:
+        approved = self._approved
+        if approved is not None and not self._exhausted(approved.decision, obs.time_s):
+            return replace(approved, status="active", mode="advisory")
+        return self._fixed_record(obs, "fixed")
+
+    def _exhausted(self, decision: StageDecision, now: float) -> bool:
+        """An acyclic plan says nothing beyond its window: it is never driven past its end."""
+        if decision.plan.cyclic:
+            return False
+        return now >= decision.origin_s + build_timeline(self.intersection, decision.plan).duration_s
+
+    def _fixed_decision(self, obs: DetectorObservation) -> StageDecision:
+        return self._fixed.decide(obs)
+
+    def _fixed_record(self, obs: DetectorObservation, status: PlanStatus) -> PlanRecord:
+        decision = self._fixed.decide(obs)
+        return PlanRecord(plan_id(decision), decision, self.mode, status)
+
+    def _log(self, at_s: float, action: str, actor: str, **detail: Any) -> None:
+        self._audit.append(AuditEntry(at_s, self.intersection.id, action, actor, detail))
+
+    def _take_audit(self) -> list[AuditEntry]:
+        out, self._audit = self._audit, []
+        return out
+
+
+def explanation_of(record: PlanRecord) -> Explanation:
+    return record.decision.explanation
