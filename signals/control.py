@@ -122,13 +122,15 @@ class IntersectionControl:
             if not outcome.accepted:
                 self.rejections += 1
                 self._log(now, "decision_rejected", "validator", plan=plan_id(decision), violations=list(violations))
-            new = decision != self._last_decision
+            # a controller repeats its decision every frame (and a cyclic plan every cycle with a
+            # shifted origin): only a different plan is a new decision worth a person's attention
+            new = not self._same_plan(decision, self._last_decision)
             self._last_decision = decision
             if self.mode == "automatic":
                 status: PlanStatus = "active" if outcome.accepted else "fallback"
                 drive = PlanRecord(plan_id(outcome.applied), outcome.applied, self.mode, status, violations)
             else:
-                if new and outcome.accepted:
+                if new and outcome.accepted and not self._same_plan(decision, self._advisory_drive(obs).decision):
                     proposal = PlanRecord(plan_id(decision), decision, "advisory", "pending",
                                           expires_at_s=now + self.approval_timeout_s)
                     if proposal.plan_id not in self.pending:
@@ -178,7 +180,22 @@ class IntersectionControl:
         record = self._retire(pid, "rejected", at_s, actor, reason)
         return record, tuple(self._take_audit())
 
+    def drain_audit(self) -> tuple[AuditEntry, ...]:
+        """Audit entries not yet handed out (e.g. expiries found while refusing a command)."""
+        return tuple(self._take_audit())
+
     # -- internals -----------------------------------------------------------------------------------
+    def _same_plan(self, a: StageDecision | None, b: StageDecision | None) -> bool:
+        """Same program on the street: equal phases, and origins a whole number of cycles apart
+        (cyclic) or equal (acyclic: its window is the decision)."""
+        if a is None or b is None or a.plan != b.plan:
+            return False
+        if not a.plan.cyclic:
+            return abs(a.origin_s - b.origin_s) < 1e-6
+        cycle = build_timeline(self.intersection, a.plan).duration_s
+        off = (a.origin_s - b.origin_s) % cycle if cycle > 0 else 0.0
+        return min(off, cycle - off) < 1e-6
+
     def _pending_or_raise(self, pid: str, at_s: float) -> PlanRecord:
         self._expire(at_s)
         if self.mode != "advisory":

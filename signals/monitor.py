@@ -1,0 +1,80 @@
+"""Independent safety monitor of the signal states actually shown, step by step.
+
+The validator judges plans; this judges the street: whatever drove the signal (an adapter, a
+fallback, a bug), the monitor re-checks the applied states against the same rules - conflicting
+greens, intergreens, yellow and red-yellow order and duration, minimum green, maximum wait - and
+``leitstand sumo eval`` reports its count as ``safety_violations``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from signals.model import Intersection
+from signals.timeline import EPS, SignalState
+from signals.validator import Violation
+
+R, RY, G, Y = SignalState.RED, SignalState.RED_YELLOW, SignalState.GREEN, SignalState.YELLOW
+
+
+class SafetyMonitor:
+    def __init__(self, intersection: Intersection) -> None:
+        self.x = intersection
+        self._state: dict[str, SignalState] = {}
+        self._since: dict[str, float] = {}
+        self._green_end: dict[str, float] = {}
+        self._wait_flagged: set[str] = set()
+        self._first_seen = 0.0
+        self.violations: list[Violation] = []
+
+    def observe(self, t: float, states: Mapping[str, SignalState]) -> list[Violation]:
+        """Record the states shown from ``t`` on; returns the violations this step revealed."""
+        x, found = self.x, []
+        greens = [g for g, s in states.items() if s is G]
+        for i, a in enumerate(greens):
+            for b in greens[i + 1:]:
+                if x.conflicting(a, b):
+                    found.append(Violation("conflicting_greens", f"{a}/{b}", t, "shown green together"))
+        for g, new in states.items():
+            old = self._state.get(g)
+            if old is None:
+                self._state[g], self._since[g] = new, t
+                self._first_seen = t
+                continue
+            grp = x.groups[g]
+            if new is not old:
+                held = t - self._since[g]
+                found += self._change(g, old, new, held, t, grp.yellow_s, grp.red_yellow_s, grp.min_green_s)
+                self._state[g], self._since[g] = new, t
+                if new is G:
+                    self._wait_flagged.discard(g)
+            if new is not G and g not in self._wait_flagged and t - self._since_green(g) > x.group_max_wait_s(g) + EPS:
+                self._wait_flagged.add(g)
+                found.append(Violation("max_wait", g, t, f"not green for more than {x.group_max_wait_s(g):g} s"))
+        self.violations += found
+        return found
+
+    def _since_green(self, g: str) -> float:
+        if self._state[g] is G:
+            return float("inf")
+        return self._green_end.get(g, self._first_seen)
+
+    def _change(self, g: str, old: SignalState, new: SignalState, held: float, t: float,
+                yellow_s: float, red_yellow_s: float, min_green_s: float) -> list[Violation]:
+        out = []
+        legal = {R: RY if red_yellow_s > 0 else G, RY: G, G: Y if yellow_s > 0 else R, Y: R}
+        if new is not legal[old]:
+            out.append(Violation("signal_sequence", g, t, f"{old.value} followed by {new.value}"))
+        if old is Y and held < yellow_s - EPS:
+            out.append(Violation("yellow_duration", g, t, f"yellow {held:g} s < {yellow_s:g} s"))
+        if old is RY and held < red_yellow_s - EPS:
+            out.append(Violation("red_yellow_duration", g, t, f"red-yellow {held:g} s < {red_yellow_s:g} s"))
+        if old is G:
+            self._green_end[g] = t
+            if held < min_green_s - EPS:
+                out.append(Violation("min_green", g, t, f"green {held:g} s < {min_green_s:g} s"))
+        if new is G:
+            for (c, e), ig in self.x.intergreen_s.items():
+                if e == g and c in self._green_end and self._state.get(c) is not G and t - self._green_end[c] < ig - EPS:
+                    out.append(Violation("intergreen", f"{c}->{g}", t, f"{t - self._green_end[c]:g} s < {ig:g} s"))
+        return out

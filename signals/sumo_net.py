@@ -1,0 +1,251 @@
+"""Intersection models from a SUMO network: its ``tlLogic`` plus the junctions' link conflicts.
+
+SUMO describes a traffic light by a state string per phase, one character per controlled link.
+Here:
+
+* a **signal group** is a set of links that show the same character in every phase of the
+  program (one signal head drives them); links never green or never signalled (``o``, ``O``,
+  ``s``) keep their shipped character and are not controlled;
+* a **stage** is a green phase of the program (no ``y``), holding the groups green in it;
+  duplicate phases share one stage; the **fixed plan** is the program's green phases with
+  their durations;
+* two groups **conflict** when the program never shows them green together and a pair of their
+  links are foes in the junction's right-of-way matrix (``<request foes=...>``, read by
+  sumolib), or lie on different junctions of a joint (clustered) signal, where the matrix says
+  nothing: then the program's separation is taken as the rule;
+* **yellow** per group is the shortest yellow the program gives it, **intergreen** from a
+  clearing to an entering conflicting group is the shortest gap the program leaves between
+  them, never less than the clearing group's yellow; SUMO programs have no red-yellow, so 0 s.
+
+What SUMO itself needs to drive a group (``G`` or ``g`` for permissive movements that yield)
+is kept beside the model in :class:`SumoSignals`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import sumolib
+
+from signals.model import (
+    DEFAULT_MAX_CYCLE_S,
+    RILSA_MIN_GREEN_S,
+    Intersection,
+    LaneArea,
+    ModelError,
+    SignalGroup,
+    SignalPlan,
+    Stage,
+    StagePhase,
+)
+
+GREEN_CHARS = frozenset("Gg")
+#: characters SUMO keeps constant and that no stage change touches (off, off-blinking, stop sign)
+UNCONTROLLED = frozenset("oOs")
+#: longest stage green an adaptive controller may hold (the shipped program's longer ones raise it)
+DEFAULT_MAX_GREEN_S = 60.0
+
+
+@dataclass(frozen=True)
+class SumoSignals:
+    """One SUMO traffic light as a Leitstand intersection, plus how to drive it through TraCI."""
+
+    tls_id: str
+    program_id: str
+    intersection: Intersection
+    #: signal group of each link index; None for uncontrolled links
+    link_groups: tuple[str | None, ...]
+    #: the shipped character of every uncontrolled link
+    constant: Mapping[int, str]
+    #: per stage, the green character of each of its groups (``G`` priority, ``g`` permissive)
+    green_chars: Mapping[str, Mapping[str, str]]
+    #: detector id -> (lane id, "in" for an approach lane ending at the stop line, "out" for an exit lane)
+    detectors: Mapping[str, tuple[str, str]]
+
+
+def detector_id(kind: str, lane_id: str) -> str:
+    """Readable, unique and at most 64 characters (the frame record's limit)."""
+    raw = f"{kind}:{lane_id}"
+    if len(raw) <= 64:
+        return raw
+    return f"{kind}:{lane_id[:40]}~{hashlib.blake2b(lane_id.encode(), digest_size=6).hexdigest()}"
+
+
+def load_sumo_net(net_file: str | Path) -> sumolib.net.Net:
+    return sumolib.net.readNet(str(net_file), withLatestPrograms=True, withPedestrianConnections=True)
+
+
+def intersections_from_sumo(net_file: str | Path | sumolib.net.Net) -> dict[str, SumoSignals]:
+    """Every traffic light of the network that has at least two green stages."""
+    net = net_file if isinstance(net_file, sumolib.net.Net) else load_sumo_net(net_file)
+    out = {}
+    for tls in net.getTrafficLights():
+        programs = tls.getPrograms()
+        if not programs:
+            continue
+        program_id, program = next(iter(programs.items()))
+        try:
+            out[tls.getID()] = _from_tls(tls, program_id, program)
+        except ModelError as exc:
+            raise ModelError(f"traffic light {tls.getID()}: {exc}") from None
+    return out
+
+
+def _from_tls(tls: sumolib.net.TLS, program_id: str, program: sumolib.net.TLSProgram) -> SumoSignals:
+    phases = program.getPhases()
+    states = [ph.state for ph in phases]
+    n_links = len(states[0])
+    if any(len(s) != n_links for s in states):
+        raise ModelError("phase state strings differ in length")
+    columns = ["".join(s[i] for s in states) for i in range(n_links)]
+    link_groups: list[str | None] = []
+    constant: dict[int, str] = {}
+    group_links: dict[str, list[int]] = {}
+    by_column: dict[str, str] = {}
+    for i, col in enumerate(columns):
+        if not (set(col) & GREEN_CHARS) or set(col) & UNCONTROLLED:
+            link_groups.append(None)
+            constant[i] = col[0]
+            continue
+        gid = by_column.setdefault(col, f"sg{i}")
+        link_groups.append(gid)
+        group_links.setdefault(gid, []).append(i)
+    if not group_links:
+        raise ModelError("no signalled links")
+    green_idx = [k for k, s in enumerate(states) if "y" not in s and set(s) & GREEN_CHARS]
+
+    def greens_in(k: int) -> frozenset[str]:
+        return frozenset(g for g, links in group_links.items() if states[k][links[0]] in GREEN_CHARS)
+
+    stages: dict[frozenset[str], str] = {}
+    green_chars: dict[str, dict[str, str]] = {}
+    plan: list[StagePhase] = []
+    for k in green_idx:
+        groups = greens_in(k)
+        if not groups:
+            continue
+        sid = stages.setdefault(groups, f"p{k}")
+        green_chars.setdefault(sid, {g: states[k][group_links[g][0]] for g in groups})
+        plan.append(StagePhase(sid, float(phases[k].duration)))
+    if len(stages) < 2:
+        raise ModelError("fewer than two distinct green stages")
+
+    yellow, gaps = _clearances(phases, green_idx, greens_in, group_links)
+    conn_by_link = _connections(tls)
+    foes = _foe_pairs(group_links, conn_by_link)
+    together = {frozenset((a, b)) for k in green_idx for a in greens_in(k) for b in greens_in(k) if a != b}
+    conflicts = {frozenset(p) for p in foes} - together
+    intergreen = {}
+    for pair in conflicts:
+        a, b = sorted(pair)
+        for c, e in ((a, b), (b, a)):
+            intergreen[(c, e)] = max(yellow.get(c, 3.0), gaps.get((c, e), 0.0))
+    groups = {
+        g: SignalGroup(g, kind=_kind(links, conn_by_link), min_green_s=RILSA_MIN_GREEN_S,
+                       yellow_s=yellow.get(g, 3.0), red_yellow_s=0.0)
+        for g, links in group_links.items()
+    }
+    longest = max((p.green_s for p in plan), default=0.0)
+    stage_objs = tuple(
+        Stage(sid, groups_, min_green_s=RILSA_MIN_GREEN_S, max_green_s=max(DEFAULT_MAX_GREEN_S, longest))
+        for groups_, sid in stages.items()
+    )
+    lanes, detectors = _lane_areas(conn_by_link, link_groups)
+    cycle = sum(float(ph.duration) for ph in phases)
+    x = Intersection(
+        id=tls.getID(), groups=groups, stages=stage_objs, conflicts=frozenset(conflicts),
+        intergreen_s=intergreen, fixed_plan=SignalPlan(tuple(plan)), lanes=lanes,
+        cycle_min_s=min(30.0, cycle), cycle_max_s=max(DEFAULT_MAX_CYCLE_S, cycle),
+        max_wait_s=max(DEFAULT_MAX_CYCLE_S, cycle), name=f"SUMO tls {tls.getID()} program {program_id}",
+    )
+    return SumoSignals(tls.getID(), program_id, x, tuple(link_groups), constant, green_chars, detectors)
+
+
+def _clearances(phases, green_idx, greens_in, group_links) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+    """Shortest yellow per group and shortest clearing->entering gap per group pair, from the program."""
+    n = len(phases)
+    yellow: dict[str, float] = {}
+    gaps: dict[tuple[str, str], float] = {}
+    for pos, k in enumerate(green_idx):
+        nxt = green_idx[(pos + 1) % len(green_idx)]
+        between = [(k + j) % n for j in range(1, (nxt - k) % n or n)]
+        gap = sum(float(phases[j].duration) for j in between)
+        here, there = greens_in(k), greens_in(nxt)
+        for g in here - there:
+            y = sum(float(phases[j].duration) for j in between if phases[j].state[group_links[g][0]] == "y")
+            if y > 0:
+                yellow[g] = min(yellow.get(g, y), y)
+            for e in there - here:
+                gaps[(g, e)] = min(gaps.get((g, e), gap), gap)
+    return yellow, gaps
+
+
+def _connections(tls: sumolib.net.TLS) -> dict[int, list[sumolib.net.connection.Connection]]:
+    """sumolib connection objects per link index (they know their junction and foes)."""
+    out: dict[int, list] = defaultdict(list)
+    for in_lane, out_lane, idx in tls.getConnections():
+        for conn in in_lane.getOutgoing():
+            if conn.getToLane() is out_lane and conn.getTLLinkIndex() == idx:
+                out[idx].append(conn)
+    return out
+
+
+def _foe_pairs(group_links: Mapping[str, list[int]], conns: Mapping[int, list]) -> set[tuple[str, str]]:
+    index: dict[int, tuple[object, int]] = {}
+    for idx, cs in conns.items():
+        for c in cs:
+            node = c.getJunction()
+            index.setdefault(idx, (node, node.getLinkIndex(c)))
+    pairs = set()
+    names = sorted(group_links)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if any(_foes(index.get(la), index.get(lb)) for la in group_links[a] for lb in group_links[b]):
+                pairs.add((a, b))
+    return pairs
+
+
+def _foes(ja: tuple[object, int] | None, jb: tuple[object, int] | None) -> bool:
+    if ja is None or jb is None or ja[1] < 0 or jb[1] < 0:
+        return True  # unknown: treat the program's separation as the rule
+    (na, ia), (nb, ib) = ja, jb
+    if na is not nb:
+        return True  # different junctions of a clustered signal: no matrix covers the pair
+    try:
+        return bool(na.areFoes(ia, ib) or na.areFoes(ib, ia))  # type: ignore[attr-defined]
+    except (KeyError, IndexError):
+        return True
+
+
+def _kind(links: list[int], conns: Mapping[int, list]) -> str:
+    for idx in links:
+        for c in conns.get(idx, []):
+            if c.getFromLane().getEdge().getFunction() in ("walkingarea", "crossing"):
+                return "pedestrian"
+    return "vehicle"
+
+
+def _lane_areas(conns: Mapping[int, list], link_groups: list[str | None]) -> tuple[tuple[LaneArea, ...], dict[str, tuple[str, str]]]:
+    """One lane area per (approach lane, signal group) measured by the lane's detector, plus exits."""
+    feeds: dict[tuple[str, str], set[str]] = defaultdict(set)
+    detectors: dict[str, tuple[str, str]] = {}
+    for idx, cs in conns.items():
+        group = link_groups[idx] if idx < len(link_groups) else None
+        for c in cs:
+            in_lane, out_lane = c.getFromLane(), c.getToLane()
+            if in_lane.getEdge().getFunction() or group is None:
+                continue  # walking areas / crossings carry no vehicle detectors
+            din = detector_id("in", in_lane.getID())
+            dout = detector_id("out", out_lane.getID())
+            detectors[din] = (in_lane.getID(), "in")
+            detectors[dout] = (out_lane.getID(), "out")
+            feeds[(din, group)].add(dout)
+    exits = sorted({d for d, (_, kind) in detectors.items() if kind == "out"})
+    lanes = [LaneArea(id=d, group=None) for d in exits]
+    for (din, group), outs in sorted(feeds.items()):
+        lanes.append(LaneArea(id=f"{din}@{group}", group=group, downstream=tuple(sorted(outs)), detector=din))
+    return tuple(lanes), detectors

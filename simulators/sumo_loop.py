@@ -1,0 +1,310 @@
+"""SUMO in closed loop: detectors -> frames -> control -> signal states -> SUMO, every step.
+
+Loads any ``.sumocfg``, derives the intersections from the network's traffic lights
+(:mod:`signals.sumo_net`), places a lane-area detector on every approach lane (the last 75 m up
+to the stop line) and every exit lane (its first 75 m), and an induction loop at every stop
+line, then runs begin..end with ``--time-to-teleport -1``. Each step it builds one
+``IntersectionFrame`` per traffic light from what those detectors measure (counts, occupancy,
+speed, queue and vehicles in the area: nothing a city's detectors would not see), hands it to a
+:class:`DecisionSource` (in-process control or the broker and a running worker), drives the
+returned plan through a :class:`~signals.adapter.StageAdapter`, checks the states actually shown
+with a :class:`~signals.monitor.SafetyMonitor`, and finally reads tripinfo.
+
+``delay_mean`` is the RESCO benchmark's definition: per vehicle ``timeLoss + departDelay`` from
+tripinfo, averaged over all vehicles including those unfinished at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from signals.adapter import StageAdapter
+from signals.control import IntersectionControl
+from signals.explain import StageDecision
+from signals.model import intersection_to_dict
+from signals.monitor import SafetyMonitor
+from signals.sumo_net import SumoSignals, intersections_from_sumo, load_sumo_net
+from signals.timeline import SignalState
+from streams.records import DetectorReading, IntersectionConfig, IntersectionFrame
+from streams.signal_codec import decision_from_message, observation_from_frame, plan_message
+
+#: simulation second 0 as an event time (a Monday): frames carry real timestamps like field data
+SIM_EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
+APPROACH_M = 75.0
+CHAR = {SignalState.GREEN: "G", SignalState.YELLOW: "y", SignalState.RED: "r", SignalState.RED_YELLOW: "u"}
+
+
+class ScenarioError(ValueError):
+    """The scenario cannot be run (missing files, no traffic lights): one line for the CLI."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    config: Path
+    net_file: Path
+    begin_s: float
+    end_s: float
+    additional: tuple[Path, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.config.stem
+
+
+def read_scenario(sumocfg: str | Path) -> Scenario:
+    cfg = Path(sumocfg)
+    if not cfg.is_file():
+        raise ScenarioError(f"no such scenario file: {cfg}")
+    try:
+        root = ET.parse(cfg).getroot()
+    except ET.ParseError as exc:
+        raise ScenarioError(f"{cfg}: not a SUMO configuration ({exc})") from None
+
+    def value(*names: str) -> str | None:
+        for n in names:
+            el = root.find(f".//{n}")
+            if el is not None and el.get("value") is not None:
+                return el.get("value")
+        return None
+
+    net = value("net-file", "n")
+    if net is None:
+        raise ScenarioError(f"{cfg}: names no net-file")
+    add = tuple(cfg.parent / a.strip() for a in (value("additional-files", "a") or "").split(",") if a.strip())
+    begin = float(value("begin", "b") or 0.0)
+    end = value("end", "e")
+    if end is None:
+        raise ScenarioError(f"{cfg}: names no end time (an open-ended run cannot be scored)")
+    return Scenario(cfg, cfg.parent / net, begin, float(end), add)
+
+
+class DecisionSource(Protocol):
+    """Where decisions come from: in-process control, or the broker and a running worker."""
+
+    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str) -> None: ...
+
+    def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]: ...
+
+    def close(self) -> None: ...
+
+
+class InProcessSource:
+    """The control loop in this process, through the same record conversions as the agent."""
+
+    def __init__(self, mode: str = "automatic", **params: float) -> None:
+        self.mode = mode
+        self.params = params
+        self.controls: dict[str, IntersectionControl] = {}
+        self.session = ""
+
+    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str) -> None:
+        self.session = session
+        self.controls = {tid: IntersectionControl(s.intersection, controller, self.mode,  # type: ignore[arg-type]
+                                                  **self.params)
+                         for tid, s in signals.items()}
+
+    def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
+        out = {}
+        for frame in frames:
+            step = self.controls[frame.intersection_id].on_observation(observation_from_frame(frame))
+            out[frame.intersection_id] = decision_from_message(plan_message(step.drive, self.session, changed=step.changed))
+        return out
+
+    @property
+    def rejections(self) -> int:
+        return sum(c.rejections for c in self.controls.values())
+
+    def close(self) -> None:
+        pass
+
+
+def config_records(signals: Mapping[str, SumoSignals], controller: str, session: str, at: datetime,
+                   mode: str = "automatic") -> list[IntersectionConfig]:
+    """What a worker needs to control these traffic lights (published on ``signals.config``)."""
+    return [IntersectionConfig(schema_version=1, event_time=at, intersection_id=tid,
+                               model=intersection_to_dict(s.intersection), controller=controller,
+                               mode=mode, session=session)  # type: ignore[arg-type]
+            for tid, s in signals.items()]
+
+
+@dataclass
+class RunResult:
+    scenario: str
+    controller: str
+    seed: int
+    delay_mean: float
+    timeloss_mean: float
+    duration_mean: float
+    waiting_mean: float
+    trips: int
+    unfinished: int
+    teleports: int
+    safety_violations: int
+    rejected_decisions: int
+    stage_changes: int
+    wall_s: float
+    violations: list[str] = field(default_factory=list)
+
+
+def write_detectors(signals: Mapping[str, SumoSignals], net, path: Path) -> dict[str, dict[str, tuple[str, str]]]:
+    """Lane-area detectors on approach and exit lanes, induction loops at stop lines.
+
+    Returns per traffic light: detector id -> (lane-area detector id, induction loop id or "").
+    """
+    root = ET.Element("additional")
+    placed: dict[str, tuple[str, str]] = {}
+    per_tls: dict[str, dict[str, tuple[str, str]]] = {}
+    for tid, s in signals.items():
+        per_tls[tid] = {}
+        for det, (lane_id, kind) in sorted(s.detectors.items()):
+            if det not in placed:
+                length = net.getLane(lane_id).getLength()
+                span = min(APPROACH_M, length)
+                e2 = f"e2_{len(placed)}"
+                pos, end = (length - span, length) if kind == "in" else (0.0, span)
+                ET.SubElement(root, "laneAreaDetector", id=e2, lane=lane_id, pos=f"{pos:.2f}", endPos=f"{end:.2f}",
+                              period="86400", file=os.devnull)
+                e1 = ""
+                if kind == "in":
+                    e1 = f"e1_{len(placed)}"
+                    ET.SubElement(root, "inductionLoop", id=e1, lane=lane_id, pos=f"{max(0.0, length - 1.0):.2f}",
+                                  period="86400", file=os.devnull)
+                placed[det] = (e2, e1)
+            per_tls[tid][det] = placed[det]
+    ET.ElementTree(root).write(path)
+    return per_tls
+
+
+def run(sumocfg: str | Path, controller: str, seed: int, source: DecisionSource | None = None, *,
+        session: str | None = None, progress: Callable[[float, float], None] | None = None,
+        keep_dir: Path | None = None) -> RunResult:
+    """One seeded run of a scenario under one controller (libsumo: in this process, one at a time)."""
+    import libsumo as traci  # one simulation per process: imported where it is used
+
+    scenario = read_scenario(sumocfg)
+    if not scenario.net_file.is_file():
+        raise ScenarioError(f"{scenario.config}: net file {scenario.net_file} does not exist")
+    net = load_sumo_net(scenario.net_file)
+    signals = intersections_from_sumo(net)
+    if not signals:
+        raise ScenarioError(f"{scenario.net_file} has no traffic light with two or more green stages")
+    source = source or InProcessSource()
+    session = session or f"{scenario.name}-{controller}-{seed}-{os.getpid()}-{time.time_ns()}"
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="leitstand-sumo-") as tmp:
+        work = keep_dir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        det_file = work / "leitstand.det.add.xml"
+        tripinfo = work / "tripinfo.xml"
+        detectors = write_detectors(signals, net, det_file)
+        additional = ",".join(str(p) for p in (*scenario.additional, det_file))
+        traci.start([
+            "sumo", "-c", str(scenario.config), "--seed", str(seed), "--time-to-teleport", "-1",
+            "--tripinfo-output", str(tripinfo), "--tripinfo-output.write-unfinished", "true",
+            "--additional-files", additional, "--no-step-log", "true", "--no-warnings", "true",
+            "--duration-log.disable", "true",
+        ])
+        try:
+            source.start(scenario, signals, controller, session)
+            adapters = {tid: StageAdapter(s.intersection) for tid, s in signals.items()}
+            monitors = {tid: SafetyMonitor(s.intersection) for tid, s in signals.items()}
+            shown: dict[str, str] = {}
+            step_s = traci.simulation.getDeltaT()
+            teleports = 0
+            t = traci.simulation.getTime()
+            while t < scenario.end_s - 1e-9:
+                frames = [_frame(traci, tid, detectors[tid], t, step_s) for tid in signals]
+                decisions = source.decide(frames)
+                clock = SIM_EPOCH.timestamp() + t  # decisions are timed in epoch seconds, like field data
+                for tid, s in signals.items():
+                    states = adapters[tid].step(decisions[tid], clock)
+                    monitors[tid].observe(t, states)
+                    rygs = _state_string(s, states, adapters[tid])
+                    if shown.get(tid) != rygs:
+                        traci.trafficlight.setRedYellowGreenState(tid, rygs)
+                        shown[tid] = rygs
+                traci.simulationStep()
+                teleports += traci.simulation.getStartingTeleportNumber()
+                t = traci.simulation.getTime()
+                if progress is not None:
+                    progress(t - scenario.begin_s, scenario.end_s - scenario.begin_s)
+        finally:
+            traci.close()
+            source.close()
+        stats = read_tripinfo(tripinfo)
+    violations = [str(v) for m in monitors.values() for v in m.violations]
+    return RunResult(
+        scenario=scenario.name, controller=controller, seed=seed, teleports=teleports,
+        safety_violations=len(violations), rejected_decisions=getattr(source, "rejections", 0),
+        stage_changes=sum(a.stage_changes for a in adapters.values()),
+        wall_s=round(time.perf_counter() - started, 2), violations=violations[:20], **stats,
+    )
+
+
+def _frame(traci, tid: str, detectors: Mapping[str, tuple[str, str]], t: float, step_s: float) -> IntersectionFrame:
+    readings = []
+    area, loop = traci.lanearea, traci.inductionloop
+    for det, (e2, e1) in detectors.items():
+        speed = area.getLastStepMeanSpeed(e2)
+        readings.append(DetectorReading(
+            detector_id=det,
+            count=loop.getLastStepVehicleNumber(e1) if e1 else 0,
+            occupancy=min(1.0, max(0.0, area.getLastStepOccupancy(e2) / 100.0)),
+            speed_kmh=min(300.0, speed * 3.6) if speed >= 0 else None,
+            queue_veh=float(area.getJamLengthVehicle(e2)),
+            vehicles=float(area.getLastStepVehicleNumber(e2)),
+        ))
+    return IntersectionFrame(schema_version=1, event_time=_event_time(t), intersection_id=tid,
+                             interval_s=step_s, detectors=readings)
+
+
+def _event_time(t: float) -> datetime:
+    return datetime.fromtimestamp(SIM_EPOCH.timestamp() + t, tz=UTC)
+
+
+def _state_string(s: SumoSignals, states: Mapping[str, SignalState], adapter: StageAdapter) -> str:
+    """SUMO's per-link characters: ``G``/``g`` as the stage drives the group, ``y``, ``r``, ``u``."""
+    tr = adapter.transition
+    stage = adapter.stage if tr is None else tr.from_stage
+    chars = []
+    for i, g in enumerate(s.link_groups):
+        if g is None:
+            chars.append(s.constant[i])
+            continue
+        st = states[g]
+        if st is SignalState.GREEN:  # during a transition only groups of both stages are green
+            chars.append(s.green_chars[stage].get(g, "G"))  # type: ignore[index]
+        else:
+            chars.append(CHAR[st])
+    return "".join(chars)
+
+
+def read_tripinfo(path: Path) -> dict[str, float | int]:
+    """RESCO's delay (timeLoss + departDelay) and the usual means, unfinished vehicles included."""
+    n = unfinished = 0
+    delay = loss = duration = waiting = 0.0
+    for _, el in ET.iterparse(path, events=("end",)):
+        if el.tag != "tripinfo":
+            continue
+        n += 1
+        loss_v = float(el.get("timeLoss", 0.0))
+        delay += loss_v + float(el.get("departDelay", 0.0))
+        loss += loss_v
+        duration += float(el.get("duration", 0.0))
+        waiting += float(el.get("waitingTime", 0.0))
+        if float(el.get("arrival", -1.0)) < 0:
+            unfinished += 1
+        el.clear()
+    if n == 0:
+        raise ScenarioError("the run produced no trips (empty demand or no tripinfo)")
+    return {"delay_mean": round(delay / n, 3), "timeloss_mean": round(loss / n, 3),
+            "duration_mean": round(duration / n, 3), "waiting_mean": round(waiting / n, 3),
+            "trips": n, "unfinished": unfinished}
