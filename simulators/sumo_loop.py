@@ -115,7 +115,8 @@ class InProcessSource:
         out = {}
         for frame in frames:
             step = self.controls[frame.intersection_id].on_observation(observation_from_frame(frame))
-            out[frame.intersection_id] = decision_from_message(plan_message(step.drive, self.session, changed=step.changed))
+            msg = plan_message(step.drive, self.session, changed=step.changed, now_s=observation_from_frame(frame).time_s)
+            out[frame.intersection_id] = decision_from_message(msg)
         return out
 
     @property

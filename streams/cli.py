@@ -300,6 +300,8 @@ from . import cli_detect  # noqa: E402
 cli_detect.register(app, bench_app)
 from . import cli_forecast  # noqa: E402
 cli_forecast.register(app, bench_app)
+from . import cli_sumo  # noqa: E402
+cli_sumo.register(app, bench_app)
 
 
 def main() -> None:

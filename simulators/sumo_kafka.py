@@ -1,0 +1,118 @@
+"""Decisions through the broker: synchronous co-simulation with a running worker.
+
+Each step the runner publishes one ``IntersectionFrame`` per traffic light on
+``sensors.intersection`` and waits until the worker's control agent has answered every one of
+them on ``signals.plans`` (the ``active`` / ``fallback`` / ``fixed`` message of that session whose
+``event_time`` is the frame's). The simulation never runs ahead of its decisions, so the result is the one the
+in-process path gives for the same seed. The session starts by publishing the intersection
+models on ``signals.config``; a new session id restarts the worker's controllers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from signals.explain import StageDecision
+from signals.sumo_net import SumoSignals
+from simulators.sumo_loop import SIM_EPOCH, Scenario, ScenarioError, config_records
+from streams import topics
+from streams.kafka_io import producer
+from streams.records import IntersectionFrame, SignalPlanMessage, encode
+from streams.settings import Settings
+from streams.signal_codec import decision_from_message
+
+DRIVE_STATUSES = frozenset({"active", "fallback", "fixed"})
+
+
+class KafkaSource:
+    def __init__(self, settings: Settings, first_reply_timeout_s: float = 60.0, reply_timeout_s: float = 20.0,
+                 mode: str = "automatic") -> None:
+        self.settings = settings
+        self.first_reply_timeout_s = first_reply_timeout_s
+        self.reply_timeout_s = reply_timeout_s
+        self.mode = mode
+        self._loop = asyncio.new_event_loop()
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._session = ""
+        self._answered = 0
+        self.rejections = 0
+        self.messages = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str) -> None:
+        self._session = session
+        self._loop.run_until_complete(self._start(signals, controller, session))
+
+    async def _start(self, signals: Mapping[str, SumoSignals], controller: str, session: str) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        s = self.settings
+        self._producer = producer(s, linger_ms=0)
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            s.topic(topics.SIGNALS_PLANS), bootstrap_servers=s.kafka_bootstrap_servers, group_id=None,
+            auto_offset_reset="latest", enable_auto_commit=False, fetch_max_wait_ms=20, **s.kafka_client_options(),
+        )
+        await self._consumer.start()
+        # pin the start position before anything of this session is published
+        await self._consumer.seek_to_end()
+        for tp in self._consumer.assignment():
+            await self._consumer.position(tp)
+        for cfg in config_records(signals, controller, session, SIM_EPOCH, mode=self.mode):
+            await self._producer.send_and_wait(s.topic(topics.SIGNALS_CONFIG), encode(cfg), key=cfg.intersection_id.encode())
+
+    def close(self) -> None:
+        async def stop() -> None:
+            for client in (self._consumer, self._producer):
+                if client is not None:
+                    await client.stop()
+
+        try:
+            self._loop.run_until_complete(stop())
+        finally:
+            self._loop.close()
+
+    # -- one step --------------------------------------------------------------------------------
+    def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
+        return self._loop.run_until_complete(self._decide(frames))
+
+    async def _decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
+        s = self.settings
+        sends = [await self._producer.send(s.topic(topics.SENSORS_INTERSECTION), encode(f), key=f.intersection_id.encode())
+                 for f in frames]
+        await asyncio.gather(*sends)
+        want = {f.intersection_id: f.event_time.timestamp() for f in frames}
+        out: dict[str, StageDecision] = {}
+        timeout = self.first_reply_timeout_s if self._answered == 0 else self.reply_timeout_s
+        deadline = time.monotonic() + timeout
+        decoder = msgspec.json.Decoder(SignalPlanMessage)
+        while len(out) < len(want):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                missing = sorted(set(want) - set(out))
+                raise ScenarioError(
+                    f"no decision for {', '.join(missing)} within {timeout:g} s: is a worker with the control "
+                    f"role running against {s.kafka_bootstrap_servers} (leitstand worker)?")
+            batch = await self._consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
+            for records in batch.values():
+                for rec in records:
+                    self.messages += 1
+                    try:
+                        msg = decoder.decode(rec.value)
+                    except msgspec.DecodeError:
+                        continue
+                    if (msg.session != self._session or msg.status not in DRIVE_STATUSES
+                            or msg.intersection_id not in want
+                            or msg.event_time.timestamp() != want[msg.intersection_id]):
+                        continue
+                    if msg.status == "fallback":
+                        self.rejections += 1
+                    out[msg.intersection_id] = decision_from_message(msg)
+        self._answered += 1
+        return out
