@@ -68,8 +68,8 @@ def create_app(settings: Settings) -> faust.App:
     app.conf.leitstand = settings  # type: ignore[attr-defined]
     deadletter = app.topic(settings.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
 
-    from . import alerts_api
-    from .agents import aggregation, alarm_lifecycle, forecasting, notifier, pool_monitor, traffic_incidents
+    from . import alerts_api, signals_api
+    from .agents import aggregation, alarm_lifecycle, forecasting, notifier, pool_monitor, signal_control, traffic_incidents
 
     role = settings.worker_role
     if role in ("all", "telemetry"):
@@ -82,6 +82,10 @@ def create_app(settings: Settings) -> faust.App:
         books = alarm_lifecycle.register(app, settings, deadletter)
         notifier.register(app, settings)
         alerts_api.register(app, settings, books)
+    if role in ("all", "control"):
+        # in `all` the aggregation agent already dead-letters bad frames: report each once
+        controls = signal_control.register(app, settings, deadletter, own_frame_deadletters=role == "control")
+        signals_api.register(app, settings, controls)
     _register_views(app)
     return app
 

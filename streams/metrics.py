@@ -91,3 +91,20 @@ FORECAST_SECONDS = Gauge(
     "Wall time of the last refresh round (all due series, in the process pool).",
     registry=REGISTRY,
 )
+SIGNAL_PLANS = Counter(
+    "leitstand_signal_plans_total",
+    "Messages published on signals.plans, per status (active, fallback, fixed, pending, approved, rejected, expired).",
+    ["status"],
+    registry=REGISTRY,
+)
+SIGNAL_COMMANDS = Counter(
+    "leitstand_signal_commands_total",
+    "Operator commands on signals.approvals (approve, reject, set_mode) by outcome (applied, refused).",
+    ["action", "outcome"],
+    registry=REGISTRY,
+)
+SIGNAL_FRAMES_UNCONFIGURED = Counter(
+    "leitstand_signal_frames_unconfigured_total",
+    "Detector frames the control agent ignored because their intersection has no signals.config.",
+    registry=REGISTRY,
+)

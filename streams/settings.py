@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 TimestampReference = Literal["now", "stream"]
-WorkerRole = Literal["all", "critical", "telemetry"]
+WorkerRole = Literal["all", "critical", "telemetry", "control"]
 
 
 class PoolSettings(BaseModel):
@@ -81,8 +81,9 @@ class Settings(BaseSettings):
     worker_role: WorkerRole = Field(
         "all",
         description="all: every agent in one process. critical: camera events, alarm books, "
-        "notifier and the alerts API; telemetry: detector frames and water readings. Run the "
-        "two roles as separate processes so bulk telemetry can never delay a life-safety alarm.",
+        "notifier and the alerts API; telemetry: detector frames and water readings; control: the "
+        "signal control agent and the signals API. Run the roles as separate processes so bulk "
+        "telemetry can never delay a life-safety alarm or a signal plan.",
     )
     consumer_fetch_max_wait_ms: int = Field(
         100, ge=1, le=1500,

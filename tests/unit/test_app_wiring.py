@@ -14,7 +14,11 @@ TELEMETRY = {"aggregate-detector-frames", "pool-water-watch", "traffic-incident-
              "forecast-history-intersections", "forecast-history-pools", "forecast-events"}
 
 
-@pytest.mark.parametrize(("role", "agents"), [("all", CRITICAL | TELEMETRY), ("critical", CRITICAL), ("telemetry", TELEMETRY)])
+CONTROL = {"signal-control"}
+
+
+@pytest.mark.parametrize(("role", "agents"), [("all", CRITICAL | TELEMETRY | CONTROL), ("critical", CRITICAL),
+                                              ("telemetry", TELEMETRY), ("control", CONTROL)])
 def test_roles_split_the_agents(role: str, agents: set[str], tmp_path) -> None:
     s = Settings(_env_file=None, worker_role=role, data_dir=tmp_path)  # type: ignore[call-arg]
     app = create_app(s)

@@ -13,10 +13,12 @@ from streams.records import (
     INPUT_RECORDS,
     AlertCommand,
     BusPosition,
+    IntersectionConfig,
     IntersectionFrame,
     PoolReading,
     PoolSupervisionEvent,
     ScheduledEvent,
+    SignalCommand,
     SignalState,
 )
 
@@ -58,6 +60,10 @@ VALID = {
                         "expected_attendance": 15000},
     "alerts.acks": {"schema_version": 1, "event_time": TS, "alert_id": "motionless_swimmer@P1~0123456789ab",
                     "action": "acknowledge", "by": "supervisor-1"},
+    "signals.approvals": {"schema_version": 1, "event_time": TS, "intersection_id": "K1", "action": "approve",
+                          "plan_id": "K1@1800000000~0123456789", "actor": "duty-3"},
+    "signals.config": {"schema_version": 1, "event_time": TS, "intersection_id": "K1", "model": {"id": "K1"},
+                       "controller": "webster", "mode": "advisory", "params": {"recompute_every_cycles": 1}},
 }
 
 
@@ -72,10 +78,10 @@ def test_valid_record_of_every_topic_decodes(topic: str) -> None:
 def test_every_catalogue_input_topic_has_a_record_type() -> None:
     assert set(INPUT_RECORDS) == {
         "sensors.intersection", "signals.state", "sensors.bus", "sensors.pool", "pool.supervision", "events.schedule",
-        "alerts.acks",
+        "alerts.acks", "signals.approvals", "signals.config",
     }
     assert {IntersectionFrame, SignalState, BusPosition, PoolReading, PoolSupervisionEvent, ScheduledEvent,
-            AlertCommand} == set(
+            AlertCommand, SignalCommand, IntersectionConfig} == set(
         INPUT_RECORDS.values()
     )
 
@@ -178,3 +184,12 @@ def test_key_must_match_the_entity() -> None:
     assert isinstance(good, IntersectionFrame)
     bad = dec.decode(orjson.dumps(frame()), now=NOW, key=b"K2")
     assert isinstance(bad, DecodeFailure) and bad.code == "key_mismatch"
+
+
+def test_signal_commands_need_what_their_action_needs() -> None:
+    base = {"schema_version": 1, "event_time": TS, "intersection_id": "K1", "actor": "duty-3"}
+    dec = decoder_for("signals.approvals")
+    for bad in ({"action": "set_mode"}, {"action": "approve"}, {"action": "reject"}, {"action": "set_mode", "mode": "manual"}):
+        out = dec.decode(orjson.dumps({**base, **bad}), now=NOW)
+        assert isinstance(out, DecodeFailure), bad
+    assert isinstance(dec.decode(orjson.dumps({**base, "action": "set_mode", "mode": "off"}), now=NOW), SignalCommand)

@@ -1,0 +1,147 @@
+"""``leitstand signals``: configure an intersection's control, approve / reject a plan, set a mode.
+
+The commands publish records straight onto the broker (``signals.config``, ``signals.approvals``),
+like any other client; the control agent applies them and writes the outcome to
+``signals.plans`` and ``signals.audit`` (refused commands appear there as ``command_refused``).
+``signals pending`` asks a worker's HTTP API. ``--dry-run`` prints the record instead of sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import msgspec
+import typer
+
+from .errors import CliError
+from .records import IntersectionConfig, SignalCommand, encode
+
+MODES = ("automatic", "advisory", "off")
+Actor = Annotated[str, typer.Option("--actor", help="Your duty account (written to the audit log).")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the record instead of sending it.")]
+
+
+def _now() -> datetime:
+    return datetime.fromtimestamp(time.time(), tz=timezone.utc)
+
+
+def parse_params(items: list[str]) -> dict[str, float]:
+    params: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            params[name] = float(value)
+        except ValueError:
+            raise CliError(f"--param: {item!r} is not NAME=NUMBER (e.g. recompute_every_cycles=1)") from None
+    return params
+
+
+def config_record(model_path: Path, *, controller: str, mode: str, session: str, approval_timeout_s: float,
+                  params: dict[str, float]) -> IntersectionConfig:
+    """The ``signals.config`` record for a model file, checked as the agent will check it."""
+    from signals.control import IntersectionControl
+    from signals.model import intersection_from_dict
+
+    try:
+        doc = json.loads(model_path.read_text())
+    except FileNotFoundError:
+        raise CliError(f"no such file: {model_path}") from None
+    except ValueError as exc:
+        raise CliError(f"{model_path} is not JSON: {exc}") from None
+    try:
+        x = intersection_from_dict(doc)
+        IntersectionControl(x, controller, mode, approval_timeout_s, **params)  # type: ignore[arg-type]
+        return IntersectionConfig(schema_version=1, event_time=_now(), intersection_id=x.id, model=doc,
+                                  controller=controller, mode=mode, session=session,  # type: ignore[arg-type]
+                                  approval_timeout_s=approval_timeout_s, params=params)
+    except (ValueError, TypeError) as exc:
+        raise CliError(f"{model_path}: {exc}") from None
+
+
+def command_record(intersection: str, action: str, actor: str, *, plan_id: str | None = None,
+                   mode: str | None = None, reason: str = "") -> SignalCommand:
+    if mode is not None and mode not in MODES:
+        raise CliError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    try:
+        return SignalCommand(schema_version=1, event_time=_now(), intersection_id=intersection, action=action,  # type: ignore[arg-type]
+                             actor=actor, plan_id=plan_id, mode=mode, reason=reason)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _publish(topic: str, key: str, record: msgspec.Struct, dry_run: bool) -> None:
+    if dry_run:
+        sys.stdout.buffer.write(encode(record) + b"\n")
+        return
+    from .cli import _reachable_settings
+    from .kafka_io import produce_to
+
+    s = _reachable_settings()
+    asyncio.run(produce_to(s, s.topic(topic), [(key.encode(), encode(record))]))
+    print(f"sent to {s.topic(topic)} (key {key}); the outcome appears on signals.plans / signals.audit",
+          file=sys.stderr)
+
+
+def register(app: typer.Typer) -> None:
+    signals_app = typer.Typer(help="Signal control: configure intersections, approve plans, set modes.",
+                              no_args_is_help=True)
+    app.add_typer(signals_app, name="signals")
+
+    @signals_app.command("configure")
+    def configure(
+        model: Annotated[Path, typer.Argument(help="Intersection model JSON (schema leitstand.intersection/1).")],
+        controller: Annotated[str, typer.Option(help="fixed, webster, maxpressure, ...")] = "webster",
+        mode: Annotated[str, typer.Option(help="automatic, advisory or off.")] = "advisory",
+        session: Annotated[str, typer.Option(help="A new session restarts the control loop.")] = "default",
+        approval_timeout: Annotated[float, typer.Option(help="Seconds a proposal waits for approval.")] = 120.0,
+        param: Annotated[Optional[list[str]], typer.Option(help="Controller parameter NAME=NUMBER (repeatable).")] = None,
+        dry_run: DryRun = False,
+    ) -> None:
+        """Publish an intersection's control config on signals.config."""
+        if mode not in MODES:
+            raise CliError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+        rec = config_record(model, controller=controller, mode=mode, session=session,
+                            approval_timeout_s=approval_timeout, params=parse_params(param or []))
+        _publish("signals.config", rec.intersection_id, rec, dry_run)
+
+    @signals_app.command("approve")
+    def approve(intersection: str, plan_id: str, actor: Actor, dry_run: DryRun = False) -> None:
+        """Approve a pending plan (advisory mode)."""
+        _publish("signals.approvals", intersection, command_record(intersection, "approve", actor, plan_id=plan_id), dry_run)
+
+    @signals_app.command("reject")
+    def reject(intersection: str, plan_id: str, actor: Actor,
+               reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
+               dry_run: DryRun = False) -> None:
+        """Reject a pending plan (advisory mode)."""
+        _publish("signals.approvals", intersection,
+                 command_record(intersection, "reject", actor, plan_id=plan_id, reason=reason), dry_run)
+
+    @signals_app.command("mode")
+    def set_mode(intersection: str, mode: str, actor: Actor,
+                 reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
+                 dry_run: DryRun = False) -> None:
+        """Set an intersection's mode: automatic, advisory or off."""
+        _publish("signals.approvals", intersection,
+                 command_record(intersection, "set_mode", actor, mode=mode, reason=reason), dry_run)
+
+    @signals_app.command("pending")
+    def pending(url: Annotated[str, typer.Option(help="A control worker's HTTP address.")] = "http://127.0.0.1:6066") -> None:
+        """List the pending proposals a control worker holds (JSON lines)."""
+        try:
+            with urllib.request.urlopen(f"{url.rstrip('/')}/signals/plans?status=pending", timeout=5) as r:  # noqa: S310
+                body: dict[str, Any] = json.loads(r.read())
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise CliError(f"no answer from {url}: {exc}") from None
+        for p in body.get("plans", []):
+            print(json.dumps(p))

@@ -1,0 +1,172 @@
+"""Advisory signal control end to end through a real broker and a `control` worker, both brokers.
+
+A config puts K101 in advisory mode (Webster, recomputed every cycle). Frames make the
+controller propose a plan; an operator approves it over HTTP and the signal drives it; the next
+proposal nobody approves expires; a mode change over HTTP and a refused command land in
+``signals.audit`` with who and when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from streams.kafka_io import ensure_topics
+from streams.stack import WorkerProcess, free_port, settings_env
+
+from .test_alarm_lifecycle import _http, _send, _wait_for
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "signal-token"
+MODEL = json.loads((Path(__file__).resolve().parents[2] / "signals" / "examples" / "k101_four_arm.json").read_text())
+COUNTS = {"N_in": 1, "S_in": 1, "N_left": 0, "S_left": 1, "E_in": 1, "W_in": 1}
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
+
+
+def _frames(t0: float, rng: range, iid: str = "K101") -> list[dict]:
+    return [{"schema_version": 1, "event_time": _iso(t0 + 5 * i), "intersection_id": iid, "interval_s": 5.0,
+             "detectors": [{"detector_id": k, "count": v, "occupancy": 0.1} for k, v in COUNTS.items()]}
+            for i in rng]
+
+
+def _drives(plans: list[dict]) -> list[dict]:
+    return [p for p in plans if p["status"] in ("active", "fallback", "fixed")]
+
+
+@pytest.mark.parametrize("role", ["control", "all"])
+def test_advisory_mode_end_to_end(broker, settings_for, tmp_path: Path, role: str) -> None:
+    s = settings_for(broker, api_token=TOKEN)
+    asyncio.run(ensure_topics(s))
+    env = settings_env({"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix,
+                        "app_id": s.app_id, "data_dir": s.data_dir, "api_token": TOKEN, "worker_role": role})
+    web_port = free_port()
+    worker = WorkerProcess(env, tmp_path / "worker.log", web_port)
+    worker.start(timeout_s=90)
+    base = f"http://127.0.0.1:{web_port}"
+    t0 = time.time() - 600.0  # event time of the first frame; frames run 5 s apart, faster than real time
+    try:
+        config = {"schema_version": 1, "event_time": _iso(t0), "intersection_id": "K101", "model": MODEL,
+                  "controller": "webster", "mode": "advisory", "session": "it-run", "approval_timeout_s": 60.0,
+                  "params": {"recompute_every_cycles": 1}}
+        asyncio.run(_send(s, "signals.config", [config], "intersection_id"))
+        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(1), "K999") + _frames(t0, range(25)),
+                          "intersection_id"))
+
+        # every frame of K101 gets exactly one drive reply (the fixed program); one proposal waits
+        plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 25, 30)
+        drives = _drives(plans)
+        assert len(drives) == 25 and {d["intersection_id"] for d in drives} == {"K101"}  # K999 is ignored
+        assert all(d["status"] == "fixed" and d["mode"] == "advisory" and d["session"] == "it-run" for d in drives)
+        [first] = [p for p in plans if p["status"] == "pending"]
+        assert first["controller"] == "webster" and first["expires_at_s"] == pytest.approx(first["time_s"] + 60.0)
+        assert [(p["stage"], p["green_s"]) for p in first["phases"]] != [(p["stage"], p["green_s"]) for p in MODEL["fixed_plan"]]
+        status, listed = _http("GET", f"{base}/signals/plans?status=pending")
+        assert status == 200 and [p["plan_id"] for p in listed["plans"]] == [first["plan_id"]]
+
+        # the API's refusals
+        approve = f"{base}/signals/K101/plans/{quote(first['plan_id'])}/approve"
+        assert _http("POST", approve, body={"actor": "x"})[0] == 401
+        assert _http("POST", f"{base}/signals/K101/plans/K101@1~nothing/approve", token=TOKEN)[0] == 404
+        assert _http("POST", f"{base}/signals/K999/mode", token=TOKEN, body={"mode": "off"})[0] == 404
+        assert _http("POST", f"{base}/signals/K101/mode", token=TOKEN, body={"mode": "manual"})[0] == 400
+
+        # approve it: the command goes through signals.approvals, the agent applies it
+        status, answer = _http("POST", approve, token=TOKEN, body={"actor": "operator-7"})
+        assert status == 202, answer
+        plans = _wait_for(s, "signals.plans", lambda rs: any(p["status"] == "approved" for p in rs), 20)
+        assert [p["plan_id"] for p in plans if p["status"] == "approved"] == [first["plan_id"]]
+
+        # more frames: the approved plan drives; the next proposal nobody approves expires
+        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25, 56)), "intersection_id"))
+        plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 56, 30)
+        later = _drives(plans)[25:]
+        assert later[0]["status"] == "active" and later[0]["plan_id"] == first["plan_id"] and later[0]["changed"]
+        assert later[0]["phases"] == first["phases"]
+        assert all(d["plan_id"] == first["plan_id"] for d in later)
+        proposals = [p for p in plans if p["status"] == "pending"]
+        assert len(proposals) == 2
+        second = proposals[1]
+        assert [p["status"] for p in plans if p["plan_id"] == second["plan_id"]] == ["pending", "expired"]
+        assert _http("POST", f"{base}/signals/K101/plans/{quote(second['plan_id'])}/approve", token=TOKEN)[0] == 404
+
+        # a command the agent refuses (the plan expired) is audited, not lost
+        late = {"schema_version": 1, "event_time": _iso(time.time()), "intersection_id": "K101", "action": "approve",
+                "plan_id": second["plan_id"], "actor": "operator-8"}
+        asyncio.run(_send(s, "signals.approvals", [late], "intersection_id"))
+        status, answer = _http("POST", f"{base}/signals/K101/mode", token=TOKEN,
+                               body={"mode": "automatic", "reason": "rush hour", "actor": "operator-7"})
+        assert status == 202, answer
+        audit = _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "mode_changed" for a in rs), 20)
+        actions = [(a["action"], a["actor"]) for a in audit]
+        assert actions[:2] == [("control_started", "config"), ("plan_proposed", "webster")]
+        approved = [a for a in audit if a["action"] == "plan_approved"]
+        assert [(a["actor"], a["detail"]["plan"]) for a in approved] == [("operator-7", first["plan_id"])]
+        assert "requested_at" in approved[0]["detail"]
+        assert ("plan_expired", "timer") in actions
+        [refused] = [a for a in audit if a["action"] == "command_refused"]
+        assert refused["actor"] == "operator-8" and "no pending plan" in refused["detail"]["reason"]
+        [mode] = [a for a in audit if a["action"] == "mode_changed"]
+        assert mode["actor"] == "operator-7" and mode["detail"]["previous"] == "advisory"
+        assert mode["detail"]["mode"] == "automatic" and mode["detail"]["reason"] == "rush hour"
+        assert all(a["session"] == "it-run" for a in audit)
+        metrics = worker.metrics()
+        assert metrics["leitstand_signal_frames_unconfigured_total"] == 1.0
+        assert metrics['leitstand_signal_commands_total{action="approve",outcome="refused"}'] == 1.0
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.log_tail()
+
+
+def test_a_restarted_worker_rebuilds_control_from_its_table(broker, settings_for, tmp_path: Path) -> None:
+    """The config and an operator's mode survive a restart (the table); pending proposals expire."""
+    s = settings_for(broker, api_token=TOKEN)
+    asyncio.run(ensure_topics(s))
+    env = settings_env({"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix,
+                        "app_id": s.app_id, "data_dir": s.data_dir, "api_token": TOKEN, "worker_role": "control"})
+    web_port = free_port()
+    base = f"http://127.0.0.1:{web_port}"
+    t0 = time.time() - 600.0
+    config = {"schema_version": 1, "event_time": _iso(t0), "intersection_id": "K101", "model": MODEL,
+              "controller": "webster", "mode": "advisory", "session": "restart-run", "approval_timeout_s": 600.0,
+              "params": {"recompute_every_cycles": 1}}
+    worker = WorkerProcess(env, tmp_path / "worker.log", web_port)
+    worker.start(timeout_s=90)
+    try:
+        asyncio.run(_send(s, "signals.config", [config], "intersection_id"))
+        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25)), "intersection_id"))
+        plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 25, 30)
+        [pending] = [p for p in plans if p["status"] == "pending"]
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+
+    worker = WorkerProcess(env, tmp_path / "worker2.log", web_port)
+    worker.start(timeout_s=90)
+    try:
+        assert _http("GET", f"{base}/signals/plans")[1]["count"] == 0
+        # the table knows K101 before any frame arrives: a mode change is accepted
+        status, answer = _http("POST", f"{base}/signals/K101/mode", token=TOKEN,
+                               body={"mode": "off", "reason": "after restart", "actor": "operator-7"})
+        assert status == 202, answer
+        # restoring expired the stale proposal; the command was applied at the restored clock
+        audit = _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "mode_changed" for a in rs), 20)
+        tail = [(a["action"], a["actor"]) for a in audit][-3:]
+        assert tail == [("plan_expired", "restart"), ("control_restored", "restart"), ("mode_changed", "operator-7")]
+        # (commands and frames are different topics: only after the command was applied is the
+        # next frame sure to see it)
+        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25, 27)), "intersection_id"))
+        plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 27, 30)
+        assert [p["status"] for p in plans if p["plan_id"] == pending["plan_id"]] == ["pending", "expired"]
+        assert [(d["status"], d["mode"]) for d in _drives(plans)[25:]] == [("fixed", "off")] * 2
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.log_tail()
