@@ -13,16 +13,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from signals.explain import StageDecision
 from signals.sumo_net import SumoSignals
-from simulators.sumo_loop import SIM_EPOCH, Scenario, ScenarioError, config_records
+from simulators.sumo_loop import Scenario, ScenarioError, config_records
 from streams import topics
-from streams.kafka_io import producer
-from streams.records import IntersectionFrame, SignalPlanMessage, encode
+from streams.kafka_io import ensure_topics, producer
+from streams.records import IntersectionFrame, SignalAuditMessage, SignalPlanMessage, encode
 from streams.settings import Settings
 from streams.signal_codec import decision_from_message
 
@@ -45,27 +46,72 @@ class KafkaSource:
         self.messages = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str) -> None:
+    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str,
+              epoch_s: float) -> None:
         self._session = session
-        self._loop.run_until_complete(self._start(signals, controller, session))
+        at = datetime.fromtimestamp(epoch_s + scenario.begin_s, tz=UTC)
+        self._loop.run_until_complete(self._start(signals, controller, session, at))
 
-    async def _start(self, signals: Mapping[str, SumoSignals], controller: str, session: str) -> None:
-        from aiokafka import AIOKafkaConsumer
+    async def _start(self, signals: Mapping[str, SumoSignals], controller: str, session: str, at: datetime) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
 
         s = self.settings
         self._producer = producer(s, linger_ms=0)
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
-            s.topic(topics.SIGNALS_PLANS), bootstrap_servers=s.kafka_bootstrap_servers, group_id=None,
-            auto_offset_reset="latest", enable_auto_commit=False, fetch_max_wait_ms=20, **s.kafka_client_options(),
+            bootstrap_servers=s.kafka_bootstrap_servers, group_id=None, enable_auto_commit=False,
+            fetch_max_wait_ms=20, **s.kafka_client_options(),
         )
         await self._consumer.start()
-        # pin the start position before anything of this session is published
-        await self._consumer.seek_to_end()
-        for tp in self._consumer.assignment():
+        plans_topic, audit_topic = s.topic(topics.SIGNALS_PLANS), s.topic(topics.SIGNALS_AUDIT)
+        await ensure_topics(s)  # idempotent: a fresh broker needs the catalogue before the worker answers
+        tps = []
+        for topic in (plans_topic, audit_topic):
+            partitions = None
+            for _ in range(50):  # a topic just created takes a moment to appear in the metadata
+                # fresh cluster metadata (the consumer's own cache learns new topics only later)
+                cluster = await self._consumer._client.fetch_all_metadata()
+                partitions = cluster.partitions_for_topic(topic)
+                if partitions:
+                    break
+                await asyncio.sleep(0.2)
+            if not partitions:
+                raise ScenarioError(f"topic {topic} does not exist: create the topics first (leitstand topics create)")
+            tps += [TopicPartition(topic, p) for p in sorted(partitions)]
+        # assign explicitly and pin the end before anything of this session is published, so
+        # no reply can slip past between subscribing and the first frame
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_end(*tps)
+        for tp in tps:
             await self._consumer.position(tp)
-        for cfg in config_records(signals, controller, session, SIM_EPOCH, mode=self.mode):
+        for cfg in config_records(signals, controller, session, at, mode=self.mode):
             await self._producer.send_and_wait(s.topic(topics.SIGNALS_CONFIG), encode(cfg), key=cfg.intersection_id.encode())
+        # the agent reads configs and frames from different topics: a frame that overtook its
+        # config would be ignored, so the first frame waits until every controller has started
+        started: set[str] = set()
+        deadline = time.monotonic() + self.first_reply_timeout_s
+        decoder = msgspec.json.Decoder(SignalAuditMessage)
+        while started != set(signals):
+            if time.monotonic() > deadline:
+                raise ScenarioError(
+                    f"no worker started control of {', '.join(sorted(set(signals) - started))} within "
+                    f"{self.first_reply_timeout_s:g} s: is a worker with the control role running against "
+                    f"{s.kafka_bootstrap_servers} (leitstand worker)?")
+            batch = await self._consumer.getmany(timeout_ms=500)
+            for tp, records in batch.items():
+                if tp.topic != audit_topic:
+                    continue
+                for rec in records:
+                    try:
+                        entry = decoder.decode(rec.value)
+                    except msgspec.DecodeError:
+                        continue
+                    if entry.session != session:
+                        continue
+                    if entry.action == "config_refused":
+                        raise ScenarioError(f"the worker refused {entry.intersection_id}: {entry.detail.get('reason')}")
+                    if entry.action == "control_started":
+                        started.add(entry.intersection_id)
 
     def close(self) -> None:
         async def stop() -> None:
@@ -100,7 +146,9 @@ class KafkaSource:
                     f"no decision for {', '.join(missing)} within {timeout:g} s: is a worker with the control "
                     f"role running against {s.kafka_bootstrap_servers} (leitstand worker)?")
             batch = await self._consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
-            for records in batch.values():
+            for tp, records in batch.items():
+                if tp.topic != self.settings.topic(topics.SIGNALS_PLANS):
+                    continue
                 for rec in records:
                     self.messages += 1
                     try:

@@ -36,8 +36,17 @@ from signals.timeline import SignalState
 from streams.records import DetectorReading, IntersectionConfig, IntersectionFrame
 from streams.signal_codec import decision_from_message, observation_from_frame, plan_message
 
-#: simulation second 0 as an event time (a Monday): frames carry real timestamps like field data
-SIM_EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def sim_epoch(begin_s: float, now: float | None = None) -> float:
+    """Epoch seconds of simulation second 0: the scenario's begin is the current whole minute.
+
+    Frames carry real timestamps like field data, and close enough to the wall clock that a
+    worker's clock-skew check accepts them; whole seconds keep every step time exact.
+    """
+    wall = time.time() if now is None else now
+    return float(int(wall // 60) * 60) - float(int(begin_s))
+
 APPROACH_M = 75.0
 CHAR = {SignalState.GREEN: "G", SignalState.YELLOW: "y", SignalState.RED: "r", SignalState.RED_YELLOW: "u"}
 
@@ -89,7 +98,8 @@ def read_scenario(sumocfg: str | Path) -> Scenario:
 class DecisionSource(Protocol):
     """Where decisions come from: in-process control, or the broker and a running worker."""
 
-    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str) -> None: ...
+    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str,
+              epoch_s: float) -> None: ...
 
     def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]: ...
 
@@ -105,7 +115,8 @@ class InProcessSource:
         self.controls: dict[str, IntersectionControl] = {}
         self.session = ""
 
-    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str) -> None:
+    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str,
+              epoch_s: float) -> None:
         self.session = session
         self.controls = {tid: IntersectionControl(s.intersection, controller, self.mode,  # type: ignore[arg-type]
                                                   **self.params)
@@ -214,7 +225,8 @@ def run(sumocfg: str | Path, controller: str, seed: int, source: DecisionSource 
             "--duration-log.disable", "true",
         ])
         try:
-            source.start(scenario, signals, controller, session)
+            epoch = sim_epoch(scenario.begin_s)
+            source.start(scenario, signals, controller, session, epoch)
             adapters = {tid: StageAdapter(s.intersection) for tid, s in signals.items()}
             monitors = {tid: SafetyMonitor(s.intersection) for tid, s in signals.items()}
             shown: dict[str, str] = {}
@@ -222,9 +234,9 @@ def run(sumocfg: str | Path, controller: str, seed: int, source: DecisionSource 
             teleports = 0
             t = traci.simulation.getTime()
             while t < scenario.end_s - 1e-9:
-                frames = [_frame(traci, tid, detectors[tid], t, step_s) for tid in signals]
+                frames = [_frame(traci, tid, detectors[tid], epoch + t, step_s) for tid in signals]
                 decisions = source.decide(frames)
-                clock = SIM_EPOCH.timestamp() + t  # decisions are timed in epoch seconds, like field data
+                clock = epoch + t  # decisions are timed in epoch seconds, like field data
                 for tid, s in signals.items():
                     states = adapters[tid].step(decisions[tid], clock)
                     monitors[tid].observe(t, states)
@@ -250,7 +262,7 @@ def run(sumocfg: str | Path, controller: str, seed: int, source: DecisionSource 
     )
 
 
-def _frame(traci, tid: str, detectors: Mapping[str, tuple[str, str]], t: float, step_s: float) -> IntersectionFrame:
+def _frame(traci, tid: str, detectors: Mapping[str, tuple[str, str]], clock: float, step_s: float) -> IntersectionFrame:
     readings = []
     area, loop = traci.lanearea, traci.inductionloop
     for det, (e2, e1) in detectors.items():
@@ -263,12 +275,8 @@ def _frame(traci, tid: str, detectors: Mapping[str, tuple[str, str]], t: float, 
             queue_veh=float(area.getJamLengthVehicle(e2)),
             vehicles=float(area.getLastStepVehicleNumber(e2)),
         ))
-    return IntersectionFrame(schema_version=1, event_time=_event_time(t), intersection_id=tid,
+    return IntersectionFrame(schema_version=1, event_time=datetime.fromtimestamp(clock, tz=UTC), intersection_id=tid,
                              interval_s=step_s, detectors=readings)
-
-
-def _event_time(t: float) -> datetime:
-    return datetime.fromtimestamp(SIM_EPOCH.timestamp() + t, tz=UTC)
 
 
 def _state_string(s: SumoSignals, states: Mapping[str, SignalState], adapter: StageAdapter) -> str:

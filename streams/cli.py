@@ -194,7 +194,7 @@ def _reachable_settings() -> Settings:
 def worker_cmd(
     web_port: Annotated[Optional[int], typer.Option(help="Port of the worker's HTTP endpoints (/ready, /metrics).")] = None,
     table_store: Annotated[Optional[str], typer.Option(help="memory:// or rocksdb://")] = None,
-    role: Annotated[Optional[str], typer.Option(help="all (default), critical (camera events, alarms, notifier, API) or telemetry (frames, water readings).")] = None,
+    role: Annotated[Optional[str], typer.Option(help="all (default), critical (camera events, alarms, notifier, API), telemetry (frames, water readings) or control (signal control, signals API).")] = None,
 ) -> None:
     """Run the stream-processing worker with every agent.
 
@@ -302,6 +302,8 @@ from . import cli_forecast  # noqa: E402
 cli_forecast.register(app, bench_app)
 from . import cli_sumo  # noqa: E402
 cli_sumo.register(app, bench_app)
+from . import cli_signals  # noqa: E402
+cli_signals.register(app)
 
 
 def main() -> None:

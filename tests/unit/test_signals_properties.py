@@ -168,7 +168,7 @@ def oracle_violations(x: Intersection, plan: SignalPlan, tl: SignalTimeline) -> 
 
 
 @PROPS
-@given(x=intersections(), name=st.sampled_from(["fixed", "webster", "maxpressure"]),
+@given(x=intersections(), name=st.sampled_from(["fixed", "webster", "maxpressure", "leitstand"]),
        seq=st.lists(st.lists(readings, min_size=1, max_size=6), min_size=20, max_size=120))
 def test_accepted_controller_output_violates_no_constraint(x: Intersection, name: str, seq) -> None:
     validator = SafetyValidator(x)
