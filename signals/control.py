@@ -105,6 +105,8 @@ class IntersectionControl:
         self.pending: dict[str, PlanRecord] = {}
         self._audit: list[AuditEntry] = []
         self.rejections = 0
+        #: the last decision the gate judged and its outcome (controllers repeat themselves)
+        self._admitted: tuple[tuple[object, ...], object] | None = None
 
     # -- observations ------------------------------------------------------------------------------
     def on_observation(self, obs: DetectorObservation) -> ControlStep:
@@ -117,9 +119,14 @@ class IntersectionControl:
             decision = self._controller.decide(obs)
             if self._gate is None:
                 self._gate = SafetyGate(self._validator, self._fixed_decision(obs))
-            outcome = self._gate.admit(decision)
+            key = (decision.plan, decision.origin_s, decision.explanation)
+            if self._admitted is not None and self._admitted[0] == key:
+                outcome, fresh = self._admitted[1], False  # the same decision again: judged already
+            else:
+                outcome, fresh = self._gate.admit(decision), True
+                self._admitted = (key, outcome)
             violations = tuple(str(v) for v in outcome.report.violations)
-            if not outcome.accepted:
+            if not outcome.accepted and fresh:
                 self.rejections += 1
                 self._log(now, "decision_rejected", "validator", plan=plan_id(decision), violations=list(violations))
             # a controller repeats its decision every frame (and a cyclic plan every cycle with a

@@ -93,7 +93,7 @@ def _publish(topic: str, key: str, record: msgspec.Struct, dry_run: bool) -> Non
 
 
 def register(app: typer.Typer) -> None:
-    signals_app = typer.Typer(help="Signal control: configure intersections, approve plans, set modes.",
+    signals_app = typer.Typer(help="Signal control: configure, approve, reject, set modes.",
                               no_args_is_help=True)
     app.add_typer(signals_app, name="signals")
 

@@ -9,6 +9,7 @@ Changes are bounded per recomputation so drivers and the downstream coordination
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 from signals.controllers.base import DetectorObservation
@@ -71,8 +72,11 @@ class WebsterController:
         x = self.intersection
         flows = {lid: c * 3600.0 / self._measured_s for lid, c in self._counts.items()}
         ratios = []
-        for stage_id in self._sequence:
-            groups = x.stage(stage_id).groups
+        n = len(self._sequence)
+        for i, stage_id in enumerate(self._sequence):
+            # only the groups a stage starts are critical for it: a protected-turn stage that
+            # continues groups already green (SUMO's left-turn phases) must not count them twice
+            groups = x.stage(stage_id).groups - x.stage(self._sequence[i - 1]).groups if n > 1 else x.stage(stage_id).groups
             ys = [flows.get(la.id, 0.0) / la.saturation_flow_vph for la in x.lanes if la.group in groups]
             ratios.append(max(ys, default=0.0))
         big_y = sum(ratios)
@@ -91,6 +95,10 @@ class WebsterController:
             g = min(max(g, x.stage_green_floor_s(stage_id)), x.stage(stage_id).max_green_s)
             greens.append(g)
         greens = [round(g, 1) for g in self._fit_cycle(greens, lost)]
+        over = sum(greens) + lost - x.cycle_max_s
+        if over > 0:  # rounding pushed the cycle past its bound: take it from the longest green
+            k = max(range(len(greens)), key=lambda i: greens[i])
+            greens[k] = math.floor((greens[k] - over) * 10) / 10
         plan = SignalPlan(tuple(StagePhase(s, g) for s, g in zip(self._sequence, greens)))
         new_cycle_s = sum(greens) + sum(transition_times(x, plan))
         inputs = {"Y": round(big_y, 3), "C0_s": round(c0, 1), "cycle_s": round(new_cycle_s, 1), "L_s": lost}
