@@ -183,7 +183,7 @@ class IntersectionControl:
         return approved, tuple(self._take_audit())
 
     def reject(self, pid: str, actor: str, at_s: float, reason: str = "") -> tuple[PlanRecord, tuple[AuditEntry, ...]]:
-        proposal = self._pending_or_raise(pid, at_s)
+        self._pending_or_raise(pid, at_s)  # refuses unknown, decided or expired plans
         record = self._retire(pid, "rejected", at_s, actor, reason)
         return record, tuple(self._take_audit())
 

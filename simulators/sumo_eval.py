@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from simulators.sumo_loop import InProcessSource, RunResult, run
+from simulators.sumo_loop import InProcessSource, run
 from signals.controllers import CONTROLLERS
 
 SUMMED = ("trips", "unfinished", "teleports", "safety_violations", "rejected_decisions")
