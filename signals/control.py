@@ -25,10 +25,10 @@ from typing import Any, Literal
 
 from signals.controllers import DetectorObservation, FixedTimeController, make_controller
 from signals.controllers.base import Controller
-from signals.explain import Explanation, StageDecision
+from signals.explain import StageDecision
 from signals.model import Intersection
 from signals.timeline import build_timeline
-from signals.validator import SafetyGate, SafetyValidator
+from signals.validator import GateOutcome, SafetyGate, SafetyValidator
 
 Mode = Literal["automatic", "advisory", "off"]
 MODES: tuple[str, ...] = ("automatic", "advisory", "off")
@@ -98,7 +98,6 @@ class IntersectionControl:
         self._controller: Controller = make_controller(controller, intersection, **params)
         self._gate: SafetyGate | None = None
         self._fixed = FixedTimeController(intersection)
-        self._fixed_cycle_s = build_timeline(intersection, intersection.fixed_plan).duration_s
         self._drive: PlanRecord | None = None
         self._approved: PlanRecord | None = None
         self._last_decision: StageDecision | None = None
@@ -106,7 +105,7 @@ class IntersectionControl:
         self._audit: list[AuditEntry] = []
         self.rejections = 0
         #: the last decision the gate judged and its outcome (controllers repeat themselves)
-        self._admitted: tuple[tuple[object, ...], object] | None = None
+        self._admitted: tuple[tuple[object, ...], GateOutcome] | None = None
 
     # -- observations ------------------------------------------------------------------------------
     def on_observation(self, obs: DetectorObservation) -> ControlStep:
@@ -247,7 +246,3 @@ class IntersectionControl:
     def _take_audit(self) -> list[AuditEntry]:
         out, self._audit = self._audit, []
         return out
-
-
-def explanation_of(record: PlanRecord) -> Explanation:
-    return record.decision.explanation
