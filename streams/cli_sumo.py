@@ -180,8 +180,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             base = rows["fixed"]["delay_mean"]
             out["scenarios"][sc.stem] = {
                 n: {"delay_mean": r["delay_mean"], "ratio_to_fixed": round(r["delay_mean"] / base, 3),
-                    "delay_per_seed": r["delay_per_seed"], "unfinished": r["unfinished"],
-                    "safety_violations": r["safety_violations"], "wall_s": r["wall_s"]}
+                    "delay_per_seed": r["delay_per_seed"], "unfinished": r["unfinished"], "teleports": r["teleports"],
+                    "safety_violations": r["safety_violations"], "rejected_decisions": r["rejected_decisions"],
+                    "wall_s": r["wall_s"]}
                 for n, r in rows.items()
             }
             print(f"{sc.stem}: " + ", ".join(f"{n} {r['delay_mean']:.1f} s" for n, r in rows.items()), file=sys.stderr)
