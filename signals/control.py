@@ -136,7 +136,8 @@ class IntersectionControl:
                 status: PlanStatus = "active" if outcome.accepted else "fallback"
                 drive = PlanRecord(plan_id(outcome.applied), outcome.applied, self.mode, status, violations)
             else:
-                if new and outcome.accepted and not self._same_plan(decision, self._advisory_drive(obs).decision):
+                drive = self._advisory_drive(obs)
+                if new and outcome.accepted and not self._same_plan(decision, drive.decision):
                     proposal = PlanRecord(plan_id(decision), decision, "advisory", "pending",
                                           expires_at_s=now + self.approval_timeout_s)
                     if proposal.plan_id not in self.pending:
@@ -144,7 +145,6 @@ class IntersectionControl:
                         proposals.append(proposal)
                         self._log(now, "plan_proposed", decision.controller, plan=proposal.plan_id,
                                   rule=decision.explanation.rule)
-                drive = self._advisory_drive(obs)
         changed = self._drive is None or (drive.decision.plan, drive.decision.origin_s, drive.status) != (
             self._drive.decision.plan, self._drive.decision.origin_s, self._drive.status)
         self._drive = drive

@@ -28,6 +28,8 @@ from streams.settings import Settings
 from streams.signal_codec import decision_from_message
 
 DRIVE_STATUSES = frozenset({"active", "fallback", "fixed"})
+PLAN_DECODER = msgspec.json.Decoder(SignalPlanMessage)
+AUDIT_DECODER = msgspec.json.Decoder(SignalAuditMessage)
 
 
 class KafkaSource:
@@ -90,7 +92,6 @@ class KafkaSource:
         # config would be ignored, so the first frame waits until every controller has started
         started: set[str] = set()
         deadline = time.monotonic() + self.first_reply_timeout_s
-        decoder = msgspec.json.Decoder(SignalAuditMessage)
         while started != set(signals):
             if time.monotonic() > deadline:
                 raise ScenarioError(
@@ -103,7 +104,7 @@ class KafkaSource:
                     continue
                 for rec in records:
                     try:
-                        entry = decoder.decode(rec.value)
+                        entry = AUDIT_DECODER.decode(rec.value)
                     except msgspec.DecodeError:
                         continue
                     if entry.session != session:
@@ -137,7 +138,6 @@ class KafkaSource:
         out: dict[str, StageDecision] = {}
         timeout = self.first_reply_timeout_s if self._answered == 0 else self.reply_timeout_s
         deadline = time.monotonic() + timeout
-        decoder = msgspec.json.Decoder(SignalPlanMessage)
         while len(out) < len(want):
             left = deadline - time.monotonic()
             if left <= 0:
@@ -152,7 +152,7 @@ class KafkaSource:
                 for rec in records:
                     self.messages += 1
                     try:
-                        msg = decoder.decode(rec.value)
+                        msg = PLAN_DECODER.decode(rec.value)
                     except msgspec.DecodeError:
                         continue
                     if (msg.session != self._session or msg.status not in DRIVE_STATUSES

@@ -125,8 +125,9 @@ class InProcessSource:
     def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
         out = {}
         for frame in frames:
-            step = self.controls[frame.intersection_id].on_observation(observation_from_frame(frame))
-            msg = plan_message(step.drive, self.session, changed=step.changed, now_s=observation_from_frame(frame).time_s)
+            obs = observation_from_frame(frame)
+            step = self.controls[frame.intersection_id].on_observation(obs)
+            msg = plan_message(step.drive, self.session, changed=step.changed, now_s=obs.time_s)
             out[frame.intersection_id] = decision_from_message(msg)
         return out
 

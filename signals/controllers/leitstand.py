@@ -67,14 +67,9 @@ class LeitstandController(MaxPressureController):
     def decide(self, observation: DetectorObservation) -> StageDecision:
         x = self.intersection
         now = observation.time_s
-        if self._horizon_s is None:
-            return super().decide(observation)
-        if now + max(observation.interval_s, 0.0) + EPS < self._horizon_s and self._last is not None:
-            return self._last
-        if now > self._horizon_s + EPS:
-            last = self._phases[-1]
-            self._phases[-1] = type(last)(last.stage, last.green_s + now - self._horizon_s)
-            self._horizon_s = now
+        repeat = self._not_due(observation)
+        if repeat is not None:
+            return repeat
         cur = self._phases[-1]
         waits = self.waits()
         value = {st.id: {d: self._lane_value(observation, d, ex) for d, ex in self._serves[st.id].items()}
@@ -88,12 +83,13 @@ class LeitstandController(MaxPressureController):
             wait = max((waits[g] for g in x.stage(stage_id).groups - x.stage(cur.stage).groups), default=0.0)
             return fresh * (1.0 + wait / self.wait_scale_s)
 
-        others = sorted((s.id for s in x.stages if s.id != cur.stage), key=lambda s: (-gain(s), s))
+        gains = {s.id: gain(s.id) for s in x.stages if s.id != cur.stage}
+        others = sorted(gains, key=lambda s: (-gains[s], s))
         best = others[0]
         stranded = sum(v for d, v in mine.items() if d not in value[best])
-        inputs = {f"gain.{s}": round(gain(s), 2) for s in others}
+        inputs = {f"gain.{s}": round(gains[s], 2) for s in others}
         inputs |= {"stranded": round(stranded, 2), "green_s": cur.green_s}
-        pays = gain(best) > self.stranded_weight * stranded + self.switch_cost_veh
+        pays = gains[best] > self.stranded_weight * stranded + self.switch_cost_veh
         if can_hold and not pays and self._wait_safe(cur.stage, waits):
             rule = "serve_while_it_pays" if stranded > 0 else "rest_in_green"
             chosen = cur.stage
@@ -106,15 +102,13 @@ class LeitstandController(MaxPressureController):
                             "switch_pays" if s == best and pays else "max_wait_guard")
                     break
             if chosen is None:
-                urgent = max(waits, key=lambda g: waits[g] - x.group_max_wait_s(g))
-                options = [s.id for s in x.stages if urgent in s.groups and (s.id != cur.stage or can_hold)]
-                chosen = options[0] if options else best
+                chosen, urgent = self._emergency([s.id for s in x.stages], best, waits, can_hold)
                 rule = "max_wait_emergency"
                 inputs[f"wait_s.{urgent}"] = round(waits[urgent], 1)
         self._commit(chosen)
         if chosen == cur.stage:
-            effect = f"holds stage {chosen}: {stranded:.1f} vehicles still to serve, {gain(best):.1f} waiting at {best}"
+            effect = f"holds stage {chosen}: {stranded:.1f} vehicles still to serve, {gains[best]:.1f} waiting at {best}"
         else:
             effect = (f"switches {cur.stage} -> {chosen} (transition {self._last_transition_s():g} s): releases "
-                      f"{gain(chosen):.1f} weighted vehicles, strands {stranded:.1f}")
+                      f"{gains[chosen]:.1f} weighted vehicles, strands {stranded:.1f}")
         return self._emit(now, rule, inputs, effect)

@@ -62,7 +62,12 @@ class MaxPressureController:
         return out
 
     # -- the decision ---------------------------------------------------------------------------
-    def decide(self, observation: DetectorObservation) -> StageDecision:
+    def _not_due(self, observation: DetectorObservation) -> StageDecision | None:
+        """The decision to repeat when none is due yet (or the start); None when one is due.
+
+        A decision is due while the committed horizon still lies ahead of the next expected
+        observation, so the signal never overruns what the plan (and the validator) saw.
+        """
         x = self.intersection
         now = observation.time_s
         if self._horizon_s is None:
@@ -71,8 +76,6 @@ class MaxPressureController:
             self._origin_s = now
             self._horizon_s = now + self._phases[0].green_s
             return self._emit(now, "start", {}, f"starts with stage {first} for its minimum green")
-        # decide while the committed horizon still lies ahead of the next expected observation,
-        # so the signal never overruns what the plan (and the validator) saw
         if now + max(observation.interval_s, 0.0) + EPS < self._horizon_s and self._last is not None:
             return self._last
         if now > self._horizon_s + EPS:
@@ -80,6 +83,25 @@ class MaxPressureController:
             last = self._phases[-1]
             self._phases[-1] = StagePhase(last.stage, last.green_s + now - self._horizon_s)
             self._horizon_s = now
+        return None
+
+    def _emergency(self, order: list[str], fallback: str, waits: dict[str, float], can_hold: bool) -> tuple[str, str]:
+        """No action keeps every wait safe: serve the most overdue group, first in ``order``.
+
+        Returns the chosen stage and the overdue group.
+        """
+        x = self.intersection
+        cur = self._phases[-1].stage
+        urgent = max(waits, key=lambda g: waits[g] - x.group_max_wait_s(g))
+        options = [s for s in order if urgent in x.stage(s).groups and (s != cur or can_hold)]
+        return (options[0] if options else fallback), urgent
+
+    def decide(self, observation: DetectorObservation) -> StageDecision:
+        x = self.intersection
+        now = observation.time_s
+        repeat = self._not_due(observation)
+        if repeat is not None:
+            return repeat
         pressures = self.pressures(observation)
         waits = self.waits()
         cur = self._phases[-1]
@@ -105,9 +127,7 @@ class MaxPressureController:
                     rule = "max_wait_guard"
                 break
         if chosen is None:
-            urgent = max(waits, key=lambda g: waits[g] - x.group_max_wait_s(g))
-            options = [s for s in ranked if urgent in s.groups and (s.id != cur.stage or can_hold)]
-            chosen = options[0].id if options else ranked[-1].id
+            chosen, urgent = self._emergency([s.id for s in ranked], ranked[-1].id, waits, can_hold)
             rule = "max_wait_emergency"
             inputs[f"wait_s.{urgent}"] = round(waits[urgent], 1)
         self._commit(chosen)
