@@ -71,6 +71,8 @@ def _evaluate(scenario: Path, controller: str, seeds: list[int], jobs: int, via_
     from simulators.sumo_eval import evaluate
     from simulators.sumo_loop import ScenarioError
 
+    from .cli import err
+
     factory = None
     if via_kafka:
         from simulators.sumo_kafka import KafkaSource
@@ -80,19 +82,13 @@ def _evaluate(scenario: Path, controller: str, seeds: list[int], jobs: int, via_
         settings = _reachable_settings()
         factory = lambda: KafkaSource(settings)  # noqa: E731
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
-                  TimeElapsedColumn(), transient=True, disable=quiet, console=_stderr()) as progress:
+                  TimeElapsedColumn(), transient=True, disable=quiet, console=err) as progress:
         task = progress.add_task(f"{scenario.stem} · {controller}", total=len(seeds))
         try:
             return evaluate(scenario, controller, seeds, jobs=jobs, source_factory=factory,
                             on_done=lambda _r: progress.advance(task))
         except ScenarioError as exc:
             raise CliError(str(exc)) from None
-
-
-def _stderr():
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -135,6 +131,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
         from simulators.sumo_eval import bar_chart
 
+        from .cli import out
+
         names = _controllers(controllers)
         seed_list = parse_seeds(seeds)
         _scenario(scenario)
@@ -154,9 +152,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             table.add_row(r["controller"], f"{r['delay_mean']:.2f}", f"{r['ratio_to_fixed']:.3f}" if r["ratio_to_fixed"] else "-",
                           f"{r['timeloss_mean']:.2f}", f"{r['waiting_mean']:.2f}", str(r["unfinished"]),
                           str(r["safety_violations"]), f"{r['wall_s']:.1f}")
-        from rich.console import Console
-
-        Console().print(table)
+        out.print(table)
         print(f"chart: {png}")
 
     @bench_app.command("signals")
