@@ -9,12 +9,18 @@ regressors of the forecast timestamps (values known in advance: calendar, events
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
-from .metrics import coverage, mase, naive_scale, smape
+from .metrics import FIGURES, naive_scale, scores
+
+#: default bound of a backtest's work (see :func:`estimate_work`): about five minutes of the
+#: default model on one core, a few hundred MB at most; ``--max-work`` raises it
+DEFAULT_MAX_WORK = 5_000_000
+#: no forecast is longer than this many steps (11 years of hours), whatever the work limit
+MAX_HORIZON = 100_000
 
 
 @dataclass
@@ -24,21 +30,81 @@ class BacktestResult:
     model: str
     points: pd.DataFrame
     scale: float
+    #: why ``scale`` is NaN (the weekly naive's error before the first origin is 0 or unknown)
+    scale_problem: str | None = None
 
     def summary(self) -> dict[str, Any]:
-        """The figures the CLI prints; points without an observation are left out of them."""
+        """The figures the CLI prints; points without an observation are left out of them.
+
+        Every figure is a finite number or ``None``; ``not_computed`` gives the reason for
+        each ``None`` (empty when all were computed), so the JSON is always strict JSON.
+        """
         p = self.points.dropna(subset=["y"])
+        figures, reasons = scores(p["y"], p["yhat"], p["yhat_lower"], p["yhat_upper"], self.scale,
+                                  self.scale_problem)
         return {
             "model": self.model,
-            "mase": round(mase(p["y"], p["yhat"], self.scale), 4) if len(p) else None,
-            "smape": round(smape(p["y"], p["yhat"]), 3) if len(p) else None,
-            "coverage80": round(coverage(p["y"], p["yhat_lower"], p["yhat_upper"]), 4) if len(p) else None,
+            **{k: figures[k] for k in FIGURES},
             "origins": int(self.points["origin"].nunique()),
             "points": int(len(p)),
+            "not_computed": reasons,
         }
 
 
+@dataclass(frozen=True)
+class WorkEstimate:
+    """What a backtest will do, known before anything is fitted."""
+
+    origins: int
+    history_steps: int  # summed over origins: the steps each model is fitted on
+    points: int  # forecast points: origins x horizon
+    grid_steps: int  # the series on the --freq grid, from the data's start to the last forecast
+
+    @property
+    def work(self) -> int:
+        """The measure bounded by ``--max-work``: steps fitted plus steps forecast."""
+        return self.history_steps + self.points
+
+    def describe(self) -> str:
+        return (f"{self.origins:,} origins x ({self.history_steps // max(1, self.origins):,} history steps on average"
+                f" + horizon) = {self.work:,} steps of work ({self.points:,} forecast points)")
+
+
+def count_origins(first: pd.Timestamp, last: pd.Timestamp, every: pd.Timedelta) -> int:
+    """How many origins :func:`origins_between` makes, without making them."""
+    if every <= pd.Timedelta(0):
+        raise ValueError("--every must be a positive duration")
+    return 0 if last < first else int((last - first) // every) + 1
+
+
+def estimate_work(start: pd.Timestamp, end: pd.Timestamp, first: pd.Timestamp, last: pd.Timestamp,
+                  every: pd.Timedelta, step: pd.Timedelta, horizon: int,
+                  train_window: pd.Timedelta | None = None) -> WorkEstimate:
+    """The size of a rolling-origin backtest from its parameters alone (closed form, no loop).
+
+    The cost of a backtest grows with the steps each origin's model is fitted on plus the steps
+    it forecasts, and its memory with the grid of the whole series; all three follow from the
+    data's first/last time, the origins, ``every``, ``step``, ``horizon`` and the train window.
+    """
+    n = count_origins(first, last, every)
+    a = max(0, int((first - start) // step))  # history steps of the first origin
+    b = int(every // step)  # each next origin sees this many more
+    if train_window is None:
+        hist = n * a + b * n * (n - 1) // 2
+    else:
+        w = max(1, int(train_window // step))
+        if a >= w:
+            hist = n * w
+        else:
+            k = min(n, -(-(w - a) // b) if b > 0 else n)  # origins before the window is full
+            hist = k * a + b * k * (k - 1) // 2 + (n - k) * w
+    last_forecast = max(end, last + (horizon - 1) * step) if n else end
+    grid = int((last_forecast - start) // step) + 1
+    return WorkEstimate(origins=n, history_steps=hist, points=n * horizon, grid_steps=grid)
+
+
 def origins_between(first: pd.Timestamp, last: pd.Timestamp, every: pd.Timedelta) -> list[pd.Timestamp]:
+    """``first, first + every, ...`` up to ``last`` (check :func:`estimate_work` first: this is a list)."""
     if every <= pd.Timedelta(0):
         raise ValueError("--every must be a positive duration")
     out, t = [], first
@@ -51,13 +117,17 @@ def origins_between(first: pd.Timestamp, last: pd.Timestamp, every: pd.Timedelta
 def rolling_origin(series: pd.Series, origins: Iterable[pd.Timestamp], horizon: int, model: str,
                    options: dict[str, Any] | None = None, regressors: pd.DataFrame | None = None,
                    train_window: pd.Timedelta | None = None, jobs: int = 1,
-                   fit_predict_fn: Callable[..., pd.DataFrame] | None = None) -> BacktestResult:
+                   fit_predict_fn: Callable[..., pd.DataFrame] | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> BacktestResult:
     """Backtest ``model`` (a name from FORECASTER_NAMES) on a cleaned series (:func:`clean_series`).
 
     ``regressors``, if given, must cover the series' index and the forecast steps after the
     last origin. ``jobs`` > 1 fits origins in a process pool (each fit is independent).
+    Each origin's history is cut when it is fitted, not all up front, so memory holds a few
+    histories at a time, not one per origin. ``progress(done, total)`` is called after each
+    origin.
     """
-    from . import fit_predict, process_pool
+    from . import fit_predict
 
     run = fit_predict_fn or fit_predict
     options = dict(options or {})
@@ -65,34 +135,66 @@ def rolling_origin(series: pd.Series, origins: Iterable[pd.Timestamp], horizon: 
     if not origins:
         raise ValueError("no forecast origins")
     step = pd.Timedelta(series.index.freq)
-    tasks = []
-    for origin in origins:
+    observed = np.concatenate([[0], np.cumsum(series.notna().to_numpy())])  # observed values before position i
+
+    def bounds(origin: pd.Timestamp) -> tuple[int, int]:
+        """Positions of the history ``[origin - train_window, origin)`` (the index is sorted)."""
         lo = origin - train_window if train_window is not None else series.index[0]
-        hist = series[(series.index >= lo) & (series.index < origin)]
-        if hist.notna().sum() < 2:
+        return int(series.index.searchsorted(lo, "left")), int(series.index.searchsorted(origin, "left"))
+
+    for origin in origins:  # cheap checks first: a bad origin fails before any fit
+        i, j = bounds(origin)
+        if observed[j] - observed[i] < 2:
             raise ValueError(f"no history before origin {origin.isoformat()}")
-        # the model's future starts right after its history: pad the history to origin - 1 step
-        hist = hist.reindex(pd.date_range(hist.index[0], origin - step, freq=step))
-        future = pd.date_range(origin, periods=horizon, freq=step)
-        reg_hist = reg_future = None
-        if regressors is not None:
-            reg_hist, reg_future = regressors.reindex(hist.index), regressors.reindex(future)
-        tasks.append((model, hist, reg_hist, horizon, reg_future, options))
-    if jobs > 1 and len(tasks) > 1:
-        with process_pool(jobs) as pool:
-            forecasts = list(pool.map(_star, [(run, t) for t in tasks]))
-    else:
-        forecasts = [run(*t[:5], **t[5]) for t in tasks]
+
+    def tasks() -> Iterator[tuple[Any, ...]]:
+        for origin in origins:
+            i, j = bounds(origin)
+            hist = series.iloc[i:j]
+            # the model's future starts right after its history: pad the history to origin - 1 step
+            hist = hist.reindex(pd.date_range(hist.index[0], origin - step, freq=step))
+            future = pd.date_range(origin, periods=horizon, freq=step)
+            reg_hist = reg_future = None
+            if regressors is not None:
+                reg_hist, reg_future = regressors.reindex(hist.index), regressors.reindex(future)
+            yield (model, hist, reg_hist, horizon, reg_future, options)
+
     frames = []
-    for origin, fc in zip(origins, forecasts):
+    for done, (origin, fc) in enumerate(zip(origins, _forecasts(run, tasks(), len(origins), jobs)), 1):
         f = fc.copy()
         f.insert(0, "y", series.reindex(f.index).to_numpy())
         f.insert(0, "timestamp", f.index)
         f.insert(0, "origin", origin)
         frames.append(f.reset_index(drop=True))
+        if progress is not None:
+            progress(done, len(origins))
     points = pd.concat(frames, ignore_index=True)
-    scale = naive_scale(series, origins[0])
-    return BacktestResult(model=model, points=points, scale=scale)
+    try:
+        scale, problem = naive_scale(series, origins[0]), None
+    except ValueError as exc:  # MASE is undefined; the other figures still are
+        scale, problem = float("nan"), str(exc)
+    return BacktestResult(model=model, points=points, scale=scale, scale_problem=problem)
+
+
+def _forecasts(run: Callable[..., pd.DataFrame], tasks: Iterator[tuple[Any, ...]], n: int,
+               jobs: int) -> Iterator[pd.DataFrame]:
+    """Forecasts in origin order; a pool gets at most ``2 * jobs`` tasks in flight (bounded memory)."""
+    if jobs <= 1 or n <= 1:
+        for t in tasks:
+            yield run(*t[:5], **t[5])
+        return
+    from collections import deque
+
+    from . import process_pool
+
+    with process_pool(jobs) as pool:
+        pending: deque[Any] = deque()
+        for t in tasks:
+            pending.append(pool.submit(_star, (run, t)))
+            if len(pending) >= 2 * jobs:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _star(args: tuple[Callable[..., pd.DataFrame], tuple[Any, ...]]) -> pd.DataFrame:
@@ -100,8 +202,10 @@ def _star(args: tuple[Callable[..., pd.DataFrame], tuple[Any, ...]]) -> pd.DataF
     return fn(*t[:5], **t[5])
 
 
-def mase_ratio(result: BacktestResult, baseline: BacktestResult) -> float:
-    """MASE of ``result`` over that of ``baseline`` on the points both observed."""
+def mase_ratio(result: BacktestResult, baseline: BacktestResult) -> float | None:
+    """MASE of ``result`` over that of ``baseline`` on the points both observed (None: undefined)."""
     a, b = result.points, baseline.points
     keep = a["y"].notna().to_numpy() & b["y"].notna().to_numpy()
-    return float(np.mean(np.abs(a["y"][keep] - a["yhat"][keep])) / np.mean(np.abs(b["y"][keep] - b["yhat"][keep])))
+    den = float(np.mean(np.abs(b["y"][keep] - b["yhat"][keep]))) if keep.any() else 0.0
+    ratio = float(np.mean(np.abs(a["y"][keep] - a["yhat"][keep]))) / den if den > 0 else float("nan")
+    return ratio if np.isfinite(ratio) else None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -134,11 +134,36 @@ _ATTENDANCE_PROPS = ("X-EXPECTED-ATTENDANCE", "X-LEITSTAND-ATTENDANCE")
 _ATTENDANCE_TEXT = re.compile(r"(?:expected\s+)?attendance\s*[:=]\s*([\d.,' ]+)", re.IGNORECASE)
 
 
+#: events outside these years are refused: nothing forecast here lies there, and pandas' time
+#: range (1677..2262) must hold every event time plus the arrival/departure windows
+EVENT_YEARS = (1900, 2200)
+
+
+class EventProblem(ValueError):
+    """Why one VEVENT cannot be imported exactly; ``prop`` names the property at fault."""
+
+    def __init__(self, message: str, prop: str | None = None) -> None:
+        super().__init__(message)
+        self.prop = prop
+
+
 @dataclass
 class IcsImport:
     events: list[Event]
     recurring: int = 0  # events with RRULE: only their first occurrence was imported
-    skipped: list[str] = field(default_factory=list)  # why a VEVENT was left out
+    skipped: list[str] = field(default_factory=list)  # why a VEVENT was left out: "line N, event 'uid': problem"
+
+
+def resolve_zone(name: str) -> tzinfo:
+    """The IANA zone ``name`` (``UTC``, ``Europe/Berlin``); ValueError naming it otherwise."""
+    if name == "UTC":
+        return timezone.utc
+    from zoneinfo import ZoneInfo
+
+    try:
+        return ZoneInfo(name)
+    except Exception:  # ZoneInfoNotFoundError (a KeyError), ValueError, IsADirectoryError, OSError
+        raise ValueError(f"unknown time zone {name!r}") from None
 
 
 def read_ics(data: bytes | str, venues: VenueMap | None = None, default_tz: str = "UTC") -> IcsImport:
@@ -146,70 +171,189 @@ def read_ics(data: bytes | str, venues: VenueMap | None = None, default_tz: str 
 
     Attendance comes from ``X-EXPECTED-ATTENDANCE`` or an "Attendance: N" line in the
     description; the kind from CATEGORIES when it names one of :data:`EVENT_KINDS`. Times
-    without a zone are read in ``default_tz``; all-day events span their dates.
+    without a zone are read in ``default_tz``; all-day events span their dates. A TZID must be an
+    IANA zone (or a name icalendar maps to one, e.g. Windows zone names) or be defined by a
+    VTIMEZONE in the file. A VEVENT that cannot be read exactly (a broken date, an unknown TZID,
+    a negative duration, a time outside :data:`EVENT_YEARS`) is left out and listed in
+    ``skipped`` with its line and the problem: one bad event does not cost the others, and no
+    time is guessed.
     """
+    import warnings
+
     import icalendar
 
+    zone = resolve_zone(default_tz)
     try:
-        cal = icalendar.Calendar.from_ical(data)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cal = icalendar.Calendar.from_ical(data)
     except Exception as exc:  # icalendar raises ValueError and friends with long messages
         raise ValueError(f"not an iCalendar file ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})") from None
     venues = venues or VenueMap()
     result = IcsImport(events=[])
-    for comp in cal.walk("VEVENT"):
-        uid = str(comp.get("UID", "")).strip()
-        title = str(comp.get("SUMMARY", "")).strip() or None
-        label = uid or title or "VEVENT"
-        if comp.get("DTSTART") is None:
-            result.skipped.append(f"{label}: no DTSTART")
+    comps = list(cal.walk("VEVENT"))
+    blocks = _vevent_lines(data)
+    if len(blocks) != len(comps):
+        blocks = [{} for _ in comps]  # the text does not match the parse: name events by number
+    for n, (comp, lines) in enumerate(zip(comps, blocks), 1):
+        label = _text(comp, "UID") or _text(comp, "SUMMARY") or f"VEVENT #{n}"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                event, recurring = _event(comp, venues, zone)
+        except EventProblem as exc:
+            where = lines.get(exc.prop or "", lines.get("BEGIN"))
+            result.skipped.append(f"{f'line {where}, ' if where else ''}event {label[:80]!r}: {exc}")
             continue
-        start = _as_datetime(comp.decoded("DTSTART"), default_tz)
-        if comp.get("DTEND") is not None:
-            end = _as_datetime(comp.decoded("DTEND"), default_tz)
-        elif comp.get("DURATION") is not None:
-            end = start + comp.decoded("DURATION")
-        elif isinstance(comp.decoded("DTSTART"), date) and not isinstance(comp.decoded("DTSTART"), datetime):
-            end = start + timedelta(days=1)
-        else:
-            end = start
-        if end < start:
-            result.skipped.append(f"{label}: DTEND before DTSTART")
+        except (ValueError, TypeError, OverflowError, AttributeError, KeyError, IndexError) as exc:
+            where = lines.get("BEGIN")
+            result.skipped.append(f"{f'line {where}, ' if where else ''}event {label[:80]!r}: cannot be read "
+                                  f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]})")
             continue
-        if comp.get("RRULE") is not None:
-            result.recurring += 1
-        venue = venues.resolve(str(comp.get("LOCATION", "")) or None)
-        result.events.append(Event(
-            venue_id=venue.venue_id, start=start, end=end,
-            expected_attendance=_attendance(comp), affects=venue.affects,
-            event_id=slug(uid)[:64] if uid else slug(f"{venue.venue_id}-{start:%Y%m%dT%H%M}"),
-            title=title[:200] if title else None, kind=_kind(comp),
-        ))
+        result.recurring += recurring
+        result.events.append(event)
     return result
 
 
-def _as_datetime(value: date | datetime, default_tz: str) -> datetime:
+def _event(comp: Any, venues: VenueMap, zone: tzinfo) -> tuple[Event, int]:
+    """One VEVENT as an Event (and 1 if it recurs), or EventProblem naming the property."""
+    uid, title = _text(comp, "UID"), _text(comp, "SUMMARY") or None
+    start_prop = _single(comp, "DTSTART")
+    if start_prop is None:
+        raise EventProblem("no DTSTART")
+    start = _when(start_prop, "DTSTART", zone)
+    all_day = not isinstance(_dt(start_prop), datetime)
+    end_prop, dur_prop = _single(comp, "DTEND"), _single(comp, "DURATION")
+    if end_prop is not None:
+        end = _when(end_prop, "DTEND", zone)
+    elif dur_prop is not None:
+        dur = _dt(dur_prop)
+        if not isinstance(dur, timedelta):
+            raise EventProblem(f"DURATION {_raw(dur_prop)!r} is not a duration such as PT2H", "DURATION")
+        if dur < timedelta(0):
+            raise EventProblem("DURATION is negative", "DURATION")
+        try:
+            end = _in_range(start + dur, "DTSTART + DURATION", "DURATION")
+        except OverflowError:
+            raise EventProblem(f"DTSTART + DURATION lies outside the years {EVENT_YEARS[0]}..{EVENT_YEARS[1]}",
+                               "DURATION") from None
+    elif all_day:
+        end = start + timedelta(days=1)
+    else:
+        end = start
+    if end < start:
+        raise EventProblem("DTEND before DTSTART", "DTEND")
+    venue = venues.resolve(_text(comp, "LOCATION") or None)
+    event = Event(
+        venue_id=venue.venue_id, start=start, end=end,
+        expected_attendance=_attendance(comp), affects=venue.affects,
+        event_id=slug(uid)[:64] if slug(uid) else slug(f"{venue.venue_id}-{start:%Y%m%dT%H%M}"),
+        title=title[:200] if title else None, kind=_kind(comp),
+    )
+    return event, int(comp.get("RRULE") is not None)
+
+
+def _single(comp: Any, name: str) -> Any:
+    """The property, or None; a time property given twice is ambiguous and refused."""
+    prop = comp.get(name)
+    if isinstance(prop, list):
+        raise EventProblem(f"{name} appears {len(prop)} times", name)
+    return prop
+
+
+def _text(comp: Any, name: str) -> str:
+    """A text property as a string (the first, when repeated)."""
+    prop = comp.get(name)
+    if isinstance(prop, list):
+        prop = prop[0] if prop else None
+    return str(prop).strip() if prop is not None else ""
+
+
+def _dt(prop: Any) -> Any:
+    """A property's decoded value; None for a broken one (icalendar raises on ``.dt`` of those)."""
+    try:
+        return prop.dt
+    except Exception:  # BrokenCalendarProperty, AttributeError on plain text values
+        return None
+
+
+def _raw(prop: Any) -> str:
+    try:
+        return (prop.to_ical().decode("utf-8", "replace") if hasattr(prop, "to_ical") else str(prop))[:60]
+    except Exception:  # a vBroken or odd value: its text is all we need
+        return str(prop)[:60]
+
+
+def _when(prop: Any, name: str, zone: tzinfo) -> datetime:
+    """A DTSTART/DTEND as an aware datetime: its TZID's zone, or ``zone`` for a floating time/date."""
+    value = _dt(prop)
+    if not isinstance(value, date):  # vBroken text, a duration, a period or a bare time
+        raise EventProblem(f"{name} {_raw(prop)!r} is not a date or date-time", name)
     if not isinstance(value, datetime):
         value = datetime.combine(value, time())
+    tzid = getattr(prop, "params", {}).get("TZID")
     if value.tzinfo is None:
-        from zoneinfo import ZoneInfo
+        if tzid:  # icalendar found no such zone: reading it as UTC would be silently wrong
+            raise EventProblem(f"{name} has an unknown time zone TZID={str(tzid)[:60]!r} (not an IANA zone "
+                               "and no VTIMEZONE in the file defines it)", name)
+        value = value.replace(tzinfo=zone)
+    return _in_range(value, name, name)
 
-        value = value.replace(tzinfo=ZoneInfo(default_tz) if default_tz != "UTC" else timezone.utc)
+
+def _in_range(value: datetime, what: str, prop: str) -> datetime:
+    try:
+        year = value.astimezone(timezone.utc).year
+    except (OverflowError, ValueError):
+        year = value.year
+    if not EVENT_YEARS[0] <= year <= EVENT_YEARS[1] or not EVENT_YEARS[0] <= value.year <= EVENT_YEARS[1]:
+        raise EventProblem(f"{what} {value.isoformat()} lies outside the years {EVENT_YEARS[0]}..{EVENT_YEARS[1]}", prop)
     return value
+
+
+def _vevent_lines(data: bytes | str) -> list[dict[str, int]]:
+    """Per VEVENT in file order: the line of its BEGIN and of each of its own properties.
+
+    Lines count physical lines from 1 (a folded property is named by its first line), so a
+    warning points where an editor shows the problem.
+    """
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    blocks: list[dict[str, int]] = []
+    stack: list[dict[str, int] | None] = []  # open components; None for components that are not VEVENTs
+    for no, line in enumerate(text.split("\n"), 1):
+        line = line.rstrip("\r")
+        if not line or line[0] in " \t":
+            continue  # a continuation of the previous (folded) line
+        name = re.split(r"[;:]", line, maxsplit=1)[0].strip().upper()
+        value = line.split(":", 1)[1].strip().upper() if ":" in line else ""
+        if name == "BEGIN":
+            block = {"BEGIN": no} if value == "VEVENT" else None
+            if block is not None:
+                blocks.append(block)
+            stack.append(block)
+        elif name == "END":
+            if stack:
+                stack.pop()
+        elif stack and stack[-1] is not None:
+            stack[-1].setdefault(name, no)
+    return blocks
 
 
 def _attendance(comp: Any) -> int | None:
     for prop in _ATTENDANCE_PROPS:
         if comp.get(prop) is not None:
-            n = _number(str(comp.get(prop)))
+            n = _number(_text(comp, prop))
             if n is not None:
                 return n
-    m = _ATTENDANCE_TEXT.search(str(comp.get("DESCRIPTION", "")))
+    m = _ATTENDANCE_TEXT.search(_text(comp, "DESCRIPTION"))
     return _number(m.group(1)) if m else None
 
 
 def _number(text: str) -> int | None:
-    digits = re.sub(r"[^\d]", "", text.split(".")[0])
-    return min(int(digits), 1_000_000) if digits else None
+    """Digits of the integer part, capped at 1,000,000 (also before int(): 5,000 digits would raise)."""
+    digits = re.sub(r"[^\d]", "", text.split(".")[0]).lstrip("0") or ("0" if re.search(r"\d", text.split(".")[0]) else "")
+    if not digits:
+        return None
+    return 1_000_000 if len(digits) > 7 else min(int(digits), 1_000_000)
 
 
 def _kind(comp: Any) -> str:

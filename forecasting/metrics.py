@@ -1,4 +1,18 @@
-"""Accuracy measures of the backtest: MASE (weekly-naive scaled), sMAPE, interval coverage."""
+"""Accuracy measures of the backtest: MAE, MASE (weekly-naive scaled), sMAPE, interval coverage.
+
+Every figure the backtest reports is a finite number or ``None`` with a reason (:func:`scores`):
+JSON has no NaN or Infinity, and a figure that cannot be computed must say why instead of
+printing a misleading 0.0 or ``Infinity``.
+
+Zero denominators, as defined here (docs/forecasting.md):
+
+* **MASE** divides the mean absolute error by the weekly seasonal naive's mean absolute error
+  before the first origin. When that is 0 (a constant or exactly weekly-repeating history) or
+  cannot be measured (no pair of values a week apart), MASE is undefined: ``None`` with the reason;
+  MAE, in the series' own unit, is always reported next to it.
+* **sMAPE** is ``200 |y - yhat| / (|y| + |yhat|)`` averaged over points; a point where both are 0
+  is a perfect forecast and counts 0 (not 0/0); every other point lies in [0, 200].
+"""
 
 from __future__ import annotations
 
@@ -17,21 +31,38 @@ def naive_scale(series: pd.Series, before: pd.Timestamp, season: str = "7D") -> 
     if step is None:
         raise ValueError("naive_scale needs a regular series (clean_series)")
     m = max(1, int(round(pd.Timedelta(season) / step)))
-    err = (y - y.shift(m)).abs().dropna()
-    if err.empty or float(err.mean()) == 0.0:
-        raise ValueError(f"no seasonal naive error before {before}: need more than {season} of varying data")
-    return float(err.mean())
+    with np.errstate(over="ignore", invalid="ignore"):
+        err = (y / 2 - y.shift(m) / 2).abs().dropna() * 2  # halves: no overflow on huge values
+    if err.empty:
+        raise ValueError(f"no pair of values {season} apart before {before}: the weekly naive's error is unknown")
+    scale = float(err.mean())
+    level = float(np.nanmean(np.abs(y.to_numpy()))) if y.notna().any() else 0.0
+    if scale == 0.0 or (np.isfinite(level) and scale <= 1e-9 * level):  # float noise on an exactly repeating series is no error either
+        raise ValueError(f"the weekly naive makes no error before {before} (the history is constant or repeats "
+                         "exactly every week)")
+    if not np.isfinite(scale):
+        raise ValueError("the weekly naive's error overflows (values too large)")
+    return scale
+
+
+def mae(y: np.ndarray, yhat: np.ndarray) -> float:
+    """Mean absolute error, in the series' unit (computed on halves so huge values do not overflow)."""
+    y, yhat = np.asarray(y, dtype=float), np.asarray(yhat, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(2.0 * np.mean(np.abs(y / 2 - yhat / 2)))
 
 
 def mase(y: np.ndarray, yhat: np.ndarray, scale: float) -> float:
-    return float(np.mean(np.abs(np.asarray(y) - np.asarray(yhat))) / scale)
+    return mae(y, yhat) / scale
 
 
 def smape(y: np.ndarray, yhat: np.ndarray) -> float:
     """Symmetric MAPE in percent (0..200); points where both are 0 count as perfect."""
-    y, yhat = np.asarray(y, dtype=float), np.asarray(yhat, dtype=float)
-    den = np.abs(y) + np.abs(yhat)
-    ratio = np.divide(2.0 * np.abs(y - yhat), den, out=np.zeros_like(den), where=den > 0)
+    # 2|y - yhat| / (|y| + |yhat|) written on halves and quarters, so no intermediate overflows
+    a, b = np.asarray(y, dtype=float) / 2, np.asarray(yhat, dtype=float) / 2
+    half_den = np.abs(a) / 2 + np.abs(b) / 2
+    with np.errstate(over="ignore", invalid="ignore"):
+        ratio = np.divide(np.abs(a - b), half_den, out=np.zeros_like(half_den), where=half_den > 0)
     return float(100.0 * ratio.mean())
 
 
@@ -39,3 +70,51 @@ def coverage(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     """Share of observations inside [lower, upper] (target 0.8 for an 80 % interval)."""
     y = np.asarray(y, dtype=float)
     return float(np.mean((y >= np.asarray(lower)) & (y <= np.asarray(upper))))
+
+
+#: the figures :func:`scores` reports and the decimals each is rounded to
+FIGURES = {"mae": 4, "mase": 4, "smape": 3, "coverage80": 4}
+
+
+def scores(y: np.ndarray, yhat: np.ndarray, lower: np.ndarray, upper: np.ndarray, scale: float,
+           scale_problem: str | None = None) -> tuple[dict[str, float | None], dict[str, str]]:
+    """The backtest's figures over observed points: each a finite, rounded float or ``None``.
+
+    Returns ``(figures, reasons)``; ``reasons`` says, for every ``None`` figure, why it could
+    not be computed. ``scale`` is :func:`naive_scale`'s value (NaN when it raised:
+    ``scale_problem`` is then its message).
+    """
+    y, yhat = np.asarray(y, dtype=float), np.asarray(yhat, dtype=float)
+    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+    figures: dict[str, float | None] = dict.fromkeys(FIGURES)
+    reasons: dict[str, str] = {}
+
+    def none_for_all(why: str) -> tuple[dict[str, float | None], dict[str, str]]:
+        return figures, dict.fromkeys(FIGURES, why)
+
+    if len(y) == 0:
+        return none_for_all("no observed value at any forecast timestamp")
+    if not np.isfinite(y).all():
+        return none_for_all(f"{int((~np.isfinite(y)).sum())} observed values are not finite")
+    if not np.isfinite(yhat).all():
+        return none_for_all(f"the model produced {int((~np.isfinite(yhat)).sum())} non-finite forecasts")
+    figures["mae"] = mae(y, yhat)
+    if np.isfinite(scale) and scale > 0:
+        figures["mase"] = figures["mae"] / scale
+    else:
+        reasons["mase"] = f"undefined: {scale_problem or 'the weekly naive error before the first origin is 0'}"
+    figures["smape"] = smape(y, yhat)
+    if np.isnan(lower).any() or np.isnan(upper).any():
+        reasons["coverage80"] = "the model gave no interval at some points"
+    else:
+        figures["coverage80"] = coverage(y, lower, upper)
+    for name, digits in FIGURES.items():
+        v = figures[name]
+        if v is None:
+            continue
+        if not np.isfinite(v):
+            figures[name] = None
+            reasons[name] = "overflow: the values are too large to score"
+        else:
+            figures[name] = round(v, digits)
+    return figures, reasons

@@ -41,6 +41,7 @@ from signals.model import (
     SignalPlan,
     Stage,
     StagePhase,
+    ensure_safe,
 )
 
 GREEN_CHARS = frozenset("Gg")
@@ -156,12 +157,14 @@ def _from_tls(tls: sumolib.net.TLS, program_id: str, program: sumolib.net.TLSPro
     )
     lanes, detectors = _lane_areas(conn_by_link, link_groups)
     cycle = sum(float(ph.duration) for ph in phases)
-    x = Intersection(
+    # the RiLSA bounds and a safe fixed plan, as for every model from outside: a program with,
+    # say, 3 s greens or 2 s yellows is refused by name rather than driven (docs/signals.md)
+    x = ensure_safe(Intersection(
         id=tls.getID(), groups=groups, stages=stage_objs, conflicts=frozenset(conflicts),
         intergreen_s=intergreen, fixed_plan=SignalPlan(tuple(plan)), lanes=lanes,
         cycle_min_s=min(30.0, cycle), cycle_max_s=max(DEFAULT_MAX_CYCLE_S, cycle),
         max_wait_s=max(DEFAULT_MAX_CYCLE_S, cycle), name=f"SUMO tls {tls.getID()} program {program_id}",
-    )
+    ))
     return SumoSignals(tls.getID(), program_id, x, tuple(link_groups), constant, green_chars, detectors)
 
 

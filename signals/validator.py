@@ -11,7 +11,12 @@ Rules and their sources:
   phase lies within its stage's minimum and maximum green;
 * a cyclic plan's cycle lies within the configured bounds (default at most 120 s);
 * no signal group - pedestrians and side streets included - waits longer than its maximum wait,
-  and every group is served at all.
+  and every group is served at all;
+* every green in a plan is a finite, positive number of seconds (NaN compares False with
+  everything, so without this check a NaN green would pass every other rule).
+
+The intersection itself is checked where it is built (``signals.model``: finite numbers in the
+constructor, RiLSA bounds and a safe fixed plan in the loaders), so the rules above can trust it.
 
 A rejected decision is replaced by the last safe plan, and the rejection is logged with reasons.
 """
@@ -19,10 +24,11 @@ A rejected decision is replaced by the last safe plan, and the rejection is logg
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 from signals.explain import StageDecision
-from signals.model import Intersection, SignalPlan
+from signals.model import SANE_MAX_S, Intersection, SignalPlan
 from signals.timeline import EPS, SignalState, SignalTimeline, build_timeline, runs
 
 log = logging.getLogger(__name__)
@@ -33,7 +39,7 @@ R, RY, G, Y = SignalState.RED, SignalState.RED_YELLOW, SignalState.GREEN, Signal
 CODES = (
     "conflicting_greens", "intergreen", "signal_sequence", "yellow_duration", "red_yellow_duration",
     "min_green", "stage_min_green", "stage_max_green", "cycle_bounds", "max_wait", "starved",
-    "unknown_stage",
+    "unknown_stage", "invalid_green",
 )
 
 
@@ -74,6 +80,11 @@ class SafetyValidator:
         if unknown or not plan.phases:
             return ValidationReport((Violation("unknown_stage", ",".join(unknown) or "-", 0.0,
                                                "plan names unknown stages or is empty"),))
+        invalid = [p for p in plan.phases if not _finite_green(p.green_s)]
+        if invalid:  # the timeline of a NaN or infinite green is meaningless: judge nothing else
+            return ValidationReport(tuple(Violation("invalid_green", p.stage, 0.0,
+                                                    f"green {p.green_s!r} s is not a finite time in (0, {SANE_MAX_S:g}] s")
+                                          for p in invalid))
         out = []
         for p in plan.phases:
             st = x.stage(p.stage)
@@ -169,6 +180,11 @@ class SafetyValidator:
         if wait > limit + EPS and not tl.cyclic:
             out.append(Violation("max_wait", g, wait_start or 0.0, f"waits {wait:g} s > {limit:g} s"))
         return out[:1] if tl.cyclic else out
+
+
+def _finite_green(green_s: object) -> bool:
+    return (isinstance(green_s, (int, float)) and not isinstance(green_s, bool)
+            and math.isfinite(green_s) and 0 < green_s <= SANE_MAX_S)
 
 
 @dataclass(frozen=True)

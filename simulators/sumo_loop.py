@@ -16,6 +16,7 @@ tripinfo, averaged over all vehicles including those unfinished at the end.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -62,13 +63,20 @@ class Scenario:
     begin_s: float
     end_s: float
     additional: tuple[Path, ...] = ()
+    routes: tuple[Path, ...] = ()
 
     @property
     def name(self) -> str:
         return self.config.stem
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
 def read_scenario(sumocfg: str | Path) -> Scenario:
+    """The parts of a ``.sumocfg`` the loop needs; :class:`ScenarioError` for anything unusable."""
     cfg = Path(sumocfg)
     if not cfg.is_file():
         raise ScenarioError(f"no such scenario file: {cfg}")
@@ -76,6 +84,8 @@ def read_scenario(sumocfg: str | Path) -> Scenario:
         root = ET.parse(cfg).getroot()
     except ET.ParseError as exc:
         raise ScenarioError(f"{cfg}: not a SUMO configuration ({exc})") from None
+    except (OSError, UnicodeError) as exc:
+        raise ScenarioError(f"{cfg}: cannot be read ({_one_line(exc)})") from None
 
     def value(*names: str) -> str | None:
         for n in names:
@@ -84,15 +94,85 @@ def read_scenario(sumocfg: str | Path) -> Scenario:
                 return el.get("value")
         return None
 
+    def files(*names: str) -> tuple[Path, ...]:
+        return tuple(cfg.parent / a.strip() for a in (value(*names) or "").split(",") if a.strip())
+
+    def seconds(name: str, text: str) -> float:
+        try:
+            t = float(text)
+        except ValueError:
+            raise ScenarioError(f"{cfg}: {name} {text!r} is not a number of seconds") from None
+        if not math.isfinite(t):
+            raise ScenarioError(f"{cfg}: {name} {text!r} is not a finite number of seconds")
+        return t
+
     net = value("net-file", "n")
-    if net is None:
+    if net is None or not net.strip():
         raise ScenarioError(f"{cfg}: names no net-file")
-    add = tuple(cfg.parent / a.strip() for a in (value("additional-files", "a") or "").split(",") if a.strip())
-    begin = float(value("begin", "b") or 0.0)
+    begin = seconds("begin", value("begin", "b") or "0")
     end = value("end", "e")
     if end is None:
         raise ScenarioError(f"{cfg}: names no end time (an open-ended run cannot be scored)")
-    return Scenario(cfg, cfg.parent / net, begin, float(end), add)
+    end_s = seconds("end", end)
+    if end_s <= begin:
+        raise ScenarioError(f"{cfg}: end {end_s:g} s is not after begin {begin:g} s")
+    return Scenario(cfg, cfg.parent / net.strip(), begin, end_s, files("additional-files", "a"),
+                    files("route-files", "r"))
+
+
+def _check_xml(path: Path, role: str) -> None:
+    """Well-formed XML, read through once (route files are streamed: they can be large)."""
+    try:
+        for _, el in ET.iterparse(path, events=("end",)):
+            el.clear()
+    except ET.ParseError as exc:
+        raise ScenarioError(f"{path}: not a well-formed {role} file ({exc})") from None
+    except (OSError, UnicodeError) as exc:
+        raise ScenarioError(f"{path}: {role} file cannot be read ({_one_line(exc)})") from None
+
+
+def load_network(scenario: Scenario) -> tuple[object, dict[str, SumoSignals]]:
+    """The net and its traffic lights, or one :class:`ScenarioError` naming the net file.
+
+    sumolib reports a bad file with whatever its parser trips over (``SAXParseException``,
+    ``KeyError: 'version'``, ``ValueError`` ...), so every exception here means "not a network".
+    """
+    path = scenario.net_file
+    if not path.is_file():
+        raise ScenarioError(f"{scenario.config}: its net file {path} does not exist")
+    try:
+        net = load_sumo_net(path)
+    except KeyError as exc:  # sumolib indexes attributes blindly: a required one is missing
+        raise ScenarioError(f"{path}: not a SUMO network (an element lacks the attribute {exc.args[0]!r})") from None
+    except Exception as exc:  # noqa: BLE001 - any failure of the third-party parser is a bad input file
+        raise ScenarioError(f"{path}: not a SUMO network ({type(exc).__name__}: {_one_line(exc)})") from None
+    try:
+        signals = intersections_from_sumo(net)
+    except Exception as exc:  # noqa: BLE001 - ModelError and whatever an odd tlLogic makes sumolib raise
+        raise ScenarioError(f"{path}: its traffic lights cannot be modelled ({_one_line(exc)})") from None
+    if not signals:
+        raise ScenarioError(f"{path} has no traffic light with two or more green stages")
+    return net, signals
+
+
+def check_scenario(sumocfg: str | Path) -> Scenario:
+    """Everything that can be checked without starting SUMO, so a bad input fails in a second.
+
+    The configuration parses and names a net, an end and (optionally) route and additional
+    files; every named file exists; route and additional files are well-formed XML; the net
+    loads and has a controllable traffic light. What only SUMO can judge (a route over an edge
+    the net lacks) still fails at start, as a :class:`ScenarioError` too (see :func:`run`).
+    """
+    scenario = read_scenario(sumocfg)
+    for role, paths in (("net", (scenario.net_file,)), ("route", scenario.routes), ("additional", scenario.additional)):
+        for p in paths:
+            if not p.is_file():
+                raise ScenarioError(f"{scenario.config}: its {role} file {p} does not exist")
+    for role, paths in (("route", scenario.routes), ("additional", scenario.additional)):
+        for p in paths:
+            _check_xml(p, role)
+    load_network(scenario)
+    return scenario
 
 
 class DecisionSource(Protocol):
@@ -203,12 +283,7 @@ def run(sumocfg: str | Path, controller: str, seed: int, source: DecisionSource 
     import libsumo as traci  # one simulation per process: imported where it is used
 
     scenario = read_scenario(sumocfg)
-    if not scenario.net_file.is_file():
-        raise ScenarioError(f"{scenario.config}: net file {scenario.net_file} does not exist")
-    net = load_sumo_net(scenario.net_file)
-    signals = intersections_from_sumo(net)
-    if not signals:
-        raise ScenarioError(f"{scenario.net_file} has no traffic light with two or more green stages")
+    net, signals = load_network(scenario)
     source = source or InProcessSource()
     session = session or f"{scenario.name}-{controller}-{seed}-{os.getpid()}-{time.time_ns()}"
     started = time.perf_counter()
@@ -219,12 +294,15 @@ def run(sumocfg: str | Path, controller: str, seed: int, source: DecisionSource 
         tripinfo = work / "tripinfo.xml"
         detectors = write_detectors(signals, net, det_file)
         additional = ",".join(str(p) for p in (*scenario.additional, det_file))
-        traci.start([
-            "sumo", "-c", str(scenario.config), "--seed", str(seed), "--time-to-teleport", "-1",
-            "--tripinfo-output", str(tripinfo), "--tripinfo-output.write-unfinished", "true",
-            "--additional-files", additional, "--no-step-log", "true", "--no-warnings", "true",
-            "--duration-log.disable", "true",
-        ])
+        try:
+            traci.start([
+                "sumo", "-c", str(scenario.config), "--seed", str(seed), "--time-to-teleport", "-1",
+                "--tripinfo-output", str(tripinfo), "--tripinfo-output.write-unfinished", "true",
+                "--additional-files", additional, "--no-step-log", "true", "--no-warnings", "true",
+                "--duration-log.disable", "true",
+            ])
+        except traci.TraCIException as exc:  # SUMO refused a file (a route over an unknown edge, ...)
+            raise ScenarioError(f"{scenario.config}: SUMO cannot load the scenario ({_one_line(exc)})") from None
         try:
             epoch = sim_epoch(scenario.begin_s)
             source.start(scenario, signals, controller, session, epoch)

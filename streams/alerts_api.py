@@ -1,8 +1,10 @@
 """HTTP API for the people on duty: list open alarms, acknowledge, resolve.
 
-``GET /alerts?state=open`` needs no token (a wall display may poll it); every change needs
-``Authorization: Bearer <LEITSTAND_API_TOKEN>``, compared in constant time. Without a
-configured token changes are refused: an alarm system must not accept anonymous resolutions.
+Every call needs ``Authorization: Bearer <token>`` (streams/http_auth.py, exact bytes, constant
+time): ``GET /alerts`` the API token or the read-only ``LEITSTAND_API_READ_TOKEN`` (the list
+names operators and carries their notes), changes the API token. Without a configured token
+the call is refused (403): an alarm system must not accept anonymous resolutions, nor show its
+books to whoever reaches the port. The API is described in docs/openapi.yaml.
 
 A change is written to ``alerts.acks`` (the audit trail of human actions) and applied by the
 alarm books agent moments later, so the answer is ``202 Accepted`` with the command sent.
@@ -11,57 +13,63 @@ Reads come from the books this worker holds (run one worker, or put a router in 
 
 from __future__ import annotations
 
-import hmac
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 
 from .agents.alarm_lifecycle import AlarmBooks, alarm_json
+from .http_auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object
 from .records import AlertCommand
 from .settings import Settings
 
 STATES = ("open", "raised", "acknowledged", "escalated")
+#: what a change body may hold
+CHANGE_FIELDS = ("by", "note")
 
 
-def authorised(settings: Settings, header: str | None) -> bool:
-    if settings.api_token is None or not header or not header.startswith("Bearer "):
-        return False
-    given = header[len("Bearer "):].strip().encode()
-    return hmac.compare_digest(given, settings.api_token.get_secret_value().encode())
+def refusal(view: View, refused: Refused) -> Response:
+    """The JSON answer to a refused request (both APIs)."""
+    return view.json({"error": refused.error}, status=refused.status, headers=refused.headers or None)
 
 
 def register(app: faust.App, settings: Settings, books: AlarmBooks) -> None:
+    auth = ApiAuth.from_settings(settings)
+
+    def listing(request: Request) -> dict[str, Any]:
+        auth.check(request.headers.get("Authorization"), "read")
+        state = query_choice(request.query, "state", STATES)
+        chosen = [a for a in books.all_alarms() if state == "open" or a.state == state]
+        chosen.sort(key=lambda a: (("critical", "major", "minor").index(a.severity), a.raised_at))
+        found = [alarm_json(a) for a in chosen]
+        return {"alerts": found, "count": len(found)}
+
     @app.page("/alerts")
     class Alerts(View):
         async def get(self, request: Request) -> Response:
-            state = request.query.get("state", "open")
-            if state not in STATES:
-                return self.json({"error": f"state must be one of {', '.join(STATES)}"}, status=400)
-            chosen = [a for a in books.all_alarms() if state == "open" or a.state == state]
-            chosen.sort(key=lambda a: (("critical", "major", "minor").index(a.severity), a.raised_at))
-            found = [alarm_json(a) for a in chosen]
-            return self.json({"alerts": found, "count": len(found)})
+            try:
+                return self.json(listing(request))
+            except Refused as refused:
+                return refusal(self, refused)
 
     async def change(view: View, request: Request, alert_id: str, action: str) -> Response:
-        if settings.api_token is None:
-            return view.json({"error": "no API token configured (LEITSTAND_API_TOKEN); changes are refused"}, status=403)
-        if not authorised(settings, request.headers.get("Authorization")):
-            return view.json({"error": "missing or wrong bearer token"}, status=401)
         try:
-            body: dict[str, Any] = await request.json() if request.can_read_body else {}
-        except ValueError:
-            return view.json({"error": "body must be JSON: {\"by\": \"...\", \"note\": \"...\"}"}, status=400)
-        by, note = str(body.get("by") or "api")[:64], body.get("note")
+            auth.check(request.headers.get("Authorization"), "write")
+            body = await read_json_object(request)
+            only_fields(body, CHANGE_FIELDS)
+            by, note = actor(body, "by"), free_text(body, "note")
+        except Refused as refused:
+            return refusal(view, refused)
         alarm, closed = books.find(alert_id)
         if alarm is None:
             return view.json({"error": "alarm already resolved" if closed else "no such open alarm", "alert_id": alert_id},
                              status=409 if closed else 404)
         try:
             cmd = AlertCommand(schema_version=1, event_time=datetime.fromtimestamp(time.time(), tz=timezone.utc),
-                               alert_id=alert_id, action=action, by=by, note=str(note)[:500] if note else None)
+                               alert_id=alert_id, action=action, by=by, note=note or None)
         except ValueError as exc:
             return view.json({"error": str(exc)}, status=400)
         await books.submit(cmd)
@@ -76,3 +84,21 @@ def register(app: faust.App, settings: Settings, books: AlarmBooks) -> None:
     class Resolve(View):
         async def post(self, request: Request, alert_id: str) -> Response:
             return await change(self, request, alert_id, "resolve")
+
+
+#: the API description (docs/openapi.yaml); present in a checkout and an editable install
+DESCRIPTION = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
+
+
+def register_description(app: faust.App) -> None:
+    """``GET /openapi.yaml``: the OpenAPI description of every endpoint, no token (it holds no data).
+
+    Called once per worker from ``streams/app.py`` (every role serves it); read per request, so
+    a missing file is a 404 rather than a failed start.
+    """
+
+    @app.page("/openapi.yaml")
+    async def description(web: Any, request: Any) -> Any:
+        if not DESCRIPTION.is_file():
+            return web.json({"error": "docs/openapi.yaml is not installed with this worker"}, status=404)
+        return web.bytes(DESCRIPTION.read_bytes(), content_type="application/yaml")

@@ -62,10 +62,17 @@ def create_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         web_enabled=True,
         web_host=settings.web_host,
+        # Faust binds 0.0.0.0 unless told: listen only where the settings say (127.0.0.1 by default)
+        web_bind=settings.web_host,
         web_port=settings.web_port,
+        # Faust's built-in /table/ and /router/ views answer anyone on the port with table
+        # contents and cluster topology, past every token check: not served
+        web_tables_enabled=False,
+        web_router_enabled=False,
         web_in_thread=False,
     )
     app.conf.leitstand = settings  # type: ignore[attr-defined]
+    _watch_broker(app, settings)
     deadletter = app.topic(settings.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
 
     from . import alerts_api, signals_api
@@ -91,13 +98,36 @@ def create_app(settings: Settings) -> faust.App:
 
 
 def _register_views(app: faust.App) -> None:
+    from . import alerts_api
+
+    alerts_api.register_description(app)  # GET /openapi.yaml, every role
+
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         return aioweb.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
-        """200 once this worker owns partitions and is not rebalancing (for probes and tests)."""
-        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
-        ok = bool(assigned) and not app.rebalancing
-        return web.json({"ready": ok, "assigned": assigned}, status=200 if ok else 503)
+        """200 while this worker owns partitions, is not rebalancing or recovering, and its consumer
+        hears from the broker; else 503 with the reason (docs/brokers.md, "Readiness")."""
+        from .faust_transport import readiness
+
+        ok, reason, assigned = readiness(app)
+        body: dict[str, Any] = {"ready": ok, "assigned": assigned}
+        if reason is not None:
+            body["reason"] = reason
+        return web.json(body, status=200 if ok else 503)
+
+
+def _watch_broker(app: faust.App, settings: Settings) -> None:
+    """Observe the consumer's broker link and stop the worker if the broker lost its state."""
+    from .faust_transport import BrokerLink, BrokerWatch, stop_on_lost_broker_state
+    from .topics import CATALOGUE
+
+    app.broker_link = BrokerLink(timeout_s=settings.group_session_timeout_s / 2)  # type: ignore[attr-defined]
+    catalogue = [settings.topic(t.name) for t in CATALOGUE]
+    watch = BrokerWatch(lambda: [*catalogue, *app.tables.changelog_topics])
+
+    @app.task
+    async def watch_broker_state() -> None:
+        await watch.run(settings.kafka_client_options(), settings.bootstrap_list, stop_on_lost_broker_state(app))

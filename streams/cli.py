@@ -7,6 +7,7 @@ one line on stderr and a non-zero exit; tracebacks are for bugs only.
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from pathlib import Path
@@ -46,6 +47,8 @@ _overrides: dict[str, Any] = {}
 
 
 def settings() -> Settings:
+    """Every command's settings. A bad variable (malformed JSON, a weak LEITSTAND_API_TOKEN, an
+    unsafe webhook URL) raises ``SettingsInvalid``, a ``CliError``: one line naming it, exit 1."""
     return load_settings(**_overrides)
 
 
@@ -219,23 +222,35 @@ def produce_cmd(
     topic: Annotated[str, typer.Argument(help="Catalogue topic name, e.g. sensors.intersection (the prefix is added).")],
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="JSON lines file (default: stdin).")] = None,
     key_field: Annotated[Optional[str], typer.Option(help="Field whose value becomes the message key (default: the topic's key field).")] = None,
+    create: Annotated[bool, typer.Option("--create", help="Allow a topic outside the catalogue (created if missing).")] = False,
 ) -> None:
     """Send JSON lines from a file or stdin to a topic.
 
-    Lines are sent as they are, bad ones too: the worker dead-letters them.
+    Lines are sent as they are, bad ones too: the worker dead-letters them. A line too large
+    for the producer is refused; the others are still sent, and the command then fails
+    naming each refused line.
     """
-    from .kafka_io import produce_to
-    from .records import INPUT_RECORDS
 
+    from .kafka_io import ensure_topics, produce_checked
+    from .records import INPUT_RECORDS
+    from .topics import TopicError, check_topic
+
+    try:
+        check_topic(topic, create=create, prefix=settings().topic_prefix)
+    except TopicError as exc:
+        raise CliError(str(exc)) from None
     if file is not None and not file.is_file():
         raise CliError(f"no such file: {file}")
     s = _reachable_settings()
     if key_field is None and topic in INPUT_RECORDS:
         key_field = INPUT_RECORDS[topic].key_field
-    lines = (file.open("rb") if file is not None else sys.stdin.buffer)
+    try:
+        lines = (file.open("rb") if file is not None else sys.stdin.buffer)
+    except OSError as exc:
+        raise CliError(f"cannot read {file}: {exc.strerror}") from None
 
     def items() -> Any:
-        for line in lines:
+        for number, line in enumerate(lines, start=1):
             line = line.rstrip(b"\r\n")
             if not line:
                 continue
@@ -247,10 +262,21 @@ def produce_cmd(
                         key = str(obj[key_field]).encode()
                 except orjson.JSONDecodeError:
                     pass
-            yield key, line
+            yield number, key, line
 
-    n = asyncio.run(produce_to(s, s.topic(topic), items()))
-    err.print(f"sent {n} records to {s.topic(topic)}")
+    async def run() -> Any:
+        await ensure_topics(s, [topic])  # catalogue topics with the configured partitions, not the broker's default
+        return await produce_checked(s, s.topic(topic), items())
+
+    try:
+        report = asyncio.run(run())
+    finally:
+        if file is not None:
+            lines.close()
+    if report.refused:
+        raise CliError(f"sent {report.sent} records to {s.topic(topic)}; refused {len(report.refused)}: "
+                              + report.refused_summary())
+    err.print(f"sent {report.sent} records to {s.topic(topic)}")
 
 
 @app.command("tail")
@@ -306,6 +332,17 @@ from . import cli_signals  # noqa: E402
 cli_signals.register(app)
 
 
+def _fail(message: str, console: Console = err) -> None:
+    """One line on stderr, printed as text: messages quote file names, column names and ids
+    from the operator's input, which rich would read as markup (``[/x]``: a MarkupError
+    traceback) and which may hold line breaks (a quoted CSV header)."""
+    console.print(_LINE_BREAKS.sub(" ", message), markup=False)
+
+
+#: every character that would start a new line on a terminal
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
+
+
 def main() -> None:
     """Console-script entry point: one line per expected failure, no tracebacks."""
     # typer vendors click; its usage errors all derive from typer.exceptions.TyperException
@@ -320,15 +357,15 @@ def main() -> None:
             sys.exit(2)
         ctx = getattr(exc, "ctx", None)
         where = f"{ctx.command_path}: " if ctx is not None else ""
-        err.print(f"error: {where}{message}")
+        _fail(f"error: {where}{message}")
         sys.exit(getattr(exc, "exit_code", 2))
     except (CliError, BrokerError, BrokerUnreachable) as exc:
-        err.print(f"error: {exc}")
+        _fail(f"error: {exc}")
         sys.exit(1)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
-        err.print(f"error: invalid setting {where}: {first.get('msg')}")
+        _fail(f"error: invalid setting {where}: {first.get('msg')}")
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
         err.print("interrupted")

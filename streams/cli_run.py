@@ -98,17 +98,34 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         time_col: Annotated[str, typer.Option(help="Column with the event time (ISO 8601 or epoch seconds).")] = "timestamp",
         speed: Annotated[float, typer.Option(min=0.0, help="Dataset seconds per wall second (0: as fast as possible).")] = 3600.0,
         key_col: Annotated[Optional[str], typer.Option(help="Column whose value becomes the message key.")] = None,
+        create: Annotated[bool, typer.Option("--create", help="Allow a topic outside the catalogue (created if missing).")] = False,
     ) -> None:
         """Replay a CSV dataset into a topic, time-compressed."""
-        from simulators.replay import replay_csv
 
+        from simulators.replay import ReplayError, check_csv, replay_csv
+
+        from .kafka_io import ensure_topics
+        from .topics import TopicError, check_topic
+
+        try:
+            check_topic(topic, create=create, prefix=settings().topic_prefix)
+        except TopicError as exc:
+            raise CliError(str(exc)) from None
         if not csv_file.is_file():
             raise CliError(f"no such file: {csv_file}")
+        try:  # the whole file is read once before anything is sent: a bad file fails before the first row
+            check_csv(csv_file, time_col, key_col)
+        except (KeyError, ReplayError) as exc:
+            raise CliError(str(exc.args[0])) from None
+        except OSError as exc:
+            raise CliError(f"cannot read {csv_file}: {exc.strerror}") from None
         s = _reachable_settings()
         stats: dict[str, Any] = {}
 
         async def run() -> dict[str, Any]:
-            task = asyncio.ensure_future(replay_csv(s, csv_file, s.topic(topic), time_col, speed, key_col, stats))
+            await ensure_topics(s, [topic])
+            task = asyncio.ensure_future(replay_csv(s, csv_file, s.topic(topic), time_col, speed, key_col, stats,
+                                                  checked=True))
             from rich.live import Live
 
             with Live(console=err, refresh_per_second=4, transient=True) as live:
@@ -119,8 +136,11 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
         try:
             result = asyncio.run(run())
-        except KeyError as exc:
+        except (KeyError, ReplayError) as exc:  # the file changed since it was checked
             raise CliError(str(exc.args[0])) from None
+        if result["refused"]:
+            raise CliError(f"replayed {result['sent']:,} rows to {s.topic(topic)}; refused "
+                                  f"{len(result['refused'])}: " + result["report"].refused_summary())
         err.print(f"replayed {result['sent']:,} rows to {s.topic(topic)} in {result['wall_s']:.1f} s")
 
     @app.command("evaluate")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sys
 import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import msgspec
 import typer
@@ -24,9 +25,14 @@ import typer
 from .errors import CliError
 from .records import IntersectionConfig, SignalCommand, encode
 
+if TYPE_CHECKING:
+    from signals.model import Intersection
+
 MODES = ("automatic", "advisory", "off")
 Actor = Annotated[str, typer.Option("--actor", help="Your duty account (written to the audit log).")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the record instead of sending it.")]
+#: the record's bound on approval_timeout_s (streams/records.py IntersectionConfig)
+MAX_APPROVAL_TIMEOUT_S = 86_400.0
 
 
 def _now() -> datetime:
@@ -40,32 +46,50 @@ def parse_params(items: list[str]) -> dict[str, float]:
         try:
             if not sep or not name:
                 raise ValueError
-            params[name] = float(value)
+            number = float(value)
+            if not math.isfinite(number):  # NaN would travel as null and fail in the agent
+                raise ValueError
+            params[name] = number
         except ValueError:
-            raise CliError(f"--param: {item!r} is not NAME=NUMBER (e.g. recompute_every_cycles=1)") from None
+            raise CliError(f"--param: {item!r} is not NAME=NUMBER with a finite number "
+                           "(e.g. recompute_every_cycles=1)") from None
     return params
+
+
+def read_model(model_path: Path) -> tuple[dict[str, Any], Intersection]:
+    """The model document and the checked model (RiLSA bounds, fixed plan validated), exactly
+    as the control agent will build it; anything else is a one-line ``CliError``."""
+    from signals.model import ModelError, intersection_from_dict, model_document
+
+    try:
+        data = model_path.read_bytes()
+    except FileNotFoundError:
+        raise CliError(f"no such file: {model_path}") from None
+    except OSError as exc:
+        raise CliError(f"cannot read {model_path}: {exc.strerror or exc}") from None
+    try:
+        doc = model_document(data)
+        return doc, intersection_from_dict(doc)
+    except ModelError as exc:
+        raise CliError(f"{model_path}: {exc}") from None
 
 
 def config_record(model_path: Path, *, controller: str, mode: str, session: str, approval_timeout_s: float,
                   params: dict[str, float]) -> IntersectionConfig:
-    """The ``signals.config`` record for a model file, checked as the agent will check it."""
+    """The ``signals.config`` record for a model file, checked as the agent will check it: the
+    whole model, fixed plan included, is validated before anything is sent."""
     from signals.control import IntersectionControl
-    from signals.model import intersection_from_dict
 
+    if not 0 < approval_timeout_s <= MAX_APPROVAL_TIMEOUT_S:  # also False for NaN
+        raise CliError(f"--approval-timeout must be in (0, {MAX_APPROVAL_TIMEOUT_S:g}] s, not {approval_timeout_s!r}")
+    doc, x = read_model(model_path)
     try:
-        doc = json.loads(model_path.read_text())
-    except FileNotFoundError:
-        raise CliError(f"no such file: {model_path}") from None
-    except ValueError as exc:
-        raise CliError(f"{model_path} is not JSON: {exc}") from None
-    try:
-        x = intersection_from_dict(doc)
         IntersectionControl(x, controller, mode, approval_timeout_s, **params)  # type: ignore[arg-type]
-        return IntersectionConfig(schema_version=1, event_time=_now(), intersection_id=x.id, model=doc,
-                                  controller=controller, mode=mode, session=session,  # type: ignore[arg-type]
-                                  approval_timeout_s=approval_timeout_s, params=params)
     except (ValueError, TypeError) as exc:
         raise CliError(f"{model_path}: {exc}") from None
+    return IntersectionConfig(schema_version=1, event_time=_now(), intersection_id=x.id, model=doc,
+                              controller=controller, mode=mode, session=session,  # type: ignore[arg-type]
+                              approval_timeout_s=approval_timeout_s, params=params)
 
 
 def command_record(intersection: str, action: str, actor: str, *, plan_id: str | None = None,
@@ -137,10 +161,22 @@ def register(app: typer.Typer) -> None:
 
     @signals_app.command("pending")
     def pending(url: Annotated[str, typer.Option(help="A control worker's HTTP address.")] = "http://127.0.0.1:6066") -> None:
-        """List the pending proposals a control worker holds (JSON lines)."""
+        """List the pending proposals a control worker holds (JSON lines).
+
+        Reads need a token: LEITSTAND_API_READ_TOKEN, else LEITSTAND_API_TOKEN."""
+        from .cli import settings
+
+        s = settings()
+        token = s.api_read_token or s.api_token
+        if token is None:
+            raise CliError("reading plans needs a token: set LEITSTAND_API_READ_TOKEN (or LEITSTAND_API_TOKEN)")
+        req = urllib.request.Request(f"{url.rstrip('/')}/signals/plans?status=pending",
+                                     headers={"Authorization": f"Bearer {token.get_secret_value()}"})
         try:
-            with urllib.request.urlopen(f"{url.rstrip('/')}/signals/plans?status=pending", timeout=5) as r:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 - an operator-given worker address
                 body: dict[str, Any] = json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            raise CliError(f"{url} refused: HTTP {exc.code}" + (" (wrong token?)" if exc.code in (401, 403) else "")) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise CliError(f"no answer from {url}: {exc}") from None
         for p in body.get("plans", []):

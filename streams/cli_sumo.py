@@ -50,14 +50,14 @@ def _controllers(text: str) -> list[str]:
 
 
 def _scenario(path: Path) -> Path:
-    from simulators.sumo_loop import ScenarioError, read_scenario
+    """Fail in one line, before SUMO starts, on a configuration, net or route file that cannot run."""
+
+    from simulators.sumo_loop import ScenarioError, check_scenario
 
     try:
-        sc = read_scenario(path)
+        check_scenario(path)
     except ScenarioError as exc:
         raise CliError(str(exc)) from None
-    if not sc.net_file.is_file():
-        raise CliError(f"{path}: its net file {sc.net_file} does not exist")
     return path
 
 
@@ -88,6 +88,7 @@ def _evaluate(scenario: Path, controller: str, seeds: list[int], jobs: int, via_
             return evaluate(scenario, controller, seeds, jobs=jobs, source_factory=factory,
                             on_done=lambda _r: progress.advance(task))
         except ScenarioError as exc:
+
             raise CliError(str(exc)) from None
 
 

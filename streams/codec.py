@@ -4,11 +4,17 @@
 reason; it never raises (a hypothesis test holds it to that). Agents hand whole batches to
 ``decode_batch`` and send the failures to the dead-letter topic, so bad input neither crashes
 an agent nor vanishes.
+
+A dead letter is bounded whatever the input (``dead_letter``): at most 64 KiB of the value and
+of the key, a reason of at most 1,000 characters, plus the size and SHA-256 of the whole value,
+so it always fits the producer's 1 MB request limit (``DEADLETTER_MAX_BYTES`` is the bound the
+fuzzers check). ``without_raw`` is the last resort when the broker refuses even that.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +24,15 @@ from typing import Generic, TypeVar
 import msgspec
 
 from .records import INPUT_RECORDS, DeadLetter, Record
+
+#: bytes of the raw value (and of the key) a dead letter carries at most
+DEADLETTER_RAW_BYTES = 64 * 1024
+#: characters of the reason (and of the topic name) a dead letter carries at most
+DEADLETTER_REASON_CHARS = 1_000
+#: an upper bound of any encoded dead letter: two base64 copies of 64 KiB, a reason of 1,000
+#: characters JSON-escaped at 6 bytes each, and the fixed fields; far below the 1 MB a request
+#: may have (producer ``max_request_size``, broker ``message.max.bytes``)
+DEADLETTER_MAX_BYTES = 256 * 1024
 
 R = TypeVar("R", bound=Record)
 
@@ -42,6 +57,22 @@ class RawMessage:
 
 
 _RANGE = re.compile(r"[<>]=?|length|Number out of range")
+
+
+_PATTERN_FAILURE = re.compile(r"^Expected `str` matching regex .* - at `(?P<path>[^`]*)`$", re.S)
+
+
+def _explain(err: msgspec.ValidationError) -> tuple[str, str]:
+    """Code and reason for a validation error; an id outside the id character set says so."""
+    text = str(err)
+    m = _PATTERN_FAILURE.match(text)
+    if m:
+        return "invalid", (
+            f"`{m['path']}` is not a valid id: 1-64 characters (alarm and plan ids 160) of "
+            "A-Z a-z 0-9 . _ : / @ + # ~ -, the first a letter, digit or _ (no spaces, control "
+            "or direction-override characters)"
+        )
+    return _classify(err), text
 
 
 def _classify(err: msgspec.ValidationError) -> str:
@@ -91,9 +122,11 @@ class TopicDecoder(Generic[R]):
         try:
             record = self._decoder.decode(value)
         except msgspec.ValidationError as exc:
-            return DecodeFailure(_classify(exc), str(exc))
+            return DecodeFailure(*_explain(exc))
         except msgspec.DecodeError as exc:
             return DecodeFailure("not_json", str(exc))
+        except RecursionError:  # found by the fuzzers: '{"":' repeated some thousand times
+            return DecodeFailure("not_json", "JSON is nested too deeply")
         t = record.event_time.timestamp()
         if self.reference == "now":
             ref: float | None = now
@@ -129,16 +162,50 @@ class DecodedBatch(Generic[R]):
     dead: list[DeadLetter]
 
 
+def _bounded_text(text: str, limit: int = DEADLETTER_REASON_CHARS) -> str:
+    """At most ``limit`` characters, valid UTF-8 (lone surrogates escaped), marked when cut."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _b64_prefix(data: bytes) -> tuple[str, bool]:
+    """Base64 of at most ``DEADLETTER_RAW_BYTES`` of ``data`` and whether that is less than all."""
+    return base64.b64encode(data[:DEADLETTER_RAW_BYTES]).decode("ascii"), len(data) > DEADLETTER_RAW_BYTES
+
+
 def dead_letter(msg: RawMessage, failure: DecodeFailure, now: float) -> DeadLetter:
+    """The dead letter of ``msg``: bounded in size whatever ``msg`` holds (see the module doc)."""
+    value = msg.value or b""
+    raw_b64, raw_truncated = _b64_prefix(value)
+    key_b64, key_truncated = _b64_prefix(msg.key) if msg.key is not None else (None, False)
     return DeadLetter(
         event_time=datetime.fromtimestamp(now, tz=timezone.utc),
-        source_topic=msg.topic,
+        source_topic=_bounded_text(msg.topic, 255),
         partition=msg.partition,
         offset=msg.offset,
-        reason_code=failure.code,
-        reason=failure.reason,
-        raw_b64=base64.b64encode(msg.value or b"").decode("ascii"),
-        key_b64=base64.b64encode(msg.key).decode("ascii") if msg.key is not None else None,
+        reason_code=_bounded_text(failure.code, 32),
+        reason=_bounded_text(failure.reason),
+        raw_b64=raw_b64,
+        key_b64=key_b64,
+        raw_size=len(value),
+        raw_sha256=hashlib.sha256(value).hexdigest(),
+        raw_truncated=raw_truncated,
+        key_truncated=key_truncated,
+    )
+
+
+def without_raw(dl: DeadLetter, why: str) -> DeadLetter:
+    """``dl`` without the raw value and key: what is left when the broker refused ``dl``.
+
+    Size and digest stay, so the original can still be found and verified on the source topic.
+    """
+    return msgspec.structs.replace(
+        dl,
+        raw_b64="",
+        key_b64=None,
+        raw_truncated=dl.raw_size != 0,
+        key_truncated=dl.key_b64 is not None or dl.key_truncated,
+        reason=_bounded_text(f"[raw bytes dropped: {_bounded_text(why, 200)}] {dl.reason}"),
     )
 
 

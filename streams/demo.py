@@ -78,7 +78,7 @@ def _demo(
         err.print(f"embedded broker ready on {info.bootstrap} after {info.ready_after_s:.2f} s")
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     s = s.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "topic_prefix": f"demo{run_id}."})
-    token = secrets.token_urlsafe(16)
+    token = secrets.token_urlsafe(32)  # the API refuses tokens under 32 bytes
     web_port = free_port()
     worker = WorkerProcess(
         settings_env({

@@ -1,29 +1,237 @@
-"""Faust's aiokafka transport with a configurable fetch wait (life-safety latency).
+"""Faust's aiokafka transport, tuned and watched: fetch wait, broker link, lost broker state.
 
-faust-streaming hard-codes ``fetch_max_wait_ms=1500`` for the worker's consumer. Apache Kafka
-answers a waiting fetch as soon as data arrives, so the value only matters when topics are idle;
-Tansu 0.6 holds a fetch for the full wait (measured: a camera alarm took 1.3 s median through
-the default worker on Tansu, 65 ms on Kafka). We shorten the wait to
+**Fetch wait.** faust-streaming hard-codes ``fetch_max_wait_ms=1500`` for the worker's consumer.
+Apache Kafka answers a waiting fetch as soon as data arrives, so the value only matters when
+topics are idle; Tansu 0.6 holds a fetch for the full wait (measured: a camera alarm took 1.3 s
+median through the default worker on Tansu, 65 ms on Kafka). We shorten the wait to
 ``LEITSTAND_CONSUMER_FETCH_MAX_WAIT_MS`` (default 100 ms): an idle worker then polls ten times a
-second, which costs nothing worth measuring on loopback and bounds each hop's wait.
-
-The override sets aiokafka's ``_fetch_max_wait_ms`` before the consumer starts (the fetcher is
-built in ``start()``); aiokafka is pinned in requirements.lock and a unit test checks the value
+second, which costs nothing worth measuring on loopback and bounds each hop's wait. The
+override sets aiokafka's ``_fetch_max_wait_ms`` before the consumer starts (the fetcher is built
+in ``start()``); aiokafka is pinned in requirements.lock and a unit test checks the value
 arrives in the fetcher, so an upgrade that moves it fails loudly rather than silently.
+
+**Broker link** (``BrokerLink``). Faust's own state says nothing about the broker: during an
+outage the worker kept its assignment and ``/ready`` answered 200 (issue 10, #19). The worker
+consumer's client is observed instead: every request it sends (fetches ten times a second when
+idle, heartbeats every second) either gets an answer or fails. ``/ready`` is 503 once no request
+has been answered for ``link_timeout_s`` (half the group session timeout) or fetches have kept
+failing that long.
+
+**Lost broker state** (``BrokerWatch``). Tansu keeps everything in memory: a restart comes back
+with no topics, no offsets, no groups. The consumer then re-creates the topics it subscribes to
+(empty, by auto-creation), resets to offset 0 and Faust's table recovery either fails with a
+``ConsistencyError`` or silently serves tables that no longer match the topics. A watcher polls
+the broker's topic list and end offsets once a second with a client of its own (it never names
+a topic in a metadata request, so it cannot re-create one): a topic it saw that is gone, a
+partition that is gone, or an end offset that went back (Kafka offsets only ever grow) means
+the broker lost its state. The worker then logs one line and stops; ``leitstand worker`` exits
+with status 1 and that line (``BrokerStateLost``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
+import structlog
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+log = structlog.get_logger(__name__)
+
+#: requests a broker may hold for seconds on purpose (a group join waits for every member)
+_HELD_REQUESTS = ("JoinGroupRequest", "SyncGroupRequest")
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` once (aiokafka's messages often start with the type already)."""
+    name, text = type(exc).__name__, str(exc).strip()
+    return text if text.startswith(name) else f"{name}: {text}" if text else name
+
+
+class BrokerLink:
+    """What the worker's consumer last heard from the broker.
+
+    Written from Faust's consumer thread, read by ``/ready`` on the main loop: plain attribute
+    stores of floats and strings, safe under the GIL.
+    """
+
+    def __init__(self, timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self.answered_at: float | None = None
+        self.failing_since: float | None = None
+        self.fetch_failing_since: float | None = None
+        self.last_error: str | None = None
+        self.held = 0  # group join/sync requests in flight
+        #: set once the broker is known to have lost its state (the worker is stopping)
+        self.lost: str | None = None
+
+    def observe(self, client: Any) -> None:
+        """Wrap ``client.send`` (an ``AIOKafkaClient``) to record every answer and failure."""
+        send = client.send
+
+        async def observed_send(node_id: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            kind = type(request).__name__
+            fetch, held = kind.startswith("FetchRequest"), kind.startswith(_HELD_REQUESTS)
+            self.held += held
+            try:
+                response = await send(node_id, request, *args, **kwargs)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failed(exc, fetch=fetch)
+                raise
+            finally:
+                self.held -= held
+            self.answered(fetch=fetch)
+            return response
+
+        client.send = observed_send
+
+    def answered(self, *, fetch: bool) -> None:
+        self.answered_at = self.clock()
+        self.failing_since = None
+        if fetch:
+            self.fetch_failing_since = None
+
+    def failed(self, exc: BaseException, *, fetch: bool) -> None:
+        now = self.clock()
+        self.last_error = describe(exc)
+        if self.failing_since is None:
+            self.failing_since = now
+        if fetch and self.fetch_failing_since is None:
+            self.fetch_failing_since = now
+
+    def problem(self) -> str | None:
+        """Why the consumer cannot be trusted to be consuming now, or None."""
+        if self.lost:
+            return self.lost
+        now = self.clock()
+        if self.answered_at is None:
+            return "the consumer has had no answer from the broker yet"
+        silent = now - self.answered_at
+        if silent > self.timeout_s and self.held and self.failing_since is None:
+            return "joining the consumer group (the broker holds a join until the group is complete)"
+        if silent > self.timeout_s:
+            why = f" (last error: {self.last_error})" if self.last_error else ""
+            return f"no answer from the broker for {silent:.1f} s{why}"
+        if self.fetch_failing_since is not None and now - self.fetch_failing_since > self.timeout_s:
+            return f"fetches failing for {now - self.fetch_failing_since:.1f} s (last error: {self.last_error})"
+        return None
+
+
+def readiness(app: faust.App) -> tuple[bool, str | None, list[str]]:
+    """(ready, reason when not, assigned partitions) for ``/ready``."""
+    from faust.exceptions import ConsumerNotStarted
+
+    try:
+        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+    except ConsumerNotStarted:  # the web server starts before the consumer thread
+        return False, "the consumer has not started yet", []
+    link: BrokerLink | None = getattr(app, "broker_link", None)
+    reason = link.problem() if link is not None else None
+    if reason is None:
+        if not assigned:
+            reason = "no partitions assigned yet"
+        elif app.rebalancing:
+            reason = "rebalancing"
+        elif getattr(app, "in_recovery", False):
+            reason = "recovering tables from their changelogs"
+    return reason is None, reason, assigned
+
+
+class BrokerWatch:
+    """Detects a broker that lost its topics or offsets (see the module docstring)."""
+
+    def __init__(self, topics: Callable[[], Iterable[str]], interval_s: float = 1.0) -> None:
+        self.topics = topics
+        self.interval_s = interval_s
+        self.partitions: dict[str, int] = {}  # topic seen -> partition count
+        self.end_offsets: dict[tuple[str, int], int] = {}  # highest end offset seen
+
+    def compare(self, present: dict[str, int], ends: dict[tuple[str, int], int]) -> str | None:
+        """Record one sample (topic -> partitions, (topic, partition) -> end offset); return
+        what shows that the broker lost state, or None."""
+        gone = sorted(t for t in self.partitions if t not in present)
+        if gone:
+            more = f" and {len(gone) - 3} more" if len(gone) > 3 else ""
+            return f"topics vanished from the broker: {', '.join(gone[:3])}{more}"
+        for topic, count in present.items():
+            if count < self.partitions.get(topic, 0):
+                return f"topic {topic} now has {count} partitions, had {self.partitions[topic]}"
+        for tp, end in ends.items():
+            if end < self.end_offsets.get(tp, 0):
+                return f"the end offset of {tp[0]}[{tp[1]}] went back from {self.end_offsets[tp]} to {end}"
+        for topic, count in present.items():
+            self.partitions[topic] = max(count, self.partitions.get(topic, 0))
+        for tp, end in ends.items():
+            self.end_offsets[tp] = max(end, self.end_offsets.get(tp, 0))
+        return None
+
+    async def sample(self, consumer: Any) -> tuple[dict[str, int], dict[tuple[str, int], int]]:
+        """Topic list (all topics: naming none, so nothing is auto-created) and end offsets."""
+        from aiokafka import TopicPartition
+
+        existing = await consumer.topics()
+        wanted = set(self.topics())
+        present = {t: len(consumer.partitions_for_topic(t) or ()) for t in existing if t in wanted}
+        tps = [TopicPartition(t, p) for t, n in present.items() for p in range(n)]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        return present, {(tp.topic, tp.partition): off for tp, off in ends.items()}
+
+    async def run(self, client_options: dict[str, Any], bootstrap: list[str], on_lost: Callable[[str], None]) -> None:
+        """Poll until the broker is found to have lost state; then call ``on_lost`` once."""
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                    request_timeout_ms=int(max(2.0, self.interval_s * 2) * 1000), **client_options)
+        started = False
+        try:
+            while True:
+                try:
+                    if not started:
+                        await consumer.start()
+                        started = True
+                    found = self.compare(*await asyncio.wait_for(self.sample(consumer), self.interval_s * 5))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - the broker is away: the BrokerLink reports that
+                    found = None
+                if found is not None:
+                    on_lost(found)
+                    return
+                await asyncio.sleep(self.interval_s)
+        finally:
+            if started:
+                await consumer.stop()
+
+
+def stop_on_lost_broker_state(app: faust.App) -> Callable[[str], None]:
+    """The action on lost broker state: one log line, then the worker's normal SIGTERM stop."""
+
+    def on_lost(what: str) -> None:
+        message = (f"the broker lost its topics and offsets ({what}); an in-memory broker such as Tansu "
+                   "loses everything when it restarts. This worker's tables and positions no longer match it: "
+                   "stopping. Start the worker again (it re-creates the topics).")
+        app.broker_link.lost = message  # type: ignore[attr-defined]
+        log.error(message)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    return on_lost
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = int(self.app.conf.leitstand.consumer_fetch_max_wait_ms)
+        link = getattr(self.app, "broker_link", None)
+        if link is not None:
+            link.observe(consumer._client)
         return consumer
 
 
@@ -38,6 +246,9 @@ class _Transport(faust_aiokafka.Transport):
 
 class LeitstandApp(faust.App):
     """A Faust app whose consumer uses ``_Transport`` (see the module docstring)."""
+
+    #: set by ``streams.app.create_app``: the consumer's broker link, read by ``/ready``
+    broker_link: BrokerLink
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)

@@ -10,17 +10,22 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from .settings import Settings
 from .topics import CATALOGUE
 
 logging.getLogger("aiokafka").setLevel(logging.ERROR)
+
+#: the producer's max request size (aiokafka's default, set explicitly so the pre-send check
+#: below and the producer agree); Apache Kafka's default ``message.max.bytes`` is about the same
+MAX_REQUEST_BYTES = 1_048_576
 
 
 async def ensure_topics(settings: Settings, names: Iterable[str] | None = None) -> list[str]:
@@ -61,6 +66,7 @@ def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
         "enable_idempotence": False,
         "linger_ms": 5,
         "max_batch_size": 256 * 1024,
+        "max_request_size": MAX_REQUEST_BYTES,
         **settings.kafka_client_options(),
     }
     opts.update(overrides)
@@ -100,6 +106,96 @@ async def produce_to(settings: Settings, topic: str, items: Iterable[tuple[bytes
     await prod.start()
     try:
         return await send_all(prod, topic, items)
+    finally:
+        await prod.stop()
+
+
+def record_size(key: bytes | None, value: bytes | None) -> int:
+    """Bytes the record takes in a request, as the producer itself estimates it before sending."""
+    return DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
+
+
+def _reason(exc: BaseException) -> str:
+    """One line, whatever the client put in the message."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass
+class SendReport:
+    """What a checked send did: how many records the broker acknowledged, and which it refused why."""
+
+    sent: int = 0
+    #: (reference given with the record, e.g. its line number; reason), in reference order
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+    def refused_summary(self, noun: str = "line", limit: int = 20) -> str:
+        """``line 4 (reason); line 9 (reason)``, at most ``limit`` of them, then how many more."""
+        shown = "; ".join(f"{noun} {ref} ({why})" for ref, why in self.refused[:limit])
+        more = len(self.refused) - limit
+        return shown + (f"; and {more} more" if more > 0 else "")
+
+
+class CheckedSender:
+    """Sends records one at a time; a record that cannot be sent is refused, never fatal.
+
+    A record over the producer's max request size is refused before it is sent (aiokafka
+    would raise in ``send`` and end the command after a partial send); one the broker
+    rejects fails only its own future. Either way the records after it are still sent, and
+    :attr:`report` says what happened to each. At most ``window`` sends are unacknowledged.
+    """
+
+    def __init__(self, prod: AIOKafkaProducer, topic: str, *, max_request_bytes: int = MAX_REQUEST_BYTES,
+                 window: int = 5_000) -> None:
+        self.prod, self.topic = prod, topic
+        self.max_request_bytes, self.window = max_request_bytes, window
+        self.report = SendReport()
+        self._pending: list[tuple[int, asyncio.Future[Any]]] = []
+
+    @property
+    def in_flight(self) -> int:
+        """Records sent but not yet acknowledged (for progress displays)."""
+        return len(self._pending)
+
+    async def send(self, ref: int, key: bytes | None, value: bytes, timestamp_ms: int | None = None) -> None:
+        size = record_size(key, value)
+        if size > self.max_request_bytes:
+            self.report.refused.append((ref, f"{size:,} bytes, over the producer's limit of {self.max_request_bytes:,}"))
+            return
+        try:
+            fut = await self.prod.send(self.topic, value=value, key=key, timestamp_ms=timestamp_ms)
+        except KafkaError as exc:
+            self.report.refused.append((ref, _reason(exc)))
+            return
+        self._pending.append((ref, fut))
+        if len(self._pending) >= self.window:
+            await self.flush()
+
+    async def flush(self) -> SendReport:
+        """Wait for every pending acknowledgement and count it as sent or refused."""
+        pending, self._pending = self._pending, []
+        results = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+        for (ref, _), result in zip(pending, results):
+            if isinstance(result, KafkaError):
+                self.report.refused.append((ref, _reason(result)))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                self.report.sent += 1
+        self.report.refused.sort(key=lambda r: r[0])
+        return self.report
+
+
+async def produce_checked(settings: Settings, topic: str,
+                          items: Iterable[tuple[int, bytes | None, bytes]]) -> SendReport:
+    """Send (reference, key, value) triples to ``topic``; every record is sent or refused with a reason."""
+    prod = producer(settings)
+    await prod.start()
+    try:
+        sender = CheckedSender(prod, topic)
+        for ref, key, value in items:
+            await sender.send(ref, key, value)
+        return await sender.flush()
     finally:
         await prod.stop()
 

@@ -2,15 +2,57 @@
 
 Faust and aiokafka log through stdlib ``logging``; structlog's ``ProcessorFormatter`` renders
 those records too, so one setting (``LEITSTAND_LOG_FORMAT``) governs every line the worker writes.
+
+Two ways a log call used to break instead of logging (issue 10, #4):
+
+* a field named like one the record carries itself. ``event=`` collides with structlog's own
+  argument and raises ``TypeError`` at the call (the forecasting agent crashed on every unmapped
+  venue); ``level=2`` (the alarm's escalation level) reached the console renderer's level column,
+  which pads it with ``len()`` -> ``--- Logging error --- TypeError: object of type 'int' has no
+  len()`` and the line was lost. Fields named ``level``, ``logger``, ``timestamp``, ... are now
+  renamed with a trailing underscore (``level_=2``) before the record's own are added; ``event``
+  cannot be rescued at run time, so tests/unit/test_logs_fields.py renders every field name used
+  in the code through this configuration;
+* a library record whose arguments do not match its format string: the formatter renders the
+  raw message and arguments instead of raising inside the handler.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import structlog
 
 _LEVELS = {"debug": "DEBUG", "info": "INFO", "warning": "WARNING", "error": "ERROR"}
+
+#: keys the record sets itself or a renderer treats specially; a caller's field of that name is
+#: renamed by ``field_name`` (``event`` is structlog's positional argument and cannot be passed)
+RESERVED_FIELDS = frozenset(
+    {"level", "logger", "logger_name", "timestamp", "exception", "stack", "positional_args",
+     "_record", "_from_structlog"}
+)
+
+
+def field_name(key: str) -> str:
+    """The key a caller's field ``key`` is rendered under."""
+    return f"{key}_" if key in RESERVED_FIELDS else key
+
+
+def rename_reserved_fields(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: move a caller's ``level``/``logger``/... out of the record's way."""
+    for key in RESERVED_FIELDS & event_dict.keys():
+        event_dict[field_name(key)] = event_dict.pop(key)
+    return event_dict
+
+
+def _record_fields() -> list[Any]:
+    """Level, logger name and UTC time: the same for our events and for library records."""
+    return [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
 
 
 def configure_structlog() -> None:
@@ -19,6 +61,8 @@ def configure_structlog() -> None:
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,
+            rename_reserved_fields,
+            *_record_fields(),
             structlog.processors.format_exc_info,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
@@ -28,6 +72,22 @@ def configure_structlog() -> None:
     )
 
 
+class SafeProcessorFormatter(structlog.stdlib.ProcessorFormatter):
+    """A ``ProcessorFormatter`` that never raises: a record that cannot be formatted (a library
+    passing arguments that do not match its format string) is rendered from its raw parts."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        try:
+            return super().format(record)
+        except Exception as exc:  # noqa: BLE001 - a log line must never be lost to formatting
+            fallback = logging.makeLogRecord(record.__dict__)
+            fallback.msg = f"{record.msg!s} {record.args!r} (unformattable log record: {type(exc).__name__}: {exc})"
+            fallback.args = ()
+            for attr in ("_logger", "_name"):  # render it as a plain library record
+                fallback.__dict__.pop(attr, None)
+            return super().format(fallback)
+
+
 def logging_config(level: str, fmt: str) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for the worker."""
     renderer: Any = (
@@ -35,19 +95,14 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    pre_chain = [
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
             "leitstand": {
-                "()": structlog.stdlib.ProcessorFormatter,
+                "()": SafeProcessorFormatter,
                 "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-                "foreign_pre_chain": pre_chain,
+                "foreign_pre_chain": _record_fields(),
             }
         },
         "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "leitstand"}},

@@ -21,6 +21,12 @@ DEADLETTERS = Counter(
     ["topic", "reason"],
     registry=REGISTRY,
 )
+DEADLETTER_SEND_FAILURES = Counter(
+    "leitstand_deadletter_send_failures_total",
+    "Dead letters the broker refused even without their raw bytes (the record stays on its source topic).",
+    ["topic", "reason"],
+    registry=REGISTRY,
+)
 AGGREGATES = Counter(
     "leitstand_aggregates_emitted_total",
     "Per-detector window aggregates published.",

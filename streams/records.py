@@ -9,6 +9,14 @@ explicit (``Quantity.unit``) where field devices differ, as water sensors do.
 Every record carries ``schema_version`` (``Literal[1]``: a version this code does not know is a
 decode failure, never a guess) and ``event_time`` (timezone-aware ISO 8601). No record holds
 personal data: vehicles are counts, swimmers are events.
+
+Identifiers (intersections, detectors, pools, vehicles, trips, routes, stops, venues, events,
+sessions, alarm kinds) are ``EntityId``: 1 to 64 characters from ``A-Z a-z 0-9 . _ : / @ + # ~ -``,
+the first one a letter, a digit or ``_``. That covers everything the simulators, SUMO networks
+(``gneJ5``, ``cluster_1_2``, detector ids such as ``in:-30503246#1_0``) and GTFS feeds produce,
+and keeps NUL, control, whitespace and bidirectional-override characters (U+202E) out of keys,
+aggregates and alarm ids, where they would corrupt logs and mislead operators. Alarm and plan
+ids (``kind@subject~digest``) are ``RefId``: the same characters, up to 160.
 """
 
 from __future__ import annotations
@@ -20,7 +28,12 @@ import msgspec
 from msgspec import Meta, Struct
 
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
-EntityId = Annotated[str, Meta(min_length=1, max_length=64)]
+#: the character set of every identifier (see the module docstring); ``\Z``, not ``$``, which
+#: would also accept a trailing newline
+ENTITY_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._:/@+#~-]{0,63}\Z"
+REF_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._:/@+#~-]{0,159}\Z"
+EntityId = Annotated[str, Meta(min_length=1, max_length=64, pattern=ENTITY_ID_PATTERN)]
+RefId = Annotated[str, Meta(min_length=1, max_length=160, pattern=REF_ID_PATTERN)]
 Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
 NonNegInt = Annotated[int, Meta(ge=0)]
 
@@ -91,7 +104,7 @@ class SignalState(Record, frozen=True):
     intersection_id: EntityId
     stage: Annotated[str, Meta(min_length=1, max_length=32)]
     stage_started_at: AwareDatetime
-    program_id: Annotated[str, Meta(max_length=64)] | None = None
+    program_id: EntityId | None = None
 
     def __post_init__(self) -> None:
         if (self.stage_started_at - self.event_time).total_seconds() > 1.0:
@@ -124,7 +137,7 @@ class BusPosition(Record, frozen=True):
     longitude: Annotated[float, Meta(ge=-180.0, le=180.0)]
     current_stop_sequence: Annotated[int, Meta(ge=0, le=10_000)]
     delay_s: Annotated[float, Meta(ge=-3_600.0, le=86_400.0)]
-    stop_id: Annotated[str, Meta(max_length=64)] | None = None
+    stop_id: EntityId | None = None
     current_status: VehicleStopStatus | None = None
     bearing_deg: Annotated[float, Meta(ge=0.0, lt=360.0)] | None = None
     speed_mps: Annotated[float, Meta(ge=0.0, le=60.0)] | None = None
@@ -267,7 +280,7 @@ class AlertCommand(Record, frozen=True):
 
     key_field: ClassVar[str | None] = "alert_id"
 
-    alert_id: Annotated[str, Meta(min_length=1, max_length=160)]
+    alert_id: RefId
     action: AlertAction
     by: Annotated[str, Meta(min_length=1, max_length=64)]
     note: Annotated[str, Meta(max_length=500)] | None = None
@@ -293,11 +306,11 @@ class LifecycleCommand(Record, frozen=True):
 
     op: LifecycleOp
     subject_id: EntityId
-    kind: Annotated[str, Meta(min_length=1, max_length=64)]
+    kind: EntityId
     subject_type: Annotated[str, Meta(max_length=32)] = "pool"
     severity: Literal["critical", "major", "minor"] | None = None
     trigger: Annotated[str, Meta(max_length=128)] | None = None
-    alert_id: Annotated[str, Meta(max_length=160)] | None = None
+    alert_id: RefId | None = None
     by: Annotated[str, Meta(max_length=64)] | None = None
     message: Annotated[str, Meta(max_length=500)] | None = None
     note: Annotated[str, Meta(max_length=500)] | None = None
@@ -319,7 +332,7 @@ class SignalCommand(Record, frozen=True):
     intersection_id: EntityId
     action: SignalAction
     actor: Annotated[str, Meta(min_length=1, max_length=64)]
-    plan_id: Annotated[str, Meta(min_length=1, max_length=160)] | None = None
+    plan_id: RefId | None = None
     mode: SignalMode | None = None
     reason: Annotated[str, Meta(max_length=500)] = ""
 
@@ -341,7 +354,7 @@ class IntersectionConfig(Record, frozen=True):
     model: dict[str, Any]
     controller: Annotated[str, Meta(min_length=1, max_length=32)] = "leitstand"
     mode: SignalMode = "automatic"
-    session: Annotated[str, Meta(min_length=1, max_length=64)] = "default"
+    session: EntityId = "default"
     approval_timeout_s: Annotated[float, Meta(gt=0.0, le=86_400.0)] = 120.0
     params: dict[str, float] = {}
 
@@ -364,7 +377,21 @@ INPUT_RECORDS: dict[str, type[Record]] = {
 
 
 class DeadLetter(Struct, kw_only=True, frozen=True):
-    """A record that did not decode: enough to find, understand and replay it."""
+    """A record that did not decode: enough to find, understand, verify and replay it.
+
+    A dead letter must always fit on the dead-letter topic, however large the bad record was
+    (a base64 copy of a 800 KB record alone exceeds the producer's 1 MB request limit, and a
+    failed dead letter used to cost the rest of the batch). So it carries at most
+    ``DEADLETTER_RAW_BYTES`` (64 KiB) of the value and of the key, and a reason of at most
+    ``DEADLETTER_REASON_CHARS`` characters; ``raw_size`` and ``raw_sha256`` describe the whole
+    value, and ``raw_truncated`` says whether ``raw_b64`` holds less than all of it (an empty
+    ``raw_b64`` with ``raw_truncated`` set: the raw bytes were dropped because even the bounded
+    dead letter was refused). The original stays on ``source_topic`` at ``partition``/``offset``
+    until retention removes it; fetch it there and compare its SHA-256 with ``raw_sha256``.
+
+    The fields after ``key_b64`` are optional with defaults so dead letters written before they
+    existed still decode (``raw_size`` -1 and ``raw_sha256`` "" mean "not recorded").
+    """
 
     schema_version: int = SCHEMA_VERSION
     event_time: datetime
@@ -375,6 +402,14 @@ class DeadLetter(Struct, kw_only=True, frozen=True):
     reason: str
     raw_b64: str
     key_b64: str | None = None
+    #: length in bytes of the whole raw value (0 for a message without a value)
+    raw_size: int = -1
+    #: hex SHA-256 of the whole raw value, to verify the original found by topic/partition/offset
+    raw_sha256: str = ""
+    #: True when ``raw_b64`` holds only a prefix of the value (or nothing)
+    raw_truncated: bool = False
+    #: True when ``key_b64`` holds only a prefix of the key (or nothing)
+    key_truncated: bool = False
 
 
 class DetectorAggregate(Struct, kw_only=True, frozen=True):

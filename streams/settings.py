@@ -6,16 +6,27 @@ CLI can run several differently configured workers side by side.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from .errors import CliError
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 TimestampReference = Literal["now", "stream"]
 WorkerRole = Literal["all", "critical", "telemetry", "control"]
+
+MIN_API_TOKEN_BYTES = 32
+# RFC 6750 b64token: what a bearer token may contain, so it survives HTTP headers unchanged
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+class SettingsInvalid(CliError):
+    """A setting that cannot be used; the message names the variable, one line, no traceback."""
 
 
 class PoolSettings(BaseModel):
@@ -42,6 +53,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         validate_default=True,
+        hide_input_in_errors=True,  # an error must not echo a token or a URL with credentials
     )
 
     # --- Kafka --------------------------------------------------------------------
@@ -92,7 +104,16 @@ class Settings(BaseSettings):
     )
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
-    api_token: SecretStr | None = None
+    api_token: SecretStr | None = Field(
+        None,
+        description=f"Bearer token for changing HTTP calls, at least {MIN_API_TOKEN_BYTES} bytes "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(32))'); unset: changes are refused.",
+    )
+    api_read_token: SecretStr | None = Field(
+        None,
+        description=f"Read-only bearer token (GET /alerts, GET /signals/plans), at least {MIN_API_TOKEN_BYTES} "
+        "bytes: for a wall display that must not resolve alarms. The API token reads too.",
+    )
 
     # --- records and windows ------------------------------------------------------
     max_record_bytes: int = Field(
@@ -132,11 +153,20 @@ class Settings(BaseSettings):
     alarm_ack_timeout_critical_s: float = Field(30.0, gt=0, description="Escalate critical alarms unacknowledged this long.")
     alarm_ack_timeout_major_s: float = Field(600.0, gt=0, description="Escalate major alarms unacknowledged this long.")
     alarm_ack_timeout_minor_s: float = Field(3600.0, gt=0, description="Escalate minor alarms unacknowledged this long.")
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts webhooks may reach although they are not public https receivers "
+        "(http:// and private or loopback addresses allowed), comma-separated: 127.0.0.1,pager.internal. "
+        "Link-local and cloud-metadata addresses are refused even here.",
+    )
     alarm_contact_levels: list[list[str]] = Field(
         default_factory=list,
-        description='Webhook URLs per contact level, first = person on duty: [["https://..."], ["https://..."]].',
+        description='Webhook URLs per contact level, first = person on duty: [["https://..."], ["https://..."]]; '
+        "https only, except hosts in webhook_allowed_hosts.",
     )
-    webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the X-Leitstand-Signature header.")
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key of the webhook-signature header (Standard Webhooks; "
+        "a whsec_<base64> secret is base64-decoded, any other string used as is).")
     webhook_timeout_s: float = Field(5.0, gt=0, le=120)
     webhook_max_attempts: int = Field(10, ge=1, le=100, description="Attempts per delivery before it is logged as failed.")
     webhook_backoff_s: float = Field(1.0, gt=0, description="First retry delay; doubles per attempt (capped at 5 min).")
@@ -173,6 +203,60 @@ class Settings(BaseSettings):
         allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
         if not set(value) <= allowed:
             raise ValueError("may contain only letters, digits, '.', '_' and '-'")
+        return value
+
+    @field_validator("api_token", "api_read_token")
+    @classmethod
+    def _token_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        """A short or empty token would make the write API guessable (or open): refuse to start."""
+        if value is None:
+            return None
+        token = value.get_secret_value()
+        if not token:
+            raise ValueError("is empty; unset the variable to refuse changes, or set a random token "
+                             f"of at least {MIN_API_TOKEN_BYTES} bytes")
+        if len(token.encode()) < MIN_API_TOKEN_BYTES:
+            raise ValueError(f"is {len(token.encode())} bytes; use at least {MIN_API_TOKEN_BYTES} random bytes, "
+                             "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        if not _BEARER_TOKEN.fullmatch(token):
+            raise ValueError("may contain only letters, digits and -._~+/ (and trailing =), as a bearer token")
+        return value
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _hosts_from_list_or_csv(cls, value: Any) -> Any:
+        """Comma-separated in the environment (a JSON list is read too)."""
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                import json
+
+                return json.loads(value)
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("alarm_contact_levels")
+    @classmethod
+    def _webhook_targets_are_safe(cls, value: list[list[str]], info: ValidationInfo) -> list[list[str]]:
+        """https only (plus explicitly allowed hosts), no internal or metadata addresses."""
+        from .webhooks import TargetRefused, check_url
+
+        allowed = info.data.get("webhook_allowed_hosts") or ()
+        for url in (u for level in value for u in level):
+            try:
+                check_url(url, allowed)
+            except TargetRefused as exc:
+                raise ValueError(f"webhook {exc}") from None
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_is_usable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        from .webhooks import secret_key
+
+        if not secret_key(value.get_secret_value()):  # ValueError for a bad whsec_ secret
+            raise ValueError("is empty; unset it to send unsigned webhooks, or set a long random string")
         return value
 
     @field_validator("table_store")
@@ -225,6 +309,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 shown: Any = _mask_dsn(value.get_secret_value()) if name.endswith("dsn") else "***"
+            elif name == "alarm_contact_levels":
+                shown = [[mask_url(url) for url in level] for level in value]
             elif isinstance(value, Path):
                 shown = str(value)
             else:
@@ -233,21 +319,88 @@ class Settings(BaseSettings):
         return out
 
 
+# keys whose values are secrets, in a libpq conninfo string or a URL query
+_SECRET_KEYS = re.compile(r"pass|pwd|secret|token|key|auth|sig|credential|session|code", re.IGNORECASE)
+# libpq conninfo: key = value, the value single-quoted (backslash escapes) or bare
+_CONNINFO_PAIR = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^'\\]|\\.)*'|(?:[^\s'\\]|\\.)*)\s*")
+
+
 def _mask_dsn(dsn: str) -> str:
-    """Keep host and database visible (useful when debugging), hide the password."""
+    """Keep host and database visible (useful when debugging), hide the password.
+
+    Both DSN forms: ``postgresql://user:pw@host/db?sslpassword=...`` and libpq's
+    ``host=db user=pg password=X``. Anything not understood is shown as ``***``.
+    """
+    if "://" in dsn:
+        return mask_url(dsn, mask_all_query=False)
+    pairs, pos = [], 0
+    while pos < len(dsn):
+        m = _CONNINFO_PAIR.match(dsn, pos)
+        if m is None or m.end() == pos:
+            return "***"
+        key, value = m.group(1), m.group(2)
+        pairs.append(f"{key}={'***' if _SECRET_KEYS.search(key) else value}")
+        pos = m.end()
+    return " ".join(pairs) if pairs else "***"
+
+
+def mask_url(url: str, mask_all_query: bool = True) -> str:
+    """A URL for display: userinfo password (webhooks: the whole userinfo) and query values
+    hidden; the path is kept so an operator can tell receivers apart."""
     from urllib.parse import urlsplit, urlunsplit
 
     try:
-        parts = urlsplit(dsn)
+        parts = urlsplit(url)
+        password = parts.password
     except ValueError:
         return "***"
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        if mask_all_query:
+            netloc = f"***@{hostport}"
+        elif password is not None:
+            netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
+    query = "&".join(_mask_query_item(item, mask_all_query) for item in parts.query.split("&")) if parts.query else ""
+    return urlunsplit(parts._replace(netloc=netloc, query=query, fragment=""))
+
+
+def _mask_query_item(item: str, mask_all: bool) -> str:
+    key, eq, _value = item.partition("=")
+    if not eq:
+        return item
+    return f"{key}=***" if mask_all or _SECRET_KEYS.search(key) else item
+
+
+def _one_line(exc: SettingsError | ValidationError) -> str:
+    """The first problem, naming the environment variable, without the offending value."""
+    if isinstance(exc, SettingsError):
+        m = re.search(r'field "([^"]+)" from source "([^"]+)"', str(exc))
+        if m is None:
+            return f"invalid settings: {exc}"
+        name, source = m.groups()
+        where = " in .env" if "DotEnv" in source else ""
+        cause = exc.__cause__
+        why = f"not valid JSON ({cause})" if cause is not None else "cannot be read"
+        return f"invalid setting {name} (LEITSTAND_{name.upper()}{where}): {why}"
+    errors = exc.errors()
+    first = errors[0]
+    loc = [str(p) for p in first.get("loc", ())]
+    name = loc[0] if loc else "settings"
+    inner = f" at {'.'.join(loc[1:])}" if len(loc) > 1 else ""
+    msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"invalid setting {name} (LEITSTAND_{name.upper()}){inner}: {msg}{more}"
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment with CLI overrides (``None`` means 'not given')."""
+    """Settings from the environment with CLI overrides (``None`` means 'not given').
+
+    Every command loads its settings here, so a bad variable ends every command the same way:
+    ``SettingsInvalid`` with one line naming the variable (the CLI prints it, exit 1).
+    """
     given = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**given)
+    try:
+        return Settings(**given)
+    except (SettingsError, ValidationError) as exc:
+        raise SettingsInvalid(_one_line(exc)) from None

@@ -1,8 +1,8 @@
 """HTTP API for signal operators: list pending proposals, approve / reject one, change a mode.
 
-``GET /signals/plans?status=pending`` needs no token (a wall display may poll it); every change
-needs ``Authorization: Bearer <LEITSTAND_API_TOKEN>`` (the alerts API's rule and helper; without a
-configured token changes are refused). A change is published as a ``SignalCommand`` on
+Every call needs ``Authorization: Bearer <token>`` (streams/http_auth.py, the alerts API's rule):
+``GET /signals/plans`` the API token or the read-only ``LEITSTAND_API_READ_TOKEN``, changes the
+API token; without a configured token the call is refused (403). A change is published as a ``SignalCommand`` on
 ``signals.approvals`` (the audit trail of human actions) and applied by the control agent
 moments later, so the answer is ``202 Accepted``; the agent writes the outcome to
 ``signals.plans`` and ``signals.audit``. The checks here (404 unknown intersection or plan, 409
@@ -23,54 +23,54 @@ from faust.web import Request, Response, View
 from signals.control import MODES
 
 from .agents.signal_control import SignalControls
-from .alerts_api import authorised
+from .alerts_api import refusal
+from .http_auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object
 from .records import SignalCommand
 from .settings import Settings
 
 STATUSES = ("pending",)
+#: what a change body may hold (``by`` is accepted for ``actor``, as in the alerts API)
+DECISION_FIELDS = ("actor", "by", "reason")
+MODE_FIELDS = ("mode", *DECISION_FIELDS)
 
 
 def register(app: faust.App, settings: Settings, controls: SignalControls) -> None:
     desk = controls.desk
+    auth = ApiAuth.from_settings(settings)
 
     @app.page("/signals/plans")
     class Plans(View):
         async def get(self, request: Request) -> Response:
-            status = request.query.get("status", "pending")
-            if status not in STATUSES:
-                return self.json({"error": f"status must be one of {', '.join(STATUSES)}"}, status=400)
+            try:
+                auth.check(request.headers.get("Authorization"), "read")
+                query_choice(request.query, "status", STATUSES)
+            except Refused as refused:
+                return refusal(self, refused)
             found = [msgspec.to_builtins(m) for m in desk.pending_messages()]
             return self.json({"plans": found, "count": len(found)})
 
-    async def body_of(view: View, request: Request) -> tuple[dict[str, Any] | None, Response | None]:
-        if settings.api_token is None:
-            return None, view.json({"error": "no API token configured (LEITSTAND_API_TOKEN); changes are refused"},
-                                   status=403)
-        if not authorised(settings, request.headers.get("Authorization")):
-            return None, view.json({"error": "missing or wrong bearer token"}, status=401)
+    async def body_of(view: View, request: Request, fields: tuple[str, ...]) -> tuple[dict[str, Any] | None, Response | None]:
+        """The authorised change's body (a JSON object of known fields) or the refusal to send."""
         try:
-            body = await request.json() if request.can_read_body else {}
-        except ValueError:
-            return None, view.json({"error": "body must be JSON"}, status=400)
-        if not isinstance(body, dict):
-            return None, view.json({"error": "body must be a JSON object"}, status=400)
+            auth.check(request.headers.get("Authorization"), "write")
+            body = await read_json_object(request)
+            only_fields(body, fields)
+            body["actor"], body["reason"] = actor(body, "actor", "by"), free_text(body, "reason") or ""
+        except Refused as refused:
+            return None, refusal(view, refused)
         return body, None
 
     async def submit(view: View, body: dict[str, Any], **fields: Any) -> Response:
-        actor = str(body.get("actor") or body.get("by") or "api")[:64]
-        reason = body.get("reason") or ""
-        if not isinstance(reason, str):
-            return view.json({"error": "reason must be a string"}, status=400)
         try:
             cmd = SignalCommand(schema_version=1, event_time=datetime.fromtimestamp(time.time(), tz=timezone.utc),
-                                actor=actor, reason=reason[:500], **fields)
+                                actor=body["actor"], reason=body["reason"], **fields)
         except (ValueError, TypeError) as exc:
             return view.json({"error": str(exc)}, status=400)
         await controls.submit(cmd)
-        return view.json({"accepted": cmd.action, **fields, "actor": actor}, status=202)
+        return view.json({"accepted": cmd.action, **fields, "actor": cmd.actor}, status=202)
 
     async def decide(view: View, request: Request, intersection: str, plan_id: str, action: str) -> Response:
-        body, refused = await body_of(view, request)
+        body, refused = await body_of(view, request, DECISION_FIELDS)
         if refused is not None:
             return refused
         assert body is not None
@@ -98,7 +98,7 @@ def register(app: faust.App, settings: Settings, controls: SignalControls) -> No
     @app.page("/signals/{intersection}/mode")
     class Mode(View):
         async def post(self, request: Request, intersection: str) -> Response:
-            body, refused = await body_of(self, request)
+            body, refused = await body_of(self, request, MODE_FIELDS)
             if refused is not None:
                 return refused
             assert body is not None

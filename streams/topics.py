@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -53,3 +54,32 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(SIGNALS_AUDIT, "intersection id", "audit log: decisions, proposals, approvals, expiries, mode changes"),
     TopicSpec(SIMULATION_TRUTH, "subject id", "what a simulator injected (ground truth for scoring)"),
 )
+
+#: the names an operator may send to without ``--create``
+CATALOGUE_NAMES: frozenset[str] = frozenset(t.name for t in CATALOGUE)
+#: Kafka's own rule for topic names (longer names or other characters are refused by the broker)
+_LEGAL_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+MAX_NAME_LENGTH = 249
+
+
+class TopicError(ValueError):
+    """A topic name the command refuses: one line for the CLI."""
+
+
+def check_topic(name: str, *, create: bool = False, prefix: str = "") -> str:
+    """Return ``name`` if a command may send to it, else raise :class:`TopicError`.
+
+    Brokers create any topic a producer names, so a typo (``sensors.intersections``) would
+    silently fill a topic no worker reads. Only catalogue names pass, unless the operator
+    asks for a new topic with ``create``; then the name must still be one Kafka accepts.
+    """
+    if name in CATALOGUE_NAMES:
+        return name
+    if not create:
+        raise TopicError(f"unknown topic {name!r}; the catalogue has {', '.join(sorted(CATALOGUE_NAMES))} "
+                         "(pass --create to send to a new topic)")
+    full = prefix + name
+    if not _LEGAL_NAME.fullmatch(full) or full in (".", ".."):
+        raise TopicError(f"{full!r} is not a valid topic name: at most {MAX_NAME_LENGTH} letters, digits, "
+                         "'.', '_' or '-'")
+    return name

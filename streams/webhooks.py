@@ -1,33 +1,227 @@
 """Webhook delivery: signed JSON POSTs with exponential backoff, planned as plain data.
 
 The plan (who gets what, when to retry) is pure and tested on its own; ``post`` is the only
-part that touches the network. Receivers verify ``X-Leitstand-Signature`` (HMAC-SHA256 of the
-raw body with the shared secret, hex, prefixed ``sha256=``) and de-duplicate on
-``X-Leitstand-Delivery``: at-least-once delivery means a receiver may see a delivery twice.
+part that touches the network.
+
+Signing follows the Standard Webhooks scheme (https://www.standardwebhooks.com), so receivers
+can use its libraries: headers ``webhook-id`` (the delivery id, the same for every retry:
+de-duplicate on it, delivery is at-least-once), ``webhook-timestamp`` (integer Unix seconds of
+this attempt) and ``webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">``.
+The id and timestamp are inside the MAC, so a captured delivery replayed later (or with a new
+timestamp) fails ``verify``, which accepts timestamps within ``tolerance_s`` of the receiver's
+clock.
+
+Where deliveries may go is checked twice: ``check_url`` when the settings are loaded (https
+only, plus hosts listed in ``LEITSTAND_WEBHOOK_ALLOWED_HOSTS``) and again at delivery on the
+addresses the host name resolves to (``GuardedResolver``), so a name that later points at a
+private, loopback or cloud-metadata address is refused. Redirects are never followed: they
+would carry the body and signature to a place nobody configured. Logs and records name the
+target's origin and a short id only; a URL may carry credentials in its userinfo, path or query.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import ipaddress
+import socket
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
 
 MAX_BACKOFF_S = 300.0
 NOTIFY_TRANSITIONS = ("raised", "reraised", "escalated")
+DEFAULT_TOLERANCE_S = 300.0
+SECRET_PREFIX = "whsec_"  # Standard Webhooks secrets: whsec_<base64 key>
+
+# addresses refused even for an explicitly allowed host: cloud metadata services hand out
+# credentials to whoever asks from inside the machine
+METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
+    "169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254", "192.0.0.192"))
+METADATA_HOSTS = frozenset({"metadata", "metadata.google.internal", "instance-data", "instance-data.ec2.internal"})
 
 
-def signature(secret: bytes, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+class TargetRefused(ValueError):
+    """A webhook URL or address that deliveries must not go to (never retried)."""
 
 
-def verify(secret: bytes, body: bytes, header: str) -> bool:
-    """What a receiver does (used by our tests and documented for integrators)."""
-    return hmac.compare_digest(signature(secret, body), header)
+class Attempt(NamedTuple):
+    """Outcome of one POST: ``retry`` is False when trying again cannot help."""
+
+    ok: bool
+    detail: str
+    retry: bool = True
+
+
+# --- signing (Standard Webhooks) ----------------------------------------------------------
+
+
+def secret_key(secret: str | bytes) -> bytes:
+    """The HMAC key: a ``whsec_<base64>`` secret is decoded as Standard Webhooks does, any
+    other string is used as its UTF-8 bytes (so existing plain secrets keep working)."""
+    if isinstance(secret, bytes):
+        return secret
+    if secret.startswith(SECRET_PREFIX):
+        try:
+            return base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("a whsec_ secret must be followed by base64") from exc
+    return secret.encode()
+
+
+def signature(secret: str | bytes, delivery_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64>`` over ``{id}.{timestamp}.{body}``: the id and time are signed too."""
+    signed = f"{delivery_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(secret_key(secret), signed, hashlib.sha256).digest()).decode()
+
+
+def signed_headers(secret: str | bytes | None, delivery_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The Standard Webhooks headers of one attempt (no signature without a secret)."""
+    headers = {"webhook-id": delivery_id, "webhook-timestamp": str(timestamp)}
+    if secret:
+        headers["webhook-signature"] = signature(secret, delivery_id, timestamp, body)
+    return headers
+
+
+def verification_error(secret: str | bytes, headers: Mapping[str, str], body: bytes, now: float,
+                       tolerance_s: float = DEFAULT_TOLERANCE_S) -> str | None:
+    """Why a delivery fails verification, or None when it is authentic and fresh."""
+    h = {k.lower(): v for k, v in headers.items()}
+    did, ts, sigs = h.get("webhook-id"), h.get("webhook-timestamp"), h.get("webhook-signature")
+    if not did or not ts or not sigs:
+        return "missing webhook-id, webhook-timestamp or webhook-signature header"
+    try:
+        timestamp = int(ts)
+    except ValueError:
+        return "webhook-timestamp is not an integer"
+    if abs(now - timestamp) > tolerance_s:
+        return f"webhook-timestamp is {now - timestamp:.0f} s away from now (tolerance {tolerance_s:.0f} s)"
+    expected = signature(secret, did, timestamp, body)
+    # the header may list several space-separated signatures (key rotation)
+    if any(hmac.compare_digest(expected.encode(), s.encode()) for s in sigs.split()):
+        return None
+    return "no matching signature"
+
+
+def verify(secret: str | bytes, headers: Mapping[str, str], body: bytes, now: float,
+           tolerance_s: float = DEFAULT_TOLERANCE_S) -> bool:
+    """What a receiver does: True only for an untampered delivery signed within ``tolerance_s``
+    of ``now`` (receivers also drop ``webhook-id`` values they have already seen)."""
+    return verification_error(secret, headers, body, now, tolerance_s) is None
+
+
+# --- where deliveries may go --------------------------------------------------------------
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL: what logs and records show (no userinfo/path/query)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "?"
+        port = parts.port
+    except ValueError:
+        return "<unparseable url>"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+def target_id(url: str) -> str:
+    """A short stable id of a URL, so two URLs on one host can be told apart in the records."""
+    return hashlib.blake2b(url.encode(), digest_size=4).hexdigest()
+
+
+def host_allowed(host: str, allowed_hosts: Collection[str]) -> bool:
+    host = host.lower().strip("[]").rstrip(".")
+    return any(host == a.lower().strip("[]").rstrip(".") for a in allowed_hosts)
+
+
+def address_refusal(address: str, allowed: bool) -> str | None:
+    """Why a resolved address is refused, or None. Link-local and metadata addresses are
+    refused always; loopback, private and other non-global ones unless the host is allowed."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return f"{address} is not an IP address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip in METADATA_ADDRESSES or ip.is_link_local:
+        return f"{ip} is a link-local or cloud-metadata address"
+    if ip.is_multicast or ip.is_unspecified:
+        return f"{ip} is not a unicast address"
+    if not ip.is_global and not allowed:
+        return f"{ip} is a private, loopback or reserved address (allow the host in LEITSTAND_WEBHOOK_ALLOWED_HOSTS)"
+    return None
+
+
+def check_url(url: str, allowed_hosts: Collection[str] = ()) -> None:
+    """Refuse a webhook URL before any DNS: https only (http only for allowed hosts), and no
+    literal address or well-known name that points inside the machine or its network."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise TargetRefused(f"{origin(url)}: not a valid URL") from exc
+    if parts.scheme not in ("https", "http"):
+        raise TargetRefused(f"{parts.scheme or '?'}:// URL: only https:// is allowed")
+    if not host:
+        raise TargetRefused(f"{parts.scheme}:// URL without a host")
+    allowed = host_allowed(host, allowed_hosts)
+    if parts.scheme != "https" and not allowed:
+        raise TargetRefused(f"{origin(url)}: only https:// is allowed "
+                            "(http:// only for hosts in LEITSTAND_WEBHOOK_ALLOWED_HOSTS)")
+    name = host.lower().rstrip(".")
+    if name in METADATA_HOSTS:
+        raise TargetRefused(f"{origin(url)}: a cloud-metadata host")
+    if (name == "localhost" or name.endswith(".localhost")) and not allowed:
+        raise TargetRefused(f"{origin(url)}: loopback (allow the host in LEITSTAND_WEBHOOK_ALLOWED_HOSTS)")
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return  # a name: its addresses are checked when it is resolved, at every delivery
+    reason = address_refusal(host, allowed)
+    if reason:
+        raise TargetRefused(f"{origin(url)}: {reason}")
+
+
+class GuardedResolver(AbstractResolver):
+    """DNS for webhook sessions that refuses forbidden addresses on the very answers aiohttp
+    connects to, so a name re-pointed after start-up (DNS rebinding) cannot reach inside."""
+
+    def __init__(self, allowed_hosts: Collection[str]) -> None:
+        self.allowed_hosts = tuple(allowed_hosts)
+        self.inner = ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        results = await self.inner.resolve(host, port, family)
+        allowed = host_allowed(host, self.allowed_hosts)
+        for r in results:
+            reason = address_refusal(r["host"], allowed)
+            if reason:
+                raise TargetRefused(f"{host} resolves to {reason}")
+        return results
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def session(allowed_hosts: Collection[str] = ()) -> aiohttp.ClientSession:
+    """A client session whose connections pass ``GuardedResolver``; no proxy from the
+    environment (it would resolve the name on our behalf, past the guard)."""
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allowed_hosts))
+    return aiohttp.ClientSession(connector=connector, trust_env=False)
+
+
+# --- planning and delivery ----------------------------------------------------------------
 
 
 def backoff_s(attempts: int, base_s: float) -> float:
@@ -39,7 +233,9 @@ def plan_deliveries(alert: dict[str, Any], contact_levels: Sequence[Sequence[str
     """Deliveries for one ``alerts`` record: new and escalated alarms go to their level's URLs.
 
     Delivery ids are deterministic (alarm, transition, level, when), so a re-published
-    transition plans the same deliveries again instead of new ones.
+    transition plans the same deliveries again instead of new ones. A delivery names its
+    target by id and origin, not by URL: the outbox is changelogged to Kafka, and a URL may
+    carry a credential; the URL is looked up in the settings when the delivery is sent.
     """
     if alert.get("transition") not in NOTIFY_TRANSITIONS or not contact_levels:
         return {}
@@ -52,24 +248,38 @@ def plan_deliveries(alert: dict[str, Any], contact_levels: Sequence[Sequence[str
             f"{alert['alarm_id']}|{alert['transition']}|{level}|{when}|{url}".encode(), digest_size=10
         ).hexdigest()
         out[did] = {
-            "url": url, "alarm_id": alert["alarm_id"], "transition": alert["transition"], "level": level,
+            "target_id": target_id(url), "target": origin(url),
+            "alarm_id": alert["alarm_id"], "transition": alert["transition"], "level": level,
             "body": orjson.dumps({"delivery": did, "level": level, "alert": alert}).decode(),
             "attempts": 0, "next_at": now, "created_at": now,
         }
     return out
 
 
-async def post(session: aiohttp.ClientSession, delivery_id: str, d: dict[str, Any], secret: bytes | None,
-               timeout_s: float) -> tuple[bool, str]:
-    """One attempt. (delivered, detail); any 2xx counts, everything else is retried."""
-    body = d["body"].encode()
-    headers = {"Content-Type": "application/json", "X-Leitstand-Delivery": delivery_id,
-               "X-Leitstand-Timestamp": f"{time.time():.3f}", "User-Agent": "leitstand-notifier"}
-    if secret:
-        headers["X-Leitstand-Signature"] = signature(secret, body)
+def _scrub(detail: str, url: str) -> str:
+    """Exception texts may quote the URL (query and userinfo included): show the origin."""
+    return detail.replace(url, origin(url)) if url else detail
+
+
+async def post(client: aiohttp.ClientSession, delivery_id: str, url: str, body: bytes, secret: str | bytes | None,
+               timeout_s: float, allowed_hosts: Collection[str] = (), now: float | None = None) -> Attempt:
+    """One attempt. Any 2xx counts; a redirect is a failure (never followed); a refused target
+    is not retried; everything else is. ``client`` should come from ``session`` (the guard)."""
     try:
-        async with session.post(d["url"], data=body, headers=headers,
-                                timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
-            return 200 <= resp.status < 300, f"HTTP {resp.status}"
+        check_url(url, allowed_hosts)
+    except TargetRefused as exc:
+        return Attempt(False, f"refused: {exc}", retry=False)
+    timestamp = int(time.time() if now is None else now)
+    headers = {"Content-Type": "application/json", "User-Agent": "leitstand-notifier",
+               **signed_headers(secret, delivery_id, timestamp, body)}
+    try:
+        async with client.post(url, data=body, headers=headers, allow_redirects=False,
+                               timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+            if 300 <= resp.status < 400:
+                where = origin(resp.headers.get("Location", "")) if resp.headers.get("Location") else "nowhere"
+                return Attempt(False, f"HTTP {resp.status}: redirect to {where} not followed (redirects are refused)")
+            return Attempt(200 <= resp.status < 300, f"HTTP {resp.status}")
+    except TargetRefused as exc:  # raised by GuardedResolver after DNS
+        return Attempt(False, f"refused: {exc}", retry=False)
     except Exception as exc:  # noqa: BLE001 - every failure of a receiver is a retry, never a crash
-        return False, f"{type(exc).__name__}: {exc}"[:300]
+        return Attempt(False, _scrub(f"{type(exc).__name__}: {exc}", url)[:300])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .broker.probe import check_reachable
+from .broker.probe import BrokerStateLost, check_reachable
 from .kafka_io import ensure_topics
 from .logs import configure_structlog, logging_config
 from .settings import Settings
@@ -13,7 +13,8 @@ _FAUST_LEVELS = {"debug": "debug", "info": "info", "warning": "warn", "error": "
 
 
 def run_worker(settings: Settings) -> None:
-    """Blocks until SIGINT/SIGTERM. Raises ``BrokerUnreachable`` before starting Faust."""
+    """Blocks until SIGINT/SIGTERM. Raises ``BrokerUnreachable`` before starting Faust, and
+    ``BrokerStateLost`` when the broker came back without the topics and offsets it had."""
     opts = settings.kafka_client_options()
     check_reachable(settings.kafka_bootstrap_servers, timeout_s=5.0, **opts)
     asyncio.run(ensure_topics(settings))
@@ -32,4 +33,26 @@ def run_worker(settings: Settings) -> None:
         quiet=True,
         redirect_stdouts=False,
     )
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        lost = _lost_state(app, worker)
+        if lost:
+            raise BrokerStateLost(lost) from None
+        raise
+
+
+def _lost_state(app: object, worker: object) -> str | None:
+    """The operator's line when the worker stopped because the broker lost its state."""
+    from faust.exceptions import ConsistencyError
+
+    link = getattr(app, "broker_link", None)
+    if link is not None and link.lost:
+        return str(link.lost)
+    crash = getattr(worker, "crash_reason", None)
+    if isinstance(crash, ConsistencyError):
+        # table recovery found a changelog shorter than the offsets this worker persisted
+        detail = " ".join(str(crash).split())
+        return (f"the broker lost data this worker's tables were built from ({detail}); an in-memory broker "
+                "such as Tansu loses everything when it restarts: start the worker again with an empty data dir")
+    return None

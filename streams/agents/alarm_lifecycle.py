@@ -151,7 +151,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> AlarmBooks:
         for c in changes:
             ALARM_TRANSITIONS.labels(c.transition, c.alarm.severity).inc()
             log.info("alarm", transition=c.transition, alarm_id=c.alarm.alarm_id, severity=c.alarm.severity,
-                     level=c.alarm.level, by=c.alarm.acknowledged_by if c.transition == "acknowledged" else None)
+                     escalation_level=c.alarm.level, by=c.alarm.acknowledged_by if c.transition == "acknowledged" else None)
 
     def save(updates: dict[bytes, Book]) -> None:
         for key, book in updates.items():

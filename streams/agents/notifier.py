@@ -4,6 +4,10 @@
 its own task. A delivery leaves the outbox only when a receiver answered 2xx or its attempts
 are used up, and every attempt is logged on ``alerts.deliveries``. A receiver that is down or
 slow holds up only its own deliveries: the others go out in their own tasks.
+
+URLs never leave the settings: the outbox (changelogged to Kafka), the delivery log and the
+worker log name a target by origin and id (``webhooks.plan_deliveries``), since a webhook URL
+may carry a credential in its path or query.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-import aiohttp
 import faust
 import orjson
 import structlog
@@ -31,8 +34,10 @@ def register(app: faust.App, settings: Settings) -> None:
     delivery_log = app.topic(settings.topic(ALERTS_DELIVERIES))
     outbox = app.Table("webhook-outbox", default=None, use_partitioner=True, key_type=bytes,
                        partitions=settings.topic_partitions)
-    secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
+    secret = webhooks.secret_key(settings.webhook_secret.get_secret_value()) if settings.webhook_secret else None
     levels = settings.alarm_contact_levels
+    allowed_hosts = tuple(settings.webhook_allowed_hosts)
+    urls = {webhooks.target_id(url): url for level in levels for url in level}
     lock = asyncio.Lock()
     in_flight: set[str] = set()
     tasks: set[asyncio.Future[None]] = set()  # strong references, or asyncio may drop them
@@ -54,12 +59,18 @@ def register(app: faust.App, settings: Settings) -> None:
 
     async def attempt(key: bytes, did: str, d: dict[str, Any]) -> None:
         try:
-            # a session per attempt: alarms are rare, and nothing is left open at shutdown
-            async with aiohttp.ClientSession() as session:
-                ok, detail = await webhooks.post(session, did, d, secret, settings.webhook_timeout_s)
+            url = urls.get(d.get("target_id", "")) or d.get("url")  # "url": planned by an older version
+            if url is None:
+                ok, detail, retry = False, "target no longer in LEITSTAND_ALARM_CONTACT_LEVELS", False
+            else:
+                # a session per attempt: alarms are rare, and nothing is left open at shutdown
+                async with webhooks.session(allowed_hosts) as session:
+                    ok, detail, retry = await webhooks.post(session, did, url, d["body"].encode(), secret,
+                                                            settings.webhook_timeout_s, allowed_hosts)
+            target = d.get("target") or webhooks.origin(url or "")
             now = time.time()
             attempts = d["attempts"] + 1
-            gave_up = not ok and attempts >= settings.webhook_max_attempts
+            gave_up = not ok and (not retry or attempts >= settings.webhook_max_attempts)
             outcome = "delivered" if ok else ("failed" if gave_up else "retry")
             async with lock:
                 pending = dict(outbox.get(key) or {})
@@ -72,10 +83,12 @@ def register(app: faust.App, settings: Settings) -> None:
             WEBHOOK_DELIVERIES.labels(outcome).inc()
             record = {"schema_version": 1, "event_time": datetime.fromtimestamp(now, tz=timezone.utc).isoformat(),
                       "delivery_id": did, "alarm_id": d["alarm_id"], "transition": d["transition"], "level": d["level"],
-                      "url": d["url"], "attempt": attempts, "outcome": outcome, "detail": detail}
+                      "target": target, "target_id": d.get("target_id") or webhooks.target_id(url or ""),
+                      "attempt": attempts, "outcome": outcome, "detail": detail}
             await delivery_log.send(key=d["alarm_id"].encode(), value=orjson.dumps(record))
             if outcome != "delivered":
-                log.warning("webhook delivery", outcome=outcome, url=d["url"], alarm_id=d["alarm_id"], attempt=attempts, detail=detail)
+                log.warning("webhook delivery", outcome=outcome, target=target, alarm_id=d["alarm_id"],
+                            attempt=attempts, detail=detail)
         finally:
             in_flight.discard(did)
 

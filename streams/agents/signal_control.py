@@ -48,8 +48,8 @@ from signals.control import AuditEntry, ControlError, IntersectionControl, PlanR
 from signals.model import intersection_from_dict
 
 from ..codec import DecodeFailure, TopicDecoder, dead_letter
-from ..ingest import raw_message
-from ..metrics import DEADLETTERS, RECORDS_DECODED, SIGNAL_COMMANDS, SIGNAL_FRAMES_UNCONFIGURED, SIGNAL_PLANS
+from ..ingest import raw_message, send_dead_letters
+from ..metrics import RECORDS_DECODED, SIGNAL_COMMANDS, SIGNAL_FRAMES_UNCONFIGURED, SIGNAL_PLANS
 from ..records import IntersectionConfig, IntersectionFrame, SignalAuditMessage, SignalCommand, SignalPlanMessage, encode
 from ..settings import Settings
 from ..signal_codec import audit_message, epoch_s, plan_message
@@ -97,12 +97,24 @@ def setup_of(cfg: IntersectionConfig) -> tuple[Any, ...]:
 
 
 def build_control(cfg: IntersectionConfig, mode: str | None = None) -> IntersectionControl:
-    """The control loop a config describes; ``ValueError`` (ControlError included) if it cannot be built."""
+    """The control loop a config describes; ``ValueError`` (ControlError, ModelError included) if
+    it cannot be built. The model goes through the same loader as ``leitstand signals configure``:
+    RiLSA bounds and the fixed plan validated, so the safety gate built on the first frame can
+    never find its fallback unsafe (a config from any other client gets no less checking)."""
     intersection = intersection_from_dict(cfg.model)
     if intersection.id != cfg.intersection_id:
         raise ValueError(f"model id {intersection.id!r} differs from the config's intersection_id {cfg.intersection_id!r}")
     return IntersectionControl(intersection, cfg.controller, mode or cfg.mode,  # type: ignore[arg-type]
                                cfg.approval_timeout_s, **cfg.params)
+
+
+def _refusal_reason(exc: Exception) -> str:
+    """One line for the audit: the loader's own message, or the type of an unexpected failure
+    (a bug in a controller's constructor must not take the agent down with it)."""
+    if isinstance(exc, (ValueError, TypeError)):  # TypeError: params the controller does not take
+        return str(exc)
+    log.error("unexpected error building a signal control loop", exc_info=exc)
+    return f"cannot build the control loop: {type(exc).__name__}: {exc}"
 
 
 def _retired(before: dict[str, PlanRecord], control: IntersectionControl, decided: str | None) -> list[PlanRecord]:
@@ -156,12 +168,15 @@ class ControlDesk:
             return out
         try:
             control = build_control(cfg)
-        except ValueError as exc:
+        except Exception as exc:  # noqa: BLE001 - a bad config is refused and audited, never fatal
+            reason = _refusal_reason(exc)
             session = old.session if old else cfg.session
-            log.warning("signal config refused", intersection=iid, reason=str(exc))
+            log.warning("signal config refused", intersection=iid, reason=reason,
+                        kept_session=old.session if old else None)
             out.audit.append(audit_message(AuditEntry(at_s, iid, "config_refused", "config",
                                                       {"session": cfg.session, "controller": cfg.controller,
-                                                       "reason": str(exc)}), session))
+                                                       "reason": reason,
+                                                       "kept_session": old.session if old else None}), session))
             return out
         if old is not None:
             before = dict(old.control.pending)
@@ -240,8 +255,8 @@ class ControlDesk:
         cfg = msgspec.convert(saved["config"], IntersectionConfig)
         try:
             control = build_control(cfg, saved.get("mode"))
-        except ValueError as exc:  # a config that built before must build again; say so if not
-            log.error("stored signal config no longer builds", intersection=iid, reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a config that built before must build again; say so if not
+            log.error("stored signal config no longer builds", intersection=iid, reason=_refusal_reason(exc))
             return None
         slot = Slot(cfg, control)
         self.live[iid] = slot
@@ -309,19 +324,19 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
     desk = ControlDesk(table)
 
     async def decode(events: list[Any]) -> list[Any]:
-        now, records = time.time(), []
+        now, records, dead = time.time(), [], []
         for e in events:
             raw = raw_message(e)
             out = decoders[raw.topic].decode(raw.value, now=now, key=raw.key)
             if isinstance(out, DecodeFailure):
                 if raw.topic != frames_topic or own_frame_deadletters:
-                    dl = dead_letter(raw, out, now)
-                    await deadletter.send(key=dl.source_topic.encode(), value=encode(dl))
-                    DEADLETTERS.labels(raw.topic, out.code).inc()
+                    dead.append(dead_letter(raw, out, now))
                 continue
             if raw.topic != frames_topic or own_frame_deadletters:
                 RECORDS_DECODED.labels(raw.topic).inc()
             records.append(out)
+        # bounded dead letters, acknowledged by the broker (and counted) before the batch goes on
+        await send_dead_letters(deadletter, dead)
         return records
 
     @app.agent(source, name="signal-control")

@@ -14,7 +14,12 @@ from typing import Any
 
 
 class BrokerUnreachable(RuntimeError):
-    pass
+    """No usable broker at the bootstrap address; the message says what failed, for operators."""
+
+
+class BrokerStateLost(BrokerUnreachable):
+    """The broker a running worker used came back without its topics or offsets (an in-memory
+    broker restarted). A subclass of ``BrokerUnreachable`` so the CLI reports it in one line."""
 
 
 async def metadata_ok(bootstrap: str, *, timeout_s: float = 2.0, **client_options: Any) -> bool:
@@ -66,11 +71,81 @@ def wait_until_ready(
     return time.monotonic() - start
 
 
+def _error_text(exc: BaseException) -> str:
+    text = str(exc).split(": <AIOKafkaConnection", 1)[0].strip()
+    return f"{type(exc).__name__}: {text}" if text and type(exc).__name__ not in text else text or type(exc).__name__
+
+
+async def _tcp_open(host: str, port: int, timeout_s: float) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+async def _handshake_error(host: str, port: int, timeout_s: float, **client_options: Any) -> BaseException | None:
+    """Open one Kafka connection with ``client_options``; the error it fails with, or None."""
+    from aiokafka.conn import create_conn
+
+    try:
+        conn = await asyncio.wait_for(
+            create_conn(host, port, request_timeout_ms=int(timeout_s * 1000), **client_options), timeout_s
+        )
+    except Exception as exc:  # noqa: BLE001 - the error is the answer
+        return exc
+    conn.close()
+    return None
+
+
+async def diagnose(bootstrap: str, *, timeout_s: float = 2.0, **client_options: Any) -> str:
+    """Why a metadata request to ``bootstrap`` failed, in one line (issue 10, #18).
+
+    A client's bootstrap reports every failure as "unable to bootstrap"; here each address is
+    tried step by step: TCP, then the configured security (TLS/SASL), then, when that failed,
+    plain Kafka without it, to tell "nobody listens" from "a broker answered but the handshake
+    failed" and "the broker wants security the client does not use".
+    """
+    from aiokafka.conn import collect_hosts
+
+    protocol = client_options.get("security_protocol", "PLAINTEXT")
+    notes: list[str] = []
+    for host, port, _family in collect_hosts(bootstrap):
+        where = f"{host}:{port}"
+        if not await _tcp_open(host, port, timeout_s):
+            notes.append(f"nothing accepts connections at {where}")
+            continue
+        failed = await _handshake_error(host, port, timeout_s, **client_options)
+        if failed is None:
+            notes.append(f"the broker at {where} accepted a {protocol} connection but did not answer a metadata request")
+            continue
+        plain = protocol != "PLAINTEXT" and await _handshake_error(host, port, timeout_s) is None
+        if protocol.startswith("SASL") and plain:
+            mechanism = client_options.get("sasl_mechanism") or "PLAIN"
+            notes.append(
+                f"the broker at {where} answered but the SASL handshake failed ({mechanism}, "
+                f"{_error_text(failed)}): it does not offer SASL on this port; check "
+                "LEITSTAND_KAFKA_SECURITY_PROTOCOL and LEITSTAND_KAFKA_SASL_MECHANISM"
+            )
+        elif protocol.startswith("SASL"):
+            notes.append(f"the broker at {where} answered but the {protocol} connection failed: {_error_text(failed)}")
+        elif protocol != "PLAINTEXT" and plain:
+            notes.append(f"the broker at {where} speaks plain Kafka, not {protocol}: {_error_text(failed)}")
+        else:
+            notes.append(f"a Kafka connection to {where} ({protocol}) failed: {_error_text(failed)}")
+    return "; ".join(notes) or f"no broker address in {bootstrap!r}"
+
+
 def check_reachable(bootstrap: str, *, timeout_s: float = 5.0, **client_options: Any) -> None:
-    """Raise ``BrokerUnreachable`` with an operator-readable line if nobody answers."""
+    """Raise ``BrokerUnreachable`` with an operator-readable line if no usable broker answers."""
     _quiet_aiokafka()
-    if not asyncio.run(metadata_ok(bootstrap, timeout_s=timeout_s, **client_options)):
+    if asyncio.run(metadata_ok(bootstrap, timeout_s=timeout_s, **client_options)):
+        return
+    why = asyncio.run(diagnose(bootstrap, timeout_s=min(timeout_s, 2.0), **client_options))
+    if all(note.startswith("nothing accepts") for note in why.split("; ")):
         raise BrokerUnreachable(
             f"no Kafka broker answers at {bootstrap} (waited {timeout_s:g} s); start one with "
             "'leitstand broker start' or set LEITSTAND_KAFKA_BOOTSTRAP_SERVERS"
         )
+    raise BrokerUnreachable(f"no usable Kafka broker at {bootstrap}: {why}")

@@ -28,7 +28,7 @@ from streams.webhooks import verify
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-for-the-alarm-lifecycle-test"
 SECRET = "hmac-key"
 
 
@@ -120,6 +120,7 @@ def test_alarm_lifecycle_end_to_end(broker, settings_for, tmp_path: Path, receiv
         "alarm_contact_levels": [[receiver.url + "/duty"], [receiver.url + "/manager"]],
         "alarm_ack_timeout_critical_s": 6.0, "webhook_backoff_s": 0.2, "water_min_duration_s": 20.0,
         "pools": {"P1": {"basin_type": "swimmer", "capacity": 100}},
+        "webhook_allowed_hosts": "127.0.0.1",  # the test receiver is plain http on loopback
     })
     web_port = free_port()
     worker = WorkerProcess(env, tmp_path / "worker.log", web_port)
@@ -151,7 +152,7 @@ def test_alarm_lifecycle_end_to_end(broker, settings_for, tmp_path: Path, receiv
         assert by_kind["water_ph"]["severity"] == "major" and by_kind["water_ph"]["evidence"]["value"] == 7.6
 
         # the API: listing is open, changes need the token
-        status, listed = _http("GET", f"{base}/alerts?state=open")
+        status, listed = _http("GET", f"{base}/alerts?state=open", token=TOKEN)
         assert status == 200 and listed["count"] == 3
         aid = swimmer["alarm_id"]
         assert _http("POST", f"{base}/alerts/{aid}/ack", body={"by": "x"})[0] == 401
@@ -177,7 +178,7 @@ def test_alarm_lifecycle_end_to_end(broker, settings_for, tmp_path: Path, receiv
         resolved = [r for r in events if r["transition"] == "resolved"]
         assert [(r["alarm_id"], r["resolved_by"], r["note"]) for r in resolved] == [(aid, "supervisor-1", "false alarm: diver training")]
         time.sleep(0.5)
-        status, listed = _http("GET", f"{base}/alerts?state=open")
+        status, listed = _http("GET", f"{base}/alerts?state=open", token=TOKEN)
         assert aid not in {a["alarm_id"] for a in listed["alerts"]}
         assert _http("POST", f"{base}/alerts/{aid}/ack", token=TOKEN)[0] == 409
 
@@ -190,7 +191,7 @@ def test_alarm_lifecycle_end_to_end(broker, settings_for, tmp_path: Path, receiv
         assert duty == {r["alarm_id"] for r in by_kind.values()}
         assert any(p == "/manager" and b["alert"]["transition"] == "escalated" for p, b in got)
         for r in receiver.received:
-            assert verify(SECRET.encode(), r["body"], r["headers"]["X-Leitstand-Signature"])
+            assert verify(SECRET.encode(), r["headers"], r["body"], now=time.time())
         log = _wait_for(s, "alerts.deliveries", lambda rs: sum(r["outcome"] == "delivered" for r in rs) >= 4, 10)
         assert sum(r["outcome"] == "retry" for r in log) == 2
     finally:

@@ -24,7 +24,7 @@ from .test_alarm_lifecycle import _http, _send, _wait_for
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "signal-token"
+TOKEN = "signal-token-" + "x" * 32  # at least 32 bytes (issue 10 #6)
 MODEL = json.loads((Path(__file__).resolve().parents[2] / "signals" / "examples" / "k101_four_arm.json").read_text())
 COUNTS = {"N_in": 1, "S_in": 1, "N_left": 0, "S_left": 1, "E_in": 1, "W_in": 1}
 
@@ -70,7 +70,7 @@ def test_advisory_mode_end_to_end(broker, settings_for, tmp_path: Path, role: st
         [first] = [p for p in plans if p["status"] == "pending"]
         assert first["controller"] == "webster" and first["expires_at_s"] == pytest.approx(first["time_s"] + 60.0)
         assert [(p["stage"], p["green_s"]) for p in first["phases"]] != [(p["stage"], p["green_s"]) for p in MODEL["fixed_plan"]]
-        status, listed = _http("GET", f"{base}/signals/plans?status=pending")
+        status, listed = _http("GET", f"{base}/signals/plans?status=pending", token=TOKEN)
         assert status == 200 and [p["plan_id"] for p in listed["plans"]] == [first["plan_id"]]
 
         # the API's refusals
@@ -152,7 +152,7 @@ def test_a_restarted_worker_rebuilds_control_from_its_table(broker, settings_for
     worker = WorkerProcess(env, tmp_path / "worker2.log", web_port)
     worker.start(timeout_s=90)
     try:
-        assert _http("GET", f"{base}/signals/plans")[1]["count"] == 0
+        assert _http("GET", f"{base}/signals/plans", token=TOKEN)[1]["count"] == 0
         # the table knows K101 before any frame arrives: a mode change is accepted
         status, answer = _http("POST", f"{base}/signals/K101/mode", token=TOKEN,
                                body={"mode": "off", "reason": "after restart", "actor": "operator-7"})
@@ -170,3 +170,56 @@ def test_a_restarted_worker_rebuilds_control_from_its_table(broker, settings_for
     finally:
         code = worker.stop()
     assert code == 0, worker.log_tail()
+
+
+def _unsafe(edit) -> dict:
+    model = json.loads(json.dumps(MODEL))
+    edit(model)
+    return model
+
+
+def test_an_unsafe_config_is_refused_and_audited_and_the_previous_one_keeps_driving(
+        broker, settings_for, tmp_path: Path) -> None:
+    """Issue 10 #2/#3: a NaN intergreen (null on the wire) and 1 s greens crashed the agent at the
+    first frame (10 restarts in one run, the config lost without a trace). Now each is refused
+    with a ``config_refused`` audit entry and the running control loop keeps driving."""
+    s = settings_for(broker)
+    asyncio.run(ensure_topics(s))
+    env = settings_env({"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix,
+                        "app_id": s.app_id, "data_dir": s.data_dir, "worker_role": "control"})
+    worker = WorkerProcess(env, tmp_path / "worker.log", free_port())
+    worker.start(timeout_s=90)
+    t0 = time.time() - 600.0
+
+    def config(session: str, model: dict, at: float) -> dict:
+        return {"schema_version": 1, "event_time": _iso(at), "intersection_id": "K101", "model": model,
+                "controller": "fixed", "mode": "automatic", "session": session, "approval_timeout_s": 60.0}
+
+    nan_as_null = _unsafe(lambda m: m["intergreen_s"]["FE"].update(K2=None))
+    one_second = _unsafe(lambda m: ([st.update(min_green_s=1, max_green_s=1) for st in m["stages"]],
+                                    [p.update(green_s=1) for p in m["fixed_plan"]]))
+    try:
+        asyncio.run(_send(s, "signals.config", [config("good", MODEL, t0)], "intersection_id"))
+        # configs and frames are different topics: frames sent before the config is applied are ignored
+        _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "control_started" for a in rs), 30)
+        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(3)), "intersection_id"))
+        _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 3, 30)
+        asyncio.run(_send(s, "signals.config", [config("nan", nan_as_null, t0 + 16),
+                                                config("one-second", one_second, t0 + 17)], "intersection_id"))
+        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(3, 8)), "intersection_id"))
+        plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 8, 30)
+        audit = _wait_for(s, "signals.audit",
+                          lambda rs: sum(a["action"] == "config_refused" for a in rs) >= 2, 20)
+        drives = _drives(plans)
+        assert len(drives) == 8, (drives, worker.log_tail())
+        assert all(d["status"] == "active" and d["session"] == "good" for d in drives)
+        refused = [a for a in audit if a["action"] == "config_refused"]
+        assert [(a["session"], a["detail"]["session"], a["detail"]["kept_session"]) for a in refused] == [
+            ("good", "nan", "good"), ("good", "one-second", "good")]
+        assert "intergreen_s.FE.K2: expected a number, got null" in refused[0]["detail"]["reason"]
+        assert "min_green_s 1 s" in refused[1]["detail"]["reason"]
+        assert [a["action"] for a in audit].count("control_started") == 1
+    finally:
+        code = worker.stop()
+    log = (tmp_path / "worker.log").read_text()
+    assert code == 0 and "fallback plan itself is unsafe" not in log and "Traceback" not in log, worker.log_tail()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import msgspec
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -79,8 +80,9 @@ def test_backtest_writes_one_row_per_forecast_point_and_prints_json(tmp_path: Pa
     ics.write_text(ICS)
     proc = leitstand(*backtest_args(src, out, "--model", "naive_weekly", "--holidays", "US-MN", "--json"))
     assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
-    assert set(summary) == {"model", "mase", "smape", "coverage80", "origins", "points"}
+    summary = strict_json(proc.stdout)
+    assert set(summary) == {"model", "mae", "mase", "smape", "coverage80", "origins", "points", "not_computed"}
+    assert summary["not_computed"] == {}
     assert summary["model"] == "naive_weekly" and summary["origins"] == 3
     body = list(csv.reader(out.open()))
     assert body[0] == ["origin", "timestamp", "y", "yhat", "yhat_lower", "yhat_upper"]
@@ -96,6 +98,14 @@ def test_backtest_writes_one_row_per_forecast_point_and_prints_json(tmp_path: Pa
     res = CliRunner().invoke(app, backtest_args(src, out, "--regressors", "rain", "--events", str(ics), "--train-window", "28D", "--json"))
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout.strip().splitlines()[-1])["points"] == summary["points"]
+
+
+def strict_json(text: str) -> dict:
+    """json.loads that refuses NaN and Infinity (Python's json accepts them; JSON does not)."""
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON: {text!r}")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 def run_in_process(*args: str) -> Exception | None:
@@ -141,6 +151,121 @@ def test_backtest_errors_are_one_line_on_the_console(tmp_path: Path) -> None:
     args = backtest_args(src, out)
     args[args.index("--value-col") + 1] = "speed"
     assert "no column 'speed'" in one_clean_line(leitstand(*args))
+
+
+# --- issue 10 #10: non-finite input, undefined metrics, runaway runs --------------------------
+
+
+def write_csv(path: Path, values: list[str], start: str = "2024-01-01") -> None:
+    times = pd.date_range(start, periods=len(values), freq="1h")
+    path.write_text("when,volume\n" + "".join(f"{t:%Y-%m-%d %H:%M:%S},{v}\n" for t, v in zip(times, values)))
+
+
+def series_values(days: int = 40) -> list[str]:
+    return [f"{v:.1f}" for v in traffic_series(days=days, seed=11).to_numpy()]
+
+
+def invoke(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from streams.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_backtest_refuses_infinite_and_huge_values_naming_the_rows(tmp_path: Path) -> None:
+    """Before: exit 0 and {"mase": Infinity/NaN} (boosted) or a misleading 0.0 (naive)."""
+    from streams.errors import CliError
+
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    for bad in (["inf", "-Infinity"], ["1e300", "-1e300"]):
+        values = series_values()
+        values[800], values[801] = bad
+        write_csv(src, values)
+        exc = run_in_process(*backtest_args(src, out, "--model", "naive_weekly", "--json"))
+        assert isinstance(exc, CliError), exc
+        msg = str(exc)
+        assert "'volume'" in msg and "row 801" in msg and "row 802" in msg and "2024-02-03 08:00:00" in msg, msg
+        assert "\n" not in msg
+
+
+def test_backtest_reads_nan_and_empty_cells_as_missing_and_prints_strict_json(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    values = series_values()
+    for i in range(745, 765):  # inside the first forecast window (2024-02-01 00:00 is values[744])
+        values[i] = ["NaN", "", "nan", "garbage"][i % 4]
+    write_csv(src, values)
+    res = invoke(*backtest_args(src, out, "--model", "naive_weekly", "--json"))
+    assert res.exit_code == 0, res.output
+    summary = strict_json(res.stdout.strip().splitlines()[-1])
+    assert summary["points"] == 3 * 24 - 20 and summary["not_computed"] == {}
+    assert all(isinstance(summary[k], float) for k in ("mae", "mase", "smape", "coverage80"))
+
+
+def test_undefined_mase_is_null_with_a_reason_and_the_json_stays_valid(tmp_path: Path) -> None:
+    """A constant history: the weekly naive makes no error, so MASE is undefined (before: the
+    run ended in an error after all the fitting; with NaN values, invalid JSON)."""
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_csv(src, ["5"] * (24 * 40))
+    res = invoke(*backtest_args(src, out, "--model", "naive_weekly", "--json"))
+    assert res.exit_code == 0, res.output
+    summary = strict_json(res.stdout.strip().splitlines()[-1])
+    assert summary["mase"] is None and "no error" in summary["not_computed"]["mase"]
+    assert summary["mae"] == 0.0 and summary["smape"] == 0.0 and set(summary["not_computed"]) == {"mase"}
+
+
+def test_backtest_estimates_the_work_first_and_refuses_a_runaway_run(tmp_path: Path) -> None:
+    from streams.errors import CliError
+
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_messy_csv(src)
+    hourly = backtest_args(src, out, "--model", "naive_weekly", "--json")
+    hourly[hourly.index("--every") + 1] = "1h"  # 145 origins x ~830 history steps + 24 = ~124,000 steps
+    exc = run_in_process(*hourly, "--max-work", "50000")
+    assert isinstance(exc, CliError), exc
+    msg = str(exc)
+    assert "145 origins" in msg and "over the limit of 50,000 (--max-work" in msg and "\n" not in msg, msg
+    res = invoke(*hourly, "--max-work", "200000")  # the limit can be raised
+    assert res.exit_code == 0, res.output
+    assert strict_json(res.stdout.strip().splitlines()[-1])["origins"] == 145
+    exc = run_in_process(*backtest_args(src, out, "--horizon", "300000"))
+    assert isinstance(exc, CliError) and "--horizon 300,000 is more than 100,000 steps" in str(exc), exc
+    long = backtest_args(tmp_path / "not-read.csv", out)  # the estimate comes before the file is read
+    for opt, value in {"--every": "1h", "--last-origin": "2024-02-08T23:00:00", "--horizon": "30000"}.items():
+        long[long.index(opt) + 1] = value
+    exc = run_in_process(*long)
+    assert isinstance(exc, CliError), exc
+    assert "192 origins x horizon 30,000 = 5,760,000 forecast points: over the limit of 5,000,000" in str(exc), exc
+
+
+def _limited(*args: str) -> Any:
+    """The real console command in a child with 3 GB of address space and a minute of time."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True,
+                          timeout=60, preexec_fn=limit, env={**os.environ, "OMP_NUM_THREADS": "1",
+                                                            "OPENBLAS_NUM_THREADS": "1"})
+
+
+@pytest.mark.parametrize("change, message", [
+    (("--horizon", "100000000"), "--horizon 100,000,000 is more than 100,000 steps"),
+    (("--every", "1s"), "--every 1s is not a whole number of --freq 1h steps"),
+    (("--freq", "1s"), "over the limit of 5,000,000"),  # 40 days of seconds: 2.7 million history steps per origin
+])
+def test_the_issues_runaway_backtests_end_at_once_with_one_line(tmp_path: Path, change: tuple[str, str],
+                                                                 message: str) -> None:
+    """Before: minutes and 5-6 GB (here: killed by the time or memory limit, or a traceback)."""
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_messy_csv(src)
+    args = backtest_args(src, out, "--model", "naive_weekly")
+    args[args.index(change[0]) + 1] = change[1]
+    line = one_clean_line(_limited(*args))
+    assert message in line, line
 
 
 # --- events ----------------------------------------------------------------------------------

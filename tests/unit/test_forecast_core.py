@@ -182,3 +182,70 @@ def test_prophet_traffic_is_non_negative_with_holidays_and_regressors() -> None:
     fc = m.fit(y, reg.iloc[:-24]).predict(24, reg.iloc[-24:])
     assert (fc["yhat_lower"] >= 0).all()
     assert (fc["yhat_lower"] <= fc["yhat"]).all() and (fc["yhat"] <= fc["yhat_upper"]).all()
+
+
+# --- issue 10 #10: figures are finite or None with a reason; work is known before the run ------
+
+
+def test_scores_are_finite_or_none_with_a_reason() -> None:
+    from forecasting.metrics import scores
+
+    y, f = np.array([10.0, 0.0, 20.0]), np.array([12.0, 0.0, 20.0])
+    figures, reasons = scores(y, f, f - 1, f + 1, scale=2.0)
+    assert figures == {"mae": pytest.approx(2 / 3, abs=1e-4), "mase": pytest.approx(1 / 3, abs=1e-4),
+                       "smape": pytest.approx(100 * (4 / 22) / 3, abs=1e-3), "coverage80": pytest.approx(2 / 3, abs=1e-4)}
+    assert reasons == {}
+    # zero scale (a constant history): MASE undefined, not Infinity; the rest is still scored
+    figures, reasons = scores(y, f, f - 1, f + 1, scale=0.0)
+    assert figures["mase"] is None and "undefined" in reasons["mase"] and figures["mae"] is not None
+    # a model that emits Infinity/NaN: nothing is scored, and the reason says why
+    figures, reasons = scores(y, np.array([1.0, np.inf, np.nan]), f, f, scale=1.0)
+    assert set(figures.values()) == {None} and all("2 non-finite forecasts" in r for r in reasons.values())
+    # huge finite values neither overflow sMAPE nor give a 0.0 that hides the error
+    big = np.array([1e308, -1e308])
+    figures, _ = scores(big, -big, -big, big, scale=1.0)
+    assert figures["smape"] == 200.0
+    assert figures["mase"] is None or np.isfinite(figures["mase"])
+    figures, reasons = scores(np.array([]), np.array([]), np.array([]), np.array([]), scale=1.0)
+    assert set(figures.values()) == {None} and "no observed value" in reasons["mase"]
+
+
+def test_smape_zero_denominator_counts_as_perfect() -> None:
+    assert smape(np.array([0.0, 0.0]), np.array([0.0, 0.0])) == 0.0
+    assert smape(np.array([0.0, 5.0]), np.array([1.0, 5.0])) == pytest.approx(100.0)  # (200 + 0) / 2
+
+
+def test_naive_scale_of_a_constant_history_raises_and_the_backtest_reports_why() -> None:
+    y = hourly(np.full(24 * 20, 7.0))
+    y.index.freq = pd.Timedelta("1h")
+    with pytest.raises(ValueError, match="no error"):
+        naive_scale(y, y.index[24 * 14])
+    r = rolling_origin(y, [y.index[24 * 14]], 24, "naive_weekly")
+    s = r.summary()
+    assert s["mase"] is None and "no error" in s["not_computed"]["mase"] and s["mae"] == 0.0
+
+
+def test_estimate_work_matches_the_backtest_it_describes() -> None:
+    from forecasting.backtest import count_origins, estimate_work
+
+    y = traffic_series(days=40, seed=2)
+    y.index.freq = pd.Timedelta("1h")
+    step, every = pd.Timedelta("1h"), pd.Timedelta("1D")
+    first, last = y.index[24 * 20], y.index[24 * 38]
+    for window in (None, pd.Timedelta("14D"), pd.Timedelta("30D")):
+        est = estimate_work(y.index[0], y.index[-1], first, last, every, step, 24, window)
+        seen: list[int] = []
+
+        def spy(name: str, hist: pd.Series, *args: Any, **kw: Any) -> pd.DataFrame:
+            seen.append(len(hist))
+            return fit_predict(name, hist, *args, **kw)
+
+        calls: list[tuple[int, int]] = []
+        r = rolling_origin(y, origins_between(first, last, every), 24, "naive_weekly", train_window=window,
+                           fit_predict_fn=spy, progress=lambda d, n: calls.append((d, n)))
+        assert est.origins == count_origins(first, last, every) == len(seen) == 19
+        assert est.history_steps == sum(seen), window
+        assert est.points == len(r.points) == 19 * 24
+        assert calls == [(i, 19) for i in range(1, 20)]
+    far = estimate_work(y.index[0], y.index[-1], first, last, every, step, 1000)
+    assert far.grid_steps == int((last - y.index[0]) / step) + 1000

@@ -193,3 +193,49 @@ def test_signal_commands_need_what_their_action_needs() -> None:
         out = dec.decode(orjson.dumps({**base, **bad}), now=NOW)
         assert isinstance(out, DecodeFailure), bad
     assert isinstance(dec.decode(orjson.dumps({**base, "action": "set_mode", "mode": "off"}), now=NOW), SignalCommand)
+
+
+# --- issue 10 #17: ids are restricted to a documented character set -------------------------
+
+BAD_IDS = ["K1\x00", "K\u202e1", "K 1", "K1\n", "", "\u00c4rger", "-K1", "x" * 65, "K1\t", "K1\u200f"]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS, ids=repr)
+@pytest.mark.parametrize(
+    "topic, field",
+    [("sensors.intersection", "intersection_id"), ("sensors.pool", "pool_id"), ("sensors.bus", "vehicle_id"),
+     ("sensors.bus", "trip_id"), ("pool.supervision", "event_id"), ("events.schedule", "venue_id"),
+     ("events.schedule", "event_id"), ("signals.state", "intersection_id"), ("signals.config", "intersection_id")],
+)
+def test_ids_outside_the_character_set_are_refused(topic: str, field: str, bad: str) -> None:
+    out = decoder_for(topic).decode(orjson.dumps({**VALID[topic], field: bad}), now=NOW)
+    assert isinstance(out, DecodeFailure), (field, bad)
+    assert out.code in ("invalid", "out_of_range")
+    assert field in out.reason
+
+
+def test_detector_ids_and_alarm_ids_are_restricted_too() -> None:
+    out = decoder_for("sensors.intersection").decode(orjson.dumps(_bad_detector(detector_id="D\u202e1")), now=NOW)
+    assert isinstance(out, DecodeFailure) and out.code == "invalid"
+    assert "detector_id" in out.reason and "not a valid id" in out.reason
+    ack = {**VALID["alerts.acks"], "alert_id": "motionless_swimmer@P\x001~0123456789ab"}
+    assert isinstance(decoder_for("alerts.acks").decode(orjson.dumps(ack), now=NOW), DecodeFailure)
+
+
+@pytest.mark.parametrize(
+    "good", ["K1", "gneJ5", "cluster_1_2", "GS_cluster_357187_359543", "1863241632", "in:-30503246#1_0",
+             "in:-30503246#1_0~a1b2c3d4e5f6", "pool-17", "rain-1700000000", "P1-cam-1700000000-3", "B17",
+             "K1-N1", "a.b/c@d+e", "x" * 64],
+)
+def test_ids_the_simulators_and_sumo_nets_produce_still_decode(good: str) -> None:
+    det = {"detector_id": good, "count": 1, "occupancy": 0.1}
+    out = decoder_for("sensors.intersection").decode(orjson.dumps(frame(intersection_id=good, detectors=[det])), now=NOW)
+    assert isinstance(out, IntersectionFrame), out
+
+
+@pytest.mark.parametrize("topic", sorted(INPUT_RECORDS))
+def test_deeply_nested_json_is_not_json_not_an_internal_error(topic: str) -> None:
+    """Found by the decoder fuzzer: msgspec raised RecursionError, reported as code 'internal'."""
+    value = b'{"schema_version":1,"x":' + b'{"":' * 20_000 + b"1" + b"}" * 20_001
+    out = decoder_for(topic).decode(value, now=NOW)
+    assert isinstance(out, DecodeFailure) and out.code == "not_json", out

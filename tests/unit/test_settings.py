@@ -1,4 +1,5 @@
-"""Settings precedence (defaults < .env < environment < flags) and secret masking."""
+"""Settings precedence (defaults < .env < environment < flags), secret masking, and the values
+refused at start-up (weak API tokens, unsafe webhook targets, malformed JSON)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from streams.settings import Settings, load_settings
+from streams.settings import Settings, SettingsInvalid, _mask_dsn, load_settings
+
+STRONG_TOKEN = "s3cret-token-" + "x" * 32
 
 
 def test_defaults_point_at_the_embedded_broker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -31,7 +34,7 @@ def test_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LEITSTAND_POSTGRES_DSN", "postgresql://ops:hunter2@db:5432/leitstand")
-    monkeypatch.setenv("LEITSTAND_API_TOKEN", "s3cret-token")
+    monkeypatch.setenv("LEITSTAND_API_TOKEN", STRONG_TOKEN)
     monkeypatch.setenv("LEITSTAND_KAFKA_SASL_PASSWORD", "kafkapw")
     shown = Settings().masked()
     text = repr(shown)
@@ -58,3 +61,73 @@ def test_sasl_options_pass_through(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     opts = s.kafka_client_options()
     assert opts == {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
                     "sasl_plain_username": "u", "sasl_plain_password": "p"}
+
+
+@pytest.mark.parametrize("dsn, shown", [
+    ("postgresql://ops:hunter2@db:5432/leitstand", "postgresql://ops:***@db:5432/leitstand"),
+    ("host=db user=pg password=hunter2 dbname=x", "host=db user=pg password=*** dbname=x"),
+    ("host=db password = 'hun ter\\'2' sslmode=require", "host=db password=*** sslmode=require"),
+    ("host=db sslpassword=hunter2", "host=db sslpassword=***"),
+    ("postgresql://db/leitstand?user=ops&password=hunter2&sslmode=require",
+     "postgresql://db/leitstand?user=ops&password=***&sslmode=require"),
+    ("postgresql://ops@db/x?sslpassword=hunter2", "postgresql://ops@db/x?sslpassword=***"),
+    ("garbage 'hunter2", "***"),
+])
+def test_both_dsn_forms_are_masked(dsn: str, shown: str) -> None:
+    assert _mask_dsn(dsn) == shown and "hunter2" not in _mask_dsn(dsn)
+
+
+def test_webhook_urls_are_masked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = Settings(alarm_contact_levels=[["https://bot:pw1@pager.example/duty?token=tk1&x=1"], ["https://m.example/m"]])
+    shown = s.masked()["alarm_contact_levels"]
+    assert shown == [["https://***@pager.example/duty?token=***&x=***"], ["https://m.example/m"]]
+
+
+@pytest.mark.parametrize("token", ["", "short", "x" * 31, "\u00a0" * 16, "x" * 31 + " ", "ä" * 20])
+def test_weak_api_tokens_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, token: str) -> None:
+    """An empty token matched a stripped header: with it set, anyone could acknowledge alarms."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LEITSTAND_API_TOKEN", token)
+    with pytest.raises(SettingsInvalid) as info:
+        load_settings()
+    assert "LEITSTAND_API_TOKEN" in str(info.value) and (not token.strip() or token.strip() not in str(info.value))
+
+
+def test_unset_or_strong_api_token_is_fine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().api_token is None
+    monkeypatch.setenv("LEITSTAND_API_TOKEN", "A" * 32)
+    assert load_settings().api_token is not None
+
+
+@pytest.mark.parametrize("url", ["http://pager.example/duty", "file:///etc/passwd",
+                                 "https://169.254.169.254/latest/meta-data/", "https://127.0.0.1:9/x",
+                                 "https://[fe80::1]/x", "https://localhost/x"])
+def test_unsafe_webhook_targets_are_refused_at_start_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LEITSTAND_ALARM_CONTACT_LEVELS", f'[["https://ok.example/a"], ["{url}?token=SECRET"]]')
+    with pytest.raises(SettingsInvalid) as info:
+        load_settings()
+    assert "LEITSTAND_ALARM_CONTACT_LEVELS" in str(info.value) and "SECRET" not in str(info.value)
+
+
+def test_allowed_hosts_admit_an_internal_http_receiver(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LEITSTAND_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1, pager.internal")
+    monkeypatch.setenv("LEITSTAND_ALARM_CONTACT_LEVELS", '[["http://127.0.0.1:8080/duty"], ["http://pager.internal/m"]]')
+    s = load_settings()
+    assert s.webhook_allowed_hosts == ["127.0.0.1", "pager.internal"]
+    monkeypatch.setenv("LEITSTAND_WEBHOOK_ALLOWED_HOSTS", '["169.254.169.254"]')
+    monkeypatch.setenv("LEITSTAND_ALARM_CONTACT_LEVELS", '[["http://169.254.169.254/latest"]]')
+    with pytest.raises(SettingsInvalid, match="link-local"):
+        load_settings()
+
+
+@pytest.mark.parametrize("name", ["LEITSTAND_POOLS", "LEITSTAND_ALARM_CONTACT_LEVELS", "LEITSTAND_VENUES"])
+def test_malformed_json_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(name, '{"unterminated')
+    with pytest.raises(SettingsInvalid) as info:
+        load_settings()
+    assert str(info.value).startswith(f"invalid setting {name[10:].lower()} ({name})") and "JSON" in str(info.value)

@@ -255,6 +255,56 @@ def test_desk_refuses_a_config_whose_model_is_for_another_intersection() -> None
     assert not desk.known("K102")
 
 
+def _unsafe_models() -> dict[str, dict]:
+    """Models that crashed the agent before issue 10 #2/#3 (NaN arrives as null on the wire)."""
+    def edited(edit) -> dict:
+        d = json.loads(EXAMPLE.read_text())
+        edit(d)
+        return d
+
+    return {
+        "nan-intergreen-as-null": edited(lambda d: d["intergreen_s"]["K1"].update(K2=None)),
+        "one-second-greens": edited(lambda d: ([s.update(min_green_s=1, max_green_s=1) for s in d["stages"]],
+                                               [p.update(green_s=1) for p in d["fixed_plan"]])),
+        "starved-group": edited(lambda d: d["fixed_plan"].pop(1)),
+        "huge-green": edited(lambda d: d["fixed_plan"][0].update(green_s=1e9)),
+        "not-a-model": {"signal_groups": "K1"},
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_unsafe_models()))
+def test_desk_refuses_an_unsafe_config_with_an_audit_entry_and_keeps_the_previous_one(case: str) -> None:
+    desk = ControlDesk({})
+    assert [a.action for a in desk.on_config(config(mode="automatic", controller="fixed", params={})).audit] == [
+        "control_started"]
+    frames(desk, range(3))
+    out = desk.on_config(config(session="run-2", model=_unsafe_models()[case], event_time=at(T0 + 20)))
+    [entry] = out.audit
+    assert (entry.action, entry.actor, entry.session) == ("config_refused", "config", "run-1")
+    assert entry.detail["session"] == "run-2" and entry.detail["kept_session"] == "run-1"
+    assert entry.detail["reason"] and "\n" not in entry.detail["reason"]
+    assert not out.plans and not out.dirty
+    # the previous control loop keeps driving: no crash on the next frames, same session
+    for o in frames(desk, range(3, 6)):
+        assert o is not None and o.plans[-1].status == "active" and o.plans[-1].session == "run-1"
+
+
+def test_desk_refuses_parameters_the_controller_does_not_take() -> None:
+    """A TypeError from the controller's constructor crashed the agent (only ValueError was caught)."""
+    desk = ControlDesk({})
+    [entry] = desk.on_config(config(controller="fixed", params={"recompute_every_cycles": 1.0})).audit
+    assert entry.action == "config_refused" and "recompute_every_cycles" in entry.detail["reason"]
+
+
+@pytest.mark.parametrize("case", sorted(_unsafe_models()))
+def test_desk_refuses_an_unsafe_first_config_and_ignores_frames_for_it(case: str) -> None:
+    desk = ControlDesk({})
+    [entry] = desk.on_config(config(model=_unsafe_models()[case])).audit
+    assert entry.action == "config_refused" and entry.detail["kept_session"] is None
+    assert not desk.known("K101")
+    assert desk.on_frame(frame(0), observation_from_frame) is None  # unconfigured, not a crash
+
+
 def test_a_restarted_desk_keeps_config_and_operator_mode_and_expires_stale_proposals() -> None:
     table: dict[bytes, object] = {}
     desk = ControlDesk(table)
