@@ -136,6 +136,13 @@ def _close(book: Book, alarm: Alarm) -> None:
     book["closed"] = (book["closed"] + [alarm.alarm_id])[-MAX_CLOSED_IDS:]
 
 
+def _trigger_ids(evidence: Mapping[str, Any]) -> list[str]:
+    """The trigger ids an open alarm has absorbed; whatever else a book holds there counts as none
+    (evidence arrives from a topic anyone with broker access can write)."""
+    ids = evidence.get("trigger_ids")
+    return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+
+
 def raise_alarm(book: Book | None, trig: AlarmTrigger, now: float, policy: EscalationPolicy) -> tuple[Book, list[AlarmChange]]:
     """Open an alarm for the trigger, or add it as evidence to the one already open."""
     new = _copy(book)
@@ -145,14 +152,14 @@ def raise_alarm(book: Book | None, trig: AlarmTrigger, now: float, policy: Escal
     current = new["open"].get(trig.kind)
     if current is not None:
         alarm = Alarm.from_dict(current)
-        if alarm.alarm_id == aid or trig.trigger in alarm.evidence.get("trigger_ids", ()):
+        seen = _trigger_ids(alarm.evidence)
+        if alarm.alarm_id == aid or trig.trigger in seen:
             return new, []  # the same trigger again (redelivery)
         rearm = alarm.severity == "critical" and alarm.state == "acknowledged"
         alarm = replace(
             alarm, occurrences=alarm.occurrences + 1, active=True, last_occurrence_at=trig.at,
             cleared_at=None, message=trig.message,
-            evidence={**alarm.evidence, **trig.evidence,
-                      "trigger_ids": [*alarm.evidence.get("trigger_ids", ())[-49:], trig.trigger]},
+            evidence={**alarm.evidence, **trig.evidence, "trigger_ids": [*seen[-49:], trig.trigger]},
         )
         if rearm:
             alarm = replace(alarm, state="raised", deadline=now + policy.ack_timeout_s[alarm.severity],

@@ -17,7 +17,9 @@ State per intersection is a JSON-able dict (a Faust table keeps it).
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +58,27 @@ class IncidentConfig:
 class IncidentOutcome:
     triggers: list[AlarmTrigger] = field(default_factory=list)
     clears: list[str] = field(default_factory=list)
+
+
+#: what an approach or detector name may be inside an alarm kind as it is: the id character set
+#: without '@' (the alarm id ``kind@subject~digest`` is routed by its first '@'), short enough
+#: that ``detector_fault_`` + name stays within the 64 characters of a kind
+_KIND_PART = re.compile(r"[A-Za-z0-9._:/+#~-]{1,48}\Z")
+
+
+def alarm_kind_part(name: str) -> str:
+    """``name`` as it may appear in an alarm kind: unchanged when it can, else a readable,
+    stable stand-in (the allowed characters of it, cut short, and a digest of the whole).
+
+    Detector ids may hold '@' and be 64 characters long, approaches are free text: used as they
+    were, the kind either failed the books' decoder (the alarm was dead-lettered, never raised)
+    or put a second '@' into the alarm id, so acknowledgements went to the wrong subject and the
+    alarm could never be acknowledged. The full name stays in the alarm's evidence.
+    """
+    if _KIND_PART.match(name):
+        return name
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
+    return f"{re.sub(r'[^A-Za-z0-9._:/+#~-]+', '_', name)[:32]}-{digest}"
 
 
 def _ewma(old: float | None, x: float, alpha: float) -> float:
@@ -108,7 +131,7 @@ def frame_outcome(
             and (neighbours is None or occ >= cfg.neighbour_ratio * max(neighbours, 0.02))
             and (speed is None or base_speed is None or speed <= cfg.speed_drop * base_speed)
         )
-        kind = f"incident_{name}"
+        kind = f"incident_{alarm_kind_part(name)}"
         if a["open"]:
             a["calm"] = 0 if suspicious else a["calm"] + 1
             if a["calm"] >= cfg.clear_frames:
@@ -169,7 +192,7 @@ def _detector_faults(detectors: Mapping[str, Any], iid: str, at: float, values: 
 
 
 def _fault_change(d: dict[str, Any], iid: str, det_id: str, reason: str | None, at: float, out: IncidentOutcome) -> None:
-    kind = f"detector_fault_{det_id}"
+    kind = f"detector_fault_{alarm_kind_part(det_id)}"
     if reason is not None and d["fault"] is None:
         d["fault"] = reason
         out.triggers.append(AlarmTrigger(

@@ -40,6 +40,39 @@ NonNegInt = Annotated[int, Meta(ge=0)]
 SCHEMA_VERSION = 1
 
 
+#: nesting a free-form JSON field (``evidence``, ``model``) may have: the alarm books and the
+#: Faust tables serialise it inside their own structures with orjson, which stops at 255 levels
+JSON_MAX_DEPTH = 32
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def check_json_safe(value: Any, field: str, depth: int = 0) -> None:
+    """``ValueError`` unless ``value`` can be stored and re-serialised anywhere downstream.
+
+    msgspec decodes any integer into ``Any`` (``2**100`` too) and nests as deep as the input
+    does; orjson, which writes the alert records and every Faust table changelog, refuses
+    integers beyond 64 bits and nesting beyond 255 levels. Such a value decoded fine and then
+    made the agent raise on every retry: a poison pill that stopped the worker for good.
+    """
+    if depth > JSON_MAX_DEPTH:
+        raise ValueError(f"{field} is nested deeper than {JSON_MAX_DEPTH} levels")
+    if isinstance(value, bool) or value is None or isinstance(value, (str, float)):
+        return
+    if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise ValueError(f"{field} holds an integer outside the 64-bit range")
+        return
+    if isinstance(value, dict):
+        for v in value.values():
+            check_json_safe(v, field, depth + 1)
+        return
+    if isinstance(value, list):
+        for v in value:
+            check_json_safe(v, field, depth + 1)
+        return
+    raise ValueError(f"{field} holds a {type(value).__name__}")
+
+
 class Record(Struct, kw_only=True, frozen=True):
     """Base of every input record: what every topic has in common."""
 
@@ -316,6 +349,13 @@ class LifecycleCommand(Record, frozen=True):
     note: Annotated[str, Meta(max_length=500)] | None = None
     evidence: dict[str, Any] = {}
 
+    def __post_init__(self) -> None:
+        # anyone who can write the topic can write this: it must not crash the single writer
+        check_json_safe(self.evidence, "evidence")
+        ids = self.evidence.get("trigger_ids")
+        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+            raise ValueError("evidence.trigger_ids must be a list of strings")
+
 
 # --- signal control -------------------------------------------------------------------------
 
@@ -357,6 +397,9 @@ class IntersectionConfig(Record, frozen=True):
     session: EntityId = "default"
     approval_timeout_s: Annotated[float, Meta(gt=0.0, le=86_400.0)] = 120.0
     params: dict[str, float] = {}
+
+    def __post_init__(self) -> None:
+        check_json_safe(self.model, "model")
 
 
 #: input topic (catalogue name) -> the record type its values decode into
