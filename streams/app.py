@@ -7,9 +7,11 @@ at-least-once on both brokers; effects are idempotent (see streams/windowing.py)
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import faust
+import structlog
 from aiohttp import web as aioweb
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -17,6 +19,8 @@ from .metrics import REGISTRY
 from .settings import Settings
 from .stores import store_url
 from .topics import DEADLETTER
+
+log = structlog.get_logger(__name__)
 
 
 def _credentials(settings: Settings) -> Any:
@@ -76,7 +80,15 @@ def create_app(settings: Settings) -> faust.App:
     deadletter = app.topic(settings.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
 
     from . import alerts_api, signals_api
-    from .agents import aggregation, alarm_lifecycle, forecasting, notifier, pool_monitor, signal_control, traffic_incidents
+    from .agents import (
+        aggregation,
+        alarm_lifecycle,
+        forecasting,
+        notifier,
+        pool_monitor,
+        signal_control,
+        traffic_incidents,
+    )
 
     role = settings.worker_role
     if role in ("all", "telemetry"):
@@ -94,7 +106,40 @@ def create_app(settings: Settings) -> faust.App:
         controls = signal_control.register(app, settings, deadletter, own_frame_deadletters=role == "control")
         signals_api.register(app, settings, controls)
     _register_views(app)
+    _warn_if_exposed(app, settings)
     return app
+
+
+def exposure_warning(settings: Settings) -> str | None:
+    """The start-up warning for an HTTP side bound beyond loopback, or None on loopback.
+
+    Binding elsewhere is allowed (a TLS reverse proxy on another host needs it), never silent:
+    the worker speaks plain HTTP, so bearer tokens and alarm data cross the network in clear
+    text, and ``/metrics``, ``/ready`` and ``/openapi.yaml`` answer anyone who reaches the port.
+    """
+    host = settings.web_host.strip("[]")
+    if host.lower() == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: assume it is reachable from elsewhere
+    tokens = "" if settings.api_token or settings.api_read_token else (
+        "; no API token is set, so every /alerts and /signals call is refused")
+    return (f"the HTTP API listens on {settings.web_host}:{settings.web_port}, not loopback: plain HTTP, so "
+            "bearer tokens and alarm data cross the network in clear text and /metrics and /ready answer "
+            f"anyone; put a TLS reverse proxy in front and filter the port (docs/security.md){tokens}")
+
+
+def _warn_if_exposed(app: faust.App, settings: Settings) -> None:
+    warning = exposure_warning(settings)
+    if warning is None:
+        return
+
+    @app.task
+    async def warn_http_exposed() -> None:  # a task: logged once logging is configured
+        log.warning(warning)
 
 
 def _register_views(app: faust.App) -> None:

@@ -1,4 +1,6 @@
-"""Faust's aiokafka transport, tuned and watched: fetch wait, broker link, lost broker state.
+"""Faust's aiokafka transport, tuned and watched: fetch wait, broker link, lost broker state;
+and its web server, bounded (``LeitstandWeb``: at most ``MAX_HTTP_CONNECTIONS`` connections, idle
+ones closed after ``HTTP_IDLE_TIMEOUT_S``, so the HTTP side cannot take the worker's descriptors).
 
 **Fetch wait.** faust-streaming hard-codes ``fetch_max_wait_ms=1500`` for the worker's consumer.
 Apache Kafka answers a waiting fetch as soon as data arrives, so the value only matters when
@@ -39,9 +41,17 @@ from typing import Any
 
 import faust
 import structlog
+from aiohttp import web_runner as aioweb_runner
+from aiohttp import web_server as aioweb_server
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.web.drivers import aiohttp as faust_web_aiohttp
 
 log = structlog.get_logger(__name__)
+
+#: most HTTP connections the worker holds at once; the next ones get a 503 and are closed
+MAX_HTTP_CONNECTIONS = 256
+#: a connection without a complete request for this long (new or kept alive) is closed
+HTTP_IDLE_TIMEOUT_S = 10.0
 
 #: requests a broker may hold for seconds on purpose (a group join waits for every member)
 _HELD_REQUESTS = ("JoinGroupRequest", "SyncGroupRequest")
@@ -244,8 +254,55 @@ class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
 
 
+class _CappedServer(aioweb_server.Server):
+    """aiohttp's connection manager, refusing connections beyond ``MAX_HTTP_CONNECTIONS``.
+
+    Every connection costs a file descriptor before any token is checked; the worker shares
+    its descriptors with the Kafka clients and the webhook deliveries of the alarm path.
+    """
+
+    _warned_at = float("-inf")
+
+    def connection_made(self, handler: Any, transport: Any) -> None:
+        if len(self._connections) >= MAX_HTTP_CONNECTIONS:
+            transport.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            # not now: the handler's start() is scheduled after this call and expects its
+            # manager; closing at once ran connection_lost first (AssertionError in aiohttp)
+            self._loop.call_soon(transport.close)
+            now = time.monotonic()
+            if now - self._warned_at > 60:
+                self._warned_at = now
+                log.warning("HTTP connection limit reached; new connections refused",
+                            limit=MAX_HTTP_CONNECTIONS, idle_timeout_s=HTTP_IDLE_TIMEOUT_S)
+            return
+        super().connection_made(handler, transport)
+
+
+class _CappedRunner(aioweb_runner.AppRunner):
+    async def _make_server(self) -> Any:
+        server = await super()._make_server()
+        server.__class__ = _CappedServer  # same state, one method more (aiohttp pinned in requirements.lock)
+        return server
+
+
+class LeitstandWeb(faust_web_aiohttp.Web):
+    """Faust's aiohttp web driver with bounded connections: at most ``MAX_HTTP_CONNECTIONS`` at
+    once, and a connection that sends no complete request for ``HTTP_IDLE_TIMEOUT_S`` (a new one
+    that never finishes its headers included) is closed. aiohttp's defaults (no limit, 3630 s)
+    let a local process holding half-open connections take every descriptor of the worker:
+    webhook deliveries then failed with ``Too many open files`` (measured)."""
+
+    def __init__(self, app: Any, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._runner = _CappedRunner(self.web_app, access_log=None, keepalive_timeout=HTTP_IDLE_TIMEOUT_S)
+
+
 class LeitstandApp(faust.App):
-    """A Faust app whose consumer uses ``_Transport`` (see the module docstring)."""
+    """A Faust app whose consumer uses ``_Transport`` (see the module docstring) and whose web
+    server is ``LeitstandWeb``."""
+
+    def _new_web(self) -> Any:
+        return LeitstandWeb(self)
 
     #: set by ``streams.app.create_app``: the consumer's broker link, read by ``/ready``
     broker_link: BrokerLink

@@ -13,7 +13,8 @@ notes and plans) needs that token or the read-only ``LEITSTAND_API_READ_TOKEN`` 
 can hold without being able to resolve an alarm. ``/ready`` and ``/metrics`` stay open for probes.
 
 Bodies of changes are JSON objects of at most ``MAX_BODY_BYTES``, read before parsing so a
-large body costs nothing; anything else is refused with one clear message (400 / 413).
+large body costs nothing, naming each field once (``{"by": "a", "by": "b"}`` means different
+actors to different parsers); anything else is refused with one clear message (400 / 413).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="leitstand"'}
 
 # C0/C1 controls, DEL, bidirectional overrides/isolates, line/paragraph separators: they make an
 # audit entry read differently from what was sent. ``note``/``reason`` may hold newlines and tabs.
-_HIDDEN = {*range(0x00, 0x20), *range(0x7F, 0xA0), 0x200E, 0x200F, *range(0x202A, 0x202F),
+_HIDDEN = {*range(0x20), *range(0x7F, 0xA0), 0x200E, 0x200F, *range(0x202A, 0x202F),
            *range(0x2066, 0x206A), 0x2028, 0x2029}
 _TEXT_ALLOWED = {0x09, 0x0A, 0x0D}
 
@@ -126,7 +127,37 @@ async def read_json_object(request: Any, limit: int = MAX_BODY_BYTES) -> dict[st
         raise Refused(400, "body must be a JSON object (UTF-8)") from None
     if not isinstance(body, dict):
         raise Refused(400, f"body must be a JSON object, not {_json_type(body)}")
+    twice = _repeated_key(bytes(data))
+    if twice is not None:
+        raise Refused(400, f"field {twice!r} given more than once")
     return body
+
+
+def _repeated_key(data: bytes) -> str | None:
+    """A key that appears twice in one object, at any depth (orjson keeps the last silently).
+
+    Which value is "the" value then depends on the parser: a proxy or request log that keeps
+    the first would show another actor than the audit trail. Read again with the standard
+    library, which reports every pair; orjson has already bounded size and depth (1024).
+    """
+    import json
+
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in items]
+        if len(set(keys)) != len(keys) and not found:
+            found.append(next(k for i, k in enumerate(keys) if k in keys[:i]))
+        return dict(items)
+
+    try:
+        json.loads(data, object_pairs_hook=pairs)
+    except RecursionError:
+        # within orjson's depth, beyond the stdlib's: no field of a change is nested at all
+        raise Refused(400, "body nested too deeply") from None
+    except ValueError:  # orjson accepted it; the stdlib reads the same grammar
+        return None
+    return found[0] if found else None
 
 
 def _json_type(value: Any) -> str:

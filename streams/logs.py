@@ -15,6 +15,12 @@ Two ways a log call used to break instead of logging (issue 10, #4):
   in the code through this configuration;
 * a library record whose arguments do not match its format string: the formatter renders the
   raw message and arguments instead of raising inside the handler.
+
+Secrets never reach a line: aiokafka logs every request at debug level, the SASL exchange
+included (``SaslAuthenticateRequest_v0(sasl_auth_bytes=b'\\x00user\\x00<password>')`` for PLAIN);
+``RedactSaslFilter`` on the handler replaces those bytes before any formatter sees them.
+Tracebacks are plain, code and messages only: structlog's default console formatter (rich,
+``show_locals=True``) printed every frame's local variables, passwords and webhook URLs included.
 """
 
 from __future__ import annotations
@@ -88,12 +94,29 @@ class SafeProcessorFormatter(structlog.stdlib.ProcessorFormatter):
             return super().format(fallback)
 
 
+class RedactSaslFilter(logging.Filter):
+    """Hide the payload of SASL authentication requests (PLAIN: the password in clear, SCRAM:
+    the client proof) in any record's arguments; the request itself is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(_is_sasl_auth(a) for a in args):
+            record.args = tuple(f"{type(a).__name__}(sasl_auth_bytes=<redacted>)" if _is_sasl_auth(a) else a
+                                for a in args)
+        return True
+
+
+def _is_sasl_auth(value: Any) -> bool:
+    return type(value).__name__.startswith("SaslAuthenticateRequest")
+
+
 def logging_config(level: str, fmt: str) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for the worker."""
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # plain tracebacks: the default (rich, show_locals=True) printed every frame's variables
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     return {
         "version": 1,
@@ -102,10 +125,13 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
             "leitstand": {
                 "()": SafeProcessorFormatter,
                 "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-                "foreign_pre_chain": _record_fields(),
+                # a library record's exc_info becomes a plain traceback string, as ours do (JSON
+                # lines showed "<traceback object at 0x...>" instead of the traceback)
+                "foreign_pre_chain": [*_record_fields(), structlog.processors.format_exc_info],
             }
         },
-        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "leitstand"}},
+        "filters": {"redact_sasl": {"()": RedactSaslFilter}},
+        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "leitstand", "filters": ["redact_sasl"]}},
         "root": {"handlers": ["default"], "level": _LEVELS[level]},
         # aiokafka logs every retried connection at ERROR with a traceback: keep it readable
         "loggers": {"aiokafka": {"level": "WARNING" if level != "debug" else "DEBUG"}},

@@ -10,7 +10,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from .errors import CliError
@@ -346,7 +354,8 @@ def _mask_dsn(dsn: str) -> str:
 
 def mask_url(url: str, mask_all_query: bool = True) -> str:
     """A URL for display: userinfo password (webhooks: the whole userinfo) and query values
-    hidden; the path is kept so an operator can tell receivers apart."""
+    hidden; of a webhook's path only the segments that look like credentials (long, with digits
+    or capitals) are hidden, so an operator can still tell receivers apart."""
     from urllib.parse import urlsplit, urlunsplit
 
     try:
@@ -362,7 +371,17 @@ def mask_url(url: str, mask_all_query: bool = True) -> str:
         elif password is not None:
             netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
     query = "&".join(_mask_query_item(item, mask_all_query) for item in parts.query.split("&")) if parts.query else ""
-    return urlunsplit(parts._replace(netloc=netloc, query=query, fragment=""))
+    path = "/".join("***" if _looks_like_a_credential(seg) else seg for seg in parts.path.split("/")) \
+        if mask_all_query else parts.path
+    return urlunsplit(parts._replace(netloc=netloc, path=path, query=query, fragment=""))
+
+
+def _looks_like_a_credential(segment: str) -> bool:
+    """A webhook path segment that is a token rather than a word: Slack, Discord and Teams put
+    their only credential in the path (``/services/T.../B.../<24 random characters>``)."""
+    if len(segment) >= 32:
+        return True
+    return len(segment) >= 16 and any(c.isdigit() or c.isupper() or c in "_=+%~" for c in segment)
 
 
 def _mask_query_item(item: str, mask_all: bool) -> str:

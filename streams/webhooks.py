@@ -146,19 +146,39 @@ def host_allowed(host: str, allowed_hosts: Collection[str]) -> bool:
 
 def address_refusal(address: str, allowed: bool) -> str | None:
     """Why a resolved address is refused, or None. Link-local and metadata addresses are
-    refused always; loopback, private and other non-global ones unless the host is allowed."""
+    refused always; loopback, private and other non-global ones unless the host is allowed.
+    An IPv6 address embedding an IPv4 one (mapped, NAT64, 6to4, compatible) is judged by it."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
         return f"{address} is not an IP address"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_NAT64 and not allowed:
+            return f"{ip} is a local-use NAT64 address (allow the host in LEITSTAND_WEBHOOK_ALLOWED_HOSTS)"
+        ip = _embedded_ipv4(ip) or ip
     if ip in METADATA_ADDRESSES or ip.is_link_local:
         return f"{ip} is a link-local or cloud-metadata address"
     if ip.is_multicast or ip.is_unspecified:
         return f"{ip} is not a unicast address"
     if not ip.is_global and not allowed:
         return f"{ip} is a private, loopback or reserved address (allow the host in LEITSTAND_WEBHOOK_ALLOWED_HOSTS)"
+    return None
+
+
+#: IPv6 forms that carry an IPv4 address a packet may end up at: judged by that address
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215 local use, any layout: non-global
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d (RFC 4291)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address inside an IPv4-mapped, NAT64, 6to4 or IPv4-compatible IPv6 address."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):  # not :: or ::1
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 
 
@@ -184,13 +204,31 @@ def check_url(url: str, allowed_hosts: Collection[str] = ()) -> None:
         raise TargetRefused(f"{origin(url)}: a cloud-metadata host")
     if (name == "localhost" or name.endswith(".localhost")) and not allowed:
         raise TargetRefused(f"{origin(url)}: loopback (allow the host in LEITSTAND_WEBHOOK_ALLOWED_HOSTS)")
-    try:
-        ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
+    address = _literal_address(host)
+    if address is None:
         return  # a name: its addresses are checked when it is resolved, at every delivery
-    reason = address_refusal(host, allowed)
+    reason = address_refusal(address, allowed)
     if reason:
         raise TargetRefused(f"{origin(url)}: {reason}")
+
+
+def _literal_address(host: str) -> str | None:
+    """The address a host that is an address denotes, legacy IPv4 forms the resolver reads as
+    one included (``2852039166``, ``0xa9fea9fe``, ``0251.0376.0251.0376``, ``169.254.169.254.``),
+    so a target that will be refused at every delivery is refused at start-up already."""
+    bare = host.split("%", 1)[0]
+    try:
+        ipaddress.ip_address(bare)
+        return bare
+    except ValueError:
+        pass
+    legacy = host.rstrip(".")
+    if legacy and all(c in "0123456789abcdefxABCDEFX." for c in legacy):
+        try:
+            return socket.inet_ntoa(socket.inet_aton(legacy))
+        except OSError:
+            return None
+    return None
 
 
 class GuardedResolver(AbstractResolver):
