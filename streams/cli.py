@@ -100,15 +100,23 @@ def _engine(value: str) -> str:
 
 
 def _host_port(s: Settings, port: int | None) -> tuple[str, int]:
-    first = s.bootstrap_list[0]
-    host, _, p = first.rpartition(":")
-    return (host or "127.0.0.1", port if port is not None else int(p or 9092))
+    from .broker.probe import check_bootstrap
+
+    host, p = check_bootstrap(s.kafka_bootstrap_servers)[0]
+    return (host, port if port is not None else p)
+
+
+def _finite_seconds(value: Optional[float]) -> Optional[float]:
+    """A duration option: finite and not negative (NaN and inf meant 'wait forever')."""
+    if value is not None and not 0 <= value < float("inf"):
+        raise typer.BadParameter(f"must be a finite number of seconds >= 0, not {value}")
+    return value
 
 
 @broker_app.command("start")
 def broker_start(
     engine: Annotated[str, typer.Option(callback=_engine, help="tansu (embedded, memory-only) or kafka (Apache Kafka KRaft, durable).")] = "tansu",
-    port: Annotated[Optional[int], typer.Option(help="Listener port (default: from the bootstrap address).")] = None,
+    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Listener port (default: from the bootstrap address).")] = None,
 ) -> None:
     """Start a broker on loopback and wait until it answers."""
     from .broker import start
@@ -284,7 +292,7 @@ def tail_cmd(
     topic: Annotated[str, typer.Argument(help="Catalogue topic name, e.g. aggregates or deadletter.")],
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest retained record.")] = False,
     n: Annotated[Optional[int], typer.Option("-n", min=1, help="Stop after N records.")] = None,
-    idle_timeout: Annotated[Optional[float], typer.Option(help="Stop after this many seconds without a record.")] = None,
+    idle_timeout: Annotated[Optional[float], typer.Option(callback=_finite_seconds, help="Stop after this many seconds without a record.")] = None,
     meta: Annotated[bool, typer.Option("--meta", help="Wrap each value with partition, offset, key and timestamp.")] = False,
 ) -> None:
     """Print a topic's records as JSON lines."""
@@ -370,6 +378,8 @@ def main() -> None:
     except (KeyboardInterrupt, typer.Abort):
         err.print("interrupted")
         sys.exit(130)
+    if code == 130:  # typer turns Ctrl-C into Exit(130) without a word
+        err.print("interrupted")
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -19,6 +19,10 @@ from rich.table import Table
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+#: a simulated month: the whole ground truth is computed before the first record is sent
+#: (about two minutes for a month of the largest city), and --duration 1e9 ran past year 9999
+MAX_CITY_HOURS = 24.0 * 31
+
 
 def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer) -> None:
     from .cli import CliError, _reachable_settings, settings
@@ -55,7 +59,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         pools: Annotated[int, typer.Option(min=0, max=50, help="Pools.")] = 2,
         bus_lines: Annotated[int, typer.Option(min=0, max=50, help="Bus lines.")] = 2,
         speed: Annotated[float, typer.Option(min=0.0, help="Simulated seconds per wall second (60 = an hour a minute; 0: unpaced).")] = 60.0,
-        duration: Annotated[float, typer.Option(min=0.01, help="Simulated hours.")] = 1.0,
+        duration: Annotated[float, typer.Option(min=0.01, max=MAX_CITY_HOURS, help="Simulated hours.")] = 1.0,
         start: Annotated[Optional[datetime], typer.Option(help="Simulated start (ISO 8601, UTC if naive; default: now).")] = None,
         seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same city.")] = 1,
         truth: Annotated[Path, typer.Option(help="Ground truth JSON lines (also sent to simulation.truth).")] = Path("leitstand-truth.jsonl"),
@@ -66,11 +70,16 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         from simulators.city import City, CityConfig
         from simulators.producer import produce_city
 
+        if truth.is_dir() or not truth.parent.is_dir():
+            raise CliError(f"--truth {truth}: " + ("is a directory" if truth.is_dir() else "its directory does not exist"))
         s = _reachable_settings()
         t0 = start.replace(tzinfo=start.tzinfo or timezone.utc) if start else datetime.now(timezone.utc)
         city = City(CityConfig(intersections=intersections, pools=pools, bus_lines=bus_lines, seed=seed), start=t0,
                     duration_s=duration * 3600)
-        truth.write_text("".join(t.to_line() + "\n" for t in city.truth()), encoding="utf-8")
+        try:
+            truth.write_text("".join(t.to_line() + "\n" for t in city.truth()), encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot write --truth {truth}: {exc.strerror or exc}") from None
         stats: dict[str, Any] = {}
 
         async def run() -> dict[str, Any]:
@@ -153,9 +162,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         """
         from .run_evaluation import evaluate_run
 
-        if not (run_dir / "truth.jsonl").is_file():
-            raise CliError(f"{run_dir} holds no truth.jsonl: run 'leitstand demo --report-dir {run_dir}' first")
-        print(json.dumps(evaluate_run(run_dir), indent=2))
+        print(json.dumps(_scored(run_dir, evaluate_run), indent=2))
 
     @app.command("report")
     def report(
@@ -164,9 +171,23 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         """Write an HTML report with plots for a run directory."""
         from .report import write_report
 
+        err.print(f"report: {_scored(run_dir, write_report)}")
+
+    def _scored(run_dir: Path, score: Any) -> Any:
+        """``score(run_dir)`` for a finished, readable run; anything else is one line."""
+        from .run_evaluation import RunError, check_run
+
         if not (run_dir / "truth.jsonl").is_file():
             raise CliError(f"{run_dir} holds no truth.jsonl: run 'leitstand demo --report-dir {run_dir}' first")
-        err.print(f"report: {write_report(run_dir)}")
+        try:
+            check_run(run_dir)
+            return score(run_dir)
+        except RunError as exc:
+            raise CliError(str(exc)) from None
+        except OSError as exc:
+            raise CliError(f"{run_dir}: {exc.strerror or exc}: {exc.filename or ''}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a row check_run does not cover
+            raise CliError(f"{run_dir}: a file of this run is malformed ({type(exc).__name__}: {exc})") from None
 
     @app.command("demo")
     def demo(
@@ -177,7 +198,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         bus_lines: Annotated[int, typer.Option(min=0, max=50, help="Synthetic bus lines.")] = 2,
         seed: Annotated[int, typer.Option(help="Seed of the city; the same seed gives the same run.")] = 1,
         report_dir: Annotated[Path, typer.Option(help="Where the run's report is written.")] = Path("leitstand-report"),
-        port: Annotated[int, typer.Option(help="Port of the embedded broker.")] = 9092,
+        port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the embedded broker.")] = 9092,
     ) -> None:
         """Run broker, worker and a synthetic city; write a report.
 

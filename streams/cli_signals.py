@@ -56,13 +56,23 @@ def parse_params(items: list[str]) -> dict[str, float]:
     return params
 
 
+#: a model travels inside one signals.config record, and records are limited to 1 MiB
+MAX_MODEL_BYTES = 1 << 20
+
+
 def read_model(model_path: Path) -> tuple[dict[str, Any], Intersection]:
     """The model document and the checked model (RiLSA bounds, fixed plan validated), exactly
     as the control agent will build it; anything else is a one-line ``CliError``."""
     from signals.model import ModelError, intersection_from_dict, model_document
 
     try:
-        data = model_path.read_bytes()
+        if model_path.exists() and not model_path.is_file():  # a FIFO or /dev/urandom never ends
+            raise CliError(f"cannot read {model_path}: not a regular file")
+        with model_path.open("rb") as f:
+            data = f.read(MAX_MODEL_BYTES + 1)
+        if len(data) > MAX_MODEL_BYTES:
+            raise CliError(f"{model_path} is too large for a model (over {MAX_MODEL_BYTES // 1024} KiB): "
+                           "a signals.config record must fit the broker's 1 MiB limit")
     except FileNotFoundError:
         raise CliError(f"no such file: {model_path}") from None
     except OSError as exc:
@@ -104,6 +114,11 @@ def command_record(intersection: str, action: str, actor: str, *, plan_id: str |
 
 
 def _publish(topic: str, key: str, record: msgspec.Struct, dry_run: bool) -> None:
+    data = encode(record)
+    try:  # msgspec checks length and range bounds only when decoding: decode it as the agent will
+        msgspec.json.decode(data, type=type(record))
+    except msgspec.ValidationError as exc:
+        raise CliError(f"the {topic} record would be refused by the worker: {exc}") from None
     if dry_run:
         sys.stdout.buffer.write(encode(record) + b"\n")
         return

@@ -61,6 +61,8 @@ def _demo(
     from simulators.city_traffic import venue_sites
 
     report_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("summary.json", "evaluation.json", "index.html"):  # a previous run's: they would describe this one
+        (report_dir / stale).unlink(missing_ok=True)
     config = CityConfig(**(city or {}))
     sim_start = start_at or datetime.now(timezone.utc).replace(hour=5, minute=0, second=0, microsecond=0) - timedelta(days=1)
     duration_s = minutes * 60 * speed
@@ -105,6 +107,12 @@ def _demo(
         err.print(f"worker ready after {ready:.2f} s (log: {worker.log_file})")
         summary["worker_ready_s"] = round(ready, 3)
         summary.update(asyncio.run(_run(s, the_city, speed, report_dir, web_port, token, config.seed)))
+    except BaseException:
+        # Ctrl-C or a failure: the files written so far stay, marked as an unfinished run that
+        # 'leitstand evaluate' refuses to score (it would count every later incident as missed)
+        summary.update(stopped_cleanly=False, interrupted=True)
+        (report_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        raise
     finally:
         worker.stop()
         if own_broker:

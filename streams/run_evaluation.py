@@ -34,6 +34,74 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+class RunError(ValueError):
+    """A run directory that cannot be scored: not a finished run, or a file of it is malformed."""
+
+
+#: the fields a truth row and an alert row must carry, with the types the scoring reads
+_TRUTH_FIELDS = {"subject_id": str, "kind": str, "start": (int, float), "end": (int, float)}
+_ALERT_FIELDS = {"alarm_id": str, "transition": str}
+_RAISED_FIELDS = {"subject_id": str, "kind": str, "severity": str}
+
+
+def check_run(run_dir: Path) -> None:
+    """Refuse, with one :class:`RunError` naming the file and line, a directory that is not a
+    finished run: no ``summary.json`` (the run was interrupted, or is still running, and
+    scoring it would count every incident after the interruption as missed), a summary marked
+    as interrupted, or a row the scoring cannot read."""
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise RunError(f"{run_dir} holds no summary.json: the run was interrupted or has not finished, "
+                       "and is not scored")
+    try:
+        summary = orjson.loads(summary_path.read_bytes())
+    except (orjson.JSONDecodeError, OSError) as exc:
+        raise RunError(f"{summary_path}: not a JSON summary ({exc})") from None
+    if not isinstance(summary, dict):
+        raise RunError(f"{summary_path}: not a JSON object")
+    if summary.get("interrupted") or summary.get("stopped_cleanly") is False:
+        raise RunError(f"{run_dir}: the run was interrupted (summary.json says so) and is not scored")
+    for key in ("simulated_from", "simulated_until"):
+        try:
+            timestamp_of(summary.get(key))
+        except (TypeError, ValueError):
+            raise RunError(f"{summary_path}: {key} is not a time: {summary.get(key)!r}") from None
+    for number, row in _rows(run_dir / "truth.jsonl"):
+        where = f"{run_dir / 'truth.jsonl'} line {number}"
+        _require(row, where, _TRUTH_FIELDS if row.get("expected_alarm") is not None else {})
+    for number, row in _rows(run_dir / "alerts.jsonl"):
+        where = f"{run_dir / 'alerts.jsonl'} line {number}"
+        _require(row, where, _ALERT_FIELDS)
+        if row["transition"] in ("raised", "reraised", "occurred"):
+            _require(row, where, {**_RAISED_FIELDS, "raised_at": (str, int, float)})
+        for key in ("raised_at", "last_occurrence_at", "event_time"):
+            try:
+                timestamp_of(row.get(key))
+            except (TypeError, ValueError):
+                raise RunError(f"{where}: {key} is not a time: {row.get(key)!r}") from None
+
+
+def _rows(path: Path) -> Any:
+    if not path.is_file():
+        return
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # a torn line; read_jsonl skips it too
+        if not isinstance(row, dict):
+            raise RunError(f"{path} line {number}: not a JSON object")
+        yield number, row
+
+
+def _require(row: dict[str, Any], where: str, fields: dict[str, Any]) -> None:
+    for key, kind in fields.items():
+        if not isinstance(row.get(key), kind) or isinstance(row.get(key), bool):
+            raise RunError(f"{where}: {key} is missing or not a {getattr(kind, '__name__', 'number')}")
+
+
 def timestamp_of(value: Any) -> float | None:
     if value is None:
         return None

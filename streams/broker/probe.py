@@ -137,8 +137,30 @@ async def diagnose(bootstrap: str, *, timeout_s: float = 2.0, **client_options: 
     return "; ".join(notes) or f"no broker address in {bootstrap!r}"
 
 
+class BadBootstrap(BrokerUnreachable):
+    """A bootstrap address that no client could connect to: not host:port, or a port out of range."""
+
+
+def check_bootstrap(bootstrap: str) -> list[tuple[str, int]]:
+    """``host:port[,host:port]`` as (host, port) pairs, or :class:`BadBootstrap` naming the
+    address (a port of 70000 reached the socket layer as an ``OverflowError`` traceback)."""
+    pairs = []
+    for entry in (e.strip() for e in bootstrap.split(",")):
+        if not entry:
+            continue
+        host, sep, port = entry.rpartition(":") if ":" in entry else (entry, ":", "9092")  # Kafka's default port
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise BadBootstrap(f"bad Kafka bootstrap address {entry!r} in {bootstrap!r}: "
+                               "expected host:port with a port from 1 to 65535")
+        pairs.append((host.strip("[]"), int(port)))
+    if not pairs:
+        raise BadBootstrap(f"no Kafka bootstrap address in {bootstrap!r}: expected host:port[,host:port]")
+    return pairs
+
+
 def check_reachable(bootstrap: str, *, timeout_s: float = 5.0, **client_options: Any) -> None:
     """Raise ``BrokerUnreachable`` with an operator-readable line if no usable broker answers."""
+    check_bootstrap(bootstrap)
     _quiet_aiokafka()
     if asyncio.run(metadata_ok(bootstrap, timeout_s=timeout_s, **client_options)):
         return
