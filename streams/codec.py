@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -90,7 +90,11 @@ class TopicDecoder(Generic[R]):
     """Decoder for one topic's record type, with its limits.
 
     ``reference='stream'`` measures clock skew against the newest event time this decoder
-    has accepted (replays of historical data); ``'now'`` against the wall clock.
+    has accepted (replays of historical data); ``'now'`` against the wall clock, and then an
+    event time may lie at most ``clock_ahead_s`` ahead of it (default: as far as behind). The
+    asymmetry matters: one frame from a field device whose clock runs hours ahead would move
+    its intersection's watermark into the future, and every real frame after it would be
+    dropped as late until the wall clock caught up (found by probing).
     """
 
     def __init__(
@@ -100,10 +104,12 @@ class TopicDecoder(Generic[R]):
         max_bytes: int = 1_000_000,
         clock_skew_s: float = 6 * 3600.0,
         reference: str = "now",
+        clock_ahead_s: float | None = None,
     ) -> None:
         self.record_type = record_type
         self.max_bytes = max_bytes
         self.clock_skew_s = clock_skew_s
+        self.clock_ahead_s = clock_skew_s if clock_ahead_s is None else min(clock_ahead_s, clock_skew_s)
         self.reference = reference
         self.watermark: float | None = None
         self._decoder = msgspec.json.Decoder(record_type)
@@ -132,6 +138,12 @@ class TopicDecoder(Generic[R]):
             ref: float | None = now
         else:  # the first record of a stream sets the reference
             ref = self.watermark
+        if self.reference == "now" and t - now > self.clock_ahead_s:
+            return DecodeFailure(
+                "clock_skew",
+                f"event_time {record.event_time.isoformat()} is {t - now:+.0f} s ahead of now "
+                f"(limit +{self.clock_ahead_s:g} s: a device clock running ahead?)",
+            )
         if ref is not None and abs(t - ref) > self.clock_skew_s:
             what = "now" if self.reference == "now" else "the stream"
             return DecodeFailure(
@@ -149,6 +161,12 @@ class TopicDecoder(Generic[R]):
         if self.watermark is None or t > self.watermark:
             self.watermark = t
         return record
+
+
+def decoder_limits(settings: Any) -> dict[str, Any]:
+    """The limits every agent's decoder takes from the settings (one place, not one per agent)."""
+    return dict(max_bytes=settings.max_record_bytes, clock_skew_s=settings.clock_skew_s,
+                clock_ahead_s=settings.clock_ahead_s, reference=settings.timestamp_reference)
 
 
 def decoder_for(topic_name: str, **limits: object) -> TopicDecoder[Record]:

@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     clock_skew_s: float = Field(
         6 * 3600.0, gt=0, description="Accepted distance of an event time from the reference."
     )
+    clock_ahead_s: float = Field(
+        300.0, gt=0, description="With reference 'now': how far an event time may lie in the future "
+        "(a device clock running ahead would otherwise blind its intersection's windows for hours).",
+    )
     timestamp_reference: TimestampReference = Field(
         "now",
         description="'now' checks event times against the wall clock; 'stream' against "
