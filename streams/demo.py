@@ -221,8 +221,6 @@ async def _run(s: Settings, city: Any, speed: float, report_dir: Path, web_port:
 
 
 def _status(elapsed: float, clock: str, sent: Counter[str], seen: Counter[str], open_alarms: Counter[str]) -> Any:
-    from .cli_run import status_table
-
     total = sum(sent.values())
     return status_table({
         "elapsed": f"{elapsed:,.0f} s",
@@ -235,3 +233,12 @@ def _status(elapsed: float, clock: str, sent: Counter[str], seen: Counter[str], 
         "dead letters": f"{seen['deadletters']:,}",
         "signal decisions": "not built yet (issue 3)",
     })
+
+
+def status_table(rows: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    for k, v in rows.items():
+        table.add_row(k, str(v))
+    return table

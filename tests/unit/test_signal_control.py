@@ -332,14 +332,14 @@ def test_a_restarted_desk_keeps_config_and_operator_mode_and_expires_stale_propo
 
 
 
-# --- the operators' CLI (streams/cli_signals.py) ---------------------------------------------------
+# --- the operators' CLI (streams/cli/signals.py) ---------------------------------------------------
 
 
 def _cli():
     import typer
     from typer.testing import CliRunner
 
-    from streams import cli_signals
+    from streams.cli import signals as cli_signals
 
     app = typer.Typer()
     cli_signals.register(app)

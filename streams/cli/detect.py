@@ -18,11 +18,11 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
-from .errors import CliError as DetectError
-from .timeparse import parse_time  # one class, however the CLI module is loaded
+from ..errors import CliError as DetectError
+from ..timeparse import parse_time  # one class, however the CLI module is loaded
 
 
 def parse_value(s: str) -> float:
@@ -54,7 +54,7 @@ def find_nab_dir(explicit: Path | None) -> Path:
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    from .cli import err
+    from .common import err
 
     @app.command("detect")
     def detect(

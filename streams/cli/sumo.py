@@ -13,9 +13,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .errors import CliError
+from ..errors import CliError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEV_SCENARIOS = ("cologne1", "cologne3", "ingolstadt1")
 
 
@@ -71,13 +71,13 @@ def _evaluate(scenario: Path, controller: str, seeds: list[int], jobs: int, via_
     from simulators.sumo_eval import evaluate
     from simulators.sumo_loop import ScenarioError
 
-    from .cli import err
+    from .common import err
 
     factory = None
     if via_kafka:
         from simulators.sumo_kafka import KafkaSource
 
-        from .cli import _reachable_settings
+        from .common import _reachable_settings
 
         settings = _reachable_settings()
         factory = lambda: KafkaSource(settings)  # noqa: E731
@@ -132,7 +132,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
         from simulators.sumo_eval import bar_chart
 
-        from .cli import out
+        from .common import out
 
         names = _controllers(controllers)
         seed_list = parse_seeds(seeds)

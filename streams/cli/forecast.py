@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional
 
 import typer
 
-from .errors import CliError
+from ..errors import CliError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 METRO_FILE = "Metro_Interstate_Traffic_Volume.csv"
 METRO_WEATHER = ["temp", "rain_1h", "snow_1h", "clouds_all", "weather_main"]
 
@@ -276,7 +276,7 @@ def scheduled_event_lines(events: list[Any], announced: datetime) -> tuple[list[
     """
     import msgspec
 
-    from .records import ScheduledEvent
+    from ..records import ScheduledEvent
 
     kept, lines, problems = [], [], []
     for ev in events:
@@ -308,7 +308,7 @@ MAX_WARNINGS = 10
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    from .cli import err
+    from .common import err
 
     forecast_app = typer.Typer(help="Load forecasts: backtests of the forecasting models.", no_args_is_help=True)
     events_app = typer.Typer(help="Import scheduled events for forecasting.", no_args_is_help=True)
@@ -429,8 +429,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             return
         import asyncio
 
-        from .cli import _reachable_settings
-        from .kafka_io import produce_to
+        from .common import _reachable_settings
+        from ..kafka_io import produce_to
 
         s = _reachable_settings()
         keyed = [(ev.venue_id[:64].encode(), line) for ev, line in zip(events, lines)]

@@ -1,6 +1,6 @@
 """Commands that run for a while: ``simulate frames``, ``demo`` and ``bench``.
 
-Kept apart from ``cli.py`` so the quick commands stay quick to read. These entry points are the
+Kept apart from ``main.py`` so the quick commands stay quick to read. These entry points are the
 only part of ``streams`` that imports ``simulators`` (lazily, inside the commands); the runtime
 (app, agents, codec, records) never does.
 """
@@ -15,13 +15,13 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer) -> None:
-    from .cli import CliError, _reachable_settings, settings
+    from ..errors import CliError
+    from .common import _reachable_settings, settings
 
     register_alarm_benchmarks(bench_app)
 
@@ -104,8 +104,8 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
         from simulators.replay import ReplayError, check_csv, replay_csv
 
-        from .kafka_io import ensure_topics
-        from .topics import TopicError, check_topic
+        from ..kafka_io import ensure_topics
+        from ..topics import TopicError, check_topic
 
         try:
             check_topic(topic, create=create, prefix=settings().topic_prefix)
@@ -151,7 +151,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
         Alarms per kind (recall, precision, delay), the alarm lifecycle and forecasts.
         """
-        from .run_evaluation import evaluate_run
+        from ..run_evaluation import evaluate_run
 
         if not (run_dir / "truth.jsonl").is_file():
             raise CliError(f"{run_dir} holds no truth.jsonl: run 'leitstand demo --report-dir {run_dir}' first")
@@ -162,7 +162,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'leitstand demo'.", metavar="DIR")] = Path("leitstand-report"),
     ) -> None:
         """Write an HTML report with plots for a run directory."""
-        from .report import write_report
+        from ..report import write_report
 
         if not (run_dir / "truth.jsonl").is_file():
             raise CliError(f"{run_dir} holds no truth.jsonl: run 'leitstand demo --report-dir {run_dir}' first")
@@ -183,7 +183,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
         Needs no Docker and no Java: the embedded broker starts in milliseconds.
         """
-        from .demo import run_demo
+        from ..demo import run_demo
 
         # a demo should show the rare, important things: camera incidents more often than a real pool has them
         city = {"intersections": intersections, "pools": pools, "bus_lines": bus_lines, "seed": seed,
@@ -200,7 +200,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         repeat: Annotated[int, typer.Option(min=1, max=20, help="Repetitions; the best is reported.")] = 3,
     ) -> None:
         """Measure frame decoding against stdlib json."""
-        from .bench import decode_benchmark
+        from ..bench import decode_benchmark
 
         print(json.dumps(decode_benchmark(records, detectors, repeat), indent=2))
 
@@ -211,14 +211,14 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         engine: Annotated[str, typer.Option(help="tansu or kafka.")] = "tansu",
     ) -> None:
         """Measure worker throughput against a raw consumer."""
-        from .bench import pipeline_benchmark
+        from ..bench import pipeline_benchmark
 
         s = settings()
         print(json.dumps(pipeline_benchmark(s, frames=frames, intersections=intersections, engine=engine), indent=2))
 
 
 def register_alarm_benchmarks(bench_app: typer.Typer) -> None:
-    from .cli import settings
+    from .common import settings
 
     @bench_app.command("pool-day")
     def bench_pool_day(
@@ -228,7 +228,7 @@ def register_alarm_benchmarks(bench_app: typer.Typer) -> None:
         min_duration_s: Annotated[float, typer.Option(min=0.0, help="Water rule minimum duration.")] = 30.0,
     ) -> None:
         """Score pool alarms on simulated pool days."""
-        from .bench_alarms import pool_day_benchmark
+        from ..bench_alarms import pool_day_benchmark
 
         print(json.dumps(pool_day_benchmark(days, pools, seed, min_duration_s), indent=2))
 
@@ -241,15 +241,7 @@ def register_alarm_benchmarks(bench_app: typer.Typer) -> None:
         split: Annotated[bool, typer.Option("--split/--single", help="Critical and telemetry roles in two workers (default) or all in one.")] = True,
     ) -> None:
         """Time camera event to alarm under load."""
-        from .bench_alarms import latency_benchmark
+        from ..bench_alarms import latency_benchmark
 
         result = latency_benchmark(settings(), engine=engine, load_per_s=load, events=events, event_rate_per_s=rate, split_roles=split)
         print(json.dumps(result, indent=2))
-
-
-def status_table(rows: dict[str, Any]) -> Table:
-    table = Table(show_header=False, box=None)
-    for k, v in rows.items():
-        table.add_row(k, str(v))
-    return table
-

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import msgspec
 import typer
 
-from .errors import CliError
-from .records import IntersectionConfig, SignalCommand, encode
+from ..errors import CliError
+from ..records import IntersectionConfig, SignalCommand, encode
 
 if TYPE_CHECKING:
     from signals.model import Intersection
@@ -107,8 +107,8 @@ def _publish(topic: str, key: str, record: msgspec.Struct, dry_run: bool) -> Non
     if dry_run:
         sys.stdout.buffer.write(encode(record) + b"\n")
         return
-    from .cli import _reachable_settings
-    from .kafka_io import produce_to
+    from .common import _reachable_settings
+    from ..kafka_io import produce_to
 
     s = _reachable_settings()
     asyncio.run(produce_to(s, s.topic(topic), [(key.encode(), encode(record))]))
@@ -164,7 +164,7 @@ def register(app: typer.Typer) -> None:
         """List the pending proposals a control worker holds (JSON lines).
 
         Reads need a token: LEITSTAND_API_READ_TOKEN, else LEITSTAND_API_TOKEN."""
-        from .cli import settings
+        from .common import settings
 
         s = settings()
         token = s.api_read_token or s.api_token

@@ -1,4 +1,5 @@
-"""The ``leitstand`` command line.
+"""The ``leitstand`` command line: the root app, the quick commands (config, broker, topics,
+worker, produce, tail), the command groups of the sibling modules mounted, and ``main``.
 
 Every expected failure (broker missing, port taken, bad argument, unreachable Kafka) ends in
 one line on stderr and a non-zero exit; tracebacks are for bugs only.
@@ -7,7 +8,6 @@ one line on stderr and a non-zero exit; tracebacks are for bugs only.
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import time
 from pathlib import Path
@@ -16,11 +16,12 @@ from typing import Annotated, Any, Optional
 import orjson
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
-from .broker import ENGINES, BrokerError, BrokerUnreachable
-from .errors import CliError
-from .settings import Settings, load_settings
+from ..broker import ENGINES, BrokerError, BrokerUnreachable
+from ..errors import CliError
+from ..settings import Settings
+from . import detect, forecast, run, signals, sumo
+from .common import _fail, _overrides, _reachable_settings, err, out, settings
 
 app = typer.Typer(
     name="leitstand",
@@ -38,18 +39,6 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(bench_app, name="bench")
-
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
-
-
-_overrides: dict[str, Any] = {}
-
-
-def settings() -> Settings:
-    """Every command's settings. A bad variable (malformed JSON, a weak LEITSTAND_API_TOKEN, an
-    unsafe webhook URL) raises ``SettingsInvalid``, a ``CliError``: one line naming it, exit 1."""
-    return load_settings(**_overrides)
 
 
 @app.callback()
@@ -111,7 +100,7 @@ def broker_start(
     port: Annotated[Optional[int], typer.Option(help="Listener port (default: from the bootstrap address).")] = None,
 ) -> None:
     """Start a broker on loopback and wait until it answers."""
-    from .broker import start
+    from ..broker import start
 
     s = settings()
     host, p = _host_port(s, port)
@@ -126,7 +115,7 @@ def broker_stop(
     engine: Annotated[Optional[str], typer.Option(help="Stop only this engine (default: any running).")] = None,
 ) -> None:
     """Stop the broker started by 'leitstand broker start'."""
-    from .broker import stop
+    from ..broker import stop
 
     s = settings()
     stopped = [i for e in ([engine] if engine else ENGINES) if (i := stop(s.state_dir, e)) is not None]
@@ -143,8 +132,8 @@ def broker_status() -> None:
 
     Exits 1 when no broker runs.
     """
-    from .broker import read_info
-    from .broker.probe import metadata_ok
+    from ..broker import read_info
+    from ..broker.probe import metadata_ok
 
     s = settings()
     running = [i for e in ENGINES if (i := read_info(s.state_dir, e)) is not None]
@@ -166,7 +155,7 @@ def broker_status() -> None:
 @topics_app.command("create")
 def topics_create() -> None:
     """Create the catalogue topics that are missing."""
-    from .kafka_io import ensure_topics
+    from ..kafka_io import ensure_topics
 
     s = _reachable_settings()
     created = asyncio.run(ensure_topics(s))
@@ -176,18 +165,10 @@ def topics_create() -> None:
 @topics_app.command("list")
 def topics_list() -> None:
     """List the topics on the broker."""
-    from .kafka_io import list_topics
+    from ..kafka_io import list_topics
 
     for t in asyncio.run(list_topics(_reachable_settings())):
         out.print(t)
-
-
-def _reachable_settings() -> Settings:
-    from .broker import check_reachable
-
-    s = settings()
-    check_reachable(s.kafka_bootstrap_servers, timeout_s=5.0, **s.kafka_client_options())
-    return s
 
 
 # --- worker -------------------------------------------------------------------------------
@@ -203,7 +184,7 @@ def worker_cmd(
 
     Serves /ready and /metrics on the web port; stops on Ctrl-C or SIGTERM.
     """
-    from .worker import run_worker
+    from ..worker import run_worker
 
     if web_port is not None:
         _overrides["web_port"] = web_port
@@ -231,9 +212,9 @@ def produce_cmd(
     naming each refused line.
     """
 
-    from .kafka_io import ensure_topics, produce_checked
-    from .records import INPUT_RECORDS
-    from .topics import TopicError, check_topic
+    from ..kafka_io import ensure_topics, produce_checked
+    from ..records import INPUT_RECORDS
+    from ..topics import TopicError, check_topic
 
     try:
         check_topic(topic, create=create, prefix=settings().topic_prefix)
@@ -288,7 +269,7 @@ def tail_cmd(
     meta: Annotated[bool, typer.Option("--meta", help="Wrap each value with partition, offset, key and timestamp.")] = False,
 ) -> None:
     """Print a topic's records as JSON lines."""
-    from .kafka_io import tail
+    from ..kafka_io import tail
 
     s = _reachable_settings()
 
@@ -317,30 +298,13 @@ def tail_cmd(
         raise CliError(str(exc)) from None
 
 
-# --- simulate / demo / bench (registered from their modules) ------------------------------
+# --- simulate / demo / bench, detect, forecast, sumo, signals: mounted from their modules --
 
-from . import cli_run  # noqa: E402  (registers simulate, demo and bench commands)
-
-cli_run.register(app, simulate_app, bench_app)
-from . import cli_detect  # noqa: E402
-cli_detect.register(app, bench_app)
-from . import cli_forecast  # noqa: E402
-cli_forecast.register(app, bench_app)
-from . import cli_sumo  # noqa: E402
-cli_sumo.register(app, bench_app)
-from . import cli_signals  # noqa: E402
-cli_signals.register(app)
-
-
-def _fail(message: str, console: Console = err) -> None:
-    """One line on stderr, printed as text: messages quote file names, column names and ids
-    from the operator's input, which rich would read as markup (``[/x]``: a MarkupError
-    traceback) and which may hold line breaks (a quoted CSV header)."""
-    console.print(_LINE_BREAKS.sub(" ", message), markup=False)
-
-
-#: every character that would start a new line on a terminal
-_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
+run.register(app, simulate_app, bench_app)
+detect.register(app, bench_app)
+forecast.register(app, bench_app)
+sumo.register(app, bench_app)
+signals.register(app)
 
 
 def main() -> None:
