@@ -151,7 +151,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
         Alarms per kind (recall, precision, delay), the alarm lifecycle and forecasts.
         """
-        from ..run_evaluation import evaluate_run
+        from simulators.harness.run_evaluation import evaluate_run
 
         if not (run_dir / "truth.jsonl").is_file():
             raise CliError(f"{run_dir} holds no truth.jsonl: run 'leitstand demo --report-dir {run_dir}' first")
@@ -162,7 +162,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'leitstand demo'.", metavar="DIR")] = Path("leitstand-report"),
     ) -> None:
         """Write an HTML report with plots for a run directory."""
-        from ..report import write_report
+        from simulators.harness.report import write_report
 
         if not (run_dir / "truth.jsonl").is_file():
             raise CliError(f"{run_dir} holds no truth.jsonl: run 'leitstand demo --report-dir {run_dir}' first")
@@ -183,7 +183,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
         Needs no Docker and no Java: the embedded broker starts in milliseconds.
         """
-        from ..demo import run_demo
+        from simulators.harness.demo import run_demo
 
         # a demo should show the rare, important things: camera incidents more often than a real pool has them
         city = {"intersections": intersections, "pools": pools, "bus_lines": bus_lines, "seed": seed,
@@ -200,7 +200,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         repeat: Annotated[int, typer.Option(min=1, max=20, help="Repetitions; the best is reported.")] = 3,
     ) -> None:
         """Measure frame decoding against stdlib json."""
-        from ..bench import decode_benchmark
+        from simulators.harness.bench import decode_benchmark
 
         print(json.dumps(decode_benchmark(records, detectors, repeat), indent=2))
 
@@ -211,7 +211,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         engine: Annotated[str, typer.Option(help="tansu or kafka.")] = "tansu",
     ) -> None:
         """Measure worker throughput against a raw consumer."""
-        from ..bench import pipeline_benchmark
+        from simulators.harness.bench import pipeline_benchmark
 
         s = settings()
         print(json.dumps(pipeline_benchmark(s, frames=frames, intersections=intersections, engine=engine), indent=2))
@@ -228,7 +228,7 @@ def register_alarm_benchmarks(bench_app: typer.Typer) -> None:
         min_duration_s: Annotated[float, typer.Option(min=0.0, help="Water rule minimum duration.")] = 30.0,
     ) -> None:
         """Score pool alarms on simulated pool days."""
-        from ..bench_alarms import pool_day_benchmark
+        from simulators.harness.bench_alarms import pool_day_benchmark
 
         print(json.dumps(pool_day_benchmark(days, pools, seed, min_duration_s), indent=2))
 
@@ -241,7 +241,7 @@ def register_alarm_benchmarks(bench_app: typer.Typer) -> None:
         split: Annotated[bool, typer.Option("--split/--single", help="Critical and telemetry roles in two workers (default) or all in one.")] = True,
     ) -> None:
         """Time camera event to alarm under load."""
-        from ..bench_alarms import latency_benchmark
+        from simulators.harness.bench_alarms import latency_benchmark
 
         result = latency_benchmark(settings(), engine=engine, load_per_s=load, events=events, event_rate_per_s=rate, split_roles=split)
         print(json.dumps(result, indent=2))

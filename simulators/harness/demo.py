@@ -25,12 +25,12 @@ import orjson
 from rich.console import Console
 from rich.live import Live
 
-from .broker import read_info, start, stop
-from .kafka_io import ensure_topics, produce_to, tail
-from .records import PoolReading
-from .settings import Settings
-from .stack import WorkerProcess, free_port, settings_env, terminate_as_interrupt
-from .topics import SIMULATION_TRUTH as TRUTH
+from streams.broker import read_info, start, stop
+from streams.kafka_io import ensure_topics, produce_to, tail
+from streams.records import PoolReading
+from streams.settings import Settings
+from streams.stack import WorkerProcess, free_port, settings_env, terminate_as_interrupt
+from streams.topics import SIMULATION_TRUTH as TRUTH
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -121,7 +121,7 @@ async def _import_history(s: Settings, city: Any) -> None:
     """Previous weeks' hourly counts, as one aggregate per intersection and hour."""
     from simulators.city import traffic_history
 
-    from .records import DetectorAggregate, encode
+    from streams.records import DetectorAggregate, encode
 
     def aggregates() -> Any:
         for iid, t, vehicles in traffic_history(city, HISTORY_DAYS):
