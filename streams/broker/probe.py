@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .errors import BrokerError
+
 
 class BrokerUnreachable(RuntimeError):
     """No usable broker at the bootstrap address; the message says what failed, for operators."""
@@ -52,8 +54,6 @@ def wait_until_ready(
     **client_options: Any,
 ) -> float:
     """Block until ``bootstrap`` answers a metadata request; returns seconds waited."""
-    from .process import BrokerError
-
     _quiet_aiokafka()
     start = time.monotonic()
 

@@ -33,7 +33,7 @@ def parse_value(s: str) -> float:
 
 
 def _detector_name(value: str) -> str:
-    from detection.base import DETECTOR_NAMES
+    from detection.registry import DETECTOR_NAMES
 
     if value not in DETECTOR_NAMES:
         raise typer.BadParameter(f"unknown detector {value!r}; choose one of {', '.join(DETECTOR_NAMES)}")
@@ -70,7 +70,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """
         import numpy as np
 
-        from detection.base import score_series
+        from detection.registry import score_series
 
         if not input_csv.is_file():
             raise DetectError(f"no such file: {input_csv}")
@@ -130,7 +130,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
 
 def _run_all(detector: str, files: list[Any]) -> list[Any]:
-    from detection.base import score_series
+    from detection.registry import score_series
 
     return [score_series(detector, f.timestamps, f.values) for f in files]
 
@@ -151,7 +151,7 @@ def _corpus_json(result: Any) -> dict[str, Any]:
 
 def nab_benchmark(data_dir: Path, detector: str = "default", compare: bool = True) -> dict[str, Any]:
     from detection import nab
-    from detection.base import DETECTOR_NAMES
+    from detection.registry import DETECTOR_NAMES
 
     files = nab.load_corpus(data_dir)
     started = time.perf_counter()
@@ -202,7 +202,7 @@ def nab_benchmark(data_dir: Path, detector: str = "default", compare: bool = Tru
 
 def detector_benchmark(points: int = 200_000, repeat: int = 3) -> dict[str, Any]:
     """Best-of-``repeat`` µs per reading; baselines: a no-op call pair and a plain EW z-score loop."""
-    from detection.base import DETECTOR_NAMES, make_detector
+    from detection.registry import DETECTOR_NAMES, make_detector
 
     rng = random.Random(1)
     t = [1_735_689_600.0 + 300.0 * i for i in range(points)]

@@ -38,11 +38,10 @@ FORBIDDEN_IN_CORES = (
 ALLOWED_ARROWS: set[tuple[str, str]] = set()
 # Known cycles still to break, each as the sorted tuple of its modules; same exactness.
 ALLOWED_CYCLES: set[tuple[str, ...]] = {
-    # issue 11: detection.base imports the ensemble for its registry, the ensemble imports base
-    ("detection.base", "detection.changepoint", "detection.ensemble", "detection.seasonal"),
-    # model.ensure_safe imports the validator lazily; the validator imports the model
+    # found by this test, not named in issue 11: model.ensure_safe (used by the JSON loader
+    # intersection_from_dict) imports the validator lazily, and the validator imports the model.
+    # Breaking it means splitting the model's types from its checked loading.
     ("signals.explain", "signals.model", "signals.timeline", "signals.validator"),
-    ("streams.broker.probe", "streams.broker.process"),
 }
 
 
