@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from typing import Any, Protocol, runtime_checkable
 
+
 @runtime_checkable
 class Detector(Protocol):
     """A streaming anomaly detector."""
@@ -44,7 +45,7 @@ class Detector(Protocol):
         ...
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "Detector":
+    def from_state(cls, state: dict[str, Any]) -> Detector:
         """Rebuild a detector of this class from ``to_state()``."""
         ...
 

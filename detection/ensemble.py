@@ -46,7 +46,7 @@ class MaxOf:
         return {"kind": self.kind, "name": self.name, "members": [m.to_state() for m in self.members]}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "MaxOf":
+    def from_state(cls, state: dict[str, Any]) -> MaxOf:
         return cls([_restore(s) for s in state["members"]], state["name"])
 
 
@@ -102,7 +102,7 @@ class AlarmEpisodes:
                 "newest_t": self.newest_t if math.isfinite(self.newest_t) else None}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "AlarmEpisodes":
+    def from_state(cls, state: dict[str, Any]) -> AlarmEpisodes:
         d = cls(_restore(state["inner"]), state["episode_s"], state["damp"], state["name"])
         d.peak = state["peak"][0]
         d.peak_t = -math.inf if state["peak"][1] is None else state["peak"][1]
@@ -147,7 +147,7 @@ class RollingZScore:
                 "newest_t": self.newest_t if math.isfinite(self.newest_t) else None}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "RollingZScore":
+    def from_state(cls, state: dict[str, Any]) -> RollingZScore:
         d = cls(state["memory"])
         d.n, d.mean, d.var = state["n"], state["mean"], state["var"]
         d.newest_t = -math.inf if state["newest_t"] is None else state["newest_t"]

@@ -3,7 +3,8 @@ side ask for by name, and rebuilding any detector from its stored state."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

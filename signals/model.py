@@ -236,7 +236,7 @@ class Intersection:
             for key in ((a, b), (b, a)):
                 if key not in self.intergreen_s:
                     raise ModelError(f"conflicting pair {key} has no intergreen time")
-        for (a, b), t in self.intergreen_s.items():
+        for a, b in self.intergreen_s:
             if not self.conflicting(a, b):
                 raise ModelError(f"intergreen {a}->{b} given for a non-conflicting pair")
         if len(self._stage_index) != len(self.stages):

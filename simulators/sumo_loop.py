@@ -38,7 +38,6 @@ from streams.records import DetectorReading, IntersectionConfig, IntersectionFra
 from streams.signal_codec import decision_from_message, observation_from_frame, plan_message
 
 
-
 def sim_epoch(begin_s: float, now: float | None = None) -> float:
     """Epoch seconds of simulation second 0: the scenario's begin is the current whole minute.
 

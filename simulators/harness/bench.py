@@ -28,7 +28,6 @@ def _machine() -> dict[str, Any]:
 def _frames_bytes(n: int, detectors: int, intersections: int = 500) -> list[tuple[bytes, bytes]]:
     """``n`` encoded frames (key, value) ending about now."""
     from simulators.frames import frames
-
     from streams.records import encode
 
     steps = max(1, -(-n // intersections))
@@ -80,7 +79,8 @@ def pipeline_benchmark(s: Settings, *, frames: int, intersections: int, engine: 
     s = s.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "state_dir": state})
     payloads = _frames_bytes(frames, 4, intersections)
     worker = WorkerProcess(
-        settings_env({"kafka_bootstrap_servers": info.bootstrap, "app_id": "leitstand-bench", "data_dir": state / "worker", "log_level": "warning"}),
+        settings_env({"kafka_bootstrap_servers": info.bootstrap, "app_id": "leitstand-bench", "data_dir": state / "worker",
+                      "log_level": "warning"}),
         log_file=state / "worker.log",
         web_port=free_port(),
     )

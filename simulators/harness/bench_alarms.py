@@ -188,7 +188,7 @@ def latency_benchmark(s: Settings, *, engine: str, load_per_s: int, events: int,
                 await prod.send(s.topic("events.schedule"), key=f"probe-{i}".encode(), value=b"{}")
                 await asyncio.sleep(1.0 / event_rate_per_s)
             await asyncio.wait_for(done.wait(), timeout=60)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             for w in watchers:

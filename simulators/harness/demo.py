@@ -120,7 +120,6 @@ def _demo(
 async def _import_history(s: Settings, city: Any) -> None:
     """Previous weeks' hourly counts, as one aggregate per intersection and hour."""
     from simulators.city import traffic_history
-
     from streams.records import DetectorAggregate, encode
 
     def aggregates() -> Any:

@@ -79,7 +79,7 @@ def _error_text(exc: BaseException) -> str:
 async def _tcp_open(host: str, port: int, timeout_s: float) -> bool:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     writer.close()
     return True

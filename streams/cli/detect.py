@@ -13,16 +13,16 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import typer
 
-REPO = Path(__file__).resolve().parents[2]
-
-
 from ..errors import CliError as DetectError
 from ..timeparse import parse_time  # one class, however the CLI module is loaded
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_value(s: str) -> float:
@@ -62,7 +62,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         output: Annotated[Path, typer.Option("--output", "-o", help="Where timestamp,value,anomaly_score is written.")],
         time_col: Annotated[str, typer.Option(help="Column with ISO 8601 times or POSIX seconds.")] = "timestamp",
         value_col: Annotated[str, typer.Option(help="Column with the readings.")] = "value",
-        detector: Annotated[str, typer.Option(callback=_detector_name, help="default, seasonal, level_shift, sensor_fault or zscore.")] = "default",
+        detector: Annotated[str, typer.Option(
+            callback=_detector_name, help="default, seasonal, level_shift, sensor_fault or zscore.",
+        )] = "default",
     ) -> None:
         """Score each row of a CSV with a streaming detector (0..1).
 
@@ -104,7 +106,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
     @bench_app.command("nab")
     def bench_nab(
-        data_dir: Annotated[Optional[Path], typer.Option(help="NAB data: realTraffic/*.csv and realTraffic_windows.json (default: ../shared/data/nab).")] = None,
+        data_dir: Annotated[Path | None, typer.Option(
+            help="NAB data: realTraffic/*.csv and realTraffic_windows.json (default: ../shared/data/nab).",
+        )] = None,
         detector: Annotated[str, typer.Option(callback=_detector_name, help="Detector to score.")] = "default",
         compare: Annotated[bool, typer.Option(help="Also score every other registered detector.")] = True,
     ) -> None:
@@ -183,7 +187,8 @@ def nab_benchmark(data_dir: Path, detector: str = "default", compare: bool = Tru
             "what": "6 seeded traffic-like series with injected jams, spikes, level shifts, closures (detection.nab.synthetic_corpus)",
             "score_at_realTraffic_threshold": round(syn_fixed.normalised, 2),
             "score_with_own_threshold": round(syn_own.normalised, 2),
-            "windows_detected_at_realTraffic_threshold": f"{sum(r.windows_detected for r in syn_fixed.files)}/{sum(r.windows for r in syn_fixed.files)}",
+            "windows_detected_at_realTraffic_threshold":
+                f"{sum(r.windows_detected for r in syn_fixed.files)}/{sum(r.windows for r in syn_fixed.files)}",
             "false_positives_at_realTraffic_threshold": sum(r.fp for r in syn_fixed.files),
         },
     }

@@ -11,7 +11,7 @@ import asyncio
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -25,7 +25,8 @@ from .common import _fail, _overrides, _reachable_settings, err, out, settings
 
 app = typer.Typer(
     name="leitstand",
-    help="Leitstand: real-time traffic and infrastructure analytics for municipal control rooms.\n\nSettings come from defaults, .env, LEITSTAND_* variables and these flags.",
+    help="Leitstand: real-time traffic and infrastructure analytics for municipal control rooms.\n\n"
+         "Settings come from defaults, .env, LEITSTAND_* variables and these flags.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -43,10 +44,12 @@ app.add_typer(bench_app, name="bench")
 
 @app.callback()
 def _global(
-    bootstrap_servers: Annotated[Optional[str], typer.Option("--bootstrap-servers", "-b", help="Kafka bootstrap host:port[,host:port].")] = None,
-    topic_prefix: Annotated[Optional[str], typer.Option(help="Prefix of every topic name.")] = None,
-    state_dir: Annotated[Optional[Path], typer.Option(help="Where broker pid/log files and local state live.")] = None,
-    log_level: Annotated[Optional[str], typer.Option(help="debug, info, warning or error.")] = None,
+    bootstrap_servers: Annotated[str | None, typer.Option(
+        "--bootstrap-servers", "-b", help="Kafka bootstrap host:port[,host:port].",
+    )] = None,
+    topic_prefix: Annotated[str | None, typer.Option(help="Prefix of every topic name.")] = None,
+    state_dir: Annotated[Path | None, typer.Option(help="Where broker pid/log files and local state live.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
 ) -> None:
     _overrides.update(
         kafka_bootstrap_servers=bootstrap_servers,
@@ -96,8 +99,10 @@ def _host_port(s: Settings, port: int | None) -> tuple[str, int]:
 
 @broker_app.command("start")
 def broker_start(
-    engine: Annotated[str, typer.Option(callback=_engine, help="tansu (embedded, memory-only) or kafka (Apache Kafka KRaft, durable).")] = "tansu",
-    port: Annotated[Optional[int], typer.Option(help="Listener port (default: from the bootstrap address).")] = None,
+    engine: Annotated[str, typer.Option(
+        callback=_engine, help="tansu (embedded, memory-only) or kafka (Apache Kafka KRaft, durable).",
+    )] = "tansu",
+    port: Annotated[int | None, typer.Option(help="Listener port (default: from the bootstrap address).")] = None,
 ) -> None:
     """Start a broker on loopback and wait until it answers."""
     from ..broker import start
@@ -112,7 +117,7 @@ def broker_start(
 
 @broker_app.command("stop")
 def broker_stop(
-    engine: Annotated[Optional[str], typer.Option(help="Stop only this engine (default: any running).")] = None,
+    engine: Annotated[str | None, typer.Option(help="Stop only this engine (default: any running).")] = None,
 ) -> None:
     """Stop the broker started by 'leitstand broker start'."""
     from ..broker import stop
@@ -176,9 +181,12 @@ def topics_list() -> None:
 
 @app.command("worker")
 def worker_cmd(
-    web_port: Annotated[Optional[int], typer.Option(help="Port of the worker's HTTP endpoints (/ready, /metrics).")] = None,
-    table_store: Annotated[Optional[str], typer.Option(help="memory:// or rocksdb://")] = None,
-    role: Annotated[Optional[str], typer.Option(help="all (default), critical (camera events, alarms, notifier, API), telemetry (frames, water readings) or control (signal control, signals API).")] = None,
+    web_port: Annotated[int | None, typer.Option(help="Port of the worker's HTTP endpoints (/ready, /metrics).")] = None,
+    table_store: Annotated[str | None, typer.Option(help="memory:// or rocksdb://")] = None,
+    role: Annotated[str | None, typer.Option(
+        help="all (default), critical (camera events, alarms, notifier, API), telemetry (frames, water readings) "
+             "or control (signal control, signals API).",
+    )] = None,
 ) -> None:
     """Run the stream-processing worker with every agent.
 
@@ -201,8 +209,10 @@ def worker_cmd(
 @app.command("produce")
 def produce_cmd(
     topic: Annotated[str, typer.Argument(help="Catalogue topic name, e.g. sensors.intersection (the prefix is added).")],
-    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="JSON lines file (default: stdin).")] = None,
-    key_field: Annotated[Optional[str], typer.Option(help="Field whose value becomes the message key (default: the topic's key field).")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="JSON lines file (default: stdin).")] = None,
+    key_field: Annotated[str | None, typer.Option(
+        help="Field whose value becomes the message key (default: the topic's key field).",
+    )] = None,
     create: Annotated[bool, typer.Option("--create", help="Allow a topic outside the catalogue (created if missing).")] = False,
 ) -> None:
     """Send JSON lines from a file or stdin to a topic.
@@ -264,8 +274,8 @@ def produce_cmd(
 def tail_cmd(
     topic: Annotated[str, typer.Argument(help="Catalogue topic name, e.g. aggregates or deadletter.")],
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest retained record.")] = False,
-    n: Annotated[Optional[int], typer.Option("-n", min=1, help="Stop after N records.")] = None,
-    idle_timeout: Annotated[Optional[float], typer.Option(help="Stop after this many seconds without a record.")] = None,
+    n: Annotated[int | None, typer.Option("-n", min=1, help="Stop after N records.")] = None,
+    idle_timeout: Annotated[float | None, typer.Option(help="Stop after this many seconds without a record.")] = None,
     meta: Annotated[bool, typer.Option("--meta", help="Wrap each value with partition, offset, key and timestamp.")] = False,
 ) -> None:
     """Print a topic's records as JSON lines."""

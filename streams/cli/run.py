@@ -11,7 +11,7 @@ import asyncio
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -31,7 +31,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         interval: Annotated[float, typer.Option(min=1.0, max=900.0, help="Seconds per detector frame.")] = 15.0,
         duration: Annotated[float, typer.Option(min=0.0, help="Simulated minutes to produce.")] = 60.0,
         speed: Annotated[float, typer.Option(min=0.0, help="Simulated seconds per wall second (0: as fast as possible).")] = 60.0,
-        start: Annotated[Optional[datetime], typer.Option(help="Simulated start (ISO 8601, default: now).")] = None,
+        start: Annotated[datetime | None, typer.Option(help="Simulated start (ISO 8601, default: now).")] = None,
         seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same frames.")] = 1,
         malformed_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of deliberately broken records.")] = 0.0,
     ) -> None:
@@ -54,11 +54,15 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         intersections: Annotated[int, typer.Option(min=1, max=500, help="Intersections.")] = 12,
         pools: Annotated[int, typer.Option(min=0, max=50, help="Pools.")] = 2,
         bus_lines: Annotated[int, typer.Option(min=0, max=50, help="Bus lines.")] = 2,
-        speed: Annotated[float, typer.Option(min=0.0, help="Simulated seconds per wall second (60 = an hour a minute; 0: unpaced).")] = 60.0,
+        speed: Annotated[float, typer.Option(
+            min=0.0, help="Simulated seconds per wall second (60 = an hour a minute; 0: unpaced).",
+        )] = 60.0,
         duration: Annotated[float, typer.Option(min=0.01, help="Simulated hours.")] = 1.0,
-        start: Annotated[Optional[datetime], typer.Option(help="Simulated start (ISO 8601, UTC if naive; default: now).")] = None,
+        start: Annotated[datetime | None, typer.Option(help="Simulated start (ISO 8601, UTC if naive; default: now).")] = None,
         seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same city.")] = 1,
-        truth: Annotated[Path, typer.Option(help="Ground truth JSON lines (also sent to simulation.truth).")] = Path("leitstand-truth.jsonl"),
+        truth: Annotated[Path, typer.Option(
+            help="Ground truth JSON lines (also sent to simulation.truth).",
+        )] = Path("leitstand-truth.jsonl"),
     ) -> None:
         """Produce the synthetic city's streams, with ground truth."""
         from rich.live import Live
@@ -97,7 +101,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         topic: Annotated[str, typer.Option(help="Catalogue topic name, e.g. sensors.pool (the prefix is added).")],
         time_col: Annotated[str, typer.Option(help="Column with the event time (ISO 8601 or epoch seconds).")] = "timestamp",
         speed: Annotated[float, typer.Option(min=0.0, help="Dataset seconds per wall second (0: as fast as possible).")] = 3600.0,
-        key_col: Annotated[Optional[str], typer.Option(help="Column whose value becomes the message key.")] = None,
+        key_col: Annotated[str | None, typer.Option(help="Column whose value becomes the message key.")] = None,
         create: Annotated[bool, typer.Option("--create", help="Allow a topic outside the catalogue (created if missing).")] = False,
     ) -> None:
         """Replay a CSV dataset into a topic, time-compressed."""
@@ -145,7 +149,9 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
     @app.command("evaluate")
     def evaluate(
-        run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'leitstand demo'.", metavar="DIR")] = Path("leitstand-report"),
+        run_dir: Annotated[Path, typer.Argument(
+            help="A run directory written by 'leitstand demo'.", metavar="DIR",
+        )] = Path("leitstand-report"),
     ) -> None:
         """Score a run against its ground truth.
 
@@ -159,7 +165,9 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
     @app.command("report")
     def report(
-        run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'leitstand demo'.", metavar="DIR")] = Path("leitstand-report"),
+        run_dir: Annotated[Path, typer.Argument(
+            help="A run directory written by 'leitstand demo'.", metavar="DIR",
+        )] = Path("leitstand-report"),
     ) -> None:
         """Write an HTML report with plots for a run directory."""
         from simulators.harness.report import write_report
@@ -238,7 +246,9 @@ def register_alarm_benchmarks(bench_app: typer.Typer) -> None:
         load: Annotated[int, typer.Option(min=0, help="Background water readings per second.")] = 5000,
         events: Annotated[int, typer.Option(min=10, help="Motionless-swimmer events to time.")] = 200,
         rate: Annotated[float, typer.Option(min=0.1, help="Camera events per second.")] = 10.0,
-        split: Annotated[bool, typer.Option("--split/--single", help="Critical and telemetry roles in two workers (default) or all in one.")] = True,
+        split: Annotated[bool, typer.Option(
+            "--split/--single", help="Critical and telemetry roles in two workers (default) or all in one.",
+        )] = True,
     ) -> None:
         """Time camera event to alarm under load."""
         from simulators.harness.bench_alarms import latency_benchmark

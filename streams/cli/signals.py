@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import typer
@@ -107,8 +107,8 @@ def _publish(topic: str, key: str, record: msgspec.Struct, dry_run: bool) -> Non
     if dry_run:
         sys.stdout.buffer.write(encode(record) + b"\n")
         return
-    from .common import _reachable_settings
     from ..kafka_io import produce_to
+    from .common import _reachable_settings
 
     s = _reachable_settings()
     asyncio.run(produce_to(s, s.topic(topic), [(key.encode(), encode(record))]))
@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
         mode: Annotated[str, typer.Option(help="automatic, advisory or off.")] = "advisory",
         session: Annotated[str, typer.Option(help="A new session restarts the control loop.")] = "default",
         approval_timeout: Annotated[float, typer.Option(help="Seconds a proposal waits for approval.")] = 120.0,
-        param: Annotated[Optional[list[str]], typer.Option(help="Controller parameter NAME=NUMBER (repeatable).")] = None,
+        param: Annotated[list[str] | None, typer.Option(help="Controller parameter NAME=NUMBER (repeatable).")] = None,
         dry_run: DryRun = False,
     ) -> None:
         """Publish an intersection's control config on signals.config."""

@@ -21,9 +21,9 @@ import faust
 from faust.web import Request, Response, View
 
 from ..agents.alarm_lifecycle import AlarmBooks, alarm_json
-from .auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object
 from ..records import AlertCommand
 from ..settings import Settings
+from .auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object
 
 STATES = ("open", "raised", "acknowledged", "escalated")
 #: what a change body may hold

@@ -23,10 +23,10 @@ from faust.web import Request, Response, View
 from signals.control import MODES
 
 from ..agents.signal_control import SignalControls
-from .alerts import refusal
-from .auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object
 from ..records import SignalCommand
 from ..settings import Settings
+from .alerts import refusal
+from .auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object
 
 STATUSES = ("pending",)
 #: what a change body may hold (``by`` is accepted for ``actor``, as in the alerts API)

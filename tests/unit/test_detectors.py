@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from detection.base import Detector
-from detection.registry import DETECTOR_NAMES, REGISTRY, make_detector, restore, score_series
 from detection.changepoint import LevelShiftDetector
 from detection.ensemble import AlarmEpisodes, RollingZScore
+from detection.registry import DETECTOR_NAMES, REGISTRY, make_detector, restore, score_series
 from detection.seasonal import SeasonalResidualDetector
 from detection.sensor_faults import SensorFaultDetector
 
