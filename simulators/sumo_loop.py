@@ -30,7 +30,7 @@ from typing import Protocol
 from signals.adapter import StageAdapter
 from signals.control import IntersectionControl
 from signals.explain import StageDecision
-from signals.model import intersection_to_dict
+from signals.loader import intersection_to_dict
 from signals.monitor import SafetyMonitor
 from signals.sumo_net import SumoSignals, intersections_from_sumo, load_sumo_net
 from signals.timeline import SignalState

@@ -59,7 +59,8 @@ def parse_params(items: list[str]) -> dict[str, float]:
 def read_model(model_path: Path) -> tuple[dict[str, Any], Intersection]:
     """The model document and the checked model (RiLSA bounds, fixed plan validated), exactly
     as the control agent will build it; anything else is a one-line ``CliError``."""
-    from signals.model import ModelError, intersection_from_dict, model_document
+    from signals.loader import intersection_from_dict, model_document
+    from signals.model import ModelError
 
     try:
         data = model_path.read_bytes()

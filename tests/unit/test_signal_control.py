@@ -11,7 +11,8 @@ import pytest
 from signals.control import ControlError, IntersectionControl
 from signals.controllers import DetectorObservation, LaneMeasurement
 from signals.explain import Explanation, StageDecision
-from signals.model import SignalPlan, StagePhase, load_intersection
+from signals.loader import load_intersection
+from signals.model import SignalPlan, StagePhase
 from streams.agents.signal_control import ControlDesk
 from streams.records import DetectorReading, IntersectionConfig, IntersectionFrame, SignalCommand
 from streams.signal_codec import at, observation_from_frame

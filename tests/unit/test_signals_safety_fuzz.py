@@ -20,7 +20,8 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from signals.model import ModelError, intersection_from_dict, intersection_from_json, intersection_to_dict, rilsa_problems
+from signals.loader import intersection_from_dict, intersection_from_json, intersection_to_dict
+from signals.model import ModelError, rilsa_problems
 from signals.validator import SafetyValidator
 from streams.agents.signal_control import ControlDesk
 from streams.records import IntersectionConfig
