@@ -3,9 +3,10 @@
 Functional core: never imports Faust, Kafka or a database.
 
 Streaming detectors (``score_one`` / ``learn_one``, docs/detection.md): ``detection.base``
-(interface, registry, ``score_series``), ``seasonal``, ``changepoint``, ``sensor_faults``,
-``ensemble``; NAB scoring in ``detection.nab``. The names below are exported lazily, so importing
-another ``detection`` module (water rules, alarms) does not pull in numpy.
+(interface), ``detection.registry`` (names, ``make_detector``, ``restore``, ``score_series``),
+``seasonal``, ``changepoint``, ``sensor_faults``, ``ensemble``; NAB scoring in ``detection.nab``.
+The names below are exported lazily, so importing another ``detection``
+module (water rules, alarms) does not pull in numpy.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 
 _EXPORTS = {
     "Detector": "base",
-    "DETECTOR_NAMES": "base",
-    "make_detector": "base",
-    "restore": "base",
-    "score_series": "base",
+    "DETECTOR_NAMES": "registry",
+    "make_detector": "registry",
+    "restore": "registry",
+    "score_series": "registry",
     "SeasonalResidualDetector": "seasonal",
     "LevelShiftDetector": "changepoint",
     "SensorFaultDetector": "sensor_faults",

@@ -1,4 +1,4 @@
-"""The one interface every streaming detector follows, and the registry behind it.
+"""The one interface every streaming detector follows (the registry is ``detection.registry``).
 
 Modelled on river's anomaly detectors: ``score_one(t, x)`` judges a reading from what was
 learned before it, ``learn_one(t, x)`` then folds it in. Keeping the two verbs apart lets the
@@ -6,7 +6,7 @@ stream side score a reading, publish the alarm and only then update state, and i
 score causal (past and present only).
 
 State leaves a detector only as a plain dict of numbers and lists (``to_state``), because the
-stream side keeps it in Faust tables as JSON; ``restore(state)`` rebuilds any detector from it.
+stream side keeps it in Faust tables as JSON; ``registry.restore(state)`` rebuilds any detector from it.
 
 Conventions shared by all detectors (the property tests hold them to it):
 
@@ -24,11 +24,6 @@ from __future__ import annotations
 
 import math
 from typing import Any, Protocol, runtime_checkable
-
-import numpy as np
-
-#: registry names; ``default`` is the combination chosen on the benchmark evidence (docs/detection.md)
-DETECTOR_NAMES: tuple[str, ...] = ("default", "seasonal", "level_shift", "sensor_fault", "zscore")
 
 
 @runtime_checkable
@@ -50,7 +45,7 @@ class Detector(Protocol):
         ...
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "Detector":
+    def from_state(cls, state: dict[str, Any]) -> Detector:
         """Rebuild a detector of this class from ``to_state()``."""
         ...
 
@@ -67,32 +62,3 @@ def clamp(x: float) -> float:
 def usable(t: float, x: float, newest_t: float) -> bool:
     """True when a reading may be scored and learned (finite, and not older than ``newest_t``)."""
     return math.isfinite(x) and math.isfinite(t) and t >= newest_t
-
-
-def make_detector(name: str) -> Detector:
-    """A fresh detector by registry name (see ``DETECTOR_NAMES``); ``KeyError`` if unknown."""
-    from .ensemble import REGISTRY
-
-    if name not in REGISTRY:
-        raise KeyError(f"unknown detector {name!r}; choose one of {', '.join(DETECTOR_NAMES)}")
-    return REGISTRY[name]()
-
-
-def restore(state: dict[str, Any]) -> Detector:
-    """Rebuild whichever detector produced ``state`` (its ``to_state()`` names its class)."""
-    from .ensemble import CLASSES
-
-    return CLASSES[state["kind"]].from_state(state)
-
-
-def score_series(detector_name: str, t: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Score a whole series in order with a fresh detector: score each reading, then learn it."""
-    det = make_detector(detector_name)
-    ts = np.asarray(t, dtype=float).tolist()
-    xs = np.asarray(x, dtype=float).tolist()
-    out = np.empty(len(ts))
-    score, learn = det.score_one, det.learn_one
-    for i, (ti, xi) in enumerate(zip(ts, xs)):
-        out[i] = score(ti, xi)
-        learn(ti, xi)
-    return out

@@ -68,7 +68,7 @@ class LevelShiftDetector:
                 "newest_t": self.newest_t if math.isfinite(self.newest_t) else None}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "LevelShiftDetector":
+    def from_state(cls, state: dict[str, Any]) -> LevelShiftDetector:
         d = cls.__new__(cls)
         d.name = cls.kind
         d.k, d.z_clip = state["k"], state["z_clip"]

@@ -1,4 +1,4 @@
-"""Combining detectors, one alarm per incident, and the registry of named detectors.
+"""Combining detectors, one alarm per incident (the named detectors are in ``detection.registry``).
 
 The default detector is the combination the benchmark evidence chose (docs/detection.md):
 
@@ -18,9 +18,9 @@ means "the more surprising of the two views".
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
-from .base import Detector, clamp, restore, usable
+from .base import Detector, clamp, usable
 from .changepoint import LevelShiftDetector
 from .seasonal import DAY_S, SeasonalResidualDetector
 from .sensor_faults import SensorFaultDetector
@@ -46,8 +46,8 @@ class MaxOf:
         return {"kind": self.kind, "name": self.name, "members": [m.to_state() for m in self.members]}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "MaxOf":
-        return cls([restore(s) for s in state["members"]], state["name"])
+    def from_state(cls, state: dict[str, Any]) -> MaxOf:
+        return cls([_restore(s) for s in state["members"]], state["name"])
 
 
 class AlarmEpisodes:
@@ -102,8 +102,8 @@ class AlarmEpisodes:
                 "newest_t": self.newest_t if math.isfinite(self.newest_t) else None}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "AlarmEpisodes":
-        d = cls(restore(state["inner"]), state["episode_s"], state["damp"], state["name"])
+    def from_state(cls, state: dict[str, Any]) -> AlarmEpisodes:
+        d = cls(_restore(state["inner"]), state["episode_s"], state["damp"], state["name"])
         d.peak = state["peak"][0]
         d.peak_t = -math.inf if state["peak"][1] is None else state["peak"][1]
         d.newest_t = -math.inf if state["newest_t"] is None else state["newest_t"]
@@ -147,7 +147,7 @@ class RollingZScore:
                 "newest_t": self.newest_t if math.isfinite(self.newest_t) else None}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "RollingZScore":
+    def from_state(cls, state: dict[str, Any]) -> RollingZScore:
         d = cls(state["memory"])
         d.n, d.mean, d.var = state["n"], state["mean"], state["var"]
         d.newest_t = -math.inf if state["newest_t"] is None else state["newest_t"]
@@ -162,16 +162,13 @@ def default_detector() -> AlarmEpisodes:
     )
 
 
-REGISTRY: dict[str, Callable[[], Detector]] = {
-    "default": default_detector,
-    "seasonal": SeasonalResidualDetector,
-    "level_shift": LevelShiftDetector,
-    # without physical limits only a frozen value is a fault; the stream side sets limits per quantity
-    "sensor_fault": lambda: SensorFaultDetector(stuck_after_s=3 * 3600.0),
-    "zscore": RollingZScore,
-}
-
+#: every detector class by its ``kind``: what a stored state is rebuilt with
 CLASSES: dict[str, type] = {
     cls.kind: cls
     for cls in (SeasonalResidualDetector, LevelShiftDetector, SensorFaultDetector, RollingZScore, MaxOf, AlarmEpisodes)
 }
+
+
+def _restore(state: dict[str, Any]) -> Detector:
+    """A member detector from its state (``detection.registry.restore`` is the public one)."""
+    return CLASSES[state["kind"]].from_state(state)

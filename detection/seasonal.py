@@ -95,7 +95,7 @@ class SeasonalProfile:
                 "g": [self.g_n, self.g_loc, self.g_mad]}
 
     @classmethod
-    def from_state(cls, s: dict[str, Any]) -> "SeasonalProfile":
+    def from_state(cls, s: dict[str, Any]) -> SeasonalProfile:
         p = cls(s["period_s"], s["slot_s"], s["memory"], s["clip"], s["min_visits"])
         p.n, p.loc, p.mad = list(s["n"]), list(s["loc"]), list(s["mad"])
         p.g_n, p.g_loc, p.g_mad = s["g"]
@@ -149,7 +149,7 @@ class SeasonalResidualDetector:
                 "newest_t": self.newest_t if math.isfinite(self.newest_t) else None}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "SeasonalResidualDetector":
+    def from_state(cls, state: dict[str, Any]) -> SeasonalResidualDetector:
         d = cls.__new__(cls)
         d.name = cls.kind
         d.profile = SeasonalProfile.from_state(state["profile"])

@@ -106,7 +106,7 @@ class SensorFaultDetector:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "SensorFaultDetector":
+    def from_state(cls, state: dict[str, Any]) -> SensorFaultDetector:
         lo, hi, step, stuck, beat, tol = state["limits"]
         d = cls(lo, hi, step, stuck, beat, tol)
         last_t, last_x = state["last"]

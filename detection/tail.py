@@ -73,7 +73,7 @@ class ExceedanceTail:
                 "rate": self.rate, "excess": self.excess, "n_exc": self.n_exc}
 
     @classmethod
-    def from_state(cls, s: dict[str, Any]) -> "ExceedanceTail":
+    def from_state(cls, s: dict[str, Any]) -> ExceedanceTail:
         tail = cls(s["u"], s["memory"], s["rate"], s["excess"], squash=s["squash"])
         tail.n, tail.n_exc = s["n"], s["n_exc"]
         return tail

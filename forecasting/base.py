@@ -132,7 +132,7 @@ class Forecaster(ABC):
         self.timezone = timezone
         self.non_negative = non_negative
 
-    def fit(self, history: pd.Series, regressors: pd.DataFrame | None = None) -> "Forecaster":
+    def fit(self, history: pd.Series, regressors: pd.DataFrame | None = None) -> Forecaster:
         y = clean_series(history, history.index.freq if isinstance(history.index, pd.DatetimeIndex) else None)
         if y.notna().sum() < 2:
             raise ValueError("history has fewer than two observed values")

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from .base import Forecaster, residual_interval
-from .naive import SeasonalNaive
 from .calendar import holiday_flags, time_features
+from .naive import SeasonalNaive
 
 _WEEKS_BACK = 4
 

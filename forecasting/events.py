@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -103,7 +104,7 @@ class VenueMap:
     venues: dict[str, Venue] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path) -> "VenueMap":
+    def load(cls, path: Path) -> VenueMap:
         raw = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(raw, dict):
             raise ValueError("a venue map is a JSON object keyed by venue id")

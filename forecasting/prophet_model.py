@@ -15,7 +15,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .base import Forecaster, INTERVAL_QUANTILES
+from .base import INTERVAL_QUANTILES, Forecaster
 from .calendar import holiday_dates, local_clock
 
 

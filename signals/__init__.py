@@ -15,17 +15,8 @@ from signals.controllers import (
     make_controller,
 )
 from signals.explain import Explanation, StageDecision
-from signals.model import (
-    Intersection,
-    LaneArea,
-    ModelError,
-    SignalGroup,
-    SignalPlan,
-    Stage,
-    StagePhase,
-    intersection_from_dict,
-    load_intersection,
-)
+from signals.loader import intersection_from_dict, load_intersection
+from signals.model import Intersection, LaneArea, ModelError, SignalGroup, SignalPlan, Stage, StagePhase
 from signals.timeline import SignalState, SignalTimeline, build_timeline
 from signals.validator import GateOutcome, SafetyGate, SafetyValidator, ValidationReport, Violation
 

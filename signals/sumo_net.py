@@ -31,6 +31,7 @@ from pathlib import Path
 
 import sumolib
 
+from signals.loader import ensure_safe
 from signals.model import (
     DEFAULT_MAX_CYCLE_S,
     RILSA_MIN_GREEN_S,
@@ -41,7 +42,6 @@ from signals.model import (
     SignalPlan,
     Stage,
     StagePhase,
-    ensure_safe,
 )
 
 GREEN_CHARS = frozenset("Gg")

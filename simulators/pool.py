@@ -123,7 +123,7 @@ def simulate_pool_day(day_start: float, pools: int = 3, seed: int = 1, interval_
         pool = f"pool-{p + 1}"
         open_s, close_s = day_start + OPEN_H * 3600, day_start + CLOSE_H * 3600
 
-        def window(min_len: float, max_len: float) -> tuple[float, float]:
+        def window(min_len: float, max_len: float, open_s: float = open_s, close_s: float = close_s) -> tuple[float, float]:
             start = rng.uniform(open_s + 3600, close_s - max_len - 600)
             return start, start + rng.uniform(min_len, max_len)
 

@@ -16,8 +16,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from simulators.sumo_loop import InProcessSource, run
 from signals.controllers import CONTROLLERS
+from simulators.sumo_loop import InProcessSource, run
 
 SUMMED = ("trips", "unfinished", "teleports", "safety_violations", "rejected_decisions")
 MEANS = ("delay_mean", "timeloss_mean", "duration_mean", "waiting_mean")

@@ -30,13 +30,12 @@ from typing import Protocol
 from signals.adapter import StageAdapter
 from signals.control import IntersectionControl
 from signals.explain import StageDecision
-from signals.model import intersection_to_dict
+from signals.loader import intersection_to_dict
 from signals.monitor import SafetyMonitor
 from signals.sumo_net import SumoSignals, intersections_from_sumo, load_sumo_net
 from signals.timeline import SignalState
 from streams.records import DetectorReading, IntersectionConfig, IntersectionFrame
 from streams.signal_codec import decision_from_message, observation_from_frame, plan_message
-
 
 
 def sim_epoch(begin_s: float, now: float | None = None) -> float:

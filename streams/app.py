@@ -12,10 +12,7 @@ from typing import Any
 
 import faust
 import structlog
-from aiohttp import web as aioweb
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .metrics import REGISTRY
 from .settings import Settings
 from .stores import store_url
 from .topics import DEADLETTER
@@ -79,16 +76,10 @@ def create_app(settings: Settings) -> faust.App:
     _watch_broker(app, settings)
     deadletter = app.topic(settings.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
 
-    from . import alerts_api, signals_api
-    from .agents import (
-        aggregation,
-        alarm_lifecycle,
-        forecasting,
-        notifier,
-        pool_monitor,
-        signal_control,
-        traffic_incidents,
-    )
+    from .agents import aggregation, alarm_lifecycle, forecasting, notifier, pool_monitor, signal_control, traffic_incidents
+    from .http import alerts as alerts_api
+    from .http import probes
+    from .http import signals as signals_api
 
     role = settings.worker_role
     if role in ("all", "telemetry"):
@@ -105,7 +96,7 @@ def create_app(settings: Settings) -> faust.App:
         # in `all` the aggregation agent already dead-letters bad frames: report each once
         controls = signal_control.register(app, settings, deadletter, own_frame_deadletters=role == "control")
         signals_api.register(app, settings, controls)
-    _register_views(app)
+    probes.register(app)  # GET /ready, /metrics, /openapi.yaml: every role
     _warn_if_exposed(app, settings)
     return app
 
@@ -140,28 +131,6 @@ def _warn_if_exposed(app: faust.App, settings: Settings) -> None:
     @app.task
     async def warn_http_exposed() -> None:  # a task: logged once logging is configured
         log.warning(warning)
-
-
-def _register_views(app: faust.App) -> None:
-    from . import alerts_api
-
-    alerts_api.register_description(app)  # GET /openapi.yaml, every role
-
-    @app.page("/metrics")
-    async def metrics(web: Any, request: Any) -> Any:
-        return aioweb.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    @app.page("/ready")
-    async def ready(web: Any, request: Any) -> Any:
-        """200 while this worker owns partitions, is not rebalancing or recovering, and its consumer
-        hears from the broker; else 503 with the reason (docs/brokers.md, "Readiness")."""
-        from .faust_transport import readiness
-
-        ok, reason, assigned = readiness(app)
-        body: dict[str, Any] = {"ready": ok, "assigned": assigned}
-        if reason is not None:
-            body["reason"] = reason
-        return web.json(body, status=200 if ok else 503)
 
 
 def _watch_broker(app: faust.App, settings: Settings) -> None:

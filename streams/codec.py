@@ -41,7 +41,8 @@ R = TypeVar("R", bound=Record)
 class DecodeFailure:
     """Why a record was refused. ``code`` is a small fixed vocabulary for counting."""
 
-    code: str  # oversize | empty | not_json | missing_field | out_of_range | unknown_version | invalid | clock_skew | key_mismatch | internal
+    # oversize | empty | not_json | missing_field | out_of_range | unknown_version | invalid | clock_skew | key_mismatch | internal
+    code: str
     reason: str
 
 

@@ -1,6 +1,6 @@
-"""Exceptions that end a CLI command with one line, defined apart from ``cli.py``.
+"""Exceptions that end a CLI command with one line, defined apart from the CLI modules.
 
-``python -m streams.cli`` loads ``cli.py`` twice (as ``__main__`` and as ``streams.cli``); a
+A module run as a script (``python -m``) is loaded twice (as ``__main__`` and by its name); a
 class defined there would exist twice and ``main()`` would miss the copy the commands raise.
 """
 

@@ -186,11 +186,13 @@ class Settings(BaseSettings):
     # --- forecasting ----------------------------------------------------------------
     forecast_model: str | None = Field(None, description="Forecaster name (None: the project's default, see docs/forecasting.md).")
     forecast_horizon_h: int = Field(24, ge=1, le=24 * 14, description="Hours ahead each refresh forecasts.")
-    forecast_refresh_s: float = Field(900.0, gt=0, description="Refit every series this often (wall clock); announced events refit at once.")
+    forecast_refresh_s: float = Field(
+        900.0, gt=0, description="Refit every series this often (wall clock); announced events refit at once.")
     forecast_min_history_h: int = Field(48, ge=24, description="Hours of history a series needs before it is forecast.")
     forecast_history_days: int = Field(42, ge=2, le=400, description="Days of hourly history kept per series.")
     forecast_workers: int = Field(2, ge=1, le=64, description="Processes fitting models (the event loop never blocks on a fit).")
-    forecast_holidays: str | None = Field("DE-BY", description="Public holidays as regressors: country[-subdivision] for the holidays package.")
+    forecast_holidays: str | None = Field(
+        "DE-BY", description="Public holidays as regressors: country[-subdivision] for the holidays package.")
     venues: dict[str, list[str]] = Field(
         default_factory=dict,
         description='Which series an event at a venue affects: {"stadium": ["intersection/K12", "pool/hallenbad-1"]}.',

@@ -11,8 +11,8 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timezone
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from typing import Any
 
 import faust

@@ -145,7 +145,8 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
             for e in batch:
                 stored = event_of(e, settings.venues)
                 if stored is None:
-                    log.warning("event at a venue without series mapping ignored (set LEITSTAND_VENUES)", venue=e.venue_id, event_id=e.event_id)
+                    log.warning("event at a venue without series mapping ignored (set LEITSTAND_VENUES)",
+                                venue=e.venue_id, event_id=e.event_id)
                     continue
                 key = e.venue_id.encode()
                 venue = dict(events_table.get(key) or {})

@@ -45,7 +45,7 @@ import msgspec
 import structlog
 
 from signals.control import AuditEntry, ControlError, IntersectionControl, PlanRecord
-from signals.model import intersection_from_dict
+from signals.loader import intersection_from_dict
 
 from ..codec import DecodeFailure, TopicDecoder, dead_letter
 from ..ingest import raw_message, send_dead_letters

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .errors import BrokerError
+
 
 class BrokerUnreachable(RuntimeError):
     """No usable broker at the bootstrap address; the message says what failed, for operators."""
@@ -52,8 +54,6 @@ def wait_until_ready(
     **client_options: Any,
 ) -> float:
     """Block until ``bootstrap`` answers a metadata request; returns seconds waited."""
-    from .process import BrokerError
-
     _quiet_aiokafka()
     start = time.monotonic()
 
@@ -79,7 +79,7 @@ def _error_text(exc: BaseException) -> str:
 async def _tcp_open(host: str, port: int, timeout_s: float) -> bool:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     writer.close()
     return True

@@ -18,11 +18,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .errors import BrokerError as BrokerError  # raised here, defined apart (probe raises it too)
 from .probe import wait_until_ready
-
-
-class BrokerError(RuntimeError):
-    """A broker could not be started, found or stopped; the message is for the operator."""
 
 
 @dataclass(frozen=True)

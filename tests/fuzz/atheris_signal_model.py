@@ -1,4 +1,4 @@
-"""Coverage-guided fuzzing of the signal-model loader (``signals.model.intersection_from_json``),
+"""Coverage-guided fuzzing of the signal-model loader (``signals.loader.intersection_from_json``),
 the one ``leitstand signals configure`` uses; the control agent runs the same checks.
 
 The contract, as in tests/unit/test_signals_safety_fuzz.py: bytes in, either a model within the
@@ -25,6 +25,7 @@ from typing import Any
 import atheris
 
 with atheris.instrument_imports():
+    import signals.loader as loader_module
     import signals.model as model_module
     import signals.timeline  # noqa: F401  (instrumented: the fixed plan is laid out on a timeline)
     import signals.validator as validator_module
@@ -99,7 +100,7 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - libFuzzer's name
     fdp = atheris.FuzzedDataProvider(data)
     text = _edited_example(fdp) if fdp.ConsumeIntInRange(0, 1) else fdp.ConsumeBytes(len(data))
     try:
-        x = model_module.intersection_from_json(text)
+        x = loader_module.intersection_from_json(text)
     except ModelError as exc:
         if not str(exc) or "\n" in str(exc):
             raise AssertionError(f"ModelError is not one line: {exc!r}") from None
@@ -110,7 +111,7 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - libFuzzer's name
     report = validator_module.SafetyValidator(x).check(x.fixed_plan)
     if not report.ok:
         raise AssertionError(f"loaded a model whose fixed plan is unsafe: {report.violations}")
-    if not _finite_numbers(model_module.intersection_to_dict(x)):
+    if not _finite_numbers(loader_module.intersection_to_dict(x)):
         raise AssertionError("loaded a model with a non-finite number")
 
 

@@ -172,7 +172,8 @@ def test_alarm_lifecycle_end_to_end(broker, settings_for, tmp_path: Path, receiv
         assert escalated and all(r["subject_id"] == "P2" for r in escalated)
         assert escalated[0]["level"] == 1
 
-        status, _ = _http("POST", f"{base}/alerts/{aid}/resolve", token=TOKEN, body={"by": "supervisor-1", "note": "false alarm: diver training"})
+        status, _ = _http("POST", f"{base}/alerts/{aid}/resolve", token=TOKEN,
+                          body={"by": "supervisor-1", "note": "false alarm: diver training"})
         assert status == 202
         events = _wait_for(s, "alerts", lambda rs: any(r["transition"] == "resolved" for r in rs), 20)
         resolved = [r for r in events if r["transition"] == "resolved"]

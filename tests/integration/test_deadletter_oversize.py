@@ -56,7 +56,7 @@ async def _read(s, topic: str, want: int, timeout_s: float) -> list[bytes]:
 
     try:
         await asyncio.wait_for(read(), timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     return out
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.demo import run_demo
+from simulators.harness.demo import run_demo
 from streams.settings import Settings
 from streams.stack import free_port
 

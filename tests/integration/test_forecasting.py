@@ -90,7 +90,8 @@ def test_forecasts_flow_and_an_event_moves_only_its_series(broker, settings_for,
     worker = WorkerProcess(settings_env({
         "kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix, "app_id": s.app_id,
         "data_dir": s.data_dir, "worker_role": "telemetry", "venues": {"stadium": ["intersection/K1"]},
-        "forecast_min_history_h": DAYS * 24 - 3, "forecast_history_days": DAYS + 7, "forecast_refresh_s": 3600, "forecast_holidays": "DE-BY",
+        "forecast_min_history_h": DAYS * 24 - 3, "forecast_history_days": DAYS + 7, "forecast_refresh_s": 3600,
+        "forecast_holidays": "DE-BY",
     }), tmp_path / "worker.log", free_port())
     worker.start(timeout_s=90)
     try:

@@ -108,10 +108,10 @@ def test_api_conforms_to_its_description(case, worker: tuple[str, dict[str, list
 
 
 def test_description_lists_every_route_the_worker_serves() -> None:
-    """The description and the views registered by alerts_api/signals_api/app must not drift apart."""
+    """The description and the views registered by streams/http/ must not drift apart."""
     described = {path for path in schema.raw_schema["paths"]}
     registered = set()
-    for module in ("streams/alerts_api.py", "streams/signals_api.py", "streams/app.py"):
+    for module in ("streams/http/alerts.py", "streams/http/signals.py", "streams/http/probes.py"):
         text = (REPO / module).read_text()
         for line in text.splitlines():
             line = line.strip()

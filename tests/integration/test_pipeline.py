@@ -48,10 +48,10 @@ async def _collect(s, topic: str, want: int, timeout_s: float) -> list[dict]:
 
     try:
         await asyncio.wait_for(read(), timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     # anything beyond `want` would be a duplicate or a stray: look briefly for more
-    async for m in tail(s, s.topic(topic), from_beginning=True, idle_timeout_s=2.0):
+    async for _ in tail(s, s.topic(topic), from_beginning=True, idle_timeout_s=2.0):
         pass
     return out
 

@@ -120,7 +120,7 @@ def test_restart_keeps_aggregates_exact(broker, settings_for, tmp_path: Path, st
 
         try:
             asyncio.run(asyncio.wait_for(collect(), 75))  # healthy runs finish in seconds
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     finally:
         assert second.stop() == 0, second.log_tail()

@@ -104,8 +104,8 @@ options = st.one_of(plausible, plausible, plausible, careless)
 
 def _why(line: str) -> str:
     """A coarse label of a refusal for hypothesis' statistics (which checks the fuzzer reaches)."""
-    for key in ("--max-work", "--every 1s", "--every 90min", "--every nat", "--freq", "--horizon", "outside the data", "grid", "not a CSV", "no column",
-                "infinite", "7 days", "fewer than two", "--first-origin", "no parseable time", "no history"):
+    for key in ("--max-work", "--every 1s", "--every 90min", "--every nat", "--freq", "--horizon", "outside the data", "grid",
+                "not a CSV", "no column", "infinite", "7 days", "fewer than two", "--first-origin", "no parseable time", "no history"):
         if key in line:
             return key
     return line[:60]

@@ -20,7 +20,8 @@ def write_stream(path: Path, n: int = 1500, spike_at: int = 1200) -> list[list[s
         v = 60 - 25 * math.exp(-0.5 * ((h - 8) / 1.0) ** 2) + rng.gauss(0, 2)
         if i == spike_at:
             v = 5.0  # speed collapses: an incident
-        rows.append(["S1", f"2025-01-{1 + i * 300 // 86400:02d}T{(i * 300 % 86400) // 3600:02d}:{(i * 300 % 3600) // 60:02d}:00", f"{v:.1f}"])
+        stamp = f"2025-01-{1 + i * 300 // 86400:02d}T{(i * 300 % 86400) // 3600:02d}:{(i * 300 % 3600) // 60:02d}:00"
+        rows.append(["S1", stamp, f"{v:.1f}"])
     rows[101][2] = "n/a"  # unparseable value
     rows[202][1] = "yesterday"  # unparseable time
     rows[303] = ["S1"]  # a short row

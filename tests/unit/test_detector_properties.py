@@ -10,7 +10,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detection.base import DETECTOR_NAMES, make_detector, restore
+from detection.registry import DETECTOR_NAMES, make_detector, restore
 from detection.sensor_faults import REASONS, SensorFaultDetector
 
 T0 = 1_735_689_600.0

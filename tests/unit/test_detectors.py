@@ -11,9 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from detection.base import DETECTOR_NAMES, Detector, make_detector, restore, score_series
+from detection.base import Detector
 from detection.changepoint import LevelShiftDetector
-from detection.ensemble import REGISTRY, AlarmEpisodes, RollingZScore
+from detection.ensemble import AlarmEpisodes, RollingZScore
+from detection.registry import DETECTOR_NAMES, REGISTRY, make_detector, restore, score_series
 from detection.seasonal import SeasonalResidualDetector
 from detection.sensor_faults import SensorFaultDetector
 
@@ -158,7 +159,7 @@ def test_score_series_scores_every_reading_in_order() -> None:
 
 def test_detection_stays_pure() -> None:
     code = (
-        "import sys, detection.ensemble, detection.nab, detection.base;"
+        "import sys, detection.registry, detection.ensemble, detection.nab, detection.base;"
         "bad = [m for m in ('faust', 'kafka', 'aiokafka', 'streams', 'psycopg', 'asyncpg') if m in sys.modules];"
         "print(bad); sys.exit(1 if bad else 0)"
     )

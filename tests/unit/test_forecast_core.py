@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting import (DEFAULT_MODEL, FORECASTER_NAMES, clean_series, fit_predict, make_forecaster,
-                         process_pool)
+from forecasting import DEFAULT_MODEL, FORECASTER_NAMES, clean_series, fit_predict, make_forecaster, process_pool
 from forecasting.backtest import origins_between, rolling_origin
 from forecasting.metrics import coverage, mase, naive_scale, smape
 from forecasting.synthetic import traffic_series
@@ -236,13 +235,13 @@ def test_estimate_work_matches_the_backtest_it_describes() -> None:
         est = estimate_work(y.index[0], y.index[-1], first, last, every, step, 24, window)
         seen: list[int] = []
 
-        def spy(name: str, hist: pd.Series, *args: Any, **kw: Any) -> pd.DataFrame:
+        def spy(name: str, hist: pd.Series, *args: Any, seen: list[int] = seen, **kw: Any) -> pd.DataFrame:
             seen.append(len(hist))
             return fit_predict(name, hist, *args, **kw)
 
         calls: list[tuple[int, int]] = []
         r = rolling_origin(y, origins_between(first, last, every), 24, "naive_weekly", train_window=window,
-                           fit_predict_fn=spy, progress=lambda d, n: calls.append((d, n)))
+                           fit_predict_fn=spy, progress=lambda d, n, calls=calls: calls.append((d, n)))
         assert est.origins == count_origins(first, last, every) == len(seen) == 19
         assert est.history_steps == sum(seen), window
         assert est.points == len(r.points) == 19 * 24

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from streams.http_auth import (
+from streams.http.auth import (
     MAX_BODY_BYTES,
     ApiAuth,
     Refused,

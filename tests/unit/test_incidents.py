@@ -87,7 +87,8 @@ values = st.builds(
 )
 
 
-@given(st.lists(st.tuples(st.floats(allow_nan=True, allow_infinity=True), st.lists(values, max_size=4, unique_by=lambda v: v.detector_id)), max_size=40))
+@given(st.lists(st.tuples(st.floats(allow_nan=True, allow_infinity=True),
+                          st.lists(values, max_size=4, unique_by=lambda v: v.detector_id)), max_size=40))
 def test_never_raises_and_raise_clear_alternate(frames) -> None:
     state, seen = None, {}
     for t, f in frames:

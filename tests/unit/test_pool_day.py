@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from detection.evaluation import RaisedAlarm, Truth, evaluate_alarms
+from simulators.harness.bench_alarms import replay_pool_day_through_core
 from simulators.pool import simulate_pool_day
-from streams.bench_alarms import replay_pool_day_through_core
 
 DAY0 = datetime(2026, 7, 4, tzinfo=timezone.utc).timestamp()
 

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from signals.adapter import StageAdapter
 from signals.explain import Explanation, StageDecision
-from signals.model import Intersection, SignalPlan, StagePhase, load_intersection
+from signals.loader import load_intersection
+from signals.model import Intersection, SignalPlan, StagePhase
 from signals.monitor import SafetyMonitor
 from signals.timeline import SignalState
 from tests.unit.test_signals_properties import intersections

@@ -11,7 +11,8 @@ import pytest
 from signals.control import ControlError, IntersectionControl
 from signals.controllers import DetectorObservation, LaneMeasurement
 from signals.explain import Explanation, StageDecision
-from signals.model import SignalPlan, StagePhase, load_intersection
+from signals.loader import load_intersection
+from signals.model import SignalPlan, StagePhase
 from streams.agents.signal_control import ControlDesk
 from streams.records import DetectorReading, IntersectionConfig, IntersectionFrame, SignalCommand
 from streams.signal_codec import at, observation_from_frame
@@ -332,14 +333,14 @@ def test_a_restarted_desk_keeps_config_and_operator_mode_and_expires_stale_propo
 
 
 
-# --- the operators' CLI (streams/cli_signals.py) ---------------------------------------------------
+# --- the operators' CLI (streams/cli/signals.py) ---------------------------------------------------
 
 
 def _cli():
     import typer
     from typer.testing import CliRunner
 
-    from streams import cli_signals
+    from streams.cli import signals as cli_signals
 
     app = typer.Typer()
     cli_signals.register(app)

@@ -16,7 +16,8 @@ from signals.controllers import (
     WebsterController,
     make_controller,
 )
-from signals.model import Intersection, load_intersection
+from signals.loader import load_intersection
+from signals.model import Intersection
 from signals.validator import SafetyValidator
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "signals" / "examples" / "k101_four_arm.json"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from signals.model import ModelError, SignalPlan, StagePhase, intersection_from_dict, load_intersection
+from signals.loader import intersection_from_dict, load_intersection
+from signals.model import ModelError, SignalPlan, StagePhase
 from signals.timeline import SignalState, build_timeline, runs
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "signals" / "examples" / "k101_four_arm.json"

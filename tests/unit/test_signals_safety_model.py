@@ -16,14 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from signals.model import (
-    MAX_CYCLE_S,
-    MAX_GREEN_S,
-    MAX_INTERGREEN_S,
-    Intersection,
-    ModelError,
-    SignalPlan,
-    StagePhase,
+from signals.loader import (
     ensure_safe,
     intersection_from_dict,
     intersection_from_json,
@@ -31,6 +24,7 @@ from signals.model import (
     load_intersection,
     model_document,
 )
+from signals.model import MAX_CYCLE_S, MAX_GREEN_S, MAX_INTERGREEN_S, Intersection, ModelError, SignalPlan, StagePhase
 from signals.validator import SafetyValidator
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "signals" / "examples" / "k101_four_arm.json"

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from signals.explain import Explanation, StageDecision
-from signals.model import Intersection, SignalPlan, StagePhase, load_intersection
+from signals.loader import load_intersection
+from signals.model import Intersection, SignalPlan, StagePhase
 from signals.timeline import Interval, SignalState, SignalTimeline, build_timeline
 from signals.validator import SafetyGate, SafetyValidator
 

@@ -1,6 +1,6 @@
 """Commands that run for a while: ``simulate frames``, ``demo`` and ``bench``.
 
-Kept apart from ``cli.py`` so the quick commands stay quick to read. These entry points are the
+Kept apart from ``main.py`` so the quick commands stay quick to read. These entry points are the
 only part of ``streams`` that imports ``simulators`` (lazily, inside the commands); the runtime
 (app, agents, codec, records) never does.
 """
@@ -11,11 +11,10 @@ import asyncio
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -25,7 +24,8 @@ MAX_CITY_HOURS = 24.0 * 31
 
 
 def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer) -> None:
-    from .cli import CliError, _reachable_settings, settings
+    from ..errors import CliError
+    from .common import _reachable_settings, settings
 
     register_alarm_benchmarks(bench_app)
 
@@ -35,7 +35,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         interval: Annotated[float, typer.Option(min=1.0, max=900.0, help="Seconds per detector frame.")] = 15.0,
         duration: Annotated[float, typer.Option(min=0.0, help="Simulated minutes to produce.")] = 60.0,
         speed: Annotated[float, typer.Option(min=0.0, help="Simulated seconds per wall second (0: as fast as possible).")] = 60.0,
-        start: Annotated[Optional[datetime], typer.Option(help="Simulated start (ISO 8601, default: now).")] = None,
+        start: Annotated[datetime | None, typer.Option(help="Simulated start (ISO 8601, default: now).")] = None,
         seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same frames.")] = 1,
         malformed_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of deliberately broken records.")] = 0.0,
     ) -> None:
@@ -58,11 +58,15 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         intersections: Annotated[int, typer.Option(min=1, max=500, help="Intersections.")] = 12,
         pools: Annotated[int, typer.Option(min=0, max=50, help="Pools.")] = 2,
         bus_lines: Annotated[int, typer.Option(min=0, max=50, help="Bus lines.")] = 2,
-        speed: Annotated[float, typer.Option(min=0.0, help="Simulated seconds per wall second (60 = an hour a minute; 0: unpaced).")] = 60.0,
+        speed: Annotated[float, typer.Option(
+            min=0.0, help="Simulated seconds per wall second (60 = an hour a minute; 0: unpaced).",
+        )] = 60.0,
         duration: Annotated[float, typer.Option(min=0.01, max=MAX_CITY_HOURS, help="Simulated hours.")] = 1.0,
-        start: Annotated[Optional[datetime], typer.Option(help="Simulated start (ISO 8601, UTC if naive; default: now).")] = None,
+        start: Annotated[datetime | None, typer.Option(help="Simulated start (ISO 8601, UTC if naive; default: now).")] = None,
         seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same city.")] = 1,
-        truth: Annotated[Path, typer.Option(help="Ground truth JSON lines (also sent to simulation.truth).")] = Path("leitstand-truth.jsonl"),
+        truth: Annotated[Path, typer.Option(
+            help="Ground truth JSON lines (also sent to simulation.truth).",
+        )] = Path("leitstand-truth.jsonl"),
     ) -> None:
         """Produce the synthetic city's streams, with ground truth."""
         from rich.live import Live
@@ -106,15 +110,15 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         topic: Annotated[str, typer.Option(help="Catalogue topic name, e.g. sensors.pool (the prefix is added).")],
         time_col: Annotated[str, typer.Option(help="Column with the event time (ISO 8601 or epoch seconds).")] = "timestamp",
         speed: Annotated[float, typer.Option(min=0.0, help="Dataset seconds per wall second (0: as fast as possible).")] = 3600.0,
-        key_col: Annotated[Optional[str], typer.Option(help="Column whose value becomes the message key.")] = None,
+        key_col: Annotated[str | None, typer.Option(help="Column whose value becomes the message key.")] = None,
         create: Annotated[bool, typer.Option("--create", help="Allow a topic outside the catalogue (created if missing).")] = False,
     ) -> None:
         """Replay a CSV dataset into a topic, time-compressed."""
 
         from simulators.replay import ReplayError, check_csv, replay_csv
 
-        from .kafka_io import ensure_topics
-        from .topics import TopicError, check_topic
+        from ..kafka_io import ensure_topics
+        from ..topics import TopicError, check_topic
 
         try:
             check_topic(topic, create=create, prefix=settings().topic_prefix)
@@ -154,28 +158,32 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
     @app.command("evaluate")
     def evaluate(
-        run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'leitstand demo'.", metavar="DIR")] = Path("leitstand-report"),
+        run_dir: Annotated[Path, typer.Argument(
+            help="A run directory written by 'leitstand demo'.", metavar="DIR",
+        )] = Path("leitstand-report"),
     ) -> None:
         """Score a run against its ground truth.
 
         Alarms per kind (recall, precision, delay), the alarm lifecycle and forecasts.
         """
-        from .run_evaluation import evaluate_run
+        from simulators.harness.run_evaluation import evaluate_run
 
         print(json.dumps(_scored(run_dir, evaluate_run), indent=2))
 
     @app.command("report")
     def report(
-        run_dir: Annotated[Path, typer.Argument(help="A run directory written by 'leitstand demo'.", metavar="DIR")] = Path("leitstand-report"),
+        run_dir: Annotated[Path, typer.Argument(
+            help="A run directory written by 'leitstand demo'.", metavar="DIR",
+        )] = Path("leitstand-report"),
     ) -> None:
         """Write an HTML report with plots for a run directory."""
-        from .report import write_report
+        from simulators.harness.report import write_report
 
         err.print(f"report: {_scored(run_dir, write_report)}")
 
     def _scored(run_dir: Path, score: Any) -> Any:
         """``score(run_dir)`` for a finished, readable run; anything else is one line."""
-        from .run_evaluation import RunError, check_run
+        from simulators.harness.run_evaluation import RunError, check_run
 
         if not (run_dir / "truth.jsonl").is_file():
             raise CliError(f"{run_dir} holds no truth.jsonl: run 'leitstand demo --report-dir {run_dir}' first")
@@ -204,7 +212,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
         Needs no Docker and no Java: the embedded broker starts in milliseconds.
         """
-        from .demo import run_demo
+        from simulators.harness.demo import run_demo
 
         # a demo should show the rare, important things: camera incidents more often than a real pool has them
         city = {"intersections": intersections, "pools": pools, "bus_lines": bus_lines, "seed": seed,
@@ -221,7 +229,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         repeat: Annotated[int, typer.Option(min=1, max=20, help="Repetitions; the best is reported.")] = 3,
     ) -> None:
         """Measure frame decoding against stdlib json."""
-        from .bench import decode_benchmark
+        from simulators.harness.bench import decode_benchmark
 
         print(json.dumps(decode_benchmark(records, detectors, repeat), indent=2))
 
@@ -232,14 +240,14 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         engine: Annotated[str, typer.Option(help="tansu or kafka.")] = "tansu",
     ) -> None:
         """Measure worker throughput against a raw consumer."""
-        from .bench import pipeline_benchmark
+        from simulators.harness.bench import pipeline_benchmark
 
         s = settings()
         print(json.dumps(pipeline_benchmark(s, frames=frames, intersections=intersections, engine=engine), indent=2))
 
 
 def register_alarm_benchmarks(bench_app: typer.Typer) -> None:
-    from .cli import settings
+    from .common import settings
 
     @bench_app.command("pool-day")
     def bench_pool_day(
@@ -249,7 +257,7 @@ def register_alarm_benchmarks(bench_app: typer.Typer) -> None:
         min_duration_s: Annotated[float, typer.Option(min=0.0, help="Water rule minimum duration.")] = 30.0,
     ) -> None:
         """Score pool alarms on simulated pool days."""
-        from .bench_alarms import pool_day_benchmark
+        from simulators.harness.bench_alarms import pool_day_benchmark
 
         print(json.dumps(pool_day_benchmark(days, pools, seed, min_duration_s), indent=2))
 
@@ -259,18 +267,12 @@ def register_alarm_benchmarks(bench_app: typer.Typer) -> None:
         load: Annotated[int, typer.Option(min=0, help="Background water readings per second.")] = 5000,
         events: Annotated[int, typer.Option(min=10, help="Motionless-swimmer events to time.")] = 200,
         rate: Annotated[float, typer.Option(min=0.1, help="Camera events per second.")] = 10.0,
-        split: Annotated[bool, typer.Option("--split/--single", help="Critical and telemetry roles in two workers (default) or all in one.")] = True,
+        split: Annotated[bool, typer.Option(
+            "--split/--single", help="Critical and telemetry roles in two workers (default) or all in one.",
+        )] = True,
     ) -> None:
         """Time camera event to alarm under load."""
-        from .bench_alarms import latency_benchmark
+        from simulators.harness.bench_alarms import latency_benchmark
 
         result = latency_benchmark(settings(), engine=engine, load_per_s=load, events=events, event_rate_per_s=rate, split_roles=split)
         print(json.dumps(result, indent=2))
-
-
-def status_table(rows: dict[str, Any]) -> Table:
-    table = Table(show_header=False, box=None)
-    for k, v in rows.items():
-        table.add_row(k, str(v))
-    return table
-

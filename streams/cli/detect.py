@@ -13,16 +13,16 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import typer
 
-REPO = Path(__file__).resolve().parents[1]
+from ..errors import CliError as DetectError
+from ..timeparse import parse_time  # one class, however the CLI module is loaded
 
-
-from .errors import CliError as DetectError
-from .timeparse import parse_time  # one class, however the CLI module is loaded
+REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_value(s: str) -> float:
@@ -33,7 +33,7 @@ def parse_value(s: str) -> float:
 
 
 def _detector_name(value: str) -> str:
-    from detection.base import DETECTOR_NAMES
+    from detection.registry import DETECTOR_NAMES
 
     if value not in DETECTOR_NAMES:
         raise typer.BadParameter(f"unknown detector {value!r}; choose one of {', '.join(DETECTOR_NAMES)}")
@@ -54,7 +54,7 @@ def find_nab_dir(explicit: Path | None) -> Path:
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    from .cli import err
+    from .common import err
 
     @app.command("detect")
     def detect(
@@ -62,7 +62,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         output: Annotated[Path, typer.Option("--output", "-o", help="Where timestamp,value,anomaly_score is written.")],
         time_col: Annotated[str, typer.Option(help="Column with ISO 8601 times or POSIX seconds.")] = "timestamp",
         value_col: Annotated[str, typer.Option(help="Column with the readings.")] = "value",
-        detector: Annotated[str, typer.Option(callback=_detector_name, help="default, seasonal, level_shift, sensor_fault or zscore.")] = "default",
+        detector: Annotated[str, typer.Option(
+            callback=_detector_name, help="default, seasonal, level_shift, sensor_fault or zscore.",
+        )] = "default",
     ) -> None:
         """Score each row of a CSV with a streaming detector (0..1).
 
@@ -70,7 +72,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """
         import numpy as np
 
-        from detection.base import score_series
+        from detection.registry import score_series
 
         if not input_csv.is_file():
             raise DetectError(f"no such file: {input_csv}")
@@ -104,7 +106,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
     @bench_app.command("nab")
     def bench_nab(
-        data_dir: Annotated[Optional[Path], typer.Option(help="NAB data: realTraffic/*.csv and realTraffic_windows.json (default: ../shared/data/nab).")] = None,
+        data_dir: Annotated[Path | None, typer.Option(
+            help="NAB data: realTraffic/*.csv and realTraffic_windows.json (default: ../shared/data/nab).",
+        )] = None,
         detector: Annotated[str, typer.Option(callback=_detector_name, help="Detector to score.")] = "default",
         compare: Annotated[bool, typer.Option(help="Also score every other registered detector.")] = True,
     ) -> None:
@@ -130,7 +134,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
 
 def _run_all(detector: str, files: list[Any]) -> list[Any]:
-    from detection.base import score_series
+    from detection.registry import score_series
 
     return [score_series(detector, f.timestamps, f.values) for f in files]
 
@@ -151,7 +155,7 @@ def _corpus_json(result: Any) -> dict[str, Any]:
 
 def nab_benchmark(data_dir: Path, detector: str = "default", compare: bool = True) -> dict[str, Any]:
     from detection import nab
-    from detection.base import DETECTOR_NAMES
+    from detection.registry import DETECTOR_NAMES
 
     files = nab.load_corpus(data_dir)
     started = time.perf_counter()
@@ -183,7 +187,8 @@ def nab_benchmark(data_dir: Path, detector: str = "default", compare: bool = Tru
             "what": "6 seeded traffic-like series with injected jams, spikes, level shifts, closures (detection.nab.synthetic_corpus)",
             "score_at_realTraffic_threshold": round(syn_fixed.normalised, 2),
             "score_with_own_threshold": round(syn_own.normalised, 2),
-            "windows_detected_at_realTraffic_threshold": f"{sum(r.windows_detected for r in syn_fixed.files)}/{sum(r.windows for r in syn_fixed.files)}",
+            "windows_detected_at_realTraffic_threshold":
+                f"{sum(r.windows_detected for r in syn_fixed.files)}/{sum(r.windows for r in syn_fixed.files)}",
             "false_positives_at_realTraffic_threshold": sum(r.fp for r in syn_fixed.files),
         },
     }
@@ -202,7 +207,7 @@ def nab_benchmark(data_dir: Path, detector: str = "default", compare: bool = Tru
 
 def detector_benchmark(points: int = 200_000, repeat: int = 3) -> dict[str, Any]:
     """Best-of-``repeat`` µs per reading; baselines: a no-op call pair and a plain EW z-score loop."""
-    from detection.base import DETECTOR_NAMES, make_detector
+    from detection.registry import DETECTOR_NAMES, make_detector
 
     rng = random.Random(1)
     t = [1_735_689_600.0 + 300.0 * i for i in range(points)]

@@ -114,7 +114,7 @@ def pool_water(pool: str, readings: list[dict[str, Any]], truth: list[dict[str, 
         return None
     plt = _plt()
     fig, axes = plt.subplots(3, 1, figsize=(13, 9.5), sharex=True)
-    for ax, (param, (lo, hi, unit, label)) in zip(axes, BANDS.items()):
+    for ax, (param, (lo, hi, _unit, label)) in zip(axes, BANDS.items()):
         pts = [(r["t"], r["values"][param]) for r in rows if param in r["values"]]
         if hi is None:
             hi = max([v for _, v in pts] + [lo]) * 1.05
@@ -193,7 +193,8 @@ def forecast_plot(series_id: str, forecasts: list[dict[str, Any]], actuals: dict
     for t in truth:
         if t["kind"] == "event" and iid in t.get("details", {}).get("intersections", []):
             ax.axvspan(_dt(t["start"]), _dt(t["end"]), color="#6a1b9a", alpha=0.12)
-            ax.annotate(str(t["details"].get("schedule_kind", "event")), (_dt(t["start"]), ax.get_ylim()[1] * 0.92), fontsize=10, color="#6a1b9a")
+            ax.annotate(str(t["details"].get("schedule_kind", "event")), (_dt(t["start"]), ax.get_ylim()[1] * 0.92),
+                        fontsize=10, color="#6a1b9a")
     ax.set_ylabel("vehicles per hour")
     ax.set_title(f"{series_id}: forecast (bands: 80 % interval) against actual; events shaded")
     ax.legend(loc="upper left", fontsize=10, frameon=False)
@@ -202,7 +203,8 @@ def forecast_plot(series_id: str, forecasts: list[dict[str, Any]], actuals: dict
 
 
 def _evaluation_table(ev: dict[str, Any]) -> str:
-    head = "<tr><th>alarm kind</th><th>incidents</th><th>alarmed</th><th>recall</th><th>false alarms</th><th>precision</th><th>median delay</th><th>max delay</th></tr>"
+    head = ("<tr><th>alarm kind</th><th>incidents</th><th>alarmed</th><th>recall</th><th>false alarms</th><th>precision</th>"
+            "<th>median delay</th><th>max delay</th></tr>")
     rows = []
     for kind, r in ev["alarms"]["per_kind"].items():
         def fmt(v: Any, suffix: str = "") -> str:
@@ -263,7 +265,8 @@ def write_report(run_dir: Path) -> Path:
         f"{html.escape(str(run.get('simulated_until')))}, {run.get('speed')}× accelerated.</p>",
         f"<div class='kpi'><b>{al['critical_alarmed']} / {al['critical_incidents']}</b>critical incidents alarmed</div>",
         f"<div class='kpi'><b>{al['false_water_alarms_per_subject_day']:g}</b>false water alarms per pool and day</div>",
-        f"<div class='kpi'><b>{lc['alarms']}</b>alarms ({lc['acknowledged']} acknowledged, {lc['escalated']} escalated, {lc['resolved']} resolved)</div>",
+        f"<div class='kpi'><b>{lc['alarms']}</b>alarms ({lc['acknowledged']} acknowledged, {lc['escalated']} escalated, "
+        f"{lc['resolved']} resolved)</div>",
         "<h2>Evaluation against the ground truth</h2>", _evaluation_table(ev),
         f"<p>Forecasts: {html.escape(_forecast_line(ev['forecasts']))}. "
         f"Signal timing: {html.escape(str(ev['signals'].get('note', ev['signals'])))}. "

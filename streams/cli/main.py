@@ -1,4 +1,5 @@
-"""The ``leitstand`` command line.
+"""The ``leitstand`` command line: the root app, the quick commands (config, broker, topics,
+worker, produce, tail), the command groups of the sibling modules mounted, and ``main``.
 
 Every expected failure (broker missing, port taken, bad argument, unreachable Kafka) ends in
 one line on stderr and a non-zero exit; tracebacks are for bugs only.
@@ -7,24 +8,25 @@ one line on stderr and a non-zero exit; tracebacks are for bugs only.
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import orjson
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
-from .broker import ENGINES, BrokerError, BrokerUnreachable
-from .errors import CliError
-from .settings import Settings, load_settings
+from ..broker import ENGINES, BrokerError, BrokerUnreachable
+from ..errors import CliError
+from ..settings import Settings
+from . import detect, forecast, run, signals, sumo
+from .common import _fail, _overrides, _reachable_settings, err, out, settings
 
 app = typer.Typer(
     name="leitstand",
-    help="Leitstand: real-time traffic and infrastructure analytics for municipal control rooms.\n\nSettings come from defaults, .env, LEITSTAND_* variables and these flags.",
+    help="Leitstand: real-time traffic and infrastructure analytics for municipal control rooms.\n\n"
+         "Settings come from defaults, .env, LEITSTAND_* variables and these flags.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -39,25 +41,15 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(bench_app, name="bench")
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
-
-
-_overrides: dict[str, Any] = {}
-
-
-def settings() -> Settings:
-    """Every command's settings. A bad variable (malformed JSON, a weak LEITSTAND_API_TOKEN, an
-    unsafe webhook URL) raises ``SettingsInvalid``, a ``CliError``: one line naming it, exit 1."""
-    return load_settings(**_overrides)
-
 
 @app.callback()
 def _global(
-    bootstrap_servers: Annotated[Optional[str], typer.Option("--bootstrap-servers", "-b", help="Kafka bootstrap host:port[,host:port].")] = None,
-    topic_prefix: Annotated[Optional[str], typer.Option(help="Prefix of every topic name.")] = None,
-    state_dir: Annotated[Optional[Path], typer.Option(help="Where broker pid/log files and local state live.")] = None,
-    log_level: Annotated[Optional[str], typer.Option(help="debug, info, warning or error.")] = None,
+    bootstrap_servers: Annotated[str | None, typer.Option(
+        "--bootstrap-servers", "-b", help="Kafka bootstrap host:port[,host:port].",
+    )] = None,
+    topic_prefix: Annotated[str | None, typer.Option(help="Prefix of every topic name.")] = None,
+    state_dir: Annotated[Path | None, typer.Option(help="Where broker pid/log files and local state live.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
 ) -> None:
     _overrides.update(
         kafka_bootstrap_servers=bootstrap_servers,
@@ -100,13 +92,13 @@ def _engine(value: str) -> str:
 
 
 def _host_port(s: Settings, port: int | None) -> tuple[str, int]:
-    from .broker.probe import check_bootstrap
+    from ..broker.probe import check_bootstrap
 
     host, p = check_bootstrap(s.kafka_bootstrap_servers)[0]
     return (host, port if port is not None else p)
 
 
-def _finite_seconds(value: Optional[float]) -> Optional[float]:
+def _finite_seconds(value: float | None) -> float | None:
     """A duration option: finite and not negative (NaN and inf meant 'wait forever')."""
     if value is not None and not 0 <= value < float("inf"):
         raise typer.BadParameter(f"must be a finite number of seconds >= 0, not {value}")
@@ -115,11 +107,13 @@ def _finite_seconds(value: Optional[float]) -> Optional[float]:
 
 @broker_app.command("start")
 def broker_start(
-    engine: Annotated[str, typer.Option(callback=_engine, help="tansu (embedded, memory-only) or kafka (Apache Kafka KRaft, durable).")] = "tansu",
-    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Listener port (default: from the bootstrap address).")] = None,
+    engine: Annotated[str, typer.Option(
+        callback=_engine, help="tansu (embedded, memory-only) or kafka (Apache Kafka KRaft, durable).",
+    )] = "tansu",
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Listener port (default: from the bootstrap address).")] = None,
 ) -> None:
     """Start a broker on loopback and wait until it answers."""
-    from .broker import start
+    from ..broker import start
 
     s = settings()
     host, p = _host_port(s, port)
@@ -131,10 +125,10 @@ def broker_start(
 
 @broker_app.command("stop")
 def broker_stop(
-    engine: Annotated[Optional[str], typer.Option(help="Stop only this engine (default: any running).")] = None,
+    engine: Annotated[str | None, typer.Option(help="Stop only this engine (default: any running).")] = None,
 ) -> None:
     """Stop the broker started by 'leitstand broker start'."""
-    from .broker import stop
+    from ..broker import stop
 
     s = settings()
     stopped = [i for e in ([engine] if engine else ENGINES) if (i := stop(s.state_dir, e)) is not None]
@@ -151,8 +145,8 @@ def broker_status() -> None:
 
     Exits 1 when no broker runs.
     """
-    from .broker import read_info
-    from .broker.probe import metadata_ok
+    from ..broker import read_info
+    from ..broker.probe import metadata_ok
 
     s = settings()
     running = [i for e in ENGINES if (i := read_info(s.state_dir, e)) is not None]
@@ -174,7 +168,7 @@ def broker_status() -> None:
 @topics_app.command("create")
 def topics_create() -> None:
     """Create the catalogue topics that are missing."""
-    from .kafka_io import ensure_topics
+    from ..kafka_io import ensure_topics
 
     s = _reachable_settings()
     created = asyncio.run(ensure_topics(s))
@@ -184,18 +178,10 @@ def topics_create() -> None:
 @topics_app.command("list")
 def topics_list() -> None:
     """List the topics on the broker."""
-    from .kafka_io import list_topics
+    from ..kafka_io import list_topics
 
     for t in asyncio.run(list_topics(_reachable_settings())):
         out.print(t)
-
-
-def _reachable_settings() -> Settings:
-    from .broker import check_reachable
-
-    s = settings()
-    check_reachable(s.kafka_bootstrap_servers, timeout_s=5.0, **s.kafka_client_options())
-    return s
 
 
 # --- worker -------------------------------------------------------------------------------
@@ -203,15 +189,18 @@ def _reachable_settings() -> Settings:
 
 @app.command("worker")
 def worker_cmd(
-    web_port: Annotated[Optional[int], typer.Option(help="Port of the worker's HTTP endpoints (/ready, /metrics).")] = None,
-    table_store: Annotated[Optional[str], typer.Option(help="memory:// or rocksdb://")] = None,
-    role: Annotated[Optional[str], typer.Option(help="all (default), critical (camera events, alarms, notifier, API), telemetry (frames, water readings) or control (signal control, signals API).")] = None,
+    web_port: Annotated[int | None, typer.Option(help="Port of the worker's HTTP endpoints (/ready, /metrics).")] = None,
+    table_store: Annotated[str | None, typer.Option(help="memory:// or rocksdb://")] = None,
+    role: Annotated[str | None, typer.Option(
+        help="all (default), critical (camera events, alarms, notifier, API), telemetry (frames, water readings) "
+             "or control (signal control, signals API).",
+    )] = None,
 ) -> None:
     """Run the stream-processing worker with every agent.
 
     Serves /ready and /metrics on the web port; stops on Ctrl-C or SIGTERM.
     """
-    from .worker import run_worker
+    from ..worker import run_worker
 
     if web_port is not None:
         _overrides["web_port"] = web_port
@@ -228,8 +217,10 @@ def worker_cmd(
 @app.command("produce")
 def produce_cmd(
     topic: Annotated[str, typer.Argument(help="Catalogue topic name, e.g. sensors.intersection (the prefix is added).")],
-    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="JSON lines file (default: stdin).")] = None,
-    key_field: Annotated[Optional[str], typer.Option(help="Field whose value becomes the message key (default: the topic's key field).")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="JSON lines file (default: stdin).")] = None,
+    key_field: Annotated[str | None, typer.Option(
+        help="Field whose value becomes the message key (default: the topic's key field).",
+    )] = None,
     create: Annotated[bool, typer.Option("--create", help="Allow a topic outside the catalogue (created if missing).")] = False,
 ) -> None:
     """Send JSON lines from a file or stdin to a topic.
@@ -239,9 +230,9 @@ def produce_cmd(
     naming each refused line.
     """
 
-    from .kafka_io import ensure_topics, produce_checked
-    from .records import INPUT_RECORDS
-    from .topics import TopicError, check_topic
+    from ..kafka_io import ensure_topics, produce_checked
+    from ..records import INPUT_RECORDS
+    from ..topics import TopicError, check_topic
 
     try:
         check_topic(topic, create=create, prefix=settings().topic_prefix)
@@ -291,12 +282,14 @@ def produce_cmd(
 def tail_cmd(
     topic: Annotated[str, typer.Argument(help="Catalogue topic name, e.g. aggregates or deadletter.")],
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest retained record.")] = False,
-    n: Annotated[Optional[int], typer.Option("-n", min=1, help="Stop after N records.")] = None,
-    idle_timeout: Annotated[Optional[float], typer.Option(callback=_finite_seconds, help="Stop after this many seconds without a record.")] = None,
+    n: Annotated[int | None, typer.Option("-n", min=1, help="Stop after N records.")] = None,
+    idle_timeout: Annotated[float | None, typer.Option(
+        callback=_finite_seconds, help="Stop after this many seconds without a record.",
+    )] = None,
     meta: Annotated[bool, typer.Option("--meta", help="Wrap each value with partition, offset, key and timestamp.")] = False,
 ) -> None:
     """Print a topic's records as JSON lines."""
-    from .kafka_io import tail
+    from ..kafka_io import tail
 
     s = _reachable_settings()
 
@@ -325,30 +318,13 @@ def tail_cmd(
         raise CliError(str(exc)) from None
 
 
-# --- simulate / demo / bench (registered from their modules) ------------------------------
+# --- simulate / demo / bench, detect, forecast, sumo, signals: mounted from their modules --
 
-from . import cli_run  # noqa: E402  (registers simulate, demo and bench commands)
-
-cli_run.register(app, simulate_app, bench_app)
-from . import cli_detect  # noqa: E402
-cli_detect.register(app, bench_app)
-from . import cli_forecast  # noqa: E402
-cli_forecast.register(app, bench_app)
-from . import cli_sumo  # noqa: E402
-cli_sumo.register(app, bench_app)
-from . import cli_signals  # noqa: E402
-cli_signals.register(app)
-
-
-def _fail(message: str, console: Console = err) -> None:
-    """One line on stderr, printed as text: messages quote file names, column names and ids
-    from the operator's input, which rich would read as markup (``[/x]``: a MarkupError
-    traceback) and which may hold line breaks (a quoted CSV header)."""
-    console.print(_LINE_BREAKS.sub(" ", message), markup=False)
-
-
-#: every character that would start a new line on a terminal
-_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
+run.register(app, simulate_app, bench_app)
+detect.register(app, bench_app)
+forecast.register(app, bench_app)
+sumo.register(app, bench_app)
+signals.register(app)
 
 
 def main() -> None:

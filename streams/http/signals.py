@@ -1,6 +1,6 @@
 """HTTP API for signal operators: list pending proposals, approve / reject one, change a mode.
 
-Every call needs ``Authorization: Bearer <token>`` (streams/http_auth.py, the alerts API's rule):
+Every call needs ``Authorization: Bearer <token>`` (streams/http/auth.py, the alerts API's rule):
 ``GET /signals/plans`` the API token or the read-only ``LEITSTAND_API_READ_TOKEN``, changes the
 API token; without a configured token the call is refused (403). A change is published as a ``SignalCommand`` on
 ``signals.approvals`` (the audit trail of human actions) and applied by the control agent
@@ -22,11 +22,11 @@ from faust.web import Request, Response, View
 
 from signals.control import MODES
 
-from .agents.signal_control import SignalControls
-from .alerts_api import refusal
-from .http_auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object
-from .records import SignalCommand
-from .settings import Settings
+from ..agents.signal_control import SignalControls
+from ..records import SignalCommand
+from ..settings import Settings
+from .alerts import refusal
+from .auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object
 
 STATUSES = ("pending",)
 #: what a change body may hold (``by`` is accepted for ``actor``, as in the alerts API)

@@ -17,13 +17,13 @@ import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import typer
 
-from .errors import CliError
-from .records import IntersectionConfig, SignalCommand, encode
+from ..errors import CliError
+from ..records import IntersectionConfig, SignalCommand, encode
 
 if TYPE_CHECKING:
     from signals.model import Intersection
@@ -63,7 +63,8 @@ MAX_MODEL_BYTES = 1 << 20
 def read_model(model_path: Path) -> tuple[dict[str, Any], Intersection]:
     """The model document and the checked model (RiLSA bounds, fixed plan validated), exactly
     as the control agent will build it; anything else is a one-line ``CliError``."""
-    from signals.model import ModelError, intersection_from_dict, model_document
+    from signals.loader import intersection_from_dict, model_document
+    from signals.model import ModelError
 
     try:
         if model_path.exists() and not model_path.is_file():  # a FIFO or /dev/urandom never ends
@@ -122,8 +123,8 @@ def _publish(topic: str, key: str, record: msgspec.Struct, dry_run: bool) -> Non
     if dry_run:
         sys.stdout.buffer.write(encode(record) + b"\n")
         return
-    from .cli import _reachable_settings
-    from .kafka_io import produce_to
+    from ..kafka_io import produce_to
+    from .common import _reachable_settings
 
     s = _reachable_settings()
     asyncio.run(produce_to(s, s.topic(topic), [(key.encode(), encode(record))]))
@@ -143,7 +144,7 @@ def register(app: typer.Typer) -> None:
         mode: Annotated[str, typer.Option(help="automatic, advisory or off.")] = "advisory",
         session: Annotated[str, typer.Option(help="A new session restarts the control loop.")] = "default",
         approval_timeout: Annotated[float, typer.Option(help="Seconds a proposal waits for approval.")] = 120.0,
-        param: Annotated[Optional[list[str]], typer.Option(help="Controller parameter NAME=NUMBER (repeatable).")] = None,
+        param: Annotated[list[str] | None, typer.Option(help="Controller parameter NAME=NUMBER (repeatable).")] = None,
         dry_run: DryRun = False,
     ) -> None:
         """Publish an intersection's control config on signals.config."""
@@ -179,7 +180,7 @@ def register(app: typer.Typer) -> None:
         """List the pending proposals a control worker holds (JSON lines).
 
         Reads need a token: LEITSTAND_API_READ_TOKEN, else LEITSTAND_API_TOKEN."""
-        from .cli import settings
+        from .common import settings
 
         s = settings()
         token = s.api_read_token or s.api_token

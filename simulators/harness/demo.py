@@ -25,12 +25,12 @@ import orjson
 from rich.console import Console
 from rich.live import Live
 
-from .broker import read_info, start, stop
-from .kafka_io import ensure_topics, produce_to, tail
-from .records import PoolReading
-from .settings import Settings
-from .stack import WorkerProcess, free_port, settings_env, terminate_as_interrupt
-from .topics import SIMULATION_TRUTH as TRUTH
+from streams.broker import read_info, start, stop
+from streams.kafka_io import ensure_topics, produce_to, tail
+from streams.records import PoolReading
+from streams.settings import Settings
+from streams.stack import WorkerProcess, free_port, settings_env, terminate_as_interrupt
+from streams.topics import SIMULATION_TRUTH as TRUTH
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -128,8 +128,7 @@ def _demo(
 async def _import_history(s: Settings, city: Any) -> None:
     """Previous weeks' hourly counts, as one aggregate per intersection and hour."""
     from simulators.city import traffic_history
-
-    from .records import DetectorAggregate, encode
+    from streams.records import DetectorAggregate, encode
 
     def aggregates() -> Any:
         for iid, t, vehicles in traffic_history(city, HISTORY_DAYS):
@@ -229,8 +228,6 @@ async def _run(s: Settings, city: Any, speed: float, report_dir: Path, web_port:
 
 
 def _status(elapsed: float, clock: str, sent: Counter[str], seen: Counter[str], open_alarms: Counter[str]) -> Any:
-    from .cli_run import status_table
-
     total = sum(sent.values())
     return status_table({
         "elapsed": f"{elapsed:,.0f} s",
@@ -243,3 +240,12 @@ def _status(elapsed: float, clock: str, sent: Counter[str], seen: Counter[str], 
         "dead letters": f"{seen['deadletters']:,}",
         "signal decisions": "not built yet (issue 3)",
     })
+
+
+def status_table(rows: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    for k, v in rows.items():
+        table.add_row(k, str(v))
+    return table

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from .settings import Settings
+from streams.settings import Settings
 
 DAY = 86_400.0
 
@@ -104,9 +104,9 @@ def _percentiles(xs: list[float]) -> dict[str, float | None]:
 
 def latency_benchmark(s: Settings, *, engine: str, load_per_s: int, events: int, event_rate_per_s: float,
                       split_roles: bool = True) -> dict[str, Any]:
-    from .broker import start, stop
-    from .kafka_io import ensure_topics, producer, tail
-    from .stack import WorkerProcess, free_port, settings_env
+    from streams.broker import start, stop
+    from streams.kafka_io import ensure_topics, producer, tail
+    from streams.stack import WorkerProcess, free_port, settings_env
 
     state = Path(tempfile.mkdtemp(prefix="leitstand-bench-latency-"))
     info = start(engine, state, s.cache_dir, "127.0.0.1", free_port(), progress=True)
@@ -188,7 +188,7 @@ def latency_benchmark(s: Settings, *, engine: str, load_per_s: int, events: int,
                 await prod.send(s.topic("events.schedule"), key=f"probe-{i}".encode(), value=b"{}")
                 await asyncio.sleep(1.0 / event_rate_per_s)
             await asyncio.wait_for(done.wait(), timeout=60)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             for w in watchers:

@@ -11,19 +11,20 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .errors import CliError
+from ..errors import CliError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 METRO_FILE = "Metro_Interstate_Traffic_Volume.csv"
 METRO_WEATHER = ["temp", "rain_1h", "snow_1h", "clouds_all", "weather_main"]
 
@@ -39,7 +40,7 @@ MAX_ABS_VALUE = 1e15
 MAX_CATEGORIES = 100
 
 
-def parse_duration(text: str, option: str) -> "pd.Timedelta":
+def parse_duration(text: str, option: str) -> pd.Timedelta:
     import pandas as pd
 
     try:
@@ -53,7 +54,7 @@ def parse_duration(text: str, option: str) -> "pd.Timedelta":
     return d
 
 
-def parse_instant(text: str, option: str) -> "pd.Timestamp":
+def parse_instant(text: str, option: str) -> pd.Timestamp:
     """ISO 8601; a time without a zone is read as UTC (as the input's own timestamps are)."""
     import pandas as pd
 
@@ -66,7 +67,7 @@ def parse_instant(text: str, option: str) -> "pd.Timestamp":
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
-def _read_csv(path: Path, **kwargs: Any) -> "pd.DataFrame":
+def _read_csv(path: Path, **kwargs: Any) -> pd.DataFrame:
     """pandas' read_csv with every parse failure of a hostile or broken file as a CliError."""
     import csv
 
@@ -82,7 +83,7 @@ def _read_csv(path: Path, **kwargs: Any) -> "pd.DataFrame":
         raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _check_finite(df: "pd.DataFrame", columns: list[str], times: "pd.Series", path: Path) -> None:
+def _check_finite(df: pd.DataFrame, columns: list[str], times: pd.Series, path: Path) -> None:
     """Refuse Infinity and values beyond ±MAX_ABS_VALUE, naming the rows (empty/NaN = missing is fine)."""
     import numpy as np
     import pandas as pd
@@ -99,7 +100,7 @@ def _check_finite(df: "pd.DataFrame", columns: list[str], times: "pd.Series", pa
                            "leave a cell empty or write NaN for a missing value)")
 
 
-def read_table(path: Path, time_col: str, columns: list[str]) -> "pd.DataFrame":
+def read_table(path: Path, time_col: str, columns: list[str]) -> pd.DataFrame:
     """The CSV's columns on a UTC DatetimeIndex; unparseable times are dropped.
 
     Empty, NaN and non-numeric cells in the value and regressor columns are missing values;
@@ -146,9 +147,9 @@ def _work_error(what: str, max_work: int) -> CliError:
 
 
 def prepare_backtest(input_csv: Path, time_col: str, value_col: str, freq: str, horizon: int,
-                     first_origin: str, last_origin: str, every: str, holidays: Optional[str],
-                     events_file: Optional[Path], regressor_cols: list[str],
-                     train_window: "pd.Timedelta | None" = None,
+                     first_origin: str, last_origin: str, every: str, holidays: str | None,
+                     events_file: Path | None, regressor_cols: list[str],
+                     train_window: pd.Timedelta | None = None,
                      max_work: int | None = None) -> dict[str, Any]:
     """Everything the backtest needs, checked, or a CliError naming the first problem.
 
@@ -229,7 +230,7 @@ def prepare_backtest(input_csv: Path, time_col: str, value_col: str, freq: str, 
     return {"series": y, "regressors": regressors, "origins": origins, "events": n_events,
             "skipped_events": skipped, "work": work}
 
-def write_points(points: "pd.DataFrame", output: Path) -> None:
+def write_points(points: pd.DataFrame, output: Path) -> None:
     out = points.copy()
     out["origin"] = out["origin"].map(lambda t: t.isoformat())
     out["timestamp"] = out["timestamp"].map(lambda t: t.isoformat())
@@ -276,7 +277,7 @@ def scheduled_event_lines(events: list[Any], announced: datetime) -> tuple[list[
     """
     import msgspec
 
-    from .records import ScheduledEvent
+    from ..records import ScheduledEvent
 
     kept, lines, problems = [], [], []
     for ev in events:
@@ -308,7 +309,7 @@ MAX_WARNINGS = 10
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    from .cli import err
+    from .common import err
 
     forecast_app = typer.Typer(help="Load forecasts: backtests of the forecasting models.", no_args_is_help=True)
     events_app = typer.Typer(help="Import scheduled events for forecasting.", no_args_is_help=True)
@@ -323,17 +324,29 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         last_origin: Annotated[str, typer.Option("--last-origin", help="Last forecast origin (inclusive).")],
         time_col: Annotated[str, typer.Option("--time-col", help="Column with ISO 8601 times or POSIX seconds.")] = "timestamp",
         value_col: Annotated[str, typer.Option("--value-col", help="Column to forecast.")] = "value",
-        freq: Annotated[str, typer.Option("--freq", help="Step of the series (pandas style: 1h, 30min, 1D); readings are averaged per step.")] = "1h",
+        freq: Annotated[str, typer.Option(
+            "--freq", help="Step of the series (pandas style: 1h, 30min, 1D); readings are averaged per step.",
+        )] = "1h",
         horizon: Annotated[int, typer.Option("--horizon", help="Steps forecast from each origin.")] = 24,
         every: Annotated[str, typer.Option("--every", help="Distance between origins (e.g. 8D).")] = "7D",
-        model: Annotated[Optional[str], typer.Option("--model", help="Forecaster name (default: the project's default model).")] = None,
-        holidays: Annotated[Optional[str], typer.Option("--holidays", help="Public holidays: country[-subdivision], e.g. US-MN, DE-BY.")] = None,
-        events: Annotated[Optional[Path], typer.Option("--events", help="ICS file of scheduled events (regressors).")] = None,
-        regressors: Annotated[Optional[str], typer.Option("--regressors", help="Comma-separated CSV columns known in advance (e.g. a weather forecast).")] = None,
-        train_window: Annotated[Optional[str], typer.Option("--train-window", help="Only this much history before each origin (e.g. 365D).")] = None,
+        model: Annotated[str | None, typer.Option("--model", help="Forecaster name (default: the project's default model).")] = None,
+        holidays: Annotated[str | None, typer.Option(
+            "--holidays", help="Public holidays: country[-subdivision], e.g. US-MN, DE-BY.",
+        )] = None,
+        events: Annotated[Path | None, typer.Option("--events", help="ICS file of scheduled events (regressors).")] = None,
+        regressors: Annotated[str | None, typer.Option(
+            "--regressors", help="Comma-separated CSV columns known in advance (e.g. a weather forecast).",
+        )] = None,
+        train_window: Annotated[str | None, typer.Option(
+            "--train-window", help="Only this much history before each origin (e.g. 365D).",
+        )] = None,
         jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes fitting origins in parallel.")] = 1,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with the figures.")] = False,
-        max_work: Annotated[Optional[int], typer.Option("--max-work", min=1, help="Refuse runs estimated above this many steps (history fitted + points forecast, summed over origins; default 5,000,000, about 5 minutes of the default model).")] = None,
+        max_work: Annotated[int | None, typer.Option(
+            "--max-work", min=1,
+            help="Refuse runs estimated above this many steps (history fitted + points forecast, summed over origins; "
+                 "default 5,000,000, about 5 minutes of the default model).",
+        )] = None,
     ) -> None:
         """Rolling-origin backtest of a forecaster on a CSV.
 
@@ -379,10 +392,16 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @events_app.command("import")
     def import_events(
         ics_file: Annotated[Path, typer.Argument(metavar="FILE.ics", help="iCalendar file with VEVENTs.")],
-        venue_map: Annotated[Optional[Path], typer.Option("--venue-map", help='JSON: {"venue_id": {"names": [LOCATION, ...], "affects": [series, ...]}}.')] = None,
+        venue_map: Annotated[Path | None, typer.Option(
+            "--venue-map", help='JSON: {"venue_id": {"names": [LOCATION, ...], "affects": [series, ...]}}.',
+        )] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the ScheduledEvent JSON lines instead of publishing.")] = False,
-        default_tz: Annotated[str, typer.Option("--default-tz", help="IANA zone of times given without one (floating times, all-day dates).")] = "UTC",
-        strict: Annotated[bool, typer.Option("--strict", help="Refuse the whole file if any event cannot be read (default: skip it with a warning).")] = False,
+        default_tz: Annotated[str, typer.Option(
+            "--default-tz", help="IANA zone of times given without one (floating times, all-day dates).",
+        )] = "UTC",
+        strict: Annotated[bool, typer.Option(
+            "--strict", help="Refuse the whole file if any event cannot be read (default: skip it with a warning).",
+        )] = False,
     ) -> None:
         """Publish an ICS file's events on events.schedule.
 
@@ -429,8 +448,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             return
         import asyncio
 
-        from .cli import _reachable_settings
-        from .kafka_io import produce_to
+        from ..kafka_io import produce_to
+        from .common import _reachable_settings
 
         s = _reachable_settings()
         keyed = [(ev.venue_id[:64].encode(), line) for ev, line in zip(events, lines)]
@@ -440,8 +459,12 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
     @bench_app.command("forecast-accuracy")
     def bench_forecast_accuracy(
-        data: Annotated[Optional[Path], typer.Option("--data", help="Metro_Interstate_Traffic_Volume.csv (default: ../shared/data/metro-interstate/).")] = None,
-        prophet: Annotated[bool, typer.Option("--prophet/--no-prophet", help="Also run Prophet default and prophet_traffic (minutes).")] = False,
+        data: Annotated[Path | None, typer.Option(
+            "--data", help="Metro_Interstate_Traffic_Volume.csv (default: ../shared/data/metro-interstate/).",
+        )] = None,
+        prophet: Annotated[bool, typer.Option(
+            "--prophet/--no-prophet", help="Also run Prophet default and prophet_traffic (minutes).",
+        )] = False,
         jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes fitting origins in parallel.")] = 2,
     ) -> None:
         """Metro Interstate day-ahead backtest (JSON).

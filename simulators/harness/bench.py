@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .settings import Settings
+from streams.settings import Settings
 
 
 def _machine() -> dict[str, Any]:
@@ -28,8 +28,7 @@ def _machine() -> dict[str, Any]:
 def _frames_bytes(n: int, detectors: int, intersections: int = 500) -> list[tuple[bytes, bytes]]:
     """``n`` encoded frames (key, value) ending about now."""
     from simulators.frames import frames
-
-    from .records import encode
+    from streams.records import encode
 
     steps = max(1, -(-n // intersections))
     start = datetime.now(timezone.utc) - timedelta(seconds=steps * 15 + 600)
@@ -41,8 +40,8 @@ def _frames_bytes(n: int, detectors: int, intersections: int = 500) -> list[tupl
 
 
 def decode_benchmark(n: int, detectors: int, repeat: int) -> dict[str, Any]:
-    from .codec import TopicDecoder
-    from .records import IntersectionFrame
+    from streams.codec import TopicDecoder
+    from streams.records import IntersectionFrame
 
     payloads = [v for _, v in _frames_bytes(n, detectors)]
     decoder = TopicDecoder(IntersectionFrame, clock_skew_s=1e9)
@@ -71,16 +70,17 @@ def decode_benchmark(n: int, detectors: int, repeat: int) -> dict[str, Any]:
 
 
 def pipeline_benchmark(s: Settings, *, frames: int, intersections: int, engine: str) -> dict[str, Any]:
-    from .broker import start, stop
-    from .kafka_io import ensure_topics, producer, send_all, tail
-    from .stack import WorkerProcess, free_port, settings_env
+    from streams.broker import start, stop
+    from streams.kafka_io import ensure_topics, producer, send_all, tail
+    from streams.stack import WorkerProcess, free_port, settings_env
 
     state = Path(tempfile.mkdtemp(prefix="leitstand-bench-"))
     info = start(engine, state, s.cache_dir, "127.0.0.1", free_port(), progress=True)
     s = s.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "state_dir": state})
     payloads = _frames_bytes(frames, 4, intersections)
     worker = WorkerProcess(
-        settings_env({"kafka_bootstrap_servers": info.bootstrap, "app_id": "leitstand-bench", "data_dir": state / "worker", "log_level": "warning"}),
+        settings_env({"kafka_bootstrap_servers": info.bootstrap, "app_id": "leitstand-bench", "data_dir": state / "worker",
+                      "log_level": "warning"}),
         log_file=state / "worker.log",
         web_port=free_port(),
     )

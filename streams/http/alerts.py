@@ -1,6 +1,6 @@
 """HTTP API for the people on duty: list open alarms, acknowledge, resolve.
 
-Every call needs ``Authorization: Bearer <token>`` (streams/http_auth.py, exact bytes, constant
+Every call needs ``Authorization: Bearer <token>`` (streams/http/auth.py, exact bytes, constant
 time): ``GET /alerts`` the API token or the read-only ``LEITSTAND_API_READ_TOKEN`` (the list
 names operators and carries their notes), changes the API token. Without a configured token
 the call is refused (403): an alarm system must not accept anonymous resolutions, nor show its
@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 
-from .agents.alarm_lifecycle import AlarmBooks, alarm_json
-from .http_auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object
-from .records import AlertCommand
-from .settings import Settings
+from ..agents.alarm_lifecycle import AlarmBooks, alarm_json
+from ..records import AlertCommand
+from ..settings import Settings
+from .auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object
 
 STATES = ("open", "raised", "acknowledged", "escalated")
 #: what a change body may hold
@@ -85,20 +84,3 @@ def register(app: faust.App, settings: Settings, books: AlarmBooks) -> None:
         async def post(self, request: Request, alert_id: str) -> Response:
             return await change(self, request, alert_id, "resolve")
 
-
-#: the API description (docs/openapi.yaml); present in a checkout and an editable install
-DESCRIPTION = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
-
-
-def register_description(app: faust.App) -> None:
-    """``GET /openapi.yaml``: the OpenAPI description of every endpoint, no token (it holds no data).
-
-    Called once per worker from ``streams/app.py`` (every role serves it); read per request, so
-    a missing file is a 404 rather than a failed start.
-    """
-
-    @app.page("/openapi.yaml")
-    async def description(web: Any, request: Any) -> Any:
-        if not DESCRIPTION.is_file():
-            return web.json({"error": "docs/openapi.yaml is not installed with this worker"}, status=404)
-        return web.bytes(DESCRIPTION.read_bytes(), content_type="application/yaml")

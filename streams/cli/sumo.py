@@ -9,13 +9,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-from .errors import CliError
+from ..errors import CliError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEV_SCENARIOS = ("cologne1", "cologne3", "ingolstadt1")
 
 
@@ -61,7 +61,7 @@ def _scenario(path: Path) -> Path:
     return path
 
 
-def _jobs(jobs: Optional[int], runs: int) -> int:
+def _jobs(jobs: int | None, runs: int) -> int:
     return max(1, min(jobs or (os.cpu_count() or 1), runs))
 
 
@@ -71,13 +71,13 @@ def _evaluate(scenario: Path, controller: str, seeds: list[int], jobs: int, via_
     from simulators.sumo_eval import evaluate
     from simulators.sumo_loop import ScenarioError
 
-    from .cli import err
+    from .common import err
 
     factory = None
     if via_kafka:
         from simulators.sumo_kafka import KafkaSource
 
-        from .cli import _reachable_settings
+        from .common import _reachable_settings
 
         settings = _reachable_settings()
         factory = lambda: KafkaSource(settings)  # noqa: E731
@@ -102,7 +102,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         controller: Annotated[str, typer.Option("--controller", "-c", help="fixed, webster, maxpressure or leitstand.")] = "leitstand",
         seeds: Annotated[str, typer.Option("--seeds", help="Seeds, e.g. 1,2,3 or 1-5; delays are averaged over them.")] = "1",
         via_kafka: Annotated[bool, typer.Option("--via-kafka", help="Frames and plans through the broker and a running worker.")] = False,
-        jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Parallel SUMO processes (in-process path; default: CPUs).")] = None,
+        jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (in-process path; default: CPUs).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (the default is a short summary).")] = False,
     ) -> None:
         """One controller on a scenario: RESCO delay, trips, safety."""
@@ -121,10 +121,12 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @sumo_app.command("compare")
     def compare_cmd(
         scenario: Annotated[Path, typer.Argument(metavar="SCENARIO.sumocfg", help="Any SUMO scenario with traffic lights.")],
-        controllers: Annotated[str, typer.Option("--controllers", help="Comma-separated controller names.")] = "fixed,webster,maxpressure,leitstand",
+        controllers: Annotated[str, typer.Option(
+            "--controllers", help="Comma-separated controller names.",
+        )] = "fixed,webster,maxpressure,leitstand",
         seeds: Annotated[str, typer.Option("--seeds", help="Seeds, e.g. 1,2,3 or 1-5.")] = "1,2,3",
-        chart: Annotated[Optional[Path], typer.Option("--chart", help="Bar chart PNG (default: <scenario>-delay.png here).")] = None,
-        jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Parallel SUMO processes (default: CPUs).")] = None,
+        chart: Annotated[Path | None, typer.Option("--chart", help="Bar chart PNG (default: <scenario>-delay.png here).")] = None,
+        jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (default: CPUs).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
     ) -> None:
         """Controllers side by side: table, delay chart, ratio to fixed."""
@@ -132,7 +134,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
         from simulators.sumo_eval import bar_chart
 
-        from .cli import out
+        from .common import out
 
         names = _controllers(controllers)
         seed_list = parse_seeds(seeds)
@@ -158,10 +160,14 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
     @bench_app.command("signals")
     def bench_signals(
-        scenarios: Annotated[Path, typer.Option("--scenarios", help="Directory holding <name>/<name>.sumocfg.")] = REPO.parent / "shared" / "scenarios",
+        scenarios: Annotated[Path, typer.Option(
+            "--scenarios", help="Directory holding <name>/<name>.sumocfg.",
+        )] = REPO.parent / "shared" / "scenarios",
         seeds: Annotated[str, typer.Option("--seeds", help="Seeds per scenario and controller.")] = "1-5",
-        controllers: Annotated[str, typer.Option("--controllers", help="Controllers; fixed is the baseline.")] = "fixed,webster,maxpressure,leitstand",
-        jobs: Annotated[Optional[int], typer.Option("--jobs", min=1, help="Parallel SUMO processes (default: CPUs).")] = None,
+        controllers: Annotated[str, typer.Option(
+            "--controllers", help="Controllers; fixed is the baseline.",
+        )] = "fixed,webster,maxpressure,leitstand",
+        jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (default: CPUs).")] = None,
     ) -> None:
         """Controllers on the real-city maps vs fixed time (JSON)."""
         names = _controllers(controllers)

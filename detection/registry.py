@@ -1,0 +1,52 @@
+"""The named detectors: what ``leitstand detect --detector NAME``, the benchmarks and the stream
+side ask for by name, and rebuilding any detector from its stored state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .base import Detector
+from .changepoint import LevelShiftDetector
+from .ensemble import CLASSES, RollingZScore, default_detector
+from .seasonal import SeasonalResidualDetector
+from .sensor_faults import SensorFaultDetector
+
+#: registry names; ``default`` is the combination chosen on the benchmark evidence (docs/detection.md)
+DETECTOR_NAMES: tuple[str, ...] = ("default", "seasonal", "level_shift", "sensor_fault", "zscore")
+
+REGISTRY: dict[str, Callable[[], Detector]] = {
+    "default": default_detector,
+    "seasonal": SeasonalResidualDetector,
+    "level_shift": LevelShiftDetector,
+    # without physical limits only a frozen value is a fault; the stream side sets limits per quantity
+    "sensor_fault": lambda: SensorFaultDetector(stuck_after_s=3 * 3600.0),
+    "zscore": RollingZScore,
+}
+
+
+def make_detector(name: str) -> Detector:
+    """A fresh detector by registry name (see ``DETECTOR_NAMES``); ``KeyError`` if unknown."""
+    if name not in REGISTRY:
+        raise KeyError(f"unknown detector {name!r}; choose one of {', '.join(DETECTOR_NAMES)}")
+    return REGISTRY[name]()
+
+
+def restore(state: dict[str, Any]) -> Detector:
+    """Rebuild whichever detector produced ``state`` (its ``to_state()`` names its class)."""
+    return CLASSES[state["kind"]].from_state(state)
+
+
+def score_series(detector_name: str, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Score a whole series in order with a fresh detector: score each reading, then learn it."""
+    det = make_detector(detector_name)
+    ts = np.asarray(t, dtype=float).tolist()
+    xs = np.asarray(x, dtype=float).tolist()
+    out = np.empty(len(ts))
+    score, learn = det.score_one, det.learn_one
+    for i, (ti, xi) in enumerate(zip(ts, xs)):
+        out[i] = score(ti, xi)
+        learn(ti, xi)
+    return out
