@@ -38,14 +38,16 @@ from streams.records import DetectorReading, IntersectionConfig, IntersectionFra
 from streams.signal_codec import decision_from_message, observation_from_frame, plan_message
 
 
-def sim_epoch(begin_s: float, now: float | None = None) -> float:
-    """Epoch seconds of simulation second 0: the scenario's begin is the current whole minute.
+def sim_epoch(end_s: float, now: float | None = None) -> float:
+    """Epoch seconds of simulation second 0: the scenario's *end* is the current whole minute.
 
-    Frames carry real timestamps like field data, and close enough to the wall clock that a
-    worker's clock-skew check accepts them; whole seconds keep every step time exact.
+    Frames carry real timestamps like field data, close enough to the wall clock that a worker's
+    clock-skew check accepts them. A closed loop runs faster than real time, so its frames lie in
+    the past, never in the future: a worker refuses event times more than LEITSTAND_CLOCK_AHEAD_S
+    ahead of now (a device clock running ahead). Whole seconds keep every step time exact.
     """
     wall = time.time() if now is None else now
-    return float(int(wall // 60) * 60) - float(int(begin_s))
+    return float(int(wall // 60) * 60) - float(math.ceil(end_s))
 
 APPROACH_M = 75.0
 CHAR = {SignalState.GREEN: "G", SignalState.YELLOW: "y", SignalState.RED: "r", SignalState.RED_YELLOW: "u"}
@@ -303,7 +305,7 @@ def run(sumocfg: str | Path, controller: str, seed: int, source: DecisionSource 
         except traci.TraCIException as exc:  # SUMO refused a file (a route over an unknown edge, ...)
             raise ScenarioError(f"{scenario.config}: SUMO cannot load the scenario ({_one_line(exc)})") from None
         try:
-            epoch = sim_epoch(scenario.begin_s)
+            epoch = sim_epoch(scenario.end_s)
             source.start(scenario, signals, controller, session, epoch)
             adapters = {tid: StageAdapter(s.intersection) for tid, s in signals.items()}
             monitors = {tid: SafetyMonitor(s.intersection) for tid, s in signals.items()}

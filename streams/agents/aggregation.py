@@ -25,7 +25,7 @@ from typing import Any
 import faust
 
 from .. import windowing
-from ..codec import TopicDecoder
+from ..codec import TopicDecoder, decoder_limits
 from ..ingest import decoded_batches
 from ..metrics import AGGREGATES, LATE_FRAMES, OPEN_WINDOWS
 from ..records import DetectorAggregate, IntersectionFrame, encode
@@ -52,12 +52,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
         key_type=bytes,  # raw key bytes, hashed like the source topic's keys
         partitions=settings.topic_partitions,
     )
-    decoder = TopicDecoder(
-        IntersectionFrame,
-        max_bytes=settings.max_record_bytes,
-        clock_skew_s=settings.clock_skew_s,
-        reference=settings.timestamp_reference,
-    )
+    decoder = TopicDecoder(IntersectionFrame, **decoder_limits(settings))  # type: ignore[arg-type]
     window_s, lateness_s = settings.aggregate_window_s, settings.aggregate_lateness_s
     # the agent and the idle timer both read-modify-write states across an await (publish):
     # one at a time, or a timer's save could overwrite frames the agent folded meanwhile

@@ -26,7 +26,7 @@ import structlog
 from detection import alarms
 from detection.alarms import AlarmChange, AlarmTrigger, Book, EscalationPolicy
 
-from ..codec import TopicDecoder
+from ..codec import TopicDecoder, decoder_limits
 from ..ingest import decoded_batches
 from ..metrics import ALARM_COMMANDS_REJECTED, ALARM_TRANSITIONS, OPEN_ALARMS
 from ..records import AlertCommand, LifecycleCommand, encode
@@ -139,8 +139,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> AlarmBooks:
     books = app.Table("alarm-books", default=None, use_partitioner=True, key_type=bytes,
                       partitions=settings.topic_partitions)
     policy = policy_from(settings)
-    ack_decoder = TopicDecoder(AlertCommand, max_bytes=settings.max_record_bytes, clock_skew_s=settings.clock_skew_s,
-                               reference=settings.timestamp_reference)
+    ack_decoder = TopicDecoder(AlertCommand, **decoder_limits(settings))  # type: ignore[arg-type]
     # internal topic, written only by our own agents; event times may be simulated ones
     cmd_decoder = TopicDecoder(LifecycleCommand, max_bytes=settings.max_record_bytes, clock_skew_s=1e12)
     lock = asyncio.Lock()  # agent and timer both read-modify-write books across an await

@@ -25,7 +25,7 @@ import msgspec
 import orjson
 import structlog
 
-from ..codec import TopicDecoder
+from ..codec import TopicDecoder, decoder_limits
 from ..ingest import decoded_batches
 from ..metrics import FORECAST_ABS_ERROR, FORECAST_FAILURES, FORECAST_REFRESHES, FORECAST_SECONDS
 from ..records import DetectorAggregate, PoolReading, ScheduledEvent
@@ -97,8 +97,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
     pool: list[Any] = []  # created lazily, in the worker's process
     agg_decoder = msgspec.json.Decoder(DetectorAggregate)
     reading_decoder = TopicDecoder(PoolReading, max_bytes=settings.max_record_bytes, clock_skew_s=1e12)
-    schedule_decoder = TopicDecoder(ScheduledEvent, max_bytes=settings.max_record_bytes, clock_skew_s=settings.clock_skew_s,
-                                    reference=settings.timestamp_reference)
+    schedule_decoder = TopicDecoder(ScheduledEvent, **decoder_limits(settings))  # type: ignore[arg-type]
 
     def score(series_id: str, state: dict[str, Any], hour: int | None) -> None:
         if hour is None:

@@ -20,7 +20,7 @@ from detection.alarms import AlarmTrigger
 from detection.pool_watch import PoolOutcome, PoolProfile, reading_outcome, supervision_outcome
 from detection.water_rules import limits_for
 
-from ..codec import TopicDecoder
+from ..codec import TopicDecoder, decoder_limits
 from ..ingest import decoded_batches
 from ..metrics import POOL_READINGS
 from ..records import LifecycleCommand, PoolReading, PoolSupervisionEvent, encode
@@ -49,15 +49,10 @@ def _lifecycle_sender(app: faust.App, settings: Settings) -> Any:
     return send
 
 
-def _decoder_limits(settings: Settings) -> dict[str, Any]:
-    return dict(max_bytes=settings.max_record_bytes, clock_skew_s=settings.clock_skew_s,
-                reference=settings.timestamp_reference)
-
-
 def register_camera(app: faust.App, settings: Settings, deadletter: Any) -> None:
     """Camera events: the life-safety path (runs in the ``critical`` worker role)."""
     supervision = app.topic(settings.topic(POOL_SUPERVISION))
-    event_decoder = TopicDecoder(PoolSupervisionEvent, **_decoder_limits(settings))  # type: ignore[arg-type]
+    event_decoder = TopicDecoder(PoolSupervisionEvent, **decoder_limits(settings))  # type: ignore[arg-type]
     send = _lifecycle_sender(app, settings)
 
     @app.agent(supervision, name="pool-supervision-events")
@@ -78,7 +73,7 @@ def register_water(app: faust.App, settings: Settings, deadletter: Any) -> None:
                             partitions=settings.topic_partitions)
     known = profiles(settings)
     default = PoolProfile(limits_for(settings.pool_basin_default, None, settings.water_min_duration_s))
-    reading_decoder = TopicDecoder(PoolReading, **_decoder_limits(settings))  # type: ignore[arg-type]
+    reading_decoder = TopicDecoder(PoolReading, **decoder_limits(settings))  # type: ignore[arg-type]
     send = _lifecycle_sender(app, settings)
     lock = asyncio.Lock()  # agent and silence timer both read-modify-write pool state
 

@@ -47,7 +47,7 @@ import structlog
 from signals.control import AuditEntry, ControlError, IntersectionControl, PlanRecord
 from signals.loader import intersection_from_dict
 
-from ..codec import DecodeFailure, TopicDecoder, dead_letter
+from ..codec import DecodeFailure, TopicDecoder, dead_letter, decoder_limits
 from ..ingest import raw_message, send_dead_letters
 from ..metrics import RECORDS_DECODED, SIGNAL_COMMANDS, SIGNAL_FRAMES_UNCONFIGURED, SIGNAL_PLANS
 from ..records import IntersectionConfig, IntersectionFrame, SignalAuditMessage, SignalCommand, SignalPlanMessage, encode
@@ -308,8 +308,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
 
     names = {settings.topic(SIGNALS_CONFIG): IntersectionConfig, settings.topic(SENSORS_INTERSECTION): IntersectionFrame,
              settings.topic(SIGNALS_APPROVALS): SignalCommand}
-    limits = dict(max_bytes=settings.max_record_bytes, clock_skew_s=settings.clock_skew_s,
-                  reference=settings.timestamp_reference)
+    limits = decoder_limits(settings)
     decoders: dict[str, TopicDecoder[Any]] = {t: TopicDecoder(r, **limits) for t, r in names.items()}  # type: ignore[arg-type]
     # a config's time only orders configs; a simulation publishes its own epoch (no skew check)
     decoders[settings.topic(SIGNALS_CONFIG)] = TopicDecoder(IntersectionConfig, max_bytes=settings.max_record_bytes,

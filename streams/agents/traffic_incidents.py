@@ -15,7 +15,7 @@ import faust
 
 from detection.incidents import DetectorValue, frame_outcome
 
-from ..codec import TopicDecoder
+from ..codec import TopicDecoder, decoder_limits
 from ..ingest import decoded_batches
 from ..records import IntersectionFrame, encode
 from ..settings import Settings
@@ -34,8 +34,7 @@ def register(app: faust.App, settings: Settings) -> None:
     lifecycle = app.topic(settings.topic(ALERTS_LIFECYCLE))
     table = app.Table("incident-watch", default=None, use_partitioner=True, key_type=bytes,
                       partitions=settings.topic_partitions)
-    decoder = TopicDecoder(IntersectionFrame, max_bytes=settings.max_record_bytes, clock_skew_s=settings.clock_skew_s,
-                           reference=settings.timestamp_reference)
+    decoder = TopicDecoder(IntersectionFrame, **decoder_limits(settings))  # type: ignore[arg-type]
 
     @app.agent(source, name="traffic-incident-watch")
     async def watch(stream: Any) -> None:
