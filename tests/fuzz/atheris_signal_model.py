@@ -24,6 +24,9 @@ from typing import Any
 
 import atheris
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for tests.fuzzing
+from tests.fuzzing import json_paths  # noqa: E402
+
 with atheris.instrument_imports():
     import signals.loader as loader_module
     import signals.model as model_module
@@ -33,17 +36,6 @@ with atheris.instrument_imports():
 ModelError = model_module.ModelError
 EXAMPLE = json.loads((Path(model_module.__file__).parent / "examples" / "k101_four_arm.json").read_text())
 SPECIAL = [float("nan"), float("inf"), float("-inf"), 10**400, -1, 0, 1e9, 2.9, 3, 5, 30, 180, 300, 301]
-
-
-def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
-    return out
 
 
 def _value(fdp: atheris.FuzzedDataProvider) -> Any:
@@ -68,7 +60,7 @@ def _value(fdp: atheris.FuzzedDataProvider) -> Any:
 def _edited_example(fdp: atheris.FuzzedDataProvider) -> bytes:
     doc = json.loads(json.dumps(EXAMPLE))
     for _ in range(fdp.ConsumeIntInRange(1, 4)):
-        paths = [p for p in _paths(doc) if p]
+        paths = [p for p in json_paths(doc) if p]
         if not paths:
             break
         path = paths[fdp.ConsumeIntInRange(0, len(paths) - 1)]

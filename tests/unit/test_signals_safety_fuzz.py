@@ -26,7 +26,7 @@ from signals.validator import SafetyValidator
 from streams.agents.signal_control import ControlDesk
 from streams.records import IntersectionConfig
 from streams.signal_codec import at
-from tests.fuzzing import budget
+from tests.fuzzing import budget, json_paths
 
 EXAMPLE = json.loads((Path(__file__).resolve().parents[2] / "signals" / "examples" / "k101_four_arm.json").read_text())
 
@@ -40,17 +40,6 @@ json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
 
 
-def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
 def _parent(doc: Any, path: tuple) -> Any:
     for step in path[:-1]:
         doc = doc[step]
@@ -62,7 +51,7 @@ def mutated_models(draw: st.DrawFn) -> Any:
     """The example with a few edits anywhere in it (values, deletions, duplicates)."""
     doc = json.loads(json.dumps(EXAMPLE))
     for _ in range(draw(st.integers(1, 4))):
-        paths = [p for p in _paths(doc) if p]
+        paths = [p for p in json_paths(doc) if p]
         if not paths:
             break
         path = draw(st.sampled_from(paths))
