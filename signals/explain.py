@@ -7,7 +7,6 @@ and the expected effect, in words an operator can read on a dashboard.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +34,6 @@ class Explanation:
             "inputs": dict(self.inputs), "expected_effect": self.expected_effect,
             "summary": self.summary(),
         }
-
-
-def inputs_from(mapping: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
-    """Frozen, order-stable input list (sorted by name) from a mapping."""
-    return tuple((k, float(mapping[k])) for k in sorted(mapping))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ Two checks guard every model, both at construction time (docs/signals.md, "Bound
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
@@ -299,8 +299,3 @@ def rilsa_problems(x: Intersection) -> list[str]:
     if len(x.fixed_plan.phases) > MAX_PHASES:
         out.append(f"fixed plan has {len(x.fixed_plan.phases)} phases, at most {MAX_PHASES}")
     return out
-
-
-def symmetric_conflicts(pairs: Iterable[tuple[str, str]]) -> frozenset[frozenset[str]]:
-    """Conflict matrix from a list of pairs (the matrix is symmetric by definition)."""
-    return frozenset(frozenset(p) for p in pairs)

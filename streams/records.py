@@ -35,7 +35,6 @@ REF_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._:/@+#~-]{0,159}\Z"
 EntityId = Annotated[str, Meta(min_length=1, max_length=64, pattern=ENTITY_ID_PATTERN)]
 RefId = Annotated[str, Meta(min_length=1, max_length=160, pattern=REF_ID_PATTERN)]
 Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
-NonNegInt = Annotated[int, Meta(ge=0)]
 
 SCHEMA_VERSION = 1
 

@@ -238,7 +238,7 @@ def _status(elapsed: float, clock: str, sent: Counter[str], seen: Counter[str], 
         "alarm transitions": f"{seen['alerts']:,}",
         "forecast refreshes": f"{seen['forecasts']:,}",
         "dead letters": f"{seen['deadletters']:,}",
-        "signal decisions": "not built yet (issue 3)",
+        "signal decisions": "not run by the demo city (closed loop: leitstand sumo eval)",
     })
 
 

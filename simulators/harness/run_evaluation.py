@@ -207,7 +207,8 @@ def _forecast_error(forecasts: list[dict[str, Any]], aggregates: list[dict[str, 
 
 def _signals(plans: list[dict[str, Any]]) -> dict[str, Any]:
     if not plans:
-        return {"available": False, "note": "signal timing is not built yet"}
+        return {"available": False,
+                "note": "no signal plans in this run: the demo city runs no signal control yet (closed loop: leitstand sumo eval)"}
     outcomes: dict[str, int] = {}
     for p in plans:
         outcomes[str(p.get("validation", "unknown"))] = outcomes.get(str(p.get("validation", "unknown")), 0) + 1
