@@ -121,13 +121,13 @@ def _publish(topic: str, key: str, record: msgspec.Struct, dry_run: bool) -> Non
     except msgspec.ValidationError as exc:
         raise CliError(f"the {topic} record would be refused by the worker: {exc}") from None
     if dry_run:
-        sys.stdout.buffer.write(encode(record) + b"\n")
+        sys.stdout.buffer.write(data + b"\n")
         return
     from ..kafka_io import produce_to
     from .common import _reachable_settings
 
     s = _reachable_settings()
-    asyncio.run(produce_to(s, s.topic(topic), [(key.encode(), encode(record))]))
+    asyncio.run(produce_to(s, s.topic(topic), [(key.encode(), data)]))
     print(f"sent to {s.topic(topic)} (key {key}); the outcome appears on signals.plans / signals.audit",
           file=sys.stderr)
 
