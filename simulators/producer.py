@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from simulators.frames import MALFORMED_KINDS, frames, malformed
+from simulators.city.frames import MALFORMED_KINDS, frames, malformed
 from streams.kafka_io import producer
 from streams.records import encode
 

@@ -27,7 +27,7 @@ def _machine() -> dict[str, Any]:
 
 def _frames_bytes(n: int, detectors: int, intersections: int = 500) -> list[tuple[bytes, bytes]]:
     """``n`` encoded frames (key, value) ending about now."""
-    from simulators.frames import frames
+    from simulators.city.frames import frames
     from streams.records import encode
 
     steps = max(1, -(-n // intersections))

@@ -62,7 +62,7 @@ def replay_pool_day_through_core(day: Any, capacity: int, min_duration_s: float,
 
 def pool_day_benchmark(days: int, pools: int, seed: int, min_duration_s: float = 30.0) -> dict[str, Any]:
     from detection.evaluation import Truth, evaluate_alarms
-    from simulators.pool import simulate_pool_day
+    from simulators.city.pool_day import simulate_pool_day
 
     start = datetime(2026, 6, 1, tzinfo=timezone.utc).timestamp()
     truth: list[Truth] = []

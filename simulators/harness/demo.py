@@ -58,7 +58,7 @@ def _demo(
     start_at: datetime | None,
 ) -> dict[str, Any]:
     from simulators.city import City, CityConfig
-    from simulators.city_traffic import venue_sites
+    from simulators.city.traffic import venue_sites
 
     report_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("summary.json", "evaluation.json", "index.html"):  # a previous run's: they would describe this one

@@ -52,7 +52,7 @@ def _controllers(text: str) -> list[str]:
 def _scenario(path: Path) -> Path:
     """Fail in one line, before SUMO starts, on a configuration, net or route file that cannot run."""
 
-    from simulators.sumo_loop import ScenarioError, check_scenario
+    from simulators.sumo.loop import ScenarioError, check_scenario
 
     try:
         check_scenario(path)
@@ -68,14 +68,14 @@ def _jobs(jobs: int | None, runs: int) -> int:
 def _evaluate(scenario: Path, controller: str, seeds: list[int], jobs: int, via_kafka: bool, quiet: bool) -> dict[str, Any]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from simulators.sumo_eval import evaluate
-    from simulators.sumo_loop import ScenarioError
+    from simulators.sumo.evaluation import evaluate
+    from simulators.sumo.loop import ScenarioError
 
     from .common import err
 
     factory = None
     if via_kafka:
-        from simulators.sumo_kafka import KafkaSource
+        from simulators.sumo.cosim import KafkaSource
 
         from .common import _reachable_settings
 
@@ -132,7 +132,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """Controllers side by side: table, delay chart, ratio to fixed."""
         from rich.table import Table
 
-        from simulators.sumo_eval import bar_chart
+        from simulators.sumo.evaluation import bar_chart
 
         from .common import out
 

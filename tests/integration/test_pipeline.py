@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from simulators.frames import MALFORMED_KINDS, frames, malformed
+from simulators.city.frames import MALFORMED_KINDS, frames, malformed
 from streams.kafka_io import ensure_topics, producer, tail
 from streams.records import encode
 from streams.stack import WorkerProcess, free_port, settings_env

@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from simulators.frames import frames
+from simulators.city.frames import frames
 from streams.kafka_io import ensure_topics, tail
 from streams.records import encode
 from streams.stack import WorkerProcess, free_port, settings_env

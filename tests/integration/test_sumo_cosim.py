@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from simulators.sumo_kafka import KafkaSource
-from simulators.sumo_loop import run
+from simulators.sumo.cosim import KafkaSource
+from simulators.sumo.loop import run
 from streams.kafka_io import ensure_topics
 from streams.stack import WorkerProcess, free_port, settings_env
 from tests.sumo_nets import build

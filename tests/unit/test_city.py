@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from simulators.city import City, CityConfig, city_stream, city_truth, demand_profile, load_school_holidays, truth_jsonl
-from simulators.city_calendar import VenueEvent
+from simulators.city.calendar import VenueEvent
 from streams.codec import DecodeFailure, decoder_for
 from streams.records import IntersectionFrame, PoolSupervisionEvent, ScheduledEvent
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulators.sumo_loop import ScenarioError, check_scenario
+from simulators.sumo.loop import ScenarioError, check_scenario
 from tests.cli_helpers import leitstand, one_clean_line
 from tests.fuzzing import budget
 from tests.sumo_nets import build

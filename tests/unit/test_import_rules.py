@@ -26,8 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("streams", "signals", "detection", "forecasting", "simulators")
 CORES = ("signals", "detection", "forecasting")
-# third-party top-level names the cores must not import: the stream engine, Kafka clients, DBs
+# third-party top-level names the cores must not import: the stream engine, Kafka clients, DBs,
+# the traffic simulator (a SUMO network is read in simulators/sumo/, the cores see model types)
 FORBIDDEN_IN_CORES = (
+    "sumolib", "traci", "libsumo",
     "faust", "mode", "aiokafka", "kafka", "confluent_kafka",
     "psycopg", "psycopg2", "psycopg_pool", "asyncpg", "sqlalchemy", "sqlite3", "aiosqlite",
     "pymongo", "redis", "rocksdict",

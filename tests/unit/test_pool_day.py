@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from detection.evaluation import RaisedAlarm, Truth, evaluate_alarms
 from simulators.harness.bench_alarms import replay_pool_day_through_core
-from simulators.pool import simulate_pool_day
+from simulators.city.pool_day import simulate_pool_day
 
 DAY0 = datetime(2026, 7, 4, tzinfo=timezone.utc).timestamp()
 

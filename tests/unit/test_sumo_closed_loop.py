@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from signals.sumo_net import intersections_from_sumo
+from simulators.sumo.network import intersections_from_sumo
 from signals.validator import SafetyValidator
-from simulators.sumo_loop import InProcessSource, read_scenario, run
+from simulators.sumo.loop import InProcessSource, read_scenario, run
 from tests.cli_helpers import leitstand as run_cli
 from tests.cli_helpers import one_clean_line
 from tests.sumo_nets import build

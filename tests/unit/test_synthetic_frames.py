@@ -6,7 +6,7 @@ import random
 import time
 from datetime import datetime, timezone
 
-from simulators.frames import MALFORMED_KINDS, demand_factor, frames, malformed
+from simulators.city.frames import MALFORMED_KINDS, demand_factor, frames, malformed
 from streams.codec import DecodeFailure, TopicDecoder
 from streams.records import IntersectionFrame, encode
 

@@ -1,7 +1,7 @@
 """SUMO in closed loop: detectors -> frames -> control -> signal states -> SUMO, every step.
 
 Loads any ``.sumocfg``, derives the intersections from the network's traffic lights
-(:mod:`signals.sumo_net`), places a lane-area detector on every approach lane (the last 75 m up
+(:mod:`simulators.sumo.network`), places a lane-area detector on every approach lane (the last 75 m up
 to the stop line) and every exit lane (its first 75 m), and an induction loop at every stop
 line, then runs begin..end with ``--time-to-teleport -1``. Each step it builds one
 ``IntersectionFrame`` per traffic light from what those detectors measure (counts, occupancy,
@@ -32,7 +32,7 @@ from signals.control import IntersectionControl
 from signals.explain import StageDecision
 from signals.loader import intersection_to_dict
 from signals.monitor import SafetyMonitor
-from signals.sumo_net import SumoSignals, intersections_from_sumo, load_sumo_net
+from simulators.sumo.network import SumoSignals, intersections_from_sumo, load_sumo_net
 from signals.timeline import SignalState
 from streams.records import DetectorReading, IntersectionConfig, IntersectionFrame
 from streams.signal_codec import decision_from_message, observation_from_frame, plan_message

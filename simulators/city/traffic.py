@@ -28,8 +28,8 @@ from datetime import datetime, timezone
 
 from streams.records import DetectorReading, IntersectionFrame, encode
 
-from .city_calendar import RainPeriod, VenueEvent, demand_profile, rain_at
-from .city_types import CityConfig, Emission, GroundTruth, poisson, rng_for
+from .calendar import RainPeriod, VenueEvent, demand_profile, rain_at
+from .types import CityConfig, Emission, GroundTruth, poisson, rng_for
 
 SATURATION_VEH_H = 1800.0  # per lane
 CYCLE_S = 90.0

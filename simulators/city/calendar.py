@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from .city_types import CityConfig, rng_for
+from .types import CityConfig, rng_for
 
 # --- holidays -----------------------------------------------------------------------------
 

@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 from streams.records import BusPosition, encode
 
-from .city_calendar import RainPeriod, day_kind, demand_profile, rain_at
-from .city_types import CityConfig, Emission, GroundTruth, poisson, rng_for
+from .calendar import RainPeriod, day_kind, demand_profile, rain_at
+from .types import CityConfig, Emission, GroundTruth, poisson, rng_for
 
 CENTRE = (48.137, 11.575)
 SCHEDULED_SPEED_KMH = 20.0  # between stops, signals included

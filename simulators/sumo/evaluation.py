@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from signals.controllers import CONTROLLERS
-from simulators.sumo_loop import InProcessSource, run
+from simulators.sumo.loop import InProcessSource, run
 
 SUMMED = ("trips", "unfinished", "teleports", "safety_violations", "rejected_decisions")
 MEANS = ("delay_mean", "timeloss_mean", "duration_mean", "waiting_mean")

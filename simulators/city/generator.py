@@ -6,15 +6,15 @@ ground truth; every source draws from its own ``random.Random`` derived from the
 
 What it models (details in docs/simulators.md and the helper modules):
 
-* ``city_calendar``: weekday / Saturday / Sunday demand profiles on the local clock, public
+* ``calendar``: weekday / Saturday / Sunday demand profiles on the local clock, public
   holidays of a German state (``holidays``), school holidays from a calendar file, rain,
   a football match at the ``stadium`` and a concert at the ``arena``;
-* ``city_traffic``: a street grid of signalised intersections ``K1..Kn`` with four approaches
+* ``traffic``: a street grid of signalised intersections ``K1..Kn`` with four approaches
   of two lanes (detectors ``K3-N1``), a point-queue model per approach, neighbours feeding
   each other; blocked lanes and stuck / silent / noisy detectors;
-* ``city_buses``: lines ``L1..`` with timetables, stochastic running times, headway-driven
+* ``buses``: lines ``L1..`` with timetables, stochastic running times, headway-driven
   boarding (bunching emerges), GTFS-RT-like positions;
-* ``city_pools``: indoor pools ``hallenbad-1..`` with bathers, chemistry, pump failures,
+* ``pools``: indoor pools ``hallenbad-1..`` with bathers, chemistry, pump failures,
   pH probe faults and camera events.
 
 The API::
@@ -68,8 +68,8 @@ from zoneinfo import ZoneInfo
 
 from streams.records import ScheduledEvent, WeatherForecast, encode
 
-from .city_buses import Trip, build_lines, bunching_truth, bus_emissions, simulate_line
-from .city_calendar import (
+from .buses import Trip, build_lines, bunching_truth, bus_emissions, simulate_line
+from .calendar import (
     RainPeriod,
     VenueEvent,
     demand_profile,
@@ -78,8 +78,8 @@ from .city_calendar import (
     plan_rain,
     public_holiday,
 )
-from .city_pools import PoolRun, pool_emissions, pool_ids, simulate_pool
-from .city_traffic import (
+from .pools import PoolRun, pool_emissions, pool_ids, simulate_pool
+from .traffic import (
     DetectorFault,
     Intersection,
     LaneBlock,
@@ -89,11 +89,11 @@ from .city_traffic import (
     traffic_emissions,
     venue_sites,
 )
-from .city_types import CityConfig, Emission, GroundTruth, utc
+from .types import CityConfig, Emission, GroundTruth, utc
 
 __all__ = [
     "City", "CityConfig", "Emission", "GroundTruth", "city_stream", "city_truth", "demand_profile",
-    "load_school_holidays", "truth_jsonl", "write_truth",
+    "load_school_holidays", "traffic_history", "truth_jsonl", "write_truth",
 ]
 
 CITY_VENUE = "city"  # venue id of city-wide schedule entries (holidays, weather)
@@ -252,8 +252,8 @@ def traffic_history(city: City, days: int, seed_offset: int = 7) -> Iterator[tup
     """
     import math as _math
 
-    from .city_calendar import demand_profile as _profile
-    from .city_types import rng_for
+    from .calendar import demand_profile as _profile
+    from .types import rng_for
 
     rng = rng_for(city.config, "history", seed_offset)
     t0 = city.t0 - days * 86_400

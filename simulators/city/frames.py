@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from streams.records import DetectorReading, IntersectionFrame
 
-from .city_types import poisson as _poisson
+from .types import poisson as _poisson
 
 SATURATION_VEH_H = 1800.0  # per lane, typical urban saturation flow
 FREE_SPEED_KMH = 50.0

@@ -1,6 +1,6 @@
 """Indoor pools of the city: bathers, water chemistry, probe faults and camera events.
 
-Chemistry is the pool day's (``simulators.pool.water_step``): chlorine consumed with the
+Chemistry is the pool day's (``simulators.city.pool_day.water_step``): chlorine consumed with the
 bather load and topped up by the dosing controller, pH creeping up and pulled back by the
 acid pump. The city adds a calendar to it: opening hours (longer on weekdays), bathers
 following the time of day, more of them on weekends, public and school holidays and when it
@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 
 from streams.records import PoolReading, PoolSupervisionEvent, Quantity, encode
 
-from .city_calendar import RainPeriod, day_kind, rain_at, school_holiday
-from .city_types import CityConfig, Emission, GroundTruth, poisson, rng_for
-from .pool import _violations, probe_readings, water_step
+from .calendar import RainPeriod, day_kind, rain_at, school_holiday
+from .types import CityConfig, Emission, GroundTruth, poisson, rng_for
+from .pool_day import _violations, probe_readings, water_step
 
 PARAMETER_UNITS = {"free_chlorine": "mg/l", "combined_chlorine": "mg/l", "ph": "pH", "redox": "mV",
                    "temperature": "degC", "turbidity": "FNU"}

@@ -19,8 +19,8 @@ from typing import Any
 import msgspec
 
 from signals.explain import StageDecision
-from signals.sumo_net import SumoSignals
-from simulators.sumo_loop import Scenario, ScenarioError, config_records
+from simulators.sumo.network import SumoSignals
+from simulators.sumo.loop import Scenario, ScenarioError, config_records
 from streams import topics
 from streams.kafka_io import ensure_topics, producer
 from streams.records import IntersectionFrame, SignalAuditMessage, SignalPlanMessage, encode
