@@ -42,9 +42,7 @@ MAX_CLOSED_IDS = 200  # remembered per subject, so redelivered triggers stay qui
 class EscalationPolicy:
     """Acknowledgement deadlines per severity and how many contact levels there are."""
 
-    ack_timeout_s: Mapping[str, float] = field(
-        default_factory=lambda: {"critical": 30.0, "major": 600.0, "minor": 3600.0}
-    )
+    ack_timeout_s: Mapping[str, float] = field(default_factory=lambda: {"critical": 30.0, "major": 600.0, "minor": 3600.0})
     levels: int = 2  # 0 = the person on duty, 1 = their deputy / the manager, ...
 
 
@@ -157,19 +155,31 @@ def raise_alarm(book: Book | None, trig: AlarmTrigger, now: float, policy: Escal
             return new, []  # the same trigger again (redelivery)
         rearm = alarm.severity == "critical" and alarm.state == "acknowledged"
         alarm = replace(
-            alarm, occurrences=alarm.occurrences + 1, active=True, last_occurrence_at=trig.at,
-            cleared_at=None, message=trig.message,
+            alarm,
+            occurrences=alarm.occurrences + 1,
+            active=True,
+            last_occurrence_at=trig.at,
+            cleared_at=None,
+            message=trig.message,
             evidence={**alarm.evidence, **trig.evidence, "trigger_ids": [*seen[-49:], trig.trigger]},
         )
         if rearm:
-            alarm = replace(alarm, state="raised", deadline=now + policy.ack_timeout_s[alarm.severity],
-                            acknowledged_at=None, acknowledged_by=None)
+            alarm = replace(
+                alarm, state="raised", deadline=now + policy.ack_timeout_s[alarm.severity], acknowledged_at=None, acknowledged_by=None
+            )
         new["open"][trig.kind] = alarm.to_dict()
         return new, [AlarmChange("reraised" if rearm else "occurred", alarm)]
     alarm = Alarm(
-        alarm_id=aid, subject_id=trig.subject_id, subject_type=trig.subject_type, kind=trig.kind,
-        severity=trig.severity, state="raised", message=trig.message, raised_at=trig.at,
-        evidence=dict(trig.evidence), deadline=now + policy.ack_timeout_s[trig.severity],
+        alarm_id=aid,
+        subject_id=trig.subject_id,
+        subject_type=trig.subject_type,
+        kind=trig.kind,
+        severity=trig.severity,
+        state="raised",
+        message=trig.message,
+        raised_at=trig.at,
+        evidence=dict(trig.evidence),
+        deadline=now + policy.ack_timeout_s[trig.severity],
     )
     new["open"][trig.kind] = alarm.to_dict()
     return new, [AlarmChange("raised", alarm)]
@@ -218,8 +228,7 @@ def acknowledge(book: Book | None, aid: str, by: str, at: float, note: str | Non
     new, alarm = _for_person(book, aid)
     if alarm is None or alarm.state == "acknowledged":
         return new, []
-    alarm = replace(alarm, state="acknowledged", acknowledged_at=at, acknowledged_by=by, deadline=None,
-                    note=note or alarm.note)
+    alarm = replace(alarm, state="acknowledged", acknowledged_at=at, acknowledged_by=by, deadline=None, note=note or alarm.note)
     if not alarm.active and alarm.severity != "critical":
         alarm = replace(alarm, state="resolved", resolved_at=at, resolved_by="system: condition cleared")
         _close(new, alarm)
@@ -234,8 +243,14 @@ def resolve(book: Book | None, aid: str, by: str, at: float, note: str | None = 
     if alarm is None:
         return new, []
     alarm = replace(
-        alarm, state="resolved", resolved_at=at, resolved_by=by, deadline=None, note=note or alarm.note,
-        acknowledged_at=alarm.acknowledged_at or at, acknowledged_by=alarm.acknowledged_by or by,
+        alarm,
+        state="resolved",
+        resolved_at=at,
+        resolved_by=by,
+        deadline=None,
+        note=note or alarm.note,
+        acknowledged_at=alarm.acknowledged_at or at,
+        acknowledged_by=alarm.acknowledged_by or by,
     )
     _close(new, alarm)
     return new, [AlarmChange("resolved", alarm)]
@@ -250,7 +265,9 @@ def escalate_due(book: Book | None, now: float, policy: EscalationPolicy) -> tup
         if alarm.deadline is None or now < alarm.deadline or alarm.state == "acknowledged":
             continue
         alarm = replace(
-            alarm, state="escalated", escalated_at=now,
+            alarm,
+            state="escalated",
+            escalated_at=now,
             level=min(alarm.level + 1, policy.levels - 1),
             deadline=now + policy.ack_timeout_s[alarm.severity],
         )

@@ -24,8 +24,16 @@ class LevelShiftDetector:
 
     kind = "level_shift"
 
-    def __init__(self, period_s: float = DAY_S, slot_s: float = 3600.0, memory: float = 64.0,
-                 k: float = 0.5, z_clip: float = 3.0, tail_u: float = 4.0, tail_memory: float = 2000.0) -> None:
+    def __init__(
+        self,
+        period_s: float = DAY_S,
+        slot_s: float = 3600.0,
+        memory: float = 64.0,
+        k: float = 0.5,
+        z_clip: float = 3.0,
+        tail_u: float = 4.0,
+        tail_memory: float = 2000.0,
+    ) -> None:
         self.name = self.kind
         self.k = k
         self.z_clip = z_clip
@@ -63,9 +71,15 @@ class LevelShiftDetector:
         self.newest_t = t
 
     def to_state(self) -> dict[str, Any]:
-        return {"kind": self.kind, "k": self.k, "z_clip": self.z_clip, "profile": self.profile.to_state(),
-                "tail": self.tail.to_state(), "cusum": [self.up, self.down],
-                "newest_t": self.newest_t if math.isfinite(self.newest_t) else None}
+        return {
+            "kind": self.kind,
+            "k": self.k,
+            "z_clip": self.z_clip,
+            "profile": self.profile.to_state(),
+            "tail": self.tail.to_state(),
+            "cusum": [self.up, self.down],
+            "newest_t": self.newest_t if math.isfinite(self.newest_t) else None,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> LevelShiftDetector:

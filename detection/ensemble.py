@@ -97,9 +97,15 @@ class AlarmEpisodes:
         self.inner.learn_one(t, x)
 
     def to_state(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "episode_s": self.episode_s, "damp": self.damp,
-                "inner": self.inner.to_state(), "peak": [self.peak, self.peak_t if math.isfinite(self.peak_t) else None],
-                "newest_t": self.newest_t if math.isfinite(self.newest_t) else None}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "episode_s": self.episode_s,
+            "damp": self.damp,
+            "inner": self.inner.to_state(),
+            "peak": [self.peak, self.peak_t if math.isfinite(self.peak_t) else None],
+            "newest_t": self.newest_t if math.isfinite(self.newest_t) else None,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> AlarmEpisodes:
@@ -143,8 +149,14 @@ class RollingZScore:
         self.newest_t = t
 
     def to_state(self) -> dict[str, Any]:
-        return {"kind": self.kind, "memory": self.memory, "n": self.n, "mean": self.mean, "var": self.var,
-                "newest_t": self.newest_t if math.isfinite(self.newest_t) else None}
+        return {
+            "kind": self.kind,
+            "memory": self.memory,
+            "n": self.n,
+            "mean": self.mean,
+            "var": self.var,
+            "newest_t": self.newest_t if math.isfinite(self.newest_t) else None,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> RollingZScore:
@@ -164,8 +176,7 @@ def default_detector() -> AlarmEpisodes:
 
 #: every detector class by its ``kind``: what a stored state is rebuilt with
 CLASSES: dict[str, type] = {
-    cls.kind: cls
-    for cls in (SeasonalResidualDetector, LevelShiftDetector, SensorFaultDetector, RollingZScore, MaxOf, AlarmEpisodes)
+    cls.kind: cls for cls in (SeasonalResidualDetector, LevelShiftDetector, SensorFaultDetector, RollingZScore, MaxOf, AlarmEpisodes)
 }
 
 

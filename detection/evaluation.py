@@ -32,8 +32,9 @@ class Truth:
     severity: str | None = None
 
 
-def evaluate_alarms(truth: Sequence[Truth], raised: Iterable[RaisedAlarm], days: float, subjects: int,
-                    grace_s: float = 300.0) -> dict[str, Any]:
+def evaluate_alarms(
+    truth: Sequence[Truth], raised: Iterable[RaisedAlarm], days: float, subjects: int, grace_s: float = 300.0
+) -> dict[str, Any]:
     """Per alarm kind: incidents, detected, recall, false alarms, precision, delays (s)."""
     raised = sorted(raised, key=lambda a: a.raised_at)
     used: set[int] = set()

@@ -93,8 +93,7 @@ def _approaches(values: Sequence[DetectorValue]) -> dict[str, tuple[float, float
     out = {}
     for a, vs in groups.items():
         speeds = [v.speed_kmh for v in vs if v.speed_kmh is not None]
-        out[a] = (sum(v.occupancy for v in vs) / len(vs), sum(speeds) / len(speeds) if speeds else None,
-                  sum(v.count for v in vs))
+        out[a] = (sum(v.occupancy for v in vs) / len(vs), sum(speeds) / len(speeds) if speeds else None, sum(v.count for v in vs))
     return out
 
 
@@ -107,7 +106,9 @@ def frame_outcome(
 ) -> tuple[dict[str, Any], IncidentOutcome]:
     """Fold one frame. Frames older than the newest seen are ignored (redelivery, reordering)."""
     st: dict[str, Any] = {
-        "last_t": -math.inf, "approaches": {}, "detectors": {},
+        "last_t": -math.inf,
+        "approaches": {},
+        "detectors": {},
         **({k: v for k, v in state.items()} if state else {}),
     }
     out = IncidentOutcome()
@@ -126,7 +127,8 @@ def frame_outcome(
         others = [o for n, (o, _, _) in per_approach.items() if n != name]
         neighbours = statistics.median(others) if others else None
         suspicious = (
-            a["n"] >= cfg.warmup_frames and base_occ is not None
+            a["n"] >= cfg.warmup_frames
+            and base_occ is not None
             and occ >= max(cfg.occupancy_floor, base_occ + cfg.occupancy_rise)
             and (neighbours is None or occ >= cfg.neighbour_ratio * max(neighbours, 0.02))
             and (speed is None or base_speed is None or speed <= cfg.speed_drop * base_speed)
@@ -141,15 +143,26 @@ def frame_outcome(
         a["hits"] = a["hits"] + 1 if suspicious else 0
         if a["hits"] >= cfg.confirm_frames:
             a["open"], a["calm"] = True, 0
-            out.triggers.append(AlarmTrigger(
-                intersection_id, kind, "major", f"{at:.3f}", at,
-                f"possible incident on approach {name}: occupancy {occ:.0%} (usual {base_occ:.0%})"
-                + (f", speed {speed:.0f} km/h (usual {base_speed:.0f})" if speed is not None and base_speed else ""),
-                {"approach": name, "occupancy": round(occ, 3), "usual_occupancy": round(base_occ or 0.0, 3),
-                 "speed_kmh": speed, "usual_speed_kmh": base_speed,
-                 "neighbour_occupancy": None if neighbours is None else round(neighbours, 3)},
-                subject_type="intersection",
-            ))
+            out.triggers.append(
+                AlarmTrigger(
+                    intersection_id,
+                    kind,
+                    "major",
+                    f"{at:.3f}",
+                    at,
+                    f"possible incident on approach {name}: occupancy {occ:.0%} (usual {base_occ:.0%})"
+                    + (f", speed {speed:.0f} km/h (usual {base_speed:.0f})" if speed is not None and base_speed else ""),
+                    {
+                        "approach": name,
+                        "occupancy": round(occ, 3),
+                        "usual_occupancy": round(base_occ or 0.0, 3),
+                        "speed_kmh": speed,
+                        "usual_speed_kmh": base_speed,
+                        "neighbour_occupancy": None if neighbours is None else round(neighbours, 3),
+                    },
+                    subject_type="intersection",
+                )
+            )
             continue
         if not suspicious:
             for key, x in (("occ", occ), ("speed", speed)):
@@ -162,8 +175,9 @@ def frame_outcome(
     return st, out
 
 
-def _detector_faults(detectors: Mapping[str, Any], iid: str, at: float, values: Sequence[DetectorValue],
-                     cfg: IncidentConfig, out: IncidentOutcome) -> dict[str, Any]:
+def _detector_faults(
+    detectors: Mapping[str, Any], iid: str, at: float, values: Sequence[DetectorValue], cfg: IncidentConfig, out: IncidentOutcome
+) -> dict[str, Any]:
     total = sum(v.count for v in values)
     congested = sum(v.occupancy >= 0.5 for v in values)
     dets = {k: dict(v) for k, v in detectors.items()}
@@ -195,10 +209,18 @@ def _fault_change(d: dict[str, Any], iid: str, det_id: str, reason: str | None, 
     kind = f"detector_fault_{alarm_kind_part(det_id)}"
     if reason is not None and d["fault"] is None:
         d["fault"] = reason
-        out.triggers.append(AlarmTrigger(
-            iid, kind, "minor", f"{reason}:{at:.3f}", at, f"detector {det_id}: {reason.replace('_', ' ')}",
-            {"detector_id": det_id, "reason": reason}, subject_type="intersection",
-        ))
+        out.triggers.append(
+            AlarmTrigger(
+                iid,
+                kind,
+                "minor",
+                f"{reason}:{at:.3f}",
+                at,
+                f"detector {det_id}: {reason.replace('_', ' ')}",
+                {"detector_id": det_id, "reason": reason},
+                subject_type="intersection",
+            )
+        )
     elif reason is None and d["fault"] is not None:
         d["fault"] = None
         out.clears.append(kind)

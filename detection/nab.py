@@ -92,8 +92,13 @@ class FileWeights:
     n_windows: int
 
 
-def file_weights(name: str, n_rows: int, windows: Sequence[tuple[int, int]], profile: CostProfile = STANDARD,
-                 probation_fraction: float = PROBATION_FRACTION) -> FileWeights:
+def file_weights(
+    name: str,
+    n_rows: int,
+    windows: Sequence[tuple[int, int]],
+    profile: CostProfile = STANDARD,
+    probation_fraction: float = PROBATION_FRACTION,
+) -> FileWeights:
     """NAB's ``Sweeper.calcSweepScore`` on row indices."""
     max_tp = scaled_sigmoid(-1.0)
     probation = probation_length(n_rows, probation_fraction)
@@ -163,15 +168,19 @@ def score_file(w: FileWeights, scores: np.ndarray, threshold: float, profile: Co
             total -= profile.fn
             delays.append(None)
     return FileResult(
-        name=w.name, score=total,
-        tp=int((detected & inside).sum()), fp=int((detected & ~inside).sum()),
-        fn=int((~detected & inside & scored).sum()), tn=int((~detected & ~inside & scored).sum()),
-        windows=w.n_windows, windows_detected=found, first_detection_rows=delays,
+        name=w.name,
+        score=total,
+        tp=int((detected & inside).sum()),
+        fp=int((detected & ~inside).sum()),
+        fn=int((~detected & inside & scored).sum()),
+        tn=int((~detected & ~inside & scored).sum()),
+        windows=w.n_windows,
+        windows_detected=found,
+        first_detection_rows=delays,
     )
 
 
-def best_threshold(weights: Sequence[FileWeights], scores: Sequence[np.ndarray],
-                   profile: CostProfile = STANDARD) -> tuple[float, float]:
+def best_threshold(weights: Sequence[FileWeights], scores: Sequence[np.ndarray], profile: CostProfile = STANDARD) -> tuple[float, float]:
     """Sweep every distinct score as the one corpus threshold; return ``(threshold, raw score)``.
 
     NAB's ``calcScoreByThreshold`` over the rows of all files: starting from 1.1 (nothing
@@ -240,16 +249,19 @@ def _baselines(weights: Sequence[FileWeights], profile: CostProfile) -> tuple[fl
     return null_raw, sum(w.n_windows for w in weights) * profile.tp
 
 
-def score_corpus(files: Sequence[LabelledFile], scores: Sequence[np.ndarray],
-                 profile: CostProfile = STANDARD) -> CorpusResult:
+def score_corpus(files: Sequence[LabelledFile], scores: Sequence[np.ndarray], profile: CostProfile = STANDARD) -> CorpusResult:
     """Choose the one corpus threshold by sweeping, then score each file at it."""
     weights = [file_weights(f.name, len(f.timestamps), f.windows, profile) for f in files]
     threshold, raw = best_threshold(weights, scores, profile)
     results = [score_file(w, s, threshold, profile) for w, s in zip(weights, scores)]
     null_raw, perfect_raw = _baselines(weights, profile)
     return CorpusResult(
-        threshold=threshold, raw=raw, normalised=normalise(raw, null_raw, perfect_raw),
-        null_raw=null_raw, perfect_raw=perfect_raw, files=results,
+        threshold=threshold,
+        raw=raw,
+        normalised=normalise(raw, null_raw, perfect_raw),
+        null_raw=null_raw,
+        perfect_raw=perfect_raw,
+        files=results,
     )
 
 
@@ -371,7 +383,7 @@ def synthetic_corpus(seed: int = 7, n_series: int = 6, days: int = 28, step_s: f
         elif kind == "occupancy":
             x = 30 * load * (1 + 2 * noise)
         else:
-            x = 120 * (1 + 2.5 * load ** 2) * np.exp(rng.normal(0, 0.15, n))
+            x = 120 * (1 + 2.5 * load**2) * np.exp(rng.normal(0, 0.15, n))
         prob = int(probation_length(n))
         n_anom = int(rng.integers(3, 5))
         onsets = np.sort(rng.choice(np.arange(prob + 200, n - 200), n_anom, replace=False))
@@ -381,14 +393,14 @@ def synthetic_corpus(seed: int = 7, n_series: int = 6, days: int = 28, step_s: f
             what = rng.choice(["jam", "spike", "shift", "closure"])
             if what == "jam":
                 m = int(rng.integers(6, 24))
-                x[i:i + m] = x[i:i + m] * (0.5 if kind == "speed" else 3.0)
+                x[i : i + m] = x[i : i + m] * (0.5 if kind == "speed" else 3.0)
             elif what == "spike":
                 x[i] = x[i] * (0.2 if kind == "speed" else 5.0)
             elif what == "shift":
                 x[i:] = x[i:] * rng.choice([0.7, 1.3])
             else:
                 m = int(rng.integers(12, 36))
-                x[i:i + m] = 0.0
+                x[i : i + m] = 0.0
         keep = rng.random(n) > 0.03  # dropped readings
         keep[onsets] = True
         index = np.cumsum(keep) - 1
@@ -398,18 +410,24 @@ def synthetic_corpus(seed: int = 7, n_series: int = 6, days: int = 28, step_s: f
         for i in onsets:
             c = int(index[i])
             windows.append((max(c - width // 2, 0), min(c + width // 2, len(t) - 1)))
-        files.append(LabelledFile(name=f"synthetic/{kind}_{s}.csv", timestamps=np.round(t), values=np.round(x, 2),
-                                  windows=tuple(windows)))
+        files.append(LabelledFile(name=f"synthetic/{kind}_{s}.csv", timestamps=np.round(t), values=np.round(x, 2), windows=tuple(windows)))
     return files
 
 
-def score_at(files: Sequence[LabelledFile], scores: Sequence[np.ndarray], threshold: float,
-             profile: CostProfile = STANDARD) -> CorpusResult:
+def score_at(
+    files: Sequence[LabelledFile], scores: Sequence[np.ndarray], threshold: float, profile: CostProfile = STANDARD
+) -> CorpusResult:
     """Score at a threshold fixed elsewhere (e.g. the one chosen on realTraffic): the honest
     check that a detector and its threshold carry over to data they were not tuned on."""
     weights = [file_weights(f.name, len(f.timestamps), f.windows, profile) for f in files]
     results = [score_file(w, s, threshold, profile) for w, s in zip(weights, scores)]
     raw = sum(r.score for r in results)
     null_raw, perfect_raw = _baselines(weights, profile)
-    return CorpusResult(threshold=threshold, raw=raw, normalised=normalise(raw, null_raw, perfect_raw),
-                        null_raw=null_raw, perfect_raw=perfect_raw, files=results)
+    return CorpusResult(
+        threshold=threshold,
+        raw=raw,
+        normalised=normalise(raw, null_raw, perfect_raw),
+        null_raw=null_raw,
+        perfect_raw=perfect_raw,
+        files=results,
+    )

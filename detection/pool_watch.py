@@ -64,11 +64,13 @@ def supervision_outcome(pool_id: str, event_id: str, kind: str, at: float, detai
 
 def _water_trigger(pool_id: str, v: WaterVerdict) -> AlarmTrigger:
     return AlarmTrigger(
-        pool_id, f"water_{v.parameter}", "major", f"{v.since:.3f}", v.at,
-        f"{v.parameter.replace('_', ' ')} {v.value:g} {v.unit} outside the legal range {v.band} "
-        f"since {v.at - v.since:.0f} s",
-        {"parameter": v.parameter, "value": v.value, "unit": v.unit, "band": v.band,
-         "violation_since": v.since, "confirmed_at": v.at},
+        pool_id,
+        f"water_{v.parameter}",
+        "major",
+        f"{v.since:.3f}",
+        v.at,
+        f"{v.parameter.replace('_', ' ')} {v.value:g} {v.unit} outside the legal range {v.band} since {v.at - v.since:.0f} s",
+        {"parameter": v.parameter, "value": v.value, "unit": v.unit, "band": v.band, "violation_since": v.since, "confirmed_at": v.at},
     )
 
 
@@ -92,8 +94,11 @@ def reading_outcome(
     trusted: dict[str, float] = {}
     for parameter, value in values.items():
         lo, hi, step, stuck = SENSOR_LIMITS[parameter]
-        det = (SensorFaultDetector.from_state(faults[parameter]) if parameter in faults
-               else SensorFaultDetector(lo, hi, step, stuck, heartbeat_s=900.0))
+        det = (
+            SensorFaultDetector.from_state(faults[parameter])
+            if parameter in faults
+            else SensorFaultDetector(lo, hi, step, stuck, heartbeat_s=900.0)
+        )
         why = det.check(at, value)
         if why != "impossible_jump":  # a spike must not become the reference for the next reading
             faults[parameter] = det.to_state()
@@ -105,11 +110,17 @@ def reading_outcome(
             continue
         if parameter in state.get("faulty", []):
             continue  # already reported; one trigger per fault episode
-        out.triggers.append(AlarmTrigger(
-            pool_id, kind, "minor", f"{why}:{at:.3f}", at,
-            f"{parameter.replace('_', ' ')} sensor: {why.replace('_', ' ')} ({value:g} {UNITS[parameter]})",
-            {"parameter": parameter, "value": value, "reason": why},
-        ))
+        out.triggers.append(
+            AlarmTrigger(
+                pool_id,
+                kind,
+                "minor",
+                f"{why}:{at:.3f}",
+                at,
+                f"{parameter.replace('_', ' ')} sensor: {why.replace('_', ' ')} ({value:g} {UNITS[parameter]})",
+                {"parameter": parameter, "value": value, "reason": why},
+            )
+        )
     state["faults"] = faults
     recovered = {k.removeprefix("sensor_") for k in out.clears}
     state["faulty"] = sorted((set(state.get("faulty", [])) - recovered) | {t.evidence["parameter"] for t in out.triggers})
@@ -123,11 +134,17 @@ def reading_outcome(
     if visitors is not None and profile.capacity and math.isfinite(at):
         crowded = visitors > profile.capacity
         if crowded and not state.get("crowded"):
-            out.triggers.append(AlarmTrigger(
-                pool_id, "overcrowding", "critical", f"visitors:{at:.3f}", at,
-                f"{visitors} visitors, capacity {profile.capacity}",
-                {"visitors": visitors, "capacity": profile.capacity},
-            ))
+            out.triggers.append(
+                AlarmTrigger(
+                    pool_id,
+                    "overcrowding",
+                    "critical",
+                    f"visitors:{at:.3f}",
+                    at,
+                    f"{visitors} visitors, capacity {profile.capacity}",
+                    {"visitors": visitors, "capacity": profile.capacity},
+                )
+            )
         elif not crowded and state.get("crowded"):
             out.clears.append("overcrowding")
         state["crowded"] = crowded

@@ -30,8 +30,9 @@ class SeasonalProfile:
     is 84); ``clip``: residuals beyond this many scales count as this many.
     """
 
-    def __init__(self, period_s: float = DAY_S, slot_s: float = 3600.0, memory: float = 64.0,
-                 clip: float = 3.0, min_visits: int = 3) -> None:
+    def __init__(
+        self, period_s: float = DAY_S, slot_s: float = 3600.0, memory: float = 64.0, clip: float = 3.0, min_visits: int = 3
+    ) -> None:
         self.period_s = period_s
         self.slot_s = slot_s
         self.memory = memory
@@ -90,9 +91,17 @@ class SeasonalProfile:
         self.n[k] += 1.0
 
     def to_state(self) -> dict[str, Any]:
-        return {"period_s": self.period_s, "slot_s": self.slot_s, "memory": self.memory, "clip": self.clip,
-                "min_visits": self.min_visits, "n": list(self.n), "loc": list(self.loc), "mad": list(self.mad),
-                "g": [self.g_n, self.g_loc, self.g_mad]}
+        return {
+            "period_s": self.period_s,
+            "slot_s": self.slot_s,
+            "memory": self.memory,
+            "clip": self.clip,
+            "min_visits": self.min_visits,
+            "n": list(self.n),
+            "loc": list(self.loc),
+            "mad": list(self.mad),
+            "g": [self.g_n, self.g_loc, self.g_mad],
+        }
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> SeasonalProfile:
@@ -113,8 +122,9 @@ class SeasonalResidualDetector:
 
     kind = "seasonal"
 
-    def __init__(self, period_s: float = DAY_S, slot_s: float = 3600.0, memory: float = 64.0,
-                 tail_u: float = 2.0, tail_memory: float = 2000.0) -> None:
+    def __init__(
+        self, period_s: float = DAY_S, slot_s: float = 3600.0, memory: float = 64.0, tail_u: float = 2.0, tail_memory: float = 2000.0
+    ) -> None:
         self.name = self.kind
         self.profile = SeasonalProfile(period_s, slot_s, memory)
         rate0, excess0 = gaussian_abs_tail(tail_u)
@@ -145,8 +155,12 @@ class SeasonalResidualDetector:
         self.newest_t = t
 
     def to_state(self) -> dict[str, Any]:
-        return {"kind": self.kind, "profile": self.profile.to_state(), "tail": self.tail.to_state(),
-                "newest_t": self.newest_t if math.isfinite(self.newest_t) else None}
+        return {
+            "kind": self.kind,
+            "profile": self.profile.to_state(),
+            "tail": self.tail.to_state(),
+            "newest_t": self.newest_t if math.isfinite(self.newest_t) else None,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> SeasonalResidualDetector:

@@ -43,9 +43,15 @@ class SensorFaultDetector:
 
     kind = "sensor_fault"
 
-    def __init__(self, lo: float | None = None, hi: float | None = None, max_step: float | None = None,
-                 stuck_after_s: float | None = None, heartbeat_s: float | None = None,
-                 tolerance: float = 0.0) -> None:
+    def __init__(
+        self,
+        lo: float | None = None,
+        hi: float | None = None,
+        max_step: float | None = None,
+        stuck_after_s: float | None = None,
+        heartbeat_s: float | None = None,
+        tolerance: float = 0.0,
+    ) -> None:
         self.name = self.kind
         self.lo = -math.inf if lo is None else float(lo)
         self.hi = math.inf if hi is None else float(hi)
@@ -99,8 +105,14 @@ class SensorFaultDetector:
     def to_state(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
-            "limits": [_finite_or_none(self.lo), _finite_or_none(self.hi), _finite_or_none(self.max_step),
-                       _finite_or_none(self.stuck_after_s), _finite_or_none(self.heartbeat_s), self.tolerance],
+            "limits": [
+                _finite_or_none(self.lo),
+                _finite_or_none(self.hi),
+                _finite_or_none(self.max_step),
+                _finite_or_none(self.stuck_after_s),
+                _finite_or_none(self.heartbeat_s),
+                self.tolerance,
+            ],
             "last": [_finite_or_none(self.last_t), _finite_or_none(self.last_x)],
             "same": [_finite_or_none(self.same_since), _finite_or_none(self.same_x)],
         }

@@ -27,8 +27,7 @@ class ExceedanceTail:
     |z| would give), weighted like ``prior_n`` observations so a young tail is not overconfident.
     """
 
-    def __init__(self, u: float, memory: float, rate0: float, excess0: float, prior_n: float = 50.0,
-                 squash: float = 8.0) -> None:
+    def __init__(self, u: float, memory: float, rate0: float, excess0: float, prior_n: float = 50.0, squash: float = 8.0) -> None:
         self.u = u
         self.memory = memory
         self.squash = squash
@@ -69,8 +68,15 @@ class ExceedanceTail:
         self.rate = min(max(self.rate, 1e-6), 1.0)
 
     def to_state(self) -> dict[str, Any]:
-        return {"u": self.u, "memory": self.memory, "squash": self.squash, "n": self.n,
-                "rate": self.rate, "excess": self.excess, "n_exc": self.n_exc}
+        return {
+            "u": self.u,
+            "memory": self.memory,
+            "squash": self.squash,
+            "n": self.n,
+            "rate": self.rate,
+            "excess": self.excess,
+            "n_exc": self.n_exc,
+        }
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> ExceedanceTail:

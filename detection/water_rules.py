@@ -39,16 +39,12 @@ class Band:
     hysteresis: float = 0.0
 
     def outside(self, value: float) -> bool:
-        return (self.low is not None and value < self.low) or (
-            self.high is not None and value > self.high
-        )
+        return (self.low is not None and value < self.low) or (self.high is not None and value > self.high)
 
     def recovered(self, value: float) -> bool:
         """Inside the band with room to spare, so the alarm may clear."""
         h = self.hysteresis
-        return (self.low is None or value >= self.low + h) and (
-            self.high is None or value <= self.high - h
-        )
+        return (self.low is None or value >= self.low + h) and (self.high is None or value <= self.high - h)
 
     def describe(self) -> str:
         if self.low is not None and self.high is not None:
@@ -97,8 +93,9 @@ BASIN_TYPES: dict[str, WaterLimits] = {
 }
 
 
-def limits_for(basin_type: str, overrides: Mapping[str, Mapping[str, float | None]] | None = None,
-               min_duration_s: float | None = None) -> WaterLimits:
+def limits_for(
+    basin_type: str, overrides: Mapping[str, Mapping[str, float | None]] | None = None, min_duration_s: float | None = None
+) -> WaterLimits:
     """Limits of a basin type, with per-parameter overrides (``{"ph": {"high": 7.4}}``).
 
     Unknown basin types and parameters are errors: a typo must not silently fall back to
@@ -137,9 +134,7 @@ class WaterVerdict:
 RuleState = dict[str, dict[str, Any]]
 
 
-def evaluate(
-    state: RuleState | None, t: float, reading: Mapping[str, float], limits: WaterLimits
-) -> tuple[RuleState, list[WaterVerdict]]:
+def evaluate(state: RuleState | None, t: float, reading: Mapping[str, float], limits: WaterLimits) -> tuple[RuleState, list[WaterVerdict]]:
     """Fold one reading (canonical units) into the state; return the state changes it confirms.
 
     Readings older than the newest one seen for a parameter are ignored (at-least-once
@@ -167,8 +162,7 @@ def evaluate(
         if t - s["pending_since"] >= limits.min_duration_s:
             s["violated"] = not s["violated"]
             verdicts.append(
-                WaterVerdict(parameter, s["violated"], value, UNITS[parameter], band.describe(),
-                             since=s["pending_since"], at=t)
+                WaterVerdict(parameter, s["violated"], value, UNITS[parameter], band.describe(), since=s["pending_since"], at=t)
             )
             s["pending_since"] = None
     return new, verdicts

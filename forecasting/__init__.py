@@ -55,8 +55,14 @@ def make_forecaster(name: str | None = None, **options: Any) -> Forecaster:
     return _MODELS[key](**options)
 
 
-def fit_predict(name: str | None, history: pd.Series, regressors: pd.DataFrame | None, horizon: int,
-                future_regressors: pd.DataFrame | None = None, **options: Any) -> pd.DataFrame:
+def fit_predict(
+    name: str | None,
+    history: pd.Series,
+    regressors: pd.DataFrame | None,
+    horizon: int,
+    future_regressors: pd.DataFrame | None = None,
+    **options: Any,
+) -> pd.DataFrame:
     """Fit a fresh model and forecast: the picklable unit of work for process pools.
 
     Models whose features depend on the horizon (``boosted``) get ``horizon`` unless
@@ -79,6 +85,15 @@ def process_pool(workers: int) -> ProcessPoolExecutor:
 
 
 __all__ = [
-    "DEFAULT_MODEL", "FORECASTER_NAMES", "Event", "Forecaster", "clean_regressors", "clean_series",
-    "event_regressors", "fit_predict", "make_forecaster", "process_pool", "read_ics",
+    "DEFAULT_MODEL",
+    "FORECASTER_NAMES",
+    "Event",
+    "Forecaster",
+    "clean_regressors",
+    "clean_series",
+    "event_regressors",
+    "fit_predict",
+    "make_forecaster",
+    "process_pool",
+    "read_ics",
 ]

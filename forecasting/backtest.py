@@ -41,8 +41,7 @@ class BacktestResult:
         each ``None`` (empty when all were computed), so the JSON is always strict JSON.
         """
         p = self.points.dropna(subset=["y"])
-        figures, reasons = scores(p["y"], p["yhat"], p["yhat_lower"], p["yhat_upper"], self.scale,
-                                  self.scale_problem)
+        figures, reasons = scores(p["y"], p["yhat"], p["yhat_lower"], p["yhat_upper"], self.scale, self.scale_problem)
         return {
             "model": self.model,
             **{k: figures[k] for k in FIGURES},
@@ -67,8 +66,10 @@ class WorkEstimate:
         return self.history_steps + self.points
 
     def describe(self) -> str:
-        return (f"{self.origins:,} origins x ({self.history_steps // max(1, self.origins):,} history steps on average"
-                f" + horizon) = {self.work:,} steps of work ({self.points:,} forecast points)")
+        return (
+            f"{self.origins:,} origins x ({self.history_steps // max(1, self.origins):,} history steps on average"
+            f" + horizon) = {self.work:,} steps of work ({self.points:,} forecast points)"
+        )
 
 
 def count_origins(first: pd.Timestamp, last: pd.Timestamp, every: pd.Timedelta) -> int:
@@ -78,9 +79,16 @@ def count_origins(first: pd.Timestamp, last: pd.Timestamp, every: pd.Timedelta) 
     return 0 if last < first else int((last - first) // every) + 1
 
 
-def estimate_work(start: pd.Timestamp, end: pd.Timestamp, first: pd.Timestamp, last: pd.Timestamp,
-                  every: pd.Timedelta, step: pd.Timedelta, horizon: int,
-                  train_window: pd.Timedelta | None = None) -> WorkEstimate:
+def estimate_work(
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    first: pd.Timestamp,
+    last: pd.Timestamp,
+    every: pd.Timedelta,
+    step: pd.Timedelta,
+    horizon: int,
+    train_window: pd.Timedelta | None = None,
+) -> WorkEstimate:
     """The size of a rolling-origin backtest from its parameters alone (closed form, no loop).
 
     The cost of a backtest grows with the steps each origin's model is fitted on plus the steps
@@ -115,11 +123,18 @@ def origins_between(first: pd.Timestamp, last: pd.Timestamp, every: pd.Timedelta
     return out
 
 
-def rolling_origin(series: pd.Series, origins: Iterable[pd.Timestamp], horizon: int, model: str,
-                   options: dict[str, Any] | None = None, regressors: pd.DataFrame | None = None,
-                   train_window: pd.Timedelta | None = None, jobs: int = 1,
-                   fit_predict_fn: Callable[..., pd.DataFrame] | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+def rolling_origin(
+    series: pd.Series,
+    origins: Iterable[pd.Timestamp],
+    horizon: int,
+    model: str,
+    options: dict[str, Any] | None = None,
+    regressors: pd.DataFrame | None = None,
+    train_window: pd.Timedelta | None = None,
+    jobs: int = 1,
+    fit_predict_fn: Callable[..., pd.DataFrame] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BacktestResult:
     """Backtest ``model`` (a name from FORECASTER_NAMES) on a cleaned series (:func:`clean_series`).
 
     ``regressors``, if given, must cover the series' index and the forecast steps after the
@@ -177,8 +192,7 @@ def rolling_origin(series: pd.Series, origins: Iterable[pd.Timestamp], horizon: 
     return BacktestResult(model=model, points=points, scale=scale, scale_problem=problem)
 
 
-def _forecasts(run: Callable[..., pd.DataFrame], tasks: Iterator[tuple[Any, ...]], n: int,
-               jobs: int) -> Iterator[pd.DataFrame]:
+def _forecasts(run: Callable[..., pd.DataFrame], tasks: Iterator[tuple[Any, ...]], n: int, jobs: int) -> Iterator[pd.DataFrame]:
     """Forecasts in origin order; a pool gets at most ``2 * jobs`` tasks in flight (bounded memory)."""
     if jobs <= 1 or n <= 1:
         for t in tasks:

@@ -77,8 +77,9 @@ def clean_regressors(frame: pd.DataFrame, index: pd.DatetimeIndex) -> pd.DataFra
     return binned.reindex(index)
 
 
-def residual_interval(residuals: pd.Series, future: pd.DatetimeIndex, scale: np.ndarray | None = None,
-                      quantiles: tuple[float, float] = INTERVAL_QUANTILES) -> tuple[np.ndarray, np.ndarray]:
+def residual_interval(
+    residuals: pd.Series, future: pd.DatetimeIndex, scale: np.ndarray | None = None, quantiles: tuple[float, float] = INTERVAL_QUANTILES
+) -> tuple[np.ndarray, np.ndarray]:
     """Lower/upper offsets from out-of-sample residuals, per hour of day where data allows.
 
     Traffic errors are small at night and large in the peaks: one global quantile would be
@@ -126,8 +127,7 @@ class Forecaster(ABC):
     name: ClassVar[str] = "forecaster"
     version: ClassVar[str] = "1"
 
-    def __init__(self, *, holidays: str | None = None, timezone: str | None = None,
-                 non_negative: bool | None = None) -> None:
+    def __init__(self, *, holidays: str | None = None, timezone: str | None = None, non_negative: bool | None = None) -> None:
         self.holidays = holidays
         self.timezone = timezone
         self.non_negative = non_negative

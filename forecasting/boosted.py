@@ -35,10 +35,21 @@ class BoostedForecaster(Forecaster):
     #: fit_predict passes the horizon in: lags must reach at least that far back
     horizon_option = True
 
-    def __init__(self, *, horizon: str | int = "1D", calibration: str = "56D", refit: bool = True,
-                 n_estimators: int = 150, learning_rate: float = 0.1, num_leaves: int = 15,
-                 min_child_samples: int = 40, max_bin: int = 63, min_history: str = "28D", seed: int = 0,
-                 **common: object) -> None:
+    def __init__(
+        self,
+        *,
+        horizon: str | int = "1D",
+        calibration: str = "56D",
+        refit: bool = True,
+        n_estimators: int = 150,
+        learning_rate: float = 0.1,
+        num_leaves: int = 15,
+        min_child_samples: int = 40,
+        max_bin: int = 63,
+        min_history: str = "28D",
+        seed: int = 0,
+        **common: object,
+    ) -> None:
         super().__init__(**common)  # type: ignore[arg-type]
         self.horizon = horizon
         self.calibration = calibration
@@ -93,10 +104,19 @@ class BoostedForecaster(Forecaster):
 
     def _params(self) -> dict[str, object]:
         return {
-            "objective": "regression", "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
-            "min_data_in_leaf": self.min_child_samples, "bagging_fraction": 0.8, "bagging_freq": 1,
-            "feature_fraction": 0.8, "lambda_l2": 1.0, "seed": self.seed, "num_threads": 1, "verbose": -1,
-            "deterministic": True, "max_bin": self.max_bin,
+            "objective": "regression",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_child_samples,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "feature_fraction": 0.8,
+            "lambda_l2": 1.0,
+            "seed": self.seed,
+            "num_threads": 1,
+            "verbose": -1,
+            "deterministic": True,
+            "max_bin": self.max_bin,
         }
 
     def _train(self, y: pd.Series, regressors: pd.DataFrame | None, upto: int):
@@ -125,10 +145,10 @@ class BoostedForecaster(Forecaster):
             return
         early = self._train(y, regressors, n - cal) if cal > 0 else None
         if early is not None:
-            X, scale = self._features(y, y.index[n - cal:], regressors)
+            X, scale = self._features(y, y.index[n - cal :], regressors)
             pred = self._predict_with(early, X, scale)
-            self.residuals_ = (y.iloc[n - cal:] - pred) / scale
-            self.residuals_.index = y.index[n - cal:]
+            self.residuals_ = (y.iloc[n - cal :] - pred) / scale
+            self.residuals_.index = y.index[n - cal :]
             boosted_mae = float(np.nanmean(np.abs(self.residuals_.to_numpy() * scale)))
             if self._fall_back(y, cal, unless_worse_than=boosted_mae):
                 return
@@ -144,7 +164,7 @@ class BoostedForecaster(Forecaster):
         lag features are mostly missing and the boosted model is worse than copying the past.
         """
         best, best_mae = None, unless_worse_than
-        tail = y.iloc[-max(cal, self.steps("7D")):]
+        tail = y.iloc[-max(cal, self.steps("7D")) :]
         for season in ("7D", "1D"):
             m = self.steps(season)
             lag = max(m, int(np.ceil(self._h_ / m)) * m)  # the value a naive forecast at this horizon copies
@@ -158,6 +178,7 @@ class BoostedForecaster(Forecaster):
         self.fallback_ = SeasonalNaive(season=best, non_negative=self.clip_).fit(y)
         self.chosen_ = "naive_weekly" if best == "7D" else "naive_daily"
         return True
+
     def _predict_with(self, model, X: pd.DataFrame, scale: np.ndarray) -> np.ndarray:  # noqa: ANN001
         base = np.nan_to_num(X["base_level"].to_numpy() * self.level_, nan=self.level_)
         if model is None:
@@ -166,8 +187,9 @@ class BoostedForecaster(Forecaster):
 
     def _predict(self, future: pd.DatetimeIndex, regressors: pd.DataFrame | None) -> pd.DataFrame:
         if len(future) > self._h_:
-            raise ValueError(f"fitted for a horizon of {self._h_} steps, asked for {len(future)}; "
-                             f"make_forecaster('boosted', horizon={len(future)})")
+            raise ValueError(
+                f"fitted for a horizon of {self._h_} steps, asked for {len(future)}; make_forecaster('boosted', horizon={len(future)})"
+            )
         if self.fallback_ is not None:
             return self.fallback_.predict(len(future))
         reg = None

@@ -48,8 +48,7 @@ def local_clock(index: pd.DatetimeIndex, timezone: str | None) -> pd.DatetimeInd
     return index.tz_convert(timezone) if timezone else index
 
 
-def holiday_flags(index: pd.DatetimeIndex, spec: str | None, timezone: str | None = None,
-                  offsets: tuple[int, ...] = (0,)) -> pd.DataFrame:
+def holiday_flags(index: pd.DatetimeIndex, spec: str | None, timezone: str | None = None, offsets: tuple[int, ...] = (0,)) -> pd.DataFrame:
     """1.0 where the local date ``offset`` days from each timestamp is a public holiday.
 
     Offset 0 is the holiday itself; -1 / +1 mark the days after / before one (travel days);
@@ -79,9 +78,12 @@ def _offset_name(off: int) -> str:
 def time_features(index: pd.DatetimeIndex, timezone: str | None = None) -> pd.DataFrame:
     """Hour of day (fractional), weekday, weekend flag and day of year on the local clock."""
     local = local_clock(index, timezone)
-    return pd.DataFrame({
-        "hour": local.hour + local.minute / 60.0,
-        "weekday": local.dayofweek.astype(float),
-        "weekend": (local.dayofweek >= 5).astype(float),
-        "dayofyear": local.dayofyear.astype(float),
-    }, index=index)
+    return pd.DataFrame(
+        {
+            "hour": local.hour + local.minute / 60.0,
+            "weekday": local.dayofweek.astype(float),
+            "weekend": (local.dayofweek >= 5).astype(float),
+            "dayofyear": local.dayofyear.astype(float),
+        },
+        index=index,
+    )

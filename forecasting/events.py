@@ -208,8 +208,10 @@ def read_ics(data: bytes | str, venues: VenueMap | None = None, default_tz: str 
             continue
         except (ValueError, TypeError, OverflowError, AttributeError, KeyError, IndexError) as exc:
             where = lines.get("BEGIN")
-            result.skipped.append(f"{f'line {where}, ' if where else ''}event {label[:80]!r}: cannot be read "
-                                  f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]})")
+            result.skipped.append(
+                f"{f'line {where}, ' if where else ''}event {label[:80]!r}: cannot be read "
+                f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]})"
+            )
             continue
         result.recurring += recurring
         result.events.append(event)
@@ -236,8 +238,7 @@ def _event(comp: Any, venues: VenueMap, zone: tzinfo) -> tuple[Event, int]:
         try:
             end = _in_range(start + dur, "DTSTART + DURATION", "DURATION")
         except OverflowError:
-            raise EventProblem(f"DTSTART + DURATION lies outside the years {EVENT_YEARS[0]}..{EVENT_YEARS[1]}",
-                               "DURATION") from None
+            raise EventProblem(f"DTSTART + DURATION lies outside the years {EVENT_YEARS[0]}..{EVENT_YEARS[1]}", "DURATION") from None
     elif all_day:
         end = start + timedelta(days=1)
     else:
@@ -246,10 +247,14 @@ def _event(comp: Any, venues: VenueMap, zone: tzinfo) -> tuple[Event, int]:
         raise EventProblem("DTEND before DTSTART", "DTEND")
     venue = venues.resolve(_text(comp, "LOCATION") or None)
     event = Event(
-        venue_id=venue.venue_id, start=start, end=end,
-        expected_attendance=_attendance(comp), affects=venue.affects,
+        venue_id=venue.venue_id,
+        start=start,
+        end=end,
+        expected_attendance=_attendance(comp),
+        affects=venue.affects,
         event_id=slug(uid)[:64] if slug(uid) else slug(f"{venue.venue_id}-{start:%Y%m%dT%H%M}"),
-        title=title[:200] if title else None, kind=_kind(comp),
+        title=title[:200] if title else None,
+        kind=_kind(comp),
     )
     return event, int(comp.get("RRULE") is not None)
 
@@ -295,8 +300,9 @@ def _when(prop: Any, name: str, zone: tzinfo) -> datetime:
     tzid = getattr(prop, "params", {}).get("TZID")
     if value.tzinfo is None:
         if tzid:  # icalendar found no such zone: reading it as UTC would be silently wrong
-            raise EventProblem(f"{name} has an unknown time zone TZID={str(tzid)[:60]!r} (not an IANA zone "
-                               "and no VTIMEZONE in the file defines it)", name)
+            raise EventProblem(
+                f"{name} has an unknown time zone TZID={str(tzid)[:60]!r} (not an IANA zone and no VTIMEZONE in the file defines it)", name
+            )
         value = value.replace(tzinfo=zone)
     return _in_range(value, name, name)
 

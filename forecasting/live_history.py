@@ -28,8 +28,9 @@ def empty(mode: str) -> State:
     return {"mode": mode, "b": {}, "ids": {}}
 
 
-def observe(state: State | None, t: float, value: float, *, mode: str, keep_days: int,
-            obs_id: str | None = None) -> tuple[State, int | None]:
+def observe(
+    state: State | None, t: float, value: float, *, mode: str, keep_days: int, obs_id: str | None = None
+) -> tuple[State, int | None]:
     """Fold one observation in; returns the new state and the hour that just completed (if any).
 
     Non-finite times or values are ignored; so are observations older than the kept history.

@@ -38,8 +38,7 @@ def naive_scale(series: pd.Series, before: pd.Timestamp, season: str = "7D") -> 
     scale = float(err.mean())
     level = float(np.nanmean(np.abs(y.to_numpy()))) if y.notna().any() else 0.0
     if scale == 0.0 or (np.isfinite(level) and scale <= 1e-9 * level):  # float noise on an exactly repeating series is no error either
-        raise ValueError(f"the weekly naive makes no error before {before} (the history is constant or repeats "
-                         "exactly every week)")
+        raise ValueError(f"the weekly naive makes no error before {before} (the history is constant or repeats exactly every week)")
     if not np.isfinite(scale):
         raise ValueError("the weekly naive's error overflows (values too large)")
     return scale
@@ -76,8 +75,9 @@ def coverage(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
 FIGURES = {"mae": 4, "mase": 4, "smape": 3, "coverage80": 4}
 
 
-def scores(y: np.ndarray, yhat: np.ndarray, lower: np.ndarray, upper: np.ndarray, scale: float,
-           scale_problem: str | None = None) -> tuple[dict[str, float | None], dict[str, str]]:
+def scores(
+    y: np.ndarray, yhat: np.ndarray, lower: np.ndarray, upper: np.ndarray, scale: float, scale_problem: str | None = None
+) -> tuple[dict[str, float | None], dict[str, str]]:
     """The backtest's figures over observed points: each a finite, rounded float or ``None``.
 
     Returns ``(figures, reasons)``; ``reasons`` says, for every ``None`` figure, why it could

@@ -55,8 +55,7 @@ class SeasonalNaive(Forecaster):
         lo, hi = residual_interval(self.errors_, future)
         # beyond one season the errors add up, roughly like a random walk of seasons
         widen = np.sqrt(1 + np.arange(len(future)) // m)
-        return pd.DataFrame({"yhat": yhat, "yhat_lower": yhat + lo * widen, "yhat_upper": yhat + hi * widen},
-                            index=future)
+        return pd.DataFrame({"yhat": yhat, "yhat_lower": yhat + lo * widen, "yhat_upper": yhat + hi * widen}, index=future)
 
 
 class WeeklyNaive(SeasonalNaive):

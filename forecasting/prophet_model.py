@@ -30,8 +30,15 @@ class ProphetForecaster(Forecaster):
     name = "prophet"
     version = "1"
 
-    def __init__(self, *, conditional_daily: bool = False, seasonality_mode: str = "additive",
-                 uncertainty_samples: int = 200, seed: int = 0, **common: object) -> None:
+    def __init__(
+        self,
+        *,
+        conditional_daily: bool = False,
+        seasonality_mode: str = "additive",
+        uncertainty_samples: int = 200,
+        seed: int = 0,
+        **common: object,
+    ) -> None:
         super().__init__(**common)  # type: ignore[arg-type]
         self.conditional_daily = conditional_daily
         self.seasonality_mode = seasonality_mode
@@ -70,9 +77,13 @@ class ProphetForecaster(Forecaster):
             table = holiday_dates(self.holidays, start, end)
             holidays_df = pd.DataFrame({"holiday": list(table.values()), "ds": pd.to_datetime(list(table.keys()))})
         interval = INTERVAL_QUANTILES[1] - INTERVAL_QUANTILES[0]
-        m = Prophet(holidays=holidays_df, seasonality_mode=self.seasonality_mode, interval_width=interval,
-                    uncertainty_samples=self.uncertainty_samples,
-                    daily_seasonality=False if self.conditional_daily else "auto")
+        m = Prophet(
+            holidays=holidays_df,
+            seasonality_mode=self.seasonality_mode,
+            interval_width=interval,
+            uncertainty_samples=self.uncertainty_samples,
+            daily_seasonality=False if self.conditional_daily else "auto",
+        )
         if self.conditional_daily:
             m.add_seasonality("daily_working", period=1, fourier_order=10, condition_name="working_day")
             m.add_seasonality("daily_rest", period=1, fourier_order=10, condition_name="rest_day")
@@ -86,8 +97,10 @@ class ProphetForecaster(Forecaster):
     def _predict(self, future: pd.DatetimeIndex, regressors: pd.DataFrame | None) -> pd.DataFrame:
         np.random.seed(self.seed)
         fc = self.model_.predict(self._frame(future, regressors))
-        return pd.DataFrame({"yhat": fc["yhat"].to_numpy(), "yhat_lower": fc["yhat_lower"].to_numpy(),
-                             "yhat_upper": fc["yhat_upper"].to_numpy()}, index=future)
+        return pd.DataFrame(
+            {"yhat": fc["yhat"].to_numpy(), "yhat_lower": fc["yhat_lower"].to_numpy(), "yhat_upper": fc["yhat_upper"].to_numpy()},
+            index=future,
+        )
 
 
 class TrafficProphet(ProphetForecaster):

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 
-def traffic_series(days: int = 56, freq: str = "1h", seed: int = 0, level: float = 1000.0,
-                   start: str = "2024-01-01", missing: float = 0.0) -> pd.Series:
+def traffic_series(
+    days: int = 56, freq: str = "1h", seed: int = 0, level: float = 1000.0, start: str = "2024-01-01", missing: float = 0.0
+) -> pd.Series:
     """A non-negative series on a UTC grid with weekly structure and noise."""
     rng = np.random.default_rng(seed)
     idx = pd.date_range(start, periods=int(pd.Timedelta(f"{days}D") / pd.Timedelta(freq)), freq=freq, tz="UTC")

@@ -85,8 +85,14 @@ def plan_id(decision: StageDecision) -> str:
 class IntersectionControl:
     """Controller, safety gate, mode and pending proposals of one intersection."""
 
-    def __init__(self, intersection: Intersection, controller: str = "maxpressure", mode: Mode = "automatic",
-                 approval_timeout_s: float = 120.0, **params: float) -> None:
+    def __init__(
+        self,
+        intersection: Intersection,
+        controller: str = "maxpressure",
+        mode: Mode = "automatic",
+        approval_timeout_s: float = 120.0,
+        **params: float,
+    ) -> None:
         if mode not in MODES:
             raise ControlError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
         self.intersection = intersection
@@ -138,15 +144,16 @@ class IntersectionControl:
             else:
                 drive = self._advisory_drive(obs)
                 if new and outcome.accepted and not self._same_plan(decision, drive.decision):
-                    proposal = PlanRecord(plan_id(decision), decision, "advisory", "pending",
-                                          expires_at_s=now + self.approval_timeout_s)
+                    proposal = PlanRecord(plan_id(decision), decision, "advisory", "pending", expires_at_s=now + self.approval_timeout_s)
                     if proposal.plan_id not in self.pending:
                         self.pending[proposal.plan_id] = proposal
                         proposals.append(proposal)
-                        self._log(now, "plan_proposed", decision.controller, plan=proposal.plan_id,
-                                  rule=decision.explanation.rule)
+                        self._log(now, "plan_proposed", decision.controller, plan=proposal.plan_id, rule=decision.explanation.rule)
         changed = self._drive is None or (drive.decision.plan, drive.decision.origin_s, drive.status) != (
-            self._drive.decision.plan, self._drive.decision.origin_s, self._drive.status)
+            self._drive.decision.plan,
+            self._drive.decision.origin_s,
+            self._drive.status,
+        )
         self._drive = drive
         return ControlStep(drive, changed, tuple(proposals), tuple(self._take_audit()))
 
@@ -209,8 +216,9 @@ class IntersectionControl:
         try:
             return self.pending[pid]
         except KeyError:
-            raise ControlError(f"no pending plan {pid!r} at intersection {self.intersection.id} "
-                               "(unknown, already decided or expired)") from None
+            raise ControlError(
+                f"no pending plan {pid!r} at intersection {self.intersection.id} (unknown, already decided or expired)"
+            ) from None
 
     def _retire(self, pid: str, status: PlanStatus, at_s: float, actor: str, reason: str) -> PlanRecord:
         record = replace(self.pending.pop(pid), status=status, expires_at_s=None)

@@ -30,8 +30,11 @@ class Explanation:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "controller": self.controller, "version": self.version, "rule": self.rule,
-            "inputs": dict(self.inputs), "expected_effect": self.expected_effect,
+            "controller": self.controller,
+            "version": self.version,
+            "rule": self.rule,
+            "inputs": dict(self.inputs),
+            "expected_effect": self.expected_effect,
             "summary": self.summary(),
         }
 
@@ -54,8 +57,10 @@ class StageDecision:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "intersection_id": self.intersection_id, "time_s": self.time_s,
-            "origin_s": self.origin_s, "cyclic": self.plan.cyclic,
+            "intersection_id": self.intersection_id,
+            "time_s": self.time_s,
+            "origin_s": self.origin_s,
+            "cyclic": self.plan.cyclic,
             "phases": [{"stage": p.stage, "green_s": p.green_s} for p in self.plan.phases],
             "explanation": self.explanation.to_dict(),
         }

@@ -54,8 +54,15 @@ def ensure_safe(x: Intersection) -> Intersection:
 
 # -- JSON ----------------------------------------------------------------------------------------
 def _kind_of(value: object) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
 
 
 def _obj(value: object, where: str, allowed: frozenset[str]) -> Mapping[str, Any]:
@@ -95,8 +102,9 @@ def _num(value: object, where: str) -> float:
     return out
 
 
-_TOP = frozenset({"schema", "id", "name", "cycle", "max_wait_s", "signal_groups", "conflicts", "intergreen_s",
-                  "stages", "lane_areas", "fixed_plan"})
+_TOP = frozenset(
+    {"schema", "id", "name", "cycle", "max_wait_s", "signal_groups", "conflicts", "intergreen_s", "stages", "lane_areas", "fixed_plan"}
+)
 _GROUP = frozenset({"id", "kind", "min_green_s", "yellow_s", "red_yellow_s", "max_wait_s"})
 _STAGE = frozenset({"id", "groups", "min_green_s", "max_green_s"})
 _LANE = frozenset({"id", "group", "downstream", "saturation_flow_vph", "detector"})
@@ -109,7 +117,8 @@ def _group(raw: object, where: str) -> SignalGroup:
         raise ModelError(f"{where}.kind: expected vehicle, pedestrian or cyclist, got {str(kind)[:40]!r}")
     wait = g.get("max_wait_s")
     return SignalGroup(
-        _str(g.get("id"), f"{where}.id"), kind,
+        _str(g.get("id"), f"{where}.id"),
+        kind,
         min_green_s=_num(g.get("min_green_s", RILSA_MIN_GREEN_S), f"{where}.min_green_s"),
         yellow_s=_num(g.get("yellow_s", RILSA_YELLOW_S), f"{where}.yellow_s"),
         red_yellow_s=_num(g.get("red_yellow_s", RILSA_RED_YELLOW_S), f"{where}.red_yellow_s"),
@@ -120,9 +129,12 @@ def _group(raw: object, where: str) -> SignalGroup:
 def _stage(raw: object, where: str) -> Stage:
     s = _obj(raw, where, _STAGE)
     members = [_str(g, f"{where}.groups[{i}]") for i, g in enumerate(_list(s.get("groups"), f"{where}.groups", MAX_GROUPS))]
-    return Stage(_str(s.get("id"), f"{where}.id"), frozenset(members),
-                 min_green_s=_num(s.get("min_green_s", RILSA_MIN_GREEN_S), f"{where}.min_green_s"),
-                 max_green_s=_num(s.get("max_green_s", 60.0), f"{where}.max_green_s"))
+    return Stage(
+        _str(s.get("id"), f"{where}.id"),
+        frozenset(members),
+        min_green_s=_num(s.get("min_green_s", RILSA_MIN_GREEN_S), f"{where}.min_green_s"),
+        max_green_s=_num(s.get("max_green_s", 60.0), f"{where}.max_green_s"),
+    )
 
 
 def _lane(raw: object, where: str) -> LaneArea:
@@ -156,8 +168,7 @@ def intersection_from_dict(doc: object) -> Intersection:
     top = _obj(doc, "model", _TOP)
     if top.get("schema") != SCHEMA:
         raise ModelError(f"expected schema {SCHEMA!r}, got {str(top.get('schema'))[:40]!r}")
-    group_list = [_group(g, f"signal_groups[{i}]")
-                  for i, g in enumerate(_list(top.get("signal_groups"), "signal_groups", MAX_GROUPS))]
+    group_list = [_group(g, f"signal_groups[{i}]") for i, g in enumerate(_list(top.get("signal_groups"), "signal_groups", MAX_GROUPS))]
     _unique(group_list, "signal_groups")
     conflicts = set()
     for i, pair in enumerate(_list(top.get("conflicts", []), "conflicts", MAX_GROUPS * MAX_GROUPS)):
@@ -171,8 +182,7 @@ def intersection_from_dict(doc: object) -> Intersection:
         for b, t in _obj(row, f"intergreen_s.{a}", frozenset(g.id for g in group_list)).items():
             intergreen[(a, b)] = _num(t, f"intergreen_s.{a}.{b}")
     stages = tuple(_stage(s, f"stages[{i}]") for i, s in enumerate(_list(top.get("stages"), "stages", MAX_STAGES)))
-    lanes = tuple(_lane(la, f"lane_areas[{i}]")
-                  for i, la in enumerate(_list(top.get("lane_areas", []), "lane_areas", MAX_LANE_AREAS)))
+    lanes = tuple(_lane(la, f"lane_areas[{i}]") for i, la in enumerate(_list(top.get("lane_areas", []), "lane_areas", MAX_LANE_AREAS)))
     _unique(lanes, "lane_areas")
     phases = []
     for i, raw in enumerate(_list(top.get("fixed_plan"), "fixed_plan", MAX_PHASES)):
@@ -184,9 +194,16 @@ def intersection_from_dict(doc: object) -> Intersection:
     if not isinstance(name, str) or len(name) > 200:
         raise ModelError("name: expected a string of at most 200 characters")
     x = Intersection(
-        id=_str(top.get("id"), "id"), name=name, groups={g.id: g for g in group_list}, stages=stages,
-        conflicts=frozenset(conflicts), intergreen_s=intergreen, fixed_plan=SignalPlan(tuple(phases)), lanes=lanes,
-        cycle_min_s=_num(cycle.get("min_s", 30.0), "cycle.min_s"), cycle_max_s=cycle_max,
+        id=_str(top.get("id"), "id"),
+        name=name,
+        groups={g.id: g for g in group_list},
+        stages=stages,
+        conflicts=frozenset(conflicts),
+        intergreen_s=intergreen,
+        fixed_plan=SignalPlan(tuple(phases)),
+        lanes=lanes,
+        cycle_min_s=_num(cycle.get("min_s", 30.0), "cycle.min_s"),
+        cycle_max_s=cycle_max,
         max_wait_s=_num(top.get("max_wait_s", cycle_max), "max_wait_s"),
     )
     return ensure_safe(x)
@@ -227,20 +244,33 @@ def load_intersection(path: str | Path) -> Intersection:
 def intersection_to_dict(x: Intersection) -> dict[str, Any]:
     """The JSON document :func:`intersection_from_dict` reads back (round trip is exact)."""
     return {
-        "schema": SCHEMA, "id": x.id, "name": x.name,
+        "schema": SCHEMA,
+        "id": x.id,
+        "name": x.name,
         "signal_groups": [
-            {"id": g.id, "kind": g.kind, "min_green_s": g.min_green_s, "yellow_s": g.yellow_s,
-             "red_yellow_s": g.red_yellow_s, **({"max_wait_s": g.max_wait_s} if g.max_wait_s is not None else {})}
+            {
+                "id": g.id,
+                "kind": g.kind,
+                "min_green_s": g.min_green_s,
+                "yellow_s": g.yellow_s,
+                "red_yellow_s": g.red_yellow_s,
+                **({"max_wait_s": g.max_wait_s} if g.max_wait_s is not None else {}),
+            }
             for g in x.groups.values()
         ],
-        "stages": [{"id": s.id, "groups": sorted(s.groups), "min_green_s": s.min_green_s, "max_green_s": s.max_green_s}
-                   for s in x.stages],
+        "stages": [{"id": s.id, "groups": sorted(s.groups), "min_green_s": s.min_green_s, "max_green_s": s.max_green_s} for s in x.stages],
         "conflicts": sorted(sorted(pair) for pair in x.conflicts),
-        "intergreen_s": {a: {b: t for (a2, b), t in sorted(x.intergreen_s.items()) if a2 == a}
-                         for a in sorted({a for a, _ in x.intergreen_s})},
+        "intergreen_s": {
+            a: {b: t for (a2, b), t in sorted(x.intergreen_s.items()) if a2 == a} for a in sorted({a for a, _ in x.intergreen_s})
+        },
         "lane_areas": [
-            {"id": la.id, "group": la.group, "downstream": list(la.downstream),
-             "saturation_flow_vph": la.saturation_flow_vph, **({"detector": la.detector} if la.detector else {})}
+            {
+                "id": la.id,
+                "group": la.group,
+                "downstream": list(la.downstream),
+                "saturation_flow_vph": la.saturation_flow_vph,
+                **({"detector": la.detector} if la.detector else {}),
+            }
             for la in x.lanes
         ],
         "fixed_plan": [{"stage": p.stage, "green_s": p.green_s} for p in x.fixed_plan.phases],

@@ -195,6 +195,7 @@ class Intersection:
 
         ``t < 0`` is False for NaN, so each bound is written as ``lo <= t <= hi`` (False for NaN).
         """
+
         def sane(what: str, value: float, lo: float = 0.0, hi: float = SANE_MAX_S) -> None:
             if not (isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value <= hi):
                 raise ModelError(f"{what} is {value!r}, need a finite number in [{lo:g}, {hi:g}]")

@@ -32,7 +32,7 @@ class SafetyMonitor:
         x, found = self.x, []
         greens = [g for g, s in states.items() if s is G]
         for i, a in enumerate(greens):
-            for b in greens[i + 1:]:
+            for b in greens[i + 1 :]:
                 if x.conflicting(a, b):
                     found.append(Violation("conflicting_greens", f"{a}/{b}", t, "shown green together"))
         for g, new in states.items():
@@ -59,8 +59,9 @@ class SafetyMonitor:
             return float("inf")
         return self._green_end.get(g, self._first_seen)
 
-    def _change(self, g: str, old: SignalState, new: SignalState, held: float, t: float,
-                yellow_s: float, red_yellow_s: float, min_green_s: float) -> list[Violation]:
+    def _change(
+        self, g: str, old: SignalState, new: SignalState, held: float, t: float, yellow_s: float, red_yellow_s: float, min_green_s: float
+    ) -> list[Violation]:
         out = []
         legal = {R: RY if red_yellow_s > 0 else G, RY: G, G: Y if yellow_s > 0 else R, Y: R}
         if new is not legal[old]:

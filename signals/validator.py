@@ -37,9 +37,19 @@ R, RY, G, Y = SignalState.RED, SignalState.RED_YELLOW, SignalState.GREEN, Signal
 
 #: violation codes (stable: dashboards and audits key on them)
 CODES = (
-    "conflicting_greens", "intergreen", "signal_sequence", "yellow_duration", "red_yellow_duration",
-    "min_green", "stage_min_green", "stage_max_green", "cycle_bounds", "max_wait", "starved",
-    "unknown_stage", "invalid_green",
+    "conflicting_greens",
+    "intergreen",
+    "signal_sequence",
+    "yellow_duration",
+    "red_yellow_duration",
+    "min_green",
+    "stage_min_green",
+    "stage_max_green",
+    "cycle_bounds",
+    "max_wait",
+    "starved",
+    "unknown_stage",
+    "invalid_green",
 )
 
 
@@ -78,13 +88,15 @@ class SafetyValidator:
         x = self.intersection
         unknown = [p.stage for p in plan.phases if p.stage not in {s.id for s in x.stages}]
         if unknown or not plan.phases:
-            return ValidationReport((Violation("unknown_stage", ",".join(unknown) or "-", 0.0,
-                                               "plan names unknown stages or is empty"),))
+            return ValidationReport((Violation("unknown_stage", ",".join(unknown) or "-", 0.0, "plan names unknown stages or is empty"),))
         invalid = [p for p in plan.phases if not _finite_green(p.green_s)]
         if invalid:  # the timeline of a NaN or infinite green is meaningless: judge nothing else
-            return ValidationReport(tuple(Violation("invalid_green", p.stage, 0.0,
-                                                    f"green {p.green_s!r} s is not a finite time in (0, {SANE_MAX_S:g}] s")
-                                          for p in invalid))
+            return ValidationReport(
+                tuple(
+                    Violation("invalid_green", p.stage, 0.0, f"green {p.green_s!r} s is not a finite time in (0, {SANE_MAX_S:g}] s")
+                    for p in invalid
+                )
+            )
         out = []
         for p in plan.phases:
             st = x.stage(p.stage)
@@ -103,9 +115,14 @@ class SafetyValidator:
             out += self._sequence_and_greens(tl, g)
             out += self._waits(tl, g)
         if tl.cyclic and not (self.intersection.cycle_min_s - EPS <= tl.duration_s <= self.intersection.cycle_max_s + EPS):
-            out.append(Violation("cycle_bounds", self.intersection.id, 0.0,
-                                 f"cycle {tl.duration_s:g} s outside [{self.intersection.cycle_min_s:g}, "
-                                 f"{self.intersection.cycle_max_s:g}] s"))
+            out.append(
+                Violation(
+                    "cycle_bounds",
+                    self.intersection.id,
+                    0.0,
+                    f"cycle {tl.duration_s:g} s outside [{self.intersection.cycle_min_s:g}, {self.intersection.cycle_max_s:g}] s",
+                )
+            )
         return ValidationReport(tuple(out))
 
     # -- the rules --------------------------------------------------------------------------------
@@ -118,8 +135,14 @@ class SafetyValidator:
                     continue
                 for ib in tl.intervals[b]:
                     if ib.state is G and min(ia.end_s, ib.end_s) - max(ia.start_s, ib.start_s) > EPS:
-                        out.append(Violation("conflicting_greens", f"{a}/{b}", max(ia.start_s, ib.start_s),
-                                             f"{a} and {b} conflict but are green together"))
+                        out.append(
+                            Violation(
+                                "conflicting_greens",
+                                f"{a}/{b}",
+                                max(ia.start_s, ib.start_s),
+                                f"{a} and {b} conflict but are green together",
+                            )
+                        )
         return out
 
     def _intergreens(self, tl: SignalTimeline) -> list[Violation]:
@@ -137,8 +160,7 @@ class SafetyValidator:
                 else:
                     gaps = [s - e for e in ends if e <= s + EPS]
                 if gaps and min(gaps) < need - EPS:
-                    out.append(Violation("intergreen", f"{a}->{b}", s,
-                                         f"{b} green {min(gaps):g} s after {a}, needs {need:g} s"))
+                    out.append(Violation("intergreen", f"{a}->{b}", s, f"{b} green {min(gaps):g} s after {a}, needs {need:g} s"))
         return out
 
     def _sequence_and_greens(self, tl: SignalTimeline, g: str) -> list[Violation]:
@@ -149,15 +171,15 @@ class SafetyValidator:
         pairs = list(zip(rs, rs[1:] + (rs[:1] if tl.cyclic and len(rs) > 1 else [])))
         for cur, follow in pairs:
             if follow.state is not nxt[cur.state]:
-                out.append(Violation("signal_sequence", g, cur.end_s,
-                                     f"{cur.state.value} followed by {follow.state.value}"))
+                out.append(Violation("signal_sequence", g, cur.end_s, f"{cur.state.value} followed by {follow.state.value}"))
         for r in rs:
             closed = not (r.open_start or r.open_end)
             if r.state is Y and closed and abs(r.duration_s - grp.yellow_s) > EPS:
                 out.append(Violation("yellow_duration", g, r.start_s, f"yellow {r.duration_s:g} s, configured {grp.yellow_s:g} s"))
             if r.state is RY and closed and abs(r.duration_s - grp.red_yellow_s) > EPS:
-                out.append(Violation("red_yellow_duration", g, r.start_s,
-                                     f"red-yellow {r.duration_s:g} s, configured {grp.red_yellow_s:g} s"))
+                out.append(
+                    Violation("red_yellow_duration", g, r.start_s, f"red-yellow {r.duration_s:g} s, configured {grp.red_yellow_s:g} s")
+                )
             if r.state is G and closed and r.duration_s < grp.min_green_s - EPS:
                 out.append(Violation("min_green", g, r.start_s, f"green {r.duration_s:g} s < {grp.min_green_s:g} s"))
         return out
@@ -183,8 +205,7 @@ class SafetyValidator:
 
 
 def _finite_green(green_s: object) -> bool:
-    return (isinstance(green_s, (int, float)) and not isinstance(green_s, bool)
-            and math.isfinite(green_s) and 0 < green_s <= SANE_MAX_S)
+    return isinstance(green_s, (int, float)) and not isinstance(green_s, bool) and math.isfinite(green_s) and 0 < green_s <= SANE_MAX_S
 
 
 @dataclass(frozen=True)
@@ -213,7 +234,10 @@ class SafetyGate:
             return GateOutcome(decision, True, report)
         log.warning(
             "intersection %s: rejected %s decision (%s); falling back to last safe plan from %s: %s",
-            decision.intersection_id, decision.controller, decision.explanation.rule,
-            self.last_safe.controller, "; ".join(map(str, report.violations)),
+            decision.intersection_id,
+            decision.controller,
+            decision.explanation.rule,
+            self.last_safe.controller,
+            "; ".join(map(str, report.violations)),
         )
         return GateOutcome(self.last_safe, False, report)

@@ -63,8 +63,10 @@ async def produce_frames(
                 if stop_at is not None and time.monotonic() >= stop_at:
                     break
                 if live:
-                    live.update(f"simulated {stats['sim_time']}  sent {stats['sent']:,}  "
-                                f"{stats['sent'] / max(1e-9, time.monotonic() - t_wall0):,.0f} records/s")
+                    live.update(
+                        f"simulated {stats['sim_time']}  sent {stats['sent']:,}  "
+                        f"{stats['sent'] / max(1e-9, time.monotonic() - t_wall0):,.0f} records/s"
+                    )
             value = encode(f)
             if malformed_rate and rng.random() < malformed_rate:
                 value = malformed(rng.choice(MALFORMED_KINDS), value, rng)

@@ -71,8 +71,7 @@ def replay_records(path: Path, time_col: str, key_col: str | None = None) -> Ite
                 t = parse_time(raw_time)
                 iso = _event_time(t)
                 record: dict[str, Any] = {"schema_version": 1}
-                record.update({k: _cell(v) for k, v in row.items()
-                               if k and isinstance(v, str) and v != "" and k != time_col})
+                record.update({k: _cell(v) for k, v in row.items() if k and isinstance(v, str) and v != "" and k != time_col})
                 if iso is not None:
                     record["event_time"] = iso
                     first = t if first is None else first
@@ -82,8 +81,9 @@ def replay_records(path: Path, time_col: str, key_col: str | None = None) -> Ite
                 key = str(row[key_col]).encode() if key_col and row.get(key_col) else None
                 yield line, last_offset, key, orjson.dumps(record)
     except UnicodeDecodeError as exc:
-        raise ReplayError(f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} near line {line + 1}); "
-                          "replay takes a CSV file") from None
+        raise ReplayError(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} near line {line + 1}); replay takes a CSV file"
+        ) from None
     except csv.Error as exc:
         raise ReplayError(f"{path} is not a readable CSV file (line {line + 1}: {exc})") from None
 
@@ -100,9 +100,17 @@ def check_csv(path: Path, time_col: str, key_col: str | None = None) -> int:
     return sum(1 for _ in replay_records(path, time_col, key_col))
 
 
-async def replay_csv(settings: Any, path: Path, topic: str, time_col: str, speed: float,
-                     key_col: str | None = None, stats: dict[str, Any] | None = None, *,
-                     checked: bool = False) -> dict[str, Any]:
+async def replay_csv(
+    settings: Any,
+    path: Path,
+    topic: str,
+    time_col: str,
+    speed: float,
+    key_col: str | None = None,
+    stats: dict[str, Any] | None = None,
+    *,
+    checked: bool = False,
+) -> dict[str, Any]:
     """Send the rows to ``topic`` paced by ``speed`` (0: as fast as possible).
 
     The file is read once before the first send (:func:`check_csv`) unless the caller has done

@@ -116,11 +116,14 @@ def exposure_warning(settings: Settings) -> str | None:
             return None
     except ValueError:
         pass  # a host name: assume it is reachable from elsewhere
-    tokens = "" if settings.api_token or settings.api_read_token else (
-        "; no API token is set, so every /alerts and /signals call is refused")
-    return (f"the HTTP API listens on {settings.web_host}:{settings.web_port}, not loopback: plain HTTP, so "
-            "bearer tokens and alarm data cross the network in clear text and /metrics and /ready answer "
-            f"anyone; put a TLS reverse proxy in front and filter the port (docs/security.md){tokens}")
+    tokens = (
+        "" if settings.api_token or settings.api_read_token else ("; no API token is set, so every /alerts and /signals call is refused")
+    )
+    return (
+        f"the HTTP API listens on {settings.web_host}:{settings.web_port}, not loopback: plain HTTP, so "
+        "bearer tokens and alarm data cross the network in clear text and /metrics and /ready answer "
+        f"anyone; put a TLS reverse proxy in front and filter the port (docs/security.md){tokens}"
+    )
 
 
 def _warn_if_exposed(app: faust.App, settings: Settings) -> None:

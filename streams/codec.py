@@ -149,8 +149,7 @@ class TopicDecoder(Generic[R]):
             what = "now" if self.reference == "now" else "the stream"
             return DecodeFailure(
                 "clock_skew",
-                f"event_time {record.event_time.isoformat()} is {t - ref:+.0f} s from {what} "
-                f"(limit ±{self.clock_skew_s:g} s)",
+                f"event_time {record.event_time.isoformat()} is {t - ref:+.0f} s from {what} (limit ±{self.clock_skew_s:g} s)",
             )
         if key is not None and record.key_field is not None:
             expected = record.key()
@@ -166,8 +165,12 @@ class TopicDecoder(Generic[R]):
 
 def decoder_limits(settings: Any) -> dict[str, Any]:
     """The limits every agent's decoder takes from the settings (one place, not one per agent)."""
-    return dict(max_bytes=settings.max_record_bytes, clock_skew_s=settings.clock_skew_s,
-                clock_ahead_s=settings.clock_ahead_s, reference=settings.timestamp_reference)
+    return dict(
+        max_bytes=settings.max_record_bytes,
+        clock_skew_s=settings.clock_skew_s,
+        clock_ahead_s=settings.clock_ahead_s,
+        reference=settings.timestamp_reference,
+    )
 
 
 def decoder_for(topic_name: str, **limits: object) -> TopicDecoder[Record]:
@@ -228,9 +231,7 @@ def without_raw(dl: DeadLetter, why: str) -> DeadLetter:
     )
 
 
-def decode_batch(
-    decoder: TopicDecoder[R], messages: Iterable[RawMessage], *, now: float
-) -> DecodedBatch[R]:
+def decode_batch(decoder: TopicDecoder[R], messages: Iterable[RawMessage], *, now: float) -> DecodedBatch[R]:
     """Split a batch into valid records and dead letters, preserving order within each."""
     records: list[R] = []
     dead: list[DeadLetter] = []

@@ -198,8 +198,13 @@ class BrokerWatch:
         """Poll until the broker is found to have lost state; then call ``on_lost`` once."""
         from aiokafka import AIOKafkaConsumer
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                    request_timeout_ms=int(max(2.0, self.interval_s * 2) * 1000), **client_options)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            request_timeout_ms=int(max(2.0, self.interval_s * 2) * 1000),
+            **client_options,
+        )
         started = False
         try:
             while True:
@@ -225,9 +230,11 @@ def stop_on_lost_broker_state(app: faust.App) -> Callable[[str], None]:
     """The action on lost broker state: one log line, then the worker's normal SIGTERM stop."""
 
     def on_lost(what: str) -> None:
-        message = (f"the broker lost its topics and offsets ({what}); an in-memory broker such as Tansu "
-                   "loses everything when it restarts. This worker's tables and positions no longer match it: "
-                   "stopping. Start the worker again (it re-creates the topics).")
+        message = (
+            f"the broker lost its topics and offsets ({what}); an in-memory broker such as Tansu "
+            "loses everything when it restarts. This worker's tables and positions no longer match it: "
+            "stopping. Start the worker again (it re-creates the topics)."
+        )
         app.broker_link.lost = message  # type: ignore[attr-defined]
         log.error(message)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -272,8 +279,9 @@ class _CappedServer(aioweb_server.Server):
             now = time.monotonic()
             if now - self._warned_at > 60:
                 self._warned_at = now
-                log.warning("HTTP connection limit reached; new connections refused",
-                            limit=MAX_HTTP_CONNECTIONS, idle_timeout_s=HTTP_IDLE_TIMEOUT_S)
+                log.warning(
+                    "HTTP connection limit reached; new connections refused", limit=MAX_HTTP_CONNECTIONS, idle_timeout_s=HTTP_IDLE_TIMEOUT_S
+                )
             return
         super().connection_made(handler, transport)
 

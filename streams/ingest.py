@@ -142,18 +142,27 @@ async def send_dead_letters(topic: Any, dead: Sequence[DeadLetter]) -> None:
                 retry.append(dl)
                 backoff = True
             elif dl.raw_b64 or dl.key_b64:
-                log.warning("dead letter refused, sending it without the raw bytes", topic=dl.source_topic,
-                            partition=dl.partition, offset=dl.offset, error=repr(exc)[:300])
+                log.warning(
+                    "dead letter refused, sending it without the raw bytes",
+                    topic=dl.source_topic,
+                    partition=dl.partition,
+                    offset=dl.offset,
+                    error=repr(exc)[:300],
+                )
                 retry.append(without_raw(dl, type(exc).__name__))
             else:
-                log.error("dead letter refused even without the raw bytes; the record stays on its source topic",
-                          topic=dl.source_topic, partition=dl.partition, offset=dl.offset,
-                          raw_sha256=dl.raw_sha256, error=repr(exc)[:300])
+                log.error(
+                    "dead letter refused even without the raw bytes; the record stays on its source topic",
+                    topic=dl.source_topic,
+                    partition=dl.partition,
+                    offset=dl.offset,
+                    raw_sha256=dl.raw_sha256,
+                    error=repr(exc)[:300],
+                )
                 DEADLETTER_SEND_FAILURES.labels(dl.source_topic, dl.reason_code).inc()
         pending = retry
         if pending and backoff:
-            log.warning("dead letters not acknowledged, retrying", pending=len(pending), attempt=attempt,
-                        retry_in_s=delay)
+            log.warning("dead letters not acknowledged, retrying", pending=len(pending), attempt=attempt, retry_in_s=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
 
@@ -181,13 +190,19 @@ async def _fail_stop(stream: Any, events: Sequence[Any], exc: BaseException) -> 
     """A batch was left unfinished while the worker runs on: stop the worker (see module doc)."""
     positions = sorted({(e.message.topic, e.message.partition) for e in events})
     first = min((e.message.offset for e in events), default=-1)
-    log.error("a batch was left unfinished; stopping the worker so no commit passes its records",
-              partitions=[f"{t}:{p}" for t, p in positions], first_offset=first, records=len(events),
-              error=repr(exc)[:300])
+    log.error(
+        "a batch was left unfinished; stopping the worker so no commit passes its records",
+        partitions=[f"{t}:{p}" for t, p in positions],
+        first_offset=first,
+        records=len(events),
+        error=repr(exc)[:300],
+    )
     app = getattr(stream, "app", None)
     if app is not None:
-        reason = exc if isinstance(exc, Exception) else RuntimeError(
-            f"batch of {len(events)} records from {positions} abandoned unfinished ({type(exc).__name__})"
+        reason = (
+            exc
+            if isinstance(exc, Exception)
+            else RuntimeError(f"batch of {len(events)} records from {positions} abandoned unfinished ({type(exc).__name__})")
         )
         await app.crash(reason)
 
@@ -214,9 +229,7 @@ async def decoded_batches(
     try:
         async for events in batches:
             _hold(events)
-            batch: DecodedBatch[Any] = decode_batch(
-                decoder, (raw_message(e) for e in events), now=time.time()
-            )
+            batch: DecodedBatch[Any] = decode_batch(decoder, (raw_message(e) for e in events), now=time.time())
             if deadletter_topic is not None:
                 await send_dead_letters(deadletter_topic, batch.dead)
                 if batch.records:

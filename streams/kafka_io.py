@@ -38,8 +38,7 @@ async def ensure_topics(settings: Settings, names: Iterable[str] | None = None) 
         missing = [t for t in wanted if t not in existing]
         if missing:
             new = [
-                NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication_factor)
-                for t in missing
+                NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication_factor) for t in missing
             ]
             try:
                 await admin.create_topics(new)
@@ -145,8 +144,7 @@ class CheckedSender:
     :attr:`report` says what happened to each. At most ``window`` sends are unacknowledged.
     """
 
-    def __init__(self, prod: AIOKafkaProducer, topic: str, *, max_request_bytes: int = MAX_REQUEST_BYTES,
-                 window: int = 5_000) -> None:
+    def __init__(self, prod: AIOKafkaProducer, topic: str, *, max_request_bytes: int = MAX_REQUEST_BYTES, window: int = 5_000) -> None:
         self.prod, self.topic = prod, topic
         self.max_request_bytes, self.window = max_request_bytes, window
         self.report = SendReport()
@@ -186,8 +184,7 @@ class CheckedSender:
         return self.report
 
 
-async def produce_checked(settings: Settings, topic: str,
-                          items: Iterable[tuple[int, bytes | None, bytes]]) -> SendReport:
+async def produce_checked(settings: Settings, topic: str, items: Iterable[tuple[int, bytes | None, bytes]]) -> SendReport:
     """Send (reference, key, value) triples to ``topic``; every record is sent or refused with a reason."""
     prod = producer(settings)
     await prod.start()

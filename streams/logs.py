@@ -35,8 +35,7 @@ _LEVELS = {"debug": "DEBUG", "info": "INFO", "warning": "WARNING", "error": "ERR
 #: keys the record sets itself or a renderer treats specially; a caller's field of that name is
 #: renamed by ``field_name`` (``event`` is structlog's positional argument and cannot be passed)
 RESERVED_FIELDS = frozenset(
-    {"level", "logger", "logger_name", "timestamp", "exception", "stack", "positional_args",
-     "_record", "_from_structlog"}
+    {"level", "logger", "logger_name", "timestamp", "exception", "stack", "positional_args", "_record", "_from_structlog"}
 )
 
 
@@ -101,8 +100,7 @@ class RedactSaslFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and any(_is_sasl_auth(a) for a in args):
-            record.args = tuple(f"{type(a).__name__}(sasl_auth_bytes=<redacted>)" if _is_sasl_auth(a) else a
-                                for a in args)
+            record.args = tuple(f"{type(a).__name__}(sasl_auth_bytes=<redacted>)" if _is_sasl_auth(a) else a for a in args)
         return True
 
 

@@ -122,10 +122,7 @@ class IntersectionFrame(Record, frozen=True):
         for d in self.detectors:
             # more vehicles than can physically pass even a multi-lane zone (3 per second)
             if d.count > self.interval_s * 3 + 5:
-                raise ValueError(
-                    f"count {d.count} of detector {d.detector_id!r} is impossible "
-                    f"in {self.interval_s:g} s"
-                )
+                raise ValueError(f"count {d.count} of detector {d.detector_id!r} is impossible in {self.interval_s:g} s")
 
 
 class SignalState(Record, frozen=True):
@@ -204,9 +201,7 @@ def canonical(parameter: str, quantity: Quantity) -> float:
     try:
         factor, offset = accepted[quantity.unit]
     except KeyError:
-        raise ValueError(
-            f"{parameter}: unit {quantity.unit!r} is not one of {sorted(accepted)}"
-        ) from None
+        raise ValueError(f"{parameter}: unit {quantity.unit!r} is not one of {sorted(accepted)}") from None
     value = quantity.value * factor + offset
     if not low <= value <= high:
         raise ValueError(f"{parameter}: {value:g} {unit} outside physical range [{low:g}, {high:g}]")
@@ -236,9 +231,7 @@ class PoolReading(Record, frozen=True):
 
     def values(self) -> dict[str, float]:
         """Present parameters in canonical units (mg/l, pH, mV, degC, FNU)."""
-        return {
-            p: canonical(p, getattr(self, p)) for p in _UNITS if getattr(self, p) is not None
-        }
+        return {p: canonical(p, getattr(self, p)) for p in _UNITS if getattr(self, p) is not None}
 
 
 SupervisionKind = Literal[
@@ -274,9 +267,7 @@ class WeatherForecast(Struct, kw_only=True, frozen=True):
     condition: Annotated[str, Meta(max_length=32)] | None = None
 
 
-ScheduleKind = Literal[
-    "concert", "match", "fair", "holiday", "school_holiday", "weather", "roadworks", "other"
-]
+ScheduleKind = Literal["concert", "match", "fair", "holiday", "school_holiday", "weather", "roadworks", "other"]
 
 
 class ScheduledEvent(Record, frozen=True):

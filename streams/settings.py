@@ -83,9 +83,7 @@ class Settings(BaseSettings):
 
     # --- Faust runtime ------------------------------------------------------------
     app_id: str = Field("leitstand", description="Faust app id = consumer group id.")
-    table_store: str = Field(
-        "memory://", description="memory:// (default) or rocksdb:// for durable local state."
-    )
+    table_store: str = Field("memory://", description="memory:// (default) or rocksdb:// for durable local state.")
     data_dir: Path = Field(Path(".leitstand/worker"), description="Faust tables and app data.")
     group_session_timeout_s: float = Field(
         6.0,
@@ -95,9 +93,7 @@ class Settings(BaseSettings):
         "on Tansu, which holds a new group's join for about half of it; 6 s is the smallest "
         "value a stock Apache Kafka accepts (group.min.session.timeout.ms).",
     )
-    group_rebalance_timeout_s: float = Field(
-        10.0, ge=1.0, le=300.0, description="How long a rebalance waits for members to rejoin."
-    )
+    group_rebalance_timeout_s: float = Field(10.0, ge=1.0, le=300.0, description="How long a rebalance waits for members to rejoin.")
     worker_role: WorkerRole = Field(
         "all",
         description="all: every agent in one process. critical: camera events, alarm books, "
@@ -106,7 +102,9 @@ class Settings(BaseSettings):
         "telemetry can never delay a life-safety alarm or a signal plan.",
     )
     consumer_fetch_max_wait_ms: int = Field(
-        100, ge=1, le=1500,
+        100,
+        ge=1,
+        le=1500,
         description="Longest a worker's fetch waits for data; bounds per-hop latency on brokers "
         "that do not answer a waiting fetch early (Tansu).",
     )
@@ -124,14 +122,12 @@ class Settings(BaseSettings):
     )
 
     # --- records and windows ------------------------------------------------------
-    max_record_bytes: int = Field(
-        1_000_000, ge=256, description="Larger records go to the dead-letter topic."
-    )
-    clock_skew_s: float = Field(
-        6 * 3600.0, gt=0, description="Accepted distance of an event time from the reference."
-    )
+    max_record_bytes: int = Field(1_000_000, ge=256, description="Larger records go to the dead-letter topic.")
+    clock_skew_s: float = Field(6 * 3600.0, gt=0, description="Accepted distance of an event time from the reference.")
     clock_ahead_s: float = Field(
-        300.0, gt=0, description="With reference 'now': how far an event time may lie in the future "
+        300.0,
+        gt=0,
+        description="With reference 'now': how far an event time may lie in the future "
         "(a device clock running ahead would otherwise blind its intersection's windows for hours).",
     )
     timestamp_reference: TimestampReference = Field(
@@ -140,28 +136,20 @@ class Settings(BaseSettings):
         "the newest event time seen on the topic (for replays of historical data).",
     )
     aggregate_window_s: int = Field(60, ge=1, le=3600)
-    aggregate_lateness_s: float = Field(
-        10.0, ge=0, description="How long a window waits for late frames (event time)."
-    )
-    aggregate_idle_close_s: float = Field(
-        90.0, gt=0, description="Close open windows of an intersection silent this long (wall)."
-    )
+    aggregate_lateness_s: float = Field(10.0, ge=0, description="How long a window waits for late frames (event time).")
+    aggregate_idle_close_s: float = Field(90.0, gt=0, description="Close open windows of an intersection silent this long (wall).")
     batch_max: int = Field(1000, ge=1, description="Largest batch handed to an agent.")
     batch_within_s: float = Field(0.5, gt=0, description="Longest wait to fill a batch.")
 
     # --- pools and alarms -----------------------------------------------------------
     pools: dict[str, PoolSettings] = Field(
         default_factory=dict,
-        description='Per pool: basin type, capacity, band overrides, e.g. '
+        description="Per pool: basin type, capacity, band overrides, e.g. "
         '{"P1": {"basin_type": "whirlpool", "capacity": 20, "bands": {"ph": {"high": 7.4}}}}.',
     )
     pool_basin_default: str = Field("swimmer", description="Basin type of pools not listed in 'pools'.")
-    water_min_duration_s: float = Field(
-        30.0, ge=0, description="A water value must stay out of (or back in) range this long (event time)."
-    )
-    sensor_heartbeat_s: float = Field(
-        300.0, gt=0, description="A pool silent this long (wall clock) raises a sensor-fault alarm."
-    )
+    water_min_duration_s: float = Field(30.0, ge=0, description="A water value must stay out of (or back in) range this long (event time).")
+    sensor_heartbeat_s: float = Field(300.0, gt=0, description="A pool silent this long (wall clock) raises a sensor-fault alarm.")
     alarm_ack_timeout_critical_s: float = Field(30.0, gt=0, description="Escalate critical alarms unacknowledged this long.")
     alarm_ack_timeout_major_s: float = Field(600.0, gt=0, description="Escalate major alarms unacknowledged this long.")
     alarm_ack_timeout_minor_s: float = Field(3600.0, gt=0, description="Escalate minor alarms unacknowledged this long.")
@@ -177,8 +165,10 @@ class Settings(BaseSettings):
         "https only, except hosts in webhook_allowed_hosts.",
     )
     webhook_secret: SecretStr | None = Field(
-        None, description="HMAC-SHA256 key of the webhook-signature header (Standard Webhooks; "
-        "a whsec_<base64> secret is base64-decoded, any other string used as is).")
+        None,
+        description="HMAC-SHA256 key of the webhook-signature header (Standard Webhooks; "
+        "a whsec_<base64> secret is base64-decoded, any other string used as is).",
+    )
     webhook_timeout_s: float = Field(5.0, gt=0, le=120)
     webhook_max_attempts: int = Field(10, ge=1, le=100, description="Attempts per delivery before it is logged as failed.")
     webhook_backoff_s: float = Field(1.0, gt=0, description="First retry delay; doubles per attempt (capped at 5 min).")
@@ -187,27 +177,23 @@ class Settings(BaseSettings):
     forecast_model: str | None = Field(None, description="Forecaster name (None: the project's default, see docs/forecasting.md).")
     forecast_horizon_h: int = Field(24, ge=1, le=24 * 14, description="Hours ahead each refresh forecasts.")
     forecast_refresh_s: float = Field(
-        900.0, gt=0, description="Refit every series this often (wall clock); announced events refit at once.")
+        900.0, gt=0, description="Refit every series this often (wall clock); announced events refit at once."
+    )
     forecast_min_history_h: int = Field(48, ge=24, description="Hours of history a series needs before it is forecast.")
     forecast_history_days: int = Field(42, ge=2, le=400, description="Days of hourly history kept per series.")
     forecast_workers: int = Field(2, ge=1, le=64, description="Processes fitting models (the event loop never blocks on a fit).")
     forecast_holidays: str | None = Field(
-        "DE-BY", description="Public holidays as regressors: country[-subdivision] for the holidays package.")
+        "DE-BY", description="Public holidays as regressors: country[-subdivision] for the holidays package."
+    )
     venues: dict[str, list[str]] = Field(
         default_factory=dict,
         description='Which series an event at a venue affects: {"stadium": ["intersection/K12", "pool/hallenbad-1"]}.',
     )
 
     # --- storage and local state --------------------------------------------------
-    postgres_dsn: SecretStr | None = Field(
-        None, description="postgresql://user:password@host:5432/db (storage issue)."
-    )
-    state_dir: Path = Field(
-        Path(".leitstand"), description="Broker pid/log files and data live here."
-    )
-    cache_dir: Path = Field(
-        Path(".leitstand/cache"), description="Downloaded Apache Kafka jars are cached here."
-    )
+    postgres_dsn: SecretStr | None = Field(None, description="postgresql://user:password@host:5432/db (storage issue).")
+    state_dir: Path = Field(Path(".leitstand"), description="Broker pid/log files and data live here.")
+    cache_dir: Path = Field(Path(".leitstand/cache"), description="Downloaded Apache Kafka jars are cached here.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 
@@ -227,11 +213,14 @@ class Settings(BaseSettings):
             return None
         token = value.get_secret_value()
         if not token:
-            raise ValueError("is empty; unset the variable to refuse changes, or set a random token "
-                             f"of at least {MIN_API_TOKEN_BYTES} bytes")
+            raise ValueError(
+                f"is empty; unset the variable to refuse changes, or set a random token of at least {MIN_API_TOKEN_BYTES} bytes"
+            )
         if len(token.encode()) < MIN_API_TOKEN_BYTES:
-            raise ValueError(f"is {len(token.encode())} bytes; use at least {MIN_API_TOKEN_BYTES} random bytes, "
-                             "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+            raise ValueError(
+                f"is {len(token.encode())} bytes; use at least {MIN_API_TOKEN_BYTES} random bytes, "
+                "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         if not _BEARER_TOKEN.fullmatch(token):
             raise ValueError("may contain only letters, digits and -._~+/ (and trailing =), as a bearer token")
         return value
@@ -299,9 +288,7 @@ class Settings(BaseSettings):
         if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
             import ssl
 
-            ctx = ssl.create_default_context(
-                cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None
-            )
+            ctx = ssl.create_default_context(cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
             if self.kafka_ssl_certfile:
                 ctx.load_cert_chain(
                     str(self.kafka_ssl_certfile),
@@ -311,9 +298,7 @@ class Settings(BaseSettings):
         if self.kafka_security_protocol.startswith("SASL"):
             opts["sasl_mechanism"] = self.kafka_sasl_mechanism or "PLAIN"
             opts["sasl_plain_username"] = self.kafka_sasl_username
-            opts["sasl_plain_password"] = (
-                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
-            )
+            opts["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
         return opts
 
     def masked(self) -> dict[str, Any]:
@@ -377,8 +362,7 @@ def mask_url(url: str, mask_all_query: bool = True) -> str:
         elif password is not None:
             netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
     query = "&".join(_mask_query_item(item, mask_all_query) for item in parts.query.split("&")) if parts.query else ""
-    path = "/".join("***" if _looks_like_a_credential(seg) else seg for seg in parts.path.split("/")) \
-        if mask_all_query else parts.path
+    path = "/".join("***" if _looks_like_a_credential(seg) else seg for seg in parts.path.split("/")) if mask_all_query else parts.path
     return urlunsplit(parts._replace(netloc=netloc, path=path, query=query, fragment=""))
 
 

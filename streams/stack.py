@@ -52,6 +52,7 @@ def free_port() -> int:
 
 def settings_env(values: dict[str, Any]) -> dict[str, str]:
     """``LEITSTAND_*`` environment for a child process from settings field values."""
+
     def text(v: Any) -> str:
         # complex settings (lists, dicts) are read back as JSON by pydantic-settings
         return json.dumps(v) if isinstance(v, (list, dict)) else str(v)

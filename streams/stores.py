@@ -40,5 +40,5 @@ STORES.aliases[SCHEME] = f"{__name__}:KeyPartitionedRocksDBStore"
 def store_url(table_store: str) -> str:
     """Faust store URL for the configured ``memory://`` or ``rocksdb://``."""
     if table_store.startswith("rocksdb://"):
-        return SCHEME + table_store[len("rocksdb"):]
+        return SCHEME + table_store[len("rocksdb") :]
     return table_store

@@ -76,10 +76,10 @@ def check_topic(name: str, *, create: bool = False, prefix: str = "") -> str:
     if name in CATALOGUE_NAMES:
         return name
     if not create:
-        raise TopicError(f"unknown topic {name!r}; the catalogue has {', '.join(sorted(CATALOGUE_NAMES))} "
-                         "(pass --create to send to a new topic)")
+        raise TopicError(
+            f"unknown topic {name!r}; the catalogue has {', '.join(sorted(CATALOGUE_NAMES))} (pass --create to send to a new topic)"
+        )
     full = prefix + name
     if not _LEGAL_NAME.fullmatch(full) or full in (".", ".."):
-        raise TopicError(f"{full!r} is not a valid topic name: at most {MAX_NAME_LENGTH} letters, digits, "
-                         "'.', '_' or '-'")
+        raise TopicError(f"{full!r} is not a valid topic name: at most {MAX_NAME_LENGTH} letters, digits, '.', '_' or '-'")
     return name

@@ -44,8 +44,9 @@ SECRET_PREFIX = "whsec_"  # Standard Webhooks secrets: whsec_<base64 key>
 
 # addresses refused even for an explicitly allowed host: cloud metadata services hand out
 # credentials to whoever asks from inside the machine
-METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254", "192.0.0.192"))
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254", "192.0.0.192")
+)
 METADATA_HOSTS = frozenset({"metadata", "metadata.google.internal", "instance-data", "instance-data.ec2.internal"})
 
 
@@ -71,7 +72,7 @@ def secret_key(secret: str | bytes) -> bytes:
         return secret
     if secret.startswith(SECRET_PREFIX):
         try:
-            return base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+            return base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
         except (binascii.Error, ValueError) as exc:
             raise ValueError("a whsec_ secret must be followed by base64") from exc
     return secret.encode()
@@ -91,8 +92,9 @@ def signed_headers(secret: str | bytes | None, delivery_id: str, timestamp: int,
     return headers
 
 
-def verification_error(secret: str | bytes, headers: Mapping[str, str], body: bytes, now: float,
-                       tolerance_s: float = DEFAULT_TOLERANCE_S) -> str | None:
+def verification_error(
+    secret: str | bytes, headers: Mapping[str, str], body: bytes, now: float, tolerance_s: float = DEFAULT_TOLERANCE_S
+) -> str | None:
     """Why a delivery fails verification, or None when it is authentic and fresh."""
     h = {k.lower(): v for k, v in headers.items()}
     did, ts, sigs = h.get("webhook-id"), h.get("webhook-timestamp"), h.get("webhook-signature")
@@ -111,8 +113,7 @@ def verification_error(secret: str | bytes, headers: Mapping[str, str], body: by
     return "no matching signature"
 
 
-def verify(secret: str | bytes, headers: Mapping[str, str], body: bytes, now: float,
-           tolerance_s: float = DEFAULT_TOLERANCE_S) -> bool:
+def verify(secret: str | bytes, headers: Mapping[str, str], body: bytes, now: float, tolerance_s: float = DEFAULT_TOLERANCE_S) -> bool:
     """What a receiver does: True only for an untampered delivery signed within ``tolerance_s``
     of ``now`` (receivers also drop ``webhook-id`` values they have already seen)."""
     return verification_error(secret, headers, body, now, tolerance_s) is None
@@ -197,8 +198,7 @@ def check_url(url: str, allowed_hosts: Collection[str] = ()) -> None:
         raise TargetRefused(f"{parts.scheme}:// URL without a host")
     allowed = host_allowed(host, allowed_hosts)
     if parts.scheme != "https" and not allowed:
-        raise TargetRefused(f"{origin(url)}: only https:// is allowed "
-                            "(http:// only for hosts in LEITSTAND_WEBHOOK_ALLOWED_HOSTS)")
+        raise TargetRefused(f"{origin(url)}: only https:// is allowed (http:// only for hosts in LEITSTAND_WEBHOOK_ALLOWED_HOSTS)")
     name = host.lower().rstrip(".")
     if name in METADATA_HOSTS:
         raise TargetRefused(f"{origin(url)}: a cloud-metadata host")
@@ -278,18 +278,20 @@ def plan_deliveries(alert: dict[str, Any], contact_levels: Sequence[Sequence[str
     if alert.get("transition") not in NOTIFY_TRANSITIONS or not contact_levels:
         return {}
     level = min(int(alert.get("level") or 0), len(contact_levels) - 1)
-    when = alert.get("escalated_at") if alert["transition"] == "escalated" else (
-        alert.get("last_occurrence_at") or alert.get("raised_at"))
+    when = alert.get("escalated_at") if alert["transition"] == "escalated" else (alert.get("last_occurrence_at") or alert.get("raised_at"))
     out: dict[str, dict[str, Any]] = {}
     for url in contact_levels[level]:
-        did = hashlib.blake2b(
-            f"{alert['alarm_id']}|{alert['transition']}|{level}|{when}|{url}".encode(), digest_size=10
-        ).hexdigest()
+        did = hashlib.blake2b(f"{alert['alarm_id']}|{alert['transition']}|{level}|{when}|{url}".encode(), digest_size=10).hexdigest()
         out[did] = {
-            "target_id": target_id(url), "target": origin(url),
-            "alarm_id": alert["alarm_id"], "transition": alert["transition"], "level": level,
+            "target_id": target_id(url),
+            "target": origin(url),
+            "alarm_id": alert["alarm_id"],
+            "transition": alert["transition"],
+            "level": level,
             "body": orjson.dumps({"delivery": did, "level": level, "alert": alert}).decode(),
-            "attempts": 0, "next_at": now, "created_at": now,
+            "attempts": 0,
+            "next_at": now,
+            "created_at": now,
         }
     return out
 
@@ -299,8 +301,16 @@ def _scrub(detail: str, url: str) -> str:
     return detail.replace(url, origin(url)) if url else detail
 
 
-async def post(client: aiohttp.ClientSession, delivery_id: str, url: str, body: bytes, secret: str | bytes | None,
-               timeout_s: float, allowed_hosts: Collection[str] = (), now: float | None = None) -> Attempt:
+async def post(
+    client: aiohttp.ClientSession,
+    delivery_id: str,
+    url: str,
+    body: bytes,
+    secret: str | bytes | None,
+    timeout_s: float,
+    allowed_hosts: Collection[str] = (),
+    now: float | None = None,
+) -> Attempt:
     """One attempt. Any 2xx counts; a redirect is a failure (never followed); a refused target
     is not retried; everything else is. ``client`` should come from ``session`` (the guard)."""
     try:
@@ -308,11 +318,15 @@ async def post(client: aiohttp.ClientSession, delivery_id: str, url: str, body: 
     except TargetRefused as exc:
         return Attempt(False, f"refused: {exc}", retry=False)
     timestamp = int(time.time() if now is None else now)
-    headers = {"Content-Type": "application/json", "User-Agent": "leitstand-notifier",
-               **signed_headers(secret, delivery_id, timestamp, body)}
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "leitstand-notifier",
+        **signed_headers(secret, delivery_id, timestamp, body),
+    }
     try:
-        async with client.post(url, data=body, headers=headers, allow_redirects=False,
-                               timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+        async with client.post(
+            url, data=body, headers=headers, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout_s)
+        ) as resp:
             if 300 <= resp.status < 400:
                 where = origin(resp.headers.get("Location", "")) if resp.headers.get("Location") else "nowhere"
                 return Attempt(False, f"HTTP {resp.status}: redirect to {where} not followed (redirects are refused)")

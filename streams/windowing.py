@@ -86,9 +86,7 @@ def fold(
     return st, closed, late
 
 
-def close_idle(
-    state: State, *, window_s: int, idle_s: float, wall_now: float
-) -> tuple[State, list[DetectorAggregate]]:
+def close_idle(state: State, *, window_s: int, idle_s: float, wall_now: float) -> tuple[State, list[DetectorAggregate]]:
     """Close every open window of an intersection that has been silent ``idle_s`` (wall)."""
     seen = state.get("last_seen_wall")
     if not state["windows"] or seen is None or wall_now - seen < idle_s:
@@ -119,9 +117,7 @@ def _close(st: State, is_due: Any, window_s: int) -> list[DetectorAggregate]:
     return out
 
 
-def _aggregates(
-    intersection_id: str, start: float, window_s: int, w: dict[str, Any]
-) -> list[DetectorAggregate]:
+def _aggregates(intersection_id: str, start: float, window_s: int, w: dict[str, Any]) -> list[DetectorAggregate]:
     ws = datetime.fromtimestamp(start, tz=timezone.utc)
     we = datetime.fromtimestamp(start + window_s, tz=timezone.utc)
     out = []

@@ -53,6 +53,8 @@ def _lost_state(app: object, worker: object) -> str | None:
     if isinstance(crash, ConsistencyError):
         # table recovery found a changelog shorter than the offsets this worker persisted
         detail = " ".join(str(crash).split())
-        return (f"the broker lost data this worker's tables were built from ({detail}); an in-memory broker "
-                "such as Tansu loses everything when it restarts: start the worker again with an empty data dir")
+        return (
+            f"the broker lost data this worker's tables were built from ({detail}); an in-memory broker "
+            "such as Tansu loses everything when it restarts: start the worker again with an empty data dir"
+        )
     return None

@@ -8,12 +8,17 @@ import sys
 from pathlib import Path
 
 
-def leitstand(*args: str, env: dict[str, str] | None = None, timeout: float = 120, stdin: bytes | None = None,
-              cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def leitstand(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, stdin: bytes | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "streams.cli", *args],
-        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd,
         input=stdin.decode() if stdin is not None else None,
     )
 

@@ -12,10 +12,22 @@ import subprocess
 from pathlib import Path
 
 FLOWS = {
-    "single": [("A1B1", "B1C1", 700), ("C1B1", "B1A1", 550), ("B2B1", "B1B0", 160), ("B0B1", "B1B2", 120),
-               ("A1B1", "B1B2", 90), ("C1B1", "B1B0", 80)],
-    "grid": [("A1B1", "C1D1", 600), ("D1C1", "B1A1", 450), ("A2B2", "C2D2", 300), ("B0B1", "B2B3", 150),
-             ("C3C2", "C1C0", 200), ("D2C2", "B2A2", 250)],
+    "single": [
+        ("A1B1", "B1C1", 700),
+        ("C1B1", "B1A1", 550),
+        ("B2B1", "B1B0", 160),
+        ("B0B1", "B1B2", 120),
+        ("A1B1", "B1B2", 90),
+        ("C1B1", "B1B0", 80),
+    ],
+    "grid": [
+        ("A1B1", "C1D1", 600),
+        ("D1C1", "B1A1", 450),
+        ("A2B2", "C2D2", 300),
+        ("B0B1", "B2B3", 150),
+        ("C3C2", "C1C0", 200),
+        ("D2C2", "B2A2", 250),
+    ],
 }
 
 
@@ -25,14 +37,19 @@ def build(kind: str, directory: Path, end_s: int = 600) -> Path:
 
     directory.mkdir(parents=True, exist_ok=True)
     net = directory / f"{kind}.net.xml"
-    args = (["--grid.number=3", "--default.lanenumber=2", "--tls.set=B1"] if kind == "single"
-            else ["--grid.number=4", "--tls.set=B1,B2,C1,C2"])
-    subprocess.run([os.path.join(sumo.SUMO_HOME, "bin", "netgenerate"), "--grid", "--grid.length=200",
-                    "--no-turnarounds", *args, "-o", str(net)],
-                   check=True, capture_output=True, env={**os.environ, "SUMO_HOME": sumo.SUMO_HOME})
+    args = (
+        ["--grid.number=3", "--default.lanenumber=2", "--tls.set=B1"] if kind == "single" else ["--grid.number=4", "--tls.set=B1,B2,C1,C2"]
+    )
+    subprocess.run(
+        [os.path.join(sumo.SUMO_HOME, "bin", "netgenerate"), "--grid", "--grid.length=200", "--no-turnarounds", *args, "-o", str(net)],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "SUMO_HOME": sumo.SUMO_HOME},
+    )
     flows = "\n".join(
         f'  <flow id="f{i}" from="{a}" to="{b}" begin="0" end="{end_s - 100}" vehsPerHour="{v}" departLane="best"/>'
-        for i, (a, b, v) in enumerate(FLOWS[kind]))
+        for i, (a, b, v) in enumerate(FLOWS[kind])
+    )
     (directory / f"{kind}.rou.xml").write_text(f"<routes>\n{flows}\n</routes>\n")
     cfg = directory / f"{kind}.sumocfg"
     cfg.write_text(f"""<configuration>

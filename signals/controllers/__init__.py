@@ -21,5 +21,14 @@ def make_controller(name: str, intersection: Intersection, **params: float) -> C
     return cls(intersection, **params)  # type: ignore[arg-type]
 
 
-__all__ = ["CONTROLLERS", "Controller", "DetectorObservation", "FixedTimeController", "LaneMeasurement", "LeitstandController",
-           "MaxPressureController", "WebsterController", "make_controller"]
+__all__ = [
+    "CONTROLLERS",
+    "Controller",
+    "DetectorObservation",
+    "FixedTimeController",
+    "LaneMeasurement",
+    "LeitstandController",
+    "MaxPressureController",
+    "WebsterController",
+    "make_controller",
+]

@@ -26,8 +26,11 @@ class FixedTimeController:
             self._origin_s = observation.time_s
         inputs = (("cycle_s", self._cycle_s),) + tuple((f"green_s.{p.stage}", p.green_s) for p in plan.phases)
         return StageDecision(
-            intersection_id=self.intersection.id, time_s=observation.time_s, plan=plan,
-            explanation=Explanation(self.name, self.version, "fixed_program", inputs,
-                                    f"runs the shipped program, cycle {self._cycle_s:g} s"),
+            intersection_id=self.intersection.id,
+            time_s=observation.time_s,
+            plan=plan,
+            explanation=Explanation(
+                self.name, self.version, "fixed_program", inputs, f"runs the shipped program, cycle {self._cycle_s:g} s"
+            ),
             origin_s=self._origin_s,
         )

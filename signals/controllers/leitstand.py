@@ -37,9 +37,16 @@ class LeitstandController(MaxPressureController):
     name = "leitstand"
     version = "1.0"
 
-    def __init__(self, intersection: Intersection, decision_interval_s: float = 1.0,
-                 approach_weight: float = 1.0, switch_cost_veh: float = 0.0, wait_scale_s: float = 30.0,
-                 spillback_veh: float = 8.0, stranded_weight: float = 3.0) -> None:
+    def __init__(
+        self,
+        intersection: Intersection,
+        decision_interval_s: float = 1.0,
+        approach_weight: float = 1.0,
+        switch_cost_veh: float = 0.0,
+        wait_scale_s: float = 30.0,
+        spillback_veh: float = 8.0,
+        stranded_weight: float = 3.0,
+    ) -> None:
         super().__init__(intersection, decision_interval_s=decision_interval_s)
         self.approach_weight = approach_weight
         self.switch_cost_veh = switch_cost_veh
@@ -72,8 +79,7 @@ class LeitstandController(MaxPressureController):
             return repeat
         cur = self._phases[-1]
         waits = self.waits()
-        value = {st.id: {d: self._lane_value(observation, d, ex) for d, ex in self._serves[st.id].items()}
-                 for st in x.stages}
+        value = {st.id: {d: self._lane_value(observation, d, ex) for d, ex in self._serves[st.id].items()} for st in x.stages}
         mine = value[cur.stage]
         can_hold = cur.green_s + self.decision_interval_s <= x.stage(cur.stage).max_green_s + EPS
 
@@ -98,8 +104,7 @@ class LeitstandController(MaxPressureController):
             for s in others:
                 if self._wait_safe(s, waits):
                     chosen = s
-                    rule = ("max_green_switch" if not can_hold else
-                            "switch_pays" if s == best and pays else "max_wait_guard")
+                    rule = "max_green_switch" if not can_hold else "switch_pays" if s == best and pays else "max_wait_guard"
                     break
             if chosen is None:
                 chosen, urgent = self._emergency([s.id for s in x.stages], best, waits, can_hold)
@@ -109,6 +114,8 @@ class LeitstandController(MaxPressureController):
         if chosen == cur.stage:
             effect = f"holds stage {chosen}: {stranded:.1f} vehicles still to serve, {gains[best]:.1f} waiting at {best}"
         else:
-            effect = (f"switches {cur.stage} -> {chosen} (transition {self._last_transition_s():g} s): releases "
-                      f"{gains[chosen]:.1f} weighted vehicles, strands {stranded:.1f}")
+            effect = (
+                f"switches {cur.stage} -> {chosen} (transition {self._last_transition_s():g} s): releases "
+                f"{gains[chosen]:.1f} weighted vehicles, strands {stranded:.1f}"
+            )
         return self._emit(now, rule, inputs, effect)

@@ -133,8 +133,11 @@ class MaxPressureController:
         self._commit(chosen)
         if rule.startswith("max_wait"):
             inputs |= {f"wait_s.{g}": round(w, 1) for g, w in waits.items() if g in x.stage(chosen).groups}
-        effect = (f"holds stage {chosen} {step:g} s more" if chosen == cur.stage
-                  else f"switches {cur.stage} -> {chosen} (transition {self._last_transition_s():g} s)")
+        effect = (
+            f"holds stage {chosen} {step:g} s more"
+            if chosen == cur.stage
+            else f"switches {cur.stage} -> {chosen} (transition {self._last_transition_s():g} s)"
+        )
         effect += f"; expected to discharge the highest-pressure movements (pressure {pressures[chosen]:.2f})"
         return self._emit(now, rule, inputs, effect)
 
@@ -201,7 +204,9 @@ class MaxPressureController:
 
     def _emit(self, now: float, rule: str, inputs: dict[str, float], effect: str) -> StageDecision:
         self._last = StageDecision(
-            self.intersection.id, now, SignalPlan(tuple(self._phases), cyclic=False),
+            self.intersection.id,
+            now,
+            SignalPlan(tuple(self._phases), cyclic=False),
             Explanation(self.name, self.version, rule, tuple((k, float(v)) for k, v in inputs.items()), effect),
             origin_s=self._origin_s,
         )

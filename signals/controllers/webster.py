@@ -25,8 +25,9 @@ class WebsterController:
     name = "webster"
     version = "1.0"
 
-    def __init__(self, intersection: Intersection, recompute_every_cycles: int = 3,
-                 max_cycle_change_s: float = 10.0, max_split_change_s: float = 8.0) -> None:
+    def __init__(
+        self, intersection: Intersection, recompute_every_cycles: int = 3, max_cycle_change_s: float = 10.0, max_split_change_s: float = 8.0
+    ) -> None:
         self.intersection = intersection
         self.recompute_every_cycles = recompute_every_cycles
         self.max_cycle_change_s = max_cycle_change_s
@@ -38,8 +39,13 @@ class WebsterController:
         self._origin_s: float | None = None
         #: the recomputed plan and its explanation, waiting for the next cycle boundary
         self._next: tuple[SignalPlan, Explanation] | None = None
-        self._explanation = Explanation(self.name, self.version, "webster_initial_program",
-                                        (("cycle_s", self.cycle_s),), "starts from the shipped program until flows are measured")
+        self._explanation = Explanation(
+            self.name,
+            self.version,
+            "webster_initial_program",
+            (("cycle_s", self.cycle_s),),
+            "starts from the shipped program until flows are measured",
+        )
 
     @property
     def lost_time_s(self) -> float:
@@ -106,12 +112,17 @@ class WebsterController:
         inputs |= {f"flow_vph.{k}": round(v, 1) for k, v in sorted(flows.items())}
         split = ", ".join(f"{s} {g:g} s" for s, g in zip(self._sequence, greens))
         explanation = Explanation(
-            self.name, self.version, "webster_saturated" if saturated else "webster_recompute",
+            self.name,
+            self.version,
+            "webster_saturated" if saturated else "webster_recompute",
             tuple(inputs.items()),
             f"cycle {new_cycle_s:g} s (Webster optimum {c0:.0f} s, change bounded to ±{self.max_cycle_change_s:g} s), "
             f"greens {split}: "
-            + ("oversaturated (Y >= 0.9), longest cycle for capacity; queues will grow" if saturated
-               else "minimises average delay for the measured flows"),
+            + (
+                "oversaturated (Y >= 0.9), longest cycle for capacity; queues will grow"
+                if saturated
+                else "minimises average delay for the measured flows"
+            ),
         )
         self._next = (plan, explanation)
         self._counts.clear()

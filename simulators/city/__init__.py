@@ -20,6 +20,15 @@ from .generator import (
 )
 
 __all__ = [
-    "City", "CityConfig", "Emission", "GroundTruth", "city_stream", "city_truth", "demand_profile",
-    "load_school_holidays", "traffic_history", "truth_jsonl", "write_truth",
+    "City",
+    "CityConfig",
+    "Emission",
+    "GroundTruth",
+    "city_stream",
+    "city_truth",
+    "demand_profile",
+    "load_school_holidays",
+    "traffic_history",
+    "truth_jsonl",
+    "write_truth",
 ]

@@ -153,8 +153,7 @@ def simulate_line(config: CityConfig, line: Line, t0: float, t1: float, rain: li
             fleet += 1
             ready_at, vehicle = sched_dep, f"{line.route_id}-bus-{fleet:02d}"
         local = datetime.fromtimestamp(sched_dep, tz)
-        trip = Trip(f"{line.route_id}-{direction}-{local:%Y%m%d-%H%M}", line.route_id, direction, vehicle,
-                    stops, scheduled)
+        trip = Trip(f"{line.route_id}-{direction}-{local:%Y%m%d-%H%M}", line.route_id, direction, vehicle, stops, scheduled)
         prev = last.get(direction)
         load = 0
         t = max(sched_dep, ready_at) + abs(rng.gauss(0, 20))
@@ -241,11 +240,20 @@ def _position(trip: Trip, k: int, t: float) -> BusPosition:
     stop_k = seq - 1
     original = stop_k if trip.direction == 0 else n - 1 - stop_k
     return BusPosition(
-        schema_version=1, event_time=datetime.fromtimestamp(t, timezone.utc), vehicle_id=trip.vehicle_id,
-        trip_id=trip.trip_id, route_id=trip.route_id, latitude=round(lat, 6), longitude=round(lon, 6),
-        current_stop_sequence=seq, delay_s=round(max(-3600.0, delay), 1),
-        stop_id=f"{trip.route_id}-S{original + 1:02d}", current_status=status,
-        bearing_deg=bearing, speed_mps=round(speed, 1), occupancy_status=_occupancy(trip.load[k]),
+        schema_version=1,
+        event_time=datetime.fromtimestamp(t, timezone.utc),
+        vehicle_id=trip.vehicle_id,
+        trip_id=trip.trip_id,
+        route_id=trip.route_id,
+        latitude=round(lat, 6),
+        longitude=round(lon, 6),
+        current_stop_sequence=seq,
+        delay_s=round(max(-3600.0, delay), 1),
+        stop_id=f"{trip.route_id}-S{original + 1:02d}",
+        current_status=status,
+        bearing_deg=bearing,
+        speed_mps=round(speed, 1),
+        occupancy_status=_occupancy(trip.load[k]),
     )
 
 
@@ -269,13 +277,24 @@ def bunching_truth(trips: list[Trip], t0: float, t1: float) -> list[GroundTruth]
                     j += 1
                 start, end = cur.arrive[k], cur.arrive[j]
                 if j > k and start < t1 and end >= t0:
-                    out.append(GroundTruth(
-                        "bus_bunching", route, start, end, None, None,
-                        {"direction": direction, "trips": [prev.trip_id, cur.trip_id],
-                         "vehicles": [prev.vehicle_id, cur.vehicle_id], "stops": j - k + 1,
-                         "first_stop_sequence": k + 1,
-                         "min_headway_s": round(min(cur.arrive[i] - prev.arrive[i] for i in range(k, j + 1)), 1),
-                         "scheduled_headway_s": round(planned, 1)},
-                    ))
+                    out.append(
+                        GroundTruth(
+                            "bus_bunching",
+                            route,
+                            start,
+                            end,
+                            None,
+                            None,
+                            {
+                                "direction": direction,
+                                "trips": [prev.trip_id, cur.trip_id],
+                                "vehicles": [prev.vehicle_id, cur.vehicle_id],
+                                "stops": j - k + 1,
+                                "first_stop_sequence": k + 1,
+                                "min_headway_s": round(min(cur.arrive[i] - prev.arrive[i] for i in range(k, j + 1)), 1),
+                                "scheduled_headway_s": round(planned, 1),
+                            },
+                        )
+                    )
                 k = j + 1
     return out

@@ -230,8 +230,12 @@ def plan_events(config: CityConfig, t0: float, t1: float, venue_sites: dict[str,
             continue
         # the usual hours first (announced well ahead, over before the run ends) ...
         slots = FALLBACK_SLOTS[venue]
-        fits = [s for day in _local_days(t0, t1, tz) for hh, mm in slots
-                if t0 + 2.5 * 3600 <= (s := _at(day, hh, mm, tz)) and s + length + 1800 <= t1]
+        fits = [
+            s
+            for day in _local_days(t0, t1, tz)
+            for hh, mm in slots
+            if t0 + 2.5 * 3600 <= (s := _at(day, hh, mm, tz)) and s + length + 1800 <= t1
+        ]
         if fits:
             s = fits[0]
         else:  # ... else somewhere in the run, on the quarter hour
@@ -244,8 +248,7 @@ def plan_events(config: CityConfig, t0: float, t1: float, venue_sites: dict[str,
 def _event(config: CityConfig, rng: random.Random, venue: str, start: float, end: float, sites: dict[str, tuple[str, ...]]) -> VenueEvent:
     kind, title, capacity, (lo, hi) = VENUES[venue]
     attendance = int(round(rng.uniform(lo, hi), -2))
-    return VenueEvent(f"{venue}-{int(start)}", venue, kind, title, start, end, attendance, capacity,
-                      sites.get(venue, ()))
+    return VenueEvent(f"{venue}-{int(start)}", venue, kind, title, start, end, attendance, capacity, sites.get(venue, ()))
 
 
 def plan_rain(config: CityConfig, t0: float, t1: float) -> list[RainPeriod]:

@@ -60,11 +60,7 @@ def frame_at(layout: IntersectionLayout, t: datetime, interval_s: float, rng: ra
         occupancy = round(min(1.0, 0.02 + 0.6 * flow_ratio**1.5 + rng.uniform(0.0, 0.02)), 4)
         speed = round(max(5.0, FREE_SPEED_KMH * (1.0 - 0.7 * flow_ratio**2) + rng.gauss(0.0, 2.0)), 1)
         queue = round(max(0.0, (flow_ratio - 0.6) * 25.0 + rng.gauss(0.0, 0.5)), 1)
-        readings.append(
-            DetectorReading(
-                detector_id=det, count=count, occupancy=occupancy, speed_kmh=speed, queue_veh=queue
-            )
-        )
+        readings.append(DetectorReading(detector_id=det, count=count, occupancy=occupancy, speed_kmh=speed, queue_veh=queue))
     return IntersectionFrame(
         schema_version=1,
         event_time=t,

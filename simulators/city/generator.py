@@ -92,8 +92,17 @@ from .traffic import (
 from .types import CityConfig, Emission, GroundTruth, utc
 
 __all__ = [
-    "City", "CityConfig", "Emission", "GroundTruth", "city_stream", "city_truth", "demand_profile",
-    "load_school_holidays", "traffic_history", "truth_jsonl", "write_truth",
+    "City",
+    "CityConfig",
+    "Emission",
+    "GroundTruth",
+    "city_stream",
+    "city_truth",
+    "demand_profile",
+    "load_school_holidays",
+    "traffic_history",
+    "truth_jsonl",
+    "write_truth",
 ]
 
 CITY_VENUE = "city"  # venue id of city-wide schedule entries (holidays, weather)
@@ -134,8 +143,7 @@ class City:
         return [simulate_pool(self.config, p, self.t0, self.t1, self.rain) for p in pool_ids(self.config)]
 
     def _bus_trips(self) -> list[Trip]:
-        return [trip for line in build_lines(self.config)
-                for trip in simulate_line(self.config, line, self.t0, self.t1, self.rain)]
+        return [trip for line in build_lines(self.config) for trip in simulate_line(self.config, line, self.t0, self.t1, self.rain)]
 
     def calendar_days(self) -> list[tuple[str, date, str]]:
         """(kind, day, name) of public and school holidays from the run's start to a week after it."""
@@ -160,9 +168,17 @@ class City:
         now = utc(self.t0)
         tz = ZoneInfo(self.config.timezone)
         out = [
-            ScheduledEvent(schema_version=1, event_time=now, venue_id=e.venue_id, event_id=e.event_id,
-                           kind=e.kind, starts_at=utc(e.start), ends_at=utc(e.end), title=e.title,
-                           expected_attendance=e.attendance)  # type: ignore[arg-type]
+            ScheduledEvent(
+                schema_version=1,
+                event_time=now,
+                venue_id=e.venue_id,
+                event_id=e.event_id,
+                kind=e.kind,
+                starts_at=utc(e.start),
+                ends_at=utc(e.end),
+                title=e.title,
+                expected_attendance=e.attendance,
+            )  # type: ignore[arg-type]
             for e in self.events
         ]
         for kind, day, name in self.calendar_days():
@@ -171,15 +187,32 @@ class City:
             else:
                 last = next(b for a, b in self.config.school_holidays if a == day)
                 a, b = _day_bounds(day, last, tz)
-            out.append(ScheduledEvent(schema_version=1, event_time=now, venue_id=CITY_VENUE,
-                                      event_id=f"{kind}-{day.isoformat()}", kind=kind,  # type: ignore[arg-type]
-                                      starts_at=utc(a), ends_at=utc(b), title=name))
+            out.append(
+                ScheduledEvent(
+                    schema_version=1,
+                    event_time=now,
+                    venue_id=CITY_VENUE,
+                    event_id=f"{kind}-{day.isoformat()}",
+                    kind=kind,  # type: ignore[arg-type]
+                    starts_at=utc(a),
+                    ends_at=utc(b),
+                    title=name,
+                )
+            )
         for r in self.rain:
-            out.append(ScheduledEvent(
-                schema_version=1, event_time=now, venue_id=CITY_VENUE, event_id=r.event_id(), kind="weather",
-                starts_at=utc(r.start), ends_at=utc(r.end), title="Regen",
-                weather=WeatherForecast(temperature_c=r.temperature_c, precipitation_mm_h=r.mm_h, condition="rain"),
-            ))
+            out.append(
+                ScheduledEvent(
+                    schema_version=1,
+                    event_time=now,
+                    venue_id=CITY_VENUE,
+                    event_id=r.event_id(),
+                    kind="weather",
+                    starts_at=utc(r.start),
+                    ends_at=utc(r.end),
+                    title="Regen",
+                    weather=WeatherForecast(temperature_c=r.temperature_c, precipitation_mm_h=r.mm_h, condition="rain"),
+                )
+            )
         return sorted(out, key=lambda s: (s.venue_id, s.starts_at, s.event_id))
 
     def stream(self) -> Iterator[Emission]:
@@ -203,12 +236,36 @@ class City:
         out += bunching_truth(self._bus_trips(), self.t0, self.t1)
         for e in self.events:
             lo, hi = e.influence()
-            out.append(GroundTruth("event", e.venue_id, e.start, e.end, None, None,
-                                   {"event_id": e.event_id, "schedule_kind": e.kind, "attendance": e.attendance,
-                                    "intersections": list(e.near), "influence_start": lo, "influence_end": hi}))
+            out.append(
+                GroundTruth(
+                    "event",
+                    e.venue_id,
+                    e.start,
+                    e.end,
+                    None,
+                    None,
+                    {
+                        "event_id": e.event_id,
+                        "schedule_kind": e.kind,
+                        "attendance": e.attendance,
+                        "intersections": list(e.near),
+                        "influence_start": lo,
+                        "influence_end": hi,
+                    },
+                )
+            )
         for r in self.rain:
-            out.append(GroundTruth("weather", CITY_VENUE, r.start, r.end, None, None,
-                                   {"condition": "rain", "precipitation_mm_h": r.mm_h, "event_id": r.event_id()}))
+            out.append(
+                GroundTruth(
+                    "weather",
+                    CITY_VENUE,
+                    r.start,
+                    r.end,
+                    None,
+                    None,
+                    {"condition": "rain", "precipitation_mm_h": r.mm_h, "event_id": r.event_id()},
+                )
+            )
         for kind, day, name in self.calendar_days():
             last = day if kind == "holiday" else next(b for a, b in self.config.school_holidays if a == day)
             a, b = _day_bounds(day, last, tz)

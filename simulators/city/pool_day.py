@@ -53,12 +53,13 @@ def _visitors(hour: float, weekend: bool, capacity: int) -> float:
     """Opening hours with a lunch bump and an after-work peak."""
     if not OPEN_H <= hour < CLOSE_H:
         return 0.0
-    peaks = 0.35 * math.exp(-((hour - 12.5) / 1.5) ** 2) + 0.6 * math.exp(-((hour - 17.5) / 1.8) ** 2)
+    peaks = 0.35 * math.exp(-(((hour - 12.5) / 1.5) ** 2)) + 0.6 * math.exp(-(((hour - 17.5) / 1.8) ** 2))
     return capacity * min(0.95, 0.08 + peaks * (1.3 if weekend else 1.0))
 
 
-def water_step(cl: float, ph: float, load: float, capacity: float, interval_s: float, *,
-               chlorine_pump: bool = True, acid_pump: bool = True) -> tuple[float, float, float]:
+def water_step(
+    cl: float, ph: float, load: float, capacity: float, interval_s: float, *, chlorine_pump: bool = True, acid_pump: bool = True
+) -> tuple[float, float, float]:
     """One interval of the true water: (free chlorine mg/l, pH, redox mV) afterwards.
 
     Bathers consume chlorine and the water loses some on its own; the dosing controller tops it
@@ -96,8 +97,9 @@ def _violations(pool: str, series: list[tuple[float, float, float, float]]) -> l
     return out
 
 
-def probe_readings(rng: random.Random, cl: float, ph: float, redox: float, load: float, *, temperature: float,
-                   turbidity: bool = False) -> dict[str, float]:
+def probe_readings(
+    rng: random.Random, cl: float, ph: float, redox: float, load: float, *, temperature: float, turbidity: bool = False
+) -> dict[str, float]:
     """What the probes report for the true water: the values plus sensor noise, rounded as
     transmitters do (combined chlorine and turbidity grow with the bather load)."""
     values = {
@@ -112,8 +114,7 @@ def probe_readings(rng: random.Random, cl: float, ph: float, redox: float, load:
     return values
 
 
-def simulate_pool_day(day_start: float, pools: int = 3, seed: int = 1, interval_s: float = 30.0,
-                      capacity: int = 200) -> PoolDay:
+def simulate_pool_day(day_start: float, pools: int = 3, seed: int = 1, interval_s: float = 30.0, capacity: int = 200) -> PoolDay:
     """One day (24 h from ``day_start``) for ``pools`` pools, with 1-2 incidents of each kind."""
     rng = random.Random(seed)
     out = PoolDay()
@@ -147,9 +148,15 @@ def simulate_pool_day(day_start: float, pools: int = 3, seed: int = 1, interval_
             t = day_start + i * interval_s
             hour = (t - day_start) / 3600
             load = _visitors(hour, weekend, capacity)
-            cl, ph, redox = water_step(cl, ph, load, capacity, interval_s,
-                                       chlorine_pump=not dosing.start <= t < dosing.end,
-                                       acid_pump=not ph_pump.start <= t < ph_pump.end)
+            cl, ph, redox = water_step(
+                cl,
+                ph,
+                load,
+                capacity,
+                interval_s,
+                chlorine_pump=not dosing.start <= t < dosing.end,
+                acid_pump=not ph_pump.start <= t < ph_pump.end,
+            )
             true_series.append((t, cl, ph, redox))
             values = probe_readings(rng, cl, ph, redox, load, temperature=27.0)
             if stuck.start <= t < stuck.end:

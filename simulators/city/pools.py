@@ -24,11 +24,17 @@ from zoneinfo import ZoneInfo
 from streams.records import PoolReading, PoolSupervisionEvent, Quantity, encode
 
 from .calendar import RainPeriod, day_kind, rain_at, school_holiday
-from .types import CityConfig, Emission, GroundTruth, poisson, rng_for
 from .pool_day import _violations, probe_readings, water_step
+from .types import CityConfig, Emission, GroundTruth, poisson, rng_for
 
-PARAMETER_UNITS = {"free_chlorine": "mg/l", "combined_chlorine": "mg/l", "ph": "pH", "redox": "mV",
-                   "temperature": "degC", "turbidity": "FNU"}
+PARAMETER_UNITS = {
+    "free_chlorine": "mg/l",
+    "combined_chlorine": "mg/l",
+    "ph": "pH",
+    "redox": "mV",
+    "temperature": "degC",
+    "turbidity": "FNU",
+}
 
 
 def pool_ids(config: CityConfig) -> list[str]:
@@ -128,16 +134,22 @@ def simulate_pool(config: CityConfig, pool_id: str, t0: float, t1: float, rain: 
         else:
             zone, duration = "sprungbecken-gesperrt", None
         event = PoolSupervisionEvent(
-            schema_version=1, event_time=datetime.fromtimestamp(t, timezone.utc), pool_id=pool_id,
-            event_id=f"{pool_id}-cam-{int(t)}-{n}", kind=kind, zone=zone, duration_s=duration,
-            confidence=round(plan.uniform(0.8, 0.99), 2), persons=1,
+            schema_version=1,
+            event_time=datetime.fromtimestamp(t, timezone.utc),
+            pool_id=pool_id,
+            event_id=f"{pool_id}-cam-{int(t)}-{n}",
+            kind=kind,
+            zone=zone,
+            duration_s=duration,
+            confidence=round(plan.uniform(0.8, 0.99), 2),
+            persons=1,
         )
         run.camera.append((t, event))
-        run.truth.append(GroundTruth(kind, pool_id, t, t + 30, kind, "critical",
-                                     {"event_id": event.event_id, "zone": zone}))
+        run.truth.append(GroundTruth(kind, pool_id, t, t + 30, kind, "critical", {"event_id": event.event_id, "zone": zone}))
     for w in pumps:
-        run.truth.append(GroundTruth(w.kind, pool_id, w.start, w.end, None, None,
-                                     {"pump": "chlorine" if w.kind == "dosing_failure" else "acid"}))
+        run.truth.append(
+            GroundTruth(w.kind, pool_id, w.start, w.end, None, None, {"pump": "chlorine" if w.kind == "dosing_failure" else "acid"})
+        )
     for w in probe:
         run.truth.append(GroundTruth(w.kind, pool_id, w.start, w.end, "sensor_ph", "minor", {"parameter": "ph"}))
 
@@ -150,7 +162,11 @@ def simulate_pool(config: CityConfig, pool_id: str, t0: float, t1: float, rain: 
         visitors_noise = 0.95 * visitors_noise + rng.gauss(0.0, 0.02)
         load = cap * visitor_share(t, config, mm_h) * math.exp(visitors_noise)
         cl, ph, redox = water_step(
-            cl, ph, load, cap, dt,
+            cl,
+            ph,
+            load,
+            cap,
+            dt,
             chlorine_pump=not any(w.kind == "dosing_failure" and w.start <= t < w.end for w in pumps),
             acid_pump=not any(w.kind == "ph_pump_failure" and w.start <= t < w.end for w in pumps),
         )
@@ -168,8 +184,11 @@ def simulate_pool(config: CityConfig, pool_id: str, t0: float, t1: float, rain: 
         run.readings.append((t, values, int(load)))
     if true_series:
         for v in _violations(pool_id, true_series):
-            run.truth.append(GroundTruth("water_violation", pool_id, v.start, v.end, v.expected_alarm, "major",
-                                         {"parameter": v.kind.removeprefix("water_")}))
+            run.truth.append(
+                GroundTruth(
+                    "water_violation", pool_id, v.start, v.end, v.expected_alarm, "major", {"parameter": v.kind.removeprefix("water_")}
+                )
+            )
     return run
 
 
@@ -178,8 +197,11 @@ def pool_emissions(run: PoolRun) -> Iterator[Emission]:
     items: list[tuple[float, int, Emission]] = []
     for t, values, visitors in run.readings:
         record = PoolReading(
-            schema_version=1, event_time=datetime.fromtimestamp(t, timezone.utc), pool_id=run.pool_id,
-            visitors=visitors, **{p: Quantity(v, PARAMETER_UNITS[p]) for p, v in values.items()},
+            schema_version=1,
+            event_time=datetime.fromtimestamp(t, timezone.utc),
+            pool_id=run.pool_id,
+            visitors=visitors,
+            **{p: Quantity(v, PARAMETER_UNITS[p]) for p, v in values.items()},
         )
         items.append((t, 0, Emission(t, "sensors.pool", run.pool_id, encode(record))))
     for t, event in run.camera:

@@ -90,12 +90,19 @@ def build_grid(config: CityConfig) -> list[Intersection]:
             per_lane = rng.uniform(560, 720) if main else rng.uniform(180, 340)
             dr, dc = UPSTREAM[name]
             up_id = ids.get((r + dr, c + dc))
-            aps.append(Approach(
-                name=name, main=main, peak_veh_h=2 * per_lane, green_share=green,
-                free_speed_kmh=50.0 if main else 40.0, max_queue_veh=2 * (260 if main else 150) / 7.0,
-                upstream=(up_id, name) if up_id else None, through_share=0.55 if main else 0.3,
-                lane_split=0.45 if main else 0.5,
-            ))
+            aps.append(
+                Approach(
+                    name=name,
+                    main=main,
+                    peak_veh_h=2 * per_lane,
+                    green_share=green,
+                    free_speed_kmh=50.0 if main else 40.0,
+                    max_queue_veh=2 * (260 if main else 150) / 7.0,
+                    upstream=(up_id, name) if up_id else None,
+                    through_share=0.55 if main else 0.3,
+                    lane_split=0.45 if main else 0.5,
+                )
+            )
         out.append(Intersection(iid, r, c, tuple(aps)))
     return out
 
@@ -105,8 +112,7 @@ def venue_sites(grid: list[Intersection]) -> dict[str, tuple[str, ...]]:
     pos = {(x.row, x.col): x.intersection_id for x in grid}
 
     def around(x: Intersection) -> tuple[str, ...]:
-        near = [pos[(x.row + dr, x.col + dc)] for dr, dc in ((-1, 0), (0, -1), (0, 1), (1, 0))
-                if (x.row + dr, x.col + dc) in pos]
+        near = [pos[(x.row + dr, x.col + dc)] for dr, dc in ((-1, 0), (0, -1), (0, 1), (1, 0)) if (x.row + dr, x.col + dc) in pos]
         return (x.intersection_id, *near)
 
     stadium = grid[-1]
@@ -139,8 +145,7 @@ def _on_frame(t: float, t0: float, dt: float) -> float:
     return t0 + math.ceil((t - t0) / dt) * dt
 
 
-def plan_injections(config: CityConfig, grid: list[Intersection], t0: float, t1: float
-                    ) -> tuple[list[LaneBlock], list[DetectorFault]]:
+def plan_injections(config: CityConfig, grid: list[Intersection], t0: float, t1: float) -> tuple[list[LaneBlock], list[DetectorFault]]:
     """Blocked lanes (more likely when and where traffic is heavy) and detector faults.
 
     Injections at one intersection never overlap (nor within 30 min of each other), so each
@@ -195,17 +200,35 @@ def injection_truth(grid: list[Intersection], blocks: list[LaneBlock], faults: l
     out = []
     for b in blocks:
         down = downstream.get((b.intersection_id, b.approach))
-        out.append(GroundTruth(
-            "incident", b.intersection_id, b.start, b.end, f"incident_{b.approach}", "major",
-            {"approach": b.approach, "lane": b.lane, "detector_id": f"{b.intersection_id}-{b.approach}{b.lane}",
-             "downstream": f"{down[0]}/{down[1]}" if down else None},
-        ))
+        out.append(
+            GroundTruth(
+                "incident",
+                b.intersection_id,
+                b.start,
+                b.end,
+                f"incident_{b.approach}",
+                "major",
+                {
+                    "approach": b.approach,
+                    "lane": b.lane,
+                    "detector_id": f"{b.intersection_id}-{b.approach}{b.lane}",
+                    "downstream": f"{down[0]}/{down[1]}" if down else None,
+                },
+            )
+        )
     for f in faults:
         expected = None if f.mode == "noisy" else f"detector_fault_{f.detector_id}"
-        out.append(GroundTruth(
-            f"detector_{f.mode}", f.intersection_id, f.start, f.end, expected, None if expected is None else "minor",
-            {"detector_id": f.detector_id},
-        ))
+        out.append(
+            GroundTruth(
+                f"detector_{f.mode}",
+                f.intersection_id,
+                f.start,
+                f.end,
+                expected,
+                None if expected is None else "minor",
+                {"detector_id": f.detector_id},
+            )
+        )
     return out
 
 
@@ -219,9 +242,16 @@ class _ApproachState:
     noise: float = 0.0  # AR(1) log-demand deviation: platoons and random slow-downs
 
 
-def traffic_emissions(config: CityConfig, grid: list[Intersection], t0: float, t1: float,
-                      blocks: list[LaneBlock], faults: list[DetectorFault],
-                      events: list[VenueEvent], rain: list[RainPeriod]) -> Iterator[Emission]:
+def traffic_emissions(
+    config: CityConfig,
+    grid: list[Intersection],
+    t0: float,
+    t1: float,
+    blocks: list[LaneBlock],
+    faults: list[DetectorFault],
+    events: list[VenueEvent],
+    rain: list[RainPeriod],
+) -> Iterator[Emission]:
     """One ``IntersectionFrame`` per intersection and interval, in time order."""
     dt = config.frame_interval_s
     rngs = {x.intersection_id: rng_for(config, "traffic", x.intersection_id) for x in grid}
@@ -245,18 +275,35 @@ def traffic_emissions(config: CityConfig, grid: list[Intersection], t0: float, t
             for ap in x.approaches:
                 st = states[(x.intersection_id, ap.name)]
                 readings += _approach_readings(
-                    x.intersection_id, ap, st, rng, dt, base * event_factor, mm_h,
+                    x.intersection_id,
+                    ap,
+                    st,
+                    rng,
+                    dt,
+                    base * event_factor,
+                    mm_h,
                     served_prev.get(ap.upstream) if ap.upstream else None,
-                    active_blocks.get((x.intersection_id, ap.name)), active_faults,
+                    active_blocks.get((x.intersection_id, ap.name)),
+                    active_faults,
                 )
-            frame = IntersectionFrame(schema_version=1, event_time=when, intersection_id=x.intersection_id,
-                                      interval_s=dt, detectors=readings)
+            frame = IntersectionFrame(
+                schema_version=1, event_time=when, intersection_id=x.intersection_id, interval_s=dt, detectors=readings
+            )
             yield Emission(t, "sensors.intersection", x.intersection_id, encode(frame))
 
 
-def _approach_readings(iid: str, ap: Approach, st: _ApproachState, rng: random.Random, dt: float,
-                       factor: float, mm_h: float, upstream_served: float | None, blocked_lane: int | None,
-                       faults: dict[str, str]) -> list[DetectorReading]:
+def _approach_readings(
+    iid: str,
+    ap: Approach,
+    st: _ApproachState,
+    rng: random.Random,
+    dt: float,
+    factor: float,
+    mm_h: float,
+    upstream_served: float | None,
+    blocked_lane: int | None,
+    faults: dict[str, str],
+) -> list[DetectorReading]:
     st.noise = 0.85 * st.noise + rng.gauss(0.0, 0.05)
     own = ap.peak_veh_h * factor * math.exp(st.noise)
     if upstream_served is not None:
@@ -303,15 +350,33 @@ def _approach_readings(iid: str, ap: Approach, st: _ApproachState, rng: random.R
         occ = flow_lane * EFFECTIVE_LENGTH_M / (speed_kmh * 1000.0)
         occ += reach * ((1 - ap.green_share) + ap.green_share * 0.6 * min(1.0, q_lane / 20.0))
         occ = min(0.97, max(0.0, occ + rng.gauss(0.0, 0.005)))
-        reading = _reading(det, ap.name, lane, count, occ, round(speed_kmh, 1) if count else None,
-                           peak_queue if blocked_lane is None else st.queue, faults, rng)
+        reading = _reading(
+            det,
+            ap.name,
+            lane,
+            count,
+            occ,
+            round(speed_kmh, 1) if count else None,
+            peak_queue if blocked_lane is None else st.queue,
+            faults,
+            rng,
+        )
         if reading is not None:
             out.append(reading)
     return out
 
 
-def _reading(det: str, approach: str, lane: int, count: int, occ: float, speed: float | None, queue: float,
-             faults: dict[str, str], rng: random.Random) -> DetectorReading | None:
+def _reading(
+    det: str,
+    approach: str,
+    lane: int,
+    count: int,
+    occ: float,
+    speed: float | None,
+    queue: float,
+    faults: dict[str, str],
+    rng: random.Random,
+) -> DetectorReading | None:
     """What the loop reports, after its fault if it has one (None: it reports nothing)."""
     mode = faults.get(det)
     if mode == "silent":
@@ -322,5 +387,12 @@ def _reading(det: str, approach: str, lane: int, count: int, occ: float, speed: 
         count = max(0, int(round(count * math.exp(rng.gauss(0, 0.5)))))
         occ = min(0.9, occ * math.exp(rng.gauss(0, 0.5)))
         speed = None if speed is None else round(max(1.0, speed + rng.gauss(0, 15)), 1)
-    return DetectorReading(detector_id=det, count=count, occupancy=round(occ, 4), speed_kmh=speed,
-                           queue_veh=round(min(1000.0, queue), 1), approach=approach, lane=lane)
+    return DetectorReading(
+        detector_id=det,
+        count=count,
+        occupancy=round(occ, 4),
+        speed_kmh=speed,
+        queue_veh=round(min(1000.0, queue), 1),
+        approach=approach,
+        lane=lane,
+    )

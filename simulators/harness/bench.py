@@ -33,7 +33,11 @@ def _frames_bytes(n: int, detectors: int, intersections: int = 500) -> list[tupl
     steps = max(1, -(-n // intersections))
     start = datetime.now(timezone.utc) - timedelta(seconds=steps * 15 + 600)
     gen = frames(
-        intersections=min(n, intersections), start=start, interval_s=15.0, steps=steps, seed=3,
+        intersections=min(n, intersections),
+        start=start,
+        interval_s=15.0,
+        steps=steps,
+        seed=3,
         detectors_per_intersection=detectors,
     )
     return [(f.intersection_id.encode(), encode(f)) for f in gen][:n]
@@ -79,8 +83,9 @@ def pipeline_benchmark(s: Settings, *, frames: int, intersections: int, engine: 
     s = s.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "state_dir": state})
     payloads = _frames_bytes(frames, 4, intersections)
     worker = WorkerProcess(
-        settings_env({"kafka_bootstrap_servers": info.bootstrap, "app_id": "leitstand-bench", "data_dir": state / "worker",
-                      "log_level": "warning"}),
+        settings_env(
+            {"kafka_bootstrap_servers": info.bootstrap, "app_id": "leitstand-bench", "data_dir": state / "worker", "log_level": "warning"}
+        ),
         log_file=state / "worker.log",
         web_port=free_port(),
     )

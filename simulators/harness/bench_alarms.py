@@ -84,14 +84,18 @@ def pool_day_benchmark(days: int, pools: int, seed: int, min_duration_s: float =
             row.pop("delays_s")
     return {
         "benchmark": "pool_day",
-        "days": days, "pools": pools, "seed": seed, "min_duration_s": min_duration_s,
+        "days": days,
+        "pools": pools,
+        "seed": seed,
+        "min_duration_s": min_duration_s,
         "readings": readings,
         "core_readings_per_s": round(readings / core_s),
         "leitstand": result,
         "baseline": "naive band check: alarm on the first reading outside the band, no duration, no hysteresis, no sensor-fault gating",
         "baseline_result": {k: v for k, v in baseline.items() if k != "critical_missed"},
         "false_water_alarms_ratio_to_baseline": round(
-            result["false_water_alarms_per_subject_day"] / max(1e-9, baseline["false_water_alarms_per_subject_day"]), 3),
+            result["false_water_alarms_per_subject_day"] / max(1e-9, baseline["false_water_alarms_per_subject_day"]), 3
+        ),
     }
 
 
@@ -102,8 +106,9 @@ def _percentiles(xs: list[float]) -> dict[str, float | None]:
     return {"n": len(xs), "p50_ms": round(q[49] * 1000, 1), "p99_ms": round(q[98] * 1000, 1), "max_ms": round(max(xs) * 1000, 1)}
 
 
-def latency_benchmark(s: Settings, *, engine: str, load_per_s: int, events: int, event_rate_per_s: float,
-                      split_roles: bool = True) -> dict[str, Any]:
+def latency_benchmark(
+    s: Settings, *, engine: str, load_per_s: int, events: int, event_rate_per_s: float, split_roles: bool = True
+) -> dict[str, Any]:
     from streams.broker import start, stop
     from streams.kafka_io import ensure_topics, producer, tail
     from streams.stack import WorkerProcess, free_port, settings_env
@@ -114,9 +119,17 @@ def latency_benchmark(s: Settings, *, engine: str, load_per_s: int, events: int,
     roles = ["critical", "telemetry"] if split_roles else ["all"]
     workers = [
         WorkerProcess(
-            settings_env({"kafka_bootstrap_servers": info.bootstrap, "app_id": "leitstand-bench-latency",
-                          "data_dir": state / f"worker-{role}", "log_level": "warning", "worker_role": role}),
-            log_file=state / f"worker-{role}.log", web_port=free_port(),
+            settings_env(
+                {
+                    "kafka_bootstrap_servers": info.bootstrap,
+                    "app_id": "leitstand-bench-latency",
+                    "data_dir": state / f"worker-{role}",
+                    "log_level": "warning",
+                    "worker_role": role,
+                }
+            ),
+            log_file=state / f"worker-{role}.log",
+            web_port=free_port(),
         )
         for role in roles
     ]
@@ -141,8 +154,15 @@ def latency_benchmark(s: Settings, *, engine: str, load_per_s: int, events: int,
                 now = time.time()
                 for i in range(per_tick):
                     pool = f"pool-{(load_sent[0] + i) % pools}"
-                    value = orjson.dumps({"schema_version": 1, "event_time": iso(now), "pool_id": pool,
-                                          "ph": {"value": 7.0, "unit": "pH"}, "free_chlorine": {"value": 0.45, "unit": "mg/l"}})
+                    value = orjson.dumps(
+                        {
+                            "schema_version": 1,
+                            "event_time": iso(now),
+                            "pool_id": pool,
+                            "ph": {"value": 7.0, "unit": "pH"},
+                            "free_chlorine": {"value": 0.45, "unit": "mg/l"},
+                        }
+                    )
                     await prod.send(s.topic("sensors.pool"), key=pool.encode(), value=value)
                 load_sent[0] += per_tick
                 nxt += tick
@@ -179,8 +199,16 @@ def latency_benchmark(s: Settings, *, engine: str, load_per_s: int, events: int,
             for i in range(events):
                 eid = f"bench-{i}"
                 now = time.time()
-                value = orjson.dumps({"schema_version": 1, "event_time": iso(now), "pool_id": f"pool-{i % 200}",
-                                      "event_id": eid, "kind": "motionless_swimmer", "zone": "deep end"})
+                value = orjson.dumps(
+                    {
+                        "schema_version": 1,
+                        "event_time": iso(now),
+                        "pool_id": f"pool-{i % 200}",
+                        "event_id": eid,
+                        "kind": "motionless_swimmer",
+                        "zone": "deep end",
+                    }
+                )
                 sent_at[eid] = time.time()
                 await prod.send(s.topic("pool.supervision"), key=f"pool-{i % 200}".encode(), value=value)
                 # baseline: a plain record through the same broker (a topic no agent reads)

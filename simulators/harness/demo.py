@@ -42,7 +42,13 @@ DEMO_ACK_TIMEOUTS = {"alarm_ack_timeout_critical_s": 20.0, "alarm_ack_timeout_ma
 
 
 def run_demo(
-    s: Settings, *, minutes: float, speed: float, report_dir: Path, port: int, city: dict[str, Any] | None = None,
+    s: Settings,
+    *,
+    minutes: float,
+    speed: float,
+    report_dir: Path,
+    port: int,
+    city: dict[str, Any] | None = None,
     start_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Run the demo; returns the summary (also ``report_dir/summary.json``).
@@ -54,7 +60,13 @@ def run_demo(
 
 
 def _demo(
-    s: Settings, *, minutes: float, speed: float, report_dir: Path, port: int, city: dict[str, Any] | None,
+    s: Settings,
+    *,
+    minutes: float,
+    speed: float,
+    report_dir: Path,
+    port: int,
+    city: dict[str, Any] | None,
     start_at: datetime | None,
 ) -> dict[str, Any]:
     from simulators.city import City, CityConfig
@@ -83,21 +95,35 @@ def _demo(
     token = secrets.token_urlsafe(32)  # the API refuses tokens under 32 bytes
     web_port = free_port()
     worker = WorkerProcess(
-        settings_env({
-            "kafka_bootstrap_servers": info.bootstrap, "topic_prefix": s.topic_prefix, "app_id": f"leitstand-demo-{run_id}",
-            "timestamp_reference": "stream",  # the city runs on an accelerated clock
-            "aggregate_idle_close_s": 5, "data_dir": s.state_dir / "demo-worker" / run_id, "state_dir": s.state_dir,
-            "log_level": "info", "api_token": token, **DEMO_ACK_TIMEOUTS,
-            # forecasts refresh every simulated hour or so, events map to the intersections around their venue
-            "forecast_refresh_s": max(10.0, 3600.0 / speed), "forecast_history_days": HISTORY_DAYS + 7,
-            "venues": {venue: [f"intersection/{i}" for i in sites] for venue, sites in venue_sites(the_city.grid).items()},
-        }),
+        settings_env(
+            {
+                "kafka_bootstrap_servers": info.bootstrap,
+                "topic_prefix": s.topic_prefix,
+                "app_id": f"leitstand-demo-{run_id}",
+                "timestamp_reference": "stream",  # the city runs on an accelerated clock
+                "aggregate_idle_close_s": 5,
+                "data_dir": s.state_dir / "demo-worker" / run_id,
+                "state_dir": s.state_dir,
+                "log_level": "info",
+                "api_token": token,
+                **DEMO_ACK_TIMEOUTS,
+                # forecasts refresh every simulated hour or so, events map to the intersections around their venue
+                "forecast_refresh_s": max(10.0, 3600.0 / speed),
+                "forecast_history_days": HISTORY_DAYS + 7,
+                "venues": {venue: [f"intersection/{i}" for i in sites] for venue, sites in venue_sites(the_city.grid).items()},
+            }
+        ),
         log_file=report_dir / "worker.log",
         web_port=web_port,
     )
     summary: dict[str, Any] = {
-        "run_id": run_id, "broker": "tansu", "bootstrap": info.bootstrap, "speed": speed, "minutes": minutes,
-        "simulated_from": sim_start.isoformat(), "simulated_until": (sim_start + timedelta(seconds=duration_s)).isoformat(),
+        "run_id": run_id,
+        "broker": "tansu",
+        "bootstrap": info.bootstrap,
+        "speed": speed,
+        "minutes": minutes,
+        "simulated_from": sim_start.isoformat(),
+        "simulated_until": (sim_start + timedelta(seconds=duration_s)).isoformat(),
         "city": {k: getattr(config, k) for k in ("intersections", "pools", "bus_lines", "seed")},
     }
     try:
@@ -133,18 +159,31 @@ async def _import_history(s: Settings, city: Any) -> None:
     def aggregates() -> Any:
         for iid, t, vehicles in traffic_history(city, HISTORY_DAYS):
             start = datetime.fromtimestamp(t, tz=timezone.utc)
-            yield iid.encode(), encode(DetectorAggregate(
-                aggregate_id=f"{iid}/history/{int(t)}", intersection_id=iid, detector_id="history", window_start=start,
-                window_end=start + timedelta(hours=1), frames=0, count_sum=int(vehicles), occupancy_mean=0.0,
-                speed_kmh_mean=None, event_time=start + timedelta(hours=1),
-            ))
+            yield (
+                iid.encode(),
+                encode(
+                    DetectorAggregate(
+                        aggregate_id=f"{iid}/history/{int(t)}",
+                        intersection_id=iid,
+                        detector_id="history",
+                        window_start=start,
+                        window_end=start + timedelta(hours=1),
+                        frames=0,
+                        count_sum=int(vehicles),
+                        occupancy_mean=0.0,
+                        speed_kmh_mean=None,
+                        event_time=start + timedelta(hours=1),
+                    )
+                ),
+            )
 
     await produce_to(s, s.topic("aggregates"), aggregates())
 
 
 def _ack(web_port: int, token: str, alarm_id: str, action: str) -> int:
     req = urllib.request.Request(
-        f"http://127.0.0.1:{web_port}/alerts/{alarm_id}/{action}", method="POST",
+        f"http://127.0.0.1:{web_port}/alerts/{alarm_id}/{action}",
+        method="POST",
         data=json.dumps({"by": "demo-duty-operator"}).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
@@ -204,8 +243,10 @@ async def _run(s: Settings, city: Any, speed: float, report_dir: Path, web_port:
 
     from simulators.producer import produce_city
 
-    readers = [asyncio.create_task(read(t, n)) for t, n in (("alerts", "alerts"), ("aggregates", "aggregates"),
-                                                              ("deadletter", "deadletters"), ("forecasts", "forecasts"))]
+    readers = [
+        asyncio.create_task(read(t, n))
+        for t, n in (("alerts", "alerts"), ("aggregates", "aggregates"), ("deadletter", "deadletters"), ("forecasts", "forecasts"))
+    ]
     producer_task = asyncio.create_task(produce())
     t0 = time.monotonic()
     with Live(console=err, refresh_per_second=2) as live:
@@ -222,24 +263,30 @@ async def _run(s: Settings, city: Any, speed: float, report_dir: Path, web_port:
     await asyncio.gather(*readers, *operator_tasks, return_exceptions=True)
     for f in files.values():
         f.close()
-    return {"records_sent": dict(stats["sent"]), "alerts_received": seen["alerts"], "aggregates_received": seen["aggregates"],
-            "forecasts_received": seen["forecasts"],
-            "deadletters_received": seen["deadletters"]}
+    return {
+        "records_sent": dict(stats["sent"]),
+        "alerts_received": seen["alerts"],
+        "aggregates_received": seen["aggregates"],
+        "forecasts_received": seen["forecasts"],
+        "deadletters_received": seen["deadletters"],
+    }
 
 
 def _status(elapsed: float, clock: str, sent: Counter[str], seen: Counter[str], open_alarms: Counter[str]) -> Any:
     total = sum(sent.values())
-    return status_table({
-        "elapsed": f"{elapsed:,.0f} s",
-        "simulated clock": clock,
-        "records sent": f"{total:,} ({total / max(elapsed, 1e-9):,.0f}/s): " + ", ".join(f"{k} {v:,}" for k, v in sorted(sent.items())),
-        "aggregates received": f"{seen['aggregates']:,}",
-        "open alarms": ", ".join(f"{k} {open_alarms[k]}" for k in ("critical", "major", "minor")),
-        "alarm transitions": f"{seen['alerts']:,}",
-        "forecast refreshes": f"{seen['forecasts']:,}",
-        "dead letters": f"{seen['deadletters']:,}",
-        "signal decisions": "not run by the demo city (closed loop: leitstand sumo eval)",
-    })
+    return status_table(
+        {
+            "elapsed": f"{elapsed:,.0f} s",
+            "simulated clock": clock,
+            "records sent": f"{total:,} ({total / max(elapsed, 1e-9):,.0f}/s): " + ", ".join(f"{k} {v:,}" for k, v in sorted(sent.items())),
+            "aggregates received": f"{seen['aggregates']:,}",
+            "open alarms": ", ".join(f"{k} {open_alarms[k]}" for k in ("critical", "major", "minor")),
+            "alarm transitions": f"{seen['alerts']:,}",
+            "forecast refreshes": f"{seen['forecasts']:,}",
+            "dead letters": f"{seen['deadletters']:,}",
+            "signal decisions": "not run by the demo city (closed loop: leitstand sumo eval)",
+        }
+    )
 
 
 def status_table(rows: dict[str, Any]) -> Any:

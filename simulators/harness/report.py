@@ -16,8 +16,11 @@ from typing import Any
 from .run_evaluation import alarm_signals, evaluate_run, hourly_actuals, read_jsonl, timestamp_of
 
 SEVERITY_COLOURS = {"critical": "#c62828", "major": "#ef6c00", "minor": "#1565c0", None: "#757575"}
-BANDS = {"free_chlorine": (0.3, 0.6, "mg/l", "free chlorine (mg/l)"), "ph": (6.5, 7.2, "pH", "pH"),
-         "redox": (750.0, None, "mV", "redox (mV)")}
+BANDS = {
+    "free_chlorine": (0.3, 0.6, "mg/l", "free chlorine (mg/l)"),
+    "ph": (6.5, 7.2, "pH", "pH"),
+    "redox": (750.0, None, "mV", "redox (mV)"),
+}
 
 
 def _plt() -> Any:
@@ -26,8 +29,16 @@ def _plt() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"font.size": 12, "axes.titlesize": 15, "axes.titleweight": "bold",
-                         "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 110})
+    plt.rcParams.update(
+        {
+            "font.size": 12,
+            "axes.titlesize": 15,
+            "axes.titleweight": "bold",
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "figure.dpi": 110,
+        }
+    )
     return plt
 
 
@@ -51,8 +62,9 @@ def _time_axis(ax: Any) -> None:
     ax.set_xlabel("simulated time (UTC)")
 
 
-def alarm_timeline(truth: list[dict[str, Any]], alerts: list[dict[str, Any]], out: Path,
-                   span: tuple[float, float] | None = None) -> Path | None:
+def alarm_timeline(
+    truth: list[dict[str, Any]], alerts: list[dict[str, Any]], out: Path, span: tuple[float, float] | None = None
+) -> Path | None:
     """Truth as bars, alarms as markers, one row per subject."""
     raised = alarm_signals(alerts)
     rows = sorted({t["subject_id"] for t in truth if t.get("expected_alarm")} | {a["subject_id"] for a in raised})
@@ -63,15 +75,35 @@ def alarm_timeline(truth: list[dict[str, Any]], alerts: list[dict[str, Any]], ou
     y = {s: i for i, s in enumerate(rows)}
     for t in truth:
         if t.get("expected_alarm") and t["subject_id"] in y:
-            ax.barh(y[t["subject_id"]], (t["end"] - t["start"]) / 86_400, left=_dt(t["start"]), height=0.6,
-                    color=SEVERITY_COLOURS.get(t.get("severity")), alpha=0.25, edgecolor="none")
+            ax.barh(
+                y[t["subject_id"]],
+                (t["end"] - t["start"]) / 86_400,
+                left=_dt(t["start"]),
+                height=0.6,
+                color=SEVERITY_COLOURS.get(t.get("severity")),
+                alpha=0.25,
+                edgecolor="none",
+            )
     for sev in ("minor", "major", "critical"):
         pts = [a for a in raised if a["severity"] == sev]
-        ax.scatter([_dt(a["at"]) for a in pts], [y[a["subject_id"]] for a in pts], marker="v", s=90,
-                   color=SEVERITY_COLOURS[sev], label=f"{sev} alarm raised", zorder=3)
+        ax.scatter(
+            [_dt(a["at"]) for a in pts],
+            [y[a["subject_id"]] for a in pts],
+            marker="v",
+            s=90,
+            color=SEVERITY_COLOURS[sev],
+            label=f"{sev} alarm raised",
+            zorder=3,
+        )
         for a in pts:
-            ax.annotate(a["kind"], (_dt(a["at"]), y[a["subject_id"]]), xytext=(6, 6),
-                        textcoords="offset points", fontsize=9, color=SEVERITY_COLOURS[sev])
+            ax.annotate(
+                a["kind"],
+                (_dt(a["at"]), y[a["subject_id"]]),
+                xytext=(6, 6),
+                textcoords="offset points",
+                fontsize=9,
+                color=SEVERITY_COLOURS[sev],
+            )
     ax.set_yticks(range(len(rows)), rows)
     ax.invert_yaxis()
     if span:
@@ -87,8 +119,11 @@ def ack_latency(alerts: list[dict[str, Any]], out: Path) -> Path | None:
     times: dict[str, dict[str, Any]] = defaultdict(dict)
     for a in alerts:
         times[a["alarm_id"]][a["transition"]] = a
-    pairs = [(v["raised"], timestamp_of(v["acknowledged"]["event_time"]) - timestamp_of(v["raised"]["event_time"]))  # type: ignore[operator]
-             for v in times.values() if "raised" in v and "acknowledged" in v]
+    pairs = [
+        (v["raised"], timestamp_of(v["acknowledged"]["event_time"]) - timestamp_of(v["raised"]["event_time"]))  # type: ignore[operator]
+        for v in times.values()
+        if "raised" in v and "acknowledged" in v
+    ]
     if not pairs:
         return None
     plt = _plt()
@@ -107,8 +142,9 @@ def ack_latency(alerts: list[dict[str, Any]], out: Path) -> Path | None:
     return _save(plt, fig, out)
 
 
-def pool_water(pool: str, readings: list[dict[str, Any]], truth: list[dict[str, Any]], alerts: list[dict[str, Any]],
-               out: Path) -> Path | None:
+def pool_water(
+    pool: str, readings: list[dict[str, Any]], truth: list[dict[str, Any]], alerts: list[dict[str, Any]], out: Path
+) -> Path | None:
     rows = [r for r in readings if r["pool_id"] == pool]
     if not rows:
         return None
@@ -133,8 +169,9 @@ def pool_water(pool: str, readings: list[dict[str, Any]], truth: list[dict[str, 
     return _save(plt, fig, out)
 
 
-def intersection(iid: str, aggregates: list[dict[str, Any]], truth: list[dict[str, Any]], alerts: list[dict[str, Any]],
-                 out: Path) -> Path | None:
+def intersection(
+    iid: str, aggregates: list[dict[str, Any]], truth: list[dict[str, Any]], alerts: list[dict[str, Any]], out: Path
+) -> Path | None:
     """Occupancy and speed per approach (1-minute aggregates) with incidents and alarms."""
     rows = [a for a in aggregates if a["intersection_id"] == iid and a.get("detector_id") != "history"]
     if not rows:
@@ -168,8 +205,14 @@ def intersection(iid: str, aggregates: list[dict[str, Any]], truth: list[dict[st
     return _save(plt, fig, out)
 
 
-def forecast_plot(series_id: str, forecasts: list[dict[str, Any]], actuals: dict[tuple[str, int], float],
-                  truth: list[dict[str, Any]], out: Path, span: tuple[float, float] | None) -> Path | None:
+def forecast_plot(
+    series_id: str,
+    forecasts: list[dict[str, Any]],
+    actuals: dict[tuple[str, int], float],
+    truth: list[dict[str, Any]],
+    out: Path,
+    span: tuple[float, float] | None,
+) -> Path | None:
     """What was forecast at the start of the run (with its 80 % band) against what happened."""
     mine = [f for f in forecasts if f["series_id"] == series_id]
     if span:  # forecasts made while the imported history was still loading are not the run's
@@ -193,8 +236,9 @@ def forecast_plot(series_id: str, forecasts: list[dict[str, Any]], actuals: dict
     for t in truth:
         if t["kind"] == "event" and iid in t.get("details", {}).get("intersections", []):
             ax.axvspan(_dt(t["start"]), _dt(t["end"]), color="#6a1b9a", alpha=0.12)
-            ax.annotate(str(t["details"].get("schedule_kind", "event")), (_dt(t["start"]), ax.get_ylim()[1] * 0.92),
-                        fontsize=10, color="#6a1b9a")
+            ax.annotate(
+                str(t["details"].get("schedule_kind", "event")), (_dt(t["start"]), ax.get_ylim()[1] * 0.92), fontsize=10, color="#6a1b9a"
+            )
     ax.set_ylabel("vehicles per hour")
     ax.set_title(f"{series_id}: forecast (bands: 80 % interval) against actual; events shaded")
     ax.legend(loc="upper left", fontsize=10, frameon=False)
@@ -203,24 +247,32 @@ def forecast_plot(series_id: str, forecasts: list[dict[str, Any]], actuals: dict
 
 
 def _evaluation_table(ev: dict[str, Any]) -> str:
-    head = ("<tr><th>alarm kind</th><th>incidents</th><th>alarmed</th><th>recall</th><th>false alarms</th><th>precision</th>"
-            "<th>median delay</th><th>max delay</th></tr>")
+    head = (
+        "<tr><th>alarm kind</th><th>incidents</th><th>alarmed</th><th>recall</th><th>false alarms</th><th>precision</th>"
+        "<th>median delay</th><th>max delay</th></tr>"
+    )
     rows = []
     for kind, r in ev["alarms"]["per_kind"].items():
+
         def fmt(v: Any, suffix: str = "") -> str:
             return "–" if v is None else f"{v:g}{suffix}"
-        rows.append(f"<tr><td>{html.escape(kind)}</td><td>{r['incidents']}</td><td>{r['detected']}</td><td>{fmt(r['recall'])}</td>"
-                    f"<td>{r['false_alarms']}</td><td>{fmt(r['precision'])}</td><td>{fmt(r['delay_median_s'], ' s')}</td>"
-                    f"<td>{fmt(r['delay_max_s'], ' s')}</td></tr>")
+
+        rows.append(
+            f"<tr><td>{html.escape(kind)}</td><td>{r['incidents']}</td><td>{r['detected']}</td><td>{fmt(r['recall'])}</td>"
+            f"<td>{r['false_alarms']}</td><td>{fmt(r['precision'])}</td><td>{fmt(r['delay_median_s'], ' s')}</td>"
+            f"<td>{fmt(r['delay_max_s'], ' s')}</td></tr>"
+        )
     return f"<table>{head}{''.join(rows)}</table>"
 
 
 def _forecast_line(fc: dict[str, Any]) -> str:
     if not fc.get("available"):
         return str(fc.get("note"))
-    return (f"{fc['forecasts']} refreshes ({', '.join(fc['models'])}), {fc['scored_points']} forecast hours scored: "
-            f"MAE {fc['mae']} vehicles/h, weekly seasonal naive {fc['weekly_naive_mae']} "
-            f"(ratio {fc['mae_ratio_to_weekly_naive']}), 80 % interval coverage {fc['coverage80']}")
+    return (
+        f"{fc['forecasts']} refreshes ({', '.join(fc['models'])}), {fc['scored_points']} forecast hours scored: "
+        f"MAE {fc['mae']} vehicles/h, weekly seasonal naive {fc['weekly_naive_mae']} "
+        f"(ratio {fc['mae_ratio_to_weekly_naive']}), 80 % interval coverage {fc['coverage80']}"
+    )
 
 
 def _span(ev: dict[str, Any]) -> tuple[float, float] | None:
@@ -267,7 +319,8 @@ def write_report(run_dir: Path) -> Path:
         f"<div class='kpi'><b>{al['false_water_alarms_per_subject_day']:g}</b>false water alarms per pool and day</div>",
         f"<div class='kpi'><b>{lc['alarms']}</b>alarms ({lc['acknowledged']} acknowledged, {lc['escalated']} escalated, "
         f"{lc['resolved']} resolved)</div>",
-        "<h2>Evaluation against the ground truth</h2>", _evaluation_table(ev),
+        "<h2>Evaluation against the ground truth</h2>",
+        _evaluation_table(ev),
         f"<p>Forecasts: {html.escape(_forecast_line(ev['forecasts']))}. "
         f"Signal timing: {html.escape(str(ev['signals'].get('note', ev['signals'])))}. "
         f"Incidents that began too late in the run to be judged: {len(ev['too_late_to_judge'])}.</p>",

@@ -51,8 +51,7 @@ def check_run(run_dir: Path) -> None:
     as interrupted, or a row the scoring cannot read."""
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
-        raise RunError(f"{run_dir} holds no summary.json: the run was interrupted or has not finished, "
-                       "and is not scored")
+        raise RunError(f"{run_dir} holds no summary.json: the run was interrupted or has not finished, and is not scored")
     try:
         summary = orjson.loads(summary_path.read_bytes())
     except (orjson.JSONDecodeError, OSError) as exc:
@@ -197,18 +196,24 @@ def _forecast_error(forecasts: list[dict[str, Any]], aggregates: list[dict[str, 
             inside.append(p["yhat_lower"] <= actual[key] <= p["yhat_upper"])
     mae = sum(errors) / len(errors) if errors else None
     naive = sum(naive_errors) / len(naive_errors) if naive_errors else None
-    return {"available": True, "forecasts": len(forecasts), "scored_points": len(errors),
-            "models": sorted({f["model"] for f in forecasts}),
-            "mae": round(mae, 2) if mae is not None else None,
-            "weekly_naive_mae": round(naive, 2) if naive is not None else None,
-            "mae_ratio_to_weekly_naive": round(mae / naive, 3) if mae is not None and naive else None,
-            "coverage80": round(sum(inside) / len(inside), 3) if inside else None}
+    return {
+        "available": True,
+        "forecasts": len(forecasts),
+        "scored_points": len(errors),
+        "models": sorted({f["model"] for f in forecasts}),
+        "mae": round(mae, 2) if mae is not None else None,
+        "weekly_naive_mae": round(naive, 2) if naive is not None else None,
+        "mae_ratio_to_weekly_naive": round(mae / naive, 3) if mae is not None and naive else None,
+        "coverage80": round(sum(inside) / len(inside), 3) if inside else None,
+    }
 
 
 def _signals(plans: list[dict[str, Any]]) -> dict[str, Any]:
     if not plans:
-        return {"available": False,
-                "note": "no signal plans in this run: the demo city runs no signal control yet (closed loop: leitstand sumo eval)"}
+        return {
+            "available": False,
+            "note": "no signal plans in this run: the demo city runs no signal control yet (closed loop: leitstand sumo eval)",
+        }
     outcomes: dict[str, int] = {}
     for p in plans:
         outcomes[str(p.get("validation", "unknown"))] = outcomes.get(str(p.get("validation", "unknown")), 0) + 1

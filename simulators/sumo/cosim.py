@@ -19,8 +19,8 @@ from typing import Any
 import msgspec
 
 from signals.explain import StageDecision
-from simulators.sumo.network import SumoSignals
 from simulators.sumo.loop import Scenario, ScenarioError, config_records
+from simulators.sumo.network import SumoSignals
 from streams import topics
 from streams.kafka_io import ensure_topics, producer
 from streams.records import IntersectionFrame, SignalAuditMessage, SignalPlanMessage, encode
@@ -33,8 +33,9 @@ AUDIT_DECODER = msgspec.json.Decoder(SignalAuditMessage)
 
 
 class KafkaSource:
-    def __init__(self, settings: Settings, first_reply_timeout_s: float = 60.0, reply_timeout_s: float = 20.0,
-                 mode: str = "automatic") -> None:
+    def __init__(
+        self, settings: Settings, first_reply_timeout_s: float = 60.0, reply_timeout_s: float = 20.0, mode: str = "automatic"
+    ) -> None:
         self.settings = settings
         self.first_reply_timeout_s = first_reply_timeout_s
         self.reply_timeout_s = reply_timeout_s
@@ -48,8 +49,7 @@ class KafkaSource:
         self.messages = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str,
-              epoch_s: float) -> None:
+    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str, epoch_s: float) -> None:
         self._session = session
         at = datetime.fromtimestamp(epoch_s + scenario.begin_s, tz=UTC)
         self._loop.run_until_complete(self._start(signals, controller, session, at))
@@ -61,8 +61,11 @@ class KafkaSource:
         self._producer = producer(s, linger_ms=0)
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap_servers, group_id=None, enable_auto_commit=False,
-            fetch_max_wait_ms=20, **s.kafka_client_options(),
+            bootstrap_servers=s.kafka_bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=20,
+            **s.kafka_client_options(),
         )
         await self._consumer.start()
         plans_topic, audit_topic = s.topic(topics.SIGNALS_PLANS), s.topic(topics.SIGNALS_AUDIT)
@@ -97,7 +100,8 @@ class KafkaSource:
                 raise ScenarioError(
                     f"no worker started control of {', '.join(sorted(set(signals) - started))} within "
                     f"{self.first_reply_timeout_s:g} s: is a worker with the control role running against "
-                    f"{s.kafka_bootstrap_servers} (leitstand worker)?")
+                    f"{s.kafka_bootstrap_servers} (leitstand worker)?"
+                )
             batch = await self._consumer.getmany(timeout_ms=500)
             for tp, records in batch.items():
                 if tp.topic != audit_topic:
@@ -131,8 +135,7 @@ class KafkaSource:
 
     async def _decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
         s = self.settings
-        sends = [await self._producer.send(s.topic(topics.SENSORS_INTERSECTION), encode(f), key=f.intersection_id.encode())
-                 for f in frames]
+        sends = [await self._producer.send(s.topic(topics.SENSORS_INTERSECTION), encode(f), key=f.intersection_id.encode()) for f in frames]
         await asyncio.gather(*sends)
         want = {f.intersection_id: f.event_time.timestamp() for f in frames}
         out: dict[str, StageDecision] = {}
@@ -144,7 +147,8 @@ class KafkaSource:
                 missing = sorted(set(want) - set(out))
                 raise ScenarioError(
                     f"no decision for {', '.join(missing)} within {timeout:g} s: is a worker with the control "
-                    f"role running against {s.kafka_bootstrap_servers} (leitstand worker)?")
+                    f"role running against {s.kafka_bootstrap_servers} (leitstand worker)?"
+                )
             batch = await self._consumer.getmany(timeout_ms=int(min(left, 0.5) * 1000))
             for tp, records in batch.items():
                 if tp.topic != self.settings.topic(topics.SIGNALS_PLANS):
@@ -155,9 +159,12 @@ class KafkaSource:
                         msg = PLAN_DECODER.decode(rec.value)
                     except msgspec.DecodeError:
                         continue
-                    if (msg.session != self._session or msg.status not in DRIVE_STATUSES
-                            or msg.intersection_id not in want
-                            or msg.event_time.timestamp() != want[msg.intersection_id]):
+                    if (
+                        msg.session != self._session
+                        or msg.status not in DRIVE_STATUSES
+                        or msg.intersection_id not in want
+                        or msg.event_time.timestamp() != want[msg.intersection_id]
+                    ):
                         continue
                     if msg.status == "fallback":
                         self.rejections += 1

@@ -34,8 +34,9 @@ def _one(args: tuple[str, str, int]) -> dict[str, Any]:
     return dataclasses.asdict(run(scenario, controller, seed, InProcessSource()))
 
 
-def run_many(jobs_list: Sequence[tuple[str, str, int]], jobs: int,
-             on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+def run_many(
+    jobs_list: Sequence[tuple[str, str, int]], jobs: int, on_done: Callable[[dict[str, Any]], None] | None = None
+) -> list[dict[str, Any]]:
     """Run (scenario, controller, seed) triples in spawned processes; results in input order."""
     if jobs <= 1 or len(jobs_list) == 1:
         out = []
@@ -64,9 +65,15 @@ def summarise(scenario: str, controller: str, seeds: Sequence[int], runs: list[d
     return out
 
 
-def evaluate(scenario: str | Path, controller: str, seeds: Sequence[int], *, jobs: int = 1,
-             source_factory: Callable[[], Any] | None = None,
-             on_done: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def evaluate(
+    scenario: str | Path,
+    controller: str,
+    seeds: Sequence[int],
+    *,
+    jobs: int = 1,
+    source_factory: Callable[[], Any] | None = None,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     check_controller(controller)
     started = time.perf_counter()
     if source_factory is None:
@@ -94,8 +101,15 @@ def bar_chart(results: list[dict[str, Any]], path: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=120)
     bars = ax.bar(names, means, yerr=[lows, highs], capsize=4, color="#4c72b0")
     for bar, m in zip(bars, means):
-        ax.annotate(f"{m:.1f} s", (bar.get_x() + bar.get_width() / 2, m), ha="center", va="bottom",
-                    xytext=(0, 3), textcoords="offset points", fontsize=8)
+        ax.annotate(
+            f"{m:.1f} s",
+            (bar.get_x() + bar.get_width() / 2, m),
+            ha="center",
+            va="bottom",
+            xytext=(0, 3),
+            textcoords="offset points",
+            fontsize=8,
+        )
     ax.set_ylabel("mean delay per vehicle [s]")
     ax.set_title(title, fontsize=10)
     ax.spines[["top", "right"]].set_visible(False)

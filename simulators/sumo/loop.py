@@ -32,8 +32,8 @@ from signals.control import IntersectionControl
 from signals.explain import StageDecision
 from signals.loader import intersection_to_dict
 from signals.monitor import SafetyMonitor
-from simulators.sumo.network import SumoSignals, intersections_from_sumo, load_sumo_net
 from signals.timeline import SignalState
+from simulators.sumo.network import SumoSignals, intersections_from_sumo, load_sumo_net
 from streams.records import DetectorReading, IntersectionConfig, IntersectionFrame
 from streams.signal_codec import decision_from_message, observation_from_frame, plan_message
 
@@ -48,6 +48,7 @@ def sim_epoch(end_s: float, now: float | None = None) -> float:
     """
     wall = time.time() if now is None else now
     return float(int(wall // 60) * 60) - float(math.ceil(end_s))
+
 
 APPROACH_M = 75.0
 CHAR = {SignalState.GREEN: "G", SignalState.YELLOW: "y", SignalState.RED: "r", SignalState.RED_YELLOW: "u"}
@@ -117,8 +118,7 @@ def read_scenario(sumocfg: str | Path) -> Scenario:
     end_s = seconds("end", end)
     if end_s <= begin:
         raise ScenarioError(f"{cfg}: end {end_s:g} s is not after begin {begin:g} s")
-    return Scenario(cfg, cfg.parent / net.strip(), begin, end_s, files("additional-files", "a"),
-                    files("route-files", "r"))
+    return Scenario(cfg, cfg.parent / net.strip(), begin, end_s, files("additional-files", "a"), files("route-files", "r"))
 
 
 def _check_xml(path: Path, role: str) -> None:
@@ -179,8 +179,7 @@ def check_scenario(sumocfg: str | Path) -> Scenario:
 class DecisionSource(Protocol):
     """Where decisions come from: in-process control, or the broker and a running worker."""
 
-    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str,
-              epoch_s: float) -> None: ...
+    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str, epoch_s: float) -> None: ...
 
     def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]: ...
 
@@ -196,12 +195,17 @@ class InProcessSource:
         self.controls: dict[str, IntersectionControl] = {}
         self.session = ""
 
-    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str,
-              epoch_s: float) -> None:
+    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str, epoch_s: float) -> None:
         self.session = session
-        self.controls = {tid: IntersectionControl(s.intersection, controller, self.mode,  # type: ignore[arg-type]
-                                                  **self.params)
-                         for tid, s in signals.items()}
+        self.controls = {
+            tid: IntersectionControl(
+                s.intersection,
+                controller,
+                self.mode,  # type: ignore[arg-type]
+                **self.params,
+            )
+            for tid, s in signals.items()
+        }
 
     def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
         out = {}
@@ -220,13 +224,22 @@ class InProcessSource:
         pass
 
 
-def config_records(signals: Mapping[str, SumoSignals], controller: str, session: str, at: datetime,
-                   mode: str = "automatic") -> list[IntersectionConfig]:
+def config_records(
+    signals: Mapping[str, SumoSignals], controller: str, session: str, at: datetime, mode: str = "automatic"
+) -> list[IntersectionConfig]:
     """What a worker needs to control these traffic lights (published on ``signals.config``)."""
-    return [IntersectionConfig(schema_version=1, event_time=at, intersection_id=tid,
-                               model=intersection_to_dict(s.intersection), controller=controller,
-                               mode=mode, session=session)  # type: ignore[arg-type]
-            for tid, s in signals.items()]
+    return [
+        IntersectionConfig(
+            schema_version=1,
+            event_time=at,
+            intersection_id=tid,
+            model=intersection_to_dict(s.intersection),
+            controller=controller,
+            mode=mode,
+            session=session,
+        )  # type: ignore[arg-type]
+        for tid, s in signals.items()
+    ]
 
 
 @dataclass
@@ -264,22 +277,31 @@ def write_detectors(signals: Mapping[str, SumoSignals], net, path: Path) -> dict
                 span = min(APPROACH_M, length)
                 e2 = f"e2_{len(placed)}"
                 pos, end = (length - span, length) if kind == "in" else (0.0, span)
-                ET.SubElement(root, "laneAreaDetector", id=e2, lane=lane_id, pos=f"{pos:.2f}", endPos=f"{end:.2f}",
-                              period="86400", file=os.devnull)
+                ET.SubElement(
+                    root, "laneAreaDetector", id=e2, lane=lane_id, pos=f"{pos:.2f}", endPos=f"{end:.2f}", period="86400", file=os.devnull
+                )
                 e1 = ""
                 if kind == "in":
                     e1 = f"e1_{len(placed)}"
-                    ET.SubElement(root, "inductionLoop", id=e1, lane=lane_id, pos=f"{max(0.0, length - 1.0):.2f}",
-                                  period="86400", file=os.devnull)
+                    ET.SubElement(
+                        root, "inductionLoop", id=e1, lane=lane_id, pos=f"{max(0.0, length - 1.0):.2f}", period="86400", file=os.devnull
+                    )
                 placed[det] = (e2, e1)
             per_tls[tid][det] = placed[det]
     ET.ElementTree(root).write(path)
     return per_tls
 
 
-def run(sumocfg: str | Path, controller: str, seed: int, source: DecisionSource | None = None, *,
-        session: str | None = None, progress: Callable[[float, float], None] | None = None,
-        keep_dir: Path | None = None) -> RunResult:
+def run(
+    sumocfg: str | Path,
+    controller: str,
+    seed: int,
+    source: DecisionSource | None = None,
+    *,
+    session: str | None = None,
+    progress: Callable[[float, float], None] | None = None,
+    keep_dir: Path | None = None,
+) -> RunResult:
     """One seeded run of a scenario under one controller (libsumo: in this process, one at a time)."""
     import libsumo as traci  # one simulation per process: imported where it is used
 
@@ -296,12 +318,29 @@ def run(sumocfg: str | Path, controller: str, seed: int, source: DecisionSource 
         detectors = write_detectors(signals, net, det_file)
         additional = ",".join(str(p) for p in (*scenario.additional, det_file))
         try:
-            traci.start([
-                "sumo", "-c", str(scenario.config), "--seed", str(seed), "--time-to-teleport", "-1",
-                "--tripinfo-output", str(tripinfo), "--tripinfo-output.write-unfinished", "true",
-                "--additional-files", additional, "--no-step-log", "true", "--no-warnings", "true",
-                "--duration-log.disable", "true",
-            ])
+            traci.start(
+                [
+                    "sumo",
+                    "-c",
+                    str(scenario.config),
+                    "--seed",
+                    str(seed),
+                    "--time-to-teleport",
+                    "-1",
+                    "--tripinfo-output",
+                    str(tripinfo),
+                    "--tripinfo-output.write-unfinished",
+                    "true",
+                    "--additional-files",
+                    additional,
+                    "--no-step-log",
+                    "true",
+                    "--no-warnings",
+                    "true",
+                    "--duration-log.disable",
+                    "true",
+                ]
+            )
         except traci.TraCIException as exc:  # SUMO refused a file (a route over an unknown edge, ...)
             raise ScenarioError(f"{scenario.config}: SUMO cannot load the scenario ({_one_line(exc)})") from None
         try:
@@ -335,10 +374,16 @@ def run(sumocfg: str | Path, controller: str, seed: int, source: DecisionSource 
         stats = read_tripinfo(tripinfo)
     violations = [str(v) for m in monitors.values() for v in m.violations]
     return RunResult(
-        scenario=scenario.name, controller=controller, seed=seed, teleports=teleports,
-        safety_violations=len(violations), rejected_decisions=getattr(source, "rejections", 0),
+        scenario=scenario.name,
+        controller=controller,
+        seed=seed,
+        teleports=teleports,
+        safety_violations=len(violations),
+        rejected_decisions=getattr(source, "rejections", 0),
         stage_changes=sum(a.stage_changes for a in adapters.values()),
-        wall_s=round(time.perf_counter() - started, 2), violations=violations[:20], **stats,
+        wall_s=round(time.perf_counter() - started, 2),
+        violations=violations[:20],
+        **stats,
     )
 
 
@@ -347,16 +392,19 @@ def _frame(traci, tid: str, detectors: Mapping[str, tuple[str, str]], clock: flo
     area, loop = traci.lanearea, traci.inductionloop
     for det, (e2, e1) in detectors.items():
         speed = area.getLastStepMeanSpeed(e2)
-        readings.append(DetectorReading(
-            detector_id=det,
-            count=loop.getLastStepVehicleNumber(e1) if e1 else 0,
-            occupancy=min(1.0, max(0.0, area.getLastStepOccupancy(e2) / 100.0)),
-            speed_kmh=min(300.0, speed * 3.6) if speed >= 0 else None,
-            queue_veh=float(area.getJamLengthVehicle(e2)),
-            vehicles=float(area.getLastStepVehicleNumber(e2)),
-        ))
-    return IntersectionFrame(schema_version=1, event_time=datetime.fromtimestamp(clock, tz=UTC), intersection_id=tid,
-                             interval_s=step_s, detectors=readings)
+        readings.append(
+            DetectorReading(
+                detector_id=det,
+                count=loop.getLastStepVehicleNumber(e1) if e1 else 0,
+                occupancy=min(1.0, max(0.0, area.getLastStepOccupancy(e2) / 100.0)),
+                speed_kmh=min(300.0, speed * 3.6) if speed >= 0 else None,
+                queue_veh=float(area.getJamLengthVehicle(e2)),
+                vehicles=float(area.getLastStepVehicleNumber(e2)),
+            )
+        )
+    return IntersectionFrame(
+        schema_version=1, event_time=datetime.fromtimestamp(clock, tz=UTC), intersection_id=tid, interval_s=step_s, detectors=readings
+    )
 
 
 def _state_string(s: SumoSignals, states: Mapping[str, SignalState], adapter: StageAdapter) -> str:
@@ -394,6 +442,11 @@ def read_tripinfo(path: Path) -> dict[str, float | int]:
         el.clear()
     if n == 0:
         raise ScenarioError("the run produced no trips (empty demand or no tripinfo)")
-    return {"delay_mean": round(delay / n, 3), "timeloss_mean": round(loss / n, 3),
-            "duration_mean": round(duration / n, 3), "waiting_mean": round(waiting / n, 3),
-            "trips": n, "unfinished": unfinished}
+    return {
+        "delay_mean": round(delay / n, 3),
+        "timeloss_mean": round(loss / n, 3),
+        "duration_mean": round(duration / n, 3),
+        "waiting_mean": round(waiting / n, 3),
+        "trips": n,
+        "unfinished": unfinished,
+    }

@@ -146,25 +146,32 @@ def _from_tls(tls: sumolib.net.TLS, program_id: str, program: sumolib.net.TLSPro
         for c, e in ((a, b), (b, a)):
             intergreen[(c, e)] = max(yellow.get(c, 3.0), gaps.get((c, e), 0.0))
     groups = {
-        g: SignalGroup(g, kind=_kind(links, conn_by_link), min_green_s=RILSA_MIN_GREEN_S,
-                       yellow_s=yellow.get(g, 3.0), red_yellow_s=0.0)
+        g: SignalGroup(g, kind=_kind(links, conn_by_link), min_green_s=RILSA_MIN_GREEN_S, yellow_s=yellow.get(g, 3.0), red_yellow_s=0.0)
         for g, links in group_links.items()
     }
     longest = max((p.green_s for p in plan), default=0.0)
     stage_objs = tuple(
-        Stage(sid, groups_, min_green_s=RILSA_MIN_GREEN_S, max_green_s=max(DEFAULT_MAX_GREEN_S, longest))
-        for groups_, sid in stages.items()
+        Stage(sid, groups_, min_green_s=RILSA_MIN_GREEN_S, max_green_s=max(DEFAULT_MAX_GREEN_S, longest)) for groups_, sid in stages.items()
     )
     lanes, detectors = _lane_areas(conn_by_link, link_groups)
     cycle = sum(float(ph.duration) for ph in phases)
     # the RiLSA bounds and a safe fixed plan, as for every model from outside: a program with,
     # say, 3 s greens or 2 s yellows is refused by name rather than driven (docs/signals.md)
-    x = ensure_safe(Intersection(
-        id=tls.getID(), groups=groups, stages=stage_objs, conflicts=frozenset(conflicts),
-        intergreen_s=intergreen, fixed_plan=SignalPlan(tuple(plan)), lanes=lanes,
-        cycle_min_s=min(30.0, cycle), cycle_max_s=max(DEFAULT_MAX_CYCLE_S, cycle),
-        max_wait_s=max(DEFAULT_MAX_CYCLE_S, cycle), name=f"SUMO tls {tls.getID()} program {program_id}",
-    ))
+    x = ensure_safe(
+        Intersection(
+            id=tls.getID(),
+            groups=groups,
+            stages=stage_objs,
+            conflicts=frozenset(conflicts),
+            intergreen_s=intergreen,
+            fixed_plan=SignalPlan(tuple(plan)),
+            lanes=lanes,
+            cycle_min_s=min(30.0, cycle),
+            cycle_max_s=max(DEFAULT_MAX_CYCLE_S, cycle),
+            max_wait_s=max(DEFAULT_MAX_CYCLE_S, cycle),
+            name=f"SUMO tls {tls.getID()} program {program_id}",
+        )
+    )
     return SumoSignals(tls.getID(), program_id, x, tuple(link_groups), constant, green_chars, detectors)
 
 
@@ -206,7 +213,7 @@ def _foe_pairs(group_links: Mapping[str, list[int]], conns: Mapping[int, list]) 
     pairs = set()
     names = sorted(group_links)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             if any(_foes(index.get(la), index.get(lb)) for la in group_links[a] for lb in group_links[b]):
                 pairs.add((a, b))
     return pairs

@@ -60,9 +60,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
 
     async def publish(aggregates: list[DetectorAggregate]) -> None:
         """Send and wait until the broker has them: only then may the state say 'closed'."""
-        pending = [
-            await sink.send(key=agg.intersection_id.encode(), value=encode(agg)) for agg in aggregates
-        ]
+        pending = [await sink.send(key=agg.intersection_id.encode(), value=encode(agg)) for agg in aggregates]
         await asyncio.gather(*pending)
         AGGREGATES.inc(len(aggregates))
 
@@ -73,9 +71,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
 
     @app.agent(source, name="aggregate-detector-frames")
     async def aggregate(stream: Any) -> None:
-        async for frames in decoded_batches(
-            stream, decoder, deadletter, max_batch=settings.batch_max, within_s=settings.batch_within_s
-        ):
+        async for frames in decoded_batches(stream, decoder, deadletter, max_batch=settings.batch_max, within_s=settings.batch_within_s):
             async with state_lock:
                 now, updates, closed = time.time(), {}, []
                 for iid, group in by_intersection(frames).items():
@@ -93,9 +89,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
         async with state_lock:
             now, updates, closed, open_count = time.time(), {}, [], 0
             for key, state in list(windows.items()):
-                state, done = windowing.close_idle(
-                    state, window_s=window_s, idle_s=settings.aggregate_idle_close_s, wall_now=now
-                )
+                state, done = windowing.close_idle(state, window_s=window_s, idle_s=settings.aggregate_idle_close_s, wall_now=now)
                 if done:
                     updates[key] = state
                     closed += done

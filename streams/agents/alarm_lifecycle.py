@@ -62,8 +62,7 @@ def alarm_json(alarm: alarms.Alarm) -> dict[str, Any]:
 
 def alert_record(change: AlarmChange, now: float) -> bytes:
     """The ``alerts`` value: the alarm as it is after ``change``."""
-    return orjson.dumps({"schema_version": 1, "event_time": _iso(now), "transition": change.transition,
-                         **alarm_json(change.alarm)})
+    return orjson.dumps({"schema_version": 1, "event_time": _iso(now), "transition": change.transition, **alarm_json(change.alarm)})
 
 
 def apply_command(book: Book | None, cmd: LifecycleCommand, now: float, policy: EscalationPolicy) -> tuple[Book, list[AlarmChange]]:
@@ -71,8 +70,14 @@ def apply_command(book: Book | None, cmd: LifecycleCommand, now: float, policy: 
     at = cmd.event_time.timestamp()
     if cmd.op == "raise":
         trig = AlarmTrigger(
-            cmd.subject_id, cmd.kind, cmd.severity or "major", cmd.trigger or f"{at:.3f}", at,
-            cmd.message or cmd.kind, cmd.evidence, cmd.subject_type,
+            cmd.subject_id,
+            cmd.kind,
+            cmd.severity or "major",
+            cmd.trigger or f"{at:.3f}",
+            at,
+            cmd.message or cmd.kind,
+            cmd.evidence,
+            cmd.subject_type,
         )
         return alarms.raise_alarm(book, trig, now, policy)
     if cmd.op == "clear":
@@ -87,24 +92,35 @@ def command_for(ack: AlertCommand) -> tuple[bytes, LifecycleCommand]:
     subject = alarms.subject_of(ack.alert_id) or ""
     kind = ack.alert_id.partition("@")[0]
     cmd = LifecycleCommand(
-        schema_version=1, event_time=ack.event_time, op=ack.action, subject_id=subject, kind=kind,
-        alert_id=ack.alert_id, by=ack.by, note=ack.note,
+        schema_version=1,
+        event_time=ack.event_time,
+        op=ack.action,
+        subject_id=subject,
+        kind=kind,
+        alert_id=ack.alert_id,
+        by=ack.by,
+        note=ack.note,
     )
     return subject.encode(), cmd
 
 
-def lifecycle_commands(subject_id: str, outcome: Any, at: datetime,
-             subject_type: str = "pool") -> Iterable[LifecycleCommand]:
+def lifecycle_commands(subject_id: str, outcome: Any, at: datetime, subject_type: str = "pool") -> Iterable[LifecycleCommand]:
     """Raise/clear commands for the alarm books from what the core decided."""
     for t in outcome.triggers:
         yield LifecycleCommand(
-            schema_version=1, event_time=datetime.fromtimestamp(t.at, tz=timezone.utc), op="raise",
-            subject_id=subject_id, subject_type=subject_type, kind=t.kind, severity=t.severity, trigger=t.trigger,
-            message=t.message, evidence=dict(t.evidence),
+            schema_version=1,
+            event_time=datetime.fromtimestamp(t.at, tz=timezone.utc),
+            op="raise",
+            subject_id=subject_id,
+            subject_type=subject_type,
+            kind=t.kind,
+            severity=t.severity,
+            trigger=t.trigger,
+            message=t.message,
+            evidence=dict(t.evidence),
         )
     for kind in outcome.clears:
-        yield LifecycleCommand(schema_version=1, event_time=at, op="clear", subject_id=subject_id,
-                               subject_type=subject_type, kind=kind)
+        yield LifecycleCommand(schema_version=1, event_time=at, op="clear", subject_id=subject_id, subject_type=subject_type, kind=kind)
 
 
 class AlarmBooks:
@@ -136,8 +152,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> AlarmBooks:
     acks = app.topic(settings.topic(ALERTS_ACKS))
     lifecycle_topic = app.topic(settings.topic(ALERTS_LIFECYCLE))
     alerts_topic = app.topic(settings.topic(ALERTS))
-    books = app.Table("alarm-books", default=None, use_partitioner=True, key_type=bytes,
-                      partitions=settings.topic_partitions)
+    books = app.Table("alarm-books", default=None, use_partitioner=True, key_type=bytes, partitions=settings.topic_partitions)
     policy = policy_from(settings)
     ack_decoder = TopicDecoder(AlertCommand, **decoder_limits(settings))  # type: ignore[arg-type]
     # internal topic, written only by our own agents; event times may be simulated ones
@@ -149,8 +164,14 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> AlarmBooks:
         await asyncio.gather(*sent)
         for c in changes:
             ALARM_TRANSITIONS.labels(c.transition, c.alarm.severity).inc()
-            log.info("alarm", transition=c.transition, alarm_id=c.alarm.alarm_id, severity=c.alarm.severity,
-                     escalation_level=c.alarm.level, by=c.alarm.acknowledged_by if c.transition == "acknowledged" else None)
+            log.info(
+                "alarm",
+                transition=c.transition,
+                alarm_id=c.alarm.alarm_id,
+                severity=c.alarm.severity,
+                escalation_level=c.alarm.level,
+                by=c.alarm.acknowledged_by if c.transition == "acknowledged" else None,
+            )
 
     def save(updates: dict[bytes, Book]) -> None:
         for key, book in updates.items():

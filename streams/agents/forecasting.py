@@ -41,18 +41,34 @@ def event_of(e: ScheduledEvent, venues: dict[str, list[str]]) -> dict[str, Any] 
     affects = venues.get(e.venue_id, [])
     if e.kind in VENUE_KINDS and not affects:
         return None  # an unmapped venue must not move every series in the city
-    return {"venue_id": e.venue_id, "event_id": e.event_id, "kind": e.kind, "title": e.title,
-            "start": e.starts_at.timestamp(), "end": e.ends_at.timestamp(),
-            "expected_attendance": e.expected_attendance, "affects": affects}
+    return {
+        "venue_id": e.venue_id,
+        "event_id": e.event_id,
+        "kind": e.kind,
+        "title": e.title,
+        "start": e.starts_at.timestamp(),
+        "end": e.ends_at.timestamp(),
+        "expected_attendance": e.expected_attendance,
+        "affects": affects,
+    }
 
 
 def to_events(stored: list[dict[str, Any]]) -> list[Any]:
     from forecasting import Event
 
-    return [Event(venue_id=d["venue_id"], start=datetime.fromtimestamp(d["start"], tz=timezone.utc),
-                  end=datetime.fromtimestamp(d["end"], tz=timezone.utc), expected_attendance=d["expected_attendance"],
-                  affects=tuple(d["affects"]), event_id=d["event_id"], title=d["title"], kind=d["kind"])
-            for d in stored]
+    return [
+        Event(
+            venue_id=d["venue_id"],
+            start=datetime.fromtimestamp(d["start"], tz=timezone.utc),
+            end=datetime.fromtimestamp(d["end"], tz=timezone.utc),
+            expected_attendance=d["expected_attendance"],
+            affects=tuple(d["affects"]),
+            event_id=d["event_id"],
+            title=d["title"],
+            kind=d["kind"],
+        )
+        for d in stored
+    ]
 
 
 def refit(series_id: str, history: Any, events: list[Any], model: str | None, horizon: int, holidays: str | None) -> dict[str, Any]:
@@ -72,10 +88,21 @@ def refit(series_id: str, history: Any, events: list[Any], model: str | None, ho
     out = forecaster.fit(history, regressors).predict(horizon, future_reg)
     used = getattr(forecaster, "chosen_", None) or forecaster.name
     return {
-        "schema_version": 1, "series_id": series_id, "model": used, "model_version": forecaster.version,
-        "origin": history.index[-1].isoformat(), "event_ids": sorted(e.event_id for e in relevant),
-        "points": [{"timestamp": ts.isoformat(), "yhat": round(float(r.yhat), 3), "yhat_lower": round(float(r.yhat_lower), 3),
-                    "yhat_upper": round(float(r.yhat_upper), 3)} for ts, r in out.iterrows()],
+        "schema_version": 1,
+        "series_id": series_id,
+        "model": used,
+        "model_version": forecaster.version,
+        "origin": history.index[-1].isoformat(),
+        "event_ids": sorted(e.event_id for e in relevant),
+        "points": [
+            {
+                "timestamp": ts.isoformat(),
+                "yhat": round(float(r.yhat), 3),
+                "yhat_lower": round(float(r.yhat_lower), 3),
+                "yhat_upper": round(float(r.yhat_upper), 3),
+            }
+            for ts, r in out.iterrows()
+        ],
     }
 
 
@@ -86,10 +113,13 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
     readings = app.topic(settings.topic(SENSORS_POOL))
     schedule = app.topic(settings.topic(EVENTS_SCHEDULE))
     out_topic = app.topic(settings.topic(FORECASTS))
-    tables = {kind: app.Table(f"forecast-history-{kind}", default=None, use_partitioner=True, key_type=bytes,
-                              partitions=settings.topic_partitions) for kind in ("intersection", "pool")}
-    events_table = app.Table("announced-events", default=None, use_partitioner=True, key_type=bytes,
-                             partitions=settings.topic_partitions)
+    tables = {
+        kind: app.Table(
+            f"forecast-history-{kind}", default=None, use_partitioner=True, key_type=bytes, partitions=settings.topic_partitions
+        )
+        for kind in ("intersection", "pool")
+    }
+    events_table = app.Table("announced-events", default=None, use_partitioner=True, key_type=bytes, partitions=settings.topic_partitions)
     keep = settings.forecast_history_days
     dirty: dict[str, str] = {}  # series -> trigger
     last_forecast: dict[str, dict[str, float]] = {}  # series -> {hour epoch: yhat}
@@ -144,8 +174,9 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
             for e in batch:
                 stored = event_of(e, settings.venues)
                 if stored is None:
-                    log.warning("event at a venue without series mapping ignored (set LEITSTAND_VENUES)",
-                                venue=e.venue_id, event_id=e.event_id)
+                    log.warning(
+                        "event at a venue without series mapping ignored (set LEITSTAND_VENUES)", venue=e.venue_id, event_id=e.event_id
+                    )
                     continue
                 key = e.venue_id.encode()
                 venue = dict(events_table.get(key) or {})
@@ -169,8 +200,9 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
         record["event_time"] = datetime.now(timezone.utc).isoformat()
         record["trigger"] = trigger
         await (await out_topic.send(key=record["series_id"].encode(), value=orjson.dumps(record)))
-        last_forecast[record["series_id"]] = {str(int(datetime.fromisoformat(p["timestamp"]).timestamp())): p["yhat"]
-                                              for p in record["points"]}
+        last_forecast[record["series_id"]] = {
+            str(int(datetime.fromisoformat(p["timestamp"]).timestamp())): p["yhat"] for p in record["points"]
+        }
         FORECAST_REFRESHES.labels(record["model"], trigger).inc()
 
     @app.timer(interval=1.0)
@@ -202,9 +234,12 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
             pool.append(process_pool(settings.forecast_workers))
         loop = asyncio.get_running_loop()
         t0 = time.monotonic()
-        futures = {s: loop.run_in_executor(pool[0], refit, s, h, events, settings.forecast_model,
-                                           settings.forecast_horizon_h, settings.forecast_holidays)
-                   for s, (_, h) in jobs.items()}
+        futures = {
+            s: loop.run_in_executor(
+                pool[0], refit, s, h, events, settings.forecast_model, settings.forecast_horizon_h, settings.forecast_holidays
+            )
+            for s, (_, h) in jobs.items()
+        }
         for series_id, fut in futures.items():
             try:
                 record = await fut

@@ -32,8 +32,7 @@ log = structlog.get_logger(__name__)
 def register(app: faust.App, settings: Settings) -> None:
     alerts = app.topic(settings.topic(ALERTS))
     delivery_log = app.topic(settings.topic(ALERTS_DELIVERIES))
-    outbox = app.Table("webhook-outbox", default=None, use_partitioner=True, key_type=bytes,
-                       partitions=settings.topic_partitions)
+    outbox = app.Table("webhook-outbox", default=None, use_partitioner=True, key_type=bytes, partitions=settings.topic_partitions)
     secret = webhooks.secret_key(settings.webhook_secret.get_secret_value()) if settings.webhook_secret else None
     levels = settings.alarm_contact_levels
     allowed_hosts = tuple(settings.webhook_allowed_hosts)
@@ -65,8 +64,9 @@ def register(app: faust.App, settings: Settings) -> None:
             else:
                 # a session per attempt: alarms are rare, and nothing is left open at shutdown
                 async with webhooks.session(allowed_hosts) as session:
-                    ok, detail, retry = await webhooks.post(session, did, url, d["body"].encode(), secret,
-                                                            settings.webhook_timeout_s, allowed_hosts)
+                    ok, detail, retry = await webhooks.post(
+                        session, did, url, d["body"].encode(), secret, settings.webhook_timeout_s, allowed_hosts
+                    )
             target = d.get("target") or webhooks.origin(url or "")
             now = time.time()
             attempts = d["attempts"] + 1
@@ -77,18 +77,30 @@ def register(app: faust.App, settings: Settings) -> None:
                 if ok or gave_up:
                     pending.pop(did, None)
                 elif did in pending:
-                    pending[did] = {**d, "attempts": attempts, "next_at": now + webhooks.backoff_s(attempts, settings.webhook_backoff_s),
-                                    "last_error": detail}
+                    pending[did] = {
+                        **d,
+                        "attempts": attempts,
+                        "next_at": now + webhooks.backoff_s(attempts, settings.webhook_backoff_s),
+                        "last_error": detail,
+                    }
                 outbox[key] = pending
             WEBHOOK_DELIVERIES.labels(outcome).inc()
-            record = {"schema_version": 1, "event_time": datetime.fromtimestamp(now, tz=timezone.utc).isoformat(),
-                      "delivery_id": did, "alarm_id": d["alarm_id"], "transition": d["transition"], "level": d["level"],
-                      "target": target, "target_id": d.get("target_id") or webhooks.target_id(url or ""),
-                      "attempt": attempts, "outcome": outcome, "detail": detail}
+            record = {
+                "schema_version": 1,
+                "event_time": datetime.fromtimestamp(now, tz=timezone.utc).isoformat(),
+                "delivery_id": did,
+                "alarm_id": d["alarm_id"],
+                "transition": d["transition"],
+                "level": d["level"],
+                "target": target,
+                "target_id": d.get("target_id") or webhooks.target_id(url or ""),
+                "attempt": attempts,
+                "outcome": outcome,
+                "detail": detail,
+            }
             await delivery_log.send(key=d["alarm_id"].encode(), value=orjson.dumps(record))
             if outcome != "delivered":
-                log.warning("webhook delivery", outcome=outcome, target=target, alarm_id=d["alarm_id"],
-                            attempt=attempts, detail=detail)
+                log.warning("webhook delivery", outcome=outcome, target=target, alarm_id=d["alarm_id"], attempt=attempts, detail=detail)
         finally:
             in_flight.discard(did)
 

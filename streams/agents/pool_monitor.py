@@ -69,8 +69,7 @@ def register_camera(app: faust.App, settings: Settings, deadletter: Any) -> None
 def register_water(app: faust.App, settings: Settings, deadletter: Any) -> None:
     """Water readings and silent sensors (runs in the ``telemetry`` worker role)."""
     readings = app.topic(settings.topic(SENSORS_POOL))
-    state_table = app.Table("pool-watch", default=None, use_partitioner=True, key_type=bytes,
-                            partitions=settings.topic_partitions)
+    state_table = app.Table("pool-watch", default=None, use_partitioner=True, key_type=bytes, partitions=settings.topic_partitions)
     known = profiles(settings)
     default = PoolProfile(limits_for(settings.pool_basin_default, None, settings.water_min_duration_s))
     reading_decoder = TopicDecoder(PoolReading, **decoder_limits(settings))  # type: ignore[arg-type]
@@ -79,15 +78,17 @@ def register_water(app: faust.App, settings: Settings, deadletter: Any) -> None:
 
     @app.agent(readings, name="pool-water-watch")
     async def water(stream: Any) -> None:
-        async for batch in decoded_batches(stream, reading_decoder, deadletter, max_batch=settings.batch_max,
-                                           within_s=settings.batch_within_s):
+        async for batch in decoded_batches(
+            stream, reading_decoder, deadletter, max_batch=settings.batch_max, within_s=settings.batch_within_s
+        ):
             async with lock:
                 now, updates, out = time.time(), {}, []
                 for r in batch:
                     key = r.pool_id.encode()
                     state = updates.get(key) or state_table.get(key) or {}
-                    state, outcome = reading_outcome(state, r.pool_id, r.event_time.timestamp(), r.values(), r.visitors,
-                                                     known.get(r.pool_id, default))
+                    state, outcome = reading_outcome(
+                        state, r.pool_id, r.event_time.timestamp(), r.values(), r.visitors, known.get(r.pool_id, default)
+                    )
                     if state.get("silent"):
                         outcome.clears.append(SILENT)
                     state.update(last_seen_wall=now, silent=False, last_event=r.event_time.timestamp())
@@ -107,9 +108,15 @@ def register_water(app: faust.App, settings: Settings, deadletter: Any) -> None:
                     continue
                 pool_id = key.decode()
                 last = state.get("last_event", now)
-                trig = AlarmTrigger(pool_id, SILENT, "minor", f"silent-after:{last:.3f}", now,
-                                    f"no water readings for {now - state['last_seen_wall']:.0f} s",
-                                    {"last_reading_event_time": last, "heartbeat_s": settings.sensor_heartbeat_s})
+                trig = AlarmTrigger(
+                    pool_id,
+                    SILENT,
+                    "minor",
+                    f"silent-after:{last:.3f}",
+                    now,
+                    f"no water readings for {now - state['last_seen_wall']:.0f} s",
+                    {"last_reading_event_time": last, "heartbeat_s": settings.sensor_heartbeat_s},
+                )
                 out += commands(pool_id, PoolOutcome(triggers=[trig]), datetime.fromtimestamp(now, tz=timezone.utc))
                 updates[key] = {**state, "silent": True}
             await send(out)

@@ -92,8 +92,13 @@ class Slot:
 
 def setup_of(cfg: IntersectionConfig) -> tuple[Any, ...]:
     """What makes a control loop: a change in any of these restarts it (the mode does not)."""
-    return (cfg.session, msgspec.json.encode(cfg.model, order="sorted"), cfg.controller,
-            tuple(sorted(cfg.params.items())), cfg.approval_timeout_s)
+    return (
+        cfg.session,
+        msgspec.json.encode(cfg.model, order="sorted"),
+        cfg.controller,
+        tuple(sorted(cfg.params.items())),
+        cfg.approval_timeout_s,
+    )
 
 
 def build_control(cfg: IntersectionConfig, mode: str | None = None) -> IntersectionControl:
@@ -104,8 +109,13 @@ def build_control(cfg: IntersectionConfig, mode: str | None = None) -> Intersect
     intersection = intersection_from_dict(cfg.model)
     if intersection.id != cfg.intersection_id:
         raise ValueError(f"model id {intersection.id!r} differs from the config's intersection_id {cfg.intersection_id!r}")
-    return IntersectionControl(intersection, cfg.controller, mode or cfg.mode,  # type: ignore[arg-type]
-                               cfg.approval_timeout_s, **cfg.params)
+    return IntersectionControl(
+        intersection,
+        cfg.controller,
+        mode or cfg.mode,  # type: ignore[arg-type]
+        cfg.approval_timeout_s,
+        **cfg.params,
+    )
 
 
 def _refusal_reason(exc: Exception) -> str:
@@ -119,8 +129,7 @@ def _refusal_reason(exc: Exception) -> str:
 
 def _retired(before: dict[str, PlanRecord], control: IntersectionControl, decided: str | None) -> list[PlanRecord]:
     """Proposals that left ``pending`` as a side effect (superseded, mode change, expiry)."""
-    return [replace(p, status="expired", expires_at_s=None) for pid, p in before.items()
-            if pid not in control.pending and pid != decided]
+    return [replace(p, status="expired", expires_at_s=None) for pid, p in before.items() if pid not in control.pending and pid != decided]
 
 
 class ControlDesk:
@@ -149,9 +158,11 @@ class ControlDesk:
         if s is None:
             return None
         s.saved = s.signature()
-        return {"config": msgspec.to_builtins(s.config), "mode": s.control.mode,
-                "pending": [msgspec.to_builtins(plan_message(p, s.session, now_s=s.clock_s))
-                            for p in s.control.pending.values()]}
+        return {
+            "config": msgspec.to_builtins(s.config),
+            "mode": s.control.mode,
+            "pending": [msgspec.to_builtins(plan_message(p, s.session, now_s=s.clock_s)) for p in s.control.pending.values()],
+        }
 
     # -- inputs ------------------------------------------------------------------------------------
     def on_config(self, cfg: IntersectionConfig) -> Outbox:
@@ -171,25 +182,64 @@ class ControlDesk:
         except Exception as exc:  # noqa: BLE001 - a bad config is refused and audited, never fatal
             reason = _refusal_reason(exc)
             session = old.session if old else cfg.session
-            log.warning("signal config refused", intersection=iid, reason=reason,
-                        kept_session=old.session if old else None)
-            out.audit.append(audit_message(AuditEntry(at_s, iid, "config_refused", "config",
-                                                      {"session": cfg.session, "controller": cfg.controller,
-                                                       "reason": reason,
-                                                       "kept_session": old.session if old else None}), session))
+            log.warning("signal config refused", intersection=iid, reason=reason, kept_session=old.session if old else None)
+            out.audit.append(
+                audit_message(
+                    AuditEntry(
+                        at_s,
+                        iid,
+                        "config_refused",
+                        "config",
+                        {
+                            "session": cfg.session,
+                            "controller": cfg.controller,
+                            "reason": reason,
+                            "kept_session": old.session if old else None,
+                        },
+                    ),
+                    session,
+                )
+            )
             return out
         if old is not None:
             before = dict(old.control.pending)
             old.control.pending.clear()
-            self._emit(out, old, _retired(before, old.control, None),
-                       (AuditEntry(old.clock_s or at_s, iid, "control_stopped", "config",
-                                   {"session": old.session, "next_session": cfg.session,
-                                    "expired": sorted(before)}),))
+            self._emit(
+                out,
+                old,
+                _retired(before, old.control, None),
+                (
+                    AuditEntry(
+                        old.clock_s or at_s,
+                        iid,
+                        "control_stopped",
+                        "config",
+                        {"session": old.session, "next_session": cfg.session, "expired": sorted(before)},
+                    ),
+                ),
+            )
         slot = Slot(cfg, control)
         self.live[iid] = slot
-        self._emit(out, slot, (), (AuditEntry(at_s, iid, "control_started", "config", {
-            "session": cfg.session, "controller": cfg.controller, "mode": cfg.mode, "params": dict(cfg.params),
-            "approval_timeout_s": cfg.approval_timeout_s}),))
+        self._emit(
+            out,
+            slot,
+            (),
+            (
+                AuditEntry(
+                    at_s,
+                    iid,
+                    "control_started",
+                    "config",
+                    {
+                        "session": cfg.session,
+                        "controller": cfg.controller,
+                        "mode": cfg.mode,
+                        "params": dict(cfg.params),
+                        "approval_timeout_s": cfg.approval_timeout_s,
+                    },
+                ),
+            ),
+        )
         self._touch(out, slot)
         return out
 
@@ -234,8 +284,7 @@ class ControlDesk:
             self._refuse(out, cmd, at_s, slot.session, str(exc))
             self._touch(out, slot)
             return out
-        entries = tuple(replace(e, detail={**e.detail, "requested_at": requested}) if e.actor == cmd.actor else e
-                        for e in entries)
+        entries = tuple(replace(e, detail={**e.detail, "requested_at": requested}) if e.actor == cmd.actor else e for e in entries)
         self._emit(out, slot, _retired(before, control, decided.plan_id if decided else None), entries)
         if decided is not None:
             out.plans.append(plan_message(decided, slot.session, now_s=at_s))
@@ -263,12 +312,26 @@ class ControlDesk:
         stale = [msgspec.convert(p, SignalPlanMessage) for p in saved.get("pending", ())]
         at_s = max((p.event_time.timestamp() for p in stale), default=epoch_s(cfg.event_time))
         out.plans += [msgspec.structs.replace(p, status="expired", expires_at_s=None, changed=True) for p in stale]
-        entries = [AuditEntry(at_s, iid, "plan_expired", "restart",
-                              {"plan": p.plan_id, "reason": "worker restarted; pending proposals do not survive it"})
-                   for p in stale]
-        entries.append(AuditEntry(at_s, iid, "control_restored", "restart", {
-            "session": cfg.session, "controller": cfg.controller, "mode": control.mode,
-            "note": "controller history restarts; the signal drives the fixed program until it has new data"}))
+        entries = [
+            AuditEntry(
+                at_s, iid, "plan_expired", "restart", {"plan": p.plan_id, "reason": "worker restarted; pending proposals do not survive it"}
+            )
+            for p in stale
+        ]
+        entries.append(
+            AuditEntry(
+                at_s,
+                iid,
+                "control_restored",
+                "restart",
+                {
+                    "session": cfg.session,
+                    "controller": cfg.controller,
+                    "mode": control.mode,
+                    "note": "controller history restarts; the signal drives the fixed program until it has new data",
+                },
+            )
+        )
         out.audit += [audit_message(e, cfg.session) for e in entries]
         out.dirty.add(iid)
         return slot
@@ -279,11 +342,34 @@ class ControlDesk:
 
     def _refuse(self, out: Outbox, cmd: SignalCommand, at_s: float, session: str, reason: str) -> None:
         SIGNAL_COMMANDS.labels(cmd.action, "refused").inc()
-        log.warning("signal command refused", intersection=cmd.intersection_id, action=cmd.action,
-                    plan_id=cmd.plan_id, mode=cmd.mode, actor=cmd.actor, reason=reason)
-        out.audit.append(audit_message(AuditEntry(at_s, cmd.intersection_id, "command_refused", cmd.actor, {
-            "command": cmd.action, "plan": cmd.plan_id, "mode": cmd.mode, "command_reason": cmd.reason,
-            "requested_at": cmd.event_time.isoformat(), "reason": reason}), session))
+        log.warning(
+            "signal command refused",
+            intersection=cmd.intersection_id,
+            action=cmd.action,
+            plan_id=cmd.plan_id,
+            mode=cmd.mode,
+            actor=cmd.actor,
+            reason=reason,
+        )
+        out.audit.append(
+            audit_message(
+                AuditEntry(
+                    at_s,
+                    cmd.intersection_id,
+                    "command_refused",
+                    cmd.actor,
+                    {
+                        "command": cmd.action,
+                        "plan": cmd.plan_id,
+                        "mode": cmd.mode,
+                        "command_reason": cmd.reason,
+                        "requested_at": cmd.event_time.isoformat(),
+                        "reason": reason,
+                    },
+                ),
+                session,
+            )
+        )
 
     def _touch(self, out: Outbox, slot: Slot) -> None:
         if slot.saved != slot.signature():
@@ -306,20 +392,21 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
     dead-letters ``sensors.intersection``, so each bad frame is reported once."""
     from ..signal_codec import observation_from_frame
 
-    names = {settings.topic(SIGNALS_CONFIG): IntersectionConfig, settings.topic(SENSORS_INTERSECTION): IntersectionFrame,
-             settings.topic(SIGNALS_APPROVALS): SignalCommand}
+    names = {
+        settings.topic(SIGNALS_CONFIG): IntersectionConfig,
+        settings.topic(SENSORS_INTERSECTION): IntersectionFrame,
+        settings.topic(SIGNALS_APPROVALS): SignalCommand,
+    }
     limits = decoder_limits(settings)
     decoders: dict[str, TopicDecoder[Any]] = {t: TopicDecoder(r, **limits) for t, r in names.items()}  # type: ignore[arg-type]
     # a config's time only orders configs; a simulation publishes its own epoch (no skew check)
-    decoders[settings.topic(SIGNALS_CONFIG)] = TopicDecoder(IntersectionConfig, max_bytes=settings.max_record_bytes,
-                                                            clock_skew_s=1e12)
+    decoders[settings.topic(SIGNALS_CONFIG)] = TopicDecoder(IntersectionConfig, max_bytes=settings.max_record_bytes, clock_skew_s=1e12)
     frames_topic = settings.topic(SENSORS_INTERSECTION)
     source = app.topic(*names)
     approvals = app.topic(settings.topic(SIGNALS_APPROVALS))
     plans = app.topic(settings.topic(SIGNALS_PLANS))
     audit = app.topic(settings.topic(SIGNALS_AUDIT))
-    table = app.Table("signal-control", default=None, use_partitioner=True, key_type=bytes,
-                      partitions=settings.topic_partitions)
+    table = app.Table("signal-control", default=None, use_partitioner=True, key_type=bytes, partitions=settings.topic_partitions)
     desk = ControlDesk(table)
 
     async def decode(events: list[Any]) -> list[Any]:

@@ -25,26 +25,24 @@ from .alarm_lifecycle import lifecycle_commands as commands
 
 def detector_values(frame: IntersectionFrame) -> list[DetectorValue]:
     # detectors without an approach form their own group: they are still compared with the rest
-    return [DetectorValue(d.detector_id, d.approach or d.detector_id, d.count, d.occupancy, d.speed_kmh)
-            for d in frame.detectors]
+    return [DetectorValue(d.detector_id, d.approach or d.detector_id, d.count, d.occupancy, d.speed_kmh) for d in frame.detectors]
 
 
 def register(app: faust.App, settings: Settings) -> None:
     source = app.topic(settings.topic(SENSORS_INTERSECTION))
     lifecycle = app.topic(settings.topic(ALERTS_LIFECYCLE))
-    table = app.Table("incident-watch", default=None, use_partitioner=True, key_type=bytes,
-                      partitions=settings.topic_partitions)
+    table = app.Table("incident-watch", default=None, use_partitioner=True, key_type=bytes, partitions=settings.topic_partitions)
     decoder = TopicDecoder(IntersectionFrame, **decoder_limits(settings))  # type: ignore[arg-type]
 
     @app.agent(source, name="traffic-incident-watch")
     async def watch(stream: Any) -> None:
-        async for frames in decoded_batches(stream, decoder, None, max_batch=settings.batch_max,
-                                           within_s=settings.batch_within_s):
+        async for frames in decoded_batches(stream, decoder, None, max_batch=settings.batch_max, within_s=settings.batch_within_s):
             updates, out = {}, []
             for f in frames:
                 key = f.intersection_id.encode()
-                state, outcome = frame_outcome(updates.get(key) or table.get(key), f.intersection_id,
-                                               f.event_time.timestamp(), detector_values(f))
+                state, outcome = frame_outcome(
+                    updates.get(key) or table.get(key), f.intersection_id, f.event_time.timestamp(), detector_values(f)
+                )
                 updates[key] = state
                 out += commands(f.intersection_id, outcome, f.event_time, subject_type="intersection")
             pending = [await lifecycle.send(key=c.subject_id.encode(), value=encode(c)) for c in out]

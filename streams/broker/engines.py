@@ -48,9 +48,12 @@ def start_tansu(state_dir: Path, host: str = "127.0.0.1", port: int = 9092) -> B
     argv = [
         binary,
         "broker",
-        "--listener-url", url,
-        "--advertised-listener-url", url,
-        "--storage-engine", "memory://tansu/",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
     ]
     return launch(engine="tansu", argv=argv, state_dir=state_dir, host=host, port=port, ready_timeout_s=20)
 
@@ -77,7 +80,11 @@ def kafka_libs(cache_dir: Path, *, progress: bool = False) -> Path:
     pom = importlib.resources.files("streams.broker").joinpath("kafka", "pom.xml")
     with importlib.resources.as_file(pom) as pom_path:
         cmd = [
-            mvn, "-q", "-B", "-f", str(pom_path),
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom_path),
             f"-Dkafka.version={KAFKA_VERSION}",
             "dependency:copy-dependencies",
             f"-DoutputDirectory={libs}",
@@ -86,9 +93,7 @@ def kafka_libs(cache_dir: Path, *, progress: bool = False) -> Path:
         if progress:
             from rich.console import Console
 
-            with Console(stderr=True).status(
-                f"fetching Apache Kafka {KAFKA_VERSION} jars from Maven Central (once)"
-            ):
+            with Console(stderr=True).status(f"fetching Apache Kafka {KAFKA_VERSION} jars from Maven Central (once)"):
                 result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
         else:
             result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
@@ -155,7 +160,9 @@ def start_kafka(
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         fmt = subprocess.run(  # noqa: S603
             [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if fmt.returncode != 0:
             last = (fmt.stdout + fmt.stderr).strip().splitlines()[-1:] or ["no output"]

@@ -27,9 +27,7 @@ class BrokerStateLost(BrokerUnreachable):
 async def metadata_ok(bootstrap: str, *, timeout_s: float = 2.0, **client_options: Any) -> bool:
     from aiokafka.client import AIOKafkaClient
 
-    client = AIOKafkaClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000), **client_options
-    )
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000), **client_options)
     try:
         await asyncio.wait_for(client.bootstrap(), timeout_s)
         return True
@@ -90,9 +88,7 @@ async def _handshake_error(host: str, port: int, timeout_s: float, **client_opti
     from aiokafka.conn import create_conn
 
     try:
-        conn = await asyncio.wait_for(
-            create_conn(host, port, request_timeout_ms=int(timeout_s * 1000), **client_options), timeout_s
-        )
+        conn = await asyncio.wait_for(create_conn(host, port, request_timeout_ms=int(timeout_s * 1000), **client_options), timeout_s)
     except Exception as exc:  # noqa: BLE001 - the error is the answer
         return exc
     conn.close()
@@ -150,8 +146,7 @@ def check_bootstrap(bootstrap: str) -> list[tuple[str, int]]:
             continue
         host, sep, port = entry.rpartition(":") if ":" in entry else (entry, ":", "9092")  # Kafka's default port
         if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise BadBootstrap(f"bad Kafka bootstrap address {entry!r} in {bootstrap!r}: "
-                               "expected host:port with a port from 1 to 65535")
+            raise BadBootstrap(f"bad Kafka bootstrap address {entry!r} in {bootstrap!r}: expected host:port with a port from 1 to 65535")
         pairs.append((host.strip("[]"), int(port)))
     if not pairs:
         raise BadBootstrap(f"no Kafka bootstrap address in {bootstrap!r}: expected host:port[,host:port]")

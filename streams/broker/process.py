@@ -96,16 +96,10 @@ def launch(
     """Start ``argv`` detached, wait until it answers a Kafka metadata request, record it."""
     running = read_info(state_dir, engine)
     if running is not None:
-        raise BrokerError(
-            f"{engine} broker is already running (pid {running.pid}, {running.bootstrap}); "
-            "use 'leitstand broker stop' first"
-        )
+        raise BrokerError(f"{engine} broker is already running (pid {running.pid}, {running.bootstrap}); use 'leitstand broker stop' first")
     for p in (port, *extra_ports):
         if not port_free(host, p):
-            raise BrokerError(
-                f"port {p} on {host} is already in use by another process; "
-                "choose another with --port or stop that process"
-            )
+            raise BrokerError(f"port {p} on {host} is already in use by another process; choose another with --port or stop that process")
     bdir = broker_dir(state_dir, engine)
     bdir.mkdir(parents=True, exist_ok=True)
     log_file = bdir / "broker.log"

@@ -42,10 +42,14 @@ def _detector_name(value: str) -> str:
 
 def find_nab_dir(explicit: Path | None) -> Path:
     """The NAB data directory: as given, else ``../shared/data/nab`` from here or from the repo."""
-    candidates = [explicit] if explicit is not None else [
-        Path.cwd().parent / "shared" / "data" / "nab",
-        REPO.parent / "shared" / "data" / "nab",
-    ]
+    candidates = (
+        [explicit]
+        if explicit is not None
+        else [
+            Path.cwd().parent / "shared" / "data" / "nab",
+            REPO.parent / "shared" / "data" / "nab",
+        ]
+    )
     for c in candidates:
         if c is not None and (c / "realTraffic_windows.json").is_file():
             return c
@@ -62,9 +66,13 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         output: Annotated[Path, typer.Option("--output", "-o", help="Where timestamp,value,anomaly_score is written.")],
         time_col: Annotated[str, typer.Option(help="Column with ISO 8601 times or POSIX seconds.")] = "timestamp",
         value_col: Annotated[str, typer.Option(help="Column with the readings.")] = "value",
-        detector: Annotated[str, typer.Option(
-            callback=_detector_name, help="default, seasonal, level_shift, sensor_fault or zscore.",
-        )] = "default",
+        detector: Annotated[
+            str,
+            typer.Option(
+                callback=_detector_name,
+                help="default, seasonal, level_shift, sensor_fault or zscore.",
+            ),
+        ] = "default",
     ) -> None:
         """Score each row of a CSV with a streaming detector (0..1).
 
@@ -106,9 +114,12 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
     @bench_app.command("nab")
     def bench_nab(
-        data_dir: Annotated[Path | None, typer.Option(
-            help="NAB data: realTraffic/*.csv and realTraffic_windows.json (default: ../shared/data/nab).",
-        )] = None,
+        data_dir: Annotated[
+            Path | None,
+            typer.Option(
+                help="NAB data: realTraffic/*.csv and realTraffic_windows.json (default: ../shared/data/nab).",
+            ),
+        ] = None,
         detector: Annotated[str, typer.Option(callback=_detector_name, help="Detector to score.")] = "default",
         compare: Annotated[bool, typer.Option(help="Also score every other registered detector.")] = True,
     ) -> None:
@@ -145,9 +156,16 @@ def _corpus_json(result: Any) -> dict[str, Any]:
         "raw": round(result.raw, 4),
         "threshold": result.threshold,
         "files": {
-            r.name: {"score": round(r.score, 4), "windows": r.windows, "windows_detected": r.windows_detected,
-                     "first_detection_rows_into_window": r.first_detection_rows,
-                     "tp": r.tp, "fp": r.fp, "fn": r.fn, "tn": r.tn}
+            r.name: {
+                "score": round(r.score, 4),
+                "windows": r.windows,
+                "windows_detected": r.windows_detected,
+                "first_detection_rows_into_window": r.first_detection_rows,
+                "tp": r.tp,
+                "fp": r.fp,
+                "fn": r.fn,
+                "tn": r.tn,
+            }
             for r in result.files
         },
     }
@@ -163,8 +181,9 @@ def nab_benchmark(data_dir: Path, detector: str = "default", compare: bool = Tru
     elapsed = time.perf_counter() - started
     null = nab.score_corpus(files, [nab.null_scores(f) for f in files])
     perfect = nab.score_corpus(files, [nab.perfect_scores(f) for f in files])
-    randoms = [nab.score_corpus(files, [nab.random_scores(f, seed * 1000 + i) for i, f in enumerate(files)]).normalised
-               for seed in range(10)]
+    randoms = [
+        nab.score_corpus(files, [nab.random_scores(f, seed * 1000 + i) for i, f in enumerate(files)]).normalised for seed in range(10)
+    ]
     synthetic = nab.synthetic_corpus()
     syn_scores = _run_all(detector, synthetic)
     syn_fixed = nab.score_at(synthetic, syn_scores, main.threshold)
@@ -187,8 +206,9 @@ def nab_benchmark(data_dir: Path, detector: str = "default", compare: bool = Tru
             "what": "6 seeded traffic-like series with injected jams, spikes, level shifts, closures (detection.nab.synthetic_corpus)",
             "score_at_realTraffic_threshold": round(syn_fixed.normalised, 2),
             "score_with_own_threshold": round(syn_own.normalised, 2),
-            "windows_detected_at_realTraffic_threshold":
-                f"{sum(r.windows_detected for r in syn_fixed.files)}/{sum(r.windows for r in syn_fixed.files)}",
+            "windows_detected_at_realTraffic_threshold": (
+                f"{sum(r.windows_detected for r in syn_fixed.files)}/{sum(r.windows for r in syn_fixed.files)}"
+            ),
             "false_positives_at_realTraffic_threshold": sum(r.fp for r in syn_fixed.files),
         },
     }
@@ -199,8 +219,11 @@ def nab_benchmark(data_dir: Path, detector: str = "default", compare: bool = Tru
                 continue
             r = nab.score_corpus(files, _run_all(name, files))
             s = _run_all(name, synthetic)
-            others[name] = {"score": round(r.normalised, 2), "threshold": r.threshold,
-                            "unseen_synthetic_at_its_threshold": round(nab.score_at(synthetic, s, r.threshold).normalised, 2)}
+            others[name] = {
+                "score": round(r.normalised, 2),
+                "threshold": r.threshold,
+                "unseen_synthetic_at_its_threshold": round(nab.score_at(synthetic, s, r.threshold).normalised, 2),
+            }
         out["other_detectors"] = others
     return out
 
@@ -243,6 +266,7 @@ def detector_benchmark(points: int = 200_000, repeat: int = 3) -> dict[str, Any]
             for ti, xi in zip(t, x):
                 score(ti, xi)
                 learn(ti, xi)
+
         return run
 
     noop_us = timed(noop)
@@ -250,8 +274,7 @@ def detector_benchmark(points: int = 200_000, repeat: int = 3) -> dict[str, Any]
     detectors = {}
     for name in DETECTOR_NAMES:
         us = timed(detector_loop(name))
-        detectors[name] = {"us_per_point": round(us, 2), "x_noop_calls": round(us / noop_us, 1),
-                           "x_plain_zscore_loop": round(us / z_us, 1)}
+        detectors[name] = {"us_per_point": round(us, 2), "x_noop_calls": round(us / noop_us, 1), "x_plain_zscore_loop": round(us / z_us, 1)}
     return {
         "points": points,
         "repeat": repeat,

@@ -26,7 +26,7 @@ from .common import _fail, _overrides, _reachable_settings, err, out, settings
 app = typer.Typer(
     name="leitstand",
     help="Leitstand: real-time traffic and infrastructure analytics for municipal control rooms.\n\n"
-         "Settings come from defaults, .env, LEITSTAND_* variables and these flags.",
+    "Settings come from defaults, .env, LEITSTAND_* variables and these flags.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -44,9 +44,14 @@ app.add_typer(bench_app, name="bench")
 
 @app.callback()
 def _global(
-    bootstrap_servers: Annotated[str | None, typer.Option(
-        "--bootstrap-servers", "-b", help="Kafka bootstrap host:port[,host:port].",
-    )] = None,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option(
+            "--bootstrap-servers",
+            "-b",
+            help="Kafka bootstrap host:port[,host:port].",
+        ),
+    ] = None,
     topic_prefix: Annotated[str | None, typer.Option(help="Prefix of every topic name.")] = None,
     state_dir: Annotated[Path | None, typer.Option(help="Where broker pid/log files and local state live.")] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
@@ -107,9 +112,13 @@ def _finite_seconds(value: float | None) -> float | None:
 
 @broker_app.command("start")
 def broker_start(
-    engine: Annotated[str, typer.Option(
-        callback=_engine, help="tansu (embedded, memory-only) or kafka (Apache Kafka KRaft, durable).",
-    )] = "tansu",
+    engine: Annotated[
+        str,
+        typer.Option(
+            callback=_engine,
+            help="tansu (embedded, memory-only) or kafka (Apache Kafka KRaft, durable).",
+        ),
+    ] = "tansu",
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Listener port (default: from the bootstrap address).")] = None,
 ) -> None:
     """Start a broker on loopback and wait until it answers."""
@@ -191,10 +200,13 @@ def topics_list() -> None:
 def worker_cmd(
     web_port: Annotated[int | None, typer.Option(help="Port of the worker's HTTP endpoints (/ready, /metrics).")] = None,
     table_store: Annotated[str | None, typer.Option(help="memory:// or rocksdb://")] = None,
-    role: Annotated[str | None, typer.Option(
-        help="all (default), critical (camera events, alarms, notifier, API), telemetry (frames, water readings) "
-             "or control (signal control, signals API).",
-    )] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="all (default), critical (camera events, alarms, notifier, API), telemetry (frames, water readings) "
+            "or control (signal control, signals API).",
+        ),
+    ] = None,
 ) -> None:
     """Run the stream-processing worker with every agent.
 
@@ -218,9 +230,12 @@ def worker_cmd(
 def produce_cmd(
     topic: Annotated[str, typer.Argument(help="Catalogue topic name, e.g. sensors.intersection (the prefix is added).")],
     file: Annotated[Path | None, typer.Option("--file", "-f", help="JSON lines file (default: stdin).")] = None,
-    key_field: Annotated[str | None, typer.Option(
-        help="Field whose value becomes the message key (default: the topic's key field).",
-    )] = None,
+    key_field: Annotated[
+        str | None,
+        typer.Option(
+            help="Field whose value becomes the message key (default: the topic's key field).",
+        ),
+    ] = None,
     create: Annotated[bool, typer.Option("--create", help="Allow a topic outside the catalogue (created if missing).")] = False,
 ) -> None:
     """Send JSON lines from a file or stdin to a topic.
@@ -244,7 +259,7 @@ def produce_cmd(
     if key_field is None and topic in INPUT_RECORDS:
         key_field = INPUT_RECORDS[topic].key_field
     try:
-        lines = (file.open("rb") if file is not None else sys.stdin.buffer)
+        lines = file.open("rb") if file is not None else sys.stdin.buffer
     except OSError as exc:
         raise CliError(f"cannot read {file}: {exc.strerror}") from None
 
@@ -273,8 +288,7 @@ def produce_cmd(
         if file is not None:
             lines.close()
     if report.refused:
-        raise CliError(f"sent {report.sent} records to {s.topic(topic)}; refused {len(report.refused)}: "
-                              + report.refused_summary())
+        raise CliError(f"sent {report.sent} records to {s.topic(topic)}; refused {len(report.refused)}: " + report.refused_summary())
     err.print(f"sent {report.sent} records to {s.topic(topic)}")
 
 
@@ -283,9 +297,13 @@ def tail_cmd(
     topic: Annotated[str, typer.Argument(help="Catalogue topic name, e.g. aggregates or deadletter.")],
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest retained record.")] = False,
     n: Annotated[int | None, typer.Option("-n", min=1, help="Stop after N records.")] = None,
-    idle_timeout: Annotated[float | None, typer.Option(
-        callback=_finite_seconds, help="Stop after this many seconds without a record.",
-    )] = None,
+    idle_timeout: Annotated[
+        float | None,
+        typer.Option(
+            callback=_finite_seconds,
+            help="Stop after this many seconds without a record.",
+        ),
+    ] = None,
     meta: Annotated[bool, typer.Option("--meta", help="Wrap each value with partition, offset, key and timestamp.")] = False,
 ) -> None:
     """Print a topic's records as JSON lines."""

@@ -47,8 +47,15 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
         stats = asyncio.run(
             produce_frames(
-                s, intersections=intersections, interval_s=interval, steps=steps, speed=speed,
-                start=t0, seed=seed, malformed_rate=malformed_rate, show=True,
+                s,
+                intersections=intersections,
+                interval_s=interval,
+                steps=steps,
+                speed=speed,
+                start=t0,
+                seed=seed,
+                malformed_rate=malformed_rate,
+                show=True,
             )
         )
         err.print(f"sent {stats['sent']} records ({stats['malformed']} malformed) in {stats['wall_s']:.1f} s")
@@ -58,15 +65,22 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         intersections: Annotated[int, typer.Option(min=1, max=500, help="Intersections.")] = 12,
         pools: Annotated[int, typer.Option(min=0, max=50, help="Pools.")] = 2,
         bus_lines: Annotated[int, typer.Option(min=0, max=50, help="Bus lines.")] = 2,
-        speed: Annotated[float, typer.Option(
-            min=0.0, help="Simulated seconds per wall second (60 = an hour a minute; 0: unpaced).",
-        )] = 60.0,
+        speed: Annotated[
+            float,
+            typer.Option(
+                min=0.0,
+                help="Simulated seconds per wall second (60 = an hour a minute; 0: unpaced).",
+            ),
+        ] = 60.0,
         duration: Annotated[float, typer.Option(min=0.01, max=MAX_CITY_HOURS, help="Simulated hours.")] = 1.0,
         start: Annotated[datetime | None, typer.Option(help="Simulated start (ISO 8601, UTC if naive; default: now).")] = None,
         seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same city.")] = 1,
-        truth: Annotated[Path, typer.Option(
-            help="Ground truth JSON lines (also sent to simulation.truth).",
-        )] = Path("leitstand-truth.jsonl"),
+        truth: Annotated[
+            Path,
+            typer.Option(
+                help="Ground truth JSON lines (also sent to simulation.truth).",
+            ),
+        ] = Path("leitstand-truth.jsonl"),
     ) -> None:
         """Produce the synthetic city's streams, with ground truth."""
         from rich.live import Live
@@ -78,8 +92,9 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
             raise CliError(f"--truth {truth}: " + ("is a directory" if truth.is_dir() else "its directory does not exist"))
         s = _reachable_settings()
         t0 = start.replace(tzinfo=start.tzinfo or timezone.utc) if start else datetime.now(timezone.utc)
-        city = City(CityConfig(intersections=intersections, pools=pools, bus_lines=bus_lines, seed=seed), start=t0,
-                    duration_s=duration * 3600)
+        city = City(
+            CityConfig(intersections=intersections, pools=pools, bus_lines=bus_lines, seed=seed), start=t0, duration_s=duration * 3600
+        )
         try:
             truth.write_text("".join(t.to_line() + "\n" for t in city.truth()), encoding="utf-8")
         except OSError as exc:
@@ -94,15 +109,20 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
             with Live(console=err, refresh_per_second=4, transient=True) as live:
                 while not task.done():
                     total = sum(stats.get("sent", {}).values())
-                    live.update(f"simulated {stats.get('sim_time', '-')}   sent {total:,}   "
-                                f"{total / max(1e-9, time.monotonic() - began):,.0f} events/s")
+                    live.update(
+                        f"simulated {stats.get('sim_time', '-')}   sent {total:,}   "
+                        f"{total / max(1e-9, time.monotonic() - began):,.0f} events/s"
+                    )
                     await asyncio.sleep(0.25)
             return await task
 
         result = asyncio.run(run())
         sent = result["sent"]
-        err.print(f"sent {sum(sent.values()):,} records in {result['wall_s']:.1f} s ("
-                  + ", ".join(f"{k} {v:,}" for k, v in sorted(sent.items())) + f"); ground truth in {truth}")
+        err.print(
+            f"sent {sum(sent.values()):,} records in {result['wall_s']:.1f} s ("
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(sent.items()))
+            + f"); ground truth in {truth}"
+        )
 
     @app.command("replay")
     def replay(
@@ -137,8 +157,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
         async def run() -> dict[str, Any]:
             await ensure_topics(s, [topic])
-            task = asyncio.ensure_future(replay_csv(s, csv_file, s.topic(topic), time_col, speed, key_col, stats,
-                                                  checked=True))
+            task = asyncio.ensure_future(replay_csv(s, csv_file, s.topic(topic), time_col, speed, key_col, stats, checked=True))
             from rich.live import Live
 
             with Live(console=err, refresh_per_second=4, transient=True) as live:
@@ -152,15 +171,21 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         except (KeyError, ReplayError) as exc:  # the file changed since it was checked
             raise CliError(str(exc.args[0])) from None
         if result["refused"]:
-            raise CliError(f"replayed {result['sent']:,} rows to {s.topic(topic)}; refused "
-                                  f"{len(result['refused'])}: " + result["report"].refused_summary())
+            raise CliError(
+                f"replayed {result['sent']:,} rows to {s.topic(topic)}; refused "
+                f"{len(result['refused'])}: " + result["report"].refused_summary()
+            )
         err.print(f"replayed {result['sent']:,} rows to {s.topic(topic)} in {result['wall_s']:.1f} s")
 
     @app.command("evaluate")
     def evaluate(
-        run_dir: Annotated[Path, typer.Argument(
-            help="A run directory written by 'leitstand demo'.", metavar="DIR",
-        )] = Path("leitstand-report"),
+        run_dir: Annotated[
+            Path,
+            typer.Argument(
+                help="A run directory written by 'leitstand demo'.",
+                metavar="DIR",
+            ),
+        ] = Path("leitstand-report"),
     ) -> None:
         """Score a run against its ground truth.
 
@@ -172,9 +197,13 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
 
     @app.command("report")
     def report(
-        run_dir: Annotated[Path, typer.Argument(
-            help="A run directory written by 'leitstand demo'.", metavar="DIR",
-        )] = Path("leitstand-report"),
+        run_dir: Annotated[
+            Path,
+            typer.Argument(
+                help="A run directory written by 'leitstand demo'.",
+                metavar="DIR",
+            ),
+        ] = Path("leitstand-report"),
     ) -> None:
         """Write an HTML report with plots for a run directory."""
         from simulators.harness.report import write_report
@@ -215,8 +244,7 @@ def register(app: typer.Typer, simulate_app: typer.Typer, bench_app: typer.Typer
         from simulators.harness.demo import run_demo
 
         # a demo should show the rare, important things: camera incidents more often than a real pool has them
-        city = {"intersections": intersections, "pools": pools, "bus_lines": bus_lines, "seed": seed,
-                "camera_incidents_per_pool_day": 6.0}
+        city = {"intersections": intersections, "pools": pools, "bus_lines": bus_lines, "seed": seed, "camera_incidents_per_pool_day": 6.0}
         summary = run_demo(settings(), minutes=minutes, speed=speed, report_dir=report_dir, port=port, city=city)
         err.print(f"report written to {summary['report']}")
         if summary["aggregates_received"] == 0:
@@ -267,9 +295,13 @@ def register_alarm_benchmarks(bench_app: typer.Typer) -> None:
         load: Annotated[int, typer.Option(min=0, help="Background water readings per second.")] = 5000,
         events: Annotated[int, typer.Option(min=10, help="Motionless-swimmer events to time.")] = 200,
         rate: Annotated[float, typer.Option(min=0.1, help="Camera events per second.")] = 10.0,
-        split: Annotated[bool, typer.Option(
-            "--split/--single", help="Critical and telemetry roles in two workers (default) or all in one.",
-        )] = True,
+        split: Annotated[
+            bool,
+            typer.Option(
+                "--split/--single",
+                help="Critical and telemetry roles in two workers (default) or all in one.",
+            ),
+        ] = True,
     ) -> None:
         """Time camera event to alarm under load."""
         from simulators.harness.bench_alarms import latency_benchmark

@@ -51,8 +51,7 @@ def parse_params(items: list[str]) -> dict[str, float]:
                 raise ValueError
             params[name] = number
         except ValueError:
-            raise CliError(f"--param: {item!r} is not NAME=NUMBER with a finite number "
-                           "(e.g. recompute_every_cycles=1)") from None
+            raise CliError(f"--param: {item!r} is not NAME=NUMBER with a finite number (e.g. recompute_every_cycles=1)") from None
     return params
 
 
@@ -72,8 +71,10 @@ def read_model(model_path: Path) -> tuple[dict[str, Any], Intersection]:
         with model_path.open("rb") as f:
             data = f.read(MAX_MODEL_BYTES + 1)
         if len(data) > MAX_MODEL_BYTES:
-            raise CliError(f"{model_path} is too large for a model (over {MAX_MODEL_BYTES // 1024} KiB): "
-                           "a signals.config record must fit the broker's 1 MiB limit")
+            raise CliError(
+                f"{model_path} is too large for a model (over {MAX_MODEL_BYTES // 1024} KiB): "
+                "a signals.config record must fit the broker's 1 MiB limit"
+            )
     except FileNotFoundError:
         raise CliError(f"no such file: {model_path}") from None
     except OSError as exc:
@@ -85,8 +86,9 @@ def read_model(model_path: Path) -> tuple[dict[str, Any], Intersection]:
         raise CliError(f"{model_path}: {exc}") from None
 
 
-def config_record(model_path: Path, *, controller: str, mode: str, session: str, approval_timeout_s: float,
-                  params: dict[str, float]) -> IntersectionConfig:
+def config_record(
+    model_path: Path, *, controller: str, mode: str, session: str, approval_timeout_s: float, params: dict[str, float]
+) -> IntersectionConfig:
     """The ``signals.config`` record for a model file, checked as the agent will check it: the
     whole model, fixed plan included, is validated before anything is sent."""
     from signals.control import IntersectionControl
@@ -98,18 +100,35 @@ def config_record(model_path: Path, *, controller: str, mode: str, session: str,
         IntersectionControl(x, controller, mode, approval_timeout_s, **params)  # type: ignore[arg-type]
     except (ValueError, TypeError) as exc:
         raise CliError(f"{model_path}: {exc}") from None
-    return IntersectionConfig(schema_version=1, event_time=_now(), intersection_id=x.id, model=doc,
-                              controller=controller, mode=mode, session=session,  # type: ignore[arg-type]
-                              approval_timeout_s=approval_timeout_s, params=params)
+    return IntersectionConfig(
+        schema_version=1,
+        event_time=_now(),
+        intersection_id=x.id,
+        model=doc,
+        controller=controller,
+        mode=mode,
+        session=session,  # type: ignore[arg-type]
+        approval_timeout_s=approval_timeout_s,
+        params=params,
+    )
 
 
-def command_record(intersection: str, action: str, actor: str, *, plan_id: str | None = None,
-                   mode: str | None = None, reason: str = "") -> SignalCommand:
+def command_record(
+    intersection: str, action: str, actor: str, *, plan_id: str | None = None, mode: str | None = None, reason: str = ""
+) -> SignalCommand:
     if mode is not None and mode not in MODES:
         raise CliError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     try:
-        return SignalCommand(schema_version=1, event_time=_now(), intersection_id=intersection, action=action,  # type: ignore[arg-type]
-                             actor=actor, plan_id=plan_id, mode=mode, reason=reason)  # type: ignore[arg-type]
+        return SignalCommand(
+            schema_version=1,
+            event_time=_now(),
+            intersection_id=intersection,
+            action=action,  # type: ignore[arg-type]
+            actor=actor,
+            plan_id=plan_id,
+            mode=mode,
+            reason=reason,
+        )  # type: ignore[arg-type]
     except ValueError as exc:
         raise CliError(str(exc)) from None
 
@@ -128,13 +147,11 @@ def _publish(topic: str, key: str, record: msgspec.Struct, dry_run: bool) -> Non
 
     s = _reachable_settings()
     asyncio.run(produce_to(s, s.topic(topic), [(key.encode(), data)]))
-    print(f"sent to {s.topic(topic)} (key {key}); the outcome appears on signals.plans / signals.audit",
-          file=sys.stderr)
+    print(f"sent to {s.topic(topic)} (key {key}); the outcome appears on signals.plans / signals.audit", file=sys.stderr)
 
 
 def register(app: typer.Typer) -> None:
-    signals_app = typer.Typer(help="Signal control: configure, approve, reject, set modes.",
-                              no_args_is_help=True)
+    signals_app = typer.Typer(help="Signal control: configure, approve, reject, set modes.", no_args_is_help=True)
     app.add_typer(signals_app, name="signals")
 
     @signals_app.command("configure")
@@ -150,8 +167,9 @@ def register(app: typer.Typer) -> None:
         """Publish an intersection's control config on signals.config."""
         if mode not in MODES:
             raise CliError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-        rec = config_record(model, controller=controller, mode=mode, session=session,
-                            approval_timeout_s=approval_timeout, params=parse_params(param or []))
+        rec = config_record(
+            model, controller=controller, mode=mode, session=session, approval_timeout_s=approval_timeout, params=parse_params(param or [])
+        )
         _publish("signals.config", rec.intersection_id, rec, dry_run)
 
     @signals_app.command("approve")
@@ -160,20 +178,26 @@ def register(app: typer.Typer) -> None:
         _publish("signals.approvals", intersection, command_record(intersection, "approve", actor, plan_id=plan_id), dry_run)
 
     @signals_app.command("reject")
-    def reject(intersection: str, plan_id: str, actor: Actor,
-               reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
-               dry_run: DryRun = False) -> None:
+    def reject(
+        intersection: str,
+        plan_id: str,
+        actor: Actor,
+        reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
+        dry_run: DryRun = False,
+    ) -> None:
         """Reject a pending plan (advisory mode)."""
-        _publish("signals.approvals", intersection,
-                 command_record(intersection, "reject", actor, plan_id=plan_id, reason=reason), dry_run)
+        _publish("signals.approvals", intersection, command_record(intersection, "reject", actor, plan_id=plan_id, reason=reason), dry_run)
 
     @signals_app.command("mode")
-    def set_mode(intersection: str, mode: str, actor: Actor,
-                 reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
-                 dry_run: DryRun = False) -> None:
+    def set_mode(
+        intersection: str,
+        mode: str,
+        actor: Actor,
+        reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
+        dry_run: DryRun = False,
+    ) -> None:
         """Set an intersection's mode: automatic, advisory or off."""
-        _publish("signals.approvals", intersection,
-                 command_record(intersection, "set_mode", actor, mode=mode, reason=reason), dry_run)
+        _publish("signals.approvals", intersection, command_record(intersection, "set_mode", actor, mode=mode, reason=reason), dry_run)
 
     @signals_app.command("pending")
     def pending(url: Annotated[str, typer.Option(help="A control worker's HTTP address.")] = "http://127.0.0.1:6066") -> None:
@@ -186,8 +210,9 @@ def register(app: typer.Typer) -> None:
         token = s.api_read_token or s.api_token
         if token is None:
             raise CliError("reading plans needs a token: set LEITSTAND_API_READ_TOKEN (or LEITSTAND_API_TOKEN)")
-        req = urllib.request.Request(f"{url.rstrip('/')}/signals/plans?status=pending",
-                                     headers={"Authorization": f"Bearer {token.get_secret_value()}"})
+        req = urllib.request.Request(
+            f"{url.rstrip('/')}/signals/plans?status=pending", headers={"Authorization": f"Bearer {token.get_secret_value()}"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 - an operator-given worker address
                 body: dict[str, Any] = json.loads(r.read())

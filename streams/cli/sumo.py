@@ -81,14 +81,19 @@ def _evaluate(scenario: Path, controller: str, seeds: list[int], jobs: int, via_
 
         settings = _reachable_settings()
         factory = lambda: KafkaSource(settings)  # noqa: E731
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
-                  TimeElapsedColumn(), transient=True, disable=quiet, console=err) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} runs"),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=quiet,
+        console=err,
+    ) as progress:
         task = progress.add_task(f"{scenario.stem} · {controller}", total=len(seeds))
         try:
-            return evaluate(scenario, controller, seeds, jobs=jobs, source_factory=factory,
-                            on_done=lambda _r: progress.advance(task))
+            return evaluate(scenario, controller, seeds, jobs=jobs, source_factory=factory, on_done=lambda _r: progress.advance(task))
         except ScenarioError as exc:
-
             raise CliError(str(exc)) from None
 
 
@@ -108,22 +113,27 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """One controller on a scenario: RESCO delay, trips, safety."""
         name = _controllers(controller)[0]
         seed_list = parse_seeds(seeds)
-        result = _evaluate(_scenario(scenario), name, seed_list, 1 if via_kafka else _jobs(jobs, len(seed_list)),
-                           via_kafka, quiet=as_json)
+        result = _evaluate(_scenario(scenario), name, seed_list, 1 if via_kafka else _jobs(jobs, len(seed_list)), via_kafka, quiet=as_json)
         result["path"] = "kafka" if via_kafka else "in-process"
         if as_json:
             print(json.dumps(result))
         else:
-            print(f"{result['scenario']} · {name} · seeds {seeds}: delay {result['delay_mean']:.2f} s, time loss "
-                  f"{result['timeloss_mean']:.2f} s, {result['trips']} trips ({result['unfinished']} unfinished), "
-                  f"safety violations {result['safety_violations']}, {result['wall_s']:.1f} s wall")
+            print(
+                f"{result['scenario']} · {name} · seeds {seeds}: delay {result['delay_mean']:.2f} s, time loss "
+                f"{result['timeloss_mean']:.2f} s, {result['trips']} trips ({result['unfinished']} unfinished), "
+                f"safety violations {result['safety_violations']}, {result['wall_s']:.1f} s wall"
+            )
 
     @sumo_app.command("compare")
     def compare_cmd(
         scenario: Annotated[Path, typer.Argument(metavar="SCENARIO.sumocfg", help="Any SUMO scenario with traffic lights.")],
-        controllers: Annotated[str, typer.Option(
-            "--controllers", help="Comma-separated controller names.",
-        )] = "fixed,webster,maxpressure,leitstand",
+        controllers: Annotated[
+            str,
+            typer.Option(
+                "--controllers",
+                help="Comma-separated controller names.",
+            ),
+        ] = "fixed,webster,maxpressure,leitstand",
         seeds: Annotated[str, typer.Option("--seeds", help="Seeds, e.g. 1,2,3 or 1-5.")] = "1,2,3",
         chart: Annotated[Path | None, typer.Option("--chart", help="Bar chart PNG (default: <scenario>-delay.png here).")] = None,
         jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (default: CPUs).")] = None,
@@ -143,8 +153,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         base = next((r["delay_mean"] for r in results if r["controller"] == "fixed"), None)
         for r in results:
             r["ratio_to_fixed"] = round(r["delay_mean"] / base, 3) if base else None
-        png = bar_chart(results, chart or Path(f"{scenario.stem}-delay.png"),
-                        f"{scenario.stem}: mean delay per vehicle, seeds {seeds}")
+        png = bar_chart(results, chart or Path(f"{scenario.stem}-delay.png"), f"{scenario.stem}: mean delay per vehicle, seeds {seeds}")
         if as_json:
             print(json.dumps({"scenario": scenario.stem, "seeds": seed_list, "chart": str(png), "results": results}))
             return
@@ -152,21 +161,36 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         for col in ("controller", "delay s", "× fixed", "time loss s", "waiting s", "unfinished", "safety", "wall s"):
             table.add_column(col, justify="left" if col == "controller" else "right")
         for r in results:
-            table.add_row(r["controller"], f"{r['delay_mean']:.2f}", f"{r['ratio_to_fixed']:.3f}" if r["ratio_to_fixed"] else "-",
-                          f"{r['timeloss_mean']:.2f}", f"{r['waiting_mean']:.2f}", str(r["unfinished"]),
-                          str(r["safety_violations"]), f"{r['wall_s']:.1f}")
+            table.add_row(
+                r["controller"],
+                f"{r['delay_mean']:.2f}",
+                f"{r['ratio_to_fixed']:.3f}" if r["ratio_to_fixed"] else "-",
+                f"{r['timeloss_mean']:.2f}",
+                f"{r['waiting_mean']:.2f}",
+                str(r["unfinished"]),
+                str(r["safety_violations"]),
+                f"{r['wall_s']:.1f}",
+            )
         out.print(table)
         print(f"chart: {png}")
 
     @bench_app.command("signals")
     def bench_signals(
-        scenarios: Annotated[Path, typer.Option(
-            "--scenarios", help="Directory holding <name>/<name>.sumocfg.",
-        )] = REPO.parent / "shared" / "scenarios",
+        scenarios: Annotated[
+            Path,
+            typer.Option(
+                "--scenarios",
+                help="Directory holding <name>/<name>.sumocfg.",
+            ),
+        ] = REPO.parent / "shared" / "scenarios",
         seeds: Annotated[str, typer.Option("--seeds", help="Seeds per scenario and controller.")] = "1-5",
-        controllers: Annotated[str, typer.Option(
-            "--controllers", help="Controllers; fixed is the baseline.",
-        )] = "fixed,webster,maxpressure,leitstand",
+        controllers: Annotated[
+            str,
+            typer.Option(
+                "--controllers",
+                help="Controllers; fixed is the baseline.",
+            ),
+        ] = "fixed,webster,maxpressure,leitstand",
         jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (default: CPUs).")] = None,
     ) -> None:
         """Controllers on the real-city maps vs fixed time (JSON)."""
@@ -182,10 +206,16 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             rows = {n: _evaluate(sc, n, seed_list, _jobs(jobs, len(seed_list)), False, quiet=False) for n in names}
             base = rows["fixed"]["delay_mean"]
             out["scenarios"][sc.stem] = {
-                n: {"delay_mean": r["delay_mean"], "ratio_to_fixed": round(r["delay_mean"] / base, 3),
-                    "delay_per_seed": r["delay_per_seed"], "unfinished": r["unfinished"], "teleports": r["teleports"],
-                    "safety_violations": r["safety_violations"], "rejected_decisions": r["rejected_decisions"],
-                    "wall_s": r["wall_s"]}
+                n: {
+                    "delay_mean": r["delay_mean"],
+                    "ratio_to_fixed": round(r["delay_mean"] / base, 3),
+                    "delay_per_seed": r["delay_per_seed"],
+                    "unfinished": r["unfinished"],
+                    "teleports": r["teleports"],
+                    "safety_violations": r["safety_violations"],
+                    "rejected_decisions": r["rejected_decisions"],
+                    "wall_s": r["wall_s"],
+                }
                 for n, r in rows.items()
             }
             print(f"{sc.stem}: " + ", ".join(f"{n} {r['delay_mean']:.1f} s" for n, r in rows.items()), file=sys.stderr)

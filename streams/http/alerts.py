@@ -64,11 +64,18 @@ def register(app: faust.App, settings: Settings, books: AlarmBooks) -> None:
             return refusal(view, refused)
         alarm, closed = books.find(alert_id)
         if alarm is None:
-            return view.json({"error": "alarm already resolved" if closed else "no such open alarm", "alert_id": alert_id},
-                             status=409 if closed else 404)
+            return view.json(
+                {"error": "alarm already resolved" if closed else "no such open alarm", "alert_id": alert_id}, status=409 if closed else 404
+            )
         try:
-            cmd = AlertCommand(schema_version=1, event_time=datetime.fromtimestamp(time.time(), tz=timezone.utc),
-                               alert_id=alert_id, action=action, by=by, note=note or None)
+            cmd = AlertCommand(
+                schema_version=1,
+                event_time=datetime.fromtimestamp(time.time(), tz=timezone.utc),
+                alert_id=alert_id,
+                action=action,
+                by=by,
+                note=note or None,
+            )
         except ValueError as exc:
             return view.json({"error": str(exc)}, status=400)
         await books.submit(cmd)
@@ -83,4 +90,3 @@ def register(app: faust.App, settings: Settings, books: AlarmBooks) -> None:
     class Resolve(View):
         async def post(self, request: Request, alert_id: str) -> Response:
             return await change(self, request, alert_id, "resolve")
-

@@ -38,8 +38,7 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="leitstand"'}
 
 # C0/C1 controls, DEL, bidirectional overrides/isolates, line/paragraph separators: they make an
 # audit entry read differently from what was sent. ``note``/``reason`` may hold newlines and tabs.
-_HIDDEN = {*range(0x20), *range(0x7F, 0xA0), 0x200E, 0x200F, *range(0x202A, 0x202F),
-           *range(0x2066, 0x206A), 0x2028, 0x2029}
+_HIDDEN = {*range(0x20), *range(0x7F, 0xA0), 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029}
 _TEXT_ALLOWED = {0x09, 0x0A, 0x0D}
 
 
@@ -161,8 +160,7 @@ def _repeated_key(data: bytes) -> str | None:
 
 
 def _json_type(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
-        type(value), "null")
+    return {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(type(value), "null")
 
 
 def only_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:

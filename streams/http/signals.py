@@ -62,8 +62,13 @@ def register(app: faust.App, settings: Settings, controls: SignalControls) -> No
 
     async def submit(view: View, body: dict[str, Any], **fields: Any) -> Response:
         try:
-            cmd = SignalCommand(schema_version=1, event_time=datetime.fromtimestamp(time.time(), tz=timezone.utc),
-                                actor=body["actor"], reason=body["reason"], **fields)
+            cmd = SignalCommand(
+                schema_version=1,
+                event_time=datetime.fromtimestamp(time.time(), tz=timezone.utc),
+                actor=body["actor"],
+                reason=body["reason"],
+                **fields,
+            )
         except (ValueError, TypeError) as exc:
             return view.json({"error": str(exc)}, status=400)
         await controls.submit(cmd)
@@ -78,11 +83,11 @@ def register(app: faust.App, settings: Settings, controls: SignalControls) -> No
             return view.json({"error": "no such intersection", "intersection": intersection}, status=404)
         slot = desk.slot(intersection)
         if slot is not None and slot.control.mode != "advisory":
-            return view.json({"error": f"intersection is in mode {slot.control.mode}, not advisory",
-                              "intersection": intersection}, status=409)
+            return view.json(
+                {"error": f"intersection is in mode {slot.control.mode}, not advisory", "intersection": intersection}, status=409
+            )
         if slot is None or plan_id not in slot.control.pending:
-            return view.json({"error": "no such pending plan (unknown, decided or expired)", "plan_id": plan_id},
-                             status=404)
+            return view.json({"error": "no such pending plan (unknown, decided or expired)", "plan_id": plan_id}, status=404)
         return await submit(view, body, intersection_id=intersection, action=action, plan_id=plan_id)
 
     @app.page("/signals/{intersection}/plans/{plan_id}/approve")

@@ -114,14 +114,22 @@ def _iso(dt: datetime) -> str:
 def test_alarm_lifecycle_end_to_end(broker, settings_for, tmp_path: Path, receiver: Receiver) -> None:
     s = settings_for(broker, api_token=TOKEN)
     asyncio.run(ensure_topics(s))
-    env = settings_env({
-        "kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix, "app_id": s.app_id,
-        "data_dir": s.data_dir, "api_token": TOKEN, "webhook_secret": SECRET,
-        "alarm_contact_levels": [[receiver.url + "/duty"], [receiver.url + "/manager"]],
-        "alarm_ack_timeout_critical_s": 6.0, "webhook_backoff_s": 0.2, "water_min_duration_s": 20.0,
-        "pools": {"P1": {"basin_type": "swimmer", "capacity": 100}},
-        "webhook_allowed_hosts": "127.0.0.1",  # the test receiver is plain http on loopback
-    })
+    env = settings_env(
+        {
+            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
+            "topic_prefix": s.topic_prefix,
+            "app_id": s.app_id,
+            "data_dir": s.data_dir,
+            "api_token": TOKEN,
+            "webhook_secret": SECRET,
+            "alarm_contact_levels": [[receiver.url + "/duty"], [receiver.url + "/manager"]],
+            "alarm_ack_timeout_critical_s": 6.0,
+            "webhook_backoff_s": 0.2,
+            "water_min_duration_s": 20.0,
+            "pools": {"P1": {"basin_type": "swimmer", "capacity": 100}},
+            "webhook_allowed_hosts": "127.0.0.1",  # the test receiver is plain http on loopback
+        }
+    )
     web_port = free_port()
     worker = WorkerProcess(env, tmp_path / "worker.log", web_port)
     worker.start(timeout_s=90)
@@ -129,16 +137,35 @@ def test_alarm_lifecycle_end_to_end(broker, settings_for, tmp_path: Path, receiv
     try:
         now = datetime.now(timezone.utc)
         camera = [
-            {"schema_version": 1, "event_time": _iso(now), "pool_id": "P1", "event_id": "E1",
-             "kind": "motionless_swimmer", "zone": "deep end", "duration_s": 11.0, "confidence": 0.9},
-            {"schema_version": 1, "event_time": _iso(now), "pool_id": "P2", "event_id": "E2",
-             "kind": "person_in_closed_zone", "zone": "slide"},
+            {
+                "schema_version": 1,
+                "event_time": _iso(now),
+                "pool_id": "P1",
+                "event_id": "E1",
+                "kind": "motionless_swimmer",
+                "zone": "deep end",
+                "duration_s": 11.0,
+                "confidence": 0.9,
+            },
+            {
+                "schema_version": 1,
+                "event_time": _iso(now),
+                "pool_id": "P2",
+                "event_id": "E2",
+                "kind": "person_in_closed_zone",
+                "zone": "slide",
+            },
         ]
         asyncio.run(_send(s, "pool.supervision", camera + camera[:1], "pool_id"))  # E1 redelivered
         # pH 7.6 for 40 s of event time (readings every 10 s): longer than the 20 s minimum
         readings = [
-            {"schema_version": 1, "event_time": _iso(now - timedelta(seconds=60 - 10 * i)), "pool_id": "P1",
-             "ph": {"value": 7.6, "unit": "pH"}, "free_chlorine": {"value": 0.4, "unit": "mg/l"}}
+            {
+                "schema_version": 1,
+                "event_time": _iso(now - timedelta(seconds=60 - 10 * i)),
+                "pool_id": "P1",
+                "ph": {"value": 7.6, "unit": "pH"},
+                "free_chlorine": {"value": 0.4, "unit": "mg/l"},
+            }
             for i in range(5)
         ]
         asyncio.run(_send(s, "sensors.pool", readings, "pool_id"))
@@ -163,17 +190,23 @@ def test_alarm_lifecycle_end_to_end(broker, settings_for, tmp_path: Path, receiv
 
         # P2's alarm nobody acknowledges: escalated to level 1 after 6 s; P1's is not
         events = _wait_for(
-            s, "alerts",
-            lambda rs: any(r["transition"] == "escalated" and r["subject_id"] == "P2" for r in rs)
-            and any(r["transition"] == "acknowledged" for r in rs), 30)
+            s,
+            "alerts",
+            lambda rs: (
+                any(r["transition"] == "escalated" and r["subject_id"] == "P2" for r in rs)
+                and any(r["transition"] == "acknowledged" for r in rs)
+            ),
+            30,
+        )
         acked = [r for r in events if r["transition"] == "acknowledged"]
         assert [(r["alarm_id"], r["acknowledged_by"]) for r in acked] == [(aid, "supervisor-1")]
         escalated = [r for r in events if r["transition"] == "escalated"]
         assert escalated and all(r["subject_id"] == "P2" for r in escalated)
         assert escalated[0]["level"] == 1
 
-        status, _ = _http("POST", f"{base}/alerts/{aid}/resolve", token=TOKEN,
-                          body={"by": "supervisor-1", "note": "false alarm: diver training"})
+        status, _ = _http(
+            "POST", f"{base}/alerts/{aid}/resolve", token=TOKEN, body={"by": "supervisor-1", "note": "false alarm: diver training"}
+        )
         assert status == 202
         events = _wait_for(s, "alerts", lambda rs: any(r["transition"] == "resolved" for r in rs), 20)
         resolved = [r for r in events if r["transition"] == "resolved"]

@@ -27,10 +27,8 @@ ONE_MIB = 1 << 20
 
 
 def _frame(at: datetime, count: object = 3, pad: int = 0) -> bytes:
-    detectors = [{"detector_id": "D1", "count": count, "occupancy": 0.2},
-                 {"detector_id": "D2", "count": 1, "occupancy": 0.1}]
-    body = {"schema_version": 1, "event_time": at.isoformat(), "intersection_id": "K1", "interval_s": 15,
-            "detectors": detectors}
+    detectors = [{"detector_id": "D1", "count": count, "occupancy": 0.2}, {"detector_id": "D2", "count": 1, "occupancy": 0.1}]
+    body = {"schema_version": 1, "event_time": at.isoformat(), "intersection_id": "K1", "interval_s": 15, "detectors": detectors}
     if pad:
         body["padding"] = "x" * pad  # unknown fields are ignored by the decoder; the count is what is bad
     return orjson.dumps(body)
@@ -70,9 +68,16 @@ def test_an_800kb_bad_frame_costs_no_valid_frame(broker, settings_for, tmp_path:
 
     asyncio.run(ensure_topics(s))
     worker = WorkerProcess(
-        settings_env({"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix,
-                      "app_id": s.app_id, "data_dir": s.data_dir, "aggregate_idle_close_s": 3.0,
-                      "aggregate_lateness_s": 0.0}),
+        settings_env(
+            {
+                "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
+                "topic_prefix": s.topic_prefix,
+                "app_id": s.app_id,
+                "data_dir": s.data_dir,
+                "aggregate_idle_close_s": 3.0,
+                "aggregate_lateness_s": 0.0,
+            }
+        ),
         log_file=tmp_path / "worker.log",
         web_port=free_port(),
     )

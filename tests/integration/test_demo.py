@@ -24,8 +24,15 @@ def test_short_demo_alarms_every_critical_pool_incident(tmp_path: Path) -> None:
     port = free_port()
     s = Settings(_env_file=None, state_dir=tmp_path / "state", cache_dir=tmp_path / "cache")  # type: ignore[call-arg]
     city = {"intersections": 6, "pools": 2, "bus_lines": 1, "seed": 3, "camera_incidents_per_pool_day": 24.0}
-    summary = run_demo(s, minutes=0.6, speed=500, report_dir=tmp_path / "report", port=port, city=city,
-                       start_at=datetime(2026, 7, 2, 5, 0, tzinfo=timezone.utc))
+    summary = run_demo(
+        s,
+        minutes=0.6,
+        speed=500,
+        report_dir=tmp_path / "report",
+        port=port,
+        city=city,
+        start_at=datetime(2026, 7, 2, 5, 0, tzinfo=timezone.utc),
+    )
     report = tmp_path / "report"
     evaluation = orjson.loads((report / "evaluation.json").read_bytes())
     alarms = evaluation["alarms"]

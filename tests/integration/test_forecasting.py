@@ -31,7 +31,7 @@ def match_days() -> list[datetime]:
 
 def volume(iid: str, t: datetime) -> float:
     h = t.hour + t.minute / 60
-    base = 120 + 380 * math.exp(-((h - 8) / 1.5) ** 2) + 420 * math.exp(-((h - 17) / 2) ** 2)
+    base = 120 + 380 * math.exp(-(((h - 8) / 1.5) ** 2)) + 420 * math.exp(-(((h - 17) / 2) ** 2))
     if t.weekday() >= 5:
         base *= 0.6
     if iid == "K1" and any(m - timedelta(hours=2) <= t < m for m in match_days()):
@@ -45,9 +45,16 @@ def history() -> list[tuple[bytes, bytes]]:
     while t < NOW:
         for iid in ("K1", "K2"):
             agg = DetectorAggregate(
-                aggregate_id=f"{iid}/D1/{int(t.timestamp())}", intersection_id=iid, detector_id="D1", window_start=t,
-                window_end=t + timedelta(minutes=1), frames=4, count_sum=int(volume(iid, t)), occupancy_mean=0.1,
-                speed_kmh_mean=40.0, event_time=t + timedelta(minutes=1),
+                aggregate_id=f"{iid}/D1/{int(t.timestamp())}",
+                intersection_id=iid,
+                detector_id="D1",
+                window_start=t,
+                window_end=t + timedelta(minutes=1),
+                frames=4,
+                count_sum=int(volume(iid, t)),
+                occupancy_mean=0.1,
+                speed_kmh_mean=40.0,
+                event_time=t + timedelta(minutes=1),
             )
             out.append((iid.encode(), encode(agg)))
         t += timedelta(hours=1)
@@ -55,8 +62,16 @@ def history() -> list[tuple[bytes, bytes]]:
 
 
 def match(event_id: str, start: datetime) -> tuple[bytes, bytes]:
-    ev = ScheduledEvent(schema_version=1, event_time=datetime.now(timezone.utc), venue_id="stadium", event_id=event_id,
-                        kind="match", starts_at=start, ends_at=start + timedelta(hours=2), expected_attendance=25_000)
+    ev = ScheduledEvent(
+        schema_version=1,
+        event_time=datetime.now(timezone.utc),
+        venue_id="stadium",
+        event_id=event_id,
+        kind="match",
+        starts_at=start,
+        ends_at=start + timedelta(hours=2),
+        expected_attendance=25_000,
+    )
     return b"stadium", encode(ev)
 
 
@@ -72,6 +87,7 @@ async def _send(s, topic: str, items: list[tuple[bytes, bytes]]) -> None:
 def _forecasts(s, want, timeout_s: float) -> list[dict]:
     deadline = time.monotonic() + timeout_s
     while True:
+
         async def read() -> list[dict]:
             return [orjson.loads(m.value) async for m in tail(s, s.topic("forecasts"), from_beginning=True, idle_timeout_s=0.5)]
 
@@ -87,12 +103,24 @@ def test_forecasts_flow_and_an_event_moves_only_its_series(broker, settings_for,
     past = [match(f"past-{i}", m) for i, m in enumerate(match_days())]
     asyncio.run(_send(s, "events.schedule", past))
     asyncio.run(_send(s, "aggregates", history()))
-    worker = WorkerProcess(settings_env({
-        "kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix, "app_id": s.app_id,
-        "data_dir": s.data_dir, "worker_role": "telemetry", "venues": {"stadium": ["intersection/K1"]},
-        "forecast_min_history_h": DAYS * 24 - 3, "forecast_history_days": DAYS + 7, "forecast_refresh_s": 3600,
-        "forecast_holidays": "DE-BY",
-    }), tmp_path / "worker.log", free_port())
+    worker = WorkerProcess(
+        settings_env(
+            {
+                "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
+                "topic_prefix": s.topic_prefix,
+                "app_id": s.app_id,
+                "data_dir": s.data_dir,
+                "worker_role": "telemetry",
+                "venues": {"stadium": ["intersection/K1"]},
+                "forecast_min_history_h": DAYS * 24 - 3,
+                "forecast_history_days": DAYS + 7,
+                "forecast_refresh_s": 3600,
+                "forecast_holidays": "DE-BY",
+            }
+        ),
+        tmp_path / "worker.log",
+        free_port(),
+    )
     worker.start(timeout_s=90)
     try:
         _forecasts(s, lambda fs: {f["series_id"] for f in fs} >= {"intersection/K1", "intersection/K2"}, 120)

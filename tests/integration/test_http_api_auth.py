@@ -37,8 +37,9 @@ class Api:
     def __init__(self, port: int) -> None:
         self.port = port
 
-    def call(self, method: str, path: str, auth: bytes | str | None = None, body: bytes | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    def call(
+        self, method: str, path: str, auth: bytes | str | None = None, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
             conn.putrequest(method, path)
@@ -66,9 +67,17 @@ def start_api_worker(broker: Any, settings_for: Any, tmp_path: Path, **extra: An
     """A real ``leitstand worker`` (role all) with the API token set, topics created."""
     s = settings_for(broker, api_token=TOKEN)
     asyncio.run(ensure_topics(s))
-    env = settings_env({"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix,
-                        "app_id": s.app_id, "data_dir": s.data_dir, "api_token": TOKEN,
-                        "api_read_token": READ_TOKEN, **extra})
+    env = settings_env(
+        {
+            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
+            "topic_prefix": s.topic_prefix,
+            "app_id": s.app_id,
+            "data_dir": s.data_dir,
+            "api_token": TOKEN,
+            "api_read_token": READ_TOKEN,
+            **extra,
+        }
+    )
     worker = WorkerProcess(env, tmp_path / "worker.log", free_port())
     worker.start(timeout_s=90)
     return worker, s
@@ -88,8 +97,14 @@ async def _camera_event(s: Settings, pool: str, event_id: str) -> None:
     prod = producer(s)
     await prod.start()
     try:
-        record = {"schema_version": 1, "event_time": datetime.now(timezone.utc).isoformat(), "pool_id": pool,
-                  "event_id": event_id, "kind": "person_in_closed_zone", "zone": "slide"}
+        record = {
+            "schema_version": 1,
+            "event_time": datetime.now(timezone.utc).isoformat(),
+            "pool_id": pool,
+            "event_id": event_id,
+            "kind": "person_in_closed_zone",
+            "zone": "slide",
+        }
         await (await prod.send(s.topic("pool.supervision"), key=pool.encode(), value=orjson.dumps(record)))
     finally:
         await prod.stop()
@@ -115,13 +130,17 @@ def test_only_the_exact_token_changes_an_alarm(api_worker) -> None:
     path = f"/alerts/{alarm['alarm_id']}/ack"
     body = json.dumps({"by": "intruder"}).encode()
     nbsp = "\u00a0".encode()
-    for auth in [b"Bearer " + TOKEN.encode() + nbsp,          # was stripped and accepted: 202
-                 b"Bearer " + nbsp + TOKEN.encode(),
-                 b"Bearer " + nbsp, b"Bearer ", b"Bearer",
-                 b"Bearer  " + TOKEN.encode(),
-                 b"Bearer " + TOKEN.upper().encode(),
-                 b"Basic " + TOKEN.encode(),
-                 b"Bearer " + READ_TOKEN.encode()]:
+    for auth in [
+        b"Bearer " + TOKEN.encode() + nbsp,  # was stripped and accepted: 202
+        b"Bearer " + nbsp + TOKEN.encode(),
+        b"Bearer " + nbsp,
+        b"Bearer ",
+        b"Bearer",
+        b"Bearer  " + TOKEN.encode(),
+        b"Bearer " + TOKEN.upper().encode(),
+        b"Basic " + TOKEN.encode(),
+        b"Bearer " + READ_TOKEN.encode(),
+    ]:
         status, answer = api.call("POST", path, auth=auth, body=body)
         assert status == 401, (auth, status, answer)
         assert answer["error"] == "missing or wrong bearer token"
@@ -166,9 +185,15 @@ def test_the_read_token_reads_but_never_changes(api_worker) -> None:
     assert api.bearer("POST", "/signals/K1/mode", token=READ_TOKEN, body={"mode": "off"})[0] == 401
 
 
-@pytest.mark.parametrize("path", ["/alerts/person_in_closed_zone@P9~000000000000/ack",
-                                  "/alerts/person_in_closed_zone@P9~000000000000/resolve",
-                                  "/signals/K1/plans/p1/approve", "/signals/K1/mode"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/alerts/person_in_closed_zone@P9~000000000000/ack",
+        "/alerts/person_in_closed_zone@P9~000000000000/resolve",
+        "/signals/K1/plans/p1/approve",
+        "/signals/K1/mode",
+    ],
+)
 def test_change_bodies_are_json_objects_of_known_string_fields(api_worker, path: str) -> None:
     """#9: non-object bodies were a 500 in the alerts API; now 400 with a reason, 413 when too big."""
     api, _, _ = api_worker
@@ -183,8 +208,7 @@ def test_change_bodies_are_json_objects_of_known_string_fields(api_worker, path:
         status, answer = api.bearer("POST", path, body={"mode": "off", **body} if path.endswith("/mode") else body)
         assert status == 400, (body, status, answer)
     text = "reason" if path.startswith("/signals") else "note"
-    status, answer = api.bearer("POST", path, body={"mode": "off", text: {"a": 1}} if path.endswith("/mode")
-                                else {text: {"a": 1}})
+    status, answer = api.bearer("POST", path, body={"mode": "off", text: {"a": 1}} if path.endswith("/mode") else {text: {"a": 1}})
     assert status == 400 and text in answer["error"], answer
     # a well-formed change for something that does not exist is a 404, not a 400 or 500
     body = {"mode": "off", "actor": "duty"} if path.endswith("/mode") else {name: "duty"}

@@ -44,9 +44,17 @@ def _real_resources(s: Settings, api: Api) -> dict[str, list[str]]:
         asyncio.run(_camera_event(s, pool, f"E-{pool}"))
     alarms = [_open_alarm(api, pool)["alarm_id"] for pool in ("P1", "P2", "P3")]
     t0 = time.time() - 600.0
-    config = {"schema_version": 1, "event_time": _iso(t0), "intersection_id": "K101", "model": MODEL,
-              "controller": "webster", "mode": "advisory", "session": "fuzz", "approval_timeout_s": 3600.0,
-              "params": {"recompute_every_cycles": 1}}
+    config = {
+        "schema_version": 1,
+        "event_time": _iso(t0),
+        "intersection_id": "K101",
+        "model": MODEL,
+        "controller": "webster",
+        "mode": "advisory",
+        "session": "fuzz",
+        "approval_timeout_s": 3600.0,
+        "params": {"recompute_every_cycles": 1},
+    }
     asyncio.run(_send(s, "signals.config", [config], "intersection_id"))
     asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25)), "intersection_id"))
     deadline = time.monotonic() + 30
@@ -69,11 +77,24 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
             pytest.fail(f"tansu broker could not start in CI: {exc}")
         pytest.skip(f"tansu broker unavailable here: {exc}")
     tag = uuid.uuid4().hex[:8]
-    s = Settings(_env_file=None, kafka_bootstrap_servers=info.bootstrap, topic_prefix=f"f{tag}.",  # type: ignore[call-arg]
-                 app_id=f"fuzz-{tag}", data_dir=state / "worker", api_token=TOKEN)
+    s = Settings(
+        _env_file=None,
+        kafka_bootstrap_servers=info.bootstrap,
+        topic_prefix=f"f{tag}.",  # type: ignore[call-arg]
+        app_id=f"fuzz-{tag}",
+        data_dir=state / "worker",
+        api_token=TOKEN,
+    )
     asyncio.run(ensure_topics(s))
-    env = settings_env({"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix,
-                        "app_id": s.app_id, "data_dir": s.data_dir, "api_token": TOKEN})
+    env = settings_env(
+        {
+            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
+            "topic_prefix": s.topic_prefix,
+            "app_id": s.app_id,
+            "data_dir": s.data_dir,
+            "api_token": TOKEN,
+        }
+    )
     proc = WorkerProcess(env, state / "worker.log", free_port())
     try:
         proc.start(timeout_s=90)
@@ -119,4 +140,3 @@ def test_description_lists_every_route_the_worker_serves() -> None:
                 registered.add(line.split('"')[1])
     assert registered - {"/openapi.yaml", "/openapi.json"} <= described, registered - described
     assert described <= registered | {"/openapi.yaml"}, described - registered
-

@@ -115,8 +115,12 @@ def test_ten_thousand_frames_with_one_percent_malformed(broker, settings_for, tm
         assert base64.b64decode(d["raw_b64"]) == raw
         assert d["source_topic"] == s.topic("sensors.intersection")
         assert d["reason"], d
-        expected_code = {"garbage": {"not_json", "invalid"}, "wrong_type": {"invalid"},
-                         "occupancy_out_of_range": {"out_of_range"}, "missing_timestamp": {"missing_field"}}[kind]
+        expected_code = {
+            "garbage": {"not_json", "invalid"},
+            "wrong_type": {"invalid"},
+            "occupancy_out_of_range": {"out_of_range"},
+            "missing_timestamp": {"missing_field"},
+        }[kind]
         assert d["reason_code"] in expected_code, (kind, d)
 
     # the counters rose by exactly as much

@@ -36,9 +36,28 @@ def test_ctrl_c_in_demo_stops_everything_and_marks_the_run(tmp_path: Path) -> No
     (report / "summary.json").write_text(json.dumps({"stopped_cleanly": True, "run_id": "an-earlier-run"}))
     env = {**os.environ, "LEITSTAND_STATE_DIR": str(state), "LEITSTAND_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "demo", "--minutes", "2", "--intersections", "2", "--pools", "1",
-         "--bus-lines", "0", "--report-dir", str(report), "--port", str(free_port())],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        [
+            sys.executable,
+            "-m",
+            "streams.cli",
+            "demo",
+            "--minutes",
+            "2",
+            "--intersections",
+            "2",
+            "--pools",
+            "1",
+            "--bus-lines",
+            "0",
+            "--report-dir",
+            str(report),
+            "--port",
+            str(free_port()),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's foreground job has it
     )
     try:

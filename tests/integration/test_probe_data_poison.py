@@ -20,9 +20,18 @@ pytestmark = pytest.mark.integration
 
 
 def _cmd(kind: str, evidence: object) -> bytes:
-    return json.dumps({"schema_version": 1, "event_time": datetime.now(timezone.utc).isoformat(), "op": "raise",
-                       "subject_id": "pool-1", "kind": kind, "severity": "minor", "message": kind,
-                       "evidence": evidence}).encode()
+    return json.dumps(
+        {
+            "schema_version": 1,
+            "event_time": datetime.now(timezone.utc).isoformat(),
+            "op": "raise",
+            "subject_id": "pool-1",
+            "kind": kind,
+            "severity": "minor",
+            "message": kind,
+            "evidence": evidence,
+        }
+    ).encode()
 
 
 async def _send(s, items: list[bytes]) -> None:
@@ -46,8 +55,13 @@ def _read(s, topic: str) -> list[bytes]:
 def test_forged_lifecycle_command_is_dead_lettered_and_the_books_go_on(broker, settings_for, tmp_path: Path) -> None:
     s = settings_for(broker)
     asyncio.run(ensure_topics(s))
-    values = {"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix,
-              "app_id": s.app_id, "data_dir": s.data_dir, "worker_role": "critical"}
+    values = {
+        "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
+        "topic_prefix": s.topic_prefix,
+        "app_id": s.app_id,
+        "data_dir": s.data_dir,
+        "worker_role": "critical",
+    }
     worker = WorkerProcess(settings_env(values), tmp_path / "worker.log", free_port())
     worker.start(timeout_s=90)
     try:

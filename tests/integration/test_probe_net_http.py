@@ -40,8 +40,7 @@ def _alive(sock: socket.socket) -> bool:
 
 def _server_side_connections(port: int) -> int:
     """Established TCP connections whose local end is the worker's web port (from ``ss``)."""
-    out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"], capture_output=True, text=True, check=True).stdout
     return len(out.splitlines())
 
 
@@ -106,13 +105,18 @@ def test_a_body_naming_a_field_twice_is_refused(broker, settings_for, tmp_path: 
     worker, _ = start_api_worker(broker, settings_for, tmp_path)
     try:
         api = Api(worker.web_port)
-        for raw in (b'{"by": "alice", "by": "mallory"}', b'{"mode": "off", "mode": "automatic"}',
-                    b'{"actor": "a", "reason": "x", "reason": "y"}', b'{"note": "n", "by": "a", "note": "m"}'):
+        for raw in (
+            b'{"by": "alice", "by": "mallory"}',
+            b'{"mode": "off", "mode": "automatic"}',
+            b'{"actor": "a", "reason": "x", "reason": "y"}',
+            b'{"note": "n", "by": "a", "note": "m"}',
+        ):
             status, answer = api.call("POST", path, auth=f"Bearer {TOKEN}", body=raw)
             assert status == 400, (raw, status, answer)
             assert "more than once" in answer["error"], answer
-        status, answer = api.call("POST", path, auth=f"Bearer {TOKEN}",
-                                  body=b'{"mode": "off", "actor": "a"}' if "mode" in path else b'{"by": "a"}')
+        status, answer = api.call(
+            "POST", path, auth=f"Bearer {TOKEN}", body=b'{"mode": "off", "actor": "a"}' if "mode" in path else b'{"by": "a"}'
+        )
         assert status == 404, answer  # a body without duplicates goes on to the lookup
     finally:
         code = worker.stop()

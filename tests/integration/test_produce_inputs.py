@@ -30,8 +30,16 @@ def env_of(s) -> dict[str, str]:  # noqa: ANN001 - Settings
 
 
 def frame(i: int, pad: int = 0) -> bytes:
-    return orjson.dumps({"schema_version": 1, "intersection_id": f"I{i}", "event_time": "2026-01-01T00:00:00Z",
-                         "interval_s": 60, "detectors": [], "pad": "x" * pad})
+    return orjson.dumps(
+        {
+            "schema_version": 1,
+            "intersection_id": f"I{i}",
+            "event_time": "2026-01-01T00:00:00Z",
+            "interval_s": 60,
+            "detectors": [],
+            "pad": "x" * pad,
+        }
+    )
 
 
 def test_oversize_record_is_refused_and_every_valid_one_sent(broker, settings_for, tmp_path: Path) -> None:
@@ -56,13 +64,15 @@ def test_record_just_under_the_limit_is_sent(broker, settings_for, tmp_path: Pat
 
 
 @pytest.mark.parametrize("command", ["produce", "replay"])
-def test_unknown_topic_is_refused_and_not_created_unless_create(broker, settings_for, tmp_path: Path,
-                                                                 command: str) -> None:
+def test_unknown_topic_is_refused_and_not_created_unless_create(broker, settings_for, tmp_path: Path, command: str) -> None:
     s = settings_for(broker)
     (tmp_path / "in.jsonl").write_bytes(frame(1) + b"\n" + frame(2) + b"\n")
     (tmp_path / "in.csv").write_text("timestamp,value\n2015-09-01T10:00:00,1\n2015-09-01T10:01:00,2\n")
-    args = (["produce", "no.such.topic", "-f", str(tmp_path / "in.jsonl")] if command == "produce"
-            else ["replay", str(tmp_path / "in.csv"), "--topic", "no.such.topic", "--speed", "0"])
+    args = (
+        ["produce", "no.such.topic", "-f", str(tmp_path / "in.jsonl")]
+        if command == "produce"
+        else ["replay", str(tmp_path / "in.csv"), "--topic", "no.such.topic", "--speed", "0"]
+    )
     line = one_clean_line(leitstand(*args, env=env_of(s), timeout=120))
     assert "unknown topic 'no.such.topic'" in line and "sensors.intersection" in line
     assert s.topic("no.such.topic") not in asyncio.run(list_topics(s))
@@ -74,12 +84,15 @@ def test_unknown_topic_is_refused_and_not_created_unless_create(broker, settings
 def test_replay_refuses_an_oversize_row_and_sends_the_rest(broker, settings_for, tmp_path: Path) -> None:
     s = settings_for(broker)
     big = ",".join(["y" * 100_000] * 11)  # 11 fields under the csv limit, 1.1 MB as one record
-    (tmp_path / "in.csv").write_text("timestamp," + ",".join(f"c{i}" for i in range(11)) + "\n"
-                                     f"2015-09-01T10:00:00,{','.join(['1'] * 11)}\n"
-                                     f"2015-09-01T10:01:00,{big}\n"
-                                     f"2015-09-01T10:02:00,{','.join(['2'] * 11)}\n")
-    line = one_clean_line(leitstand("replay", str(tmp_path / "in.csv"), "--topic", "sensors.pool", "--speed", "0",
-                                    env=env_of(s), timeout=120))
+    (tmp_path / "in.csv").write_text(
+        "timestamp," + ",".join(f"c{i}" for i in range(11)) + "\n"
+        f"2015-09-01T10:00:00,{','.join(['1'] * 11)}\n"
+        f"2015-09-01T10:01:00,{big}\n"
+        f"2015-09-01T10:02:00,{','.join(['2'] * 11)}\n"
+    )
+    line = one_clean_line(
+        leitstand("replay", str(tmp_path / "in.csv"), "--topic", "sensors.pool", "--speed", "0", env=env_of(s), timeout=120)
+    )
     assert "replayed 2 rows" in line and "refused 1: line 3 (" in line
     assert count_records(s, s.topic("sensors.pool")) == 2
 
@@ -88,13 +101,17 @@ def test_replay_refuses_an_oversize_row_and_sends_the_rest(broker, settings_for,
 
 JSON_LINES = st.one_of(
     st.builds(lambda i: frame(i), st.integers(0, 5)),
-    st.builds(lambda n: b'{"huge": "' + b"h" * n + b'"}',
-              st.sampled_from([10, MAX_REQUEST_BYTES - 200, MAX_REQUEST_BYTES - 30, MAX_REQUEST_BYTES + 1, 2 * MAX_REQUEST_BYTES])),
+    st.builds(
+        lambda n: b'{"huge": "' + b"h" * n + b'"}',
+        st.sampled_from([10, MAX_REQUEST_BYTES - 200, MAX_REQUEST_BYTES - 30, MAX_REQUEST_BYTES + 1, 2 * MAX_REQUEST_BYTES]),
+    ),
     st.binary(max_size=200).map(lambda b: b.replace(b"\n", b"")),
     st.text(max_size=80).map(lambda t: t.encode("utf-8", "surrogatepass").replace(b"\n", b"")),
-    st.recursive(st.none() | st.booleans() | st.floats() | st.text(max_size=10),
-                 lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids, max_size=3),
-                 max_leaves=8).map(orjson.dumps),
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.text(max_size=10),
+        lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids, max_size=3),
+        max_leaves=8,
+    ).map(orjson.dumps),
 )
 
 

@@ -34,9 +34,16 @@ def _iso(t: float) -> str:
 
 
 def _frames(t0: float, rng: range, iid: str = "K101") -> list[dict]:
-    return [{"schema_version": 1, "event_time": _iso(t0 + 5 * i), "intersection_id": iid, "interval_s": 5.0,
-             "detectors": [{"detector_id": k, "count": v, "occupancy": 0.1} for k, v in COUNTS.items()]}
-            for i in rng]
+    return [
+        {
+            "schema_version": 1,
+            "event_time": _iso(t0 + 5 * i),
+            "intersection_id": iid,
+            "interval_s": 5.0,
+            "detectors": [{"detector_id": k, "count": v, "occupancy": 0.1} for k, v in COUNTS.items()],
+        }
+        for i in rng
+    ]
 
 
 def _drives(plans: list[dict]) -> list[dict]:
@@ -47,20 +54,35 @@ def _drives(plans: list[dict]) -> list[dict]:
 def test_advisory_mode_end_to_end(broker, settings_for, tmp_path: Path, role: str) -> None:
     s = settings_for(broker, api_token=TOKEN)
     asyncio.run(ensure_topics(s))
-    env = settings_env({"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix,
-                        "app_id": s.app_id, "data_dir": s.data_dir, "api_token": TOKEN, "worker_role": role})
+    env = settings_env(
+        {
+            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
+            "topic_prefix": s.topic_prefix,
+            "app_id": s.app_id,
+            "data_dir": s.data_dir,
+            "api_token": TOKEN,
+            "worker_role": role,
+        }
+    )
     web_port = free_port()
     worker = WorkerProcess(env, tmp_path / "worker.log", web_port)
     worker.start(timeout_s=90)
     base = f"http://127.0.0.1:{web_port}"
     t0 = time.time() - 600.0  # event time of the first frame; frames run 5 s apart, faster than real time
     try:
-        config = {"schema_version": 1, "event_time": _iso(t0), "intersection_id": "K101", "model": MODEL,
-                  "controller": "webster", "mode": "advisory", "session": "it-run", "approval_timeout_s": 60.0,
-                  "params": {"recompute_every_cycles": 1}}
+        config = {
+            "schema_version": 1,
+            "event_time": _iso(t0),
+            "intersection_id": "K101",
+            "model": MODEL,
+            "controller": "webster",
+            "mode": "advisory",
+            "session": "it-run",
+            "approval_timeout_s": 60.0,
+            "params": {"recompute_every_cycles": 1},
+        }
         asyncio.run(_send(s, "signals.config", [config], "intersection_id"))
-        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(1), "K999") + _frames(t0, range(25)),
-                          "intersection_id"))
+        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(1), "K999") + _frames(t0, range(25)), "intersection_id"))
 
         # every frame of K101 gets exactly one drive reply (the fixed program); one proposal waits
         plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 25, 30)
@@ -100,11 +122,18 @@ def test_advisory_mode_end_to_end(broker, settings_for, tmp_path: Path, role: st
         assert _http("POST", f"{base}/signals/K101/plans/{quote(second['plan_id'])}/approve", token=TOKEN)[0] == 404
 
         # a command the agent refuses (the plan expired) is audited, not lost
-        late = {"schema_version": 1, "event_time": _iso(time.time()), "intersection_id": "K101", "action": "approve",
-                "plan_id": second["plan_id"], "actor": "operator-8"}
+        late = {
+            "schema_version": 1,
+            "event_time": _iso(time.time()),
+            "intersection_id": "K101",
+            "action": "approve",
+            "plan_id": second["plan_id"],
+            "actor": "operator-8",
+        }
         asyncio.run(_send(s, "signals.approvals", [late], "intersection_id"))
-        status, answer = _http("POST", f"{base}/signals/K101/mode", token=TOKEN,
-                               body={"mode": "automatic", "reason": "rush hour", "actor": "operator-7"})
+        status, answer = _http(
+            "POST", f"{base}/signals/K101/mode", token=TOKEN, body={"mode": "automatic", "reason": "rush hour", "actor": "operator-7"}
+        )
         assert status == 202, answer
         audit = _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "mode_changed" for a in rs), 20)
         actions = [(a["action"], a["actor"]) for a in audit]
@@ -131,14 +160,30 @@ def test_a_restarted_worker_rebuilds_control_from_its_table(broker, settings_for
     """The config and an operator's mode survive a restart (the table); pending proposals expire."""
     s = settings_for(broker, api_token=TOKEN)
     asyncio.run(ensure_topics(s))
-    env = settings_env({"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix,
-                        "app_id": s.app_id, "data_dir": s.data_dir, "api_token": TOKEN, "worker_role": "control"})
+    env = settings_env(
+        {
+            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
+            "topic_prefix": s.topic_prefix,
+            "app_id": s.app_id,
+            "data_dir": s.data_dir,
+            "api_token": TOKEN,
+            "worker_role": "control",
+        }
+    )
     web_port = free_port()
     base = f"http://127.0.0.1:{web_port}"
     t0 = time.time() - 600.0
-    config = {"schema_version": 1, "event_time": _iso(t0), "intersection_id": "K101", "model": MODEL,
-              "controller": "webster", "mode": "advisory", "session": "restart-run", "approval_timeout_s": 600.0,
-              "params": {"recompute_every_cycles": 1}}
+    config = {
+        "schema_version": 1,
+        "event_time": _iso(t0),
+        "intersection_id": "K101",
+        "model": MODEL,
+        "controller": "webster",
+        "mode": "advisory",
+        "session": "restart-run",
+        "approval_timeout_s": 600.0,
+        "params": {"recompute_every_cycles": 1},
+    }
     worker = WorkerProcess(env, tmp_path / "worker.log", web_port)
     worker.start(timeout_s=90)
     try:
@@ -154,8 +199,9 @@ def test_a_restarted_worker_rebuilds_control_from_its_table(broker, settings_for
     try:
         assert _http("GET", f"{base}/signals/plans", token=TOKEN)[1]["count"] == 0
         # the table knows K101 before any frame arrives: a mode change is accepted
-        status, answer = _http("POST", f"{base}/signals/K101/mode", token=TOKEN,
-                               body={"mode": "off", "reason": "after restart", "actor": "operator-7"})
+        status, answer = _http(
+            "POST", f"{base}/signals/K101/mode", token=TOKEN, body={"mode": "off", "reason": "after restart", "actor": "operator-7"}
+        )
         assert status == 202, answer
         # restoring expired the stale proposal; the command was applied at the restored clock
         audit = _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "mode_changed" for a in rs), 20)
@@ -178,44 +224,61 @@ def _unsafe(edit) -> dict:
     return model
 
 
-def test_an_unsafe_config_is_refused_and_audited_and_the_previous_one_keeps_driving(
-        broker, settings_for, tmp_path: Path) -> None:
+def test_an_unsafe_config_is_refused_and_audited_and_the_previous_one_keeps_driving(broker, settings_for, tmp_path: Path) -> None:
     """Issue 10 #2/#3: a NaN intergreen (null on the wire) and 1 s greens crashed the agent at the
     first frame (10 restarts in one run, the config lost without a trace). Now each is refused
     with a ``config_refused`` audit entry and the running control loop keeps driving."""
     s = settings_for(broker)
     asyncio.run(ensure_topics(s))
-    env = settings_env({"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix,
-                        "app_id": s.app_id, "data_dir": s.data_dir, "worker_role": "control"})
+    env = settings_env(
+        {
+            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
+            "topic_prefix": s.topic_prefix,
+            "app_id": s.app_id,
+            "data_dir": s.data_dir,
+            "worker_role": "control",
+        }
+    )
     worker = WorkerProcess(env, tmp_path / "worker.log", free_port())
     worker.start(timeout_s=90)
     t0 = time.time() - 600.0
 
     def config(session: str, model: dict, at: float) -> dict:
-        return {"schema_version": 1, "event_time": _iso(at), "intersection_id": "K101", "model": model,
-                "controller": "fixed", "mode": "automatic", "session": session, "approval_timeout_s": 60.0}
+        return {
+            "schema_version": 1,
+            "event_time": _iso(at),
+            "intersection_id": "K101",
+            "model": model,
+            "controller": "fixed",
+            "mode": "automatic",
+            "session": session,
+            "approval_timeout_s": 60.0,
+        }
 
     nan_as_null = _unsafe(lambda m: m["intergreen_s"]["FE"].update(K2=None))
-    one_second = _unsafe(lambda m: ([st.update(min_green_s=1, max_green_s=1) for st in m["stages"]],
-                                    [p.update(green_s=1) for p in m["fixed_plan"]]))
+    one_second = _unsafe(
+        lambda m: ([st.update(min_green_s=1, max_green_s=1) for st in m["stages"]], [p.update(green_s=1) for p in m["fixed_plan"]])
+    )
     try:
         asyncio.run(_send(s, "signals.config", [config("good", MODEL, t0)], "intersection_id"))
         # configs and frames are different topics: frames sent before the config is applied are ignored
         _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "control_started" for a in rs), 30)
         asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(3)), "intersection_id"))
         _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 3, 30)
-        asyncio.run(_send(s, "signals.config", [config("nan", nan_as_null, t0 + 16),
-                                                config("one-second", one_second, t0 + 17)], "intersection_id"))
+        asyncio.run(
+            _send(s, "signals.config", [config("nan", nan_as_null, t0 + 16), config("one-second", one_second, t0 + 17)], "intersection_id")
+        )
         asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(3, 8)), "intersection_id"))
         plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 8, 30)
-        audit = _wait_for(s, "signals.audit",
-                          lambda rs: sum(a["action"] == "config_refused" for a in rs) >= 2, 20)
+        audit = _wait_for(s, "signals.audit", lambda rs: sum(a["action"] == "config_refused" for a in rs) >= 2, 20)
         drives = _drives(plans)
         assert len(drives) == 8, (drives, worker.log_tail())
         assert all(d["status"] == "active" and d["session"] == "good" for d in drives)
         refused = [a for a in audit if a["action"] == "config_refused"]
         assert [(a["session"], a["detail"]["session"], a["detail"]["kept_session"]) for a in refused] == [
-            ("good", "nan", "good"), ("good", "one-second", "good")]
+            ("good", "nan", "good"),
+            ("good", "one-second", "good"),
+        ]
         assert "intergreen_s.FE.K2: expected a number, got null" in refused[0]["detail"]["reason"]
         assert "min_green_s 1 s" in refused[1]["detail"]["reason"]
         assert [a["action"] for a in audit].count("control_started") == 1

@@ -20,8 +20,28 @@ def test_simulate_city_publishes_streams_and_truth(broker, settings_for, tmp_pat
     env = {"LEITSTAND_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers, "LEITSTAND_TOPIC_PREFIX": s.topic_prefix}
     start = "2026-07-02T06:00:00+00:00"
     truth = tmp_path / "truth.jsonl"
-    run = leitstand("simulate", "city", "--intersections", "4", "--pools", "1", "--bus-lines", "1", "--speed", "0",
-                    "--duration", "0.5", "--start", start, "--seed", "5", "--truth", str(truth), env=env, timeout=180)
+    run = leitstand(
+        "simulate",
+        "city",
+        "--intersections",
+        "4",
+        "--pools",
+        "1",
+        "--bus-lines",
+        "1",
+        "--speed",
+        "0",
+        "--duration",
+        "0.5",
+        "--start",
+        start,
+        "--seed",
+        "5",
+        "--truth",
+        str(truth),
+        env=env,
+        timeout=180,
+    )
     assert run.returncode == 0, run.stderr
     city = City(CityConfig(intersections=4, pools=1, bus_lines=1, seed=5), start=datetime.fromisoformat(start), duration_s=1800)
     expected = Counter(e.topic for e in city.stream())

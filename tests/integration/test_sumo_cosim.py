@@ -21,9 +21,16 @@ def test_broker_path_gives_the_in_process_result(broker, settings_for, tmp_path:
     cfg = build("single", tmp_path / "net", end_s=200)
     s = settings_for(broker)
     asyncio.run(ensure_topics(s))
-    env = settings_env({"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix,
-                        # every agent, as `leitstand worker` runs by default
-                        "app_id": s.app_id, "data_dir": s.data_dir, "worker_role": "all"})
+    env = settings_env(
+        {
+            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
+            "topic_prefix": s.topic_prefix,
+            # every agent, as `leitstand worker` runs by default
+            "app_id": s.app_id,
+            "data_dir": s.data_dir,
+            "worker_role": "all",
+        }
+    )
     worker = WorkerProcess(env, tmp_path / "worker.log", free_port())
     worker.start(timeout_s=90)
     try:

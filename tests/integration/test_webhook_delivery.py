@@ -38,9 +38,15 @@ class Receiver:
 
     async def hook(self, request: web.Request) -> web.Response:
         body = await request.read()
-        self.received.append({"path": request.path, "query": request.query_string,
-                              "headers": dict(request.headers), "body": body,
-                              "verified": webhooks.verify(SECRET, request.headers, body, now=time.time())})
+        self.received.append(
+            {
+                "path": request.path,
+                "query": request.query_string,
+                "headers": dict(request.headers),
+                "body": body,
+                "verified": webhooks.verify(SECRET, request.headers, body, now=time.time()),
+            }
+        )
         return web.Response(status=204)
 
     async def redirect(self, request: web.Request) -> web.Response:
@@ -63,8 +69,9 @@ async def serving(receiver: Receiver) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-def deliver(path: str, allowed: tuple[str, ...] = ("127.0.0.1",), url_of: Callable[[str], str] | None = None
-            ) -> tuple[webhooks.Attempt, Receiver]:
+def deliver(
+    path: str, allowed: tuple[str, ...] = ("127.0.0.1",), url_of: Callable[[str], str] | None = None
+) -> tuple[webhooks.Attempt, Receiver]:
     receiver = Receiver()
 
     async def go() -> webhooks.Attempt:
@@ -116,8 +123,9 @@ def test_a_name_resolving_to_an_internal_address_is_refused_after_dns() -> None:
     if webhooks.address_refusal(address, allowed=False) is None:
         pytest.skip(f"{name} resolves to a public address here")
     webhooks.check_url(f"https://{name}/duty", ["127.0.0.1"])  # passes the static check
-    attempt, receiver = deliver("", allowed=("127.0.0.1",), url_of=lambda base: base.replace(
-        "http://127.0.0.1", f"https://{name}") + "/duty")
+    attempt, receiver = deliver(
+        "", allowed=("127.0.0.1",), url_of=lambda base: base.replace("http://127.0.0.1", f"https://{name}") + "/duty"
+    )
     assert not attempt.ok and not attempt.retry and f"{name} resolves to" in attempt.detail, attempt
     assert receiver.received == []
 
@@ -125,8 +133,7 @@ def test_a_name_resolving_to_an_internal_address_is_refused_after_dns() -> None:
 def test_metadata_address_is_refused_even_when_allowed() -> None:
     async def go() -> webhooks.Attempt:
         async with webhooks.session(["169.254.169.254"]) as client:
-            return await webhooks.post(client, "d1", "http://169.254.169.254/latest/meta-data/", BODY, SECRET, 2.0,
-                                       ["169.254.169.254"])
+            return await webhooks.post(client, "d1", "http://169.254.169.254/latest/meta-data/", BODY, SECRET, 2.0, ["169.254.169.254"])
 
     attempt = asyncio.run(go())
     assert not attempt.ok and not attempt.retry and "metadata" in attempt.detail
@@ -137,8 +144,7 @@ def test_a_failure_detail_does_not_quote_the_url() -> None:
 
     async def go() -> webhooks.Attempt:
         async with webhooks.session(["127.0.0.1"]) as client:
-            return await webhooks.post(client, "d1", f"http://u:UserPw@127.0.0.1:{port}/x?token=QueryTok", BODY,
-                                       SECRET, 2.0, ["127.0.0.1"])
+            return await webhooks.post(client, "d1", f"http://u:UserPw@127.0.0.1:{port}/x?token=QueryTok", BODY, SECRET, 2.0, ["127.0.0.1"])
 
     attempt = asyncio.run(go())
     assert not attempt.ok and attempt.retry
@@ -167,18 +173,32 @@ def test_worker_delivers_signed_and_records_no_url_secret(broker, settings_for, 
     assert ready.wait(10)
     s = settings_for(broker)
     asyncio.run(ensure_topics(s))
-    env = settings_env({
-        "kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix, "app_id": s.app_id,
-        "data_dir": s.data_dir, "webhook_secret": SECRET, "webhook_allowed_hosts": "127.0.0.1",
-        "alarm_contact_levels": [[box["base"] + "/duty?token=QueryTok"]], "webhook_backoff_s": 0.2,
-    })
+    env = settings_env(
+        {
+            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
+            "topic_prefix": s.topic_prefix,
+            "app_id": s.app_id,
+            "data_dir": s.data_dir,
+            "webhook_secret": SECRET,
+            "webhook_allowed_hosts": "127.0.0.1",
+            "alarm_contact_levels": [[box["base"] + "/duty?token=QueryTok"]],
+            "webhook_backoff_s": 0.2,
+        }
+    )
     web_port = free_port()
     worker = WorkerProcess(env, tmp_path / "worker.log", web_port)
     worker.start(timeout_s=90)
     try:
-        event = {"schema_version": 1, "event_time": datetime.now(timezone.utc).isoformat(), "pool_id": "P1",
-                 "event_id": "E1", "kind": "motionless_swimmer", "zone": "deep end", "duration_s": 11.0,
-                 "confidence": 0.9}
+        event = {
+            "schema_version": 1,
+            "event_time": datetime.now(timezone.utc).isoformat(),
+            "pool_id": "P1",
+            "event_id": "E1",
+            "kind": "motionless_swimmer",
+            "zone": "deep end",
+            "duration_s": 11.0,
+            "confidence": 0.9,
+        }
 
         async def send() -> None:
             p = producer(s)
@@ -207,10 +227,12 @@ def test_worker_delivers_signed_and_records_no_url_secret(broker, settings_for, 
         record = orjson.loads(deliveries[0])
         assert record["outcome"] == "delivered" and record["target"] == box["base"]
         assert all(b"QueryTok" not in v for v in deliveries)
+
         # the outbox is changelogged to Kafka: it names the target, never the URL
         async def outbox() -> list[bytes]:
-            return [m.value or b"" async for m in tail(s, f"{s.group_id}-webhook-outbox-changelog",
-                                                        from_beginning=True, idle_timeout_s=1.0)]
+            return [
+                m.value or b"" async for m in tail(s, f"{s.group_id}-webhook-outbox-changelog", from_beginning=True, idle_timeout_s=1.0)
+            ]
 
         changelog = asyncio.run(outbox())
         assert changelog and any(b"target_id" in v for v in changelog)

@@ -25,9 +25,13 @@ pytestmark = pytest.mark.integration
 
 def test_sasl_worker_against_a_broker_without_sasl_names_the_handshake(broker) -> None:
     """#18: it said "no Kafka broker answers" although the broker answered."""
-    env = {"LEITSTAND_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "LEITSTAND_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-           "LEITSTAND_KAFKA_SASL_MECHANISM": "PLAIN", "LEITSTAND_KAFKA_SASL_USERNAME": "leitstand",
-           "LEITSTAND_KAFKA_SASL_PASSWORD": "not-a-real-secret"}
+    env = {
+        "LEITSTAND_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+        "LEITSTAND_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "LEITSTAND_KAFKA_SASL_MECHANISM": "PLAIN",
+        "LEITSTAND_KAFKA_SASL_USERNAME": "leitstand",
+        "LEITSTAND_KAFKA_SASL_PASSWORD": "not-a-real-secret",
+    }
     line = one_clean_line(leitstand("worker", env=env, timeout=60))
     assert "no Kafka broker answers" not in line, line
     assert f"the broker at {broker.bootstrap} answered but the SASL handshake failed" in line, line
@@ -67,13 +71,26 @@ def test_ready_during_an_outage_and_a_clear_exit_when_tansu_lost_its_topics(own_
     """#19: during the outage /ready said 200; after the restart the worker crashed with a
     table-recovery ConsistencyError and a new worker hung at 503."""
     info, state = own_tansu
-    s = Settings(_env_file=None, kafka_bootstrap_servers=info.bootstrap, topic_prefix="o.", app_id="outage",  # type: ignore[call-arg]
-                 data_dir=tmp_path / "worker")
-    env = settings_env({"kafka_bootstrap_servers": info.bootstrap, "topic_prefix": "o.", "app_id": "outage",
-                        "data_dir": s.data_dir, "worker_role": "critical"})
+    s = Settings(
+        _env_file=None,
+        kafka_bootstrap_servers=info.bootstrap,
+        topic_prefix="o.",
+        app_id="outage",  # type: ignore[call-arg]
+        data_dir=tmp_path / "worker",
+    )
+    env = settings_env(
+        {
+            "kafka_bootstrap_servers": info.bootstrap,
+            "topic_prefix": "o.",
+            "app_id": "outage",
+            "data_dir": s.data_dir,
+            "worker_role": "critical",
+        }
+    )
     worker = WorkerProcess(env, tmp_path / "worker.log", free_port())
     worker.start(timeout_s=40)
     try:
+
         async def send() -> None:
             prod = producer(s)
             await prod.start()
@@ -88,7 +105,7 @@ def test_ready_during_an_outage_and_a_clear_exit_when_tansu_lost_its_topics(own_
         stop(state, "tansu")
         t0 = time.monotonic()
         seen: list[tuple[int, dict]] = []
-        _wait(lambda: (seen.append(_ready(worker.web_port)) or seen[-1][0] == 503), timeout_s=10)
+        _wait(lambda: seen.append(_ready(worker.web_port)) or seen[-1][0] == 503, timeout_s=10)
         status, body = seen[-1]
         assert status == 503, f"/ready still {status} {body} {time.monotonic() - t0:.1f} s into the outage"
         assert "no answer from the broker" in body.get("reason", ""), body

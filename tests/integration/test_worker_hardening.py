@@ -20,15 +20,28 @@ pytestmark = pytest.mark.integration
 
 
 def _worker(s, tmp_path: Path, **extra: object) -> WorkerProcess:
-    values = {"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix,
-              "app_id": s.app_id, "data_dir": s.data_dir, **extra}
+    values = {
+        "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
+        "topic_prefix": s.topic_prefix,
+        "app_id": s.app_id,
+        "data_dir": s.data_dir,
+        **extra,
+    }
     return WorkerProcess(settings_env(values), tmp_path / "worker.log", free_port())
 
 
 def _event(venue: str, event_id: str) -> tuple[bytes, bytes]:
     start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=2)
-    ev = ScheduledEvent(schema_version=1, event_time=datetime.now(timezone.utc), venue_id=venue, event_id=event_id,
-                        kind="concert", starts_at=start, ends_at=start + timedelta(hours=3), expected_attendance=8000)
+    ev = ScheduledEvent(
+        schema_version=1,
+        event_time=datetime.now(timezone.utc),
+        venue_id=venue,
+        event_id=event_id,
+        kind="concert",
+        starts_at=start,
+        ends_at=start + timedelta(hours=3),
+        expected_attendance=8000,
+    )
     return venue.encode(), encode(ev)
 
 
@@ -46,6 +59,7 @@ def _stored_event_ids(changelog: str, s, want: set[str], timeout_s: float) -> se
     deadline = time.monotonic() + timeout_s
     seen: set[str] = set()
     while not want <= seen and time.monotonic() < deadline:
+
         async def read() -> list[bytes]:
             return [m.value or b"" async for m in tail(s, changelog, from_beginning=True, idle_timeout_s=0.5)]
 
@@ -76,7 +90,7 @@ def test_event_at_an_unmapped_venue_is_logged_and_the_agent_keeps_going(broker, 
         code = worker.stop()
     log = (tmp_path / "worker.log").read_text(errors="replace")
     assert code == 0, worker.log_tail()
-    assert "Traceback" not in log and "Logging error" not in log, log[log.find("Traceback") - 2000:][:4000]
+    assert "Traceback" not in log and "Logging error" not in log, log[log.find("Traceback") - 2000 :][:4000]
     assert first == {"match-1"} and second == {"match-1", "match-2"}, "the agent stopped processing"
     warnings = [line for line in log.splitlines() if "event at a venue without series mapping ignored" in line]
     assert len(warnings) == 2, warnings
@@ -100,7 +114,7 @@ def _listening(port: int) -> list[str]:
                 if width == 8:  # little-endian IPv4
                     found.append(".".join(str(b) for b in raw[::-1]))
                 else:  # four little-endian 32-bit words
-                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                    words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
                     found.append(str(ipaddress.IPv6Address(words)))
     return found
 

@@ -111,8 +111,9 @@ ops = st.lists(
     st.one_of(
         st.tuples(st.just("raise"), st.sampled_from(["motionless_swimmer", "water_ph"]), st.sampled_from(["a", "b", "c"])),
         st.tuples(st.just("clear"), st.sampled_from(["motionless_swimmer", "water_ph"]), st.just("")),
-        st.tuples(st.sampled_from(["ack", "resolve"]), st.sampled_from(["motionless_swimmer", "water_ph"]),
-                  st.sampled_from(["a", "b", "c"])),
+        st.tuples(
+            st.sampled_from(["ack", "resolve"]), st.sampled_from(["motionless_swimmer", "water_ph"]), st.sampled_from(["a", "b", "c"])
+        ),
         st.tuples(st.just("tick"), st.just(""), st.just("")),
     ),
     max_size=40,

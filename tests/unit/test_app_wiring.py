@@ -10,15 +10,22 @@ from streams.app import create_app
 from streams.settings import Settings
 
 CRITICAL = {"pool-supervision-events", "alarm-lifecycle", "route-alert-commands", "notify-on-duty"}
-TELEMETRY = {"aggregate-detector-frames", "pool-water-watch", "traffic-incident-watch",
-             "forecast-history-intersections", "forecast-history-pools", "forecast-events"}
+TELEMETRY = {
+    "aggregate-detector-frames",
+    "pool-water-watch",
+    "traffic-incident-watch",
+    "forecast-history-intersections",
+    "forecast-history-pools",
+    "forecast-events",
+}
 
 
 CONTROL = {"signal-control"}
 
 
-@pytest.mark.parametrize(("role", "agents"), [("all", CRITICAL | TELEMETRY | CONTROL), ("critical", CRITICAL),
-                                              ("telemetry", TELEMETRY), ("control", CONTROL)])
+@pytest.mark.parametrize(
+    ("role", "agents"), [("all", CRITICAL | TELEMETRY | CONTROL), ("critical", CRITICAL), ("telemetry", TELEMETRY), ("control", CONTROL)]
+)
 def test_roles_split_the_agents(role: str, agents: set[str], tmp_path) -> None:
     s = Settings(_env_file=None, worker_role=role, data_dir=tmp_path)  # type: ignore[call-arg]
     app = create_app(s)
@@ -94,8 +101,7 @@ def test_broker_watch_finds_lost_topics_and_offsets_that_went_back() -> None:
     assert watch.compare({"a": 2, "b": 1}, {("a", 0): 5, ("a", 1): 0, ("b", 0): 3}) is None
     assert watch.compare({"a": 2, "b": 1}, {("a", 0): 7, ("a", 1): 1, ("b", 0): 3}) is None  # growth is normal
     assert "topics vanished from the broker: b" in (watch.compare({"a": 2}, {("a", 0): 7, ("a", 1): 1}) or "")
-    assert "end offset of a[0] went back from 7 to 0" in (
-        watch.compare({"a": 2, "b": 1}, {("a", 0): 0, ("a", 1): 1, ("b", 0): 3}) or "")
+    assert "end offset of a[0] went back from 7 to 0" in (watch.compare({"a": 2, "b": 1}, {("a", 0): 0, ("a", 1): 1, ("b", 0): 3}) or "")
     assert "now has 1 partitions, had 2" in (watch.compare({"a": 1, "b": 1}, {("a", 0): 7, ("b", 0): 3}) or "")
     # topics it never saw (created later) join the watch without complaint
     assert watch.compare({"a": 2, "b": 1, "c": 4}, {("a", 0): 7, ("a", 1): 1, ("b", 0): 3}) is None

@@ -17,9 +17,18 @@ from streams.records import IntersectionFrame, PoolSupervisionEvent, ScheduledEv
 
 START = datetime(2026, 7, 7, 4, 0, tzinfo=timezone.utc)  # Tuesday 06:00 in Munich, no holiday
 HOURS = 6.0
-BUSY = CityConfig(intersections=9, pools=2, bus_lines=2, incident_rate_per_day=30, detector_fault_rate_per_day=30,
-                  camera_incidents_per_pool_day=12, dosing_failures_per_pool_day=8, sensor_faults_per_pool_day=8,
-                  warmup_s=1800, seed=7)
+BUSY = CityConfig(
+    intersections=9,
+    pools=2,
+    bus_lines=2,
+    incident_rate_per_day=30,
+    detector_fault_rate_per_day=30,
+    camera_incidents_per_pool_day=12,
+    dosing_failures_per_pool_day=8,
+    sensor_faults_per_pool_day=8,
+    warmup_s=1800,
+    seed=7,
+)
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +96,7 @@ def test_emissions_time_ordered_and_schedule_first(run) -> None:
 
 def test_frames_are_four_approaches_of_two_lanes(run) -> None:
     _, emissions, _ = run
-    frame = msgspec.json.decode(next(e.value for e in emissions if e.topic == "sensors.intersection"),
-                                type=IntersectionFrame)
+    frame = msgspec.json.decode(next(e.value for e in emissions if e.topic == "sensors.intersection"), type=IntersectionFrame)
     assert sorted((d.approach, d.lane) for d in frame.detectors) == [(a, lane) for a in "ENSW" for lane in (1, 2)]
     assert all(d.detector_id == f"{frame.intersection_id}-{d.approach}{d.lane}" for d in frame.detectors)
 
@@ -163,8 +171,8 @@ def _approach_series(emissions) -> dict[tuple[str, str], list[tuple[float, float
         for a, ds in by.items():
             speeds = [d.speed_kmh for d in ds if d.speed_kmh is not None]
             out[(frame.intersection_id, a)].append(
-                (e.t, statistics.mean(d.occupancy for d in ds), statistics.mean(speeds) if speeds else None,
-                 sum(d.count for d in ds)))
+                (e.t, statistics.mean(d.occupancy for d in ds), statistics.mean(speeds) if speeds else None, sum(d.count for d in ds))
+            )
     return out
 
 
@@ -186,8 +194,17 @@ def test_incidents_raise_occupancy_and_lower_speed(run) -> None:
 def test_truth_covers_every_injection(run) -> None:
     city, emissions, truth = run
     kinds = {g.kind for g in truth}
-    assert {"incident", "detector_stuck", "detector_silent", "detector_noisy", "sensor_stuck", "sensor_spike",
-            "water_violation", "event", "weather"} <= kinds
+    assert {
+        "incident",
+        "detector_stuck",
+        "detector_silent",
+        "detector_noisy",
+        "sensor_stuck",
+        "sensor_spike",
+        "water_violation",
+        "event",
+        "weather",
+    } <= kinds
     assert kinds & {"motionless_swimmer", "person_in_closed_zone"} and kinds & {"dosing_failure", "ph_pump_failure"}
     windows = defaultdict(list)
     for g in truth:
@@ -240,13 +257,17 @@ def test_bus_positions_and_bunching_truth_are_consistent() -> None:
 
 def test_load_school_holidays_csv_and_ics(tmp_path: Path) -> None:
     csv_file = tmp_path / "ferien.csv"
-    csv_file.write_text("# Bayern 2026\nstart,end,name\n2026-08-03,2026-09-14,Sommerferien\n\n"
-                        "2026-05-26,2026-06-05,Pfingstferien\n", encoding="utf-8")
+    csv_file.write_text(
+        "# Bayern 2026\nstart,end,name\n2026-08-03,2026-09-14,Sommerferien\n\n2026-05-26,2026-06-05,Pfingstferien\n", encoding="utf-8"
+    )
     assert load_school_holidays(csv_file) == ((date(2026, 5, 26), date(2026, 6, 5)), (date(2026, 8, 3), date(2026, 9, 14)))
     ics = tmp_path / "ferien.ics"
-    ics.write_text("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:1\r\n"
-                   "DTSTART;VALUE=DATE:20260803\r\nDTEND;VALUE=DATE:20260915\r\nSUMMARY:Sommerferien\r\n"
-                   "END:VEVENT\r\nEND:VCALENDAR\r\n", encoding="utf-8")
+    ics.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:1\r\n"
+        "DTSTART;VALUE=DATE:20260803\r\nDTEND;VALUE=DATE:20260915\r\nSUMMARY:Sommerferien\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n",
+        encoding="utf-8",
+    )
     assert load_school_holidays(ics) == ((date(2026, 8, 3), date(2026, 9, 14)),)
     bad = tmp_path / "bad.csv"
     bad.write_text("2026-09-14,2026-08-03\n", encoding="utf-8")

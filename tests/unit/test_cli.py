@@ -32,7 +32,9 @@ def test_bad_setting_is_one_line(tmp_path: Path) -> None:
 
 
 def test_config_masks_secrets() -> None:
-    proc = leitstand("config", "--json", env={"LEITSTAND_API_TOKEN": "topsecret-" + "x" * 32, "LEITSTAND_POSTGRES_DSN": "postgresql://a:pw@h/db"})
+    proc = leitstand(
+        "config", "--json", env={"LEITSTAND_API_TOKEN": "topsecret-" + "x" * 32, "LEITSTAND_POSTGRES_DSN": "postgresql://a:pw@h/db"}
+    )
     assert proc.returncode == 0
     assert "topsecret" not in proc.stdout and ":pw@" not in proc.stdout
     assert "postgresql://a:***@h/db" in proc.stdout

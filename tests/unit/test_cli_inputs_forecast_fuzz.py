@@ -30,8 +30,9 @@ START = pd.Timestamp("2024-01-01", tz="UTC")
 cells = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.floats(0, 500).map(lambda v: f"{v:.1f}"),
-    st.sampled_from(["", "NaN", "nan", "inf", "-inf", "Infinity", "1e308", "-1e308", "1e400", "0", "-0",
-                     "1e-320", "abc", "1,5", "NULL", "  7  ", "\"3\""]),
+    st.sampled_from(
+        ["", "NaN", "nan", "inf", "-inf", "Infinity", "1e308", "-1e308", "1e400", "0", "-0", "1e-320", "abc", "1,5", "NULL", "  7  ", '"3"']
+    ),
     st.integers(-(10**20), 10**20).map(str),
 )
 time_formats = st.sampled_from(["iso", "iso_z", "iso_offset", "epoch", "garbage", "mixed"])
@@ -81,31 +82,50 @@ def csv_files(draw: Any) -> bytes:
 
 
 #: options a careful user gives (the file is then what is fuzzed) ...
-plausible = st.fixed_dictionaries({
-    "--freq": st.just("1h"),
-    "--horizon": st.sampled_from(["1", "24", "48"]),
-    "--every": st.sampled_from(["1D", "3h", "1h"]),
-    "--first-origin": st.sampled_from(["2024-01-08", "2024-01-08T05:00:00"]),
-    "--last-origin": st.sampled_from(["2024-01-08T12:00:00", "2024-01-09"]),
-    "--model": st.sampled_from(["naive_weekly", "naive_daily"]),
-})
+plausible = st.fixed_dictionaries(
+    {
+        "--freq": st.just("1h"),
+        "--horizon": st.sampled_from(["1", "24", "48"]),
+        "--every": st.sampled_from(["1D", "3h", "1h"]),
+        "--first-origin": st.sampled_from(["2024-01-08", "2024-01-08T05:00:00"]),
+        "--last-origin": st.sampled_from(["2024-01-08T12:00:00", "2024-01-09"]),
+        "--model": st.sampled_from(["naive_weekly", "naive_daily"]),
+    }
+)
 #: ... and the options a careless one gives
-careless = st.fixed_dictionaries({
-    "--freq": st.sampled_from(["1h", "30min", "1D", "1s", "7min", "0h", "1x", "NaT"]),
-    "--horizon": st.sampled_from(["1", "24", "1000", "100000000", "0"]),
-    "--every": st.sampled_from(["1D", "1h", "90min", "1s", "2D", "nat"]),
-    "--first-origin": st.sampled_from(["2024-01-08", "2024-01-08T00:30:00", "2023-01-01", "garbage", "",
-                                       "2024-01-08T01:00:00+01:00"]),
-    "--last-origin": st.sampled_from(["2024-01-08", "2024-01-10T12:00:00", "2030-01-01", "2262-04-11"]),
-    "--model": st.sampled_from(["naive_weekly", "naive_daily"]),
-})
+careless = st.fixed_dictionaries(
+    {
+        "--freq": st.sampled_from(["1h", "30min", "1D", "1s", "7min", "0h", "1x", "NaT"]),
+        "--horizon": st.sampled_from(["1", "24", "1000", "100000000", "0"]),
+        "--every": st.sampled_from(["1D", "1h", "90min", "1s", "2D", "nat"]),
+        "--first-origin": st.sampled_from(["2024-01-08", "2024-01-08T00:30:00", "2023-01-01", "garbage", "", "2024-01-08T01:00:00+01:00"]),
+        "--last-origin": st.sampled_from(["2024-01-08", "2024-01-10T12:00:00", "2030-01-01", "2262-04-11"]),
+        "--model": st.sampled_from(["naive_weekly", "naive_daily"]),
+    }
+)
 options = st.one_of(plausible, plausible, plausible, careless)
 
 
 def _why(line: str) -> str:
     """A coarse label of a refusal for hypothesis' statistics (which checks the fuzzer reaches)."""
-    for key in ("--max-work", "--every 1s", "--every 90min", "--every nat", "--freq", "--horizon", "outside the data", "grid",
-                "not a CSV", "no column", "infinite", "7 days", "fewer than two", "--first-origin", "no parseable time", "no history"):
+    for key in (
+        "--max-work",
+        "--every 1s",
+        "--every 90min",
+        "--every nat",
+        "--freq",
+        "--horizon",
+        "outside the data",
+        "grid",
+        "not a CSV",
+        "no column",
+        "infinite",
+        "7 days",
+        "fewer than two",
+        "--first-origin",
+        "no parseable time",
+        "no history",
+    ):
         if key in line:
             return key
     return line[:60]
@@ -141,13 +161,16 @@ def check_backtest(tmp: Path, raw: bytes, opts: dict[str, str], ics: bytes | Non
 
 
 @pytest.mark.fuzz
-def test_fuzz_backtest_succeeds_with_strict_json_or_refuses_in_one_line(
-        tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_fuzz_backtest_succeeds_with_strict_json_or_refuses_in_one_line(tmp_path_factory: pytest.TempPathFactory) -> None:
     tmp = tmp_path_factory.mktemp("fuzz-backtest")
 
     @budget(12)
-    @given(raw=st.one_of(csv_files(), csv_files(), st.binary(max_size=300)), opts=options,
-           ics=st.one_of(st.none(), st.none(), ics_files()), regressors=st.sampled_from([False, False, False, True]))
+    @given(
+        raw=st.one_of(csv_files(), csv_files(), st.binary(max_size=300)),
+        opts=options,
+        ics=st.one_of(st.none(), st.none(), ics_files()),
+        regressors=st.sampled_from([False, False, False, True]),
+    )
     def check(raw: bytes, opts: dict[str, str], ics: bytes | None, regressors: bool) -> None:
         check_backtest(tmp, raw, opts, ics, regressors)
 

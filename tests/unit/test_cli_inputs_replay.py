@@ -37,13 +37,12 @@ def test_replay_of_a_binary_file_is_one_line(tmp_path: Path, nowhere: dict[str, 
 
 def test_replay_of_csv_beyond_the_field_limit_is_one_line(tmp_path: Path, nowhere: dict[str, str]) -> None:
     p = tmp_path / "big.csv"
-    p.write_bytes(b"timestamp,value\n2015-09-01T10:00:00,1\n2015-09-01T10:01:00,\"" + b"x" * 200_000 + b"\"\n")
+    p.write_bytes(b'timestamp,value\n2015-09-01T10:00:00,1\n2015-09-01T10:01:00,"' + b"x" * 200_000 + b'"\n')
     line = one_clean_line(leitstand("replay", str(p), "--topic", "sensors.pool", env=nowhere, timeout=60))
     assert "not a readable CSV file (line 3" in line
 
 
-@pytest.mark.parametrize("command", [["replay", "{csv}", "--topic", "no.such.topic"],
-                                     ["produce", "no.such.topic", "-f", "{jsonl}"]])
+@pytest.mark.parametrize("command", [["replay", "{csv}", "--topic", "no.such.topic"], ["produce", "no.such.topic", "-f", "{jsonl}"]])
 def test_unknown_topic_is_refused_listing_the_catalogue(tmp_path: Path, nowhere: dict[str, str], command: list[str]) -> None:
     (tmp_path / "in.csv").write_text("timestamp,value\n2015-09-01T10:00:00,1\n")
     (tmp_path / "in.jsonl").write_text('{"a": 1}\n')
@@ -53,8 +52,9 @@ def test_unknown_topic_is_refused_listing_the_catalogue(tmp_path: Path, nowhere:
     assert all(name in line for name in CATALOGUE_NAMES)
 
 
-@pytest.mark.parametrize("command", [["replay", "{csv}", "--topic", "bad topic!", "--create"],
-                                     ["produce", "bad topic!", "--create", "-f", "{jsonl}"]])
+@pytest.mark.parametrize(
+    "command", [["replay", "{csv}", "--topic", "bad topic!", "--create"], ["produce", "bad topic!", "--create", "-f", "{jsonl}"]]
+)
 def test_create_still_needs_a_legal_kafka_name(tmp_path: Path, nowhere: dict[str, str], command: list[str]) -> None:
     (tmp_path / "in.csv").write_text("timestamp,value\n2015-09-01T10:00:00,1\n")
     (tmp_path / "in.jsonl").write_text('{"a": 1}\n')
@@ -88,17 +88,41 @@ def test_row_numbers_and_huge_numbers(tmp_path: Path) -> None:
 # --- fuzzing: any file, refused in one line or read; never a traceback ------------------------
 
 CSV_CELLS = st.one_of(
-    st.sampled_from(["", "0", "-1", "1.5", "1e400", "9" * 40, "nan", "inf", "2015-09-01T10:00:00", "2015-09-01 10:00",
-                     "1441101600", "99999999999999999", "-99999999999999", "0001-01-01", "9999-12-31T23:59:59+14:00",
-                     '"', '""', "a,b", "x\ny", "\x00", "[/x]", "[bold]"]),
+    st.sampled_from(
+        [
+            "",
+            "0",
+            "-1",
+            "1.5",
+            "1e400",
+            "9" * 40,
+            "nan",
+            "inf",
+            "2015-09-01T10:00:00",
+            "2015-09-01 10:00",
+            "1441101600",
+            "99999999999999999",
+            "-99999999999999",
+            "0001-01-01",
+            "9999-12-31T23:59:59+14:00",
+            '"',
+            '""',
+            "a,b",
+            "x\ny",
+            "\x00",
+            "[/x]",
+            "[bold]",
+        ]
+    ),
     st.text(max_size=20),
 )
 
 
 @st.composite
 def csv_files(draw: st.DrawFn) -> bytes:
-    header = draw(st.lists(st.sampled_from(["timestamp", "value", "pool_id", "", "[/x]", "é"]) | st.text(max_size=8),
-                           min_size=0, max_size=5))
+    header = draw(
+        st.lists(st.sampled_from(["timestamp", "value", "pool_id", "", "[/x]", "é"]) | st.text(max_size=8), min_size=0, max_size=5)
+    )
     rows = draw(st.lists(st.lists(CSV_CELLS, max_size=6), max_size=8))
     sep = draw(st.sampled_from([",", ";", "\t"]))
     text = "\n".join(sep.join(r) for r in [header, *rows])

@@ -27,8 +27,15 @@ def single(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build("single", tmp_path_factory.mktemp("single"), end_s=60)
 
 
-def scenario(tmp_path: Path, single: Path, *, net: str | bytes | None = None, routes: str | bytes | None = None,
-             route_name: str = "single.rou.xml", cfg: str | bytes | None = None) -> Path:
+def scenario(
+    tmp_path: Path,
+    single: Path,
+    *,
+    net: str | bytes | None = None,
+    routes: str | bytes | None = None,
+    route_name: str = "single.rou.xml",
+    cfg: str | bytes | None = None,
+) -> Path:
     """A copy of the valid scenario with one file replaced."""
     d = tmp_path / "sc"
     shutil.rmtree(d, ignore_errors=True)
@@ -74,15 +81,25 @@ def test_route_sumo_rejects_is_one_line(tmp_path: Path, single: Path) -> None:
     assert "SUMO cannot load the scenario" in line and "'nope'" in line
 
 
-@pytest.mark.parametrize("cfg, message", [
-    ("<configuration><input><net-file value='single.net.xml'/></input><time><end value='soon'/></time></configuration>",
-     "end 'soon' is not a number"),
-    ("<configuration><input><net-file value='single.net.xml'/></input><time><begin value='60'/><end value='30'/>"
-     "</time></configuration>", "is not after begin"),
-    ("<configuration><input><net-file value='single.net.xml'/></input><time><end value='nan'/></time></configuration>",
-     "not a finite number"),
-    (b"\xff\xfe\x00garbage", "not a SUMO configuration"),
-])
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        (
+            "<configuration><input><net-file value='single.net.xml'/></input><time><end value='soon'/></time></configuration>",
+            "end 'soon' is not a number",
+        ),
+        (
+            "<configuration><input><net-file value='single.net.xml'/></input><time><begin value='60'/><end value='30'/>"
+            "</time></configuration>",
+            "is not after begin",
+        ),
+        (
+            "<configuration><input><net-file value='single.net.xml'/></input><time><end value='nan'/></time></configuration>",
+            "not a finite number",
+        ),
+        (b"\xff\xfe\x00garbage", "not a SUMO configuration"),
+    ],
+)
 def test_bad_configuration_values_are_scenario_errors(tmp_path: Path, single: Path, cfg: str | bytes, message: str) -> None:
     with pytest.raises(ScenarioError, match=message):
         check_scenario(scenario(tmp_path, single, cfg=cfg))
@@ -95,15 +112,66 @@ def test_valid_scenario_passes_the_check(tmp_path: Path, single: Path) -> None:
 
 # --- fuzzing --------------------------------------------------------------------------------
 
-XML_NAMES = st.sampled_from(["net", "edge", "lane", "junction", "tlLogic", "phase", "connection", "location",
-                             "routes", "vehicle", "route", "flow", "trip", "vType", "configuration", "input",
-                             "net-file", "route-files", "additional-files", "time", "begin", "end", "x"])
-ATTR_NAMES = st.sampled_from(["id", "version", "from", "to", "edges", "depart", "begin", "end", "value", "state",
-                              "duration", "shape", "length", "speed", "index", "type", "programID", "offset",
-                              "linkIndex", "tl", "dir", "vehsPerHour", "route"])
-ATTR_VALUES = st.one_of(st.sampled_from(["", "0", "-1", "1e308", "nan", "inf", "GGrr", "A1B1", "single.net.xml",
-                                         "single.rou.xml", "missing.xml", "a,b", "1.20", "0,0 1,1"]),
-                        st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12))
+XML_NAMES = st.sampled_from(
+    [
+        "net",
+        "edge",
+        "lane",
+        "junction",
+        "tlLogic",
+        "phase",
+        "connection",
+        "location",
+        "routes",
+        "vehicle",
+        "route",
+        "flow",
+        "trip",
+        "vType",
+        "configuration",
+        "input",
+        "net-file",
+        "route-files",
+        "additional-files",
+        "time",
+        "begin",
+        "end",
+        "x",
+    ]
+)
+ATTR_NAMES = st.sampled_from(
+    [
+        "id",
+        "version",
+        "from",
+        "to",
+        "edges",
+        "depart",
+        "begin",
+        "end",
+        "value",
+        "state",
+        "duration",
+        "shape",
+        "length",
+        "speed",
+        "index",
+        "type",
+        "programID",
+        "offset",
+        "linkIndex",
+        "tl",
+        "dir",
+        "vehsPerHour",
+        "route",
+    ]
+)
+ATTR_VALUES = st.one_of(
+    st.sampled_from(
+        ["", "0", "-1", "1e308", "nan", "inf", "GGrr", "A1B1", "single.net.xml", "single.rou.xml", "missing.xml", "a,b", "1.20", "0,0 1,1"]
+    ),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=12),
+)
 
 
 @st.composite
@@ -130,7 +198,7 @@ def mutate(original: bytes, how: object) -> bytes:
     if isinstance(how, tuple):
         kind, at = how
         at %= max(1, len(original))
-        return original[:at] if kind == "cut" else original[:at] + bytes([original[at] ^ 0x55]) + original[at + 1:]
+        return original[:at] if kind == "cut" else original[:at] + bytes([original[at] ^ 0x55]) + original[at + 1 :]
     return how.encode() if isinstance(how, str) else how  # type: ignore[return-value]
 
 

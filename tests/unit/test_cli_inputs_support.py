@@ -80,4 +80,3 @@ def test_render_error_keeps_markup_like_text_on_one_line() -> None:
     assert render_error(CliError("column [/x] [bold]y")) == ["error: column [/x] [bold]y"]
     # a line break quoted from a file (a CSV header in quotes) does not split the message
     assert render_error(CliError("a\nb\u2028c")) == ["error: a b c"]
-

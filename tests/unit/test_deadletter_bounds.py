@@ -38,8 +38,10 @@ def test_a_small_dead_letter_keeps_everything() -> None:
 
 
 def test_old_dead_letters_without_the_new_fields_still_decode() -> None:
-    old = (b'{"schema_version":1,"event_time":"2026-01-01T00:00:00Z","source_topic":"t","partition":0,'
-           b'"offset":5,"reason_code":"empty","reason":"message has no value","raw_b64":"","key_b64":null}')
+    old = (
+        b'{"schema_version":1,"event_time":"2026-01-01T00:00:00Z","source_topic":"t","partition":0,'
+        b'"offset":5,"reason_code":"empty","reason":"message has no value","raw_b64":"","key_b64":null}'
+    )
     dl = msgspec.json.decode(old, type=DeadLetter)
     assert dl.raw_size == -1 and dl.raw_sha256 == "" and dl.raw_truncated is False
 

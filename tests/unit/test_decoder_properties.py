@@ -21,8 +21,16 @@ pytestmark = pytest.mark.fuzz
 NOW = time.time()
 DECODERS = {topic: decoder_for(topic) for topic in INPUT_RECORDS}
 REASON_CODES = {
-    "oversize", "empty", "not_json", "missing_field", "out_of_range", "unknown_version",
-    "invalid", "clock_skew", "key_mismatch", "internal",
+    "oversize",
+    "empty",
+    "not_json",
+    "missing_field",
+    "out_of_range",
+    "unknown_version",
+    "invalid",
+    "clock_skew",
+    "key_mismatch",
+    "internal",
 }
 
 json_values = st.recursive(
@@ -121,8 +129,12 @@ _big = st.builds(
 
 
 @budget(40)
-@given(topic=st.sampled_from(sorted(INPUT_RECORDS)), value=st.none() | st.binary(max_size=3_000) | _big,
-       key=st.none() | st.binary(max_size=100) | _big, reason=st.text(max_size=3_000))
+@given(
+    topic=st.sampled_from(sorted(INPUT_RECORDS)),
+    value=st.none() | st.binary(max_size=3_000) | _big,
+    key=st.none() | st.binary(max_size=100) | _big,
+    reason=st.text(max_size=3_000),
+)
 def test_every_dead_letter_fits_and_decodes_back(topic: str, value: bytes | None, key: bytes | None, reason: str) -> None:
     out = DECODERS[topic].decode(value, now=NOW, key=key)
     _check(out, topic)

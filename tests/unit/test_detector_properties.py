@@ -22,8 +22,11 @@ values = st.one_of(
 )
 # time steps: regular, duplicate, small and huge gaps, and steps back in time
 steps = st.one_of(
-    st.just(300.0), st.just(0.0), st.floats(min_value=0.0, max_value=7 * 86400),
-    st.floats(min_value=-86400.0, max_value=-1e-3), st.sampled_from([math.nan, math.inf, -math.inf]),
+    st.just(300.0),
+    st.just(0.0),
+    st.floats(min_value=0.0, max_value=7 * 86400),
+    st.floats(min_value=-86400.0, max_value=-1e-3),
+    st.sampled_from([math.nan, math.inf, -math.inf]),
 )
 streams = st.lists(st.tuples(steps, values), min_size=1, max_size=120)
 
@@ -49,8 +52,11 @@ def test_scores_in_unit_interval_and_state_stays_json(stream: list[tuple[float, 
 
 
 @settings(max_examples=40, deadline=None)
-@given(prefix=st.lists(st.floats(min_value=-100, max_value=100), min_size=1, max_size=60),
-       back=st.floats(min_value=1e-3, max_value=86400.0), late=values)
+@given(
+    prefix=st.lists(st.floats(min_value=-100, max_value=100), min_size=1, max_size=60),
+    back=st.floats(min_value=1e-3, max_value=86400.0),
+    late=values,
+)
 def test_out_of_order_reading_does_not_touch_state(prefix: list[float], back: float, late: float) -> None:
     for name in DETECTOR_NAMES:
         det = make_detector(name)
@@ -65,8 +71,10 @@ def test_out_of_order_reading_does_not_touch_state(prefix: list[float], back: fl
 
 
 @settings(max_examples=40, deadline=None)
-@given(stream=st.lists(st.tuples(st.floats(min_value=0, max_value=3600), st.floats(min_value=-1e3, max_value=1e3)),
-                       min_size=2, max_size=60), cut=st.integers(min_value=0, max_value=59))
+@given(
+    stream=st.lists(st.tuples(st.floats(min_value=0, max_value=3600), st.floats(min_value=-1e3, max_value=1e3)), min_size=2, max_size=60),
+    cut=st.integers(min_value=0, max_value=59),
+)
 def test_restored_state_scores_like_the_original(stream: list[tuple[float, float]], cut: int) -> None:
     for name in DETECTOR_NAMES:
         a = make_detector(name)
@@ -88,8 +96,9 @@ def test_restored_state_scores_like_the_original(stream: list[tuple[float, float
 
 @settings(max_examples=60, deadline=None)
 @given(stream=streams, lo=st.floats(-10, 0), width=st.floats(0.1, 20), step=st.floats(0.01, 5))
-def test_sensor_fault_check_never_raises_and_names_a_known_reason(stream: list[tuple[float, float]], lo: float,
-                                                                  width: float, step: float) -> None:
+def test_sensor_fault_check_never_raises_and_names_a_known_reason(
+    stream: list[tuple[float, float]], lo: float, width: float, step: float
+) -> None:
     d = SensorFaultDetector(lo=lo, hi=lo + width, max_step=step, stuck_after_s=900.0, heartbeat_s=600.0)
     t = T0
     for dt, x in stream:

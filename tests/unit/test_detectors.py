@@ -59,7 +59,7 @@ def test_seasonal_detector_knows_rush_hour_from_night() -> None:
     feed(plain, t, x)
     night = T0 + 8 * 86400 + 3 * 3600
     rush_value = 23.0  # what 8 a.m. looks like
-    quiet_q99 = float(np.quantile(normal[len(normal) // 2:], 0.99))
+    quiet_q99 = float(np.quantile(normal[len(normal) // 2 :], 0.99))
     assert seasonal.score_one(night, rush_value) > max(0.5, quiet_q99 + 0.2)
     # the same value at 8 a.m. is ordinary
     assert seasonal.score_one(T0 + 8 * 86400 + 8 * 3600, rush_value) < quiet_q99 + 0.05
@@ -70,7 +70,7 @@ def test_seasonal_detector_knows_rush_hour_from_night() -> None:
 def test_seasonal_detector_scores_a_spike_above_all_ordinary_readings() -> None:
     t, x = daily_occupancy(days=6)
     scores = feed(SeasonalResidualDetector(), t, x[:-1] + [x[-1] + 15.0])
-    assert scores[-1] > max(scores[len(scores) // 3:-1])
+    assert scores[-1] > max(scores[len(scores) // 3 : -1])
 
 
 def test_level_shift_needs_persistence_not_a_spike() -> None:
@@ -78,12 +78,12 @@ def test_level_shift_needs_persistence_not_a_spike() -> None:
     n = len(t)
     spike = x.copy()
     spike[n - 50] += 6.0
-    shifted = x[: n - 50] + [v + 3.0 for v in x[n - 50:]]
+    shifted = x[: n - 50] + [v + 3.0 for v in x[n - 50 :]]
     on_spike = feed(LevelShiftDetector(), t, spike)
     on_shift = feed(LevelShiftDetector(), t, shifted)
-    before = max(on_shift[n // 3: n - 50])
-    assert max(on_shift[n - 50: n - 30]) > before + 0.2
-    assert max(on_spike[n - 50: n - 30]) < max(on_shift[n - 50: n - 30]) - 0.2
+    before = max(on_shift[n // 3 : n - 50])
+    assert max(on_shift[n - 50 : n - 30]) > before + 0.2
+    assert max(on_spike[n - 50 : n - 30]) < max(on_shift[n - 50 : n - 30]) - 0.2
 
 
 def test_alarm_episodes_report_onset_and_escalation_once() -> None:

@@ -62,27 +62,31 @@ def test_an_unknown_tzid_skips_the_event_instead_of_reading_it_as_utc(tmp_path: 
 
 
 def test_a_tzid_defined_by_the_files_own_vtimezone_is_used() -> None:
-    tz = ("BEGIN:VTIMEZONE\r\nTZID:Leitstand Test Zone +3\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
-          "TZOFFSETFROM:+0300\r\nTZOFFSETTO:+0300\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n")
+    tz = (
+        "BEGIN:VTIMEZONE\r\nTZID:Leitstand Test Zone +3\r\nBEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+        "TZOFFSETFROM:+0300\r\nTZOFFSETTO:+0300\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+    )
     got = read_ics(calendar(tz, vevent("own-tz", "DTSTART;TZID=Leitstand Test Zone +3:20240302T180000")))
     assert not got.skipped
     assert got.events[0].start.utcoffset().total_seconds() == 3 * 3600
 
 
-@pytest.mark.parametrize("props, problem, line", [
-    (["DTSTART:notadate"], "DTSTART 'notadate' is not a date", 13),
-    (["DTSTART:20240302T180000", "DTEND:garbage"], "DTEND 'garbage' is not a date", 14),
-    (["DTSTART:20240302T180000", "DURATION:xx"], "DURATION 'xx' is not a duration", 14),
-    (["DTSTART:20240302T180000", "DURATION:-P1D"], "DURATION is negative", 14),
-    (["DTSTART:20240302T180000", "DURATION:P99999999D"], "outside the years 1900..2200", 14),
-    (["DTSTART:00010101T000000Z"], "outside the years 1900..2200", 13),
-    (["DTSTART:20240302T180000", "DTSTART:20240303T180000"], "DTSTART appears 2 times", 13),
-    (["DTSTART:PT1H"], "is not a date", 13),
-    (["DTSTART:20240302T180000", "DTEND:20240301T180000"], "DTEND before DTSTART", 14),
-    (["SUMMARY:no start"], "no DTSTART", 10),
-])
-def test_a_broken_event_is_skipped_with_a_warning_naming_it(tmp_path: Path, props: list[str], problem: str,
-                                                            line: int) -> None:
+@pytest.mark.parametrize(
+    "props, problem, line",
+    [
+        (["DTSTART:notadate"], "DTSTART 'notadate' is not a date", 13),
+        (["DTSTART:20240302T180000", "DTEND:garbage"], "DTEND 'garbage' is not a date", 14),
+        (["DTSTART:20240302T180000", "DURATION:xx"], "DURATION 'xx' is not a duration", 14),
+        (["DTSTART:20240302T180000", "DURATION:-P1D"], "DURATION is negative", 14),
+        (["DTSTART:20240302T180000", "DURATION:P99999999D"], "outside the years 1900..2200", 14),
+        (["DTSTART:00010101T000000Z"], "outside the years 1900..2200", 13),
+        (["DTSTART:20240302T180000", "DTSTART:20240303T180000"], "DTSTART appears 2 times", 13),
+        (["DTSTART:PT1H"], "is not a date", 13),
+        (["DTSTART:20240302T180000", "DTEND:20240301T180000"], "DTEND before DTSTART", 14),
+        (["SUMMARY:no start"], "no DTSTART", 10),
+    ],
+)
+def test_a_broken_event_is_skipped_with_a_warning_naming_it(tmp_path: Path, props: list[str], problem: str, line: int) -> None:
     """Before: DTSTART:notadate (and most of the other broken values) ended the command in a traceback."""
     res = dry_run(tmp_path, calendar(GOOD, vevent("bad-1", *props)))
     assert res.exit_code == 0, res.output

@@ -25,21 +25,37 @@ from tests.unit.test_cli_inputs_support import render_error
 
 #: TZIDs that icalendar cannot resolve; an event using one must be skipped, never read as UTC
 UNKNOWN_ZONES = ["Mars/Olympus", "Europe/Atlantis", "+05:00"]
-ZONES = ["Europe/Berlin", "America/New_York", "UTC", "W. Europe Standard Time",
-         "/freeassociation.sourceforge.net/Europe/Berlin", "", *UNKNOWN_ZONES]
+ZONES = [
+    "Europe/Berlin",
+    "America/New_York",
+    "UTC",
+    "W. Europe Standard Time",
+    "/freeassociation.sourceforge.net/Europe/Berlin",
+    "",
+    *UNKNOWN_ZONES,
+]
 
 junk_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
 
 date_values = st.one_of(
-    st.builds(lambda y, mo, d, h, mi, z: f"{y:04d}{mo:02d}{d:02d}T{h:02d}{mi:02d}00{z}",
-              st.integers(1, 9999), st.integers(0, 13), st.integers(0, 32), st.integers(0, 25),
-              st.integers(0, 61), st.sampled_from(["", "Z"])),
+    st.builds(
+        lambda y, mo, d, h, mi, z: f"{y:04d}{mo:02d}{d:02d}T{h:02d}{mi:02d}00{z}",
+        st.integers(1, 9999),
+        st.integers(0, 13),
+        st.integers(0, 32),
+        st.integers(0, 25),
+        st.integers(0, 61),
+        st.sampled_from(["", "Z"]),
+    ),
     st.builds(lambda y, mo, d: f"{y:04d}{mo:02d}{d:02d}", st.integers(1899, 2201), st.integers(1, 12), st.integers(1, 28)),
     st.sampled_from(["notadate", "", "PT1H", "20240302T180000/PT1H", "2024-03-02", "99999999T999999"]),
     junk_text,
 )
-durations = st.one_of(st.sampled_from(["PT2H", "P1D", "-P1D", "P99999999D", "PT0S", "xx", "P", "PT1H30M"]),
-                      st.builds(lambda n: f"PT{n}H", st.integers(0, 10**9)), junk_text)
+durations = st.one_of(
+    st.sampled_from(["PT2H", "P1D", "-P1D", "P99999999D", "PT0S", "xx", "P", "PT1H30M"]),
+    st.builds(lambda n: f"PT{n}H", st.integers(0, 10**9)),
+    junk_text,
+)
 
 
 @st.composite
@@ -55,16 +71,23 @@ def time_property(draw: Any, name: str) -> str:
 @st.composite
 def vevent(draw: Any, n: int) -> str:
     props = [f"UID:{draw(st.one_of(st.just(f'ev-{n}'), junk_text))}"]
-    props += draw(st.lists(st.one_of(
-        time_property("DTSTART"), time_property("DTEND"),
-        durations.map(lambda d: f"DURATION:{d}"),
-        junk_text.map(lambda t: f"SUMMARY:{t}"), junk_text.map(lambda t: f"LOCATION:{t}"),
-        st.one_of(st.integers(-10, 10**30).map(str), junk_text).map(lambda t: f"X-EXPECTED-ATTENDANCE:{t}"),
-        junk_text.map(lambda t: f"DESCRIPTION:Attendance: {t}"),
-        st.sampled_from(["match", "concert", "School holiday", "fair,holiday", ""]).map(lambda c: f"CATEGORIES:{c}"),
-        st.sampled_from(["RRULE:FREQ=DAILY;COUNT=3", "RRULE:garbage", "RRULE:FREQ=YEARLY;UNTIL=99991231"]),
-        st.builds(lambda k, v: f"{k}:{v}", st.from_regex(r"X-[A-Z]{1,8}", fullmatch=True), junk_text),
-    ), max_size=8))
+    props += draw(
+        st.lists(
+            st.one_of(
+                time_property("DTSTART"),
+                time_property("DTEND"),
+                durations.map(lambda d: f"DURATION:{d}"),
+                junk_text.map(lambda t: f"SUMMARY:{t}"),
+                junk_text.map(lambda t: f"LOCATION:{t}"),
+                st.one_of(st.integers(-10, 10**30).map(str), junk_text).map(lambda t: f"X-EXPECTED-ATTENDANCE:{t}"),
+                junk_text.map(lambda t: f"DESCRIPTION:Attendance: {t}"),
+                st.sampled_from(["match", "concert", "School holiday", "fair,holiday", ""]).map(lambda c: f"CATEGORIES:{c}"),
+                st.sampled_from(["RRULE:FREQ=DAILY;COUNT=3", "RRULE:garbage", "RRULE:FREQ=YEARLY;UNTIL=99991231"]),
+                st.builds(lambda k, v: f"{k}:{v}", st.from_regex(r"X-[A-Z]{1,8}", fullmatch=True), junk_text),
+            ),
+            max_size=8,
+        )
+    )
     if draw(st.booleans()):
         props.insert(1, draw(time_property("DTSTART")))
     return "BEGIN:VEVENT\r\n" + "".join(p + "\r\n" for p in props) + "END:VEVENT\r\n"
@@ -84,8 +107,10 @@ def ics_files(draw: Any) -> bytes:
     """A calendar of 0..4 events, sometimes folded, with odd line endings or junk spliced in."""
     events = [draw(vevent(i)) for i in range(draw(st.integers(0, 4)))]
     if draw(st.booleans()):  # an otherwise valid event whose zone does not exist
-        sentinel = (f"BEGIN:VEVENT\r\nUID:sentinel-mars\r\nDTSTART;TZID={draw(st.sampled_from(UNKNOWN_ZONES))}:"
-                    "20240302T180000\r\nDURATION:PT2H\r\nEND:VEVENT\r\n")
+        sentinel = (
+            f"BEGIN:VEVENT\r\nUID:sentinel-mars\r\nDTSTART;TZID={draw(st.sampled_from(UNKNOWN_ZONES))}:"
+            "20240302T180000\r\nDURATION:PT2H\r\nEND:VEVENT\r\n"
+        )
         events.insert(draw(st.integers(0, len(events))), sentinel)
     text = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//fuzz//EN\r\n" + "".join(events) + "END:VCALENDAR\r\n"
     if draw(st.booleans()):
@@ -115,8 +140,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def check_import(tmp: Path, raw: bytes, default_tz: str, strict: bool) -> None:
     ics = tmp / "cal.ics"
     ics.write_bytes(raw)
-    code, out, err = run("events", "import", str(ics), "--dry-run", "--default-tz", default_tz,
-                         *(["--strict"] if strict else []))
+    code, out, err = run("events", "import", str(ics), "--dry-run", "--default-tz", default_tz, *(["--strict"] if strict else []))
     if code != 0:
         assert err.startswith("error: ") and "Traceback" not in err, err
         return
@@ -137,8 +161,11 @@ def test_fuzz_events_import_succeeds_or_refuses_in_one_line(tmp_path_factory: py
     tmp = tmp_path_factory.mktemp("fuzz-ics")
 
     @budget(40)
-    @given(raw=st.one_of(ics_files(), st.binary(max_size=300)),
-           default_tz=st.sampled_from(["UTC", "Europe/Berlin", "Mars/Olympus", "", "Europe"]), strict=st.booleans())
+    @given(
+        raw=st.one_of(ics_files(), st.binary(max_size=300)),
+        default_tz=st.sampled_from(["UTC", "Europe/Berlin", "Mars/Olympus", "", "Europe"]),
+        strict=st.booleans(),
+    )
     def check(raw: bytes, default_tz: str, strict: bool) -> None:
         check_import(tmp, raw, default_tz, strict)
 

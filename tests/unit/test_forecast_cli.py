@@ -69,9 +69,28 @@ def write_messy_csv(path: Path, days: int = 40) -> pd.Series:
 
 
 def backtest_args(src: Path, out: Path, *extra: str) -> list[str]:
-    return ["forecast", "backtest", str(src), "--time-col", "when", "--value-col", "volume", "--freq", "1h",
-            "--horizon", "24", "--first-origin", "2024-02-01", "--last-origin", "2024-02-07", "--every", "3D",
-            "--output", str(out), *extra]
+    return [
+        "forecast",
+        "backtest",
+        str(src),
+        "--time-col",
+        "when",
+        "--value-col",
+        "volume",
+        "--freq",
+        "1h",
+        "--horizon",
+        "24",
+        "--first-origin",
+        "2024-02-01",
+        "--last-origin",
+        "2024-02-07",
+        "--every",
+        "3D",
+        "--output",
+        str(out),
+        *extra,
+    ]
 
 
 def test_backtest_writes_one_row_per_forecast_point_and_prints_json(tmp_path: Path) -> None:
@@ -102,6 +121,7 @@ def test_backtest_writes_one_row_per_forecast_point_and_prints_json(tmp_path: Pa
 
 def strict_json(text: str) -> dict:
     """json.loads that refuses NaN and Infinity (Python's json accepts them; JSON does not)."""
+
     def refuse(constant: str) -> None:
         raise AssertionError(f"{constant} is not JSON: {text!r}")
 
@@ -117,18 +137,21 @@ def run_in_process(*args: str) -> Exception | None:
     return CliRunner().invoke(app, list(args)).exception
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"src": "missing.csv"}, "no such file"),
-    ({"--freq": "hourly"}, "--freq"),
-    ({"--last-origin": "2030-01-01"}, "outside the data"),
-    ({"--first-origin": "2023-01-01"}, "outside the data"),
-    ({"--value-col": "speed"}, "no column 'speed'"),
-    ({"--first-origin": "2024-02-01T00:30:00"}, "not on the 1h grid"),
-    ({"--model": "crystal_ball"}, "unknown model"),
-    ({"--holidays": "XX"}, "--holidays"),
-    ({"--regressors": "wind"}, "no column 'wind'"),
-    ({"--every": "-1D"}, "--every"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"src": "missing.csv"}, "no such file"),
+        ({"--freq": "hourly"}, "--freq"),
+        ({"--last-origin": "2030-01-01"}, "outside the data"),
+        ({"--first-origin": "2023-01-01"}, "outside the data"),
+        ({"--value-col": "speed"}, "no column 'speed'"),
+        ({"--first-origin": "2024-02-01T00:30:00"}, "not on the 1h grid"),
+        ({"--model": "crystal_ball"}, "unknown model"),
+        ({"--holidays": "XX"}, "--holidays"),
+        ({"--regressors": "wind"}, "no column 'wind'"),
+        ({"--every": "-1D"}, "--every"),
+    ],
+)
 def test_backtest_rejects_bad_input_with_a_cli_error(tmp_path: Path, change: dict[str, str], message: str) -> None:
     from streams.errors import CliError
 
@@ -247,18 +270,25 @@ def _limited(*args: str) -> Any:
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True,
-                          timeout=60, preexec_fn=limit, env={**os.environ, "OMP_NUM_THREADS": "1",
-                                                            "OPENBLAS_NUM_THREADS": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=limit,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+    )
 
 
-@pytest.mark.parametrize("change, message", [
-    (("--horizon", "100000000"), "--horizon 100,000,000 is more than 100,000 steps"),
-    (("--every", "1s"), "--every 1s is not a whole number of --freq 1h steps"),
-    (("--freq", "1s"), "over the limit of 5,000,000"),  # 40 days of seconds: 2.7 million history steps per origin
-])
-def test_the_issues_runaway_backtests_end_at_once_with_one_line(tmp_path: Path, change: tuple[str, str],
-                                                                 message: str) -> None:
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("--horizon", "100000000"), "--horizon 100,000,000 is more than 100,000 steps"),
+        (("--every", "1s"), "--every 1s is not a whole number of --freq 1h steps"),
+        (("--freq", "1s"), "over the limit of 5,000,000"),  # 40 days of seconds: 2.7 million history steps per origin
+    ],
+)
+def test_the_issues_runaway_backtests_end_at_once_with_one_line(tmp_path: Path, change: tuple[str, str], message: str) -> None:
     """Before: minutes and 5-6 GB (here: killed by the time or memory limit, or a traceback)."""
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
     write_messy_csv(src)

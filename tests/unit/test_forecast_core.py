@@ -26,8 +26,9 @@ def hourly(values: np.ndarray, start: str = "2024-01-01") -> pd.Series:
 
 
 def test_clean_series_averages_duplicates_fills_gaps_and_reads_naive_times_as_utc() -> None:
-    raw = pd.Series([1.0, 3.0, 5.0, 7.0], index=pd.to_datetime(
-        ["2024-01-01 02:00", "2024-01-01 00:00", "2024-01-01 00:00", "2024-01-01 03:00"]))
+    raw = pd.Series(
+        [1.0, 3.0, 5.0, 7.0], index=pd.to_datetime(["2024-01-01 02:00", "2024-01-01 00:00", "2024-01-01 00:00", "2024-01-01 03:00"])
+    )
     y = clean_series(raw, "1h")
     assert str(y.index.tz) == "UTC"
     assert list(y.index.hour) == [0, 1, 2, 3]
@@ -73,7 +74,7 @@ def test_naive_scale_is_the_weekly_naive_error_before_the_origin_and_skips_gaps(
     y.iloc[200] = np.nan
     origin = y.index[24 * 14]
     assert naive_scale(y, origin) == pytest.approx(168.0)
-    y.iloc[24 * 14:] = 1e9  # nothing at or after the origin counts
+    y.iloc[24 * 14 :] = 1e9  # nothing at or after the origin counts
     assert naive_scale(y, origin) == pytest.approx(168.0)
 
 
@@ -102,19 +103,23 @@ def test_weekly_naive_on_a_weekly_periodic_series_has_zero_mase() -> None:
 def test_each_fit_sees_only_data_strictly_before_its_origin() -> None:
     y = traffic_series(days=40, seed=1)
     y.index.freq = pd.Timedelta("1h")
-    reg = pd.DataFrame({"temp": np.arange(len(y) + 48, dtype=float)},
-                       index=pd.date_range(y.index[0], periods=len(y) + 48, freq="1h"))
+    reg = pd.DataFrame({"temp": np.arange(len(y) + 48, dtype=float)}, index=pd.date_range(y.index[0], periods=len(y) + 48, freq="1h"))
     seen: list[dict[str, Any]] = []
 
-    def recording(name: str | None, history: pd.Series, regressors: pd.DataFrame | None, horizon: int,
-                  future_regressors: pd.DataFrame | None, **options: Any) -> pd.DataFrame:
+    def recording(
+        name: str | None,
+        history: pd.Series,
+        regressors: pd.DataFrame | None,
+        horizon: int,
+        future_regressors: pd.DataFrame | None,
+        **options: Any,
+    ) -> pd.DataFrame:
         seen.append({"history": history, "regressors": regressors, "future": future_regressors, "options": options})
         idx = pd.date_range(history.index[-1] + pd.Timedelta("1h"), periods=horizon, freq="1h")
         return pd.DataFrame({"yhat": 1.0, "yhat_lower": 0.0, "yhat_upper": 2.0}, index=idx)
 
     origins = origins_between(y.index[24 * 20], y.index[24 * 38], pd.Timedelta("3D"))
-    r = rolling_origin(y, origins, 24, "whatever", {"holidays": "US"}, reg, pd.Timedelta("14D"),
-                       fit_predict_fn=recording)
+    r = rolling_origin(y, origins, 24, "whatever", {"holidays": "US"}, reg, pd.Timedelta("14D"), fit_predict_fn=recording)
     assert len(seen) == len(origins)
     for origin, call in zip(origins, seen):
         h = call["history"]
@@ -191,8 +196,12 @@ def test_scores_are_finite_or_none_with_a_reason() -> None:
 
     y, f = np.array([10.0, 0.0, 20.0]), np.array([12.0, 0.0, 20.0])
     figures, reasons = scores(y, f, f - 1, f + 1, scale=2.0)
-    assert figures == {"mae": pytest.approx(2 / 3, abs=1e-4), "mase": pytest.approx(1 / 3, abs=1e-4),
-                       "smape": pytest.approx(100 * (4 / 22) / 3, abs=1e-3), "coverage80": pytest.approx(2 / 3, abs=1e-4)}
+    assert figures == {
+        "mae": pytest.approx(2 / 3, abs=1e-4),
+        "mase": pytest.approx(1 / 3, abs=1e-4),
+        "smape": pytest.approx(100 * (4 / 22) / 3, abs=1e-3),
+        "coverage80": pytest.approx(2 / 3, abs=1e-4),
+    }
     assert reasons == {}
     # zero scale (a constant history): MASE undefined, not Infinity; the rest is still scored
     figures, reasons = scores(y, f, f - 1, f + 1, scale=0.0)
@@ -240,8 +249,15 @@ def test_estimate_work_matches_the_backtest_it_describes() -> None:
             return fit_predict(name, hist, *args, **kw)
 
         calls: list[tuple[int, int]] = []
-        r = rolling_origin(y, origins_between(first, last, every), 24, "naive_weekly", train_window=window,
-                           fit_predict_fn=spy, progress=lambda d, n, calls=calls: calls.append((d, n)))
+        r = rolling_origin(
+            y,
+            origins_between(first, last, every),
+            24,
+            "naive_weekly",
+            train_window=window,
+            fit_predict_fn=spy,
+            progress=lambda d, n, calls=calls: calls.append((d, n)),
+        )
         assert est.origins == count_origins(first, last, every) == len(seen) == 19
         assert est.history_steps == sum(seen), window
         assert est.points == len(r.points) == 19 * 24

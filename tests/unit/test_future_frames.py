@@ -18,9 +18,13 @@ NOW = float(int(time.time() // 60) * 60)
 
 
 def _frame(t: float) -> IntersectionFrame:
-    return IntersectionFrame(schema_version=1, event_time=datetime.fromtimestamp(t, tz=timezone.utc),
-                             intersection_id="K1", interval_s=15.0,
-                             detectors=[DetectorReading(detector_id="D1", count=3, occupancy=0.1)])
+    return IntersectionFrame(
+        schema_version=1,
+        event_time=datetime.fromtimestamp(t, tz=timezone.utc),
+        intersection_id="K1",
+        interval_s=15.0,
+        detectors=[DetectorReading(detector_id="D1", count=3, occupancy=0.1)],
+    )
 
 
 def _decoder(**limits: object) -> TopicDecoder[IntersectionFrame]:

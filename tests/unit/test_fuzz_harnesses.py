@@ -23,7 +23,10 @@ pytest.importorskip("atheris")
 def test_harness_finds_no_crash(harness: Path, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(harness), f"-runs={RUNS}", "-print_final_stats=1", f"-artifact_prefix={tmp_path}/crash-"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     crashes = sorted(p.name for p in tmp_path.glob("crash-*"))
     assert proc.returncode == 0 and not crashes, (

@@ -32,16 +32,19 @@ from tests.fuzzing import budget
 TOKEN = "k9-Xq2mZ7vR4tL8wN3pB6yH1cF5gJ0dS-long-enough"
 
 
-@pytest.mark.parametrize("header", [
-    "Bearer \u00a0",             # the reported exploit: NBSP used to strip to "" == ""
-    "Bearer ",
-    "Bearer",
-    "Bearer  ",
-    "Bearer \t",
-    "Bearer \u2003",
-    "Bearer \u200b",
-    "",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer \u00a0",  # the reported exploit: NBSP used to strip to "" == ""
+        "Bearer ",
+        "Bearer",
+        "Bearer  ",
+        "Bearer \t",
+        "Bearer \u2003",
+        "Bearer \u200b",
+        "",
+    ],
+)
 def test_empty_configured_token_authorises_nothing(header: str) -> None:
     for empty in ("", SecretStr(""), b""):
         assert not bearer_matches(header, empty)
@@ -56,28 +59,31 @@ def test_the_exact_header_matches_and_the_scheme_is_case_insensitive() -> None:
         assert bearer_matches(f"BEARER {TOKEN}", token)
 
 
-@pytest.mark.parametrize("header", [
-    f"Bearer {TOKEN}\u00a0",       # trailing NBSP was stripped
-    f"Bearer \u00a0{TOKEN}",       # leading NBSP was stripped
-    f"Bearer {TOKEN} ",            # trailing space was stripped
-    f"Bearer  {TOKEN}",            # two spaces
-    f"Bearer {TOKEN}\t",
-    f"Bearer {TOKEN}\n",
-    f"Bearer\t{TOKEN}",
-    f"Bearer {TOKEN.upper()}",     # the token itself is case-sensitive
-    f"Bearer {TOKEN.lower()}",
-    f"Bearer {TOKEN[:-1]}",
-    f"Bearer {TOKEN}x",
-    f"Basic {TOKEN}",
-    f"Token {TOKEN}",
-    f"Bearer{TOKEN}",
-    TOKEN,
-    f"Bearer {TOKEN.replace('k', 'K', 1)}",
-    "Bearer " + TOKEN.replace("-", "\u2010"),    # unicode hyphen look-alike
-    "Bearer " + TOKEN.replace("e", "\u0435"),    # Cyrillic e look-alike
-    "B\u0435arer " + TOKEN,                      # Cyrillic e in the scheme
-    "Bearer \udcff",                              # a raw 0xFF byte as aiohttp decodes it
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"Bearer {TOKEN}\u00a0",  # trailing NBSP was stripped
+        f"Bearer \u00a0{TOKEN}",  # leading NBSP was stripped
+        f"Bearer {TOKEN} ",  # trailing space was stripped
+        f"Bearer  {TOKEN}",  # two spaces
+        f"Bearer {TOKEN}\t",
+        f"Bearer {TOKEN}\n",
+        f"Bearer\t{TOKEN}",
+        f"Bearer {TOKEN.upper()}",  # the token itself is case-sensitive
+        f"Bearer {TOKEN.lower()}",
+        f"Bearer {TOKEN[:-1]}",
+        f"Bearer {TOKEN}x",
+        f"Basic {TOKEN}",
+        f"Token {TOKEN}",
+        f"Bearer{TOKEN}",
+        TOKEN,
+        f"Bearer {TOKEN.replace('k', 'K', 1)}",
+        "Bearer " + TOKEN.replace("-", "\u2010"),  # unicode hyphen look-alike
+        "Bearer " + TOKEN.replace("e", "\u0435"),  # Cyrillic e look-alike
+        "B\u0435arer " + TOKEN,  # Cyrillic e in the scheme
+        "Bearer \udcff",  # a raw 0xFF byte as aiohttp decodes it
+    ],
+)
 def test_anything_but_the_exact_bytes_is_refused(header: str) -> None:
     assert not bearer_matches(header, TOKEN)
 
@@ -97,8 +103,10 @@ PIECES = st.sampled_from(["Bearer ", "bearer ", "BEARER ", "Bearer", " ", "\u00a
 
 @budget(300)
 @pytest.mark.fuzz
-@given(st.lists(PIECES | st.text(max_size=3), max_size=4).map("".join)
-       | st.binary(max_size=80).map(lambda b: b.decode("utf-8", "surrogateescape")))
+@given(
+    st.lists(PIECES | st.text(max_size=3), max_size=4).map("".join)
+    | st.binary(max_size=80).map(lambda b: b.decode("utf-8", "surrogateescape"))
+)
 def test_fuzz_only_the_exact_header_matches(header: str) -> None:
     raw = header.encode("utf-8", "surrogateescape")
     assert bearer_matches(header, TOKEN) == (raw[:7].lower() == b"bearer " and raw[7:] == TOKEN.encode())
@@ -150,7 +158,7 @@ class _Body:
 
     def __init__(self, data: bytes, declared: bool = True, chunk: int = 1000) -> None:
         self.content_length = len(data) if declared else None
-        self._chunks = [data[i:i + chunk] for i in range(0, len(data), chunk)]
+        self._chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
         self.content = self
 
     async def read(self, n: int) -> bytes:
@@ -170,8 +178,9 @@ def _read(data: bytes, declared: bool = True) -> dict | int:
         return refused.status
 
 
-@pytest.mark.parametrize("data", [b"[]", b'"x"', b"3", b"null", b"true", b"{", b"\xff", b"NaN", b"[" * 5000,
-                                  b'{"by": "\\ud800"}', b"\xef\xbb\xbf{}"])
+@pytest.mark.parametrize(
+    "data", [b"[]", b'"x"', b"3", b"null", b"true", b"{", b"\xff", b"NaN", b"[" * 5000, b'{"by": "\\ud800"}', b"\xef\xbb\xbf{}"]
+)
 def test_bodies_that_are_not_json_objects_are_400(data: bytes) -> None:
     assert _read(data) == 400
 

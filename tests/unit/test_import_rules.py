@@ -29,10 +29,24 @@ CORES = ("signals", "detection", "forecasting")
 # third-party top-level names the cores must not import: the stream engine, Kafka clients, DBs,
 # the traffic simulator (a SUMO network is read in simulators/sumo/, the cores see model types)
 FORBIDDEN_IN_CORES = (
-    "sumolib", "traci", "libsumo",
-    "faust", "mode", "aiokafka", "kafka", "confluent_kafka",
-    "psycopg", "psycopg2", "psycopg_pool", "asyncpg", "sqlalchemy", "sqlite3", "aiosqlite",
-    "pymongo", "redis", "rocksdict",
+    "sumolib",
+    "traci",
+    "libsumo",
+    "faust",
+    "mode",
+    "aiokafka",
+    "kafka",
+    "confluent_kafka",
+    "psycopg",
+    "psycopg2",
+    "psycopg_pool",
+    "asyncpg",
+    "sqlalchemy",
+    "sqlite3",
+    "aiosqlite",
+    "pymongo",
+    "redis",
+    "rocksdict",
 )
 
 # Known violations still to remove: (importer, imported). Must match exactly: an entry that no

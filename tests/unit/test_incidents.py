@@ -13,8 +13,13 @@ from detection.incidents import DetectorValue, IncidentConfig, frame_outcome
 APPROACHES = ("N", "E", "S", "W")
 
 
-def frame(rng: random.Random, occ: dict[str, float] | None = None, speed: dict[str, float] | None = None,
-          drop: set[str] = frozenset(), override: dict[str, tuple[int, float]] | None = None) -> list[DetectorValue]:
+def frame(
+    rng: random.Random,
+    occ: dict[str, float] | None = None,
+    speed: dict[str, float] | None = None,
+    drop: set[str] = frozenset(),
+    override: dict[str, tuple[int, float]] | None = None,
+) -> list[DetectorValue]:
     out = []
     for a in APPROACHES:
         for lane in (1, 2):
@@ -72,7 +77,7 @@ def test_detector_faults_stuck_on_dead_and_silent() -> None:
     n_stuck = int(cfg.stuck_on_s / 15) + 2
     stuck = [frame(rng, override={"S2": (0, 1.0)}) for _ in range(n_stuck)]
     _, triggers, _ = run(stuck)
-    assert ("detector_fault_S2" in {k for _, k in triggers})
+    assert "detector_fault_S2" in {k for _, k in triggers}
     n_dead = int(cfg.dead_after_s / 15) + 2
     _, triggers, _ = run([frame(rng, override={"W1": (0, 0.0)}) for _ in range(n_dead)])
     assert {k for _, k in triggers} == {"detector_fault_W1"}
@@ -82,13 +87,21 @@ def test_detector_faults_stuck_on_dead_and_silent() -> None:
 
 
 values = st.builds(
-    DetectorValue, st.sampled_from(["a", "b", "c"]), st.sampled_from(["N", "S"]), st.integers(0, 100),
-    st.floats(0, 1), st.none() | st.floats(0, 200),
+    DetectorValue,
+    st.sampled_from(["a", "b", "c"]),
+    st.sampled_from(["N", "S"]),
+    st.integers(0, 100),
+    st.floats(0, 1),
+    st.none() | st.floats(0, 200),
 )
 
 
-@given(st.lists(st.tuples(st.floats(allow_nan=True, allow_infinity=True),
-                          st.lists(values, max_size=4, unique_by=lambda v: v.detector_id)), max_size=40))
+@given(
+    st.lists(
+        st.tuples(st.floats(allow_nan=True, allow_infinity=True), st.lists(values, max_size=4, unique_by=lambda v: v.detector_id)),
+        max_size=40,
+    )
+)
 def test_never_raises_and_raise_clear_alternate(frames) -> None:
     state, seen = None, {}
     for t, f in frames:

@@ -43,8 +43,12 @@ def logged_field_names() -> set[str]:
     for package in PACKAGES:
         for path in sorted((REPO / package).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                        and node.func.attr in LOG_METHODS and _is_logger(node.func.value)):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in LOG_METHODS
+                    and _is_logger(node.func.value)
+                ):
                     names |= {k.arg for k in node.keywords if k.arg is not None}
     return names
 
@@ -143,8 +147,14 @@ def test_foreign_records_with_odd_messages_still_render(worker_logging, fmt: str
 @given(
     fields=st.dictionaries(
         st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True).filter(lambda k: k != "event"),
-        st.one_of(st.none(), st.integers(), st.floats(), st.text(max_size=20), st.lists(st.integers(), max_size=3),
-                  st.dictionaries(st.text(max_size=5), st.integers(), max_size=2)),
+        st.one_of(
+            st.none(),
+            st.integers(),
+            st.floats(),
+            st.text(max_size=20),
+            st.lists(st.integers(), max_size=3),
+            st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+        ),
         max_size=8,
     ),
     fmt=st.sampled_from(["console", "json"]),

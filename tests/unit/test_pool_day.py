@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from detection.evaluation import RaisedAlarm, Truth, evaluate_alarms
-from simulators.harness.bench_alarms import replay_pool_day_through_core
 from simulators.city.pool_day import simulate_pool_day
+from simulators.harness.bench_alarms import replay_pool_day_through_core
 
 DAY0 = datetime(2026, 7, 4, tzinfo=timezone.utc).timestamp()
 
@@ -45,8 +45,11 @@ def test_every_critical_incident_alarmed_and_few_false_water_alarms() -> None:
 
 def test_evaluation_counts_matches_misses_and_false_alarms() -> None:
     truth = [Truth("P1", "spill", 100.0, 200.0, "water_ph", "major"), Truth("P1", "cam", 50.0, 60.0, "motionless_swimmer", "critical")]
-    raised = [RaisedAlarm("P1", "water_ph", "major", 130.0), RaisedAlarm("P1", "water_ph", "major", 5000.0),
-              RaisedAlarm("P2", "motionless_swimmer", "critical", 55.0)]
+    raised = [
+        RaisedAlarm("P1", "water_ph", "major", 130.0),
+        RaisedAlarm("P1", "water_ph", "major", 5000.0),
+        RaisedAlarm("P2", "motionless_swimmer", "critical", 55.0),
+    ]
     r = evaluate_alarms(truth, raised, days=1, subjects=2, grace_s=60.0)
     row = r["per_kind"]["water_ph"]
     assert (row["incidents"], row["detected"], row["false_alarms"], row["delays_s"]) == (1, 1, 1, [30.0])

@@ -15,14 +15,17 @@ from tests.cli_helpers import leitstand, one_clean_line
 NO_BROKER = {"LEITSTAND_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "LEITSTAND_TOPIC_PREFIX": "probecli."}
 
 
-@pytest.mark.parametrize("truth,extra", [
-    ('[1]\n', {}),
-    ('{"expected_alarm": "x"}\n', {}),
-    ('', {"summary.json": "not json"}),
-    ('', {"summary.json": "[1, 2]"}),
-    ('', {"alerts.jsonl": '{"transition": "raised"}\n'}),
-    ('{"subject_id": "pool/1", "kind": "k", "start": "x", "end": 1, "expected_alarm": true}\n', {}),
-])
+@pytest.mark.parametrize(
+    "truth,extra",
+    [
+        ("[1]\n", {}),
+        ('{"expected_alarm": "x"}\n', {}),
+        ("", {"summary.json": "not json"}),
+        ("", {"summary.json": "[1, 2]"}),
+        ("", {"alerts.jsonl": '{"transition": "raised"}\n'}),
+        ('{"subject_id": "pool/1", "kind": "k", "start": "x", "end": 1, "expected_alarm": true}\n', {}),
+    ],
+)
 @pytest.mark.parametrize("command", ["evaluate", "report"])
 def test_corrupt_run_directory_is_one_line(tmp_path: Path, command: str, truth: str, extra: dict[str, str]) -> None:
     (tmp_path / "truth.jsonl").write_text(truth)
@@ -50,8 +53,7 @@ def test_interrupted_run_marked_in_summary_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("port", ["0", "70000", "-1"])
 def test_broker_start_port_out_of_range(tmp_path: Path, port: str) -> None:
-    proc = leitstand("broker", "start", "--port", port, env={**NO_BROKER, "LEITSTAND_STATE_DIR": str(tmp_path)},
-                     timeout=30)
+    proc = leitstand("broker", "start", "--port", port, env={**NO_BROKER, "LEITSTAND_STATE_DIR": str(tmp_path)}, timeout=30)
     assert "port" in one_clean_line(proc).lower()
 
 
@@ -75,8 +77,7 @@ def test_simulate_city_truth_path_checked_before_anything(truth: str) -> None:
 
 
 def test_simulate_city_absurd_duration(tmp_path: Path) -> None:
-    proc = leitstand("simulate", "city", "--duration", "1e9", "--truth", str(tmp_path / "t.jsonl"), env=NO_BROKER,
-                     timeout=30)
+    proc = leitstand("simulate", "city", "--duration", "1e9", "--truth", str(tmp_path / "t.jsonl"), env=NO_BROKER, timeout=30)
     assert "--duration" in one_clean_line(proc)
     assert not (tmp_path / "t.jsonl").exists()
 
@@ -100,11 +101,14 @@ def test_signals_configure_refuses_huge_model(tmp_path: Path) -> None:
     assert "large" in one_clean_line(proc)
 
 
-@pytest.mark.parametrize("args", [
-    ("mode", "intersection/1", "automatic", "--actor", ""),
-    ("approve", "intersection/1", "p1", "--actor", "x" * 65),
-    ("reject", "intersection/1", "p1", "--actor", ""),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("mode", "intersection/1", "automatic", "--actor", ""),
+        ("approve", "intersection/1", "p1", "--actor", "x" * 65),
+        ("reject", "intersection/1", "p1", "--actor", ""),
+    ],
+)
 def test_signals_commands_the_worker_would_dead_letter_are_refused(args: tuple[str, ...]) -> None:
     """msgspec checks the records' length bounds only when decoding: an empty --actor was
     'sent' with exit 0, and the control agent then dead-lettered the command (no audit entry)."""

@@ -23,8 +23,17 @@ ISO = datetime.fromtimestamp(NOW, tz=timezone.utc).isoformat()
 
 
 def _lifecycle(evidence: object, kind: str = "forged") -> bytes:
-    return json.dumps({"schema_version": 1, "event_time": ISO, "op": "raise", "subject_id": "pool-1",
-                       "kind": kind, "severity": "minor", "evidence": evidence}).encode()
+    return json.dumps(
+        {
+            "schema_version": 1,
+            "event_time": ISO,
+            "op": "raise",
+            "subject_id": "pool-1",
+            "kind": kind,
+            "severity": "minor",
+            "evidence": evidence,
+        }
+    ).encode()
 
 
 def _deep(depth: int) -> object:
@@ -55,8 +64,15 @@ def test_lifecycle_command_whose_evidence_would_crash_the_books_is_a_decode_fail
 
 
 def test_lifecycle_command_with_ordinary_evidence_still_decodes_and_publishes() -> None:
-    ev = {"zone": "A", "persons": 3, "confidence": 0.5, "nested": {"l": [1, 2.5, None, True, "x"]},
-          "big": 2**63 - 1, "small": -(2**63), "trigger_ids": ["t1"]}
+    ev = {
+        "zone": "A",
+        "persons": 3,
+        "confidence": 0.5,
+        "nested": {"l": [1, 2.5, None, True, "x"]},
+        "big": 2**63 - 1,
+        "small": -(2**63),
+        "trigger_ids": ["t1"],
+    }
     cmd = LIFECYCLE.decode(_lifecycle(ev), now=NOW)
     assert isinstance(cmd, LifecycleCommand)
     book, changes = apply_command(None, cmd, NOW, EscalationPolicy())
@@ -120,8 +136,9 @@ def test_incident_kind_for_an_approach_outside_the_id_set_reaches_the_books() ->
 
     for name in ("north bound", "a@b", "x" * 80, "ü", ""):
         part = alarm_kind_part(name)
-        cmd = LifecycleCommand(schema_version=1, event_time=datetime.now(timezone.utc), op="raise",
-                               subject_id="K1", kind=f"incident_{part}")
+        cmd = LifecycleCommand(
+            schema_version=1, event_time=datetime.now(timezone.utc), op="raise", subject_id="K1", kind=f"incident_{part}"
+        )
         assert isinstance(LIFECYCLE.decode(_encode(cmd), now=NOW), LifecycleCommand), name
         assert "@" not in part
     assert alarm_kind_part("N") == "N"  # ordinary names stay as they are (ids stay stable)

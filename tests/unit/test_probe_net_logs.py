@@ -40,8 +40,7 @@ async def _fake_sasl_broker(reader: asyncio.StreamReader, writer: asyncio.Stream
             elif api_key == 17:
                 body = SaslHandShakeResponse_v0(error_code=0, enabled_mechanisms=["PLAIN"])
             elif api_key == 36:
-                body = SaslAuthenticateResponse_v0(error_code=58, error_message="Authentication failed",
-                                                   sasl_auth_bytes=b"")
+                body = SaslAuthenticateResponse_v0(error_code=58, error_message="Authentication failed", sasl_auth_bytes=b"")
             else:
                 return
             payload = struct.pack(">i", correlation) + body.encode()
@@ -63,8 +62,14 @@ def test_debug_logs_never_show_the_sasl_password(fmt: str, capsys: pytest.Captur
         port = server.sockets[0].getsockname()[1]
         try:
             with pytest.raises(Exception):  # noqa: B017 - the fake broker refuses every login
-                await create_conn("127.0.0.1", port, security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
-                                  sasl_plain_username="leitstand", sasl_plain_password=PASSWORD)
+                await create_conn(
+                    "127.0.0.1",
+                    port,
+                    security_protocol="SASL_PLAINTEXT",
+                    sasl_mechanism="PLAIN",
+                    sasl_plain_username="leitstand",
+                    sasl_plain_password=PASSWORD,
+                )
         finally:
             server.close()
             await server.wait_closed()

@@ -15,12 +15,24 @@ import pytest
 from streams.webhooks import TargetRefused, address_refusal, check_url
 
 
-@pytest.mark.parametrize("address", [
-    "64:ff9b::a9fe:a9fe", "64:ff9b::169.254.169.254", "64:ff9b::7f00:1", "64:ff9b::c0a8:105",
-    "64:ff9b:1::a9fe:a9fe", "64:ff9b:1:a9fe:a9:fe00::",
-    "2002:a9fe:a9fe::1", "2002:7f00:1::", "2002:c0a8:105::1",
-    "::a9fe:a9fe", "::169.254.169.254", "::7f00:1", "::c0a8:105",
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b::169.254.169.254",
+        "64:ff9b::7f00:1",
+        "64:ff9b::c0a8:105",
+        "64:ff9b:1::a9fe:a9fe",
+        "64:ff9b:1:a9fe:a9:fe00::",
+        "2002:a9fe:a9fe::1",
+        "2002:7f00:1::",
+        "2002:c0a8:105::1",
+        "::a9fe:a9fe",
+        "::169.254.169.254",
+        "::7f00:1",
+        "::c0a8:105",
+    ],
+)
 def test_embedded_ipv4_addresses_are_judged_by_the_ipv4_address(address: str) -> None:
     assert address_refusal(address, allowed=False), address
     with pytest.raises(TargetRefused):
@@ -39,8 +51,9 @@ def test_public_addresses_still_pass() -> None:
         assert address_refusal(address, allowed=False) is None, address
 
 
-@pytest.mark.parametrize("host", ["2852039166", "0xa9fea9fe", "0251.0376.0251.0376", "169.254.169.254.", "169.254.43518",
-                                  "0", "0x7f.1", "127.1", "10.1"])
+@pytest.mark.parametrize(
+    "host", ["2852039166", "0xa9fea9fe", "0251.0376.0251.0376", "169.254.169.254.", "169.254.43518", "0", "0x7f.1", "127.1", "10.1"]
+)
 def test_legacy_ipv4_forms_are_refused_at_start_up(host: str) -> None:
     """The resolver reads these as 169.254.169.254, 0.0.0.0, 127.0.0.1 and 10.0.0.1: they were
     accepted by the settings and then refused at every delivery (alarms reached nobody)."""

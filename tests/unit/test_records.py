@@ -43,27 +43,73 @@ def frame(**over: object) -> dict:
 
 VALID = {
     "sensors.intersection": frame(),
-    "signals.state": {"schema_version": 1, "event_time": TS, "intersection_id": "K1", "stage": "2",
-                      "stage_started_at": TS},
-    "sensors.bus": {"schema_version": 1, "event_time": TS, "vehicle_id": "B17", "trip_id": "T1",
-                    "route_id": "42", "latitude": 48.76, "longitude": 11.42, "current_stop_sequence": 3,
-                    "delay_s": 120, "occupancy_status": "FEW_SEATS_AVAILABLE"},
-    "sensors.pool": {"schema_version": 1, "event_time": TS, "pool_id": "P1",
-                     "free_chlorine": {"value": 0.45, "unit": "mg/l"}, "ph": {"value": 7.0, "unit": "pH"},
-                     "redox": {"value": 0.78, "unit": "V"}, "temperature": {"value": 301.15, "unit": "K"},
-                     "visitors": 120},
-    "pool.supervision": {"schema_version": 1, "event_time": TS, "pool_id": "P1", "event_id": "E1",
-                         "kind": "motionless_swimmer", "zone": "deep end", "duration_s": 12, "confidence": 0.93},
-    "events.schedule": {"schema_version": 1, "event_time": TS, "venue_id": "stadium", "event_id": "M1",
-                        "kind": "match", "starts_at": TS,
-                        "ends_at": (datetime.fromtimestamp(NOW, tz=timezone.utc) + timedelta(hours=2)).isoformat(),
-                        "expected_attendance": 15000},
-    "alerts.acks": {"schema_version": 1, "event_time": TS, "alert_id": "motionless_swimmer@P1~0123456789ab",
-                    "action": "acknowledge", "by": "supervisor-1"},
-    "signals.approvals": {"schema_version": 1, "event_time": TS, "intersection_id": "K1", "action": "approve",
-                          "plan_id": "K1@1800000000~0123456789", "actor": "duty-3"},
-    "signals.config": {"schema_version": 1, "event_time": TS, "intersection_id": "K1", "model": {"id": "K1"},
-                       "controller": "webster", "mode": "advisory", "params": {"recompute_every_cycles": 1}},
+    "signals.state": {"schema_version": 1, "event_time": TS, "intersection_id": "K1", "stage": "2", "stage_started_at": TS},
+    "sensors.bus": {
+        "schema_version": 1,
+        "event_time": TS,
+        "vehicle_id": "B17",
+        "trip_id": "T1",
+        "route_id": "42",
+        "latitude": 48.76,
+        "longitude": 11.42,
+        "current_stop_sequence": 3,
+        "delay_s": 120,
+        "occupancy_status": "FEW_SEATS_AVAILABLE",
+    },
+    "sensors.pool": {
+        "schema_version": 1,
+        "event_time": TS,
+        "pool_id": "P1",
+        "free_chlorine": {"value": 0.45, "unit": "mg/l"},
+        "ph": {"value": 7.0, "unit": "pH"},
+        "redox": {"value": 0.78, "unit": "V"},
+        "temperature": {"value": 301.15, "unit": "K"},
+        "visitors": 120,
+    },
+    "pool.supervision": {
+        "schema_version": 1,
+        "event_time": TS,
+        "pool_id": "P1",
+        "event_id": "E1",
+        "kind": "motionless_swimmer",
+        "zone": "deep end",
+        "duration_s": 12,
+        "confidence": 0.93,
+    },
+    "events.schedule": {
+        "schema_version": 1,
+        "event_time": TS,
+        "venue_id": "stadium",
+        "event_id": "M1",
+        "kind": "match",
+        "starts_at": TS,
+        "ends_at": (datetime.fromtimestamp(NOW, tz=timezone.utc) + timedelta(hours=2)).isoformat(),
+        "expected_attendance": 15000,
+    },
+    "alerts.acks": {
+        "schema_version": 1,
+        "event_time": TS,
+        "alert_id": "motionless_swimmer@P1~0123456789ab",
+        "action": "acknowledge",
+        "by": "supervisor-1",
+    },
+    "signals.approvals": {
+        "schema_version": 1,
+        "event_time": TS,
+        "intersection_id": "K1",
+        "action": "approve",
+        "plan_id": "K1@1800000000~0123456789",
+        "actor": "duty-3",
+    },
+    "signals.config": {
+        "schema_version": 1,
+        "event_time": TS,
+        "intersection_id": "K1",
+        "model": {"id": "K1"},
+        "controller": "webster",
+        "mode": "advisory",
+        "params": {"recompute_every_cycles": 1},
+    },
 }
 
 
@@ -77,13 +123,27 @@ def test_valid_record_of_every_topic_decodes(topic: str) -> None:
 
 def test_every_catalogue_input_topic_has_a_record_type() -> None:
     assert set(INPUT_RECORDS) == {
-        "sensors.intersection", "signals.state", "sensors.bus", "sensors.pool", "pool.supervision", "events.schedule",
-        "alerts.acks", "signals.approvals", "signals.config",
+        "sensors.intersection",
+        "signals.state",
+        "sensors.bus",
+        "sensors.pool",
+        "pool.supervision",
+        "events.schedule",
+        "alerts.acks",
+        "signals.approvals",
+        "signals.config",
     }
-    assert {IntersectionFrame, SignalState, BusPosition, PoolReading, PoolSupervisionEvent, ScheduledEvent,
-            AlertCommand, SignalCommand, IntersectionConfig} == set(
-        INPUT_RECORDS.values()
-    )
+    assert {
+        IntersectionFrame,
+        SignalState,
+        BusPosition,
+        PoolReading,
+        PoolSupervisionEvent,
+        ScheduledEvent,
+        AlertCommand,
+        SignalCommand,
+        IntersectionConfig,
+    } == set(INPUT_RECORDS.values())
 
 
 def test_pool_units_are_converted_to_canonical() -> None:
@@ -203,9 +263,17 @@ BAD_IDS = ["K1\x00", "K\u202e1", "K 1", "K1\n", "", "\u00c4rger", "-K1", "x" * 6
 @pytest.mark.parametrize("bad", BAD_IDS, ids=repr)
 @pytest.mark.parametrize(
     "topic, field",
-    [("sensors.intersection", "intersection_id"), ("sensors.pool", "pool_id"), ("sensors.bus", "vehicle_id"),
-     ("sensors.bus", "trip_id"), ("pool.supervision", "event_id"), ("events.schedule", "venue_id"),
-     ("events.schedule", "event_id"), ("signals.state", "intersection_id"), ("signals.config", "intersection_id")],
+    [
+        ("sensors.intersection", "intersection_id"),
+        ("sensors.pool", "pool_id"),
+        ("sensors.bus", "vehicle_id"),
+        ("sensors.bus", "trip_id"),
+        ("pool.supervision", "event_id"),
+        ("events.schedule", "venue_id"),
+        ("events.schedule", "event_id"),
+        ("signals.state", "intersection_id"),
+        ("signals.config", "intersection_id"),
+    ],
 )
 def test_ids_outside_the_character_set_are_refused(topic: str, field: str, bad: str) -> None:
     out = decoder_for(topic).decode(orjson.dumps({**VALID[topic], field: bad}), now=NOW)
@@ -223,9 +291,23 @@ def test_detector_ids_and_alarm_ids_are_restricted_too() -> None:
 
 
 @pytest.mark.parametrize(
-    "good", ["K1", "gneJ5", "cluster_1_2", "GS_cluster_357187_359543", "1863241632", "in:-30503246#1_0",
-             "in:-30503246#1_0~a1b2c3d4e5f6", "pool-17", "rain-1700000000", "P1-cam-1700000000-3", "B17",
-             "K1-N1", "a.b/c@d+e", "x" * 64],
+    "good",
+    [
+        "K1",
+        "gneJ5",
+        "cluster_1_2",
+        "GS_cluster_357187_359543",
+        "1863241632",
+        "in:-30503246#1_0",
+        "in:-30503246#1_0~a1b2c3d4e5f6",
+        "pool-17",
+        "rain-1700000000",
+        "P1-cam-1700000000-3",
+        "B17",
+        "K1-N1",
+        "a.b/c@d+e",
+        "x" * 64,
+    ],
 )
 def test_ids_the_simulators_and_sumo_nets_produce_still_decode(good: str) -> None:
     det = {"detector_id": good, "count": 1, "occupancy": 0.1}

@@ -17,8 +17,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_rows_become_records_with_offsets_from_the_first_time(tmp_path: Path) -> None:
-    p = write(tmp_path, "timestamp,value,pool_id\n2015-09-01 10:00:00,7.1,P1\n2015-09-01 10:05:00,7,P2\n,8.5,P1\n"
-                        "2015-09-01 10:02:00,x,P1\n")
+    p = write(
+        tmp_path, "timestamp,value,pool_id\n2015-09-01 10:00:00,7.1,P1\n2015-09-01 10:05:00,7,P2\n,8.5,P1\n2015-09-01 10:02:00,x,P1\n"
+    )
     rows = list(replay_rows(p, "timestamp", "pool_id"))
     assert [r[0] for r in rows] == [0.0, 300.0, 300.0, 300.0]  # never earlier than the row before
     first = orjson.loads(rows[0][2])

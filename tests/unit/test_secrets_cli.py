@@ -16,8 +16,14 @@ from streams.stack import free_port
 from tests.cli_helpers import leitstand, one_clean_line
 
 # the variables the tests set must not leak in from the developer's shell or a .env
-CLEAN = {"LEITSTAND_API_TOKEN": "t" * 32, "LEITSTAND_ALARM_CONTACT_LEVELS": "[]", "LEITSTAND_POOLS": "{}",
-         "LEITSTAND_VENUES": "{}", "LEITSTAND_WEBHOOK_ALLOWED_HOSTS": "", "LEITSTAND_POSTGRES_DSN": ""}
+CLEAN = {
+    "LEITSTAND_API_TOKEN": "t" * 32,
+    "LEITSTAND_ALARM_CONTACT_LEVELS": "[]",
+    "LEITSTAND_POOLS": "{}",
+    "LEITSTAND_VENUES": "{}",
+    "LEITSTAND_WEBHOOK_ALLOWED_HOSTS": "",
+    "LEITSTAND_POSTGRES_DSN": "",
+}
 
 
 def run(tmp_path: Path, *args: str, **env: str):
@@ -26,26 +32,29 @@ def run(tmp_path: Path, *args: str, **env: str):
 
 def test_config_json_masks_every_secret(tmp_path: Path) -> None:
     proc = run(
-        tmp_path, "config", "--json",
+        tmp_path,
+        "config",
+        "--json",
         LEITSTAND_POSTGRES_DSN="host=db user=pg password=Hunter2pw dbname=leitstand",
         LEITSTAND_KAFKA_SASL_PASSWORD="SaslPw9",
         LEITSTAND_WEBHOOK_SECRET="WhSecretValue",
         LEITSTAND_API_TOKEN="TokenValue" + "0" * 30,
-        LEITSTAND_ALARM_CONTACT_LEVELS=json.dumps([["https://bot:UserInfoPw@pager.example/duty?token=QueryTok"],
-                                                   ["https://pager.example/manager?password=QueryPw"]]),
+        LEITSTAND_ALARM_CONTACT_LEVELS=json.dumps(
+            [["https://bot:UserInfoPw@pager.example/duty?token=QueryTok"], ["https://pager.example/manager?password=QueryPw"]]
+        ),
     )
     assert proc.returncode == 0, proc.stderr
     for secret in ("Hunter2pw", "SaslPw9", "WhSecretValue", "TokenValue", "UserInfoPw", "QueryTok", "QueryPw"):
         assert secret not in proc.stdout, secret
     shown = json.loads(proc.stdout)
     assert shown["postgres_dsn"] == "host=db user=pg password=*** dbname=leitstand"
-    assert shown["alarm_contact_levels"] == [["https://***@pager.example/duty?token=***"],
-                                             ["https://pager.example/manager?password=***"]]
+    assert shown["alarm_contact_levels"] == [["https://***@pager.example/duty?token=***"], ["https://pager.example/manager?password=***"]]
 
 
 def test_config_masks_a_password_in_a_dsn_query(tmp_path: Path) -> None:
-    proc = run(tmp_path, "config", "--json",
-               LEITSTAND_POSTGRES_DSN="postgresql://db:5432/leitstand?user=ops&password=Hunter2pw&sslmode=require")
+    proc = run(
+        tmp_path, "config", "--json", LEITSTAND_POSTGRES_DSN="postgresql://db:5432/leitstand?user=ops&password=Hunter2pw&sslmode=require"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Hunter2pw" not in proc.stdout
     assert json.loads(proc.stdout)["postgres_dsn"] == "postgresql://db:5432/leitstand?user=ops&password=***&sslmode=require"
@@ -61,8 +70,9 @@ def test_the_config_table_masks_too(tmp_path: Path) -> None:
 def test_malformed_json_is_one_line_naming_the_variable(tmp_path: Path, name: str, command: tuple[str, ...]) -> None:
     # an unused port: should settings ever pass, the command fails fast instead of finding a broker
     port = str(free_port())
-    line = one_clean_line(run(tmp_path, "-b", f"127.0.0.1:{port}", "--state-dir", str(tmp_path), *command,
-                              **{name: '{"P1": {"basin_type": '}))
+    line = one_clean_line(
+        run(tmp_path, "-b", f"127.0.0.1:{port}", "--state-dir", str(tmp_path), *command, **{name: '{"P1": {"basin_type": '})
+    )
     assert name in line and "not valid JSON" in line, line
 
 
@@ -75,10 +85,10 @@ def test_weak_api_token_stops_the_command(tmp_path: Path, token: str, command: t
     assert not token.strip() or token not in line
 
 
-@pytest.mark.parametrize("url", ["http://pager.example/duty?token=QueryTok", "file:///etc/passwd",
-                                 "https://169.254.169.254/latest/meta-data/?token=QueryTok"])
+@pytest.mark.parametrize(
+    "url", ["http://pager.example/duty?token=QueryTok", "file:///etc/passwd", "https://169.254.169.254/latest/meta-data/?token=QueryTok"]
+)
 def test_unsafe_webhook_target_stops_the_worker(tmp_path: Path, url: str) -> None:
     port = str(free_port())
-    line = one_clean_line(run(tmp_path, "-b", f"127.0.0.1:{port}", "worker",
-                              LEITSTAND_ALARM_CONTACT_LEVELS=json.dumps([[url]])))
+    line = one_clean_line(run(tmp_path, "-b", f"127.0.0.1:{port}", "worker", LEITSTAND_ALARM_CONTACT_LEVELS=json.dumps([[url]])))
     assert "LEITSTAND_ALARM_CONTACT_LEVELS" in line and "QueryTok" not in line, line

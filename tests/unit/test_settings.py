@@ -56,23 +56,33 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 def test_sasl_options_pass_through(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    s = Settings(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="SCRAM-SHA-512",
-                 kafka_sasl_username="u", kafka_sasl_password="p")
+    s = Settings(
+        kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="u", kafka_sasl_password="p"
+    )
     opts = s.kafka_client_options()
-    assert opts == {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
-                    "sasl_plain_username": "u", "sasl_plain_password": "p"}
+    assert opts == {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "u",
+        "sasl_plain_password": "p",
+    }
 
 
-@pytest.mark.parametrize("dsn, shown", [
-    ("postgresql://ops:hunter2@db:5432/leitstand", "postgresql://ops:***@db:5432/leitstand"),
-    ("host=db user=pg password=hunter2 dbname=x", "host=db user=pg password=*** dbname=x"),
-    ("host=db password = 'hun ter\\'2' sslmode=require", "host=db password=*** sslmode=require"),
-    ("host=db sslpassword=hunter2", "host=db sslpassword=***"),
-    ("postgresql://db/leitstand?user=ops&password=hunter2&sslmode=require",
-     "postgresql://db/leitstand?user=ops&password=***&sslmode=require"),
-    ("postgresql://ops@db/x?sslpassword=hunter2", "postgresql://ops@db/x?sslpassword=***"),
-    ("garbage 'hunter2", "***"),
-])
+@pytest.mark.parametrize(
+    "dsn, shown",
+    [
+        ("postgresql://ops:hunter2@db:5432/leitstand", "postgresql://ops:***@db:5432/leitstand"),
+        ("host=db user=pg password=hunter2 dbname=x", "host=db user=pg password=*** dbname=x"),
+        ("host=db password = 'hun ter\\'2' sslmode=require", "host=db password=*** sslmode=require"),
+        ("host=db sslpassword=hunter2", "host=db sslpassword=***"),
+        (
+            "postgresql://db/leitstand?user=ops&password=hunter2&sslmode=require",
+            "postgresql://db/leitstand?user=ops&password=***&sslmode=require",
+        ),
+        ("postgresql://ops@db/x?sslpassword=hunter2", "postgresql://ops@db/x?sslpassword=***"),
+        ("garbage 'hunter2", "***"),
+    ],
+)
 def test_both_dsn_forms_are_masked(dsn: str, shown: str) -> None:
     assert _mask_dsn(dsn) == shown and "hunter2" not in _mask_dsn(dsn)
 
@@ -101,9 +111,17 @@ def test_unset_or_strong_api_token_is_fine(monkeypatch: pytest.MonkeyPatch, tmp_
     assert load_settings().api_token is not None
 
 
-@pytest.mark.parametrize("url", ["http://pager.example/duty", "file:///etc/passwd",
-                                 "https://169.254.169.254/latest/meta-data/", "https://127.0.0.1:9/x",
-                                 "https://[fe80::1]/x", "https://localhost/x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://pager.example/duty",
+        "file:///etc/passwd",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://127.0.0.1:9/x",
+        "https://[fe80::1]/x",
+        "https://localhost/x",
+    ],
+)
 def test_unsafe_webhook_targets_are_refused_at_start_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LEITSTAND_ALARM_CONTACT_LEVELS", f'[["https://ok.example/a"], ["{url}?token=SECRET"]]')

@@ -25,8 +25,7 @@ def plan_switches(draw, x: Intersection) -> list[tuple[int, StageDecision]]:
     ids = [s.id for s in x.stages]
     for _ in range(draw(st.integers(1, 12))):
         t += draw(st.integers(0, 40))
-        phases = tuple(StagePhase(draw(st.sampled_from(ids)), float(draw(st.integers(1, 30))))
-                       for _ in range(draw(st.integers(1, 5))))
+        phases = tuple(StagePhase(draw(st.sampled_from(ids)), float(draw(st.integers(1, 30)))) for _ in range(draw(st.integers(1, 5))))
         origin = t - draw(st.integers(0, 20))
         out.append((t, StageDecision(x.id, float(t), SignalPlan(phases, cyclic=draw(st.booleans())), WHY, float(origin))))
     return out

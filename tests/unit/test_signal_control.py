@@ -25,8 +25,7 @@ COUNTS = {"N_in": 1, "S_in": 1, "N_left": 0, "S_left": 1, "E_in": 1, "W_in": 1}
 
 
 def obs(i: int) -> DetectorObservation:
-    lanes = {k: LaneMeasurement(count=float(v), occupancy=0.1, speed_mps=8.0, queue_veh=1.0, vehicles=1.0)
-             for k, v in COUNTS.items()}
+    lanes = {k: LaneMeasurement(count=float(v), occupancy=0.1, speed_mps=8.0, queue_veh=1.0, vehicles=1.0) for k, v in COUNTS.items()}
     return DetectorObservation("K101", T0 + 5 * i, 5.0, lanes)
 
 
@@ -131,8 +130,7 @@ def test_reject_retires_the_proposal_with_the_reason() -> None:
     [proposal] = [p for s in run(ctl, range(20)) for p in s.proposals]
     record, entries = ctl.reject(proposal.plan_id, "operator-7", T0 + 100, "school fete, keep the program")
     assert record.status == "rejected"
-    assert [(e.action, e.actor, e.detail["reason"]) for e in entries] == [
-        ("plan_rejected", "operator-7", "school fete, keep the program")]
+    assert [(e.action, e.actor, e.detail["reason"]) for e in entries] == [("plan_rejected", "operator-7", "school fete, keep the program")]
     with pytest.raises(ControlError):
         ctl.approve(proposal.plan_id, "operator-7", T0 + 101)
     assert ctl.on_observation(obs(21)).drive.status == "fixed"
@@ -174,21 +172,35 @@ def test_mode_changes_are_audited_with_actor_reason_and_retire_pending_proposals
 
 
 def config(**kw: object) -> IntersectionConfig:
-    base = dict(schema_version=1, event_time=at(T0), intersection_id="K101", model=json.loads(EXAMPLE.read_text()),
-                controller="webster", mode="advisory", session="run-1", approval_timeout_s=60.0,
-                params={"recompute_every_cycles": 1.0})
+    base = dict(
+        schema_version=1,
+        event_time=at(T0),
+        intersection_id="K101",
+        model=json.loads(EXAMPLE.read_text()),
+        controller="webster",
+        mode="advisory",
+        session="run-1",
+        approval_timeout_s=60.0,
+        params={"recompute_every_cycles": 1.0},
+    )
     base.update(kw)
     return IntersectionConfig(**base)  # type: ignore[arg-type]
 
 
 def frame(i: int, iid: str = "K101") -> IntersectionFrame:
-    return IntersectionFrame(schema_version=1, event_time=at(T0 + 5 * i), intersection_id=iid, interval_s=5.0,
-                             detectors=[DetectorReading(detector_id=k, count=v, occupancy=0.1) for k, v in COUNTS.items()])
+    return IntersectionFrame(
+        schema_version=1,
+        event_time=at(T0 + 5 * i),
+        intersection_id=iid,
+        interval_s=5.0,
+        detectors=[DetectorReading(detector_id=k, count=v, occupancy=0.1) for k, v in COUNTS.items()],
+    )
 
 
 def command(action: str, **kw: object) -> SignalCommand:
-    return SignalCommand(schema_version=1, event_time=at(T0 + 10_000), intersection_id=str(kw.pop("iid", "K101")),
-                         action=action, actor="operator-7", **kw)  # type: ignore[arg-type]
+    return SignalCommand(
+        schema_version=1, event_time=at(T0 + 10_000), intersection_id=str(kw.pop("iid", "K101")), action=action, actor="operator-7", **kw
+    )  # type: ignore[arg-type]
 
 
 def frames(desk: ControlDesk, rng: range):
@@ -230,7 +242,8 @@ def test_desk_applies_commands_at_the_intersection_clock_and_refuses_loudly() ->
     assert not again.plans
     unknown = desk.on_command(command("set_mode", mode="off", iid="K999"))
     assert [(a.action, a.session, a.detail["reason"]) for a in unknown.audit] == [
-        ("command_refused", "-", "intersection K999 is not configured here")]
+        ("command_refused", "-", "intersection K999 is not configured here")
+    ]
 
 
 def test_desk_restarts_control_for_a_new_session_and_ignores_a_redelivered_config() -> None:
@@ -258,6 +271,7 @@ def test_desk_refuses_a_config_whose_model_is_for_another_intersection() -> None
 
 def _unsafe_models() -> dict[str, dict]:
     """Models that crashed the agent before issue 10 #2/#3 (NaN arrives as null on the wire)."""
+
     def edited(edit) -> dict:
         d = json.loads(EXAMPLE.read_text())
         edit(d)
@@ -265,8 +279,9 @@ def _unsafe_models() -> dict[str, dict]:
 
     return {
         "nan-intergreen-as-null": edited(lambda d: d["intergreen_s"]["K1"].update(K2=None)),
-        "one-second-greens": edited(lambda d: ([s.update(min_green_s=1, max_green_s=1) for s in d["stages"]],
-                                               [p.update(green_s=1) for p in d["fixed_plan"]])),
+        "one-second-greens": edited(
+            lambda d: ([s.update(min_green_s=1, max_green_s=1) for s in d["stages"]], [p.update(green_s=1) for p in d["fixed_plan"]])
+        ),
         "starved-group": edited(lambda d: d["fixed_plan"].pop(1)),
         "huge-green": edited(lambda d: d["fixed_plan"][0].update(green_s=1e9)),
         "not-a-model": {"signal_groups": "K1"},
@@ -276,8 +291,7 @@ def _unsafe_models() -> dict[str, dict]:
 @pytest.mark.parametrize("case", sorted(_unsafe_models()))
 def test_desk_refuses_an_unsafe_config_with_an_audit_entry_and_keeps_the_previous_one(case: str) -> None:
     desk = ControlDesk({})
-    assert [a.action for a in desk.on_config(config(mode="automatic", controller="fixed", params={})).audit] == [
-        "control_started"]
+    assert [a.action for a in desk.on_config(config(mode="automatic", controller="fixed", params={})).audit] == ["control_started"]
     frames(desk, range(3))
     out = desk.on_config(config(session="run-2", model=_unsafe_models()[case], event_time=at(T0 + 20)))
     [entry] = out.audit
@@ -332,7 +346,6 @@ def test_a_restarted_desk_keeps_config_and_operator_mode_and_expires_stale_propo
     assert third.live["K101"].control.mode == "off"
 
 
-
 # --- the operators' CLI (streams/cli/signals.py) ---------------------------------------------------
 
 
@@ -351,16 +364,30 @@ def test_cli_builds_checked_records_without_a_broker(tmp_path: Path) -> None:
     from streams.errors import CliError
 
     app, runner = _cli()
-    got = runner.invoke(app, ["signals", "configure", str(EXAMPLE), "--mode", "advisory", "--session", "s9",
-                              "--param", "recompute_every_cycles=1", "--dry-run"])
+    got = runner.invoke(
+        app,
+        ["signals", "configure", str(EXAMPLE), "--mode", "advisory", "--session", "s9", "--param", "recompute_every_cycles=1", "--dry-run"],
+    )
     assert got.exit_code == 0, got.output
     cfg = json.loads(got.stdout)
     assert (cfg["intersection_id"], cfg["controller"], cfg["mode"], cfg["session"], cfg["params"]) == (
-        "K101", "webster", "advisory", "s9", {"recompute_every_cycles": 1.0})
+        "K101",
+        "webster",
+        "advisory",
+        "s9",
+        {"recompute_every_cycles": 1.0},
+    )
     got = runner.invoke(app, ["signals", "mode", "K101", "off", "--actor", "duty-3", "--reason", "works", "--dry-run"])
     assert json.loads(got.stdout) | {"event_time": None} == {
-        "schema_version": 1, "event_time": None, "intersection_id": "K101", "action": "set_mode", "actor": "duty-3",
-        "plan_id": None, "mode": "off", "reason": "works"}
+        "schema_version": 1,
+        "event_time": None,
+        "intersection_id": "K101",
+        "action": "set_mode",
+        "actor": "duty-3",
+        "plan_id": None,
+        "mode": "off",
+        "reason": "works",
+    }
     assert runner.invoke(app, ["signals", "mode", "K101", "manual", "--actor", "d", "--dry-run"]).exception.__class__ is CliError
     assert runner.invoke(app, ["signals", "approve", "K101", "K101@1~x", "--dry-run"]).exit_code != 0  # --actor required
     bad = runner.invoke(app, ["signals", "configure", str(EXAMPLE), "--controller", "nope", "--dry-run"])

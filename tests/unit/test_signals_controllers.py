@@ -29,12 +29,16 @@ def x() -> Intersection:
     return load_intersection(EXAMPLE)
 
 
-def _obs(x: Intersection, t: float, flows_vph: dict[str, float] | None = None,
-         queues: dict[str, float] | None = None) -> DetectorObservation:
+def _obs(
+    x: Intersection, t: float, flows_vph: dict[str, float] | None = None, queues: dict[str, float] | None = None
+) -> DetectorObservation:
     flows, queues = flows_vph or {}, queues or {}
-    return DetectorObservation(x.id, t, STEP, {
-        la.id: LaneMeasurement(count=flows.get(la.id, 0.0) * STEP / 3600.0, queue_veh=queues.get(la.id, 0.0))
-        for la in x.lanes})
+    return DetectorObservation(
+        x.id,
+        t,
+        STEP,
+        {la.id: LaneMeasurement(count=flows.get(la.id, 0.0) * STEP / 3600.0, queue_veh=queues.get(la.id, 0.0)) for la in x.lanes},
+    )
 
 
 def _cycle(x: Intersection, phases) -> float:
@@ -49,8 +53,7 @@ def test_webster_cycle_and_splits_follow_the_formula(x: Intersection) -> None:
     ctl = WebsterController(x)
     seq = x.fixed_plan.stage_sequence
     lost = sum(x.transition_s(a, b) for a, b in zip(seq, seq[1:] + seq[:1]))
-    y = {s: max(FLOWS.get(la.id, 0) / la.saturation_flow_vph for la in x.lanes if la.group in x.stage(s).groups)
-         for s in seq}
+    y = {s: max(FLOWS.get(la.id, 0) / la.saturation_flow_vph for la in x.lanes if la.group in x.stage(s).groups) for s in seq}
     big_y = sum(y.values())
     c0 = (1.5 * lost + 5) / (1 - big_y)
     assert x.cycle_min_s < c0 < x.cycle_max_s and abs(c0 - _cycle(x, x.fixed_plan.phases)) < 10

@@ -37,8 +37,13 @@ def test_example_loads_with_pedestrian_groups_and_bounds(doc: dict) -> None:
         (lambda d: d["intergreen_s"]["K1"].pop("K2"), "no intergreen"),
         (lambda d: d["intergreen_s"]["K1"].update({"FE": 3}), "non-conflicting"),
         (lambda d: d["stages"].pop(1), "in no stage"),
-        (lambda d: (d.update(stages=d["stages"][:1], conflicts=[], intergreen_s={}),
-                    d["stages"][0].update(groups=[g["id"] for g in d["signal_groups"]])), "two stages"),
+        (
+            lambda d: (
+                d.update(stages=d["stages"][:1], conflicts=[], intergreen_s={}),
+                d["stages"][0].update(groups=[g["id"] for g in d["signal_groups"]]),
+            ),
+            "two stages",
+        ),
         (lambda d: d.update(schema="other/1"), "schema"),
         (lambda d: d["fixed_plan"].append({"stage": "Z", "green_s": 5}), "unknown stage"),
         (lambda d: d["stages"][0].update(min_green_s=70), "min_green <= max_green"),
@@ -78,8 +83,7 @@ def test_timeline_covers_the_cycle_and_follows_the_rilsa_sequence() -> None:
     plan = x.fixed_plan
     tl = build_timeline(x, plan)
     seq = plan.stage_sequence
-    expected = sum(p.green_s for p in plan.phases) + sum(
-        x.transition_s(seq[i], seq[(i + 1) % len(seq)]) for i in range(len(seq)))
+    expected = sum(p.green_s for p in plan.phases) + sum(x.transition_s(seq[i], seq[(i + 1) % len(seq)]) for i in range(len(seq)))
     assert tl.duration_s == pytest.approx(expected)
     for g, ivs in tl.intervals.items():
         assert ivs[0].start_s == 0 and ivs[-1].end_s == pytest.approx(tl.duration_s)

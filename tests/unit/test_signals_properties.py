@@ -34,8 +34,13 @@ def intersections(draw, feasible: bool = False) -> Intersection:
     groups = {}
     for gid in ids:
         if draw(st.booleans()):
-            groups[gid] = SignalGroup(gid, "vehicle", min_green_s=draw(st.integers(5, 8)),
-                                      yellow_s=draw(st.integers(3, 5)), red_yellow_s=draw(st.sampled_from([0, 1])))
+            groups[gid] = SignalGroup(
+                gid,
+                "vehicle",
+                min_green_s=draw(st.integers(5, 8)),
+                yellow_s=draw(st.integers(3, 5)),
+                red_yellow_s=draw(st.sampled_from([0, 1])),
+            )
         else:
             groups[gid] = SignalGroup(gid, "pedestrian", min_green_s=draw(st.integers(5, 10)), yellow_s=0, red_yellow_s=0)
     # G0/G1 always conflict: a signalised junction has at least two stages
@@ -65,12 +70,18 @@ def intersections(draw, feasible: bool = False) -> Intersection:
         floor = max([lo, *(groups[g].min_green_s for g in c)])
         stages.append(Stage(f"S{i}", frozenset(c), lo, floor + draw(st.integers(5, 40))))
     floors = {s.id: max([s.min_green_s, *(groups[g].min_green_s for g in s.groups)]) for s in stages}
-    plan = SignalPlan(tuple(StagePhase(s.id, min(s.max_green_s, floors[s.id] + draw(st.integers(0, 15))))
-                            for s in stages))
+    plan = SignalPlan(tuple(StagePhase(s.id, min(s.max_green_s, floors[s.id] + draw(st.integers(0, 15)))) for s in stages))
     lanes = [LaneArea(f"out{i}") for i in range(2)]
-    lanes += [LaneArea(f"in_{g}", g, tuple(draw(st.lists(st.sampled_from(["out0", "out1"]), max_size=2, unique=True))),
-                       float(draw(st.sampled_from([1500, 1800, 2000]))))
-              for g in ids if groups[g].kind == "vehicle"]
+    lanes += [
+        LaneArea(
+            f"in_{g}",
+            g,
+            tuple(draw(st.lists(st.sampled_from(["out0", "out1"]), max_size=2, unique=True))),
+            float(draw(st.sampled_from([1500, 1800, 2000]))),
+        )
+        for g in ids
+        if groups[g].kind == "vehicle"
+    ]
     base = Intersection("X", groups, tuple(stages), conflicts, intergreen, plan, tuple(lanes))
     cycle = build_timeline(base, plan).duration_s
     if feasible:
@@ -168,8 +179,11 @@ def oracle_violations(x: Intersection, plan: SignalPlan, tl: SignalTimeline) -> 
 
 
 @PROPS
-@given(x=intersections(), name=st.sampled_from(["fixed", "webster", "maxpressure", "leitstand"]),
-       seq=st.lists(st.lists(readings, min_size=1, max_size=6), min_size=20, max_size=120))
+@given(
+    x=intersections(),
+    name=st.sampled_from(["fixed", "webster", "maxpressure", "leitstand"]),
+    seq=st.lists(st.lists(readings, min_size=1, max_size=6), min_size=20, max_size=120),
+)
 def test_accepted_controller_output_violates_no_constraint(x: Intersection, name: str, seq) -> None:
     validator = SafetyValidator(x)
     ctl = make_controller(name, x)
@@ -186,8 +200,7 @@ def test_accepted_controller_output_violates_no_constraint(x: Intersection, name
 
 
 @PROPS
-@given(x=intersections(feasible=True),
-       seq=st.lists(st.lists(readings, min_size=1, max_size=6), min_size=30, max_size=150))
+@given(x=intersections(feasible=True), seq=st.lists(st.lists(readings, min_size=1, max_size=6), min_size=30, max_size=150))
 def test_maxpressure_on_feasible_intersections_is_always_accepted(x: Intersection, seq) -> None:
     """With the wait limit at the cycle bound and one stage of reserve, the guard suffices."""
     validator = SafetyValidator(x)

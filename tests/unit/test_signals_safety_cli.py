@@ -35,11 +35,12 @@ CASES = {
     "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "not UTF-8"),
     "groups-not-objects": ('{"schema": "leitstand.intersection/1", "signal_groups": [1]}', "expected an object"),
     # 3: unsafe models
-    "one-second-greens": (_model(lambda d: ([s.update(min_green_s=1, max_green_s=1) for s in d["stages"]],
-                                            [p.update(green_s=1) for p in d["fixed_plan"]])), "min_green_s 1 s"),
+    "one-second-greens": (
+        _model(lambda d: ([s.update(min_green_s=1, max_green_s=1) for s in d["stages"]], [p.update(green_s=1) for p in d["fixed_plan"]])),
+        "min_green_s 1 s",
+    ),
     "starved-group": (_model(lambda d: d["fixed_plan"].pop(1)), "fixed plan unsafe: starved"),
-    "huge-green": (_model(lambda d: (d["stages"][0].update(max_green_s=1e9), d["fixed_plan"][0].update(green_s=1e9))),
-                   "1000000000.0"),
+    "huge-green": (_model(lambda d: (d["stages"][0].update(max_green_s=1e9), d["fixed_plan"][0].update(green_s=1e9))), "1000000000.0"),
     # 2: NaN
     "nan-intergreen": (_model(lambda d: d["intergreen_s"]["K1"].update(K2=float("nan"))), "NaN"),
 }
@@ -60,8 +61,7 @@ def test_configure_refuses_a_directory_and_a_nan_timeout_and_still_sends_the_exa
     assert "cannot read" in one_clean_line(leitstand("signals", "configure", str(tmp_path), "--dry-run"))
     line = one_clean_line(leitstand("signals", "configure", str(EXAMPLE), "--approval-timeout", "nan", "--dry-run"))
     assert "--approval-timeout" in line
-    line = one_clean_line(leitstand("signals", "configure", str(EXAMPLE), "--param", "recompute_every_cycles=nan",
-                                    "--dry-run"))
+    line = one_clean_line(leitstand("signals", "configure", str(EXAMPLE), "--param", "recompute_every_cycles=nan", "--dry-run"))
     assert "--param" in line
     ok = leitstand("signals", "configure", str(EXAMPLE), "--dry-run")
     assert ok.returncode == 0, ok.stderr

@@ -31,13 +31,16 @@ from tests.fuzzing import budget, json_paths
 EXAMPLE = json.loads((Path(__file__).resolve().parents[2] / "signals" / "examples" / "k101_four_arm.json").read_text())
 
 numbers = st.one_of(
-    st.sampled_from([float("nan"), float("inf"), float("-inf"), 0, -1, -0.0, 1e9, 1e308, 10**30, 10**400, 2.9,
-                     3, 5, 5.0000001, 30, 30.5, 180, 300, 301]),
-    st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**6, 10**6),
+    st.sampled_from(
+        [float("nan"), float("inf"), float("-inf"), 0, -1, -0.0, 1e9, 1e308, 10**30, 10**400, 2.9, 3, 5, 5.0000001, 30, 30.5, 180, 300, 301]
+    ),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**6), 10**6),
 )
 scalars = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=8), st.sampled_from(["K1", "A", "FE"]))
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+json_values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12
+)
 
 
 def _parent(doc: Any, path: tuple) -> Any:
@@ -69,8 +72,7 @@ def mutated_models(draw: st.DrawFn) -> Any:
     return doc
 
 
-documents = st.one_of(mutated_models(), json_values,
-                      st.dictionaries(st.sampled_from(sorted(EXAMPLE)), json_values, max_size=6))
+documents = st.one_of(mutated_models(), json_values, st.dictionaries(st.sampled_from(sorted(EXAMPLE)), json_values, max_size=6))
 
 
 def _numbers_in(value: Any) -> list[float]:
@@ -122,8 +124,17 @@ def test_the_model_loader_returns_a_safe_model_or_a_model_error(doc: Any) -> Non
 def test_the_control_agent_starts_or_refuses_a_fuzzed_config_and_never_raises(doc: Any) -> None:
     desk = ControlDesk({})
     try:
-        cfg = IntersectionConfig(schema_version=1, event_time=at(1_800_000_000.0), intersection_id="K101", model=doc,
-                                 controller="fixed", mode="automatic", session="fuzz", approval_timeout_s=60.0, params={})
+        cfg = IntersectionConfig(
+            schema_version=1,
+            event_time=at(1_800_000_000.0),
+            intersection_id="K101",
+            model=doc,
+            controller="fixed",
+            mode="automatic",
+            session="fuzz",
+            approval_timeout_s=60.0,
+            params={},
+        )
     except ValueError:  # the record refuses it (e.g. an integer beyond 64 bits): dead-lettered, never reaches the desk
         event("record refused")
         return

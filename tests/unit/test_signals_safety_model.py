@@ -44,8 +44,11 @@ def _edited(doc: dict, edit) -> dict:
 NAN, INF = float("nan"), float("inf")
 
 
-@pytest.mark.parametrize("value", [NAN, INF, -INF, -1.0, 10**400, "8", None, True, [8]],
-                         ids=["nan", "inf", "-inf", "negative", "huge-int", "string", "null", "bool", "list"])
+@pytest.mark.parametrize(
+    "value",
+    [NAN, INF, -INF, -1.0, 10**400, "8", None, True, [8]],
+    ids=["nan", "inf", "-inf", "negative", "huge-int", "string", "null", "bool", "list"],
+)
 def test_an_intergreen_that_is_not_a_finite_non_negative_number_is_refused(doc: dict, value: object) -> None:
     bad = _edited(doc, lambda d: d["intergreen_s"]["K1"].update(K2=value))
     with pytest.raises(ModelError, match="intergreen"):
@@ -73,10 +76,11 @@ def test_nan_intergreen_no_longer_shortens_the_change_silently(doc: dict) -> Non
         ("max_wait_s", lambda x: _group(x, "K1", max_wait_s=NAN)),
         ("cycle max_s", lambda x: dataclasses.replace(x, cycle_max_s=NAN)),
         ("max_wait_s", lambda x: dataclasses.replace(x, max_wait_s=INF)),
-        ("fixed plan green", lambda x: dataclasses.replace(x, fixed_plan=SignalPlan((StagePhase("A", NAN),
-                                                                                     StagePhase("B", 10))))),
-        ("saturation_flow_vph", lambda x: dataclasses.replace(
-            x, lanes=(dataclasses.replace(x.lanes[0], saturation_flow_vph=NAN), *x.lanes[1:]))),
+        ("fixed plan green", lambda x: dataclasses.replace(x, fixed_plan=SignalPlan((StagePhase("A", NAN), StagePhase("B", 10))))),
+        (
+            "saturation_flow_vph",
+            lambda x: dataclasses.replace(x, lanes=(dataclasses.replace(x.lanes[0], saturation_flow_vph=NAN), *x.lanes[1:])),
+        ),
     ],
 )
 def test_the_constructor_refuses_every_non_finite_number(field: str, change) -> None:

@@ -71,8 +71,10 @@ def test_conflicting_greens_on_the_timeline_are_rejected(x: Intersection) -> Non
 @pytest.mark.parametrize(
     ("built_with", "code"),
     [
-        (lambda x: dataclasses.replace(x, intergreen_s={**x.intergreen_s, ("FN", "K1"): 2.0, ("FS", "K1"): 2.0,
-                                                           ("K3", "K1"): 2.0}), "intergreen"),
+        (
+            lambda x: dataclasses.replace(x, intergreen_s={**x.intergreen_s, ("FN", "K1"): 2.0, ("FS", "K1"): 2.0, ("K3", "K1"): 2.0}),
+            "intergreen",
+        ),
         (lambda x: _with_group(x, "K1", yellow_s=4.0), "yellow_duration"),
         (lambda x: _with_group(x, "K1", yellow_s=0.0), "signal_sequence"),
         (lambda x: _with_group(x, "K2", red_yellow_s=2.0), "red_yellow_duration"),

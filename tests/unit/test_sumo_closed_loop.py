@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from simulators.sumo.network import intersections_from_sumo
 from signals.validator import SafetyValidator
 from simulators.sumo.loop import InProcessSource, read_scenario, run
+from simulators.sumo.network import intersections_from_sumo
 from tests.cli_helpers import leitstand as run_cli
 from tests.cli_helpers import one_clean_line
 from tests.sumo_nets import build
@@ -70,8 +70,20 @@ def test_sumo_eval_cli_prints_the_issue_fields(grid: Path) -> None:
     res = run_cli("sumo", "eval", str(grid), "--controller", "leitstand", "--seeds", "1,2", "--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    for key in ("scenario", "controller", "seeds", "delay_mean", "timeloss_mean", "duration_mean", "waiting_mean",
-                "trips", "unfinished", "teleports", "safety_violations", "wall_s"):
+    for key in (
+        "scenario",
+        "controller",
+        "seeds",
+        "delay_mean",
+        "timeloss_mean",
+        "duration_mean",
+        "waiting_mean",
+        "trips",
+        "unfinished",
+        "teleports",
+        "safety_violations",
+        "wall_s",
+    ):
         assert key in out, key
     assert out["seeds"] == [1, 2] and out["teleports"] == 0 and out["safety_violations"] == 0
     assert len(out["delay_per_seed"]) == 2 and out["delay_mean"] == pytest.approx(sum(out["delay_per_seed"]) / 2, abs=1e-3)
@@ -79,8 +91,7 @@ def test_sumo_eval_cli_prints_the_issue_fields(grid: Path) -> None:
 
 def test_sumo_compare_writes_table_and_chart(grid: Path, tmp_path: Path) -> None:
     chart = tmp_path / "delay.png"
-    res = run_cli("sumo", "compare", str(grid), "--controllers", "fixed,leitstand", "--seeds", "1",
-                  "--chart", str(chart), "--json")
+    res = run_cli("sumo", "compare", str(grid), "--controllers", "fixed,leitstand", "--seeds", "1", "--chart", str(chart), "--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     ratios = {r["controller"]: r["ratio_to_fixed"] for r in out["results"]}
@@ -88,11 +99,14 @@ def test_sumo_compare_writes_table_and_chart(grid: Path, tmp_path: Path) -> None
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["sumo", "eval", "missing.sumocfg"], "no such scenario file"),
-    (["sumo", "eval", "{grid}", "--controller", "nope"], "unknown controller nope"),
-    (["sumo", "eval", "{grid}", "--seeds", "x"], "--seeds"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["sumo", "eval", "missing.sumocfg"], "no such scenario file"),
+        (["sumo", "eval", "{grid}", "--controller", "nope"], "unknown controller nope"),
+        (["sumo", "eval", "{grid}", "--seeds", "x"], "--seeds"),
+    ],
+)
 def test_bad_arguments_get_one_line(args: list[str], message: str, grid: Path) -> None:
     res = run_cli(*[a.format(grid=grid) for a in args])
     assert message in one_clean_line(res)

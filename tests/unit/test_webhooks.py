@@ -26,8 +26,14 @@ LEVELS = [["https://duty-a.example/hook?token=SECRET", "https://duty-b.example"]
 
 
 def alert(transition: str = "raised", level: int = 0, escalated_at: str | None = None) -> dict:
-    return {"alarm_id": "motionless_swimmer@P1~0123456789ab", "transition": transition, "level": level,
-            "raised_at": "2026-11-27T10:00:00+00:00", "escalated_at": escalated_at, "severity": "critical"}
+    return {
+        "alarm_id": "motionless_swimmer@P1~0123456789ab",
+        "transition": transition,
+        "level": level,
+        "raised_at": "2026-11-27T10:00:00+00:00",
+        "escalated_at": escalated_at,
+        "severity": "critical",
+    }
 
 
 def test_raised_goes_to_every_url_of_its_level_with_deterministic_ids() -> None:
@@ -61,8 +67,7 @@ def test_other_transitions_and_no_contacts_deliver_nothing() -> None:
 
 def test_signature_matches_the_standard_webhooks_reference_vector() -> None:
     """The example of the Standard Webhooks libraries: receivers can use them unchanged."""
-    sig = signature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
-                    b'{"test": 2432232314}')
+    sig = signature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}')
     assert sig == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
 
@@ -103,19 +108,33 @@ def test_several_signatures_in_one_header_for_key_rotation() -> None:
     assert verify(b"old", both, body, now=10) and verify(b"new", both, body, now=10)
 
 
-@pytest.mark.parametrize("url", [
-    "http://pager.example/duty", "file:///etc/passwd", "ftp://pager.example/x", "gopher://x",
-    "https://169.254.169.254/latest/meta-data", "https://[::ffff:169.254.169.254]/", "https://[fe80::1]/",
-    "https://127.0.0.1/x", "https://10.0.0.1/x", "https://[::1]/", "https://0.0.0.0/",
-    "https://localhost/x", "https://metadata.google.internal/computeMetadata/v1/", "https:///nohost",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://pager.example/duty",
+        "file:///etc/passwd",
+        "ftp://pager.example/x",
+        "gopher://x",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::ffff:169.254.169.254]/",
+        "https://[fe80::1]/",
+        "https://127.0.0.1/x",
+        "https://10.0.0.1/x",
+        "https://[::1]/",
+        "https://0.0.0.0/",
+        "https://localhost/x",
+        "https://metadata.google.internal/computeMetadata/v1/",
+        "https:///nohost",
+    ],
+)
 def test_targets_refused_without_an_allowance(url: str) -> None:
     with pytest.raises(TargetRefused):
         check_url(url)
 
 
-@pytest.mark.parametrize("url", ["https://169.254.169.254/latest", "http://169.254.169.254/",
-                                 "https://[fe80::1]/", "https://metadata.google.internal/"])
+@pytest.mark.parametrize(
+    "url", ["https://169.254.169.254/latest", "http://169.254.169.254/", "https://[fe80::1]/", "https://metadata.google.internal/"]
+)
 def test_metadata_and_link_local_refused_even_when_allowed(url: str) -> None:
     with pytest.raises(TargetRefused):
         check_url(url, ["169.254.169.254", "fe80::1", "metadata.google.internal"])
@@ -140,6 +159,7 @@ def test_address_policy() -> None:
 
 def test_resolver_checks_the_addresses_a_name_resolves_to() -> None:
     """'localhost' is a name, so only DNS shows it points at loopback (the rebinding case)."""
+
     async def resolve(allowed: list[str]) -> list:
         r = GuardedResolver(allowed)
         try:

@@ -1,1 +1,0 @@
-"""Grafana dashboards and provisioning as code. Not built yet (storage/dashboard issues)."""
