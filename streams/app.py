@@ -72,13 +72,22 @@ def create_app(settings: Settings) -> faust.App:
         web_router_enabled=False,
         web_in_thread=False,
     )
-    app.conf.leitstand = settings  # type: ignore[attr-defined]
+    app.conf.leitstand = settings
     _watch_broker(app, settings)
     deadletter = app.topic(settings.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
 
-    from .agents import aggregation, alarm_lifecycle, forecasting, notifier, pool_monitor, signal_control, traffic_incidents
-    from .http import alerts as alerts_api
+    _register_role(app, settings, deadletter)
     from .http import probes
+
+    probes.register(app)  # GET /ready, /metrics, /openapi.yaml: every role
+    _warn_if_exposed(app, settings)
+    return app
+
+
+def _register_role(app: faust.App, settings: Settings, deadletter: Any) -> None:
+    """The agents and HTTP views of this worker's role (``LEITSTAND_WORKER_ROLE``)."""
+    from .agents import aggregation, alarm_lifecycle, notifier, pool_monitor, signal_control, traffic_incidents
+    from .http import alerts as alerts_api
     from .http import signals as signals_api
 
     role = settings.worker_role
@@ -86,6 +95,8 @@ def create_app(settings: Settings) -> faust.App:
         aggregation.register(app, settings, deadletter)
         pool_monitor.register_water(app, settings, deadletter)
         traffic_incidents.register(app, settings)
+        from .agents import forecasting  # pandas and the models: only in the roles that forecast
+
         forecasting.register(app, settings, deadletter)
     if role in ("all", "critical"):
         pool_monitor.register_camera(app, settings, deadletter)
@@ -96,9 +107,6 @@ def create_app(settings: Settings) -> faust.App:
         # in `all` the aggregation agent already dead-letters bad frames: report each once
         controls = signal_control.register(app, settings, deadletter, own_frame_deadletters=role == "control")
         signals_api.register(app, settings, controls)
-    probes.register(app)  # GET /ready, /metrics, /openapi.yaml: every role
-    _warn_if_exposed(app, settings)
-    return app
 
 
 def exposure_warning(settings: Settings) -> str | None:
@@ -141,6 +149,7 @@ def _watch_broker(app: faust.App, settings: Settings) -> None:
     from .faust_transport import BrokerLink, BrokerWatch, stop_on_lost_broker_state
     from .topics import CATALOGUE
 
+    # our own attribute on Faust's App (faust_transport reads it); Faust declares no such slot
     app.broker_link = BrokerLink(timeout_s=settings.group_session_timeout_s / 2)  # type: ignore[attr-defined]
     catalogue = [settings.topic(t.name) for t in CATALOGUE]
     watch = BrokerWatch(lambda: [*catalogue, *app.tables.changelog_topics])

@@ -1,9 +1,9 @@
 """The one decoding path for every input topic.
 
 ``TopicDecoder.decode`` turns raw message bytes into a record or a ``DecodeFailure`` with a
-reason; it never raises (a hypothesis test holds it to that). Agents hand whole batches to
-``decode_batch`` and send the failures to the dead-letter topic, so bad input neither crashes
-an agent nor vanishes.
+reason; it never raises (a hypothesis test holds it to that). Agents decode whole batches
+(``streams.ingest.decoded_batches``, ``decode_batch`` here) and send the failures to the
+dead-letter topic, so bad input neither crashes an agent nor vanishes.
 
 A dead letter is bounded whatever the input (``dead_letter``): at most 64 KiB of the value and
 of the key, a reason of at most 1,000 characters, plus the size and SHA-256 of the whole value,

@@ -41,17 +41,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Container, Iterable, Mapping, Sequence
+from typing import Any, TypeVar, overload
 
 import structlog
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, ProducerClosed
 
-from .codec import DecodedBatch, RawMessage, TopicDecoder, decode_batch, without_raw
+from .codec import DecodeFailure, RawMessage, TopicDecoder, dead_letter, without_raw
 from .metrics import DEADLETTER_SEND_FAILURES, DEADLETTERS, RECORDS_DECODED
 from .records import DeadLetter, Record, encode
 
 log = structlog.get_logger(__name__)
+R = TypeVar("R", bound=Record)
 
 #: first and longest wait between rounds of retrying dead letters the broker did not take
 RETRY_FIRST_S = 0.2
@@ -207,35 +208,89 @@ async def _fail_stop(stream: Any, events: Sequence[Any], exc: BaseException) -> 
         await app.crash(reason)
 
 
-async def decoded_batches(
+def _decode(
+    decoder_of: Callable[[str], TopicDecoder[Any]], raws: Iterable[RawMessage], now: float, reported: Callable[[str], bool]
+) -> tuple[list[Record], list[DeadLetter], dict[str, int]]:
+    """Records in arrival order (across topics), the dead letters of the reported topics, and
+    per reported topic the number of records decoded (for the counter)."""
+    records: list[Record] = []
+    dead: list[DeadLetter] = []
+    decoded: dict[str, int] = {}
+    for raw in raws:
+        out = decoder_of(raw.topic).decode(raw.value, now=now, key=raw.key)
+        if isinstance(out, DecodeFailure):
+            if reported(raw.topic):
+                dead.append(dead_letter(raw, out, now))
+            continue
+        if reported(raw.topic):
+            decoded[raw.topic] = decoded.get(raw.topic, 0) + 1
+        records.append(out)
+    return records, dead, decoded
+
+
+@overload
+def decoded_batches(
     stream: Any,
-    decoder: TopicDecoder[Any],
+    decoder: TopicDecoder[R],
     deadletter_topic: Any | None,
     *,
     max_batch: int,
     within_s: float,
-) -> AsyncIterator[Sequence[Record]]:
+    silent_topics: Container[str] = ...,
+) -> AsyncIterator[Sequence[R]]: ...
+
+
+@overload
+def decoded_batches(
+    stream: Any,
+    decoder: Mapping[str, TopicDecoder[Any]],
+    deadletter_topic: Any | None,
+    *,
+    max_batch: int,
+    within_s: float,
+    silent_topics: Container[str] = ...,
+) -> AsyncIterator[Sequence[Record]]: ...
+
+
+async def decoded_batches(
+    stream: Any,
+    decoder: TopicDecoder[Any] | Mapping[str, TopicDecoder[Any]],
+    deadletter_topic: Any | None,
+    *,
+    max_batch: int,
+    within_s: float,
+    silent_topics: Container[str] = (),
+) -> AsyncIterator[Sequence[Any]]:
     """Yield batches of valid records; send each failure to ``deadletter_topic``.
 
-    Uses ``take_events`` so the partition and offset of each failure are known. A batch's
-    offsets are acknowledged only after its dead letters are on the broker and the caller has
-    come back for the next batch (at-least-once); a batch left unfinished is never acknowledged
-    (see the module docstring). When a second agent reads the same topic it passes
-    ``deadletter_topic=None``: one agent per topic owns the dead letters and the counters, so
-    each bad record is reported exactly once.
+    ``decoder`` is one topic's decoder, or for an agent reading several topics a decoder per
+    topic name; records come out in arrival order either way. Uses ``take_events`` so the
+    partition and offset of each failure are known. A batch's offsets are acknowledged only
+    after its dead letters are on the broker and the caller has come back for the next batch
+    (at-least-once); a batch left unfinished is never acknowledged (see the module docstring).
+
+    One agent per topic owns its dead letters and counters, so each bad record is reported
+    exactly once: an agent reading a topic another agent already reports passes that topic in
+    ``silent_topics`` (its failures are dropped, its records not counted), or
+    ``deadletter_topic=None`` when it reports none of its topics.
     """
+    decoder_of: Callable[[str], TopicDecoder[Any]] = (lambda _: decoder) if isinstance(decoder, TopicDecoder) else decoder.__getitem__
+
+    def reported(topic: str) -> bool:
+        return deadletter_topic is not None and topic not in silent_topics
+
     batches = stream.take_events(max_batch, within=within_s)
     events: Sequence[Any] = ()
     try:
         async for events in batches:
             _hold(events)
-            batch: DecodedBatch[Any] = decode_batch(decoder, (raw_message(e) for e in events), now=time.time())
+            records, dead, decoded = _decode(decoder_of, (raw_message(e) for e in events), time.time(), reported)
             if deadletter_topic is not None:
-                await send_dead_letters(deadletter_topic, batch.dead)
-                if batch.records:
-                    RECORDS_DECODED.labels(events[0].message.topic).inc(len(batch.records))
-            if batch.records:
-                yield batch.records
+                await send_dead_letters(deadletter_topic, dead)
+            for topic, count in decoded.items():
+                RECORDS_DECODED.labels(topic).inc(count)
+            if records:
+                yield records
             _release(events)  # done: take_events acknowledges it when asked for the next batch
             events = ()
     except BaseException as exc:

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
+import orjson
 from msgspec import Meta, Struct
 
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
@@ -125,8 +126,10 @@ class IntersectionFrame(Record, frozen=True):
                 raise ValueError(f"count {d.count} of detector {d.detector_id!r} is impossible in {self.interval_s:g} s")
 
 
-class SignalState(Record, frozen=True):
-    """The stage an intersection's controller shows now, and since when."""
+class StageShown(Record, frozen=True):
+    """``signals.state``: the stage an intersection's controller shows now, and since when.
+
+    (Not ``signals.timeline.SignalState``, the colour a signal group shows at one moment.)"""
 
     key_field: ClassVar[str | None] = "intersection_id"
 
@@ -395,7 +398,7 @@ class IntersectionConfig(Record, frozen=True):
 #: input topic (catalogue name) -> the record type its values decode into
 INPUT_RECORDS: dict[str, type[Record]] = {
     "sensors.intersection": IntersectionFrame,
-    "signals.state": SignalState,
+    "signals.state": StageShown,
     "sensors.bus": BusPosition,
     "sensors.pool": PoolReading,
     "pool.supervision": PoolSupervisionEvent,
@@ -511,9 +514,48 @@ class SignalAuditMessage(Struct, kw_only=True, frozen=True):
     detail: dict[str, Any] = {}
 
 
+class ForecastPoint(Struct, frozen=True):
+    """One forecast hour: ISO 8601 start of the hour, the forecast and its 80 % interval."""
+
+    timestamp: str
+    yhat: float
+    yhat_lower: float
+    yhat_upper: float
+
+
+class Forecast(Struct, kw_only=True, frozen=True):
+    """``forecasts`` (keyed by series): one refit of one series.
+
+    Times are ISO 8601 strings as the refit wrote them (pandas' and Python's ``isoformat``,
+    ``+00:00``, not msgspec's ``Z``), and the record is sent with ``encode_orjson``: the topic
+    had these exact bytes before it had a record type, and its readers (the harness's
+    ``forecasts.jsonl``, the run report) are not to notice the change. The field order is the
+    order on the wire. ``event_time`` is when the forecast was published; ``trigger`` why the
+    series was refitted (``schedule``: its refresh was due, ``event``: an announced event).
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    series_id: str
+    model: str
+    model_version: str
+    #: the last complete hour of history the forecast starts after
+    origin: str
+    event_ids: list[str]
+    points: list[ForecastPoint]
+    event_time: str
+    trigger: str
+
+
 _encoder = msgspec.json.Encoder()
 
 
 def encode(record: Struct) -> bytes:
     """JSON bytes of any record (msgspec: datetimes as RFC 3339)."""
     return _encoder.encode(record)
+
+
+def encode_orjson(record: Struct) -> bytes:
+    """JSON bytes of ``record`` as orjson writes them (floats of 1e16 and more as ``1e+16``,
+    where msgspec writes ``1e16``): for topics that were written with orjson before they had a
+    record type, so their bytes stay the same (``Forecast``)."""
+    return orjson.dumps(msgspec.to_builtins(record))

@@ -1,5 +1,10 @@
 """Conversions between the signal records on Kafka and the pure ``signals`` core.
 
+Records (``streams.records``) are the wire; the core (``signals.control``, ``signals.desk``)
+knows none of them. The control agent turns records into desk inputs here, the desk's outbox
+into ``signals.plans`` / ``signals.audit`` messages, and a desk snapshot into the table value
+it saves (and back after a restart: that JSON form is the changelog's, so it must not change).
+
 Both paths of ``leitstand sumo eval`` (in-process and through the broker) pass every frame and
 every plan through these functions, so they see bit-identical inputs and outputs: JSON floats
 round-trip exactly and times are epoch seconds of the record's ``event_time``.
@@ -8,12 +13,16 @@ round-trip exactly and times are epoch seconds of the record's ``event_time``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from signals.control import AuditEntry, PlanRecord
+import msgspec
+
+from signals.control import AuditEntry, Mode, PlanRecord
 from signals.controllers import DetectorObservation, LaneMeasurement
+from signals.desk import AuditOut, DeskCommand, DeskConfig, Outbox, PlanOut, Saved, Snapshot, StalePlan
 from signals.explain import Explanation, StageDecision
 from signals.model import SignalPlan, StagePhase
-from streams.records import IntersectionFrame, PlanPhase, SignalAuditMessage, SignalPlanMessage
+from streams.records import IntersectionConfig, IntersectionFrame, PlanPhase, SignalAuditMessage, SignalCommand, SignalPlanMessage
 
 
 def epoch_s(moment: datetime) -> float:
@@ -86,3 +95,88 @@ def audit_message(entry: AuditEntry, session: str) -> SignalAuditMessage:
         actor=entry.actor,
         detail=dict(entry.detail),
     )
+
+
+# --- the control desk ----------------------------------------------------------------------------
+
+
+def desk_config(cfg: IntersectionConfig) -> DeskConfig:
+    return DeskConfig(
+        intersection_id=cfg.intersection_id,
+        model=cfg.model,
+        event_time=cfg.event_time,
+        controller=cfg.controller,
+        mode=cfg.mode,
+        session=cfg.session,
+        approval_timeout_s=cfg.approval_timeout_s,
+        params=cfg.params,
+    )
+
+
+def config_record(cfg: DeskConfig) -> IntersectionConfig:
+    return IntersectionConfig(
+        schema_version=1,
+        event_time=cfg.event_time,
+        intersection_id=cfg.intersection_id,
+        model=dict(cfg.model),
+        controller=cfg.controller,
+        mode=cfg.mode,
+        session=cfg.session,
+        approval_timeout_s=cfg.approval_timeout_s,
+        params=dict(cfg.params),
+    )
+
+
+def desk_command(cmd: SignalCommand) -> DeskCommand:
+    return DeskCommand(
+        intersection_id=cmd.intersection_id,
+        action=cmd.action,
+        actor=cmd.actor,
+        event_time=cmd.event_time,
+        plan_id=cmd.plan_id,
+        mode=cmd.mode,
+        reason=cmd.reason,
+    )
+
+
+def plan_out_message(plan: PlanOut | StalePlan) -> SignalPlanMessage:
+    """A plan of the desk's outbox as published; a stale proposal (saved before a restart) is
+    its saved message, now expired."""
+    if isinstance(plan, StalePlan):
+        saved: SignalPlanMessage = plan.saved
+        return msgspec.structs.replace(saved, status="expired", expires_at_s=None, changed=True)
+    return plan_message(plan.record, plan.session, changed=plan.changed, now_s=plan.now_s)
+
+
+def audit_out_message(audit: AuditOut) -> SignalAuditMessage:
+    return audit_message(audit.entry, audit.session)
+
+
+def outbox_messages(box: Outbox) -> tuple[list[SignalPlanMessage], list[SignalAuditMessage]]:
+    """The ``signals.plans`` and ``signals.audit`` messages of an outbox, in publishing order."""
+    return [plan_out_message(p) for p in box.plans], [audit_out_message(a) for a in box.audit]
+
+
+def snapshot_value(snap: Snapshot) -> dict[str, Any]:
+    """The table value of a desk snapshot: the config record, the mode, the pending plans as
+    ``signals.plans`` messages (JSON builtins, as the changelog stores them)."""
+    return {
+        "config": msgspec.to_builtins(config_record(snap.config)),
+        "mode": snap.mode,
+        "pending": [msgspec.to_builtins(plan_out_message(p)) for p in snap.pending],
+    }
+
+
+def saved_from_value(value: Any) -> Saved | None:
+    """A table value read back (``None`` when nothing is saved). A value that does not convert
+    raises ``msgspec.ValidationError``: the table is written only by ``snapshot_value``."""
+    if not value:
+        return None
+    config = desk_config(msgspec.convert(value["config"], IntersectionConfig))
+    stale = tuple(_stale(msgspec.convert(p, SignalPlanMessage)) for p in value.get("pending", ()))
+    # the table is ours, its values untyped (Any): the desk's control refuses a mode it does not know
+    return Saved(config, cast("Mode | None", value.get("mode")), stale)
+
+
+def _stale(msg: SignalPlanMessage) -> StalePlan:
+    return StalePlan(msg.plan_id, msg.event_time.timestamp(), msg)

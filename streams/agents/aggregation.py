@@ -25,13 +25,16 @@ from typing import Any
 import faust
 
 from .. import windowing
-from ..codec import TopicDecoder, decoder_limits
 from ..ingest import decoded_batches
 from ..metrics import AGGREGATES, LATE_FRAMES, OPEN_WINDOWS
 from ..records import DetectorAggregate, IntersectionFrame, encode
 from ..settings import Settings
 from ..topics import AGGREGATES as AGGREGATES_TOPIC
 from ..topics import SENSORS_INTERSECTION
+from .wiring import Outgoing, Sink, keyed_table, publish_then_save, topic_decoder
+
+#: the table of open windows per intersection
+WINDOWS_TABLE = "intersection-windows"
 
 
 def by_intersection(frames: Iterable[IntersectionFrame]) -> dict[str, list[IntersectionFrame]]:
@@ -42,58 +45,67 @@ def by_intersection(frames: Iterable[IntersectionFrame]) -> dict[str, list[Inter
     return groups
 
 
+def fold_batch(
+    windows: Any, frames: Iterable[IntersectionFrame], settings: Settings, now: float
+) -> tuple[dict[bytes, windowing.State], list[DetectorAggregate]]:
+    """New states of the intersections in the batch and the windows they closed."""
+    updates: dict[bytes, windowing.State] = {}
+    closed: list[DetectorAggregate] = []
+    for iid, group in by_intersection(frames).items():
+        key = iid.encode()
+        updates[key], done, late = windowing.fold(
+            windows.get(key), group, window_s=settings.aggregate_window_s, lateness_s=settings.aggregate_lateness_s, wall_now=now
+        )
+        closed += done
+        LATE_FRAMES.inc(late)
+    return updates, closed
+
+
+def close_idle(windows: Any, settings: Settings, now: float) -> tuple[dict[bytes, windowing.State], list[DetectorAggregate], int]:
+    """States with windows closed for silence, the closed windows, and how many intersections
+    still have open windows."""
+    updates: dict[bytes, windowing.State] = {}
+    closed: list[DetectorAggregate] = []
+    open_count = 0
+    for key, state in list(windows.items()):
+        state, done = windowing.close_idle(
+            state, window_s=settings.aggregate_window_s, idle_s=settings.aggregate_idle_close_s, wall_now=now
+        )
+        if done:
+            updates[key] = state
+            closed += done
+        open_count += bool(state["windows"])
+    return updates, closed, open_count
+
+
+def to_sink(sink: Sink, aggregates: Iterable[DetectorAggregate]) -> list[Outgoing]:
+    return [Outgoing(sink, agg.intersection_id.encode(), encode(agg)) for agg in aggregates]
+
+
 def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
     source = app.topic(settings.topic(SENSORS_INTERSECTION))
     sink = app.topic(settings.topic(AGGREGATES_TOPIC))
-    windows = app.Table(
-        "intersection-windows",
-        default=None,
-        use_partitioner=True,
-        key_type=bytes,  # raw key bytes, hashed like the source topic's keys
-        partitions=settings.topic_partitions,
-    )
-    decoder = TopicDecoder(IntersectionFrame, **decoder_limits(settings))  # type: ignore[arg-type]
-    window_s, lateness_s = settings.aggregate_window_s, settings.aggregate_lateness_s
+    windows = keyed_table(app, WINDOWS_TABLE, settings)
+    decoder = topic_decoder(IntersectionFrame, settings)
     # the agent and the idle timer both read-modify-write states across an await (publish):
     # one at a time, or a timer's save could overwrite frames the agent folded meanwhile
     state_lock = asyncio.Lock()
 
-    async def publish(aggregates: list[DetectorAggregate]) -> None:
-        """Send and wait until the broker has them: only then may the state say 'closed'."""
-        pending = [await sink.send(key=agg.intersection_id.encode(), value=encode(agg)) for agg in aggregates]
-        await asyncio.gather(*pending)
-        AGGREGATES.inc(len(aggregates))
-
-    def save(updates: dict[bytes, windowing.State]) -> None:
-        # item by item: Table.update() would bypass the changelog
-        for key, state in updates.items():
-            windows[key] = state
+    async def emit(closed: list[DetectorAggregate], updates: dict[bytes, windowing.State]) -> None:
+        """Closed windows on the broker first: only then may the state say 'closed'."""
+        await publish_then_save(to_sink(sink, closed), windows, updates)
+        AGGREGATES.inc(len(closed))
 
     @app.agent(source, name="aggregate-detector-frames")
     async def aggregate(stream: Any) -> None:
         async for frames in decoded_batches(stream, decoder, deadletter, max_batch=settings.batch_max, within_s=settings.batch_within_s):
             async with state_lock:
-                now, updates, closed = time.time(), {}, []
-                for iid, group in by_intersection(frames).items():
-                    key = iid.encode()
-                    updates[key], done, late = windowing.fold(
-                        windows.get(key), group, window_s=window_s, lateness_s=lateness_s, wall_now=now
-                    )
-                    closed += done
-                    LATE_FRAMES.inc(late)
-                await publish(closed)
-                save(updates)
+                updates, closed = fold_batch(windows, frames, settings, time.time())
+                await emit(closed, updates)
 
     @app.timer(interval=max(1.0, min(settings.aggregate_idle_close_s / 4, 15.0)))
     async def close_idle_windows() -> None:
         async with state_lock:
-            now, updates, closed, open_count = time.time(), {}, [], 0
-            for key, state in list(windows.items()):
-                state, done = windowing.close_idle(state, window_s=window_s, idle_s=settings.aggregate_idle_close_s, wall_now=now)
-                if done:
-                    updates[key] = state
-                    closed += done
-                open_count += bool(state["windows"])
-            await publish(closed)
-            save(updates)
+            updates, closed, open_count = close_idle(windows, settings, time.time())
+            await emit(closed, updates)
         OPEN_WINDOWS.set(open_count)

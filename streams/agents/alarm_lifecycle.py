@@ -26,12 +26,12 @@ import structlog
 from detection import alarms
 from detection.alarms import AlarmChange, AlarmTrigger, Book, EscalationPolicy
 
-from ..codec import TopicDecoder, decoder_limits
 from ..ingest import decoded_batches
 from ..metrics import ALARM_COMMANDS_REJECTED, ALARM_TRANSITIONS, OPEN_ALARMS
 from ..records import AlertCommand, LifecycleCommand, encode
 from ..settings import Settings
 from ..topics import ALERTS, ALERTS_ACKS, ALERTS_LIFECYCLE
+from .wiring import Outgoing, Sink, Times, keyed_table, publish, save, topic_decoder
 
 log = structlog.get_logger(__name__)
 _TIME_FIELDS = ("raised_at", "last_occurrence_at", "deadline", "acknowledged_at", "escalated_at", "cleared_at", "resolved_at")
@@ -104,29 +104,10 @@ def command_for(ack: AlertCommand) -> tuple[bytes, LifecycleCommand]:
     return subject.encode(), cmd
 
 
-def lifecycle_commands(subject_id: str, outcome: Any, at: datetime, subject_type: str = "pool") -> Iterable[LifecycleCommand]:
-    """Raise/clear commands for the alarm books from what the core decided."""
-    for t in outcome.triggers:
-        yield LifecycleCommand(
-            schema_version=1,
-            event_time=datetime.fromtimestamp(t.at, tz=timezone.utc),
-            op="raise",
-            subject_id=subject_id,
-            subject_type=subject_type,
-            kind=t.kind,
-            severity=t.severity,
-            trigger=t.trigger,
-            message=t.message,
-            evidence=dict(t.evidence),
-        )
-    for kind in outcome.clears:
-        yield LifecycleCommand(schema_version=1, event_time=at, op="clear", subject_id=subject_id, subject_type=subject_type, kind=kind)
-
-
 class AlarmBooks:
     """Handles the HTTP API needs: the table to read and the topic to write people's commands to."""
 
-    def __init__(self, table: Any, acks_topic: Any) -> None:
+    def __init__(self, table: Any, acks_topic: Sink) -> None:
         self.table = table
         self.acks_topic = acks_topic
 
@@ -148,73 +129,103 @@ class AlarmBooks:
         await (await self.acks_topic.send(key=cmd.alert_id.encode(), value=encode(cmd)))
 
 
-def register(app: faust.App, settings: Settings, deadletter: Any) -> AlarmBooks:
+def book_changes(
+    books: Any, commands: Iterable[LifecycleCommand], now: float, policy: EscalationPolicy
+) -> tuple[dict[bytes, Book], list[AlarmChange]]:
+    """Apply a batch of commands in order: the changed books and the transitions they made.
+    A person's command for an alarm that does not exist is refused (counted, logged)."""
+    updates: dict[bytes, Book] = {}
+    changes: list[AlarmChange] = []
+    for cmd in commands:
+        key = cmd.subject_id.encode()
+        try:
+            updates[key], done = apply_command(updates.get(key) or books.get(key), cmd, now, policy)
+        except alarms.UnknownAlarm:
+            ALARM_COMMANDS_REJECTED.labels(cmd.op).inc()
+            log.warning("alarm command for an unknown alarm", op=cmd.op, alert_id=cmd.alert_id, by=cmd.by)
+            continue
+        changes += done
+    return updates, changes
+
+
+def due_escalations(books: Any, now: float, policy: EscalationPolicy) -> tuple[dict[bytes, Book], list[AlarmChange], int]:
+    """Books with alarms escalated for want of an acknowledgement, the escalations, and the
+    number of open alarms."""
+    updates: dict[bytes, Book] = {}
+    changes: list[AlarmChange] = []
+    open_count = 0
+    for key, book in list(books.items()):
+        book, done = alarms.escalate_due(book, now, policy)
+        if done:
+            updates[key] = book
+            changes += done
+        open_count += len(book["open"])
+    return updates, changes, open_count
+
+
+def to_alerts(topic: Sink, changes: Iterable[AlarmChange], now: float) -> list[Outgoing]:
+    return [Outgoing(topic, c.alarm.subject_id.encode(), alert_record(c, now)) for c in changes]
+
+
+def report(changes: Iterable[AlarmChange]) -> None:
+    """Counters and one log line per transition."""
+    for c in changes:
+        ALARM_TRANSITIONS.labels(c.transition, c.alarm.severity).inc()
+        log.info(
+            "alarm",
+            transition=c.transition,
+            alarm_id=c.alarm.alarm_id,
+            severity=c.alarm.severity,
+            escalation_level=c.alarm.level,
+            by=c.alarm.acknowledged_by if c.transition == "acknowledged" else None,
+        )
+
+
+def register_router(app: faust.App, settings: Settings, deadletter: Any) -> Any:
+    """People's commands (``alerts.acks``, keyed by alert id) re-keyed by subject onto
+    ``alerts.lifecycle``; returns the acks topic (the HTTP API writes to it)."""
     acks = app.topic(settings.topic(ALERTS_ACKS))
     lifecycle_topic = app.topic(settings.topic(ALERTS_LIFECYCLE))
-    alerts_topic = app.topic(settings.topic(ALERTS))
-    books = app.Table("alarm-books", default=None, use_partitioner=True, key_type=bytes, partitions=settings.topic_partitions)
-    policy = policy_from(settings)
-    ack_decoder = TopicDecoder(AlertCommand, **decoder_limits(settings))  # type: ignore[arg-type]
-    # internal topic, written only by our own agents; event times may be simulated ones
-    cmd_decoder = TopicDecoder(LifecycleCommand, max_bytes=settings.max_record_bytes, clock_skew_s=1e12)
-    lock = asyncio.Lock()  # agent and timer both read-modify-write books across an await
-
-    async def publish(changes: list[AlarmChange], now: float) -> None:
-        sent = [await alerts_topic.send(key=c.alarm.subject_id.encode(), value=alert_record(c, now)) for c in changes]
-        await asyncio.gather(*sent)
-        for c in changes:
-            ALARM_TRANSITIONS.labels(c.transition, c.alarm.severity).inc()
-            log.info(
-                "alarm",
-                transition=c.transition,
-                alarm_id=c.alarm.alarm_id,
-                severity=c.alarm.severity,
-                escalation_level=c.alarm.level,
-                by=c.alarm.acknowledged_by if c.transition == "acknowledged" else None,
-            )
-
-    def save(updates: dict[bytes, Book]) -> None:
-        for key, book in updates.items():
-            books[key] = book
+    decoder = topic_decoder(AlertCommand, settings)
 
     @app.agent(acks, name="route-alert-commands")
     async def route(stream: Any) -> None:
-        async for commands in decoded_batches(stream, ack_decoder, deadletter, max_batch=settings.batch_max, within_s=0.02):
-            sent = []
-            for ack in commands:
-                key, cmd = command_for(ack)
-                sent.append(await lifecycle_topic.send(key=key, value=encode(cmd)))
-            await asyncio.gather(*sent)
+        async for commands in decoded_batches(stream, decoder, deadletter, max_batch=settings.batch_max, within_s=0.02):
+            await publish(Outgoing(lifecycle_topic, key, encode(cmd)) for key, cmd in map(command_for, commands))
+
+    return acks
+
+
+def register(app: faust.App, settings: Settings, deadletter: Any) -> AlarmBooks:
+    lifecycle_topic = app.topic(settings.topic(ALERTS_LIFECYCLE))
+    alerts_topic = app.topic(settings.topic(ALERTS))
+    books = keyed_table(app, "alarm-books", settings)
+    policy = policy_from(settings)
+    # internal topic, written only by our own agents; event times may be simulated ones
+    decoder = topic_decoder(LifecycleCommand, settings, Times.ANY)
+    lock = asyncio.Lock()  # agent and timer both read-modify-write books across an await
+    acks = register_router(app, settings, deadletter)
+
+    async def emit(changes: list[AlarmChange], updates: dict[bytes, Book], now: float) -> None:
+        """Transitions on the broker before the books that record them are saved."""
+        await publish(to_alerts(alerts_topic, changes, now))
+        report(changes)
+        save(books, updates)
 
     @app.agent(lifecycle_topic, name="alarm-lifecycle")
     async def lifecycle(stream: Any) -> None:
-        async for commands in decoded_batches(stream, cmd_decoder, deadletter, max_batch=settings.batch_max, within_s=0.02):
+        async for commands in decoded_batches(stream, decoder, deadletter, max_batch=settings.batch_max, within_s=0.02):
             async with lock:
-                now, updates, changes = time.time(), {}, []
-                for cmd in commands:
-                    key = cmd.subject_id.encode()
-                    try:
-                        updates[key], done = apply_command(updates.get(key) or books.get(key), cmd, now, policy)
-                    except alarms.UnknownAlarm:
-                        ALARM_COMMANDS_REJECTED.labels(cmd.op).inc()
-                        log.warning("alarm command for an unknown alarm", op=cmd.op, alert_id=cmd.alert_id, by=cmd.by)
-                        continue
-                    changes += done
-                await publish(changes, now)
-                save(updates)
+                now = time.time()
+                updates, changes = book_changes(books, commands, now, policy)
+                await emit(changes, updates, now)
 
     @app.timer(interval=1.0)
     async def escalate() -> None:
         async with lock:
-            now, updates, changes, open_count = time.time(), {}, [], 0
-            for key, book in list(books.items()):
-                book, done = alarms.escalate_due(book, now, policy)
-                if done:
-                    updates[key] = book
-                    changes += done
-                open_count += len(book["open"])
-            await publish(changes, now)
-            save(updates)
+            now = time.time()
+            updates, changes, open_count = due_escalations(books, now, policy)
+            await emit(changes, updates, now)
         OPEN_ALARMS.set(open_count)
 
     return AlarmBooks(books, acks)

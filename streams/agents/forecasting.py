@@ -8,6 +8,10 @@ new or changed event refits exactly those series at once. Every series is refitt
 consuming while models train. When an hour completes, the forecast made for it is scored
 (``leitstand_forecast_abs_error{series}``).
 
+The refresh rules (what is due, the recheck of series too short to fit) are
+``forecasting.refresh``; this module reads the topics into the history tables and runs the
+refits. Forecasts go out as ``records.Forecast``.
+
 The tables are keyed by the message key (intersection, pool, venue) like every table here, so
 their changelogs stay co-partitioned with their sources. Events are read from the local
 partitions only: run forecasting in one worker (the telemetry role) or give events one partition.
@@ -17,23 +21,32 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
+from concurrent.futures import Executor
 from datetime import datetime, timezone
 from typing import Any
 
 import faust
 import msgspec
-import orjson
+import pandas as pd
 import structlog
 
-from ..codec import TopicDecoder, decoder_limits
+from forecasting import Event, event_regressors, live_history, make_forecaster, process_pool
+from forecasting.refresh import RefreshSchedule, forecast_by_hour
+
 from ..ingest import decoded_batches
 from ..metrics import FORECAST_ABS_ERROR, FORECAST_FAILURES, FORECAST_REFRESHES, FORECAST_SECONDS
-from ..records import DetectorAggregate, PoolReading, ScheduledEvent
+from ..records import DetectorAggregate, Forecast, ForecastPoint, PoolReading, ScheduledEvent, encode_orjson
 from ..settings import Settings
 from ..topics import AGGREGATES, EVENTS_SCHEDULE, FORECASTS, SENSORS_POOL
+from .wiring import Sink, Times, keyed_table, topic_decoder
 
 log = structlog.get_logger(__name__)
 VENUE_KINDS = ("concert", "match", "fair", "roadworks", "other")  # need a venue -> series mapping
+#: series kinds with a history table, and how their observations make an hour
+SERIES_KINDS = {"intersection": "sum", "pool": "mean"}
+
+Observation = tuple[float, float, str | None]  # (event time, value, observation id)
 
 
 def event_of(e: ScheduledEvent, venues: dict[str, list[str]]) -> dict[str, Any] | None:
@@ -53,9 +66,7 @@ def event_of(e: ScheduledEvent, venues: dict[str, list[str]]) -> dict[str, Any] 
     }
 
 
-def to_events(stored: list[dict[str, Any]]) -> list[Any]:
-    from forecasting import Event
-
+def to_events(stored: Iterable[dict[str, Any]]) -> list[Event]:
     return [
         Event(
             venue_id=d["venue_id"],
@@ -71,12 +82,11 @@ def to_events(stored: list[dict[str, Any]]) -> list[Any]:
     ]
 
 
-def refit(series_id: str, history: Any, events: list[Any], model: str | None, horizon: int, holidays: str | None) -> dict[str, Any]:
-    """Runs in a worker process: fit, forecast, return a plain record (pickles cheaply)."""
-    import pandas as pd
-
-    from forecasting import event_regressors, make_forecaster
-
+def refit(
+    series_id: str, trigger: str, history: pd.Series, events: list[Event], model: str | None, horizon: int, holidays: str | None
+) -> Forecast:
+    """Runs in a worker process: fit, forecast, return the record (pickles cheaply).
+    ``event_time`` is set again when the forecast is published."""
     future = pd.date_range(history.index[-1] + pd.Timedelta("1h"), periods=horizon, freq="1h")
     relevant = [e for e in events if e.affects_series(series_id)]
     regressors = event_regressors(history.index, relevant, series_id) if relevant else None
@@ -86,166 +96,197 @@ def refit(series_id: str, history: Any, events: list[Any], model: str | None, ho
     if getattr(forecaster, "horizon_option", False):
         forecaster = make_forecaster(model, horizon=horizon, **options)
     out = forecaster.fit(history, regressors).predict(horizon, future_reg)
-    used = getattr(forecaster, "chosen_", None) or forecaster.name
-    return {
-        "schema_version": 1,
-        "series_id": series_id,
-        "model": used,
-        "model_version": forecaster.version,
-        "origin": history.index[-1].isoformat(),
-        "event_ids": sorted(e.event_id for e in relevant),
-        "points": [
-            {
-                "timestamp": ts.isoformat(),
-                "yhat": round(float(r.yhat), 3),
-                "yhat_lower": round(float(r.yhat_lower), 3),
-                "yhat_upper": round(float(r.yhat_upper), 3),
-            }
+    return Forecast(
+        series_id=series_id,
+        model=getattr(forecaster, "chosen_", None) or forecaster.name,
+        model_version=forecaster.version,
+        origin=history.index[-1].isoformat(),
+        event_ids=sorted(e.event_id for e in relevant),
+        points=[
+            ForecastPoint(ts.isoformat(), round(float(r.yhat), 3), round(float(r.yhat_lower), 3), round(float(r.yhat_upper), 3))
             for ts, r in out.iterrows()
         ],
-    }
+        event_time=datetime.now(timezone.utc).isoformat(),
+        trigger=trigger,
+    )
 
 
-def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
-    from forecasting import live_history
+class SeriesBook:
+    """The live series of this worker: hourly histories in tables, announced events, the
+    refresh schedule, and the last forecast of each series (to score it hour by hour)."""
 
-    aggregates = app.topic(settings.topic(AGGREGATES))
-    readings = app.topic(settings.topic(SENSORS_POOL))
-    schedule = app.topic(settings.topic(EVENTS_SCHEDULE))
-    out_topic = app.topic(settings.topic(FORECASTS))
-    tables = {
-        kind: app.Table(
-            f"forecast-history-{kind}", default=None, use_partitioner=True, key_type=bytes, partitions=settings.topic_partitions
-        )
-        for kind in ("intersection", "pool")
-    }
-    events_table = app.Table("announced-events", default=None, use_partitioner=True, key_type=bytes, partitions=settings.topic_partitions)
-    keep = settings.forecast_history_days
-    dirty: dict[str, str] = {}  # series -> trigger
-    last_forecast: dict[str, dict[str, float]] = {}  # series -> {hour epoch: yhat}
-    refreshed_at: dict[str, float] = {}
-    pool: list[Any] = []  # created lazily, in the worker's process
-    agg_decoder = msgspec.json.Decoder(DetectorAggregate)
-    reading_decoder = TopicDecoder(PoolReading, max_bytes=settings.max_record_bytes, clock_skew_s=1e12)
-    schedule_decoder = TopicDecoder(ScheduledEvent, **decoder_limits(settings))  # type: ignore[arg-type]
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.settings = settings
+        self.tables = {kind: keyed_table(app, f"forecast-history-{kind}", settings) for kind in SERIES_KINDS}
+        self.events = keyed_table(app, "announced-events", settings)
+        self.schedule = RefreshSchedule(settings.forecast_refresh_s, settings.forecast_min_history_h)
+        self.last_forecast: dict[str, dict[str, float]] = {}  # series -> {hour epoch: yhat}
 
-    def score(series_id: str, state: dict[str, Any], hour: int | None) -> None:
+    def all_series(self) -> list[str]:
+        return [f"{kind}/{k.decode()}" for kind, table in self.tables.items() for k in list(table.keys())]
+
+    def state_of(self, series_id: str) -> dict[str, Any]:
+        kind, _, key = series_id.partition("/")
+        return (self.tables[kind].get(key.encode()) if kind in self.tables else None) or {}
+
+    def hours_recorded(self, series_id: str) -> int:
+        return len(self.state_of(series_id).get("b", {}))
+
+    def history_of(self, series_id: str) -> pd.Series:
+        return live_history.complete_series(self.state_of(series_id))
+
+    def fold(self, kind: str, grouped: dict[bytes, list[Observation]]) -> None:
+        """Observations into their series' hourly histories; each completed hour is scored."""
+        table, mode = self.tables[kind], SERIES_KINDS[kind]
+        for key, items in grouped.items():
+            series_id = f"{kind}/{key.decode()}"
+            state = table.get(key) or live_history.empty(mode)
+            for t, value, obs_id in items:
+                state, completed = live_history.observe(
+                    state, t, value, mode=mode, keep_days=self.settings.forecast_history_days, obs_id=obs_id
+                )
+                self.score(series_id, state, completed)
+            table[key] = state
+
+    def score(self, series_id: str, state: dict[str, Any], hour: int | None) -> None:
         if hour is None:
             return
-        actual, predicted = live_history.value_of(state, hour), last_forecast.get(series_id, {}).get(str(hour))
+        actual, predicted = live_history.value_of(state, hour), self.last_forecast.get(series_id, {}).get(str(hour))
         if actual is not None and predicted is not None:
             FORECAST_ABS_ERROR.labels(series_id).set(abs(actual - predicted))
 
-    def fold(kind: str, key: bytes, items: list[tuple[float, float, str | None]], mode: str) -> None:
-        table, series_id = tables[kind], f"{kind}/{key.decode()}"
-        state = table.get(key) or live_history.empty(mode)
-        for t, value, obs_id in items:
-            state, completed = live_history.observe(state, t, value, mode=mode, keep_days=keep, obs_id=obs_id)
-            score(series_id, state, completed)
-        table[key] = state
+    def announce(self, e: ScheduledEvent) -> None:
+        """Keep a new or changed event; the series it affects (all, for a city-wide one) are due at once."""
+        stored = event_of(e, self.settings.venues)
+        if stored is None:
+            log.warning("event at a venue without series mapping ignored (set LEITSTAND_VENUES)", venue=e.venue_id, event_id=e.event_id)
+            return
+        key = e.venue_id.encode()
+        venue = dict(self.events.get(key) or {})
+        if venue.get(e.event_id) != stored:
+            venue[e.event_id] = stored
+            self.events[key] = venue
+            self.schedule.trigger(stored["affects"] or self.all_series(), "event")
+
+    def announced(self) -> list[Event]:
+        return to_events(d for _, venue in list(self.events.items()) for d in (venue or {}).values())
+
+    def forecasted(self, forecast: Forecast) -> None:
+        self.last_forecast[forecast.series_id] = forecast_by_hour((p.timestamp, p.yhat) for p in forecast.points)
+
+
+def aggregates_by_intersection(values: Iterable[bytes | None]) -> dict[bytes, list[Observation]]:
+    """Vehicles per aggregate window, grouped by intersection. The topic is written by our own
+    aggregation agent: a value that does not decode is skipped, not dead-lettered."""
+    decoder = msgspec.json.Decoder(DetectorAggregate)
+    grouped: dict[bytes, list[Observation]] = {}
+    for value in values:
+        try:
+            a = decoder.decode(value or b"")
+        except (msgspec.DecodeError, TypeError):
+            continue
+        grouped.setdefault(a.intersection_id.encode(), []).append((a.window_start.timestamp(), float(a.count_sum), a.aggregate_id))
+    return grouped
+
+
+def visitors_by_pool(readings: Iterable[PoolReading]) -> dict[bytes, list[Observation]]:
+    grouped: dict[bytes, list[Observation]] = {}
+    for r in readings:
+        if r.visitors is not None:
+            t = r.event_time.timestamp()
+            grouped.setdefault(r.pool_id.encode(), []).append((t, float(r.visitors), f"{t:.3f}"))
+    return grouped
+
+
+def register_history(app: faust.App, settings: Settings, book: SeriesBook) -> None:
+    """Aggregates and pool readings into the hourly histories."""
+    aggregates = app.topic(settings.topic(AGGREGATES))
+    readings = app.topic(settings.topic(SENSORS_POOL))
+    # the pool-water agent owns this topic's dead letters and checks its clocks
+    reading_decoder = topic_decoder(PoolReading, settings, Times.ANY)
 
     @app.agent(aggregates, name="forecast-history-intersections")
     async def intersection_history(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            grouped: dict[bytes, list[tuple[float, float, str | None]]] = {}
-            for e in events:
-                try:
-                    a = agg_decoder.decode(e.message.value)
-                except (msgspec.DecodeError, TypeError):
-                    continue  # written by our own aggregation agent
-                grouped.setdefault(a.intersection_id.encode(), []).append((a.window_start.timestamp(), float(a.count_sum), a.aggregate_id))
-            for key, items in grouped.items():
-                fold("intersection", key, items, "sum")
+            book.fold("intersection", aggregates_by_intersection(e.message.value for e in events))
 
     @app.agent(readings, name="forecast-history-pools")
     async def pool_history(stream: Any) -> None:
         async for batch in decoded_batches(stream, reading_decoder, None, max_batch=settings.batch_max, within_s=settings.batch_within_s):
-            grouped: dict[bytes, list[tuple[float, float, str | None]]] = {}
-            for r in batch:
-                if r.visitors is not None:
-                    t = r.event_time.timestamp()
-                    grouped.setdefault(r.pool_id.encode(), []).append((t, float(r.visitors), f"{t:.3f}"))
-            for key, items in grouped.items():
-                fold("pool", key, items, "mean")
+            book.fold("pool", visitors_by_pool(batch))
+
+
+def register_events(app: faust.App, settings: Settings, deadletter: Any, book: SeriesBook) -> None:
+    """Announced events: kept per venue; a new or changed one makes its series due."""
+    schedule = app.topic(settings.topic(EVENTS_SCHEDULE))
+    decoder = topic_decoder(ScheduledEvent, settings)
 
     @app.agent(schedule, name="forecast-events")
     async def announced(stream: Any) -> None:
-        async for batch in decoded_batches(stream, schedule_decoder, deadletter, max_batch=100, within_s=0.2):
+        async for batch in decoded_batches(stream, decoder, deadletter, max_batch=100, within_s=0.2):
             for e in batch:
-                stored = event_of(e, settings.venues)
-                if stored is None:
-                    log.warning(
-                        "event at a venue without series mapping ignored (set LEITSTAND_VENUES)", venue=e.venue_id, event_id=e.event_id
-                    )
-                    continue
-                key = e.venue_id.encode()
-                venue = dict(events_table.get(key) or {})
-                if venue.get(e.event_id) != stored:
-                    venue[e.event_id] = stored
-                    events_table[key] = venue
-                    for series_id in stored["affects"] or all_series():
-                        dirty[series_id] = "event"
+                book.announce(e)
 
-    def all_series() -> list[str]:
-        return [f"{kind}/{k.decode()}" for kind, table in tables.items() for k in list(table.keys())]
 
-    def state_of(series_id: str) -> dict[str, Any]:
-        kind, _, key = series_id.partition("/")
-        return (tables[kind].get(key.encode()) if kind in tables else None) or {}
+class Refitter:
+    """Due series -> refits in a process pool (made on first use, in the worker's process) ->
+    forecasts on the topic, one at a time as they finish in order."""
 
-    def history_of(series_id: str) -> Any:
-        return live_history.complete_series(state_of(series_id))
+    def __init__(self, settings: Settings, book: SeriesBook, out_topic: Sink) -> None:
+        self.settings = settings
+        self.book = book
+        self.out_topic = out_topic
+        self.executor: Executor | None = None
 
-    async def publish(record: dict[str, Any], trigger: str) -> None:
-        record["event_time"] = datetime.now(timezone.utc).isoformat()
-        record["trigger"] = trigger
-        await (await out_topic.send(key=record["series_id"].encode(), value=orjson.dumps(record)))
-        last_forecast[record["series_id"]] = {
-            str(int(datetime.fromisoformat(p["timestamp"]).timestamp())): p["yhat"] for p in record["points"]
-        }
-        FORECAST_REFRESHES.labels(record["model"], trigger).inc()
-
-    @app.timer(interval=1.0)
-    async def refresh() -> None:
-        now = time.time()
-        due = {s: "schedule" for s in all_series() if now - refreshed_at.get(s, 0.0) >= settings.forecast_refresh_s}
-        due.update(dirty)
-        dirty.clear()
-        jobs = {}
-        for series_id, trigger in due.items():
-            # a series still too short is looked at again in 30 s, not every second: building
-            # pandas series for thousands of young series each second would eat the worker
-            recheck = now - settings.forecast_refresh_s + min(settings.forecast_refresh_s, 30.0)
-            if len(state_of(series_id).get("b", {})) <= settings.forecast_min_history_h:
-                refreshed_at[series_id] = recheck
-                continue
-            history = history_of(series_id)
-            if history.notna().sum() < settings.forecast_min_history_h:
-                refreshed_at[series_id] = recheck
-                continue
-            refreshed_at[series_id] = now
-            jobs[series_id] = (trigger, history)
+    async def refresh(self, now: float) -> None:
+        book = self.book
+        jobs = book.schedule.select(book.schedule.due(book.all_series(), now), book.hours_recorded, book.history_of, now)
         if not jobs:
             return
-        events = to_events([d for _, venue in list(events_table.items()) for d in (venue or {}).values()])
-        if not pool:
-            from forecasting import process_pool
-
-            pool.append(process_pool(settings.forecast_workers))
-        loop = asyncio.get_running_loop()
         t0 = time.monotonic()
-        futures = {
-            s: loop.run_in_executor(
-                pool[0], refit, s, h, events, settings.forecast_model, settings.forecast_horizon_h, settings.forecast_holidays
-            )
-            for s, (_, h) in jobs.items()
-        }
-        for series_id, fut in futures.items():
+        for series_id, forecast in self._submit(jobs, book.announced()).items():
             try:
-                record = await fut
+                done = await forecast
             except Exception as exc:  # noqa: BLE001 - one bad series must not stop the others
                 FORECAST_FAILURES.inc()
                 log.warning("forecast refit failed", series=series_id, error=f"{type(exc).__name__}: {exc}")
                 continue
-            await publish(record, jobs[series_id][0])
+            await self.publish(done)
         FORECAST_SECONDS.set(time.monotonic() - t0)
+
+    def _submit(self, jobs: dict[str, tuple[str, pd.Series]], events: list[Event]) -> dict[str, asyncio.Future[Forecast]]:
+        """Every job at once: the pool runs them in parallel, the caller awaits them in order."""
+        if self.executor is None:
+            self.executor = process_pool(self.settings.forecast_workers)
+        loop, settings = asyncio.get_running_loop(), self.settings
+        return {
+            series_id: loop.run_in_executor(
+                self.executor,
+                refit,
+                series_id,
+                trigger,
+                history,
+                events,
+                settings.forecast_model,
+                settings.forecast_horizon_h,
+                settings.forecast_holidays,
+            )
+            for series_id, (trigger, history) in jobs.items()
+        }
+
+    async def publish(self, forecast: Forecast) -> None:
+        published = msgspec.structs.replace(forecast, event_time=datetime.now(timezone.utc).isoformat())
+        await (await self.out_topic.send(key=published.series_id.encode(), value=encode_orjson(published)))
+        self.book.forecasted(published)
+        FORECAST_REFRESHES.labels(published.model, published.trigger).inc()
+
+
+def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
+    book = SeriesBook(app, settings)
+    register_history(app, settings, book)
+    register_events(app, settings, deadletter, book)
+    refitter = Refitter(settings, book, app.topic(settings.topic(FORECASTS)))
+
+    @app.timer(interval=1.0)
+    async def refresh() -> None:
+        await refitter.refresh(time.time())

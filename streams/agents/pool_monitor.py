@@ -20,13 +20,13 @@ from detection.alarms import AlarmTrigger
 from detection.pool_watch import PoolOutcome, PoolProfile, reading_outcome, supervision_outcome
 from detection.water_rules import limits_for
 
-from ..codec import TopicDecoder, decoder_limits
 from ..ingest import decoded_batches
 from ..metrics import POOL_READINGS
-from ..records import LifecycleCommand, PoolReading, PoolSupervisionEvent, encode
+from ..records import LifecycleCommand, PoolReading, PoolSupervisionEvent
 from ..settings import Settings
 from ..topics import ALERTS_LIFECYCLE, POOL_SUPERVISION, SENSORS_POOL
-from .alarm_lifecycle import lifecycle_commands as commands
+from .alarm_commands import lifecycle_commands, to_lifecycle
+from .wiring import keyed_table, publish, publish_then_save, topic_decoder
 
 SILENT = "sensor_silent"
 
@@ -38,87 +38,98 @@ def profiles(settings: Settings) -> dict[str, PoolProfile]:
     }
 
 
-def _lifecycle_sender(app: faust.App, settings: Settings) -> Any:
-    lifecycle = app.topic(settings.topic(ALERTS_LIFECYCLE))
+def camera_commands(events: Iterable[PoolSupervisionEvent]) -> list[LifecycleCommand]:
+    """Each camera event straight into raise / clear commands (no state: a person may be at risk)."""
+    commands: list[LifecycleCommand] = []
+    for e in events:
+        details = {"zone": e.zone, "duration_s": e.duration_s, "confidence": e.confidence, "persons": e.persons}
+        outcome = supervision_outcome(e.pool_id, e.event_id, e.kind, e.event_time.timestamp(), details)
+        commands += lifecycle_commands(e.pool_id, outcome, e.event_time)
+    return commands
 
-    async def send(cmds: Iterable[LifecycleCommand]) -> None:
-        """Commands are on the broker before the state that produced them is saved."""
-        pending = [await lifecycle.send(key=c.subject_id.encode(), value=encode(c)) for c in cmds]
-        await asyncio.gather(*pending)
 
-    return send
+class WaterWatch:
+    """Water readings folded per pool, and pools whose sensors went silent (pure over a table)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.known = profiles(settings)
+        self.default = PoolProfile(limits_for(settings.pool_basin_default, None, settings.water_min_duration_s))
+        self.heartbeat_s = settings.sensor_heartbeat_s
+
+    def readings(self, table: Any, batch: Iterable[PoolReading], now: float) -> tuple[dict[bytes, Any], list[LifecycleCommand]]:
+        """Fold readings in order: the pools' new states and the alarm commands."""
+        updates: dict[bytes, Any] = {}
+        commands: list[LifecycleCommand] = []
+        for r in batch:
+            key = r.pool_id.encode()
+            state = updates.get(key) or table.get(key) or {}
+            profile = self.known.get(r.pool_id, self.default)
+            state, outcome = reading_outcome(state, r.pool_id, r.event_time.timestamp(), r.values(), r.visitors, profile)
+            if state.get("silent"):
+                outcome.clears.append(SILENT)
+            state.update(last_seen_wall=now, silent=False, last_event=r.event_time.timestamp())
+            updates[key] = state
+            commands += lifecycle_commands(r.pool_id, outcome, r.event_time)
+        return updates, commands
+
+    def silences(self, table: Any, now: float) -> tuple[dict[bytes, Any], list[LifecycleCommand]]:
+        """Pools with no reading for a heartbeat (on the wall clock): marked silent, alarm raised once."""
+        updates: dict[bytes, Any] = {}
+        commands: list[LifecycleCommand] = []
+        for key, state in list(table.items()):
+            if state.get("silent") or now - state.get("last_seen_wall", now) < self.heartbeat_s:
+                continue
+            pool_id = key.decode()
+            commands += lifecycle_commands(
+                pool_id, PoolOutcome(triggers=[self._silent(pool_id, state, now)]), datetime.fromtimestamp(now, tz=timezone.utc)
+            )
+            updates[key] = {**state, "silent": True}
+        return updates, commands
+
+    def _silent(self, pool_id: str, state: dict[str, Any], now: float) -> AlarmTrigger:
+        last = state.get("last_event", now)
+        return AlarmTrigger(
+            pool_id,
+            SILENT,
+            "minor",
+            f"silent-after:{last:.3f}",
+            now,
+            f"no water readings for {now - state['last_seen_wall']:.0f} s",
+            {"last_reading_event_time": last, "heartbeat_s": self.heartbeat_s},
+        )
 
 
 def register_camera(app: faust.App, settings: Settings, deadletter: Any) -> None:
     """Camera events: the life-safety path (runs in the ``critical`` worker role)."""
     supervision = app.topic(settings.topic(POOL_SUPERVISION))
-    event_decoder = TopicDecoder(PoolSupervisionEvent, **decoder_limits(settings))  # type: ignore[arg-type]
-    send = _lifecycle_sender(app, settings)
+    lifecycle = app.topic(settings.topic(ALERTS_LIFECYCLE))
+    decoder = topic_decoder(PoolSupervisionEvent, settings)
 
     @app.agent(supervision, name="pool-supervision-events")
     async def camera_events(stream: Any) -> None:
-        async for events in decoded_batches(stream, event_decoder, deadletter, max_batch=500, within_s=0.01):
-            out: list[LifecycleCommand] = []
-            for e in events:
-                details = {"zone": e.zone, "duration_s": e.duration_s, "confidence": e.confidence, "persons": e.persons}
-                outcome = supervision_outcome(e.pool_id, e.event_id, e.kind, e.event_time.timestamp(), details)
-                out += commands(e.pool_id, outcome, e.event_time)
-            await send(out)
+        async for events in decoded_batches(stream, decoder, deadletter, max_batch=500, within_s=0.01):
+            await publish(to_lifecycle(lifecycle, camera_commands(events)))
 
 
 def register_water(app: faust.App, settings: Settings, deadletter: Any) -> None:
     """Water readings and silent sensors (runs in the ``telemetry`` worker role)."""
     readings = app.topic(settings.topic(SENSORS_POOL))
-    state_table = app.Table("pool-watch", default=None, use_partitioner=True, key_type=bytes, partitions=settings.topic_partitions)
-    known = profiles(settings)
-    default = PoolProfile(limits_for(settings.pool_basin_default, None, settings.water_min_duration_s))
-    reading_decoder = TopicDecoder(PoolReading, **decoder_limits(settings))  # type: ignore[arg-type]
-    send = _lifecycle_sender(app, settings)
+    lifecycle = app.topic(settings.topic(ALERTS_LIFECYCLE))
+    table = keyed_table(app, "pool-watch", settings)
+    decoder = topic_decoder(PoolReading, settings)
+    watch = WaterWatch(settings)
     lock = asyncio.Lock()  # agent and silence timer both read-modify-write pool state
 
     @app.agent(readings, name="pool-water-watch")
     async def water(stream: Any) -> None:
-        async for batch in decoded_batches(
-            stream, reading_decoder, deadletter, max_batch=settings.batch_max, within_s=settings.batch_within_s
-        ):
+        async for batch in decoded_batches(stream, decoder, deadletter, max_batch=settings.batch_max, within_s=settings.batch_within_s):
             async with lock:
-                now, updates, out = time.time(), {}, []
-                for r in batch:
-                    key = r.pool_id.encode()
-                    state = updates.get(key) or state_table.get(key) or {}
-                    state, outcome = reading_outcome(
-                        state, r.pool_id, r.event_time.timestamp(), r.values(), r.visitors, known.get(r.pool_id, default)
-                    )
-                    if state.get("silent"):
-                        outcome.clears.append(SILENT)
-                    state.update(last_seen_wall=now, silent=False, last_event=r.event_time.timestamp())
-                    updates[key] = state
-                    out += commands(r.pool_id, outcome, r.event_time)
-                await send(out)
-                for key, state in updates.items():
-                    state_table[key] = state
+                updates, commands = watch.readings(table, batch, time.time())
+                await publish_then_save(to_lifecycle(lifecycle, commands), table, updates)
             POOL_READINGS.inc(len(batch))
 
     @app.timer(interval=max(1.0, min(settings.sensor_heartbeat_s / 4, 30.0)))
     async def silent_sensors() -> None:
         async with lock:
-            now, updates, out = time.time(), {}, []
-            for key, state in list(state_table.items()):
-                if state.get("silent") or now - state.get("last_seen_wall", now) < settings.sensor_heartbeat_s:
-                    continue
-                pool_id = key.decode()
-                last = state.get("last_event", now)
-                trig = AlarmTrigger(
-                    pool_id,
-                    SILENT,
-                    "minor",
-                    f"silent-after:{last:.3f}",
-                    now,
-                    f"no water readings for {now - state['last_seen_wall']:.0f} s",
-                    {"last_reading_event_time": last, "heartbeat_s": settings.sensor_heartbeat_s},
-                )
-                out += commands(pool_id, PoolOutcome(triggers=[trig]), datetime.fromtimestamp(now, tz=timezone.utc))
-                updates[key] = {**state, "silent": True}
-            await send(out)
-            for key, state in updates.items():
-                state_table[key] = state
+            updates, commands = watch.silences(table, time.time())
+            await publish_then_save(to_lifecycle(lifecycle, commands), table, updates)

@@ -8,19 +8,19 @@ saved.
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 import faust
 
 from detection.incidents import DetectorValue, frame_outcome
 
-from ..codec import TopicDecoder, decoder_limits
 from ..ingest import decoded_batches
-from ..records import IntersectionFrame, encode
+from ..records import IntersectionFrame, LifecycleCommand
 from ..settings import Settings
 from ..topics import ALERTS_LIFECYCLE, SENSORS_INTERSECTION
-from .alarm_lifecycle import lifecycle_commands as commands
+from .alarm_commands import lifecycle_commands, to_lifecycle
+from .wiring import keyed_table, publish_then_save, topic_decoder
 
 
 def detector_values(frame: IntersectionFrame) -> list[DetectorValue]:
@@ -28,24 +28,27 @@ def detector_values(frame: IntersectionFrame) -> list[DetectorValue]:
     return [DetectorValue(d.detector_id, d.approach or d.detector_id, d.count, d.occupancy, d.speed_kmh) for d in frame.detectors]
 
 
+def watch_frames(table: Any, frames: Iterable[IntersectionFrame]) -> tuple[dict[bytes, Any], list[LifecycleCommand]]:
+    """Fold frames in order into their intersections' states: new states and alarm commands."""
+    updates: dict[bytes, Any] = {}
+    commands: list[LifecycleCommand] = []
+    for f in frames:
+        key = f.intersection_id.encode()
+        state, outcome = frame_outcome(updates.get(key) or table.get(key), f.intersection_id, f.event_time.timestamp(), detector_values(f))
+        updates[key] = state
+        commands += lifecycle_commands(f.intersection_id, outcome, f.event_time, subject_type="intersection")
+    return updates, commands
+
+
 def register(app: faust.App, settings: Settings) -> None:
     source = app.topic(settings.topic(SENSORS_INTERSECTION))
     lifecycle = app.topic(settings.topic(ALERTS_LIFECYCLE))
-    table = app.Table("incident-watch", default=None, use_partitioner=True, key_type=bytes, partitions=settings.topic_partitions)
-    decoder = TopicDecoder(IntersectionFrame, **decoder_limits(settings))  # type: ignore[arg-type]
+    table = keyed_table(app, "incident-watch", settings)
+    decoder = topic_decoder(IntersectionFrame, settings)
 
     @app.agent(source, name="traffic-incident-watch")
     async def watch(stream: Any) -> None:
+        # the aggregation agent owns this topic's dead letters: none here
         async for frames in decoded_batches(stream, decoder, None, max_batch=settings.batch_max, within_s=settings.batch_within_s):
-            updates, out = {}, []
-            for f in frames:
-                key = f.intersection_id.encode()
-                state, outcome = frame_outcome(
-                    updates.get(key) or table.get(key), f.intersection_id, f.event_time.timestamp(), detector_values(f)
-                )
-                updates[key] = state
-                out += commands(f.intersection_id, outcome, f.event_time, subject_type="intersection")
-            pending = [await lifecycle.send(key=c.subject_id.encode(), value=encode(c)) for c in out]
-            await asyncio.gather(*pending)
-            for key, state in updates.items():
-                table[key] = state
+            updates, commands = watch_frames(table, frames)
+            await publish_then_save(to_lifecycle(lifecycle, commands), table, updates)

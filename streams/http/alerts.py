@@ -21,7 +21,7 @@ import faust
 from faust.web import Request, Response, View
 
 from ..agents.alarm_lifecycle import AlarmBooks, alarm_json
-from ..records import AlertCommand
+from ..records import AlertAction, AlertCommand
 from ..settings import Settings
 from .auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object
 
@@ -54,7 +54,7 @@ def register(app: faust.App, settings: Settings, books: AlarmBooks) -> None:
             except Refused as refused:
                 return refusal(self, refused)
 
-    async def change(view: View, request: Request, alert_id: str, action: str) -> Response:
+    async def change(view: View, request: Request, alert_id: str, action: AlertAction) -> Response:
         try:
             auth.check(request.headers.get("Authorization"), "write")
             body = await read_json_object(request)

@@ -46,7 +46,7 @@ def register(app: faust.App, settings: Settings, controls: SignalControls) -> No
                 query_choice(request.query, "status", STATUSES)
             except Refused as refused:
                 return refusal(self, refused)
-            found = [msgspec.to_builtins(m) for m in desk.pending_messages()]
+            found = [msgspec.to_builtins(m) for m in controls.pending_messages()]
             return self.json({"plans": found, "count": len(found)})
 
     async def body_of(view: View, request: Request, fields: tuple[str, ...]) -> tuple[dict[str, Any] | None, Response | None]:

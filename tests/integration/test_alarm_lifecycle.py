@@ -97,7 +97,7 @@ def _wait_for(s, topic: str, predicate, timeout_s: float) -> list[dict]:
     """All records of ``topic`` once ``predicate(records)`` holds (or the timeout passes)."""
 
     async def read_all() -> list[dict]:
-        return [orjson.loads(m.value) async for m in tail(s, s.topic(topic), from_beginning=True, idle_timeout_s=0.5)]
+        return [orjson.loads(m.value or b"") async for m in tail(s, s.topic(topic), from_beginning=True, idle_timeout_s=0.5)]
 
     deadline = time.monotonic() + timeout_s
     while True:

@@ -89,7 +89,7 @@ def _forecasts(s, want, timeout_s: float) -> list[dict]:
     while True:
 
         async def read() -> list[dict]:
-            return [orjson.loads(m.value) async for m in tail(s, s.topic("forecasts"), from_beginning=True, idle_timeout_s=0.5)]
+            return [orjson.loads(m.value or b"") async for m in tail(s, s.topic("forecasts"), from_beginning=True, idle_timeout_s=0.5)]
 
         got = asyncio.run(read())
         if want(got) or time.monotonic() > deadline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -27,18 +28,19 @@ CONTROL = {"signal-control"}
     ("role", "agents"), [("all", CRITICAL | TELEMETRY | CONTROL), ("critical", CRITICAL), ("telemetry", TELEMETRY), ("control", CONTROL)]
 )
 def test_roles_split_the_agents(role: str, agents: set[str], tmp_path) -> None:
-    s = Settings(_env_file=None, worker_role=role, data_dir=tmp_path)  # type: ignore[call-arg]
+    s = Settings(_env_file=None, worker_role=role, data_dir=tmp_path)
     app = create_app(s)
     assert set(app.agents) == agents
     assert app.conf.id == ("leitstand" if role == "all" else f"leitstand-{role}")
 
 
 def test_worker_consumer_gets_the_configured_fetch_wait(tmp_path) -> None:
-    s = Settings(_env_file=None, consumer_fetch_max_wait_ms=37, data_dir=tmp_path)  # type: ignore[call-arg]
+    s = Settings(_env_file=None, consumer_fetch_max_wait_ms=37, data_dir=tmp_path)
     app = create_app(s)
 
     async def build() -> int:
-        thread = app.consumer._new_consumer_thread()
+        consumer_of_app: Any = app.consumer  # Faust's private thread API: not in its ConsumerT
+        thread = consumer_of_app._new_consumer_thread()
         consumer = thread._create_worker_consumer(app.transport)
         return consumer._fetch_max_wait_ms
 
@@ -47,9 +49,9 @@ def test_worker_consumer_gets_the_configured_fetch_wait(tmp_path) -> None:
 
 def test_web_server_binds_where_the_settings_say(tmp_path) -> None:
     """Faust binds 0.0.0.0 unless web_bind is given (issue 10, #5)."""
-    default = create_app(Settings(_env_file=None, data_dir=tmp_path))  # type: ignore[call-arg]
+    default = create_app(Settings(_env_file=None, data_dir=tmp_path))
     assert default.conf.web_bind == "127.0.0.1"
-    chosen = create_app(Settings(_env_file=None, data_dir=tmp_path, web_host="127.0.0.2"))  # type: ignore[call-arg]
+    chosen = create_app(Settings(_env_file=None, data_dir=tmp_path, web_host="127.0.0.2"))
     assert chosen.conf.web_bind == "127.0.0.2"
 
 

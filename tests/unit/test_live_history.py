@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from forecasting import live_history as lh
 from streams.agents.forecasting import event_of
-from streams.records import ScheduledEvent
+from streams.records import ScheduledEvent, ScheduleKind
 
 H = 3600
 
@@ -45,7 +45,7 @@ def test_history_stays_bounded_and_never_raises(obs) -> None:
         assert all(math.isfinite(x[0]) for x in s["b"].values())
 
 
-def _event(venue: str, kind: str) -> ScheduledEvent:
+def _event(venue: str, kind: ScheduleKind) -> ScheduledEvent:
     from datetime import datetime, timezone
 
     t = datetime(2026, 7, 4, 18, tzinfo=timezone.utc)
@@ -54,6 +54,8 @@ def _event(venue: str, kind: str) -> ScheduledEvent:
 
 def test_venue_events_need_a_mapping_city_wide_ones_do_not() -> None:
     venues = {"stadium": ["intersection/K1"]}
-    assert event_of(_event("stadium", "match"), venues)["affects"] == ["intersection/K1"]
+    match = event_of(_event("stadium", "match"), venues)
+    assert match is not None and match["affects"] == ["intersection/K1"]
     assert event_of(_event("arena", "concert"), venues) is None  # unmapped venue: moves nothing
-    assert event_of(_event("city", "school_holiday"), venues)["affects"] == []  # city-wide
+    holiday = event_of(_event("city", "school_holiday"), venues)
+    assert holiday is not None and holiday["affects"] == []  # city-wide

@@ -14,7 +14,8 @@ import pytest
 from detection import alarms
 from detection.alarms import AlarmTrigger, EscalationPolicy
 from detection.incidents import DetectorValue, frame_outcome
-from streams.agents.alarm_lifecycle import alert_record, apply_command, lifecycle_commands
+from streams.agents.alarm_commands import lifecycle_commands
+from streams.agents.alarm_lifecycle import alert_record, apply_command
 from streams.codec import DecodeFailure, TopicDecoder
 from streams.records import IntersectionConfig, LifecycleCommand
 
@@ -100,7 +101,8 @@ def test_raise_alarm_tolerates_a_book_with_foreign_trigger_ids() -> None:
 
 def _faults(detectors: list[DetectorValue]) -> list[LifecycleCommand]:
     """Commands of an intersection whose first detector is stuck on for ten minutes."""
-    st, cmds = None, []
+    st = None
+    cmds: list[LifecycleCommand] = []
     for i in range(0, 660, 60):
         st, out = frame_outcome(st, "K1", NOW - 700 + i, detectors)
         cmds += lifecycle_commands("K1", out, datetime.fromtimestamp(NOW, tz=timezone.utc), "intersection")

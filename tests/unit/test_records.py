@@ -19,7 +19,7 @@ from streams.records import (
     PoolSupervisionEvent,
     ScheduledEvent,
     SignalCommand,
-    SignalState,
+    StageShown,
 )
 
 NOW = time.time()
@@ -135,7 +135,7 @@ def test_every_catalogue_input_topic_has_a_record_type() -> None:
     }
     assert {
         IntersectionFrame,
-        SignalState,
+        StageShown,
         BusPosition,
         PoolReading,
         PoolSupervisionEvent,

@@ -1,21 +1,42 @@
-"""The control loop (signals/control.py) and the agent's desk (streams/agents/signal_control.py):
-modes, approvals, expiry, audit, refusals and what a restart keeps."""
+"""The control loop (signals/control.py) and the control desk (signals/desk.py) as the agent drives
+it, records in and messages out through streams/signal_codec.py: modes, approvals, expiry, audit,
+refusals and what a restart keeps. tests/unit/test_desk.py tests the desk on core types alone."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from signals.control import ControlError, IntersectionControl
 from signals.controllers import DetectorObservation, LaneMeasurement
+from signals.desk import ControlDesk, Outbox
 from signals.explain import Explanation, StageDecision
 from signals.loader import load_intersection
 from signals.model import SignalPlan, StagePhase
-from streams.agents.signal_control import ControlDesk
-from streams.records import DetectorReading, IntersectionConfig, IntersectionFrame, SignalCommand
-from streams.signal_codec import at, observation_from_frame
+from streams.records import (
+    DetectorReading,
+    IntersectionConfig,
+    IntersectionFrame,
+    SignalAction,
+    SignalAuditMessage,
+    SignalCommand,
+    SignalMode,
+    SignalPlanMessage,
+)
+from streams.signal_codec import (
+    at,
+    desk_command,
+    desk_config,
+    observation_from_frame,
+    outbox_messages,
+    plan_out_message,
+    saved_from_value,
+    snapshot_value,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "signals" / "examples" / "k101_four_arm.json"
 K101 = load_intersection(EXAMPLE)
@@ -67,7 +88,7 @@ def test_a_rejected_decision_falls_back_and_is_audited() -> None:
     first = ctl.on_observation(obs(0))
     assert first.drive.status == "active"
     bad = SignalPlan((StagePhase("A", 2.0), StagePhase("B", 10.0), StagePhase("C", 28.0)))  # A below min green
-    ctl._controller = Stub(bad)  # type: ignore[assignment]
+    ctl._controller = Stub(bad)
     step = ctl.on_observation(obs(1))
     assert step.drive.status == "fallback"
     assert step.drive.decision.plan == FIXED  # the last admitted decision, not the bad one
@@ -148,7 +169,7 @@ def test_approving_is_refused_outside_advisory() -> None:
 
 def test_off_drives_the_fixed_program_without_asking_the_controller() -> None:
     ctl = IntersectionControl(K101, "webster", "off")
-    ctl._controller = Stub(None)  # type: ignore[assignment]
+    ctl._controller = Stub(None)
     steps = run(ctl, range(40))
     assert all(s.drive.status == "fixed" and s.drive.decision.plan == FIXED and s.drive.mode == "off" for s in steps)
     assert sum(s.changed for s in steps) == 1 and not any(s.proposals or s.audit for s in steps)
@@ -184,7 +205,7 @@ def config(**kw: object) -> IntersectionConfig:
         params={"recompute_every_cycles": 1.0},
     )
     base.update(kw)
-    return IntersectionConfig(**base)  # type: ignore[arg-type]
+    return IntersectionConfig(**base)
 
 
 def frame(i: int, iid: str = "K101") -> IntersectionFrame:
@@ -197,33 +218,90 @@ def frame(i: int, iid: str = "K101") -> IntersectionFrame:
     )
 
 
-def command(action: str, **kw: object) -> SignalCommand:
+def command(
+    action: SignalAction, *, iid: str = "K101", plan_id: str | None = None, mode: SignalMode | None = None, reason: str = ""
+) -> SignalCommand:
     return SignalCommand(
-        schema_version=1, event_time=at(T0 + 10_000), intersection_id=str(kw.pop("iid", "K101")), action=action, actor="operator-7", **kw
-    )  # type: ignore[arg-type]
+        schema_version=1,
+        event_time=at(T0 + 10_000),
+        intersection_id=iid,
+        action=action,
+        actor="operator-7",
+        plan_id=plan_id,
+        mode=mode,
+        reason=reason,
+    )
 
 
-def frames(desk: ControlDesk, rng: range):
-    return [desk.on_frame(frame(i), observation_from_frame) for i in rng]
+@dataclass
+class Out:
+    """An outbox as the agent publishes it."""
+
+    plans: list[SignalPlanMessage] = field(default_factory=list)
+    audit: list[SignalAuditMessage] = field(default_factory=list)
+    dirty: set[str] = field(default_factory=set)
+
+
+def published(box: Outbox) -> Out:
+    plans, audit = outbox_messages(box)
+    return Out(plans, audit, box.dirty)
+
+
+class RecordDesk:
+    """The desk as the signal-control agent drives it: records in, messages out, the table
+    (a dict here) holding the JSON the changelog stores."""
+
+    def __init__(self, table: dict[bytes, Any]) -> None:
+        self.table = table
+        self.core = ControlDesk(lambda iid: saved_from_value(table.get(iid.encode())))
+        self.live = self.core.live
+
+    @property
+    def unconfigured_frames(self) -> int:
+        return self.core.unconfigured_frames
+
+    def known(self, iid: str) -> bool:
+        return self.core.known(iid)
+
+    def on_config(self, cfg: IntersectionConfig) -> Out:
+        return published(self.core.on_config(desk_config(cfg)))
+
+    def on_frame(self, f: IntersectionFrame) -> Out | None:
+        box = self.core.on_observation(observation_from_frame(f))
+        return None if box is None else published(box)
+
+    def on_command(self, cmd: SignalCommand) -> Out:
+        return published(self.core.on_command(desk_command(cmd)))
+
+    def pending_messages(self) -> list[SignalPlanMessage]:
+        return [plan_out_message(p) for p in self.core.pending()]
+
+    def snapshot(self, iid: str) -> dict[str, Any] | None:
+        snap = self.core.snapshot(iid)
+        return None if snap is None else snapshot_value(snap)
+
+
+def frames(desk: RecordDesk, rng: range) -> list[Out | None]:
+    return [desk.on_frame(frame(i)) for i in rng]
 
 
 def test_desk_replies_to_every_frame_with_one_drive_last_and_the_session_everywhere() -> None:
-    desk = ControlDesk({})
+    desk = RecordDesk({})
     started = desk.on_config(config())
     assert [a.action for a in started.audit] == ["control_started"] and started.dirty == {"K101"}
-    assert desk.on_frame(frame(0, "K999"), observation_from_frame) is None and desk.unconfigured_frames == 1
-    outs = frames(desk, range(25))
-    assert all(o is not None for o in outs)
+    assert desk.on_frame(frame(0, "K999")) is None and desk.unconfigured_frames == 1
+    outs = [o for o in frames(desk, range(25)) if o is not None]
+    assert len(outs) == 25
     for i, o in enumerate(outs):
         assert o.plans[-1].status == "fixed" and o.plans[-1].event_time == at(T0 + 5 * i)
         assert sum(p.status in ("active", "fallback", "fixed") for p in o.plans) == 1
-        assert all(m.session == "run-1" for m in o.plans + o.audit)
+        assert all(m.session == "run-1" for m in o.plans) and all(m.session == "run-1" for m in o.audit)
     pending = desk.pending_messages()
     assert [p.status for p in pending] == ["pending"] and pending[0].expires_at_s is not None
 
 
 def test_desk_applies_commands_at_the_intersection_clock_and_refuses_loudly() -> None:
-    desk = ControlDesk({})
+    desk = RecordDesk({})
     desk.on_config(config())
     frames(desk, range(25))
     [pending] = desk.pending_messages()
@@ -233,7 +311,8 @@ def test_desk_applies_commands_at_the_intersection_clock_and_refuses_loudly() ->
     assert (entry.action, entry.actor) == ("plan_approved", "operator-7")
     assert entry.event_time == at(T0 + 5 * 24)  # the last frame's time, not the command's wall clock
     assert entry.detail["requested_at"] == at(T0 + 10_000).isoformat()
-    nxt = frames(desk, range(25, 26))[0]
+    nxt = desk.on_frame(frame(25))
+    assert nxt is not None
     assert nxt.plans[-1].status == "active" and nxt.plans[-1].plan_id == pending.plan_id
 
     again = desk.on_command(command("approve", plan_id=pending.plan_id))
@@ -247,7 +326,7 @@ def test_desk_applies_commands_at_the_intersection_clock_and_refuses_loudly() ->
 
 
 def test_desk_restarts_control_for_a_new_session_and_ignores_a_redelivered_config() -> None:
-    desk = ControlDesk({})
+    desk = RecordDesk({})
     desk.on_config(config())
     frames(desk, range(25))
     [pending] = desk.pending_messages()
@@ -262,7 +341,7 @@ def test_desk_restarts_control_for_a_new_session_and_ignores_a_redelivered_confi
 
 
 def test_desk_refuses_a_config_whose_model_is_for_another_intersection() -> None:
-    desk = ControlDesk({})
+    desk = RecordDesk({})
     out = desk.on_config(config(intersection_id="K102"))
     [entry] = out.audit
     assert entry.action == "config_refused" and "differs" in entry.detail["reason"]
@@ -290,7 +369,7 @@ def _unsafe_models() -> dict[str, dict]:
 
 @pytest.mark.parametrize("case", sorted(_unsafe_models()))
 def test_desk_refuses_an_unsafe_config_with_an_audit_entry_and_keeps_the_previous_one(case: str) -> None:
-    desk = ControlDesk({})
+    desk = RecordDesk({})
     assert [a.action for a in desk.on_config(config(mode="automatic", controller="fixed", params={})).audit] == ["control_started"]
     frames(desk, range(3))
     out = desk.on_config(config(session="run-2", model=_unsafe_models()[case], event_time=at(T0 + 20)))
@@ -306,33 +385,33 @@ def test_desk_refuses_an_unsafe_config_with_an_audit_entry_and_keeps_the_previou
 
 def test_desk_refuses_parameters_the_controller_does_not_take() -> None:
     """A TypeError from the controller's constructor crashed the agent (only ValueError was caught)."""
-    desk = ControlDesk({})
+    desk = RecordDesk({})
     [entry] = desk.on_config(config(controller="fixed", params={"recompute_every_cycles": 1.0})).audit
     assert entry.action == "config_refused" and "recompute_every_cycles" in entry.detail["reason"]
 
 
 @pytest.mark.parametrize("case", sorted(_unsafe_models()))
 def test_desk_refuses_an_unsafe_first_config_and_ignores_frames_for_it(case: str) -> None:
-    desk = ControlDesk({})
+    desk = RecordDesk({})
     [entry] = desk.on_config(config(model=_unsafe_models()[case])).audit
     assert entry.action == "config_refused" and entry.detail["kept_session"] is None
     assert not desk.known("K101")
-    assert desk.on_frame(frame(0), observation_from_frame) is None  # unconfigured, not a crash
+    assert desk.on_frame(frame(0)) is None  # unconfigured, not a crash
 
 
 def test_a_restarted_desk_keeps_config_and_operator_mode_and_expires_stale_proposals() -> None:
-    table: dict[bytes, object] = {}
-    desk = ControlDesk(table)
+    table: dict[bytes, Any] = {}
+    desk = RecordDesk(table)
     out = desk.on_config(config())
     frames(desk, range(25))
     [pending] = desk.pending_messages()
     for iid in out.dirty:
         table[iid.encode()] = json.loads(json.dumps(desk.snapshot(iid)))  # as the changelog stores it
-    assert table[b"K101"]["pending"][0]["plan_id"] == pending.plan_id  # type: ignore[index]
+    assert table[b"K101"]["pending"][0]["plan_id"] == pending.plan_id
 
-    reborn = ControlDesk(table)
+    reborn = RecordDesk(table)
     assert reborn.known("K101") and not reborn.live
-    first = reborn.on_frame(frame(25), observation_from_frame)
+    first = reborn.on_frame(frame(25))
     assert first is not None
     assert [(p.plan_id, p.status) for p in first.plans[:-1]] == [(pending.plan_id, "expired")]
     assert [(a.action, a.actor) for a in first.audit] == [("plan_expired", "restart"), ("control_restored", "restart")]
@@ -341,8 +420,8 @@ def test_a_restarted_desk_keeps_config_and_operator_mode_and_expires_stale_propo
     # an operator's mode survives the restart, although the config said advisory
     reborn.on_command(command("set_mode", mode="off", reason="night"))
     table[b"K101"] = json.loads(json.dumps(reborn.snapshot("K101")))
-    third = ControlDesk(table)
-    third.on_frame(frame(26), observation_from_frame)
+    third = RecordDesk(table)
+    third.on_frame(frame(26))
     assert third.live["K101"].control.mode == "off"
 
 
@@ -356,7 +435,7 @@ def _cli():
     from streams.cli import signals as cli_signals
 
     app = typer.Typer()
-    cli_signals.register(app)
+    app.add_typer(cli_signals.app, name="signals")
     return app, CliRunner()
 
 

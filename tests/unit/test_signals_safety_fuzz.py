@@ -4,7 +4,7 @@ Arbitrary JSON-ish documents (the example with values replaced by NaN, infinitie
 negative numbers, wrong types, deleted or duplicated entries, and documents of any shape) go in;
 the contract: either a model comes out that is within the RiLSA bounds and whose fixed plan the
 safety validator passes, or ``ModelError`` with a one-line message - never anything else. The
-agent's desk, fed the same document as a ``signals.config`` record, either starts control or
+control desk, fed the same document as a ``signals.config`` record, either starts control or
 audits ``config_refused``; it never raises. ``tests/fuzz/atheris_signal_model.py`` checks the same
 contract coverage-guided on raw bytes.
 """
@@ -20,12 +20,12 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
+from signals.desk import ControlDesk
 from signals.loader import intersection_from_dict, intersection_from_json, intersection_to_dict
 from signals.model import ModelError, rilsa_problems
 from signals.validator import SafetyValidator
-from streams.agents.signal_control import ControlDesk
 from streams.records import IntersectionConfig
-from streams.signal_codec import at
+from streams.signal_codec import at, desk_config
 from tests.fuzzing import budget, json_paths
 
 EXAMPLE = json.loads((Path(__file__).resolve().parents[2] / "signals" / "examples" / "k101_four_arm.json").read_text())
@@ -122,7 +122,7 @@ def test_the_model_loader_returns_a_safe_model_or_a_model_error(doc: Any) -> Non
 @budget(150)
 @given(doc=mutated_models())
 def test_the_control_agent_starts_or_refuses_a_fuzzed_config_and_never_raises(doc: Any) -> None:
-    desk = ControlDesk({})
+    desk = ControlDesk(lambda _: None)  # nothing saved: a fresh worker
     try:
         cfg = IntersectionConfig(
             schema_version=1,
@@ -138,7 +138,7 @@ def test_the_control_agent_starts_or_refuses_a_fuzzed_config_and_never_raises(do
     except ValueError:  # the record refuses it (e.g. an integer beyond 64 bits): dead-lettered, never reaches the desk
         event("record refused")
         return
-    actions = [a.action for a in desk.on_config(cfg).audit]
+    actions = [a.entry.action for a in desk.on_config(desk_config(cfg)).audit]
     event(actions[0] if actions else "nothing")
     assert actions in (["control_started"], ["config_refused"]), actions
     assert (actions == ["control_started"]) == desk.known("K101")

@@ -1,0 +1,405 @@
+"""The control desk: every intersection one worker controls, as plain values in and out.
+
+A configuration, a detector observation or an operator's command goes in; what the control
+room must learn comes out as an ``Outbox``: the plan records to publish (per observation first
+the proposals it produced or retired, then exactly one *drive* record, so the drive is the last
+plan of a frame), the audit entries, the intersections whose saved state changed, and notes for
+the log. The desk knows no records, topics or tables: the stream shell
+(``streams/agents/signal_control.py``) translates records into these types and the outbox into
+messages (``streams/signal_codec.py``), publishes, and then saves each dirty intersection's
+``snapshot``. So the rules below are unit-tested without Faust, and the SUMO runner and the
+agent share the very same ``IntersectionControl``.
+
+Rules:
+
+* **A configuration starts control or is refused.** The model goes through the same loader as
+  ``leitstand signals configure`` (RiLSA bounds, the fixed plan validated), so the safety gate
+  built on the first frame never finds its fallback unsafe. A refused configuration is audited
+  (``config_refused``) and the previous control loop keeps running. A redelivered one changes
+  nothing; one that changes only the mode is a mode change by the config's author; any other
+  change (session, model, controller, parameters, approval timeout) restarts control: pending
+  proposals expire, ``control_stopped`` then ``control_started``.
+* **The intersection's clock is the event time of its frames.** Expiry is checked when a frame
+  or a command arrives, and a command is applied at the time of the last frame (a SUMO run's
+  clock is not the wall clock); the command's own time goes into the audit as ``requested_at``.
+* **A restart keeps the config, the mode and nothing else.** The saved state holds the config,
+  the current mode (an operator's ``set_mode`` survives) and the pending proposals. A restarted
+  desk rebuilds an intersection's control on the first input for it; the controller's history
+  does not survive, so the signal drives the fixed program until it has new data, and proposals
+  that were pending are published as expired (actor ``restart``) rather than forgotten.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from signals.control import AuditEntry, ControlError, IntersectionControl, Mode, PlanRecord
+from signals.controllers import DetectorObservation
+from signals.loader import intersection_from_dict
+
+#: the session named in the refusal of a command for an intersection nobody configured here
+UNKNOWN_SESSION = "-"
+
+CommandAction = Literal["approve", "reject", "set_mode"]
+
+
+@dataclass(frozen=True)
+class DeskConfig:
+    """An intersection's configuration: its model (``leitstand.intersection/1``), controller,
+    mode and session. ``event_time`` orders configurations; it is not checked against a clock."""
+
+    intersection_id: str
+    model: Mapping[str, Any]
+    event_time: datetime
+    controller: str = "leitstand"
+    mode: Mode = "automatic"
+    session: str = "default"
+    approval_timeout_s: float = 120.0
+    params: Mapping[str, float] = field(default_factory=dict)
+
+    def setup(self) -> tuple[Any, ...]:
+        """What makes a control loop: a change in any of these restarts it (the mode does not)."""
+        return (
+            self.session,
+            json.dumps(self.model, sort_keys=True),
+            self.controller,
+            tuple(sorted(self.params.items())),
+            self.approval_timeout_s,
+        )
+
+
+@dataclass(frozen=True)
+class DeskCommand:
+    """An operator's decision: approve or reject a pending plan, or set the mode."""
+
+    intersection_id: str
+    action: CommandAction
+    actor: str
+    event_time: datetime
+    plan_id: str | None = None
+    mode: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PlanOut:
+    """A plan record to publish, in the session it belongs to, at the intersection's time."""
+
+    record: PlanRecord
+    session: str
+    #: False for a drive record equal to the previous one (a dashboard needs only the changed)
+    changed: bool = True
+    #: the intersection's clock when published (None: the decision's own time)
+    now_s: float | None = None
+
+
+@dataclass(frozen=True)
+class StalePlan:
+    """A proposal that was pending when the state was saved. After a restart it is published
+    again as expired; ``saved`` is the shell's saved form of it, handed back unchanged."""
+
+    plan_id: str
+    at_s: float
+    saved: Any
+
+
+@dataclass(frozen=True)
+class AuditOut:
+    entry: AuditEntry
+    session: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """A line for the worker's log (the desk itself does not log)."""
+
+    level: Literal["warning", "error"]
+    event: str
+    fields: Mapping[str, Any]
+    error: BaseException | None = None
+
+
+@dataclass
+class Outbox:
+    """What inputs produced, in publishing order; ``dirty`` intersections need saving;
+    ``commands`` is (action, ``applied`` | ``refused``) per command, for the counters."""
+
+    plans: list[PlanOut | StalePlan] = field(default_factory=list)
+    audit: list[AuditOut] = field(default_factory=list)
+    dirty: set[str] = field(default_factory=set)
+    commands: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+
+    def extend(self, other: Outbox) -> None:
+        self.plans += other.plans
+        self.audit += other.audit
+        self.dirty |= other.dirty
+        self.commands += other.commands
+        self.notes += other.notes
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What is saved of one intersection: config, current mode, pending proposals."""
+
+    config: DeskConfig
+    mode: Mode
+    pending: tuple[PlanOut, ...]
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A snapshot as read back after a restart (``mode`` None: the config's)."""
+
+    config: DeskConfig
+    mode: Mode | None
+    stale: tuple[StalePlan, ...] = ()
+
+
+@dataclass
+class Slot:
+    """One controlled intersection: its config, its control loop and its clock."""
+
+    config: DeskConfig
+    control: IntersectionControl
+    clock_s: float | None = None
+    saved: tuple[Any, ...] | None = None
+
+    @property
+    def session(self) -> str:
+        return self.config.session
+
+    def signature(self) -> tuple[Any, ...]:
+        return (self.config.event_time, self.control.mode, tuple(self.control.pending))
+
+
+def build_control(cfg: DeskConfig, mode: Mode | None = None) -> IntersectionControl:
+    """The control loop a config describes; ``ValueError`` (ControlError, ModelError included)
+    or ``TypeError`` (parameters the controller does not take) if it cannot be built."""
+    intersection = intersection_from_dict(dict(cfg.model))
+    if intersection.id != cfg.intersection_id:
+        raise ValueError(f"model id {intersection.id!r} differs from the config's intersection_id {cfg.intersection_id!r}")
+    return IntersectionControl(intersection, cfg.controller, mode or cfg.mode, cfg.approval_timeout_s, **cfg.params)
+
+
+def _refusal_reason(exc: Exception, out: Outbox) -> str:
+    """One line for the audit: the loader's own message, or the type of an unexpected failure
+    (a bug in a controller's constructor must not take the desk down with it)."""
+    if isinstance(exc, (ValueError, TypeError)):  # TypeError: params the controller does not take
+        return str(exc)
+    out.notes.append(Note("error", "unexpected error building a signal control loop", {}, exc))
+    return f"cannot build the control loop: {type(exc).__name__}: {exc}"
+
+
+def _retired(before: dict[str, PlanRecord], control: IntersectionControl, decided: str | None) -> list[PlanRecord]:
+    """Proposals that left ``pending`` as a side effect (superseded, mode change, expiry)."""
+    return [replace(p, status="expired", expires_at_s=None) for pid, p in before.items() if pid not in control.pending and pid != decided]
+
+
+class ControlDesk:
+    """The intersections this worker controls. ``saved`` reads an intersection's saved state
+    (after a restart); the caller publishes each ``Outbox`` and then stores ``snapshot(iid)``
+    for every dirty intersection."""
+
+    def __init__(self, saved: Callable[[str], Saved | None]) -> None:
+        self.saved = saved
+        self.live: dict[str, Slot] = {}
+        self.unconfigured_frames = 0
+
+    # -- lookups (also for the HTTP API) ---------------------------------------------------------
+    def known(self, intersection_id: str) -> bool:
+        return intersection_id in self.live or self.saved(intersection_id) is not None
+
+    def slot(self, intersection_id: str) -> Slot | None:
+        return self.live.get(intersection_id)
+
+    def pending(self) -> list[PlanOut]:
+        """Every pending proposal, by intersection and time."""
+        out = [PlanOut(p, s.session, now_s=s.clock_s) for s in self.live.values() for p in s.control.pending.values()]
+        return sorted(out, key=lambda o: (o.record.decision.intersection_id, o.record.decision.time_s))
+
+    def snapshot(self, intersection_id: str) -> Snapshot | None:
+        """The state to save; from now on the intersection counts as saved."""
+        slot = self.live.get(intersection_id)
+        if slot is None:
+            return None
+        slot.saved = slot.signature()
+        pending = tuple(PlanOut(p, slot.session, now_s=slot.clock_s) for p in slot.control.pending.values())
+        return Snapshot(slot.config, slot.control.mode, pending)
+
+    # -- inputs ------------------------------------------------------------------------------------
+    def on_config(self, cfg: DeskConfig) -> Outbox:
+        out = Outbox()
+        old = self._restore(cfg.intersection_id, out)
+        if old is not None and old.config.setup() == cfg.setup():
+            self._reconfigure(out, old, cfg)
+            return out
+        try:
+            control = build_control(cfg)
+        except Exception as exc:  # noqa: BLE001 - a bad config is refused and audited, never fatal
+            self._refuse_config(out, cfg, old, _refusal_reason(exc, out))
+            return out
+        if old is not None:
+            self._stop(out, old, cfg)
+        self._start(out, cfg, control)
+        return out
+
+    def on_observation(self, obs: DetectorObservation) -> Outbox | None:
+        """A frame: ``None`` when its intersection is not configured here (counted)."""
+        out = Outbox()
+        slot = self._restore(obs.intersection_id, out)
+        if slot is None:
+            self.unconfigured_frames += 1
+            return None
+        step = slot.control.on_observation(obs)
+        slot.clock_s = obs.time_s
+        out.plans += [PlanOut(p, slot.session, now_s=obs.time_s) for p in step.proposals]
+        out.plans.append(PlanOut(step.drive, slot.session, changed=step.changed, now_s=obs.time_s))
+        out.audit += [AuditOut(a, slot.session) for a in step.audit]
+        self._touch(out, slot)
+        return out
+
+    def on_command(self, cmd: DeskCommand) -> Outbox:
+        out = Outbox()
+        slot = self._restore(cmd.intersection_id, out)
+        at_s = cmd.event_time.timestamp() if slot is None or slot.clock_s is None else slot.clock_s
+        if slot is None:
+            self._refuse(out, cmd, at_s, UNKNOWN_SESSION, f"intersection {cmd.intersection_id} is not configured here")
+            return out
+        before = dict(slot.control.pending)
+        try:
+            decided, entries = self._carry_out(slot.control, cmd, at_s)
+        except ControlError as exc:
+            self._emit(out, slot, _retired(before, slot.control, None), slot.control.drain_audit())
+            self._refuse(out, cmd, at_s, slot.session, str(exc))
+            self._touch(out, slot)
+            return out
+        requested = cmd.event_time.isoformat()
+        entries = tuple(replace(e, detail={**e.detail, "requested_at": requested}) if e.actor == cmd.actor else e for e in entries)
+        self._emit(out, slot, _retired(before, slot.control, decided.plan_id if decided else None), entries)
+        if decided is not None:
+            out.plans.append(PlanOut(decided, slot.session, now_s=at_s))
+        out.commands.append((cmd.action, "applied"))
+        self._touch(out, slot)
+        return out
+
+    # -- configs -----------------------------------------------------------------------------------
+    def _reconfigure(self, out: Outbox, old: Slot, cfg: DeskConfig) -> None:
+        """Same setup: nothing happens, unless the configured mode changed (a command by the
+        config's author)."""
+        if cfg.mode != old.config.mode:
+            before = dict(old.control.pending)
+            entries = old.control.set_mode(cfg.mode, "config", old.clock_s or cfg.event_time.timestamp(), "mode changed in signals.config")
+            self._emit(out, old, _retired(before, old.control, None), entries)
+        old.config = cfg
+        self._touch(out, old)
+
+    def _refuse_config(self, out: Outbox, cfg: DeskConfig, old: Slot | None, reason: str) -> None:
+        kept = old.session if old else None
+        out.notes.append(
+            Note("warning", "signal config refused", {"intersection": cfg.intersection_id, "reason": reason, "kept_session": kept})
+        )
+        detail = {"session": cfg.session, "controller": cfg.controller, "reason": reason, "kept_session": kept}
+        entry = AuditEntry(cfg.event_time.timestamp(), cfg.intersection_id, "config_refused", "config", detail)
+        out.audit.append(AuditOut(entry, old.session if old else cfg.session))
+
+    def _stop(self, out: Outbox, old: Slot, cfg: DeskConfig) -> None:
+        """A new setup replaces ``old``: its pending proposals expire."""
+        before = dict(old.control.pending)
+        old.control.pending.clear()
+        detail = {"session": old.session, "next_session": cfg.session, "expired": sorted(before)}
+        stopped = AuditEntry(old.clock_s or cfg.event_time.timestamp(), cfg.intersection_id, "control_stopped", "config", detail)
+        self._emit(out, old, _retired(before, old.control, None), (stopped,))
+
+    def _start(self, out: Outbox, cfg: DeskConfig, control: IntersectionControl) -> None:
+        slot = Slot(cfg, control)
+        self.live[cfg.intersection_id] = slot
+        detail = {
+            "session": cfg.session,
+            "controller": cfg.controller,
+            "mode": cfg.mode,
+            "params": dict(cfg.params),
+            "approval_timeout_s": cfg.approval_timeout_s,
+        }
+        self._emit(out, slot, (), (AuditEntry(cfg.event_time.timestamp(), cfg.intersection_id, "control_started", "config", detail),))
+        self._touch(out, slot)
+
+    # -- commands ----------------------------------------------------------------------------------
+    @staticmethod
+    def _carry_out(control: IntersectionControl, cmd: DeskCommand, at_s: float) -> tuple[PlanRecord | None, tuple[AuditEntry, ...]]:
+        """The decided plan (approve, reject) and the audit; ``ControlError`` if it cannot be done."""
+        if cmd.action == "approve":
+            return control.approve(cmd.plan_id or "", cmd.actor, at_s)
+        if cmd.action == "reject":
+            return control.reject(cmd.plan_id or "", cmd.actor, at_s, cmd.reason)
+        return None, control.set_mode(cmd.mode or "", cmd.actor, at_s, cmd.reason)
+
+    def _refuse(self, out: Outbox, cmd: DeskCommand, at_s: float, session: str, reason: str) -> None:
+        out.commands.append((cmd.action, "refused"))
+        out.notes.append(
+            Note(
+                "warning",
+                "signal command refused",
+                {
+                    "intersection": cmd.intersection_id,
+                    "action": cmd.action,
+                    "plan_id": cmd.plan_id,
+                    "mode": cmd.mode,
+                    "actor": cmd.actor,
+                    "reason": reason,
+                },
+            )
+        )
+        detail = {
+            "command": cmd.action,
+            "plan": cmd.plan_id,
+            "mode": cmd.mode,
+            "command_reason": cmd.reason,
+            "requested_at": cmd.event_time.isoformat(),
+            "reason": reason,
+        }
+        out.audit.append(AuditOut(AuditEntry(at_s, cmd.intersection_id, "command_refused", cmd.actor, detail), session))
+
+    # -- restart -----------------------------------------------------------------------------------
+    def _restore(self, iid: str, out: Outbox) -> Slot | None:
+        """The live slot, or one rebuilt from the saved state after a restart (pending
+        proposals expire)."""
+        slot = self.live.get(iid)
+        if slot is not None:
+            return slot
+        saved = self.saved(iid)
+        if saved is None:
+            return None
+        cfg = saved.config
+        try:
+            control = build_control(cfg, saved.mode)
+        except Exception as exc:  # noqa: BLE001 - a config that built before must build again; say so if not
+            out.notes.append(
+                Note("error", "stored signal config no longer builds", {"intersection": iid, "reason": _refusal_reason(exc, out)})
+            )
+            return None
+        slot = Slot(cfg, control)
+        self.live[iid] = slot
+        at_s = max((p.at_s for p in saved.stale), default=cfg.event_time.timestamp())
+        out.plans += saved.stale
+        reason = "worker restarted; pending proposals do not survive it"
+        entries = [AuditEntry(at_s, iid, "plan_expired", "restart", {"plan": p.plan_id, "reason": reason}) for p in saved.stale]
+        note = "controller history restarts; the signal drives the fixed program until it has new data"
+        detail = {"session": cfg.session, "controller": cfg.controller, "mode": control.mode, "note": note}
+        entries.append(AuditEntry(at_s, iid, "control_restored", "restart", detail))
+        out.audit += [AuditOut(e, cfg.session) for e in entries]
+        out.dirty.add(iid)
+        return slot
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _emit(self, out: Outbox, slot: Slot, retired: Iterable[PlanRecord], entries: Iterable[AuditEntry]) -> None:
+        out.plans += [PlanOut(p, slot.session, now_s=slot.clock_s) for p in retired]
+        out.audit += [AuditOut(e, slot.session) for e in entries]
+
+    def _touch(self, out: Outbox, slot: Slot) -> None:
+        if slot.saved != slot.signature():
+            out.dirty.add(slot.config.intersection_id)
