@@ -17,22 +17,30 @@ import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeGuard
 
 import msgspec
 import typer
 
 from ..errors import CliError
-from ..records import IntersectionConfig, SignalCommand, encode
+from ..records import IntersectionConfig, SignalAction, SignalCommand, SignalMode, encode
+from .common import cli_settings, reachable_settings
 
 if TYPE_CHECKING:
     from signals.model import Intersection
 
-MODES = ("automatic", "advisory", "off")
+app = typer.Typer(help="Signal control: configure, approve, reject, set modes.", no_args_is_help=True)
+
+MODES: tuple[SignalMode, ...] = ("automatic", "advisory", "off")
 Actor = Annotated[str, typer.Option("--actor", help="Your duty account (written to the audit log).")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the record instead of sending it.")]
 #: the record's bound on approval_timeout_s (streams/records.py IntersectionConfig)
 MAX_APPROVAL_TIMEOUT_S = 86_400.0
+
+
+def is_mode(value: str) -> TypeGuard[SignalMode]:
+    """Whether ``value`` names a control mode (the records accept no other)."""
+    return value in MODES
 
 
 def _now() -> datetime:
@@ -87,7 +95,7 @@ def read_model(model_path: Path) -> tuple[dict[str, Any], Intersection]:
 
 
 def config_record(
-    model_path: Path, *, controller: str, mode: str, session: str, approval_timeout_s: float, params: dict[str, float]
+    model_path: Path, *, controller: str, mode: SignalMode, session: str, approval_timeout_s: float, params: dict[str, float]
 ) -> IntersectionConfig:
     """The ``signals.config`` record for a model file, checked as the agent will check it: the
     whole model, fixed plan included, is validated before anything is sent."""
@@ -95,40 +103,44 @@ def config_record(
 
     if not 0 < approval_timeout_s <= MAX_APPROVAL_TIMEOUT_S:  # also False for NaN
         raise CliError(f"--approval-timeout must be in (0, {MAX_APPROVAL_TIMEOUT_S:g}] s, not {approval_timeout_s!r}")
-    doc, x = read_model(model_path)
+    doc, intersection = read_model(model_path)
     try:
-        IntersectionControl(x, controller, mode, approval_timeout_s, **params)  # type: ignore[arg-type]
+        IntersectionControl(intersection, controller, mode, approval_timeout_s, **params)
     except (ValueError, TypeError) as exc:
         raise CliError(f"{model_path}: {exc}") from None
     return IntersectionConfig(
         schema_version=1,
         event_time=_now(),
-        intersection_id=x.id,
+        intersection_id=intersection.id,
         model=doc,
         controller=controller,
         mode=mode,
-        session=session,  # type: ignore[arg-type]
+        session=session,
         approval_timeout_s=approval_timeout_s,
         params=params,
     )
 
 
 def command_record(
-    intersection: str, action: str, actor: str, *, plan_id: str | None = None, mode: str | None = None, reason: str = ""
+    intersection: str, action: SignalAction, actor: str, *, plan_id: str | None = None, mode: str | None = None, reason: str = ""
 ) -> SignalCommand:
-    if mode is not None and mode not in MODES:
-        raise CliError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    """The ``signals.approvals`` record of an operator's decision; a bad mode or id is one line."""
+    checked_mode: SignalMode | None = None
+    if mode is not None:
+        if not is_mode(mode):
+            raise CliError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        checked_mode = mode
     try:
         return SignalCommand(
             schema_version=1,
             event_time=_now(),
             intersection_id=intersection,
-            action=action,  # type: ignore[arg-type]
+            action=action,
             actor=actor,
             plan_id=plan_id,
-            mode=mode,
+            mode=checked_mode,
             reason=reason,
-        )  # type: ignore[arg-type]
+        )
     except ValueError as exc:
         raise CliError(str(exc)) from None
 
@@ -143,82 +155,79 @@ def _publish(topic: str, key: str, record: msgspec.Struct, dry_run: bool) -> Non
         sys.stdout.buffer.write(data + b"\n")
         return
     from ..kafka_io import produce_to
-    from .common import _reachable_settings
 
-    s = _reachable_settings()
-    asyncio.run(produce_to(s, s.topic(topic), [(key.encode(), data)]))
-    print(f"sent to {s.topic(topic)} (key {key}); the outcome appears on signals.plans / signals.audit", file=sys.stderr)
+    settings = reachable_settings()
+    asyncio.run(produce_to(settings, settings.topic(topic), [(key.encode(), data)]))
+    print(f"sent to {settings.topic(topic)} (key {key}); the outcome appears on signals.plans / signals.audit", file=sys.stderr)
 
 
-def register(app: typer.Typer) -> None:
-    signals_app = typer.Typer(help="Signal control: configure, approve, reject, set modes.", no_args_is_help=True)
-    app.add_typer(signals_app, name="signals")
+@app.command("configure")
+def configure(
+    model: Annotated[Path, typer.Argument(help="Intersection model JSON (schema leitstand.intersection/1).")],
+    controller: Annotated[str, typer.Option(help="fixed, webster, maxpressure, ...")] = "webster",
+    mode: Annotated[str, typer.Option(help="automatic, advisory or off.")] = "advisory",
+    session: Annotated[str, typer.Option(help="A new session restarts the control loop.")] = "default",
+    approval_timeout: Annotated[float, typer.Option(help="Seconds a proposal waits for approval.")] = 120.0,
+    param: Annotated[list[str] | None, typer.Option(help="Controller parameter NAME=NUMBER (repeatable).")] = None,
+    dry_run: DryRun = False,
+) -> None:
+    """Publish an intersection's control config on signals.config."""
+    if not is_mode(mode):
+        raise CliError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    record = config_record(
+        model, controller=controller, mode=mode, session=session, approval_timeout_s=approval_timeout, params=parse_params(param or [])
+    )
+    _publish("signals.config", record.intersection_id, record, dry_run)
 
-    @signals_app.command("configure")
-    def configure(
-        model: Annotated[Path, typer.Argument(help="Intersection model JSON (schema leitstand.intersection/1).")],
-        controller: Annotated[str, typer.Option(help="fixed, webster, maxpressure, ...")] = "webster",
-        mode: Annotated[str, typer.Option(help="automatic, advisory or off.")] = "advisory",
-        session: Annotated[str, typer.Option(help="A new session restarts the control loop.")] = "default",
-        approval_timeout: Annotated[float, typer.Option(help="Seconds a proposal waits for approval.")] = 120.0,
-        param: Annotated[list[str] | None, typer.Option(help="Controller parameter NAME=NUMBER (repeatable).")] = None,
-        dry_run: DryRun = False,
-    ) -> None:
-        """Publish an intersection's control config on signals.config."""
-        if mode not in MODES:
-            raise CliError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-        rec = config_record(
-            model, controller=controller, mode=mode, session=session, approval_timeout_s=approval_timeout, params=parse_params(param or [])
-        )
-        _publish("signals.config", rec.intersection_id, rec, dry_run)
 
-    @signals_app.command("approve")
-    def approve(intersection: str, plan_id: str, actor: Actor, dry_run: DryRun = False) -> None:
-        """Approve a pending plan (advisory mode)."""
-        _publish("signals.approvals", intersection, command_record(intersection, "approve", actor, plan_id=plan_id), dry_run)
+@app.command("approve")
+def approve(intersection: str, plan_id: str, actor: Actor, dry_run: DryRun = False) -> None:
+    """Approve a pending plan (advisory mode)."""
+    _publish("signals.approvals", intersection, command_record(intersection, "approve", actor, plan_id=plan_id), dry_run)
 
-    @signals_app.command("reject")
-    def reject(
-        intersection: str,
-        plan_id: str,
-        actor: Actor,
-        reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
-        dry_run: DryRun = False,
-    ) -> None:
-        """Reject a pending plan (advisory mode)."""
-        _publish("signals.approvals", intersection, command_record(intersection, "reject", actor, plan_id=plan_id, reason=reason), dry_run)
 
-    @signals_app.command("mode")
-    def set_mode(
-        intersection: str,
-        mode: str,
-        actor: Actor,
-        reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
-        dry_run: DryRun = False,
-    ) -> None:
-        """Set an intersection's mode: automatic, advisory or off."""
-        _publish("signals.approvals", intersection, command_record(intersection, "set_mode", actor, mode=mode, reason=reason), dry_run)
+@app.command("reject")
+def reject(
+    intersection: str,
+    plan_id: str,
+    actor: Actor,
+    reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
+    dry_run: DryRun = False,
+) -> None:
+    """Reject a pending plan (advisory mode)."""
+    _publish("signals.approvals", intersection, command_record(intersection, "reject", actor, plan_id=plan_id, reason=reason), dry_run)
 
-    @signals_app.command("pending")
-    def pending(url: Annotated[str, typer.Option(help="A control worker's HTTP address.")] = "http://127.0.0.1:6066") -> None:
-        """List the pending proposals a control worker holds (JSON lines).
 
-        Reads need a token: LEITSTAND_API_READ_TOKEN, else LEITSTAND_API_TOKEN."""
-        from .common import settings
+@app.command("mode")
+def set_mode(
+    intersection: str,
+    mode: str,
+    actor: Actor,
+    reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
+    dry_run: DryRun = False,
+) -> None:
+    """Set an intersection's mode: automatic, advisory or off."""
+    _publish("signals.approvals", intersection, command_record(intersection, "set_mode", actor, mode=mode, reason=reason), dry_run)
 
-        s = settings()
-        token = s.api_read_token or s.api_token
-        if token is None:
-            raise CliError("reading plans needs a token: set LEITSTAND_API_READ_TOKEN (or LEITSTAND_API_TOKEN)")
-        req = urllib.request.Request(
-            f"{url.rstrip('/')}/signals/plans?status=pending", headers={"Authorization": f"Bearer {token.get_secret_value()}"}
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 - an operator-given worker address
-                body: dict[str, Any] = json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            raise CliError(f"{url} refused: HTTP {exc.code}" + (" (wrong token?)" if exc.code in (401, 403) else "")) from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise CliError(f"no answer from {url}: {exc}") from None
-        for p in body.get("plans", []):
-            print(json.dumps(p))
+
+@app.command("pending")
+def pending(url: Annotated[str, typer.Option(help="A control worker's HTTP address.")] = "http://127.0.0.1:6066") -> None:
+    """List the pending proposals a control worker holds (JSON lines).
+
+    Reads need a token: LEITSTAND_API_READ_TOKEN, else LEITSTAND_API_TOKEN."""
+    settings = cli_settings()
+    token = settings.api_read_token or settings.api_token
+    if token is None:
+        raise CliError("reading plans needs a token: set LEITSTAND_API_READ_TOKEN (or LEITSTAND_API_TOKEN)")
+    req = urllib.request.Request(
+        f"{url.rstrip('/')}/signals/plans?status=pending", headers={"Authorization": f"Bearer {token.get_secret_value()}"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as response:  # noqa: S310 - an operator-given worker address
+            body: dict[str, Any] = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise CliError(f"{url} refused: HTTP {exc.code}" + (" (wrong token?)" if exc.code in (401, 403) else "")) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise CliError(f"no answer from {url}: {exc}") from None
+    for plan in body.get("plans", []):
+        print(json.dumps(plan))

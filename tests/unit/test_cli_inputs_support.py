@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from streams.broker import BrokerError, BrokerUnreachable
 from streams.cli import app
-from streams.cli.common import _fail
+from streams.cli.common import fail
 from streams.errors import CliError
 from streams.settings import Settings
 
@@ -27,7 +27,7 @@ EXPECTED = (CliError, BrokerError, BrokerUnreachable)
 def render_error(exc: BaseException | str) -> list[str]:
     """The non-empty lines ``main`` prints for ``exc`` (its own printer, on a console like ``streams.cli.common.err``)."""
     buf = io.StringIO()
-    _fail(f"error: {exc}", Console(file=buf, highlight=False, soft_wrap=True, width=120))
+    fail(f"error: {exc}", Console(file=buf, highlight=False, soft_wrap=True, width=120))
     return [line for line in buf.getvalue().splitlines() if line.strip()]
 
 

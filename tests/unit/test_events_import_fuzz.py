@@ -35,7 +35,7 @@ ZONES = [
     *UNKNOWN_ZONES,
 ]
 
-junk_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
+junk_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
 
 date_values = st.one_of(
     st.builds(

@@ -128,7 +128,7 @@ def strict_json(text: str) -> dict:
     return json.loads(text, parse_constant=refuse)
 
 
-def run_in_process(*args: str) -> Exception | None:
+def run_in_process(*args: str) -> BaseException | None:
     """The command's exception, without a child process (pandas takes seconds to import)."""
     from typer.testing import CliRunner
 

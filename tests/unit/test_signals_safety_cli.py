@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,13 +22,14 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "signals" / "examples" / "k101_f
 DOC = json.loads(EXAMPLE.read_text())
 
 
-def _model(edit) -> str:
+def _model(edit: Callable[[dict[str, Any]], object]) -> str:
     d = copy.deepcopy(DOC)
     edit(d)
     return json.dumps(d)  # NaN is written as the literal NaN, as Python's json does
 
 
-CASES = {
+#: case -> (file content, what the one error line must say)
+CASES: dict[str, tuple[str | bytes, str]] = {
     # 12: not a model object at all
     "array": ("[1, 2, 3]", "a model is a JSON object"),
     "string": ('"K101"', "got a string"),

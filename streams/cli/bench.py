@@ -1,0 +1,181 @@
+"""``leitstand bench ...``: every benchmark, one command each, printing JSON with a same-run
+baseline. The commands only parse options and print; the work is done by the harness
+(``simulators.harness.bench``, ``bench_alarms``) and by the plain functions beside the commands
+they measure (``detect.nab_benchmark``, ``forecast.forecast_accuracy_benchmark``,
+``sumo.signals_benchmark``, ...), so scripts and tests can call them without the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .common import cli_settings, default_shared_dir
+from .detect import detector_benchmark, detector_name, find_nab_dir, nab_benchmark
+from .forecast import forecast_accuracy_benchmark, forecast_refresh_benchmark
+from .sumo import signals_benchmark
+
+#: where ``bench signals`` looks for the real-city maps unless told (``../shared/scenarios``)
+DEFAULT_SCENARIOS = default_shared_dir() / "scenarios"
+
+app = typer.Typer(help="Run benchmarks (JSON, with a same-run baseline).", no_args_is_help=True)
+
+
+def print_json(result: Any, indent: int | None = 2) -> None:
+    """A benchmark's result on stdout, the one thing a benchmark prints there."""
+    print(json.dumps(result, indent=indent))
+
+
+@app.command("pool-day")
+def bench_pool_day(
+    days: Annotated[int, typer.Option(min=1, max=365, help="Simulated days.")] = 7,
+    pools: Annotated[int, typer.Option(min=1, max=100, help="Pools per day.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the first day.")] = 1,
+    min_duration_s: Annotated[float, typer.Option(min=0.0, help="Water rule minimum duration.")] = 30.0,
+) -> None:
+    """Score pool alarms on simulated pool days."""
+    from simulators.harness.bench_alarms import pool_day_benchmark
+
+    print_json(pool_day_benchmark(days, pools, seed, min_duration_s))
+
+
+@app.command("alarm-latency")
+def bench_alarm_latency(
+    engine: Annotated[str, typer.Option(help="tansu or kafka.")] = "tansu",
+    load: Annotated[int, typer.Option(min=0, help="Background water readings per second.")] = 5000,
+    events: Annotated[int, typer.Option(min=10, help="Motionless-swimmer events to time.")] = 200,
+    rate: Annotated[float, typer.Option(min=0.1, help="Camera events per second.")] = 10.0,
+    split: Annotated[
+        bool,
+        typer.Option(
+            "--split/--single",
+            help="Critical and telemetry roles in two workers (default) or all in one.",
+        ),
+    ] = True,
+) -> None:
+    """Time camera event to alarm under load."""
+    from simulators.harness.bench_alarms import latency_benchmark
+
+    print_json(latency_benchmark(cli_settings(), engine=engine, load_per_s=load, events=events, event_rate_per_s=rate, split_roles=split))
+
+
+@app.command("decode")
+def bench_decode(
+    records: Annotated[int, typer.Option(min=100, help="Frames to decode per candidate.")] = 50_000,
+    detectors: Annotated[int, typer.Option(min=1, max=256, help="Detectors per frame.")] = 8,
+    repeat: Annotated[int, typer.Option(min=1, max=20, help="Repetitions; the best is reported.")] = 3,
+) -> None:
+    """Measure frame decoding against stdlib json."""
+    from simulators.harness.bench import decode_benchmark
+
+    print_json(decode_benchmark(records, detectors, repeat))
+
+
+@app.command("pipeline")
+def bench_pipeline(
+    frames: Annotated[int, typer.Option(min=1_000, help="Frames pushed through the worker.")] = 50_000,
+    intersections: Annotated[int, typer.Option(min=1, help="Distinct intersections (keys).")] = 500,
+    engine: Annotated[str, typer.Option(help="tansu or kafka.")] = "tansu",
+) -> None:
+    """Measure worker throughput against a raw consumer."""
+    from simulators.harness.bench import pipeline_benchmark
+
+    print_json(pipeline_benchmark(cli_settings(), frames=frames, intersections=intersections, engine=engine))
+
+
+@app.command("nab")
+def bench_nab(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="NAB data: realTraffic/*.csv and realTraffic_windows.json (default: ../shared/data/nab).",
+        ),
+    ] = None,
+    detector: Annotated[str, typer.Option(callback=detector_name, help="Detector to score.")] = "default",
+    compare: Annotated[bool, typer.Option(help="Also score every other registered detector.")] = True,
+) -> None:
+    """NAB realTraffic score with one threshold.
+
+    Standard profile, with null/perfect/random baselines and an unseen check.
+    """
+    print_json(nab_benchmark(find_nab_dir(data_dir), detector, compare))
+
+
+@app.command("detectors")
+def bench_detectors(
+    points: Annotated[int, typer.Option(min=1_000, help="Readings per detector.")] = 200_000,
+    repeat: Annotated[int, typer.Option(min=1, max=10, help="Repetitions; the best is reported.")] = 3,
+) -> None:
+    """Microseconds per reading for each detector.
+
+    Score + learn per point, against same-run baselines.
+    """
+    print_json(detector_benchmark(points, repeat))
+
+
+@app.command("forecast-accuracy")
+def bench_forecast_accuracy(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Metro_Interstate_Traffic_Volume.csv (default: ../shared/data/metro-interstate/).",
+        ),
+    ] = None,
+    prophet: Annotated[
+        bool,
+        typer.Option(
+            "--prophet/--no-prophet",
+            help="Also run Prophet default and prophet_traffic (minutes).",
+        ),
+    ] = False,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes fitting origins in parallel.")] = 2,
+) -> None:
+    """Metro Interstate day-ahead backtest (JSON).
+
+    52 origins 8 days apart, one year of training before each.
+    """
+    print_json(forecast_accuracy_benchmark(data, prophet, jobs), indent=1)
+
+
+@app.command("forecast-refresh")
+def bench_forecast_refresh(
+    series: Annotated[int, typer.Option("--series", min=1, help="How many series to refresh.")] = 2000,
+    history_days: Annotated[int, typer.Option("--history-days", min=15, help="Hourly history per series.")] = 365,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Process pool size.")] = 2,
+    horizon: Annotated[int, typer.Option("--horizon", min=1, help="Hourly steps forecast per series.")] = 24,
+) -> None:
+    """Time refreshing many series' forecasts (JSON).
+
+    Refits and forecasts SERIES synthetic hourly series with the default model.
+
+    The same run times the weekly seasonal naive as the baseline. Budget: 2,000 series
+    within 10 minutes on 2 cores.
+    """
+    print_json(forecast_refresh_benchmark(series, history_days, workers, horizon), indent=1)
+
+
+@app.command("signals")
+def bench_signals(
+    scenarios: Annotated[
+        Path,
+        typer.Option(
+            "--scenarios",
+            help="Directory holding <name>/<name>.sumocfg.",
+        ),
+    ] = DEFAULT_SCENARIOS,
+    seeds: Annotated[str, typer.Option("--seeds", help="Seeds per scenario and controller.")] = "1-5",
+    controllers: Annotated[
+        str,
+        typer.Option(
+            "--controllers",
+            help="Controllers; fixed is the baseline.",
+        ),
+    ] = "fixed,webster,maxpressure,leitstand",
+    jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (default: CPUs).")] = None,
+) -> None:
+    """Controllers on the real-city maps vs fixed time (JSON)."""
+    print(json.dumps(signals_benchmark(scenarios, seeds, controllers, jobs)))
