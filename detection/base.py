@@ -50,6 +50,17 @@ class Detector(Protocol):
         ...
 
 
+class DetectorClass(Protocol):
+    """A detector class as the registry keeps it: its ``kind`` (the name stored with its state) and
+    the class method that rebuilds an instance from that state."""
+
+    kind: str
+
+    def from_state(self, state: dict[str, Any]) -> Detector:
+        """Rebuild a detector of this class from ``to_state()``."""
+        ...
+
+
 #: readings are clamped to this magnitude before any arithmetic: no physical quantity we watch comes
 #: near it, and it keeps squares and differences finite, so state stays JSON (no inf/NaN)
 MAX_ABS = 1e12

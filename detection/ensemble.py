@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .base import Detector, clamp, usable
+from .base import Detector, DetectorClass, clamp, usable
 from .changepoint import LevelShiftDetector
 from .seasonal import DAY_S, SeasonalResidualDetector
 from .sensor_faults import SensorFaultDetector
@@ -175,9 +175,15 @@ def default_detector() -> AlarmEpisodes:
 
 
 #: every detector class by its ``kind``: what a stored state is rebuilt with
-CLASSES: dict[str, type] = {
-    cls.kind: cls for cls in (SeasonalResidualDetector, LevelShiftDetector, SensorFaultDetector, RollingZScore, MaxOf, AlarmEpisodes)
-}
+_DETECTOR_CLASSES: tuple[DetectorClass, ...] = (
+    SeasonalResidualDetector,
+    LevelShiftDetector,
+    SensorFaultDetector,
+    RollingZScore,
+    MaxOf,
+    AlarmEpisodes,
+)
+CLASSES: dict[str, DetectorClass] = {cls.kind: cls for cls in _DETECTOR_CLASSES}
 
 
 def _restore(state: dict[str, Any]) -> Detector:

@@ -93,6 +93,15 @@ BASIN_TYPES: dict[str, WaterLimits] = {
 }
 
 
+def _override(parameter: str, band: Band, change: Mapping[str, float | None]) -> Band:
+    """``band`` with the fields ``change`` names replaced; ``None`` removes a limit, and a band
+    always has a hysteresis (no recovery margin is 0, not None)."""
+    hysteresis = change.get("hysteresis", band.hysteresis)
+    if hysteresis is None:
+        raise ValueError(f"{parameter}: hysteresis must be a number (0 for no recovery margin)")
+    return replace(band, low=change.get("low", band.low), high=change.get("high", band.high), hysteresis=hysteresis)
+
+
 def limits_for(
     basin_type: str, overrides: Mapping[str, Mapping[str, float | None]] | None = None, min_duration_s: float | None = None
 ) -> WaterLimits:
@@ -112,7 +121,7 @@ def limits_for(
         unknown = set(change) - {"low", "high", "hysteresis"}
         if unknown:
             raise ValueError(f"{parameter}: unknown band field(s) {sorted(unknown)}")
-        bands[parameter] = replace(bands.get(parameter, Band()), **change)  # type: ignore[arg-type]
+        bands[parameter] = _override(parameter, bands.get(parameter, Band()), change)
     limits = replace(base, bands=bands)
     return replace(limits, min_duration_s=min_duration_s) if min_duration_s is not None else limits
 

@@ -193,7 +193,7 @@ def rolling_origin(
 
 
 def _forecasts(run: Callable[..., pd.DataFrame], tasks: Iterator[tuple[Any, ...]], n: int, jobs: int) -> Iterator[pd.DataFrame]:
-    """Forecasts in origin order; a pool gets at most ``2 * jobs`` tasks in flight (bounded memory)."""
+    """Forecasts in origin order; the process pool gets at most ``2 * jobs`` tasks in flight (bounded memory)."""
     if jobs <= 1 or n <= 1:
         for t in tasks:
             yield run(*t[:5], **t[5])
@@ -202,10 +202,10 @@ def _forecasts(run: Callable[..., pd.DataFrame], tasks: Iterator[tuple[Any, ...]
 
     from . import process_pool
 
-    with process_pool(jobs) as pool:
+    with process_pool(jobs) as executor:
         pending: deque[Any] = deque()
         for t in tasks:
-            pending.append(pool.submit(_star, (run, t)))
+            pending.append(executor.submit(_star, (run, t)))
             if len(pending) >= 2 * jobs:
                 yield pending.popleft().result()
         while pending:

@@ -8,7 +8,7 @@ backtest and the stream agent treat a seasonal naive, Prophet and a boosted mode
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import ClassVar, Self, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -107,6 +107,14 @@ def residual_interval(
     return np.minimum(lo, 0.0), np.maximum(hi, 0.0)
 
 
+class CommonOptions(TypedDict, total=False):
+    """The options every model accepts (see :class:`Forecaster`); subclasses pass them through."""
+
+    holidays: str | None
+    timezone: str | None
+    non_negative: bool | None
+
+
 class Forecaster(ABC):
     """Learn from one series' history, forecast the next ``horizon`` steps with an 80 % interval.
 
@@ -132,7 +140,7 @@ class Forecaster(ABC):
         self.timezone = timezone
         self.non_negative = non_negative
 
-    def fit(self, history: pd.Series, regressors: pd.DataFrame | None = None) -> Forecaster:
+    def fit(self, history: pd.Series, regressors: pd.DataFrame | None = None) -> Self:
         y = clean_series(history, history.index.freq if isinstance(history.index, pd.DatetimeIndex) else None)
         if y.notna().sum() < 2:
             raise ValueError("history has fewer than two observed values")

@@ -17,12 +17,17 @@ interval; then the model is refitted on all history (``refit=True``) for the poi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Unpack
+
 import numpy as np
 import pandas as pd
 
-from .base import Forecaster, residual_interval
+from .base import CommonOptions, Forecaster, residual_interval
 from .calendar import holiday_flags, time_features
 from .naive import SeasonalNaive
+
+if TYPE_CHECKING:  # lightgbm is imported where a model is trained: the CLI stays quick to start
+    import lightgbm as lgb
 
 _WEEKS_BACK = 4
 
@@ -48,9 +53,9 @@ class BoostedForecaster(Forecaster):
         max_bin: int = 63,
         min_history: str = "28D",
         seed: int = 0,
-        **common: object,
+        **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(**common)  # type: ignore[arg-type]
+        super().__init__(**common)
         self.horizon = horizon
         self.calibration = calibration
         self.refit = refit
@@ -119,7 +124,7 @@ class BoostedForecaster(Forecaster):
             "max_bin": self.max_bin,
         }
 
-    def _train(self, y: pd.Series, regressors: pd.DataFrame | None, upto: int):
+    def _train(self, y: pd.Series, regressors: pd.DataFrame | None, upto: int) -> lgb.Booster | None:
         X, scale = self._features(y.iloc[:upto], y.index[:upto], None if regressors is None else regressors.iloc[:upto])
         target = (y.iloc[:upto].to_numpy() - X["base_level"].to_numpy() * self.level_) / scale
         ok = np.isfinite(target) & np.isfinite(X["base_level"].to_numpy())
@@ -179,7 +184,7 @@ class BoostedForecaster(Forecaster):
         self.chosen_ = "naive_weekly" if best == "7D" else "naive_daily"
         return True
 
-    def _predict_with(self, model, X: pd.DataFrame, scale: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    def _predict_with(self, model: lgb.Booster | None, X: pd.DataFrame, scale: np.ndarray) -> np.ndarray:
         base = np.nan_to_num(X["base_level"].to_numpy() * self.level_, nan=self.level_)
         if model is None:
             return base

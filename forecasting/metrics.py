@@ -98,9 +98,9 @@ def scores(
         return none_for_all(f"{int((~np.isfinite(y)).sum())} observed values are not finite")
     if not np.isfinite(yhat).all():
         return none_for_all(f"the model produced {int((~np.isfinite(yhat)).sum())} non-finite forecasts")
-    figures["mae"] = mae(y, yhat)
+    figures["mae"] = error = mae(y, yhat)
     if np.isfinite(scale) and scale > 0:
-        figures["mase"] = figures["mae"] / scale
+        figures["mase"] = error / scale
     else:
         reasons["mase"] = f"undefined: {scale_problem or 'the weekly naive error before the first origin is 0'}"
     figures["smape"] = smape(y, yhat)

@@ -6,10 +6,12 @@ weekly, so copying last week is hard to beat. It is also the scale of the MASE w
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import numpy as np
 import pandas as pd
 
-from .base import Forecaster, residual_interval
+from .base import CommonOptions, Forecaster, residual_interval
 
 #: how many seasons back to look when the value one season ago is missing (a gap)
 _FALLBACK_SEASONS = 4
@@ -25,8 +27,8 @@ class SeasonalNaive(Forecaster):
     name = "naive_weekly"
     version = "1"
 
-    def __init__(self, season: str = "7D", **common: object) -> None:
-        super().__init__(**common)  # type: ignore[arg-type]
+    def __init__(self, season: str = "7D", **common: Unpack[CommonOptions]) -> None:
+        super().__init__(**common)
         self.season = season
 
     def _fit(self, y: pd.Series, regressors: pd.DataFrame | None) -> None:
@@ -63,7 +65,7 @@ class WeeklyNaive(SeasonalNaive):
 
     name = "naive_weekly"
 
-    def __init__(self, **common: object) -> None:
+    def __init__(self, **common: Unpack[CommonOptions]) -> None:
         super().__init__(season="7D", **common)
 
 
@@ -72,5 +74,5 @@ class DailyNaive(SeasonalNaive):
 
     name = "naive_daily"
 
-    def __init__(self, **common: object) -> None:
+    def __init__(self, **common: Unpack[CommonOptions]) -> None:
         super().__init__(season="1D", **common)

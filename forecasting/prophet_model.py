@@ -11,12 +11,24 @@ and weather forecasts, and optionally multiplicative seasonality.
 from __future__ import annotations
 
 import logging
+from typing import Literal, Unpack
 
 import numpy as np
 import pandas as pd
 
-from .base import INTERVAL_QUANTILES, Forecaster
+from .base import INTERVAL_QUANTILES, CommonOptions, Forecaster
 from .calendar import holiday_dates, local_clock
+
+#: how Prophet combines trend and seasonality (its own two choices)
+SeasonalityMode = Literal["additive", "multiplicative"]
+
+
+class ProphetOptions(CommonOptions, total=False):
+    """The options of :class:`ProphetForecaster` that :class:`TrafficProphet` passes through."""
+
+    conditional_daily: bool
+    uncertainty_samples: int
+    seed: int
 
 
 def _quiet() -> None:
@@ -34,12 +46,12 @@ class ProphetForecaster(Forecaster):
         self,
         *,
         conditional_daily: bool = False,
-        seasonality_mode: str = "additive",
+        seasonality_mode: SeasonalityMode = "additive",
         uncertainty_samples: int = 200,
         seed: int = 0,
-        **common: object,
+        **common: Unpack[CommonOptions],
     ) -> None:
-        super().__init__(**common)  # type: ignore[arg-type]
+        super().__init__(**common)
         self.conditional_daily = conditional_daily
         self.seasonality_mode = seasonality_mode
         self.uncertainty_samples = uncertainty_samples
@@ -108,6 +120,6 @@ class TrafficProphet(ProphetForecaster):
 
     name = "prophet_traffic"
 
-    def __init__(self, *, seasonality_mode: str = "additive", **options: object) -> None:
+    def __init__(self, *, seasonality_mode: SeasonalityMode = "additive", **options: Unpack[ProphetOptions]) -> None:
         options.setdefault("conditional_daily", True)
-        super().__init__(seasonality_mode=seasonality_mode, **options)  # type: ignore[arg-type]
+        super().__init__(seasonality_mode=seasonality_mode, **options)

@@ -30,7 +30,7 @@ class StageAdapter:
     """Per intersection: current stage, its green start, an ongoing transition, green ends."""
 
     def __init__(self, intersection: Intersection) -> None:
-        self.x = intersection
+        self.intersection = intersection
         self.stage: str | None = None
         self.green_start_s = 0.0
         self.transition: Transition | None = None
@@ -44,7 +44,7 @@ class StageAdapter:
     def target_stage(self, decision: StageDecision, t: float) -> str:
         if decision is not self._decision:
             if self._decision is None or decision.plan != self._decision.plan:
-                self._timeline = build_timeline(self.x, decision.plan)
+                self._timeline = build_timeline(self.intersection, decision.plan)
             self._decision = decision
         tl = self._timeline
         assert tl is not None
@@ -61,7 +61,7 @@ class StageAdapter:
     # -- one second ----------------------------------------------------------------------------
     def step(self, decision: StageDecision, t: float) -> dict[str, SignalState]:
         """Signal states to show on [t, t + 1 step); call with increasing ``t``."""
-        x = self.x
+        intersection = self.intersection
         if self.stage is None:
             self.stage = self.target_stage(decision, t)
             self.green_start_s = t
@@ -71,37 +71,37 @@ class StageAdapter:
             self.transition = None
         if self.transition is None:
             want = self.target_stage(decision, t)
-            if want != self.stage and t - self.green_start_s >= x.stage_green_floor_s(self.stage) - EPS:
+            if want != self.stage and t - self.green_start_s >= intersection.stage_green_floor_s(self.stage) - EPS:
                 self._begin(want, t)
                 if self.transition is not None and self.transition.end_s <= t + EPS:
                     self.stage, self.green_start_s, self.transition = want, t, None
         return self.states(t)
 
     def _begin(self, to_stage: str, t: float) -> None:
-        x = self.x
+        intersection = self.intersection
         assert self.stage is not None
-        here, there = x.stage(self.stage).groups, x.stage(to_stage).groups
+        here, there = intersection.stage(self.stage).groups, intersection.stage(to_stage).groups
         for g in here - there:
             self.green_end_s[g] = t
-        need = x.transition_s(self.stage, to_stage)
+        need = intersection.transition_s(self.stage, to_stage)
         for s in there - here:
             for c, end in self.green_end_s.items():
-                ig = x.intergreen_s.get((c, s))
+                ig = intersection.intergreen_s.get((c, s))
                 if ig is not None and c not in there:
                     need = max(need, end + ig - t)
         self.transition = Transition(self.stage, to_stage, t, t + need)
         self.stage_changes += 1
 
     def states(self, t: float) -> dict[str, SignalState]:
-        x = self.x
+        intersection = self.intersection
         assert self.stage is not None
         tr = self.transition
         if tr is None:
-            on = x.stage(self.stage).groups
-            return {g: SignalState.GREEN if g in on else SignalState.RED for g in x.groups}
-        here, there = x.stage(tr.from_stage).groups, x.stage(tr.to_stage).groups
+            on = intersection.stage(self.stage).groups
+            return {g: SignalState.GREEN if g in on else SignalState.RED for g in intersection.groups}
+        here, there = intersection.stage(tr.from_stage).groups, intersection.stage(tr.to_stage).groups
         out = {}
-        for g, grp in x.groups.items():
+        for g, grp in intersection.groups.items():
             if g in here and g in there:
                 out[g] = SignalState.GREEN
             elif g in here:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from signals.controllers import DetectorObservation, FixedTimeController, make_controller
 from signals.controllers.base import Controller
@@ -32,6 +32,13 @@ from signals.validator import GateOutcome, SafetyGate, SafetyValidator
 
 Mode = Literal["automatic", "advisory", "off"]
 MODES: tuple[str, ...] = ("automatic", "advisory", "off")
+
+
+def is_mode(value: str) -> TypeGuard[Mode]:
+    """True when ``value`` names a mode: commands and configs bring modes in as plain text."""
+    return value in MODES
+
+
 #: how a plan record relates to the signal: driven now, waiting for a person, or retired
 PlanStatus = Literal["active", "fallback", "fixed", "pending", "approved", "rejected", "expired"]
 
@@ -161,11 +168,11 @@ class IntersectionControl:
     def set_mode(self, mode: str, actor: str, at_s: float, reason: str = "") -> tuple[AuditEntry, ...]:
         """Change the mode. Leaving ``off`` or ``advisory`` restarts the controller from now: its
         internal history was not what the signal showed."""
-        if mode not in MODES:
+        if not is_mode(mode):
             raise ControlError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
         previous = self.mode
         if mode != previous:
-            self.mode = mode  # type: ignore[assignment]
+            self.mode = mode
             self._controller = make_controller(self.controller_name, self.intersection, **self.params)
             self._gate = None
             self._last_decision = None

@@ -39,17 +39,17 @@ from signals.model import (
 from signals.validator import SafetyValidator
 
 
-def ensure_safe(x: Intersection) -> Intersection:
-    """``x`` if it is within the RiLSA bounds and its fixed plan passes the safety validator,
+def ensure_safe(intersection: Intersection) -> Intersection:
+    """``intersection`` if it is within the RiLSA bounds and its fixed plan passes the safety validator,
     else :class:`ModelError` naming the first problems (one line). The fixed plan is every
     controller's first fallback: an unsafe one would be driven, or crash the safety gate."""
-    problems = rilsa_problems(x)
+    problems = rilsa_problems(intersection)
     if not problems:
-        problems = [f"fixed plan unsafe: {v}" for v in SafetyValidator(x).check(x.fixed_plan).violations]
+        problems = [f"fixed plan unsafe: {v}" for v in SafetyValidator(intersection).check(intersection.fixed_plan).violations]
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise ModelError(f"intersection {x.id!r}: " + "; ".join(problems[:3]) + more)
-    return x
+        raise ModelError(f"intersection {intersection.id!r}: " + "; ".join(problems[:3]) + more)
+    return intersection
 
 
 # -- JSON ----------------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def intersection_from_dict(doc: object) -> Intersection:
     name = top.get("name", "")
     if not isinstance(name, str) or len(name) > 200:
         raise ModelError("name: expected a string of at most 200 characters")
-    x = Intersection(
+    intersection = Intersection(
         id=_str(top.get("id"), "id"),
         name=name,
         groups={g.id: g for g in group_list},
@@ -206,7 +206,7 @@ def intersection_from_dict(doc: object) -> Intersection:
         cycle_max_s=cycle_max,
         max_wait_s=_num(top.get("max_wait_s", cycle_max), "max_wait_s"),
     )
-    return ensure_safe(x)
+    return ensure_safe(intersection)
 
 
 def model_document(data: bytes | str) -> dict[str, Any]:
@@ -241,12 +241,12 @@ def load_intersection(path: str | Path) -> Intersection:
     return intersection_from_json(Path(path).read_bytes())
 
 
-def intersection_to_dict(x: Intersection) -> dict[str, Any]:
+def intersection_to_dict(intersection: Intersection) -> dict[str, Any]:
     """The JSON document :func:`intersection_from_dict` reads back (round trip is exact)."""
     return {
         "schema": SCHEMA,
-        "id": x.id,
-        "name": x.name,
+        "id": intersection.id,
+        "name": intersection.name,
         "signal_groups": [
             {
                 "id": g.id,
@@ -256,12 +256,16 @@ def intersection_to_dict(x: Intersection) -> dict[str, Any]:
                 "red_yellow_s": g.red_yellow_s,
                 **({"max_wait_s": g.max_wait_s} if g.max_wait_s is not None else {}),
             }
-            for g in x.groups.values()
+            for g in intersection.groups.values()
         ],
-        "stages": [{"id": s.id, "groups": sorted(s.groups), "min_green_s": s.min_green_s, "max_green_s": s.max_green_s} for s in x.stages],
-        "conflicts": sorted(sorted(pair) for pair in x.conflicts),
+        "stages": [
+            {"id": s.id, "groups": sorted(s.groups), "min_green_s": s.min_green_s, "max_green_s": s.max_green_s}
+            for s in intersection.stages
+        ],
+        "conflicts": sorted(sorted(pair) for pair in intersection.conflicts),
         "intergreen_s": {
-            a: {b: t for (a2, b), t in sorted(x.intergreen_s.items()) if a2 == a} for a in sorted({a for a, _ in x.intergreen_s})
+            a: {b: t for (a2, b), t in sorted(intersection.intergreen_s.items()) if a2 == a}
+            for a in sorted({a for a, _ in intersection.intergreen_s})
         },
         "lane_areas": [
             {
@@ -271,9 +275,9 @@ def intersection_to_dict(x: Intersection) -> dict[str, Any]:
                 "saturation_flow_vph": la.saturation_flow_vph,
                 **({"detector": la.detector} if la.detector else {}),
             }
-            for la in x.lanes
+            for la in intersection.lanes
         ],
-        "fixed_plan": [{"stage": p.stage, "green_s": p.green_s} for p in x.fixed_plan.phases],
-        "cycle": {"min_s": x.cycle_min_s, "max_s": x.cycle_max_s},
-        "max_wait_s": x.max_wait_s,
+        "fixed_plan": [{"stage": p.stage, "green_s": p.green_s} for p in intersection.fixed_plan.phases],
+        "cycle": {"min_s": intersection.cycle_min_s, "max_s": intersection.cycle_max_s},
+        "max_wait_s": intersection.max_wait_s,
     }

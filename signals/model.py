@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, TypedDict
 
 SCHEMA = "leitstand.intersection/1"
 #: RiLSA minimum green for vehicle groups; a configured value may raise it (never lower it below 1 s)
@@ -75,6 +75,16 @@ class SignalGroup:
     red_yellow_s: float = RILSA_RED_YELLOW_S
     #: longest tolerated non-green time for this group; None uses the intersection's value
     max_wait_s: float | None = None
+
+
+class SignalGroupTimings(TypedDict, total=False):
+    """Some timings of a :class:`SignalGroup`, as keyword arguments: what a test or a tool changes
+    with ``dataclasses.replace(group, **timings)``."""
+
+    min_green_s: float
+    yellow_s: float
+    red_yellow_s: float
+    max_wait_s: float | None
 
 
 @dataclass(frozen=True)
@@ -270,8 +280,8 @@ class Intersection:
 
 
 # -- RiLSA bounds and the fixed plan: the gate for configuration from outside -------------------
-def rilsa_problems(x: Intersection) -> list[str]:
-    """What in ``x`` lies outside the physical bounds docs/signals.md lists (RiLSA 2015 where it
+def rilsa_problems(intersection: Intersection) -> list[str]:
+    """What in ``intersection`` lies outside the physical bounds docs/signals.md lists (RiLSA 2015 where it
     fixes a value); empty when all is well. Checked by every factory of this module."""
     out: list[str] = []
 
@@ -279,7 +289,7 @@ def rilsa_problems(x: Intersection) -> list[str]:
         if not lo <= value <= hi:
             out.append(f"{what} {value:g} s outside [{lo:g}, {hi:g}] s")
 
-    for gid, g in x.groups.items():
+    for gid, g in intersection.groups.items():
         within(f"group {gid!r} min_green_s", g.min_green_s, RILSA_MIN_GREEN_S, MAX_GREEN_S)
         if g.kind == "vehicle":
             within(f"vehicle group {gid!r} yellow_s", g.yellow_s, *RILSA_YELLOW_RANGE_S)
@@ -288,15 +298,15 @@ def rilsa_problems(x: Intersection) -> list[str]:
         within(f"group {gid!r} red_yellow_s", g.red_yellow_s, 0.0, MAX_RED_YELLOW_S)
         if g.max_wait_s is not None:
             within(f"group {gid!r} max_wait_s", g.max_wait_s, RILSA_MIN_GREEN_S, MAX_CYCLE_S)
-    for (a, b), t in sorted(x.intergreen_s.items()):
+    for (a, b), t in sorted(intersection.intergreen_s.items()):
         within(f"intergreen {a!r}->{b!r}", t, 0.0, MAX_INTERGREEN_S)
-    for st in x.stages:
+    for st in intersection.stages:
         within(f"stage {st.id!r} min_green_s", st.min_green_s, RILSA_MIN_GREEN_S, MAX_GREEN_S)
         within(f"stage {st.id!r} max_green_s", st.max_green_s, RILSA_MIN_GREEN_S, MAX_GREEN_S)
-        if x.stage_green_floor_s(st.id) > st.max_green_s:
+        if intersection.stage_green_floor_s(st.id) > st.max_green_s:
             out.append(f"stage {st.id!r}: its groups' minimum green exceeds max_green_s {st.max_green_s:g} s")
-    within("cycle max_s", x.cycle_max_s, RILSA_MIN_GREEN_S, MAX_CYCLE_S)
-    within("max_wait_s", x.max_wait_s, RILSA_MIN_GREEN_S, MAX_CYCLE_S)
-    if len(x.fixed_plan.phases) > MAX_PHASES:
-        out.append(f"fixed plan has {len(x.fixed_plan.phases)} phases, at most {MAX_PHASES}")
+    within("cycle max_s", intersection.cycle_max_s, RILSA_MIN_GREEN_S, MAX_CYCLE_S)
+    within("max_wait_s", intersection.max_wait_s, RILSA_MIN_GREEN_S, MAX_CYCLE_S)
+    if len(intersection.fixed_plan.phases) > MAX_PHASES:
+        out.append(f"fixed plan has {len(intersection.fixed_plan.phases)} phases, at most {MAX_PHASES}")
     return out

@@ -19,7 +19,7 @@ R, RY, G, Y = SignalState.RED, SignalState.RED_YELLOW, SignalState.GREEN, Signal
 
 class SafetyMonitor:
     def __init__(self, intersection: Intersection) -> None:
-        self.x = intersection
+        self.intersection = intersection
         self._state: dict[str, SignalState] = {}
         self._since: dict[str, float] = {}
         self._green_end: dict[str, float] = {}
@@ -29,11 +29,11 @@ class SafetyMonitor:
 
     def observe(self, t: float, states: Mapping[str, SignalState]) -> list[Violation]:
         """Record the states shown from ``t`` on; returns the violations this step revealed."""
-        x, found = self.x, []
+        intersection, found = self.intersection, []
         greens = [g for g, s in states.items() if s is G]
         for i, a in enumerate(greens):
             for b in greens[i + 1 :]:
-                if x.conflicting(a, b):
+                if intersection.conflicting(a, b):
                     found.append(Violation("conflicting_greens", f"{a}/{b}", t, "shown green together"))
         for g, new in states.items():
             old = self._state.get(g)
@@ -41,16 +41,16 @@ class SafetyMonitor:
                 self._state[g], self._since[g] = new, t
                 self._first_seen = t
                 continue
-            grp = x.groups[g]
+            grp = intersection.groups[g]
             if new is not old:
                 held = t - self._since[g]
                 found += self._change(g, old, new, held, t, grp.yellow_s, grp.red_yellow_s, grp.min_green_s)
                 self._state[g], self._since[g] = new, t
                 if new is G:
                     self._wait_flagged.discard(g)
-            if new is not G and g not in self._wait_flagged and t - self._since_green(g) > x.group_max_wait_s(g) + EPS:
+            if new is not G and g not in self._wait_flagged and t - self._since_green(g) > intersection.group_max_wait_s(g) + EPS:
                 self._wait_flagged.add(g)
-                found.append(Violation("max_wait", g, t, f"not green for more than {x.group_max_wait_s(g):g} s"))
+                found.append(Violation("max_wait", g, t, f"not green for more than {intersection.group_max_wait_s(g):g} s"))
         self.violations += found
         return found
 
@@ -75,7 +75,7 @@ class SafetyMonitor:
             if held < min_green_s - EPS:
                 out.append(Violation("min_green", g, t, f"green {held:g} s < {min_green_s:g} s"))
         if new is G:
-            for (c, e), ig in self.x.intergreen_s.items():
+            for (c, e), ig in self.intersection.intergreen_s.items():
                 if e == g and c in self._green_end and self._state.get(c) is not G and t - self._green_end[c] < ig - EPS:
                     out.append(Violation("intergreen", f"{c}->{g}", t, f"{t - self._green_end[c]:g} s < {ig:g} s"))
         return out

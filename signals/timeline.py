@@ -79,12 +79,11 @@ def transition_times(intersection: Intersection, plan: SignalPlan) -> list[float
     every clearing and entering conflicting pair, not only between neighbouring stages).
     Lengthening only ever widens later gaps, so the iteration settles in a few rounds.
     """
-    x = intersection
     phases = plan.phases
     n = len(phases)
     m = n if plan.cyclic else n - 1
-    groups = [x.stage(p.stage).groups for p in phases]
-    trans = [x.transition_s(phases[i].stage, phases[(i + 1) % n].stage) for i in range(m)]
+    groups = [intersection.stage(p.stage).groups for p in phases]
+    trans = [intersection.transition_s(phases[i].stage, phases[(i + 1) % n].stage) for i in range(m)]
     for _ in range(2 * n + 4):
         ends, t = [], 0.0
         for i in range(n):
@@ -94,7 +93,7 @@ def transition_times(intersection: Intersection, plan: SignalPlan) -> list[float
                 t += trans[i]
         cycle = t
         # green ends per group: the end of a phase it holds when the next phase does not hold it
-        green_ends: dict[str, list[float]] = {g: [] for g in x.groups}
+        green_ends: dict[str, list[float]] = {g: [] for g in intersection.groups}
         for i in range(m):
             for g in groups[i] - groups[(i + 1) % n]:
                 green_ends[g].append(ends[i])
@@ -103,7 +102,7 @@ def transition_times(intersection: Intersection, plan: SignalPlan) -> list[float
             nxt = (j + 1) % n
             need = trans[j]
             for g in groups[nxt] - groups[j]:
-                for c, ig in ((c, x.intergreen_s[(c, g)]) for c in x.groups if (c, g) in x.intergreen_s):
+                for c, ig in ((c, intersection.intergreen_s[(c, g)]) for c in intersection.groups if (c, g) in intersection.intergreen_s):
                     cand = [e for e in green_ends[c] if e <= ends[j] + EPS]
                     if plan.cyclic:
                         cand += [e - cycle for e in green_ends[c]]

@@ -85,8 +85,8 @@ class SafetyValidator:
 
     def check(self, plan: SignalPlan) -> ValidationReport:
         """Validate a plan: its phases against stage bounds, its timeline against everything else."""
-        x = self.intersection
-        unknown = [p.stage for p in plan.phases if p.stage not in {s.id for s in x.stages}]
+        intersection = self.intersection
+        unknown = [p.stage for p in plan.phases if p.stage not in {s.id for s in intersection.stages}]
         if unknown or not plan.phases:
             return ValidationReport((Violation("unknown_stage", ",".join(unknown) or "-", 0.0, "plan names unknown stages or is empty"),))
         invalid = [p for p in plan.phases if not _finite_green(p.green_s)]
@@ -99,12 +99,12 @@ class SafetyValidator:
             )
         out = []
         for p in plan.phases:
-            st = x.stage(p.stage)
+            st = intersection.stage(p.stage)
             if p.green_s < st.min_green_s - EPS:
                 out.append(Violation("stage_min_green", st.id, 0.0, f"{p.green_s:g} s < {st.min_green_s:g} s"))
             if p.green_s > st.max_green_s + EPS:
                 out.append(Violation("stage_max_green", st.id, 0.0, f"{p.green_s:g} s > {st.max_green_s:g} s"))
-        return ValidationReport(tuple(out) + self.check_timeline(build_timeline(x, plan)).violations)
+        return ValidationReport(tuple(out) + self.check_timeline(build_timeline(intersection, plan)).violations)
 
     def check_timeline(self, tl: SignalTimeline) -> ValidationReport:
         """Validate a concrete timeline (also one not built by :func:`build_timeline`)."""

@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
@@ -15,12 +15,18 @@ from rich.live import Live
 from simulators.city.frames import MALFORMED_KINDS, frames, malformed
 from streams.kafka_io import producer
 from streams.records import encode
+from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
+
+    from simulators.city import City, Emission
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 async def produce_frames(
-    s: Any,
+    settings: Settings,
     *,
     intersections: int,
     interval_s: float,
@@ -37,15 +43,15 @@ async def produce_frames(
     stats = stats if stats is not None else {}
     stats.update(sent=0, malformed=0, sim_time=start.isoformat(), wall_s=0.0)
     rng = random.Random(seed + 7)
-    topic = s.topic("sensors.intersection")
-    prod = producer(s)
+    topic = settings.topic("sensors.intersection")
+    prod = producer(settings)
     await prod.start()
     t_wall0 = time.monotonic()
     live = Live(console=err, refresh_per_second=4, transient=True) if show else None
     try:
         if live:
             live.start()
-        pending = []
+        pending: list[asyncio.Future[Any]] = []  # the broker's acknowledgements still to wait for
         last_step = -1
         for i, f in enumerate(frames(intersections=intersections, start=start, interval_s=interval_s, steps=steps, seed=seed)):
             step = i // intersections
@@ -93,10 +99,10 @@ class PacedSender:
     acknowledgements, so a slow broker slows the replay instead of piling up memory.
     """
 
-    def __init__(self, prod: Any, speed: float) -> None:
+    def __init__(self, prod: AIOKafkaProducer, speed: float) -> None:
         self.prod, self.speed = prod, speed
         self.t0 = time.monotonic()
-        self.pending: list[Any] = []
+        self.pending: list[asyncio.Future[Any]] = []
 
     async def send(self, offset_s: float, topic: str, key: bytes | None, value: bytes, timestamp_ms: int | None = None) -> None:
         if self.speed > 0:
@@ -114,12 +120,12 @@ class PacedSender:
 
 
 async def produce_city(
-    s: Any,
-    city: Any,
+    settings: Settings,
+    city: City,
     *,
     speed: float,
     stats: dict[str, Any] | None = None,
-    on_emission: Callable[[Any], None] | None = None,
+    on_emission: Callable[[Emission], None] | None = None,
     truth_topic: str | None = None,
 ) -> dict[str, Any]:
     """Publish a ``simulators.city.City`` run, paced so ``speed`` simulated seconds pass per wall
@@ -133,16 +139,16 @@ async def produce_city(
     stats = stats if stats is not None else {}
     sent: Counter[str] = Counter()
     stats.update(sent=sent, sim_time="-")
-    prod = producer(s)
+    prod = producer(settings)
     await prod.start()
     paced, first = PacedSender(prod, speed), None
     try:
         if truth_topic:
             for t in city.truth():
-                await paced.send(0.0, s.topic(truth_topic), t.subject_id.encode(), t.to_line().encode())
+                await paced.send(0.0, settings.topic(truth_topic), t.subject_id.encode(), t.to_line().encode())
         for e in city.stream():
             first = e.t if first is None else first
-            await paced.send(e.t - first, s.topic(e.topic), e.key.encode(), e.value, int(e.t * 1000))
+            await paced.send(e.t - first, settings.topic(e.topic), e.key.encode(), e.value, int(e.t * 1000))
             sent[e.topic] += 1
             stats["sim_time"] = datetime.fromtimestamp(e.t, tz=timezone.utc).strftime("%a %Y-%m-%d %H:%M")
             if on_emission is not None:

@@ -215,7 +215,7 @@ class BrokerWatch:
                     found = self.compare(*await asyncio.wait_for(self.sample(consumer), self.interval_s * 5))
                 except asyncio.CancelledError:
                     raise
-                except Exception:  # noqa: BLE001 - the broker is away: the BrokerLink reports that
+                except Exception:  # the broker is away: the BrokerLink reports that
                     found = None
                 if found is not None:
                     on_lost(found)
@@ -235,7 +235,9 @@ def stop_on_lost_broker_state(app: faust.App) -> Callable[[str], None]:
             "loses everything when it restarts. This worker's tables and positions no longer match it: "
             "stopping. Start the worker again (it re-creates the topics)."
         )
-        app.broker_link.lost = message  # type: ignore[attr-defined]
+        link: BrokerLink | None = getattr(app, "broker_link", None)  # set by streams.app.create_app
+        if link is not None:
+            link.lost = message
         log.error(message)
         os.kill(os.getpid(), signal.SIGTERM)
 

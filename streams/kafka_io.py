@@ -233,7 +233,7 @@ async def tail(
                 break
             if time.monotonic() > deadline:
                 raise LookupError(f"topic {topic!r} does not exist")
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public refresh
+            await consumer._client.force_metadata_update()  # no public refresh
             await asyncio.sleep(0.2)
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)

@@ -29,6 +29,7 @@ import logging
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 _LEVELS = {"debug": "DEBUG", "info": "INFO", "warning": "WARNING", "error": "ERROR"}
 
@@ -44,14 +45,14 @@ def field_name(key: str) -> str:
     return f"{key}_" if key in RESERVED_FIELDS else key
 
 
-def rename_reserved_fields(logger: Any, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def rename_reserved_fields(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """structlog processor: move a caller's ``level``/``logger``/... out of the record's way."""
     for key in RESERVED_FIELDS & event_dict.keys():
         event_dict[field_name(key)] = event_dict.pop(key)
     return event_dict
 
 
-def _record_fields() -> list[Any]:
+def _record_fields() -> list[Processor]:
     """Level, logger name and UTC time: the same for our events and for library records."""
     return [
         structlog.stdlib.add_log_level,
@@ -84,7 +85,7 @@ class SafeProcessorFormatter(structlog.stdlib.ProcessorFormatter):
     def format(self, record: logging.LogRecord) -> str:
         try:
             return super().format(record)
-        except Exception as exc:  # noqa: BLE001 - a log line must never be lost to formatting
+        except Exception as exc:  # a log line must never be lost to formatting
             fallback = logging.makeLogRecord(record.__dict__)
             fallback.msg = f"{record.msg!s} {record.args!r} (unformattable log record: {type(exc).__name__}: {exc})"
             fallback.args = ()

@@ -75,7 +75,7 @@ class WorkerProcess:
         env = {**os.environ, **self.env, "LEITSTAND_WEB_PORT": str(self.web_port)}
         t0 = time.monotonic()
         with open(self.log_file, "ab") as log:
-            self.proc = subprocess.Popen(  # noqa: S603
+            self.proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -94,14 +94,14 @@ class WorkerProcess:
 
     def ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/ready", timeout=1) as r:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/ready", timeout=1) as r:
                 return bool(json.loads(r.read()).get("ready"))
         except (urllib.error.URLError, OSError, ValueError):
             return False
 
     def metrics(self) -> dict[str, float]:
         """Current Prometheus samples of the worker, ``name{labels}`` -> value."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=2) as r:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=2) as r:
             text = r.read().decode()
         samples: dict[str, float] = {}
         for line in text.splitlines():

@@ -333,5 +333,5 @@ async def post(
             return Attempt(200 <= resp.status < 300, f"HTTP {resp.status}")
     except TargetRefused as exc:  # raised by GuardedResolver after DNS
         return Attempt(False, f"refused: {exc}", retry=False)
-    except Exception as exc:  # noqa: BLE001 - every failure of a receiver is a retry, never a crash
+    except Exception as exc:  # every failure of a receiver is a retry, never a crash
         return Attempt(False, _scrub(f"{type(exc).__name__}: {exc}", url)[:300])

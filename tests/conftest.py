@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,9 +54,9 @@ def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def settings_for(tmp_path: Path):
     """Settings bound to a broker, with a topic prefix and group of their own."""
 
-    def make(info: BrokerInfo, **overrides: object) -> Settings:
+    def make(info: BrokerInfo, **overrides: Any) -> Settings:
         tag = uuid.uuid4().hex[:8]
-        base = dict(
+        base: dict[str, Any] = dict(
             kafka_bootstrap_servers=info.bootstrap,
             topic_prefix=f"t{tag}.",
             app_id=f"test-{tag}",
@@ -64,7 +65,7 @@ def settings_for(tmp_path: Path):
             cache_dir=CACHE_DIR,
         )
         base.update(overrides)
-        return Settings(_env_file=None, **base)  # type: ignore[arg-type]
+        return Settings(_env_file=None, **base)
 
     return make
 

@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, settings
 FUZZ_SCALE = max(1, int(os.environ.get("LEITSTAND_FUZZ_SCALE", "1") or "1"))
 
 
-def budget(examples: int, **extra: object) -> settings:
+def budget(examples: int, **extra: Any) -> settings:
     """Hypothesis settings for a fuzz test: ``examples`` scaled, no deadline, no slow-data checks."""
     return settings(
         max_examples=examples * FUZZ_SCALE,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from signals.explain import StageDecision
+from signals.model import Intersection
 
 
 @dataclass(frozen=True)
@@ -57,3 +58,13 @@ class Controller(Protocol):
     version: str
 
     def decide(self, observation: DetectorObservation) -> StageDecision: ...
+
+
+class ControllerClass(Protocol):
+    """A controller class as the registry keeps it: its ``name`` and its constructor, which takes
+    the intersection and the controller's own keyword parameters (from the signal config)."""
+
+    name: str
+    version: str
+
+    def __call__(self, intersection: Intersection, /, *args: Any, **params: Any) -> Controller: ...

@@ -53,12 +53,11 @@ class LeitstandController(MaxPressureController):
         self.wait_scale_s = wait_scale_s
         self.spillback_veh = spillback_veh
         self.stranded_weight = stranded_weight
-        x = intersection
         #: per stage: approach detectors it serves, each with the exit detectors its movements use
         self._serves: dict[str, dict[str, set[str]]] = {}
-        for st in x.stages:
+        for st in intersection.stages:
             serves: dict[str, set[str]] = {}
-            for la in x.lanes:
+            for la in intersection.lanes:
                 if la.group in st.groups:
                     serves.setdefault(la.measured_by, set()).update(self._measured[d] for d in la.downstream)
             self._serves[st.id] = serves
@@ -72,24 +71,24 @@ class LeitstandController(MaxPressureController):
         return value
 
     def decide(self, observation: DetectorObservation) -> StageDecision:
-        x = self.intersection
+        intersection = self.intersection
         now = observation.time_s
         repeat = self._not_due(observation)
         if repeat is not None:
             return repeat
         cur = self._phases[-1]
         waits = self.waits()
-        value = {st.id: {d: self._lane_value(observation, d, ex) for d, ex in self._serves[st.id].items()} for st in x.stages}
+        value = {st.id: {d: self._lane_value(observation, d, ex) for d, ex in self._serves[st.id].items()} for st in intersection.stages}
         mine = value[cur.stage]
-        can_hold = cur.green_s + self.decision_interval_s <= x.stage(cur.stage).max_green_s + EPS
+        can_hold = cur.green_s + self.decision_interval_s <= intersection.stage(cur.stage).max_green_s + EPS
 
         def gain(stage_id: str) -> float:
             """Vehicles a change to ``stage_id`` releases, weighted by its groups' longest wait."""
             fresh = sum(v for d, v in value[stage_id].items() if d not in mine)
-            wait = max((waits[g] for g in x.stage(stage_id).groups - x.stage(cur.stage).groups), default=0.0)
+            wait = max((waits[g] for g in intersection.stage(stage_id).groups - intersection.stage(cur.stage).groups), default=0.0)
             return fresh * (1.0 + wait / self.wait_scale_s)
 
-        gains = {s.id: gain(s.id) for s in x.stages if s.id != cur.stage}
+        gains = {s.id: gain(s.id) for s in intersection.stages if s.id != cur.stage}
         others = sorted(gains, key=lambda s: (-gains[s], s))
         best = others[0]
         stranded = sum(v for d, v in mine.items() if d not in value[best])
@@ -100,14 +99,12 @@ class LeitstandController(MaxPressureController):
             rule = "serve_while_it_pays" if stranded > 0 else "rest_in_green"
             chosen = cur.stage
         else:
-            chosen, rule = None, ""
-            for s in others:
-                if self._wait_safe(s, waits):
-                    chosen = s
-                    rule = "max_green_switch" if not can_hold else "switch_pays" if s == best and pays else "max_wait_guard"
-                    break
-            if chosen is None:
-                chosen, urgent = self._emergency([s.id for s in x.stages], best, waits, can_hold)
+            safe = next((s for s in others if self._wait_safe(s, waits)), None)
+            if safe is not None:
+                chosen = safe
+                rule = "max_green_switch" if not can_hold else "switch_pays" if safe == best and pays else "max_wait_guard"
+            else:
+                chosen, urgent = self._emergency([s.id for s in intersection.stages], best, waits, can_hold)
                 rule = "max_wait_emergency"
                 inputs[f"wait_s.{urgent}"] = round(waits[urgent], 1)
         self._commit(chosen)

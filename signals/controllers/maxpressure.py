@@ -25,27 +25,26 @@ class MaxPressureController:
     def __init__(self, intersection: Intersection, decision_interval_s: float = 5.0) -> None:
         self.intersection = intersection
         self.decision_interval_s = decision_interval_s
-        x = intersection
-        ids = [s.id for s in x.stages]
-        self._max_transition_s = max((x.transition_s(a, b) for a in ids for b in ids), default=0.0)
-        max_limit = max(x.group_max_wait_s(g) for g in x.groups)
-        self.history_s = max_limit + x.cycle_max_s + self._max_transition_s
-        self._max_intergreen_s = max(x.intergreen_s.values(), default=0.0)
+        ids = [s.id for s in intersection.stages]
+        self._max_transition_s = max((intersection.transition_s(a, b) for a in ids for b in ids), default=0.0)
+        max_limit = max(intersection.group_max_wait_s(g) for g in intersection.groups)
+        self.history_s = max_limit + intersection.cycle_max_s + self._max_transition_s
+        self._max_intergreen_s = max(intersection.intergreen_s.values(), default=0.0)
         self._phases: list[StagePhase] = []
         #: wall time at which the plan window starts (t = 0 of its timeline)
         self._origin_s = 0.0
         self._horizon_s: float | None = None
         self._last: StageDecision | None = None
-        self._measured = {la.id: la.measured_by for la in x.lanes}
+        self._measured = {la.id: la.measured_by for la in intersection.lanes}
 
     # -- measurements --------------------------------------------------------------------------
     def pressures(self, obs: DetectorObservation) -> dict[str, float]:
         """Stage pressure per Varaiya (2013), in vehicles x vehicles/second."""
-        x = self.intersection
+        intersection = self.intersection
         out = {}
-        for st in x.stages:
+        for st in intersection.stages:
             p = 0.0
-            for la in x.lanes:
+            for la in intersection.lanes:
                 if la.group in st.groups:
                     down = sum(obs.queue(self._measured[d]) for d in la.downstream) / len(la.downstream) if la.downstream else 0.0
                     p += la.saturation_flow_vph / 3600.0 * (obs.queue(la.measured_by) - down)
@@ -68,11 +67,11 @@ class MaxPressureController:
         A decision is due while the committed horizon still lies ahead of the next expected
         observation, so the signal never overruns what the plan (and the validator) saw.
         """
-        x = self.intersection
+        intersection = self.intersection
         now = observation.time_s
         if self._horizon_s is None:
-            first = x.fixed_plan.phases[0].stage
-            self._phases = [StagePhase(first, x.stage_green_floor_s(first))]
+            first = intersection.fixed_plan.phases[0].stage
+            self._phases = [StagePhase(first, intersection.stage_green_floor_s(first))]
             self._origin_s = now
             self._horizon_s = now + self._phases[0].green_s
             return self._emit(now, "start", {}, f"starts with stage {first} for its minimum green")
@@ -90,14 +89,14 @@ class MaxPressureController:
 
         Returns the chosen stage and the overdue group.
         """
-        x = self.intersection
+        intersection = self.intersection
         cur = self._phases[-1].stage
-        urgent = max(waits, key=lambda g: waits[g] - x.group_max_wait_s(g))
-        options = [s for s in order if urgent in x.stage(s).groups and (s != cur or can_hold)]
+        urgent = max(waits, key=lambda g: waits[g] - intersection.group_max_wait_s(g))
+        options = [s for s in order if urgent in intersection.stage(s).groups and (s != cur or can_hold)]
         return (options[0] if options else fallback), urgent
 
     def decide(self, observation: DetectorObservation) -> StageDecision:
-        x = self.intersection
+        intersection = self.intersection
         now = observation.time_s
         repeat = self._not_due(observation)
         if repeat is not None:
@@ -106,11 +105,11 @@ class MaxPressureController:
         waits = self.waits()
         cur = self._phases[-1]
         step = self.decision_interval_s
-        can_hold = cur.green_s + step <= x.stage(cur.stage).max_green_s + EPS
-        ranked = sorted(x.stages, key=lambda s: (-pressures[s.id], s.id != cur.stage, s.id))
+        can_hold = cur.green_s + step <= intersection.stage(cur.stage).max_green_s + EPS
+        ranked = sorted(intersection.stages, key=lambda s: (-pressures[s.id], s.id != cur.stage, s.id))
         best = ranked[0].id
         inputs = {f"pressure.{k}": round(v, 2) for k, v in pressures.items()}
-        inputs |= {f"queue_veh.{la.id}": observation.queue(la.measured_by) for la in x.lanes}
+        inputs |= {f"queue_veh.{la.id}": observation.queue(la.measured_by) for la in intersection.lanes}
         chosen, rule = None, ""
         for st in ranked:
             if st.id == cur.stage and not can_hold:
@@ -132,7 +131,7 @@ class MaxPressureController:
             inputs[f"wait_s.{urgent}"] = round(waits[urgent], 1)
         self._commit(chosen)
         if rule.startswith("max_wait"):
-            inputs |= {f"wait_s.{g}": round(w, 1) for g, w in waits.items() if g in x.stage(chosen).groups}
+            inputs |= {f"wait_s.{g}": round(w, 1) for g, w in waits.items() if g in intersection.stage(chosen).groups}
         effect = (
             f"holds stage {chosen} {step:g} s more"
             if chosen == cur.stage
@@ -169,20 +168,20 @@ class MaxPressureController:
         transition and each stage at its minimum green: a conservative check, so several groups
         coming due together (e.g. after start-up) are all served in time.
         """
-        x = self.intersection
+        intersection = self.intersection
         added = self._duration_of(stage_id)
-        served = x.stage(stage_id).groups
+        served = intersection.stage(stage_id).groups
         # everyone is scheduled once more, the groups just served with their wait starting at 0
         pending = {g: 0.0 if g in served else w + added for g, w in waits.items()}
         t = 0.0
         while pending:
-            urgent = min(pending, key=lambda g: x.group_max_wait_s(g) - pending[g])
-            serve = max((s for s in x.stages if urgent in s.groups), key=lambda s: (len(s.groups & pending.keys()), s.id))
+            urgent = min(pending, key=lambda g: intersection.group_max_wait_s(g) - pending[g])
+            serve = max((s for s in intersection.stages if urgent in s.groups), key=lambda s: (len(s.groups & pending.keys()), s.id))
             t += self._max_transition_s
             for g in serve.groups & pending.keys():
-                if pending.pop(g) + t > x.group_max_wait_s(g) + EPS:
+                if pending.pop(g) + t > intersection.group_max_wait_s(g) + EPS:
                     return False
-            t += max(x.stage_green_floor_s(serve.id), self.decision_interval_s)
+            t += max(intersection.stage_green_floor_s(serve.id), self.decision_interval_s)
         return True
 
     def _commit(self, stage_id: str) -> None:

@@ -75,22 +75,26 @@ class WebsterController:
         return StageDecision(self.intersection.id, now, self._plan, self._explanation, origin_s=self._origin_s)
 
     def _recompute(self) -> None:
-        x = self.intersection
+        intersection = self.intersection
         flows = {lid: c * 3600.0 / self._measured_s for lid, c in self._counts.items()}
         ratios = []
         n = len(self._sequence)
         for i, stage_id in enumerate(self._sequence):
             # only the groups a stage starts are critical for it: a protected-turn stage that
             # continues groups already green (SUMO's left-turn phases) must not count them twice
-            groups = x.stage(stage_id).groups - x.stage(self._sequence[i - 1]).groups if n > 1 else x.stage(stage_id).groups
-            ys = [flows.get(la.id, 0.0) / la.saturation_flow_vph for la in x.lanes if la.group in groups]
+            groups = (
+                intersection.stage(stage_id).groups - intersection.stage(self._sequence[i - 1]).groups
+                if n > 1
+                else intersection.stage(stage_id).groups
+            )
+            ys = [flows.get(la.id, 0.0) / la.saturation_flow_vph for la in intersection.lanes if la.group in groups]
             ratios.append(max(ys, default=0.0))
         big_y = sum(ratios)
         lost = self.lost_time_s
         saturated = big_y >= Y_SATURATED
-        c0 = x.cycle_max_s if saturated else (1.5 * lost + 5.0) / (1.0 - big_y)
+        c0 = intersection.cycle_max_s if saturated else (1.5 * lost + 5.0) / (1.0 - big_y)
         prev_c = self.cycle_s
-        target_c = min(max(c0, x.cycle_min_s), x.cycle_max_s)
+        target_c = min(max(c0, intersection.cycle_min_s), intersection.cycle_max_s)
         c = min(max(target_c, prev_c - self.max_cycle_change_s), prev_c + self.max_cycle_change_s)
         effective = max(c - lost, 0.0)
         prev_g = [p.green_s for p in self._plan.phases]
@@ -98,15 +102,15 @@ class WebsterController:
         greens = []
         for stage_id, s, g_prev in zip(self._sequence, share, prev_g):
             g = min(max(effective * s, g_prev - self.max_split_change_s), g_prev + self.max_split_change_s)
-            g = min(max(g, x.stage_green_floor_s(stage_id)), x.stage(stage_id).max_green_s)
+            g = min(max(g, intersection.stage_green_floor_s(stage_id)), intersection.stage(stage_id).max_green_s)
             greens.append(g)
         greens = [round(g, 1) for g in self._fit_cycle(greens, lost)]
-        over = sum(greens) + lost - x.cycle_max_s
+        over = sum(greens) + lost - intersection.cycle_max_s
         if over > 0:  # rounding pushed the cycle past its bound: take it from the longest green
             k = max(range(len(greens)), key=lambda i: greens[i])
             greens[k] = math.floor((greens[k] - over) * 10) / 10
         plan = SignalPlan(tuple(StagePhase(s, g) for s, g in zip(self._sequence, greens)))
-        new_cycle_s = sum(greens) + sum(transition_times(x, plan))
+        new_cycle_s = sum(greens) + sum(transition_times(intersection, plan))
         inputs = {"Y": round(big_y, 3), "C0_s": round(c0, 1), "cycle_s": round(new_cycle_s, 1), "L_s": lost}
         inputs |= {f"y.{s}": round(r, 3) for s, r in zip(self._sequence, ratios)}
         inputs |= {f"flow_vph.{k}": round(v, 1) for k, v in sorted(flows.items())}
@@ -132,18 +136,18 @@ class WebsterController:
         """Pull the cycle back inside its bounds by moving green that is above the stage floors
         (or below the stage maxima); if the floors alone exceed the maximum cycle the plan stays
         infeasible and the safety validator will reject it."""
-        x = self.intersection
-        floors = [x.stage_green_floor_s(s) for s in self._sequence]
-        ceils = [x.stage(s).max_green_s for s in self._sequence]
+        intersection = self.intersection
+        floors = [intersection.stage_green_floor_s(s) for s in self._sequence]
+        ceils = [intersection.stage(s).max_green_s for s in self._sequence]
         total = sum(greens) + lost
-        if total > x.cycle_max_s:
+        if total > intersection.cycle_max_s:
             slack = [g - f for g, f in zip(greens, floors)]
-            cut = min(total - x.cycle_max_s, sum(slack))
+            cut = min(total - intersection.cycle_max_s, sum(slack))
             if sum(slack) > 0:
                 greens = [g - cut * sl / sum(slack) for g, sl in zip(greens, slack)]
-        elif total < x.cycle_min_s:
+        elif total < intersection.cycle_min_s:
             room = [c - g for g, c in zip(greens, ceils)]
-            add = min(x.cycle_min_s - total, sum(room))
+            add = min(intersection.cycle_min_s - total, sum(room))
             if sum(room) > 0:
                 greens = [g + add * r / sum(room) for g, r in zip(greens, room)]
         return greens

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from streams.records import BusPosition, encode
+from streams.records import BusPosition, OccupancyStatus, VehicleStopStatus, encode
 
 from .calendar import RainPeriod, day_kind, demand_profile, rain_at
 from .types import CityConfig, Emission, GroundTruth, poisson, rng_for
@@ -189,7 +189,7 @@ def simulate_line(config: CityConfig, line: Line, t0: float, t1: float, rain: li
     return [tr for tr in trips if tr.arrive[-1] >= t0 and tr.arrive[0] < t1]
 
 
-def _occupancy(load: int) -> str:
+def _occupancy(load: int) -> OccupancyStatus:
     if load == 0:
         return "EMPTY"
     if load < 20:
@@ -222,6 +222,7 @@ def bus_emissions(config: CityConfig, trips: list[Trip], t0: float, t1: float) -
 def _position(trip: Trip, k: int, t: float) -> BusPosition:
     """At stop ``k`` (dwelling) or between stop ``k`` and ``k + 1``."""
     n = len(trip.stops)
+    status: VehicleStopStatus
     if t < trip.depart[k] or k == n - 1:
         lat, lon = trip.stops[k]
         status, seq, speed = "STOPPED_AT", k + 1, 0.0

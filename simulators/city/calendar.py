@@ -20,6 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from streams.records import ScheduleKind
+
 from .types import CityConfig, rng_for
 
 # --- holidays -----------------------------------------------------------------------------
@@ -161,7 +163,7 @@ class VenueEvent:
 
     event_id: str
     venue_id: str
-    kind: str  # "match" | "concert" (ScheduledEvent kinds)
+    kind: ScheduleKind  # "match" | "concert"
     title: str
     start: float
     end: float
@@ -184,7 +186,8 @@ class VenueEvent:
         return 1.0 + level * (arrive + leave)
 
 
-VENUES = {  # venue id -> (schedule kind, title, capacity, attendance range)
+#: venue id -> (schedule kind, title, capacity, attendance range)
+VENUES: dict[str, tuple[ScheduleKind, str, int, tuple[int, int]]] = {
     "stadium": ("match", "Fußball: SSV gegen FC", 30_000, (14_000, 29_000)),
     "arena": ("concert", "Konzert in der Arena", 12_000, (4_000, 11_500)),
 }

@@ -64,6 +64,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from streams.records import ScheduledEvent, WeatherForecast, encode
@@ -81,7 +82,7 @@ from .calendar import (
 from .pools import PoolRun, pool_emissions, pool_ids, simulate_pool
 from .traffic import (
     DetectorFault,
-    Intersection,
+    GridJunction,
     LaneBlock,
     build_grid,
     injection_truth,
@@ -105,6 +106,8 @@ __all__ = [
     "write_truth",
 ]
 
+#: the schedule kinds of the calendar's days (public and school holidays)
+CalendarKind = Literal["holiday", "school_holiday"]
 CITY_VENUE = "city"  # venue id of city-wide schedule entries (holidays, weather)
 SCHEDULE_AHEAD_DAYS = 7  # holidays are announced for the run and the week after it
 
@@ -124,7 +127,7 @@ class City:
     # --- the plan -------------------------------------------------------------------------
 
     @cached_property
-    def grid(self) -> list[Intersection]:
+    def grid(self) -> list[GridJunction]:
         return build_grid(self.config)
 
     @cached_property
@@ -145,12 +148,12 @@ class City:
     def _bus_trips(self) -> list[Trip]:
         return [trip for line in build_lines(self.config) for trip in simulate_line(self.config, line, self.t0, self.t1, self.rain)]
 
-    def calendar_days(self) -> list[tuple[str, date, str]]:
+    def calendar_days(self) -> list[tuple[CalendarKind, date, str]]:
         """(kind, day, name) of public and school holidays from the run's start to a week after it."""
         tz = ZoneInfo(self.config.timezone)
         first = datetime.fromtimestamp(self.t0, tz).date()
         last = datetime.fromtimestamp(self.t1, tz).date() + timedelta(days=SCHEDULE_AHEAD_DAYS)
-        out = []
+        out: list[tuple[CalendarKind, date, str]] = []
         for n in range((last - first).days + 1):
             day = first + timedelta(days=n)
             name = public_holiday(day, self.config.state)
@@ -178,24 +181,24 @@ class City:
                 ends_at=utc(e.end),
                 title=e.title,
                 expected_attendance=e.attendance,
-            )  # type: ignore[arg-type]
+            )
             for e in self.events
         ]
         for kind, day, name in self.calendar_days():
             if kind == "holiday":
-                a, b = _day_bounds(day, day, tz)
+                start, end = _day_bounds(day, day, tz)
             else:
                 last = next(b for a, b in self.config.school_holidays if a == day)
-                a, b = _day_bounds(day, last, tz)
+                start, end = _day_bounds(day, last, tz)
             out.append(
                 ScheduledEvent(
                     schema_version=1,
                     event_time=now,
                     venue_id=CITY_VENUE,
                     event_id=f"{kind}-{day.isoformat()}",
-                    kind=kind,  # type: ignore[arg-type]
-                    starts_at=utc(a),
-                    ends_at=utc(b),
+                    kind=kind,
+                    starts_at=start,
+                    ends_at=end,
                     title=name,
                 )
             )
@@ -318,6 +321,6 @@ def traffic_history(city: City, days: int, seed_offset: int = 7) -> Iterator[tup
     for i in range(hours):
         t = t0 + i * 3600
         factor = _profile(datetime.fromtimestamp(t + 1800, tz=timezone.utc), city.config)
-        for x in city.grid:
-            flow = sum(a.peak_veh_h for a in x.approaches) * factor * _math.exp(rng.gauss(0, 0.06))
-            yield x.intersection_id, t, round(flow)
+        for junction in city.grid:
+            flow = sum(a.peak_veh_h for a in junction.approaches) * factor * _math.exp(rng.gauss(0, 0.06))
+            yield junction.intersection_id, t, round(flow)

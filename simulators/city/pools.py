@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from streams.records import PoolReading, PoolSupervisionEvent, Quantity, encode
+from streams.records import PoolReading, PoolSupervisionEvent, Quantity, SupervisionKind, encode
 
 from .calendar import RainPeriod, day_kind, rain_at, school_holiday
 from .pool_day import _violations, probe_readings, water_step
@@ -128,8 +128,8 @@ def simulate_pool(config: CityConfig, pool_id: str, t0: float, t1: float, rain: 
         if not span:
             continue
         t = round(span[0], 3)
-        kind = "motionless_swimmer" if plan.random() < 0.5 else "person_in_closed_zone"
-        if kind == "motionless_swimmer":
+        event_kind: SupervisionKind = "motionless_swimmer" if plan.random() < 0.5 else "person_in_closed_zone"
+        if event_kind == "motionless_swimmer":
             zone, duration = f"becken-bahn-{plan.randint(1, 6)}", round(plan.uniform(10, 25), 1)
         else:
             zone, duration = "sprungbecken-gesperrt", None
@@ -138,14 +138,14 @@ def simulate_pool(config: CityConfig, pool_id: str, t0: float, t1: float, rain: 
             event_time=datetime.fromtimestamp(t, timezone.utc),
             pool_id=pool_id,
             event_id=f"{pool_id}-cam-{int(t)}-{n}",
-            kind=kind,
+            kind=event_kind,
             zone=zone,
             duration_s=duration,
             confidence=round(plan.uniform(0.8, 0.99), 2),
             persons=1,
         )
         run.camera.append((t, event))
-        run.truth.append(GroundTruth(kind, pool_id, t, t + 30, kind, "critical", {"event_id": event.event_id, "zone": zone}))
+        run.truth.append(GroundTruth(event_kind, pool_id, t, t + 30, event_kind, "critical", {"event_id": event.event_id, "zone": zone}))
     for w in pumps:
         run.truth.append(
             GroundTruth(w.kind, pool_id, w.start, w.end, None, None, {"pump": "chlorine" if w.kind == "dosing_failure" else "acid"})

@@ -57,7 +57,13 @@ class Approach:
 
 
 @dataclass(frozen=True)
-class Intersection:
+class GridJunction:
+    """A junction of the synthetic city's street grid: where it sits and the approaches that feed it.
+
+    Not the signal model (``signals.model.Intersection``): the city only needs what its traffic
+    generator draws from, and it keeps the ``intersection_id`` its frames are keyed by.
+    """
+
     intersection_id: str
     row: int
     col: int
@@ -72,7 +78,7 @@ def grid_shape(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def build_grid(config: CityConfig) -> list[Intersection]:
+def build_grid(config: CityConfig) -> list[GridJunction]:
     rows, cols = grid_shape(config.intersections)
     main_row, main_col = rows // 2, cols // 2
     rng = rng_for(config, "grid")
@@ -103,20 +109,24 @@ def build_grid(config: CityConfig) -> list[Intersection]:
                     lane_split=0.45 if main else 0.5,
                 )
             )
-        out.append(Intersection(iid, r, c, tuple(aps)))
+        out.append(GridJunction(iid, r, c, tuple(aps)))
     return out
 
 
-def venue_sites(grid: list[Intersection]) -> dict[str, tuple[str, ...]]:
+def venue_sites(grid: list[GridJunction]) -> dict[str, tuple[str, ...]]:
     """The stadium sits at the grid's far corner, the arena at the other end of the first row."""
-    pos = {(x.row, x.col): x.intersection_id for x in grid}
+    pos = {(junction.row, junction.col): junction.intersection_id for junction in grid}
 
-    def around(x: Intersection) -> tuple[str, ...]:
-        near = [pos[(x.row + dr, x.col + dc)] for dr, dc in ((-1, 0), (0, -1), (0, 1), (1, 0)) if (x.row + dr, x.col + dc) in pos]
-        return (x.intersection_id, *near)
+    def around(junction: GridJunction) -> tuple[str, ...]:
+        near = [
+            pos[(junction.row + dr, junction.col + dc)]
+            for dr, dc in ((-1, 0), (0, -1), (0, 1), (1, 0))
+            if (junction.row + dr, junction.col + dc) in pos
+        ]
+        return (junction.intersection_id, *near)
 
     stadium = grid[-1]
-    arena = max((x for x in grid if x.row == 0), key=lambda x: x.col)
+    arena = max((junction for junction in grid if junction.row == 0), key=lambda junction: junction.col)
     return {"stadium": around(stadium), "arena": around(arena)}
 
 
@@ -145,7 +155,7 @@ def _on_frame(t: float, t0: float, dt: float) -> float:
     return t0 + math.ceil((t - t0) / dt) * dt
 
 
-def plan_injections(config: CityConfig, grid: list[Intersection], t0: float, t1: float) -> tuple[list[LaneBlock], list[DetectorFault]]:
+def plan_injections(config: CityConfig, grid: list[GridJunction], t0: float, t1: float) -> tuple[list[LaneBlock], list[DetectorFault]]:
     """Blocked lanes (more likely when and where traffic is heavy) and detector faults.
 
     Injections at one intersection never overlap (nor within 30 min of each other), so each
@@ -155,7 +165,7 @@ def plan_injections(config: CityConfig, grid: list[Intersection], t0: float, t1:
     dt = config.frame_interval_s
     lo = t0 + config.warmup_s
     busy: dict[str, list[tuple[float, float]]] = {}
-    by_id = {x.intersection_id: x for x in grid}
+    by_id = {junction.intersection_id: junction for junction in grid}
 
     def free(iid: str, s: float, e: float) -> bool:
         return all(e + 1800 <= a or s >= b + 1800 for a, b in busy.get(iid, []))
@@ -170,11 +180,11 @@ def plan_injections(config: CityConfig, grid: list[Intersection], t0: float, t1:
             s = _on_frame(rng.uniform(lo, t1 - length - 300), t0, dt)
             e = s + math.ceil(length / dt) * dt
             exposure = demand_profile(datetime.fromtimestamp(s, timezone.utc), config)
-            x = by_id[rng.choice(sorted(by_id))]
-            ap = rng.choices(x.approaches, weights=[a.peak_veh_h for a in x.approaches])[0]
-            if rng.random() < exposure and free(x.intersection_id, s, e):
-                blocks.append(LaneBlock(x.intersection_id, ap.name, rng.choice((1, 2)), s, e))
-                busy.setdefault(x.intersection_id, []).append((s, e))
+            junction = by_id[rng.choice(sorted(by_id))]
+            ap = rng.choices(junction.approaches, weights=[a.peak_veh_h for a in junction.approaches])[0]
+            if rng.random() < exposure and free(junction.intersection_id, s, e):
+                blocks.append(LaneBlock(junction.intersection_id, ap.name, rng.choice((1, 2)), s, e))
+                busy.setdefault(junction.intersection_id, []).append((s, e))
                 break
     faults: list[DetectorFault] = []
     lengths = {"stuck": (10, 60), "silent": (15, 60), "noisy": (30, 120)}
@@ -186,17 +196,17 @@ def plan_injections(config: CityConfig, grid: list[Intersection], t0: float, t1:
                 break
             s = _on_frame(rng.uniform(lo, t1 - length - 300), t0, dt)
             e = s + math.ceil(length / dt) * dt
-            x = by_id[rng.choice(sorted(by_id))]
-            det = rng.choice(x.detector_ids())
-            if free(x.intersection_id, s, e):
-                faults.append(DetectorFault(x.intersection_id, det, mode, s, e))
-                busy.setdefault(x.intersection_id, []).append((s, e))
+            junction = by_id[rng.choice(sorted(by_id))]
+            det = rng.choice(junction.detector_ids())
+            if free(junction.intersection_id, s, e):
+                faults.append(DetectorFault(junction.intersection_id, det, mode, s, e))
+                busy.setdefault(junction.intersection_id, []).append((s, e))
                 break
     return sorted(blocks, key=lambda b: (b.start, b.intersection_id)), sorted(faults, key=lambda f: (f.start, f.detector_id))
 
 
-def injection_truth(grid: list[Intersection], blocks: list[LaneBlock], faults: list[DetectorFault]) -> list[GroundTruth]:
-    downstream = {a.upstream: (x.intersection_id, a.name) for x in grid for a in x.approaches if a.upstream}
+def injection_truth(grid: list[GridJunction], blocks: list[LaneBlock], faults: list[DetectorFault]) -> list[GroundTruth]:
+    downstream = {a.upstream: (junction.intersection_id, a.name) for junction in grid for a in junction.approaches if a.upstream}
     out = []
     for b in blocks:
         down = downstream.get((b.intersection_id, b.approach))
@@ -244,7 +254,7 @@ class _ApproachState:
 
 def traffic_emissions(
     config: CityConfig,
-    grid: list[Intersection],
+    grid: list[GridJunction],
     t0: float,
     t1: float,
     blocks: list[LaneBlock],
@@ -254,8 +264,8 @@ def traffic_emissions(
 ) -> Iterator[Emission]:
     """One ``IntersectionFrame`` per intersection and interval, in time order."""
     dt = config.frame_interval_s
-    rngs = {x.intersection_id: rng_for(config, "traffic", x.intersection_id) for x in grid}
-    states = {(x.intersection_id, a.name): _ApproachState() for x in grid for a in x.approaches}
+    rngs = {junction.intersection_id: rng_for(config, "traffic", junction.intersection_id) for junction in grid}
+    states = {(junction.intersection_id, a.name): _ApproachState() for junction in grid for a in junction.approaches}
     steps = int(math.ceil((t1 - t0) / dt - 1e-9))
     for step in range(steps):
         t = t0 + step * dt
@@ -265,17 +275,17 @@ def traffic_emissions(
         served_prev = {k: s.served_veh_h for k, s in states.items()}
         active_blocks = {(b.intersection_id, b.approach): b.lane for b in blocks if b.start <= t < b.end}
         active_faults = {f.detector_id: f.mode for f in faults if f.start <= t < f.end}
-        for x in grid:
+        for junction in grid:
             event_factor = 1.0
             for ev in events:
-                if x.intersection_id in ev.near:
-                    event_factor *= ev.demand_factor(t, ev.near[0] == x.intersection_id)
-            rng = rngs[x.intersection_id]
+                if junction.intersection_id in ev.near:
+                    event_factor *= ev.demand_factor(t, ev.near[0] == junction.intersection_id)
+            rng = rngs[junction.intersection_id]
             readings: list[DetectorReading] = []
-            for ap in x.approaches:
-                st = states[(x.intersection_id, ap.name)]
+            for ap in junction.approaches:
+                st = states[(junction.intersection_id, ap.name)]
                 readings += _approach_readings(
-                    x.intersection_id,
+                    junction.intersection_id,
                     ap,
                     st,
                     rng,
@@ -283,13 +293,13 @@ def traffic_emissions(
                     base * event_factor,
                     mm_h,
                     served_prev.get(ap.upstream) if ap.upstream else None,
-                    active_blocks.get((x.intersection_id, ap.name)),
+                    active_blocks.get((junction.intersection_id, ap.name)),
                     active_faults,
                 )
             frame = IntersectionFrame(
-                schema_version=1, event_time=when, intersection_id=x.intersection_id, interval_s=dt, detectors=readings
+                schema_version=1, event_time=when, intersection_id=junction.intersection_id, interval_s=dt, detectors=readings
             )
-            yield Emission(t, "sensors.intersection", x.intersection_id, encode(frame))
+            yield Emission(t, "sensors.intersection", junction.intersection_id, encode(frame))
 
 
 def _approach_readings(

@@ -73,14 +73,14 @@ def decode_benchmark(n: int, detectors: int, repeat: int) -> dict[str, Any]:
     }
 
 
-def pipeline_benchmark(s: Settings, *, frames: int, intersections: int, engine: str) -> dict[str, Any]:
+def pipeline_benchmark(settings: Settings, *, frames: int, intersections: int, engine: str) -> dict[str, Any]:
     from streams.broker import start, stop
     from streams.kafka_io import ensure_topics, producer, send_all, tail
     from streams.stack import WorkerProcess, free_port, settings_env
 
     state = Path(tempfile.mkdtemp(prefix="leitstand-bench-"))
-    info = start(engine, state, s.cache_dir, "127.0.0.1", free_port(), progress=True)
-    s = s.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "state_dir": state})
+    info = start(engine, state, settings.cache_dir, "127.0.0.1", free_port(), progress=True)
+    settings = settings.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "state_dir": state})
     payloads = _frames_bytes(frames, 4, intersections)
     worker = WorkerProcess(
         settings_env(
@@ -90,13 +90,13 @@ def pipeline_benchmark(s: Settings, *, frames: int, intersections: int, engine: 
         web_port=free_port(),
     )
     try:
-        asyncio.run(ensure_topics(s))
+        asyncio.run(ensure_topics(settings))
 
         async def preload() -> float:
-            prod = producer(s)
+            prod = producer(settings)
             await prod.start()
             t0 = time.perf_counter()
-            await send_all(prod, s.topic("sensors.intersection"), payloads)
+            await send_all(prod, settings.topic("sensors.intersection"), payloads)
             await prod.stop()
             return time.perf_counter() - t0
 
@@ -105,14 +105,14 @@ def pipeline_benchmark(s: Settings, *, frames: int, intersections: int, engine: 
         async def drain() -> float:
             t0 = time.perf_counter()
             n = 0
-            async for _ in tail(s, s.topic("sensors.intersection"), from_beginning=True, limit=len(payloads)):
+            async for _ in tail(settings, settings.topic("sensors.intersection"), from_beginning=True, limit=len(payloads)):
                 n += 1
             return time.perf_counter() - t0
 
         drain_s = asyncio.run(drain())
         ready_s = worker.start()
         t0 = time.perf_counter()
-        key = f'leitstand_records_decoded_total{{topic="{s.topic("sensors.intersection")}"}}'
+        key = f'leitstand_records_decoded_total{{topic="{settings.topic("sensors.intersection")}"}}'
         done = 0.0
         while done < len(payloads):
             if time.perf_counter() - t0 > 600:

@@ -107,15 +107,15 @@ def _percentiles(xs: list[float]) -> dict[str, float | None]:
 
 
 def latency_benchmark(
-    s: Settings, *, engine: str, load_per_s: int, events: int, event_rate_per_s: float, split_roles: bool = True
+    settings: Settings, *, engine: str, load_per_s: int, events: int, event_rate_per_s: float, split_roles: bool = True
 ) -> dict[str, Any]:
     from streams.broker import start, stop
     from streams.kafka_io import ensure_topics, producer, tail
     from streams.stack import WorkerProcess, free_port, settings_env
 
     state = Path(tempfile.mkdtemp(prefix="leitstand-bench-latency-"))
-    info = start(engine, state, s.cache_dir, "127.0.0.1", free_port(), progress=True)
-    s = s.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "state_dir": state})
+    info = start(engine, state, settings.cache_dir, "127.0.0.1", free_port(), progress=True)
+    settings = settings.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "state_dir": state})
     roles = ["critical", "telemetry"] if split_roles else ["all"]
     workers = [
         WorkerProcess(
@@ -144,7 +144,7 @@ def latency_benchmark(
         return datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
 
     async def background_load() -> None:
-        prod = producer(s)
+        prod = producer(settings)
         await prod.start()
         try:
             tick, pools = 0.05, 200
@@ -163,7 +163,7 @@ def latency_benchmark(
                             "free_chlorine": {"value": 0.45, "unit": "mg/l"},
                         }
                     )
-                    await prod.send(s.topic("sensors.pool"), key=pool.encode(), value=value)
+                    await prod.send(settings.topic("sensors.pool"), key=pool.encode(), value=value)
                 load_sent[0] += per_tick
                 nxt += tick
                 await asyncio.sleep(max(0.0, nxt - time.perf_counter()))
@@ -171,12 +171,14 @@ def latency_benchmark(
             await prod.stop()
 
     async def measured() -> None:
-        prod = producer(s)
+        prod = producer(settings)
         await prod.start()
         done = asyncio.Event()
 
         async def watch_alerts() -> None:
-            async for m in tail(s, s.topic("alerts"), from_beginning=True):
+            async for m in tail(settings, settings.topic("alerts"), from_beginning=True):
+                if m.value is None:  # a tombstone: no alert in it
+                    continue
                 rec = orjson.loads(m.value)
                 eid = rec.get("evidence", {}).get("camera_event_id")
                 if rec.get("transition") == "raised" and eid in sent_at:
@@ -186,7 +188,7 @@ def latency_benchmark(
                     return
 
         async def watch_probe() -> None:
-            async for m in tail(s, s.topic("events.schedule"), from_beginning=True):
+            async for m in tail(settings, settings.topic("events.schedule"), from_beginning=True):
                 pid = m.key.decode() if m.key else ""
                 if pid in probe_sent:
                     probe_lat.append(time.time() - probe_sent.pop(pid))
@@ -210,10 +212,10 @@ def latency_benchmark(
                     }
                 )
                 sent_at[eid] = time.time()
-                await prod.send(s.topic("pool.supervision"), key=f"pool-{i % 200}".encode(), value=value)
+                await prod.send(settings.topic("pool.supervision"), key=f"pool-{i % 200}".encode(), value=value)
                 # baseline: a plain record through the same broker (a topic no agent reads)
                 probe_sent[f"probe-{i}"] = time.time()
-                await prod.send(s.topic("events.schedule"), key=f"probe-{i}".encode(), value=b"{}")
+                await prod.send(settings.topic("events.schedule"), key=f"probe-{i}".encode(), value=b"{}")
                 await asyncio.sleep(1.0 / event_rate_per_s)
             await asyncio.wait_for(done.wait(), timeout=60)
         except TimeoutError:
@@ -224,7 +226,7 @@ def latency_benchmark(
             await prod.stop()
 
     try:
-        asyncio.run(ensure_topics(s))
+        asyncio.run(ensure_topics(settings))
         ready_s = max(w.start() for w in workers)
         loader = threading.Thread(target=lambda: asyncio.run(background_load()), daemon=True)
         t0 = time.perf_counter()

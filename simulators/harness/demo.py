@@ -42,7 +42,7 @@ DEMO_ACK_TIMEOUTS = {"alarm_ack_timeout_critical_s": 20.0, "alarm_ack_timeout_ma
 
 
 def run_demo(
-    s: Settings,
+    settings: Settings,
     *,
     minutes: float,
     speed: float,
@@ -56,11 +56,11 @@ def run_demo(
     Ctrl-C, SIGTERM and SIGHUP stop everything it started (broker, worker) before it returns.
     """
     with terminate_as_interrupt():
-        return _demo(s, minutes=minutes, speed=speed, report_dir=report_dir, port=port, city=city, start_at=start_at)
+        return _demo(settings, minutes=minutes, speed=speed, report_dir=report_dir, port=port, city=city, start_at=start_at)
 
 
 def _demo(
-    s: Settings,
+    settings: Settings,
     *,
     minutes: float,
     speed: float,
@@ -82,28 +82,28 @@ def _demo(
     (report_dir / "truth.jsonl").write_text("".join(t.to_line() + "\n" for t in the_city.truth()), encoding="utf-8")
 
     own_broker = False
-    running = read_info(s.state_dir, "tansu")
+    running = read_info(settings.state_dir, "tansu")
     if running is not None and running.port == port:
         info = running
         err.print(f"using the running embedded broker on {info.bootstrap}")
     else:
-        info = start("tansu", s.state_dir, s.cache_dir, "127.0.0.1", port)
+        info = start("tansu", settings.state_dir, settings.cache_dir, "127.0.0.1", port)
         own_broker = True
         err.print(f"embedded broker ready on {info.bootstrap} after {info.ready_after_s:.2f} s")
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    s = s.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "topic_prefix": f"demo{run_id}."})
+    settings = settings.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "topic_prefix": f"demo{run_id}."})
     token = secrets.token_urlsafe(32)  # the API refuses tokens under 32 bytes
     web_port = free_port()
     worker = WorkerProcess(
         settings_env(
             {
                 "kafka_bootstrap_servers": info.bootstrap,
-                "topic_prefix": s.topic_prefix,
+                "topic_prefix": settings.topic_prefix,
                 "app_id": f"leitstand-demo-{run_id}",
                 "timestamp_reference": "stream",  # the city runs on an accelerated clock
                 "aggregate_idle_close_s": 5,
-                "data_dir": s.state_dir / "demo-worker" / run_id,
-                "state_dir": s.state_dir,
+                "data_dir": settings.state_dir / "demo-worker" / run_id,
+                "state_dir": settings.state_dir,
                 "log_level": "info",
                 "api_token": token,
                 **DEMO_ACK_TIMEOUTS,
@@ -127,12 +127,12 @@ def _demo(
         "city": {k: getattr(config, k) for k in ("intersections", "pools", "bus_lines", "seed")},
     }
     try:
-        asyncio.run(ensure_topics(s))
-        asyncio.run(_import_history(s, the_city))
+        asyncio.run(ensure_topics(settings))
+        asyncio.run(_import_history(settings, the_city))
         ready = worker.start()
         err.print(f"worker ready after {ready:.2f} s (log: {worker.log_file})")
         summary["worker_ready_s"] = round(ready, 3)
-        summary.update(asyncio.run(_run(s, the_city, speed, report_dir, web_port, token, config.seed)))
+        summary.update(asyncio.run(_run(settings, the_city, speed, report_dir, web_port, token, config.seed)))
     except BaseException:
         # Ctrl-C or a failure: the files written so far stay, marked as an unfinished run that
         # 'leitstand evaluate' refuses to score (it would count every later incident as missed)
@@ -142,7 +142,7 @@ def _demo(
     finally:
         worker.stop()
         if own_broker:
-            stop(s.state_dir, "tansu")
+            stop(settings.state_dir, "tansu")
     summary["stopped_cleanly"] = True
     (report_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     from .report import write_report
@@ -151,7 +151,7 @@ def _demo(
     return summary
 
 
-async def _import_history(s: Settings, city: Any) -> None:
+async def _import_history(settings: Settings, city: Any) -> None:
     """Previous weeks' hourly counts, as one aggregate per intersection and hour."""
     from simulators.city import traffic_history
     from streams.records import DetectorAggregate, encode
@@ -177,7 +177,7 @@ async def _import_history(s: Settings, city: Any) -> None:
                 ),
             )
 
-    await produce_to(s, s.topic("aggregates"), aggregates())
+    await produce_to(settings, settings.topic("aggregates"), aggregates())
 
 
 def _ack(web_port: int, token: str, alarm_id: str, action: str) -> int:
@@ -188,13 +188,13 @@ def _ack(web_port: int, token: str, alarm_id: str, action: str) -> int:
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(req, timeout=5) as r:  # loopback only
             return r.status
     except OSError:
         return 0
 
 
-async def _run(s: Settings, city: Any, speed: float, report_dir: Path, web_port: int, token: str, seed: int) -> dict[str, Any]:
+async def _run(settings: Settings, city: Any, speed: float, report_dir: Path, web_port: int, token: str, seed: int) -> dict[str, Any]:
     stats: dict[str, Any] = {"sent": Counter(), "sim_time": "-"}
     seen: Counter[str] = Counter()
     open_by_severity: Counter[str] = Counter()
@@ -213,7 +213,7 @@ async def _run(s: Settings, city: Any, speed: float, report_dir: Path, web_port:
             await asyncio.to_thread(_ack, web_port, token, alert["alarm_id"], "resolve")
 
     async def read(topic: str, name: str) -> None:
-        async for m in tail(s, s.topic(topic), from_beginning=True):
+        async for m in tail(settings, settings.topic(topic), from_beginning=True):
             seen[name] += 1
             if name in files and m.value:
                 files[name].write(m.value + b"\n")
@@ -237,7 +237,7 @@ async def _run(s: Settings, city: Any, speed: float, report_dir: Path, web_port:
 
     async def produce() -> None:
         try:
-            await produce_city(s, city, speed=speed, stats=stats, on_emission=keep_pool_reading, truth_topic=TRUTH)
+            await produce_city(settings, city, speed=speed, stats=stats, on_emission=keep_pool_reading, truth_topic=TRUTH)
         finally:
             done.set()
 

@@ -119,11 +119,12 @@ def ack_latency(alerts: list[dict[str, Any]], out: Path) -> Path | None:
     times: dict[str, dict[str, Any]] = defaultdict(dict)
     for a in alerts:
         times[a["alarm_id"]][a["transition"]] = a
-    pairs = [
-        (v["raised"], timestamp_of(v["acknowledged"]["event_time"]) - timestamp_of(v["raised"]["event_time"]))  # type: ignore[operator]
-        for v in times.values()
-        if "raised" in v and "acknowledged" in v
-    ]
+    pairs = []
+    for v in times.values():
+        if "raised" in v and "acknowledged" in v:
+            raised, acked = timestamp_of(v["raised"]["event_time"]), timestamp_of(v["acknowledged"]["event_time"])
+            if raised is not None and acked is not None:  # alerts always carry an event time
+                pairs.append((v["raised"], acked - raised))
     if not pairs:
         return None
     plt = _plt()

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from signals.control import Mode
 from signals.explain import StageDecision
 from simulators.sumo.loop import Scenario, ScenarioError, config_records
 from simulators.sumo.network import SumoSignals
@@ -34,7 +35,7 @@ AUDIT_DECODER = msgspec.json.Decoder(SignalAuditMessage)
 
 class KafkaSource:
     def __init__(
-        self, settings: Settings, first_reply_timeout_s: float = 60.0, reply_timeout_s: float = 20.0, mode: str = "automatic"
+        self, settings: Settings, first_reply_timeout_s: float = 60.0, reply_timeout_s: float = 20.0, mode: Mode = "automatic"
     ) -> None:
         self.settings = settings
         self.first_reply_timeout_s = first_reply_timeout_s

@@ -46,8 +46,8 @@ def run_many(
                 on_done(out[-1])
         return out
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, max_tasks_per_child=1) as pool:
-        futures = [pool.submit(_one, item) for item in jobs_list]
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, max_tasks_per_child=1) as executor:
+        futures = [executor.submit(_one, item) for item in jobs_list]
         for f in futures:
             f.add_done_callback(lambda fut: on_done(fut.result()) if on_done and not fut.exception() else None)
         return [f.result() for f in futures]

@@ -25,10 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from types import ModuleType
+from typing import Protocol, TypedDict
+
+import sumolib
 
 from signals.adapter import StageAdapter
-from signals.control import IntersectionControl
+from signals.control import IntersectionControl, Mode
 from signals.explain import StageDecision
 from signals.loader import intersection_to_dict
 from signals.monitor import SafetyMonitor
@@ -145,11 +148,11 @@ def load_network(scenario: Scenario) -> tuple[object, dict[str, SumoSignals]]:
         net = load_sumo_net(path)
     except KeyError as exc:  # sumolib indexes attributes blindly: a required one is missing
         raise ScenarioError(f"{path}: not a SUMO network (an element lacks the attribute {exc.args[0]!r})") from None
-    except Exception as exc:  # noqa: BLE001 - any failure of the third-party parser is a bad input file
+    except Exception as exc:  # any failure of the third-party parser is a bad input file
         raise ScenarioError(f"{path}: not a SUMO network ({type(exc).__name__}: {_one_line(exc)})") from None
     try:
         signals = intersections_from_sumo(net)
-    except Exception as exc:  # noqa: BLE001 - ModelError and whatever an odd tlLogic makes sumolib raise
+    except Exception as exc:  # ModelError and whatever an odd tlLogic makes sumolib raise
         raise ScenarioError(f"{path}: its traffic lights cannot be modelled ({_one_line(exc)})") from None
     if not signals:
         raise ScenarioError(f"{path} has no traffic light with two or more green stages")
@@ -189,7 +192,7 @@ class DecisionSource(Protocol):
 class InProcessSource:
     """The control loop in this process, through the same record conversions as the agent."""
 
-    def __init__(self, mode: str = "automatic", **params: float) -> None:
+    def __init__(self, mode: Mode = "automatic", **params: float) -> None:
         self.mode = mode
         self.params = params
         self.controls: dict[str, IntersectionControl] = {}
@@ -201,7 +204,7 @@ class InProcessSource:
             tid: IntersectionControl(
                 s.intersection,
                 controller,
-                self.mode,  # type: ignore[arg-type]
+                self.mode,
                 **self.params,
             )
             for tid, s in signals.items()
@@ -225,7 +228,7 @@ class InProcessSource:
 
 
 def config_records(
-    signals: Mapping[str, SumoSignals], controller: str, session: str, at: datetime, mode: str = "automatic"
+    signals: Mapping[str, SumoSignals], controller: str, session: str, at: datetime, mode: Mode = "automatic"
 ) -> list[IntersectionConfig]:
     """What a worker needs to control these traffic lights (published on ``signals.config``)."""
     return [
@@ -237,7 +240,7 @@ def config_records(
             controller=controller,
             mode=mode,
             session=session,
-        )  # type: ignore[arg-type]
+        )
         for tid, s in signals.items()
     ]
 
@@ -261,7 +264,7 @@ class RunResult:
     violations: list[str] = field(default_factory=list)
 
 
-def write_detectors(signals: Mapping[str, SumoSignals], net, path: Path) -> dict[str, dict[str, tuple[str, str]]]:
+def write_detectors(signals: Mapping[str, SumoSignals], net: sumolib.net.Net, path: Path) -> dict[str, dict[str, tuple[str, str]]]:
     """Lane-area detectors on approach and exit lanes, induction loops at stop lines.
 
     Returns per traffic light: detector id -> (lane-area detector id, induction loop id or "").
@@ -387,7 +390,7 @@ def run(
     )
 
 
-def _frame(traci, tid: str, detectors: Mapping[str, tuple[str, str]], clock: float, step_s: float) -> IntersectionFrame:
+def _frame(traci: ModuleType, tid: str, detectors: Mapping[str, tuple[str, str]], clock: float, step_s: float) -> IntersectionFrame:
     readings = []
     area, loop = traci.lanearea, traci.inductionloop
     for det, (e2, e1) in detectors.items():
@@ -411,6 +414,7 @@ def _state_string(s: SumoSignals, states: Mapping[str, SignalState], adapter: St
     """SUMO's per-link characters: ``G``/``g`` as the stage drives the group, ``y``, ``r``, ``u``."""
     tr = adapter.transition
     stage = adapter.stage if tr is None else tr.from_stage
+    assert stage is not None, "the adapter has stepped: it shows a stage"
     chars = []
     for i, g in enumerate(s.link_groups):
         if g is None:
@@ -418,13 +422,24 @@ def _state_string(s: SumoSignals, states: Mapping[str, SignalState], adapter: St
             continue
         st = states[g]
         if st is SignalState.GREEN:  # during a transition only groups of both stages are green
-            chars.append(s.green_chars[stage].get(g, "G"))  # type: ignore[index]
+            chars.append(s.green_chars[stage].get(g, "G"))
         else:
             chars.append(CHAR[st])
     return "".join(chars)
 
 
-def read_tripinfo(path: Path) -> dict[str, float | int]:
+class TripStats(TypedDict):
+    """The tripinfo figures of one run (the fields of :class:`RunResult` that SUMO measures)."""
+
+    delay_mean: float
+    timeloss_mean: float
+    duration_mean: float
+    waiting_mean: float
+    trips: int
+    unfinished: int
+
+
+def read_tripinfo(path: Path) -> TripStats:
     """RESCO's delay (timeLoss + departDelay) and the usual means, unfinished vehicles included."""
     n = unfinished = 0
     delay = loss = duration = waiting = 0.0

@@ -25,16 +25,19 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import sumolib
+from sumolib.net.connection import Connection
+from sumolib.net.node import Node
 
 from signals.loader import ensure_safe
 from signals.model import (
     DEFAULT_MAX_CYCLE_S,
     RILSA_MIN_GREEN_S,
+    GroupKind,
     Intersection,
     LaneArea,
     ModelError,
@@ -126,11 +129,11 @@ def _from_tls(tls: sumolib.net.TLS, program_id: str, program: sumolib.net.TLSPro
     green_chars: dict[str, dict[str, str]] = {}
     plan: list[StagePhase] = []
     for k in green_idx:
-        groups = greens_in(k)
-        if not groups:
+        green_groups = greens_in(k)
+        if not green_groups:
             continue
-        sid = stages.setdefault(groups, f"p{k}")
-        green_chars.setdefault(sid, {g: states[k][group_links[g][0]] for g in groups})
+        sid = stages.setdefault(green_groups, f"p{k}")
+        green_chars.setdefault(sid, {g: states[k][group_links[g][0]] for g in green_groups})
         plan.append(StagePhase(sid, float(phases[k].duration)))
     if len(stages) < 2:
         raise ModelError("fewer than two distinct green stages")
@@ -157,7 +160,7 @@ def _from_tls(tls: sumolib.net.TLS, program_id: str, program: sumolib.net.TLSPro
     cycle = sum(float(ph.duration) for ph in phases)
     # the RiLSA bounds and a safe fixed plan, as for every model from outside: a program with,
     # say, 3 s greens or 2 s yellows is refused by name rather than driven (docs/signals.md)
-    x = ensure_safe(
+    intersection = ensure_safe(
         Intersection(
             id=tls.getID(),
             groups=groups,
@@ -172,10 +175,15 @@ def _from_tls(tls: sumolib.net.TLS, program_id: str, program: sumolib.net.TLSPro
             name=f"SUMO tls {tls.getID()} program {program_id}",
         )
     )
-    return SumoSignals(tls.getID(), program_id, x, tuple(link_groups), constant, green_chars, detectors)
+    return SumoSignals(tls.getID(), program_id, intersection, tuple(link_groups), constant, green_chars, detectors)
 
 
-def _clearances(phases, green_idx, greens_in, group_links) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+def _clearances(
+    phases: Sequence[sumolib.net.Phase],
+    green_idx: Sequence[int],
+    greens_in: Callable[[int], frozenset[str]],
+    group_links: Mapping[str, list[int]],
+) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
     """Shortest yellow per group and shortest clearing->entering gap per group pair, from the program."""
     n = len(phases)
     yellow: dict[str, float] = {}
@@ -194,9 +202,9 @@ def _clearances(phases, green_idx, greens_in, group_links) -> tuple[dict[str, fl
     return yellow, gaps
 
 
-def _connections(tls: sumolib.net.TLS) -> dict[int, list[sumolib.net.connection.Connection]]:
+def _connections(tls: sumolib.net.TLS) -> dict[int, list[Connection]]:
     """sumolib connection objects per link index (they know their junction and foes)."""
-    out: dict[int, list] = defaultdict(list)
+    out: dict[int, list[Connection]] = defaultdict(list)
     for in_lane, out_lane, idx in tls.getConnections():
         for conn in in_lane.getOutgoing():
             if conn.getToLane() is out_lane and conn.getTLLinkIndex() == idx:
@@ -204,8 +212,8 @@ def _connections(tls: sumolib.net.TLS) -> dict[int, list[sumolib.net.connection.
     return out
 
 
-def _foe_pairs(group_links: Mapping[str, list[int]], conns: Mapping[int, list]) -> set[tuple[str, str]]:
-    index: dict[int, tuple[object, int]] = {}
+def _foe_pairs(group_links: Mapping[str, list[int]], conns: Mapping[int, list[Connection]]) -> set[tuple[str, str]]:
+    index: dict[int, tuple[Node, int]] = {}
     for idx, cs in conns.items():
         for c in cs:
             node = c.getJunction()
@@ -219,19 +227,19 @@ def _foe_pairs(group_links: Mapping[str, list[int]], conns: Mapping[int, list]) 
     return pairs
 
 
-def _foes(ja: tuple[object, int] | None, jb: tuple[object, int] | None) -> bool:
+def _foes(ja: tuple[Node, int] | None, jb: tuple[Node, int] | None) -> bool:
     if ja is None or jb is None or ja[1] < 0 or jb[1] < 0:
         return True  # unknown: treat the program's separation as the rule
     (na, ia), (nb, ib) = ja, jb
     if na is not nb:
         return True  # different junctions of a clustered signal: no matrix covers the pair
     try:
-        return bool(na.areFoes(ia, ib) or na.areFoes(ib, ia))  # type: ignore[attr-defined]
+        return bool(na.areFoes(ia, ib) or na.areFoes(ib, ia))
     except (KeyError, IndexError):
         return True
 
 
-def _kind(links: list[int], conns: Mapping[int, list]) -> str:
+def _kind(links: list[int], conns: Mapping[int, list[Connection]]) -> GroupKind:
     for idx in links:
         for c in conns.get(idx, []):
             if c.getFromLane().getEdge().getFunction() in ("walkingarea", "crossing"):
@@ -239,7 +247,9 @@ def _kind(links: list[int], conns: Mapping[int, list]) -> str:
     return "vehicle"
 
 
-def _lane_areas(conns: Mapping[int, list], link_groups: list[str | None]) -> tuple[tuple[LaneArea, ...], dict[str, tuple[str, str]]]:
+def _lane_areas(
+    conns: Mapping[int, list[Connection]], link_groups: list[str | None]
+) -> tuple[tuple[LaneArea, ...], dict[str, tuple[str, str]]]:
     """One lane area per (approach lane, signal group) measured by the lane's detector, plus exits."""
     feeds: dict[tuple[str, str], set[str]] = defaultdict(set)
     detectors: dict[str, tuple[str, str]] = {}

@@ -94,9 +94,9 @@ def kafka_libs(cache_dir: Path, *, progress: bool = False) -> Path:
             from rich.console import Console
 
             with Console(stderr=True).status(f"fetching Apache Kafka {KAFKA_VERSION} jars from Maven Central (once)"):
-                result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+                result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         else:
-            result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         last = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
         raise BrokerError(f"Maven could not fetch Apache Kafka {KAFKA_VERSION}: {last[0]}")
@@ -158,7 +158,7 @@ def start_kafka(
     jvm = [java, f"-Xmx{heap}", "-XX:+UseG1GC", f"-Dlog4j.configuration=file:{log4j_path}", "-cp", classpath]
     if not (data_dir / "meta.properties").exists():
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        fmt = subprocess.run(  # noqa: S603
+        fmt = subprocess.run(
             [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props)],
             capture_output=True,
             text=True,

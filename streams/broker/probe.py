@@ -89,7 +89,7 @@ async def _handshake_error(host: str, port: int, timeout_s: float, **client_opti
 
     try:
         conn = await asyncio.wait_for(create_conn(host, port, request_timeout_ms=int(timeout_s * 1000), **client_options), timeout_s)
-    except Exception as exc:  # noqa: BLE001 - the error is the answer
+    except Exception as exc:  # the error is the answer
         return exc
     conn.close()
     return None

@@ -107,7 +107,7 @@ def launch(
     with open(log_file, "ab") as log:
         log.write(f"\n--- leitstand: starting {engine} at {time.ctime(started)}\n".encode())
         log.flush()
-        proc = subprocess.Popen(  # noqa: S603 - argv is built by us, never by a shell
+        proc = subprocess.Popen(  # argv is built by us, never by a shell
             list(argv),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -25,7 +25,7 @@ from typing import Any
 import atheris
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for tests.fuzzing
-from tests.fuzzing import json_paths  # noqa: E402
+from tests.fuzzing import json_paths
 
 with atheris.instrument_imports():
     import signals.loader as loader_module
@@ -86,7 +86,7 @@ def _finite_numbers(value: Any) -> bool:
     return all(_finite_numbers(v) for v in items)
 
 
-def TestOneInput(data: bytes) -> None:  # noqa: N802 - libFuzzer's name
+def TestOneInput(data: bytes) -> None:  # the name is libFuzzer's name
     if not data:
         return
     fdp = atheris.FuzzedDataProvider(data)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 def test_short_demo_alarms_every_critical_pool_incident(tmp_path: Path) -> None:
     port = free_port()
-    s = Settings(_env_file=None, state_dir=tmp_path / "state", cache_dir=tmp_path / "cache")  # type: ignore[call-arg]
+    s = Settings(_env_file=None, state_dir=tmp_path / "state", cache_dir=tmp_path / "cache")
     city = {"intersections": 6, "pools": 2, "bus_lines": 1, "seed": 3, "camera_incidents_per_pool_day": 24.0}
     summary = run_demo(
         s,

@@ -93,8 +93,8 @@ def api_worker(broker, settings_for, tmp_path: Path) -> Iterator[tuple[Api, Sett
     assert code == 0, worker.log_tail()
 
 
-async def _camera_event(s: Settings, pool: str, event_id: str) -> None:
-    prod = producer(s)
+async def _camera_event(settings: Settings, pool: str, event_id: str) -> None:
+    prod = producer(settings)
     await prod.start()
     try:
         record = {
@@ -105,7 +105,7 @@ async def _camera_event(s: Settings, pool: str, event_id: str) -> None:
             "kind": "person_in_closed_zone",
             "zone": "slide",
         }
-        await (await prod.send(s.topic("pool.supervision"), key=pool.encode(), value=orjson.dumps(record)))
+        await (await prod.send(settings.topic("pool.supervision"), key=pool.encode(), value=orjson.dumps(record)))
     finally:
         await prod.stop()
 

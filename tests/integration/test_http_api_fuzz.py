@@ -38,10 +38,10 @@ SPEC = REPO / "docs" / "openapi.yaml"
 schema = schemathesis.openapi.from_path(SPEC)
 
 
-def _real_resources(s: Settings, api: Api) -> dict[str, list[str]]:
+def _real_resources(settings: Settings, api: Api) -> dict[str, list[str]]:
     """Open alarms on three pools and a pending plan at K101 (advisory), so changes can succeed."""
     for pool in ("P1", "P2", "P3"):
-        asyncio.run(_camera_event(s, pool, f"E-{pool}"))
+        asyncio.run(_camera_event(settings, pool, f"E-{pool}"))
     alarms = [_open_alarm(api, pool)["alarm_id"] for pool in ("P1", "P2", "P3")]
     t0 = time.time() - 600.0
     config = {
@@ -55,8 +55,8 @@ def _real_resources(s: Settings, api: Api) -> dict[str, list[str]]:
         "approval_timeout_s": 3600.0,
         "params": {"recompute_every_cycles": 1},
     }
-    asyncio.run(_send(s, "signals.config", [config], "intersection_id"))
-    asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25)), "intersection_id"))
+    asyncio.run(_send(settings, "signals.config", [config], "intersection_id"))
+    asyncio.run(_send(settings, "sensors.intersection", _frames(t0, range(25)), "intersection_id"))
     deadline = time.monotonic() + 30
     plans: list[str] = []
     while not plans and time.monotonic() < deadline:
@@ -80,7 +80,7 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     s = Settings(
         _env_file=None,
         kafka_bootstrap_servers=info.bootstrap,
-        topic_prefix=f"f{tag}.",  # type: ignore[call-arg]
+        topic_prefix=f"f{tag}.",
         app_id=f"fuzz-{tag}",
         data_dir=state / "worker",
         api_token=TOKEN,

@@ -17,7 +17,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.broker import BrokerInfo
 from streams.kafka_io import MAX_REQUEST_BYTES, list_topics, record_size
+from streams.settings import Settings
 from tests.cli_helpers import leitstand, one_clean_line
 from tests.fuzzing import budget
 from tests.unit.test_cli_inputs_support import count_records, invoke, sent_count
@@ -25,8 +27,9 @@ from tests.unit.test_cli_inputs_support import count_records, invoke, sent_count
 pytestmark = pytest.mark.integration
 
 
-def env_of(s) -> dict[str, str]:  # noqa: ANN001 - Settings
-    return {"LEITSTAND_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers, "LEITSTAND_TOPIC_PREFIX": s.topic_prefix}
+def env_of(settings: Settings) -> dict[str, str]:
+    """The environment that points a ``leitstand`` subprocess at the test's broker and topics."""
+    return {"LEITSTAND_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers, "LEITSTAND_TOPIC_PREFIX": settings.topic_prefix}
 
 
 def frame(i: int, pad: int = 0) -> bytes:
@@ -115,7 +118,7 @@ JSON_LINES = st.one_of(
 )
 
 
-def tansu_only(broker) -> None:  # noqa: ANN001 - BrokerInfo
+def tansu_only(broker: BrokerInfo) -> None:
     if broker.engine != "tansu":
         pytest.skip("the fuzzers run against Tansu; the regressions above cover both engines")
 

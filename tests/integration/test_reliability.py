@@ -111,6 +111,7 @@ def test_restart_keeps_aggregates_exact(broker, settings_for, tmp_path: Path, st
 
         async def collect() -> None:
             async for m in tail(s, s.topic("aggregates"), from_beginning=True, idle_timeout_s=None):
+                assert m.value is not None  # the worker publishes no tombstones here
                 a = orjson.loads(m.value)
                 seen.setdefault(a["aggregate_id"], []).append((a["count_sum"], a["occupancy_mean"], a["frames"], a["speed_kmh_mean"]))
                 if set(seen) >= set(want):

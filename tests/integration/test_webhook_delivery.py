@@ -62,7 +62,7 @@ async def serving(receiver: Receiver) -> AsyncIterator[str]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -117,7 +117,7 @@ def test_a_name_resolving_to_an_internal_address_is_refused_after_dns() -> None:
     at an internal address would be."""
     name = socket.gethostname()
     try:
-        address = socket.getaddrinfo(name, None)[0][4][0]
+        address = str(socket.getaddrinfo(name, None)[0][4][0])
     except OSError:
         pytest.skip(f"{name} does not resolve here")
     if webhooks.address_refusal(address, allowed=False) is None:
@@ -217,9 +217,9 @@ def test_worker_delivers_signed_and_records_no_url_secret(broker, settings_for, 
         assert got["verified"] and json.loads(got["body"])["alert"]["kind"] == "motionless_swimmer"
 
         async def read(topic: str) -> list[bytes]:
-            return [m.value async for m in tail(s, s.topic(topic), from_beginning=True, idle_timeout_s=1.0)]
+            return [m.value async for m in tail(s, s.topic(topic), from_beginning=True, idle_timeout_s=1.0) if m.value is not None]
 
-        deliveries = []
+        deliveries: list[bytes] = []
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not deliveries:
             deliveries = asyncio.run(read("alerts.deliveries"))

@@ -40,7 +40,7 @@ def test_sasl_worker_against_a_broker_without_sasl_names_the_handshake(broker) -
 
 def _ready(port: int) -> tuple[int, dict]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -75,7 +75,7 @@ def test_ready_during_an_outage_and_a_clear_exit_when_tansu_lost_its_topics(own_
         _env_file=None,
         kafka_bootstrap_servers=info.bootstrap,
         topic_prefix="o.",
-        app_id="outage",  # type: ignore[call-arg]
+        app_id="outage",
         data_dir=tmp_path / "worker",
     )
     env = settings_env(
@@ -105,15 +105,22 @@ def test_ready_during_an_outage_and_a_clear_exit_when_tansu_lost_its_topics(own_
         stop(state, "tansu")
         t0 = time.monotonic()
         seen: list[tuple[int, dict]] = []
-        _wait(lambda: seen.append(_ready(worker.web_port)) or seen[-1][0] == 503, timeout_s=10)
+
+        def unready() -> bool:
+            seen.append(_ready(worker.web_port))
+            return seen[-1][0] == 503
+
+        _wait(unready, timeout_s=10)
         status, body = seen[-1]
         assert status == 503, f"/ready still {status} {body} {time.monotonic() - t0:.1f} s into the outage"
         assert "no answer from the broker" in body.get("reason", ""), body
         assert body["ready"] is False
 
         start("tansu", state, CACHE_DIR, "127.0.0.1", info.port, progress=False)
-        code = _wait(lambda: worker.proc.poll() is not None and worker.proc.returncode, timeout_s=25)
-        assert worker.proc.poll() is not None, "the worker did not stop after the broker lost its topics"
+        proc = worker.proc
+        assert proc is not None
+        code = _wait(lambda: proc.poll() is not None and proc.returncode, timeout_s=25)
+        assert proc.poll() is not None, "the worker did not stop after the broker lost its topics"
         assert code not in (0, None), code
     finally:
         worker.stop()

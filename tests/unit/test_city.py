@@ -6,14 +6,15 @@ import statistics
 from collections import defaultdict
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
 
 from simulators.city import City, CityConfig, city_stream, city_truth, demand_profile, load_school_holidays, truth_jsonl
 from simulators.city.calendar import VenueEvent
-from streams.codec import DecodeFailure, decoder_for
-from streams.records import IntersectionFrame, PoolSupervisionEvent, ScheduledEvent
+from streams.codec import DecodeFailure, TopicDecoder, decoder_for
+from streams.records import DetectorReading, IntersectionFrame, PoolSupervisionEvent, Record, ScheduledEvent
 
 START = datetime(2026, 7, 7, 4, 0, tzinfo=timezone.utc)  # Tuesday 06:00 in Munich, no holiday
 HOURS = 6.0
@@ -72,7 +73,7 @@ def test_truth_does_not_depend_on_consuming_the_stream() -> None:
 
 def test_every_emission_decodes_with_its_key_and_time(run) -> None:
     _, emissions, _ = run
-    decoders = {}
+    decoders: dict[str, TopicDecoder[Record]] = {}
     topics = set()
     for e in emissions:
         dec = decoders.setdefault(e.topic, decoder_for(e.topic, clock_skew_s=1e12))
@@ -143,6 +144,17 @@ def test_school_holiday_lowers_the_morning_peak() -> None:
     assert demand_profile(_at(tue, 12), school) == pytest.approx(demand_profile(_at(tue, 12), plain), rel=0.1)
 
 
+def test_the_schedule_announces_holidays_as_whole_local_days() -> None:
+    """A run whose week ahead holds a public and a school holiday publishes both, midnight to midnight."""
+    config = CityConfig(intersections=4, pools=1, bus_lines=1, school_holidays=((date(2026, 12, 28), date(2026, 12, 30)),))
+    city = City(config, start=datetime(2026, 12, 23, 6, tzinfo=timezone.utc), duration_s=3600)
+    days = {s.event_id: s for s in city.schedule() if s.kind in ("holiday", "school_holiday")}
+    christmas, school = days["holiday-2026-12-25"], days["school_holiday-2026-12-28"]
+    berlin = ZoneInfo(config.timezone)
+    assert christmas.starts_at == datetime(2026, 12, 25, tzinfo=berlin) and christmas.ends_at == datetime(2026, 12, 26, tzinfo=berlin)
+    assert school.starts_at == datetime(2026, 12, 28, tzinfo=berlin) and school.ends_at == datetime(2026, 12, 31, tzinfo=berlin)
+
+
 def test_rain_lowers_volume() -> None:
     t = _at(date(2026, 7, 7), 17)
     assert demand_profile(t, CityConfig(), rain_mm_h=4.0) < 0.95 * demand_profile(t, CityConfig())
@@ -165,8 +177,9 @@ def _approach_series(emissions) -> dict[tuple[str, str], list[tuple[float, float
         if e.topic != "sensors.intersection":
             continue
         frame = msgspec.json.decode(e.value, type=IntersectionFrame)
-        by: dict[str, list] = defaultdict(list)
+        by: dict[str, list[DetectorReading]] = defaultdict(list)
         for d in frame.detectors:
+            assert d.approach is not None  # the city names every detector's approach
             by[d.approach].append(d)
         for a, ds in by.items():
             speeds = [d.speed_kmh for d in ds if d.speed_kmh is not None]

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.codec import DEADLETTER_MAX_BYTES, DecodeFailure, RawMessage, dead_letter, decode_batch, decoder_for
-from streams.records import INPUT_RECORDS, DeadLetter, Record, encode
+from streams.records import INPUT_RECORDS, DeadLetter, IntersectionFrame, encode
 from tests.fuzzing import budget
 
 pytestmark = pytest.mark.fuzz
@@ -95,7 +95,7 @@ _frame_fields = st.fixed_dictionaries(
 def test_near_valid_frames_either_decode_validly_or_fail_with_reason(fields: dict, key: bytes | None) -> None:
     out = DECODERS["sensors.intersection"].decode(json.dumps(fields).encode(), now=NOW, key=key)
     _check(out, "sensors.intersection")
-    if isinstance(out, Record):  # what passes, holds the physical invariants
+    if isinstance(out, IntersectionFrame):  # what passes, holds the physical invariants
         assert out.interval_s > 0
         for d in out.detectors:
             assert 0 <= d.occupancy <= 1 and d.count >= 0

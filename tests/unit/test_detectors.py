@@ -7,6 +7,7 @@ import math
 import random
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -99,7 +100,14 @@ def test_alarm_episodes_report_onset_and_escalation_once() -> None:
         def learn_one(self, t: float, x: float) -> None:
             pass
 
-    ep = AlarmEpisodes(Fixed(), episode_s=3600.0, damp=0.5)  # type: ignore[arg-type]
+        def to_state(self) -> dict[str, Any]:
+            return {"kind": self.name}
+
+        @classmethod
+        def from_state(cls, state: dict[str, Any]) -> Fixed:
+            return cls()
+
+    ep = AlarmEpisodes(Fixed(), episode_s=3600.0, damp=0.5)
     raws = [0.1, 0.8, 0.7, 0.7, 0.9, 0.6]
     scores = feed(ep, [T0 + i * 300 for i in range(len(raws))], raws)
     assert scores == pytest.approx([0.1, 0.8, 0.35, 0.35, 0.9, 0.3])

@@ -68,7 +68,8 @@ def test_a_tzid_defined_by_the_files_own_vtimezone_is_used() -> None:
     )
     got = read_ics(calendar(tz, vevent("own-tz", "DTSTART;TZID=Leitstand Test Zone +3:20240302T180000")))
     assert not got.skipped
-    assert got.events[0].start.utcoffset().total_seconds() == 3 * 3600
+    offset = got.events[0].start.utcoffset()
+    assert offset is not None and offset.total_seconds() == 3 * 3600
 
 
 @pytest.mark.parametrize(

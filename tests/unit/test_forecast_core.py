@@ -249,6 +249,10 @@ def test_estimate_work_matches_the_backtest_it_describes() -> None:
             return fit_predict(name, hist, *args, **kw)
 
         calls: list[tuple[int, int]] = []
+
+        def progress(done: int, total: int, calls: list[tuple[int, int]] = calls) -> None:
+            calls.append((done, total))
+
         r = rolling_origin(
             y,
             origins_between(first, last, every),
@@ -256,7 +260,7 @@ def test_estimate_work_matches_the_backtest_it_describes() -> None:
             "naive_weekly",
             train_window=window,
             fit_predict_fn=spy,
-            progress=lambda d, n, calls=calls: calls.append((d, n)),
+            progress=progress,
         )
         assert est.origins == count_origins(first, last, every) == len(seen) == 19
         assert est.history_steps == sum(seen), window

@@ -35,7 +35,7 @@ def check(fc: pd.DataFrame, horizon: int) -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(series_specs, st.sampled_from(["naive_weekly", "naive_daily"]), st.integers(1, 200))
-def test_naive_intervals_contain_the_forecast(spec: tuple, name: str, horizon: int) -> None:  # type: ignore[type-arg]
+def test_naive_intervals_contain_the_forecast(spec: tuple, name: str, horizon: int) -> None:
     y = as_series(spec)
     if y.notna().sum() < 2:
         return
@@ -44,7 +44,7 @@ def test_naive_intervals_contain_the_forecast(spec: tuple, name: str, horizon: i
 
 @settings(max_examples=8, deadline=None)
 @given(series_specs)
-def test_boosted_intervals_contain_the_forecast(spec: tuple) -> None:  # type: ignore[type-arg]
+def test_boosted_intervals_contain_the_forecast(spec: tuple) -> None:
     y = as_series(spec, days=36)
     if y.notna().sum() < 2:
         return

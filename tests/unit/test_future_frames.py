@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 from streams import windowing
 from streams.codec import DecodeFailure, TopicDecoder, decoder_limits
@@ -27,12 +28,13 @@ def _frame(t: float) -> IntersectionFrame:
     )
 
 
-def _decoder(**limits: object) -> TopicDecoder[IntersectionFrame]:
-    return TopicDecoder(IntersectionFrame, **limits)  # type: ignore[arg-type]
+def _decoder(**limits: Any) -> TopicDecoder[IntersectionFrame]:
+    """A frame decoder with ``decoder_limits(settings)`` (a plain dict of the settings' values)."""
+    return TopicDecoder(IntersectionFrame, **limits)
 
 
 def test_a_frame_far_ahead_of_now_is_refused_but_one_far_behind_is_not() -> None:
-    dec = _decoder(**decoder_limits(Settings(_env_file=None)))  # type: ignore[call-arg]
+    dec = _decoder(**decoder_limits(Settings(_env_file=None)))
     ahead = dec.decode(encode(_frame(NOW + 3 * 3600)), now=NOW)
     assert isinstance(ahead, DecodeFailure) and ahead.code == "clock_skew" and "ahead of now" in ahead.reason
     assert isinstance(dec.decode(encode(_frame(NOW - 3 * 3600)), now=NOW), IntersectionFrame)

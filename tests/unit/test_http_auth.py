@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from streams.http.auth import (
     MAX_BODY_BYTES,
+    Access,
     ApiAuth,
     Refused,
     actor,
@@ -120,9 +121,9 @@ def test_secret_bytes_treats_empty_as_absent() -> None:
     assert secret_bytes(SecretStr("ab")) == b"ab"
 
 
-def _status(auth: ApiAuth, header: str | None, access: str) -> int:
+def _status(auth: ApiAuth, header: str | None, access: Access) -> int:
     try:
-        auth.check(header, access)  # type: ignore[arg-type]
+        auth.check(header, access)
     except Refused as refused:
         return refused.status
     return 200

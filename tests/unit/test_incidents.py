@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Set as AbstractSet
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,7 +18,7 @@ def frame(
     rng: random.Random,
     occ: dict[str, float] | None = None,
     speed: dict[str, float] | None = None,
-    drop: set[str] = frozenset(),
+    drop: AbstractSet[str] = frozenset(),
     override: dict[str, tuple[int, float]] | None = None,
 ) -> list[DetectorValue]:
     out = []
@@ -103,7 +104,7 @@ values = st.builds(
     )
 )
 def test_never_raises_and_raise_clear_alternate(frames) -> None:
-    state, seen = None, {}
+    state, seen = None, dict[str, bool]()
     for t, f in frames:
         state, out = frame_outcome(state, "K1", t, f)
         for trig in out.triggers:

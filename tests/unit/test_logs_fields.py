@@ -15,6 +15,7 @@ import logging.config
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import structlog
@@ -38,19 +39,28 @@ def _is_logger(node: ast.expr) -> bool:
 
 
 def logged_field_names() -> set[str]:
-    """Keyword names of every ``log.<method>(...)`` / ``logger.<method>(...)`` call in the code."""
+    """Keyword names of every ``log.<method>(...)`` / ``logger.<method>(...)`` call in the code,
+    and the field names of every ``Note(level, event, {fields})`` a pure core hands the worker to log."""
     names: set[str] = set()
     for package in PACKAGES:
         for path in sorted((REPO / package).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-                if (
-                    isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Attribute)
-                    and node.func.attr in LOG_METHODS
-                    and _is_logger(node.func.value)
-                ):
+                if not isinstance(node, ast.Call):
+                    continue
+                if isinstance(node.func, ast.Attribute) and node.func.attr in LOG_METHODS and _is_logger(node.func.value):
                     names |= {k.arg for k in node.keywords if k.arg is not None}
+                names |= _note_field_names(node)
     return names
+
+
+def _note_field_names(call: ast.Call) -> set[str]:
+    """The literal keys of a ``Note(level, event, {...})`` call's fields (signals/desk.py)."""
+    if not (isinstance(call.func, ast.Name) and call.func.id == "Note"):
+        return set()
+    fields = call.args[2] if len(call.args) > 2 else next((k.value for k in call.keywords if k.arg == "fields"), None)
+    if not isinstance(fields, ast.Dict):
+        return set()
+    return {k.value for k in fields.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
 
 
 class _Captured:
@@ -65,7 +75,7 @@ class _Captured:
 
 
 @pytest.fixture
-def worker_logging() -> Iterator[Callable[..., _Captured]]:
+def worker_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., _Captured]]:
     """Apply the worker's logging config; capture its stream and any handler error."""
     root = logging.getLogger()
     saved = (root.handlers[:], root.level)
@@ -76,12 +86,13 @@ def worker_logging() -> Iterator[Callable[..., _Captured]]:
         configure_structlog()
         captured = _Captured(io.StringIO())
         handler = root.handlers[0]
-        handler.setStream(captured.stream)  # type: ignore[attr-defined]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(captured.stream)
 
         def handle_error(record: logging.LogRecord) -> None:  # what stdlib would print as "--- Logging error ---"
             captured.errors.append(traceback.format_exc())
 
-        handler.handleError = handle_error  # type: ignore[method-assign]
+        monkeypatch.setattr(handler, "handleError", handle_error)
         return captured
 
     yield apply
@@ -168,10 +179,11 @@ def test_any_field_names_and_values_render(fields: dict, fmt: str) -> None:
         configure_structlog()
         stream = io.StringIO()
         handler = root.handlers[0]
-        handler.setStream(stream)  # type: ignore[attr-defined]
-        errors: list[BaseException] = []
-        handler.handleError = lambda record: errors.append(record)  # type: ignore[method-assign]
-        structlog.get_logger("leitstand.fuzz").info("fuzzed", **fields)
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(stream)
+        errors: list[logging.LogRecord] = []  # records the handler failed to write
+        with mock.patch.object(handler, "handleError", side_effect=errors.append):
+            structlog.get_logger("leitstand.fuzz").info("fuzzed", **fields)
         assert not errors
         assert "fuzzed" in stream.getvalue()
     finally:

@@ -90,7 +90,7 @@ def test_maxpressure_serves_the_highest_pressure_stage(x: Intersection) -> None:
     assert first.explanation.rule == "start" and first.plan.phases[-1].stage == "A"
     d = ctl.decide(_obs(x, first.plan.phases[-1].green_s, queues=queues))
     pressures = ctl.pressures(_obs(x, 0.0, queues=queues))
-    assert max(pressures, key=pressures.get) == "C"
+    assert max(pressures, key=pressures.__getitem__) == "C"
     assert d.plan.phases[-1].stage == "C" and d.explanation.rule == "max_pressure_switch"
     assert dict(d.explanation.inputs)["pressure.C"] == pytest.approx(pressures["C"], abs=0.01)
     # the new stage keeps at least its minimum green, and nothing changes before the horizon

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from typing import Unpack
 
 import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from signals.controllers import DetectorObservation, LaneMeasurement, make_controller
-from signals.model import Intersection, LaneArea, SignalGroup, SignalPlan, Stage, StagePhase
+from signals.model import Intersection, LaneArea, SignalGroup, SignalGroupTimings, SignalPlan, Stage, StagePhase
 from signals.timeline import Interval, SignalState, SignalTimeline, build_timeline
 from signals.validator import SafetyValidator
 
@@ -219,7 +220,7 @@ def test_the_oracle_agrees_that_feasible_fixed_plans_are_safe(x: Intersection) -
 
 
 # -- constructed violations ----------------------------------------------------------------------
-def _regroup(x: Intersection, gid: str, **changes: float) -> Intersection:
+def _regroup(x: Intersection, gid: str, **changes: Unpack[SignalGroupTimings]) -> Intersection:
     groups = dict(x.groups)
     groups[gid] = dataclasses.replace(groups[gid], **changes)
     return dataclasses.replace(x, groups=groups)

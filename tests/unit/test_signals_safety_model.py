@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import Unpack
 
 import pytest
 
@@ -24,7 +25,7 @@ from signals.loader import (
     load_intersection,
     model_document,
 )
-from signals.model import MAX_CYCLE_S, MAX_GREEN_S, MAX_INTERGREEN_S, Intersection, ModelError, SignalPlan, StagePhase
+from signals.model import MAX_CYCLE_S, MAX_GREEN_S, MAX_INTERGREEN_S, Intersection, ModelError, SignalGroupTimings, SignalPlan, StagePhase
 from signals.validator import SafetyValidator
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "signals" / "examples" / "k101_four_arm.json"
@@ -89,7 +90,7 @@ def test_the_constructor_refuses_every_non_finite_number(field: str, change) -> 
         change(x)
 
 
-def _group(x: Intersection, gid: str, **changes: float) -> Intersection:
+def _group(x: Intersection, gid: str, **changes: Unpack[SignalGroupTimings]) -> Intersection:
     return dataclasses.replace(x, groups={**x.groups, gid: dataclasses.replace(x.groups[gid], **changes)})
 
 

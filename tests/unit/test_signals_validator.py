@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import Unpack
 
 import pytest
 
 from signals.explain import Explanation, StageDecision
 from signals.loader import load_intersection
-from signals.model import Intersection, SignalPlan, StagePhase
+from signals.model import Intersection, SignalGroupTimings, SignalPlan, StagePhase
 from signals.timeline import Interval, SignalState, SignalTimeline, build_timeline
 from signals.validator import SafetyGate, SafetyValidator
 
@@ -23,7 +24,7 @@ def x() -> Intersection:
     return load_intersection(EXAMPLE)
 
 
-def _with_group(x: Intersection, gid: str, **changes: float) -> Intersection:
+def _with_group(x: Intersection, gid: str, **changes: Unpack[SignalGroupTimings]) -> Intersection:
     groups = dict(x.groups)
     groups[gid] = dataclasses.replace(groups[gid], **changes)
     return dataclasses.replace(x, groups=groups)

@@ -27,7 +27,9 @@ def test_frames_pass_validation() -> None:
 
 
 def test_weekday_peaks_and_quiet_nights_and_weekends() -> None:
-    at = lambda d, h: demand_factor(datetime(2026, 11, d, h, 0, tzinfo=timezone.utc))  # noqa: E731
+    def at(day: int, hour: int) -> float:
+        return demand_factor(datetime(2026, 11, day, hour, 0, tzinfo=timezone.utc))
+
     assert at(24, 8) > 3 * at(24, 3)
     assert at(24, 17) > 2 * at(24, 11) * 0.9
     assert at(28, 8) < 0.6 * at(24, 8)  # Saturday morning vs Tuesday morning

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detection.water_rules import BASIN_TYPES, evaluate, limits_for
+from detection.water_rules import BASIN_TYPES, RuleState, WaterLimits, WaterVerdict, evaluate, limits_for
 
 SWIMMER = limits_for("swimmer", min_duration_s=30.0)
 
 
-def run(readings: list[tuple[float, dict[str, float]]], limits=SWIMMER):
-    state, out = None, []
+def run(
+    readings: Sequence[tuple[float, Mapping[str, float]]], limits: WaterLimits = SWIMMER
+) -> tuple[RuleState | None, list[WaterVerdict]]:
+    state: RuleState | None = None
+    out: list[WaterVerdict] = []
     for t, r in readings:
         state, verdicts = evaluate(state, t, r, limits)
         out += verdicts
