@@ -8,7 +8,7 @@ at-least-once on both brokers; effects are idempotent (see streams/windowing.py)
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 import structlog
@@ -16,6 +16,9 @@ import structlog
 from .settings import Settings
 from .stores import store_url
 from .topics import DEADLETTER
+
+if TYPE_CHECKING:
+    from .faust_transport import LeitstandApp
 
 log = structlog.get_logger(__name__)
 
@@ -144,13 +147,13 @@ def _warn_if_exposed(app: faust.App, settings: Settings) -> None:
         log.warning(warning)
 
 
-def _watch_broker(app: faust.App, settings: Settings) -> None:
+def _watch_broker(app: LeitstandApp, settings: Settings) -> None:
     """Observe the consumer's broker link and stop the worker if the broker lost its state."""
     from .faust_transport import BrokerLink, BrokerWatch, stop_on_lost_broker_state
     from .topics import CATALOGUE
 
-    # our own attribute on Faust's App (faust_transport reads it); Faust declares no such slot
-    app.broker_link = BrokerLink(timeout_s=settings.group_session_timeout_s / 2)  # type: ignore[attr-defined]
+    # our own attribute, declared on LeitstandApp (faust_transport's /ready reads it)
+    app.broker_link = BrokerLink(timeout_s=settings.group_session_timeout_s / 2)
     catalogue = [settings.topic(t.name) for t in CATALOGUE]
     watch = BrokerWatch(lambda: [*catalogue, *app.tables.changelog_topics])
 

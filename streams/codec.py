@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 import msgspec
 
@@ -163,9 +163,18 @@ class TopicDecoder(Generic[R]):
         return record
 
 
-def decoder_limits(settings: Any) -> dict[str, Any]:
+class DecoderLimits(TypedDict, total=False):
+    """The keyword arguments of ``TopicDecoder`` that come from the settings."""
+
+    max_bytes: int
+    clock_skew_s: float
+    clock_ahead_s: float | None
+    reference: str
+
+
+def decoder_limits(settings: Any) -> DecoderLimits:
     """The limits every agent's decoder takes from the settings (one place, not one per agent)."""
-    return dict(
+    return DecoderLimits(
         max_bytes=settings.max_record_bytes,
         clock_skew_s=settings.clock_skew_s,
         clock_ahead_s=settings.clock_ahead_s,
@@ -173,9 +182,10 @@ def decoder_limits(settings: Any) -> dict[str, Any]:
     )
 
 
-def decoder_for(topic_name: str, **limits: object) -> TopicDecoder[Record]:
+def decoder_for(topic_name: str, **limits: Unpack[DecoderLimits]) -> TopicDecoder[Record]:
     """Decoder for a catalogue input topic (``sensors.intersection`` ...)."""
-    return TopicDecoder(INPUT_RECORDS[topic_name], **limits)  # type: ignore[arg-type]
+    record_type: type[Record] = INPUT_RECORDS[topic_name]
+    return TopicDecoder(record_type, **limits)
 
 
 @dataclass(slots=True)

@@ -34,33 +34,35 @@ DECISION_FIELDS = ("actor", "by", "reason")
 MODE_FIELDS = ("mode", *DECISION_FIELDS)
 
 
-def register(app: faust.App, settings: Settings, controls: SignalControls) -> None:
-    desk = controls.desk
-    auth = ApiAuth.from_settings(settings)
+class SignalsApi:
+    """The checks and the publishing behind the views; the views only route to it."""
 
-    @app.page("/signals/plans")
-    class Plans(View):
-        async def get(self, request: Request) -> Response:
-            try:
-                auth.check(request.headers.get("Authorization"), "read")
-                query_choice(request.query, "status", STATUSES)
-            except Refused as refused:
-                return refusal(self, refused)
-            found = [msgspec.to_builtins(m) for m in controls.pending_messages()]
-            return self.json({"plans": found, "count": len(found)})
+    def __init__(self, settings: Settings, controls: SignalControls) -> None:
+        self.controls = controls
+        self.desk = controls.desk
+        self.auth = ApiAuth.from_settings(settings)
 
-    async def body_of(view: View, request: Request, fields: tuple[str, ...]) -> tuple[dict[str, Any] | None, Response | None]:
+    def plans(self, view: View, request: Request) -> Response:
+        try:
+            self.auth.check(request.headers.get("Authorization"), "read")
+            query_choice(request.query, "status", STATUSES)
+        except Refused as refused:
+            return refusal(view, refused)
+        found = [msgspec.to_builtins(m) for m in self.controls.pending_messages()]
+        return view.json({"plans": found, "count": len(found)})
+
+    async def body_of(self, view: View, request: Request, fields: tuple[str, ...]) -> dict[str, Any] | Response:
         """The authorised change's body (a JSON object of known fields) or the refusal to send."""
         try:
-            auth.check(request.headers.get("Authorization"), "write")
+            self.auth.check(request.headers.get("Authorization"), "write")
             body = await read_json_object(request)
             only_fields(body, fields)
             body["actor"], body["reason"] = actor(body, "actor", "by"), free_text(body, "reason") or ""
         except Refused as refused:
-            return None, refusal(view, refused)
-        return body, None
+            return refusal(view, refused)
+        return body
 
-    async def submit(view: View, body: dict[str, Any], **fields: Any) -> Response:
+    async def submit(self, view: View, body: dict[str, Any], **fields: Any) -> Response:
         try:
             cmd = SignalCommand(
                 schema_version=1,
@@ -71,45 +73,55 @@ def register(app: faust.App, settings: Settings, controls: SignalControls) -> No
             )
         except (ValueError, TypeError) as exc:
             return view.json({"error": str(exc)}, status=400)
-        await controls.submit(cmd)
+        await self.controls.submit(cmd)
         return view.json({"accepted": cmd.action, **fields, "actor": cmd.actor}, status=202)
 
-    async def decide(view: View, request: Request, intersection: str, plan_id: str, action: str) -> Response:
-        body, refused = await body_of(view, request, DECISION_FIELDS)
-        if refused is not None:
-            return refused
-        assert body is not None
-        if not desk.known(intersection):
+    async def decide(self, view: View, request: Request, intersection: str, plan_id: str, action: str) -> Response:
+        body = await self.body_of(view, request, DECISION_FIELDS)
+        if not isinstance(body, dict):  # a refusal (aiohttp's response, not faust.web.Response)
+            return body
+        if not self.desk.known(intersection):
             return view.json({"error": "no such intersection", "intersection": intersection}, status=404)
-        slot = desk.slot(intersection)
+        slot = self.desk.slot(intersection)
         if slot is not None and slot.control.mode != "advisory":
             return view.json(
                 {"error": f"intersection is in mode {slot.control.mode}, not advisory", "intersection": intersection}, status=409
             )
         if slot is None or plan_id not in slot.control.pending:
             return view.json({"error": "no such pending plan (unknown, decided or expired)", "plan_id": plan_id}, status=404)
-        return await submit(view, body, intersection_id=intersection, action=action, plan_id=plan_id)
+        return await self.submit(view, body, intersection_id=intersection, action=action, plan_id=plan_id)
+
+    async def set_mode(self, view: View, request: Request, intersection: str) -> Response:
+        body = await self.body_of(view, request, MODE_FIELDS)
+        if not isinstance(body, dict):  # a refusal (aiohttp's response, not faust.web.Response)
+            return body
+        mode = body.get("mode")
+        if mode not in MODES:
+            return view.json({"error": f"mode must be one of {', '.join(MODES)}"}, status=400)
+        if not self.desk.known(intersection):
+            return view.json({"error": "no such intersection", "intersection": intersection}, status=404)
+        return await self.submit(view, body, intersection_id=intersection, action="set_mode", mode=mode)
+
+
+def register(app: faust.App, settings: Settings, controls: SignalControls) -> None:
+    api = SignalsApi(settings, controls)
+
+    @app.page("/signals/plans")
+    class Plans(View):
+        async def get(self, request: Request) -> Response:
+            return api.plans(self, request)
 
     @app.page("/signals/{intersection}/plans/{plan_id}/approve")
     class Approve(View):
         async def post(self, request: Request, intersection: str, plan_id: str) -> Response:
-            return await decide(self, request, intersection, plan_id, "approve")
+            return await api.decide(self, request, intersection, plan_id, "approve")
 
     @app.page("/signals/{intersection}/plans/{plan_id}/reject")
     class Reject(View):
         async def post(self, request: Request, intersection: str, plan_id: str) -> Response:
-            return await decide(self, request, intersection, plan_id, "reject")
+            return await api.decide(self, request, intersection, plan_id, "reject")
 
     @app.page("/signals/{intersection}/mode")
     class Mode(View):
         async def post(self, request: Request, intersection: str) -> Response:
-            body, refused = await body_of(self, request, MODE_FIELDS)
-            if refused is not None:
-                return refused
-            assert body is not None
-            mode = body.get("mode")
-            if mode not in MODES:
-                return self.json({"error": f"mode must be one of {', '.join(MODES)}"}, status=400)
-            if not desk.known(intersection):
-                return self.json({"error": "no such intersection", "intersection": intersection}, status=404)
-            return await submit(self, body, intersection_id=intersection, action="set_mode", mode=mode)
+            return await api.set_mode(self, request, intersection)
