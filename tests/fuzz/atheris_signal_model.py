@@ -1,7 +1,7 @@
 """Coverage-guided fuzzing of the signal-model loader (``signals.loader.intersection_from_json``),
 the one ``leitstand signals configure`` uses; the control agent runs the same checks.
 
-The contract, as in tests/unit/test_signals_safety_fuzz.py: bytes in, either a model within the
+The contract, as in tests/unit/streams/agents/test_signal_control_fuzz.py: bytes in, either a model within the
 RiLSA bounds whose fixed plan the safety validator passes, or ``ModelError`` with a one-line
 message. Anything else (another exception, an unsafe model) is a crash libFuzzer reports.
 

@@ -10,7 +10,7 @@ import pytest
 from streams.stack import free_port
 from tests.cli_helpers import leitstand, one_clean_line
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_start_twice_busy_port_and_stop(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ import pytest
 
 from streams.records import ScheduledEvent
 from tests.cli_helpers import leitstand
-from tests.unit.test_forecast_cli import ICS, VENUES
+from tests.unit.streams.cli.test_forecast import ICS, VENUES
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_events_import_publishes_scheduled_events(broker, settings_for, tmp_path: Path) -> None:

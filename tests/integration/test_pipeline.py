@@ -18,7 +18,7 @@ from streams.stack import WorkerProcess, free_port, settings_env
 from tests.cli_helpers import leitstand
 from tests.oracle import detector_windows
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WINDOW_S = 60
 

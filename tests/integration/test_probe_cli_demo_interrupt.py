@@ -19,7 +19,7 @@ from streams.broker import read_info
 from streams.stack import free_port
 from tests.cli_helpers import leitstand, one_clean_line
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _alive(pid: int) -> bool:

@@ -22,9 +22,9 @@ from streams.kafka_io import MAX_REQUEST_BYTES, list_topics, record_size
 from streams.settings import Settings
 from tests.cli_helpers import leitstand, one_clean_line
 from tests.fuzzing import budget
-from tests.unit.test_cli_inputs_support import count_records, invoke, sent_count
+from tests.unit.streams.cli.test_inputs_support import count_records, invoke, sent_count
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def env_of(settings: Settings) -> dict[str, str]:
@@ -150,7 +150,7 @@ def test_fuzz_produce_reports_exactly_what_is_on_the_topic(broker, settings_for)
 
 @pytest.mark.fuzz
 def test_fuzz_replay_reports_exactly_what_is_on_the_topic(broker, settings_for) -> None:
-    from tests.unit.test_cli_inputs_replay import FILES
+    from tests.unit.streams.cli.test_inputs_replay import FILES
 
     tansu_only(broker)
     s = settings_for(broker)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.cli_helpers import leitstand
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_replay_csv_into_a_topic(broker, settings_for, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from simulators.city import City, CityConfig
 from tests.cli_helpers import leitstand
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_simulate_city_publishes_streams_and_truth(broker, settings_for, tmp_path: Path) -> None:

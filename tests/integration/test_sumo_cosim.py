@@ -14,7 +14,7 @@ from streams.kafka_io import ensure_topics
 from streams.stack import WorkerProcess, free_port, settings_env
 from tests.sumo_nets import build
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_broker_path_gives_the_in_process_result(broker, settings_for, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from streams.stack import WorkerProcess, free_port, settings_env
 from tests.cli_helpers import leitstand, one_clean_line
 from tests.conftest import CACHE_DIR
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_sasl_worker_against_a_broker_without_sasl_names_the_handshake(broker) -> None:

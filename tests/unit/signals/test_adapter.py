@@ -1,0 +1,87 @@
+"""The stage adapter keeps every handover safe; the monitor catches what is unsafe on the street."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from signals.adapter import StageAdapter
+from signals.explain import Explanation, StageDecision
+from signals.loader import load_intersection
+from signals.model import Intersection, SignalPlan, StagePhase
+from signals.monitor import SafetyMonitor
+from signals.timeline import SignalState
+from tests.unit.signals.test_properties import intersections
+
+EXAMPLE = load_intersection("signals/examples/k101_four_arm.json")
+WHY = Explanation("test", "0", "random", (), "-")
+G, Y, R, RY = SignalState.GREEN, SignalState.YELLOW, SignalState.RED, SignalState.RED_YELLOW
+
+
+@st.composite
+def plan_switches(draw, x: Intersection) -> list[tuple[int, StageDecision]]:
+    """At random seconds, a new arbitrary acyclic plan (random stages, greens, origin) takes over."""
+    out, t = [], 0
+    ids = [s.id for s in x.stages]
+    for _ in range(draw(st.integers(1, 12))):
+        t += draw(st.integers(0, 40))
+        phases = tuple(StagePhase(draw(st.sampled_from(ids)), float(draw(st.integers(1, 30)))) for _ in range(draw(st.integers(1, 5))))
+        origin = t - draw(st.integers(0, 20))
+        out.append((t, StageDecision(x.id, float(t), SignalPlan(phases, cyclic=draw(st.booleans())), WHY, float(origin))))
+    return out
+
+
+def _drive(x: Intersection, switches: list[tuple[int, StageDecision]], seconds: int) -> SafetyMonitor:
+    adapter, monitor = StageAdapter(x), SafetyMonitor(x)
+    current = StageDecision(x.id, 0.0, x.fixed_plan, WHY, 0.0)
+    pending = list(switches)
+    for t in range(seconds):
+        while pending and pending[0][0] <= t:
+            current = pending.pop(0)[1]
+        monitor.observe(float(t), adapter.step(current, float(t)))
+    return monitor
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data(), x=st.one_of(st.just(EXAMPLE), intersections(feasible=True)))
+def test_any_sequence_of_plans_is_shown_safely(data: st.DataObject, x: Intersection) -> None:
+    """Whatever plans arrive, whenever: no conflicting greens, intergreen, sequence, yellow,
+    red-yellow or minimum-green violation ever reaches the street (waits are the plans' business)."""
+    monitor = _drive(x, data.draw(plan_switches(x)), 400)
+    assert [str(v) for v in monitor.violations if v.code != "max_wait"] == []
+
+
+def test_fixed_plan_through_the_adapter_shows_the_fixed_cycle() -> None:
+    x = EXAMPLE
+    monitor = _drive(x, [], 600)
+    assert monitor.violations == []
+    adapter = StageAdapter(x)
+    fixed = StageDecision(x.id, 0.0, x.fixed_plan, WHY, 0.0)
+    changes = 0
+    for t in range(600):
+        before = adapter.stage
+        adapter.step(fixed, float(t))
+        changes += before is not None and adapter.stage != before
+    assert changes >= len(x.fixed_plan.phases) * 3  # several cycles' worth of stage changes
+
+
+def test_monitor_flags_what_is_unsafe() -> None:
+    x = EXAMPLE
+    a, b = next((a, b) for a, b in sorted(tuple(sorted(p)) for p in x.conflicts) if x.groups[a].yellow_s > 0)
+    others = {g: R for g in x.groups}
+    m = SafetyMonitor(x)
+    m.observe(0.0, {**others, a: G, b: G})
+    assert [v.code for v in m.violations] == ["conflicting_greens"]
+    m = SafetyMonitor(x)
+    m.observe(0.0, {**others, a: G})
+    m.observe(1.0, {**others, a: R})  # green straight to red: no yellow, and a short green
+    assert {v.code for v in m.violations} >= {"signal_sequence", "min_green"}
+    m = SafetyMonitor(x)
+    m.observe(0.0, {**others, a: G})
+    for t in range(1, 8):
+        m.observe(float(t), {**others, a: G})
+    m.observe(8.0, {**others, a: Y})
+    m.observe(8.0 + x.groups[a].yellow_s, {**others, a: R})
+    m.observe(8.0 + x.groups[a].yellow_s, {**others, a: R, b: RY if x.groups[b].red_yellow_s else G})
+    m.observe(8.0 + x.groups[a].yellow_s + 0.1, {**others, a: R, b: G})
+    assert "intergreen" in {v.code for v in m.violations} or x.intergreen_s[(a, b)] <= x.groups[a].yellow_s + 0.1

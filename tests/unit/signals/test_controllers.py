@@ -1,0 +1,147 @@
+"""Controllers on the example junction: Webster reproduces its formula from measured counts with
+bounded change, max-pressure follows the pressure but never starves a group, every decision is
+explained, and (on this junction) every decision passes the safety validator."""
+
+from __future__ import annotations
+
+import pytest
+
+from signals.controllers import (
+    Controller,
+    DetectorObservation,
+    LaneMeasurement,
+    MaxPressureController,
+    WebsterController,
+    make_controller,
+)
+from signals.loader import load_intersection
+from signals.model import Intersection
+from signals.validator import SafetyValidator
+from tests.paths import EXAMPLE_INTERSECTION as EXAMPLE
+
+STEP = 5.0
+
+
+@pytest.fixture()
+def x() -> Intersection:
+    return load_intersection(EXAMPLE)
+
+
+def _obs(
+    x: Intersection, t: float, flows_vph: dict[str, float] | None = None, queues: dict[str, float] | None = None
+) -> DetectorObservation:
+    flows, queues = flows_vph or {}, queues or {}
+    return DetectorObservation(
+        x.id,
+        t,
+        STEP,
+        {la.id: LaneMeasurement(count=flows.get(la.id, 0.0) * STEP / 3600.0, queue_veh=queues.get(la.id, 0.0)) for la in x.lanes},
+    )
+
+
+def _cycle(x: Intersection, phases) -> float:
+    seq = [p.stage for p in phases]
+    return sum(p.green_s for p in phases) + sum(x.transition_s(a, b) for a, b in zip(seq, seq[1:] + seq[:1]))
+
+
+FLOWS = {"N_in": 500.0, "S_in": 420.0, "N_left": 150.0, "S_left": 90.0, "E_in": 300.0, "W_in": 350.0}
+
+
+def test_webster_cycle_and_splits_follow_the_formula(x: Intersection) -> None:
+    ctl = WebsterController(x)
+    seq = x.fixed_plan.stage_sequence
+    lost = sum(x.transition_s(a, b) for a, b in zip(seq, seq[1:] + seq[:1]))
+    y = {s: max(FLOWS.get(la.id, 0) / la.saturation_flow_vph for la in x.lanes if la.group in x.stage(s).groups) for s in seq}
+    big_y = sum(y.values())
+    c0 = (1.5 * lost + 5) / (1 - big_y)
+    assert x.cycle_min_s < c0 < x.cycle_max_s and abs(c0 - _cycle(x, x.fixed_plan.phases)) < 10
+    decision = None
+    for k in range(200):
+        decision = ctl.decide(_obs(x, k * STEP, FLOWS))
+    assert decision is not None and decision.explanation.rule == "webster_recompute"
+    assert _cycle(x, decision.plan.phases) == pytest.approx(c0, abs=0.5)
+    for p in decision.plan.phases:
+        assert p.green_s == pytest.approx((c0 - lost) * y[p.stage] / big_y, abs=0.3)
+    inputs = dict(decision.explanation.inputs)
+    assert inputs["Y"] == pytest.approx(big_y, abs=1e-3) and inputs["flow_vph.N_in"] == pytest.approx(500, abs=1)
+    assert SafetyValidator(x).check(decision.plan).ok
+
+
+def test_webster_changes_the_cycle_in_bounded_steps(x: Intersection) -> None:
+    ctl = WebsterController(x, max_cycle_change_s=10.0)
+    heavy = {k: 4 * v for k, v in FLOWS.items()}  # Y > 0.9: oversaturated, target = max cycle
+    cycles = [_cycle(x, x.fixed_plan.phases)]
+    for k in range(600):
+        d = ctl.decide(_obs(x, k * STEP, heavy))
+        c = _cycle(x, d.plan.phases)
+        if abs(c - cycles[-1]) > 1e-6:
+            cycles.append(c)
+    assert len(cycles) >= 3
+    assert all(abs(b - a) <= 10.0 + 0.5 for a, b in zip(cycles, cycles[1:]))
+    assert cycles[-1] == pytest.approx(x.cycle_max_s, abs=0.5) and d.explanation.rule == "webster_saturated"
+
+
+def test_maxpressure_serves_the_highest_pressure_stage(x: Intersection) -> None:
+    ctl = MaxPressureController(x, decision_interval_s=STEP)
+    queues = {"E_in": 20.0, "W_in": 15.0, "N_in": 2.0}
+    first = ctl.decide(_obs(x, 0.0, queues=queues))
+    assert first.explanation.rule == "start" and first.plan.phases[-1].stage == "A"
+    d = ctl.decide(_obs(x, first.plan.phases[-1].green_s, queues=queues))
+    pressures = ctl.pressures(_obs(x, 0.0, queues=queues))
+    assert max(pressures, key=pressures.__getitem__) == "C"
+    assert d.plan.phases[-1].stage == "C" and d.explanation.rule == "max_pressure_switch"
+    assert dict(d.explanation.inputs)["pressure.C"] == pytest.approx(pressures["C"], abs=0.01)
+    # the new stage keeps at least its minimum green, and nothing changes before the horizon
+    assert d.plan.phases[-1].green_s >= x.stage_green_floor_s("C")
+    assert ctl.decide(_obs(x, d.time_s + 1.0, queues={"N_in": 50.0})) is d
+
+
+def test_maxpressure_accounts_for_missed_observations_as_held_green(x: Intersection) -> None:
+    ctl = MaxPressureController(x)
+    first = ctl.decide(_obs(x, 0.0))
+    d = ctl.decide(_obs(x, 30.0, queues={"N_in": 10.0}))  # 22 s without observations
+    assert d.plan.phases[0].stage == "A"
+    assert d.plan.phases[0].green_s == pytest.approx(30.0 + ctl.decision_interval_s)
+    assert first.plan.phases[0].green_s == x.stage_green_floor_s("A")
+
+
+def test_maxpressure_downstream_queues_reduce_pressure(x: Intersection) -> None:
+    ctl = MaxPressureController(x)
+    free = ctl.pressures(_obs(x, 0, queues={"E_in": 10.0}))["C"]
+    blocked = ctl.pressures(_obs(x, 0, queues={"E_in": 10.0, "W_out": 30.0, "N_out": 30.0, "S_out": 30.0}))["C"]
+    assert blocked < 0 < free
+
+
+def test_maxpressure_never_starves_side_streets_or_pedestrians(x: Intersection) -> None:
+    ctl = MaxPressureController(x)
+    validator = SafetyValidator(x)
+    rules, served = set(), set()
+    for k in range(400):  # only the main road has queues, for 2000 s
+        d = ctl.decide(_obs(x, k * STEP, queues={"N_in": 30.0, "S_in": 25.0}))
+        assert validator.check(d.plan).ok, validator.check(d.plan).violations
+        rules.add(d.explanation.rule)
+        served |= {p.stage for p in d.plan.phases}
+    assert "max_wait_guard" in rules and served == {"A", "B", "C"}
+
+
+@pytest.mark.parametrize("name", ["fixed", "webster", "maxpressure"])
+def test_every_decision_is_explained(x: Intersection, name: str) -> None:
+    ctl = make_controller(name, x)
+    assert isinstance(ctl, Controller) and ctl.name == name and ctl.version
+    for k in range(100):
+        d = ctl.decide(_obs(x, k * STEP, FLOWS, queues={"N_in": 5.0, "E_in": 8.0}))
+    e = d.explanation
+    assert (e.controller, e.version) == (name, ctl.version) and e.rule and e.inputs and e.expected_effect
+    text = e.summary()
+    assert name in text and e.rule in text and e.expected_effect in text
+    assert d.to_dict()["explanation"]["rule"] == e.rule
+
+
+def test_unknown_controller_is_refused(x: Intersection) -> None:
+    with pytest.raises(ValueError, match="unknown controller"):
+        make_controller("magic", x)
+
+
+def test_nan_and_negative_readings_count_as_no_demand(x: Intersection) -> None:
+    obs = DetectorObservation(x.id, 0, STEP, {"E_in": LaneMeasurement(count=float("nan"), queue_veh=-3.0)})
+    assert obs.queue("E_in") == 0 and obs.count("E_in") == 0 and obs.queue("missing") == 0

@@ -1,0 +1,136 @@
+"""The control desk (signals/desk.py) on core types alone: no records, no Faust, no table."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from signals.controllers import DetectorObservation, LaneMeasurement
+from signals.desk import ControlDesk, DeskCommand, DeskConfig, Outbox, PlanOut, Saved, StalePlan
+from tests.paths import EXAMPLE_INTERSECTION as EXAMPLE
+
+T0 = 1_800_000_000.0
+COUNTS = {"N_in": 1, "S_in": 1, "N_left": 0, "S_left": 1, "E_in": 1, "W_in": 1}
+
+
+def at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def config(**kw: Any) -> DeskConfig:
+    base: dict[str, Any] = dict(
+        intersection_id="K101",
+        model=json.loads(EXAMPLE.read_text()),
+        event_time=at(T0),
+        controller="webster",
+        mode="advisory",
+        session="run-1",
+        approval_timeout_s=60.0,
+        params={"recompute_every_cycles": 1.0},
+    )
+    base.update(kw)
+    return DeskConfig(**base)
+
+
+def obs(i: int, iid: str = "K101") -> DetectorObservation:
+    lanes = {k: LaneMeasurement(count=float(v), occupancy=0.1, speed_mps=8.0, queue_veh=1.0, vehicles=1.0) for k, v in COUNTS.items()}
+    return DetectorObservation(iid, T0 + 5 * i, 5.0, lanes)
+
+
+def fresh() -> ControlDesk:
+    return ControlDesk(lambda _: None)
+
+
+def drive(desk: ControlDesk, frames: range) -> list[Outbox]:
+    outs = [desk.on_observation(obs(i)) for i in frames]
+    assert all(o is not None for o in outs)
+    return [o for o in outs if o is not None]
+
+
+def statuses(box: Outbox) -> list[str]:
+    return [p.record.status if isinstance(p, PlanOut) else "stale" for p in box.plans]
+
+
+def test_a_config_starts_control_and_every_frame_ends_with_one_drive() -> None:
+    desk = fresh()
+    started = desk.on_config(config())
+    assert [a.entry.action for a in started.audit] == ["control_started"] and started.dirty == {"K101"}
+    assert desk.on_observation(obs(0, "K999")) is None and desk.unconfigured_frames == 1
+    for box in drive(desk, range(25)):
+        assert statuses(box)[-1] in ("active", "fallback", "fixed")
+        assert sum(s in ("active", "fallback", "fixed") for s in statuses(box)) == 1
+        assert {p.session for p in box.plans if isinstance(p, PlanOut)} == {"run-1"}
+    [pending] = desk.pending()
+    assert pending.record.status == "pending" and pending.now_s == T0 + 5 * 24
+
+
+def test_a_command_is_applied_at_the_intersection_clock_and_counted() -> None:
+    desk = fresh()
+    desk.on_config(config())
+    drive(desk, range(25))
+    [pending] = desk.pending()
+    out = desk.on_command(DeskCommand("K101", "approve", "operator-7", at(T0 + 10_000), plan_id=pending.record.plan_id))
+    [entry] = out.audit
+    assert entry.entry.at_s == T0 + 5 * 24 and entry.entry.detail["requested_at"] == at(T0 + 10_000).isoformat()
+    assert statuses(out) == ["approved"] and out.commands == [("approve", "applied")]
+    again = desk.on_command(DeskCommand("K101", "approve", "operator-7", at(T0 + 10_001), plan_id=pending.record.plan_id))
+    assert again.commands == [("approve", "refused")] and [a.entry.action for a in again.audit] == ["command_refused"]
+    assert [n.event for n in again.notes] == ["signal command refused"]
+
+
+def test_a_command_for_an_unknown_intersection_is_refused_in_no_session() -> None:
+    out = fresh().on_command(DeskCommand("K9", "set_mode", "duty", at(T0), mode="off"))
+    [entry] = out.audit
+    assert (entry.entry.action, entry.session, entry.entry.at_s) == ("command_refused", "-", T0)
+
+
+def test_a_redelivered_config_changes_nothing_a_mode_change_is_a_command_a_new_session_restarts() -> None:
+    desk = fresh()
+    desk.on_config(config())
+    drive(desk, range(25))
+    desk.snapshot("K101")  # saved: only a change makes it dirty again
+    redelivered = desk.on_config(config())
+    assert not redelivered.audit and not redelivered.plans and not redelivered.dirty
+    mode = desk.on_config(config(mode="automatic", event_time=at(T0 + 1)))
+    # leaving advisory: the pending proposal expires, then the mode changes, both by the config
+    assert [(a.entry.action, a.entry.actor) for a in mode.audit] == [("plan_expired", "config"), ("mode_changed", "config")]
+    assert statuses(mode) == ["expired"]
+    restarted = desk.on_config(config(session="run-2", event_time=at(T0 + 130)))
+    assert [(a.entry.action, a.session) for a in restarted.audit] == [("control_stopped", "run-1"), ("control_started", "run-2")]
+
+
+def test_an_unbuildable_config_is_refused_with_a_note_and_the_old_control_kept() -> None:
+    desk = fresh()
+    desk.on_config(config(controller="fixed", mode="automatic", params={}))
+    out = desk.on_config(config(session="run-2", controller="fixed", params={"nonsense": 1.0}))
+    [entry] = out.audit
+    assert (entry.entry.action, entry.session, entry.entry.detail["kept_session"]) == ("config_refused", "run-1", "run-1")
+    assert [n.event for n in out.notes] == ["signal config refused"] and not out.dirty
+    assert desk.live["K101"].session == "run-1"
+
+
+def test_a_snapshot_read_back_restores_config_and_mode_and_expires_what_was_pending() -> None:
+    desk = fresh()
+    desk.on_config(config())
+    drive(desk, range(25))
+    snap = desk.snapshot("K101")
+    assert snap is not None and len(snap.pending) == 1
+    stale = tuple(StalePlan(p.record.plan_id, p.now_s or 0.0, saved=("as saved", p.record.plan_id)) for p in snap.pending)
+    saved = Saved(snap.config, "off", stale)
+    reborn = ControlDesk(lambda iid: saved if iid == "K101" else None)
+    assert reborn.known("K101") and not reborn.live
+    first = reborn.on_observation(obs(25))
+    assert first is not None
+    assert first.plans[0] is stale[0] and statuses(first)[-1] == "fixed"
+    assert [a.entry.action for a in first.audit] == ["plan_expired", "control_restored"]
+    assert first.audit[0].entry.at_s == T0 + 5 * 24 and first.dirty == {"K101"}
+    assert reborn.live["K101"].control.mode == "off"  # the operator's mode, not the config's
+
+
+def test_a_saved_config_that_no_longer_builds_is_logged_and_ignored() -> None:
+    broken = Saved(config(controller="no-such-controller"), None)
+    desk = ControlDesk(lambda _: broken)
+    out = desk.on_config(config(session="run-2", controller="no-such-controller"))
+    assert "stored signal config no longer builds" in [n.event for n in out.notes]
+    assert desk.on_observation(obs(0)) is None

@@ -1,0 +1,114 @@
+"""SUMO closed loop on networks built by netgenerate: models, safety of shown states, benefit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from signals.validator import SafetyValidator
+from simulators.sumo.loop import InProcessSource, read_scenario, run
+from simulators.sumo.network import intersections_from_sumo
+from tests.cli_helpers import leitstand as run_cli
+from tests.cli_helpers import one_clean_line
+from tests.sumo_nets import build
+
+pytestmark = pytest.mark.slow  # child processes (the CLI) or SUMO runs
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build("single", tmp_path_factory.mktemp("single"), end_s=600)
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build("grid", tmp_path_factory.mktemp("grid"), end_s=400)
+
+
+def test_model_from_tllogic_and_foes(single: Path) -> None:
+    signals = intersections_from_sumo(read_scenario(single).net_file)
+    assert list(signals) == ["B1"]
+    s = signals["B1"]
+    x = s.intersection
+    assert len(x.stages) == 2 and x.conflicts, "two stages of a four-arm crossing, with conflicts"
+    # crossing movements of the two stages conflict; groups within a stage never do
+    a, b = x.stages
+    assert any(x.conflicting(g, h) for g in a.groups for h in b.groups)
+    assert not any(x.conflicting(g, h) for g in a.groups for h in a.groups)
+    assert SafetyValidator(x).check(x.fixed_plan).ok
+    # every approach lane of the crossing has a detector; exits are measured too
+    kinds = {kind for _, kind in s.detectors.values()}
+    assert kinds == {"in", "out"} and sum(k == "in" for _, k in s.detectors.values()) == 8
+
+
+def test_adaptive_beats_fixed_without_a_single_violation(single: Path) -> None:
+    fixed = run(single, "fixed", 1)
+    ours = run(single, "leitstand", 1)
+    assert fixed.trips == ours.trips > 100
+    assert fixed.safety_violations == ours.safety_violations == 0
+    assert ours.delay_mean < 0.6 * fixed.delay_mean, (ours.delay_mean, fixed.delay_mean)
+    assert ours.stage_changes > fixed.stage_changes  # it adapts: shorter greens when demand allows
+
+
+def test_same_seed_same_result_and_seeds_differ(grid: Path) -> None:
+    a = run(grid, "maxpressure", 3)
+    b = run(grid, "maxpressure", 3, InProcessSource())
+    c = run(grid, "maxpressure", 4)
+    assert (a.delay_mean, a.trips, a.stage_changes) == (b.delay_mean, b.trips, b.stage_changes)
+    assert a.delay_mean != c.delay_mean
+    assert a.safety_violations == 0
+
+
+def test_advisory_mode_holds_the_fixed_program(single: Path) -> None:
+    """Nobody approves: the signal must behave exactly like the fixed program."""
+    fixed = run(single, "fixed", 2)
+    held = run(single, "leitstand", 2, InProcessSource(mode="advisory"))
+    assert held.delay_mean == fixed.delay_mean and held.stage_changes == fixed.stage_changes
+
+
+def test_sumo_eval_cli_prints_the_issue_fields(grid: Path) -> None:
+    res = run_cli("sumo", "eval", str(grid), "--controller", "leitstand", "--seeds", "1,2", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    for key in (
+        "scenario",
+        "controller",
+        "seeds",
+        "delay_mean",
+        "timeloss_mean",
+        "duration_mean",
+        "waiting_mean",
+        "trips",
+        "unfinished",
+        "teleports",
+        "safety_violations",
+        "wall_s",
+    ):
+        assert key in out, key
+    assert out["seeds"] == [1, 2] and out["teleports"] == 0 and out["safety_violations"] == 0
+    assert len(out["delay_per_seed"]) == 2 and out["delay_mean"] == pytest.approx(sum(out["delay_per_seed"]) / 2, abs=1e-3)
+
+
+def test_sumo_compare_writes_table_and_chart(grid: Path, tmp_path: Path) -> None:
+    chart = tmp_path / "delay.png"
+    res = run_cli("sumo", "compare", str(grid), "--controllers", "fixed,leitstand", "--seeds", "1", "--chart", str(chart), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    ratios = {r["controller"]: r["ratio_to_fixed"] for r in out["results"]}
+    assert ratios["fixed"] == 1.0 and ratios["leitstand"] < 1.0
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["sumo", "eval", "missing.sumocfg"], "no such scenario file"),
+        (["sumo", "eval", "{grid}", "--controller", "nope"], "unknown controller nope"),
+        (["sumo", "eval", "{grid}", "--seeds", "x"], "--seeds"),
+    ],
+)
+def test_bad_arguments_get_one_line(args: list[str], message: str, grid: Path) -> None:
+    res = run_cli(*[a.format(grid=grid) for a in args])
+    assert message in one_clean_line(res)

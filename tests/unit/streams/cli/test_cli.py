@@ -1,0 +1,55 @@
+"""The CLI explains itself and fails in one line (no broker needed for these)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.stack import free_port
+from tests.cli_helpers import leitstand, one_clean_line
+
+pytestmark = pytest.mark.slow  # child processes (the CLI) or SUMO runs
+
+
+def test_help_lists_every_command_with_one_line_each() -> None:
+    proc = leitstand("--help")
+    assert proc.returncode == 0
+    commands = proc.stdout.split("Commands:")[1].strip().splitlines()
+    names = {c.split()[0] for c in commands}
+    assert {"config", "worker", "produce", "tail", "demo", "broker", "topics", "simulate", "bench", "detect"} <= names
+    for c in commands:
+        assert not c.rstrip().endswith("..."), f"help line truncated: {c!r}"
+    for group in ("bench", "simulate", "broker", "topics", "forecast", "events"):
+        sub = leitstand(group, "--help").stdout.split("Commands:")[1].strip().splitlines()
+        assert sub and all(not c.rstrip().endswith("...") for c in sub), (group, sub)
+
+
+def test_bad_argument_is_one_line() -> None:
+    line = one_clean_line(leitstand("broker", "start", "--engine", "zookeeper"))
+    assert "choose one of tansu, kafka" in line
+
+
+def test_bad_setting_is_one_line(tmp_path: Path) -> None:
+    line = one_clean_line(leitstand("config", env={"LEITSTAND_TOPIC_PARTITIONS": "0"}))
+    assert "topic_partitions" in line
+
+
+def test_config_masks_secrets() -> None:
+    proc = leitstand(
+        "config", "--json", env={"LEITSTAND_API_TOKEN": "topsecret-" + "x" * 32, "LEITSTAND_POSTGRES_DSN": "postgresql://a:pw@h/db"}
+    )
+    assert proc.returncode == 0
+    assert "topsecret" not in proc.stdout and ":pw@" not in proc.stdout
+    assert "postgresql://a:***@h/db" in proc.stdout
+
+
+def test_worker_with_unreachable_broker_fails_in_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    line = one_clean_line(leitstand("-b", f"127.0.0.1:{port}", "--state-dir", str(tmp_path), "worker", timeout=60))
+    assert f"no Kafka broker answers at 127.0.0.1:{port}" in line
+
+
+def test_produce_missing_file_fails_in_one_line(tmp_path: Path) -> None:
+    line = one_clean_line(leitstand("produce", "sensors.intersection", "-f", str(tmp_path / "nope.jsonl")))
+    assert "no such file" in line
