@@ -2,9 +2,9 @@
 
 It assumes nothing about the series' kind; it learns, online and causally:
 
-* **the sampling step** (a robust running estimate of the time between readings), so memories
-  are counted in readings and the daily season is binned at the data's own resolution
-  (at most 288 bins: 5 minutes);
+* **the sampling step** (a running geometric mean of the time between readings), so memories
+  are counted in readings and the daily season is binned at the data's own resolution (at most
+  ``max_bins`` = 48 bins of half an hour: finer bins see too few days to learn from);
 * **whether there is a daily season**: two forecasters run side by side, a *local level* (robust
   exponentially weighted level) and an additive *Holt-Winters* level + daily profile; the
   forecaster whose recent absolute error is smaller is the one the reading is judged against,
@@ -17,8 +17,13 @@ It assumes nothing about the series' kind; it learns, online and causally:
   *anomaly likelihood* in the manner of Numenta's HTM detector watches the mean of the last
   ``short`` clipped residuals against its own long-run mean and spread, which catches a change of
   regime (more noise, denser spikes, a stuck pattern) that no single reading betrays;
-* **one alarm per episode**: as ``ensemble.AlarmEpisodes`` but counted in readings, so it means the
-  same on 1-minute and hourly data.
+* **corroboration**: the score is the *smaller* of the above and the larger of two second
+  opinions, an hour-of-day profile and a local level (``SeasonalResidualDetector``, each with its
+  own tail, the members of today's ``default``): a reading alarms only when both the trusted
+  forecaster and one of the simple views find it rare, which removes most false alarms on
+  series whose shape the forecaster has not yet learned;
+* **one alarm per episode**: as ``ensemble.AlarmEpisodes`` but counted in readings
+  (``episode_rows``), so it means the same on 1-minute and hourly data.
 
 Every constant is physical or was chosen by leave-one-category-out cross-validation on NAB
 (docs/detection.md, "A general detector"), never per file.
@@ -33,7 +38,7 @@ from .base import clamp, usable
 from .seasonal import DAY_S, SeasonalResidualDetector, gaussian_abs_tail
 from .tail import ExceedanceTail
 
-_MAX_BINS = 288
+_MAX_BINS = 48
 
 
 class AdaptiveDetector:
@@ -56,7 +61,7 @@ class AdaptiveDetector:
         episode_rows: float = 150.0,
         damp: float = 0.5,
         period_s: float = DAY_S,
-        max_bins: int = 48,
+        max_bins: int = _MAX_BINS,
         floor_frac: float = 0.1,
         corroborate: bool = True,
     ) -> None:
@@ -76,9 +81,9 @@ class AdaptiveDetector:
         self.floor_frac = floor_frac
         self.corroborate = bool(corroborate)
         # the second opinion: an hour-of-day profile and a local level, each with its own tail
-        self.views = (
-            [SeasonalResidualDetector(period_s=period_s), SeasonalResidualDetector(period_s=period_s, slot_s=period_s)] if corroborate else []
-        )
+        self.views: list[SeasonalResidualDetector] = []
+        if corroborate:
+            self.views = [SeasonalResidualDetector(period_s=period_s), SeasonalResidualDetector(period_s=period_s, slot_s=period_s)]
         rate0, excess0 = gaussian_abs_tail(tail_u)
         self.tail = ExceedanceTail(tail_u, tail_memory, rate0, excess0)
         self.n = 0.0  # readings learned
@@ -97,7 +102,7 @@ class AdaptiveDetector:
         self.season: list[float] = []
         self.visits: list[float] = []
         self.hw_err = 0.0
-        # model selection: recent mean absolute standardised... error of each forecaster
+        # model selection: recent mean absolute error of each forecaster (same units: the reading's)
         self.sel_lvl = 0.0
         self.sel_hw = 0.0
         # anomaly likelihood of the recent mean clipped |z|

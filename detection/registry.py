@@ -30,7 +30,7 @@ REGISTRY: dict[str, Callable[[], Detector]] = {
 }
 
 #: every restorable class by ``kind`` (the ensemble's plus the general detector)
-_CLASSES: dict[str, type] = {**CLASSES, AdaptiveDetector.kind: AdaptiveDetector}
+_CLASSES: dict[str, Any] = {**CLASSES, AdaptiveDetector.kind: AdaptiveDetector}
 
 
 def make_detector(name: str) -> Detector:
