@@ -106,3 +106,20 @@ def test_load_set_named_listed_and_missing(tmp_path: Path) -> None:
     assert [f.name for f in nab_sets.load_set(tmp_path, ["realTraffic/s.csv"])] == ["realTraffic/s.csv"]
     with pytest.raises(KeyError):
         nab_sets.load_set(tmp_path, ["nowhere/x.csv"])
+
+
+def test_set_report_has_baselines_categories_and_cross_validation() -> None:
+    from detection.nab_report import run_detector, set_report
+    from detection.registry import make_detector
+
+    rng = np.random.default_rng(5)
+    files = []
+    for cat in ("a", "b"):
+        x = 10.0 + rng.normal(0, 1, 400)
+        x[300] = 40.0
+        files.append(nab.LabelledFile(f"{cat}/s.csv", np.arange(400) * 300.0, x, ((290, 310),)))
+    scores, us = run_detector(lambda: make_detector("adaptive"), files)
+    rep = set_report(files, scores, random_seeds=2)
+    assert rep["score"] > 50 and us > 0
+    assert set(rep["per_category"]) == {"a", "b"} and rep["baselines"]["null"] == 0.0
+    assert set(rep["cross_validated_by_category"]["folds"]) == {"a", "b"}
