@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .adaptive import AdaptiveDetector
 from .base import Detector
 from .changepoint import LevelShiftDetector
 from .ensemble import CLASSES, RollingZScore, default_detector
@@ -15,7 +16,7 @@ from .seasonal import SeasonalResidualDetector
 from .sensor_faults import SensorFaultDetector
 
 #: registry names; ``default`` is the combination chosen on the benchmark evidence (docs/detection.md)
-DETECTOR_NAMES: tuple[str, ...] = ("default", "seasonal", "level_shift", "sensor_fault", "zscore")
+DETECTOR_NAMES: tuple[str, ...] = ("default", "seasonal", "level_shift", "sensor_fault", "zscore", "adaptive")
 
 REGISTRY: dict[str, Callable[[], Detector]] = {
     "default": default_detector,
@@ -24,7 +25,12 @@ REGISTRY: dict[str, Callable[[], Detector]] = {
     # without physical limits only a frozen value is a fault; the stream side sets limits per quantity
     "sensor_fault": lambda: SensorFaultDetector(stuck_after_s=3 * 3600.0),
     "zscore": RollingZScore,
+    # the general detector of issue 14 (detection/adaptive.py): seasonality and scale learned per series
+    "adaptive": AdaptiveDetector,
 }
+
+#: every restorable class by ``kind`` (the ensemble's plus the general detector)
+_CLASSES: dict[str, Any] = {**CLASSES, AdaptiveDetector.kind: AdaptiveDetector}
 
 
 def make_detector(name: str) -> Detector:
@@ -36,7 +42,7 @@ def make_detector(name: str) -> Detector:
 
 def restore(state: dict[str, Any]) -> Detector:
     """Rebuild whichever detector produced ``state`` (its ``to_state()`` names its class)."""
-    return CLASSES[state["kind"]].from_state(state)
+    return _CLASSES[state["kind"]].from_state(state)
 
 
 def score_series(detector_name: str, t: np.ndarray, x: np.ndarray) -> np.ndarray:
