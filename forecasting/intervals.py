@@ -29,6 +29,7 @@ multiplier absorbs whatever the rule gets systematically wrong on this series, i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +61,10 @@ class ConformalConfig:
     min_scores: int = 24
     #: the finite-sample correction counts blocks, not points (see conformal_offsets)
     block_mass: bool = True
+    #: "joint": one stretch factor for both sides; "separate": one per tail (misses split evenly)
+    tails: str = "joint"
+    #: buckets per hour *and day type* (working day / rest day), see conformal_offsets
+    split_days: bool = False
 
 
 DEFAULT_CONFIG = ConformalConfig()
@@ -99,12 +104,15 @@ def hour_quantiles(
     neighbours: int = 1,
     min_bucket: int = 20,
     sub_daily: bool = True,
+    groups: np.ndarray | None = None,
+    target_groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lower/upper quantiles of ``values`` per hour of day of ``target_hours`` (NaN-free input).
+    """Lower/upper quantiles of ``values`` per hour of day (and day type) of the targets.
 
-    Each target hour pools the values within ``neighbours`` hours either side (circular); a
-    bucket with fewer than ``min_bucket`` values takes the quantiles of all values. Returns
-    offsets clipped so that lower <= 0 <= upper (an interval always contains its forecast).
+    Each target hour pools the values within ``neighbours`` hours either side (circular) of the
+    same day type (``groups``, e.g. working day / rest day); a bucket with fewer than
+    ``min_bucket`` values drops the day type, then the hour (all values). NaN-free input.
+    Returns offsets clipped so that lower <= 0 <= upper (an interval contains its forecast).
     """
     target_hours = np.asarray(target_hours, dtype=float)
     lo = np.zeros(len(target_hours))
@@ -113,18 +121,37 @@ def hour_quantiles(
         return lo, hi
     glo, ghi = np.quantile(values, quantiles)
     lo[:], hi[:] = glo, ghi
-    if sub_daily:
-        for h in np.unique(target_hours):
-            d = np.abs(((hours - h + 12.0) % 24.0) - 12.0)
-            near = values[d <= neighbours + 1e-9]
-            if len(near) >= min_bucket:
-                sel = target_hours == h
-                lo[sel], hi[sel] = np.quantile(near, quantiles)
+    if groups is None or target_groups is None:
+        groups, target_groups = np.zeros(len(values), dtype=int), np.zeros(len(target_hours), dtype=int)
+    for h, g in set(zip(target_hours.tolist(), np.asarray(target_groups).tolist())):
+        near = np.abs(((hours - h + 12.0) % 24.0) - 12.0) <= neighbours + 1e-9 if sub_daily else np.ones(len(values), dtype=bool)
+        sel = (target_hours == h) & (target_groups == g)
+        same = values[near & (groups == g)]
+        if len(same) >= min_bucket:
+            lo[sel], hi[sel] = np.quantile(same, quantiles)
+        elif sub_daily and near.sum() >= min_bucket:
+            lo[sel], hi[sel] = np.quantile(values[near], quantiles)
     return np.minimum(lo, 0.0), np.maximum(hi, 0.0)
 
 
+def weekend(index: pd.DatetimeIndex) -> np.ndarray:
+    """The default day type: 1 on Saturdays and Sundays (on the index's own clock), else 0."""
+    return (pd.DatetimeIndex(index).day_of_week >= 5).astype(int)
+
+
+def _groups(index: pd.DatetimeIndex, day_type: Callable[[pd.DatetimeIndex], np.ndarray] | None) -> np.ndarray:
+    if day_type is None:
+        return np.zeros(len(index), dtype=int)
+    return np.asarray(day_type(pd.DatetimeIndex(index)), dtype=int)
+
+
 def _rule(
-    residuals: pd.Series, target: pd.DatetimeIndex, config: ConformalConfig, quantiles: tuple[float, float], sub_daily: bool
+    residuals: pd.Series,
+    target: pd.DatetimeIndex,
+    config: ConformalConfig,
+    quantiles: tuple[float, float],
+    sub_daily: bool,
+    day_type: Callable[[pd.DatetimeIndex], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r = residuals.dropna()
     return hour_quantiles(
@@ -135,6 +162,8 @@ def _rule(
         config.neighbours,
         config.min_bucket,
         sub_daily,
+        _groups(pd.DatetimeIndex(r.index), day_type),
+        _groups(target, day_type),
     )
 
 
@@ -169,7 +198,13 @@ def _window_quantiles(values: np.ndarray, start: np.ndarray, stop: np.ndarray, q
     return out[0], out[1], count
 
 
-def replay_scores(residuals: pd.Series, config: ConformalConfig = DEFAULT_CONFIG, sub_daily: bool = True) -> pd.Series:
+def replay_scores(
+    residuals: pd.Series,
+    config: ConformalConfig = DEFAULT_CONFIG,
+    sub_daily: bool = True,
+    sides: bool = False,
+    day_type: Callable[[pd.DatetimeIndex], np.ndarray] | None = None,
+) -> pd.Series | pd.DataFrame:
     """Scores of day-ahead replays of the per-hour rule over the error record (see module doc).
 
     Blocks of ``config.block`` end at the record's end. For a block (t, t + block], the rule is
@@ -177,10 +212,13 @@ def replay_scores(residuals: pd.Series, config: ConformalConfig = DEFAULT_CONFIG
     e > 0, e / lower when e < 0, 0 when e == 0 (how far the interval must be stretched to
     contain it; +inf when that side of the interval is 0). Missing errors give no score.
     Vectorised over blocks: the same result as applying :func:`hour_quantiles` block by block.
+    ``sides=True``: a DataFrame with that ``joint`` score and the signed stretch of each side
+    alone, ``lower`` = e / lower and ``upper`` = e / upper (for one multiplier per tail).
     """
     r = residuals.dropna().sort_index()
+    empty = pd.DataFrame(columns=["joint", "lower", "upper"], dtype=float) if sides else pd.Series(dtype=float)
     if r.empty:
-        return pd.Series(dtype=float)
+        return empty
     idx = pd.DatetimeIndex(r.index)
     t_ns = idx.as_unit("ns").asi8
     vals = r.to_numpy(dtype=float)
@@ -188,7 +226,7 @@ def replay_scores(residuals: pd.Series, config: ConformalConfig = DEFAULT_CONFIG
     end, first = int(t_ns[-1]), int(t_ns[0])
     nblocks = max(0, (end - block - first - warm) // block + 1) if end - block - first >= warm else 0
     if nblocks == 0:
-        return pd.Series(dtype=float)
+        return empty
     starts = end - block * (np.arange(nblocks)[::-1] + 1)  # block b is (starts[b], starts[b] + block], oldest first
     blk_lo = np.searchsorted(t_ns, starts, "right")
     blk_hi = np.searchsorted(t_ns, starts + block, "right")
@@ -203,27 +241,50 @@ def replay_scores(residuals: pd.Series, config: ConformalConfig = DEFAULT_CONFIG
     scored = np.flatnonzero(member >= 0)
     scored = scored[gcount[member[scored]] > 0]
     if len(scored) == 0:
-        return pd.Series(dtype=float)
+        return empty
     pb = member[scored]
     lo, hi = glo[pb].copy(), ghi[pb].copy()
-    if sub_daily:
-        hours = _time_of_day_hours(idx)
-        for h in np.unique(hours[scored]):
-            near = np.flatnonzero(np.abs(((hours - h + 12.0) % 24.0) - 12.0) <= config.neighbours + 1e-9)
-            hlo, hhi, hcount = _window_quantiles(vals[near], np.searchsorted(near, win_lo), np.searchsorted(near, blk_lo), quantiles)
-            sel = hours[scored] == h
-            ok = hcount[pb[sel]] >= config.min_bucket
-            lo[np.flatnonzero(sel)[ok]] = hlo[pb[sel][ok]]
-            hi[np.flatnonzero(sel)[ok]] = hhi[pb[sel][ok]]
+    hours = _time_of_day_hours(idx)
+    groups = _groups(idx, day_type)
+    done: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def bucket(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = np.flatnonzero(mask)
+        return _window_quantiles(vals[pos], np.searchsorted(pos, win_lo), np.searchsorted(pos, blk_lo), quantiles)
+
+    for h, g in set(zip(hours[scored].tolist(), groups[scored].tolist())):
+        near = np.abs(((hours - h + 12.0) % 24.0) - 12.0) <= config.neighbours + 1e-9 if sub_daily else np.ones(len(vals), dtype=bool)
+        sel = np.flatnonzero((hours[scored] == h) & (groups[scored] == g))
+        blk = pb[sel]
+        if sub_daily:  # the hour bucket, all day types (the fallback of the day-type bucket)
+            if h not in done:
+                done[h] = bucket(near)
+            hlo, hhi, hcount = done[h]
+            ok = hcount[blk] >= config.min_bucket
+            lo[sel[ok]], hi[sel[ok]] = hlo[blk[ok]], hhi[blk[ok]]
+        if day_type is not None:
+            dlo, dhi, dcount = bucket(near & (groups == g))
+            ok = dcount[blk] >= config.min_bucket
+            lo[sel[ok]], hi[sel[ok]] = dlo[blk[ok]], dhi[blk[ok]]
     lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
     e = vals[scored]
     with np.errstate(divide="ignore", invalid="ignore"):
         s = np.where(e > 0, np.divide(e, hi), np.where(e < 0, np.divide(e, lo), 0.0))
-    s = np.where(np.isnan(s), np.inf, s)  # e != 0 against a zero side
-    return pd.Series(s, index=idx[scored])
+        s = np.where(np.isnan(s), np.inf, s)  # e != 0 against a zero side
+        if not sides:
+            return pd.Series(s, index=idx[scored])
+        # signed stretch of each side alone: e / upper and e / lower (0/0 -> 0, e/0 -> +-inf)
+        up = np.where(e == 0, 0.0, np.divide(e, hi))
+        down = np.where(e == 0, 0.0, np.divide(e, lo))
+    return pd.DataFrame({"joint": s, "lower": down, "upper": up}, index=idx[scored])
 
 
-def _replay_scores_slow(residuals: pd.Series, config: ConformalConfig = DEFAULT_CONFIG, sub_daily: bool = True) -> pd.Series:
+def _replay_scores_slow(
+    residuals: pd.Series,
+    config: ConformalConfig = DEFAULT_CONFIG,
+    sub_daily: bool = True,
+    day_type: Callable[[pd.DatetimeIndex], np.ndarray] | None = None,
+) -> pd.Series:
     """Reference implementation of :func:`replay_scores`, block by block (tests compare the two)."""
     r = residuals.dropna().sort_index()
     if r.empty:
@@ -240,7 +301,7 @@ def _replay_scores_slow(residuals: pd.Series, config: ConformalConfig = DEFAULT_
         if len(in_block):
             past = r[(r.index > t - window) & (r.index <= t)]
             if len(past):
-                lo, hi = _rule(past, pd.DatetimeIndex(in_block.index), config, quantiles, sub_daily)
+                lo, hi = _rule(past, pd.DatetimeIndex(in_block.index), config, quantiles, sub_daily, day_type)
                 e = in_block.to_numpy(dtype=float)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     s = np.where(e > 0, np.divide(e, hi), np.where(e < 0, np.divide(e, lo), 0.0))
@@ -257,14 +318,19 @@ def conformal_offsets(
     future: pd.DatetimeIndex,
     scale: np.ndarray | None = None,
     config: ConformalConfig = DEFAULT_CONFIG,
+    day_type: Callable[[pd.DatetimeIndex], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lower (<= 0) and upper (>= 0) offsets of the ``config.coverage`` interval for ``future``.
 
     ``residuals``: the model's out-of-sample errors (actual - forecast) on a DatetimeIndex, in
     time order, NaN where unknown; ``scale`` (> 0, one per future point) turns errors that were
-    divided by a level back into the series' unit. Never NaN, never inverted; zeros when there
-    is no error to learn from.
+    divided by a level back into the series' unit; ``day_type`` maps timestamps to a day type
+    (e.g. 1 for rest days: weekends and public holidays), default :func:`weekend` when
+    ``config.split_days``. Hours and days are read on the indexes' own clock: pass local times.
+    Never NaN, never inverted; zeros when there is no error to learn from.
     """
+    if day_type is None and config.split_days:
+        day_type = weekend
     n = len(future)
     r = residuals.dropna().sort_index() if len(residuals) else pd.Series(dtype=float)
     r = r[np.isfinite(r.to_numpy(dtype=float))] if len(r) else r
@@ -274,33 +340,46 @@ def conformal_offsets(
     alpha = 1.0 - config.coverage
     sub_daily = _sub_daily(future, r.index)
     recent = r[r.index > r.index[-1] - pd.Timedelta(config.window)]
-    scores = replay_scores(r, config, sub_daily)
+    scores = replay_scores(r, config, sub_daily, sides=True, day_type=day_type)
     if len(scores) >= config.min_scores:
-        weights = None
+        weights = np.ones(len(scores))
         if config.half_life:
             age = (r.index[-1] - scores.index) / pd.Timedelta(config.half_life)
             weights = 0.5 ** np.asarray(age, dtype=float)
         # the unit that is exchangeable (at best) is a forecast's block, not a point: the unseen
         # block weighs as much as the average replayed block at age 0
         per_block = len(scores) / max(1, len(np.unique(_block_of(scores.index, r.index[-1], config.block))))
-        k = conformal_quantile(scores.to_numpy(), config.coverage, weights, per_block if config.block_mass else 1.0)
-        if not np.isfinite(k):
-            finite = scores.to_numpy()[np.isfinite(scores.to_numpy())]
-            k = float(finite.max()) if len(finite) else 1.0
-        k = float(np.clip(k, 0.0, config.max_multiplier))
-        lo, hi = _rule(recent, future, config, (alpha / 2.0, 1.0 - alpha / 2.0), sub_daily)
-        lo, hi = lo * k, hi * k
+        unseen = per_block if config.block_mass else 1.0
+        lo, hi = _rule(recent, future, config, (alpha / 2.0, 1.0 - alpha / 2.0), sub_daily, day_type)
+        if config.tails == "separate":
+            # the corrected two-sided level, its miss budget split evenly between the tails
+            level = min(1.0, config.coverage * (weights.sum() + unseen) / weights.sum())
+            tail = 1.0 - (1.0 - level) / 2.0
+            k_lo = _multiplier(scores["lower"].to_numpy(), tail, weights, 0.0, config)
+            k_hi = _multiplier(scores["upper"].to_numpy(), tail, weights, 0.0, config)
+        else:
+            k_lo = k_hi = _multiplier(scores["joint"].to_numpy(), config.coverage, weights, unseen, config)
+        lo, hi = lo * k_lo, hi * k_hi
     else:
         # too short a record to replay: split conformal on the errors themselves (per hour)
         m = len(recent)
         q = min(1.0, (1.0 - alpha / 2.0) * (m + 1) / m)
-        lo, hi = _rule(recent, future, config, (1.0 - q, q), sub_daily)
+        lo, hi = _rule(recent, future, config, (1.0 - q, q), sub_daily, day_type)
     if scale is not None:
         s = np.asarray(scale, dtype=float)
         lo, hi = lo * s, hi * s
     lo = np.nan_to_num(np.minimum(lo, 0.0), nan=0.0, neginf=np.finfo(float).min / 4)
     hi = np.nan_to_num(np.maximum(hi, 0.0), nan=0.0, posinf=np.finfo(float).max / 4)
     return lo, hi
+
+
+def _multiplier(scores: np.ndarray, level: float, weights: np.ndarray, unseen: float, config: ConformalConfig) -> float:
+    """The conformal stretch factor, bounded to [0, max_multiplier] (the largest finite score if +inf)."""
+    k = conformal_quantile(scores, level, weights, unseen)
+    if not np.isfinite(k):
+        finite = scores[np.isfinite(scores)]
+        k = float(finite.max()) if len(finite) else 1.0
+    return float(np.clip(k, 0.0, config.max_multiplier))
 
 
 def _sub_daily(future: pd.DatetimeIndex, seen: pd.DatetimeIndex) -> bool:

@@ -15,6 +15,7 @@ from forecasting.intervals import (
     conformal_offsets,
     conformal_quantile,
     replay_scores,
+    weekend,
 )
 
 HOUR_PROFILE = 0.3 + np.exp(-0.5 * ((np.arange(24) - 8) / 1.5) ** 2) + np.exp(-0.5 * ((np.arange(24) - 17) / 2.0) ** 2)
@@ -132,14 +133,17 @@ def test_degenerate_records() -> None:
     st.integers(2, 40),
     st.floats(0, 0.7),
     st.sampled_from([("28D", "3D", 1), ("7D", "7D", 2), ("14D", "1D", 0)]),
+    st.sampled_from([None, weekend]),
 )
-def test_vectorised_replay_equals_the_block_by_block_reference(seed: int, days: int, gaps: float, cfg: tuple[str, str, int]) -> None:
+def test_vectorised_replay_equals_the_block_by_block_reference(
+    seed: int, days: int, gaps: float, cfg: tuple[str, str, int], day_type: object
+) -> None:
     r = record(days, seed)
     rng = np.random.default_rng(seed)
     r[rng.random(len(r)) < gaps] = np.nan
     r = r.dropna()
     config = ConformalConfig(window=cfg[0], warmup=cfg[1], neighbours=cfg[2])
-    a, b = replay_scores(r, config), _replay_scores_slow(r, config)
+    a, b = replay_scores(r, config, day_type=day_type), _replay_scores_slow(r, config, day_type=day_type)  # type: ignore[arg-type]
     assert a.index.equals(b.index)
     np.testing.assert_allclose(a.to_numpy(), b.to_numpy())
 
