@@ -199,5 +199,5 @@ class BoostedForecaster(Forecaster):
             reg = pd.concat([self.regressors_, regressors])
         X, scale = self._features(self.history_, future, reg)
         yhat = self._predict_with(self.model_, X, scale)
-        lo, hi = conformal_offsets(self.residuals_, future, scale=scale)
+        lo, hi = conformal_offsets(self.residuals_, future, scale=scale, timezone=self.timezone)
         return pd.DataFrame({"yhat": yhat, "yhat_lower": yhat + lo, "yhat_upper": yhat + hi}, index=future)

@@ -319,6 +319,7 @@ def conformal_offsets(
     scale: np.ndarray | None = None,
     config: ConformalConfig = DEFAULT_CONFIG,
     day_type: Callable[[pd.DatetimeIndex], np.ndarray] | None = None,
+    timezone: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lower (<= 0) and upper (>= 0) offsets of the ``config.coverage`` interval for ``future``.
 
@@ -326,9 +327,13 @@ def conformal_offsets(
     time order, NaN where unknown; ``scale`` (> 0, one per future point) turns errors that were
     divided by a level back into the series' unit; ``day_type`` maps timestamps to a day type
     (e.g. 1 for rest days: weekends and public holidays), default :func:`weekend` when
-    ``config.split_days``. Hours and days are read on the indexes' own clock: pass local times.
-    Never NaN, never inverted; zeros when there is no error to learn from.
+    ``config.split_days``. Hours and days are read on the ``timezone`` clock (default: the
+    indexes' own). Never NaN, never inverted; zeros when there is no error to learn from.
     """
+    if timezone and len(future) and future.tz is not None:
+        future = future.tz_convert(timezone)
+        if len(residuals) and isinstance(residuals.index, pd.DatetimeIndex) and residuals.index.tz is not None:
+            residuals = residuals.tz_convert(timezone)
     if day_type is None and config.split_days:
         day_type = weekend
     n = len(future)

@@ -53,7 +53,7 @@ class SeasonalNaive(Forecaster):
                     break
             yhat[i] = v if np.isfinite(v) else fallback
             ext[t] = yhat[i]  # forecasts beyond one season repeat the forecast season
-        lo, hi = conformal_offsets(self.errors_, future)
+        lo, hi = conformal_offsets(self.errors_, future, timezone=self.timezone)
         # beyond one season the errors add up, roughly like a random walk of seasons
         widen = np.sqrt(1 + np.arange(len(future)) // m)
         return pd.DataFrame({"yhat": yhat, "yhat_lower": yhat + lo * widen, "yhat_upper": yhat + hi * widen}, index=future)

@@ -164,3 +164,19 @@ def test_forecasters_cover_a_synthetic_series_near_nominal(name: str) -> None:
     assert 0.7 <= s["coverage80"] <= 0.92, s
     assert s["winkler80"] is not None and s["winkler80"] > 0
     assert make_forecaster(name) is not None
+
+
+def test_hours_are_read_on_the_given_clock() -> None:
+    """Errors peak at 8 am Berlin time, across the change to summer time (31 March 2024): on the
+    local clock the peak stays in its hour; on UTC it smears over two, widening 10 am too."""
+    idx = pd.date_range("2024-03-05", "2024-04-10 23:00", freq="1h", tz="UTC")
+    local_hour = idx.tz_convert("Europe/Berlin").hour.to_numpy()
+    rng = np.random.default_rng(4)
+    r = pd.Series(rng.normal(0, 1, len(idx)) * np.where(local_hour == 8, 10.0, 1.0), index=idx)
+    fut = pd.date_range(idx[-1] + pd.Timedelta("1h"), periods=24, freq="1h")
+    at = fut.tz_convert("Europe/Berlin").hour.to_numpy()
+    lo, hi = conformal_offsets(r, fut, timezone="Europe/Berlin")
+    ulo, uhi = conformal_offsets(r, fut)
+    width, uwidth = hi - lo, uhi - ulo
+    assert width[at == 10][0] < 0.4 * width[at == 8][0]
+    assert uwidth[at == 10][0] > 1.3 * width[at == 10][0]
