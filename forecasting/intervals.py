@@ -167,7 +167,9 @@ def _rule(
     )
 
 
-def _window_quantiles(values: np.ndarray, start: np.ndarray, stop: np.ndarray, quantiles: tuple[float, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _window_quantiles(
+    values: np.ndarray, start: np.ndarray, stop: np.ndarray, quantiles: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Quantiles (numpy's linear rule) of ``values[start[i]:stop[i]]`` for every i, vectorised.
 
     Returns ``(lower, upper, count)``; NaN quantiles where a window is empty.

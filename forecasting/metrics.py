@@ -129,9 +129,10 @@ def scores(
             reasons[k] = "the model gave no interval at some points"
     else:
         figures["coverage80"] = coverage(y, lower, upper)
-        figures["winkler80"] = interval_score(y, lower, upper, 0.2)
+        winkler = interval_score(y, lower, upper, 0.2)
+        figures["winkler80"] = winkler
         if np.isfinite(scale) and scale > 0:
-            figures["msis80"] = figures["winkler80"] / scale
+            figures["msis80"] = winkler / scale
         else:
             reasons["msis80"] = reasons["mase"]
     for name, digits in FIGURES.items():

@@ -31,7 +31,8 @@ def nab_interval_bench(data: Path, jobs: int = 1, min_days: int = 42, models: tu
 
     from .forecast import prepare_backtest, read_table
 
-    rows, pooled = [], {"tuning": [], "held_out": []}
+    rows: list[dict[str, Any]] = []
+    pooled: dict[str, list[Any]] = {"tuning": [], "held_out": []}
     for path in sorted(data.glob("*/*.csv")):
         t = read_table(path, "timestamp", ["value"]).index
         if t.max() - t.min() < pd.Timedelta(days=min_days):
