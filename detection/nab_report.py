@@ -1,18 +1,17 @@
 """The issue-14 table: every registered detector on the NAB development set and on realTraffic.
 
-``python -m detection.nab_report [--data-dir DIR] [--set dev] [--grid]`` prints one JSON object:
+``leitstand bench nab-table [--data-dir DIR] [--grid]`` prints what :func:`detector_table` returns:
 per detector the one-threshold score of the set (in sample), the leave-one-category-out
 cross-validated score (threshold chosen on the other categories), realTraffic on its own, and
 the per-category scores at the set's threshold; the null and random baselines of the same run.
 With ``--grid`` the general detector's constants are cross-validated too: each fold chooses, on
 the other three categories, among the variants of ``ADAPTIVE_GRID`` *and* the threshold.
 
-The CLI (``leitstand bench nab --set dev|realTraffic|FILE_LIST``) should call ``set_report``.
+``leitstand bench nab --set dev|realTraffic|FILE_LIST`` prints :func:`set_report` for one detector.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import time
@@ -117,24 +116,3 @@ def detector_table(data_dir: Path, detectors: Sequence[str] | None = None, grid:
     if grid:
         out["adaptive_constants_cross_validated"] = adaptive_grid_cv(dev)
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", type=Path, default=Path("../shared/data/nab"))
-    p.add_argument("--set", dest="which", default=None, help="dev, realTraffic or a file list: report one set for --detector")
-    p.add_argument("--detector", default="default")
-    p.add_argument("--grid", action="store_true", help="also cross-validate the adaptive detector's constants")
-    a = p.parse_args(argv)
-    if a.which:
-        from .registry import make_detector
-
-        files = nab_sets.load_set(a.data_dir, a.which)
-        scores, _ = run_detector(lambda: make_detector(a.detector), files)
-        print(json.dumps({"set": a.which, "detector": a.detector, **set_report(files, scores)}, indent=2))
-    else:
-        print(json.dumps(detector_table(a.data_dir, grid=a.grid), indent=2))
-
-
-if __name__ == "__main__":
-    main()

@@ -10,9 +10,10 @@ The target is the deviation from the median of the same time over the last four 
 relative to that median: trees cannot extrapolate levels, ratios to a seasonal base travel
 between quiet and busy series and between night and peak.
 
-The 80 % interval is split-conformal: the last ``calibration`` of the history is held out, the
-model is fitted before it and its errors there (per hour of day, relative to the base) give the
-interval; then the model is refitted on all history (``refit=True``) for the point forecast.
+The 80 % interval is conformal: the last ``calibration`` of the history is held out, the model
+is fitted before it and its errors there (relative to the base) are calibrated by
+:func:`forecasting.intervals.conformal_offsets` (per hour of day, stretched by day-ahead replays);
+then the model is refitted on all history (``refit=True``) for the point forecast.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import TYPE_CHECKING, Unpack
 import numpy as np
 import pandas as pd
 
-from .base import CommonOptions, Forecaster, residual_interval
+from .base import CommonOptions, Forecaster
 from .calendar import holiday_flags, time_features
+from .intervals import conformal_offsets
 from .naive import SeasonalNaive
 
 if TYPE_CHECKING:  # lightgbm is imported where a model is trained: the CLI stays quick to start
@@ -202,5 +204,5 @@ class BoostedForecaster(Forecaster):
             reg = pd.concat([self.regressors_, regressors])
         X, scale = self._features(self.history_, future, reg)
         yhat = self._predict_with(self.model_, X, scale)
-        lo, hi = residual_interval(self.residuals_, future, scale=scale)
+        lo, hi = conformal_offsets(self.residuals_, future, scale=scale, timezone=self.timezone)
         return pd.DataFrame({"yhat": yhat, "yhat_lower": yhat + lo, "yhat_upper": yhat + hi}, index=future)

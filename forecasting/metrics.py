@@ -1,4 +1,4 @@
-"""Accuracy measures of the backtest: MAE, MASE (weekly-naive scaled), sMAPE, interval coverage.
+"""Accuracy measures of the backtest: MAE, MASE (weekly-naive scaled), sMAPE, interval coverage and score.
 
 Every figure the backtest reports is a finite number or ``None`` with a reason (:func:`scores`):
 JSON has no NaN or Infinity, and a figure that cannot be computed must say why instead of
@@ -12,6 +12,12 @@ Zero denominators, as defined here (docs/forecasting.md):
   MAE, in the series' own unit, is always reported next to it.
 * **sMAPE** is ``200 |y - yhat| / (|y| + |yhat|)`` averaged over points; a point where both are 0
   is a perfect forecast and counts 0 (not 0/0); every other point lies in [0, 200].
+* **Interval score** (Winkler; Gneiting & Raftery 2007) of the central 80 % interval [l, u]:
+  ``(u - l) + (2 / 0.2) (l - y)+ + (2 / 0.2) (y - u)+``, averaged, in the series' unit
+  (``winkler80``); the narrower the better, but every miss costs ten times its distance.
+  ``msis80`` divides it by the MASE scale (the M4 competition's MSIS), comparable across series.
+  The mean pinball loss of the 10 % and 90 % quantiles is exactly ``0.05 * winkler80``
+  (:func:`pinball`), so it is not reported separately.
 """
 
 from __future__ import annotations
@@ -71,8 +77,22 @@ def coverage(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     return float(np.mean((y >= np.asarray(lower)) & (y <= np.asarray(upper))))
 
 
+def interval_score(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, alpha: float = 0.2) -> float:
+    """Mean Winkler interval score of the central ``1 - alpha`` interval (lower is better)."""
+    y, lo, hi = (np.asarray(a, dtype=float) / 2 for a in (y, lower, upper))  # halves: no overflow
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = (hi - lo) + (2.0 / alpha) * np.maximum(lo - y, 0.0) + (2.0 / alpha) * np.maximum(y - hi, 0.0)
+        return float(2.0 * np.mean(s))
+
+
+def pinball(y: np.ndarray, q: np.ndarray, tau: float) -> float:
+    """Mean pinball (quantile) loss of the forecast ``q`` of the ``tau`` quantile."""
+    d = np.asarray(y, dtype=float) - np.asarray(q, dtype=float)
+    return float(np.mean(np.maximum(tau * d, (tau - 1.0) * d)))
+
+
 #: the figures :func:`scores` reports and the decimals each is rounded to
-FIGURES = {"mae": 4, "mase": 4, "smape": 3, "coverage80": 4}
+FIGURES = {"mae": 4, "mase": 4, "smape": 3, "coverage80": 4, "winkler80": 4, "msis80": 4}
 
 
 def scores(
@@ -105,9 +125,16 @@ def scores(
         reasons["mase"] = f"undefined: {scale_problem or 'the weekly naive error before the first origin is 0'}"
     figures["smape"] = smape(y, yhat)
     if np.isnan(lower).any() or np.isnan(upper).any():
-        reasons["coverage80"] = "the model gave no interval at some points"
+        for k in ("coverage80", "winkler80", "msis80"):
+            reasons[k] = "the model gave no interval at some points"
     else:
         figures["coverage80"] = coverage(y, lower, upper)
+        winkler = interval_score(y, lower, upper, 0.2)
+        figures["winkler80"] = winkler
+        if np.isfinite(scale) and scale > 0:
+            figures["msis80"] = winkler / scale
+        else:
+            reasons["msis80"] = reasons["mase"]
     for name, digits in FIGURES.items():
         v = figures[name]
         if v is None:

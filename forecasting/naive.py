@@ -11,14 +11,15 @@ from typing import Unpack
 import numpy as np
 import pandas as pd
 
-from .base import CommonOptions, Forecaster, residual_interval
+from .base import CommonOptions, Forecaster
+from .intervals import conformal_offsets
 
 #: how many seasons back to look when the value one season ago is missing (a gap)
 _FALLBACK_SEASONS = 4
 
 
 class SeasonalNaive(Forecaster):
-    """Forecast ``y[t - season]``; the interval comes from the in-sample seasonal differences.
+    """Forecast ``y[t - season]``; the interval is conformal on the seasonal differences (its own errors).
 
     A missing value one season back falls back to two, three, four seasons back, then to the
     mean of the last observed season, so gaps in the input never stop a forecast.
@@ -54,7 +55,7 @@ class SeasonalNaive(Forecaster):
                     break
             yhat[i] = v if np.isfinite(v) else fallback
             ext[t] = yhat[i]  # forecasts beyond one season repeat the forecast season
-        lo, hi = residual_interval(self.errors_, future)
+        lo, hi = conformal_offsets(self.errors_, future, timezone=self.timezone)
         # beyond one season the errors add up, roughly like a random walk of seasons
         widen = np.sqrt(1 + np.arange(len(future)) // m)
         return pd.DataFrame({"yhat": yhat, "yhat_lower": yhat + lo * widen, "yhat_upper": yhat + hi * widen}, index=future)

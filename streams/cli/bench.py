@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from .common import cli_settings, default_shared_dir
-from .detect import detector_benchmark, detector_name, find_nab_dir, nab_benchmark
+from .detect import detector_benchmark, detector_name, find_nab_dir, nab_benchmark, nab_set_benchmark, nab_table_benchmark
 from .forecast import forecast_accuracy_benchmark, forecast_refresh_benchmark
 from .sumo import signals_benchmark
 
@@ -96,12 +96,38 @@ def bench_nab(
     ] = None,
     detector: Annotated[str, typer.Option(callback=detector_name, help="Detector to score.")] = "default",
     compare: Annotated[bool, typer.Option(help="Also score every other registered detector.")] = True,
+    nab_set: Annotated[
+        str | None,
+        typer.Option(
+            "--set",
+            help="Score one set instead: dev, realTraffic, or files (a,b.csv or a list file), with per-category "
+            "and cross-validated figures.",
+        ),
+    ] = None,
 ) -> None:
     """NAB realTraffic score with one threshold.
 
     Standard profile, with null/perfect/random baselines and an unseen check.
     """
+    if nab_set is not None:
+        print_json(nab_set_benchmark(find_nab_dir(data_dir), nab_set, detector))
+        return
     print_json(nab_benchmark(find_nab_dir(data_dir), detector, compare))
+
+
+@app.command("nab-table")
+def bench_nab_table(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="NAB data with dev_windows.json and realTraffic_windows.json (default: ../shared/data/nab)."),
+    ] = None,
+    grid: Annotated[bool, typer.Option(help="Also cross-validate the adaptive detector's constants (minutes).")] = False,
+) -> None:
+    """NAB dev set and realTraffic, every detector (JSON).
+
+    In sample, cross-validated by category, per category (JSON).
+    """
+    print_json(nab_table_benchmark(find_nab_dir(data_dir), grid))
 
 
 @app.command("detectors")
@@ -141,6 +167,24 @@ def bench_forecast_accuracy(
     print_json(forecast_accuracy_benchmark(data, prophet, jobs), indent=1)
 
 
+@app.command("forecast-intervals")
+def bench_forecast_intervals(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="NAB data: */*.csv (default: ../shared/data/nab)."),
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes fitting origins in parallel.")] = 2,
+    min_days: Annotated[int, typer.Option("--min-days", min=14, help="Only series spanning at least this many days.")] = 42,
+) -> None:
+    """Forecast interval coverage on NAB series (JSON).
+
+    Day-ahead, hourly means; tuning and held-out series reported apart.
+    """
+    from .forecast_intervals import nab_interval_bench
+
+    print_json(nab_interval_bench(find_nab_dir(data_dir), jobs, min_days))
+
+
 @app.command("forecast-refresh")
 def bench_forecast_refresh(
     series: Annotated[int, typer.Option("--series", min=1, help="How many series to refresh.")] = 2000,
@@ -177,5 +221,5 @@ def bench_signals(
     ] = "fixed,webster,maxpressure,leitstand",
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (default: CPUs).")] = None,
 ) -> None:
-    """Controllers on the real-city maps vs fixed time (JSON)."""
+    """Controllers vs fixed time on real-city maps (JSON)."""
     print(json.dumps(signals_benchmark(scenarios, seeds, controllers, jobs)))

@@ -294,3 +294,26 @@ def _detector_loop(name: str, times: list[float], values: list[float]) -> None:
     for t, x in zip(times, values):
         score(t, x)
         learn(t, x)
+
+
+def nab_set_benchmark(data_dir: Path, which: str, detector: str = "default") -> dict[str, Any]:
+    """One NAB set (``dev``, ``realTraffic``, a file list) scored with one threshold for
+    ``detector``: baselines, per-category scores and the leave-one-category-out figure."""
+    from detection import nab_sets
+    from detection.nab_report import run_detector, set_report
+    from detection.registry import make_detector
+
+    try:
+        files = nab_sets.load_set(data_dir, which)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CliError(f"NAB set {which!r}: {exc}") from None
+    scores, us_per_reading = run_detector(lambda: make_detector(detector), files)
+    return {"set": which, "detector": detector, "us_per_reading": round(us_per_reading, 1), **set_report(files, scores)}
+
+
+def nab_table_benchmark(data_dir: Path, grid: bool = False) -> dict[str, Any]:
+    """Every registered detector on the development set (in sample and cross-validated by
+    category) and on realTraffic (docs/detection.md, "A general detector")."""
+    from detection.nab_report import detector_table
+
+    return detector_table(data_dir, grid=grid)

@@ -153,7 +153,8 @@ def print_summary(summary: dict[str, Any], name: str, output: Path, as_json: boo
 
     err.print(
         f"{name}: MASE {figure('mase')}, MAE {figure('mae')}, sMAPE {figure('smape', ' %')}, 80 % interval "
-        f"coverage {figure('coverage80')} over {summary['points']} points from {summary['origins']} "
+        f"coverage {figure('coverage80')}, interval score {figure('winkler80')} (MSIS {figure('msis80')}) "
+        f"over {summary['points']} points from {summary['origins']} "
         f"origins -> {output}"
     )
 

@@ -201,6 +201,9 @@ def test_scores_are_finite_or_none_with_a_reason() -> None:
         "mase": pytest.approx(1 / 3, abs=1e-4),
         "smape": pytest.approx(100 * (4 / 22) / 3, abs=1e-3),
         "coverage80": pytest.approx(2 / 3, abs=1e-4),
+        # widths 2 each; the miss at 10 (interval 11..13) costs 10 * 1: (2 + 12 + 2) / 3
+        "winkler80": pytest.approx(16 / 3, abs=1e-4),
+        "msis80": pytest.approx(8 / 3, abs=1e-4),
     }
     assert reasons == {}
     # zero scale (a constant history): MASE undefined, not Infinity; the rest is still scored

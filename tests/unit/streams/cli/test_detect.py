@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import random
 from pathlib import Path
@@ -75,3 +76,38 @@ def test_detect_errors_are_one_line(tmp_path: Path) -> None:
 def test_bench_nab_without_data_is_one_line(tmp_path: Path) -> None:
     line = one_clean_line(leitstand("bench", "nab", "--data-dir", str(tmp_path)))
     assert "NAB data not found" in line
+
+
+def _tiny_nab(root: Path) -> None:
+    """Two categories, one labelled window each: enough for one threshold and a cross-validation."""
+    windows = {}
+    for key, jump in (("realTraffic/s.csv", 60), ("realKnownCause/k.csv", 40)):
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        values = [10.0 + (i % 5) + (50.0 if jump <= i < jump + 3 else 0.0) for i in range(120)]
+        rows = [f"2015-09-01 {i // 60:02d}:{i % 60:02d}:00,{v}" for i, v in enumerate(values)]
+        path.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+        windows[key] = [
+            [
+                f"2015-09-01 {(jump - 5) // 60:02d}:{(jump - 5) % 60:02d}:00.000000",
+                f"2015-09-01 {(jump + 5) // 60:02d}:{(jump + 5) % 60:02d}:00.000000",
+            ]
+        ]
+    (root / "realTraffic_windows.json").write_text(json.dumps({"realTraffic/s.csv": windows["realTraffic/s.csv"]}))
+    (root / "dev_windows.json").write_text(json.dumps(windows))
+
+
+def test_bench_nab_scores_a_named_set_with_categories(tmp_path: Path) -> None:
+    _tiny_nab(tmp_path)
+    proc = leitstand("bench", "nab", "--data-dir", str(tmp_path), "--set", "dev", "--detector", "adaptive")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["set"] == "dev" and report["detector"] == "adaptive"
+    assert set(report["per_category"]) == {"realTraffic", "realKnownCause"}
+    assert "cross_validated_by_category" in report
+
+
+def test_bench_nab_set_naming_a_missing_file_is_one_line(tmp_path: Path) -> None:
+    _tiny_nab(tmp_path)
+    line = one_clean_line(leitstand("bench", "nab", "--data-dir", str(tmp_path), "--set", "nowhere/x.csv"))
+    assert "nowhere/x.csv" in line

@@ -102,7 +102,7 @@ def test_backtest_writes_one_row_per_forecast_point_and_prints_json(tmp_path: Pa
     proc = leitstand(*backtest_args(src, out, "--model", "naive_weekly", "--holidays", "US-MN", "--json"))
     assert proc.returncode == 0, proc.stderr
     summary = strict_json(proc.stdout)
-    assert set(summary) == {"model", "mae", "mase", "smape", "coverage80", "origins", "points", "not_computed"}
+    assert set(summary) == {"model", "mae", "mase", "smape", "coverage80", "winkler80", "msis80", "origins", "points", "not_computed"}
     assert summary["not_computed"] == {}
     assert summary["model"] == "naive_weekly" and summary["origins"] == 3
     body = list(csv.reader(out.open()))
@@ -236,7 +236,7 @@ def test_undefined_mase_is_null_with_a_reason_and_the_json_stays_valid(tmp_path:
     assert res.exit_code == 0, res.output
     summary = strict_json(res.stdout.strip().splitlines()[-1])
     assert summary["mase"] is None and "no error" in summary["not_computed"]["mase"]
-    assert summary["mae"] == 0.0 and summary["smape"] == 0.0 and set(summary["not_computed"]) == {"mase"}
+    assert summary["mae"] == 0.0 and summary["smape"] == 0.0 and set(summary["not_computed"]) == {"mase", "msis80"}
 
 
 def test_backtest_estimates_the_work_first_and_refuses_a_runaway_run(tmp_path: Path) -> None:
