@@ -19,6 +19,9 @@ from streams.broker import BrokerError, BrokerInfo, start, stop
 from streams.settings import Settings
 from streams.stack import free_port
 
+# fixtures of the real services started on loopback: `postgres`, `prometheus` (tests/services/)
+pytest_plugins = ["tests.services.postgres", "tests.services.prometheus"]
+
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 #: jars fetched once per machine, kept between runs (git-ignored)

@@ -1,0 +1,1 @@
+"""Real services the integration tests start on loopback (PostgreSQL, Prometheus), as pytest plugins."""

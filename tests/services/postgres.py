@@ -1,0 +1,1 @@
+"""PostgreSQL on loopback for the tests (filled in by the history-database work)."""

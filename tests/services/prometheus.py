@@ -1,0 +1,1 @@
+"""Prometheus on loopback for the tests (filled in by the metrics work)."""
