@@ -115,64 +115,119 @@ def frame_outcome(
     if not math.isfinite(at) or at <= st["last_t"] or not values:
         return st, out
     st["last_t"] = at
+    st["approaches"] = _approach_incidents(st["approaches"], intersection_id, at, values, cfg, out)
+    st["detectors"] = _detector_faults(st["detectors"], intersection_id, at, values, cfg, out)
+    return st, out
+
+
+@dataclass(frozen=True)
+class _ApproachView:
+    """One approach in one frame, next to what is usual for it and what its neighbours show."""
+
+    name: str
+    occ: float
+    speed: float | None
+    base_occ: float | None  # the approach's profile for this hour (or over all hours)
+    base_speed: float | None
+    neighbours: float | None  # median occupancy of the other approaches
+
+
+def _approach_incidents(
+    approaches_state: Mapping[str, Any],
+    intersection_id: str,
+    at: float,
+    values: Sequence[DetectorValue],
+    cfg: IncidentConfig,
+    out: IncidentOutcome,
+) -> dict[str, Any]:
+    """Per approach: confirm, hold or clear an incident, else learn the profile; the new states."""
     hour = str(int(at // 3600) % 24)
     alpha = 1.0 - 0.5 ** (1.0 / cfg.profile_halflife_frames)
     per_approach = _approaches(values)
-    approaches = {k: dict(v) for k, v in st["approaches"].items()}
+    approaches = {k: dict(v) for k, v in approaches_state.items()}
     for name, (occ, speed, _) in per_approach.items():
         a = approaches.setdefault(name, {"occ": {}, "speed": {}, "n": 0, "hits": 0, "calm": 0, "open": False})
         a["occ"], a["speed"] = dict(a["occ"]), dict(a["speed"])
-        base_occ = a["occ"].get(hour, a["occ"].get("all"))
-        base_speed = a["speed"].get(hour, a["speed"].get("all"))
         others = [o for n, (o, _, _) in per_approach.items() if n != name]
-        neighbours = statistics.median(others) if others else None
-        suspicious = (
-            a["n"] >= cfg.warmup_frames
-            and base_occ is not None
-            and occ >= max(cfg.occupancy_floor, base_occ + cfg.occupancy_rise)
-            and (neighbours is None or occ >= cfg.neighbour_ratio * max(neighbours, 0.02))
-            and (speed is None or base_speed is None or speed <= cfg.speed_drop * base_speed)
+        view = _ApproachView(
+            name,
+            occ,
+            speed,
+            base_occ=a["occ"].get(hour, a["occ"].get("all")),
+            base_speed=a["speed"].get(hour, a["speed"].get("all")),
+            neighbours=statistics.median(others) if others else None,
         )
+        suspicious = _suspicious(a, view, cfg)
         kind = f"incident_{alarm_kind_part(name)}"
         if a["open"]:
-            a["calm"] = 0 if suspicious else a["calm"] + 1
-            if a["calm"] >= cfg.clear_frames:
-                a["open"], a["hits"] = False, 0
+            if _calmed(a, suspicious, cfg):
                 out.clears.append(kind)
             continue  # no learning while an incident is open
         a["hits"] = a["hits"] + 1 if suspicious else 0
         if a["hits"] >= cfg.confirm_frames:
             a["open"], a["calm"] = True, 0
-            out.triggers.append(
-                AlarmTrigger(
-                    intersection_id,
-                    kind,
-                    "major",
-                    f"{at:.3f}",
-                    at,
-                    f"possible incident on approach {name}: occupancy {occ:.0%} (usual {base_occ:.0%})"
-                    + (f", speed {speed:.0f} km/h (usual {base_speed:.0f})" if speed is not None and base_speed else ""),
-                    {
-                        "approach": name,
-                        "occupancy": round(occ, 3),
-                        "usual_occupancy": round(base_occ or 0.0, 3),
-                        "speed_kmh": speed,
-                        "usual_speed_kmh": base_speed,
-                        "neighbour_occupancy": None if neighbours is None else round(neighbours, 3),
-                    },
-                    subject_type="intersection",
-                )
-            )
+            out.triggers.append(_incident_trigger(intersection_id, kind, at, view))
             continue
         if not suspicious:
-            for key, x in (("occ", occ), ("speed", speed)):
-                if x is not None:
-                    a[key][hour] = _ewma(a[key].get(hour), x, alpha)
-                    a[key]["all"] = _ewma(a[key].get("all"), x, alpha)
-            a["n"] += 1
-    st["approaches"] = approaches
-    st["detectors"] = _detector_faults(st["detectors"], intersection_id, at, values, cfg, out)
-    return st, out
+            _learn_profile(a, hour, occ, speed, alpha)
+    return approaches
+
+
+def _suspicious(a: Mapping[str, Any], view: _ApproachView, cfg: IncidentConfig) -> bool:
+    """Occupancy well above the own profile *and* the neighbours, speed well below its profile.
+
+    The neighbours keep a city-wide rush hour from looking like an incident, the own profile an
+    always-busy main road; nothing is judged before the approach has ``warmup_frames`` of history.
+    """
+    occ, speed, base_occ, base_speed, neighbours = view.occ, view.speed, view.base_occ, view.base_speed, view.neighbours
+    return (
+        a["n"] >= cfg.warmup_frames
+        and base_occ is not None
+        and occ >= max(cfg.occupancy_floor, base_occ + cfg.occupancy_rise)
+        and (neighbours is None or occ >= cfg.neighbour_ratio * max(neighbours, 0.02))
+        and (speed is None or base_speed is None or speed <= cfg.speed_drop * base_speed)
+    )
+
+
+def _calmed(a: dict[str, Any], suspicious: bool, cfg: IncidentConfig) -> bool:
+    """Count calm frames of an open incident; close it after ``clear_frames`` in a row."""
+    a["calm"] = 0 if suspicious else a["calm"] + 1
+    if a["calm"] >= cfg.clear_frames:
+        a["open"], a["hits"] = False, 0
+        return True
+    return False
+
+
+def _incident_trigger(intersection_id: str, kind: str, at: float, view: _ApproachView) -> AlarmTrigger:
+    """The major alarm of a confirmed incident, with the figures that made it suspicious."""
+    name, occ, speed, base_occ, base_speed, neighbours = view.name, view.occ, view.speed, view.base_occ, view.base_speed, view.neighbours
+    return AlarmTrigger(
+        intersection_id,
+        kind,
+        "major",
+        f"{at:.3f}",
+        at,
+        f"possible incident on approach {name}: occupancy {occ:.0%} (usual {base_occ:.0%})"
+        + (f", speed {speed:.0f} km/h (usual {base_speed:.0f})" if speed is not None and base_speed else ""),
+        {
+            "approach": name,
+            "occupancy": round(occ, 3),
+            "usual_occupancy": round(base_occ or 0.0, 3),
+            "speed_kmh": speed,
+            "usual_speed_kmh": base_speed,
+            "neighbour_occupancy": None if neighbours is None else round(neighbours, 3),
+        },
+        subject_type="intersection",
+    )
+
+
+def _learn_profile(a: dict[str, Any], hour: str, occ: float, speed: float | None, alpha: float) -> None:
+    """Move this hour's and the all-hours profile towards a normal frame (EWMA)."""
+    for key, x in (("occ", occ), ("speed", speed)):
+        if x is not None:
+            a[key][hour] = _ewma(a[key].get(hour), x, alpha)
+            a[key]["all"] = _ewma(a[key].get("all"), x, alpha)
+    a["n"] += 1
 
 
 def _detector_faults(

@@ -90,15 +90,32 @@ def reading_outcome(
     """
     state = dict(state or {})
     out = PoolOutcome()
+    trusted = _screen_sensors(state, pool_id, at, values, out)
+    _judge_water(state, pool_id, at, trusted, profile.limits, out)
+    if visitors is not None and profile.capacity and math.isfinite(at):
+        _judge_crowding(state, pool_id, at, visitors, profile.capacity, out)
+    return state, out
+
+
+def _fault_detector(parameter: str, faults: Mapping[str, Any]) -> SensorFaultDetector:
+    """The parameter's sensor-fault detector as the state left it, or a new one."""
+    lo, hi, step, stuck = SENSOR_LIMITS[parameter]  # an unknown parameter is a KeyError either way
+    if parameter in faults:
+        return SensorFaultDetector.from_state(faults[parameter])
+    return SensorFaultDetector(lo, hi, step, stuck, heartbeat_s=900.0)
+
+
+def _screen_sensors(state: dict[str, Any], pool_id: str, at: float, values: Mapping[str, float], out: PoolOutcome) -> dict[str, float]:
+    """Check every value against its sensor-fault detector; returns the values to trust.
+
+    One trigger per fault episode (the parameter stays in ``state["faulty"]`` until its sensor
+    reads plausibly again, which clears the alarm); updates ``state["faults"]`` and
+    ``state["faulty"]``.
+    """
     faults = dict(state.get("faults") or {})
     trusted: dict[str, float] = {}
     for parameter, value in values.items():
-        lo, hi, step, stuck = SENSOR_LIMITS[parameter]
-        det = (
-            SensorFaultDetector.from_state(faults[parameter])
-            if parameter in faults
-            else SensorFaultDetector(lo, hi, step, stuck, heartbeat_s=900.0)
-        )
+        det = _fault_detector(parameter, faults)
         why = det.check(at, value)
         if why != "impossible_jump":  # a spike must not become the reference for the next reading
             faults[parameter] = det.to_state()
@@ -124,28 +141,36 @@ def reading_outcome(
     state["faults"] = faults
     recovered = {k.removeprefix("sensor_") for k in out.clears}
     state["faulty"] = sorted((set(state.get("faulty", [])) - recovered) | {t.evidence["parameter"] for t in out.triggers})
-    rules, verdicts = evaluate(state.get("rules"), at, trusted, profile.limits)
+    return trusted
+
+
+def _judge_water(state: dict[str, Any], pool_id: str, at: float, trusted: dict[str, float], limits: WaterLimits, out: PoolOutcome) -> None:
+    """The legal limits (``water_rules``) on the trusted values: confirmed violations raise,
+    water back in its band clears."""
+    rules, verdicts = evaluate(state.get("rules"), at, trusted, limits)
     state["rules"] = rules
     for v in verdicts:
         if v.violated:
             out.triggers.append(_water_trigger(pool_id, v))
         else:
             out.clears.append(f"water_{v.parameter}")
-    if visitors is not None and profile.capacity and math.isfinite(at):
-        crowded = visitors > profile.capacity
-        if crowded and not state.get("crowded"):
-            out.triggers.append(
-                AlarmTrigger(
-                    pool_id,
-                    "overcrowding",
-                    "critical",
-                    f"visitors:{at:.3f}",
-                    at,
-                    f"{visitors} visitors, capacity {profile.capacity}",
-                    {"visitors": visitors, "capacity": profile.capacity},
-                )
+
+
+def _judge_crowding(state: dict[str, Any], pool_id: str, at: float, visitors: int, capacity: int, out: PoolOutcome) -> None:
+    """More visitors than the basin may hold raises once; back within capacity clears."""
+    crowded = visitors > capacity
+    if crowded and not state.get("crowded"):
+        out.triggers.append(
+            AlarmTrigger(
+                pool_id,
+                "overcrowding",
+                "critical",
+                f"visitors:{at:.3f}",
+                at,
+                f"{visitors} visitors, capacity {capacity}",
+                {"visitors": visitors, "capacity": capacity},
             )
-        elif not crowded and state.get("crowded"):
-            out.clears.append("overcrowding")
-        state["crowded"] = crowded
-    return state, out
+        )
+    elif not crowded and state.get("crowded"):
+        out.clears.append("overcrowding")
+    state["crowded"] = crowded

@@ -150,46 +150,83 @@ def rolling_origin(
     origins = list(origins)
     if not origins:
         raise ValueError("no forecast origins")
-    step = pd.Timedelta(series.index.freq)
-    observed = np.concatenate([[0], np.cumsum(series.notna().to_numpy())])  # observed values before position i
-
-    def bounds(origin: pd.Timestamp) -> tuple[int, int]:
-        """Positions of the history ``[origin - train_window, origin)`` (the index is sorted)."""
-        lo = origin - train_window if train_window is not None else series.index[0]
-        return int(series.index.searchsorted(lo, "left")), int(series.index.searchsorted(origin, "left"))
-
-    for origin in origins:  # cheap checks first: a bad origin fails before any fit
-        i, j = bounds(origin)
-        if observed[j] - observed[i] < 2:
-            raise ValueError(f"no history before origin {origin.isoformat()}")
-
-    def tasks() -> Iterator[tuple[Any, ...]]:
-        for origin in origins:
-            i, j = bounds(origin)
-            hist = series.iloc[i:j]
-            # the model's future starts right after its history: pad the history to origin - 1 step
-            hist = hist.reindex(pd.date_range(hist.index[0], origin - step, freq=step))
-            future = pd.date_range(origin, periods=horizon, freq=step)
-            reg_hist = reg_future = None
-            if regressors is not None:
-                reg_hist, reg_future = regressors.reindex(hist.index), regressors.reindex(future)
-            yield (model, hist, reg_hist, horizon, reg_future, options)
-
+    histories = _Histories(series, train_window)
+    histories.check(origins)  # cheap checks first: a bad origin fails before any fit
+    tasks = _fit_tasks(histories, origins, horizon, model, options, regressors)
     frames = []
-    for done, (origin, fc) in enumerate(zip(origins, _forecasts(run, tasks(), len(origins), jobs)), 1):
-        f = fc.copy()
-        f.insert(0, "y", series.reindex(f.index).to_numpy())
-        f.insert(0, "timestamp", f.index)
-        f.insert(0, "origin", origin)
-        frames.append(f.reset_index(drop=True))
+    for done, (origin, fc) in enumerate(zip(origins, _forecasts(run, tasks, len(origins), jobs)), 1):
+        frames.append(_origin_points(series, origin, fc))
         if progress is not None:
             progress(done, len(origins))
     points = pd.concat(frames, ignore_index=True)
-    try:
-        scale, problem = naive_scale(series, origins[0]), None
-    except ValueError as exc:  # MASE is undefined; the other figures still are
-        scale, problem = float("nan"), str(exc)
+    scale, problem = _scale(series, origins[0])
     return BacktestResult(model=model, points=points, scale=scale, scale_problem=problem)
+
+
+class _Histories:
+    """Where each origin's history lies in the series: ``[origin - train_window, origin)``."""
+
+    def __init__(self, series: pd.Series, train_window: pd.Timedelta | None) -> None:
+        self.series = series
+        self.train_window = train_window
+        self.step = pd.Timedelta(series.index.freq)
+        self.observed = np.concatenate([[0], np.cumsum(series.notna().to_numpy())])  # observed values before position i
+
+    def bounds(self, origin: pd.Timestamp) -> tuple[int, int]:
+        """Positions of the history ``[origin - train_window, origin)`` (the index is sorted)."""
+        index = self.series.index
+        lo = origin - self.train_window if self.train_window is not None else index[0]
+        return int(index.searchsorted(lo, "left")), int(index.searchsorted(origin, "left"))
+
+    def check(self, origins: list[pd.Timestamp]) -> None:
+        """Every origin needs at least two observed values before it (raises ValueError)."""
+        for origin in origins:
+            i, j = self.bounds(origin)
+            if self.observed[j] - self.observed[i] < 2:
+                raise ValueError(f"no history before origin {origin.isoformat()}")
+
+    def cut(self, origin: pd.Timestamp) -> pd.Series:
+        """The origin's history, padded to ``origin - step``: the model's future starts right
+        after its history."""
+        i, j = self.bounds(origin)
+        hist = self.series.iloc[i:j]
+        return hist.reindex(pd.date_range(hist.index[0], origin - self.step, freq=self.step))
+
+
+def _fit_tasks(
+    histories: _Histories,
+    origins: list[pd.Timestamp],
+    horizon: int,
+    model: str,
+    options: dict[str, Any],
+    regressors: pd.DataFrame | None,
+) -> Iterator[tuple[Any, ...]]:
+    """The arguments of each origin's fit, made lazily (a few histories in memory at a time)."""
+    step = histories.step
+    for origin in origins:
+        hist = histories.cut(origin)
+        future = pd.date_range(origin, periods=horizon, freq=step)
+        reg_hist = reg_future = None
+        if regressors is not None:
+            reg_hist, reg_future = regressors.reindex(hist.index), regressors.reindex(future)
+        yield (model, hist, reg_hist, horizon, reg_future, options)
+
+
+def _origin_points(series: pd.Series, origin: pd.Timestamp, fc: pd.DataFrame) -> pd.DataFrame:
+    """One origin's forecast as rows ``origin, timestamp, y`` (the observation, NaN if none), then the forecast's columns."""
+    f = fc.copy()
+    f.insert(0, "y", series.reindex(f.index).to_numpy())
+    f.insert(0, "timestamp", f.index)
+    f.insert(0, "origin", origin)
+    return f.reset_index(drop=True)
+
+
+def _scale(series: pd.Series, first_origin: pd.Timestamp) -> tuple[float, str | None]:
+    """The MASE scale before the first origin, or NaN and why (the other figures still hold)."""
+    try:
+        return naive_scale(series, first_origin), None
+    except ValueError as exc:  # MASE is undefined; the other figures still are
+        return float("nan"), str(exc)
 
 
 def _forecasts(run: Callable[..., pd.DataFrame], tasks: Iterator[tuple[Any, ...]], n: int, jobs: int) -> Iterator[pd.DataFrame]:

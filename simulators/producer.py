@@ -46,50 +46,49 @@ async def produce_frames(
     topic = settings.topic("sensors.intersection")
     prod = producer(settings)
     await prod.start()
-    t_wall0 = time.monotonic()
+    paced = PacedSender(prod, speed)
     live = Live(console=err, refresh_per_second=4, transient=True) if show else None
     try:
         if live:
             live.start()
-        pending: list[asyncio.Future[Any]] = []  # the broker's acknowledgements still to wait for
         last_step = -1
         for i, f in enumerate(frames(intersections=intersections, start=start, interval_s=interval_s, steps=steps, seed=seed)):
             step = i // intersections
-            if step != last_step:
+            if step != last_step:  # a new interval: pace, maybe stop, show progress
                 last_step = step
                 stats["sim_time"] = f.event_time.isoformat()
-                if speed > 0:
-                    due = t_wall0 + step * interval_s / speed
-                    delay = due - time.monotonic()
-                    if delay > 0:
-                        if pending:
-                            await asyncio.gather(*pending)
-                            pending.clear()
-                        await asyncio.sleep(delay)
+                await paced.pace(step * interval_s)
                 if stop_at is not None and time.monotonic() >= stop_at:
                     break
                 if live:
-                    live.update(
-                        f"simulated {stats['sim_time']}  sent {stats['sent']:,}  "
-                        f"{stats['sent'] / max(1e-9, time.monotonic() - t_wall0):,.0f} records/s"
-                    )
-            value = encode(f)
-            if malformed_rate and rng.random() < malformed_rate:
-                value = malformed(rng.choice(MALFORMED_KINDS), value, rng)
-                stats["malformed"] += 1
-            pending.append(await prod.send(topic, value=value, key=f.intersection_id.encode()))
+                    live.update(_status_line(stats, paced.t0))
+            value = _maybe_malformed(encode(f), rng, malformed_rate, stats)
+            await paced.send_now(topic, f.intersection_id.encode(), value)
             stats["sent"] += 1
-            if len(pending) >= 5000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        if pending:
-            await asyncio.gather(*pending)
+        if paced.pending:
+            await paced.flush()
     finally:
         if live:
             live.stop()
         await prod.stop()
-    stats["wall_s"] = time.monotonic() - t_wall0
+    stats["wall_s"] = time.monotonic() - paced.t0
     return stats
+
+
+def _status_line(stats: dict[str, Any], t0: float) -> str:
+    """The live line: simulated time, records sent, records per wall second since ``t0``."""
+    return f"simulated {stats['sim_time']}  sent {stats['sent']:,}  {stats['sent'] / max(1e-9, time.monotonic() - t0):,.0f} records/s"
+
+
+def _maybe_malformed(value: bytes, rng: random.Random, rate: float, stats: dict[str, Any]) -> bytes:
+    """With probability ``rate``, a broken version of the frame (to exercise the dead-letter path).
+
+    Draws nothing when ``rate`` is 0, so a run without malformed frames is the same for any seed.
+    """
+    if rate and rng.random() < rate:
+        value = malformed(rng.choice(MALFORMED_KINDS), value, rng)
+        stats["malformed"] += 1
+    return value
 
 
 class PacedSender:
@@ -105,11 +104,20 @@ class PacedSender:
         self.pending: list[asyncio.Future[Any]] = []
 
     async def send(self, offset_s: float, topic: str, key: bytes | None, value: bytes, timestamp_ms: int | None = None) -> None:
+        await self.pace(offset_s)
+        await self.send_now(topic, key, value, timestamp_ms)
+
+    async def pace(self, offset_s: float) -> None:
+        """Wait until ``offset_s`` is due (acknowledgements first); at once when unpaced or late."""
         if self.speed > 0:
             delay = self.t0 + offset_s / self.speed - time.monotonic()
             if delay > 0:
-                await self.flush()
+                if self.pending:
+                    await self.flush()
                 await asyncio.sleep(delay)
+
+    async def send_now(self, topic: str, key: bytes | None, value: bytes, timestamp_ms: int | None = None) -> None:
+        """Send without pacing; every 5,000 records, wait for the acknowledgements."""
         self.pending.append(await self.prod.send(topic, key=key, value=value, timestamp_ms=timestamp_ms))
         if len(self.pending) >= 5000:
             await self.flush()

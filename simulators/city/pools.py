@@ -16,6 +16,7 @@ day does, so detection delay is measured from when the water really left its ban
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -75,6 +76,11 @@ class _Window:
     end: float
 
 
+def _active(windows: list[_Window], kind: str, t: float) -> bool:
+    """Whether a window of ``kind`` covers ``t`` (start inclusive, end exclusive)."""
+    return any(w.kind == kind and w.start <= t < w.end for w in windows)
+
+
 @dataclass
 class PoolRun:
     """One pool over the run: readings (t, values, visitors), camera events, truth."""
@@ -85,16 +91,39 @@ class PoolRun:
     truth: list[GroundTruth] = field(default_factory=list)
 
 
-def simulate_pool(config: CityConfig, pool_id: str, t0: float, t1: float, rain: list[RainPeriod]) -> PoolRun:
-    plan = rng_for(config, "pool-plan", pool_id)
-    rng = rng_for(config, "pool", pool_id)
-    dt = config.pool_interval_s
-    lo = t0 + config.warmup_s
-    days = max(0.0, t1 - lo) / 86_400
-    run = PoolRun(pool_id)
-    cap = config.pool_capacity
+@dataclass
+class _Planner:
+    """Draws the pool's injections from its own plan generator, up front.
 
-    def place(min_s: float, max_s: float, while_open: bool, taken: list[_Window]) -> tuple[float, float] | None:
+    Every draw comes from ``plan`` in a fixed order (pumps, probe faults, camera events), so the
+    injections, and with them the truth, depend only on the seed and the pool, never on the
+    readings drawn later from the pool's second generator.
+    """
+
+    config: CityConfig
+    pool_id: str
+    plan: random.Random
+    t0: float
+    t1: float
+
+    @property
+    def dt(self) -> float:
+        return self.config.pool_interval_s
+
+    @property
+    def lo(self) -> float:
+        """Nothing is injected during the warm-up: learning detectors need history first."""
+        return self.t0 + self.config.warmup_s
+
+    @property
+    def days(self) -> float:
+        """Run days after the warm-up: the rates are per pool and day."""
+        return max(0.0, self.t1 - self.lo) / 86_400
+
+    def place(self, min_s: float, max_s: float, while_open: bool, taken: list[_Window]) -> tuple[float, float] | None:
+        """A span of ``min_s..max_s`` seconds inside the run, at least 30 min from every ``taken``
+        window (and starting while the pool is open if ``while_open``); None after 200 tries."""
+        config, plan, lo, t1, dt = self.config, self.plan, self.lo, self.t1, self.dt
         for _ in range(200):
             length = plan.uniform(min_s, max_s)
             if t1 - length - dt <= lo:
@@ -106,54 +135,118 @@ def simulate_pool(config: CityConfig, pool_id: str, t0: float, t1: float, rain: 
                 return s, s + length
         return None
 
-    pumps: list[_Window] = []
-    for _ in range(poisson(plan, config.dosing_failures_per_pool_day * days)):
-        kind = "dosing_failure" if plan.random() < 0.6 else "ph_pump_failure"
-        span = place(1800, 5400, False, pumps) if kind == "dosing_failure" else place(3600, 9000, False, pumps)
-        if span:
-            pumps.append(_Window(kind, *span))
-    probe: list[_Window] = []
-    for _ in range(poisson(plan, config.sensor_faults_per_pool_day * days)):
-        if plan.random() < 0.5:
-            span = place(2400, 4800, False, probe + pumps)
+    def pump_failures(self) -> list[_Window]:
+        """Chlorine (60 %) and acid pump stops; they never overlap each other."""
+        pumps: list[_Window] = []
+        for _ in range(poisson(self.plan, self.config.dosing_failures_per_pool_day * self.days)):
+            kind = "dosing_failure" if self.plan.random() < 0.6 else "ph_pump_failure"
+            span = self.place(1800, 5400, False, pumps) if kind == "dosing_failure" else self.place(3600, 9000, False, pumps)
             if span:
-                probe.append(_Window("sensor_stuck", *span))
-        else:
-            span = place(dt, dt, False, probe + pumps)
-            if span:
-                s = t0 + math.ceil((span[0] - t0) / dt) * dt  # one reading
-                probe.append(_Window("sensor_spike", s, s + dt))
-    for n in range(poisson(plan, config.camera_incidents_per_pool_day * days)):
-        span = place(30, 30, True, [])
-        if not span:
-            continue
-        t = round(span[0], 3)
-        event_kind: SupervisionKind = "motionless_swimmer" if plan.random() < 0.5 else "person_in_closed_zone"
-        if event_kind == "motionless_swimmer":
-            zone, duration = f"becken-bahn-{plan.randint(1, 6)}", round(plan.uniform(10, 25), 1)
-        else:
-            zone, duration = "sprungbecken-gesperrt", None
-        event = PoolSupervisionEvent(
-            schema_version=1,
-            event_time=datetime.fromtimestamp(t, timezone.utc),
-            pool_id=pool_id,
-            event_id=f"{pool_id}-cam-{int(t)}-{n}",
-            kind=event_kind,
-            zone=zone,
-            duration_s=duration,
-            confidence=round(plan.uniform(0.8, 0.99), 2),
-            persons=1,
-        )
-        run.camera.append((t, event))
-        run.truth.append(GroundTruth(event_kind, pool_id, t, t + 30, event_kind, "critical", {"event_id": event.event_id, "zone": zone}))
-    for w in pumps:
-        run.truth.append(
-            GroundTruth(w.kind, pool_id, w.start, w.end, None, None, {"pump": "chlorine" if w.kind == "dosing_failure" else "acid"})
-        )
-    for w in probe:
-        run.truth.append(GroundTruth(w.kind, pool_id, w.start, w.end, "sensor_ph", "minor", {"parameter": "ph"}))
+                pumps.append(_Window(kind, *span))
+        return pumps
 
-    cl, ph, visitors_noise, stuck_value = 0.45, 7.0, 0.0, None
+    def probe_faults(self, pumps: list[_Window]) -> list[_Window]:
+        """pH probe stuck (40-80 min) or one spiking reading, 30 min or more from every pump
+        failure and other probe fault, so each truth record explains its own symptoms."""
+        probe: list[_Window] = []
+        t0, dt = self.t0, self.dt
+        for _ in range(poisson(self.plan, self.config.sensor_faults_per_pool_day * self.days)):
+            if self.plan.random() < 0.5:
+                span = self.place(2400, 4800, False, probe + pumps)
+                if span:
+                    probe.append(_Window("sensor_stuck", *span))
+            else:
+                span = self.place(dt, dt, False, probe + pumps)
+                if span:
+                    s = t0 + math.ceil((span[0] - t0) / dt) * dt  # one reading
+                    probe.append(_Window("sensor_spike", s, s + dt))
+        return probe
+
+    def camera_events(self) -> list[tuple[float, PoolSupervisionEvent]]:
+        """Motionless swimmers and persons in the closed diving pool, only while it is open."""
+        plan, pool_id = self.plan, self.pool_id
+        events: list[tuple[float, PoolSupervisionEvent]] = []
+        for n in range(poisson(plan, self.config.camera_incidents_per_pool_day * self.days)):
+            span = self.place(30, 30, True, [])
+            if not span:
+                continue
+            t = round(span[0], 3)
+            event_kind: SupervisionKind = "motionless_swimmer" if plan.random() < 0.5 else "person_in_closed_zone"
+            if event_kind == "motionless_swimmer":
+                zone, duration = f"becken-bahn-{plan.randint(1, 6)}", round(plan.uniform(10, 25), 1)
+            else:
+                zone, duration = "sprungbecken-gesperrt", None
+            event = PoolSupervisionEvent(
+                schema_version=1,
+                event_time=datetime.fromtimestamp(t, timezone.utc),
+                pool_id=pool_id,
+                event_id=f"{pool_id}-cam-{int(t)}-{n}",
+                kind=event_kind,
+                zone=zone,
+                duration_s=duration,
+                confidence=round(plan.uniform(0.8, 0.99), 2),
+                persons=1,
+            )
+            events.append((t, event))
+        return events
+
+
+def _camera_truth(pool_id: str, t: float, event: PoolSupervisionEvent) -> GroundTruth:
+    """A camera event is critical and must raise an alarm of its own kind."""
+    return GroundTruth(event.kind, pool_id, t, t + 30, event.kind, "critical", {"event_id": event.event_id, "zone": event.zone})
+
+
+def _injection_truth(pool_id: str, pumps: list[_Window], probe: list[_Window]) -> list[GroundTruth]:
+    """Pump failures are causes (no alarm of their own); probe faults want ``sensor_ph``."""
+    truth = [
+        GroundTruth(w.kind, pool_id, w.start, w.end, None, None, {"pump": "chlorine" if w.kind == "dosing_failure" else "acid"})
+        for w in pumps
+    ]
+    truth += [GroundTruth(w.kind, pool_id, w.start, w.end, "sensor_ph", "minor", {"parameter": "ph"}) for w in probe]
+    return truth
+
+
+class _ProbeFaults:
+    """Applies the pH probe faults to what the transmitter reports (the true water is unchanged).
+
+    Carries the stuck value from one reading to the next: a stuck probe repeats the reading it
+    had when it got stuck until its window ends.
+    """
+
+    def __init__(self, probe: list[_Window]) -> None:
+        self.probe = probe
+        self.stuck_value: float | None = None
+
+    def apply(self, t: float, values: dict[str, float]) -> None:
+        for w in self.probe:
+            if w.kind == "sensor_stuck" and w.start <= t < w.end:
+                self.stuck_value = self.stuck_value if self.stuck_value is not None else values["ph"]
+                values["ph"] = self.stuck_value
+                break
+        else:
+            self.stuck_value = None
+        if _active(self.probe, "sensor_spike", t):
+            values["ph"] = round(values["ph"] + 3.0, 3)
+
+
+def _simulate_water(
+    config: CityConfig,
+    run: PoolRun,
+    rng: random.Random,
+    span: tuple[float, float],
+    rain: list[RainPeriod],
+    pumps: list[_Window],
+    probe: list[_Window],
+) -> list[tuple[float, float, float, float]]:
+    """Step the water through the run, appending what the probes report to ``run.readings``.
+
+    Returns the *true* series (t, free chlorine, pH, redox): water violations are judged on
+    it, not on the probes, so a probe fault never counts as (or hides) a real violation.
+    """
+    t0, t1 = span
+    dt, cap = config.pool_interval_s, config.pool_capacity
+    faults = _ProbeFaults(probe)
+    cl, ph, visitors_noise = 0.45, 7.0, 0.0
     true_series: list[tuple[float, float, float, float]] = []
     steps = int(math.ceil((t1 - t0) / dt - 1e-9))
     for i in range(steps):
@@ -167,28 +260,38 @@ def simulate_pool(config: CityConfig, pool_id: str, t0: float, t1: float, rain: 
             load,
             cap,
             dt,
-            chlorine_pump=not any(w.kind == "dosing_failure" and w.start <= t < w.end for w in pumps),
-            acid_pump=not any(w.kind == "ph_pump_failure" and w.start <= t < w.end for w in pumps),
+            chlorine_pump=not _active(pumps, "dosing_failure", t),
+            acid_pump=not _active(pumps, "ph_pump_failure", t),
         )
         true_series.append((t, cl, ph, redox))
         values = probe_readings(rng, cl, ph, redox, load, temperature=28.0, turbidity=True)
-        for w in probe:
-            if w.kind == "sensor_stuck" and w.start <= t < w.end:
-                stuck_value = stuck_value if stuck_value is not None else values["ph"]
-                values["ph"] = stuck_value
-                break
-        else:
-            stuck_value = None
-        if any(w.kind == "sensor_spike" and w.start <= t < w.end for w in probe):
-            values["ph"] = round(values["ph"] + 3.0, 3)
+        faults.apply(t, values)
         run.readings.append((t, values, int(load)))
-    if true_series:
-        for v in _violations(pool_id, true_series):
-            run.truth.append(
-                GroundTruth(
-                    "water_violation", pool_id, v.start, v.end, v.expected_alarm, "major", {"parameter": v.kind.removeprefix("water_")}
-                )
-            )
+    return true_series
+
+
+def _violation_truth(pool_id: str, true_series: list[tuple[float, float, float, float]]) -> list[GroundTruth]:
+    """Water outside its band, from the true values (detection delay counts from there)."""
+    if not true_series:
+        return []
+    return [
+        GroundTruth("water_violation", pool_id, v.start, v.end, v.expected_alarm, "major", {"parameter": v.kind.removeprefix("water_")})
+        for v in _violations(pool_id, true_series)
+    ]
+
+
+def simulate_pool(config: CityConfig, pool_id: str, t0: float, t1: float, rain: list[RainPeriod]) -> PoolRun:
+    """One pool from ``t0`` to ``t1``: injections planned up front, then the water stepped through."""
+    planner = _Planner(config, pool_id, rng_for(config, "pool-plan", pool_id), t0, t1)
+    rng = rng_for(config, "pool", pool_id)
+    run = PoolRun(pool_id)
+    pumps = planner.pump_failures()
+    probe = planner.probe_faults(pumps)
+    run.camera = planner.camera_events()
+    run.truth += [_camera_truth(pool_id, t, event) for t, event in run.camera]
+    run.truth += _injection_truth(pool_id, pumps, probe)
+    true_series = _simulate_water(config, run, rng, (t0, t1), rain, pumps, probe)
+    run.truth += _violation_truth(pool_id, true_series)
     return run
 
 

@@ -314,6 +314,48 @@ def _approach_readings(
     blocked_lane: int | None,
     faults: dict[str, str],
 ) -> list[DetectorReading]:
+    """One frame interval of one approach: step its queue, then read each lane's loop."""
+    served, lane_cap = _step_queue(ap, st, rng, dt, factor, mm_h, upstream_served, blocked_lane)
+    interval = _Interval(
+        ap=ap,
+        dt=dt,
+        served=served,
+        queue=st.queue,
+        x=served / max(1e-9, 2 * lane_cap),
+        free_kmh=ap.free_speed_kmh * (0.88 if mm_h > 0 else 1.0),
+        blocked=blocked_lane is not None,
+    )
+    out = []
+    for lane in (1, 2):
+        det = f"{iid}-{ap.name}{lane}"
+        if lane == blocked_lane:
+            reading = _blocked_loop(det, ap.name, lane, st.queue, dt, faults, rng)
+        else:
+            share = ap.lane_split if lane == 1 else 1 - ap.lane_split
+            if interval.blocked:
+                share = 1.0  # the open lane takes all the traffic
+            reading = _flowing_loop(det, lane, share, interval, faults, rng)
+        if reading is not None:
+            out.append(reading)
+    return out
+
+
+def _step_queue(
+    ap: Approach,
+    st: _ApproachState,
+    rng: random.Random,
+    dt: float,
+    factor: float,
+    mm_h: float,
+    upstream_served: float | None,
+    blocked_lane: int | None,
+) -> tuple[int, float]:
+    """The point-queue model for one interval; updates ``st``, returns (served, lane capacity).
+
+    Demand mixes the approach's own (profile times AR(1) noise) with what the upstream
+    intersection actually let through, so a blocked lane upstream thins the traffic here.
+    A blocked lane leaves 60 % of one lane's capacity; rain takes 10 %.
+    """
     st.noise = 0.85 * st.noise + rng.gauss(0.0, 0.05)
     own = ap.peak_veh_h * factor * math.exp(st.noise)
     if upstream_served is not None:
@@ -330,50 +372,62 @@ def _approach_readings(
     served = min(int(waiting), can)
     st.queue = min(ap.max_queue_veh, waiting - served)  # beyond the link, drivers divert
     st.served_veh_h = served * 3600.0 / dt
-    x = served / max(1e-9, 2 * lane_cap)
-    red_s = CYCLE_S * (1 - ap.green_share)
-    free_kmh = ap.free_speed_kmh * (0.88 if mm_h > 0 else 1.0)
+    return served, lane_cap
 
-    out = []
-    for lane in (1, 2):
-        det = f"{iid}-{ap.name}{lane}"
-        share = ap.lane_split if lane == 1 else 1 - ap.lane_split
-        if blocked_lane is not None:
-            if lane == blocked_lane:  # the loop lies in the standing queue behind the obstacle
-                count = poisson(rng, 0.3 * dt / 60)
-                occ = rng.uniform(0.72, 0.93)
-                speed = round(rng.uniform(2.0, 8.0), 1) if count else None
-                reading = _reading(det, ap.name, lane, count, occ, speed, st.queue, faults, rng)
-                if reading is not None:
-                    out.append(reading)
-                continue
-            share = 1.0
-        count = int(served) if share == 1.0 else sum(rng.random() < share for _ in range(int(served)))
-        q_lane = st.queue * share
-        flow_lane = count * 3600.0 / dt
-        speed_kmh = free_kmh * (1 - 0.35 * min(1.0, x) ** 2) * (1 - 0.65 * min(1.0, q_lane / 15.0))
-        if blocked_lane is not None:
-            speed_kmh *= rng.uniform(0.3, 0.5)  # drivers slow down to squeeze past the obstacle
-        speed_kmh = max(3.0, speed_kmh + rng.gauss(0.0, 2.0))
-        peak_queue = q_lane + flow_lane * red_s / 3600.0
-        reach = min(1.0, max(0.0, (peak_queue - SETBACK_VEH) / 12.0))
-        occ = flow_lane * EFFECTIVE_LENGTH_M / (speed_kmh * 1000.0)
-        occ += reach * ((1 - ap.green_share) + ap.green_share * 0.6 * min(1.0, q_lane / 20.0))
-        occ = min(0.97, max(0.0, occ + rng.gauss(0.0, 0.005)))
-        reading = _reading(
-            det,
-            ap.name,
-            lane,
-            count,
-            occ,
-            round(speed_kmh, 1) if count else None,
-            peak_queue if blocked_lane is None else st.queue,
-            faults,
-            rng,
-        )
-        if reading is not None:
-            out.append(reading)
-    return out
+
+@dataclass(frozen=True)
+class _Interval:
+    """One approach over one frame interval after its queue step: what its loops see."""
+
+    ap: Approach
+    dt: float
+    served: int  # vehicles over the stop line, both lanes
+    queue: float  # vehicles left standing, both lanes
+    x: float  # degree of saturation: served over the capacity of both lanes
+    free_kmh: float  # free speed, lower in the rain
+    blocked: bool  # one lane is blocked: the other takes all the traffic, slowly
+
+
+def _blocked_loop(
+    det: str, approach: str, lane: int, queue: float, dt: float, faults: dict[str, str], rng: random.Random
+) -> DetectorReading | None:
+    """The loop of the blocked lane lies in the standing queue behind the obstacle."""
+    count = poisson(rng, 0.3 * dt / 60)
+    occ = rng.uniform(0.72, 0.93)
+    speed = round(rng.uniform(2.0, 8.0), 1) if count else None
+    return _reading(det, approach, lane, count, occ, speed, queue, faults, rng)
+
+
+def _flowing_loop(
+    det: str, lane: int, share: float, interval: _Interval, faults: dict[str, str], rng: random.Random
+) -> DetectorReading | None:
+    """A loop in moving traffic: its share of the served vehicles, speed falling with
+    saturation and queue, occupancy from flow plus the time the queue stands on the loop."""
+    ap, dt, served = interval.ap, interval.dt, interval.served
+    count = int(served) if share == 1.0 else sum(rng.random() < share for _ in range(int(served)))
+    q_lane = interval.queue * share
+    flow_lane = count * 3600.0 / dt
+    speed_kmh = interval.free_kmh * (1 - 0.35 * min(1.0, interval.x) ** 2) * (1 - 0.65 * min(1.0, q_lane / 15.0))
+    if interval.blocked:
+        speed_kmh *= rng.uniform(0.3, 0.5)  # drivers slow down to squeeze past the obstacle
+    speed_kmh = max(3.0, speed_kmh + rng.gauss(0.0, 2.0))
+    red_s = CYCLE_S * (1 - ap.green_share)
+    peak_queue = q_lane + flow_lane * red_s / 3600.0
+    reach = min(1.0, max(0.0, (peak_queue - SETBACK_VEH) / 12.0))
+    occ = flow_lane * EFFECTIVE_LENGTH_M / (speed_kmh * 1000.0)
+    occ += reach * ((1 - ap.green_share) + ap.green_share * 0.6 * min(1.0, q_lane / 20.0))
+    occ = min(0.97, max(0.0, occ + rng.gauss(0.0, 0.005)))
+    return _reading(
+        det,
+        ap.name,
+        lane,
+        count,
+        occ,
+        round(speed_kmh, 1) if count else None,
+        peak_queue if not interval.blocked else interval.queue,
+        faults,
+        rng,
+    )
 
 
 def _reading(

@@ -16,9 +16,12 @@ import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.stack import WorkerProcess
 
 
 def _machine() -> dict[str, Any]:
@@ -74,52 +77,26 @@ def decode_benchmark(n: int, detectors: int, repeat: int) -> dict[str, Any]:
 
 
 def pipeline_benchmark(settings: Settings, *, frames: int, intersections: int, engine: str) -> dict[str, Any]:
+    """Frames/s through a fresh broker and a worker, beside a raw consumer draining the same topic.
+
+    The topic is filled first (the producer's rate is reported too), so both the baseline and
+    the worker read a backlog: neither waits for a producer.
+    """
     from streams.broker import start, stop
-    from streams.kafka_io import ensure_topics, producer, send_all, tail
-    from streams.stack import WorkerProcess, free_port, settings_env
+    from streams.kafka_io import ensure_topics
+    from streams.stack import free_port
 
     state = Path(tempfile.mkdtemp(prefix="leitstand-bench-"))
     info = start(engine, state, settings.cache_dir, "127.0.0.1", free_port(), progress=True)
     settings = settings.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "state_dir": state})
     payloads = _frames_bytes(frames, 4, intersections)
-    worker = WorkerProcess(
-        settings_env(
-            {"kafka_bootstrap_servers": info.bootstrap, "app_id": "leitstand-bench", "data_dir": state / "worker", "log_level": "warning"}
-        ),
-        log_file=state / "worker.log",
-        web_port=free_port(),
-    )
+    worker = _bench_worker(info.bootstrap, state)
     try:
         asyncio.run(ensure_topics(settings))
-
-        async def preload() -> float:
-            prod = producer(settings)
-            await prod.start()
-            t0 = time.perf_counter()
-            await send_all(prod, settings.topic("sensors.intersection"), payloads)
-            await prod.stop()
-            return time.perf_counter() - t0
-
-        produce_s = asyncio.run(preload())
-
-        async def drain() -> float:
-            t0 = time.perf_counter()
-            n = 0
-            async for _ in tail(settings, settings.topic("sensors.intersection"), from_beginning=True, limit=len(payloads)):
-                n += 1
-            return time.perf_counter() - t0
-
-        drain_s = asyncio.run(drain())
+        produce_s = asyncio.run(_preload(settings, payloads))
+        drain_s = asyncio.run(_drain(settings, len(payloads)))
         ready_s = worker.start()
-        t0 = time.perf_counter()
-        key = f'leitstand_records_decoded_total{{topic="{settings.topic("sensors.intersection")}"}}'
-        done = 0.0
-        while done < len(payloads):
-            if time.perf_counter() - t0 > 600:
-                raise RuntimeError(f"worker processed only {done:.0f} of {len(payloads)} frames in 600 s")
-            time.sleep(0.1)
-            done = worker.metrics().get(key, 0.0)
-        worker_s = time.perf_counter() - t0
+        worker_s = _wait_processed(worker, settings, len(payloads))
     finally:
         worker.stop()
         stop(state, engine)
@@ -138,3 +115,53 @@ def pipeline_benchmark(settings: Settings, *, frames: int, intersections: int, e
         "detector_readings_per_s": round(len(payloads) * 4 / worker_s),
         "machine": _machine(),
     }
+
+
+def _bench_worker(bootstrap: str, state: Path) -> WorkerProcess:
+    """The worker under test, its data and log inside the benchmark's state directory."""
+    from streams.stack import WorkerProcess, free_port, settings_env
+
+    return WorkerProcess(
+        settings_env(
+            {"kafka_bootstrap_servers": bootstrap, "app_id": "leitstand-bench", "data_dir": state / "worker", "log_level": "warning"}
+        ),
+        log_file=state / "worker.log",
+        web_port=free_port(),
+    )
+
+
+async def _preload(settings: Settings, payloads: list[tuple[bytes, bytes]]) -> float:
+    """Fill the frame topic; seconds from the first send until the producer has stopped (all acknowledged)."""
+    from streams.kafka_io import producer, send_all
+
+    prod = producer(settings)
+    await prod.start()
+    t0 = time.perf_counter()
+    await send_all(prod, settings.topic("sensors.intersection"), payloads)
+    await prod.stop()
+    return time.perf_counter() - t0
+
+
+async def _drain(settings: Settings, limit: int) -> float:
+    """The baseline: seconds a raw consumer takes to read ``limit`` records from the start."""
+    from streams.kafka_io import tail
+
+    t0 = time.perf_counter()
+    n = 0
+    async for _ in tail(settings, settings.topic("sensors.intersection"), from_beginning=True, limit=limit):
+        n += 1
+    return time.perf_counter() - t0
+
+
+def _wait_processed(worker: WorkerProcess, settings: Settings, total: int) -> float:
+    """Seconds until the worker's decoded-records counter reaches ``total`` (polled every 0.1 s;
+    a RuntimeError after 600 s)."""
+    t0 = time.perf_counter()
+    key = f'leitstand_records_decoded_total{{topic="{settings.topic("sensors.intersection")}"}}'
+    done = 0.0
+    while done < total:
+        if time.perf_counter() - t0 > 600:
+            raise RuntimeError(f"worker processed only {done:.0f} of {total} frames in 600 s")
+        time.sleep(0.1)
+        done = worker.metrics().get(key, 0.0)
+    return time.perf_counter() - t0

@@ -20,11 +20,16 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
+
+    from streams.stack import WorkerProcess
 
 DAY = 86_400.0
 
@@ -109,19 +114,62 @@ def _percentiles(xs: list[float]) -> dict[str, float | None]:
 def latency_benchmark(
     settings: Settings, *, engine: str, load_per_s: int, events: int, event_rate_per_s: float, split_roles: bool = True
 ) -> dict[str, Any]:
+    """Camera event -> raised alarm latency under a background load, beside the broker's own
+    produce -> consume latency for a plain record (see the module text)."""
     from streams.broker import start, stop
-    from streams.kafka_io import ensure_topics, producer, tail
-    from streams.stack import WorkerProcess, free_port, settings_env
+    from streams.kafka_io import ensure_topics
+    from streams.stack import free_port
 
     state = Path(tempfile.mkdtemp(prefix="leitstand-bench-latency-"))
     info = start(engine, state, settings.cache_dir, "127.0.0.1", free_port(), progress=True)
     settings = settings.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "state_dir": state})
     roles = ["critical", "telemetry"] if split_roles else ["all"]
-    workers = [
+    workers = _latency_workers(info.bootstrap, state, roles)
+    load = _BackgroundLoad(settings, load_per_s)
+    probe = _LatencyProbe(settings, events, event_rate_per_s)
+    try:
+        asyncio.run(ensure_topics(settings))
+        ready_s = max(w.start() for w in workers)
+        loader = threading.Thread(target=lambda: asyncio.run(load.run()), daemon=True)
+        t0 = time.perf_counter()
+        loader.start()
+        time.sleep(3.0)  # let the load settle
+        asyncio.run(probe.run())
+        load.stop.set()
+        loader.join(10)
+        load_rate = load.sent / (time.perf_counter() - t0)
+        readings = workers[-1].metrics().get("leitstand_pool_readings_total", 0.0)
+    finally:
+        for w in workers:
+            w.stop()
+        stop(state, engine)
+    ours, base = _percentiles(probe.alarm_lat), _percentiles(probe.probe_lat)
+    return {
+        "benchmark": "alarm_latency",
+        "engine": engine,
+        "worker_roles": roles,
+        "worker_ready_s": round(ready_s, 2),
+        "background_load_target_per_s": load_per_s,
+        "background_load_achieved_per_s": round(load_rate),
+        "pool_readings_evaluated": int(readings),
+        "events": events,
+        "missing_alarms": events - len(probe.alarm_lat),
+        "motionless_swimmer_to_alarm": ours,
+        "baseline": "plain record produce -> consume through the same broker under the same load",
+        "baseline_latency": base,
+        "p99_ratio_to_baseline": round(ours["p99_ms"] / base["p99_ms"], 2) if ours["p99_ms"] and base["p99_ms"] else None,
+    }
+
+
+def _latency_workers(bootstrap: str, state: Path, roles: list[str]) -> list[WorkerProcess]:
+    """One worker per role (critical and telemetry apart, as in production, or one for all)."""
+    from streams.stack import WorkerProcess, free_port, settings_env
+
+    return [
         WorkerProcess(
             settings_env(
                 {
-                    "kafka_bootstrap_servers": info.bootstrap,
+                    "kafka_bootstrap_servers": bootstrap,
                     "app_id": "leitstand-bench-latency",
                     "data_dir": state / f"worker-{role}",
                     "log_level": "warning",
@@ -133,91 +181,83 @@ def latency_benchmark(
         )
         for role in roles
     ]
-    sent_at: dict[str, float] = {}
-    probe_sent: dict[str, float] = {}
-    alarm_lat: list[float] = []
-    probe_lat: list[float] = []
-    stop_load = threading.Event()
-    load_sent = [0]
 
-    def iso(t: float) -> str:
-        return datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
 
-    async def background_load() -> None:
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
+
+
+class _BackgroundLoad:
+    """Water readings at ``load_per_s`` for 200 pools, in ticks of 50 ms, until ``stop`` is set.
+
+    Runs in its own thread and event loop, so the measured events do not queue behind it in
+    one loop: it competes for the broker and the workers, as real load would.
+    """
+
+    def __init__(self, settings: Settings, load_per_s: int) -> None:
+        self.settings = settings
+        self.load_per_s = load_per_s
+        self.stop = threading.Event()
+        self.sent = 0
+
+    async def run(self) -> None:
+        from streams.kafka_io import producer
+
+        settings = self.settings
         prod = producer(settings)
         await prod.start()
         try:
             tick, pools = 0.05, 200
-            per_tick = max(1, int(load_per_s * tick))
+            per_tick = max(1, int(self.load_per_s * tick))
             nxt = time.perf_counter()
-            while not stop_load.is_set():
+            while not self.stop.is_set():
                 now = time.time()
                 for i in range(per_tick):
-                    pool = f"pool-{(load_sent[0] + i) % pools}"
+                    pool = f"pool-{(self.sent + i) % pools}"
                     value = orjson.dumps(
                         {
                             "schema_version": 1,
-                            "event_time": iso(now),
+                            "event_time": _iso(now),
                             "pool_id": pool,
                             "ph": {"value": 7.0, "unit": "pH"},
                             "free_chlorine": {"value": 0.45, "unit": "mg/l"},
                         }
                     )
                     await prod.send(settings.topic("sensors.pool"), key=pool.encode(), value=value)
-                load_sent[0] += per_tick
+                self.sent += per_tick
                 nxt += tick
                 await asyncio.sleep(max(0.0, nxt - time.perf_counter()))
         finally:
             await prod.stop()
 
-    async def measured() -> None:
-        prod = producer(settings)
+
+class _LatencyProbe:
+    """Sends ``events`` camera events (motionless swimmer), each followed by a plain probe record
+    on a topic no agent reads, and times each to its raised alert and to its consumption."""
+
+    def __init__(self, settings: Settings, events: int, event_rate_per_s: float) -> None:
+        self.settings = settings
+        self.events = events
+        self.event_rate_per_s = event_rate_per_s
+        self.sent_at: dict[str, float] = {}  # camera event id -> when it was sent
+        self.probe_sent: dict[str, float] = {}  # probe key -> when it was sent
+        self.alarm_lat: list[float] = []
+        self.probe_lat: list[float] = []
+        self.done = asyncio.Event()  # every event has its alert (binds to the loop that first waits)
+
+    async def run(self) -> None:
+        """Send the events at the rate asked for; wait up to 60 s for the last alerts."""
+        from streams.kafka_io import producer
+
+        prod = producer(self.settings)
         await prod.start()
-        done = asyncio.Event()
-
-        async def watch_alerts() -> None:
-            async for m in tail(settings, settings.topic("alerts"), from_beginning=True):
-                if m.value is None:  # a tombstone: no alert in it
-                    continue
-                rec = orjson.loads(m.value)
-                eid = rec.get("evidence", {}).get("camera_event_id")
-                if rec.get("transition") == "raised" and eid in sent_at:
-                    alarm_lat.append(time.time() - sent_at.pop(eid))
-                if len(alarm_lat) >= events:
-                    done.set()
-                    return
-
-        async def watch_probe() -> None:
-            async for m in tail(settings, settings.topic("events.schedule"), from_beginning=True):
-                pid = m.key.decode() if m.key else ""
-                if pid in probe_sent:
-                    probe_lat.append(time.time() - probe_sent.pop(pid))
-                if len(probe_lat) >= events:
-                    return
-
-        watchers = [asyncio.ensure_future(watch_alerts()), asyncio.ensure_future(watch_probe())]
+        watchers = [asyncio.ensure_future(self.watch_alerts()), asyncio.ensure_future(self.watch_probe())]
         await asyncio.sleep(1.0)
         try:
-            for i in range(events):
-                eid = f"bench-{i}"
-                now = time.time()
-                value = orjson.dumps(
-                    {
-                        "schema_version": 1,
-                        "event_time": iso(now),
-                        "pool_id": f"pool-{i % 200}",
-                        "event_id": eid,
-                        "kind": "motionless_swimmer",
-                        "zone": "deep end",
-                    }
-                )
-                sent_at[eid] = time.time()
-                await prod.send(settings.topic("pool.supervision"), key=f"pool-{i % 200}".encode(), value=value)
-                # baseline: a plain record through the same broker (a topic no agent reads)
-                probe_sent[f"probe-{i}"] = time.time()
-                await prod.send(settings.topic("events.schedule"), key=f"probe-{i}".encode(), value=b"{}")
-                await asyncio.sleep(1.0 / event_rate_per_s)
-            await asyncio.wait_for(done.wait(), timeout=60)
+            for i in range(self.events):
+                await self.send_event(prod, i)
+                await asyncio.sleep(1.0 / self.event_rate_per_s)
+            await asyncio.wait_for(self.done.wait(), timeout=60)
         except TimeoutError:
             pass
         finally:
@@ -225,35 +265,49 @@ def latency_benchmark(
                 w.cancel()
             await prod.stop()
 
-    try:
-        asyncio.run(ensure_topics(settings))
-        ready_s = max(w.start() for w in workers)
-        loader = threading.Thread(target=lambda: asyncio.run(background_load()), daemon=True)
-        t0 = time.perf_counter()
-        loader.start()
-        time.sleep(3.0)  # let the load settle
-        asyncio.run(measured())
-        stop_load.set()
-        loader.join(10)
-        load_rate = load_sent[0] / (time.perf_counter() - t0)
-        readings = workers[-1].metrics().get("leitstand_pool_readings_total", 0.0)
-    finally:
-        for w in workers:
-            w.stop()
-        stop(state, engine)
-    ours, base = _percentiles(alarm_lat), _percentiles(probe_lat)
-    return {
-        "benchmark": "alarm_latency",
-        "engine": engine,
-        "worker_roles": roles,
-        "worker_ready_s": round(ready_s, 2),
-        "background_load_target_per_s": load_per_s,
-        "background_load_achieved_per_s": round(load_rate),
-        "pool_readings_evaluated": int(readings),
-        "events": events,
-        "missing_alarms": events - len(alarm_lat),
-        "motionless_swimmer_to_alarm": ours,
-        "baseline": "plain record produce -> consume through the same broker under the same load",
-        "baseline_latency": base,
-        "p99_ratio_to_baseline": round(ours["p99_ms"] / base["p99_ms"], 2) if ours["p99_ms"] and base["p99_ms"] else None,
-    }
+    async def send_event(self, prod: AIOKafkaProducer, i: int) -> None:
+        """Camera event ``bench-<i>``, then the baseline's probe record ``probe-<i>``."""
+        settings = self.settings
+        eid = f"bench-{i}"
+        now = time.time()
+        value = orjson.dumps(
+            {
+                "schema_version": 1,
+                "event_time": _iso(now),
+                "pool_id": f"pool-{i % 200}",
+                "event_id": eid,
+                "kind": "motionless_swimmer",
+                "zone": "deep end",
+            }
+        )
+        self.sent_at[eid] = time.time()
+        await prod.send(settings.topic("pool.supervision"), key=f"pool-{i % 200}".encode(), value=value)
+        # baseline: a plain record through the same broker (a topic no agent reads)
+        self.probe_sent[f"probe-{i}"] = time.time()
+        await prod.send(settings.topic("events.schedule"), key=f"probe-{i}".encode(), value=b"{}")
+
+    async def watch_alerts(self) -> None:
+        """Match each raised alert to its camera event; ``done`` when every event has one."""
+        from streams.kafka_io import tail
+
+        async for m in tail(self.settings, self.settings.topic("alerts"), from_beginning=True):
+            if m.value is None:  # a tombstone: no alert in it
+                continue
+            rec = orjson.loads(m.value)
+            eid = rec.get("evidence", {}).get("camera_event_id")
+            if rec.get("transition") == "raised" and eid in self.sent_at:
+                self.alarm_lat.append(time.time() - self.sent_at.pop(eid))
+            if len(self.alarm_lat) >= self.events:
+                self.done.set()
+                return
+
+    async def watch_probe(self) -> None:
+        """The baseline: each probe record's produce -> consume time."""
+        from streams.kafka_io import tail
+
+        async for m in tail(self.settings, self.settings.topic("events.schedule"), from_beginning=True):
+            pid = m.key.decode() if m.key else ""
+            if pid in self.probe_sent:
+                self.probe_lat.append(time.time() - self.probe_sent.pop(pid))
+            if len(self.probe_lat) >= self.events:
+                return

@@ -56,7 +56,30 @@ class KafkaSource:
         self._loop.run_until_complete(self._start(signals, controller, session, at))
 
     async def _start(self, signals: Mapping[str, SumoSignals], controller: str, session: str, at: datetime) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        """Connect, pin the end of the reply topics, publish the models, wait for every controller."""
+        s = self.settings
+        await self._open_clients()
+        plans_topic, audit_topic = s.topic(topics.SIGNALS_PLANS), s.topic(topics.SIGNALS_AUDIT)
+        await ensure_topics(s)  # idempotent: a fresh broker needs the catalogue before the worker answers
+        tps = []
+        for topic in (plans_topic, audit_topic):
+            tps += await self._partitions(topic)
+        # assign explicitly and pin the end before anything of this session is published, so
+        # no reply can slip past between subscribing and the first frame
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_end(*tps)
+        for tp in tps:
+            await self._consumer.position(tp)
+        for cfg in config_records(signals, controller, session, at, mode=self.mode):
+            await self._producer.send_and_wait(s.topic(topics.SIGNALS_CONFIG), encode(cfg), key=cfg.intersection_id.encode())
+        # the agent reads configs and frames from different topics: a frame that overtook its
+        # config would be ignored, so the first frame waits until every controller has started
+        await self._await_control_started(set(signals), session, audit_topic)
+
+    async def _open_clients(self) -> None:
+        """A producer that sends at once (one frame per step is waited for) and a consumer
+        without a group (it reads the replies from where it is told, commits nothing)."""
+        from aiokafka import AIOKafkaConsumer
 
         s = self.settings
         self._producer = producer(s, linger_ms=0)
@@ -69,39 +92,34 @@ class KafkaSource:
             **s.kafka_client_options(),
         )
         await self._consumer.start()
-        plans_topic, audit_topic = s.topic(topics.SIGNALS_PLANS), s.topic(topics.SIGNALS_AUDIT)
-        await ensure_topics(s)  # idempotent: a fresh broker needs the catalogue before the worker answers
-        tps = []
-        for topic in (plans_topic, audit_topic):
-            partitions = None
-            for _ in range(50):  # a topic just created takes a moment to appear in the metadata
-                # fresh cluster metadata (the consumer's own cache learns new topics only later)
-                cluster = await self._consumer._client.fetch_all_metadata()
-                partitions = cluster.partitions_for_topic(topic)
-                if partitions:
-                    break
-                await asyncio.sleep(0.2)
-            if not partitions:
-                raise ScenarioError(f"topic {topic} does not exist: create the topics first (leitstand topics create)")
-            tps += [TopicPartition(topic, p) for p in sorted(partitions)]
-        # assign explicitly and pin the end before anything of this session is published, so
-        # no reply can slip past between subscribing and the first frame
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_end(*tps)
-        for tp in tps:
-            await self._consumer.position(tp)
-        for cfg in config_records(signals, controller, session, at, mode=self.mode):
-            await self._producer.send_and_wait(s.topic(topics.SIGNALS_CONFIG), encode(cfg), key=cfg.intersection_id.encode())
-        # the agent reads configs and frames from different topics: a frame that overtook its
-        # config would be ignored, so the first frame waits until every controller has started
+
+    async def _partitions(self, topic: str) -> list[Any]:
+        """The topic's partitions (``TopicPartition``), waiting up to 10 s for a topic just created."""
+        from aiokafka import TopicPartition
+
+        partitions = None
+        for _ in range(50):  # a topic just created takes a moment to appear in the metadata
+            # fresh cluster metadata (the consumer's own cache learns new topics only later)
+            cluster = await self._consumer._client.fetch_all_metadata()
+            partitions = cluster.partitions_for_topic(topic)
+            if partitions:
+                break
+            await asyncio.sleep(0.2)
+        if not partitions:
+            raise ScenarioError(f"topic {topic} does not exist: create the topics first (leitstand topics create)")
+        return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+    async def _await_control_started(self, wanted: set[str], session: str, audit_topic: str) -> None:
+        """Read the audit topic until the worker reports ``control_started`` for every traffic
+        light of this session; a refused config or the first-reply timeout is a ScenarioError."""
         started: set[str] = set()
         deadline = time.monotonic() + self.first_reply_timeout_s
-        while started != set(signals):
+        while started != wanted:
             if time.monotonic() > deadline:
                 raise ScenarioError(
-                    f"no worker started control of {', '.join(sorted(set(signals) - started))} within "
+                    f"no worker started control of {', '.join(sorted(wanted - started))} within "
                     f"{self.first_reply_timeout_s:g} s: is a worker with the control role running against "
-                    f"{s.kafka_bootstrap_servers} (leitstand worker)?"
+                    f"{self.settings.kafka_bootstrap_servers} (leitstand worker)?"
                 )
             batch = await self._consumer.getmany(timeout_ms=500)
             for tp, records in batch.items():

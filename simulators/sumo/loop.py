@@ -319,63 +319,17 @@ def run(
         det_file = work / "leitstand.det.add.xml"
         tripinfo = work / "tripinfo.xml"
         detectors = write_detectors(signals, net, det_file)
-        additional = ",".join(str(p) for p in (*scenario.additional, det_file))
-        try:
-            traci.start(
-                [
-                    "sumo",
-                    "-c",
-                    str(scenario.config),
-                    "--seed",
-                    str(seed),
-                    "--time-to-teleport",
-                    "-1",
-                    "--tripinfo-output",
-                    str(tripinfo),
-                    "--tripinfo-output.write-unfinished",
-                    "true",
-                    "--additional-files",
-                    additional,
-                    "--no-step-log",
-                    "true",
-                    "--no-warnings",
-                    "true",
-                    "--duration-log.disable",
-                    "true",
-                ]
-            )
-        except traci.TraCIException as exc:  # SUMO refused a file (a route over an unknown edge, ...)
-            raise ScenarioError(f"{scenario.config}: SUMO cannot load the scenario ({_one_line(exc)})") from None
+        _start_sumo(traci, scenario, seed, tripinfo, (*scenario.additional, det_file))
         try:
             epoch = sim_epoch(scenario.end_s)
             source.start(scenario, signals, controller, session, epoch)
-            adapters = {tid: StageAdapter(s.intersection) for tid, s in signals.items()}
-            monitors = {tid: SafetyMonitor(s.intersection) for tid, s in signals.items()}
-            shown: dict[str, str] = {}
-            step_s = traci.simulation.getDeltaT()
-            teleports = 0
-            t = traci.simulation.getTime()
-            while t < scenario.end_s - 1e-9:
-                frames = [_frame(traci, tid, detectors[tid], epoch + t, step_s) for tid in signals]
-                decisions = source.decide(frames)
-                clock = epoch + t  # decisions are timed in epoch seconds, like field data
-                for tid, s in signals.items():
-                    states = adapters[tid].step(decisions[tid], clock)
-                    monitors[tid].observe(t, states)
-                    rygs = _state_string(s, states, adapters[tid])
-                    if shown.get(tid) != rygs:
-                        traci.trafficlight.setRedYellowGreenState(tid, rygs)
-                        shown[tid] = rygs
-                traci.simulationStep()
-                teleports += traci.simulation.getStartingTeleportNumber()
-                t = traci.simulation.getTime()
-                if progress is not None:
-                    progress(t - scenario.begin_s, scenario.end_s - scenario.begin_s)
+            driver = _SignalDriver(signals)
+            teleports = _closed_loop(traci, scenario, detectors, source, driver, epoch, progress)
         finally:
             traci.close()
             source.close()
         stats = read_tripinfo(tripinfo)
-    violations = [str(v) for m in monitors.values() for v in m.violations]
+    violations = driver.violations()
     return RunResult(
         scenario=scenario.name,
         controller=controller,
@@ -383,11 +337,100 @@ def run(
         teleports=teleports,
         safety_violations=len(violations),
         rejected_decisions=getattr(source, "rejections", 0),
-        stage_changes=sum(a.stage_changes for a in adapters.values()),
+        stage_changes=driver.stage_changes(),
         wall_s=round(time.perf_counter() - started, 2),
         violations=violations[:20],
         **stats,
     )
+
+
+def _start_sumo(traci: ModuleType, scenario: Scenario, seed: int, tripinfo: Path, additional: tuple[Path, ...]) -> None:
+    """Start SUMO on the scenario: no teleports (a jam must show as delay), tripinfo with the
+    unfinished vehicles (they count in the delay), our detectors added to the scenario's files."""
+    try:
+        traci.start(
+            [
+                "sumo",
+                "-c",
+                str(scenario.config),
+                "--seed",
+                str(seed),
+                "--time-to-teleport",
+                "-1",
+                "--tripinfo-output",
+                str(tripinfo),
+                "--tripinfo-output.write-unfinished",
+                "true",
+                "--additional-files",
+                ",".join(str(p) for p in additional),
+                "--no-step-log",
+                "true",
+                "--no-warnings",
+                "true",
+                "--duration-log.disable",
+                "true",
+            ]
+        )
+    except traci.TraCIException as exc:  # SUMO refused a file (a route over an unknown edge, ...)
+        raise ScenarioError(f"{scenario.config}: SUMO cannot load the scenario ({_one_line(exc)})") from None
+
+
+class _SignalDriver:
+    """Turns each traffic light's decisions into the states SUMO shows, and checks them.
+
+    One :class:`StageAdapter` (the plan as signal states, transitions included) and one
+    :class:`SafetyMonitor` (what is actually shown, judged independently) per traffic light;
+    a state string is sent to SUMO only when it changes.
+    """
+
+    def __init__(self, signals: Mapping[str, SumoSignals]) -> None:
+        self.signals = signals
+        self.adapters = {tid: StageAdapter(s.intersection) for tid, s in signals.items()}
+        self.monitors = {tid: SafetyMonitor(s.intersection) for tid, s in signals.items()}
+        self.shown: dict[str, str] = {}
+
+    def apply(self, traci: ModuleType, decisions: Mapping[str, StageDecision], t: float, clock: float) -> None:
+        """Step every traffic light to simulation second ``t`` (``clock`` in epoch seconds)."""
+        for tid, s in self.signals.items():
+            states = self.adapters[tid].step(decisions[tid], clock)
+            self.monitors[tid].observe(t, states)
+            rygs = _state_string(s, states, self.adapters[tid])
+            if self.shown.get(tid) != rygs:
+                traci.trafficlight.setRedYellowGreenState(tid, rygs)
+                self.shown[tid] = rygs
+
+    def violations(self) -> list[str]:
+        return [str(v) for m in self.monitors.values() for v in m.violations]
+
+    def stage_changes(self) -> int:
+        return sum(a.stage_changes for a in self.adapters.values())
+
+
+def _closed_loop(
+    traci: ModuleType,
+    scenario: Scenario,
+    detectors: Mapping[str, Mapping[str, tuple[str, str]]],
+    source: DecisionSource,
+    driver: _SignalDriver,
+    epoch: float,
+    progress: Callable[[float, float], None] | None,
+) -> int:
+    """Every step until the scenario's end: frames -> decisions -> shown states -> one SUMO
+    step. Returns the number of teleports (none expected: teleporting is switched off)."""
+    step_s = traci.simulation.getDeltaT()
+    teleports = 0
+    t = traci.simulation.getTime()
+    while t < scenario.end_s - 1e-9:
+        frames = [_frame(traci, tid, detectors[tid], epoch + t, step_s) for tid in driver.signals]
+        decisions = source.decide(frames)
+        clock = epoch + t  # decisions are timed in epoch seconds, like field data
+        driver.apply(traci, decisions, t, clock)
+        traci.simulationStep()
+        teleports += traci.simulation.getStartingTeleportNumber()
+        t = traci.simulation.getTime()
+        if progress is not None:
+            progress(t - scenario.begin_s, scenario.end_s - scenario.begin_s)
+    return teleports
 
 
 def _frame(traci: ModuleType, tid: str, detectors: Mapping[str, tuple[str, str]], clock: float, step_s: float) -> IntersectionFrame:

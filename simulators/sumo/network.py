@@ -100,6 +100,61 @@ def intersections_from_sumo(net_file: str | Path | sumolib.net.Net) -> dict[str,
 
 
 def _from_tls(tls: sumolib.net.TLS, program_id: str, program: sumolib.net.TLSProgram) -> SumoSignals:
+    """One program of a traffic light as a checked intersection model (see the module text)."""
+    p = _read_program(program)
+    stages, green_chars, plan = _stages(p)
+    yellow, gaps = _clearances(p.phases, p.green_idx, p.greens_in, p.group_links)
+    conn_by_link = _connections(tls)
+    conflicts = _conflicts(p, conn_by_link)
+    groups = {
+        g: SignalGroup(g, kind=_kind(links, conn_by_link), min_green_s=RILSA_MIN_GREEN_S, yellow_s=yellow.get(g, 3.0), red_yellow_s=0.0)
+        for g, links in p.group_links.items()
+    }
+    longest = max((ph.green_s for ph in plan), default=0.0)
+    stage_objs = tuple(
+        Stage(sid, groups_, min_green_s=RILSA_MIN_GREEN_S, max_green_s=max(DEFAULT_MAX_GREEN_S, longest)) for groups_, sid in stages.items()
+    )
+    lanes, detectors = _lane_areas(conn_by_link, p.link_groups)
+    cycle = sum(float(ph.duration) for ph in p.phases)
+    # the RiLSA bounds and a safe fixed plan, as for every model from outside: a program with,
+    # say, 3 s greens or 2 s yellows is refused by name rather than driven (docs/signals.md)
+    intersection = ensure_safe(
+        Intersection(
+            id=tls.getID(),
+            groups=groups,
+            stages=stage_objs,
+            conflicts=frozenset(conflicts),
+            intergreen_s=_intergreens(conflicts, yellow, gaps),
+            fixed_plan=SignalPlan(tuple(plan)),
+            lanes=lanes,
+            cycle_min_s=min(30.0, cycle),
+            cycle_max_s=max(DEFAULT_MAX_CYCLE_S, cycle),
+            max_wait_s=max(DEFAULT_MAX_CYCLE_S, cycle),
+            name=f"SUMO tls {tls.getID()} program {program_id}",
+        )
+    )
+    return SumoSignals(tls.getID(), program_id, intersection, tuple(p.link_groups), p.constant, green_chars, detectors)
+
+
+@dataclass(frozen=True)
+class _Program:
+    """A SUMO program read column by column: its signal groups and its green phases."""
+
+    phases: Sequence[sumolib.net.Phase]
+    states: list[str]  # one state string per phase, one character per link
+    link_groups: list[str | None]  # signal group of each link index; None: uncontrolled
+    constant: dict[int, str]  # the shipped character of every uncontrolled link
+    group_links: dict[str, list[int]]  # signal group -> its link indices
+    green_idx: list[int]  # phases with some green and no yellow
+
+    def greens_in(self, k: int) -> frozenset[str]:
+        """The groups green in phase ``k``."""
+        return frozenset(g for g, links in self.group_links.items() if self.states[k][links[0]] in GREEN_CHARS)
+
+
+def _read_program(program: sumolib.net.TLSProgram) -> _Program:
+    """Links showing the same character in every phase form one group (one signal head drives
+    them); links never green or ever off / a stop sign keep their shipped character."""
     phases = program.getPhases()
     states = [ph.state for ph in phases]
     n_links = len(states[0])
@@ -121,61 +176,45 @@ def _from_tls(tls: sumolib.net.TLS, program_id: str, program: sumolib.net.TLSPro
     if not group_links:
         raise ModelError("no signalled links")
     green_idx = [k for k, s in enumerate(states) if "y" not in s and set(s) & GREEN_CHARS]
+    return _Program(phases, states, link_groups, constant, group_links, green_idx)
 
-    def greens_in(k: int) -> frozenset[str]:
-        return frozenset(g for g, links in group_links.items() if states[k][links[0]] in GREEN_CHARS)
 
+def _stages(p: _Program) -> tuple[dict[frozenset[str], str], dict[str, dict[str, str]], list[StagePhase]]:
+    """Stages (green groups -> stage id; duplicate phases share one), each stage's green
+    characters (``G`` or permissive ``g``, what SUMO needs to drive it) and the fixed plan."""
     stages: dict[frozenset[str], str] = {}
     green_chars: dict[str, dict[str, str]] = {}
     plan: list[StagePhase] = []
-    for k in green_idx:
-        green_groups = greens_in(k)
+    for k in p.green_idx:
+        green_groups = p.greens_in(k)
         if not green_groups:
             continue
         sid = stages.setdefault(green_groups, f"p{k}")
-        green_chars.setdefault(sid, {g: states[k][group_links[g][0]] for g in green_groups})
-        plan.append(StagePhase(sid, float(phases[k].duration)))
+        green_chars.setdefault(sid, {g: p.states[k][p.group_links[g][0]] for g in green_groups})
+        plan.append(StagePhase(sid, float(p.phases[k].duration)))
     if len(stages) < 2:
         raise ModelError("fewer than two distinct green stages")
+    return stages, green_chars, plan
 
-    yellow, gaps = _clearances(phases, green_idx, greens_in, group_links)
-    conn_by_link = _connections(tls)
-    foes = _foe_pairs(group_links, conn_by_link)
-    together = {frozenset((a, b)) for k in green_idx for a in greens_in(k) for b in greens_in(k) if a != b}
-    conflicts = {frozenset(p) for p in foes} - together
+
+def _conflicts(p: _Program, conn_by_link: Mapping[int, list[Connection]]) -> set[frozenset[str]]:
+    """Group pairs with foe links that the program never shows green together."""
+    foes = _foe_pairs(p.group_links, conn_by_link)
+    together = {frozenset((a, b)) for k in p.green_idx for a in p.greens_in(k) for b in p.greens_in(k) if a != b}
+    return {frozenset(pair) for pair in foes} - together
+
+
+def _intergreens(
+    conflicts: set[frozenset[str]], yellow: Mapping[str, float], gaps: Mapping[tuple[str, str], float]
+) -> dict[tuple[str, str], float]:
+    """Both directions of every conflict: the program's shortest gap, never below the clearing
+    group's yellow (3 s when the program shows it none)."""
     intergreen = {}
     for pair in conflicts:
         a, b = sorted(pair)
         for c, e in ((a, b), (b, a)):
             intergreen[(c, e)] = max(yellow.get(c, 3.0), gaps.get((c, e), 0.0))
-    groups = {
-        g: SignalGroup(g, kind=_kind(links, conn_by_link), min_green_s=RILSA_MIN_GREEN_S, yellow_s=yellow.get(g, 3.0), red_yellow_s=0.0)
-        for g, links in group_links.items()
-    }
-    longest = max((p.green_s for p in plan), default=0.0)
-    stage_objs = tuple(
-        Stage(sid, groups_, min_green_s=RILSA_MIN_GREEN_S, max_green_s=max(DEFAULT_MAX_GREEN_S, longest)) for groups_, sid in stages.items()
-    )
-    lanes, detectors = _lane_areas(conn_by_link, link_groups)
-    cycle = sum(float(ph.duration) for ph in phases)
-    # the RiLSA bounds and a safe fixed plan, as for every model from outside: a program with,
-    # say, 3 s greens or 2 s yellows is refused by name rather than driven (docs/signals.md)
-    intersection = ensure_safe(
-        Intersection(
-            id=tls.getID(),
-            groups=groups,
-            stages=stage_objs,
-            conflicts=frozenset(conflicts),
-            intergreen_s=intergreen,
-            fixed_plan=SignalPlan(tuple(plan)),
-            lanes=lanes,
-            cycle_min_s=min(30.0, cycle),
-            cycle_max_s=max(DEFAULT_MAX_CYCLE_S, cycle),
-            max_wait_s=max(DEFAULT_MAX_CYCLE_S, cycle),
-            name=f"SUMO tls {tls.getID()} program {program_id}",
-        )
-    )
-    return SumoSignals(tls.getID(), program_id, intersection, tuple(link_groups), constant, green_chars, detectors)
+    return intergreen
 
 
 def _clearances(
