@@ -29,6 +29,8 @@ TimestampReference = Literal["now", "stream"]
 WorkerRole = Literal["all", "critical", "telemetry", "control"]
 
 MIN_API_TOKEN_BYTES = 32
+#: days the audit log is kept at least (EU AI Act Art. 19(1): logs of high-risk systems, six months)
+MIN_AUDIT_LOG_DAYS = 183
 # RFC 6750 b64token: what a bearer token may contain, so it survives HTTP headers unchanged
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
@@ -191,11 +193,30 @@ class Settings(BaseSettings):
     )
 
     # --- storage and local state --------------------------------------------------
-    postgres_dsn: SecretStr | None = Field(None, description="postgresql://user:password@host:5432/db (storage issue).")
+    postgres_dsn: SecretStr | None = Field(None, description="postgresql://user:password@host:5432/db or libpq key=value (history).")
+    # history in PostgreSQL (docs/database.md): the sink's batches and `leitstand db prune`'s ages
+    sink_batch_max: int = Field(5000, ge=1, le=100_000, description="Most records the history sink writes in one transaction.")
+    sink_batch_within_s: float = Field(1.0, gt=0, le=60, description="Longest the history sink waits to fill a batch.")
+    retention_aggregates_days: int = Field(30, ge=1, description="Days of 1-minute aggregates kept.")
+    retention_pool_readings_days: int = Field(90, ge=1, description="Days of pool readings kept.")
+    retention_forecasts_days: int = Field(90, ge=1, description="Days of forecasts kept (by publication time).")
+    retention_signal_decisions_days: int = Field(183, ge=1, description="Days of signal plans and decisions kept.")
+    retention_alarm_transitions_days: int = Field(365, ge=1, description="Days of alarm transitions kept.")
+    retention_audit_log_days: int = Field(
+        MIN_AUDIT_LOG_DAYS, description=f"Days of the audit log kept; at least {MIN_AUDIT_LOG_DAYS} (six months, EU AI Act Art. 12/19)."
+    )
     state_dir: Path = Field(Path(".leitstand"), description="Broker pid/log files and data live here.")
     cache_dir: Path = Field(Path(".leitstand/cache"), description="Downloaded Apache Kafka jars are cached here.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
+
+    @field_validator("retention_audit_log_days")
+    @classmethod
+    def _audit_log_kept_six_months(cls, value: int) -> int:
+        """Logs of a high-risk AI system are kept at least six months (EU AI Act Art. 19(1))."""
+        if value < MIN_AUDIT_LOG_DAYS:
+            raise ValueError(f"is {value}; the audit log is kept at least {MIN_AUDIT_LOG_DAYS} days (six months, EU AI Act Art. 12/19)")
+        return value
 
     @field_validator("topic_prefix")
     @classmethod

@@ -26,7 +26,7 @@ import faust
 
 from .. import windowing
 from ..ingest import decoded_batches
-from ..metrics import AGGREGATES, LATE_FRAMES, OPEN_WINDOWS
+from ..metrics import AGGREGATES, LATE_FRAMES, OPEN_WINDOWS, EventClock, frame_end
 from ..records import DetectorAggregate, IntersectionFrame, encode
 from ..settings import Settings
 from ..topics import AGGREGATES as AGGREGATES_TOPIC
@@ -90,6 +90,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
     # the agent and the idle timer both read-modify-write states across an await (publish):
     # one at a time, or a timer's save could overwrite frames the agent folded meanwhile
     state_lock = asyncio.Lock()
+    clock = EventClock.for_reference(settings.timestamp_reference)
 
     async def emit(closed: list[DetectorAggregate], updates: dict[bytes, windowing.State]) -> None:
         """Closed windows on the broker first: only then may the state say 'closed'."""
@@ -99,9 +100,12 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
     @app.agent(source, name="aggregate-detector-frames")
     async def aggregate(stream: Any) -> None:
         async for frames in decoded_batches(stream, decoder, deadletter, max_batch=settings.batch_max, within_s=settings.batch_within_s):
+            received = time.time()
             async with state_lock:
                 updates, closed = fold_batch(windows, frames, settings, time.time())
                 await emit(closed, updates)
+            ends = ((f.intersection_id, frame_end(f)) for f in frames)
+            clock.observe_keyed("frame_to_aggregate", ends, (a.intersection_id for a in closed), received)
 
     @app.timer(interval=max(1.0, min(settings.aggregate_idle_close_s / 4, 15.0)))
     async def close_idle_windows() -> None:

@@ -27,7 +27,7 @@ from detection import alarms
 from detection.alarms import AlarmChange, AlarmTrigger, Book, EscalationPolicy
 
 from ..ingest import decoded_batches
-from ..metrics import ALARM_COMMANDS_REJECTED, ALARM_TRANSITIONS, OPEN_ALARMS
+from ..metrics import ALARM_COMMANDS_REJECTED, ALARM_TRANSITIONS, OPEN_ALARMS, EventClock
 from ..records import AlertCommand, LifecycleCommand, encode
 from ..settings import Settings
 from ..topics import ALERTS, ALERTS_ACKS, ALERTS_LIFECYCLE
@@ -204,12 +204,14 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> AlarmBooks:
     # internal topic, written only by our own agents; event times may be simulated ones
     decoder = topic_decoder(LifecycleCommand, settings, Times.ANY)
     lock = asyncio.Lock()  # agent and timer both read-modify-write books across an await
+    clock = EventClock.for_reference(settings.timestamp_reference)
     acks = register_router(app, settings, deadletter)
 
     async def emit(changes: list[AlarmChange], updates: dict[bytes, Book], now: float) -> None:
         """Transitions on the broker before the books that record them are saved."""
         await publish(to_alerts(alerts_topic, changes, now))
         report(changes)
+        clock.observe_alarms(changes)  # leitstand_alarm_ack_seconds
         save(books, updates)
 
     @app.agent(lifecycle_topic, name="alarm-lifecycle")

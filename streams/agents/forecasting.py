@@ -6,7 +6,7 @@ are kept per venue; ``LEITSTAND_VENUES`` says which series an event at a venue a
 new or changed event refits exactly those series at once. Every series is refitted every
 ``LEITSTAND_FORECAST_REFRESH_S``. Fits run in spawned worker processes, so the event loop keeps
 consuming while models train. When an hour completes, the forecast made for it is scored
-(``leitstand_forecast_abs_error{series}``).
+(``leitstand_forecast_abs_error{series_kind}``: the mean over a kind's series, a bounded label set).
 
 The refresh rules (what is due, the recheck of series too short to fit) are
 ``forecasting.refresh``; this module reads the topics into the history tables and runs the
@@ -35,7 +35,7 @@ from forecasting import Event, event_regressors, live_history, make_forecaster, 
 from forecasting.refresh import RefreshSchedule, forecast_by_hour
 
 from ..ingest import decoded_batches
-from ..metrics import FORECAST_ABS_ERROR, FORECAST_FAILURES, FORECAST_REFRESHES, FORECAST_SECONDS
+from ..metrics import FORECAST_FAILURES, FORECAST_REFRESHES, FORECAST_SECONDS, record_forecast_error
 from ..records import DetectorAggregate, Forecast, ForecastPoint, PoolReading, ScheduledEvent, encode_orjson
 from ..settings import Settings
 from ..topics import AGGREGATES, EVENTS_SCHEDULE, FORECASTS, SENSORS_POOL
@@ -153,7 +153,7 @@ class SeriesBook:
             return
         actual, predicted = live_history.value_of(state, hour), self.last_forecast.get(series_id, {}).get(str(hour))
         if actual is not None and predicted is not None:
-            FORECAST_ABS_ERROR.labels(series_id).set(abs(actual - predicted))
+            record_forecast_error(series_id, abs(actual - predicted))  # by series kind: bounded labels
 
     def announce(self, e: ScheduledEvent) -> None:
         """Keep a new or changed event; the series it affects (all, for a city-wide one) are due at once."""

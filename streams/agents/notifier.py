@@ -23,7 +23,7 @@ import orjson
 import structlog
 
 from .. import webhooks
-from ..metrics import WEBHOOK_DELIVERIES, WEBHOOK_PENDING
+from ..metrics import WEBHOOK_DELIVERIES, WEBHOOK_PENDING, observe_delivery
 from ..settings import Settings
 from ..topics import ALERTS, ALERTS_DELIVERIES
 from .wiring import Sink, keyed_table
@@ -100,6 +100,7 @@ class Dispatcher:
             outcome = "delivered" if ok else ("failed" if gave_up else "retry")
             await self._settle(key, did, d, done=ok or gave_up, attempts=attempts, detail=detail, now=now)
             WEBHOOK_DELIVERIES.labels(outcome).inc()
+            observe_delivery(outcome, d.get("created_at"), now)
             record = delivery_record(did, d, url, attempts, outcome, detail, now)
             await self.delivery_log.send(key=d["alarm_id"].encode(), value=orjson.dumps(record))
             if outcome != "delivered":

@@ -21,7 +21,7 @@ from detection.pool_watch import PoolOutcome, PoolProfile, reading_outcome, supe
 from detection.water_rules import limits_for
 
 from ..ingest import decoded_batches
-from ..metrics import POOL_READINGS
+from ..metrics import POOL_READINGS, EventClock, raise_times
 from ..records import LifecycleCommand, PoolReading, PoolSupervisionEvent
 from ..settings import Settings
 from ..topics import ALERTS_LIFECYCLE, POOL_SUPERVISION, SENSORS_POOL
@@ -104,11 +104,15 @@ def register_camera(app: faust.App, settings: Settings, deadletter: Any) -> None
     supervision = app.topic(settings.topic(POOL_SUPERVISION))
     lifecycle = app.topic(settings.topic(ALERTS_LIFECYCLE))
     decoder = topic_decoder(PoolSupervisionEvent, settings)
+    clock = EventClock.for_reference(settings.timestamp_reference)
 
     @app.agent(supervision, name="pool-supervision-events")
     async def camera_events(stream: Any) -> None:
         async for events in decoded_batches(stream, decoder, deadletter, max_batch=500, within_s=0.01):
-            await publish(to_lifecycle(lifecycle, camera_commands(events)))
+            received = time.time()
+            commands = camera_commands(events)
+            await publish(to_lifecycle(lifecycle, commands))
+            clock.observe("camera_to_alarm", raise_times(commands), received)
 
 
 def register_water(app: faust.App, settings: Settings, deadletter: Any) -> None:
@@ -119,14 +123,17 @@ def register_water(app: faust.App, settings: Settings, deadletter: Any) -> None:
     decoder = topic_decoder(PoolReading, settings)
     watch = WaterWatch(settings)
     lock = asyncio.Lock()  # agent and silence timer both read-modify-write pool state
+    clock = EventClock.for_reference(settings.timestamp_reference)
 
     @app.agent(readings, name="pool-water-watch")
     async def water(stream: Any) -> None:
         async for batch in decoded_batches(stream, decoder, deadletter, max_batch=settings.batch_max, within_s=settings.batch_within_s):
+            received = time.time()
             async with lock:
                 updates, commands = watch.readings(table, batch, time.time())
                 await publish_then_save(to_lifecycle(lifecycle, commands), table, updates)
             POOL_READINGS.inc(len(batch))
+            clock.observe("reading_to_alarm", raise_times(commands), received)
 
     @app.timer(interval=max(1.0, min(settings.sensor_heartbeat_s / 4, 30.0)))
     async def silent_sensors() -> None:

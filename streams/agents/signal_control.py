@@ -26,6 +26,7 @@ mode, pending proposals), written after the broker acknowledged the messages of 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -36,7 +37,7 @@ from signals.desk import ControlDesk, Note, Outbox, PlanOut, Saved
 
 from ..codec import TopicDecoder
 from ..ingest import decoded_batches
-from ..metrics import SIGNAL_COMMANDS, SIGNAL_FRAMES_UNCONFIGURED, SIGNAL_PLANS
+from ..metrics import SIGNAL_COMMANDS, SIGNAL_FRAMES_UNCONFIGURED, SIGNAL_PLANS, EventClock, frame_end
 from ..records import IntersectionConfig, IntersectionFrame, Record, SignalCommand, SignalPlanMessage, encode
 from ..settings import Settings
 from ..signal_codec import (
@@ -134,22 +135,26 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
     audit = app.topic(settings.topic(SIGNALS_AUDIT))
     table = keyed_table(app, "signal-control", settings)
     desk = ControlDesk(table_reader(table))
+    clock = EventClock.for_reference(settings.timestamp_reference)
 
     @app.agent(app.topic(*decoders), name="signal-control")
     async def control(stream: Any) -> None:
         async for records in decoded_batches(
             stream, decoders, deadletter, max_batch=settings.batch_max, within_s=0.02, silent_topics=silent
         ):
-            box = Outbox()
+            received, box, decided = time.time(), Outbox(), []
             for record in records:
                 got = apply(desk, record)
                 if got is None:
                     SIGNAL_FRAMES_UNCONFIGURED.inc()
                     continue
                 box.extend(got)
+                if isinstance(record, IntersectionFrame):  # each frame decided one drive record
+                    decided.append(frame_end(record))
             log_notes(box.notes)
             await publish(outgoing(box, plans, audit))
             count(box)
+            clock.observe("frame_to_decision", decided, received)
             save(table, snapshots(desk, box.dirty))  # after the broker has the messages: a crash repeats, never loses
 
     return SignalControls(desk, approvals)

@@ -24,6 +24,9 @@ from ..errors import CliError
 from .bench import app as bench_app
 from .broker import app as broker_app
 from .common import err, fail, settings_overrides
+from .dashboards import app as dashboards_app
+from .db import app as db_app
+from .db import root_app as sink_app
 from .detect import app as detect_app
 from .events import app as events_app
 from .forecast import app as forecast_app
@@ -72,6 +75,7 @@ def global_options(
 app.add_typer(runtime_app)
 app.add_typer(run_app)
 app.add_typer(detect_app)
+app.add_typer(sink_app)
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(simulate_app, name="simulate")
@@ -80,6 +84,8 @@ app.add_typer(forecast_app, name="forecast")
 app.add_typer(events_app, name="events")
 app.add_typer(sumo_app, name="sumo")
 app.add_typer(signals_app, name="signals")
+app.add_typer(dashboards_app, name="dashboards")
+app.add_typer(db_app, name="db")
 
 
 def main() -> None:

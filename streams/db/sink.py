@@ -1,0 +1,322 @@
+"""The history sink: Kafka topics -> PostgreSQL, exactly once into the database.
+
+Its own process (``leitstand sink``), never on a Faust agent's event loop. An aiokafka consumer
+without a consumer group is assigned every partition of the history topics and seeks each to the
+``next_offset`` stored in ``sink_offsets`` (the beginning when there is none). Each batch (up to
+``sink_batch_max`` records or ``sink_batch_within_s`` seconds) is written in ONE transaction:
+the rows with COPY and the partitions' new next offsets upserted into ``sink_offsets``. Kafka's
+committed offsets are never used (the Kafka Connect JDBC-sink pattern). So:
+
+* a crash before COMMIT leaves neither rows nor offsets: the restart reads the batch again;
+* a crash after COMMIT leaves both: the restart starts after the batch;
+* redelivery of a record therefore never makes a second row, and no record is skipped.
+
+A session-level advisory lock lets one sink at a time write to a database (a second one would
+read the same offsets and write the same rows); it dies with the connection, so a killed sink
+never blocks its successor. Records that do not decode are counted and skipped (their offsets
+still advance, in the same transaction): the worker has dead-lettered them already for input
+topics; for the worker's own output topics each kind of failure is logged once. A record the
+database refuses (a value no check here foresaw) would fail its batch on every retry, so the
+batch is then written record by record and only the refused record is skipped, logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from ..codec import DecodeFailure, decoder_limits
+from ..settings import Settings
+from .connect import DatabaseUnavailable, connect_async, one_line
+from .rows import INPUT_TOPICS, TABLES, TOPIC_TABLES, Row, RowMapper
+
+if TYPE_CHECKING:
+    import psycopg
+    from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+log = structlog.get_logger(__name__)
+
+#: the topics the history is made of (catalogue names)
+HISTORY_TOPICS: tuple[str, ...] = tuple(TOPIC_TABLES)
+#: arbitrary constant: the advisory lock held by the one sink writing to a database
+SINK_LOCK_KEY = 0x1E175_0002
+PROGRESS_EVERY_S = 5.0
+#: how long a starting sink waits for the advisory lock before it gives up
+LOCK_WAIT_S = 15.0
+#: how often the sink looks for topics or partitions created after it started
+RESCAN_EVERY_S = 30.0
+_UPSERT_OFFSET = (
+    "INSERT INTO sink_offsets (topic, partition, next_offset) VALUES (%s, %s, %s) "
+    "ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()"
+)
+
+
+@dataclass
+class SinkStats:
+    """What the sink has done since it started (the progress line, the tests)."""
+
+    records: int = 0
+    batches: int = 0
+    rows: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
+    refused_by_db: int = 0
+
+
+@dataclass
+class Batch:
+    """Rows per table and the next offset per (full topic name, partition) they reach."""
+
+    rows: dict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    records: list[tuple[str, int, int, str, list[Row]]] = field(default_factory=list)
+    size: int = 0
+
+
+class HistorySink:
+    """One run of the sink: ``await run()`` until ``stop`` is set (SIGTERM, SIGINT)."""
+
+    def __init__(self, settings: Settings, dsn: str, stop: asyncio.Event | None = None) -> None:
+        self.settings, self.dsn = settings, dsn
+        self.stop = stop or asyncio.Event()
+        self.batch_max, self.batch_within_s = settings.sink_batch_max, settings.sink_batch_within_s
+        self.mapper = RowMapper(decoder_limits(settings))
+        self.stats = SinkStats()
+        #: full topic name -> catalogue name
+        self.topics = {settings.topic(name): name for name in HISTORY_TOPICS}
+        self.positions: dict[tuple[str, int], int] = {}
+        self._logged_kinds: set[tuple[str, str]] = set()
+        self._conn: psycopg.AsyncConnection | None = None
+
+    async def run(self) -> SinkStats:
+        from aiokafka import AIOKafkaConsumer
+
+        self._conn = await self._connect()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            **self.settings.kafka_client_options(),
+        )
+        await consumer.start()
+        try:
+            await self._assign(consumer)
+            await self._loop(consumer)
+        finally:
+            await consumer.stop()
+            await self._conn.close()
+        log.info("history sink stopped", records=self.stats.records, batches=self.stats.batches, rows=dict(self.stats.rows))
+        return self.stats
+
+    async def _connect(self) -> psycopg.AsyncConnection:
+        """A connection holding the sink's lock, on a migrated database."""
+        conn = await connect_async(self.dsn, application_name="leitstand-sink")
+        await conn.execute("SET TIME ZONE 'UTC'")
+        row = await (await conn.execute("SELECT to_regclass('sink_offsets') IS NOT NULL")).fetchone()
+        if not row or not row[0]:
+            await conn.close()
+            raise DatabaseUnavailable("the history schema is missing: run `leitstand db migrate` first")
+        # a sink killed a moment ago may still hold the lock until its server session notices
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            got = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (SINK_LOCK_KEY,))).fetchone()
+            await conn.commit()
+            if got and got[0]:
+                return conn
+            if time.monotonic() > deadline or self.stop.is_set():
+                await conn.close()
+                raise DatabaseUnavailable("another history sink is writing to this database (it holds the sink's advisory lock)")
+            await asyncio.sleep(0.5)
+
+    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
+        last_log = last_scan = time.monotonic()
+        done_at_log = 0
+        while not self.stop.is_set():
+            batch = await self._collect(consumer)
+            if batch.size:
+                await self._write_with_retry(batch)
+            now = time.monotonic()
+            if now - last_log >= PROGRESS_EVERY_S:
+                self._log_progress(consumer, (self.stats.records - done_at_log) / (now - last_log))
+                last_log, done_at_log = now, self.stats.records
+            if now - last_scan >= RESCAN_EVERY_S:
+                await self._assign(consumer)
+                last_scan = now
+
+    async def _assign(self, consumer: AIOKafkaConsumer) -> None:
+        """Assign every partition of the history topics (again, when new ones appeared) and seek
+        each to the stored next offset: the database, not Kafka, knows where the sink stands."""
+        from aiokafka import TopicPartition
+
+        await consumer._client.force_metadata_update()  # no public refresh
+        tps = [TopicPartition(t, p) for t in sorted(self.topics) for p in sorted(consumer.partitions_for_topic(t) or ())]
+        if set(tps) == consumer.assignment():
+            return
+        missing = sorted(set(self.topics) - {tp.topic for tp in tps})
+        if missing:
+            log.warning("history topics missing; looking again later", topics=missing, every_s=RESCAN_EVERY_S)
+        assert self._conn is not None
+        cur = await self._conn.execute("SELECT topic, partition, next_offset FROM sink_offsets WHERE topic = ANY(%s)", (list(self.topics),))
+        stored = {(t, p): o for t, p, o in await cur.fetchall()}
+        await self._conn.commit()
+        self.positions = {**stored, **self.positions}
+        consumer.assign(tps)
+        for tp in tps:
+            at = self.positions.get((tp.topic, tp.partition))
+            if at is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, at)
+        log.info("history sink assigned", partitions=len(tps), resumed=sum(1 for tp in tps if (tp.topic, tp.partition) in self.positions))
+
+    async def _collect(self, consumer: AIOKafkaConsumer) -> Batch:
+        """Up to ``batch_max`` records, or what arrived within ``batch_within_s`` of the first."""
+        batch = Batch()
+        deadline: float | None = None
+        while batch.size < self.batch_max and not self.stop.is_set():
+            wait = 0.5 if deadline is None else max(0.0, deadline - time.monotonic())
+            got = await consumer.getmany(timeout_ms=int(wait * 1000), max_records=self.batch_max - batch.size)
+            for tp, messages in got.items():
+                for m in messages:
+                    self._add(batch, tp, m)
+            if batch.size and deadline is None:
+                deadline = time.monotonic() + self.batch_within_s
+            if deadline is None or time.monotonic() >= deadline:
+                break
+        return batch
+
+    def _add(self, batch: Batch, tp: TopicPartition, m: ConsumerRecord) -> None:
+        name = self.topics[tp.topic]
+        batch.size += 1
+        batch.next_offsets[(tp.topic, tp.partition)] = m.offset + 1
+        rows = self.mapper.rows(name, m.partition, m.offset, m.key, m.value, m.timestamp)
+        if isinstance(rows, DecodeFailure):
+            self._skip(name, m.partition, m.offset, rows)
+            rows = []
+        table = TOPIC_TABLES[name]
+        batch.rows[table].extend(rows)
+        batch.records.append((tp.topic, m.partition, m.offset, table, rows))
+
+    def _skip(self, topic: str, partition: int, offset: int, failure: DecodeFailure) -> None:
+        self.stats.skipped[(topic, failure.code)] += 1
+        if topic not in INPUT_TOPICS and (topic, failure.code) not in self._logged_kinds:
+            self._logged_kinds.add((topic, failure.code))
+            log.warning(
+                "undecodable record skipped (further ones of this kind are only counted)",
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                code=failure.code,
+                reason=failure.reason[:300],
+            )
+
+    async def _write_with_retry(self, batch: Batch) -> None:
+        """Write until it is written; a lost connection is reconnected, a refused batch split."""
+        import psycopg
+
+        delay = 0.5
+        while True:
+            try:
+                await self._write(batch)
+                break
+            except psycopg.OperationalError as exc:
+                if self.stop.is_set():
+                    raise DatabaseUnavailable(f"stopped while the database was unreachable: {one_line(exc)}") from None
+                log.warning("database write failed; retrying", error=one_line(exc), retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                await self._reconnect()
+            except psycopg.Error as exc:  # data the database refuses: find the record, skip it
+                assert self._conn is not None
+                await self._conn.rollback()
+                log.warning("database refused a batch; writing it record by record", error=one_line(exc))
+                await self._write_one_by_one(batch)
+                break
+        self.stats.records += batch.size
+        self.stats.batches += 1
+        self.positions.update(batch.next_offsets)
+
+    async def _reconnect(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+        try:
+            self._conn = await self._connect()
+        except DatabaseUnavailable as exc:
+            log.warning("reconnect failed", error=str(exc))
+
+    async def _write(self, batch: Batch) -> None:
+        """Rows and next offsets in one transaction."""
+        assert self._conn is not None
+        async with self._conn.transaction():
+            cur = self._conn.cursor()
+            for table, rows in batch.rows.items():
+                if rows:
+                    await _copy(cur, table, rows)
+            await cur.executemany(_UPSERT_OFFSET, [(t, p, o) for (t, p), o in batch.next_offsets.items()])
+        for table, rows in batch.rows.items():
+            self.stats.rows[table] += len(rows)
+
+    async def _write_one_by_one(self, batch: Batch) -> None:
+        """The slow path after a refused batch: each record with its own offset, in order."""
+        import psycopg
+
+        assert self._conn is not None
+        for topic, partition, offset, table, rows in batch.records:
+            try:
+                async with self._conn.transaction():
+                    cur = self._conn.cursor()
+                    if rows:
+                        await _copy(cur, table, rows)
+                    await cur.execute(_UPSERT_OFFSET, (topic, partition, offset + 1))
+                self.stats.rows[table] += len(rows)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                self.stats.refused_by_db += 1
+                log.error("database refused a record; skipped", topic=topic, partition=partition, offset=offset, error=one_line(exc))
+                async with self._conn.transaction():
+                    await self._conn.execute(_UPSERT_OFFSET, (topic, partition, offset + 1))
+
+    def _log_progress(self, consumer: AIOKafkaConsumer, rate: float) -> None:
+        lag = 0
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is not None:
+                lag += max(0, high - self.positions.get((tp.topic, tp.partition), 0))
+        skipped = {f"{t}:{c}": n for (t, c), n in self.stats.skipped.items()}
+        log.info(
+            "history sink progress",
+            records=self.stats.records,
+            records_per_s=round(rate, 1),
+            lag=lag,
+            rows=dict(self.stats.rows),
+            skipped=skipped,
+            refused_by_db=self.stats.refused_by_db,
+        )
+
+
+async def _copy(cur: psycopg.AsyncCursor[Any], table: str, rows: list[Row]) -> None:
+    columns = ", ".join(TABLES[table])
+    async with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            await copy.write_row(row)
+
+
+def run_sink(settings: Settings, dsn: str) -> SinkStats:
+    """Blocks until SIGTERM or SIGINT, then finishes the batch in hand and returns."""
+
+    async def main() -> SinkStats:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await HistorySink(settings, dsn, stop).run()
+
+    return asyncio.run(main())

@@ -1,0 +1,329 @@
+"""The history sink through a real broker into a real PostgreSQL (both brokers).
+
+Records of every history topic are published with the project's producer (encoded as the worker
+encodes them, plus garbage the sink must skip); ``leitstand sink`` runs as its own process. The
+issue's test: a sink killed with SIGKILL in the middle of a batch, again and again, and restarted
+leaves exactly the published records in the database, none twice, none missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+
+from detection.alarms import Alarm, AlarmChange, AlarmState, Transition
+from streams.agents.alarm_lifecycle import alert_record
+from streams.db.migrate import load_migrations, migrate
+from streams.db.prune import prune, retention_rules
+from streams.db.rows import TOPIC_TABLES
+from streams.kafka_io import ensure_topics, producer
+from streams.records import (
+    DetectorAggregate,
+    Forecast,
+    ForecastPoint,
+    PlanPhase,
+    SignalAuditMessage,
+    SignalPlanMessage,
+    encode,
+    encode_orjson,
+)
+from streams.settings import Settings
+from streams.stack import settings_env
+from tests.cli_helpers import leitstand, one_clean_line
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+Item = tuple[bytes | None, bytes | None, int]  # key, value, rows it must become (0: skipped)
+
+
+def _aggregates(n: int, t0: datetime, tag: str = "") -> list[Item]:
+    out: list[Item] = []
+    for i in range(n):
+        start = t0 + timedelta(minutes=i // 40)
+        k = f"K{i % 40}"
+        agg = DetectorAggregate(
+            aggregate_id=f"{k}:d{i}{tag}:{int(start.timestamp())}",
+            intersection_id=k,
+            detector_id=f"d{i % 4}",
+            window_start=start,
+            window_end=start + timedelta(minutes=1),
+            frames=4,
+            count_sum=i % 50,
+            occupancy_mean=(i % 10) / 10,
+            speed_kmh_mean=None if i % 7 == 0 else 42.0,
+            event_time=start,
+        )
+        out.append((k.encode(), encode(agg), 1))
+    return out
+
+
+def _every_topic(now: datetime) -> dict[str, list[Item]]:
+    """Records of each history topic, plus what the sink must skip (garbage, tombstones)."""
+    pools: list[Item] = [
+        (
+            b"bad-1",
+            orjson.dumps(
+                {
+                    "schema_version": 1,
+                    "event_time": now.isoformat(),
+                    "pool_id": "bad-1",
+                    "ph": {"value": 7.0 + i / 100, "unit": "pH"},
+                    "visitors": i,
+                }
+            ),
+            1,
+        )
+        for i in range(20)
+    ]
+    pools.append((b"bad-1", b'{"schema_version": 1, "pool_id": "bad-1"}', 0))  # dead-lettered by the worker
+    plans: list[Item] = []
+    for i in range(10):
+        plan = SignalPlanMessage(
+            event_time=now, intersection_id=f"K{i % 3}", plan_id=f"p@K{i % 3}~{i}", session="s1", time_s=float(i), origin_s=0.0,
+            cyclic=True, phases=[PlanPhase("A", 30.0)], mode="automatic", status="active", controller="leitstand",
+            version="1", rule="r", explanation={"i": i},
+        )  # fmt: skip
+        plans.append((f"K{i % 3}".encode(), encode(plan), 1))
+    audits: list[Item] = [
+        (
+            b"K1",
+            encode(SignalAuditMessage(event_time=now, intersection_id="K1", session="s1", action="set_mode", actor="vlz", detail={"i": i})),
+            1,
+        )
+        for i in range(10)
+    ]
+    alarm_id = "water_ph@bad-1~0123456789ab"
+    acks: list[Item] = [
+        (
+            alarm_id.encode(),
+            orjson.dumps({"schema_version": 1, "event_time": now.isoformat(), "alert_id": alarm_id, "action": "acknowledge", "by": "a1"}),
+            1,
+        )
+        for _ in range(5)
+    ]
+    acks.append((b"x", b"not json at all", 0))
+    alerts: list[Item] = []
+    steps: list[tuple[Transition, AlarmState]] = [("raised", "raised"), ("acknowledged", "acknowledged"), ("resolved", "resolved")]
+    for i, (transition, state) in enumerate(steps * 3):
+        alarm = Alarm(alarm_id=f"water_ph@bad-{i // 3}~0123456789ab", subject_id=f"bad-{i // 3}", subject_type="pool", kind="water_ph",
+                      severity="major", state=state, message="pH", raised_at=now.timestamp(), evidence={"ph": 8.0})  # fmt: skip
+        alerts.append((b"bad", alert_record(AlarmChange(transition, alarm), now.timestamp() + i), 1))
+    alerts.append((b"bad", None, 0))  # a tombstone
+    forecasts: list[Item] = []
+    for i in range(5):
+        points = [ForecastPoint((now + timedelta(hours=h)).isoformat(), 10.0, 8.0, 12.0) for h in range(24)]
+        fc = Forecast(series_id=f"intersection/K{i}", model="seasonal_naive", model_version="1", origin=now.isoformat(), event_ids=[],
+                      points=points, event_time=now.isoformat(), trigger="schedule")  # fmt: skip
+        forecasts.append((f"intersection/K{i}".encode(), encode_orjson(fc), 24))
+    aggregates = _aggregates(300, now - timedelta(hours=2))
+    aggregates.append((b"K1", b"\x00garbage", 0))
+    return {"aggregates": aggregates, "sensors.pool": pools, "signals.plans": plans, "signals.audit": audits,
+            "alerts.acks": acks, "alerts": alerts, "forecasts": forecasts}  # fmt: skip
+
+
+async def _publish(s: Settings, topic: str, items: list[Item]) -> list[tuple[int, int, int]]:
+    """Send ``items`` to ``topic``; returns (partition, offset, rows expected) of each."""
+    prod = producer(s)
+    await prod.start()
+    try:
+        futs = [await prod.send(s.topic(topic), key=k, value=v) for k, v, _ in items]
+        metas = await asyncio.gather(*futs)
+    finally:
+        await prod.stop()
+    return [(m.partition, m.offset, rows) for m, (_, _, rows) in zip(metas, items)]
+
+
+class Sink:
+    """``leitstand sink`` as a child process."""
+
+    def __init__(self, s: Settings, dsn: str, log_file: Path, **extra: Any) -> None:
+        values = {"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix, "postgres_dsn": dsn, **extra}
+        self.env = {**os.environ, **settings_env(values), "LEITSTAND_LOG_FORMAT": "json"}
+        self.log_file = log_file
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_file, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "sink"], stdout=log, stderr=subprocess.STDOUT, env=self.env)
+
+    def signal(self, sig: int, timeout_s: float = 30.0) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout_s)
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+
+def _wait(predicate: Callable[[], bool], timeout_s: float, what: str, sink: Sink) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        assert sink.proc is not None and sink.proc.poll() is None, f"sink exited: {sink.log()[-2000:]}"
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not within {timeout_s} s; sink log: {sink.log()[-2000:]}")
+
+
+def _query(dsn: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def _offsets_done(dsn: str, s: Settings, published: dict[str, list[tuple[int, int, int]]]) -> bool:
+    """Every partition's stored next offset has passed the last record published to it."""
+    stored = {(t, p): o for t, p, o in _query(dsn, "SELECT topic, partition, next_offset FROM sink_offsets")}
+    return all(stored.get((s.topic(topic), p), 0) > o for topic, items in published.items() for p, o, _ in items)
+
+
+def _positions(dsn: str, table: str, source: str | None = None) -> Counter[tuple[int, int]]:
+    """How often each source position occurs in ``table`` (a forecast's points: once per point)."""
+    where = "" if source is None else " WHERE source = %s"
+    args = () if source is None else (source,)
+    return Counter((p, o) for p, o in _query(dsn, f"SELECT src_partition, src_offset FROM {table}{where}", *args))
+
+
+def _expected(items: list[tuple[int, int, int]]) -> Counter[tuple[int, int]]:
+    return Counter({(p, o): rows for p, o, rows in items if rows})
+
+
+def test_sink_writes_every_topic_into_its_table_exactly_once(broker, settings_for, pg_database: str, tmp_path: Path) -> None:
+    s = settings_for(broker)
+    asyncio.run(ensure_topics(s, list(TOPIC_TABLES)))
+    assert leitstand("db", "migrate", env={"LEITSTAND_POSTGRES_DSN": pg_database}).returncode == 0
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    records = _every_topic(now)
+    published = {topic: asyncio.run(_publish(s, topic, items)) for topic, items in records.items()}
+    sink = Sink(s, pg_database, tmp_path / "sink.log", sink_batch_within_s=0.2)
+    sink.start()
+    try:
+        _wait(lambda: _offsets_done(pg_database, s, published), 60, "all records written", sink)
+        for topic, items in published.items():
+            table = TOPIC_TABLES[topic]
+            source = topic if table == "audit_log" else None
+            assert _positions(pg_database, table, source) == _expected(items), topic
+        counts = dict(
+            _query(pg_database, "SELECT 'aggregates', count(*) FROM aggregates UNION ALL SELECT 'forecasts', count(*) FROM forecasts")
+        )
+        assert counts == {"aggregates": 300, "forecasts": 5 * 24}
+        current = _query(pg_database, "SELECT alarm_id, state FROM alarms_current ORDER BY alarm_id")
+        assert current == [(f"water_ph@bad-{i}~0123456789ab", "resolved") for i in range(3)]
+        # more records while it runs: picked up, nothing written twice
+        more = asyncio.run(_publish(s, "aggregates", _aggregates(50, now, tag="b")))
+        published["aggregates"] += more
+        _wait(lambda: _offsets_done(pg_database, s, published), 30, "later records written", sink)
+        assert _positions(pg_database, "aggregates") == _expected(published["aggregates"])
+    finally:
+        code = sink.signal(signal.SIGTERM)
+    assert code == 0, sink.log()[-2000:]
+    log = sink.log()
+    assert "history sink stopped" in log and "Traceback" not in log
+    assert '"undecodable record skipped' in log  # the garbage on aggregates and the tombstone on alerts, once each
+
+
+def _sink_session_in_transaction(dsn: str) -> bool:
+    rows = _query(dsn, "SELECT xact_start IS NOT NULL FROM pg_stat_activity WHERE application_name = 'leitstand-sink'")
+    return any(r[0] for r in rows)
+
+
+def test_sink_killed_mid_batch_and_restarted_loses_and_repeats_nothing(
+    broker, settings_for, pg_database: str, tmp_path: Path, record_timing
+) -> None:
+    s = settings_for(broker)
+    asyncio.run(ensure_topics(s, list(TOPIC_TABLES)))
+    migrate(pg_database)
+    t0 = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(days=1)
+    published = {"aggregates": asyncio.run(_publish(s, "aggregates", _aggregates(40_000, t0)))}
+    total = len(published["aggregates"])
+    sink = Sink(s, pg_database, tmp_path / "sink.log", sink_batch_max=500, sink_batch_within_s=0.2)
+    count = lambda: int(_query(pg_database, "SELECT count(*) FROM aggregates")[0][0])  # noqa: E731
+    kills_in_transaction = 0
+    for cycle in range(3):
+        before = count()
+        sink.start()
+        _wait(lambda before=before: count() >= before + 2_000, 60, f"progress in cycle {cycle}", sink)  # type: ignore[misc]
+        deadline = time.monotonic() + 10
+        while not _sink_session_in_transaction(pg_database) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        in_tx = _sink_session_in_transaction(pg_database)
+        assert sink.signal(signal.SIGKILL) == -signal.SIGKILL
+        kills_in_transaction += in_tx
+        if cycle == 1:  # records published while no sink runs are picked up on restart
+            published["aggregates"] += asyncio.run(_publish(s, "aggregates", _aggregates(2_000, t0, tag="late")))
+    assert count() < len(published["aggregates"]), "the kills came too late to interrupt anything"
+    started, left = time.monotonic(), len(published["aggregates"]) - count()
+    sink.start()
+    try:
+        _wait(lambda: _offsets_done(pg_database, s, published), 120, "all records written after the restarts", sink)
+        rate = left / (time.monotonic() - started)
+    finally:
+        sink.signal(signal.SIGTERM)
+    positions = _positions(pg_database, "aggregates")
+    assert positions == _expected(published["aggregates"])  # neither a duplicate nor a missing row
+    assert sum(positions.values()) == total + 2_000
+    ids = _query(pg_database, "SELECT count(*), count(DISTINCT aggregate_id) FROM aggregates")[0]
+    assert ids == (total + 2_000, total + 2_000)
+    assert kills_in_transaction >= 1, "no kill hit the sink inside a transaction"
+    record_timing(f"history_sink_{broker.engine}_catch_up_rows_per_s", rate)
+
+
+def test_migrate_is_idempotent_and_refuses_an_edited_migration(pg_database: str, tmp_path: Path) -> None:
+    env = {"LEITSTAND_POSTGRES_DSN": pg_database}
+    first, again = leitstand("db", "migrate", env=env), leitstand("db", "migrate", env=env)
+    assert first.returncode == 0 and "applied 0001_history_schema" in first.stdout
+    assert again.returncode == 0 and "already up to date (schema version 1)" in again.stdout
+    tables = {r[0] for r in _query(pg_database, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
+    assert {*TOPIC_TABLES.values(), "sink_offsets", "schema_migrations", "alarms_current"} <= tables
+    edited = [m.__class__(m.version, m.name, m.sql + "\n-- edited\n") for m in load_migrations()]
+    with pytest.raises(Exception, match="was changed after it was applied"):
+        migrate(pg_database, edited)
+
+
+def test_commands_without_a_database_fail_in_one_line(tmp_path: Path) -> None:
+    for args in (("db", "migrate"), ("db", "prune"), ("sink",)):
+        line = one_clean_line(leitstand(*args, env={"LEITSTAND_POSTGRES_DSN": ""}, cwd=tmp_path))
+        assert "LEITSTAND_POSTGRES_DSN" in line
+    line = one_clean_line(leitstand("db", "migrate", env={"LEITSTAND_POSTGRES_DSN": "postgresql://u:secretpw@127.0.0.1:1/x"}, cwd=tmp_path))
+    assert "cannot connect to PostgreSQL" in line and "secretpw" not in line
+    line = one_clean_line(leitstand("db", "prune", env={"LEITSTAND_RETENTION_AUDIT_LOG_DAYS": "90"}, cwd=tmp_path))
+    assert "183" in line
+
+
+def test_prune_deletes_by_age_per_table_and_an_alarm_as_a_whole(pg_database: str) -> None:
+    migrate(pg_database)
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    old, recent = now - timedelta(days=200), now - timedelta(days=10)
+    with psycopg.connect(pg_database) as conn:
+        for i, t in enumerate([old, old, recent]):
+            conn.execute(
+                "INSERT INTO aggregates VALUES (%s, 'K1', 'd', %s, %s, 1, 1, 0.5, NULL, 0, %s)", (f"a{i}", t, t + timedelta(minutes=1), i)
+            )
+            conn.execute("INSERT INTO audit_log VALUES (%s, 'signals.audit', 'K1', 's', 'set_mode', 'x', '{}', 0, %s)", (t, i))
+        # alarm A: raised long ago, resolved recently -> kept whole; alarm B: all old -> deleted
+        for off, (alarm, t) in enumerate([("A", now - timedelta(days=400)), ("A", recent), ("B", now - timedelta(days=400))]):
+            conn.execute(
+                "INSERT INTO alarm_transitions VALUES (%s, 'raised', %s, 'p', 'pool', 'k', 'major', 'open', 0, 'm', %s,"
+                " NULL, NULL, NULL, NULL, NULL, '{}', 0, %s)",
+                (t, alarm, t, off),
+            )
+    rules = retention_rules(Settings(_env_file=None))
+    dry = {p.table: p.rows for p in prune(pg_database, rules, now=now, dry_run=True)}
+    assert dry == {"aggregates": 2, "pool_readings": 0, "forecasts": 0, "signal_decisions": 0, "audit_log": 2, "alarm_transitions": 1}
+    assert _query(pg_database, "SELECT count(*) FROM aggregates")[0][0] == 3  # a dry run deletes nothing
+    done = {p.table: p.rows for p in prune(pg_database, rules, now=now)}
+    assert done == dry
+    assert _query(pg_database, "SELECT alarm_id, count(*) FROM alarm_transitions GROUP BY alarm_id") == [("A", 2)]
+    assert _query(pg_database, "SELECT aggregate_id FROM aggregates") == [("a2",)]

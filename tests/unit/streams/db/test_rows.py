@@ -1,0 +1,218 @@
+"""Records -> history rows (streams/db/rows.py): what each topic's record becomes, and what is
+refused rather than handed to PostgreSQL (where it would fail its batch on every retry)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import orjson
+
+from detection.alarms import Alarm, AlarmChange
+from streams.agents.alarm_lifecycle import alert_record
+from streams.codec import DecodeFailure, DecoderLimits
+from streams.db.rows import TABLES, TOPIC_TABLES, RowMapper, clean_text, json_text, series_kind
+from streams.records import (
+    DetectorAggregate,
+    Forecast,
+    ForecastPoint,
+    PlanPhase,
+    SignalAuditMessage,
+    SignalPlanMessage,
+    encode,
+    encode_orjson,
+)
+
+T0 = datetime(2026, 6, 1, 8, 0, tzinfo=timezone.utc)
+TS_MS = int(T0.timestamp() * 1000)
+
+
+def _rows(topic: str, value: bytes, key: bytes | None = None, mapper: RowMapper | None = None):
+    return (mapper or RowMapper()).rows(topic, 3, 42, key, value, TS_MS)
+
+
+def _check_shape(topic: str, rows) -> None:
+    assert not isinstance(rows, DecodeFailure), rows
+    for row in rows:
+        assert len(row) == len(TABLES[TOPIC_TABLES[topic]])
+        assert row[-2:] == (3, 42)
+
+
+def test_aggregate_row_keeps_every_field_and_its_source_position() -> None:
+    agg = DetectorAggregate(
+        aggregate_id="K1:d1:1",
+        intersection_id="K1",
+        detector_id="d1",
+        window_start=T0,
+        window_end=T0 + timedelta(minutes=1),
+        frames=4,
+        count_sum=37,
+        occupancy_mean=0.25,
+        speed_kmh_mean=None,
+        event_time=T0,
+    )
+    rows = _rows("aggregates", encode(agg))
+    _check_shape("aggregates", rows)
+    assert rows == [("K1:d1:1", "K1", "d1", T0, T0 + timedelta(minutes=1), 4, 37, 0.25, None, 3, 42)]
+
+
+def test_an_aggregate_count_beyond_the_int_column_is_refused_not_written() -> None:
+    value = orjson.loads(
+        encode(
+            DetectorAggregate(
+                aggregate_id="a",
+                intersection_id="K1",
+                detector_id="d",
+                window_start=T0,
+                window_end=T0,
+                frames=1,
+                count_sum=1,
+                occupancy_mean=0.0,
+                speed_kmh_mean=None,
+                event_time=T0,
+            )
+        )
+    )
+    value["count_sum"] = 2**40
+    out = _rows("aggregates", orjson.dumps(value))
+    assert isinstance(out, DecodeFailure) and out.code == "out_of_range"
+
+
+def test_pool_reading_is_stored_in_canonical_units() -> None:
+    value = {
+        "schema_version": 1,
+        "event_time": T0.isoformat(),
+        "pool_id": "bad-1",
+        "temperature": {"value": 300.15, "unit": "K"},
+        "redox": {"value": 0.75, "unit": "V"},
+        "visitors": 12,
+    }
+    rows = _rows("sensors.pool", orjson.dumps(value), key=b"bad-1")
+    _check_shape("sensors.pool", rows)
+    (row,) = rows
+    assert row[0] == "bad-1" and row[1] == T0
+    assert row[5] == 750.0 and abs(row[6] - 27.0) < 1e-9 and row[2] is None and row[8] == 12
+
+
+def test_input_records_are_refused_exactly_as_the_worker_refuses_them() -> None:
+    good = {"schema_version": 1, "event_time": T0.isoformat(), "pool_id": "bad-1", "visitors": 3}
+    assert isinstance(_rows("sensors.pool", orjson.dumps(good), key=b"other"), DecodeFailure)  # key mismatch
+    assert _rows("sensors.pool", b"{nope").code == "not_json"
+    # clock skew is measured against the message's timestamp, not the time the sink reads it
+    stale = {**good, "event_time": (T0 - timedelta(hours=7)).isoformat()}
+    mapper = RowMapper(DecoderLimits(clock_skew_s=6 * 3600.0))
+    out = _rows("sensors.pool", orjson.dumps(stale), key=b"bad-1", mapper=mapper)
+    assert isinstance(out, DecodeFailure) and out.code == "clock_skew"
+    assert not isinstance(_rows("sensors.pool", orjson.dumps(good), key=b"bad-1", mapper=mapper), DecodeFailure)
+
+
+def test_an_acknowledgement_goes_to_the_audit_log() -> None:
+    ack = {
+        "schema_version": 1,
+        "event_time": T0.isoformat(),
+        "alert_id": "water_ph@bad-1~0123456789ab",
+        "action": "acknowledge",
+        "by": "aufsicht-1",
+        "note": "on it\u0000",
+    }
+    rows = _rows("alerts.acks", orjson.dumps(ack), key=b"water_ph@bad-1~0123456789ab")
+    _check_shape("alerts.acks", rows)
+    (row,) = rows
+    assert row[:6] == (T0, "alerts.acks", "water_ph@bad-1~0123456789ab", None, "acknowledge", "aufsicht-1")
+    assert orjson.loads(row[6]) == {"note": "on it\ufffd"}  # NUL, which jsonb refuses, replaced
+
+
+def test_plan_and_audit_messages() -> None:
+    plan = SignalPlanMessage(
+        event_time=T0,
+        intersection_id="K1",
+        plan_id="p@K1~x",
+        session="s1",
+        time_s=0.0,
+        origin_s=0.0,
+        cyclic=True,
+        phases=[PlanPhase("A", 30.0), PlanPhase("B", 20.0)],
+        mode="advisory",
+        status="pending",
+        controller="leitstand",
+        version="1",
+        rule="max-pressure",
+        explanation={"why": "queue", "n": 3},
+        violations=[],
+        expires_at_s=123.0,
+    )
+    rows = _rows("signals.plans", encode(plan))
+    _check_shape("signals.plans", rows)
+    (row,) = rows
+    assert row[4:10] == ("pending", "advisory", "leitstand", "1", "max-pressure", True)
+    assert orjson.loads(row[10]) == [{"stage": "A", "green_s": 30.0}, {"stage": "B", "green_s": 20.0}]
+    assert orjson.loads(row[11]) == {"why": "queue", "n": 3} and row[13] == 123.0
+    audit = SignalAuditMessage(event_time=T0, intersection_id="K1", session="s1", action="set_mode", actor="vlz-1", detail={"mode": "off"})
+    rows = _rows("signals.audit", encode(audit))
+    _check_shape("signals.audit", rows)
+    assert rows[0][:6] == (T0, "signals.audit", "K1", "s1", "set_mode", "vlz-1")
+
+
+def test_alert_records_as_the_lifecycle_agent_writes_them() -> None:
+    alarm = Alarm(
+        alarm_id="water_ph@bad-1~0123456789ab",
+        subject_id="bad-1",
+        subject_type="pool",
+        kind="water_ph",
+        severity="major",
+        state="acknowledged",
+        message="pH out of range",
+        raised_at=T0.timestamp(),
+        evidence={"ph": 8.1},
+        level=1,
+        acknowledged_at=T0.timestamp() + 60,
+        acknowledged_by="aufsicht-1",
+    )
+    rows = _rows("alerts", alert_record(AlarmChange("acknowledged", alarm), T0.timestamp() + 61))
+    _check_shape("alerts", rows)
+    (row,) = rows
+    assert row[1:9] == ("acknowledged", "water_ph@bad-1~0123456789ab", "bad-1", "pool", "water_ph", "major", "acknowledged", 1)
+    assert row[10] == T0 and row[11] == T0 + timedelta(seconds=60) and row[12] == "aufsicht-1" and row[13] is None
+    assert orjson.loads(row[16]) == {"ph": 8.1}
+
+
+def test_a_forecast_becomes_one_row_per_point() -> None:
+    points = [ForecastPoint((T0 + timedelta(hours=h)).isoformat(), 10.0 + h, 8.0, 14.0) for h in range(3)]
+    fc = Forecast(
+        series_id="intersection/K1",
+        model="lightgbm",
+        model_version="4.6",
+        origin=T0.isoformat(),
+        event_ids=[],
+        points=points,
+        event_time=T0.isoformat(),
+        trigger="schedule",
+    )
+    rows = _rows("forecasts", encode_orjson(fc))
+    _check_shape("forecasts", rows)
+    assert [r[7] for r in rows] == [0, 1, 2]
+    assert rows[2][:6] == ("intersection/K1", "intersection", "lightgbm", "4.6", T0, T0)
+    assert rows[2][8:12] == (T0 + timedelta(hours=2), 12.0, 8.0, 14.0)
+
+
+def test_output_topic_garbage_and_tombstones_are_failures_not_rows() -> None:
+    for topic in ("aggregates", "signals.plans", "signals.audit", "alerts", "forecasts"):
+        assert isinstance(_rows(topic, b"not json"), DecodeFailure)
+        assert isinstance(_rows(topic, b'{"schema_version": 1}'), DecodeFailure)
+        assert RowMapper().rows(topic, 0, 0, None, None, TS_MS) == DecodeFailure("empty", "message has no value")
+    bad_time = {"schema_version": 1, "series_id": "pool/x", "model": "m", "model_version": "1", "origin": "yesterday"}
+    bad_time |= {"event_ids": [], "points": [], "event_time": T0.isoformat(), "trigger": "schedule"}
+    assert isinstance(_rows("forecasts", orjson.dumps(bad_time)), DecodeFailure)
+
+
+def test_text_and_json_lose_only_what_postgresql_refuses() -> None:
+    assert clean_text("K1") == "K1"
+    assert clean_text("a\u0000b") == "a\ufffdb"
+    assert clean_text("Bäderaufsicht") == "Bäderaufsicht"
+    assert clean_text("x\ud800y") == "x?y"  # a lone surrogate cannot be encoded as UTF-8
+    assert orjson.loads(json_text({"k\u0000": ["v\u0000", 1, None]})) == {"k\ufffd": ["v\ufffd", 1, None]}
+
+
+def test_series_kind_is_the_part_before_the_separator() -> None:
+    assert series_kind("intersection/K1") == "intersection"
+    assert series_kind("pool/bad-1") == "pool"
+    assert series_kind("plain") == "plain"
