@@ -466,6 +466,9 @@ class DetectorAggregate(Struct, kw_only=True, frozen=True):
     occupancy_mean: float
     speed_kmh_mean: float | None
     event_time: datetime
+    #: mean queue (vehicles) over the window's readings that reported one; None when none did.
+    #: Last and defaulted: records written before it existed still decode, old readers ignore it
+    queue_veh_mean: float | None = None
 
 
 class PlanPhase(Struct, frozen=True):

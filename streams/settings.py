@@ -202,6 +202,9 @@ class Settings(BaseSettings):
     retention_forecasts_days: int = Field(90, ge=1, description="Days of forecasts kept (by publication time).")
     retention_signal_decisions_days: int = Field(183, ge=1, description="Days of signal plans and decisions kept.")
     retention_alarm_transitions_days: int = Field(365, ge=1, description="Days of alarm transitions kept.")
+    retention_scheduled_events_days: int = Field(
+        730, ge=1, description="Days announced events and holidays are kept after they ended (year-on-year planning)."
+    )
     retention_audit_log_days: int = Field(
         MIN_AUDIT_LOG_DAYS, description=f"Days of the audit log kept; at least {MIN_AUDIT_LOG_DAYS} (six months, EU AI Act Art. 12/19)."
     )

@@ -22,8 +22,10 @@ import orjson
 from .records import DetectorAggregate, IntersectionFrame
 
 State = dict[str, Any]
-# per detector: [count_sum, occupancy_sum, frames, speed_sum, speed_frames]
-_COUNT, _OCC, _N, _SPEED, _SPEED_N = range(5)
+# per detector: [count_sum, occupancy_sum, frames, speed_sum, speed_frames, queue_sum, queue_frames];
+# states written before queues were aggregated hold only the first five (read as no queue yet)
+_COUNT, _OCC, _N, _SPEED, _SPEED_N, _QUEUE, _QUEUE_N = range(7)
+_ACC_LEN = 7
 
 
 def empty_state() -> State:
@@ -67,13 +69,18 @@ def fold(
         for d in frame.detectors:
             a = acc.get(d.detector_id)
             if a is None:
-                a = acc[d.detector_id] = [0, 0.0, 0, 0.0, 0]
+                a = acc[d.detector_id] = [0, 0.0, 0, 0.0, 0, 0.0, 0]
+            elif len(a) < _ACC_LEN:  # an accumulator from a state older than queue aggregation
+                a.extend([0.0, 0][len(a) - _ACC_LEN :])
             a[_COUNT] += d.count
             a[_OCC] += d.occupancy
             a[_N] += 1
             if d.speed_kmh is not None:
                 a[_SPEED] += d.speed_kmh
                 a[_SPEED_N] += 1
+            if d.queue_veh is not None:
+                a[_QUEUE] += d.queue_veh
+                a[_QUEUE_N] += 1
         end_t = t + frame.interval_s
         if st["watermark"] is None or end_t > st["watermark"]:
             st["watermark"] = end_t
@@ -135,6 +142,14 @@ def _aggregates(intersection_id: str, start: float, window_s: int, w: dict[str, 
                 occupancy_mean=a[_OCC] / a[_N],
                 speed_kmh_mean=(a[_SPEED] / a[_SPEED_N]) if a[_SPEED_N] else None,
                 event_time=we,
+                queue_veh_mean=_queue_mean(a),
             )
         )
     return out
+
+
+def _queue_mean(a: list[Any]) -> float | None:
+    """Mean queue over the readings that reported one (None: none did, or an old state's
+    accumulator that never counted queues)."""
+    n = a[_QUEUE_N] if len(a) > _QUEUE_N else 0
+    return a[_QUEUE] / n if n else None

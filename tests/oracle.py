@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from streams.records import IntersectionFrame
 
 
-def detector_windows(frames: Iterable[IntersectionFrame], window_s: int) -> dict[str, tuple]:
-    """``aggregate_id`` -> (count_sum, occupancy_mean, frames, speed_kmh_mean)."""
-    acc: dict[str, list] = defaultdict(lambda: [0, 0.0, 0, 0.0, 0])
+def detector_windows(frames: Iterable[IntersectionFrame], window_s: int, *, with_queue: bool = False) -> dict[str, tuple]:
+    """``aggregate_id`` -> (count_sum, occupancy_mean, frames, speed_kmh_mean[, queue_veh_mean])."""
+    acc: dict[str, list] = defaultdict(lambda: [0, 0.0, 0, 0.0, 0, 0.0, 0])
     for f in frames:
         w = int(f.event_time.timestamp() // window_s) * window_s
         for d in f.detectors:
@@ -24,4 +24,11 @@ def detector_windows(frames: Iterable[IntersectionFrame], window_s: int) -> dict
             if d.speed_kmh is not None:
                 a[3] += d.speed_kmh
                 a[4] += 1
-    return {k: (a[0], a[1] / a[2], a[2], a[3] / a[4] if a[4] else None) for k, a in acc.items()}
+            if d.queue_veh is not None:
+                a[5] += d.queue_veh
+                a[6] += 1
+    out = {}
+    for k, a in acc.items():
+        row: tuple = (a[0], a[1] / a[2], a[2], a[3] / a[4] if a[4] else None)
+        out[k] = (*row, a[5] / a[6] if a[6] else None) if with_queue else row
+    return out

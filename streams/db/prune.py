@@ -49,6 +49,7 @@ def retention_rules(settings: Settings) -> list[Retention]:
         Retention("signal_decisions", "event_time", settings.retention_signal_decisions_days),
         Retention("audit_log", "event_time", settings.retention_audit_log_days),
         Retention("alarm_transitions", "event_time", settings.retention_alarm_transitions_days),
+        Retention("scheduled_events", "ends_at", settings.retention_scheduled_events_days),
     ]
 
 

@@ -8,7 +8,7 @@ PostgreSQL accepts, or one bad record would fail its batch on every retry and st
 for good: text loses NUL characters and lone surrogates (PostgreSQL's ``text`` and ``jsonb``
 refuse both), integers outside a column's range are refused as ``out_of_range``.
 
-Input topics (``sensors.pool``, ``alerts.acks``) decode through the worker's own decoder
+Input topics (``sensors.pool``, ``alerts.acks``, ``events.schedule``) decode through the worker's own decoder
 (``streams.codec``), so the history holds what the worker accepted and nothing it dead-lettered;
 the clock-skew check is measured against the Kafka message's timestamp (about when the worker
 read it), not against the time the sink happens to read it, which may be hours later.
@@ -24,8 +24,8 @@ import msgspec
 import orjson
 
 from ..codec import DecodeFailure, DecoderLimits, TopicDecoder, decoder_for
-from ..records import DetectorAggregate, Forecast, PoolReading, SignalAuditMessage, SignalPlanMessage
-from ..topics import AGGREGATES, ALERTS, ALERTS_ACKS, FORECASTS, SENSORS_POOL, SIGNALS_AUDIT, SIGNALS_PLANS
+from ..records import DetectorAggregate, Forecast, PoolReading, ScheduledEvent, SignalAuditMessage, SignalPlanMessage
+from ..topics import AGGREGATES, ALERTS, ALERTS_ACKS, EVENTS_SCHEDULE, FORECASTS, SENSORS_POOL, SIGNALS_AUDIT, SIGNALS_PLANS
 
 Row = tuple[Any, ...]
 _SRC = ("src_partition", "src_offset")
@@ -42,6 +42,7 @@ TABLES: dict[str, tuple[str, ...]] = {
         "count_sum",
         "occupancy_mean",
         "speed_kmh_mean",
+        "queue_veh_mean",
         *_SRC,
     ),
     "pool_readings": (
@@ -109,6 +110,25 @@ TABLES: dict[str, tuple[str, ...]] = {
         "yhat_upper",
         *_SRC,
     ),
+    # one row per (venue_id, event_id): the newest announcement (see UPSERTS)
+    "scheduled_events": (
+        "venue_id",
+        "event_id",
+        "kind",
+        "starts_at",
+        "ends_at",
+        "title",
+        "expected_attendance",
+        "announced_at",
+        *_SRC,
+    ),
+}
+
+#: tables whose rows replace an older row with the same key instead of adding one: table ->
+#: (the key's columns, the columns that order announcements: a row replaces the stored one only
+#: when it is not older). Written with INSERT ... ON CONFLICT, not COPY.
+UPSERTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "scheduled_events": (("venue_id", "event_id"), ("announced_at", "src_partition", "src_offset")),
 }
 
 #: source topic (catalogue name) -> the table its records go to
@@ -120,9 +140,10 @@ TOPIC_TABLES: dict[str, str] = {
     ALERTS_ACKS: "audit_log",
     ALERTS: "alarm_transitions",
     FORECASTS: "forecasts",
+    EVENTS_SCHEDULE: "scheduled_events",
 }
 #: topics the worker reads (their bad records are dead-lettered there); the others it writes
-INPUT_TOPICS = frozenset({SENSORS_POOL, ALERTS_ACKS})
+INPUT_TOPICS = frozenset({SENSORS_POOL, ALERTS_ACKS, EVENTS_SCHEDULE})
 
 _INT32 = (-(2**31), 2**31 - 1)
 
@@ -208,6 +229,7 @@ def _aggregate(rec: DetectorAggregate) -> list[Row]:
             int32(rec.count_sum, "count_sum"),
             rec.occupancy_mean,
             rec.speed_kmh_mean,
+            rec.queue_veh_mean,
         )
     ]
 
@@ -287,6 +309,23 @@ def _forecast(rec: Forecast) -> list[Row]:
     return [(*head, i, datetime.fromisoformat(p.timestamp), p.yhat, p.yhat_lower, p.yhat_upper) for i, p in enumerate(rec.points)]
 
 
+def _scheduled(rec: ScheduledEvent) -> list[Row]:
+    """An announced event or holiday; ``announced_at`` is the announcement's event time (a later
+    announcement of the same event replaces it in the table)."""
+    return [
+        (
+            clean_text(rec.venue_id),
+            clean_text(rec.event_id),
+            rec.kind,
+            rec.starts_at,
+            rec.ends_at,
+            _opt_text(rec.title),
+            rec.expected_attendance,
+            rec.event_time,
+        )
+    ]
+
+
 S = TypeVar("S")
 
 
@@ -331,6 +370,7 @@ class RowMapper:
             ALERTS_ACKS: _checked(ALERTS_ACKS, _ack, lim),
             ALERTS: _plain(AlertRecord, _alert),
             FORECASTS: _plain(Forecast, _forecast),
+            EVENTS_SCHEDULE: _checked(EVENTS_SCHEDULE, _scheduled, lim),
         }
 
     def rows(

@@ -4,7 +4,8 @@ Its own process (``leitstand sink``), never on a Faust agent's event loop. An ai
 without a consumer group is assigned every partition of the history topics and seeks each to the
 ``next_offset`` stored in ``sink_offsets`` (the beginning when there is none). Each batch (up to
 ``sink_batch_max`` records or ``sink_batch_within_s`` seconds) is written in ONE transaction:
-the rows with COPY and the partitions' new next offsets upserted into ``sink_offsets``. Kafka's
+the rows with COPY (upserts for ``scheduled_events``: one row per announced event, the newest
+announcement) and the partitions' new next offsets upserted into ``sink_offsets``. Kafka's
 committed offsets are never used (the Kafka Connect JDBC-sink pattern). So:
 
 * a crash before COMMIT leaves neither rows nor offsets: the restart reads the batch again;
@@ -34,7 +35,7 @@ import structlog
 from ..codec import DecodeFailure, decoder_limits
 from ..settings import Settings
 from .connect import DatabaseUnavailable, connect_async, one_line
-from .rows import INPUT_TOPICS, TABLES, TOPIC_TABLES, Row, RowMapper
+from .rows import INPUT_TOPICS, TABLES, TOPIC_TABLES, UPSERTS, Row, RowMapper
 
 if TYPE_CHECKING:
     import psycopg
@@ -258,7 +259,7 @@ class HistorySink:
             cur = self._conn.cursor()
             for table, rows in batch.rows.items():
                 if rows:
-                    await _copy(cur, table, rows)
+                    await _insert(cur, table, rows)
             await cur.executemany(_UPSERT_OFFSET, [(t, p, o) for (t, p), o in batch.next_offsets.items()])
         for table, rows in batch.rows.items():
             self.stats.rows[table] += len(rows)
@@ -273,7 +274,7 @@ class HistorySink:
                 async with self._conn.transaction():
                     cur = self._conn.cursor()
                     if rows:
-                        await _copy(cur, table, rows)
+                        await _insert(cur, table, rows)
                     await cur.execute(_UPSERT_OFFSET, (topic, partition, offset + 1))
                 self.stats.rows[table] += len(rows)
             except psycopg.OperationalError:
@@ -302,7 +303,26 @@ class HistorySink:
         )
 
 
-async def _copy(cur: psycopg.AsyncCursor[Any], table: str, rows: list[Row]) -> None:
+def upsert_sql(table: str) -> str:
+    """INSERT ... ON CONFLICT for a table of :data:`UPSERTS`: the stored row is replaced only by
+    a row that is not older (a redelivered record rewrites the same values; an old announcement
+    read after a newer one changes nothing)."""
+    key, order = UPSERTS[table]
+    columns = TABLES[table]
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
+    newer = f"({', '.join(f'EXCLUDED.{c}' for c in order)}) >= ({', '.join(f'{table}.{c}' for c in order)})"
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} WHERE {newer}"
+    )
+
+
+async def _insert(cur: psycopg.AsyncCursor[Any], table: str, rows: list[Row]) -> None:
+    """COPY for the append-only tables; row by row in Kafka order (executemany) for upserts, so
+    two announcements of one event in a batch end as the newer one."""
+    if table in UPSERTS:
+        await cur.executemany(upsert_sql(table), rows)
+        return
     columns = ", ".join(TABLES[table])
     async with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         for row in rows:

@@ -9,8 +9,11 @@ second. Inputs, all through Kafka: the signal model of K101 in advisory mode and
 one approach jams (an incident alarm), water readings of P1 with pH out of band and every DIN
 parameter and visitors (water alarm), a camera alarm acknowledged over HTTP (ack latency, audit
 log), 54 hours of hourly K1 aggregates and a match announced at a venue next to K1 (forecasts,
-an event-triggered refit), then the hour after the forecast origin so the forecast is scored
-(forecast error by series kind).
+an event-triggered refit), an event at the stadium and a public holiday (venue ``city``) inside
+the dashboards' time range (the Planung annotations), then the hours after the forecast origin
+so the forecast is scored (forecast error by series kind) and K1's hours a week before them
+at a lower level (the weekly seasonal naive of the accuracy panel). K101's and K7's frames carry
+queues (the queue panel).
 
 Then each SQL query is expanded as Grafana's PostgreSQL datasource would for the run's time
 range (streams/dashboards.py) and executed; each PromQL query goes through Prometheus's
@@ -68,12 +71,14 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, tz=UTC).isoformat()
 
 
-def _k1_hours(first: datetime, hours: int) -> list[tuple[bytes, bytes]]:
-    """Hourly K1 aggregates (what the aggregation agent would have written), a daily profile."""
+def _k1_hours(first: datetime, hours: int, level: float = 1.0) -> list[tuple[bytes, bytes]]:
+    """Hourly K1 aggregates (what the aggregation agent would have written), a daily profile
+    scaled by ``level`` (a week with less traffic: the seasonal naive is not exact)."""
     out = []
     for h in range(hours):
         t = first + h * HOUR
-        vehicles = int(200 + 300 * math.exp(-(((t.hour - 8) / 2) ** 2)) + 350 * math.exp(-(((t.hour - 17) / 2) ** 2)))
+        profile = 200 + 300 * math.exp(-(((t.hour - 8) / 2) ** 2)) + 350 * math.exp(-(((t.hour - 17) / 2) ** 2))
+        vehicles = int(level * profile)
         agg = DetectorAggregate(
             aggregate_id=f"K1/D1/{int(t.timestamp())}",
             intersection_id="K1",
@@ -113,7 +118,10 @@ def _frame(t: float, iid: str, detectors: list[dict[str, Any]], interval_s: floa
 def _k101(t: float, interval_s: float = 1.0) -> dict[str, Any]:
     """K101's detectors with the signal test's counts (per 5 s: light traffic Webster can plan for)."""
     scale = interval_s / 5.0
-    dets = [{"detector_id": k, "count": round(v * scale), "occupancy": 0.1, "speed_kmh": 38.0} for k, v in COUNTS.items()]
+    dets = [
+        {"detector_id": k, "count": round(v * scale), "occupancy": 0.1, "speed_kmh": 38.0, "queue_veh": 1.5 + i}
+        for i, (k, v) in enumerate(COUNTS.items())
+    ]
     return _frame(t, "K101", dets, interval_s)
 
 
@@ -124,7 +132,13 @@ def _k7_burst(now: float) -> list[dict[str, Any]]:
     for i in range(30):
         jam = i >= 24
         dets: list[dict[str, Any]] = [
-            {"detector_id": "A", "count": 1 if jam else 3, "occupancy": 0.85 if jam else 0.1, "speed_kmh": 8.0 if jam else 40.0},
+            {
+                "detector_id": "A",
+                "count": 1 if jam else 3,
+                "occupancy": 0.85 if jam else 0.1,
+                "speed_kmh": 8.0 if jam else 40.0,
+                "queue_veh": 14.0 if jam else 1.0,
+            },  # fmt: skip
             {"detector_id": "B", "count": 3, "occupancy": 0.1, "speed_kmh": 40.0},
             {"detector_id": "C", "count": 3, "occupancy": 0.12, "speed_kmh": 42.0},
         ]
@@ -164,8 +178,26 @@ def _camera_alarm_acked(s: Any, base: str) -> None:
     assert status == 202, answer
 
 
+def _schedule_in_range() -> list[tuple[bytes, bytes]]:
+    """A concert at the stadium and a public holiday of the city inside the dashboards' range;
+    the concert is announced twice (moved by an hour): the table keeps the newest announcement."""
+    day = (CUT - 24 * HOUR).replace(hour=0)
+    now = datetime.now(UTC)
+    common: dict[str, Any] = {"schema_version": 1, "venue_id": "stadium", "event_id": "concert-1", "kind": "concert"}
+    first = ScheduledEvent(**common, event_time=now - HOUR, starts_at=CUT - 30 * HOUR, ends_at=CUT - 27 * HOUR, title="Konzert")
+    moved = ScheduledEvent(
+        **common, event_time=now, starts_at=CUT - 29 * HOUR, ends_at=CUT - 26 * HOUR, title="Konzert", expected_attendance=8_000
+    )
+    holiday = ScheduledEvent(
+        schema_version=1, event_time=now, venue_id="city", event_id="feiertag-1", kind="holiday", starts_at=day,
+        ends_at=day + 24 * HOUR, title="Feiertag",
+    )  # fmt: skip
+    return [(b"stadium", encode(first)), (b"stadium", encode(moved)), (b"city", encode(holiday))]
+
+
 def _forecasts_with_event(s: Any) -> list[dict[str, Any]]:
-    """Wait for K1's scheduled forecast, announce a match (an event-triggered refit follows)."""
+    """Wait for K1's scheduled forecast, announce a match (an event-triggered refit follows),
+    a concert and a holiday in the range."""
     _wait_for(s, "forecasts", lambda fs: any(f["series_id"] == "intersection/K1" for f in fs), 150)
     kickoff = (datetime.now(UTC) + 4 * HOUR).replace(minute=0, second=0, microsecond=0)
     match = ScheduledEvent(
@@ -178,7 +210,7 @@ def _forecasts_with_event(s: Any) -> list[dict[str, Any]]:
         ends_at=kickoff + 2 * HOUR,
         expected_attendance=20_000,
     )
-    asyncio.run(_send_raw(s, "events.schedule", [(b"stadium", encode(match))]))
+    asyncio.run(_send_raw(s, "events.schedule", [(b"stadium", encode(match)), *_schedule_in_range()]))
     return _wait_for(s, "forecasts", lambda fs: any(f["trigger"] == "event" for f in fs), 120)
 
 
@@ -298,6 +330,8 @@ def _run_pipeline(s: Any, dsn: str, web_port: int, sink: subprocess.Popen[bytes]
     _forecasts_with_event(s)
     # the hours after K1's history: the forecast made for CUT is scored when CUT completes
     asyncio.run(_send_raw(s, "aggregates", _k1_hours(CUT + HOUR, 2)))
+    # the same hours a week earlier, 10 % quieter: the weekly seasonal naive of the accuracy panel
+    asyncio.run(_send_raw(s, "aggregates", _k1_hours(CUT + HOUR - 7 * 24 * HOUR, 2, level=0.9)))
     _live(s, seconds=6)  # fresh proposals and a few more scrapes
     for what, sql in {
         "an event-triggered forecast": "SELECT count(*) FROM forecasts WHERE trigger = 'event'",
@@ -305,6 +339,11 @@ def _run_pipeline(s: Any, dsn: str, web_port: int, sink: subprocess.Popen[bytes]
         "an acknowledgement": "SELECT count(*) FROM alarm_transitions WHERE transition = 'acknowledged'",
         "a pending proposal": "SELECT count(*) FROM signal_decisions WHERE status = 'pending'",
         "K101 aggregates": "SELECT count(*) FROM aggregates WHERE intersection_id = 'K101'",
+        "K101 queues": "SELECT count(*) FROM aggregates WHERE intersection_id = 'K101' AND queue_veh_mean IS NOT NULL",
+        "the moved concert and the holiday": "SELECT count(*) = 2 FROM scheduled_events WHERE title IS NOT NULL"
+        " AND (event_id <> 'concert-1' OR expected_attendance = 8000)",
+        "K1 a week before the scored hours": "SELECT count(*) FROM aggregates WHERE intersection_id = 'K1'"
+        f" AND window_start < '{(CUT - 6 * 24 * HOUR).isoformat()}'",
     }.items():
         _wait_rows(dsn, sql, 60, what, sink, sink_log)
 

@@ -131,7 +131,28 @@ def _every_topic(now: datetime) -> dict[str, list[Item]]:
     aggregates = _aggregates(300, now - timedelta(hours=2))
     aggregates.append((b"K1", b"\x00garbage", 0))
     return {"aggregates": aggregates, "sensors.pool": pools, "signals.plans": plans, "signals.audit": audits,
-            "alerts.acks": acks, "alerts": alerts, "forecasts": forecasts}  # fmt: skip
+            "alerts.acks": acks, "alerts": alerts, "forecasts": forecasts, "events.schedule": _schedule(now)}  # fmt: skip
+
+
+def _schedule(now: datetime) -> list[Item]:
+    """A concert announced, moved by a newer announcement, then an OLDER announcement read last
+    (it must not win), a holiday, garbage: two rows, the concert as moved."""
+
+    def concert(announced: datetime, starts: datetime) -> bytes:
+        ends = starts + timedelta(hours=3)
+        value = {"schema_version": 1, "event_time": announced.isoformat(), "venue_id": "stadium", "event_id": "c1", "kind": "concert"}
+        return orjson.dumps({**value, "starts_at": starts.isoformat(), "ends_at": ends.isoformat()})
+
+    day = now + timedelta(days=1)
+    holiday = {"schema_version": 1, "event_time": now.isoformat(), "venue_id": "city", "event_id": "h1", "kind": "holiday",
+               "starts_at": day.isoformat(), "ends_at": (day + timedelta(days=1)).isoformat(), "title": "Feiertag"}  # fmt: skip
+    return [
+        (b"stadium", concert(now - timedelta(hours=2), day), 0),
+        (b"stadium", concert(now, day + timedelta(hours=1)), 1),
+        (b"stadium", concert(now - timedelta(hours=3), day + timedelta(hours=5)), 0),
+        (b"city", orjson.dumps(holiday), 1),
+        (b"city", b"{not json", 0),
+    ]
 
 
 async def _publish(s: Settings, topic: str, items: list[Item]) -> list[tuple[int, int, int]]:
@@ -219,6 +240,8 @@ def test_sink_writes_every_topic_into_its_table_exactly_once(broker, settings_fo
             _query(pg_database, "SELECT 'aggregates', count(*) FROM aggregates UNION ALL SELECT 'forecasts', count(*) FROM forecasts")
         )
         assert counts == {"aggregates": 300, "forecasts": 5 * 24}
+        events = _query(pg_database, "SELECT venue_id, event_id, starts_at FROM scheduled_events ORDER BY 1")
+        assert events == [("city", "h1", now + timedelta(days=1)), ("stadium", "c1", now + timedelta(days=1, hours=1))]
         current = _query(pg_database, "SELECT alarm_id, state FROM alarms_current ORDER BY alarm_id")
         assert current == [(f"water_ph@bad-{i}~0123456789ab", "resolved") for i in range(3)]
         # more records while it runs: picked up, nothing written twice
@@ -251,7 +274,11 @@ def test_sink_killed_mid_batch_and_restarted_loses_and_repeats_nothing(
     sink = Sink(s, pg_database, tmp_path / "sink.log", sink_batch_max=500, sink_batch_within_s=0.2)
     count = lambda: int(_query(pg_database, "SELECT count(*) FROM aggregates")[0][0])  # noqa: E731
     kills_in_transaction = 0
-    for cycle in range(3):
+    # at least three kills, and more (up to eight) until one lands inside an open transaction: on a
+    # busy machine a batch's transaction can close between the look and the kill
+    for cycle in range(8):
+        if cycle >= 3 and kills_in_transaction:
+            break
         before = count()
         sink.start()
         _wait(lambda before=before: count() >= before + 2_000, 60, f"progress in cycle {cycle}", sink)  # type: ignore[misc]
@@ -284,7 +311,8 @@ def test_migrate_is_idempotent_and_refuses_an_edited_migration(pg_database: str,
     env = {"LEITSTAND_POSTGRES_DSN": pg_database}
     first, again = leitstand("db", "migrate", env=env), leitstand("db", "migrate", env=env)
     assert first.returncode == 0 and "applied 0001_history_schema" in first.stdout
-    assert again.returncode == 0 and "already up to date (schema version 1)" in again.stdout
+    assert "applied 0002_queues_and_scheduled_events" in first.stdout
+    assert again.returncode == 0 and f"already up to date (schema version {len(load_migrations())})" in again.stdout
     tables = {r[0] for r in _query(pg_database, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
     assert {*TOPIC_TABLES.values(), "sink_offsets", "schema_migrations", "alarms_current"} <= tables
     edited = [m.__class__(m.version, m.name, m.sql + "\n-- edited\n") for m in load_migrations()]
@@ -321,7 +349,8 @@ def test_prune_deletes_by_age_per_table_and_an_alarm_as_a_whole(pg_database: str
             )
     rules = retention_rules(Settings(_env_file=None))
     dry = {p.table: p.rows for p in prune(pg_database, rules, now=now, dry_run=True)}
-    assert dry == {"aggregates": 2, "pool_readings": 0, "forecasts": 0, "signal_decisions": 0, "audit_log": 2, "alarm_transitions": 1}
+    assert dry == {"aggregates": 2, "pool_readings": 0, "forecasts": 0, "signal_decisions": 0, "audit_log": 2, "alarm_transitions": 1,
+                   "scheduled_events": 0}  # fmt: skip
     assert _query(pg_database, "SELECT count(*) FROM aggregates")[0][0] == 3  # a dry run deletes nothing
     done = {p.table: p.rows for p in prune(pg_database, rules, now=now)}
     assert done == dry

@@ -21,6 +21,7 @@ BY_UID = {d.uid: d for d in DASHBOARDS}
 SCHEMA_VERSION = 42
 #: the contract's tables and view (docs: /work/notes/issue15-contract.md, streams/db/migrations)
 TABLES = {"aggregates", "pool_readings", "signal_decisions", "audit_log", "alarm_transitions", "alarms_current", "forecasts"}
+TABLES |= {"scheduled_events"}  # migration 0002: events.schedule (announced events, holidays)
 #: the contract's Prometheus metrics the dashboards may read
 METRICS = {
     "leitstand_event_to_output_seconds_bucket",
@@ -97,6 +98,7 @@ def test_queries_read_only_the_contracts_tables_and_metrics() -> None:
             if q.kind == "sql":
                 sql = re.sub(r"extract\(epoch from", "", q.text, flags=re.IGNORECASE)
                 named = set(re.findall(r"\b(?:FROM|JOIN)\s+([a-z_]+)\b", sql, flags=re.IGNORECASE))
+                named -= set(re.findall(r"\b([a-z_]+) AS \(", sql))  # a WITH query's own names
                 assert named <= TABLES, f"{q.where}: {named - TABLES}"
                 assert named, f"{q.where}: reads no table"
             else:
@@ -136,13 +138,15 @@ def test_panels_ask_for_the_users_needs() -> None:
     """What the issue lists per dashboard is there (by the data each panel reads)."""
     text = {d.uid: " ".join(q.text for q in queries(d)) for d in DASHBOARDS}
     verkehr, baeder, planung = text["leitstand-verkehr"], text["leitstand-baeder"], text["leitstand-planung"]
-    for needle in ("count_sum", "occupancy_mean", "status = 'pending'", "explanation", "detector", "frame_to_decision"):
+    for needle in ("count_sum", "occupancy_mean", "queue_veh_mean", "status = 'pending'", "explanation", "detector", "frame_to_decision"):
         assert needle in verkehr, needle
     for needle in ("state <> 'resolved'", "acknowledged_by", "visitors", "sensor", "leitstand_alarm_ack_seconds_bucket"):
         assert needle in baeder, needle
-    for needle in ("yhat_lower", "yhat_upper", "aggregates", "pool_readings", "series_kind"):
+    for needle in ("yhat_lower", "yhat_upper", "aggregates", "pool_readings", "series_kind", "mae_seasonal_naive", "interval '7 days'"):
         assert needle in planung, needle
-    assert any(a.get("target") for a in BY_UID["leitstand-planung"].model["annotations"]["list"]), "event annotations"
+    annotations = [a["target"]["rawSql"] for a in BY_UID["leitstand-planung"].model["annotations"]["list"] if a.get("target")]
+    assert any("scheduled_events" in sql and "'match'" in sql for sql in annotations), "event annotations"
+    assert any("scheduled_events" in sql and "'holiday'" in sql for sql in annotations), "holiday annotations"
 
 
 def test_the_readme_describes_every_panel() -> None:

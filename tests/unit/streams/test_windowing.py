@@ -26,6 +26,7 @@ def make_frames(n: int, seed: int, interval_s: float = 15.0, iid: str = "K1") ->
                 count=rng.randint(0, 20),
                 occupancy=round(rng.random(), 3),
                 speed_kmh=None if rng.random() < 0.2 else round(rng.uniform(5, 60), 1),
+                queue_veh=None if rng.random() < 0.3 else round(rng.uniform(0, 25), 1),
             )
             for j in range(rng.randint(1, 3))
         ]
@@ -42,11 +43,11 @@ def make_frames(n: int, seed: int, interval_s: float = 15.0, iid: str = "K1") ->
 
 
 def direct(frames: list[IntersectionFrame], window_s: int) -> dict[str, tuple]:
-    return detector_windows(frames, window_s)
+    return detector_windows(frames, window_s, with_queue=True)
 
 
 def as_dict(aggs) -> dict[str, tuple]:
-    return {a.aggregate_id: (a.count_sum, a.occupancy_mean, a.frames, a.speed_kmh_mean) for a in aggs}
+    return {a.aggregate_id: (a.count_sum, a.occupancy_mean, a.frames, a.speed_kmh_mean, a.queue_veh_mean) for a in aggs}
 
 
 @settings(max_examples=60, deadline=None)
@@ -119,3 +120,31 @@ def test_store_partition_matches_the_producer_partitioner() -> None:
     for i in range(200):
         key = f"INT-{i:04d}".encode()
         assert key_partition(key, 4) == DefaultPartitioner()(key, [0, 1, 2, 3], [0, 1, 2, 3])
+
+
+def test_queue_mean_is_none_when_no_reading_of_the_window_had_a_queue() -> None:
+    t = datetime.fromtimestamp(T0, tz=timezone.utc)
+    dets = [
+        DetectorReading(detector_id="Q", count=1, occupancy=0.1, queue_veh=4.0),
+        DetectorReading(detector_id="N", count=1, occupancy=0.1),
+    ]
+    frame = IntersectionFrame(schema_version=1, event_time=t, intersection_id="K1", interval_s=60.0, detectors=dets)
+    _, closed, _ = windowing.fold(None, [frame], window_s=60, lateness_s=0, wall_now=0.0)
+    assert {a.detector_id: a.queue_veh_mean for a in closed} == {"N": None, "Q": 4.0}
+
+
+def test_a_state_from_before_queue_aggregation_keeps_folding() -> None:
+    """A changelog written by the previous release holds five-element accumulators: the window
+    goes on, and its queue mean counts only the readings folded after the upgrade."""
+    frames = make_frames(2, 6)
+    old, _, _ = windowing.fold(None, frames[:1], window_s=60, lateness_s=30, wall_now=0)
+    for w in old["windows"].values():
+        for acc in w["detectors"].values():
+            del acc[5:]
+    late = [f.detectors for f in frames[1:]][0]
+    state, _, _ = windowing.fold(old, frames[1:], window_s=60, lateness_s=30, wall_now=0)
+    _, closed = windowing.close_idle(state, window_s=60, idle_s=1, wall_now=10.0)
+    after = {d.detector_id: d.queue_veh for d in late}
+    for a in closed:
+        q = after.get(a.detector_id)
+        assert a.queue_veh_mean == q  # one reading with a queue after the upgrade, or none

@@ -52,7 +52,60 @@ def test_aggregate_row_keeps_every_field_and_its_source_position() -> None:
     )
     rows = _rows("aggregates", encode(agg))
     _check_shape("aggregates", rows)
-    assert rows == [("K1:d1:1", "K1", "d1", T0, T0 + timedelta(minutes=1), 4, 37, 0.25, None, 3, 42)]
+    assert rows == [("K1:d1:1", "K1", "d1", T0, T0 + timedelta(minutes=1), 4, 37, 0.25, None, None, 3, 42)]
+
+
+def test_an_aggregate_keeps_its_queue_and_one_written_before_queues_still_maps() -> None:
+    agg = DetectorAggregate(
+        aggregate_id="K1/A1/1",
+        intersection_id="K1",
+        detector_id="A1",
+        window_start=T0,
+        window_end=T0 + timedelta(minutes=1),
+        frames=4,
+        count_sum=12,
+        occupancy_mean=0.5,
+        speed_kmh_mean=18.0,
+        event_time=T0,
+        queue_veh_mean=7.25,
+    )
+    (row,) = _rows("aggregates", encode(agg))
+    assert row[TABLES["aggregates"].index("queue_veh_mean")] == 7.25
+    old = orjson.loads(encode(agg))
+    del old["queue_veh_mean"]  # a record of the release before queues were aggregated
+    (row,) = _rows("aggregates", orjson.dumps(old))
+    assert row[TABLES["aggregates"].index("queue_veh_mean")] is None and row[7:9] == (0.5, 18.0)
+
+
+def test_a_scheduled_event_or_holiday_becomes_one_row_with_its_announcement_time() -> None:
+    holiday = {
+        "schema_version": 1,
+        "event_time": T0.isoformat(),
+        "venue_id": "city",
+        "event_id": "pfingstmontag-2026",
+        "kind": "holiday",
+        "starts_at": "2026-05-25T00:00:00+02:00",
+        "ends_at": "2026-05-26T00:00:00+02:00",
+        "title": "Pfingstmontag",
+    }
+    rows = _rows("events.schedule", orjson.dumps(holiday), key=b"city")
+    _check_shape("events.schedule", rows)
+    (row,) = rows
+    starts = datetime(2026, 5, 24, 22, tzinfo=timezone.utc)
+    assert row[:8] == ("city", "pfingstmontag-2026", "holiday", starts, starts + timedelta(days=1), "Pfingstmontag", None, T0)
+    # an input topic: decoded as the worker decodes it (key = venue id; ends before it starts)
+    assert isinstance(_rows("events.schedule", orjson.dumps(holiday), key=b"stadium"), DecodeFailure)
+    backwards = {**holiday, "ends_at": "2026-05-24T00:00:00+02:00"}
+    assert isinstance(_rows("events.schedule", orjson.dumps(backwards), key=b"city"), DecodeFailure)
+
+
+def test_scheduled_events_are_upserted_keeping_the_newest_announcement() -> None:
+    from streams.db.sink import upsert_sql
+
+    sql = upsert_sql("scheduled_events")
+    assert "ON CONFLICT (venue_id, event_id) DO UPDATE" in sql
+    assert "WHERE (EXCLUDED.announced_at, EXCLUDED.src_partition, EXCLUDED.src_offset) >= (" in sql
+    assert sql.count("%s") == len(TABLES["scheduled_events"])
 
 
 def test_an_aggregate_count_beyond_the_int_column_is_refused_not_written() -> None:
