@@ -60,6 +60,17 @@ def settings_env(values: dict[str, Any]) -> dict[str, str]:
     return {f"LEITSTAND_{k.upper()}": text(v) for k, v in values.items() if v is not None}
 
 
+def same_place(settings: Any) -> dict[str, Any]:
+    """The settings that put a child process on the same broker, topics, consumer group and
+    state directory as ``settings`` (a worker, a sink or a CLI started by the demo or a test)."""
+    return {
+        "kafka_bootstrap_servers": settings.kafka_bootstrap_servers,
+        "topic_prefix": settings.topic_prefix,
+        "app_id": settings.app_id,
+        "data_dir": settings.data_dir,
+    }
+
+
 class WorkerProcess:
     """``leitstand worker`` as a child; ``start`` returns once ``/ready`` says so."""
 

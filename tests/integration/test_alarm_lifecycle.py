@@ -23,7 +23,7 @@ import orjson
 import pytest
 
 from streams.kafka_io import ensure_topics, producer, tail
-from streams.stack import WorkerProcess, free_port, settings_env
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
 from streams.webhooks import verify
 
 pytestmark = pytest.mark.integration
@@ -116,10 +116,7 @@ def test_alarm_lifecycle_end_to_end(broker, settings_for, tmp_path: Path, receiv
     asyncio.run(ensure_topics(s))
     env = settings_env(
         {
-            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
-            "topic_prefix": s.topic_prefix,
-            "app_id": s.app_id,
-            "data_dir": s.data_dir,
+            **same_place(s),
             "api_token": TOKEN,
             "webhook_secret": SECRET,
             "alarm_contact_levels": [[receiver.url + "/duty"], [receiver.url + "/manager"]],

@@ -52,7 +52,7 @@ from streams.dashboards import (
 )
 from streams.kafka_io import ensure_topics, producer
 from streams.records import DetectorAggregate, ScheduledEvent, encode
-from streams.stack import WorkerProcess, free_port, settings_env
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
 
 from .test_alarm_lifecycle import _http, _send, _wait_for
 from .test_signal_control import COUNTS, MODEL
@@ -272,10 +272,7 @@ def _check_promql(base: str, q: PanelQuery, rng: TimeRange) -> int:
 def _worker_env(s: Any) -> dict[str, str]:
     return settings_env(
         {
-            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
-            "topic_prefix": s.topic_prefix,
-            "app_id": s.app_id,
-            "data_dir": s.data_dir,
+            **same_place(s),
             "api_token": TOKEN,
             "aggregate_window_s": 2,
             "aggregate_lateness_s": 0.0,

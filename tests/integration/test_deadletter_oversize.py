@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from streams.kafka_io import ensure_topics, producer, tail
-from streams.stack import WorkerProcess, free_port, settings_env
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -71,10 +71,7 @@ def test_an_800kb_bad_frame_costs_no_valid_frame(broker, settings_for, tmp_path:
     worker = WorkerProcess(
         settings_env(
             {
-                "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
-                "topic_prefix": s.topic_prefix,
-                "app_id": s.app_id,
-                "data_dir": s.data_dir,
+                **same_place(s),
                 "aggregate_idle_close_s": 3.0,
                 "aggregate_lateness_s": 0.0,
             }

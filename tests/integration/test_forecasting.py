@@ -14,7 +14,7 @@ import pytest
 
 from streams.kafka_io import ensure_topics, producer, tail
 from streams.records import DetectorAggregate, ScheduledEvent, encode
-from streams.stack import WorkerProcess, free_port, settings_env
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -106,10 +106,7 @@ def test_forecasts_flow_and_an_event_moves_only_its_series(broker, settings_for,
     worker = WorkerProcess(
         settings_env(
             {
-                "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
-                "topic_prefix": s.topic_prefix,
-                "app_id": s.app_id,
-                "data_dir": s.data_dir,
+                **same_place(s),
                 "worker_role": "telemetry",
                 "venues": {"stadium": ["intersection/K1"]},
                 "forecast_min_history_h": DAYS * 24 - 3,

@@ -22,7 +22,7 @@ import pytest
 
 from streams.kafka_io import ensure_topics, producer
 from streams.settings import Settings
-from streams.stack import WorkerProcess, free_port, settings_env
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -69,10 +69,7 @@ def start_api_worker(broker: Any, settings_for: Any, tmp_path: Path, **extra: An
     asyncio.run(ensure_topics(s))
     env = settings_env(
         {
-            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
-            "topic_prefix": s.topic_prefix,
-            "app_id": s.app_id,
-            "data_dir": s.data_dir,
+            **same_place(s),
             "api_token": TOKEN,
             "api_read_token": READ_TOKEN,
             **extra,

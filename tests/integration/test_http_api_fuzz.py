@@ -25,7 +25,7 @@ import schemathesis
 from streams.broker import BrokerError, start, stop
 from streams.kafka_io import ensure_topics
 from streams.settings import Settings
-from streams.stack import WorkerProcess, free_port, settings_env
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
 from tests.conftest import CACHE_DIR, IN_CI, REPO
 from tests.fuzzing import budget
 from tests.integration.test_alarm_lifecycle import _send
@@ -88,10 +88,7 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     asyncio.run(ensure_topics(s))
     env = settings_env(
         {
-            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
-            "topic_prefix": s.topic_prefix,
-            "app_id": s.app_id,
-            "data_dir": s.data_dir,
+            **same_place(s),
             "api_token": TOKEN,
         }
     )

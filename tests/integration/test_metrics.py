@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from streams.kafka_io import ensure_topics
-from streams.stack import WorkerProcess, free_port, settings_env
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
 from tests.services.prometheus import query
 
 from .test_alarm_lifecycle import Receiver, _http, _send, _wait_for
@@ -112,10 +112,7 @@ def test_worker_metrics_pass_promtool_and_reach_prometheus(
     asyncio.run(ensure_topics(s))
     env = settings_env(
         {
-            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
-            "topic_prefix": s.topic_prefix,
-            "app_id": s.app_id,
-            "data_dir": s.data_dir,
+            **same_place(s),
             "api_token": TOKEN,
             "aggregate_window_s": 2,
             "aggregate_lateness_s": 0.0,

@@ -14,7 +14,7 @@ import pytest
 from simulators.city.frames import MALFORMED_KINDS, frames, malformed
 from streams.kafka_io import ensure_topics, producer, tail
 from streams.records import IntersectionFrame, encode
-from streams.stack import WorkerProcess, free_port, settings_env
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
 from tests.cli_helpers import leitstand
 from tests.oracle import detector_windows
 
@@ -82,10 +82,7 @@ def test_ten_thousand_frames_with_one_percent_malformed(broker, settings_for, tm
     worker = WorkerProcess(
         settings_env(
             {
-                "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
-                "topic_prefix": s.topic_prefix,
-                "app_id": s.app_id,
-                "data_dir": s.data_dir,
+                **same_place(s),
                 "aggregate_idle_close_s": s.aggregate_idle_close_s,
                 "aggregate_lateness_s": s.aggregate_lateness_s,
             }

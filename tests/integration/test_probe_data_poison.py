@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from streams.kafka_io import ensure_topics, producer, tail
-from streams.stack import WorkerProcess, free_port, settings_env
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -56,10 +56,7 @@ def test_forged_lifecycle_command_is_dead_lettered_and_the_books_go_on(broker, s
     s = settings_for(broker)
     asyncio.run(ensure_topics(s))
     values = {
-        "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
-        "topic_prefix": s.topic_prefix,
-        "app_id": s.app_id,
-        "data_dir": s.data_dir,
+        **same_place(s),
         "worker_role": "critical",
     }
     worker = WorkerProcess(settings_env(values), tmp_path / "worker.log", free_port())

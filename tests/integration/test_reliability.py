@@ -20,7 +20,7 @@ import pytest
 from simulators.city.frames import frames
 from streams.kafka_io import ensure_topics, tail
 from streams.records import encode
-from streams.stack import WorkerProcess, free_port, settings_env
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
 from tests.integration.test_pipeline import _send, expected_aggregates
 
 pytestmark = pytest.mark.integration
@@ -30,10 +30,7 @@ def _worker(s, tmp_path: Path, name: str, store: str) -> WorkerProcess:
     return WorkerProcess(
         settings_env(
             {
-                "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
-                "topic_prefix": s.topic_prefix,
-                "app_id": s.app_id,
-                "data_dir": s.data_dir,
+                **same_place(s),
                 "table_store": store,
                 # no wall-clock closing here: the crash gap must not close windows early
                 "aggregate_idle_close_s": 3600.0,

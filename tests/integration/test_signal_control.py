@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 
 from streams.kafka_io import ensure_topics
-from streams.stack import WorkerProcess, free_port, settings_env
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
 
 from .test_alarm_lifecycle import _http, _send, _wait_for
 
@@ -56,10 +56,7 @@ def test_advisory_mode_end_to_end(broker, settings_for, tmp_path: Path, role: st
     asyncio.run(ensure_topics(s))
     env = settings_env(
         {
-            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
-            "topic_prefix": s.topic_prefix,
-            "app_id": s.app_id,
-            "data_dir": s.data_dir,
+            **same_place(s),
             "api_token": TOKEN,
             "worker_role": role,
         }
@@ -162,10 +159,7 @@ def test_a_restarted_worker_rebuilds_control_from_its_table(broker, settings_for
     asyncio.run(ensure_topics(s))
     env = settings_env(
         {
-            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
-            "topic_prefix": s.topic_prefix,
-            "app_id": s.app_id,
-            "data_dir": s.data_dir,
+            **same_place(s),
             "api_token": TOKEN,
             "worker_role": "control",
         }
@@ -232,10 +226,7 @@ def test_an_unsafe_config_is_refused_and_audited_and_the_previous_one_keeps_driv
     asyncio.run(ensure_topics(s))
     env = settings_env(
         {
-            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
-            "topic_prefix": s.topic_prefix,
-            "app_id": s.app_id,
-            "data_dir": s.data_dir,
+            **same_place(s),
             "worker_role": "control",
         }
     )

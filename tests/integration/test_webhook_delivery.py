@@ -22,7 +22,7 @@ from aiohttp import web
 
 from streams import webhooks
 from streams.kafka_io import ensure_topics, producer, tail
-from streams.stack import WorkerProcess, free_port, settings_env
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
 
 pytestmark = pytest.mark.integration
 
@@ -175,10 +175,7 @@ def test_worker_delivers_signed_and_records_no_url_secret(broker, settings_for, 
     asyncio.run(ensure_topics(s))
     env = settings_env(
         {
-            "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
-            "topic_prefix": s.topic_prefix,
-            "app_id": s.app_id,
-            "data_dir": s.data_dir,
+            **same_place(s),
             "webhook_secret": SECRET,
             "webhook_allowed_hosts": "127.0.0.1",
             "alarm_contact_levels": [[box["base"] + "/duty?token=QueryTok"]],

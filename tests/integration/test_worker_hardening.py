@@ -13,7 +13,7 @@ import pytest
 
 from streams.kafka_io import ensure_topics, producer, tail
 from streams.records import ScheduledEvent, encode
-from streams.stack import WorkerProcess, free_port, settings_env
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
 from streams.stores import key_partition
 
 pytestmark = pytest.mark.integration
@@ -21,10 +21,7 @@ pytestmark = pytest.mark.integration
 
 def _worker(s, tmp_path: Path, **extra: object) -> WorkerProcess:
     values = {
-        "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
-        "topic_prefix": s.topic_prefix,
-        "app_id": s.app_id,
-        "data_dir": s.data_dir,
+        **same_place(s),
         **extra,
     }
     return WorkerProcess(settings_env(values), tmp_path / "worker.log", free_port())
