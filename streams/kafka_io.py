@@ -207,6 +207,37 @@ class TailedMessage:
     value: bytes | None
 
 
+#: how long ``tail`` waits for the broker before it gives up: to connect, assign, read the end
+#: offsets and the start positions, and then, while catching up, for any progress at all. Generous
+#: on purpose: a loaded machine is slow, not broken; only a broker that never answers hits it.
+TAIL_STARTUP_LIMIT_S = 120.0
+
+
+class TailError(RuntimeError):
+    """``tail`` could not read the topic: the broker did not answer (the message says which step)."""
+
+
+@dataclass
+class TailReport:
+    """What a ``tail`` saw, filled in as it runs (for the CLI's closing line)."""
+
+    #: partition -> end offset read at start (the offset the next record will get)
+    end_offsets: dict[int, int] = field(default_factory=dict)
+    #: partition -> the position the consumer started at
+    start_positions: dict[int, int] = field(default_factory=dict)
+    #: records yielded
+    read: int = 0
+    #: every partition's position reached the end offsets seen at start (and a fetch confirmed it)
+    caught_up: bool = False
+    #: it stopped because nothing arrived for ``idle_timeout_s`` after catching up
+    idle_stop: bool = False
+
+    @property
+    def empty_at_start(self) -> bool:
+        """Nothing to read at start: every partition started at its end offset."""
+        return all(self.start_positions.get(p, 0) >= end for p, end in self.end_offsets.items())
+
+
 async def tail(
     settings: Settings,
     topic: str,
@@ -214,8 +245,19 @@ async def tail(
     from_beginning: bool = False,
     limit: int | None = None,
     idle_timeout_s: float | None = None,
+    startup_limit_s: float = TAIL_STARTUP_LIMIT_S,
+    report: TailReport | None = None,
 ) -> AsyncIterator[TailedMessage]:
-    """Read a topic without joining a consumer group (so it never disturbs the workers)."""
+    """Read a topic without joining a consumer group (so it never disturbs the workers).
+
+    The idle timeout counts only once the consumer has caught up: it reads the end offsets of
+    the assigned partitions first, and idle time starts when every partition's position has
+    reached them (and a fetch response confirmed there is nothing more there). Until then it
+    keeps reading however slow the machine is; only if the broker makes no progress at all for
+    ``startup_limit_s`` (not connected, not assigned, no records) does it raise ``TailError``.
+    """
+    rep = report if report is not None else TailReport()
+    where = f"the Kafka broker at {settings.kafka_bootstrap_servers}"
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=None,
@@ -223,39 +265,89 @@ async def tail(
         auto_offset_reset="earliest" if from_beginning else "latest",
         **settings.kafka_client_options(),
     )
-    await consumer.start()
     try:
-        partitions = None
-        deadline = time.monotonic() + 10.0
-        while not partitions:
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions:
-                break
-            if time.monotonic() > deadline:
-                raise LookupError(f"topic {topic!r} does not exist")
-            await consumer._client.force_metadata_update()  # no public refresh
-            await asyncio.sleep(0.2)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        if from_beginning:
-            await consumer.seek_to_beginning(*tps)
-        else:
-            await consumer.seek_to_end(*tps)
-        seen = 0
-        last = time.monotonic()
-        while limit is None or seen < limit:
+        try:
+            async with asyncio.timeout(startup_limit_s):
+                await consumer.start()
+                tps = await _assign(consumer, topic, from_beginning)
+                ends = await consumer.end_offsets(tps)
+                starts = {tp: await consumer.position(tp) for tp in tps}
+        except TimeoutError:
+            raise TailError(f"{where} did not answer within {startup_limit_s:g} s (tail of {topic!r})") from None
+        except KafkaError as exc:
+            raise TailError(f"{where} did not answer (tail of {topic!r}): {_reason(exc)}") from None
+        rep.end_offsets = {tp.partition: ends[tp] for tp in tps}
+        rep.start_positions = {tp.partition: starts[tp] for tp in tps}
+        behind = set(tps)  # until a fetch confirmed each position is at the end
+        positions = dict(starts)
+        last = time.monotonic()  # of the last progress while catching up, of the last record after
+        while limit is None or rep.read < limit:
             batch = await consumer.getmany(timeout_ms=200, max_records=1000)
             got = False
             for tp_msgs in batch.values():
                 for m in tp_msgs:
                     got = True
                     yield TailedMessage(m.topic, m.partition, m.offset, m.timestamp, m.key, m.value)
-                    seen += 1
-                    if limit is not None and seen >= limit:
+                    rep.read += 1
+                    if limit is not None and rep.read >= limit:
                         return
+            now = time.monotonic()
+            if not rep.caught_up:
+                moved = await _caught_up(consumer, behind, ends, positions)
+                if moved or got:
+                    last = now
+                if not behind:
+                    rep.caught_up = True
+                    last = now  # idle time counts from here
+                elif now - last > startup_limit_s:
+                    left = sum(max(0, ends[tp] - positions[tp]) for tp in behind)
+                    raise TailError(
+                        f"{where} stopped answering: no progress for {startup_limit_s:g} s with {left:,} offsets of {topic!r} still to read"
+                    )
+                continue
             if got:
-                last = time.monotonic()
-            elif idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
+                last = now
+            elif idle_timeout_s is not None and now - last > idle_timeout_s:
+                rep.idle_stop = True
                 return
     finally:
-        await consumer.stop()
+        await consumer.stop()  # also after a start that failed or timed out: closes its connections
+
+
+async def _assign(consumer: AIOKafkaConsumer, topic: str, from_beginning: bool) -> list[TopicPartition]:
+    """Assign every partition of ``topic`` and seek to its beginning or end."""
+    partitions = None
+    deadline = time.monotonic() + 10.0
+    while not partitions:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            break
+        if time.monotonic() > deadline:
+            raise LookupError(f"topic {topic!r} does not exist")
+        await consumer._client.force_metadata_update()  # no public refresh
+        await asyncio.sleep(0.2)
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    if from_beginning:
+        await consumer.seek_to_beginning(*tps)
+    else:
+        await consumer.seek_to_end(*tps)
+    return tps
+
+
+async def _caught_up(
+    consumer: AIOKafkaConsumer, behind: set[TopicPartition], ends: dict[TopicPartition, int], positions: dict[TopicPartition, int]
+) -> bool:
+    """Drop from ``behind`` the partitions whose position reached their end offset at start and
+    the high watermark of their last fetch (so the broker has confirmed there is no more to
+    read at that position: Tansu 0.6 under-reports end offsets); True on any progress."""
+    moved = False
+    for tp in list(behind):
+        pos = await consumer.position(tp)
+        if pos != positions[tp]:
+            positions[tp], moved = pos, True
+        highwater = consumer.highwater(tp)
+        if pos >= ends[tp] and highwater is not None and pos >= highwater:
+            behind.discard(tp)
+            moved = True
+    return moved

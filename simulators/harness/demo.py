@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import secrets
 import time
@@ -22,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.live import Live
 
@@ -43,6 +46,13 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 HISTORY_DAYS = 35  # imported traffic history, so forecasts exist from the first minute
 ACK_DELAY_S = {"critical": (2.0, 8.0), "major": (5.0, 40.0)}
 DEMO_ACK_TIMEOUTS = {"alarm_ack_timeout_critical_s": 20.0, "alarm_ack_timeout_major_s": 25.0}
+#: how long the demo waits, once the city has been published, for the worker to consume all of
+#: it before it judges anyway (and says how far behind the worker was); LEITSTAND_DEMO_LAG_WAIT_S
+LAG_WAIT_S = 120.0
+#: the worker's consumer lag is sampled this often while the city plays (for the report's chart)
+LAG_SAMPLE_S = 5.0
+#: trailing alarms and acknowledgements after the worker has caught up
+SETTLE_S = 10.0
 
 
 def run_demo(
@@ -54,13 +64,21 @@ def run_demo(
     port: int,
     city: dict[str, Any] | None = None,
     start_at: datetime | None = None,
+    lag_wait_s: float | None = None,
 ) -> dict[str, Any]:
     """Run the demo; returns the summary (also ``report_dir/summary.json``).
 
+    Before it judges, it waits up to ``lag_wait_s`` (default ``LEITSTAND_DEMO_LAG_WAIT_S`` or
+    120 s) for the worker to have consumed everything the city sent.
+
     Ctrl-C, SIGTERM and SIGHUP stop everything it started (broker, worker) before it returns.
     """
+    if lag_wait_s is None:
+        lag_wait_s = float(os.environ.get("LEITSTAND_DEMO_LAG_WAIT_S", LAG_WAIT_S))
     with terminate_as_interrupt():
-        return _demo(settings, minutes=minutes, speed=speed, report_dir=report_dir, port=port, city=city, start_at=start_at)
+        return _demo(
+            settings, minutes=minutes, speed=speed, report_dir=report_dir, port=port, city=city, start_at=start_at, lag_wait_s=lag_wait_s
+        )
 
 
 def _demo(
@@ -72,6 +90,7 @@ def _demo(
     port: int,
     city: dict[str, Any] | None,
     start_at: datetime | None,
+    lag_wait_s: float,
 ) -> dict[str, Any]:
     """Plan the city (its truth written first), a broker, the worker, the run, then the summary
     and the report; the broker and the worker are stopped whatever happens."""
@@ -99,7 +118,8 @@ def _demo(
         ready = worker.start()
         err.print(f"worker ready after {ready:.2f} s (log: {worker.log_file})")
         summary["worker_ready_s"] = round(ready, 3)
-        summary.update(asyncio.run(_run(settings, the_city, speed, report_dir, web_port, token, config.seed)))
+        groups = [settings.model_copy(update={"app_id": f"leitstand-demo-{run_id}"}).group_id]
+        summary.update(asyncio.run(_run(settings, the_city, speed, report_dir, web_port, token, config.seed, groups, lag_wait_s)))
     except BaseException:
         # Ctrl-C or a failure: the files written so far stay, marked as an unfinished run that
         # 'leitstand evaluate' refuses to score (it would count every later incident as missed)
@@ -137,7 +157,7 @@ def _summary_head(
 def _clear_report_dir(report_dir: Path) -> None:
     """Create the report directory and remove a previous run's results: they would describe this one."""
     report_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("summary.json", "evaluation.json", "index.html"):
+    for stale in ("summary.json", "evaluation.json", "index.html", "lag.jsonl"):
         (report_dir / stale).unlink(missing_ok=True)
 
 
@@ -226,36 +246,186 @@ def _ack(web_port: int, token: str, alarm_id: str, action: str) -> int:
         return 0
 
 
-async def _run(settings: Settings, city: Any, speed: float, report_dir: Path, web_port: int, token: str, seed: int) -> dict[str, Any]:
-    """Publish the city while reading back alerts, aggregates, dead letters and forecasts, with
-    a live status; then 10 s for trailing alarms and acknowledgements. Returns the counts."""
+async def _run(
+    settings: Settings,
+    city: Any,
+    speed: float,
+    report_dir: Path,
+    web_port: int,
+    token: str,
+    seed: int,
+    groups: list[str],
+    lag_wait_s: float,
+) -> dict[str, Any]:
+    """Publish the city while reading back alerts, aggregates, dead letters and forecasts and
+    sampling the worker's consumer lag, with a live status; then wait (at most ``lag_wait_s``)
+    until the worker has consumed everything, and 10 s for trailing alarms and
+    acknowledgements. Returns the counts and the wait."""
     session = _DemoSession(settings, report_dir, web_port, token, random.Random(seed))
+    probe = LagProbe(settings, groups)
+    await probe.start()
     readers = [
         asyncio.create_task(session.read(t, n))
         for t, n in (("alerts", "alerts"), ("aggregates", "aggregates"), ("deadletter", "deadletters"), ("forecasts", "forecasts"))
     ]
     producer_task = asyncio.create_task(session.produce(city, speed))
     t0 = time.monotonic()
-    with Live(console=err, refresh_per_second=2) as live:
-        while not session.done.is_set():
-            live.update(session.status(time.monotonic() - t0))
-            await asyncio.sleep(0.5)
-        await producer_task
-        settle = time.monotonic() + 10  # trailing alarms and acknowledgements
-        while time.monotonic() < settle:
-            live.update(session.status(time.monotonic() - t0, " (finishing)"))
-            await asyncio.sleep(0.5)
-    for task in [*readers, *session.operator_tasks]:
-        task.cancel()
-    await asyncio.gather(*readers, *session.operator_tasks, return_exceptions=True)
-    session.close()
+    sampler = asyncio.create_task(session.sample_lag(probe, t0))
+    try:
+        with Live(console=err, refresh_per_second=2) as live:
+            while not session.done.is_set():
+                live.update(session.status(time.monotonic() - t0))
+                await asyncio.sleep(0.5)
+            await producer_task
+            session.city_done_s = time.monotonic() - t0
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
+            wait = await session.wait_for_worker(
+                probe, t0, lag_wait_s, lambda note: live.update(session.status(time.monotonic() - t0, note))
+            )
+    finally:
+        for task in [sampler, *readers, *session.operator_tasks]:
+            task.cancel()
+        await asyncio.gather(sampler, *readers, *session.operator_tasks, return_exceptions=True)
+        session.close()
+        await probe.close()
+    if not wait["caught_up"]:
+        err.print(
+            f"[bold red]the worker was still {wait['final_lag_total']:,} records behind after {wait['waited_s']:.0f} s[/]: "
+            + ", ".join(f"{t} {n:,}" for t, n in wait["final_lag"].items() if n)
+            + f"; judged anyway, incidents after {wait.get('worker_reached') or 'its position'} are marked as judged late"
+        )
+    else:
+        err.print(f"the worker had consumed everything {wait['caught_up_after_s'] or wait['waited_s']:.1f} s after the city finished")
     return {
         "records_sent": dict(session.stats["sent"]),
         "alerts_received": session.seen["alerts"],
         "aggregates_received": session.seen["aggregates"],
         "forecasts_received": session.seen["forecasts"],
         "deadletters_received": session.seen["deadletters"],
+        "consumer_groups": groups,
+        "lag_wait": wait,
+        "lag_samples": session.lag_samples,
     }
+
+
+Partition = tuple[str, int]
+
+
+def by_topic(lags: dict[Partition, int]) -> dict[str, int]:
+    """Records behind per topic (summed over its partitions), topics sorted."""
+    out: dict[str, int] = {}
+    for (topic, _), n in sorted(lags.items()):
+        out[topic] = out.get(topic, 0) + n
+    return out
+
+
+class LagProbe:
+    """The worker's consumer lag as the broker sees it: for every source partition of the
+    worker's consumer groups, the end offset minus the group's committed offset.
+
+    A group's source topics are those of the run (``settings.topic_prefix``, or named after
+    the group) on which it has committed an offset above 0, plus any topic named in ``topics``
+    (what ``leitstand_consumer_lag`` on ``/metrics`` lists: assigned, maybe not yet committed;
+    Tansu answers 0, not -1, for a partition a group never committed). Changelog topics are left
+    out (Faust reads them to rebuild tables and commits nothing there). A partition without a
+    committed offset counts from offset 0 (the worker reads from the earliest offset).
+    """
+
+    def __init__(self, settings: Settings, groups: list[str]) -> None:
+        self.groups = groups
+        self.prefixes = (settings.topic_prefix, *groups)
+        opts = {"bootstrap_servers": settings.kafka_bootstrap_servers, **settings.kafka_client_options()}
+        self.admin = AIOKafkaAdminClient(**opts)
+        self.consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **opts)
+
+    async def start(self) -> None:
+        await self.admin.start()
+        await self.consumer.start()
+
+    async def close(self) -> None:
+        await asyncio.gather(self.consumer.stop(), self.admin.close(), return_exceptions=True)
+
+    async def offsets(self, topics: set[str] | frozenset[str] = frozenset()) -> dict[Partition, tuple[int, int]]:
+        """(topic, partition) -> (end offset, lowest committed offset of the groups reading it)."""
+        names = await self.admin.list_topics()  # fresh metadata: topics created since the last call
+        candidates = {n for n in names if n.startswith(self.prefixes) and not n.endswith("-changelog")} | (set(topics) & set(names))
+        described = await self.admin.describe_topics(sorted(candidates)) if candidates else []
+        tps = [
+            TopicPartition(d["topic"], part["partition"])
+            for d in described
+            if not d.get("error_code")
+            for part in sorted(d.get("partitions") or (), key=lambda x: x["partition"])
+        ]
+        if not tps:
+            return {}
+        committed: dict[tuple[str, TopicPartition], int] = {}
+        readers: dict[str, set[str]] = {t: set() for t in topics}  # topic -> the groups that read it
+        for group in self.groups:
+            for tp, meta in (await self.admin.list_consumer_group_offsets(group, partitions=tps)).items():
+                offset = max(0, meta.offset) if meta is not None else 0
+                committed[(group, tp)] = offset
+                if offset > 0:
+                    readers.setdefault(tp.topic, set()).add(group)
+        mine = [tp for tp in tps if tp.topic in readers]
+        ends = await self.end_offsets(mine) if mine else {}
+        return {
+            (tp.topic, tp.partition): (int(ends[tp]), min((committed.get((g, tp), 0) for g in readers[tp.topic]), default=0)) for tp in mine
+        }
+
+    async def end_offsets(self, tps: list[TopicPartition], limit_s: float = 5.0) -> dict[TopicPartition, int]:
+        """The offset the next record of each partition will get: the high watermark of a fetch
+        at the listed end offset. Tansu answers a ListOffsets request for the latest offset with
+        the base offset of the last batch plus one (measured: 8 for a partition holding offsets
+        0-9 in batches of 7 and 3), so that answer alone under-states the lag; a fetch reports
+        the true high watermark on both brokers."""
+        listed = await self.consumer.end_offsets(tps)
+        self.consumer.assign(tps)  # fresh partition states: no high watermark yet
+        for tp in tps:
+            self.consumer.seek(tp, max(0, int(listed[tp]) - 1))
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline and any(self.consumer.highwater(tp) is None for tp in tps):
+            await self.consumer.getmany(*tps, timeout_ms=200, max_records=1000)
+        # a high watermark not reported in time: the listed end offset stands in
+        ends = {tp: max(int(listed[tp]), self.consumer.highwater(tp) or 0) for tp in tps}
+        self.consumer.assign([])
+        return ends
+
+    async def lag(self, topics: set[str] | frozenset[str] = frozenset()) -> dict[Partition, int]:
+        """(topic, partition) -> records not yet committed."""
+        return {tp: max(0, end - done) for tp, (end, done) in (await self.offsets(topics)).items()}
+
+    async def reached(self, positions: dict[Partition, int]) -> float | None:
+        """The earliest record timestamp (seconds; the city stamps records with simulated time)
+        at the given positions: how far in simulated time the worker had got where it lagged."""
+        times = []
+        for (topic, partition), offset in positions.items():
+            tp = TopicPartition(topic, partition)
+            self.consumer.assign([tp])
+            self.consumer.seek(tp, offset)
+            try:
+                batch = await self.consumer.getmany(tp, timeout_ms=3000, max_records=1)
+            except Exception:  # a topic gone or a broker away: this partition says nothing
+                continue
+            times += [m.timestamp / 1000 for m in batch.get(tp, []) if m.timestamp and m.timestamp > 0]
+        self.consumer.assign([])
+        return min(times) if times else None
+
+
+def metric_lag(web_port: int) -> dict[str, int]:
+    """``leitstand_consumer_lag`` from the worker's /metrics, per topic (empty if unreachable)."""
+    out: dict[str, int] = {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=2) as r:  # loopback only
+            text = r.read().decode()
+    except (OSError, ValueError):
+        return out
+    for line in text.splitlines():
+        if line.startswith("leitstand_consumer_lag{"):
+            labels, _, value = line.rpartition(" ")
+            topic = labels.split('topic="', 1)[1].split('"', 1)[0] if 'topic="' in labels else "?"
+            out[topic] = out.get(topic, 0) + int(float(value))
+    return dict(sorted(out.items()))
 
 
 class _DemoSession:
@@ -274,6 +444,13 @@ class _DemoSession:
         self.files = {name: (report_dir / f"{name}.jsonl").open("wb") for name in ("alerts", "aggregates", "pool_readings", "forecasts")}
         self.operator_tasks: set[asyncio.Task[None]] = set()
         self.decoder = msgspec.json.Decoder(PoolReading)
+        self.prefix = settings.topic_prefix
+        self.lag_file = (report_dir / "lag.jsonl").open("wb")
+        self.lag_samples = 0
+        self.sim_t: float | None = None  # the simulated time of the last record sent
+        self.city_done_s: float | None = None
+        self.last_lag: dict[str, int] | None = None  # per topic, the latest sample
+        self.metric_topics: set[str] = set()
 
     async def operator(self, alert: dict[str, Any]) -> None:
         """The simulated person on duty: acknowledges, then resolves what is critical."""
@@ -305,7 +482,8 @@ class _DemoSession:
             self.open_by_severity[alert["severity"]] -= 1
 
     def keep_pool_reading(self, e: Any) -> None:
-        """The true-to-the-wire pool readings, for the report's water charts."""
+        """The true-to-the-wire pool readings, for the report's water charts (and the clock)."""
+        self.sim_t = e.t
         if e.topic == "sensors.pool":
             r = self.decoder.decode(e.value)
             self.files["pool_readings"].write(orjson.dumps({"t": e.t, "pool_id": r.pool_id, "values": r.values()}) + b"\n")
@@ -319,21 +497,117 @@ class _DemoSession:
         finally:
             self.done.set()
 
+    async def sample(self, probe: LagProbe, t0: float, phase: str) -> dict[Partition, tuple[int, int]]:
+        """One lag sample: from the broker (end minus committed offsets) and from the worker's
+        own ``leitstand_consumer_lag``; appended to ``lag.jsonl`` for the report."""
+        metric = await asyncio.to_thread(metric_lag, self.web_port)
+        self.metric_topics |= set(metric)
+        offsets = await probe.offsets(self.metric_topics)
+        lags = {tp: max(0, end - done) for tp, (end, done) in offsets.items()}
+        self.last_lag = {self.short(t): n for t, n in by_topic(lags).items()}
+        row = {
+            "t": round(time.monotonic() - t0, 2),
+            "phase": phase,
+            "sim_t": self.sim_t,
+            "lag": self.last_lag,
+            "metric": {self.short(t): n for t, n in metric.items()},
+        }
+        self.lag_file.write(orjson.dumps(row) + b"\n")
+        self.lag_file.flush()
+        self.lag_samples += 1
+        return offsets
+
+    async def sample_lag(self, probe: LagProbe, t0: float) -> None:
+        """Every ``LAG_SAMPLE_S`` while the city plays; a failed sample is skipped."""
+        while True:
+            try:
+                await self.sample(probe, t0, "run")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a broker busy or a group not yet known: the next sample tries
+                err.print(f"consumer lag not sampled: {type(exc).__name__}: {exc}")
+            await asyncio.sleep(LAG_SAMPLE_S)
+
+    async def wait_for_worker(self, probe: LagProbe, t0: float, bound_s: float, show: Any) -> dict[str, Any]:
+        """After the city: wait until the worker's consumer lag reads zero on every input
+        topic twice in a row, then ``SETTLE_S`` for trailing alarms and acknowledgements (their
+        own records must be consumed too: if the lag is back above zero, wait again); at most
+        ``bound_s`` for the lag. Returns what the summary records about the wait."""
+        started = time.monotonic()
+        deadline = started + bound_s
+        zeros, caught_up_s = 0, None
+        offsets: dict[Partition, tuple[int, int]] = {}
+        while True:
+            try:
+                offsets = await self.sample(probe, t0, "wait")
+            except Exception as exc:  # the broker busy: count it as not caught up
+                err.print(f"consumer lag not read: {type(exc).__name__}: {exc}")
+                zeros = 0
+            else:
+                behind = sum(max(0, e - d) for e, d in offsets.values())
+                zeros = zeros + 1 if behind == 0 and offsets else 0
+            if zeros >= 2:
+                caught_up_s = caught_up_s if caught_up_s is not None else time.monotonic() - started
+                settle = time.monotonic() + SETTLE_S
+                while time.monotonic() < settle:
+                    show(" (finishing: trailing alarms and acknowledgements)")
+                    await asyncio.sleep(0.5)
+                offsets = await self.sample(probe, t0, "wait")
+                if all(e <= d for e, d in offsets.values()) or time.monotonic() >= deadline:
+                    break
+                zeros = 0
+            elif time.monotonic() >= deadline:
+                break
+            else:
+                behind_now = sum(self.last_lag.values()) if self.last_lag else 0
+                show(f" (city finished; waiting for the worker: {behind_now:,} records behind, {time.monotonic() - started:.0f} s)")
+                await asyncio.sleep(1.0)
+        lags = {tp: max(0, e - d) for tp, (e, d) in offsets.items()}
+        final = {self.short(t): n for t, n in by_topic(lags).items()}
+        total = sum(final.values())
+        wait: dict[str, Any] = {
+            "bound_s": bound_s,
+            "city_finished_at_s": round(self.city_done_s, 2) if self.city_done_s is not None else None,
+            "waited_s": round(time.monotonic() - started, 2),
+            "caught_up": total == 0 and bool(offsets),
+            "caught_up_after_s": round(caught_up_s, 2) if caught_up_s is not None else None,
+            "final_lag": final,
+            "final_lag_total": total,
+            "worker_reached": None,
+        }
+        if total:
+            behind_at = {tp: d for tp, (e, d) in offsets.items() if e > d}
+            reached = await probe.reached(behind_at)
+            wait["worker_reached"] = datetime.fromtimestamp(reached, tz=timezone.utc).isoformat() if reached else None
+        return wait
+
+    def short(self, topic: str) -> str:
+        """A topic's name without the run's prefix."""
+        return topic.removeprefix(self.prefix)
+
     def status(self, elapsed: float, note: str = "") -> Any:
-        return _status(elapsed, self.stats["sim_time"] + note, self.stats["sent"], self.seen, self.open_by_severity)
+        return _status(elapsed, self.stats["sim_time"] + note, self.stats["sent"], self.seen, self.open_by_severity, self.last_lag)
 
     def close(self) -> None:
-        for f in self.files.values():
+        for f in [*self.files.values(), self.lag_file]:
             f.close()
 
 
-def _status(elapsed: float, clock: str, sent: Counter[str], seen: Counter[str], open_alarms: Counter[str]) -> Any:
+def _status(
+    elapsed: float, clock: str, sent: Counter[str], seen: Counter[str], open_alarms: Counter[str], lag: dict[str, int] | None = None
+) -> Any:
     total = sum(sent.values())
+    behind = (
+        "not sampled yet"
+        if lag is None
+        else f"{sum(lag.values()):,} records" + (": " + ", ".join(f"{t} {n:,}" for t, n in lag.items() if n) if any(lag.values()) else "")
+    )
     return status_table(
         {
             "elapsed": f"{elapsed:,.0f} s",
             "simulated clock": clock,
             "records sent": f"{total:,} ({total / max(elapsed, 1e-9):,.0f}/s): " + ", ".join(f"{k} {v:,}" for k, v in sorted(sent.items())),
+            "worker behind": behind,
             "aggregates received": f"{seen['aggregates']:,}",
             "open alarms": ", ".join(f"{k} {open_alarms[k]}" for k in ("critical", "major", "minor")),
             "alarm transitions": f"{seen['alerts']:,}",

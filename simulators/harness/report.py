@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .run_evaluation import alarm_signals, evaluate_run, hourly_actuals, read_jsonl, timestamp_of
 
 SEVERITY_COLOURS = {"critical": "#c62828", "major": "#ef6c00", "minor": "#1565c0", None: "#757575"}
@@ -247,6 +249,74 @@ def forecast_plot(
     return _save(plt, fig, out)
 
 
+def consumer_lag(samples: list[dict[str, Any]], out: Path, city_finished_s: float | None = None) -> Path | None:
+    """The worker's consumer lag over the run: records on its input topics it had not yet
+    committed, per topic as the broker saw it (end minus committed offsets), and the total the
+    worker itself exported (``leitstand_consumer_lag``, sampled by the worker every 5 s)."""
+    if not samples:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(13, 4.5))
+    ts = [r["t"] for r in samples]
+    topics = sorted({t for r in samples for t in r.get("lag", {})})
+    moving = [t for t in topics if any(r.get("lag", {}).get(t) for r in samples)]
+    for topic in moving:
+        ax.plot(ts, [r.get("lag", {}).get(topic, 0) for r in samples], lw=1.6, marker=".", label=topic)
+    ax.plot(
+        ts,
+        [sum(r.get("metric", {}).values()) for r in samples],
+        color="#424242",
+        lw=1.2,
+        ls="--",
+        label="total, as the worker's /metrics said",
+    )
+    if city_finished_s is not None:
+        ax.axvline(city_finished_s, color="#6a1b9a", lw=1.5)
+        ax.axvspan(city_finished_s, max(ts[-1], city_finished_s), color="#6a1b9a", alpha=0.08)
+        ax.annotate(" city finished: waiting for the worker", (city_finished_s, ax.get_ylim()[1] * 0.95), fontsize=10, color="#6a1b9a")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("wall-clock seconds since the city started")
+    ax.set_ylabel("records not yet consumed")
+    ax.set_title("Worker consumer lag per input topic (0: the worker has read everything sent)")
+    still = len(topics) - len(moving)
+    ax.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.2),
+        fontsize=10,
+        ncol=4,
+        frameon=False,
+        title=f"{still} more input topics were at 0 in every sample" if still else None,
+        title_fontsize=10,
+    )
+    return _save(plt, fig, out)
+
+
+def _lag_paragraph(wl: dict[str, Any]) -> str:
+    """What the report says about the worker's lag when the run was judged."""
+    if not wl.get("measured"):
+        return "<p>The worker's consumer lag was not measured in this run.</p>"
+    if wl["caught_up"]:
+        return (
+            f"<p>Judged after the worker had consumed everything the city sent (consumer lag 0 on every input topic; "
+            f"waited {wl.get('waited_s')} s after the city finished).</p>"
+        )
+    per_topic = ", ".join(f"{html.escape(t)} {n:,}" for t, n in wl["final_lag"].items() if n)
+    late = "".join(
+        f"<li>{html.escape(str(t['severity'] or ''))} {html.escape(t['kind'])} at {html.escape(t['subject_id'])}, "
+        f"began {_dt(t['start']).strftime('%a %H:%M')}</li>"
+        for t in wl["judged_late"]
+    )
+    return (
+        f"<p class='warn'><b>Judged late:</b> after waiting {wl.get('waited_s')} s the worker was still "
+        f"{wl.get('final_lag_total'):,} records behind ({per_topic}); it had got to simulated "
+        f"{html.escape(str(wl.get('worker_reached') or 'an unknown time'))}. "
+        f"These {len(wl['judged_late'])} incidents were judged although the worker may not have read their inputs yet:</p>"
+        f"<ul>{late}</ul>"
+    )
+
+
 def _evaluation_table(ev: dict[str, Any]) -> str:
     head = (
         "<tr><th>alarm kind</th><th>incidents</th><th>alarmed</th><th>recall</th><th>false alarms</th><th>precision</th>"
@@ -281,6 +351,15 @@ def _span(ev: dict[str, Any]) -> tuple[float, float] | None:
     return (start, end) if start is not None and end is not None else None
 
 
+def _city_finished(run_dir: Path) -> float | None:
+    try:
+        wait = orjson.loads((run_dir / "summary.json").read_bytes()).get("lag_wait") or {}
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return None
+    value = wait.get("city_finished_at_s")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
 def write_report(run_dir: Path) -> Path:
     """Evaluate the run (if not yet done), draw the plots, write ``index.html``; return its path."""
     ev = evaluate_run(run_dir)
@@ -291,6 +370,7 @@ def write_report(run_dir: Path) -> Path:
     figures: list[tuple[str, Path | None]] = [
         ("Alarm timeline", alarm_timeline(truth, alerts, plots_dir / "alarm_timeline.png", _span(ev))),
         ("Acknowledgement", ack_latency(alerts, plots_dir / "ack_latency.png")),
+        ("Worker consumer lag", consumer_lag(read_jsonl(run_dir / "lag.jsonl"), plots_dir / "consumer_lag.png", _city_finished(run_dir))),
     ]
     for pool in sorted({r["pool_id"] for r in readings}):
         figures.append((f"Pool {pool}", pool_water(pool, readings, truth, alerts, plots_dir / f"pool_{pool}.png")))
@@ -311,7 +391,8 @@ def write_report(run_dir: Path) -> Path:
         "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.35em .7em;text-align:right}"
         "td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee;margin:.5em 0}"
-        ".kpi{display:inline-block;margin:0 2em 1em 0}.kpi b{font-size:1.8em;display:block}",
+        ".kpi{display:inline-block;margin:0 2em 1em 0}.kpi b{font-size:1.8em;display:block}"
+        ".warn{background:#fff3e0;border-left:4px solid #ef6c00;padding:.5em 1em}",
         "</style></head><body>",
         "<h1>Leitstand run report</h1>",
         f"<p>Run {html.escape(str(run.get('run_id')))}: simulated {html.escape(str(run.get('simulated_from')))} to "
@@ -320,6 +401,7 @@ def write_report(run_dir: Path) -> Path:
         f"<div class='kpi'><b>{al['false_water_alarms_per_subject_day']:g}</b>false water alarms per pool and day</div>",
         f"<div class='kpi'><b>{lc['alarms']}</b>alarms ({lc['acknowledged']} acknowledged, {lc['escalated']} escalated, "
         f"{lc['resolved']} resolved)</div>",
+        _lag_paragraph(ev["worker_lag"]),
         "<h2>Evaluation against the ground truth</h2>",
         _evaluation_table(ev),
         f"<p>Forecasts: {html.escape(_forecast_line(ev['forecasts']))}. "

@@ -136,6 +136,7 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
         else:
             judged.append(Truth(t["subject_id"], t["kind"], t["start"], t["end"], t["expected_alarm"], t.get("severity")))
     raised = [RaisedAlarm(a["subject_id"], a["kind"], a["severity"], a["at"]) for a in alarm_signals(alerts)]
+    wait = summary.get("lag_wait") if isinstance(summary.get("lag_wait"), dict) else None
     days = max(1e-9, ((sim_end or 0) - (sim_start or 0)) / 86_400) if sim_start and sim_end else 1.0
     pools = (summary.get("city") or {}).get("pools") or len({a.subject_id for a in raised if a.kind.startswith("water_")})
     alarms = evaluate_alarms(judged, raised, days=days, subjects=max(1, int(pools)))
@@ -154,12 +155,39 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
         "run": {k: summary.get(k) for k in ("run_id", "simulated_from", "simulated_until", "speed", "minutes")},
         "alarms": alarms,
         "too_late_to_judge": late,
+        "worker_lag": _worker_lag(wait, judged),
         "lifecycle": lifecycle,
         "forecasts": _forecast_error(read_jsonl(run_dir / "forecasts.jsonl"), read_jsonl(run_dir / "aggregates.jsonl")),
         "signals": _signals(read_jsonl(run_dir / "plans.jsonl")),
     }
     (run_dir / "evaluation.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     return result
+
+
+def _worker_lag(wait: dict[str, Any] | None, judged: list[Truth]) -> dict[str, Any]:
+    """Whether the run was judged after the worker had consumed everything the city sent; if
+    the demo's wait ran out, how far behind it was and which judged incidents began later than
+    the worker had got in simulated time (or within ``JUDGE_MARGIN_S`` of it): judged late, as
+    their alarms may only have been missing because the worker had not read their inputs yet."""
+    if wait is None:
+        return {"measured": False}
+    out: dict[str, Any] = {
+        "measured": True,
+        "caught_up": bool(wait.get("caught_up")),
+        "waited_s": wait.get("waited_s"),
+        "final_lag": wait.get("final_lag") or {},
+        "final_lag_total": wait.get("final_lag_total"),
+        "worker_reached": wait.get("worker_reached"),
+        "judged_late": [],
+    }
+    if not out["caught_up"]:
+        reached = timestamp_of(wait.get("worker_reached"))
+        out["judged_late"] = [
+            {"subject_id": t.subject_id, "kind": t.kind, "start": t.start, "severity": t.severity}
+            for t in judged
+            if reached is None or t.start > reached - JUDGE_MARGIN_S
+        ]
+    return out
 
 
 def hourly_actuals(aggregates: list[dict[str, Any]]) -> dict[tuple[str, int], float]:

@@ -15,10 +15,10 @@ import orjson
 import typer
 
 from ..errors import CliError
-from .common import check_catalogue_topic, cli_settings, err, finite_seconds, out, reachable_settings, settings_overrides
+from .common import check_catalogue_topic, cli_settings, err, fail, finite_seconds, out, reachable_settings, settings_overrides
 
 if TYPE_CHECKING:
-    from ..kafka_io import TailedMessage
+    from ..kafka_io import TailedMessage, TailReport
 
 #: mounted without a name: these commands sit at the root
 app = typer.Typer()
@@ -145,25 +145,40 @@ def tail_cmd(
         float | None,
         typer.Option(
             callback=finite_seconds,
-            help="Stop after this many seconds without a record.",
+            help="Stop after this many seconds without a record, counted once the records present at start are read.",
         ),
     ] = None,
     meta: Annotated[bool, typer.Option("--meta", help="Wrap each value with partition, offset, key and timestamp.")] = False,
 ) -> None:
-    """Print a topic's records as JSON lines."""
-    from ..kafka_io import tail
+    """Print a topic's records as JSON lines.
+
+    The idle timeout counts once the records present at start have been read; a tail that read
+    nothing says why on stderr.
+    """
+    from ..kafka_io import TailError, TailReport, tail
 
     settings = reachable_settings()
+    name = settings.topic(topic)
+    report = TailReport()
 
     async def print_records() -> None:
-        async for record in tail(settings, settings.topic(topic), from_beginning=from_beginning, limit=n, idle_timeout_s=idle_timeout):
+        async for record in tail(settings, name, from_beginning=from_beginning, limit=n, idle_timeout_s=idle_timeout, report=report):
             sys.stdout.buffer.write(orjson.dumps(tailed_value(record, meta)) + b"\n")
             sys.stdout.flush()
 
     try:
         asyncio.run(print_records())
-    except LookupError as exc:
+    except (LookupError, TailError) as exc:
         raise CliError(str(exc)) from None
+    if report.idle_stop and report.read == 0:
+        fail(f"no records on {name} ({tail_empty_reason(report, from_beginning)}, none arrived in {idle_timeout:g} s)")
+
+
+def tail_empty_reason(report: TailReport, from_beginning: bool) -> str:
+    """Why a tail that stopped idle had nothing to print before anything arrived."""
+    if not from_beginning:
+        return "read from its end"
+    return "empty at start" if report.empty_at_start else "nothing left at start"
 
 
 def tailed_value(record: TailedMessage, meta: bool) -> Any:
