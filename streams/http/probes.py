@@ -111,16 +111,30 @@ async def sample_lag(app: faust.App, report: LagReport) -> None:
         if not tps:
             report.update({}, {})
             return
-        ends = await consumer.highwaters(*tps)
+        listed = await consumer.highwaters(*tps)
         # Faust's committed offsets (next offset to read; faust/transport/consumer.py keeps them
         # after each commit and seek); before the first commit the fetch position stands in
         committed = getattr(consumer, "_committed_offset", {})
         done: dict[tuple[str, int], int | None] = {}
+        ends: dict[tuple[str, int], int] = {}
         for tp in tps:
-            done[(tp.topic, tp.partition)] = committed.get(tp) if committed.get(tp) is not None else await consumer.position(tp)
+            position = await consumer.position(tp)
+            done[(tp.topic, tp.partition)] = committed.get(tp) if committed.get(tp) is not None else position
+            end = partition_end(listed.get(tp), consumer.highwater(tp), position)
+            if end is not None:
+                ends[(tp.topic, tp.partition)] = end
     except ConsumerNotStarted:
         return
     except Exception as exc:  # a broker away or a rebalance: the next sample tries again
         log.debug("consumer lag not sampled", error=f"{type(exc).__name__}: {exc}")
         return
-    report.update({(tp.topic, tp.partition): int(end) for tp, end in ends.items() if end is not None}, done)
+    report.update(ends, done)
+
+
+def partition_end(listed: int | None, fetched: int | None, position: int | None) -> int | None:
+    """A partition's end offset: the largest of what ListOffsets says, the high watermark of the
+    last fetch and the consumer's own position. Tansu answers ListOffsets with the start of the
+    last batch + 1 (8 for offsets 0-9), which alone would under-report the lag; the fetch's high
+    watermark is right there, and no end lies before what the consumer has already read."""
+    known = [int(v) for v in (listed, fetched, position) if v is not None and v >= 0]
+    return max(known) if known else None

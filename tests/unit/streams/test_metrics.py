@@ -237,3 +237,13 @@ def test_build_info_names_version_and_commit(monkeypatch: pytest.MonkeyPatch, tm
     assert metrics.set_build_info()[1] == "abc123def456"
     families = [f for f in REGISTRY.collect() if f.name == "leitstand_build_info"]
     assert [s.labels["commit"] for s in families[0].samples] == ["abc123def456"]  # one series, the current build
+
+
+def test_partition_end_takes_the_largest_known_end() -> None:
+    from streams.http.probes import partition_end
+
+    assert partition_end(8, 10, 9) == 10  # Tansu's ListOffsets under-reports; the fetch's high watermark does not
+    assert partition_end(8, None, 10) == 10  # no end before what the consumer already read
+    assert partition_end(12, 10, 10) == 12
+    assert partition_end(None, None, None) is None
+    assert partition_end(-1, None, 3) == 3  # -1: unknown
