@@ -183,7 +183,8 @@ def test_a_restarted_worker_rebuilds_control_from_its_table(broker, settings_for
     try:
         asyncio.run(_send(s, "signals.config", [config], "intersection_id"))
         asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25)), "intersection_id"))
-        plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 25, 30)
+        plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 25, 60)
+        assert len(_drives(plans)) == 25, [(d["status"], d["mode"]) for d in _drives(plans)]
         [pending] = [p for p in plans if p["status"] == "pending"]
     finally:
         assert worker.stop() == 0, worker.log_tail()
@@ -204,7 +205,7 @@ def test_a_restarted_worker_rebuilds_control_from_its_table(broker, settings_for
         # (commands and frames are different topics: only after the command was applied is the
         # next frame sure to see it)
         asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25, 27)), "intersection_id"))
-        plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 27, 30)
+        plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 27, 60)
         assert [p["status"] for p in plans if p["plan_id"] == pending["plan_id"]] == ["pending", "expired"]
         assert [(d["status"], d["mode"]) for d in _drives(plans)[25:]] == [("fixed", "off")] * 2
     finally:
