@@ -284,9 +284,11 @@ async def _run(
                 probe, t0, lag_wait_s, lambda note: live.update(session.status(time.monotonic() - t0, note))
             )
     finally:
-        for task in [sampler, *readers, *session.operator_tasks]:
+        # the city's producer too: interrupted mid-send it would be destroyed pending at exit
+        tasks = [producer_task, sampler, *readers, *session.operator_tasks]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(sampler, *readers, *session.operator_tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         session.close()
         await probe.close()
     if not wait["caught_up"]:
