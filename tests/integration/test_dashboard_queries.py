@@ -54,7 +54,8 @@ from streams.kafka_io import ensure_topics, producer
 from streams.records import DetectorAggregate, ScheduledEvent, encode
 from streams.stack import WorkerProcess, free_port, same_place, settings_env
 
-from .test_alarm_lifecycle import _http, _send, _wait_for
+from .test_alarm_lifecycle import _send, _wait_for
+from .test_metrics import _camera_alarm_acked
 from .test_signal_control import COUNTS, MODEL
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -166,16 +167,6 @@ def _live(s: Any, seconds: int) -> None:
         asyncio.run(_send(s, "sensors.intersection", [_k101(now)], "intersection_id"))
         asyncio.run(_send(s, "sensors.pool", [_reading(now, i)], "pool_id"))
         time.sleep(max(0.0, 1.0 - (time.time() - now)))
-
-
-def _camera_alarm_acked(s: Any, base: str) -> None:
-    event = {"schema_version": 1, "event_time": _iso(time.time()), "pool_id": "P1", "event_id": "E1", "kind": "motionless_swimmer"}
-    asyncio.run(_send(s, "pool.supervision", [event], "pool_id"))
-    raised = _wait_for(s, "alerts", lambda rs: any(r["kind"] == "motionless_swimmer" for r in rs), 30)
-    aid = next(r["alarm_id"] for r in raised if r["kind"] == "motionless_swimmer")
-    time.sleep(1.5)
-    status, answer = _http("POST", f"{base}/alerts/{aid}/ack", token=TOKEN, body={"by": "aufsicht-1"})
-    assert status == 202, answer
 
 
 def _schedule_in_range() -> list[tuple[bytes, bytes]]:
@@ -323,7 +314,7 @@ def _run_pipeline(s: Any, dsn: str, web_port: int, sink: subprocess.Popen[bytes]
     asyncio.run(_send(s, "sensors.intersection", [_k101(t0 + 5 * (i + 1), 5.0) for i in range(30)], "intersection_id"))
     asyncio.run(_send(s, "sensors.intersection", _k7_burst(time.time()), "intersection_id"))
     _live(s, seconds=12)
-    _camera_alarm_acked(s, f"http://127.0.0.1:{web_port}")
+    _camera_alarm_acked(s, f"http://127.0.0.1:{web_port}", TOKEN)
     _forecasts_with_event(s)
     # the hours after K1's history: the forecast made for CUT is scored when CUT completes
     asyncio.run(_send_raw(s, "aggregates", _k1_hours(CUT + HOUR, 2)))

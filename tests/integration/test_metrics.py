@@ -69,14 +69,14 @@ def _live_traffic(s: Any, seconds: int) -> None:
         time.sleep(max(0.0, 1.0 - (time.time() - now)))
 
 
-def _camera_alarm_acked(s: Any, base: str) -> None:
-    """A motionless swimmer now; the alarm acknowledged over HTTP a moment later."""
+def _camera_alarm_acked(s: Any, base: str, token: str) -> None:
+    """A motionless swimmer now; the alarm acknowledged over HTTP a moment later (and seen acked)."""
     event = {"schema_version": 1, "event_time": _iso(time.time()), "pool_id": "P1", "event_id": "E1", "kind": "motionless_swimmer"}
     asyncio.run(_send(s, "pool.supervision", [event], "pool_id"))
     raised = _wait_for(s, "alerts", lambda rs: any(r["kind"] == "motionless_swimmer" for r in rs), 30)
     aid = next(r["alarm_id"] for r in raised if r["kind"] == "motionless_swimmer")
     time.sleep(1.0)
-    status, answer = _http("POST", f"{base}/alerts/{aid}/ack", token=TOKEN, body={"by": "supervisor-1"})
+    status, answer = _http("POST", f"{base}/alerts/{aid}/ack", token=token, body={"by": "supervisor-1"})
     assert status == 202, answer
     _wait_for(s, "alerts", lambda rs: any(r["transition"] == "acknowledged" for r in rs), 20)
 
@@ -145,7 +145,7 @@ def test_worker_metrics_pass_promtool_and_reach_prometheus(
         }
         asyncio.run(_send(s, "signals.config", [config], "intersection_id"))
         _live_traffic(s, seconds=10)
-        _camera_alarm_acked(s, f"http://127.0.0.1:{web_port}")
+        _camera_alarm_acked(s, f"http://127.0.0.1:{web_port}", TOKEN)
         deadline = time.monotonic() + 20
         while not receiver.received and time.monotonic() < deadline:
             time.sleep(0.2)
