@@ -318,6 +318,25 @@ class AlertCommand(Record, frozen=True):
             raise ValueError(f"alert_id {self.alert_id!r} is not a Leitstand alarm id (kind@subject~digest)")
 
 
+class Silence(Record, frozen=True):
+    """A maintenance window on ``alerts.silences`` (keyed by subject id; the latest per subject counts).
+
+    A pool closed for cleaning or an intersection under construction: its alarms are still raised
+    and recorded in the books, but not delivered while ``starts_at <= t < ends_at``. Sending the
+    same subject with ``ends_at <= starts_at`` lifts the silence early.
+    """
+
+    key_field: ClassVar[str | None] = "subject_id"
+
+    silence_id: RefId
+    subject_id: EntityId
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    reason: Annotated[str, Meta(min_length=1, max_length=500)]
+    #: the authenticated person who set it (console user name or API token owner)
+    by: Annotated[str, Meta(min_length=1, max_length=64)]
+
+
 LifecycleOp = Literal["raise", "clear", "acknowledge", "resolve"]
 
 

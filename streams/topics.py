@@ -29,6 +29,7 @@ AGGREGATES = "aggregates"
 DEADLETTER = "deadletter"
 ALERTS_LIFECYCLE = "alerts.lifecycle"
 ALERTS_DELIVERIES = "alerts.deliveries"
+ALERTS_SILENCES = "alerts.silences"
 SIMULATION_TRUTH = "simulation.truth"
 SIGNALS_CONFIG = "signals.config"
 SIGNALS_AUDIT = "signals.audit"
@@ -49,7 +50,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(AGGREGATES, "intersection id", "1-minute per-detector aggregates"),
     TopicSpec(DEADLETTER, "source topic", "records that failed to decode, with the reason"),
     TopicSpec(ALERTS_LIFECYCLE, "subject id", "internal: raise/clear/ack/resolve commands for the alarm books"),
-    TopicSpec(ALERTS_DELIVERIES, "alert id", "webhook delivery log: every attempt and its outcome"),
+    TopicSpec(ALERTS_DELIVERIES, "alert id", "delivery log (webhook, e-mail, MQTT): every attempt and its outcome"),
+    TopicSpec(ALERTS_SILENCES, "subject id", "maintenance windows: alarms recorded but not delivered"),
     TopicSpec(SIGNALS_CONFIG, "intersection id", "intersection model, controller and mode (a new session restarts control)"),
     TopicSpec(SIGNALS_AUDIT, "intersection id", "audit log: decisions, proposals, approvals, expiries, mode changes"),
     TopicSpec(SIMULATION_TRUTH, "subject id", "what a simulator injected (ground truth for scoring)"),
