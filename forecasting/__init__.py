@@ -21,6 +21,7 @@ Heavy libraries (LightGBM, Prophet) are imported when a model is fitted, not on 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -73,15 +74,26 @@ def fit_predict(
     return make_forecaster(name, **options).fit(history, regressors).predict(horizon, future_regressors)
 
 
-def process_pool(workers: int) -> ProcessPoolExecutor:
+def process_pool(workers: int, nice: int = 0) -> ProcessPoolExecutor:
     """A process pool safe for these models: workers start by *spawn*, not fork.
+
+    ``nice`` lowers the workers' CPU priority (``os.nice``): refits are batch work and must yield
+    the CPU to the processes that raise alarms on the same machine.
 
     A forked child of a process that already trained a LightGBM model inherits OpenMP's
     thread-pool state and can hang forever (a known LightGBM/OpenMP limitation on Linux, where
     fork is the default); spawned workers start clean. Use this (or ``mp_context=spawn``)
     for :func:`fit_predict` in a worker.
     """
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=lower_priority, initargs=(nice,)
+    )
+
+
+def lower_priority(nice: int) -> None:
+    """Runs first in each pool worker: add ``nice`` to its niceness (0 leaves it alone)."""
+    if nice > 0:
+        os.nice(nice)
 
 
 __all__ = [

@@ -19,7 +19,8 @@ import pandas as pd
 HOUR = 3600
 DEDUP_HOURS = 3
 
-State = dict[str, Any]  # {"mode": "sum"|"mean", "b": {hour_epoch_str: [sum, n]}, "ids": {id: hour}}
+#: {"mode": "sum"|"mean", "b": {hour_epoch_str: [sum, n]}, "ids": {id: hour}, "top": newest hour (cache; absent in old states)}
+State = dict[str, Any]
 
 
 def empty(mode: str) -> State:
@@ -31,30 +32,57 @@ def empty(mode: str) -> State:
 def observe(
     state: State | None, t: float, value: float, *, mode: str, keep_days: int, obs_id: str | None = None
 ) -> tuple[State, int | None]:
-    """Fold one observation in; returns the new state and the hour that just completed (if any).
+    """Fold one observation into a copy; returns the new state and the hour that just completed
+    (if any). Non-finite times or values are ignored; so are observations older than the kept
+    history. A batch should copy once with :func:`thaw` and fold with :func:`observe_into`:
+    copying the whole history per observation was the forecasting agent's largest cost."""
+    st = thaw(state, mode)
+    return st, observe_into(st, t, value, keep_days=keep_days, obs_id=obs_id)
 
-    Non-finite times or values are ignored; so are observations older than the kept history.
-    """
+
+def thaw(state: State | None, mode: str) -> State:
+    """A private, mutable copy of a stored state (the table's own value is never changed in place)."""
     st: State = {"mode": mode, "b": dict((state or {}).get("b", {})), "ids": dict((state or {}).get("ids", {}))}
+    if state and state.get("top") is not None:
+        st["top"] = state["top"]
+    return st
+
+
+def observe_into(st: State, t: float, value: float, *, keep_days: int, obs_id: str | None = None) -> int | None:
+    """:func:`observe` on a state this caller owns (from :func:`thaw`): changes it in place and
+    returns the hour that just completed, if any. Same result as ``observe``, without the copy;
+    the newest hour is cached under ``"top"`` and ids are pruned only when it advances."""
     if not (math.isfinite(t) and math.isfinite(value)):
-        return st, None
+        return None
     hour = int(t // HOUR) * HOUR
-    newest_before = max((int(h) for h in st["b"]), default=None)
+    newest_before: int | None = st.get("top")
+    if newest_before is None and st["b"]:
+        newest_before = max(int(h) for h in st["b"])
     if newest_before is not None and hour < newest_before - keep_days * 24 * HOUR:
-        return st, None
+        return None
+    newest = max(hour, newest_before if newest_before is not None else hour)
     if obs_id is not None:
         if obs_id in st["ids"]:
-            return st, None
-        st["ids"][obs_id] = hour
+            return None
+        if hour >= newest - DEDUP_HOURS * HOUR:  # an older id would be pruned at once anyway
+            st["ids"][obs_id] = hour
     total, n = st["b"].get(str(hour), [0.0, 0])
     st["b"][str(hour)] = [total + value, n + 1]
-    newest = max(hour, newest_before if newest_before is not None else hour)
-    cutoff = newest - keep_days * 24 * HOUR
-    if len(st["b"]) > keep_days * 24 + 1:
-        st["b"] = {h: v for h, v in st["b"].items() if int(h) >= cutoff}
-    st["ids"] = {k: h for k, h in st["ids"].items() if h >= newest - DEDUP_HOURS * HOUR}
-    completed = newest_before if newest_before is not None and hour > newest_before else None
-    return st, completed
+    if newest != newest_before:
+        cutoff = newest - keep_days * 24 * HOUR
+        if len(st["b"]) > keep_days * 24 + 1:
+            st["b"] = {h: v for h, v in st["b"].items() if int(h) >= cutoff}
+        st["ids"] = {k: h for k, h in st["ids"].items() if h >= newest - DEDUP_HOURS * HOUR}
+    st["top"] = newest
+    return newest_before if newest_before is not None and hour > newest_before else None
+
+
+def known_hours(state: State | None) -> int:
+    """Complete hours with a value (what ``complete_series(state).notna().sum()`` counts), without pandas."""
+    if not state or len(state["b"]) < 2:
+        return 0
+    newest = max(int(h) for h in state["b"])
+    return sum(1 for h, (_, n) in state["b"].items() if n and int(h) != newest)
 
 
 def value_of(state: State, hour: int) -> float | None:

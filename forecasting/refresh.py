@@ -9,17 +9,17 @@ due and hands their histories to a process pool. The rules:
 * a series with fewer than ``min_history_h`` hours of known values is not fitted; it is looked
   at again after ``RECHECK_S`` (or ``refresh_s`` if that is shorter), not every second: building
   pandas series for thousands of young series each second would eat the worker. The cheap test
-  (hours recorded at all) comes first, the exact one (hours with a value) only when it passes.
+  (hours recorded at all) comes first, the exact one (hours with a value) only when it passes;
+  neither builds a pandas object.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
-if TYPE_CHECKING:
-    import pandas as pd
+T = TypeVar("T")
 
 #: how soon a series too short to fit is looked at again (seconds)
 RECHECK_S = 30.0
@@ -62,22 +62,21 @@ class RefreshSchedule:
         self,
         due: Mapping[str, str],
         hours_recorded: Callable[[str], int],
-        history_of: Callable[[str], pd.Series],
+        known_hours: Callable[[str], int],
+        snapshot: Callable[[str], T],
         now: float,
-    ) -> dict[str, tuple[str, pd.Series]]:
-        """The due series long enough to fit: series -> (trigger, hourly history). Each is marked
-        refreshed now; each too short is marked for a recheck (see the module docstring)."""
-        jobs: dict[str, tuple[str, pd.Series]] = {}
+    ) -> dict[str, tuple[str, T]]:
+        """The due series long enough to fit: series -> (trigger, ``snapshot(series)``). Each is
+        marked refreshed now; each too short is marked for a recheck (see the module docstring).
+        ``known_hours`` counts the complete hours with a value; the snapshot is what the fit
+        process turns into a pandas series, so no pandas work happens on the caller's event loop."""
+        jobs: dict[str, tuple[str, T]] = {}
         for series_id, trigger in due.items():
-            if hours_recorded(series_id) <= self.min_history_h:
-                self.refreshed_at[series_id] = recheck_mark(now, self.refresh_s)
-                continue
-            history = history_of(series_id)
-            if int(history.notna().sum()) < self.min_history_h:
+            if hours_recorded(series_id) <= self.min_history_h or known_hours(series_id) < self.min_history_h:
                 self.refreshed_at[series_id] = recheck_mark(now, self.refresh_s)
                 continue
             self.refreshed_at[series_id] = now
-            jobs[series_id] = (trigger, history)
+            jobs[series_id] = (trigger, snapshot(series_id))
         return jobs
 
 

@@ -184,6 +184,9 @@ class Settings(BaseSettings):
     forecast_min_history_h: int = Field(48, ge=24, description="Hours of history a series needs before it is forecast.")
     forecast_history_days: int = Field(42, ge=2, le=400, description="Days of hourly history kept per series.")
     forecast_workers: int = Field(2, ge=1, le=64, description="Processes fitting models (the event loop never blocks on a fit).")
+    forecast_nice: int = Field(
+        10, ge=0, le=19, description="Niceness added to the model-fitting processes: refits yield the CPU to alarm processing."
+    )
     forecast_holidays: str | None = Field(
         "DE-BY", description="Public holidays as regressors: country[-subdivision] for the holidays package."
     )

@@ -8,7 +8,10 @@ sensor-fault gating), to show what the false-alarm budget costs in delay.
 ``latency``: a real broker and worker under a background load of water readings; camera events
 (motionless swimmer) are produced at a steady rate and each raised alarm on ``alerts`` is
 matched to its event. Baseline in the same run: the broker's own produce->consume latency for
-a plain record under the same load.
+a plain record under the same load. ``--with-forecasting N`` gives the telemetry worker N
+forecast series refreshing without pause (history imported first), and ``--stress`` runs
+Debian's ``stress-ng`` (CPU, memory and disk workers) beside everything: the alarm path must
+hold its latency whatever else the machine is doing.
 """
 
 from __future__ import annotations
@@ -111,11 +114,26 @@ def _percentiles(xs: list[float]) -> dict[str, float | None]:
     return {"n": len(xs), "p50_ms": round(q[49] * 1000, 1), "p99_ms": round(q[98] * 1000, 1), "max_ms": round(max(xs) * 1000, 1)}
 
 
+#: the issue's mixed load: two CPU spinners, two 1 GiB memory thrashers, one disk writer
+STRESS_ARGS = ["--cpu", "2", "--vm", "2", "--vm-bytes", "1G", "--hdd", "1", "--hdd-bytes", "256M"]
+#: hours of imported history per forecast series (more than the 48 a series needs to be fitted)
+FORECAST_HISTORY_H = 72
+
+
 def latency_benchmark(
-    settings: Settings, *, engine: str, load_per_s: int, events: int, event_rate_per_s: float, split_roles: bool = True
+    settings: Settings,
+    *,
+    engine: str,
+    load_per_s: int,
+    events: int,
+    event_rate_per_s: float,
+    split_roles: bool = True,
+    forecast_series: int = 0,
+    stress: bool = False,
 ) -> dict[str, Any]:
     """Camera event -> raised alarm latency under a background load, beside the broker's own
     produce -> consume latency for a plain record (see the module text)."""
+    stress_bin = _stress_ng() if stress else None
     from streams.broker import start, stop
     from streams.kafka_io import ensure_topics
     from streams.stack import free_port
@@ -124,12 +142,16 @@ def latency_benchmark(
     info = start(engine, state, settings.cache_dir, "127.0.0.1", free_port(), progress=True)
     settings = settings.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "state_dir": state})
     roles = ["critical", "telemetry"] if split_roles else ["all"]
-    workers = _latency_workers(info.bootstrap, state, roles)
+    workers = _latency_workers(info.bootstrap, state, roles, forecasting=forecast_series > 0)
     load = _BackgroundLoad(settings, load_per_s)
     probe = _LatencyProbe(settings, events, event_rate_per_s)
     try:
         asyncio.run(ensure_topics(settings))
+        if forecast_series:
+            asyncio.run(_import_forecast_history(settings, forecast_series))
         ready_s = max(w.start() for w in workers)
+        stressor = _start_stress(stress_bin, state) if stress_bin else None
+        forecasts_before = _forecasts_published(workers[-1])
         loader = threading.Thread(target=lambda: asyncio.run(load.run()), daemon=True)
         t0 = time.perf_counter()
         loader.start()
@@ -139,7 +161,11 @@ def latency_benchmark(
         loader.join(10)
         load_rate = load.sent / (time.perf_counter() - t0)
         readings = workers[-1].metrics().get("leitstand_pool_readings_total", 0.0)
+        forecasts = _forecasts_published(workers[-1]) - forecasts_before
     finally:
+        if stressor is not None:
+            stressor.terminate()
+            stressor.wait(30)
         for w in workers:
             w.stop()
         stop(state, engine)
@@ -152,6 +178,9 @@ def latency_benchmark(
         "background_load_target_per_s": load_per_s,
         "background_load_achieved_per_s": round(load_rate),
         "pool_readings_evaluated": int(readings),
+        "forecast_series": forecast_series,
+        "forecasts_published_while_measured": int(forecasts),
+        "stress": " ".join(["stress-ng", *STRESS_ARGS]) if stress else None,
         "events": events,
         "missing_alarms": events - len(probe.alarm_lat),
         "motionless_swimmer_to_alarm": ours,
@@ -161,10 +190,74 @@ def latency_benchmark(
     }
 
 
-def _latency_workers(bootstrap: str, state: Path, roles: list[str]) -> list[WorkerProcess]:
-    """One worker per role (critical and telemetry apart, as in production, or one for all)."""
+def _stress_ng() -> str:
+    """The stress-ng binary, or a one-line error saying how to get it."""
+    import shutil
+
+    from streams.errors import CliError
+
+    found = shutil.which("stress-ng")
+    if found is None:
+        raise CliError("--stress needs stress-ng: apt-get install stress-ng (./scripts/test installs it)")
+    return found
+
+
+def _start_stress(binary: str, state: Path) -> Any:
+    """stress-ng beside the benchmark, its temporary files in the benchmark's state directory."""
+    import subprocess
+
+    return subprocess.Popen(
+        [binary, *STRESS_ARGS, "--temp-path", str(state), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def _forecasts_published(worker: WorkerProcess) -> float:
+    try:
+        metrics = worker.metrics()
+    except OSError:
+        return 0.0
+    return sum(v for k, v in metrics.items() if k.startswith("leitstand_forecast_refreshes_total{"))
+
+
+async def _import_forecast_history(settings: Settings, series: int) -> None:
+    """``FORECAST_HISTORY_H`` hourly aggregates for each of ``series`` intersections, ending now:
+    every series can be fitted from the worker's first refresh on."""
+    from datetime import timedelta
+
+    from streams.kafka_io import produce_to
+    from streams.records import DetectorAggregate, encode
+
+    end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+    def aggregates() -> Any:
+        for i in range(series):
+            iid = f"fc-{i}"
+            for h in range(FORECAST_HISTORY_H, 0, -1):
+                start = end - timedelta(hours=h)
+                vehicles = 300 + 200 * ((start.hour - 6) % 24 < 14) + (i % 50)
+                aggregate = DetectorAggregate(
+                    aggregate_id=f"{iid}/history/{int(start.timestamp())}",
+                    intersection_id=iid,
+                    detector_id="history",
+                    window_start=start,
+                    window_end=start + timedelta(hours=1),
+                    frames=0,
+                    count_sum=vehicles,
+                    occupancy_mean=0.0,
+                    speed_kmh_mean=None,
+                    event_time=start + timedelta(hours=1),
+                )
+                yield iid.encode(), encode(aggregate)
+
+    await produce_to(settings, settings.topic("aggregates"), aggregates())
+
+
+def _latency_workers(bootstrap: str, state: Path, roles: list[str], *, forecasting: bool = False) -> list[WorkerProcess]:
+    """One worker per role (critical and telemetry apart, as in production, or one for all).
+    With ``forecasting`` the telemetry worker refits every series as often as it can."""
     from streams.stack import WorkerProcess, free_port, settings_env
 
+    refits = {"forecast_refresh_s": 5.0, "forecast_min_history_h": 48} if forecasting else {}
     return [
         WorkerProcess(
             settings_env(
@@ -174,6 +267,7 @@ def _latency_workers(bootstrap: str, state: Path, roles: list[str]) -> list[Work
                     "data_dir": state / f"worker-{role}",
                     "log_level": "warning",
                     "worker_role": role,
+                    **(refits if role in ("all", "telemetry") else {}),
                 }
             ),
             log_file=state / f"worker-{role}.log",

@@ -1,10 +1,15 @@
-"""``leitstand demo``: embedded broker, worker with every agent, the synthetic city, a report.
+"""``leitstand demo``: embedded broker, the worker roles as separate processes, the synthetic city, a report.
 
 What a newcomer sees in one command: the city's streams flow through the broker into the
 worker; alarms are raised, a simulated duty operator acknowledges them over the HTTP API (some
 too late, so they escalate), and at the end the run is scored against the ground truth the
 city recorded and written up as an HTML report. Everything started here is stopped here, on
 success, on error and on Ctrl-C.
+
+The worker runs as one process per role, as in production (``DEMO_ROLES``): camera events,
+alarm books and the notifier (``critical``) never share an event loop or a process with the
+forecasting refits and the window closing of ``telemetry``, so a busy machine slows forecasts,
+not a drowning alarm. ``LEITSTAND_DEMO_ROLES=all`` runs the old single process.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from rich.console import Console
 from rich.live import Live
 
 from streams.broker import read_info, start, stop
+from streams.errors import CliError
 from streams.kafka_io import ensure_topics, produce_to, tail
 from streams.records import PoolReading
 from streams.settings import Settings
@@ -53,6 +59,8 @@ LAG_WAIT_S = 120.0
 LAG_SAMPLE_S = 5.0
 #: trailing alarms and acknowledgements after the worker has caught up
 SETTLE_S = 10.0
+#: one worker process per role; the critical one serves the alarm API the duty operator uses
+DEMO_ROLES: tuple[str, ...] = ("critical", "telemetry", "control")
 
 
 def run_demo(
@@ -96,6 +104,7 @@ def _demo(
     and the report; the broker and the worker are stopped whatever happens."""
     from simulators.city import City, CityConfig
 
+    roles = demo_roles()  # a bad LEITSTAND_DEMO_ROLES fails before anything starts
     _clear_report_dir(report_dir)
     config = CityConfig(**(city or {}))
     sim_start = start_at or datetime.now(timezone.utc).replace(hour=5, minute=0, second=0, microsecond=0) - timedelta(days=1)
@@ -107,19 +116,30 @@ def _demo(
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     settings = settings.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "topic_prefix": f"demo{run_id}."})
     token = secrets.token_urlsafe(32)  # the API refuses tokens under 32 bytes
-    web_port = free_port()
-    worker = _demo_worker(
-        settings, the_city, run_id=run_id, token=token, speed=speed, log_file=report_dir / "worker.log", web_port=web_port
-    )
+    workers = {
+        role: _demo_worker(
+            settings,
+            the_city,
+            run_id=run_id,
+            token=token,
+            speed=speed,
+            role=role,
+            log_file=report_dir / worker_log(role),
+            web_port=free_port(),
+        )
+        for role in roles
+    }
     summary = _summary_head(run_id, info.bootstrap, speed=speed, minutes=minutes, sim_start=sim_start, duration_s=duration_s, config=config)
+    summary["worker_roles"] = list(roles)
     try:
         asyncio.run(ensure_topics(settings))
         asyncio.run(_import_history(settings, the_city))
-        ready = worker.start()
-        err.print(f"worker ready after {ready:.2f} s (log: {worker.log_file})")
-        summary["worker_ready_s"] = round(ready, 3)
-        groups = [settings.model_copy(update={"app_id": f"leitstand-demo-{run_id}"}).group_id]
-        summary.update(asyncio.run(_run(settings, the_city, speed, report_dir, web_port, token, config.seed, groups, lag_wait_s)))
+        ready = _start_workers(workers)
+        summary["worker_ready_s"] = round(max(ready.values()), 3)
+        app = settings.model_copy(update={"app_id": f"leitstand-demo-{run_id}"})
+        groups = [app.model_copy(update={"worker_role": role}).group_id for role in roles]
+        ports = {role: w.web_port for role, w in workers.items() if w.web_port is not None}
+        summary.update(asyncio.run(_run(settings, the_city, speed, report_dir, ports, token, config.seed, groups, lag_wait_s)))
     except BaseException:
         # Ctrl-C or a failure: the files written so far stay, marked as an unfinished run that
         # 'leitstand evaluate' refuses to score (it would count every later incident as missed)
@@ -127,7 +147,8 @@ def _demo(
         (report_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         raise
     finally:
-        worker.stop()
+        for worker in workers.values():
+            worker.stop()
         if own_broker:
             stop(settings.state_dir, "tansu")
     summary["stopped_cleanly"] = True
@@ -173,8 +194,36 @@ def _broker(settings: Settings, port: int) -> tuple[BrokerInfo, bool]:
     return info, True
 
 
-def _demo_worker(settings: Settings, city: City, *, run_id: str, token: str, speed: float, log_file: Path, web_port: int) -> WorkerProcess:
-    """A worker with every agent for this run: its own topic prefix and data directory, the
+def demo_roles() -> tuple[str, ...]:
+    """The worker roles the demo starts, one process each (``LEITSTAND_DEMO_ROLES``, comma-separated)."""
+    raw = os.environ.get("LEITSTAND_DEMO_ROLES", "")
+    roles = tuple(r.strip() for r in raw.split(",") if r.strip()) or DEMO_ROLES
+    known = ("all", "critical", "telemetry", "control")
+    unknown = [r for r in roles if r not in known]
+    if unknown or ("all" in roles and len(roles) > 1):
+        raise CliError(f"LEITSTAND_DEMO_ROLES={raw!r}: give 'all' alone or some of critical, telemetry, control")
+    return roles
+
+
+def worker_log(role: str) -> str:
+    """The report directory's log file of one worker role (``worker.log`` for a single ``all`` worker)."""
+    return "worker.log" if role == "all" else f"worker-{role}.log"
+
+
+def _start_workers(workers: dict[str, WorkerProcess]) -> dict[str, float]:
+    """Start every role's process, the critical one first (it must be listening before anything
+    else competes for the CPU); returns seconds until each was ready."""
+    ready: dict[str, float] = {}
+    for role in sorted(workers, key=lambda r: r != "critical"):
+        ready[role] = workers[role].start()
+        err.print(f"worker {role} ready after {ready[role]:.2f} s (log: {workers[role].log_file})")
+    return ready
+
+
+def _demo_worker(
+    settings: Settings, city: City, *, run_id: str, token: str, speed: float, role: str, log_file: Path, web_port: int
+) -> WorkerProcess:
+    """One role's worker for this run: its own topic prefix and data directory, the
     stream's clock (the city runs accelerated), short acknowledgement timeouts, forecasts
     refreshed about every simulated hour, and the venues of the city's events."""
     from simulators.city.traffic import venue_sites
@@ -187,7 +236,8 @@ def _demo_worker(settings: Settings, city: City, *, run_id: str, token: str, spe
                 "app_id": f"leitstand-demo-{run_id}",
                 "timestamp_reference": "stream",  # the city runs on an accelerated clock
                 "aggregate_idle_close_s": 5,
-                "data_dir": settings.state_dir / "demo-worker" / run_id,
+                "data_dir": settings.state_dir / "demo-worker" / run_id / role,
+                "worker_role": role,
                 "state_dir": settings.state_dir,
                 "log_level": "info",
                 "api_token": token,
@@ -251,7 +301,7 @@ async def _run(
     city: Any,
     speed: float,
     report_dir: Path,
-    web_port: int,
+    ports: dict[str, int],
     token: str,
     seed: int,
     groups: list[str],
@@ -261,7 +311,7 @@ async def _run(
     sampling the worker's consumer lag, with a live status; then wait (at most ``lag_wait_s``)
     until the worker has consumed everything, and 10 s for trailing alarms and
     acknowledgements. Returns the counts and the wait."""
-    session = _DemoSession(settings, report_dir, web_port, token, random.Random(seed))
+    session = _DemoSession(settings, report_dir, ports, token, random.Random(seed))
     probe = LagProbe(settings, groups)
     await probe.start()
     readers = [
@@ -414,29 +464,37 @@ class LagProbe:
         return min(times) if times else None
 
 
-def metric_lag(web_port: int) -> dict[str, int]:
-    """``leitstand_consumer_lag`` from the worker's /metrics, per topic (empty if unreachable)."""
+def metric_lag(web_ports: list[int]) -> dict[str, int]:
+    """``leitstand_consumer_lag`` summed over the workers' /metrics, per topic (an unreachable
+    worker adds nothing)."""
     out: dict[str, int] = {}
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=2) as r:  # loopback only
-            text = r.read().decode()
-    except (OSError, ValueError):
-        return out
+    for port in web_ports:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:  # loopback only
+                text = r.read().decode()
+        except (OSError, ValueError):
+            continue
+        _add_lag_lines(out, text)
+    return dict(sorted(out.items()))
+
+
+def _add_lag_lines(out: dict[str, int], text: str) -> None:
     for line in text.splitlines():
         if line.startswith("leitstand_consumer_lag{"):
             labels, _, value = line.rpartition(" ")
             topic = labels.split('topic="', 1)[1].split('"', 1)[0] if 'topic="' in labels else "?"
             out[topic] = out.get(topic, 0) + int(float(value))
-    return dict(sorted(out.items()))
 
 
 class _DemoSession:
     """What one demo run keeps while the city plays: counts for the live view, the open alarms,
     the files the report is made from, and the simulated duty operator's pending tasks."""
 
-    def __init__(self, settings: Settings, report_dir: Path, web_port: int, token: str, rng: random.Random) -> None:
+    def __init__(self, settings: Settings, report_dir: Path, ports: dict[str, int], token: str, rng: random.Random) -> None:
         self.settings = settings
-        self.web_port = web_port
+        self.ports = ports
+        #: the alarm API: the critical worker's (or the single worker's)
+        self.web_port = ports.get("critical", ports.get("all", 0))
         self.token = token
         self.rng = rng  # the operator's reaction times
         self.stats: dict[str, Any] = {"sent": Counter(), "sim_time": "-"}
@@ -502,7 +560,7 @@ class _DemoSession:
     async def sample(self, probe: LagProbe, t0: float, phase: str) -> dict[Partition, tuple[int, int]]:
         """One lag sample: from the broker (end minus committed offsets) and from the worker's
         own ``leitstand_consumer_lag``; appended to ``lag.jsonl`` for the report."""
-        metric = await asyncio.to_thread(metric_lag, self.web_port)
+        metric = await asyncio.to_thread(metric_lag, list(self.ports.values()))
         self.metric_topics |= set(metric)
         offsets = await probe.offsets(self.metric_topics)
         lags = {tp: max(0, end - done) for tp, (end, done) in offsets.items()}

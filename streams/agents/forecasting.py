@@ -47,6 +47,8 @@ VENUE_KINDS = ("concert", "match", "fair", "roadworks", "other")  # need a venue
 SERIES_KINDS = {"intersection": "sum", "pool": "mean"}
 
 Observation = tuple[float, float, str | None]  # (event time, value, observation id)
+#: due series looked at between two yields to the event loop
+SELECT_CHUNK = 200
 
 
 def event_of(e: ScheduledEvent, venues: dict[str, list[str]]) -> dict[str, Any] | None:
@@ -83,10 +85,12 @@ def to_events(stored: Iterable[dict[str, Any]]) -> list[Event]:
 
 
 def refit(
-    series_id: str, trigger: str, history: pd.Series, events: list[Event], model: str | None, horizon: int, holidays: str | None
+    series_id: str, trigger: str, state: live_history.State, events: list[Event], model: str | None, horizon: int, holidays: str | None
 ) -> Forecast:
-    """Runs in a worker process: fit, forecast, return the record (pickles cheaply).
+    """Runs in a worker process: build the hourly series from the table state, fit, forecast,
+    return the record (pickles cheaply). The pandas work is here, not on the agent's event loop.
     ``event_time`` is set again when the forecast is published."""
+    history = live_history.complete_series(state)
     future = pd.date_range(history.index[-1] + pd.Timedelta("1h"), periods=horizon, freq="1h")
     relevant = [e for e in events if e.affects_series(series_id)]
     regressors = event_regressors(history.index, relevant, series_id) if relevant else None
@@ -135,17 +139,24 @@ class SeriesBook:
     def history_of(self, series_id: str) -> pd.Series:
         return live_history.complete_series(self.state_of(series_id))
 
+    def known_hours(self, series_id: str) -> int:
+        return live_history.known_hours(self.state_of(series_id))
+
+    def snapshot(self, series_id: str) -> live_history.State:
+        """A copy of the hours only, for the fit process: the table's value may change while the
+        pool's feeder thread pickles it."""
+        state = self.state_of(series_id)
+        return {"mode": state.get("mode", "sum"), "b": dict(state.get("b", {})), "ids": {}}
+
     def fold(self, kind: str, grouped: dict[bytes, list[Observation]]) -> None:
         """Observations into their series' hourly histories; each completed hour is scored."""
         table, mode = self.tables[kind], SERIES_KINDS[kind]
+        keep_days = self.settings.forecast_history_days
         for key, items in grouped.items():
             series_id = f"{kind}/{key.decode()}"
-            state = table.get(key) or live_history.empty(mode)
+            state = live_history.thaw(table.get(key), mode)  # one copy per key and batch, not per observation
             for t, value, obs_id in items:
-                state, completed = live_history.observe(
-                    state, t, value, mode=mode, keep_days=self.settings.forecast_history_days, obs_id=obs_id
-                )
-                self.score(series_id, state, completed)
+                self.score(series_id, state, live_history.observe_into(state, t, value, keep_days=keep_days, obs_id=obs_id))
             table[key] = state
 
     def score(self, series_id: str, state: dict[str, Any], hour: int | None) -> None:
@@ -240,7 +251,12 @@ class Refitter:
 
     async def refresh(self, now: float) -> None:
         book = self.book
-        jobs = book.schedule.select(book.schedule.due(book.all_series(), now), book.hours_recorded, book.history_of, now)
+        due = list(book.schedule.due(book.all_series(), now).items())
+        jobs: dict[str, tuple[str, live_history.State]] = {}
+        for start in range(0, len(due), SELECT_CHUNK):
+            chunk = dict(due[start : start + SELECT_CHUNK])
+            jobs.update(book.schedule.select(chunk, book.hours_recorded, book.known_hours, book.snapshot, now))
+            await asyncio.sleep(0)  # thousands of series: let camera events and frames in between
         if not jobs:
             return
         t0 = time.monotonic()
@@ -254,10 +270,10 @@ class Refitter:
             await self.publish(done)
         FORECAST_SECONDS.set(time.monotonic() - t0)
 
-    def _submit(self, jobs: dict[str, tuple[str, pd.Series]], events: list[Event]) -> dict[str, asyncio.Future[Forecast]]:
+    def _submit(self, jobs: dict[str, tuple[str, live_history.State]], events: list[Event]) -> dict[str, asyncio.Future[Forecast]]:
         """Every job at once: the pool runs them in parallel, the caller awaits them in order."""
         if self.executor is None:
-            self.executor = process_pool(self.settings.forecast_workers)
+            self.executor = process_pool(self.settings.forecast_workers, nice=self.settings.forecast_nice)
         loop, settings = asyncio.get_running_loop(), self.settings
         return {
             series_id: loop.run_in_executor(
@@ -265,13 +281,13 @@ class Refitter:
                 refit,
                 series_id,
                 trigger,
-                history,
+                state,
                 events,
                 settings.forecast_model,
                 settings.forecast_horizon_h,
                 settings.forecast_holidays,
             )
-            for series_id, (trigger, history) in jobs.items()
+            for series_id, (trigger, state) in jobs.items()
         }
 
     async def publish(self, forecast: Forecast) -> None:

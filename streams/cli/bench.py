@@ -55,11 +55,26 @@ def bench_alarm_latency(
             help="Critical and telemetry roles in two workers (default) or all in one.",
         ),
     ] = True,
+    with_forecasting: Annotated[
+        int, typer.Option(min=0, help="Forecast series the telemetry worker refits without pause while it is measured (0: none).")
+    ] = 0,
+    stress: Annotated[bool, typer.Option(help="Run stress-ng (CPU, memory, disk) beside everything.")] = False,
 ) -> None:
     """Time camera event to alarm under load."""
     from simulators.harness.bench_alarms import latency_benchmark
 
-    print_json(latency_benchmark(cli_settings(), engine=engine, load_per_s=load, events=events, event_rate_per_s=rate, split_roles=split))
+    print_json(
+        latency_benchmark(
+            cli_settings(),
+            engine=engine,
+            load_per_s=load,
+            events=events,
+            event_rate_per_s=rate,
+            split_roles=split,
+            forecast_series=with_forecasting,
+            stress=stress,
+        )
+    )
 
 
 @app.command("decode")

@@ -106,7 +106,7 @@ async def _behind_then_caught_up(settings: Settings, tmp_path: Path, monkeypatch
         out["behind"] = await probe.lag({other})
         # the first record not committed on each partition: the earliest of them is how far it got
         out["next_ts"] = min(m.timestamp for m in read if m.offset == partial.get(TopicPartition(m.topic, m.partition), 0))
-        session = _DemoSession(settings, tmp_path / "r", free_port(), "t" * 32, random.Random(1))
+        session = _DemoSession(settings, tmp_path / "r", {"critical": free_port()}, "t" * 32, random.Random(1))
         session.metric_topics = {other}
         monkeypatch.setattr(demo, "SETTLE_S", 0.5)
         out["timed_out"] = await session.wait_for_worker(probe, 0.0, 2.0, lambda note: None)

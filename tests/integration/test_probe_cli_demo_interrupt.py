@@ -63,7 +63,7 @@ def test_ctrl_c_in_demo_stops_everything_and_marks_the_run(tmp_path: Path) -> No
     try:
         deadline = time.monotonic() + 90
         broker = None
-        while time.monotonic() < deadline and not (report / "worker.log").exists():
+        while time.monotonic() < deadline and not any(report.glob("worker*.log")):
             time.sleep(0.2)
         while time.monotonic() < deadline and (broker := read_info(state, "tansu")) is None:
             time.sleep(0.2)

@@ -45,6 +45,45 @@ def test_history_stays_bounded_and_never_raises(obs) -> None:
         assert all(math.isfinite(x[0]) for x in s["b"].values())
 
 
+def _reference_observe(state, t, value, *, mode, keep_days, obs_id=None):
+    """The first implementation of ``observe``, unchanged: the oracle for the in-place fold."""
+    st_: dict = {"mode": mode, "b": dict((state or {}).get("b", {})), "ids": dict((state or {}).get("ids", {}))}
+    if not (math.isfinite(t) and math.isfinite(value)):
+        return st_, None
+    hour = int(t // H) * H
+    newest_before = max((int(h) for h in st_["b"]), default=None)
+    if newest_before is not None and hour < newest_before - keep_days * 24 * H:
+        return st_, None
+    if obs_id is not None:
+        if obs_id in st_["ids"]:
+            return st_, None
+        st_["ids"][obs_id] = hour
+    total, n = st_["b"].get(str(hour), [0.0, 0])
+    st_["b"][str(hour)] = [total + value, n + 1]
+    newest = max(hour, newest_before if newest_before is not None else hour)
+    if len(st_["b"]) > keep_days * 24 + 1:
+        st_["b"] = {h: v for h, v in st_["b"].items() if int(h) >= newest - keep_days * 24 * H}
+    st_["ids"] = {k: h for k, h in st_["ids"].items() if h >= newest - lh.DEDUP_HOURS * H}
+    return st_, (newest_before if newest_before is not None and hour > newest_before else None)
+
+
+@given(
+    st.lists(st.tuples(st.floats(0, 10 * 24 * H), st.floats(0, 1e4) | st.just(math.nan), st.sampled_from("abcdefgh")), max_size=60),
+    st.sampled_from(["sum", "mean"]),
+)
+def test_folding_a_batch_in_place_equals_folding_copies(obs, mode) -> None:
+    """The agent folds a batch into one private copy; the result must be what the original
+    algorithm (a copy and a full prune per observation, kept here as the oracle) gave, with the
+    same completed hours reported."""
+    copied, batch = None, lh.thaw(None, mode)
+    for t, v, obs_id in obs:
+        copied, done_copied = _reference_observe(copied, t, v, mode=mode, keep_days=2, obs_id=obs_id)
+        assert lh.observe_into(batch, t, v, keep_days=2, obs_id=obs_id) == done_copied
+    if copied is not None:
+        assert batch["b"] == copied["b"] and batch["ids"] == copied["ids"]
+        assert lh.known_hours(batch) == int(lh.complete_series(batch).notna().sum())
+
+
 def _event(venue: str, kind: ScheduleKind) -> ScheduledEvent:
     from datetime import datetime, timezone
 

@@ -39,13 +39,13 @@ def test_select_fits_long_series_and_rechecks_short_ones_later() -> None:
     recorded = {"long": 4, "gappy": 4, "young": 1}
     looked_at: list[str] = []
 
-    def history_of(series_id: str) -> pd.Series:
+    def known_hours(series_id: str) -> int:
         looked_at.append(series_id)
-        return histories[series_id]
+        return int(histories[series_id].notna().sum())
 
-    jobs = schedule.select(schedule.due(histories, now=5000.0), recorded.__getitem__, history_of, now=5000.0)
-    assert list(jobs) == ["long"] and jobs["long"][0] == "schedule"
-    assert "young" not in looked_at  # the cheap test first: no pandas series for a young series
+    jobs = schedule.select(schedule.due(histories, now=5000.0), recorded.__getitem__, known_hours, histories.__getitem__, now=5000.0)
+    assert list(jobs) == ["long"] and jobs["long"][0] == "schedule" and jobs["long"][1] is histories["long"]
+    assert "young" not in looked_at  # the cheap test first: a young series is not counted
     assert schedule.refreshed_at["long"] == 5000.0
     assert schedule.due(histories, now=5000.0 + RECHECK_S) == {"gappy": "schedule", "young": "schedule"}
 
