@@ -71,6 +71,10 @@ def same_place(settings: Any) -> dict[str, Any]:
     }
 
 
+class WorkerNotReady(RuntimeError):
+    """A worker child that exited or never became ready; the message names its log."""
+
+
 class WorkerProcess:
     """``leitstand worker`` as a child; ``start`` returns once ``/ready`` says so."""
 
@@ -80,11 +84,18 @@ class WorkerProcess:
         self.web_port = web_port
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_after_s: float | None = None
+        self._t0 = 0.0
 
     def start(self, timeout_s: float = 60.0) -> float:
+        """Launch and wait until ready; seconds it took. Raises :class:`WorkerNotReady`."""
+        self.launch()
+        return self.wait_ready(timeout_s)
+
+    def launch(self) -> None:
+        """Start the process without waiting (several roles then start side by side)."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env, "LEITSTAND_WEB_PORT": str(self.web_port)}
-        t0 = time.monotonic()
+        self._t0 = time.monotonic()
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker"],
@@ -93,15 +104,20 @@ class WorkerProcess:
                 stdin=subprocess.DEVNULL,
                 env=env,
             )
-        while time.monotonic() - t0 < timeout_s:
+
+    def wait_ready(self, timeout_s: float = 60.0) -> float:
+        """Seconds from launch until ``/ready``; stops the worker and raises :class:`WorkerNotReady`
+        if it exits or is not ready within ``timeout_s`` of its launch."""
+        assert self.proc is not None, "launch() first"
+        while time.monotonic() - self._t0 < timeout_s:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}; see {self.log_file}: {self.log_tail()}")
+                raise WorkerNotReady(f"worker exited with {self.proc.returncode}; see {self.log_file}: {self.log_tail()}")
             if self.ready():
-                self.ready_after_s = time.monotonic() - t0
+                self.ready_after_s = time.monotonic() - self._t0
                 return self.ready_after_s
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"worker not ready within {timeout_s:g} s; see {self.log_file}: {self.log_tail()}")
+        raise WorkerNotReady(f"worker not ready within {timeout_s:g} s; see {self.log_file}: {self.log_tail()}")
 
     def ready(self) -> bool:
         try:

@@ -38,7 +38,7 @@ from streams.errors import CliError
 from streams.kafka_io import ensure_topics, produce_to, tail
 from streams.records import PoolReading
 from streams.settings import Settings
-from streams.stack import WorkerProcess, free_port, settings_env, terminate_as_interrupt
+from streams.stack import WorkerNotReady, WorkerProcess, free_port, settings_env, terminate_as_interrupt
 from streams.topics import SIMULATION_TRUTH as TRUTH
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ LAG_WAIT_S = 120.0
 LAG_SAMPLE_S = 5.0
 #: trailing alarms and acknowledgements after the worker has caught up
 SETTLE_S = 10.0
+#: how long a worker may take to become ready (imports and table recovery on a loaded machine)
+WORKER_START_S = 180.0
 #: one worker process per role; the critical one serves the alarm API the duty operator uses
 DEMO_ROLES: tuple[str, ...] = ("critical", "telemetry", "control")
 
@@ -211,12 +213,18 @@ def worker_log(role: str) -> str:
 
 
 def _start_workers(workers: dict[str, WorkerProcess]) -> dict[str, float]:
-    """Start every role's process, the critical one first (it must be listening before anything
-    else competes for the CPU); returns seconds until each was ready."""
+    """Start every role's process side by side; seconds until each was ready. On a machine busy
+    with other work a worker may need long (``WORKER_START_S``); one that does not come up is a
+    one-line error naming its log."""
+    for worker in workers.values():
+        worker.launch()
     ready: dict[str, float] = {}
-    for role in sorted(workers, key=lambda r: r != "critical"):
-        ready[role] = workers[role].start()
-        err.print(f"worker {role} ready after {ready[role]:.2f} s (log: {workers[role].log_file})")
+    for role, worker in workers.items():
+        try:
+            ready[role] = worker.wait_ready(WORKER_START_S)
+        except WorkerNotReady as exc:
+            raise CliError(f"the {role} worker did not start: {exc}") from None
+        err.print(f"worker {role} ready after {ready[role]:.2f} s (log: {worker.log_file})")
     return ready
 
 
