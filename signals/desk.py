@@ -39,7 +39,9 @@ from typing import Any, Literal
 
 from signals.control import AuditEntry, ControlError, IntersectionControl, Mode, PlanRecord
 from signals.controllers import DetectorObservation
+from signals.controllers.priority import PriorityController
 from signals.loader import intersection_from_dict
+from signals.priority import Grant, PriorityCall
 
 #: the session named in the refusal of a command for an intersection nobody configured here
 UNKNOWN_SESSION = "-"
@@ -83,6 +85,21 @@ class DeskCommand:
     plan_id: str | None = None
     mode: str | None = None
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class DeskPriority:
+    """A late bus asking for priority: the stage serving its approach, its arrival estimate
+    (seconds after ``event_time``) and its delay."""
+
+    intersection_id: str
+    request_id: str
+    vehicle_id: str
+    trip_id: str
+    stage: str
+    event_time: datetime
+    eta_s: float
+    delay_s: float
 
 
 @dataclass(frozen=True)
@@ -183,7 +200,19 @@ def build_control(cfg: DeskConfig, mode: Mode | None = None) -> IntersectionCont
     intersection = intersection_from_dict(dict(cfg.model))
     if intersection.id != cfg.intersection_id:
         raise ValueError(f"model id {intersection.id!r} differs from the config's intersection_id {cfg.intersection_id!r}")
-    return IntersectionControl(intersection, cfg.controller, mode or cfg.mode, cfg.approval_timeout_s, **cfg.params)
+    control = IntersectionControl(intersection, cfg.controller, mode or cfg.mode, cfg.approval_timeout_s, **cfg.params)
+    priority_controller(control)
+    return control
+
+
+def priority_controller(control: IntersectionControl) -> PriorityController:
+    """The control loop's controller wrapped for transit priority (wrapped again when a mode
+    change rebuilt it). ``IntersectionControl`` has no hook for this yet, hence its attribute."""
+    ctl = control._controller  # noqa: SLF001
+    if not isinstance(ctl, PriorityController):
+        ctl = PriorityController(ctl, control.intersection)
+        control._controller = ctl  # noqa: SLF001
+    return ctl
 
 
 def _refusal_reason(exc: Exception, out: Outbox) -> str:
@@ -285,6 +314,52 @@ class ControlDesk:
             out.plans.append(PlanOut(decided, slot.session, now_s=at_s))
         out.commands.append((cmd.action, "applied"))
         self._touch(out, slot)
+        return out
+
+    def on_priority(self, req: DeskPriority) -> Outbox:
+        """A bus's priority request: granted within the limits (it drives from the next frame,
+        through the safety gate and the adapter) or refused; audited either way with the bus's
+        delay and the expected saving. Only in automatic mode: in advisory a person approves
+        every plan, and a bus cannot wait for that."""
+        out = Outbox()
+        slot = self._restore(req.intersection_id, out)
+        at_s = req.event_time.timestamp() if slot is None or slot.clock_s is None else slot.clock_s
+        detail: dict[str, Any] = {
+            "request_id": req.request_id,
+            "trip_id": req.trip_id,
+            "stage": req.stage,
+            "delay_before_s": round(req.delay_s, 1),
+        }
+        actor = f"bus:{req.vehicle_id}"
+        if slot is None:
+            entry = AuditEntry(
+                at_s, req.intersection_id, "priority_refused", actor, {**detail, "reason": "intersection not configured here"}
+            )
+            out.audit.append(AuditOut(entry, UNKNOWN_SESSION))
+            out.commands.append(("priority", "refused"))
+            return out
+        eta = max(0.0, req.eta_s - (at_s - req.event_time.timestamp()))
+        if slot.control.mode != "automatic":
+            result: Any = None
+            reason = f"mode {slot.control.mode}: priority is granted in automatic mode only"
+        else:
+            call = PriorityCall(req.request_id, req.vehicle_id, req.stage, at_s, eta, req.delay_s)
+            result = priority_controller(slot.control).request(call)
+            reason = "" if isinstance(result, Grant) else result.reason
+        if isinstance(result, Grant):
+            detail |= {
+                "kind": result.kind,
+                "seconds": round(result.seconds, 1),
+                "saving_s": result.saving_s,
+                "expected_delay_after_s": round(req.delay_s - result.saving_s, 1),
+                "until_s": round(result.until_s, 3),
+                "explanation": result.explain(call),
+            }
+            entry = AuditEntry(at_s, req.intersection_id, "priority_granted", actor, detail)
+        else:
+            entry = AuditEntry(at_s, req.intersection_id, "priority_refused", actor, {**detail, "eta_s": round(eta, 1), "reason": reason})
+        out.audit.append(AuditOut(entry, slot.session))
+        out.commands.append(("priority", "applied" if isinstance(result, Grant) else "refused"))
         return out
 
     # -- configs -----------------------------------------------------------------------------------

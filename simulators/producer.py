@@ -9,10 +9,12 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.live import Live
 
 from simulators.city.frames import MALFORMED_KINDS, frames, malformed
+from streams.broker.probe import BrokerUnreachable
 from streams.kafka_io import producer
 from streams.records import encode
 from streams.settings import Settings
@@ -118,13 +120,34 @@ class PacedSender:
 
     async def send_now(self, topic: str, key: bytes | None, value: bytes, timestamp_ms: int | None = None) -> None:
         """Send without pacing; every 5,000 records, wait for the acknowledgements."""
-        self.pending.append(await self.prod.send(topic, key=key, value=value, timestamp_ms=timestamp_ms))
+        try:
+            self.pending.append(await self.prod.send(topic, key=key, value=value, timestamp_ms=timestamp_ms))
+        except KafkaError as exc:
+            raise gave_up(exc) from None
         if len(self.pending) >= 5000:
             await self.flush()
 
     async def flush(self) -> None:
-        await asyncio.gather(*self.pending)
+        """Wait for every acknowledgement. The producer retries through a broker outage for
+        ``LEITSTAND_PRODUCER_OUTAGE_S``; a record still unacknowledged then ends the run with
+        one line (``BrokerUnreachable``), not a traceback."""
+        try:
+            await asyncio.gather(*self.pending)
+        except KafkaError as exc:
+            raise gave_up(exc) from None
         self.pending.clear()
+
+
+def gave_up(exc: BaseException) -> BrokerUnreachable:
+    """The one line for a record the broker did not take within the producer's outage budget."""
+    name, text = type(exc).__name__, " ".join(str(exc).split())
+    while text.startswith(f"{name}: {name}"):  # aiokafka's messages repeat their type
+        text = text[len(name) + 2 :]
+    why = text if text.startswith(name) else f"{name}: {text}" if text else name
+    return BrokerUnreachable(
+        f"the broker did not take records within LEITSTAND_PRODUCER_OUTAGE_S ({why}); "
+        "the run stopped and its unacknowledged records may be missing: start the broker again and rerun, or raise that setting"
+    )
 
 
 async def produce_city(

@@ -80,16 +80,17 @@ def create_app(settings: Settings) -> faust.App:
     deadletter = app.topic(settings.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
 
     _register_role(app, settings, deadletter)
-    from .http import probes
+    from .http import explain, probes
 
     probes.register(app)  # GET /ready, /metrics, /openapi.yaml: every role
+    explain.register(app, settings)  # GET /explain/signals|alarms/...: every role (docs/transparency.md)
     _warn_if_exposed(app, settings)
     return app
 
 
 def _register_role(app: faust.App, settings: Settings, deadletter: Any) -> None:
     """The agents and HTTP views of this worker's role (``LEITSTAND_WORKER_ROLE``)."""
-    from .agents import aggregation, alarm_lifecycle, notifier, pool_monitor, signal_control, traffic_incidents
+    from .agents import aggregation, alarm_lifecycle, buses, data_quality, notifier, pool_monitor, signal_control, traffic_incidents
     from .http import alerts as alerts_api
     from .http import signals as signals_api
 
@@ -98,6 +99,8 @@ def _register_role(app: faust.App, settings: Settings, deadletter: Any) -> None:
         aggregation.register(app, settings, deadletter)
         pool_monitor.register_water(app, settings, deadletter)
         traffic_incidents.register(app, settings)
+        data_quality.register(app, settings)
+        buses.register(app, settings, deadletter)
         from .agents import forecasting  # pandas and the models: only in the roles that forecast
 
         forecasting.register(app, settings, deadletter)

@@ -46,6 +46,8 @@ from aiohttp import web_server as aioweb_server
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web.drivers import aiohttp as faust_web_aiohttp
 
+from .broker.backoff import pace_metadata_refresh, quiet_repeats
+
 log = structlog.get_logger(__name__)
 
 #: most HTTP connections the worker holds at once; the next ones get a 503 and are closed
@@ -155,6 +157,10 @@ def readiness(app: faust.App) -> tuple[bool, str | None, list[str]]:
     return reason is None, reason, assigned
 
 
+#: how :meth:`BrokerWatch.compare` starts a finding of topics that are gone
+VANISHED = "topics vanished from the broker"
+
+
 class BrokerWatch:
     """Detects a broker that lost its topics or offsets (see the module docstring)."""
 
@@ -170,7 +176,7 @@ class BrokerWatch:
         gone = sorted(t for t in self.partitions if t not in present)
         if gone:
             more = f" and {len(gone) - 3} more" if len(gone) > 3 else ""
-            return f"topics vanished from the broker: {', '.join(gone[:3])}{more}"
+            return f"{VANISHED}: {', '.join(gone[:3])}{more}"
         for topic, count in present.items():
             if count < self.partitions.get(topic, 0):
                 return f"topic {topic} now has {count} partitions, had {self.partitions[topic]}"
@@ -205,7 +211,8 @@ class BrokerWatch:
             request_timeout_ms=int(max(2.0, self.interval_s * 2) * 1000),
             **client_options,
         )
-        started = False
+        pace_metadata_refresh(consumer._client)
+        started, suspected = False, False
         try:
             while True:
                 try:
@@ -217,9 +224,14 @@ class BrokerWatch:
                     raise
                 except Exception:  # the broker is away: the BrokerLink reports that
                     found = None
-                if found is not None:
+                # topics gone must show in two samples in a row: a broker that is starting up
+                # (Apache Kafka restarted with its log dir) must not stop a worker on one early
+                # answer. An end offset that went back is acted on at once: a producer may already
+                # be refilling the re-created topic, and the next sample would no longer show it.
+                if found is not None and (suspected or not found.startswith(VANISHED)):
                     on_lost(found)
                     return
+                suspected = found is not None
                 await asyncio.sleep(self.interval_s)
         finally:
             if started:
@@ -248,6 +260,8 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = int(self.app.conf.leitstand.consumer_fetch_max_wait_ms)
+        pace_metadata_refresh(consumer._client)
+        quiet_repeats()  # after the worker's logging config: a repeated failure logged once per 10 s
         link = getattr(self.app, "broker_link", None)
         if link is not None:
             link.observe(consumer._client)
@@ -259,8 +273,16 @@ class _Consumer(faust_aiokafka.Consumer):
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+class _Producer(faust_aiokafka.Producer):
+    def _new_producer(self, transactional_id: str | None = None) -> Any:
+        producer = super()._new_producer(transactional_id)
+        pace_metadata_refresh(producer.client)
+        return producer
+
+
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
+    Producer = _Producer
 
 
 class _CappedServer(aioweb_server.Server):

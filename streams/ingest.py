@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Container, Iterable, Mapping, Sequence
-from typing import Any, TypeVar, overload
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Container, Iterable, Mapping, Sequence
+from contextlib import aclosing
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 import structlog
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, ProducerClosed
@@ -210,10 +211,10 @@ async def _fail_stop(stream: Any, events: Sequence[Any], exc: BaseException) -> 
 
 def _decode(
     decoder_of: Callable[[str], TopicDecoder[Any]], raws: Iterable[RawMessage], now: float, reported: Callable[[str], bool]
-) -> tuple[list[Record], list[DeadLetter], dict[str, int]]:
-    """Records in arrival order (across topics), the dead letters of the reported topics, and
-    per reported topic the number of records decoded (for the counter)."""
-    records: list[Record] = []
+) -> tuple[list[tuple[RawMessage, Any]], list[DeadLetter], dict[str, int]]:
+    """Records in arrival order (across topics) with their messages, the dead letters of the
+    reported topics, and per reported topic the number of records decoded (for the counter)."""
+    records: list[tuple[RawMessage, Any]] = []
     dead: list[DeadLetter] = []
     decoded: dict[str, int] = {}
     for raw in raws:
@@ -224,8 +225,53 @@ def _decode(
             continue
         if reported(raw.topic):
             decoded[raw.topic] = decoded.get(raw.topic, 0) + 1
-        records.append(out)
+        records.append((raw, out))
     return records, dead, decoded
+
+
+class Positioned(NamedTuple, Generic[R]):
+    """A decoded record with the message it came from (its partition and offset, and the raw
+    bytes for a dead letter the agent may still decide on, such as a frame that came too late)."""
+
+    raw: RawMessage
+    record: R
+
+
+class Batch(NamedTuple, Generic[R]):
+    """One batch: its valid records with their positions, and per ``(topic, partition)`` the
+    offset after the last message of the batch (dead-lettered ones included), which is what a
+    checkpoint records once the batch is done."""
+
+    records: Sequence[Positioned[R]]
+    ends: Mapping[tuple[str, int], int]
+    #: messages in the batch, dead letters included (a full batch: the consumer is behind)
+    size: int
+
+
+def batch_ends(raws: Iterable[RawMessage]) -> dict[tuple[str, int], int]:
+    """Per topic partition, the offset after the last of ``raws``."""
+    ends: dict[tuple[str, int], int] = {}
+    for r in raws:
+        tp = (r.topic, r.partition)
+        ends[tp] = max(ends.get(tp, 0), r.offset + 1)
+    return ends
+
+
+async def positioned_batches(
+    stream: Any,
+    decoder: TopicDecoder[R],
+    deadletter_topic: Any | None,
+    *,
+    max_batch: int,
+    within_s: float,
+) -> AsyncIterator[Batch[R]]:
+    """``decoded_batches`` for agents whose state carries its source offsets
+    (``agents/wiring.py``, exact recovery): each record with its message, and every batch, even
+    one of dead letters only, so the batch's checkpoint can be written."""
+    inner = _batches(stream, lambda _: decoder, deadletter_topic, lambda _: deadletter_topic is not None, max_batch, within_s)
+    async with aclosing(inner):  # an exception at our yield reaches the batch loop's fail-stop at once
+        async for raws, records in inner:
+            yield Batch([Positioned(raw, rec) for raw, rec in records], batch_ends(raws), len(raws))
 
 
 @overload
@@ -279,18 +325,35 @@ async def decoded_batches(
     def reported(topic: str) -> bool:
         return deadletter_topic is not None and topic not in silent_topics
 
+    inner = _batches(stream, decoder_of, deadletter_topic, reported, max_batch, within_s)
+    async with aclosing(inner):  # an exception at our yield reaches the batch loop's fail-stop at once
+        async for _, records in inner:
+            if records:
+                yield [rec for _, rec in records]
+
+
+async def _batches(
+    stream: Any,
+    decoder_of: Callable[[str], TopicDecoder[Any]],
+    deadletter_topic: Any | None,
+    reported: Callable[[str], bool],
+    max_batch: int,
+    within_s: float,
+) -> AsyncGenerator[tuple[list[RawMessage], list[tuple[RawMessage, Any]]], None]:
+    """Every batch's messages and its valid records (with their messages), dead letters sent
+    first; the batch is held until the caller asks for the next one (see the module doc)."""
     batches = stream.take_events(max_batch, within=within_s)
     events: Sequence[Any] = ()
     try:
         async for events in batches:
             _hold(events)
-            records, dead, decoded = _decode(decoder_of, (raw_message(e) for e in events), time.time(), reported)
+            raws = [raw_message(e) for e in events]
+            records, dead, decoded = _decode(decoder_of, raws, time.time(), reported)
             if deadletter_topic is not None:
                 await send_dead_letters(deadletter_topic, dead)
             for topic, count in decoded.items():
                 RECORDS_DECODED.labels(topic).inc(count)
-            if records:
-                yield records
+            yield raws, records
             _release(events)  # done: take_events acknowledges it when asked for the next batch
             events = ()
     except BaseException as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -18,14 +19,18 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from .broker.backoff import pace_metadata_refresh, quiet_repeats
 from .settings import Settings
-from .topics import CATALOGUE
+from .topics import CATALOGUE, TRANSIT_SCHEDULE
 
 logging.getLogger("aiokafka").setLevel(logging.ERROR)
+quiet_repeats()  # one line per kind of failure every 10 s while the broker is away
 
 #: the producer's max request size (aiokafka's default, set explicitly so the pre-send check
 #: below and the producer agree); Apache Kafka's default ``message.max.bytes`` is about the same
 MAX_REQUEST_BYTES = 1_048_576
+#: catalogue topics that keep only the latest record per key (a timetable reloaded replaces its trips)
+COMPACTED = frozenset({TRANSIT_SCHEDULE})
 
 
 async def ensure_topics(settings: Settings, names: Iterable[str] | None = None) -> list[str]:
@@ -37,14 +42,97 @@ async def ensure_topics(settings: Settings, names: Iterable[str] | None = None) 
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t not in existing]
         if missing:
+            compacted = {settings.topic(n) for n in COMPACTED}
             new = [
-                NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=settings.topic_replication_factor) for t in missing
+                NewTopic(
+                    t,
+                    num_partitions=settings.topic_partitions,
+                    replication_factor=settings.topic_replication_factor,
+                    topic_configs={"cleanup.policy": "compact"} if t in compacted else {},
+                )
+                for t in missing
             ]
             try:
                 await admin.create_topics(new)
             except TopicAlreadyExistsError:
                 pass
         return missing
+    finally:
+        await admin.close()
+
+
+async def recreate_unreadable(settings: Settings, names: Iterable[str], *, read_timeout_s: float = 5.0) -> list[str]:
+    """Delete and create again each existing topic of ``names`` (a worker's table changelogs)
+    that claims records of which none can be read (``broker.probe.unreadable_topics``: what a
+    Tansu restart leaves behind); returns those re-created. Nothing readable is lost by it.
+    A changelog is created again compacted, as Faust creates it."""
+    from .broker.probe import unreadable_topics
+
+    wanted = set(names)
+    existing = set(await list_topics(settings))
+    if wanted - existing:  # created here first: Tansu's stale offsets appear only once a topic exists
+        await _create_changelogs(settings, {t: settings.topic_partitions for t in wanted - existing})
+    topics = sorted(wanted)
+    if not topics:
+        return []
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None, enable_auto_commit=False, **settings.kafka_client_options()
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        begins, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        claiming = [tp for tp in tps if ends[tp] > begins[tp]]
+        readable: set[tuple[str, int]] = set()
+        if claiming:
+            consumer.assign(claiming)
+            for tp in claiming:
+                consumer.seek(tp, begins[tp])
+            deadline = time.monotonic() + read_timeout_s
+            while time.monotonic() < deadline and {tp.topic for tp in claiming} - {t for t, _ in readable}:
+                batch = await consumer.getmany(timeout_ms=200)
+                readable |= {(tp.topic, tp.partition) for tp, msgs in batch.items() if msgs}
+    finally:
+        await _stop_quietly(consumer)
+    bad = unreadable_topics(
+        {(tp.topic, tp.partition): begins[tp] for tp in tps}, {(tp.topic, tp.partition): ends[tp] for tp in tps}, readable
+    )
+    if bad:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **settings.kafka_client_options())
+        await admin.start()
+        try:
+            await admin.delete_topics(bad)
+        finally:
+            await admin.close()
+        await _create_changelogs(settings, {t: sum(1 for tp in tps if tp.topic == t) for t in bad})
+    return bad
+
+
+async def _stop_quietly(consumer: AIOKafkaConsumer) -> None:
+    """``consumer.stop()``, minus a CancelledError that is not ours: aiokafka 0.14's consumer
+    without a group awaits its own cancelled helper task on close and re-raises its
+    cancellation (seen on Apache Kafka right after start-up: the worker exited with it)."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+
+
+async def _create_changelogs(settings: Settings, partitions: dict[str, int]) -> None:
+    """Create table changelog topics as Faust does: compacted, with the given partition counts."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **settings.kafka_client_options())
+    await admin.start()
+    try:
+        new = [
+            NewTopic(t, num_partitions=n, replication_factor=settings.topic_replication_factor, topic_configs={"cleanup.policy": "compact"})
+            for t, n in partitions.items()
+        ]
+        try:
+            await admin.create_topics(new)
+        except TopicAlreadyExistsError:
+            pass
     finally:
         await admin.close()
 
@@ -59,8 +147,17 @@ async def list_topics(settings: Settings) -> list[str]:
 
 
 def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    """The producer of every command-line sender (produce, replay, simulate, the benchmarks).
+
+    ``request_timeout_ms`` is also aiokafka's batch expiry: a record waits that long for an
+    acknowledgement, retried (in order: aiokafka sends one batch per partition at a time) while
+    the broker is away. aiokafka's 40 s lost records when a 30 s outage of Apache Kafka plus its
+    restart took longer; ``producer_outage_s`` (180 s) rides a restart out, and a record still
+    unacknowledged then fails with its reason.
+    """
     opts: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "request_timeout_ms": int(settings.producer_outage_s * 1000),
         "acks": "all",
         "enable_idempotence": False,
         "linger_ms": 5,
@@ -69,7 +166,9 @@ def producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
         **settings.kafka_client_options(),
     }
     opts.update(overrides)
-    return AIOKafkaProducer(**opts)
+    prod = AIOKafkaProducer(**opts)
+    pace_metadata_refresh(prod.client)  # no busy loop while the broker is away (streams/broker/backoff.py)
+    return prod
 
 
 async def send_all(
@@ -185,16 +284,62 @@ class CheckedSender:
 
 
 async def produce_checked(settings: Settings, topic: str, items: Iterable[tuple[int, bytes | None, bytes]]) -> SendReport:
-    """Send (reference, key, value) triples to ``topic``; every record is sent or refused with a reason."""
+    """Send (reference, key, value) triples to ``topic``; every record is sent or refused with a reason.
+
+    ``items`` is read in a thread (:func:`read_ahead`): it may block (``leitstand produce`` reading a
+    pipe), and a blocking read on the event loop kept the producer from sending or retrying
+    anything until the next line came (a slow pipe sent nothing before end of input).
+    """
     prod = producer(settings)
     await prod.start()
     try:
         sender = CheckedSender(prod, topic)
-        for ref, key, value in items:
+        async for ref, key, value in read_ahead(items):
             await sender.send(ref, key, value)
         return await sender.flush()
     finally:
         await prod.stop()
+
+
+_END = object()
+
+
+async def read_ahead(items: Iterable[Any], depth: int = 10_000) -> AsyncIterator[Any]:
+    """Yield ``items`` as a thread reads them; at most ``depth`` read ahead (backpressure)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> None:
+        asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+
+    def read() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                put(item)
+        except BaseException as exc:  # handed to the reader, raised there
+            put(_Failed(exc))
+            return
+        put(_END)
+
+    # a daemon thread: one blocked reading a pipe that never ends must not hold the exit
+    threading.Thread(target=read, name="read-ahead", daemon=True).start()
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        while not queue.empty():  # a reader waiting on a full queue gets its put, sees stop
+            queue.get_nowait()
+
+
+@dataclass(frozen=True)
+class _Failed:
+    exc: BaseException
 
 
 @dataclass(frozen=True)
@@ -265,6 +410,7 @@ async def tail(
         auto_offset_reset="earliest" if from_beginning else "latest",
         **settings.kafka_client_options(),
     )
+    pace_metadata_refresh(consumer._client)
     try:
         try:
             async with asyncio.timeout(startup_limit_s):

@@ -63,6 +63,14 @@ LATE_FRAMES = Counter(
     "Detector frames dropped because their window had already closed.",
     registry=REGISTRY,
 )
+# --- recovery / time (issue 12) ---
+LATE_RECORDS = Counter(
+    "leitstand_late_records_total",
+    "Records behind their stream's watermark: outcome merged (out of order, window still open) or "
+    "deadlettered (window already closed; on the dead-letter topic with reason late).",
+    ["topic", "outcome"],
+    registry=REGISTRY,
+)
 OPEN_WINDOWS = Gauge(
     "leitstand_open_windows",
     "Intersections with at least one open aggregation window.",
@@ -89,6 +97,12 @@ WEBHOOK_DELIVERIES = Counter(
     "leitstand_webhook_deliveries_total",
     "Webhook delivery attempts by outcome (delivered, retry, failed).",
     ["outcome"],
+    registry=REGISTRY,
+)
+ALARM_DELIVERIES = Counter(  # delivery: every channel (streams/delivery/, docs/delivery.md)
+    "leitstand_alarm_deliveries_total",
+    "Alarm delivery attempts by channel (webhook, email, mqtt) and outcome (delivered, retry, failed, silenced).",
+    ["channel", "outcome"],
     registry=REGISTRY,
 )
 WEBHOOK_PENDING = Gauge(
@@ -139,6 +153,35 @@ SIGNAL_COMMANDS = Counter(
 SIGNAL_FRAMES_UNCONFIGURED = Counter(
     "leitstand_signal_frames_unconfigured_total",
     "Detector frames the control agent ignored because their intersection has no signals.config.",
+    registry=REGISTRY,
+)
+
+# --- buses (streams/agents/buses.py) ---
+BUS_POSITIONS = Counter(
+    "leitstand_bus_positions_total",
+    "Bus positions by outcome: accepted, or the rejection (duplicate, out_of_order, unknown_trip, teleport, stale).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+BUS_PASSAGE_DELAY = Histogram(
+    "leitstand_bus_passage_delay_seconds",
+    "Delay of buses at each stop passage against the timetable (negative: early), all lines.",
+    buckets=(-300, -120, -60, 0, 60, 180, 300, 600, 900, 1800),
+    registry=REGISTRY,
+)
+BUS_PUNCTUALITY = Gauge(
+    "leitstand_bus_punctuality_ratio",
+    "Share of all stop passages within the on-time window (default -1..+3 min) since the worker started.",
+    registry=REGISTRY,
+)
+BUS_HEADWAY_CV_MAX = Gauge(
+    "leitstand_bus_headway_cv_max",
+    "Coefficient of variation of the recent headways of the least regular line and direction (0: regular; about 1: random).",
+    registry=REGISTRY,
+)
+BUS_PRIORITY_REQUESTS = Counter(
+    "leitstand_bus_priority_requests_total",
+    "Priority requests sent on signals.priority for late buses.",
     registry=REGISTRY,
 )
 
@@ -367,3 +410,32 @@ def set_build_info() -> tuple[str, str]:
     BUILD_INFO.clear()
     BUILD_INFO.labels(version, commit).set(1)
     return version, commit
+
+
+# --- data quality (detection/data_quality.py, streams/agents/data_quality.py) -----------------------
+
+DQ_SOURCES = ("intersection", "pool")
+DQ_READINGS = Counter(
+    "leitstand_data_quality_readings_total",
+    "Sensor values the data-quality watch judged, per series kind (intersection, pool).",
+    ["series_kind"],
+    registry=REGISTRY,
+)
+DQ_ISSUES = Counter(
+    "leitstand_data_quality_issues_total",
+    "Times a sensor stream began to show an issue; reason: missing, stuck, out_of_range, clock_skew, drift.",
+    ["series_kind", "reason"],
+    registry=REGISTRY,
+)
+DQ_DEGRADED = Gauge(
+    "leitstand_data_quality_degraded_streams",
+    "Sensor streams showing an issue now, per series kind (intersection, pool) and reason (the issue).",
+    ["series_kind", "reason"],
+    registry=REGISTRY,
+)
+DQ_STREAMS = Gauge(
+    "leitstand_data_quality_streams",
+    "Sensor streams (one quantity of one sensor) the data-quality watch knows, per series kind (intersection, pool).",
+    ["series_kind"],
+    registry=REGISTRY,
+)

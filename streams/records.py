@@ -21,7 +21,7 @@ ids (``kind@subject~digest``) are ``RefId``: the same characters, up to 160.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
@@ -168,12 +168,61 @@ class BusPosition(Record, frozen=True):
     latitude: Annotated[float, Meta(ge=-90.0, le=90.0)]
     longitude: Annotated[float, Meta(ge=-180.0, le=180.0)]
     current_stop_sequence: Annotated[int, Meta(ge=0, le=10_000)]
-    delay_s: Annotated[float, Meta(ge=-3_600.0, le=86_400.0)]
+    #: the feed's own delay claim (None: a VehiclePosition carries none); the bus agent computes
+    #: the delay from the timetable itself
+    delay_s: Annotated[float, Meta(ge=-3_600.0, le=86_400.0)] | None = None
     stop_id: EntityId | None = None
     current_status: VehicleStopStatus | None = None
     bearing_deg: Annotated[float, Meta(ge=0.0, lt=360.0)] | None = None
     speed_mps: Annotated[float, Meta(ge=0.0, le=60.0)] | None = None
     occupancy_status: OccupancyStatus | None = None
+
+
+class ScheduledStopTime(Struct, kw_only=True, frozen=True):
+    """One GTFS stop time: ``arrival_s`` after the service day's origin (noon minus 12 h)."""
+
+    stop_id: EntityId
+    sequence: Annotated[int, Meta(ge=0, le=100_000)]
+    arrival_s: Annotated[int, Meta(ge=0, le=7 * 86_400)]
+    lat: Annotated[float, Meta(ge=-90.0, le=90.0)] | None = None
+    lon: Annotated[float, Meta(ge=-180.0, le=180.0)] | None = None
+
+
+class TripSchedule(Record, frozen=True):
+    """``transit.schedule`` (compacted, keyed by trip): one GTFS trip with its stop times and
+    the service dates it runs on, as ``leitstand gtfs load`` read them from a static feed."""
+
+    key_field: ClassVar[str | None] = "trip_id"
+
+    trip_id: EntityId
+    route_id: EntityId
+    service_dates: Annotated[list[date], Meta(max_length=1_000)]
+    stops: Annotated[list[ScheduledStopTime], Meta(min_length=2, max_length=1_000)]
+    direction_id: Literal[0, 1] = 0
+    timezone: Annotated[str, Meta(min_length=1, max_length=64)] = "UTC"
+    feed_id: Annotated[str, Meta(max_length=64)] = ""
+
+    def __post_init__(self) -> None:
+        seqs = [s.sequence for s in self.stops]
+        if any(b <= a for a, b in zip(seqs, seqs[1:])):
+            raise ValueError("stop sequences must increase")
+        if any(b.arrival_s < a.arrival_s for a, b in zip(self.stops, self.stops[1:])):
+            raise ValueError("arrival times must not go backwards")
+
+
+class PriorityRequest(Record, frozen=True):
+    """``signals.priority`` (keyed by intersection): a late bus asks for green on its approach."""
+
+    key_field: ClassVar[str | None] = "intersection_id"
+
+    intersection_id: EntityId
+    vehicle_id: EntityId
+    trip_id: EntityId
+    route_id: EntityId
+    delay_s: Annotated[float, Meta(ge=-3_600.0, le=86_400.0)]
+    eta_s: Annotated[float, Meta(ge=0.0, le=3_600.0)]
+    request_id: RefId
+    approach: Annotated[str, Meta(max_length=32)] | None = None
 
 
 # --- pools --------------------------------------------------------------------------------
@@ -310,6 +359,8 @@ class AlertCommand(Record, frozen=True):
     action: AlertAction
     by: Annotated[str, Meta(min_length=1, max_length=64)]
     note: Annotated[str, Meta(max_length=500)] | None = None
+    #: the name a caller of the shared-token API wrote; ``by`` is then "machine-token" (issue 16)
+    claimed_by: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
 
     def __post_init__(self) -> None:
         from detection.alarms import subject_of
@@ -387,6 +438,8 @@ class SignalCommand(Record, frozen=True):
     plan_id: RefId | None = None
     mode: SignalMode | None = None
     reason: Annotated[str, Meta(max_length=500)] = ""
+    #: the name a caller of the shared-token API wrote; ``actor`` is then "machine-token" (issue 16)
+    claimed_by: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
 
     def __post_init__(self) -> None:
         if self.action == "set_mode" and self.mode is None:

@@ -175,6 +175,55 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(10, ge=1, le=100, description="Attempts per delivery before it is logged as failed.")
     webhook_backoff_s: float = Field(1.0, gt=0, description="First retry delay; doubles per attempt (capped at 5 min).")
 
+    # --- delivery ---
+    # e-mail and MQTT beside the webhooks, contacts per subject (streams/delivery/, docs/delivery.md);
+    # every channel retries with webhook_max_attempts / webhook_backoff_s
+    smtp_host: str | None = Field(None, description="SMTP server of alarm e-mails (submission, STARTTLS required).")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_tls: Literal["starttls", "tls"] = Field("starttls", description="starttls (port 587) or tls (implicit, port 465); never plain.")
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = Field(None, description="Sender address of alarm e-mails, e.g. leitstand@stadt.example.")
+    smtp_ca_file: Path | None = Field(None, description="CA file the SMTP server's certificate is checked against (default: system CAs).")
+    smtp_timeout_s: float = Field(10.0, gt=0, le=120)
+    mqtt_host: str | None = Field(None, description="MQTT broker of on-site displays and sirens.")
+    mqtt_port: int = Field(1883, ge=1, le=65535)
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_tls: bool = Field(False, description="TLS to the MQTT broker (port 8883 usually), certificate verified.")
+    mqtt_ca_file: Path | None = Field(None, description="CA file the MQTT broker's certificate is checked against (default: system CAs).")
+    mqtt_qos: Literal[1, 2] = Field(1, description="QoS of alarm messages: 1 (at least once) or 2.")
+    mqtt_timeout_s: float = Field(10.0, gt=0, le=120)
+    alarm_subject_contacts: dict[str, list[list[str]]] = Field(
+        default_factory=dict,
+        description='Contact levels per subject (pool, intersection); "*" for subjects not listed, which otherwise use '
+        'alarm_contact_levels: {"P1": [["mailto:aufsicht@bad-sued.example", "mqtt:bad-sued/halle/sirene"], '
+        '["https://pager.example/hook"]]}. A contact is https://... (webhook), mailto:<address> or mqtt:<topic>.',
+    )
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _sender_is_an_address(cls, value: str | None) -> str | None:
+        from .delivery.contacts import email_address_problem
+
+        problem = None if value is None else email_address_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("alarm_subject_contacts")
+    @classmethod
+    def _subject_contacts_usable(cls, value: dict[str, list[list[str]]], info: ValidationInfo) -> dict[str, list[list[str]]]:
+        """Every contact parses, and the server its channel needs is configured."""
+        from .delivery.contacts import check_subject_contacts
+
+        d = info.data
+        smtp_ready, mqtt_ready = bool(d.get("smtp_host") and d.get("smtp_from")), bool(d.get("mqtt_host"))
+        problem = check_subject_contacts(value, d.get("webhook_allowed_hosts") or (), smtp_ready=smtp_ready, mqtt_ready=mqtt_ready)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     # --- forecasting ----------------------------------------------------------------
     forecast_model: str | None = Field(None, description="Forecaster name (None: the project's default, see docs/forecasting.md).")
     forecast_horizon_h: int = Field(24, ge=1, le=24 * 14, description="Hours ahead each refresh forecasts.")
@@ -193,6 +242,57 @@ class Settings(BaseSettings):
     venues: dict[str, list[str]] = Field(
         default_factory=dict,
         description='Which series an event at a venue affects: {"stadium": ["intersection/K12", "pool/hallenbad-1"]}.',
+    )
+
+    # --- console ---
+    # the operator console (`leitstand console`, streams/console/, docs/operators.md)
+    console_host: str = Field("127.0.0.1", description="Address the console listens on.")
+    console_port: int = Field(6080, ge=1, le=65535, description="Port of the operator console.")
+    console_users_db: Path | None = Field(
+        None, description="SQLite file of accounts, sessions and tokens (default: <state_dir>/console.sqlite)."
+    )
+    console_session_idle_s: float = Field(1800.0, gt=0, le=86_400, description="A console session unused this long expires.")
+    console_session_max_s: float = Field(12 * 3600.0, gt=0, le=7 * 86_400, description="A console session expires this long after login.")
+    console_login_max_failures: int = Field(5, ge=1, le=100, description="Wrong passwords in a row that lock an account.")
+    console_login_lockout_s: float = Field(900.0, gt=0, le=86_400, description="How long a locked account stays locked.")
+    console_secure_cookie: bool = Field(False, description="Mark the session cookie Secure (set it when the console is served over https).")
+    console_login_address_max_failures: int = Field(
+        20, ge=1, le=10_000, description="Failed logins one client address may make in a burst, whichever accounts it names."
+    )
+    console_login_address_window_s: float = Field(
+        600.0, gt=0, le=86_400, description="A client address regains the full burst of failed logins after this long."
+    )
+
+    # --- transparency ---
+    # the algorithm register, explanations and the data-quality watch (docs/transparency.md)
+    transparency_organisation: str = Field("Municipality (set LEITSTAND_TRANSPARENCY_ORGANISATION)", description="Who runs the system.")
+    transparency_responsible_role: str = Field("Head of the traffic control room", description="Role accountable for the algorithms.")
+    transparency_contact: str = Field("not set (LEITSTAND_TRANSPARENCY_CONTACT)", description="Where citizens and auditors turn.")
+    dq_expected_interval_s: float = Field(60.0, gt=0, le=86_400, description="A sensor stream silent this many intervals x 3 is missing.")
+    dq_stuck_after: int = Field(30, ge=3, le=100_000, description="Identical readings in a row after which a stream is stuck.")
+    dq_skew_limit_s: float = Field(120.0, gt=0, le=86_400, description="Event time this far from arrival (either way) is clock skew.")
+
+    # --- buses ---
+    # the bus agent (streams/agents/buses.py, transit/): adherence, headway alarms, priority requests
+    bus_on_time_early_s: float = Field(-60.0, ge=-3600.0, le=0.0, description="Earliest delay still on time (-1 min, German convention).")
+    bus_on_time_late_s: float = Field(180.0, ge=0.0, le=3600.0, description="Latest delay still on time (+3 min).")
+    bus_bunched_below: float = Field(0.5, gt=0.0, lt=1.0, description="A headway below this share of the scheduled one is bunching.")
+    bus_gap_above: float = Field(1.5, gt=1.0, le=10.0, description="A headway above this share of the scheduled one is a gap.")
+    bus_stale_s: float = Field(300.0, gt=0.0, le=86_400.0, description="A position older than this behind the newest one is stale.")
+    bus_schedule_refresh_s: float = Field(60.0, gt=0.0, le=86_400.0, description="Re-read transit.schedule this often (a new feed).")
+    bus_priority_late_s: float = Field(120.0, ge=0.0, le=3600.0, description="A bus later than this asks the signals for priority.")
+    bus_priority_stops: dict[str, tuple[str, str]] = Field(
+        default_factory=dict,
+        description='Stop -> [intersection, stage] a bus heading to it crosses first: {"L1-S04": ["K12", "A"]} (priority requests).',
+    )
+
+    # --- broker outage ---
+    producer_outage_s: float = Field(
+        180.0,
+        ge=5.0,
+        le=3600.0,
+        description="How long the command-line producers (produce, replay, simulate) keep retrying a record while the "
+        "broker is away before they report it as refused; a broker restart takes seconds to a minute.",
     )
 
     # --- storage and local state --------------------------------------------------
@@ -337,6 +437,8 @@ class Settings(BaseSettings):
                 shown: Any = _mask_dsn(value.get_secret_value()) if name.endswith("dsn") else "***"
             elif name == "alarm_contact_levels":
                 shown = [[mask_url(url) for url in level] for level in value]
+            elif name == "alarm_subject_contacts":  # webhook URLs may carry credentials (delivery)
+                shown = {s: [[mask_url(c) if c.lower().startswith("http") else c for c in lv] for lv in lvs] for s, lvs in value.items()}
             elif isinstance(value, Path):
                 shown = str(value)
             else:

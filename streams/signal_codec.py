@@ -19,10 +19,18 @@ import msgspec
 
 from signals.control import AuditEntry, Mode, PlanRecord
 from signals.controllers import DetectorObservation, LaneMeasurement
-from signals.desk import AuditOut, DeskCommand, DeskConfig, Outbox, PlanOut, Saved, Snapshot, StalePlan
+from signals.desk import AuditOut, DeskCommand, DeskConfig, DeskPriority, Outbox, PlanOut, Saved, Snapshot, StalePlan
 from signals.explain import Explanation, StageDecision
 from signals.model import SignalPlan, StagePhase
-from streams.records import IntersectionConfig, IntersectionFrame, PlanPhase, SignalAuditMessage, SignalCommand, SignalPlanMessage
+from streams.records import (
+    IntersectionConfig,
+    IntersectionFrame,
+    PlanPhase,
+    PriorityRequest,
+    SignalAuditMessage,
+    SignalCommand,
+    SignalPlanMessage,
+)
 
 
 def epoch_s(moment: datetime) -> float:
@@ -136,6 +144,20 @@ def desk_command(cmd: SignalCommand) -> DeskCommand:
         plan_id=cmd.plan_id,
         mode=cmd.mode,
         reason=cmd.reason,
+    )
+
+
+def desk_priority(req: PriorityRequest) -> DeskPriority:
+    """A bus's priority request; ``approach`` names the stage serving it (none: refused)."""
+    return DeskPriority(
+        intersection_id=req.intersection_id,
+        request_id=req.request_id,
+        vehicle_id=req.vehicle_id,
+        trip_id=req.trip_id,
+        stage=req.approach or "",
+        event_time=req.event_time,
+        eta_s=req.eta_s,
+        delay_s=req.delay_s,
     )
 
 

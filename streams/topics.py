@@ -33,6 +33,7 @@ ALERTS_SILENCES = "alerts.silences"
 SIMULATION_TRUTH = "simulation.truth"
 SIGNALS_CONFIG = "signals.config"
 SIGNALS_AUDIT = "signals.audit"
+TRANSIT_SCHEDULE = "transit.schedule"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(SENSORS_INTERSECTION, "intersection id", "detector frames of one intersection"),
@@ -54,6 +55,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(ALERTS_SILENCES, "subject id", "maintenance windows: alarms recorded but not delivered"),
     TopicSpec(SIGNALS_CONFIG, "intersection id", "intersection model, controller and mode (a new session restarts control)"),
     TopicSpec(SIGNALS_AUDIT, "intersection id", "audit log: decisions, proposals, approvals, expiries, mode changes"),
+    TopicSpec(TRANSIT_SCHEDULE, "trip id", "static GTFS timetable, one trip per record (compacted; `leitstand gtfs load`)"),
     TopicSpec(SIMULATION_TRUTH, "subject id", "what a simulator injected (ground truth for scoring)"),
 )
 

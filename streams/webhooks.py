@@ -267,6 +267,24 @@ def backoff_s(attempts: int, base_s: float) -> float:
     return min(MAX_BACKOFF_S, base_s * 2 ** max(0, attempts - 1))
 
 
+def transition_time(alert: Mapping[str, Any]) -> Any:
+    """When the transition to deliver happened (escalation time, else the newest occurrence)."""
+    if alert.get("transition") == "escalated":
+        return alert.get("escalated_at")
+    return alert.get("last_occurrence_at") or alert.get("raised_at")
+
+
+def delivery_id(alert: Mapping[str, Any], level: int, contact: str) -> str:
+    """The id of one delivery: alarm, transition, level, when and the contact as configured.
+
+    Deterministic, so a transition read twice (a redelivered ``alerts`` record) plans the same
+    ids and the notifier can recognise what it already sent; every channel uses it (for a
+    webhook the contact is its URL, so ids planned before e-mail and MQTT existed still match).
+    """
+    key = f"{alert['alarm_id']}|{alert['transition']}|{level}|{transition_time(alert)}|{contact}"
+    return hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
+
+
 def plan_deliveries(alert: dict[str, Any], contact_levels: Sequence[Sequence[str]], now: float) -> dict[str, dict[str, Any]]:
     """Deliveries for one ``alerts`` record: new and escalated alarms go to their level's URLs.
 
@@ -278,10 +296,9 @@ def plan_deliveries(alert: dict[str, Any], contact_levels: Sequence[Sequence[str
     if alert.get("transition") not in NOTIFY_TRANSITIONS or not contact_levels:
         return {}
     level = min(int(alert.get("level") or 0), len(contact_levels) - 1)
-    when = alert.get("escalated_at") if alert["transition"] == "escalated" else (alert.get("last_occurrence_at") or alert.get("raised_at"))
     out: dict[str, dict[str, Any]] = {}
     for url in contact_levels[level]:
-        did = hashlib.blake2b(f"{alert['alarm_id']}|{alert['transition']}|{level}|{when}|{url}".encode(), digest_size=10).hexdigest()
+        did = delivery_id(alert, level, url)
         out[did] = {
             "target_id": target_id(url),
             "target": origin(url),

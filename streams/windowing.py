@@ -7,15 +7,25 @@ for a while on the wall clock (``close_idle``), so the last window of a stream i
 forever.
 
 Delivery is at-least-once, so folding is idempotent: a frame seen again (same intersection and
-start time) is ignored, and a frame for a window already closed is counted as late and dropped
-rather than re-opening the window with partial data.
+start time) is ignored, and a frame for a window already closed is late: it is reported
+(``Folded.late``; the agent dead-letters it with reason ``late``) and never re-opens the window
+with partial data.
+
+Watermark and lateness policy (per intersection, on event time): the watermark is the end of
+the newest frame folded; a window [s, s + window) closes once the watermark passes
+``s + window + lateness``. A frame older than the watermark whose window is still open is
+*out of order*: it is merged (``Folded.reordered`` counts it). A frame whose window has closed
+is *late*. Wall-clock idle closing counts silence from the later of the intersection's last
+frame and ``resumed_at``: the agent passes the later of the moment this worker recovered the
+partition and its last full batch (the source was behind then), so neither a worker's own
+downtime nor the backlog it works through afterwards makes an intersection look silent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -36,6 +46,17 @@ def window_start(t: float, window_s: int) -> float:
     return float(int(t // window_s) * window_s)
 
 
+class Folded(NamedTuple):
+    """What folding a group of frames did."""
+
+    state: State
+    closed: list[DetectorAggregate]
+    #: indexes (into the frames given) of frames whose window had already closed
+    late: list[int]
+    #: frames older than the watermark merged into a window still open
+    reordered: int
+
+
 def fold(
     state: State | None,
     frames: Iterable[IntersectionFrame],
@@ -47,23 +68,39 @@ def fold(
     """Add frames (of one intersection, in arrival order) and close what event time allows.
 
     Returns a new state (the given one is left untouched), the aggregates of windows closed
-    now, and how many frames were dropped as late.
+    now, and how many frames were late (``fold_frames`` says which).
     """
+    out = fold_frames(state, list(frames), window_s=window_s, lateness_s=lateness_s, wall_now=wall_now)
+    return out.state, out.closed, len(out.late)
+
+
+def fold_frames(
+    state: State | None,
+    frames: Sequence[IntersectionFrame],
+    *,
+    window_s: int,
+    lateness_s: float,
+    wall_now: float,
+) -> Folded:
+    """``fold`` with the late frames named and the out-of-order frames counted."""
     st = empty_state() if state is None else _copy(state)
     windows: dict[str, Any] = st["windows"]
-    late = 0
+    late: list[int] = []
+    reordered = 0
     intersection_id = st.get("intersection_id")
-    for frame in frames:
+    for i, frame in enumerate(frames):
         intersection_id = frame.intersection_id
         t = frame.event_time.timestamp()
         start = window_start(t, window_s)
         closed_until = st["closed_until"]
         if closed_until is not None and start < closed_until:
-            late += 1
+            late.append(i)
             continue
         w = windows.setdefault(repr(start), {"frames": [], "detectors": {}})
         if t in w["frames"]:  # redelivered frame: already counted
             continue
+        if st["watermark"] is not None and t + frame.interval_s < st["watermark"]:
+            reordered += 1
         w["frames"].append(t)
         acc = w["detectors"]
         for d in frame.detectors:
@@ -90,12 +127,20 @@ def fold(
     if st["watermark"] is not None:
         horizon = st["watermark"] - lateness_s
         closed = _close(st, lambda start: start + window_s <= horizon, window_s)
-    return st, closed, late
+    return Folded(st, closed, late, reordered)
 
 
-def close_idle(state: State, *, window_s: int, idle_s: float, wall_now: float) -> tuple[State, list[DetectorAggregate]]:
-    """Close every open window of an intersection that has been silent ``idle_s`` (wall)."""
+def close_idle(
+    state: State, *, window_s: int, idle_s: float, wall_now: float, resumed_at: float | None = None
+) -> tuple[State, list[DetectorAggregate]]:
+    """Close every open window of an intersection that has been silent ``idle_s`` (wall).
+
+    Silence is counted from the later of its last frame and ``resumed_at`` (when this worker
+    took the partition over): frames still in the backlog of a restarted worker are not late.
+    """
     seen = state.get("last_seen_wall")
+    if seen is not None and resumed_at is not None:
+        seen = max(seen, resumed_at)
     if not state["windows"] or seen is None or wall_now - seen < idle_s:
         return state, []
     st = _copy(state)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from .broker.probe import BrokerStateLost, check_reachable
-from .kafka_io import ensure_topics
+from .kafka_io import ensure_topics, recreate_unreadable
 from .logs import configure_structlog, logging_config
 from .settings import Settings
 
@@ -26,6 +27,7 @@ def run_worker(settings: Settings) -> None:
 
     configure_structlog()
     app = create_app(settings)
+    _clear_unreadable_changelogs(app, settings, sorted(app.tables.changelog_topics))
     worker = faust.Worker(
         app,
         loglevel=_FAUST_LEVELS[settings.log_level],
@@ -40,6 +42,26 @@ def run_worker(settings: Settings) -> None:
         if lost:
             raise BrokerStateLost(lost) from None
         raise
+
+
+def _clear_unreadable_changelogs(app: Any, settings: Settings, changelogs: list[str]) -> None:
+    """Re-create this worker's changelogs that claim records none of which can be read, so
+    table recovery does not wait for them forever (a Tansu restart leaves such topics behind:
+    ``broker.probe.unreadable_topics``); one warning line per topic, logged as a task of the app
+    (once Faust has configured logging)."""
+    recreated = asyncio.run(recreate_unreadable(settings, changelogs))
+    if not recreated:
+        return
+
+    @app.task
+    async def warn_changelogs_recreated() -> None:
+        import structlog
+
+        for topic in recreated:
+            structlog.get_logger(__name__).warning(
+                f"changelog {topic} claimed records the broker could not serve (left by writes after an in-memory "
+                "broker such as Tansu lost its topics); created it again, empty: its table starts from nothing"
+            )
 
 
 def _lost_state(app: object, worker: object) -> str | None:

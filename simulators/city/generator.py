@@ -50,7 +50,8 @@ sensor_stuck             sensor_ph                 minor     pool
 sensor_spike             sensor_ph                 minor     pool
 motionless_swimmer       motionless_swimmer        critical  pool
 person_in_closed_zone    person_in_closed_zone     critical  pool
-bus_bunching             None (not built yet)      None      route
+bus_bunching             None (scored apart:       None      route
+                         run_evaluation.bus_evaluation)
 event                    None                      None      venue (stadium, arena)
 weather                  None                      None      city
 holiday, school_holiday  None                      None      city

@@ -151,6 +151,7 @@ def latency_benchmark(
             asyncio.run(_import_forecast_history(settings, forecast_series))
         ready_s = max(w.start() for w in workers)
         stressor = _start_stress(stress_bin, state) if stress_bin else None
+        refitting_after_s = _wait_for_refits(workers[-1]) if forecast_series else None
         forecasts_before = _forecasts_published(workers[-1])
         loader = threading.Thread(target=lambda: asyncio.run(load.run()), daemon=True)
         t0 = time.perf_counter()
@@ -180,6 +181,7 @@ def latency_benchmark(
         "pool_readings_evaluated": int(readings),
         "forecast_series": forecast_series,
         "forecasts_published_while_measured": int(forecasts),
+        "refits_running_after_s": refitting_after_s,
         "stress": " ".join(["stress-ng", *STRESS_ARGS]) if stress else None,
         "events": events,
         "missing_alarms": events - len(probe.alarm_lat),
@@ -209,6 +211,19 @@ def _start_stress(binary: str, state: Path) -> Any:
     return subprocess.Popen(
         [binary, *STRESS_ARGS, "--temp-path", str(state), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+
+
+def _wait_for_refits(worker: WorkerProcess, bound_s: float = 900.0) -> float:
+    """Seconds until the telemetry worker has folded the imported history and published its first
+    forecasts: only then is the alarm path measured *while* series are being refitted."""
+    from streams.errors import CliError
+
+    t0 = time.perf_counter()
+    while _forecasts_published(worker) < 1:
+        if time.perf_counter() - t0 > bound_s:
+            raise CliError(f"the telemetry worker published no forecast within {bound_s:g} s; see {worker.log_file}")
+        time.sleep(1.0)
+    return round(time.perf_counter() - t0, 1)
 
 
 def _forecasts_published(worker: WorkerProcess) -> float:

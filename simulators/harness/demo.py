@@ -136,12 +136,14 @@ def _demo(
     try:
         asyncio.run(ensure_topics(settings))
         asyncio.run(_import_history(settings, the_city))
+        summary["timetable_trips"] = asyncio.run(_publish_timetable(settings, the_city, report_dir))
         ready = _start_workers(workers)
         summary["worker_ready_s"] = round(max(ready.values()), 3)
         app = settings.model_copy(update={"app_id": f"leitstand-demo-{run_id}"})
         groups = [app.model_copy(update={"worker_role": role}).group_id for role in roles]
         ports = {role: w.web_port for role, w in workers.items() if w.web_port is not None}
         summary.update(asyncio.run(_run(settings, the_city, speed, report_dir, ports, token, config.seed, groups, lag_wait_s)))
+        summary["buses"] = bus_figures(workers.get("telemetry") or workers.get("all"))
     except BaseException:
         # Ctrl-C or a failure: the files written so far stay, marked as an unfinished run that
         # 'leitstand evaluate' refuses to score (it would count every later incident as missed)
@@ -259,6 +261,39 @@ def _demo_worker(
         log_file=log_file,
         web_port=web_port,
     )
+
+
+async def _publish_timetable(settings: Settings, city: City, report_dir: Path) -> int:
+    """The city's timetable as a static GTFS feed (``report_dir/gtfs.zip``), loaded onto
+    ``transit.schedule`` the way ``leitstand gtfs load`` loads a real city's: the bus agent
+    judges adherence and headways against it. Returns the trips sent."""
+    from simulators.city.gtfs import city_trips, write_feed
+    from streams.topics import TRANSIT_SCHEDULE
+    from streams.transit_codec import encode_schedule, load_feed
+
+    lines, trips = city_trips(city.config, city.t0, city.t1)
+    feed = report_dir / "gtfs.zip"
+    write_feed(feed, city.config, lines, trips)
+    loaded = load_feed(feed)
+    return await produce_to(settings, settings.topic(TRANSIT_SCHEDULE), encode_schedule(loaded.records))
+
+
+def bus_figures(worker: WorkerProcess | None) -> dict[str, Any]:
+    """What the bus agent measured (its metrics at the end of the run): positions by outcome,
+    punctuality, the least regular line's headway variation, priority requests."""
+    if worker is None:
+        return {}
+    try:
+        m = worker.metrics()
+    except OSError:
+        return {}
+    outcomes = {k.split('outcome="', 1)[1].split('"', 1)[0]: int(v) for k, v in m.items() if k.startswith("leitstand_bus_positions_total{")}
+    return {
+        "positions": outcomes,
+        "punctuality": m.get("leitstand_bus_punctuality_ratio"),
+        "headway_cv_max": m.get("leitstand_bus_headway_cv_max"),
+        "priority_requests": int(m.get("leitstand_bus_priority_requests_total", 0.0)),
+    }
 
 
 async def _import_history(settings: Settings, city: Any) -> None:

@@ -346,6 +346,23 @@ def _forecast_line(fc: dict[str, Any]) -> str:
     )
 
 
+def _bus_line(bus: dict[str, Any]) -> str:
+    """One sentence on bus punctuality and bunching against the truth (older runs: nothing)."""
+    if not bus:
+        return "not evaluated in this run"
+    m = bus.get("measured") or {}
+    punctual = m.get("punctuality")
+    cv = m.get("headway_cv_max")
+    parts = [
+        f"{bus['episodes_alarmed']} of {bus['bunching_episodes']} bunching episodes in the truth alarmed",
+        f"{bus['bunching_alarms']} bunching and {bus['gap_alarms']} gap alarms",
+        f"punctuality {punctual:.0%} of stop passages within -1..+3 min" if isinstance(punctual, float) else "no punctuality measured",
+    ]
+    if isinstance(cv, float):
+        parts.append(f"headway variation of the least regular line {cv:.2f}")
+    return "; ".join(parts)
+
+
 def _span(ev: dict[str, Any]) -> tuple[float, float] | None:
     start, end = timestamp_of(ev["run"].get("simulated_from")), timestamp_of(ev["run"].get("simulated_until"))
     return (start, end) if start is not None and end is not None else None
@@ -407,6 +424,7 @@ def write_report(run_dir: Path) -> Path:
         f"<p>Forecasts: {html.escape(_forecast_line(ev['forecasts']))}. "
         f"Signal timing: {html.escape(str(ev['signals'].get('note', ev['signals'])))}. "
         f"Incidents that began too late in the run to be judged: {len(ev['too_late_to_judge'])}.</p>",
+        f"<p>Buses: {html.escape(_bus_line(ev.get('buses') or {}))}.</p>",
     ]
     for title, path in figures:
         if path is not None:

@@ -159,9 +159,31 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
         "lifecycle": lifecycle,
         "forecasts": _forecast_error(read_jsonl(run_dir / "forecasts.jsonl"), read_jsonl(run_dir / "aggregates.jsonl")),
         "signals": _signals(read_jsonl(run_dir / "plans.jsonl")),
+        "buses": bus_evaluation(truth_rows, alerts, summary.get("buses")),
     }
     (run_dir / "evaluation.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     return result
+
+
+def bus_evaluation(truth_rows: list[dict[str, Any]], alerts: list[dict[str, Any]], measured: Any) -> dict[str, Any]:
+    """Bus bunching against the city's truth, per line: the episodes the city recorded (two buses
+    within 30 % of the planned headway at two or more stops in a row) and whether the bus agent
+    raised a bunching alarm for that line during or within 10 minutes after an episode. The agent
+    alarms below 50 % of the planned headway, a wider net, so alarms without an episode are
+    counted, not called false. Punctuality and headway variation are the agent's own figures."""
+    episodes = [t for t in truth_rows if t.get("kind") == "bus_bunching"]
+    raised = [a for a in alarm_signals(alerts) if a.get("kind") in ("bus_bunching", "bus_gap")]
+    bunching = [a for a in raised if a["kind"] == "bus_bunching"]
+    caught = sum(
+        any(a["subject_id"] == t["subject_id"] and t["start"] - 60 <= a["at"] <= t["end"] + 600 for a in bunching) for t in episodes
+    )
+    return {
+        "bunching_episodes": len(episodes),
+        "episodes_alarmed": caught,
+        "bunching_alarms": len(bunching),
+        "gap_alarms": sum(a["kind"] == "bus_gap" for a in raised),
+        "measured": measured if isinstance(measured, dict) else {},
+    }
 
 
 def _worker_lag(wait: dict[str, Any] | None, judged: list[Truth]) -> dict[str, Any]:

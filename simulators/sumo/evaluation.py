@@ -11,13 +11,17 @@ import dataclasses
 import multiprocessing
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from signals import fairness
 from signals.controllers import CONTROLLERS
-from simulators.sumo.loop import InProcessSource, run
+from signals.explain import StageDecision
+from simulators.sumo.loop import DecisionSource, InProcessSource, Scenario, run
+from simulators.sumo.network import SumoSignals
+from streams.records import IntersectionFrame
 
 SUMMED = ("trips", "unfinished", "teleports", "safety_violations", "rejected_decisions")
 MEANS = ("delay_mean", "timeloss_mean", "duration_mean", "waiting_mean")
@@ -29,9 +33,80 @@ def check_controller(name: str) -> str:
     return name
 
 
+#: SUMO vehicle classes -> the modes the fairness table reports (everything else: "car")
+MODES = {"bus": "bus", "coach": "bus", "tram": "tram", "bicycle": "bicycle", "pedestrian": "pedestrian"}
+MODES.update(dict.fromkeys(("truck", "trailer", "delivery"), "freight"))
+
+
+class FairnessSource:
+    """A :class:`DecisionSource` that passes decisions through and watches who waits where.
+
+    It runs in the process that holds libsumo (every ``run`` does), so before each decision it
+    reads, per approach edge of every traffic light, the vehicles on its incoming lanes, their
+    speed and class, and whether a link from the approach shows green; the pure
+    :class:`signals.fairness.FairnessTracker` turns that into waits per approach and mode.
+    """
+
+    def __init__(self, inner: DecisionSource, cycle_s: float = 90.0) -> None:
+        self.inner = inner
+        self.tracker = fairness.FairnessTracker(cycle_s)
+        self.lanes: dict[str, list[tuple[str, str, list[int]]]] = {}  # tls -> (lane, approach, link indices)
+        self.classes: dict[str, str] = {}
+        self.raw: dict[str, Any] | None = None
+
+    def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str, epoch_s: float) -> None:
+        import libsumo as traci
+
+        for tid in signals:
+            links: dict[str, list[int]] = {}
+            for index, group in enumerate(traci.trafficlight.getControlledLinks(tid)):
+                for incoming, _out, _via in group:
+                    links.setdefault(incoming, []).append(index)
+            self.lanes[tid] = [(lane, f"{tid}/{traci.lane.getEdgeID(lane)}", idx) for lane, idx in sorted(links.items())]
+        self.inner.start(scenario, signals, controller, session, epoch_s)
+
+    def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
+        self._observe()
+        return self.inner.decide(frames)
+
+    def _observe(self) -> None:
+        import libsumo as traci
+
+        views: dict[str, tuple[bool, dict[str, tuple[str, bool]]]] = {}
+        for tid, lanes in self.lanes.items():
+            state = traci.trafficlight.getRedYellowGreenState(tid)
+            for lane, approach, idx in lanes:
+                green, vehicles = views.get(approach, (False, {}))
+                green = green or any(state[i] in "Gg" for i in idx if i < len(state))
+                for vid in traci.lane.getLastStepVehicleIDs(lane):
+                    if vid not in self.classes:
+                        self.classes[vid] = MODES.get(traci.vehicle.getVehicleClass(vid), "car")
+                    vehicles[vid] = (self.classes[vid], traci.vehicle.getSpeed(vid) < 0.1)
+                views[approach] = (green, vehicles)
+        t = traci.simulation.getTime()
+        step = traci.simulation.getDeltaT()
+        self.tracker.observe(t, step, {a: fairness.ApproachView(g, v) for a, (g, v) in views.items()})
+
+    @property
+    def rejections(self) -> int:
+        return int(getattr(self.inner, "rejections", 0))
+
+    def close(self) -> None:
+        self.raw = self.tracker.finish()
+        self.inner.close()
+
+
+def run_with_fairness(scenario: str | Path, controller: str, seed: int, inner: DecisionSource) -> dict[str, Any]:
+    """One run as a dict (``RunResult`` fields) plus ``fairness_raw``: the waits it observed."""
+    source = FairnessSource(inner)
+    result = dataclasses.asdict(run(scenario, controller, seed, source))
+    result["fairness_raw"] = source.raw or source.tracker.finish()
+    return result
+
+
 def _one(args: tuple[str, str, int]) -> dict[str, Any]:
     scenario, controller, seed = args
-    return dataclasses.asdict(run(scenario, controller, seed, InProcessSource()))
+    return run_with_fairness(scenario, controller, seed, InProcessSource())
 
 
 def run_many(
@@ -61,6 +136,9 @@ def summarise(scenario: str, controller: str, seeds: Sequence[int], runs: list[d
     for k in SUMMED:
         out[k] = sum(r[k] for r in runs)
     out["delay_per_seed"] = [r["delay_mean"] for r in runs]
+    raws = [r["fairness_raw"] for r in runs if "fairness_raw" in r]
+    if raws:
+        out["fairness"] = fairness.summarise(fairness.merge(raws))
     out["wall_s"] = round(wall_s, 2)
     return out
 
@@ -81,7 +159,7 @@ def evaluate(
     else:
         runs = []
         for s in seeds:
-            runs.append(dataclasses.asdict(run(scenario, controller, s, source_factory())))
+            runs.append(run_with_fairness(scenario, controller, s, source_factory()))
             if on_done:
                 on_done(runs[-1])
     return summarise(Path(scenario).stem, controller, seeds, runs, time.perf_counter() - started)
@@ -118,3 +196,29 @@ def bar_chart(results: list[dict[str, Any]], path: Path, title: str) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def fairness_table(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One map's controllers against fixed time: the worst-vs-median summary, the mean and p95
+    over approaches, and the issue's target (every approach's p95 <= 1.5 x fixed time's)."""
+    fixed = rows["fixed"]["fairness"]
+    out: dict[str, Any] = {}
+    for name, row in rows.items():
+        f = row["fairness"]
+        out[name] = {
+            "delay_mean": row["delay_mean"],
+            **f["summary"],
+            "target": fairness.against_fixed(fixed, f) if name != "fixed" else None,
+            "approaches": f["approaches"],
+        }
+    return out
+
+
+def fairness_benchmark(scenarios: Sequence[Path], seeds: Sequence[int], controllers: Sequence[str], jobs: int) -> dict[str, Any]:
+    """Every controller (fixed first: the baseline) on each map with the fairness table."""
+    names = ["fixed", *[c for c in controllers if c != "fixed"]]
+    result: dict[str, Any] = {"benchmark": "signals-fairness", "seeds": list(seeds), "target_ratio": fairness.TARGET_RATIO, "scenarios": {}}
+    for scenario in scenarios:
+        rows = {n: evaluate(scenario, n, seeds, jobs=min(jobs, len(seeds))) for n in names}
+        result["scenarios"][Path(scenario).stem] = fairness_table(rows)
+    return result

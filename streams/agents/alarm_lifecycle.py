@@ -9,13 +9,18 @@ HTTP API or any other client); a small router re-keys them by the subject encode
 Transitions go to ``alerts`` (keyed by subject) and are acknowledged by the broker before the
 book that records them is saved, so a crash re-publishes a transition, never loses one; the
 deterministic alarm ids make the repeat harmless downstream. Escalation runs on a timer.
+
+Books carry the offset of the last command applied to them and the source resumes at the
+table's checkpoint after a restart (``wiring.track_source``): a command a recovered book already
+reflects is skipped, one it does not is applied, so no transition is lost and none is made
+twice from the same command.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,12 +31,13 @@ import structlog
 from detection import alarms
 from detection.alarms import AlarmChange, AlarmTrigger, Book, EscalationPolicy
 
-from ..ingest import decoded_batches
+from ..codec import RawMessage
+from ..ingest import Positioned, decoded_batches, positioned_batches
 from ..metrics import ALARM_COMMANDS_REJECTED, ALARM_TRANSITIONS, OPEN_ALARMS, EventClock
 from ..records import AlertCommand, LifecycleCommand, encode
 from ..settings import Settings
 from ..topics import ALERTS, ALERTS_ACKS, ALERTS_LIFECYCLE
-from .wiring import Outgoing, Sink, Times, keyed_table, publish, save, topic_decoder
+from .wiring import Outgoing, Sink, Times, applied, keyed_table, publish, save, stamped, states, topic_decoder, track_source
 
 log = structlog.get_logger(__name__)
 _TIME_FIELDS = ("raised_at", "last_occurrence_at", "deadline", "acknowledged_at", "escalated_at", "cleared_at", "resolved_at")
@@ -112,7 +118,7 @@ class AlarmBooks:
         self.acks_topic = acks_topic
 
     def all_alarms(self) -> list[alarms.Alarm]:
-        return [a for _, book in list(self.table.items()) for a in alarms.open_alarms(book)]
+        return [a for _, book in states(self.table) for a in alarms.open_alarms(book)]
 
     def find(self, alert_id: str) -> tuple[alarms.Alarm | None, bool]:
         """(open alarm, closed?) for an id, from the books this worker holds."""
@@ -130,16 +136,28 @@ class AlarmBooks:
 
 
 def book_changes(
-    books: Any, commands: Iterable[LifecycleCommand], now: float, policy: EscalationPolicy
+    books: Any,
+    commands: Iterable[Positioned[LifecycleCommand]],
+    now: float,
+    policy: EscalationPolicy,
+    replayed: Callable[[RawMessage], bool] = lambda raw: False,
 ) -> tuple[dict[bytes, Book], list[AlarmChange]]:
     """Apply a batch of commands in order: the changed books and the transitions they made.
-    A person's command for an alarm that does not exist is refused (counted, logged)."""
+    A command at or below the offset its book reflects was applied before a restart (skipped);
+    one ``replayed`` after a restart rebuilds the book only (its transitions were sent before);
+    a person's command for an alarm that does not exist is refused (counted, logged)."""
     updates: dict[bytes, Book] = {}
     changes: list[AlarmChange] = []
-    for cmd in commands:
+    for raw, cmd in commands:
         key = cmd.subject_id.encode()
+        before = updates.get(key) or books.get(key)
+        if raw.offset <= applied(before):
+            continue
         try:
-            updates[key], done = apply_command(updates.get(key) or books.get(key), cmd, now, policy)
+            book, done = apply_command(before, cmd, now, policy)
+            updates[key] = stamped(book, raw.offset)
+            if replayed(raw):
+                continue
         except alarms.UnknownAlarm:
             ALARM_COMMANDS_REJECTED.labels(cmd.op).inc()
             log.warning("alarm command for an unknown alarm", op=cmd.op, alert_id=cmd.alert_id, by=cmd.by)
@@ -154,13 +172,25 @@ def due_escalations(books: Any, now: float, policy: EscalationPolicy) -> tuple[d
     updates: dict[bytes, Book] = {}
     changes: list[AlarmChange] = []
     open_count = 0
-    for key, book in list(books.items()):
-        book, done = alarms.escalate_due(book, now, policy)
+    for key, before in states(books):
+        book, done = alarms.escalate_due(before, now, policy)
         if done:
-            updates[key] = book
+            updates[key] = stamped(book, applied(before))
             changes += done
         open_count += len(book["open"])
     return updates, changes, open_count
+
+
+def alert_identity(key: bytes | None, value: bytes | None) -> str:
+    """What makes an ``alerts`` record the same transition again: the alarm, the transition and
+    where the alarm stood (not the processing time, which differs on a repeat)."""
+    try:
+        d = orjson.loads(value or b"{}")
+    except orjson.JSONDecodeError:
+        return ""
+    if not isinstance(d, dict):
+        return ""
+    return "|".join(str(d.get(f)) for f in ("alarm_id", "transition", "occurrences", "level", "state", "active"))
 
 
 def to_alerts(topic: Sink, changes: Iterable[AlarmChange], now: float) -> list[Outgoing]:
@@ -197,9 +227,12 @@ def register_router(app: faust.App, settings: Settings, deadletter: Any) -> Any:
 
 
 def register(app: faust.App, settings: Settings, deadletter: Any) -> AlarmBooks:
-    lifecycle_topic = app.topic(settings.topic(ALERTS_LIFECYCLE))
-    alerts_topic = app.topic(settings.topic(ALERTS))
+    lifecycle_name = settings.topic(ALERTS_LIFECYCLE)
+    lifecycle_topic = app.topic(lifecycle_name)
+    alerts_name = settings.topic(ALERTS)
+    alerts_topic = app.topic(alerts_name)
     books = keyed_table(app, "alarm-books", settings)
+    tracking = track_source(app, books, [lifecycle_name], settings, outputs={alerts_name: alert_identity})
     policy = policy_from(settings)
     # internal topic, written only by our own agents; event times may be simulated ones
     decoder = topic_decoder(LifecycleCommand, settings, Times.ANY)
@@ -207,20 +240,24 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> AlarmBooks:
     clock = EventClock.for_reference(settings.timestamp_reference)
     acks = register_router(app, settings, deadletter)
 
-    async def emit(changes: list[AlarmChange], updates: dict[bytes, Book], now: float) -> None:
-        """Transitions on the broker before the books that record them are saved."""
-        await publish(to_alerts(alerts_topic, changes, now))
+    async def emit(changes: list[AlarmChange], updates: dict[bytes, Any], now: float) -> None:
+        """Transitions on the broker before the books that record them are saved; a transition
+        the stopped worker already sent (read back at recovery) is not sent again."""
+        messages = to_alerts(alerts_topic, changes, now)
+        fresh = {id(m) for m in tracking.unsent(messages)}
+        changes = [c for c, m in zip(changes, messages, strict=True) if id(m) in fresh]
+        await tracking.publish(m for m in messages if id(m) in fresh)
         report(changes)
         clock.observe_alarms(changes)  # leitstand_alarm_ack_seconds
         save(books, updates)
 
     @app.agent(lifecycle_topic, name="alarm-lifecycle")
     async def lifecycle(stream: Any) -> None:
-        async for commands in decoded_batches(stream, decoder, deadletter, max_batch=settings.batch_max, within_s=0.02):
+        async for batch in positioned_batches(stream, decoder, deadletter, max_batch=settings.batch_max, within_s=0.02):
             async with lock:
                 now = time.time()
-                updates, changes = book_changes(books, commands, now, policy)
-                await emit(changes, updates, now)
+                updates, changes = book_changes(books, batch.records, now, policy, tracking.replayed)
+                await emit(changes, tracking.with_checkpoints(updates, batch.ends), now)
 
     @app.timer(interval=1.0)
     async def escalate() -> None:

@@ -1,7 +1,8 @@
 """Load forecasts: hourly history per series in tables, refits in a process pool, `forecasts` out.
 
-Series: ``intersection/<id>`` (vehicles per hour, from the 1-minute aggregates) and
-``pool/<id>`` (visitors present, from pool readings). Announced events (``events.schedule``)
+Series: ``intersection/<id>`` (vehicles per hour, from the 1-minute aggregates),
+``pool/<id>`` (visitors present, from pool readings) and ``bus/<route>`` (a line's mean load,
+0 = empty .. 1 = full, from the occupancy status of its buses' positions). Announced events (``events.schedule``)
 are kept per venue; ``LEITSTAND_VENUES`` says which series an event at a venue affects, and a
 new or changed event refits exactly those series at once. Every series is refitted every
 ``LEITSTAND_FORECAST_REFRESH_S``. Fits run in spawned worker processes, so the event loop keeps
@@ -15,6 +16,8 @@ refits. Forecasts go out as ``records.Forecast``.
 The tables are keyed by the message key (intersection, pool, venue) like every table here, so
 their changelogs stay co-partitioned with their sources. Events are read from the local
 partitions only: run forecasting in one worker (the telemetry role) or give events one partition.
+Bus positions are keyed by vehicle, the load history by line: like the bus agent's headways, bus
+load forecasts need one telemetry worker that holds every partition of ``sensors.bus``.
 """
 
 from __future__ import annotations
@@ -36,15 +39,25 @@ from forecasting.refresh import RefreshSchedule, forecast_by_hour
 
 from ..ingest import decoded_batches
 from ..metrics import FORECAST_FAILURES, FORECAST_REFRESHES, FORECAST_SECONDS, record_forecast_error
-from ..records import DetectorAggregate, Forecast, ForecastPoint, PoolReading, ScheduledEvent, encode_orjson
+from ..records import BusPosition, DetectorAggregate, Forecast, ForecastPoint, PoolReading, ScheduledEvent, encode_orjson
 from ..settings import Settings
-from ..topics import AGGREGATES, EVENTS_SCHEDULE, FORECASTS, SENSORS_POOL
+from ..topics import AGGREGATES, EVENTS_SCHEDULE, FORECASTS, SENSORS_BUS, SENSORS_POOL
 from .wiring import Sink, Times, keyed_table, topic_decoder
 
 log = structlog.get_logger(__name__)
 VENUE_KINDS = ("concert", "match", "fair", "roadworks", "other")  # need a venue -> series mapping
 #: series kinds with a history table, and how their observations make an hour
-SERIES_KINDS = {"intersection": "sum", "pool": "mean"}
+SERIES_KINDS = {"intersection": "sum", "pool": "mean", "bus": "mean"}
+#: GTFS-Realtime occupancy status as a share of a bus's capacity (the middle of each band)
+LOAD_SHARE: dict[str, float] = {
+    "EMPTY": 0.0,
+    "MANY_SEATS_AVAILABLE": 0.25,
+    "FEW_SEATS_AVAILABLE": 0.6,
+    "STANDING_ROOM_ONLY": 0.85,
+    "CRUSHED_STANDING_ROOM_ONLY": 0.95,
+    "FULL": 1.0,
+    "NOT_ACCEPTING_PASSENGERS": 1.0,
+}
 
 Observation = tuple[float, float, str | None]  # (event time, value, observation id)
 #: due series looked at between two yields to the event loop
@@ -209,10 +222,27 @@ def visitors_by_pool(readings: Iterable[PoolReading]) -> dict[bytes, list[Observ
     return grouped
 
 
+def load_by_line(positions: Iterable[BusPosition]) -> dict[bytes, list[Observation]]:
+    """Each position that says how full its bus is, as a load share, grouped by line. No
+    observation ids: a line's buses report every few seconds, and remembering each position for
+    the redelivery check would make the history larger than the hours it keeps; a position
+    redelivered after a crash only weighs twice in its hour's mean."""
+    grouped: dict[bytes, list[Observation]] = {}
+    for p in positions:
+        share = LOAD_SHARE.get(p.occupancy_status or "")
+        if share is not None:
+            t = p.event_time.timestamp()
+            grouped.setdefault(p.route_id.encode(), []).append((t, share, None))
+    return grouped
+
+
 def register_history(app: faust.App, settings: Settings, book: SeriesBook) -> None:
-    """Aggregates and pool readings into the hourly histories."""
+    """Aggregates, pool readings and bus positions into the hourly histories."""
     aggregates = app.topic(settings.topic(AGGREGATES))
     readings = app.topic(settings.topic(SENSORS_POOL))
+    positions = app.topic(settings.topic(SENSORS_BUS))
+    # the bus agent owns this topic's dead letters
+    position_decoder = topic_decoder(BusPosition, settings, Times.ANY)
     # the pool-water agent owns this topic's dead letters and checks its clocks
     reading_decoder = topic_decoder(PoolReading, settings, Times.ANY)
 
@@ -225,6 +255,11 @@ def register_history(app: faust.App, settings: Settings, book: SeriesBook) -> No
     async def pool_history(stream: Any) -> None:
         async for batch in decoded_batches(stream, reading_decoder, None, max_batch=settings.batch_max, within_s=settings.batch_within_s):
             book.fold("pool", visitors_by_pool(batch))
+
+    @app.agent(positions, name="forecast-history-buses")
+    async def bus_history(stream: Any) -> None:
+        async for batch in decoded_batches(stream, position_decoder, None, max_batch=settings.batch_max, within_s=settings.batch_within_s):
+            book.fold("bus", load_by_line(batch))
 
 
 def register_events(app: faust.App, settings: Settings, deadletter: Any, book: SeriesBook) -> None:

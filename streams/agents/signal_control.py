@@ -1,8 +1,10 @@
 """The signal control agent: records in, the control desk (``signals.desk``) decides, messages out.
 
-One agent reads three topics keyed by intersection id and co-partitioned (same partition count,
+One agent reads four topics keyed by intersection id and co-partitioned (same partition count,
 same key, murmur2): ``signals.config`` (model, controller, mode, session), ``sensors.intersection``
-(detector frames) and ``signals.approvals`` (operators' approve / reject / set_mode). Faust
+(detector frames), ``signals.approvals`` (operators' approve / reject / set_mode) and
+``signals.priority`` (late buses asking for a green extension or an early green; the desk grants
+within limits, ``signals/priority.py``, and the grant drives from the next frame on). Faust
 assigns the same partition number of topics with equal partition counts (and subscribers) to
 the same worker, and one actor iterates them in partition order, so everything of one
 intersection is applied in order to the same desk, without an extra hop for the frames (a
@@ -17,8 +19,10 @@ config's ``session`` is in every one):
   it decided (``approved`` / ``rejected``) and any it retired (``expired``: superseded, mode
   changed). ``event_time`` is the frame's event time; ``time_s`` the decision's.
 * ``signals.audit``: every audit entry of the core (decisions rejected by the validator,
-  proposals, approvals, rejections, expiries, mode changes), control (re)starts, and every
-  refused command or configuration (``command_refused`` / ``config_refused`` with the reason).
+  proposals, approvals, rejections, expiries, mode changes), control (re)starts, every refused
+  command or configuration (``command_refused`` / ``config_refused`` with the reason), and every
+  priority request (``priority_granted`` with the explanation, the bus's delay before and the
+  expected delay after, or ``priority_refused`` with the reason).
 
 State: the table ``signal-control`` holds per intersection the desk's snapshot (config, current
 mode, pending proposals), written after the broker acknowledged the messages of the batch.
@@ -38,18 +42,19 @@ from signals.desk import ControlDesk, Note, Outbox, PlanOut, Saved
 from ..codec import TopicDecoder
 from ..ingest import decoded_batches
 from ..metrics import SIGNAL_COMMANDS, SIGNAL_FRAMES_UNCONFIGURED, SIGNAL_PLANS, EventClock, frame_end
-from ..records import IntersectionConfig, IntersectionFrame, Record, SignalCommand, SignalPlanMessage, encode
+from ..records import IntersectionConfig, IntersectionFrame, PriorityRequest, Record, SignalCommand, SignalPlanMessage, encode
 from ..settings import Settings
 from ..signal_codec import (
     desk_command,
     desk_config,
+    desk_priority,
     observation_from_frame,
     outbox_messages,
     plan_out_message,
     saved_from_value,
     snapshot_value,
 )
-from ..topics import SENSORS_INTERSECTION, SIGNALS_APPROVALS, SIGNALS_AUDIT, SIGNALS_CONFIG, SIGNALS_PLANS
+from ..topics import SENSORS_INTERSECTION, SIGNALS_APPROVALS, SIGNALS_AUDIT, SIGNALS_CONFIG, SIGNALS_PLANS, SIGNALS_PRIORITY
 from .wiring import Outgoing, Sink, Times, keyed_table, publish, save, topic_decoder
 
 log = structlog.get_logger(__name__)
@@ -85,7 +90,9 @@ def apply(desk: ControlDesk, record: Record) -> Outbox | None:
         return desk.on_observation(observation_from_frame(record))
     if isinstance(record, IntersectionConfig):
         return desk.on_config(desk_config(record))
-    assert isinstance(record, SignalCommand)  # the agent's three topics decode into these three
+    if isinstance(record, PriorityRequest):
+        return desk.on_priority(desk_priority(record))
+    assert isinstance(record, SignalCommand)  # the agent's four topics decode into these four
     return desk.on_command(desk_command(record))
 
 
@@ -128,6 +135,8 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
         settings.topic(SIGNALS_CONFIG): topic_decoder(IntersectionConfig, settings, Times.ANY),
         frames_topic: topic_decoder(IntersectionFrame, settings),
         settings.topic(SIGNALS_APPROVALS): topic_decoder(SignalCommand, settings),
+        # bus priority requests (streams/agents/buses.py): their time is the bus position's
+        settings.topic(SIGNALS_PRIORITY): topic_decoder(PriorityRequest, settings, Times.ANY),
     }
     silent = () if own_frame_deadletters else (frames_topic,)
     approvals = app.topic(settings.topic(SIGNALS_APPROVALS))

@@ -3,24 +3,26 @@
 Reads ``sensors.intersection`` beside the aggregation agent (which owns that topic's dead
 letters), folds each frame with ``detection.incidents`` and sends raise/clear commands to the
 alarm books. State per intersection lives in a table; commands are on the broker before it is
-saved.
+saved. States carry their source offsets (``wiring.track_source``): a frame the state already
+reflects is skipped after a restart, so no incident transition is lost or raised twice from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
 
 from detection.incidents import DetectorValue, frame_outcome
 
-from ..ingest import decoded_batches
+from ..codec import RawMessage
+from ..ingest import Positioned, positioned_batches
 from ..records import IntersectionFrame, LifecycleCommand
 from ..settings import Settings
 from ..topics import ALERTS_LIFECYCLE, SENSORS_INTERSECTION
 from .alarm_commands import lifecycle_commands, to_lifecycle
-from .wiring import keyed_table, publish_then_save, topic_decoder
+from .wiring import applied, keyed_table, save, stamped, topic_decoder, track_source, value_identity
 
 
 def detector_values(frame: IntersectionFrame) -> list[DetectorValue]:
@@ -28,27 +30,39 @@ def detector_values(frame: IntersectionFrame) -> list[DetectorValue]:
     return [DetectorValue(d.detector_id, d.approach or d.detector_id, d.count, d.occupancy, d.speed_kmh) for d in frame.detectors]
 
 
-def watch_frames(table: Any, frames: Iterable[IntersectionFrame]) -> tuple[dict[bytes, Any], list[LifecycleCommand]]:
-    """Fold frames in order into their intersections' states: new states and alarm commands."""
+def watch_frames(
+    table: Any, frames: Iterable[Positioned[IntersectionFrame]], replayed: Callable[[RawMessage], bool] = lambda raw: False
+) -> tuple[dict[bytes, Any], list[LifecycleCommand]]:
+    """Fold frames in order into their intersections' states: new states and alarm commands
+    (a frame at or below the offset its state reflects was folded before: skipped; a frame
+    ``replayed`` after a restart only rebuilds state: its commands were sent before)."""
     updates: dict[bytes, Any] = {}
     commands: list[LifecycleCommand] = []
-    for f in frames:
+    for raw, f in frames:
         key = f.intersection_id.encode()
-        state, outcome = frame_outcome(updates.get(key) or table.get(key), f.intersection_id, f.event_time.timestamp(), detector_values(f))
-        updates[key] = state
-        commands += lifecycle_commands(f.intersection_id, outcome, f.event_time, subject_type="intersection")
+        before = updates.get(key) or table.get(key)
+        if raw.offset <= applied(before):
+            continue
+        state, outcome = frame_outcome(before, f.intersection_id, f.event_time.timestamp(), detector_values(f))
+        updates[key] = stamped(state, raw.offset)
+        if not replayed(raw):
+            commands += lifecycle_commands(f.intersection_id, outcome, f.event_time, subject_type="intersection")
     return updates, commands
 
 
 def register(app: faust.App, settings: Settings) -> None:
-    source = app.topic(settings.topic(SENSORS_INTERSECTION))
-    lifecycle = app.topic(settings.topic(ALERTS_LIFECYCLE))
+    topic = settings.topic(SENSORS_INTERSECTION)
+    source = app.topic(topic)
+    lifecycle_name = settings.topic(ALERTS_LIFECYCLE)
+    lifecycle = app.topic(lifecycle_name)
     table = keyed_table(app, "incident-watch", settings)
+    tracking = track_source(app, table, [topic], settings, outputs={lifecycle_name: value_identity})
     decoder = topic_decoder(IntersectionFrame, settings)
 
     @app.agent(source, name="traffic-incident-watch")
     async def watch(stream: Any) -> None:
         # the aggregation agent owns this topic's dead letters: none here
-        async for frames in decoded_batches(stream, decoder, None, max_batch=settings.batch_max, within_s=settings.batch_within_s):
-            updates, commands = watch_frames(table, frames)
-            await publish_then_save(to_lifecycle(lifecycle, commands), table, updates)
+        async for batch in positioned_batches(stream, decoder, None, max_batch=settings.batch_max, within_s=settings.batch_within_s):
+            updates, commands = watch_frames(table, batch.records, tracking.replayed)
+            await tracking.publish(to_lifecycle(lifecycle, commands))
+            save(table, tracking.with_checkpoints(updates, batch.ends))

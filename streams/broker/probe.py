@@ -166,3 +166,20 @@ def check_reachable(bootstrap: str, *, timeout_s: float = 5.0, **client_options:
             "'leitstand broker start' or set LEITSTAND_KAFKA_BOOTSTRAP_SERVERS"
         )
     raise BrokerUnreachable(f"no usable Kafka broker at {bootstrap}: {why}")
+
+
+def unreadable_topics(begins: dict[tuple[str, int], int], ends: dict[tuple[str, int], int], readable: set[tuple[str, int]]) -> list[str]:
+    """Topics that claim records (end offset past the beginning) none of which can be read.
+
+    Tansu 0.6 keeps no topics over a restart, but a producer that still holds the old metadata
+    writes on into a topic that no longer exists; Tansu acknowledges those writes, lists no
+    topic, and once the topic is created again its end offset counts them while a fetch returns
+    nothing (measured: end offset 1, no record at 0). Faust's table recovery then waits for
+    offsets it can never read: the worker hung at 503. A topic is reported only when *no*
+    partition yields a record, so one that holds data, however little, is never touched.
+    """
+    claims: dict[str, bool] = {}
+    for tp, end in ends.items():
+        claims[tp[0]] = claims.get(tp[0], False) or end > begins.get(tp, 0)
+    topics_read = {tp[0] for tp in readable}
+    return sorted(topic for topic, claimed in claims.items() if claimed and topic not in topics_read)

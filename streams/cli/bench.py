@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import cli_settings, default_shared_dir
+from .common import cli_settings, default_shared_dir, fail
 from .detect import detector_benchmark, detector_name, find_nab_dir, nab_benchmark, nab_set_benchmark, nab_table_benchmark
 from .forecast import forecast_accuracy_benchmark, forecast_refresh_benchmark
 from .sumo import signals_benchmark
@@ -75,6 +75,31 @@ def bench_alarm_latency(
             stress=stress,
         )
     )
+
+
+def _engine(value: str) -> str:
+    """The broker of ``bench recovery``: one clear line for anything else."""
+    if value not in ("tansu", "kafka"):
+        raise typer.BadParameter(f"{value!r} is not a broker: tansu or kafka")
+    return value
+
+
+@app.command("recovery")
+def bench_recovery(
+    runs: Annotated[int, typer.Option(min=1, max=1000, help="Stop-and-restart runs.")] = 50,
+    broker: Annotated[str, typer.Option(help="tansu or kafka.", callback=_engine)] = "tansu",
+    seed: Annotated[int, typer.Option(help="Seed of the stop moments and signals.")] = 1,
+) -> None:
+    """Kill and restart a worker: exact recovery? (JSON)"""
+    from simulators.harness.bench_recovery import recovery_benchmark_with_progress
+    from streams.broker import BrokerError
+
+    try:
+        result = recovery_benchmark_with_progress(cli_settings(), engine=broker, runs=runs, seed=seed)
+    except BrokerError as exc:
+        fail(f"bench recovery: the {broker} broker did not start: {exc}")
+        raise typer.Exit(1) from None
+    print_json(result)
 
 
 @app.command("decode")
@@ -238,3 +263,49 @@ def bench_signals(
 ) -> None:
     """Controllers vs fixed time on real-city maps (JSON)."""
     print(json.dumps(signals_benchmark(scenarios, seeds, controllers, jobs)))
+
+
+@app.command("fairness")
+def bench_fairness(
+    scenarios: Annotated[Path, typer.Option("--scenarios", help="Directory holding <name>/<name>.sumocfg.")] = DEFAULT_SCENARIOS,
+    seeds: Annotated[str, typer.Option("--seeds", help="Seeds per scenario and controller.")] = "1",
+    controllers: Annotated[str, typer.Option("--controllers", help="Controllers; fixed is the baseline.")] = (
+        "fixed,webster,maxpressure,leitstand"
+    ),
+    jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (default: CPUs).")] = None,
+) -> None:
+    """Wait per approach against fixed time (JSON)."""
+    from .registry import fairness_benchmark_cli
+
+    print_json(fairness_benchmark_cli(scenarios, seeds, controllers, jobs), indent=1)
+
+
+@app.command("arrivals")
+def bench_arrivals(
+    lines: Annotated[int, typer.Option(min=1, max=20, help="Bus lines of the synthetic city.")] = 4,
+    hours: Annotated[float, typer.Option(min=1.0, max=24.0, help="Simulated hours from 05:00 of a weekday.")] = 18.0,
+    seeds: Annotated[int, typer.Option(min=1, max=20, help="Weekdays (city seeds) to simulate.")] = 3,
+) -> None:
+    """Bus arrival prediction error vs the timetable (JSON)."""
+    from simulators.harness.bench_arrivals import arrivals_benchmark
+
+    print_json(arrivals_benchmark(lines, hours, seeds))
+
+
+@app.command("tsp")
+def bench_tsp(
+    scenario: Annotated[str, typer.Option(help="Scenario name under --scenarios (a real-city map).")] = "ingolstadt21",
+    scenarios: Annotated[Path, typer.Option("--scenarios", help="Directory holding <name>/<name>.sumocfg.")] = DEFAULT_SCENARIOS,
+    seeds: Annotated[int, typer.Option(min=1, max=20, help="Seeds, each run with TSP off and on.")] = 5,
+    headway_s: Annotated[float, typer.Option(min=60.0, max=3600.0, help="Bus headway per line.")] = 300.0,
+) -> None:
+    """Bus and car delay, transit priority on/off (JSON)."""
+    from simulators.sumo.transit import tsp_benchmark
+
+    from ..errors import CliError
+
+    cfg = scenarios / scenario / f"{scenario}.sumocfg"
+    if not cfg.is_file():
+        raise CliError(f"no scenario {scenario!r}: {cfg} does not exist")
+    result = tsp_benchmark(cfg, seeds, headway_s=headway_s)
+    print_json(result, indent=1)

@@ -24,18 +24,24 @@ from ..errors import CliError
 from .bench import app as bench_app
 from .broker import app as broker_app
 from .common import err, fail, settings_overrides
+from .console import app as console_app
 from .dashboards import app as dashboards_app
 from .db import app as db_app
 from .db import root_app as sink_app
 from .detect import app as detect_app
 from .events import app as events_app
+from .explain import app as explain_app
 from .forecast import app as forecast_app
+from .gtfs import app as gtfs_app
+from .ingest import app as ingest_app
+from .registry import app as registry_app
 from .run import app as run_app
 from .runtime import app as runtime_app
 from .signals import app as signals_app
 from .simulate import app as simulate_app
 from .sumo import app as sumo_app
 from .topics import app as topics_app
+from .users import app as users_app
 
 app = typer.Typer(
     name="leitstand",
@@ -81,11 +87,17 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(bench_app, name="bench")
 app.add_typer(forecast_app, name="forecast")
+app.add_typer(gtfs_app, name="gtfs")
+app.add_typer(ingest_app, name="ingest")
 app.add_typer(events_app, name="events")
 app.add_typer(sumo_app, name="sumo")
 app.add_typer(signals_app, name="signals")
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(db_app, name="db")
+app.add_typer(console_app)  # `leitstand console` (merged into the root)
+app.add_typer(users_app, name="users")
+app.add_typer(registry_app, name="registry")
+app.add_typer(explain_app, name="explain")
 
 
 def main() -> None:

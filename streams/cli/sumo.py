@@ -214,4 +214,6 @@ def _benchmark_row(result: dict[str, Any], fixed_delay: float) -> dict[str, Any]
         "safety_violations": result["safety_violations"],
         "rejected_decisions": result["rejected_decisions"],
         "wall_s": result["wall_s"],
+        # per approach waits and the worst-against-median summary (docs/signals.md, Fairness)
+        "fairness": result.get("fairness"),
     }

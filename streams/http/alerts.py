@@ -6,6 +6,10 @@ names operators and carries their notes), changes the API token. Without a confi
 the call is refused (403): an alarm system must not accept anonymous resolutions, nor show its
 books to whoever reaches the port. The API is described in docs/openapi.yaml.
 
+A per-user token of the console (``leitstand users token NAME``) also works, for its user's role:
+the change is recorded as that user. With the shared token the actor is ``machine-token`` and a
+``by`` in the body is kept only as a claim (``claimed_by``, and ahead of the note; streams/http/auth.py).
+
 A change is written to ``alerts.acks`` (the audit trail of human actions) and applied by the
 alarm books agent moments later, so the answer is ``202 Accepted`` with the command sent.
 Reads come from the books this worker holds (run one worker, or put a router in front).
@@ -23,7 +27,7 @@ from faust.web import Request, Response, View
 from ..agents.alarm_lifecycle import AlarmBooks, alarm_json
 from ..records import AlertAction, AlertCommand
 from ..settings import Settings
-from .auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object
+from .auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object, recorded
 
 STATES = ("open", "raised", "acknowledged", "escalated")
 #: what a change body may hold
@@ -56,10 +60,10 @@ def register(app: faust.App, settings: Settings, books: AlarmBooks) -> None:
 
     async def change(view: View, request: Request, alert_id: str, action: AlertAction) -> Response:
         try:
-            auth.check(request.headers.get("Authorization"), "write")
+            who = auth.check(request.headers.get("Authorization"), "write", "alarm.ack" if action == "acknowledge" else "alarm.resolve")
             body = await read_json_object(request)
             only_fields(body, CHANGE_FIELDS)
-            by, note = actor(body, "by"), free_text(body, "note")
+            by, note, claimed = recorded(who, actor(body, "by", default=""), free_text(body, "note"))
         except Refused as refused:
             return refusal(view, refused)
         alarm, closed = books.find(alert_id)
@@ -75,6 +79,7 @@ def register(app: faust.App, settings: Settings, books: AlarmBooks) -> None:
                 action=action,
                 by=by,
                 note=note or None,
+                claimed_by=claimed,
             )
         except ValueError as exc:
             return view.json({"error": str(exc)}, status=400)

@@ -12,6 +12,13 @@ Two levels: ``write`` (acknowledge, resolve, approve, reject, change a mode) nee
 notes and plans) needs that token or the read-only ``LEITSTAND_API_READ_TOKEN`` a wall display
 can hold without being able to resolve an alarm. ``/ready`` and ``/metrics`` stay open for probes.
 
+Who is recorded (issue 16): a check returns the ``Principal`` the audit trail names. The console's
+per-user API tokens (``leitstand users token NAME``, looked up read-only in the console's SQLite
+file by their SHA-256) act as their user, with the user's role checked per action (a planner's
+token reads, and is refused 403 on every change). The shared machine token proves only that the
+caller holds it, so its changes are recorded as ``machine-token``; a ``by``/``actor`` the caller
+writes is kept as a claimed name (``claimed_by``, and in the note or reason), never as the actor.
+
 Bodies of changes are JSON objects of at most ``MAX_BODY_BYTES``, read before parsing so a
 large body costs nothing, naming each field once (``{"by": "a", "by": "b"}`` means different
 actors to different parsers); anything else is refused with one clear message (400 / 413).
@@ -20,11 +27,16 @@ actors to different parsers); anything else is refused with one clear message (4
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+import structlog
 from pydantic import SecretStr
+
+from ..console import policy
 
 Access = Literal["read", "write"]
 
@@ -33,6 +45,10 @@ MAX_BODY_BYTES = 16 * 1024
 #: actor names (``by``/``actor``) and free text (``note``/``reason``) limits, as in the records
 MAX_ACTOR_CHARS = 64
 MAX_TEXT_CHARS = 500
+#: the actor recorded for changes made with the shared machine token (it names no person)
+MACHINE_ACTOR = "machine-token"
+#: the actor of reads with the read-only token (reads are not recorded; for logs only)
+READ_ACTOR = "read-token"
 #: the 401 answer's challenge (RFC 6750)
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="leitstand"'}
 
@@ -40,6 +56,19 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="leitstand"'}
 # audit entry read differently from what was sent. ``note``/``reason`` may hold newlines and tabs.
 _HIDDEN = {*range(0x20), *range(0x7F, 0xA0), 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029}
 _TEXT_ALLOWED = {0x09, 0x0A, 0x0D}
+log = structlog.get_logger(__name__)
+#: a per-user token's owner: (name, role) for an active account, ``None`` otherwise
+UserLookup = Callable[[bytes], tuple[str, str] | None]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request is authenticated as: the name the audit trail records and, for a person's
+    token, the role that was checked."""
+
+    name: str
+    kind: Literal["machine", "read", "user"]
+    role: str | None = None
 
 
 class Refused(Exception):
@@ -85,27 +114,73 @@ def bearer_matches(header: str | bytes | None, token: SecretStr | bytes | str | 
 
 @dataclass(frozen=True)
 class ApiAuth:
-    """The configured tokens as bytes; ``check`` says whether a request may proceed."""
+    """The configured tokens as bytes and the per-user token lookup; ``check`` says who calls."""
 
     token: bytes | None
     read_token: bytes | None = None
+    users: UserLookup | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> ApiAuth:
-        return cls(secret_bytes(settings.api_token), secret_bytes(settings.api_read_token))
+        from ..console.users import users_db_path
 
-    def check(self, header: str | bytes | None, access: Access) -> None:
-        """Raise ``Refused`` (403 nothing configured, 401 missing/wrong token) unless allowed."""
+        return cls(secret_bytes(settings.api_token), secret_bytes(settings.api_read_token), console_lookup(users_db_path(settings)))
+
+    def check(self, header: str | bytes | None, access: Access, action: policy.Action | None = None) -> Principal:
+        """The caller, or ``Refused``: 403 nothing configured or the user's role may not do
+        ``action``, 401 missing/wrong token. ``action`` is what a change does (roles are per action)."""
         accepted = [self.token] if access == "write" else [self.token, self.read_token]
         configured = [t for t in accepted if t]
+        # compare against every accepted token, so timing does not tell which one was close
+        matches = [bearer_matches(header, t) for t in configured]
+        if any(matches):
+            return Principal(MACHINE_ACTOR, "machine") if bearer_matches(header, self.token) else Principal(READ_ACTOR, "read")
+        person = self._person(header)
+        if person is not None:
+            if access == "write" and (action is None or not policy.may(person.role or "", action)):
+                what = policy.VERBS.get(action or "", "make changes")
+                log.warning("API change refused: role", user=person.name, role=person.role, action=action)
+                raise Refused(403, f"user {person.name} (role {person.role}) may not {what}")
+            return person
         if not configured:
             what = "changes" if access == "write" else "reads"
             names = "LEITSTAND_API_TOKEN" if access == "write" else "LEITSTAND_API_TOKEN or LEITSTAND_API_READ_TOKEN"
-            raise Refused(403, f"no API token configured ({names}); {what} are refused")
-        # compare against every accepted token, so timing does not tell which one was close
-        matches = [bearer_matches(header, t) for t in configured]
-        if not any(matches):
-            raise Refused(401, "missing or wrong bearer token", CHALLENGE)
+            raise Refused(403, f"no API token configured ({names}) and no valid per-user token given; {what} are refused")
+        raise Refused(401, "missing or wrong bearer token", CHALLENGE)
+
+    def _person(self, header: str | bytes | None) -> Principal | None:
+        raw = _header_bytes(header) if header is not None and self.users is not None else None
+        if raw is None or self.users is None:
+            return None
+        scheme, space, given = raw.partition(b" ")
+        if not space or scheme.lower() != b"bearer" or not given:
+            return None
+        found = self.users(given)
+        return Principal(found[0], "user", found[1]) if found else None
+
+
+def console_lookup(path: Path) -> UserLookup:
+    """Per-user tokens from the console's user store at ``path`` (read-only, each request)."""
+    from ..console.users import lookup_token
+
+    def lookup(token: bytes) -> tuple[str, str] | None:
+        user = lookup_token(path, token)
+        return (user.name, user.role) if user is not None else None
+
+    return lookup
+
+
+def recorded(who: Principal, claimed: str | None, text: str | None) -> tuple[str, str | None, str | None]:
+    """(actor, note/reason, claimed name) to record. The actor is always the principal's name; a
+    name the caller wrote that differs from it is only a claim: it goes into the command's
+    ``claimed_by`` field and, where it fits the record's 500 characters, ahead of the text
+    (``claimed by NAME: text``) so the alarm and the signal audit show it too. A text too long
+    for both is kept whole (the claim then only in ``claimed_by``): nothing is cut."""
+    if not claimed or claimed == who.name:
+        return who.name, text, None
+    claim = f"claimed by {claimed}"
+    combined = f"{claim}: {text}" if text else claim
+    return who.name, combined if len(combined) <= MAX_TEXT_CHARS else text, claimed
 
 
 async def read_json_object(request: Any, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:

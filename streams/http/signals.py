@@ -2,7 +2,9 @@
 
 Every call needs ``Authorization: Bearer <token>`` (streams/http/auth.py, the alerts API's rule):
 ``GET /signals/plans`` the API token or the read-only ``LEITSTAND_API_READ_TOKEN``, changes the
-API token; without a configured token the call is refused (403). A change is published as a ``SignalCommand`` on
+API token or a console user's token whose role may decide plans / change modes (recorded as that
+user; the shared token is recorded as ``machine-token``, a written ``actor`` kept as a claim);
+without a configured token the call is refused (403). A change is published as a ``SignalCommand`` on
 ``signals.approvals`` (the audit trail of human actions) and applied by the control agent
 moments later, so the answer is ``202 Accepted``; the agent writes the outcome to
 ``signals.plans`` and ``signals.audit``. The checks here (404 unknown intersection or plan, 409
@@ -23,10 +25,11 @@ from faust.web import Request, Response, View
 from signals.control import MODES
 
 from ..agents.signal_control import SignalControls
+from ..console.policy import Action
 from ..records import SignalCommand
 from ..settings import Settings
 from .alerts import refusal
-from .auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object
+from .auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object, recorded
 
 STATUSES = ("pending",)
 #: what a change body may hold (``by`` is accepted for ``actor``, as in the alerts API)
@@ -51,13 +54,18 @@ class SignalsApi:
         found = [msgspec.to_builtins(m) for m in self.controls.pending_messages()]
         return view.json({"plans": found, "count": len(found)})
 
-    async def body_of(self, view: View, request: Request, fields: tuple[str, ...]) -> dict[str, Any] | Response:
-        """The authorised change's body (a JSON object of known fields) or the refusal to send."""
+    async def body_of(self, view: View, request: Request, fields: tuple[str, ...], action: Action) -> dict[str, Any] | Response:
+        """The authorised change's body (a JSON object of known fields) or the refusal to send.
+
+        ``actor`` becomes the authenticated principal (a user, or ``machine-token``); a name the
+        caller wrote is kept as ``claimed_by`` and ahead of the reason (streams/http/auth.py)."""
         try:
-            self.auth.check(request.headers.get("Authorization"), "write")
+            who = self.auth.check(request.headers.get("Authorization"), "write", action)
             body = await read_json_object(request)
             only_fields(body, fields)
-            body["actor"], body["reason"] = actor(body, "actor", "by"), free_text(body, "reason") or ""
+            claimed, text = actor(body, "actor", "by", default=""), free_text(body, "reason")
+            body["actor"], reason, body["claimed_by"] = recorded(who, claimed, text)
+            body["reason"] = reason or ""
         except Refused as refused:
             return refusal(view, refused)
         return body
@@ -69,6 +77,7 @@ class SignalsApi:
                 event_time=datetime.fromtimestamp(time.time(), tz=timezone.utc),
                 actor=body["actor"],
                 reason=body["reason"],
+                claimed_by=body["claimed_by"],
                 **fields,
             )
         except (ValueError, TypeError) as exc:
@@ -77,7 +86,7 @@ class SignalsApi:
         return view.json({"accepted": cmd.action, **fields, "actor": cmd.actor}, status=202)
 
     async def decide(self, view: View, request: Request, intersection: str, plan_id: str, action: str) -> Response:
-        body = await self.body_of(view, request, DECISION_FIELDS)
+        body = await self.body_of(view, request, DECISION_FIELDS, "plan.decide")
         if not isinstance(body, dict):  # a refusal (aiohttp's response, not faust.web.Response)
             return body
         if not self.desk.known(intersection):
@@ -92,7 +101,7 @@ class SignalsApi:
         return await self.submit(view, body, intersection_id=intersection, action=action, plan_id=plan_id)
 
     async def set_mode(self, view: View, request: Request, intersection: str) -> Response:
-        body = await self.body_of(view, request, MODE_FIELDS)
+        body = await self.body_of(view, request, MODE_FIELDS, "signal.mode")
         if not isinstance(body, dict):  # a refusal (aiohttp's response, not faust.web.Response)
             return body
         mode = body.get("mode")

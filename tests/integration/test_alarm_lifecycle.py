@@ -196,7 +196,8 @@ def test_alarm_lifecycle_end_to_end(broker, settings_for, tmp_path: Path, receiv
             30,
         )
         acked = [r for r in events if r["transition"] == "acknowledged"]
-        assert [(r["alarm_id"], r["acknowledged_by"]) for r in acked] == [(aid, "supervisor-1")]
+        # issue 16: the shared token is recorded as machine-token; the written name is a claim
+        assert [(r["alarm_id"], r["acknowledged_by"]) for r in acked] == [(aid, "machine-token")]
         escalated = [r for r in events if r["transition"] == "escalated"]
         assert escalated and all(r["subject_id"] == "P2" for r in escalated)
         assert escalated[0]["level"] == 1
@@ -207,7 +208,9 @@ def test_alarm_lifecycle_end_to_end(broker, settings_for, tmp_path: Path, receiv
         assert status == 202
         events = _wait_for(s, "alerts", lambda rs: any(r["transition"] == "resolved" for r in rs), 20)
         resolved = [r for r in events if r["transition"] == "resolved"]
-        assert [(r["alarm_id"], r["resolved_by"], r["note"]) for r in resolved] == [(aid, "supervisor-1", "false alarm: diver training")]
+        assert [(r["alarm_id"], r["resolved_by"], r["note"]) for r in resolved] == [
+            (aid, "machine-token", "claimed by supervisor-1: false alarm: diver training")
+        ]
         time.sleep(0.5)
         status, listed = _http("GET", f"{base}/alerts?state=open", token=TOKEN)
         assert aid not in {a["alarm_id"] for a in listed["alerts"]}

@@ -51,6 +51,10 @@ def test_short_demo_alarms_every_critical_pool_incident(tmp_path: Path) -> None:
     # one process per role, as in production: the alarm path shares no event loop with forecasting
     assert summary["worker_roles"] == ["critical", "telemetry", "control"]
     assert all((report / f"worker-{role}.log").stat().st_size > 0 for role in summary["worker_roles"])
+    # the city's timetable went onto transit.schedule like a real feed: the bus agent judged every position against it
+    assert summary["timetable_trips"] > 0 and summary["buses"]["positions"].get("accepted", 0) > 0, summary["buses"]
+    assert 0.0 <= summary["buses"]["punctuality"] <= 1.0
+    assert "bunching episodes in the truth alarmed" in (report / "index.html").read_text()
     # the simulated operator acknowledged over the HTTP API: the lifecycle shows it
     assert evaluation["lifecycle"]["acknowledged"] >= 1
     # the report is self-contained: every image it references exists

@@ -153,3 +153,63 @@ def test_forecasts_flow_and_an_event_moves_only_its_series(broker, settings_for,
     assert all(new[t] > old[t] + 300 for t in arrival), (arrival, {t: (old[t], new[t]) for t in arrival})
     unaffected = [t for t in old if abs(datetime.fromisoformat(t) - kickoff) > timedelta(hours=4)]
     assert unaffected and all(abs(new[t] - old[t]) < 1e-6 for t in unaffected)
+
+
+def bus_positions(hours: int) -> list[tuple[bytes, bytes]]:
+    """Line L7's two buses every 10 minutes for ``hours``: full in the rush hours, nearly empty
+    at night; line L8 reports no occupancy at all (it must get no load series)."""
+    from streams.records import BusPosition, OccupancyStatus
+
+    out = []
+    t = NOW - timedelta(hours=hours)
+    while t < NOW:
+        rush = t.hour in (7, 8, 16, 17)
+        status: OccupancyStatus = "STANDING_ROOM_ONLY" if rush else ("EMPTY" if t.hour < 5 else "MANY_SEATS_AVAILABLE")
+        lines: list[tuple[str, str, OccupancyStatus | None]] = [("bus-1", "L7", status), ("bus-2", "L7", status), ("bus-3", "L8", None)]
+        for vehicle, route, occupancy in lines:
+            p = BusPosition(
+                schema_version=1,
+                event_time=t,
+                vehicle_id=vehicle,
+                trip_id=f"{route}-trip",
+                route_id=route,
+                latitude=48.77,
+                longitude=11.42,
+                current_stop_sequence=1,
+                occupancy_status=occupancy,
+            )
+            out.append((vehicle.encode(), encode(p)))
+        t += timedelta(minutes=10)
+    return out
+
+
+def test_bus_load_is_forecast_per_line(broker, settings_for, tmp_path: Path) -> None:
+    """Occupancy of bus positions -> an hourly mean load per line -> a ``bus/<line>`` forecast
+    that sees the rush hours; a line whose buses report no occupancy gets no series."""
+    s = settings_for(broker)
+    asyncio.run(ensure_topics(s))
+    asyncio.run(_send(s, "sensors.bus", bus_positions(24 * 4)))
+    worker = WorkerProcess(
+        settings_env(
+            {
+                **same_place(s),
+                "worker_role": "telemetry",
+                "forecast_min_history_h": 72,
+                "forecast_refresh_s": 3600,
+                "timestamp_reference": "stream",
+            }
+        ),
+        tmp_path / "worker.log",
+        free_port(),
+    )
+    worker.start(timeout_s=90)
+    try:
+        got = _forecasts(s, lambda fs: any(f["series_id"] == "bus/L7" for f in fs), 120)
+    finally:
+        assert worker.stop() == 0, worker.log_tail()
+    series = {f["series_id"] for f in got}
+    assert "bus/L7" in series and "bus/L8" not in series, (series, worker.log_tail())
+    [l7] = [f for f in got if f["series_id"] == "bus/L7"][:1]
+    by_hour = {datetime.fromisoformat(p["timestamp"]).hour: p["yhat"] for p in l7["points"]}
+    assert all(0.0 <= p["yhat_lower"] <= p["yhat"] <= p["yhat_upper"] <= 1.5 for p in l7["points"]), l7["points"]
+    assert by_hour[8] > by_hour[3] + 0.4, by_hour  # the morning rush is forecast fuller than the night

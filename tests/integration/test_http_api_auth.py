@@ -151,7 +151,48 @@ def test_only_the_exact_token_changes_an_alarm(api_worker) -> None:
     while _open_alarm(api, "P6")["state"] != "acknowledged":
         assert time.monotonic() < deadline, "the acknowledgement with the right token was not applied"
         time.sleep(0.3)
-    assert _open_alarm(api, "P6")["acknowledged_by"] == "duty-1"
+    # issue 16: the shared token names no person; the written name is kept only as a claim
+    assert answer["by"] == "machine-token"
+    alarm = _open_alarm(api, "P6")
+    assert alarm["acknowledged_by"] == "machine-token" and "claimed by duty-1" in json.dumps(alarm)
+
+
+def test_console_user_tokens_act_as_their_user_within_their_role(broker, settings_for, tmp_path: Path) -> None:
+    """Issue 16: per-user tokens of the console work on the worker (its SQLite store, read-only);
+    the audit trail names the user, and a planner's token is refused every change (403)."""
+    from streams.console.users import UserStore
+
+    users_db = tmp_path / "console.sqlite"  # the file the console would use; the worker is told where
+    worker, s = start_api_worker(broker, settings_for, tmp_path, console_users_db=users_db)
+    store = UserStore(users_db)
+    try:
+        for name, role in (("plan", "planner"), ("sup", "pool-supervisor")):
+            store.add(name, role, "correct horse battery")
+        planner, supervisor = store.new_token("plan", "wall"), store.new_token("sup", "bridge")
+        api = Api(worker.web_port)
+        asyncio.run(_camera_event(s, "P7", "E7"))
+        alarm = _open_alarm(api, "P7")
+        assert api.bearer("GET", "/alerts", token=planner)[0] == 200  # planners read
+        assert api.bearer("GET", "/signals/plans", token=planner)[0] == 200
+        status, answer = api.bearer("POST", f"/alerts/{alarm['alarm_id']}/ack", token=planner, body={"by": "sup"})
+        assert (status, answer) == (403, {"error": "user plan (role planner) may not acknowledge alarms"})
+        status, answer = api.bearer("POST", "/signals/K1/mode", token=planner, body={"mode": "off"})
+        assert status == 403 and "may not change an intersection's mode" in answer["error"]
+        status, answer = api.bearer("POST", "/signals/K1/mode", token=supervisor, body={"mode": "off"})
+        assert status == 403 and answer["error"].startswith("user sup (role pool-supervisor) may not")
+        status, answer = api.bearer("POST", f"/alerts/{alarm['alarm_id']}/ack", token=supervisor, body={"note": "on my way"})
+        assert status == 202 and answer["by"] == "sup", answer
+        deadline = time.monotonic() + 20
+        while (found := _open_alarm(api, "P7"))["state"] != "acknowledged":
+            assert time.monotonic() < deadline, "the supervisor's acknowledgement was not applied"
+            time.sleep(0.3)
+        assert found["acknowledged_by"] == "sup"
+        store.set_disabled("sup", True)  # revoked in the console's file: refused at the next request
+        assert api.bearer("POST", f"/alerts/{alarm['alarm_id']}/resolve", token=supervisor, body={})[0] == 401
+    finally:
+        store.close()
+        code = worker.stop()
+    assert code == 0, worker.log_tail()
 
 
 def test_reads_need_a_token_probes_do_not(api_worker) -> None:

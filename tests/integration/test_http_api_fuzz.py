@@ -129,7 +129,7 @@ def test_description_lists_every_route_the_worker_serves() -> None:
     """The description and the views registered by streams/http/ must not drift apart."""
     described = {path for path in schema.raw_schema["paths"]}
     registered = set()
-    for module in ("streams/http/alerts.py", "streams/http/signals.py", "streams/http/probes.py"):
+    for module in ("streams/http/alerts.py", "streams/http/signals.py", "streams/http/probes.py", "streams/http/explain.py"):
         text = (REPO / module).read_text()
         for line in text.splitlines():
             line = line.strip()

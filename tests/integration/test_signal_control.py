@@ -136,14 +136,14 @@ def test_advisory_mode_end_to_end(broker, settings_for, tmp_path: Path, role: st
         actions = [(a["action"], a["actor"]) for a in audit]
         assert actions[:2] == [("control_started", "config"), ("plan_proposed", "webster")]
         approved = [a for a in audit if a["action"] == "plan_approved"]
-        assert [(a["actor"], a["detail"]["plan"]) for a in approved] == [("operator-7", first["plan_id"])]
+        assert [(a["actor"], a["detail"]["plan"]) for a in approved] == [("machine-token", first["plan_id"])]
         assert "requested_at" in approved[0]["detail"]
         assert ("plan_expired", "timer") in actions
         [refused] = [a for a in audit if a["action"] == "command_refused"]
         assert refused["actor"] == "operator-8" and "no pending plan" in refused["detail"]["reason"]
         [mode] = [a for a in audit if a["action"] == "mode_changed"]
-        assert mode["actor"] == "operator-7" and mode["detail"]["previous"] == "advisory"
-        assert mode["detail"]["mode"] == "automatic" and mode["detail"]["reason"] == "rush hour"
+        assert mode["actor"] == "machine-token" and mode["detail"]["previous"] == "advisory"
+        assert mode["detail"]["mode"] == "automatic" and mode["detail"]["reason"] == "claimed by operator-7: rush hour"
         assert all(a["session"] == "it-run" for a in audit)
         metrics = worker.metrics()
         assert metrics["leitstand_signal_frames_unconfigured_total"] == 1.0
@@ -201,7 +201,7 @@ def test_a_restarted_worker_rebuilds_control_from_its_table(broker, settings_for
         # restoring expired the stale proposal; the command was applied at the restored clock
         audit = _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "mode_changed" for a in rs), 20)
         tail = [(a["action"], a["actor"]) for a in audit][-3:]
-        assert tail == [("plan_expired", "restart"), ("control_restored", "restart"), ("mode_changed", "operator-7")]
+        assert tail == [("plan_expired", "restart"), ("control_restored", "restart"), ("mode_changed", "machine-token")]
         # (commands and frames are different topics: only after the command was applied is the
         # next frame sure to see it)
         asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25, 27)), "intersection_id"))

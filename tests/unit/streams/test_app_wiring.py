@@ -10,14 +10,18 @@ import pytest
 from streams.app import create_app
 from streams.settings import Settings
 
-CRITICAL = {"pool-supervision-events", "alarm-lifecycle", "route-alert-commands", "notify-on-duty"}
+CRITICAL = {"pool-supervision-events", "alarm-lifecycle", "route-alert-commands", "notify-on-duty", "notifier-silences"}
 TELEMETRY = {
     "aggregate-detector-frames",
     "pool-water-watch",
     "traffic-incident-watch",
     "forecast-history-intersections",
     "forecast-history-pools",
+    "forecast-history-buses",
     "forecast-events",
+    "data-quality-frames",
+    "data-quality-pool",
+    "bus-watch",
 }
 
 

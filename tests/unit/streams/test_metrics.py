@@ -21,6 +21,7 @@ from streams.metrics import REGISTRY, EventClock, LagReport
 
 #: label names whose values come from a small fixed set (topics and partitions: the catalogue)
 BOUNDED_LABELS = {
+    "channel",
     "topic",
     "partition",
     "reason",

@@ -28,6 +28,18 @@ from streams.logs import configure_structlog, logging_config
 PASSWORD = "Br0ker-PASSWORD-never-logged"
 
 
+@pytest.fixture(autouse=True)
+def _no_held_back_lines() -> None:
+    """Importing streams.kafka_io attaches a filter that logs a repeated aiokafka line once per
+    10 s; these tests log the same lines on purpose and must each see them."""
+    from streams.broker.backoff import AIOKAFKA_LOGGERS, RepeatFilter
+
+    for name in AIOKAFKA_LOGGERS:
+        for f in logging.getLogger(name).filters:
+            if isinstance(f, RepeatFilter):
+                f.seen.clear()
+
+
 async def _fake_sasl_broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Answers ApiVersions, SaslHandshake (PLAIN) and SaslAuthenticate (failed), all version 0."""
     try:

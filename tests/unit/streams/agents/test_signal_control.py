@@ -466,6 +466,7 @@ def test_cli_builds_checked_records_without_a_broker(tmp_path: Path) -> None:
         "plan_id": None,
         "mode": "off",
         "reason": "works",
+        "claimed_by": None,  # only the HTTP API's shared machine token fills it (docs/security.md)
     }
     assert runner.invoke(app, ["signals", "mode", "K101", "manual", "--actor", "d", "--dry-run"]).exception.__class__ is CliError
     assert runner.invoke(app, ["signals", "approve", "K101", "K101@1~x", "--dry-run"]).exit_code != 0  # --actor required

@@ -1,0 +1,211 @@
+"""Data-quality watch: is a sensor stream still telling the truth? (pure, JSON-able state)
+
+Decoding already refuses what is impossible (``streams/records.py``: occupancy above 1, a pH
+as text). This watch judges what decodes but should not be trusted, per stream (one quantity of
+one sensor, e.g. ``intersection/K12/det3/occupancy`` or ``pool/hallenbad-1/ph``), against the
+stream's *own* history rather than a fleet-wide rule:
+
+* ``missing``: no reading for ``missing_after`` expected intervals (checked by a timer, since a
+  silent stream sends nothing to react to);
+* ``stuck``: the same non-zero value ``stuck_after`` times in a row (zero is a normal reading
+  for counts, occupancy, queues and visitors at night, so zeros never count as stuck);
+* ``out_of_range``: outside the plausible range of its quantity (:data:`PLAUSIBLE`), narrower
+  than the decoder's physical limits (a 250 km/h car at a crossing decodes, but is not believed);
+* ``clock_skew``: the event time is ahead of the arrival time by more than ``skew_limit_s``
+  (a device clock running fast), or behind it by more than ``skew_limit_s`` beyond the stream's
+  usual latency (a device clock running slow, or a buffered sensor);
+* ``drift``: the recent mean (fast EWMA) has left the long-run mean (slow EWMA) by more than
+  ``drift_sigmas`` times the stream's own reading-to-reading noise: a probe that slowly loses
+  calibration. Judged for water quantities only (:data:`DRIFTING`), which should hold a level.
+
+Known limits, said where they bite: after a worker outage every stream arrives late, so the
+backlog shows as ``clock_skew`` until the worker has caught up; a lasting shift is absorbed
+into the long-run mean after a few hundred readings and stops being flagged as drift.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+ISSUES: tuple[str, ...] = ("missing", "stuck", "out_of_range", "clock_skew", "drift")
+
+#: plausible ranges per quantity (the last part of a stream id); unknown quantities: no range check
+PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "count_per_s": (0.0, 1.0),  # one lane passes at most ~0.6 vehicles/s; 1/s is generous
+    "occupancy": (0.0, 1.0),
+    "speed_kmh": (0.0, 130.0),
+    "queue_veh": (0.0, 200.0),
+    "free_chlorine": (0.0, 5.0),
+    "combined_chlorine": (0.0, 2.0),
+    "ph": (5.0, 9.5),
+    "redox": (200.0, 1000.0),
+    "temperature": (10.0, 40.0),
+    "turbidity": (0.0, 20.0),
+    "visitors": (0.0, 5000.0),
+}
+#: quantities that should hold a level, so a moving mean is drift (traffic follows a daily
+#: cycle, so its quantities are not judged for drift: the cycle would look like one)
+DRIFTING = frozenset({"free_chlorine", "combined_chlorine", "ph", "redox", "temperature", "turbidity"})
+#: quantities for which zero is an everyday reading (never "stuck")
+ZERO_IS_NORMAL = frozenset({"count_per_s", "occupancy", "queue_veh", "visitors", "speed_kmh"})
+
+
+@dataclass(frozen=True)
+class QualityLimits:
+    """How strict the watch is (settings ``dq_*``); defaults fit 1-minute detector frames."""
+
+    expected_interval_s: float = 60.0
+    missing_after: float = 3.0
+    stuck_after: int = 30
+    skew_limit_s: float = 120.0
+    drift_sigmas: float = 4.0
+    fast_alpha: float = 0.1
+    slow_alpha: float = 0.01
+    warmup: int = 50
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=lambda: dict(PLAUSIBLE))
+
+
+def quantity_of(stream: str) -> str:
+    """``intersection/K1/d3/occupancy`` -> ``occupancy``."""
+    return stream.rsplit("/", 1)[-1]
+
+
+def new_stream() -> dict[str, Any]:
+    return {
+        "n": 0,
+        "last_event_s": None,
+        "last_value": None,
+        "same_run": 0,
+        "fast": 0.0,
+        "slow": 0.0,
+        "noise": 0.0,
+        "offset_n": 0,
+        "offset_mean": 0.0,
+        "issues": [],
+        "counts": {k: 0 for k in ISSUES},
+    }
+
+
+def _ewma(old: float, x: float, alpha: float) -> float:
+    return old + alpha * (x - old)
+
+
+def _value_issues(s: dict[str, Any], quantity: str, value: float, limits: QualityLimits) -> set[str]:
+    found: set[str] = set()
+    lo_hi = limits.ranges.get(quantity)
+    if lo_hi is not None and not lo_hi[0] <= value <= lo_hi[1]:
+        found.add("out_of_range")
+    same = s["last_value"] is not None and value == s["last_value"]
+    s["same_run"] = s["same_run"] + 1 if same else 1
+    s["last_value"] = value
+    if s["same_run"] >= limits.stuck_after and not (value == 0.0 and quantity in ZERO_IS_NORMAL):
+        found.add("stuck")
+    if s["n"] == 0:
+        s["fast"] = s["slow"] = value
+    else:
+        s["noise"] = _ewma(s["noise"], abs(value - s["fast"]), limits.slow_alpha)
+        s["slow"] = _ewma(s["slow"], value, limits.slow_alpha)
+        s["fast"] = _ewma(s["fast"], value, limits.fast_alpha)
+    s["n"] += 1
+    sigma = 1.25 * s["noise"]  # mean absolute deviation -> standard deviation (normal noise)
+    if quantity in DRIFTING and s["n"] >= limits.warmup and sigma > 0 and abs(s["fast"] - s["slow"]) > limits.drift_sigmas * sigma:
+        found.add("drift")
+    return found
+
+
+def _clock_issues(s: dict[str, Any], event_s: float, arrival_s: float, limits: QualityLimits) -> set[str]:
+    offset = arrival_s - event_s  # positive: the reading is this old when it arrives
+    skewed = offset < -limits.skew_limit_s or (s["offset_n"] >= 10 and offset - s["offset_mean"] > limits.skew_limit_s)
+    if not skewed:  # learn the usual latency from plausible readings only
+        s["offset_mean"] = offset if s["offset_n"] == 0 else _ewma(s["offset_mean"], offset, 0.05)
+        s["offset_n"] += 1
+    return {"clock_skew"} if skewed else set()
+
+
+def observe(
+    state: dict[str, Any] | None, stream: str, event_s: float, arrival_s: float, value: float, limits: QualityLimits
+) -> tuple[dict[str, Any], list[str]]:
+    """Fold one reading into its stream's state: the new state and the stream's current issues.
+
+    A stream that reports again is no longer ``missing``. Issues that newly appear are counted
+    in ``counts`` (the daily summary); the caller copies nothing, the state is returned anew.
+    """
+    s = {**new_stream(), **(state or {})}
+    s["counts"] = dict(s["counts"])
+    if not math.isfinite(value):
+        found = {"out_of_range"}
+    else:
+        found = _value_issues(s, quantity_of(stream), value, limits)
+    found |= _clock_issues(s, event_s, arrival_s, limits)
+    if s["last_event_s"] is None or event_s > s["last_event_s"]:
+        s["last_event_s"] = event_s
+    return _set_issues(s, found), sorted(found)
+
+
+def _set_issues(s: dict[str, Any], found: set[str]) -> dict[str, Any]:
+    for issue in found - set(s["issues"]):
+        s["counts"][issue] = s["counts"].get(issue, 0) + 1
+    s["issues"] = sorted(found)
+    return s
+
+
+def check_missing(state: dict[str, Any], arrival_now_s: float, limits: QualityLimits, last_arrival_s: float) -> dict[str, Any]:
+    """Mark (or keep) ``missing`` when nothing arrived for ``missing_after`` intervals."""
+    silent = arrival_now_s - last_arrival_s > limits.missing_after * limits.expected_interval_s
+    issues = set(state.get("issues", []))
+    if silent:
+        return _set_issues({**state, "counts": dict(state["counts"])}, issues | {"missing"})
+    return state if "missing" not in issues else {**state, "issues": sorted(issues - {"missing"})}
+
+
+def summary(states: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The daily summary: per issue how many streams have it now and how often it began."""
+    now = {k: sum(1 for s in states.values() if k in s.get("issues", [])) for k in ISSUES}
+    began = {k: sum(int(s.get("counts", {}).get(k, 0)) for s in states.values()) for k in ISSUES}
+    return {"streams": len(states), "degraded_now": now, "began": began}
+
+
+def frame_streams(intersection_id: str, interval_s: float, detectors: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """One detector frame as stream values (count as a rate, so intervals of any length compare)."""
+    out: dict[str, float] = {}
+    for d in detectors:
+        base = f"intersection/{intersection_id}/{d['detector_id']}"
+        out[f"{base}/count_per_s"] = d["count"] / interval_s
+        out[f"{base}/occupancy"] = d["occupancy"]
+        for q in ("speed_kmh", "queue_veh"):
+            if d.get(q) is not None:
+                out[f"{base}/{q}"] = float(d[q])
+    return out
+
+
+def degraded_inputs(states: Mapping[str, Mapping[str, Any]], prefix: str) -> dict[str, list[str]]:
+    """The streams under ``prefix`` (e.g. ``intersection/K12/``) with issues: for explanations."""
+    return {k: list(s["issues"]) for k, s in sorted(states.items()) if k.startswith(prefix) and s.get("issues")}
+
+
+class DataQualityState:
+    """Every stream's state in one object: what the agent keeps and what explanations replay."""
+
+    def __init__(self, limits: QualityLimits | None = None) -> None:
+        self.limits = limits or QualityLimits()
+        self.streams: dict[str, dict[str, Any]] = {}
+        self.last_arrival: dict[str, float] = {}
+
+    def observe(self, stream: str, event_s: float, arrival_s: float, value: float) -> list[str]:
+        self.streams[stream], issues = observe(self.streams.get(stream), stream, event_s, arrival_s, value, self.limits)
+        self.last_arrival[stream] = arrival_s
+        return issues
+
+    def tick(self, now_s: float) -> None:
+        """The timer: streams silent too long become ``missing``."""
+        for stream, state in self.streams.items():
+            self.streams[stream] = check_missing(state, now_s, self.limits, self.last_arrival.get(stream, now_s))
+
+    def degraded(self, prefix: str) -> dict[str, list[str]]:
+        return degraded_inputs(self.streams, prefix)
+
+    def summary(self) -> dict[str, Any]:
+        return summary(self.streams)

@@ -1,0 +1,49 @@
+"""Transit priority around any controller: the running decision, unless a grant is running.
+
+The control desk wraps an intersection's controller in :class:`PriorityController` when the
+first priority call arrives. A grant (:func:`signals.priority.plan_priority`) is planned against
+the decision the wrapped controller made last, so it changes the program the street is showing;
+while its window runs the wrapper returns the grant instead of the controller's decision, and
+the control loop gates and adapts it like any other plan. No new grant while one runs: at most
+one per cycle.
+"""
+
+from __future__ import annotations
+
+from signals.controllers.base import Controller, DetectorObservation
+from signals.explain import StageDecision
+from signals.model import Intersection
+from signals.priority import Grant, PriorityCall, PriorityRules, Refusal, plan_priority
+
+
+class PriorityController:
+    """``inner``'s decisions, replaced by the running priority grant while it lasts."""
+
+    def __init__(self, inner: Controller, intersection: Intersection, rules: PriorityRules | None = None) -> None:
+        self.inner = inner
+        self.intersection = intersection
+        self.rules = rules or PriorityRules()
+        self.name = inner.name
+        self.version = inner.version
+        self._last: StageDecision | None = None
+        self._grant: Grant | None = None
+
+    def decide(self, observation: DetectorObservation) -> StageDecision:
+        decision = self.inner.decide(observation)
+        self._last = decision
+        if self._grant is not None:
+            if observation.time_s < self._grant.until_s:
+                return self._grant.decision
+            self._grant = None
+        return decision
+
+    def request(self, call: PriorityCall) -> Grant | Refusal:
+        """Plan a grant for ``call`` (it drives from the next observation on) or say why not."""
+        if self._grant is not None and call.at_s < self._grant.until_s:
+            return Refusal(f"a priority grant runs until {self._grant.until_s:.0f} (at most one per cycle)")
+        if self._last is None:
+            return Refusal("no plan driven yet")
+        out = plan_priority(self.intersection, self._last, call, self.rules)
+        if isinstance(out, Grant):
+            self._grant = out
+        return out

@@ -1,0 +1,123 @@
+"""Sensor streams -> the data-quality watch (detection/data_quality.py) -> /metrics.
+
+Telemetry role. Reads ``sensors.intersection`` and ``sensors.pool`` beside the agents that own
+their dead letters (none here) with a decoder that accepts any event time, so a device whose
+clock is far off, which the other agents refuse at decode, still shows up here as clock skew.
+The state is in memory, not a table: it is a watch, not a record, and after a restart it learns
+each stream's history again (about ``warmup`` readings). A timer marks silent streams missing,
+refreshes the gauges and logs the daily summary once per UTC day.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import structlog
+
+from detection.data_quality import ISSUES, DataQualityState, QualityLimits, frame_streams
+
+from .. import metrics
+from ..ingest import decoded_batches
+from ..records import IntersectionFrame, PoolReading
+from ..settings import Settings
+from ..topics import SENSORS_INTERSECTION, SENSORS_POOL
+from .wiring import Times, topic_decoder
+
+log = structlog.get_logger(__name__)
+
+
+def limits_from(settings: Settings) -> QualityLimits:
+    return QualityLimits(
+        expected_interval_s=settings.dq_expected_interval_s,
+        stuck_after=settings.dq_stuck_after,
+        skew_limit_s=settings.dq_skew_limit_s,
+    )
+
+
+def fold_frames(dq: DataQualityState, frames: Iterable[IntersectionFrame], arrival_s: float) -> int:
+    """Every detector quantity of every frame into the watch; returns the values judged."""
+    n = 0
+    for f in frames:
+        event_s = f.event_time.timestamp()
+        detectors = [
+            {"detector_id": d.detector_id, "count": d.count, "occupancy": d.occupancy, "speed_kmh": d.speed_kmh, "queue_veh": d.queue_veh}
+            for d in f.detectors
+        ]
+        for stream, value in frame_streams(f.intersection_id, f.interval_s, detectors).items():
+            dq.observe(stream, event_s, arrival_s, value)
+            n += 1
+    return n
+
+
+def fold_pool(dq: DataQualityState, readings: Iterable[PoolReading], arrival_s: float) -> int:
+    """Every water parameter and the visitor count of every reading into the watch."""
+    n = 0
+    for r in readings:
+        event_s = r.event_time.timestamp()
+        values = dict(r.values())
+        if r.visitors is not None:
+            values["visitors"] = float(r.visitors)
+        for quantity, value in values.items():
+            dq.observe(f"pool/{r.pool_id}/{quantity}", event_s, arrival_s, value)
+            n += 1
+    return n
+
+
+class MetricsView:
+    """Writes the watch's state into the ``leitstand_data_quality_*`` metrics."""
+
+    def __init__(self) -> None:
+        self.began: dict[tuple[str, str], int] = {}
+
+    def update(self, dq: DataQualityState) -> None:
+        for source in metrics.DQ_SOURCES:
+            states = {k: s for k, s in dq.streams.items() if k.startswith(f"{source}/")}
+            metrics.DQ_STREAMS.labels(source).set(len(states))
+            for issue in ISSUES:
+                metrics.DQ_DEGRADED.labels(source, issue).set(sum(1 for s in states.values() if issue in s["issues"]))
+                total = sum(int(s["counts"].get(issue, 0)) for s in states.values())
+                delta = total - self.began.get((source, issue), 0)
+                if delta > 0:
+                    metrics.DQ_ISSUES.labels(source, issue).inc(delta)
+                self.began[(source, issue)] = total
+
+
+def register(app: faust.App, settings: Settings) -> DataQualityState:
+    """The two reading agents and the timer; returns the shared state (tests read it)."""
+    dq = DataQualityState(limits_from(settings))
+    view = MetricsView()
+    frames_topic = app.topic(settings.topic(SENSORS_INTERSECTION))
+    pool_topic = app.topic(settings.topic(SENSORS_POOL))
+    frame_decoder = topic_decoder(IntersectionFrame, settings, Times.ANY)
+    pool_decoder = topic_decoder(PoolReading, settings, Times.ANY)
+
+    @app.agent(frames_topic, name="data-quality-frames")
+    async def watch_frames(stream: Any) -> None:
+        async for frames in decoded_batches(stream, frame_decoder, None, max_batch=settings.batch_max, within_s=settings.batch_within_s):
+            metrics.DQ_READINGS.labels("intersection").inc(fold_frames(dq, frames, time.time()))
+            view.update(dq)
+
+    @app.agent(pool_topic, name="data-quality-pool")
+    async def watch_pool(stream: Any) -> None:
+        async for readings in decoded_batches(stream, pool_decoder, None, max_batch=settings.batch_max, within_s=settings.batch_within_s):
+            metrics.DQ_READINGS.labels("pool").inc(fold_pool(dq, readings, time.time()))
+            view.update(dq)
+
+    @app.task
+    async def data_quality_timer() -> None:
+        day = datetime.now(UTC).date()
+        while True:
+            await asyncio.sleep(min(settings.dq_expected_interval_s, 30.0))
+            dq.tick(time.time())
+            view.update(dq)
+            today = datetime.now(UTC).date()
+            if today != day:
+                log.info("data quality daily summary", day=day.isoformat(), **dq.summary())
+                day = today
+
+    return dq

@@ -1,0 +1,350 @@
+"""The operator console in a real browser (Playwright driving Debian's Chromium, headless), against a
+real broker, a worker and the console process (tests/browser/conftest.py), both brokers.
+
+Scenarios of issue 16: a supervisor sees a critical alarm appear without reloading within 2 s of the
+camera event and acknowledges it (the audit record names her); an operator approves a pending plan
+and it drives; a planner has no buttons and is refused (403); a silenced pool's alarm is recorded
+but not delivered; the bad-input list; axe-core finds no serious violation on any page.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.paths import EXAMPLE_INTERSECTION
+
+from .conftest import PASSWORDS, Stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+COUNTS = {"N_in": 1, "S_in": 1, "N_left": 0, "S_left": 1, "E_in": 1, "W_in": 1}
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
+
+
+def camera_event(pool: str, event_id: str) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "event_time": _iso(time.time()),
+        "pool_id": pool,
+        "event_id": event_id,
+        "kind": "motionless_swimmer",
+        "zone": "deep-end",
+        "duration_s": 14.0,
+        "confidence": 0.94,
+    }
+
+
+def frames(t0: float, rng: range, iid: str = "K101") -> list[dict[str, Any]]:
+    return [
+        {
+            "schema_version": 1,
+            "event_time": _iso(t0 + 5 * i),
+            "intersection_id": iid,
+            "interval_s": 5.0,
+            "detectors": [{"detector_id": k, "count": v, "occupancy": 0.1} for k, v in COUNTS.items()],
+        }
+        for i in rng
+    ]
+
+
+@pytest.fixture
+def context(chromium: Any) -> Iterator[Any]:
+    # bypass_csp: axe-core is injected as an inline script, which the console's CSP forbids
+    ctx = chromium.new_context(viewport=DESKTOP, bypass_csp=True)
+    ctx.set_default_timeout(20_000)
+    yield ctx
+    ctx.close()
+
+
+def login(page: Any, stack: Stack, name: str, password: str | None = None) -> None:
+    page.goto(f"{stack.base}/login")
+    page.fill("#username", name)
+    page.fill("#password", password or PASSWORDS[name])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{stack.base}/alarms*")
+    page.wait_for_selector("body[data-stream=open]")
+
+
+def csrf(page: Any) -> str:
+    return str(page.get_attribute("input[name=csrf]", "value"))
+
+
+def axe_serious(page: Any, axe_js: Path) -> list[str]:
+    page.add_script_tag(path=str(axe_js))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [f"{v['id']}: {v['help']} ({len(v['nodes'])})" for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def audited(stack: Stack, user: str, outcome_prefix: str) -> list[dict[str, Any]]:
+    return [e for e in stack.store.recent_audit(200) if e["user"] == user and e["outcome"].startswith(outcome_prefix)]
+
+
+def test_supervisor_sees_critical_alarm_live_and_acknowledges(stack: Stack, context: Any, axe_js: Path) -> None:
+    page = context.new_page()
+    page.goto(f"{stack.base}/login")
+    page.screenshot(path=str(stack.shots / "login.png"))
+    assert not axe_serious(page, axe_js)
+    login(page, stack, "sup")
+    stack.send("pool.supervision", [camera_event("P0", "warm-up")], "pool_id")  # consumer groups settled
+    page.wait_for_selector('#open-list [data-alarm-id^="motionless_swimmer@P0"]', timeout=60_000)
+
+    sent = time.monotonic()
+    stack.send("pool.supervision", [camera_event("P1", "ev-live")], "pool_id")
+    card = page.wait_for_selector('#open-list [data-alarm-id^="motionless_swimmer@P1"]', timeout=30_000)
+    seen_after = time.monotonic() - sent
+    assert seen_after <= 2.0, f"the critical alarm appeared {seen_after:.2f} s after the camera event (no reload)"
+    assert "ev-live" in card.inner_text() and "deep-end" in card.inner_text()  # evidence shown
+    # it announces itself: banner and a flashing title while critical alarms are unacknowledged
+    page.wait_for_function("document.title.includes('CRITICAL')", timeout=5_000)
+    assert page.is_visible("#announce") and "critical" in page.inner_text("#announce")
+    page.screenshot(path=str(stack.shots / "alarms-critical.png"), full_page=True)
+    assert not axe_serious(page, axe_js)
+
+    aid = str(card.get_attribute("data-alarm-id"))
+    for sel in (f'[data-alarm-id="{aid}"]', '#open-list [data-alarm-id^="motionless_swimmer@P0"]'):
+        page.fill(f"{sel} input[name=note]", "lifeguard on the way")
+        page.click(f"{sel} button:has-text('Acknowledge')")
+        page.wait_for_url("**/alarms?done=acknowledge")
+    page.wait_for_selector(f'#acked-list [data-alarm-id="{aid}"] .acked-by:has-text("sup")', timeout=20_000)
+    assert page.query_selector(f'#open-list [data-alarm-id="{aid}"]') is None
+    page.wait_for_selector("body[data-critical='0']", timeout=10_000)  # announcement over
+    assert page.is_hidden("#announce") and "CRITICAL" not in page.title()
+    acks = stack.records("alerts.acks")
+    assert [(a["by"], a["note"]) for a in acks if a["alert_id"] == aid] == [("sup", "lifeguard on the way")]
+    alerts = stack.wait_records("alerts", lambda rs: any(r["alarm_id"] == aid and r["state"] == "acknowledged" for r in rs), 20)
+    assert [r["acknowledged_by"] for r in alerts if r["alarm_id"] == aid and r["state"] == "acknowledged"] == ["sup"]
+
+    phone = context.new_page()
+    phone.set_viewport_size(PHONE)
+    phone.goto(f"{stack.base}/alarms")
+    phone.screenshot(path=str(stack.shots / "alarms-phone.png"), full_page=True)
+    assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), "no sideways scrolling on a phone"
+
+
+def test_operator_approves_a_plan_and_it_drives(stack: Stack, context: Any, axe_js: Path) -> None:
+    t0 = time.time() - 600.0
+    config = {
+        "schema_version": 1,
+        "event_time": _iso(t0),
+        "intersection_id": "K101",
+        "model": json.loads(EXAMPLE_INTERSECTION.read_text()),
+        "controller": "webster",
+        "mode": "advisory",
+        "session": "browser",
+        "approval_timeout_s": 60.0,
+        "params": {"recompute_every_cycles": 1},
+    }
+    stack.send("signals.config", [config], "intersection_id")
+    stack.send("sensors.intersection", frames(t0, range(25)), "intersection_id")
+    page = context.new_page()
+    login(page, stack, "op1")
+    page.goto(f"{stack.base}/signals")
+    proposal = page.wait_for_selector("article.proposal", timeout=60_000)
+    pid = str(proposal.get_attribute("data-plan-id"))
+    assert "Expires in" in proposal.inner_text() and page.is_visible("article.proposal button:has-text('Approve')")
+    page.screenshot(path=str(stack.shots / "signals-pending.png"), full_page=True)
+    assert not axe_serious(page, axe_js)
+    page.fill("article.proposal form[action$='/approve'] input[name=reason]", "stadium traffic")
+    page.click("article.proposal button:has-text('Approve')")
+    page.wait_for_url("**/signals?done=approve")
+    plans = stack.wait_records("signals.plans", lambda rs: any(p["status"] == "approved" for p in rs), 30)
+    assert [p["plan_id"] for p in plans if p["status"] == "approved"] == [pid]
+    approvals = stack.records("signals.approvals")
+    assert [(a["actor"], a["plan_id"], a["reason"]) for a in approvals] == [("op1", pid, "stadium traffic")]
+    # the Kafka audit trail (signals.audit, written by the control worker) names her too
+    audit = stack.wait_records("signals.audit", lambda rs: any(a["action"] == "plan_approved" for a in rs), 20)
+    assert [a["actor"] for a in audit if a["action"] == "plan_approved"] == ["op1"]
+
+    # it drives: the next frames are answered with the approved plan, active
+    stack.send("sensors.intersection", frames(t0, range(25, 56)), "intersection_id")
+    plans = stack.wait_records("signals.plans", lambda rs: sum(p["status"] == "expired" for p in rs) >= 1, 40)
+    assert any(p["status"] == "active" and p["plan_id"] == pid for p in plans)
+    page.wait_for_selector("ol.decisions li:has-text('plan approved by op1')", timeout=20_000)
+    page.screenshot(path=str(stack.shots / "signals-decisions.png"), full_page=True)
+
+    # the second proposal expired (nobody approved it): approving it now is refused with a clear message
+    expired = next(p["plan_id"] for p in plans if p["status"] == "expired")
+    page.wait_for_function("document.querySelectorAll('article.proposal').length === 0", timeout=20_000)
+    answer = page.request.post(
+        f"{stack.base}/signals/K101/plans/{quote(expired, safe='')}/approve", form={"csrf": csrf(page), "reason": "late"}
+    )
+    assert answer.status == 409 and "expired" in answer.text()
+    assert any("expired" in e["detail"] for e in audited(stack, "op1", "refused 409"))
+    assert [a["plan_id"] for a in stack.records("signals.approvals")] == [pid]  # nothing sent
+
+
+def test_planner_sees_but_cannot_act(stack: Stack, context: Any) -> None:
+    stack.send("pool.supervision", [camera_event("P2", "ev-planner")], "pool_id")
+    page = context.new_page()
+    login(page, stack, "plan")
+    card = page.wait_for_selector('#open-list [data-alarm-id^="motionless_swimmer@P2"]', timeout=30_000)
+    aid = str(card.get_attribute("data-alarm-id"))
+    assert page.query_selector("button:has-text('Acknowledge')") is None and page.query_selector("button:has-text('Resolve')") is None
+    page.goto(f"{stack.base}/signals")
+    assert page.query_selector("button:has-text('Approve')") is None and page.query_selector("select[name=mode]") is None
+    page.goto(f"{stack.base}/silences")
+    assert page.query_selector("form[action='/silences']") is None
+    page.screenshot(path=str(stack.shots / "silences-planner.png"), full_page=True)
+    # the buttons are hidden as a courtesy; the server refuses the forged request itself
+    answer = page.request.post(f"{stack.base}/alarms/{quote(aid, safe='')}/ack", form={"csrf": csrf(page), "note": "forged"})
+    assert answer.status == 403 and "role planner may not acknowledge alarms" in answer.text()
+    assert audited(stack, "plan", "refused 403")
+    assert all(a["alert_id"] != aid for a in stack.records("alerts.acks"))
+
+
+def test_silenced_pool_alarm_is_recorded_not_delivered(stack: Stack, context: Any, axe_js: Path) -> None:
+    page = context.new_page()
+    login(page, stack, "sup")
+    page.goto(f"{stack.base}/silences")
+    page.fill("#subject", "P9")
+    page.fill("#minutes", "120")
+    page.fill("#reason", "closed for cleaning")
+    page.click("button:has-text('Set silence')")
+    page.wait_for_url("**/silences?done=silence")
+    page.wait_for_selector('article.silence[data-subject="P9"]:has-text("closed for cleaning")', timeout=20_000)
+    page.screenshot(path=str(stack.shots / "silences.png"), full_page=True)
+    assert not axe_serious(page, axe_js)
+    [silence] = [s for s in stack.records("alerts.silences") if s["subject_id"] == "P9"]
+    assert silence["by"] == "sup" and silence["reason"] == "closed for cleaning"
+
+    stack.send("pool.supervision", [camera_event("P9", "ev-silenced"), camera_event("P10", "ev-loud")], "pool_id")
+    page.goto(f"{stack.base}/alarms")
+    card = page.wait_for_selector('#open-list [data-alarm-id^="motionless_swimmer@P9"]', timeout=30_000)  # recorded
+    assert "Silenced until" in card.inner_text()
+    # the unsilenced pool's alarm is delivered; by then the silenced one would have been too
+    deliveries = stack.wait_records("alerts.deliveries", lambda rs: any("@P10~" in d["alarm_id"] for d in rs), 30)
+    time.sleep(1.0)
+    deliveries = stack.records("alerts.deliveries")
+    assert not [d for d in deliveries if "@P9~" in d["alarm_id"] and d["outcome"] == "delivered"]
+    assert not [r for r in stack.receiver.received if b"@P9~" in r["body"]]
+
+
+def _until_accepted(page: Any, url: str, form: dict[str, str], timeout_s: float = 60.0) -> None:
+    """Post a console form until the console's view knows its target (it reads the topics)."""
+    deadline = time.monotonic() + timeout_s
+    while (answer := page.request.post(url, form=form)).status != 200:  # 303 to the page on success
+        assert answer.status == 404 and time.monotonic() < deadline, (answer.status, answer.text()[:300])
+        time.sleep(0.5)
+
+
+def test_every_command_the_console_sends_names_the_logged_in_user(stack: Stack, context: Any) -> None:
+    """Issue 16: the Kafka audit trail (alerts.acks, signals.approvals -> signals.audit,
+    alerts.silences) names the logged-in user on every command; the console's own audit agrees."""
+    t0 = time.time() - 600.0
+    model = {**json.loads(EXAMPLE_INTERSECTION.read_text()), "id": "K102"}
+    config = {"schema_version": 1, "event_time": _iso(t0), "intersection_id": "K102", "model": model, "controller": "webster"}
+    stack.send("signals.config", [{**config, "mode": "advisory", "session": "browser"}], "intersection_id")
+    stack.send("sensors.intersection", frames(t0, range(3), iid="K102"), "intersection_id")  # a drive: the console knows K102
+    stack.send("pool.supervision", [camera_event("P11", "ev-resolve")], "pool_id")
+    page = context.new_page()
+    login(page, stack, "admin")
+    card = page.wait_for_selector('#open-list [data-alarm-id^="motionless_swimmer@P11"]', timeout=30_000)
+    aid = str(card.get_attribute("data-alarm-id"))
+    token = csrf(page)
+    _until_accepted(page, f"{stack.base}/alarms/{quote(aid, safe='')}/resolve", {"csrf": token, "note": "drill"})
+    _until_accepted(page, f"{stack.base}/signals/K102/mode", {"csrf": token, "mode": "off", "reason": "roadworks"})
+    alerts = stack.wait_records("alerts", lambda rs: any(r["alarm_id"] == aid and r["state"] == "resolved" for r in rs), 30)
+    assert [r["resolved_by"] for r in alerts if r["alarm_id"] == aid and r["state"] == "resolved"] == ["admin"]
+    audit = stack.wait_records(
+        "signals.audit", lambda rs: any(a["action"] == "mode_changed" and a["intersection_id"] == "K102" for a in rs), 30
+    )
+    assert [a["actor"] for a in audit if a["action"] == "mode_changed" and a["intersection_id"] == "K102"] == ["admin"]
+
+    # every command on the command topics came from the console (this module sends none itself)
+    commands = [
+        *[a["by"] for a in stack.records("alerts.acks")],
+        *[a["actor"] for a in stack.records("signals.approvals")],
+        *[s["by"] for s in stack.records("alerts.silences")],
+    ]
+    assert commands and set(commands) <= {"sup", "op1", "admin"}, commands
+    accepted = [e for e in stack.store.recent_audit(1000) if e["outcome"] == "accepted"]
+    assert sorted(e["user"] for e in accepted) == sorted(commands)
+
+
+def test_bad_input_is_refused_with_a_message_and_audited(stack: Stack, context: Any) -> None:
+    page = context.new_page()
+    # wrong passwords lock the account; then even the right one is refused
+    for _ in range(5):
+        page.goto(f"{stack.base}/login")
+        page.fill("#username", "victim")
+        page.fill("#password", "not-the-password")
+        page.click("button[type=submit]")
+    assert "Account locked after 5 wrong passwords" in page.inner_text("main")
+    page.fill("#username", "victim")
+    page.fill("#password", "victim-pass-123")
+    page.click("button[type=submit]")
+    assert "Account locked" in page.inner_text("main") and "/login" in page.url
+    assert len(audited(stack, "victim", "refused")) >= 6
+
+    login(page, stack, "sup")
+    token = csrf(page)
+    # missing CSRF token
+    answer = page.request.post(f"{stack.base}/alarms/{quote('x@P1~000000000000', safe='')}/ack", form={"note": "x"})
+    assert answer.status == 403 and "CSRF" in answer.text()
+    # an alarm that does not exist
+    answer = page.request.post(f"{stack.base}/alarms/{quote('nothing@P1~000000000000', safe='')}/ack", form={"csrf": token})
+    assert answer.status == 404 and "no open alarm" in answer.text()
+    # another role's action: a pool supervisor approving a signal plan
+    answer = page.request.post(f"{stack.base}/signals/K101/plans/K101@1~x/approve", form={"csrf": token})
+    assert answer.status == 403 and "may not approve" in answer.text()
+    # a silence without a reason
+    answer = page.request.post(f"{stack.base}/silences", form={"csrf": token, "subject": "P3", "minutes": "10", "reason": " "})
+    assert answer.status == 400 and "needs a reason" in answer.text()
+    refusals = audited(stack, "sup", "refused")
+    assert {e["outcome"] for e in refusals} >= {"refused 403", "refused 404", "refused 400"}
+    page.screenshot(path=str(stack.shots / "refused.png"), full_page=True)
+
+    # an expired session: the page sends to the login with a message, a change is refused
+    with sqlite3.connect(stack.store.path) as db:
+        db.execute("UPDATE sessions SET last_seen = last_seen - 100000, created = created - 100000 WHERE user = 'sup'")
+    page.goto(f"{stack.base}/alarms")
+    assert "/login?expired=1" in page.url and "session has expired" in page.inner_text("main")
+    answer = page.request.post(f"{stack.base}/silences", form={"csrf": token, "subject": "P3", "minutes": "10", "reason": "x"})
+    assert answer.status == 401 and "session has expired" in answer.text()
+    assert any(e["outcome"] == "refused expired" for e in stack.store.recent_audit(50))
+    assert all(s["subject_id"] != "P3" for s in stack.records("alerts.silences"))
+
+
+def test_per_user_api_token_acts_as_its_user(stack: Stack) -> None:
+    import urllib.error
+    import urllib.request
+
+    token = stack.store.new_token("op1", "scada")
+    stack.send("pool.supervision", [camera_event("P4", "ev-api")], "pool_id")
+
+    def call(method: str, path: str, bearer: str | None, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        req = urllib.request.Request(f"{stack.base}{path}", method=method, data=json.dumps(body).encode() if body is not None else None)
+        if bearer:
+            req.add_header("Authorization", f"Bearer {bearer}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    deadline, aid = time.monotonic() + 30, None
+    while aid is None and time.monotonic() < deadline:
+        status, listed = call("GET", "/api/alerts", token)
+        aid = next((a["alarm_id"] for a in listed["alerts"] if "@P4~" in a["alarm_id"]), None)
+        time.sleep(0.3)
+    assert aid is not None
+    assert call("POST", f"/api/alerts/{quote(aid, safe='')}/ack", None, {})[0] == 401
+    assert call("POST", f"/api/alerts/{quote(aid, safe='')}/ack", token + "x", {})[0] == 401
+    assert call("POST", f"/api/alerts/{quote(aid, safe='')}/ack", token, {"nte": "typo"})[0] == 400
+    status, answer = call("POST", f"/api/alerts/{quote(aid, safe='')}/ack", token, {"note": "from the SCADA bridge"})
+    assert status == 202 and answer["by"] == "op1"
+    assert [a["by"] for a in stack.records("alerts.acks") if a["alert_id"] == aid] == ["op1"]

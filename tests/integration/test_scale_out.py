@@ -1,0 +1,271 @@
+"""Scale-out through Kafka's consumer groups (issue 12, "Scale-out"). Both brokers.
+
+Two worker processes of one role share the partitions of a four-partition stream; one is killed
+with SIGKILL mid-stream; the survivor takes its partitions over and nothing is lost:
+
+* critical role: every camera event raises its alarm and the alarm reaches a real local webhook
+  receiver; no delivery id arrives twice and each alarm has one delivery id (exactly once at the
+  receiver, counted by the ``webhook-id`` header).
+* telemetry role: every window the oracle computes is emitted; a window emitted twice (the
+  killed worker's last windows, re-emitted by the survivor) must carry the same values, so the
+  aggregates are exact once de-duplicated by ``aggregate_id`` (this test compares values; repeats
+  themselves are what ``leitstand bench recovery`` counts: the history sink appends every record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from simulators.city.frames import frames
+from streams import webhooks
+from streams.kafka_io import ensure_topics, producer, tail
+from streams.records import encode
+from streams.settings import Settings
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
+from tests.integration.test_broker_outage import _ready, wait_for
+from tests.oracle import detector_windows
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PARTITIONS = 4
+SECRET = "whsec_" + "c2NhbGUtb3V0LXRlc3Qtc2VjcmV0LTAxMjM0NTY3ODk="
+
+
+class Receiver:
+    """The on-duty pager gateway: a real aiohttp server on loopback, in a thread of its own,
+    counting what arrives by delivery id (``webhook-id``) after checking the signature."""
+
+    def __init__(self) -> None:
+        self.by_id: Counter[str] = Counter()
+        self.alarm_of: dict[str, str] = {}
+        self.unverified = 0
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        started = threading.Event()
+        self._thread = threading.Thread(target=lambda: self._loop.run_until_complete(self._serve(started)), daemon=True)
+        self._thread.start()
+        assert started.wait(10)
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if not webhooks.verify(SECRET, request.headers, body, now=time.time()):
+            self.unverified += 1
+            return web.Response(status=401)
+        did = request.headers["webhook-id"]
+        self.by_id[did] += 1
+        self.alarm_of[did] = json.loads(body)["alert"]["alarm_id"]
+        return web.Response(status=204)
+
+    async def _serve(self, started: threading.Event) -> None:
+        app = web.Application()
+        app.router.add_post("/duty", self._hook)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}/duty"
+        self._stop = asyncio.Event()
+        started.set()
+        await self._stop.wait()
+        await runner.cleanup()
+
+    def close(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _pair(s: Settings, tmp_path: Path, role: str, extra: dict[str, Any]) -> list[WorkerProcess]:
+    """Two workers of ``role`` in one consumer group, each with a data dir and port of its own."""
+    return [
+        WorkerProcess(
+            settings_env({**same_place(s), "data_dir": tmp_path / f"worker-{name}", "worker_role": role, **extra}),
+            tmp_path / f"worker-{name}.log",
+            free_port(),
+        )
+        for name in ("a", "b")
+    ]
+
+
+def _owned(worker: WorkerProcess, topic: str) -> set[int]:
+    status, body = _ready(worker.web_port)
+    if status != 200:
+        return set()
+    return {int(tp.rsplit(":", 1)[1]) for tp in body.get("assigned", []) if tp.rsplit(":", 1)[0] == topic}
+
+
+def _start_sharing(workers: list[WorkerProcess], topic: str) -> None:
+    """Start both and wait until they split the topic's partitions between them."""
+    for w in workers:
+        w.start(timeout_s=120)
+
+    def shared() -> bool:
+        a, b = (_owned(w, topic) for w in workers)
+        return bool(a) and bool(b) and not a & b and a | b == set(range(PARTITIONS))
+
+    assert wait_for(shared, timeout_s=90, step_s=0.5), [(_ready(w.web_port), w.log_tail()) for w in workers]
+
+
+def _send_paced(s: Settings, topic: str, items: list[tuple[bytes, bytes]], every_s: float, sent: list[int]) -> threading.Thread:
+    """Send ``items`` from a thread, one per ``every_s``, each acknowledged; ``sent[0]`` counts."""
+
+    async def run() -> None:
+        prod = producer(s)
+        await prod.start()
+        try:
+            for key, value in items:
+                await prod.send_and_wait(s.topic(topic), value, key=key)
+                sent[0] += 1
+                await asyncio.sleep(every_s)
+        finally:
+            await prod.stop()
+
+    thread = threading.Thread(target=lambda: asyncio.run(run()), daemon=True)
+    thread.start()
+    return thread
+
+
+def _kill_when(worker: WorkerProcess, due: Callable[[], bool]) -> None:
+    assert wait_for(due, timeout_s=120, step_s=0.05), "the stream did not get far enough to kill a worker mid-stream"
+    assert worker.proc is not None
+    worker.proc.send_signal(signal.SIGKILL)
+    worker.proc.wait(30)
+
+
+def _records(s: Settings, topic: str) -> list[dict[str, Any]]:
+    async def read() -> list[dict[str, Any]]:
+        return [orjson.loads(m.value) async for m in tail(s, s.topic(topic), from_beginning=True, idle_timeout_s=2.0) if m.value]
+
+    return asyncio.run(read())
+
+
+def test_critical_workers_share_partitions_and_the_survivor_alarms_once(broker, settings_for, tmp_path: Path, receiver: Receiver) -> None:
+    s = settings_for(broker, topic_partitions=PARTITIONS)
+    asyncio.run(ensure_topics(s))
+    workers = _pair(
+        s,
+        tmp_path,
+        "critical",
+        {
+            "webhook_secret": SECRET,
+            "webhook_allowed_hosts": "127.0.0.1",
+            "alarm_contact_levels": [[receiver.url]],
+            "webhook_backoff_s": 0.2,
+            "alarm_ack_timeout_critical_s": 3600.0,  # no escalation: one delivery per alarm
+        },
+    )
+    topic = s.topic("pool.supervision")
+    pools = [f"P{i:02d}" for i in range(40)]
+    now = datetime.now(timezone.utc)
+    events = [
+        (
+            pool.encode(),
+            orjson.dumps(
+                {
+                    "schema_version": 1,
+                    "event_time": now.isoformat(),
+                    "pool_id": pool,
+                    "event_id": f"E-{pool}",
+                    "kind": "motionless_swimmer",
+                    "zone": "deep end",
+                    "duration_s": 12.0,
+                    "confidence": 0.9,
+                }
+            ),
+        )
+        for pool in pools
+    ]
+    try:
+        _start_sharing(workers, topic)
+        killed, survivor = workers
+        sent = [0]
+        sender = _send_paced(s, "pool.supervision", events, every_s=0.25, sent=sent)
+        _kill_when(killed, lambda: sent[0] >= 15 and len(receiver.by_id) >= 5)
+        sender.join(120)
+        assert sent[0] == len(events)
+
+        def alarmed() -> set[str]:
+            return {a.split("@", 1)[1].split("~", 1)[0] for a in receiver.alarm_of.values()}
+
+        got = wait_for(lambda: alarmed() >= set(pools), timeout_s=120, step_s=0.5)
+        assert got, f"no delivery for {sorted(set(pools) - alarmed())}; {survivor.log_tail()}"
+        assert wait_for(lambda: _owned(survivor, topic) == set(range(PARTITIONS)), timeout_s=60), _ready(survivor.web_port)
+        time.sleep(3)  # room for a late duplicate delivery to arrive before counting
+        alerts = _records(s, "alerts")
+    finally:
+        codes = [w.stop() for w in workers]
+    assert codes[1] == 0, workers[1].log_tail()
+
+    raised: dict[str, list[dict[str, Any]]] = {}
+    for a in alerts:
+        if a.get("transition") == "raised":
+            raised.setdefault(a["alarm_id"], []).append({k: v for k, v in a.items() if k != "event_time"})
+    assert {a.split("@", 1)[1].split("~", 1)[0] for a in raised} == set(pools), "an alarm was lost"
+    assert receiver.unverified == 0
+    twice = {did: n for did, n in receiver.by_id.items() if n > 1}
+    assert not twice, f"webhooks delivered more than once: {twice}"
+    ids_per_alarm = Counter(receiver.alarm_of.values())
+    assert all(n == 1 for n in ids_per_alarm.values()), {a: n for a, n in ids_per_alarm.items() if n > 1}
+    # the alerts topic itself: a raised transition repeated after the crash (the survivor
+    # re-applying a command the killed worker had published but not yet saved) must be the same
+    # record but for its publication time, so consumers de-duplicate it by alarm id
+    for alarm_id, records in raised.items():
+        assert all(r == records[0] for r in records), (alarm_id, records)
+
+
+def test_telemetry_workers_share_partitions_and_the_survivor_finishes_every_window(broker, settings_for, tmp_path: Path) -> None:
+    s = settings_for(broker, topic_partitions=PARTITIONS)
+    asyncio.run(ensure_topics(s))
+    workers = _pair(s, tmp_path, "telemetry", {"aggregate_idle_close_s": 3600.0, "aggregate_lateness_s": 0.0, "batch_max": 200})
+    topic = s.topic("sensors.intersection")
+    first = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=45)
+    all_frames = list(frames(intersections=16, start=first, interval_s=15.0, steps=120, seed=31))
+    items = [(f.intersection_id.encode(), encode(f)) for f in all_frames]
+    try:
+        _start_sharing(workers, topic)
+        killed, survivor = workers
+        sent = [0]
+        sender = _send_paced(s, "sensors.intersection", items, every_s=0.008, sent=sent)
+        _kill_when(killed, lambda: sent[0] >= len(items) * 0.4)
+        sender.join(240)
+        assert sent[0] == len(items)
+        last_end = max(f.event_time.timestamp() + f.interval_s for f in all_frames)
+        want = {k: v for k, v in detector_windows(all_frames, 60).items() if int(k.rsplit("/", 1)[1]) + 60 <= last_end}
+
+        def aggregates() -> dict[str, set[tuple[Any, ...]]]:
+            got: dict[str, set[tuple[Any, ...]]] = {}
+            for a in _records(s, "aggregates"):
+                got.setdefault(a["aggregate_id"], set()).add((a["count_sum"], a["occupancy_mean"], a["frames"], a["speed_kmh_mean"]))
+            return got
+
+        got = wait_for(lambda: (g := aggregates()).keys() >= want.keys() and g, timeout_s=180, step_s=2) or aggregates()
+        assert wait_for(lambda: _owned(survivor, topic) == set(range(PARTITIONS)), timeout_s=60), _ready(survivor.web_port)
+    finally:
+        codes = [w.stop() for w in workers]
+    assert codes[1] == 0, workers[1].log_tail()
+
+    missing = sorted(set(want) - set(got))
+    assert not missing, f"{len(missing)} of {len(want)} windows never emitted, e.g. {missing[:5]}"
+    differing = {k: (sorted(v), want[k]) for k, v in got.items() if k in want and v != {want[k]}}
+    assert not differing, f"{len(differing)} windows emitted with values other than the oracle's: {list(differing.items())[:3]}"

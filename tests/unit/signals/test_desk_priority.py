@@ -1,0 +1,42 @@
+"""Bus priority at the control desk (signals/desk.py ``on_priority``): granted in automatic mode
+within limits and driven from the next frame, refused and audited otherwise."""
+
+from __future__ import annotations
+
+from signals.desk import DeskPriority
+
+from .test_desk import T0, at, config, fresh, obs
+
+
+def request(t: float, eta: float, stage: str = "A", iid: str = "K101") -> DeskPriority:
+    return DeskPriority(iid, "tsp@K101~T1", "bus-1", "T1", stage, at(t), eta, 240.0)
+
+
+def test_a_grant_drives_from_the_next_frame_and_is_explained_in_the_audit() -> None:
+    desk = fresh()
+    desk.on_config(config(controller="fixed", mode="automatic", params={}))
+    for i in range(7):  # fixed program from T0: A green 0-36 s
+        desk.on_observation(obs(i))
+    box = desk.on_priority(request(T0 + 30, eta=10))
+    [entry] = [a.entry for a in box.audit]
+    assert entry.action == "priority_granted" and entry.actor == "bus:bus-1" and box.commands == [("priority", "applied")]
+    assert entry.detail["kind"] == "extension" and entry.detail["seconds"] == 7.0
+    assert entry.detail["delay_before_s"] == 240.0 and entry.detail["expected_delay_after_s"] < 240.0
+    assert "green extension of 7 s for stage A" in entry.detail["explanation"]
+    nxt = desk.on_observation(obs(7))
+    assert nxt is not None
+    drive = nxt.plans[-1].record  # type: ignore[union-attr]
+    assert drive.status == "active" and drive.decision.explanation.controller == "transit-priority"
+    assert drive.decision.plan.phases[0].green_s == 43.0
+    again = desk.on_priority(request(T0 + 40, eta=10))
+    assert again.audit[0].entry.action == "priority_refused" and "one per cycle" in again.audit[0].entry.detail["reason"]
+
+
+def test_refused_in_advisory_mode_and_for_unknown_intersections() -> None:
+    desk = fresh()
+    desk.on_config(config())  # advisory
+    desk.on_observation(obs(0))
+    box = desk.on_priority(request(T0 + 5, eta=10))
+    assert box.audit[0].entry.action == "priority_refused" and "automatic mode only" in box.audit[0].entry.detail["reason"]
+    unknown = desk.on_priority(request(T0 + 5, eta=10, iid="K999"))
+    assert unknown.audit[0].entry.action == "priority_refused" and unknown.commands == [("priority", "refused")]

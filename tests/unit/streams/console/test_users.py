@@ -1,0 +1,70 @@
+"""The user store (streams/console/users.py) on a real SQLite file: accounts, locks, sessions, tokens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.console.users import Session, UserError, UserStore
+
+PW = "correct horse battery"
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = UserStore(tmp_path / "console.sqlite")
+    yield s
+    s.close()
+
+
+def test_add_login_and_no_plain_password_stored(store: UserStore, tmp_path: Path) -> None:
+    store.add("sup", "pool-supervisor", PW)
+    with pytest.raises(UserError, match="exists already"):
+        store.add("sup", "planner", PW)
+    assert store.login("sup", PW, 0.0, 5, 900)[0] == "ok"
+    assert store.login("nobody", PW, 0.0, 5, 900) == ("wrong", None)
+    assert PW.encode() not in (tmp_path / "console.sqlite").read_bytes()
+
+
+def test_lock_after_wrong_passwords_refuses_even_the_right_one(store: UserStore) -> None:
+    store.add("op1", "operator", PW)
+    outcomes = [store.login("op1", "guess", 100.0, 3, 60)[0] for _ in range(3)]
+    assert outcomes == ["wrong", "wrong", "locked"]
+    assert store.login("op1", PW, 120.0, 3, 60)[0] == "locked"
+    assert store.login("op1", PW, 161.0, 3, 60)[0] == "ok"  # the lock ran out
+
+
+def test_sessions_expire_idle_and_absolute(store: UserStore) -> None:
+    user = store.add("plan", "planner", PW)
+    sid, csrf = store.new_session(user, 1000.0)
+    got = store.session(sid, 1100.0, idle_s=300, max_s=3600)
+    assert isinstance(got, Session) and got.csrf == csrf and got.user.role == "planner"
+    assert store.session(sid, 1100.0 + 300, idle_s=300, max_s=3600) == "expired"
+    assert store.session(sid, 1100.0, idle_s=300, max_s=3600) is None  # gone for good
+    sid, _ = store.new_session(user, 1000.0)
+    for t in range(1200, 4600, 200):  # kept busy, still ends after max_s
+        store.session(sid, float(t), idle_s=300, max_s=3600)
+    assert store.session(sid, 4700.0, idle_s=300, max_s=3600) == "expired"
+    assert store.session("forged", 1000.0, 300, 3600) is None
+
+
+def test_tokens_act_as_their_user_until_disabled(store: UserStore) -> None:
+    store.add("op1", "operator", PW)
+    token = store.new_token("op1", "scada")
+    assert store.user_for_token(token).name == "op1"  # type: ignore[union-attr]
+    assert store.user_for_token(token + "x") is None
+    sid, _ = store.new_session(store.get("op1"), 0.0)  # type: ignore[arg-type]
+    store.set_disabled("op1", True)
+    assert store.user_for_token(token) is None and store.session(sid, 1.0, 300, 3600) is None
+    assert store.login("op1", PW, 2.0, 5, 60)[0] == "disabled"
+    with pytest.raises(UserError):
+        store.new_token("op1", "again")
+    with pytest.raises(UserError, match="no user"):
+        store.set_disabled("ghost", True)
+
+
+def test_audit_newest_first(store: UserStore) -> None:
+    store.audit("a", "login", None, "ok")
+    store.audit("b", "alarm.ack", "x@P1~000000000000", "refused 403", "role planner may not acknowledge alarms")
+    assert [e["user"] for e in store.recent_audit()] == ["b", "a"]
