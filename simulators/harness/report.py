@@ -346,6 +346,20 @@ def _forecast_line(fc: dict[str, Any]) -> str:
     )
 
 
+def _pool_table(per_pool: dict[str, dict[str, Any]]) -> str:
+    """Each pool on its own (recall, delay, false alarms): no pool may be served worse."""
+    if not per_pool:
+        return ""
+    head = "<tr><th>pool</th><th>incidents</th><th>recall</th><th>median delay (s)</th><th>false alarms / day</th><th>critical</th></tr>"
+    rows = "".join(
+        f"<tr><td>{html.escape(p)}</td><td>{r['incidents']}</td><td>{r['recall'] if r['recall'] is not None else '-'}</td>"
+        f"<td>{r['delay_median_s'] if r['delay_median_s'] is not None else '-'}</td><td>{r['false_alarms_per_day']}</td>"
+        f"<td>{r['critical_alarmed']}</td></tr>"
+        for p, r in per_pool.items()
+    )
+    return f"<h2>Pools side by side</h2><table>{head}{rows}</table>"
+
+
 def _bus_line(bus: dict[str, Any]) -> str:
     """One sentence on bus punctuality and bunching against the truth (older runs: nothing)."""
     if not bus:
@@ -425,6 +439,7 @@ def write_report(run_dir: Path) -> Path:
         f"Signal timing: {html.escape(str(ev['signals'].get('note', ev['signals'])))}. "
         f"Incidents that began too late in the run to be judged: {len(ev['too_late_to_judge'])}.</p>",
         f"<p>Buses: {html.escape(_bus_line(ev.get('buses') or {}))}.</p>",
+        _pool_table(ev["alarms"].get("per_pool") or {}),
     ]
     for title, path in figures:
         if path is not None:

@@ -140,6 +140,7 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     days = max(1e-9, ((sim_end or 0) - (sim_start or 0)) / 86_400) if sim_start and sim_end else 1.0
     pools = (summary.get("city") or {}).get("pools") or len({a.subject_id for a in raised if a.kind.startswith("water_")})
     alarms = evaluate_alarms(judged, raised, days=days, subjects=max(1, int(pools)))
+    alarms["per_pool"] = per_pool(judged, raised, days)
     by_id: dict[str, dict[str, Any]] = {}
     for a in alerts:
         by_id.setdefault(a["alarm_id"], {})[a["transition"]] = timestamp_of(a.get("event_time"))
@@ -163,6 +164,32 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
     }
     (run_dir / "evaluation.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     return result
+
+
+#: alarm kinds a pool raises (water rules, sensor faults, camera events)
+POOL_KINDS = ("water_", "sensor_", "motionless_swimmer", "person_in_closed_zone")
+
+
+def per_pool(judged: list[Truth], raised: list[RaisedAlarm], days: float) -> dict[str, dict[str, Any]]:
+    """Fairness between pools (issue 18): recall, median alarm delay and false alarms per day for
+    each pool on its own, so a pool in one district served worse than the others shows up."""
+    pools = sorted({t.subject_id for t in judged if t.expected_alarm and t.expected_alarm.startswith(POOL_KINDS)})
+    pools += sorted({a.subject_id for a in raised if a.kind.startswith(POOL_KINDS)} - set(pools))
+    out: dict[str, dict[str, Any]] = {}
+    for pool in pools:
+        truth, alarms = [t for t in judged if t.subject_id == pool], [a for a in raised if a.subject_id == pool]
+        mine = evaluate_alarms(truth, alarms, days=days, subjects=1)
+        rows = mine["per_kind"].values()
+        incidents, detected = sum(r["incidents"] for r in rows), sum(r["detected"] for r in rows)
+        delays = sorted(d for r in rows for d in r["delays_s"])
+        out[pool] = {
+            "incidents": incidents,
+            "recall": round(detected / incidents, 3) if incidents else None,
+            "delay_median_s": delays[len(delays) // 2] if delays else None,
+            "false_alarms_per_day": round(sum(r["false_alarms"] for r in rows) / days, 2),
+            "critical_alarmed": f"{mine['critical_alarmed']}/{mine['critical_incidents']}",
+        }
+    return out
 
 
 def bus_evaluation(truth_rows: list[dict[str, Any]], alerts: list[dict[str, Any]], measured: Any) -> dict[str, Any]:
