@@ -40,6 +40,9 @@ from typing import Any, Literal
 from signals.control import AuditEntry, ControlError, IntersectionControl, Mode, PlanRecord
 from signals.controllers import DetectorObservation
 from signals.controllers.priority import PriorityController
+from signals.explain import StageDecision
+from signals.fairness import LiveWaits, RecentWaits, WaitSample
+from signals.input_quality import InputQuality
 from signals.loader import intersection_from_dict
 from signals.priority import Grant, PriorityCall
 
@@ -150,6 +153,8 @@ class Outbox:
     dirty: set[str] = field(default_factory=set)
     commands: list[tuple[str, str]] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
+    #: waits served during the frames (``signals.fairness.LiveWaits``), for the live metrics
+    waits: list[WaitSample] = field(default_factory=list)
 
     def extend(self, other: Outbox) -> None:
         self.plans += other.plans
@@ -157,6 +162,7 @@ class Outbox:
         self.dirty |= other.dirty
         self.commands += other.commands
         self.notes += other.notes
+        self.waits += other.waits
 
 
 @dataclass(frozen=True)
@@ -185,6 +191,13 @@ class Slot:
     control: IntersectionControl
     clock_s: float | None = None
     saved: tuple[Any, ...] | None = None
+    #: the decision the signal drives since the last frame (what it shows during the next one)
+    shown: StageDecision | None = None
+    waits: LiveWaits = field(init=False)
+    quality: InputQuality = field(default_factory=InputQuality)
+
+    def __post_init__(self) -> None:
+        self.waits = LiveWaits(self.control.intersection)
 
     @property
     def session(self) -> str:
@@ -229,6 +242,17 @@ def _retired(before: dict[str, PlanRecord], control: IntersectionControl, decide
     return [replace(p, status="expired", expires_at_s=None) for pid, p in before.items() if pid not in control.pending and pid != decided]
 
 
+def mark_degraded(record: PlanRecord, degraded: tuple[tuple[str, tuple[str, ...]], ...], now_s: float) -> PlanRecord:
+    """The record with its explanation naming the degraded detectors, when the decision was made
+    on this frame's data by a controller that reads detectors. The fixed program (and a validator
+    fallback to it) uses no detector data, and a plan decided earlier did not use this frame."""
+    decision = record.decision
+    if not degraded or decision.time_s != now_s or decision.explanation.controller == "fixed":
+        return record
+    explanation = replace(decision.explanation, degraded=degraded)
+    return replace(record, decision=replace(decision, explanation=explanation))
+
+
 class ControlDesk:
     """The intersections this worker controls. ``saved`` reads an intersection's saved state
     (after a restart); the caller publishes each ``Outbox`` and then stores ``snapshot(iid)``
@@ -238,6 +262,8 @@ class ControlDesk:
         self.saved = saved
         self.live: dict[str, Slot] = {}
         self.unconfigured_frames = 0
+        #: the recent served waits of every approach: the live worst-vs-median figure
+        self.recent = RecentWaits()
 
     # -- lookups (also for the HTTP API) ---------------------------------------------------------
     def known(self, intersection_id: str) -> bool:
@@ -286,8 +312,17 @@ class ControlDesk:
             return None
         step = slot.control.on_observation(obs)
         slot.clock_s = obs.time_s
-        out.plans += [PlanOut(p, slot.session, now_s=obs.time_s) for p in step.proposals]
-        out.plans.append(PlanOut(step.drive, slot.session, changed=step.changed, now_s=obs.time_s))
+        degraded = slot.quality.observe(obs)
+        out.waits += slot.waits.observe(obs, slot.shown)
+        self.recent.add(out.waits)
+        slot.shown = step.drive.decision
+        proposals = [mark_degraded(p, degraded, obs.time_s) for p in step.proposals]
+        for p in proposals:  # an approval later publishes the marked record, not the bare one
+            if slot.control.pending.get(p.plan_id) is not None:
+                slot.control.pending[p.plan_id] = p
+        out.plans += [PlanOut(p, slot.session, now_s=obs.time_s) for p in proposals]
+        drive = mark_degraded(step.drive, degraded, obs.time_s)
+        out.plans.append(PlanOut(drive, slot.session, changed=step.changed, now_s=obs.time_s))
         out.audit += [AuditOut(a, slot.session) for a in step.audit]
         self._touch(out, slot)
         return out

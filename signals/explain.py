@@ -21,15 +21,24 @@ class Explanation:
     #: the measured inputs that drove the rule, e.g. ("pressure.A", 12.0), ("flow_vph.N_in", 540.0)
     inputs: tuple[tuple[str, float], ...]
     expected_effect: str
+    #: detectors whose readings were degraded when this decision was made, with their issues
+    #: (``stuck``, ``missing``, ``out_of_range``; ``signals.desk`` fills it from
+    #: ``detection.data_quality``): an auditor must see that a decision rested on doubtful data
+    degraded: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def summary(self) -> str:
-        """One operator-readable line: controller, rule, the top inputs and the expected effect."""
+        """One operator-readable line: controller, rule, the top inputs and the expected effect,
+        and a warning when the inputs were degraded."""
         shown = ", ".join(f"{k}={v:g}" for k, v in self.inputs[:6])
         more = f" (+{len(self.inputs) - 6} more)" if len(self.inputs) > 6 else ""
-        return f"[{self.controller} {self.version}] {self.rule}: {shown}{more} -> {self.expected_effect}"
+        line = f"[{self.controller} {self.version}] {self.rule}: {shown}{more} -> {self.expected_effect}"
+        if self.degraded:
+            line += " [degraded inputs: " + "; ".join(f"{d} {'+'.join(issues)}" for d, issues in self.degraded) + "]"
+        return line
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """JSON form; ``degraded_inputs`` only when there were any (clean decisions look as before)."""
+        out: dict[str, Any] = {
             "controller": self.controller,
             "version": self.version,
             "rule": self.rule,
@@ -37,6 +46,9 @@ class Explanation:
             "expected_effect": self.expected_effect,
             "summary": self.summary(),
         }
+        if self.degraded:
+            out["degraded_inputs"] = {d: list(issues) for d, issues in self.degraded}
+        return out
 
 
 @dataclass(frozen=True)

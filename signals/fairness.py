@@ -9,7 +9,8 @@ mode. "Share of cycles served": time is cut into windows of ``cycle_s`` (default
 usual urban cycle); a window with demand on an approach counts as served when the approach
 showed green at least once in it.
 
-Pure: no SUMO, no Kafka. ``simulators/sumo/evaluation.py`` feeds it from libsumo.
+Pure: no SUMO, no Kafka. ``simulators/sumo/evaluation.py`` feeds it from libsumo; the control
+desk (``signals/desk.py``) feeds :class:`LiveWaits` from detector frames for the live metrics.
 """
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from signals.adapter import StageAdapter
+from signals.controllers.base import DetectorObservation
+from signals.explain import StageDecision
+from signals.model import Intersection
+from signals.timeline import SignalState
 
 #: below this many samples an approach's p95 says nothing; it is reported but not ranked
 MIN_SAMPLES = 5
@@ -188,3 +195,110 @@ def against_fixed(fixed: Mapping[str, Any], other: Mapping[str, Any]) -> dict[st
         if ratio > TARGET_RATIO:
             misses.append({"approach": approach, "p95_s": stats["p95_s"], "fixed_p95_s": base["p95_s"], "ratio": round(ratio, 2)})
     return {"approaches_judged": judged, "worst_ratio": round(worst_ratio, 2), "target_met": not misses, "misses": misses}
+
+
+# --- live: waits estimated from detector frames and the stage shown ------------------------------
+#
+# The control desk has no vehicle ids, only per-detector frames. So a live wait is the wait of
+# the *first* vehicle of a queue: it starts when a red approach first shows demand (a queue or
+# vehicles on one of its lane areas) and ends when the approach turns green. That is the longest
+# wait of that red period, the figure a starved side street or pedestrian crossing shows first.
+# What the signal shows comes from the drive record in force during the frame's interval, stepped
+# second by second through ``signals.adapter.StageAdapter`` (minimum greens, transitions) as the
+# field controller would. Frames without queue or vehicle counts (count and occupancy only) give
+# no samples.
+
+#: an interval longer than this many adapter steps is sampled more coarsely (bounded work per frame)
+MAX_STEPS_PER_FRAME = 300
+#: served waits kept per approach for the live worst-vs-median figure
+RECENT_PER_APPROACH = 100
+
+
+@dataclass(frozen=True)
+class WaitSample:
+    """One served wait: the approach (signal group), its mode (the group's kind) and the seconds."""
+
+    intersection_id: str
+    approach: str
+    mode: str
+    wait_s: float
+    at_s: float
+
+
+class LiveWaits:
+    """One intersection's approaches: since when each red approach has had demand."""
+
+    def __init__(self, intersection: Intersection) -> None:
+        self.intersection = intersection
+        self.adapter = StageAdapter(intersection)
+        self.detectors: dict[str, tuple[str, ...]] = {}
+        for area in intersection.lanes:
+            if area.group is not None:
+                self.detectors[area.group] = (*self.detectors.get(area.group, ()), area.measured_by)
+        self.waiting_since: dict[str, float] = {}
+        self.stepped_to: float | None = None
+
+    def observe(self, obs: DetectorObservation, shown: StageDecision | None) -> list[WaitSample]:
+        """Fold one frame in; ``shown`` is the decision the signal drove during its interval
+        (None before the first drive: nothing is known about the greens, nothing is sampled)."""
+        if shown is None:
+            return []
+        greens = self._greens(shown, obs.time_s, obs.interval_s)
+        end = obs.time_s + obs.interval_s
+        out = []
+        for group, detectors in sorted(self.detectors.items()):
+            first_green, last_green, green_at_end = greens.get(group, (None, None, False))
+            since = self.waiting_since.pop(group, None)
+            if since is not None and first_green is not None:
+                kind = self.intersection.groups[group].kind
+                out.append(WaitSample(obs.intersection_id, group, kind, max(0.0, first_green - since), first_green))
+                since = None
+            demand = any(obs.queue(d) > 0 or obs.vehicles(d) > 0 for d in detectors)
+            if demand and not green_at_end:
+                start = obs.time_s if last_green is None else min(end, last_green)
+                self.waiting_since[group] = since if since is not None else start
+        return out
+
+    def _greens(self, shown: StageDecision, t0: float, interval_s: float) -> dict[str, tuple[float | None, float | None, bool]]:
+        """Per group: first green step, end of the last green step, green at the interval's end."""
+        step = max(1.0, interval_s / MAX_STEPS_PER_FRAME)
+        n = max(1, math.ceil(interval_s / step - 1e-9))
+        out: dict[str, tuple[float | None, float | None, bool]] = {}
+        for i in range(n):
+            t = t0 + i * step
+            if self.stepped_to is not None and t < self.stepped_to:
+                continue  # a frame out of order or overlapping: the adapter only moves forward
+            self.stepped_to = t + step
+            for group, state in self.adapter.step(shown, t).items():
+                first, last, _ = out.get(group, (None, None, False))
+                green = state == SignalState.GREEN
+                if green:
+                    out[group] = (t if first is None else first, t + step, True)
+                else:
+                    out[group] = (first, last, False)
+        return out
+
+
+@dataclass
+class RecentWaits:
+    """The last served waits per approach of every intersection: the live worst vs median."""
+
+    per_approach: int = RECENT_PER_APPROACH
+    samples: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    _p95: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def add(self, samples: Iterable[WaitSample]) -> None:
+        touched = set()
+        for s in samples:
+            key = (s.intersection_id, s.approach)
+            kept = self.samples.setdefault(key, [])
+            kept.append(s.wait_s)
+            del kept[: -self.per_approach]
+            touched.add(key)
+        for key in touched:
+            self._p95[key] = percentile(self.samples[key], 95)
+
+    def summary(self) -> dict[str, Any]:
+        """``worst_vs_median`` over the approaches with at least ``MIN_SAMPLES`` recent waits."""
+        approaches = {f"{i}/{a}": {"vehicles": len(w), "p95_s": self._p95[(i, a)]} for (i, a), w in self.samples.items()}
+        return worst_vs_median(approaches)

@@ -28,6 +28,20 @@ a topic in a metadata request, so it cannot re-create one): a topic it saw that 
 partition that is gone, or an end offset that went back (Kafka offsets only ever grow) means
 the broker lost its state. The worker then logs one line and stops; ``leitstand worker`` exits
 with status 1 and that line (``BrokerStateLost``).
+
+**Seek after a rebalance** (``seek_committed_or_reset``). Faust drops records it has fetched
+while a rebalance or table recovery stops the flow (``getmany`` abandons the batch, or calls
+``perform_seek`` instead of delivering it; ``_drain_messages`` abandons a record it was handing
+over), and relies on ``perform_seek`` to put the fetcher back at the committed offsets. That is
+aiokafka's ``seek_to_committed``, which seeks only partitions committed past 0: a partition with
+no commit (a new group, a worker killed before its first commit) or a commit at 0 kept the
+fetcher's position, past the dropped records, and they were never processed (measured: a new
+group's first camera events and alarm commands; faust-streaming #216 is the same family). Our
+consumer thread's ``seek_to_committed`` seeks every assigned stream partition to its commit, 0
+included, and one without a commit to its start (``consumer_auto_offset_reset``, "earliest"),
+in every role; changelog partitions keep aiokafka's rule (Faust's recovery positions them).
+Records delivered before a rebalance but not yet committed are delivered again, as after any
+Kafka rebalance (at least once).
 """
 
 from __future__ import annotations
@@ -36,8 +50,8 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, NamedTuple
 
 import faust
 import structlog
@@ -256,7 +270,70 @@ def stop_on_lost_broker_state(app: faust.App) -> Callable[[str], None]:
     return on_lost
 
 
+class SeekPlan(NamedTuple):
+    """Where ``perform_seek`` puts the fetcher: ``to`` partition -> offset; ``reset`` the
+    partitions without a commit (to the start with ``auto_offset_reset="earliest"``)."""
+
+    to: dict[Any, int]
+    reset: list[Any]
+
+
+def seek_plan(committed: Mapping[Any, int | None], skip_topics: Collection[str]) -> SeekPlan:
+    """Every partition with a commit to it, 0 included (aiokafka skips 0); every one without to
+    the reset. Partitions of ``skip_topics`` (table changelogs, which Faust's recovery positions
+    itself) keep aiokafka's rule: sought only when committed past 0."""
+    to: dict[Any, int] = {}
+    reset: list[Any] = []
+    for tp, at in committed.items():
+        if tp.topic in skip_topics:
+            if at:
+                to[tp] = at
+        elif at is None:
+            reset.append(tp)
+        else:
+            to[tp] = at
+    return SeekPlan(to, reset)
+
+
+async def seek_committed_or_reset(consumer: Any, skip_topics: Collection[str], reset: str) -> dict[Any, int | None]:
+    """Seek every assigned partition as ``seek_plan`` says; ``reset`` is the consumer's
+    ``auto_offset_reset`` ("earliest": the start; "latest": the end; anything else: left).
+
+    Returns what aiokafka's ``seek_to_committed`` returns: partition -> committed offset or None.
+    Runs in the consumer's thread (``consumer`` is the ``AIOKafkaConsumer``); a seek drops the
+    partition's buffered records (``Fetcher.seek_to``).
+    """
+    assigned = sorted(consumer.assignment())
+    if not assigned:
+        return {}
+    found = await consumer._coordinator.fetch_committed_offsets(assigned)  # one request (aiokafka pinned)
+    committed: dict[Any, int | None] = {}
+    for tp in assigned:
+        offset = found[tp].offset if tp in found else -1
+        committed[tp] = offset if offset >= 0 else None
+    plan = seek_plan(committed, skip_topics)
+    for tp, at in plan.to.items():
+        consumer.seek(tp, at)
+    if plan.reset and reset == "earliest":
+        await consumer.seek_to_beginning(*plan.reset)
+    elif plan.reset and reset == "latest":
+        await consumer.seek_to_end(*plan.reset)
+    if plan.reset:
+        log.debug("partitions without a committed offset reset", partitions=len(plan.reset), to=reset)
+    return committed
+
+
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    async def seek_to_committed(self) -> Mapping[Any, int]:  # None for no commit, as upstream
+        """Faust's ``perform_seek`` (after every recovery and rebalance, and whenever records
+        arrive while the flow is stopped): every stream partition to its committed offset, or
+        to its start when it has none (see the module docstring, "Seek after a rebalance")."""
+        consumer = self._ensure_consumer()
+        changelogs = set(self.app.tables.changelog_topics)
+        reset = str(self.app.conf.consumer_auto_offset_reset)
+        committed: Mapping[Any, int] = await self.call_thread(seek_committed_or_reset, consumer, changelogs, reset)
+        return committed
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = int(self.app.conf.leitstand.consumer_fetch_max_wait_ms)

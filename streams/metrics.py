@@ -155,6 +155,25 @@ SIGNAL_FRAMES_UNCONFIGURED = Counter(
     "Detector frames the control agent ignored because their intersection has no signals.config.",
     registry=REGISTRY,
 )
+# --- signal fairness (live; signals/fairness.py LiveWaits, fed by the control desk) ---
+#: the modes of transport of the wait histogram: a signal group's kind (bounded by the model)
+TRANSPORT_MODES = ("vehicle", "cyclist", "pedestrian")
+SIGNAL_APPROACH_WAIT = Histogram(
+    "leitstand_signal_approach_wait_seconds",
+    "Wait for green of the first vehicle (or pedestrian, cyclist) of a queue on a red approach, from the first "
+    "demand the detectors showed to the green, per transport_mode (the signal group's kind), all intersections.",
+    ["transport_mode"],
+    buckets=(5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0),
+    registry=REGISTRY,
+)
+SIGNAL_WAIT_WORST_TO_MEDIAN = Gauge(
+    "leitstand_signal_wait_worst_to_median_ratio",
+    "p95 wait of the worst-served approach over the median approach's p95 (last 100 waits of each approach with "
+    "at least 5; all intersections); 0 until an approach has enough waits. 1: even service; high: one approach starved.",
+    registry=REGISTRY,
+)
+for _mode in TRANSPORT_MODES:
+    SIGNAL_APPROACH_WAIT.labels(_mode)
 
 # --- buses (streams/agents/buses.py) ---
 BUS_POSITIONS = Counter(

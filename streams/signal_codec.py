@@ -89,6 +89,7 @@ def decision_from_message(msg: SignalPlanMessage) -> StageDecision:
         msg.rule,
         tuple((str(k), float(v)) for k, v in ex.get("inputs", {}).items()),
         str(ex.get("expected_effect", "")),
+        tuple((str(k), tuple(str(i) for i in v)) for k, v in ex.get("degraded_inputs", {}).items()),
     )
     plan = SignalPlan(tuple(StagePhase(p.stage, p.green_s) for p in msg.phases), cyclic=msg.cyclic)
     return StageDecision(msg.intersection_id, msg.time_s, plan, explanation, origin_s=msg.origin_s)

@@ -18,6 +18,12 @@ config's ``session`` is in every one):
   signal shows now), so the drive is the last plans message of a frame; per command the record
   it decided (``approved`` / ``rejected``) and any it retired (``expired``: superseded, mode
   changed). ``event_time`` is the frame's event time; ``time_s`` the decision's.
+* metrics: every wait for green the desk saw served (``signals.fairness.LiveWaits``: first demand
+  on a red approach to its green) in ``leitstand_signal_approach_wait_seconds`` per transport
+  mode, and the worst approach's p95 wait over the median approach's in
+  ``leitstand_signal_wait_worst_to_median_ratio``. A decision made on degraded detector data
+  (stuck, missing, out of range: ``signals.input_quality``) names those detectors in its
+  explanation (``degraded_inputs``).
 * ``signals.audit``: every audit entry of the core (decisions rejected by the validator,
   proposals, approvals, rejections, expiries, mode changes), control (re)starts, every refused
   command or configuration (``command_refused`` / ``config_refused`` with the reason), and every
@@ -41,7 +47,15 @@ from signals.desk import ControlDesk, Note, Outbox, PlanOut, Saved
 
 from ..codec import TopicDecoder
 from ..ingest import decoded_batches
-from ..metrics import SIGNAL_COMMANDS, SIGNAL_FRAMES_UNCONFIGURED, SIGNAL_PLANS, EventClock, frame_end
+from ..metrics import (
+    SIGNAL_APPROACH_WAIT,
+    SIGNAL_COMMANDS,
+    SIGNAL_FRAMES_UNCONFIGURED,
+    SIGNAL_PLANS,
+    SIGNAL_WAIT_WORST_TO_MEDIAN,
+    EventClock,
+    frame_end,
+)
 from ..records import IntersectionConfig, IntersectionFrame, PriorityRequest, Record, SignalCommand, SignalPlanMessage, encode
 from ..settings import Settings
 from ..signal_codec import (
@@ -109,11 +123,17 @@ def outgoing(box: Outbox, plans: Sink, audit: Sink) -> list[Outgoing]:
     ]
 
 
-def count(box: Outbox) -> None:
+def count(box: Outbox, desk: ControlDesk) -> None:
+    """The batch's counters, and the live fairness figures when approaches were served."""
     for action, outcome in box.commands:
         SIGNAL_COMMANDS.labels(action, outcome).inc()
     for plan in box.plans:
         SIGNAL_PLANS.labels(plan.record.status if isinstance(plan, PlanOut) else "expired").inc()
+    for wait in box.waits:
+        SIGNAL_APPROACH_WAIT.labels(wait.mode).observe(wait.wait_s)
+    if box.waits:
+        ratio = desk.recent.summary()["worst_to_median"]
+        SIGNAL_WAIT_WORST_TO_MEDIAN.set(ratio or 0.0)
 
 
 def snapshots(desk: ControlDesk, dirty: Iterable[str]) -> dict[bytes, Any]:
@@ -162,7 +182,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
                     decided.append(frame_end(record))
             log_notes(box.notes)
             await publish(outgoing(box, plans, audit))
-            count(box)
+            count(box, desk)
             clock.observe("frame_to_decision", decided, received)
             save(table, snapshots(desk, box.dirty))  # after the broker has the messages: a crash repeats, never loses
 

@@ -34,6 +34,7 @@ BOUNDED_LABELS = {
     "status",
     "action",
     "series_kind",
+    "transport_mode",
     "path",
     "version",
     "commit",
