@@ -17,19 +17,21 @@ State per intersection is a JSON-able dict (a Faust table keeps it).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
-import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .alarms import AlarmTrigger
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DetectorValue:
+    """One detector's reading in a frame (slots: one is made per detector per frame)."""
+
     detector_id: str
     approach: str
     count: int
@@ -66,6 +68,7 @@ class IncidentOutcome:
 _KIND_PART = re.compile(r"[A-Za-z0-9._:/+#~-]{1,48}\Z")
 
 
+@functools.lru_cache(maxsize=65_536)
 def alarm_kind_part(name: str) -> str:
     """``name`` as it may appear in an alarm kind: unchanged when it can, else a readable,
     stable stand-in (the allowed characters of it, cut short, and a digest of the whole).
@@ -79,6 +82,13 @@ def alarm_kind_part(name: str) -> str:
         return name
     digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
     return f"{re.sub(r'[^A-Za-z0-9._:/+#~-]+', '_', name)[:32]}-{digest}"
+
+
+def _median(xs: Sequence[float]) -> float:
+    """``statistics.median`` without its generality (a hot path: every approach of every frame)."""
+    s = sorted(xs)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
 
 
 def _ewma(old: float | None, x: float, alpha: float) -> float:
@@ -105,19 +115,41 @@ def frame_outcome(
     cfg: IncidentConfig = IncidentConfig(),
 ) -> tuple[dict[str, Any], IncidentOutcome]:
     """Fold one frame. Frames older than the newest seen are ignored (redelivery, reordering)."""
-    st: dict[str, Any] = {
-        "last_t": -math.inf,
-        "approaches": {},
-        "detectors": {},
-        **({k: v for k, v in state.items()} if state else {}),
-    }
-    out = IncidentOutcome()
-    if not math.isfinite(at) or at <= st["last_t"] or not values:
-        return st, out
-    st["last_t"] = at
-    st["approaches"] = _approach_incidents(st["approaches"], intersection_id, at, values, cfg, out)
-    st["detectors"] = _detector_faults(st["detectors"], intersection_id, at, values, cfg, out)
-    return st, out
+    st, outcomes = frames_outcome(state, intersection_id, [(at, values)], cfg)
+    return st, outcomes[0]
+
+
+def frames_outcome(
+    state: Mapping[str, Any] | None,
+    intersection_id: str,
+    frames: Iterable[tuple[float, Sequence[DetectorValue]]],
+    cfg: IncidentConfig = IncidentConfig(),
+) -> tuple[dict[str, Any], list[IncidentOutcome]]:
+    """Fold several frames of one intersection in order: the new state and one outcome per frame.
+
+    The same as ``frame_outcome`` frame by frame, but the state is copied once for the whole
+    group and folded in place (the given state is never touched: a table may still be
+    serialising it), which is what a batch with several frames per intersection needs.
+    """
+    st = _owned(state)
+    outcomes: list[IncidentOutcome] = []
+    for at, values in frames:
+        out = IncidentOutcome()
+        outcomes.append(out)
+        if not math.isfinite(at) or at <= st["last_t"] or not values:
+            continue
+        st["last_t"] = at
+        _approach_incidents(st["approaches"], intersection_id, at, values, cfg, out)
+        _detector_faults(st["detectors"], intersection_id, at, values, cfg, out)
+    return st, outcomes
+
+
+def _owned(state: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of ``state`` deep enough to be folded in place."""
+    st: dict[str, Any] = {"last_t": -math.inf, "approaches": {}, "detectors": {}, **(state or {})}
+    st["approaches"] = {k: {**v, "occ": dict(v["occ"]), "speed": dict(v["speed"])} for k, v in st["approaches"].items()}
+    st["detectors"] = {k: dict(v) for k, v in st["detectors"].items()}
+    return st
 
 
 @dataclass(frozen=True)
@@ -133,21 +165,20 @@ class _ApproachView:
 
 
 def _approach_incidents(
-    approaches_state: Mapping[str, Any],
+    approaches: dict[str, Any],
     intersection_id: str,
     at: float,
     values: Sequence[DetectorValue],
     cfg: IncidentConfig,
     out: IncidentOutcome,
-) -> dict[str, Any]:
-    """Per approach: confirm, hold or clear an incident, else learn the profile; the new states."""
+) -> None:
+    """Per approach: confirm, hold or clear an incident, else learn the profile (in place:
+    ``approaches`` belongs to the caller's own copy of the state)."""
     hour = str(int(at // 3600) % 24)
     alpha = 1.0 - 0.5 ** (1.0 / cfg.profile_halflife_frames)
     per_approach = _approaches(values)
-    approaches = {k: dict(v) for k, v in approaches_state.items()}
     for name, (occ, speed, _) in per_approach.items():
         a = approaches.setdefault(name, {"occ": {}, "speed": {}, "n": 0, "hits": 0, "calm": 0, "open": False})
-        a["occ"], a["speed"] = dict(a["occ"]), dict(a["speed"])
         others = [o for n, (o, _, _) in per_approach.items() if n != name]
         view = _ApproachView(
             name,
@@ -155,7 +186,7 @@ def _approach_incidents(
             speed,
             base_occ=a["occ"].get(hour, a["occ"].get("all")),
             base_speed=a["speed"].get(hour, a["speed"].get("all")),
-            neighbours=statistics.median(others) if others else None,
+            neighbours=_median(others) if others else None,
         )
         suspicious = _suspicious(a, view, cfg)
         kind = f"incident_{alarm_kind_part(name)}"
@@ -170,7 +201,6 @@ def _approach_incidents(
             continue
         if not suspicious:
             _learn_profile(a, hour, occ, speed, alpha)
-    return approaches
 
 
 def _suspicious(a: Mapping[str, Any], view: _ApproachView, cfg: IncidentConfig) -> bool:
@@ -221,21 +251,29 @@ def _incident_trigger(intersection_id: str, kind: str, at: float, view: _Approac
     )
 
 
+#: decimal places of a learned profile value (occupancy share, speed in km/h)
+PROFILE_DECIMALS = 5
+
+
 def _learn_profile(a: dict[str, Any], hour: str, occ: float, speed: float | None, alpha: float) -> None:
-    """Move this hour's and the all-hours profile towards a normal frame (EWMA)."""
+    """Move this hour's and the all-hours profile towards a normal frame (EWMA).
+
+    Profiles are kept to ``PROFILE_DECIMALS`` places: the state is written to the table's
+    changelog after every batch, and 17-digit floats made up most of its bytes (an occupancy
+    to 1e-5 and a speed to 1e-5 km/h are far below what a loop detector measures)."""
     for key, x in (("occ", occ), ("speed", speed)):
         if x is not None:
-            a[key][hour] = _ewma(a[key].get(hour), x, alpha)
-            a[key]["all"] = _ewma(a[key].get("all"), x, alpha)
+            a[key][hour] = round(_ewma(a[key].get(hour), x, alpha), PROFILE_DECIMALS)
+            a[key]["all"] = round(_ewma(a[key].get("all"), x, alpha), PROFILE_DECIMALS)
     a["n"] += 1
 
 
 def _detector_faults(
-    detectors: Mapping[str, Any], iid: str, at: float, values: Sequence[DetectorValue], cfg: IncidentConfig, out: IncidentOutcome
-) -> dict[str, Any]:
+    dets: dict[str, Any], iid: str, at: float, values: Sequence[DetectorValue], cfg: IncidentConfig, out: IncidentOutcome
+) -> None:
+    """Per detector: stuck on, dead or silent (in place, like ``_approach_incidents``)."""
     total = sum(v.count for v in values)
     congested = sum(v.occupancy >= 0.5 for v in values)
-    dets = {k: dict(v) for k, v in detectors.items()}
     seen = set()
     for v in values:
         seen.add(v.detector_id)
@@ -257,7 +295,6 @@ def _detector_faults(
     for det_id, d in dets.items():
         if det_id not in seen and at - d["last"] >= cfg.silent_after_s:
             _fault_change(d, iid, det_id, "silent", at, out)
-    return dets
 
 
 def _fault_change(d: dict[str, Any], iid: str, det_id: str, reason: str | None, at: float, out: IncidentOutcome) -> None:

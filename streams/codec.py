@@ -87,6 +87,68 @@ def _classify(err: msgspec.ValidationError) -> str:
     return "invalid"
 
 
+#: parses remembered per record type (``_Parses``): enough for every agent of a topic to meet
+#: the same message within a few batches of each other
+PARSE_CACHE_ENTRIES = 8192
+#: values larger than this are parsed afresh each time (hashing and holding them costs more)
+PARSE_CACHE_MAX_BYTES = 16 * 1024
+#: bytes of values a record type's cache holds at most (with the records, a few times that)
+PARSE_CACHE_BUDGET_BYTES = 8 * 1024 * 1024
+
+
+class _Parses:
+    """The outcome of parsing and validating a value, shared by every decoder of one record type.
+
+    Several agents read the same topic (aggregation, incident watch, data quality, signal
+    control): each used to parse every message again. The parse depends only on the bytes and
+    the type (records are frozen, so one record can be shared); the checks that depend on the
+    decoder (size, clock, key) still run per decoder. Faust hands every agent the same message
+    object, so the lookup hashes each value once (bytes cache their hash).
+    """
+
+    _by_type: dict[type[Any], _Parses] = {}
+
+    def __init__(self, record_type: type[Any]) -> None:
+        self._decoder = msgspec.json.Decoder(record_type)
+        self._seen: dict[bytes, Any] = {}
+        self._bytes = 0
+
+    @classmethod
+    def of(cls, record_type: type[Any]) -> _Parses:
+        parses = cls._by_type.get(record_type)
+        if parses is None:
+            parses = cls._by_type[record_type] = cls(record_type)
+        return parses
+
+    def parse(self, value: bytes) -> Any:
+        """The record, or the ``DecodeFailure`` of a value that does not parse or validate."""
+        cacheable = len(value) <= PARSE_CACHE_MAX_BYTES and type(value) is bytes
+        if cacheable:
+            hit = self._seen.get(value)
+            if hit is not None:
+                return hit
+        out = self._parse(value)
+        if cacheable:
+            seen = self._seen
+            while seen and (len(seen) >= PARSE_CACHE_ENTRIES or self._bytes + len(value) > PARSE_CACHE_BUDGET_BYTES):
+                oldest = next(iter(seen))  # dicts keep insertion order
+                del seen[oldest]
+                self._bytes -= len(oldest)
+            seen[value] = out
+            self._bytes += len(value)
+        return out
+
+    def _parse(self, value: bytes) -> Any:
+        try:
+            return self._decoder.decode(value)
+        except msgspec.ValidationError as exc:
+            return DecodeFailure(*_explain(exc))
+        except msgspec.DecodeError as exc:
+            return DecodeFailure("not_json", str(exc))
+        except RecursionError:  # found by the fuzzers: '{"":' repeated some thousand times
+            return DecodeFailure("not_json", "JSON is nested too deeply")
+
+
 class TopicDecoder(Generic[R]):
     """Decoder for one topic's record type, with its limits.
 
@@ -113,7 +175,7 @@ class TopicDecoder(Generic[R]):
         self.clock_ahead_s = clock_skew_s if clock_ahead_s is None else min(clock_ahead_s, clock_skew_s)
         self.reference = reference
         self.watermark: float | None = None
-        self._decoder = msgspec.json.Decoder(record_type)
+        self._parses = _Parses.of(record_type)
 
     def decode(self, value: bytes | None, *, now: float, key: bytes | None = None) -> R | DecodeFailure:
         try:
@@ -126,14 +188,10 @@ class TopicDecoder(Generic[R]):
             return DecodeFailure("empty", "message has no value")
         if len(value) > self.max_bytes:
             return DecodeFailure("oversize", f"{len(value)} bytes > limit {self.max_bytes}")
-        try:
-            record = self._decoder.decode(value)
-        except msgspec.ValidationError as exc:
-            return DecodeFailure(*_explain(exc))
-        except msgspec.DecodeError as exc:
-            return DecodeFailure("not_json", str(exc))
-        except RecursionError:  # found by the fuzzers: '{"":' repeated some thousand times
-            return DecodeFailure("not_json", "JSON is nested too deeply")
+        parsed = self._parses.parse(value)
+        if isinstance(parsed, DecodeFailure):
+            return parsed
+        record: R = parsed
         t = record.event_time.timestamp()
         if self.reference == "now":
             ref: float | None = now

@@ -37,13 +37,26 @@ def _record_timing(name: str, seconds: float) -> None:
     TIMINGS_FILE.write_text(json.dumps(data, indent=2))
 
 
+def _start_on_a_free_port(engine: str, state: Path, attempts: int = 3) -> BrokerInfo:
+    """``start`` on a port that was free a moment ago; on a busy machine another process (an
+    outgoing connection takes an ephemeral port too) can take it before the broker binds it,
+    which once cost a CI run every Kafka test: then try another port."""
+    for attempt in range(attempts):
+        try:
+            return start(engine, state, CACHE_DIR, "127.0.0.1", free_port(), progress=False)
+        except BrokerError as exc:
+            if "already in use" not in str(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="session", params=["tansu", "kafka"])
 def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerInfo]:
     """A real broker of each engine, on a free loopback port, for the whole session."""
     engine = request.param
     state = tmp_path_factory.mktemp(f"broker-{engine}")
     try:
-        info = start(engine, state, CACHE_DIR, "127.0.0.1", free_port(), progress=False)
+        info = _start_on_a_free_port(engine, state)
     except BrokerError as exc:
         if IN_CI:
             pytest.fail(f"{engine} broker could not start in CI: {exc}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import faust
 
-from detection.incidents import DetectorValue, frame_outcome
+from detection.incidents import DetectorValue, frames_outcome
 
 from ..codec import RawMessage
 from ..ingest import Positioned, positioned_batches
@@ -35,19 +35,32 @@ def watch_frames(
 ) -> tuple[dict[bytes, Any], list[LifecycleCommand]]:
     """Fold frames in order into their intersections' states: new states and alarm commands
     (a frame at or below the offset its state reflects was folded before: skipped; a frame
-    ``replayed`` after a restart only rebuilds state: its commands were sent before)."""
+    ``replayed`` after a restart only rebuilds state: its commands were sent before).
+
+    Each intersection's frames are folded together (its state copied once per batch, not per
+    frame); the commands come out in the batch's order."""
+    groups: dict[str, list[tuple[int, Positioned[IntersectionFrame]]]] = {}
+    for i, p in enumerate(frames):
+        groups.setdefault(p.record.intersection_id, []).append((i, p))
     updates: dict[bytes, Any] = {}
-    commands: list[LifecycleCommand] = []
-    for raw, f in frames:
-        key = f.intersection_id.encode()
-        before = updates.get(key) or table.get(key)
-        if raw.offset <= applied(before):
+    ordered: list[tuple[int, list[LifecycleCommand]]] = []
+    for iid, group in groups.items():
+        key = iid.encode()
+        before = table.get(key)
+        fresh, last = [], applied(before)
+        for i, p in group:  # offsets rise within a key (one partition); a repeat is skipped
+            if p.raw.offset > last:
+                fresh.append((i, p))
+                last = p.raw.offset
+        if not fresh:
             continue
-        state, outcome = frame_outcome(before, f.intersection_id, f.event_time.timestamp(), detector_values(f))
-        updates[key] = stamped(state, raw.offset)
-        if not replayed(raw):
-            commands += lifecycle_commands(f.intersection_id, outcome, f.event_time, subject_type="intersection")
-    return updates, commands
+        state, outcomes = frames_outcome(before, iid, [(p.record.event_time.timestamp(), detector_values(p.record)) for _, p in fresh])
+        updates[key] = stamped(state, last)
+        for (i, p), outcome in zip(fresh, outcomes, strict=True):
+            if (outcome.triggers or outcome.clears) and not replayed(p.raw):
+                ordered.append((i, list(lifecycle_commands(iid, outcome, p.record.event_time, subject_type="intersection"))))
+    ordered.sort(key=lambda item: item[0])
+    return updates, [c for _, cmds in ordered for c in cmds]
 
 
 def register(app: faust.App, settings: Settings) -> None:

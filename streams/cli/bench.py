@@ -119,11 +119,21 @@ def bench_pipeline(
     frames: Annotated[int, typer.Option(min=1_000, help="Frames pushed through the worker.")] = 50_000,
     intersections: Annotated[int, typer.Option(min=1, help="Distinct intersections (keys).")] = 500,
     engine: Annotated[str, typer.Option(help="tansu or kafka.")] = "tansu",
+    role: Annotated[str, typer.Option(help="Worker role under test, with every agent of it: telemetry, control or all.")] = "all",
+    bad_share: Annotated[
+        float, typer.Option(min=0.0, max=0.5, help="Share of malformed, oversize and wrongly keyed records (each dead-lettered).")
+    ] = 0.0,
+    detectors: Annotated[int, typer.Option(min=1, max=64, help="Detectors per frame (cities: 8-16).")] = 4,
 ) -> None:
-    """Measure worker throughput against a raw consumer."""
+    """Measure worker throughput (frames/s per process) against a raw consumer in the same run."""
     from simulators.harness.bench import pipeline_benchmark
 
-    print_json(pipeline_benchmark(cli_settings(), frames=frames, intersections=intersections, engine=engine))
+    if role not in ("telemetry", "control", "all"):
+        raise typer.BadParameter(f"{role!r}: expected telemetry, control or all", param_hint="--role")
+    result = pipeline_benchmark(
+        cli_settings(), frames=frames, intersections=intersections, engine=engine, role=role, bad_share=bad_share, detectors=detectors
+    )
+    print_json(result)
 
 
 @app.command("nab")

@@ -24,7 +24,9 @@ from tests.paths import EXAMPLE_INTERSECTION
 
 from .conftest import PASSWORDS, Stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# One broker: the pages are what is tested here, and the console's Kafka client is the one the
+# integration tests run on both brokers; the suite must stay under 30 minutes.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.parametrize("broker", ["tansu"], indirect=True)]
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}

@@ -285,6 +285,20 @@ def test_tansu_restart_mid_stream_ends_the_worker_with_one_line(own_tansu, tmp_p
     assert again.stop() == 0, again.log_tail()
 
 
+def _first_record(s: Settings, topic: str, bound_s: float) -> bool:
+    """True once ``topic`` holds a record (polled until ``bound_s``)."""
+
+    async def one() -> bool:
+        return [m async for m in tail(s, s.topic(topic), from_beginning=True, limit=1, idle_timeout_s=1.0)] != []
+
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline:
+        if asyncio.run(one()):
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def test_a_producer_gives_up_with_one_line_when_the_broker_stays_away(own_tansu, tmp_path: Path) -> None:
     """Past LEITSTAND_PRODUCER_OUTAGE_S the simulator stops with one line, not a traceback."""
     info, state = own_tansu
@@ -296,7 +310,9 @@ def test_a_producer_gives_up_with_one_line_when_the_broker_stays_away(own_tansu,
         tmp_path / "simulate.log",
     )
     try:
-        time.sleep(3)
+        # the broker goes away only once the simulator is sending (on a loaded machine its start
+        # took longer than a fixed pause, and it then found no broker at all: another message)
+        assert _first_record(s, "sensors.intersection", 90.0), (tmp_path / "simulate.log").read_text()
         assert simulate.poll() is None, (tmp_path / "simulate.log").read_text()
         stop(state, "tansu")
         code = simulate.wait(60)

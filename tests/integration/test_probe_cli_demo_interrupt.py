@@ -61,13 +61,16 @@ def test_ctrl_c_in_demo_stops_everything_and_marks_the_run(tmp_path: Path) -> No
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's foreground job has it
     )
     try:
-        deadline = time.monotonic() + 90
+        # the broker first, then the workers (after the history and the timetable are loaded);
+        # generous bounds: on a loaded machine the imports alone took over a minute
+        deadline = time.monotonic() + 120
         broker = None
-        while time.monotonic() < deadline and not any(report.glob("worker*.log")):
-            time.sleep(0.2)
         while time.monotonic() < deadline and (broker := read_info(state, "tansu")) is None:
             time.sleep(0.2)
         assert broker is not None, "the demo never started its broker"
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not any(report.glob("worker*.log")):
+            time.sleep(0.2)
         time.sleep(12)  # the worker is up and the city runs
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
