@@ -126,7 +126,7 @@ def _extend(
     phases[i] = replace(phases[i], green_s=phases[i].green_s + needed)
     nxt = next(k for k in range(i + 1, len(phases)) if phases[k].stage == call.stage)
     saving = windows[nxt].start_s - (windows[i].end_s - remaining + call.eta_s)
-    return _grant(x, current, call, "extension", needed, phases, start, saving)
+    return _grant(x, current, call, "extension", needed, phases, i, start, saving)
 
 
 def _early(
@@ -162,7 +162,7 @@ def _early(
         return Refusal("the stages before the bus's stage are at their minimum greens")
     stage = x.stage(call.stage)
     phases[j] = replace(phases[j], green_s=min(stage.max_green_s, phases[j].green_s + cut))
-    return _grant(x, current, call, "early_green", cut, phases, start, cut)
+    return _grant(x, current, call, "early_green", cut, phases, j, start, cut)
 
 
 def _grant(
@@ -172,11 +172,17 @@ def _grant(
     kind: Literal["extension", "early_green"],
     seconds: float,
     phases: list[StagePhase],
+    changed: int,
     start: float,
     saving: float,
 ) -> Grant:
     plan = SignalPlan(tuple(phases), cyclic=False)
-    until = start + build_timeline(x, plan).duration_s
+    # the grant lasts to the end of the cycle holding the bus's green (the next cycle's first
+    # green, so the program takes over inside a green), not always two cycles: a bus in the next
+    # cycle can be served, and still at most one grant per cycle
+    n = len(current.plan.phases)
+    timeline = build_timeline(x, plan)
+    until = start + (timeline.stage_windows[n].start_s if changed < n else timeline.duration_s)
     explanation = Explanation(
         CONTROLLER,
         VERSION,

@@ -222,3 +222,52 @@ def fairness_benchmark(scenarios: Sequence[Path], seeds: Sequence[int], controll
         rows = {n: evaluate(scenario, n, seeds, jobs=min(jobs, len(seeds))) for n in names}
         result["scenarios"][Path(scenario).stem] = fairness_table(rows)
     return result
+
+
+def _one_transit(args: tuple[str, int, bool]) -> dict[str, Any]:
+    from simulators.sumo.transit import run_transit
+
+    scenario, seed, tsp = args
+    return dataclasses.asdict(run_transit(scenario, seed, tsp))
+
+
+def evaluate_transit(
+    scenario: str | Path, seeds: Sequence[int], tsp: bool, *, jobs: int = 1, on_done: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """Bus lines on the map under the fixed program, transit priority on or off: bus delay and
+    general-traffic delay apart (means over seeds), grants, refusals, safety violations.
+
+    The runs go to spawned processes like :func:`run_many` (libsumo holds one simulation each)."""
+    started = time.perf_counter()
+    items = [(str(scenario), s, tsp) for s in seeds]
+    runs: list[dict[str, Any]] = []
+    if jobs <= 1 or len(items) == 1:
+        for item in items:
+            runs.append(_one_transit(item))
+            if on_done:
+                on_done(runs[-1])
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, max_tasks_per_child=1) as executor:
+            futures = [executor.submit(_one_transit, item) for item in items]
+            for f in futures:
+                f.add_done_callback(lambda fut: on_done(fut.result()) if on_done and not fut.exception() else None)
+            runs = [f.result() for f in futures]
+    return summarise_transit(Path(scenario).stem, seeds, tsp, runs, time.perf_counter() - started)
+
+
+def summarise_transit(scenario: str, seeds: Sequence[int], tsp: bool, runs: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
+    """One JSON object per (scenario, TSP on/off): bus and other delay means, counts summed."""
+    return {
+        "scenario": scenario,
+        "controller": "fixed",
+        "tsp": tsp,
+        "seeds": list(seeds),
+        "bus_delay_mean": round(statistics.fmean(r["bus_delay_mean"] for r in runs), 2),
+        "other_delay_mean": round(statistics.fmean(r["other_delay_mean"] for r in runs), 2),
+        "bus_delay_per_seed": [r["bus_delay_mean"] for r in runs],
+        "other_delay_per_seed": [r["other_delay_mean"] for r in runs],
+        **{k: sum(r[k] for r in runs) for k in ("buses", "others", "grants", "refusals", "safety_violations")},
+        "lines": runs[0]["lines"] if runs else [],
+        "wall_s": round(wall_s, 2),
+    }

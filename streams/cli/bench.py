@@ -308,14 +308,19 @@ def bench_tsp(
     scenarios: Annotated[Path, typer.Option("--scenarios", help="Directory holding <name>/<name>.sumocfg.")] = DEFAULT_SCENARIOS,
     seeds: Annotated[int, typer.Option(min=1, max=20, help="Seeds, each run with TSP off and on.")] = 5,
     headway_s: Annotated[float, typer.Option(min=60.0, max=3600.0, help="Bus headway per line.")] = 300.0,
+    first_seed: Annotated[int, typer.Option(min=1, help="First seed (tuning runs use others than the reported 1-5).")] = 1,
+    late_s: Annotated[float, typer.Option(min=0.0, max=3600.0, help="A bus with more time loss asks for priority.")] = 30.0,
+    limit_s: Annotated[float, typer.Option(min=0.0, max=60.0, help="Maximum green extension and early green.")] = 25.0,
 ) -> None:
     """Bus and car delay, transit priority on/off (JSON)."""
-    from simulators.sumo.transit import tsp_benchmark
+    from signals.priority import PriorityRules
+    from simulators.sumo.transit import TspPolicy, tsp_benchmark
 
     from ..errors import CliError
 
     cfg = scenarios / scenario / f"{scenario}.sumocfg"
     if not cfg.is_file():
         raise CliError(f"no scenario {scenario!r}: {cfg} does not exist")
-    result = tsp_benchmark(cfg, seeds, headway_s=headway_s)
+    policy = TspPolicy(late_s=late_s, rules=PriorityRules(max_extension_s=limit_s, max_early_s=limit_s))
+    result = tsp_benchmark(cfg, seeds, first_seed, headway_s=headway_s, policy=policy)
     print_json(result, indent=1)

@@ -108,15 +108,25 @@ def evaluate_controller(scenario: Path, controller: str, seeds: list[int], jobs:
 @app.command("eval")
 def eval_cmd(
     scenario: Scenario,
-    controller: Annotated[str, typer.Option("--controller", "-c", help="fixed, webster, maxpressure or leitstand.")] = "leitstand",
+    controller: Annotated[
+        str | None, typer.Option("--controller", "-c", help="fixed, webster, maxpressure or leitstand (default; fixed with --tsp).")
+    ] = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds, e.g. 1,2,3 or 1-5; delays are averaged over them.")] = "1",
+    tsp: Annotated[
+        str | None,
+        typer.Option("--tsp", metavar="on|off", help="Bus lines, transit priority on or off: bus and general-traffic delay apart."),
+    ] = None,
     via_kafka: Annotated[bool, typer.Option("--via-kafka", help="Frames and plans through the broker and a running worker.")] = False,
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (in-process path; default: CPUs).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (the default is a short summary).")] = False,
 ) -> None:
-    """One controller on a scenario: RESCO delay, trips, safety."""
-    name = controller_names(controller)[0]
+    """One controller on a scenario: RESCO delay, trips, safety (with --tsp: buses and the rest)."""
     seed_list = parse_seeds(seeds)
+    if tsp is not None:
+        on = tsp_flag(tsp, controller, via_kafka)
+        transit_eval(checked_scenario(scenario), on, seed_list, parallel_runs(jobs, len(seed_list)), as_json)
+        return
+    name = controller_names(controller or "leitstand")[0]
     runs_at_once = 1 if via_kafka else parallel_runs(jobs, len(seed_list))
     result = evaluate_controller(checked_scenario(scenario), name, seed_list, runs_at_once, via_kafka, quiet=as_json)
     result["path"] = "kafka" if via_kafka else "in-process"
@@ -128,6 +138,38 @@ def eval_cmd(
             f"{result['timeloss_mean']:.2f} s, {result['trips']} trips ({result['unfinished']} unfinished), "
             f"safety violations {result['safety_violations']}, {result['wall_s']:.1f} s wall"
         )
+
+
+def tsp_flag(text: str, controller: str | None, via_kafka: bool) -> bool:
+    """``--tsp on|off`` as a bool; priority needs the cyclic fixed program and runs in process."""
+    value = text.strip().lower()
+    if value not in ("on", "off"):
+        raise CliError(f"--tsp: {text!r} is neither on nor off")
+    if controller not in (None, "fixed"):
+        raise CliError(f"--tsp runs the fixed program (priority works on cyclic plans), not {controller!r}")
+    if via_kafka:
+        raise CliError("--tsp runs in process; --via-kafka is not supported with it")
+    return value == "on"
+
+
+def transit_eval(scenario: Path, tsp: bool, seeds: list[int], jobs: int, as_json: bool) -> None:
+    """Bus lines with TSP on or off over the seeds; one summary line or one JSON object."""
+    from simulators.sumo.evaluation import evaluate_transit
+    from simulators.sumo.loop import ScenarioError
+
+    try:
+        result = evaluate_transit(scenario, seeds, tsp, jobs=jobs)
+    except ScenarioError as exc:
+        raise CliError(str(exc)) from None
+    if as_json:
+        print(json.dumps(result))
+        return
+    print(
+        f"{result['scenario']} · fixed · TSP {'on' if tsp else 'off'} · seeds {','.join(map(str, seeds))}: bus delay "
+        f"{result['bus_delay_mean']:.2f} s ({result['buses']} buses), general traffic {result['other_delay_mean']:.2f} s "
+        f"({result['others']} vehicles), grants {result['grants']}, refusals {result['refusals']}, "
+        f"safety violations {result['safety_violations']}, {result['wall_s']:.1f} s wall"
+    )
 
 
 @app.command("compare")

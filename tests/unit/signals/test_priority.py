@@ -103,3 +103,16 @@ def test_wrapper_drives_the_grant_once_per_cycle_then_the_program_again() -> Non
     assert isinstance(again, Refusal) and "one per cycle" in again.reason
     after = ctl.decide(DetectorObservation(X.id, grant.until_s + 1, 1.0, {}))
     assert after.explanation.controller == "fixed" and ctl.name == "fixed"
+
+
+def test_a_grant_lasts_to_the_end_of_the_cycle_holding_the_bus_green() -> None:
+    # extension in this cycle: the grant ends with this (longer) cycle, 95 + 7 s after its start
+    ext = plan_priority(X, fixed_at(ORIGIN + 30), call("A", 30, eta=10))
+    assert isinstance(ext, Grant) and ext.until_s == ORIGIN + 95 + 7
+    # early green for C in this cycle: the cycle keeps its length, the grant ends with it
+    early = plan_priority(X, fixed_at(ORIGIN + 40), call("C", 40, eta=5))
+    assert isinstance(early, Grant) and early.until_s == ORIGIN + 95
+    # at 70 (C green) A's next green is in the next cycle: the grant runs through both (to the end of the
+    # second C green: an acyclic plan ends without the intergreen back to A)
+    late = plan_priority(X, fixed_at(ORIGIN + 70), call("A", 70, eta=5))
+    assert isinstance(late, Grant) and late.kind == "early_green" and late.until_s == ORIGIN + 95 + 86
