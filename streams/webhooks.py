@@ -28,12 +28,11 @@ import hmac
 import ipaddress
 import socket
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import aiohttp
-import orjson
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
@@ -283,34 +282,6 @@ def delivery_id(alert: Mapping[str, Any], level: int, contact: str) -> str:
     """
     key = f"{alert['alarm_id']}|{alert['transition']}|{level}|{transition_time(alert)}|{contact}"
     return hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
-
-
-def plan_deliveries(alert: dict[str, Any], contact_levels: Sequence[Sequence[str]], now: float) -> dict[str, dict[str, Any]]:
-    """Deliveries for one ``alerts`` record: new and escalated alarms go to their level's URLs.
-
-    Delivery ids are deterministic (alarm, transition, level, when), so a re-published
-    transition plans the same deliveries again instead of new ones. A delivery names its
-    target by id and origin, not by URL: the outbox is changelogged to Kafka, and a URL may
-    carry a credential; the URL is looked up in the settings when the delivery is sent.
-    """
-    if alert.get("transition") not in NOTIFY_TRANSITIONS or not contact_levels:
-        return {}
-    level = min(int(alert.get("level") or 0), len(contact_levels) - 1)
-    out: dict[str, dict[str, Any]] = {}
-    for url in contact_levels[level]:
-        did = delivery_id(alert, level, url)
-        out[did] = {
-            "target_id": target_id(url),
-            "target": origin(url),
-            "alarm_id": alert["alarm_id"],
-            "transition": alert["transition"],
-            "level": level,
-            "body": orjson.dumps({"delivery": did, "level": level, "alert": alert}).decode(),
-            "attempts": 0,
-            "next_at": now,
-            "created_at": now,
-        }
-    return out
 
 
 def _scrub(detail: str, url: str) -> str:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from streams.delivery.planning import plan_deliveries  # the notifier's planner (every channel)
 from streams.webhooks import (
     GuardedResolver,
     TargetRefused,
@@ -14,7 +15,6 @@ from streams.webhooks import (
     backoff_s,
     check_url,
     origin,
-    plan_deliveries,
     signature,
     signed_headers,
     target_id,
