@@ -272,6 +272,8 @@ async def _publish_timetable(settings: Settings, city: City, report_dir: Path) -
     from streams.transit_codec import encode_schedule, load_feed
 
     lines, trips = city_trips(city.config, city.t0, city.t1)
+    if not trips:  # a city without bus lines (--bus-lines 0) has no timetable to load
+        return 0
     feed = report_dir / "gtfs.zip"
     write_feed(feed, city.config, lines, trips)
     loaded = load_feed(feed)

@@ -125,7 +125,7 @@ def bench_pipeline(
     ] = 0.0,
     detectors: Annotated[int, typer.Option(min=1, max=64, help="Detectors per frame (cities: 8-16).")] = 4,
 ) -> None:
-    """Measure worker throughput (frames/s per process) against a raw consumer in the same run."""
+    """Frames/s of one worker against a raw consumer (JSON)."""
     from simulators.harness.bench import pipeline_benchmark
 
     if role not in ("telemetry", "control", "all"):
