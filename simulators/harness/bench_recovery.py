@@ -40,6 +40,8 @@ import orjson
 
 from streams.settings import Settings
 
+from .window_oracle import detector_windows
+
 WINDOW_S = 60
 INTERSECTIONS = 20
 STEPS = 150
@@ -75,18 +77,7 @@ class RunResult:
 
 def window_oracle(frames: Iterable[Any], window_s: int = WINDOW_S) -> dict[str, Window]:
     """``aggregate_id`` -> (count_sum, occupancy_mean, frames, speed_kmh_mean) by plain group-by."""
-    acc: dict[str, list[Any]] = defaultdict(lambda: [0, 0.0, 0, 0.0, 0])
-    for f in frames:
-        w = int(f.event_time.timestamp() // window_s) * window_s
-        for d in f.detectors:
-            a = acc[f"{f.intersection_id}/{d.detector_id}/{w}"]
-            a[0] += d.count
-            a[1] += d.occupancy
-            a[2] += 1
-            if d.speed_kmh is not None:
-                a[3] += d.speed_kmh
-                a[4] += 1
-    return {k: (a[0], a[1] / a[2], a[2], a[3] / a[4] if a[4] else None) for k, a in acc.items()}
+    return detector_windows(frames, window_s)
 
 
 def closed_windows(frames: list[Any], window_s: int = WINDOW_S) -> dict[str, Window]:
