@@ -84,6 +84,7 @@ class WorkerProcess:
         self.web_port = web_port
         self.proc: subprocess.Popen[bytes] | None = None
         self.ready_after_s: float | None = None
+        self.not_ready_because: str | None = None
         self._t0 = 0.0
 
     def start(self, timeout_s: float = 60.0) -> float:
@@ -117,14 +118,23 @@ class WorkerProcess:
                 return self.ready_after_s
             time.sleep(0.1)
         self.stop()
-        raise WorkerNotReady(f"worker not ready within {timeout_s:g} s; see {self.log_file}: {self.log_tail()}")
+        why = f" (/ready said: {self.not_ready_because})" if self.not_ready_because else ""
+        raise WorkerNotReady(f"worker not ready within {timeout_s:g} s{why}; see {self.log_file}: {self.log_tail()}")
 
     def ready(self) -> bool:
+        """True once ``/ready`` says so; the reason it gave last is kept for the error."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/ready", timeout=1) as r:
-                return bool(json.loads(r.read()).get("ready"))
+                body = json.loads(r.read())
+        except urllib.error.HTTPError as exc:  # 503 carries the reason
+            try:
+                body = json.loads(exc.read() or b"{}")
+            except ValueError:
+                return False
         except (urllib.error.URLError, OSError, ValueError):
             return False
+        self.not_ready_because = body.get("reason") if isinstance(body, dict) else None
+        return bool(isinstance(body, dict) and body.get("ready"))
 
     def metrics(self) -> dict[str, float]:
         """Current Prometheus samples of the worker, ``name{labels}`` -> value."""

@@ -131,6 +131,11 @@ TopicPartition = tuple[str, int]
 ORIGIN_HEADER = "leitstand-origin"
 #: how long a recovery may spend reading its outputs back (a slow broker: duplicates, not a hang)
 READ_BACK_LIMIT_S = 60.0
+#: how long a partition's position may stand still below its listed end before reading back
+#: gives it up: Tansu, restarted, lists records written to a re-created topic that it never
+#: serves, and a recovery waiting the full limit on them held the worker "rebalancing" for a
+#: minute (and its stop with it)
+READ_BACK_STALL_S = 10.0
 #: what makes an output message the same output again: (key, value) -> identity
 Identity = Callable[[bytes | None, bytes | None], str]
 
@@ -488,6 +493,7 @@ async def _read_to_end(consumer: Any, tps: Mapping[Any, int], outputs: Mapping[s
         consumer.seek(tp, at)
     ends = await consumer.end_offsets(list(tps))
     pending = set(tps)
+    stall = Stall(READ_BACK_STALL_S)
     while pending:
         batch = await consumer.getmany(*pending, timeout_ms=500, max_records=5000)
         for tp, msgs in batch.items():
@@ -495,5 +501,33 @@ async def _read_to_end(consumer: Any, tps: Mapping[Any, int], outputs: Mapping[s
             seen.update(ident(m.key, m.value) for m in msgs if (ORIGIN_HEADER, origin) in (m.headers or ()))
         for tp in list(pending):
             end = max(ends[tp], consumer.highwater(tp) or 0)
-            if await consumer.position(tp) >= end and not batch.get(tp):
+            position = await consumer.position(tp)
+            if position >= end and not batch.get(tp):
                 pending.discard(tp)
+            elif stall.stuck(tp, position):
+                pending.discard(tp)
+                log.warning(
+                    "an output partition lists records the broker does not serve; reading back stopped there "
+                    "(what a restarted in-memory broker leaves), outputs after it may be sent twice",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    position=position,
+                    end=end,
+                )
+
+
+class Stall:
+    """Whether a partition's position has stood still for ``limit_s`` (monotonic ``clock``)."""
+
+    def __init__(self, limit_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit_s = limit_s
+        self.clock = clock
+        self.last: dict[Any, tuple[int, float]] = {}  # partition -> (position, since when)
+
+    def stuck(self, tp: Any, position: int) -> bool:
+        now = self.clock()
+        at, since = self.last.get(tp, (None, now))
+        if at != position:
+            self.last[tp] = (position, now)
+            return False
+        return now - since >= self.limit_s

@@ -251,3 +251,21 @@ def test_a_repeated_transition_has_the_identity_of_the_first() -> None:
     _, again = alarm_lifecycle.book_changes({}, cmds, NOW + 30, policy)  # re-applied later: other deadline
     a, b = (alarm_lifecycle.alert_record(c[0], t) for c, t in ((first, NOW), (again, NOW + 30)))
     assert a != b and alarm_lifecycle.alert_identity(None, a) == alarm_lifecycle.alert_identity(None, b)
+
+
+def test_read_back_gives_up_a_partition_only_after_it_stood_still_for_the_limit() -> None:
+    from streams.agents.wiring import Stall
+
+    now = [0.0]
+    stall = Stall(10.0, clock=lambda: now[0])
+    assert not stall.stuck("p0", 5)
+    now[0] = 9.9
+    assert not stall.stuck("p0", 5)  # not yet
+    now[0] = 12.0
+    assert not stall.stuck("p0", 6)  # it moved: the clock starts again
+    now[0] = 21.9
+    assert not stall.stuck("p0", 6)
+    assert not stall.stuck("p1", 0)  # partitions are apart
+    now[0] = 22.0
+    assert stall.stuck("p0", 6)
+    assert not stall.stuck("p1", 0)
