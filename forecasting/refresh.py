@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -80,7 +80,26 @@ class RefreshSchedule:
         return jobs
 
 
-def forecast_by_hour(points: Iterable[tuple[str, float]]) -> dict[str, float]:
-    """``(ISO timestamp, yhat)`` pairs as hour epoch (text, as the history keys hours) -> yhat,
-    to score each forecast hour once it is complete."""
-    return {str(int(datetime.fromisoformat(ts).timestamp())): yhat for ts, yhat in points}
+class Forecasted(NamedTuple):
+    """What a forecast said for one hour: the value and its interval."""
+
+    yhat: float
+    lower: float
+    upper: float
+
+
+def forecast_by_hour(points: Iterable[tuple[str, Forecasted]]) -> dict[str, Forecasted]:
+    """``(ISO timestamp, forecast)`` pairs as hour epoch (text, as the history keys hours) ->
+    forecast, to score each forecast hour once it is complete."""
+    return {str(int(datetime.fromisoformat(ts).timestamp())): f for ts, f in points}
+
+
+def band_outcome(actual: float, forecasted: Forecasted) -> str:
+    """Where an hour's actual value fell against the forecast's interval: ``inside``, ``below``
+    or ``above``. Counted live, inside / all is the interval's coverage a planner can check
+    against its nominal level (80 %, ``forecasting.intervals``)."""
+    if actual < forecasted.lower:
+        return "below"
+    if actual > forecasted.upper:
+        return "above"
+    return "inside"

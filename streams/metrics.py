@@ -128,9 +128,17 @@ FORECAST_FAILURES = Counter(
 )
 FORECAST_ABS_ERROR = Gauge(
     "leitstand_forecast_abs_error",
-    "Mean over the series of one kind (intersection: vehicles/h, pool: visitors) of the absolute error "
+    "Mean over the series of one kind (intersection: vehicles/h, pool: visitors, bus: occupancy share) of the absolute error "
     "of each series' newest scored hour: what was forecast for it against what happened.",
     ["series_kind"],
+    registry=REGISTRY,
+)
+FORECAST_INTERVAL = Counter(
+    "leitstand_forecast_interval_total",
+    "Scored forecast hours by where what happened fell against the forecast's 80 % interval "
+    "(outcome: inside, below, above), per series kind. inside / all is the live coverage of the "
+    "band planners read; well under 0.8 means the band is too narrow to trust.",
+    ["series_kind", "outcome"],
     registry=REGISTRY,
 )
 FORECAST_SECONDS = Gauge(
@@ -329,7 +337,7 @@ def observe_delivery(outcome: str, planned_at: float | None, now: float) -> None
 # --- forecast error by series kind --------------------------------------------------------------
 
 #: the kinds of forecast series (the part of a series id before '/'); anything else is "other"
-SERIES_KINDS = ("intersection", "pool")
+SERIES_KINDS = ("intersection", "pool", "bus")
 _latest_error: dict[str, dict[str, float]] = {}
 
 
@@ -346,6 +354,11 @@ def record_forecast_error(series_id: str, abs_error: float) -> None:
     errors = _latest_error.setdefault(kind, {})
     errors[series_id] = abs_error
     FORECAST_ABS_ERROR.labels(kind).set(sum(errors.values()) / len(errors))
+
+
+def record_interval_outcome(series_id: str, outcome: str) -> None:
+    """A scored hour against its forecast interval (``forecasting.refresh.band_outcome``)."""
+    FORECAST_INTERVAL.labels(series_kind(series_id), outcome).inc()
 
 
 # --- the worker's runtime: event loop, consumer lag, build -------------------------------------------

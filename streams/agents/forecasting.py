@@ -35,10 +35,10 @@ import pandas as pd
 import structlog
 
 from forecasting import Event, event_regressors, live_history, make_forecaster, process_pool
-from forecasting.refresh import RefreshSchedule, forecast_by_hour
+from forecasting.refresh import Forecasted, RefreshSchedule, band_outcome, forecast_by_hour
 
 from ..ingest import decoded_batches
-from ..metrics import FORECAST_FAILURES, FORECAST_REFRESHES, FORECAST_SECONDS, record_forecast_error
+from ..metrics import FORECAST_FAILURES, FORECAST_REFRESHES, FORECAST_SECONDS, record_forecast_error, record_interval_outcome
 from ..records import BusPosition, DetectorAggregate, Forecast, ForecastPoint, PoolReading, ScheduledEvent, encode_orjson
 from ..settings import Settings
 from ..topics import AGGREGATES, EVENTS_SCHEDULE, FORECASTS, SENSORS_BUS, SENSORS_POOL
@@ -137,7 +137,7 @@ class SeriesBook:
         self.tables = {kind: keyed_table(app, f"forecast-history-{kind}", settings) for kind in SERIES_KINDS}
         self.events = keyed_table(app, "announced-events", settings)
         self.schedule = RefreshSchedule(settings.forecast_refresh_s, settings.forecast_min_history_h)
-        self.last_forecast: dict[str, dict[str, float]] = {}  # series -> {hour epoch: yhat}
+        self.last_forecast: dict[str, dict[str, Forecasted]] = {}  # series -> {hour epoch: forecast}
 
     def all_series(self) -> list[str]:
         return [f"{kind}/{k.decode()}" for kind, table in self.tables.items() for k in list(table.keys())]
@@ -177,7 +177,8 @@ class SeriesBook:
             return
         actual, predicted = live_history.value_of(state, hour), self.last_forecast.get(series_id, {}).get(str(hour))
         if actual is not None and predicted is not None:
-            record_forecast_error(series_id, abs(actual - predicted))  # by series kind: bounded labels
+            record_forecast_error(series_id, abs(actual - predicted.yhat))  # by series kind: bounded labels
+            record_interval_outcome(series_id, band_outcome(actual, predicted))
 
     def announce(self, e: ScheduledEvent) -> None:
         """Keep a new or changed event; the series it affects (all, for a city-wide one) are due at once."""
@@ -196,7 +197,9 @@ class SeriesBook:
         return to_events(d for _, venue in list(self.events.items()) for d in (venue or {}).values())
 
     def forecasted(self, forecast: Forecast) -> None:
-        self.last_forecast[forecast.series_id] = forecast_by_hour((p.timestamp, p.yhat) for p in forecast.points)
+        self.last_forecast[forecast.series_id] = forecast_by_hour(
+            (p.timestamp, Forecasted(p.yhat, p.yhat_lower, p.yhat_upper)) for p in forecast.points
+        )
 
 
 def aggregates_by_intersection(values: Iterable[bytes | None]) -> dict[bytes, list[Observation]]:

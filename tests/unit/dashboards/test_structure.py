@@ -27,6 +27,7 @@ METRICS = {
     "leitstand_event_to_output_seconds_bucket",
     "leitstand_alarm_ack_seconds_bucket",
     "leitstand_forecast_abs_error",
+    "leitstand_forecast_interval_total",
     "leitstand_forecast_refreshes_total",
 }
 DATASOURCES = {"grafana-postgresql-datasource": "${DS_POSTGRES}", "prometheus": "${DS_PROMETHEUS}"}

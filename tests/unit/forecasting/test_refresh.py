@@ -7,7 +7,7 @@ import math
 import orjson
 import pandas as pd
 
-from forecasting.refresh import RECHECK_S, RefreshSchedule, forecast_by_hour, recheck_mark, scheduled
+from forecasting.refresh import RECHECK_S, Forecasted, RefreshSchedule, band_outcome, forecast_by_hour, recheck_mark, scheduled
 from streams.records import Forecast, ForecastPoint, encode_orjson
 
 
@@ -51,7 +51,13 @@ def test_select_fits_long_series_and_rechecks_short_ones_later() -> None:
 
 
 def test_forecast_by_hour_keys_hours_as_the_history_does() -> None:
-    assert forecast_by_hour([("2026-01-01T01:00:00+00:00", 4.5)]) == {"1767229200": 4.5}
+    f = Forecasted(4.5, 3.0, 6.0)
+    assert forecast_by_hour([("2026-01-01T01:00:00+00:00", f)]) == {"1767229200": f}
+
+
+def test_an_actual_is_inside_its_band_bounds_included() -> None:
+    band = Forecasted(10.0, 8.0, 12.0)
+    assert [band_outcome(v, band) for v in (7.99, 8.0, 10.0, 12.0, 12.01)] == ["below", "inside", "inside", "inside", "above"]
 
 
 def test_a_forecast_record_has_the_bytes_of_the_hand_built_dict_it_replaced() -> None:

@@ -181,13 +181,26 @@ def test_forecast_error_is_labelled_by_series_kind_and_averaged_over_its_series(
     for i in range(200):  # a city's worth of series: still one label value per kind
         metrics.record_forecast_error(f"intersection/K{i}", 10.0 if i % 2 else 20.0)
     metrics.record_forecast_error("pool/P1", 3.0)
-    metrics.record_forecast_error("bus/L7", 1.0)
+    metrics.record_forecast_error("bus/L7", 0.2)
+    metrics.record_forecast_error("weather/x", 1.0)
     assert sample("leitstand_forecast_abs_error", series_kind="intersection") == pytest.approx(15.0)
     assert sample("leitstand_forecast_abs_error", series_kind="pool") == pytest.approx(3.0)
+    assert sample("leitstand_forecast_abs_error", series_kind="bus") == pytest.approx(0.2)
     assert sample("leitstand_forecast_abs_error", series_kind="other") == pytest.approx(1.0)
     kinds = {s.labels["series_kind"] for s in list(metrics.FORECAST_ABS_ERROR.collect())[0].samples}
-    assert kinds == {"intersection", "pool", "other"}
+    assert kinds == {"intersection", "pool", "bus", "other"}
     assert metrics.series_kind("intersection/a/b") == "intersection" and metrics.series_kind("nokind") == "other"
+
+
+def test_interval_outcomes_are_counted_per_series_kind() -> None:
+    def count(kind: str, outcome: str) -> float:
+        return REGISTRY.get_sample_value("leitstand_forecast_interval_total", {"series_kind": kind, "outcome": outcome}) or 0.0
+
+    before = {o: count("pool", o) for o in ("inside", "below", "above")}
+    for outcome in ("inside", "inside", "inside", "below", "above"):
+        metrics.record_interval_outcome("pool/P1", outcome)
+    after = {o: count("pool", o) - before[o] for o in before}
+    assert after == {"inside": 3.0, "below": 1.0, "above": 1.0}
 
 
 def test_consumer_lag_per_partition_and_revoked_partitions_removed() -> None:
