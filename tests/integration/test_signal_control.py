@@ -50,6 +50,14 @@ def _drives(plans: list[dict]) -> list[dict]:
     return [p for p in plans if p["status"] in ("active", "fallback", "fixed")]
 
 
+def _configured(s, iid: str) -> None:
+    """Wait until the worker applied ``iid``'s configuration. Configurations and frames are
+    different topics: a frame fetched before its configuration has no controller and gets no
+    drive reply (one of 25 frames in a CI run under load)."""
+    audit = _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "control_started" and a["intersection_id"] == iid for a in rs), 30)
+    assert any(a["action"] == "control_started" and a["intersection_id"] == iid for a in audit), audit
+
+
 @pytest.mark.parametrize("role", ["control"])  # role `all` is exercised by test_sumo_cosim.py
 def test_advisory_mode_end_to_end(broker, settings_for, tmp_path: Path, role: str) -> None:
     s = settings_for(broker, api_token=TOKEN)
@@ -79,6 +87,7 @@ def test_advisory_mode_end_to_end(broker, settings_for, tmp_path: Path, role: st
             "params": {"recompute_every_cycles": 1},
         }
         asyncio.run(_send(s, "signals.config", [config], "intersection_id"))
+        _configured(s, "K101")
         asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(1), "K999") + _frames(t0, range(25)), "intersection_id"))
 
         # every frame of K101 gets exactly one drive reply (the fixed program); one proposal waits
@@ -182,6 +191,7 @@ def test_a_restarted_worker_rebuilds_control_from_its_table(broker, settings_for
     worker.start(timeout_s=90)
     try:
         asyncio.run(_send(s, "signals.config", [config], "intersection_id"))
+        _configured(s, "K101")
         asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25)), "intersection_id"))
         plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 25, 60)
         assert len(_drives(plans)) == 25, [(d["status"], d["mode"]) for d in _drives(plans)]
