@@ -41,6 +41,11 @@ class DetectorObservation:
         m = self.lanes.get(lane_id)
         return _finite_nonneg(m.vehicles) if m else 0.0
 
+    def occupancy(self, lane_id: str) -> float:
+        """Share of the lane area covered by vehicles, 0..1 (missing or nonsense: 0)."""
+        m = self.lanes.get(lane_id)
+        return min(1.0, _finite_nonneg(m.occupancy)) if m else 0.0
+
     def count(self, lane_id: str) -> float:
         m = self.lanes.get(lane_id)
         return _finite_nonneg(m.count) if m else 0.0

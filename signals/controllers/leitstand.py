@@ -13,8 +13,16 @@ The rule, in the spirit of actuated control and SURTRAC's queue/platoon clearing
   ``stranded_weight`` times the vehicles the current stage would strand (plus
   ``switch_cost_veh``): close to exhaustive service, which polling theory favours when every
   change costs lost time;
-* **exits that are full count for nothing**: a movement whose exit lane is queued back is not
-  served into the spillback (the downstream term of max-pressure, without turning ratios);
+* **exits that are full count for nothing**: a movement whose exit lanes are all queued back is
+  not served into the spillback (the downstream term of max-pressure, without turning ratios). An
+  exit is full when ``spillback_veh`` vehicles stand on it, or when standing vehicles cover at
+  least ``JAM_OCCUPANCY`` of its detector: the link between two signals of one junction may be
+  12 m long and never hold eight vehicles (ingolstadt21 gridlocked through such links);
+* **a dead detector is estimated, not read as an empty lane**: an approach lane whose detector is
+  absent from the frame gets a point-queue estimate (vehicles arrive at the rate the intersection's
+  working stop-line loops measure, scaled by the lane's share of green in the fixed program, the
+  split its engineers dimensioned for its demand, and leave at saturation flow while its group is
+  green), and the explanation names it; an exit lane without data is no evidence of spillback;
 * minimum and maximum greens, intergreens and every group's maximum wait are enforced exactly
   as for max-pressure (the same plan bookkeeping, earliest-deadline-first wait guard), and the
   safety validator still checks every plan.
@@ -29,8 +37,23 @@ from __future__ import annotations
 from signals.controllers.base import DetectorObservation
 from signals.controllers.maxpressure import MaxPressureController
 from signals.explain import StageDecision
-from signals.model import Intersection
-from signals.timeline import EPS
+from signals.model import Intersection, SignalPlan
+from signals.timeline import EPS, SignalState, build_timeline
+
+#: seconds over which the arrival rate of the working approach lanes is averaged (5-minute flows,
+#: the traffic engineer's usual interval); only used for lanes whose detector is dead
+RATE_WINDOW_S = 300.0
+#: an exit lane area at least this much covered, with vehicles standing on it, is full: a jam
+#: packs vehicles of ~5 m with ~2.5 m gaps, about two thirds of the lane (physics, not tuned)
+JAM_OCCUPANCY = 0.5
+
+
+def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
+    """Each group's share of the fixed program's cycle spent green: the split the program's
+    engineers gave its demand, hence the prior for a lane nobody can measure."""
+    phases = intersection.fixed_plan.phases
+    cycle = sum(p.green_s for p in phases) or 1.0
+    return {g: sum(p.green_s for p in phases if g in intersection.stage(p.stage).groups) / cycle for g in intersection.groups}
 
 
 class LeitstandController(MaxPressureController):
@@ -61,18 +84,74 @@ class LeitstandController(MaxPressureController):
                 if la.group in st.groups:
                     serves.setdefault(la.measured_by, set()).update(self._measured[d] for d in la.downstream)
             self._serves[st.id] = serves
+        shares = fixed_green_shares(intersection)
+        #: approach detector -> (its groups, its fixed-program green share, vehicles/s it discharges)
+        self._approaches: dict[str, tuple[frozenset[str], float, float]] = {}
+        for la in intersection.lanes:
+            if la.group is not None:
+                groups, share, sat = self._approaches.get(la.measured_by, (frozenset(), 0.0, 0.0))
+                self._approaches[la.measured_by] = (
+                    groups | {la.group},
+                    max(share, shares[la.group]),
+                    max(sat, la.saturation_flow_vph / 3600.0),
+                )
+        #: arrivals per working approach lane per fixed-program green share (vehicles/s), averaged
+        self._rate_per_share: float | None = None
+        #: estimated queue of each approach lane whose detector is dead
+        self._estimated: dict[str, float] = {}
+
+    def _estimate_blind(self, obs: DetectorObservation) -> None:
+        """Advance the point-queue estimate of every approach lane missing from this frame."""
+        dt = obs.interval_s if obs.interval_s > 0 else self.decision_interval_s
+        working = [d for d in self._approaches if d in obs.lanes]
+        share_sum = sum(self._approaches[d][1] for d in working)
+        if working and share_sum > 0:
+            measured = sum(obs.count(d) for d in working) / dt / share_sum
+            alpha = min(1.0, dt / RATE_WINDOW_S)
+            prev = self._rate_per_share
+            self._rate_per_share = measured if prev is None else prev + alpha * (measured - prev)
+        blind = [d for d in self._approaches if d not in obs.lanes]
+        for d in list(self._estimated):
+            if d in obs.lanes:
+                del self._estimated[d]  # the detector is back: trust it again
+        if not blind:
+            return
+        green = self._green_at(obs.time_s)
+        for d in blind:
+            groups, share, sat = self._approaches[d]
+            q = self._estimated.get(d, 0.0) + (self._rate_per_share or 0.0) * share * dt
+            if groups & green:
+                q = max(0.0, q - sat * dt)
+            self._estimated[d] = q
+
+    def _green_at(self, t: float) -> set[str]:
+        """Groups the committed plan shows green at epoch second ``t`` (none before the start)."""
+        if not self._phases:
+            return set()
+        tl = build_timeline(self.intersection, SignalPlan(tuple(self._phases), cyclic=False))
+        at = min(max(0.0, t - self._origin_s), max(0.0, tl.duration_s - EPS))
+        return {g for g in self.intersection.groups if tl.state_at(g, at) is SignalState.GREEN}
 
     def _lane_value(self, obs: DetectorObservation, det: str, exits: set[str]) -> float:
-        queue = obs.queue(det)
-        approaching = max(0.0, obs.vehicles(det) - queue)
-        value = queue + self.approach_weight * approaching
-        if exits and min(obs.queue(e) for e in exits) >= self.spillback_veh:
+        if det not in obs.lanes and det in self._estimated:
+            value = self._estimated[det]
+        else:
+            queue = obs.queue(det)
+            approaching = max(0.0, obs.vehicles(det) - queue)
+            value = queue + self.approach_weight * approaching
+        known = [e for e in exits if e in obs.lanes]  # a dead exit detector is no evidence of spillback
+        if known and all(self._full(obs, e) for e in known):
             return 0.0  # every exit of this lane is queued back: green would not move anyone
         return value
+
+    def _full(self, obs: DetectorObservation, exit_det: str) -> bool:
+        queue = obs.queue(exit_det)
+        return queue >= self.spillback_veh or (queue >= 1.0 and obs.occupancy(exit_det) >= JAM_OCCUPANCY)
 
     def decide(self, observation: DetectorObservation) -> StageDecision:
         intersection = self.intersection
         now = observation.time_s
+        self._estimate_blind(observation)
         repeat = self._not_due(observation)
         if repeat is not None:
             return repeat
@@ -94,6 +173,7 @@ class LeitstandController(MaxPressureController):
         stranded = sum(v for d, v in mine.items() if d not in value[best])
         inputs = {f"gain.{s}": round(gains[s], 2) for s in others}
         inputs |= {"stranded": round(stranded, 2), "green_s": cur.green_s}
+        inputs |= {f"estimated_veh.{d}": round(q, 1) for d, q in sorted(self._estimated.items())}
         pays = gains[best] > self.stranded_weight * stranded + self.switch_cost_veh
         if can_hold and not pays and self._wait_safe(cur.stage, waits):
             rule = "serve_while_it_pays" if stranded > 0 else "rest_in_green"
@@ -115,4 +195,6 @@ class LeitstandController(MaxPressureController):
                 f"switches {cur.stage} -> {chosen} (transition {self._last_transition_s():g} s): releases "
                 f"{gains[chosen]:.1f} weighted vehicles, strands {stranded:.1f}"
             )
+        if self._estimated:
+            effect += f"; no data from {', '.join(sorted(self._estimated))}: queue estimated from the fixed program's split"
         return self._emit(now, rule, inputs, effect)

@@ -19,6 +19,7 @@ from typing import Any
 from signals import fairness
 from signals.controllers import CONTROLLERS
 from signals.explain import StageDecision
+from simulators.sumo import breakdown as capacity
 from simulators.sumo.loop import DecisionSource, InProcessSource, Scenario, run
 from simulators.sumo.network import SumoSignals
 from streams.records import IntersectionFrame
@@ -96,21 +97,35 @@ class FairnessSource:
         self.inner.close()
 
 
-def run_with_fairness(scenario: str | Path, controller: str, seed: int, inner: DecisionSource) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """What every run of an evaluation is asked for besides scenario, controller and seed."""
+
+    #: add the capacity breakdown (:mod:`simulators.sumo.breakdown`)
+    breakdown: bool = False
+    #: share of detectors dead for the whole run (drawn per seed, the same for every controller)
+    failed_detectors: float = 0.0
+
+
+def run_with_fairness(
+    scenario: str | Path, controller: str, seed: int, inner: DecisionSource, options: RunOptions = RunOptions()
+) -> dict[str, Any]:
     """One run as a dict (``RunResult`` fields) plus ``fairness_raw``: the waits it observed."""
     source = FairnessSource(inner)
-    result = dataclasses.asdict(run(scenario, controller, seed, source))
+    result = dataclasses.asdict(
+        run(scenario, controller, seed, source, breakdown=options.breakdown, failed_detectors=options.failed_detectors)
+    )
     result["fairness_raw"] = source.raw or source.tracker.finish()
     return result
 
 
-def _one(args: tuple[str, str, int]) -> dict[str, Any]:
-    scenario, controller, seed = args
-    return run_with_fairness(scenario, controller, seed, InProcessSource())
+def _one(args: tuple[str, str, int, RunOptions]) -> dict[str, Any]:
+    scenario, controller, seed, options = args
+    return run_with_fairness(scenario, controller, seed, InProcessSource(), options)
 
 
 def run_many(
-    jobs_list: Sequence[tuple[str, str, int]], jobs: int, on_done: Callable[[dict[str, Any]], None] | None = None
+    jobs_list: Sequence[tuple[str, str, int, RunOptions]], jobs: int, on_done: Callable[[dict[str, Any]], None] | None = None
 ) -> list[dict[str, Any]]:
     """Run (scenario, controller, seed) triples in spawned processes; results in input order."""
     if jobs <= 1 or len(jobs_list) == 1:
@@ -139,6 +154,11 @@ def summarise(scenario: str, controller: str, seeds: Sequence[int], runs: list[d
     raws = [r["fairness_raw"] for r in runs if "fairness_raw" in r]
     if raws:
         out["fairness"] = fairness.summarise(fairness.merge(raws))
+    if any(r.get("failed_detectors") for r in runs):
+        out["failed_detectors_per_seed"] = [len(r.get("failed_detectors") or ()) for r in runs]
+    accounts = [r["breakdown"] for r in runs if r.get("breakdown")]
+    if accounts:
+        out["breakdown"] = capacity.merge(accounts)
     out["wall_s"] = round(wall_s, 2)
     return out
 
@@ -151,15 +171,16 @@ def evaluate(
     jobs: int = 1,
     source_factory: Callable[[], Any] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
+    options: RunOptions = RunOptions(),
 ) -> dict[str, Any]:
     check_controller(controller)
     started = time.perf_counter()
     if source_factory is None:
-        runs = run_many([(str(scenario), controller, s) for s in seeds], jobs, on_done)
+        runs = run_many([(str(scenario), controller, s, options) for s in seeds], jobs, on_done)
     else:
         runs = []
         for s in seeds:
-            runs.append(run_with_fairness(scenario, controller, s, source_factory()))
+            runs.append(run_with_fairness(scenario, controller, s, source_factory(), options))
             if on_done:
                 on_done(runs[-1])
     return summarise(Path(scenario).stem, controller, seeds, runs, time.perf_counter() - started)

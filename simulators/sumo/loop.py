@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -28,6 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol, TypedDict
 
+import msgspec
 import sumolib
 
 from signals.adapter import StageAdapter
@@ -36,6 +38,7 @@ from signals.explain import StageDecision
 from signals.loader import intersection_to_dict
 from signals.monitor import SafetyMonitor
 from signals.timeline import SignalState
+from simulators.sumo.breakdown import Breakdown
 from simulators.sumo.network import SumoSignals, intersections_from_sumo, load_sumo_net
 from streams.records import DetectorReading, IntersectionConfig, IntersectionFrame
 from streams.signal_codec import decision_from_message, observation_from_frame, plan_message
@@ -262,6 +265,10 @@ class RunResult:
     stage_changes: int
     wall_s: float
     violations: list[str] = field(default_factory=list)
+    #: detectors that reported nothing in this run (``failed_detectors``), sorted
+    failed_detectors: list[str] = field(default_factory=list)
+    #: where capacity went (:mod:`simulators.sumo.breakdown`), when asked for
+    breakdown: dict[str, object] | None = None
 
 
 def write_detectors(signals: Mapping[str, SumoSignals], net: sumolib.net.Net, path: Path) -> dict[str, dict[str, tuple[str, str]]]:
@@ -304,8 +311,17 @@ def run(
     session: str | None = None,
     progress: Callable[[float, float], None] | None = None,
     keep_dir: Path | None = None,
+    breakdown: bool = False,
+    failed_detectors: float = 0.0,
 ) -> RunResult:
-    """One seeded run of a scenario under one controller (libsumo: in this process, one at a time)."""
+    """One seeded run of a scenario under one controller (libsumo: in this process, one at a time).
+
+    ``failed_detectors`` is the share of detectors (approach and exit lane areas with their
+    stop-line loops) that are dead for the whole run, drawn at random from the run's seed: their
+    readings are left out of every frame, as a field detector that lost power or its link
+    reports nothing. ``breakdown`` adds :mod:`simulators.sumo.breakdown`'s account (of the true
+    measurements, failed detectors included).
+    """
     import libsumo as traci  # one simulation per process: imported where it is used
 
     scenario = read_scenario(sumocfg)
@@ -319,12 +335,14 @@ def run(
         det_file = work / "leitstand.det.add.xml"
         tripinfo = work / "tripinfo.xml"
         detectors = write_detectors(signals, net, det_file)
+        failed = pick_failed(detectors, failed_detectors, seed)
+        account = Breakdown({tid: x.intersection for tid, x in signals.items()}) if breakdown else None
         _start_sumo(traci, scenario, seed, tripinfo, (*scenario.additional, det_file))
         try:
             epoch = sim_epoch(scenario.end_s)
             source.start(scenario, signals, controller, session, epoch)
             driver = _SignalDriver(signals)
-            teleports = _closed_loop(traci, scenario, detectors, source, driver, epoch, progress)
+            teleports = _closed_loop(traci, scenario, detectors, source, driver, epoch, progress, failed, account)
         finally:
             traci.close()
             source.close()
@@ -340,8 +358,19 @@ def run(
         stage_changes=driver.stage_changes(),
         wall_s=round(time.perf_counter() - started, 2),
         violations=violations[:20],
+        failed_detectors=sorted(failed),
+        breakdown=account.finish({tid: a.stage_changes for tid, a in driver.adapters.items()}) if account else None,
         **stats,
     )
+
+
+def pick_failed(detectors: Mapping[str, Mapping[str, tuple[str, str]]], share: float, seed: int) -> frozenset[str]:
+    """The detectors that fail in a run: ``share`` of all of them (rounded), drawn from ``seed``,
+    so every controller of a comparison meets the same failures."""
+    if not 0.0 <= share <= 1.0 or math.isnan(share):
+        raise ScenarioError(f"failed detectors must be a share between 0 and 1, got {share}")
+    every = sorted({d for dets in detectors.values() for d in dets})
+    return frozenset(random.Random(f"failed-detectors/{seed}").sample(every, round(share * len(every))))
 
 
 def _start_sumo(traci: ModuleType, scenario: Scenario, seed: int, tripinfo: Path, additional: tuple[Path, ...]) -> None:
@@ -388,11 +417,14 @@ class _SignalDriver:
         self.adapters = {tid: StageAdapter(s.intersection) for tid, s in signals.items()}
         self.monitors = {tid: SafetyMonitor(s.intersection) for tid, s in signals.items()}
         self.shown: dict[str, str] = {}
+        #: the states each traffic light showed in the last step
+        self.states: dict[str, Mapping[str, SignalState]] = {}
 
     def apply(self, traci: ModuleType, decisions: Mapping[str, StageDecision], t: float, clock: float) -> None:
         """Step every traffic light to simulation second ``t`` (``clock`` in epoch seconds)."""
         for tid, s in self.signals.items():
             states = self.adapters[tid].step(decisions[tid], clock)
+            self.states[tid] = states
             self.monitors[tid].observe(t, states)
             rygs = _state_string(s, states, self.adapters[tid])
             if self.shown.get(tid) != rygs:
@@ -414,6 +446,8 @@ def _closed_loop(
     driver: _SignalDriver,
     epoch: float,
     progress: Callable[[float, float], None] | None,
+    failed: frozenset[str] = frozenset(),
+    account: Breakdown | None = None,
 ) -> int:
     """Every step until the scenario's end: frames -> decisions -> shown states -> one SUMO
     step. Returns the number of teleports (none expected: teleporting is switched off)."""
@@ -422,9 +456,15 @@ def _closed_loop(
     t = traci.simulation.getTime()
     while t < scenario.end_s - 1e-9:
         frames = [_frame(traci, tid, detectors[tid], epoch + t, step_s) for tid in driver.signals]
-        decisions = source.decide(frames)
+        seen = [_without(f, failed) for f in frames] if failed else frames
+        decisions = source.decide(seen)
         clock = epoch + t  # decisions are timed in epoch seconds, like field data
         driver.apply(traci, decisions, t, clock)
+        if account is not None:
+            for f in frames:
+                tid = f.intersection_id
+                account.observe(f, driver.states[tid], driver.adapters[tid].transition is not None, decisions[tid], step_s)
+            account.network(len(traci.simulation.getPendingVehicles()), step_s)
         traci.simulationStep()
         teleports += traci.simulation.getStartingTeleportNumber()
         t = traci.simulation.getTime()
@@ -451,6 +491,12 @@ def _frame(traci: ModuleType, tid: str, detectors: Mapping[str, tuple[str, str]]
     return IntersectionFrame(
         schema_version=1, event_time=datetime.fromtimestamp(clock, tz=UTC), intersection_id=tid, interval_s=step_s, detectors=readings
     )
+
+
+def _without(frame: IntersectionFrame, failed: frozenset[str]) -> IntersectionFrame:
+    """The frame as the city receives it with some detectors dead: their readings absent."""
+    kept = [r for r in frame.detectors if r.detector_id not in failed]
+    return frame if len(kept) == len(frame.detectors) else msgspec.structs.replace(frame, detectors=kept)
 
 
 def _state_string(s: SumoSignals, states: Mapping[str, SignalState], adapter: StageAdapter) -> str:

@@ -16,7 +16,7 @@ import typer
 from .common import cli_settings, default_shared_dir, fail
 from .detect import detector_benchmark, detector_name, find_nab_dir, nab_benchmark, nab_set_benchmark, nab_table_benchmark
 from .forecast import forecast_accuracy_benchmark, forecast_refresh_benchmark
-from .sumo import signals_benchmark
+from .sumo import FailedDetectors, signals_benchmark
 
 #: where ``bench signals`` looks for the real-city maps unless told (``../shared/scenarios``)
 DEFAULT_SCENARIOS = default_shared_dir() / "scenarios"
@@ -270,9 +270,13 @@ def bench_signals(
         ),
     ] = "fixed,webster,maxpressure,leitstand",
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (default: CPUs).")] = None,
+    failed_detectors: FailedDetectors = 0.0,
+    maps: Annotated[
+        str | None, typer.Option("--maps", help="Only these maps, comma-separated (default: all four development maps).")
+    ] = None,
 ) -> None:
     """Controllers vs fixed time on real-city maps (JSON)."""
-    print(json.dumps(signals_benchmark(scenarios, seeds, controllers, jobs)))
+    print(json.dumps(signals_benchmark(scenarios, seeds, controllers, jobs, failed_detectors, maps)))
 
 
 @app.command("fairness")

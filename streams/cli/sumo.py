@@ -20,12 +20,28 @@ from .common import err, out, reachable_settings, shared_absent_note
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from simulators.sumo.evaluation import RunOptions
+
 app = typer.Typer(help="SUMO closed loop: evaluate and compare signal controllers.", no_args_is_help=True)
 
 #: the real-city maps ``bench signals`` looks for under its --scenarios directory
-DEV_SCENARIOS = ("cologne1", "cologne3", "ingolstadt1")
+DEV_SCENARIOS = ("cologne1", "cologne3", "ingolstadt1", "ingolstadt21")
 
 Scenario = Annotated[Path, typer.Argument(metavar="SCENARIO.sumocfg", help="Any SUMO scenario with traffic lights.")]
+FailedDetectors = Annotated[
+    float,
+    typer.Option(
+        "--failed-detectors",
+        min=0.0,
+        max=1.0,
+        metavar="SHARE",
+        help="Share of detectors dead for the whole run (e.g. 0.1), drawn per seed, the same for every controller.",
+    ),
+]
+Breakdown = Annotated[
+    bool,
+    typer.Option("--breakdown", help="Where capacity went, per intersection: green served / standing / empty, switches, queues."),
+]
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -75,12 +91,20 @@ def parallel_runs(jobs: int | None, runs: int) -> int:
     return max(1, min(jobs or (os.cpu_count() or 1), runs))
 
 
-def evaluate_controller(scenario: Path, controller: str, seeds: list[int], jobs: int, via_kafka: bool, quiet: bool) -> dict[str, Any]:
+def evaluate_controller(
+    scenario: Path,
+    controller: str,
+    seeds: list[int],
+    jobs: int,
+    via_kafka: bool,
+    quiet: bool,
+    options: RunOptions | None = None,
+) -> dict[str, Any]:
     """One controller over the seeds (in process, or through the broker and a running worker),
     with a progress bar on stderr unless ``quiet``."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from simulators.sumo.evaluation import evaluate
+    from simulators.sumo.evaluation import RunOptions, evaluate
     from simulators.sumo.loop import ScenarioError
 
     factory = None
@@ -100,7 +124,15 @@ def evaluate_controller(scenario: Path, controller: str, seeds: list[int], jobs:
     ) as progress:
         task = progress.add_task(f"{scenario.stem} · {controller}", total=len(seeds))
         try:
-            return evaluate(scenario, controller, seeds, jobs=jobs, source_factory=factory, on_done=lambda _r: progress.advance(task))
+            return evaluate(
+                scenario,
+                controller,
+                seeds,
+                jobs=jobs,
+                source_factory=factory,
+                on_done=lambda _r: progress.advance(task),
+                options=options or RunOptions(),
+            )
         except ScenarioError as exc:
             raise CliError(str(exc)) from None
 
@@ -119,8 +151,12 @@ def eval_cmd(
     via_kafka: Annotated[bool, typer.Option("--via-kafka", help="Frames and plans through the broker and a running worker.")] = False,
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (in-process path; default: CPUs).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (the default is a short summary).")] = False,
+    breakdown: Breakdown = False,
+    failed_detectors: FailedDetectors = 0.0,
 ) -> None:
     """One controller on a scenario: RESCO delay, trips, safety (with --tsp: buses and the rest)."""
+    from simulators.sumo.evaluation import RunOptions
+
     seed_list = parse_seeds(seeds)
     if tsp is not None:
         on = tsp_flag(tsp, controller, via_kafka)
@@ -128,16 +164,52 @@ def eval_cmd(
         return
     name = controller_names(controller or "leitstand")[0]
     runs_at_once = 1 if via_kafka else parallel_runs(jobs, len(seed_list))
-    result = evaluate_controller(checked_scenario(scenario), name, seed_list, runs_at_once, via_kafka, quiet=as_json)
+    options = RunOptions(breakdown=breakdown, failed_detectors=failed_detectors)
+    result = evaluate_controller(checked_scenario(scenario), name, seed_list, runs_at_once, via_kafka, quiet=as_json, options=options)
     result["path"] = "kafka" if via_kafka else "in-process"
     if as_json:
         print(json.dumps(result))
-    else:
-        print(
-            f"{result['scenario']} · {name} · seeds {seeds}: delay {result['delay_mean']:.2f} s, time loss "
-            f"{result['timeloss_mean']:.2f} s, {result['trips']} trips ({result['unfinished']} unfinished), "
-            f"safety violations {result['safety_violations']}, {result['wall_s']:.1f} s wall"
+        return
+    print(
+        f"{result['scenario']} · {name} · seeds {seeds}: delay {result['delay_mean']:.2f} s, time loss "
+        f"{result['timeloss_mean']:.2f} s, {result['trips']} trips ({result['unfinished']} unfinished), "
+        f"safety violations {result['safety_violations']}, {result['wall_s']:.1f} s wall"
+    )
+    if breakdown:
+        out.print(breakdown_table(result), width=max(out.width, 140))
+
+
+def breakdown_table(result: dict[str, Any]) -> Table:
+    """Per intersection where the green went, what changes cost and where queues stood."""
+    from rich.table import Table
+
+    b = result["breakdown"]
+    depart = result["delay_mean"] - result["timeloss_mean"]
+    title = (
+        f"{result['scenario']} · {result['controller']}: delay {result['delay_mean']:.1f} s = time loss "
+        f"{result['timeloss_mean']:.1f} s + insertion delay {depart:.1f} s; vehicles waiting to enter: "
+        f"mean {b['insertion_backlog_mean_veh']:.1f}, max {b['insertion_backlog_max_veh']}"
+    )
+    table = Table(
+        title=title,
+        caption="shares of the green group-seconds; sw/h: stage changes per hour; halt in / out: vehicle-hours standing "
+        "on the approach / exit lanes per run (JSON: every field, full ids)",
+    )
+    for col in ("intersection", "served", "stand", "arrive", "empty", "sw/h", "change s", "halt in", "halt out", "top rule"):
+        table.add_column(col, justify="left" if col in ("intersection", "top rule") else "right", no_wrap=True)
+    rows = sorted(b["intersections"].items(), key=lambda kv: -kv[1]["approach_halted_veh_h"])
+    for tid, r in rows:
+        top = max(r["rules"].items(), key=lambda kv: kv[1], default=("-", 0))
+        table.add_row(
+            tid if len(tid) <= 16 else tid[:15] + "…",
+            *(f"{r[k]:.0%}" for k in ("served_share", "standing_share", "arriving_share", "empty_share")),
+            f"{r['switches_per_hour']:.0f}",
+            f"{r['change_s']:.0f}",
+            f"{r['approach_halted_veh_h']:.1f}",
+            f"{r['exit_halted_veh_h']:.1f}",
+            f"{top[0]} {top[1]}",
         )
+    return table
 
 
 def tsp_flag(text: str, controller: str | None, via_kafka: bool) -> bool:
@@ -186,14 +258,19 @@ def compare_cmd(
     chart: Annotated[Path | None, typer.Option("--chart", help="Bar chart PNG (default: <scenario>-delay.png here).")] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (default: CPUs).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
+    failed_detectors: FailedDetectors = 0.0,
 ) -> None:
     """Controllers side by side: table, delay chart, ratio to fixed."""
-    from simulators.sumo.evaluation import bar_chart
+    from simulators.sumo.evaluation import RunOptions, bar_chart
 
     names = controller_names(controllers)
     seed_list = parse_seeds(seeds)
     checked_scenario(scenario)
-    results = [evaluate_controller(scenario, n, seed_list, parallel_runs(jobs, len(seed_list)), False, quiet=as_json) for n in names]
+    options = RunOptions(failed_detectors=failed_detectors)
+    results = [
+        evaluate_controller(scenario, n, seed_list, parallel_runs(jobs, len(seed_list)), False, quiet=as_json, options=options)
+        for n in names
+    ]
     base = next((r["delay_mean"] for r in results if r["controller"] == "fixed"), None)
     for result in results:
         result["ratio_to_fixed"] = round(result["delay_mean"] / base, 3) if base else None
@@ -226,19 +303,29 @@ def comparison_table(title: str, results: list[dict[str, Any]]) -> Table:
     return table
 
 
-def signals_benchmark(scenarios: Path, seeds: str, controllers: str, jobs: int | None) -> dict[str, Any]:
+def signals_benchmark(
+    scenarios: Path, seeds: str, controllers: str, jobs: int | None, failed_detectors: float = 0.0, maps: str | None = None
+) -> dict[str, Any]:
     """Every controller (fixed time always, as the baseline) on each real-city map found under
-    ``scenarios``; one line per map on stderr as it finishes."""
+    ``scenarios``; one line per map on stderr as it finishes. ``failed_detectors`` > 0 runs every
+    controller but fixed time with that share of detectors dead (fixed time reads none)."""
+    from simulators.sumo.evaluation import RunOptions
+
     names = controller_names(controllers)
     if "fixed" not in names:
         names.insert(0, "fixed")
     seed_list = parse_seeds(seeds)
-    found = [scenarios / n / f"{n}.sumocfg" for n in DEV_SCENARIOS if (scenarios / n / f"{n}.sumocfg").is_file()]
+    wanted = [m.strip() for m in maps.split(",") if m.strip()] if maps else list(DEV_SCENARIOS)
+    found = [scenarios / n / f"{n}.sumocfg" for n in wanted if (scenarios / n / f"{n}.sumocfg").is_file()]
     if not found:
         raise CliError(f"no scenarios under {scenarios} (expected {', '.join(DEV_SCENARIOS)}{shared_absent_note()}; pass --scenarios DIR)")
-    result: dict[str, Any] = {"benchmark": "signals", "seeds": seed_list, "scenarios": {}}
+    result: dict[str, Any] = {"benchmark": "signals", "seeds": seed_list, "failed_detectors": failed_detectors, "scenarios": {}}
+    options = RunOptions(failed_detectors=failed_detectors)
     for scenario in found:
-        rows = {n: evaluate_controller(scenario, n, seed_list, parallel_runs(jobs, len(seed_list)), False, quiet=False) for n in names}
+        rows = {
+            n: evaluate_controller(scenario, n, seed_list, parallel_runs(jobs, len(seed_list)), False, quiet=False, options=options)
+            for n in names
+        }
         base = rows["fixed"]["delay_mean"]
         result["scenarios"][scenario.stem] = {n: _benchmark_row(r, base) for n, r in rows.items()}
         print(f"{scenario.stem}: " + ", ".join(f"{n} {r['delay_mean']:.1f} s" for n, r in rows.items()), file=sys.stderr)

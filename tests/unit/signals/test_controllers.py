@@ -145,3 +145,31 @@ def test_unknown_controller_is_refused(x: Intersection) -> None:
 def test_nan_and_negative_readings_count_as_no_demand(x: Intersection) -> None:
     obs = DetectorObservation(x.id, 0, STEP, {"E_in": LaneMeasurement(count=float("nan"), queue_veh=-3.0)})
     assert obs.queue("E_in") == 0 and obs.count("E_in") == 0 and obs.queue("missing") == 0
+
+
+def _first_switch_to(x: Intersection, stage: str, dead: set[str], zero: set[str], seconds: int = 300) -> tuple[float, str, str]:
+    """Leitstand on 1 s frames with steady traffic everywhere; ``dead`` detectors absent from the
+    frames, ``zero`` ones reporting an empty lane. When (and by which rule) it first serves ``stage``."""
+    c = make_controller("leitstand", x)
+    for t in range(seconds):
+        lanes = {
+            la.id: LaneMeasurement(count=0.4, queue_veh=0.0 if la.id in zero else 3.0, vehicles=0.0 if la.id in zero else 4.0)
+            for la in x.lanes
+            if la.id not in dead and la.group is not None
+        }
+        d = c.decide(DetectorObservation(x.id, float(t), 1.0, lanes))
+        if d.plan.phases[-1].stage == stage:
+            return float(t), d.explanation.rule, d.explanation.summary()
+    raise AssertionError(f"stage {stage} never served in {seconds} s")
+
+
+def test_a_dead_detector_is_estimated_not_read_as_an_empty_lane(x: Intersection) -> None:
+    """Stage C serves only E_in / W_in. With their detectors dead, the controller must still
+    serve C because it pays (estimated arrivals), not only when C's maximum wait forces it, as it
+    does for lanes that really are empty; and the explanation says what it estimated."""
+    t_dead, rule_dead, text = _first_switch_to(x, "C", dead={"E_in", "W_in"}, zero=set())
+    t_empty, rule_empty, _ = _first_switch_to(x, "C", dead=set(), zero={"E_in", "W_in"})
+    assert rule_empty == "max_wait_guard"
+    assert rule_dead == "switch_pays"
+    assert t_dead < t_empty
+    assert "no data from E_in, W_in" in text
