@@ -274,6 +274,11 @@ class RunResult:
 def write_detectors(signals: Mapping[str, SumoSignals], net: sumolib.net.Net, path: Path) -> dict[str, dict[str, tuple[str, str]]]:
     """Lane-area detectors on approach and exit lanes, induction loops at stop lines.
 
+    A detection zone covers the last ``APPROACH_M`` before the stop line (exits: the first
+    ``APPROACH_M`` after the junction), as a camera or radar in the field does, whatever the map
+    calls edges: a SUMO lane shorter than that (networks split roads at every geometry node; a
+    0.9 m stub before a stop line is common) continues over the lanes that lead into it (exits:
+    out of it) while the way is unambiguous: one lane, through a junction without signals.
     Returns per traffic light: detector id -> (lane-area detector id, induction loop id or "").
     """
     root = ET.Element("additional")
@@ -283,23 +288,60 @@ def write_detectors(signals: Mapping[str, SumoSignals], net: sumolib.net.Net, pa
         per_tls[tid] = {}
         for det, (lane_id, kind) in sorted(s.detectors.items()):
             if det not in placed:
-                length = net.getLane(lane_id).getLength()
-                span = min(APPROACH_M, length)
+                lane = net.getLane(lane_id)
+                chain = _zone(lane, upstream=kind == "in")
                 e2 = f"e2_{len(placed)}"
-                pos, end = (length - span, length) if kind == "in" else (0.0, span)
+                if kind == "in":
+                    covered = sum(x.getLength() for x in chain[1:])
+                    pos, end = max(0.0, chain[0].getLength() - (APPROACH_M - covered)), lane.getLength()
+                else:
+                    covered = sum(x.getLength() for x in chain[:-1])
+                    pos, end = 0.0, min(chain[-1].getLength(), APPROACH_M - covered)
                 ET.SubElement(
-                    root, "laneAreaDetector", id=e2, lane=lane_id, pos=f"{pos:.2f}", endPos=f"{end:.2f}", period="86400", file=os.devnull
+                    root,
+                    "laneAreaDetector",
+                    id=e2,
+                    lanes=" ".join(x.getID() for x in chain),
+                    pos=f"{pos:.2f}",
+                    endPos=f"{end:.2f}",
+                    period="86400",
+                    file=os.devnull,
                 )
                 e1 = ""
                 if kind == "in":
                     e1 = f"e1_{len(placed)}"
                     ET.SubElement(
-                        root, "inductionLoop", id=e1, lane=lane_id, pos=f"{max(0.0, length - 1.0):.2f}", period="86400", file=os.devnull
+                        root,
+                        "inductionLoop",
+                        id=e1,
+                        lane=lane_id,
+                        pos=f"{max(0.0, lane.getLength() - 1.0):.2f}",
+                        period="86400",
+                        file=os.devnull,
                     )
                 placed[det] = (e2, e1)
             per_tls[tid][det] = placed[det]
     ET.ElementTree(root).write(path)
     return per_tls
+
+
+def _zone(lane: sumolib.net.lane.Lane, upstream: bool) -> list[sumolib.net.lane.Lane]:
+    """The lanes a detection zone of ``APPROACH_M`` covers, in driving order, ending (approach)
+    or starting (exit) at ``lane``: extended while the lane is shorter and exactly one lane
+    continues it through a junction that has no traffic light."""
+    chain = [lane]
+    length = lane.getLength()
+    while length < APPROACH_M - 1e-6 and len(chain) < 8:
+        end = chain[0] if upstream else chain[-1]
+        node = end.getEdge().getFromNode() if upstream else end.getEdge().getToNode()
+        if node.getType() == "traffic_light" or "traffic_light" in node.getType():
+            break
+        nxt = [x for x in (end.getIncoming() if upstream else end.getOutgoingLanes()) if not x.getID().startswith(":")]
+        if len(nxt) != 1 or nxt[0] in chain:
+            break
+        chain = [nxt[0], *chain] if upstream else [*chain, nxt[0]]
+        length += nxt[0].getLength()
+    return chain
 
 
 def run(
