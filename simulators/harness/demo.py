@@ -622,7 +622,7 @@ class _DemoSession:
         from .demo_signals import APPROVE_DELAY_S, approve
 
         assert self.signals is not None
-        await asyncio.sleep(self.rng.uniform(*APPROVE_DELAY_S))
+        await asyncio.sleep(self.signals.rng.uniform(*APPROVE_DELAY_S))  # its own draws: the alarm operator's stay as they were
         junction = self.signals.junctions[intersection_id]
         junction.approvals_sent += 1
         status = await asyncio.to_thread(approve, self.control_port, self.token, intersection_id, plan_id)

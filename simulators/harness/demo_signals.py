@@ -133,9 +133,10 @@ class SignalDemo:
             phases = [(p.stage, p.green_s) for p in msg.phases]
             self.loop.apply(msg.intersection_id, phases, msg.cyclic)
             # a decision: another plan or rule than the frame before (Webster's plan moves its
-            # origin every cycle, so 'changed' alone would count every frame)
+            # origin every cycle, so 'changed' alone would count every frame); in advisory mode
+            # the decisions are the proposals, and a new plan driven is an approval, not counted again
             driven = (msg.status, msg.rule, tuple(phases))
-            if driven != j.driven and msg.status != "fixed":
+            if driven != j.driven and msg.status != "fixed" and j.mode != "advisory":
                 self._decision(j, msg)
             j.driven = driven
             return False

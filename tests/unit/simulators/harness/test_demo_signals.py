@@ -67,6 +67,8 @@ def test_drive_messages_steer_the_city_and_proposals_go_to_the_operator() -> Non
     demo.on_plan(_msg("K2", "expired", [("A", 35.0), ("B", 25.0)]))
     demo.on_plan(_msg("K2", "approved", [("A", 35.0), ("B", 25.0)]))
     demo.on_plan(_msg("K2", "fixed", [("A", 30.0), ("B", 30.0)], rule="fixed_program"))
+    demo.on_plan(_msg("K2", "active", [("A", 35.0), ("B", 25.0)]))  # the approved plan drives: no new decision
+    assert demo.loop.current["K2"].by_approach["E"] == pytest.approx(25 / 68)
     s = demo.summary()
     k1, k2 = s["intersections"]["K1"], s["intersections"]["K2"]
     assert k1["decisions"] == 2 and k1["rules"] == {"webster_initial_program": 1, "webster_recompute": 1} and k1["frames_answered"] == 3
@@ -74,6 +76,6 @@ def test_drive_messages_steer_the_city_and_proposals_go_to_the_operator() -> Non
     assert k1["examples"][1]["summary"].startswith("[webster 1.0] webster_recompute: Y=0.5")
     assert "proposals" not in k1
     assert k2["proposals"] == 20 and k2["approved"] == 1 and k2["expired"] == 1 and k2["pending_at_end"] == 18
-    assert k2["drive_statuses"] == {"fixed": 1} and k2["decisions"] == 20
+    assert k2["drive_statuses"] == {"fixed": 1, "active": 1} and k2["decisions"] == 20
     assert set(s["intersections"]) == {"K1", "K2", "K3", "K4"} and s["intersections"]["K1"]["delay"]["frames"] == 0
     assert "approved 1, expired 1" in demo.status_line()
