@@ -115,5 +115,5 @@ def test_webster_in_process_closed_loop_beats_fixed_time_on_the_city() -> None:
             loop.apply(frame.intersection_id, [(p.stage, p.green_s) for p in d.plan.phases], d.plan.cyclic)
     delays = loop.delays()
     assert set(delays) == {"K1", "K2", "K3", "K4"}
-    for iid, d in delays.items():
-        assert d["frames_on_worker_plan"] == 179 and d["delay_ratio"] is not None and d["delay_ratio"] < 1.0, (iid, d)
+    for iid, s in delays.items():
+        assert s["frames_on_worker_plan"] == 179 and s["delay_ratio"] is not None and s["delay_ratio"] < 1.0, (iid, s)
