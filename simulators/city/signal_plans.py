@@ -22,16 +22,36 @@ second term the point queue would count no delay at all for a red light nobody q
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from signals.loader import intersection_from_dict
 from signals.model import SCHEMA, Intersection, SignalPlan, StagePhase
 from signals.timeline import SignalState, build_timeline
 
-if TYPE_CHECKING:
-    from .traffic import GridJunction
+
+class _Approach(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def green_share(self) -> float: ...
+
+
+class GridJunction(Protocol):
+    """What this module reads of ``traffic.GridJunction`` (traffic imports this module, not the
+    other way round)."""
+
+    @property
+    def intersection_id(self) -> str: ...
+    @property
+    def row(self) -> int: ...
+    @property
+    def col(self) -> int: ...
+    @property
+    def approaches(self) -> Sequence[_Approach]: ...
+    def detector_ids(self) -> list[str]: ...
+
 
 #: stage -> the approaches whose group it shows green
 STAGE_APPROACHES = {"A": ("N", "S"), "B": ("E", "W")}
