@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
 
     from simulators.city import City, Emission
+    from simulators.city.signal_plans import ClosedLoop
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -158,12 +159,15 @@ async def produce_city(
     stats: dict[str, Any] | None = None,
     on_emission: Callable[[Emission], None] | None = None,
     truth_topic: str | None = None,
+    signals: ClosedLoop | None = None,
 ) -> dict[str, Any]:
     """Publish a ``simulators.city.City`` run, paced so ``speed`` simulated seconds pass per wall
     second (0: unpaced). The ground truth goes to ``truth_topic`` first (keyed by subject), so
     a scorer listening there knows what to expect before it happens.
 
     ``stats`` is updated live (``sent`` per topic, ``sim_time``) for a status view.
+    ``signals``: the demo's closed loop (``City.stream``): junction green shares from the plans
+    the control worker drives, read as each frame is computed.
     """
     from collections import Counter
 
@@ -177,7 +181,7 @@ async def produce_city(
         if truth_topic:
             for t in city.truth():
                 await paced.send(0.0, settings.topic(truth_topic), t.subject_id.encode(), t.to_line().encode())
-        for e in city.stream():
+        for e in city.stream(signals) if signals is not None else city.stream():
             first = e.t if first is None else first
             await paced.send(e.t - first, settings.topic(e.topic), e.key.encode(), e.value, int(e.t * 1000))
             sent[e.topic] += 1

@@ -65,7 +65,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 from streams.records import ScheduledEvent, WeatherForecast, encode
@@ -92,6 +92,9 @@ from .traffic import (
     venue_sites,
 )
 from .types import CityConfig, Emission, GroundTruth, utc
+
+if TYPE_CHECKING:
+    from .signal_plans import ClosedLoop
 
 __all__ = [
     "City",
@@ -219,12 +222,17 @@ class City:
             )
         return sorted(out, key=lambda s: (s.venue_id, s.starts_at, s.event_id))
 
-    def stream(self) -> Iterator[Emission]:
-        """All records of the run in event-time order (ties: topic, then key)."""
+    def stream(self, signals: ClosedLoop | None = None) -> Iterator[Emission]:
+        """All records of the run in event-time order (ties: topic, then key).
+
+        ``signals``: the demo's closed loop (``signal_plans.ClosedLoop``): the junctions' green
+        shares follow the plans the control worker drives, and the delay against fixed time is
+        booked there. Without it (every other use) the constant green shares apply.
+        """
         blocks, faults = self.traffic_injections
         sources: list[Iterable[Emission]] = [
             [Emission(self.t0, "events.schedule", s.venue_id, encode(s)) for s in self.schedule()],
-            traffic_emissions(self.config, self.grid, self.t0, self.t1, blocks, faults, self.events, self.rain),
+            traffic_emissions(self.config, self.grid, self.t0, self.t1, blocks, faults, self.events, self.rain, signals),
             bus_emissions(self.config, self._bus_trips(), self.t0, self.t1),
         ]
         sources += [pool_emissions(run) for run in self._pools()]

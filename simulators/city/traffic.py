@@ -25,11 +25,15 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from streams.records import DetectorReading, IntersectionFrame, encode
 
 from .calendar import RainPeriod, VenueEvent, demand_profile, rain_at
 from .types import CityConfig, Emission, GroundTruth, poisson, rng_for
+
+if TYPE_CHECKING:
+    from .signal_plans import ClosedLoop, DelayLedger, Shares
 
 SATURATION_VEH_H = 1800.0  # per lane
 CYCLE_S = 90.0
@@ -250,6 +254,17 @@ class _ApproachState:
     queue: float = 0.0
     served_veh_h: float | None = None
     noise: float = 0.0  # AR(1) log-demand deviation: platoons and random slow-downs
+    shadow_queue: float = 0.0  # closed loop: the same arrivals under the fixed plan (the counterfactual)
+
+
+@dataclass(frozen=True)
+class _Signal:
+    """Closed loop, one junction and frame: the shares the worker's plan gives, the fixed plan's
+    (for the shadow queue), and where the delay of both goes."""
+
+    current: Shares
+    fixed: Shares
+    ledger: DelayLedger
 
 
 def traffic_emissions(
@@ -261,8 +276,15 @@ def traffic_emissions(
     faults: list[DetectorFault],
     events: list[VenueEvent],
     rain: list[RainPeriod],
+    signals: ClosedLoop | None = None,
 ) -> Iterator[Emission]:
-    """One ``IntersectionFrame`` per intersection and interval, in time order."""
+    """One ``IntersectionFrame`` per intersection and interval, in time order.
+
+    With ``signals`` (the demo's closed loop) each junction's approaches take their green shares
+    from the plan the control worker last drove (read as each frame is computed: the city never
+    waits for the worker), and a shadow fixed-time queue per approach, fed the same arrivals,
+    books the delay fixed time would have had. Without it the constant shares apply (open loop).
+    """
     dt = config.frame_interval_s
     rngs = {junction.intersection_id: rng_for(config, "traffic", junction.intersection_id) for junction in grid}
     states = {(junction.intersection_id, a.name): _ApproachState() for junction in grid for a in junction.approaches}
@@ -282,6 +304,12 @@ def traffic_emissions(
                     event_factor *= ev.demand_factor(t, ev.near[0] == junction.intersection_id)
             rng = rngs[junction.intersection_id]
             readings: list[DetectorReading] = []
+            signal = None
+            if signals is not None and junction.intersection_id in signals.models:
+                iid = junction.intersection_id
+                signal = _Signal(signals.current[iid], signals.fixed[iid], signals.ledgers[iid])
+                signal.ledger.intervals += 1
+                signal.ledger.controlled_intervals += iid in signals.from_worker
             for ap in junction.approaches:
                 st = states[(junction.intersection_id, ap.name)]
                 readings += _approach_readings(
@@ -295,6 +323,7 @@ def traffic_emissions(
                     served_prev.get(ap.upstream) if ap.upstream else None,
                     active_blocks.get((junction.intersection_id, ap.name)),
                     active_faults,
+                    signal,
                 )
             frame = IntersectionFrame(
                 schema_version=1, event_time=when, intersection_id=junction.intersection_id, interval_s=dt, detectors=readings
@@ -313,9 +342,29 @@ def _approach_readings(
     upstream_served: float | None,
     blocked_lane: int | None,
     faults: dict[str, str],
+    signal: _Signal | None = None,
 ) -> list[DetectorReading]:
-    """One frame interval of one approach: step its queue, then read each lane's loop."""
-    served, lane_cap = _step_queue(ap, st, rng, dt, factor, mm_h, upstream_served, blocked_lane)
+    """One frame interval of one approach: step its queue (and, in closed loop, the shadow
+    fixed-time queue on the same arrivals), then read each lane's loop."""
+    green = ap.green_share if signal is None else signal.current.by_approach.get(ap.name, ap.green_share)
+    cycle = CYCLE_S if signal is None else signal.current.cycle_s
+    queue_before = st.queue
+    served, lane_cap, arrivals, u = _step_queue(ap, st, rng, dt, factor, mm_h, upstream_served, blocked_lane, green)
+    if signal is not None:
+        fixed = signal.fixed.by_approach.get(ap.name, ap.green_share)
+        wet = 0.9 if mm_h > 0 else 1.0
+        shadow_before = st.shadow_queue
+        shadow_served, shadow_cap = _serve(ap, st.shadow_queue + arrivals, fixed, wet, dt, blocked_lane, u)
+        st.shadow_queue = min(ap.max_queue_veh, st.shadow_queue + arrivals - shadow_served)
+        signal.ledger.add(
+            dt=dt,
+            arrivals=arrivals,
+            queue_before=(queue_before, shadow_before),
+            queue_after=(st.queue, st.shadow_queue),
+            capacity=(_capacity(lane_cap, blocked_lane), _capacity(shadow_cap, blocked_lane)),
+            shares=(green, fixed),
+            cycles=(cycle, signal.fixed.cycle_s),
+        )
     interval = _Interval(
         ap=ap,
         dt=dt,
@@ -324,6 +373,8 @@ def _approach_readings(
         x=served / max(1e-9, 2 * lane_cap),
         free_kmh=ap.free_speed_kmh * (0.88 if mm_h > 0 else 1.0),
         blocked=blocked_lane is not None,
+        green_share=green,
+        cycle_s=cycle,
     )
     out = []
     for lane in (1, 2):
@@ -349,8 +400,10 @@ def _step_queue(
     mm_h: float,
     upstream_served: float | None,
     blocked_lane: int | None,
-) -> tuple[int, float]:
-    """The point-queue model for one interval; updates ``st``, returns (served, lane capacity).
+    green_share: float,
+) -> tuple[int, float, int, float]:
+    """The point-queue model for one interval; updates ``st``, returns (served, lane capacity,
+    arrivals, the uniform draw that rounded the capacity: a shadow queue reuses both).
 
     Demand mixes the approach's own (profile times AR(1) noise) with what the upstream
     intersection actually let through, so a blocked lane upstream thins the traffic here.
@@ -364,15 +417,29 @@ def _step_queue(
     else:
         demand = own
     wet = 0.9 if mm_h > 0 else 1.0
-    lane_cap = SATURATION_VEH_H * ap.green_share * wet * dt / 3600.0
-    capacity = 2 * lane_cap if blocked_lane is None else 0.6 * lane_cap
     arrivals = poisson(rng, demand * dt / 3600.0)
     waiting = st.queue + arrivals
-    can = int(capacity) + (rng.random() < capacity - int(capacity))
-    served = min(int(waiting), can)
+    u = rng.random()
+    served, lane_cap = _serve(ap, waiting, green_share, wet, dt, blocked_lane, u)
     st.queue = min(ap.max_queue_veh, waiting - served)  # beyond the link, drivers divert
     st.served_veh_h = served * 3600.0 / dt
-    return served, lane_cap
+    return served, lane_cap, arrivals, u
+
+
+def _capacity(lane_cap: float, blocked_lane: int | None) -> float:
+    """Vehicles both lanes can discharge in the interval (60 % of one lane's when one is blocked)."""
+    return 2 * lane_cap if blocked_lane is None else 0.6 * lane_cap
+
+
+def _serve(
+    ap: Approach, waiting: float, green_share: float, wet: float, dt: float, blocked_lane: int | None, u: float
+) -> tuple[int, float]:
+    """(served, lane capacity) of an approach with ``waiting`` vehicles and this green share; the
+    fractional capacity is rounded up with probability equal to the fraction (``u`` uniform)."""
+    lane_cap = SATURATION_VEH_H * green_share * wet * dt / 3600.0
+    capacity = _capacity(lane_cap, blocked_lane)
+    can = int(capacity) + (u < capacity - int(capacity))
+    return min(int(waiting), can), lane_cap
 
 
 @dataclass(frozen=True)
@@ -386,6 +453,8 @@ class _Interval:
     x: float  # degree of saturation: served over the capacity of both lanes
     free_kmh: float  # free speed, lower in the rain
     blocked: bool  # one lane is blocked: the other takes all the traffic, slowly
+    green_share: float  # the approach's share of the cycle in green (constant, or the driven plan's)
+    cycle_s: float
 
 
 def _blocked_loop(
@@ -411,11 +480,11 @@ def _flowing_loop(
     if interval.blocked:
         speed_kmh *= rng.uniform(0.3, 0.5)  # drivers slow down to squeeze past the obstacle
     speed_kmh = max(3.0, speed_kmh + rng.gauss(0.0, 2.0))
-    red_s = CYCLE_S * (1 - ap.green_share)
+    red_s = interval.cycle_s * (1 - interval.green_share)
     peak_queue = q_lane + flow_lane * red_s / 3600.0
     reach = min(1.0, max(0.0, (peak_queue - SETBACK_VEH) / 12.0))
     occ = flow_lane * EFFECTIVE_LENGTH_M / (speed_kmh * 1000.0)
-    occ += reach * ((1 - ap.green_share) + ap.green_share * 0.6 * min(1.0, q_lane / 20.0))
+    occ += reach * ((1 - interval.green_share) + interval.green_share * 0.6 * min(1.0, q_lane / 20.0))
     occ = min(0.97, max(0.0, occ + rng.gauss(0.0, 0.005)))
     return _reading(
         det,

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from simulators.city import City, CityConfig
     from streams.broker import BrokerInfo
 
+    from .demo_signals import SignalDemo
+
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 #: how long the simulated operator takes to acknowledge, per severity (wall seconds); minor
@@ -136,13 +138,14 @@ def _demo(
     try:
         asyncio.run(ensure_topics(settings))
         asyncio.run(_import_history(settings, the_city))
+        signal_demo = asyncio.run(_configure_signals(settings, the_city, roles, run_id, speed, config.seed))
         summary["timetable_trips"] = asyncio.run(_publish_timetable(settings, the_city, report_dir))
         ready = _start_workers(workers)
         summary["worker_ready_s"] = round(max(ready.values()), 3)
         app = settings.model_copy(update={"app_id": f"leitstand-demo-{run_id}"})
         groups = [app.model_copy(update={"worker_role": role}).group_id for role in roles]
         ports = {role: w.web_port for role, w in workers.items() if w.web_port is not None}
-        summary.update(asyncio.run(_run(settings, the_city, speed, report_dir, ports, token, config.seed, groups, lag_wait_s)))
+        summary.update(asyncio.run(_run(settings, the_city, speed, report_dir, ports, token, config.seed, groups, lag_wait_s, signal_demo)))
         summary["buses"] = bus_figures(workers.get("telemetry") or workers.get("all"))
     except BaseException:
         # Ctrl-C or a failure: the files written so far stay, marked as an unfinished run that
@@ -280,6 +283,25 @@ async def _publish_timetable(settings: Settings, city: City, report_dir: Path) -
     return await produce_to(settings, settings.topic(TRANSIT_SCHEDULE), encode_schedule(loaded.records))
 
 
+async def _configure_signals(
+    settings: Settings, city: City, roles: tuple[str, ...], run_id: str, speed: float, seed: int
+) -> SignalDemo | None:
+    """Publish every junction's model on ``signals.config`` (session: the run id) and return the
+    demo's side of the closed loop; None when no worker runs the control role."""
+    if not ({"control", "all"} & set(roles)) or not city.grid:
+        return None
+    from streams.records import encode
+    from streams.topics import SIGNALS_CONFIG
+
+    from .demo_signals import SignalDemo, signal_configs
+
+    sig = SignalDemo.for_grid(city.grid, run_id, random.Random(f"{seed}:signal-operator"))
+    advisory = tuple(i for i, m in sig.modes.items() if m == "advisory")
+    configs = signal_configs(city.grid, session=run_id, advisory=advisory, speed=speed, at=datetime.fromtimestamp(city.t0, tz=timezone.utc))
+    await produce_to(settings, settings.topic(SIGNALS_CONFIG), ((c.intersection_id.encode(), encode(c)) for c in configs))
+    return sig
+
+
 def bus_figures(worker: WorkerProcess | None) -> dict[str, Any]:
     """What the bus agent measured (its metrics at the end of the run): positions by outcome,
     punctuality, the least regular line's headway variation, priority requests."""
@@ -351,18 +373,21 @@ async def _run(
     seed: int,
     groups: list[str],
     lag_wait_s: float,
+    signal_demo: SignalDemo | None = None,
 ) -> dict[str, Any]:
-    """Publish the city while reading back alerts, aggregates, dead letters and forecasts and
-    sampling the worker's consumer lag, with a live status; then wait (at most ``lag_wait_s``)
-    until the worker has consumed everything, and 10 s for trailing alarms and
-    acknowledgements. Returns the counts and the wait."""
-    session = _DemoSession(settings, report_dir, ports, token, random.Random(seed))
+    """Publish the city while reading back alerts, aggregates, dead letters, forecasts and (with
+    ``signal_demo``) the signal plans that steer the city, and sampling the worker's consumer
+    lag, with a live status; then wait (at most ``lag_wait_s``) until the worker has consumed
+    everything, and 10 s for trailing alarms and acknowledgements. Returns the counts and the wait."""
+    session = _DemoSession(settings, report_dir, ports, token, random.Random(seed), signal_demo)
     probe = LagProbe(settings, groups)
     await probe.start()
     readers = [
         asyncio.create_task(session.read(t, n))
         for t, n in (("alerts", "alerts"), ("aggregates", "aggregates"), ("deadletter", "deadletters"), ("forecasts", "forecasts"))
     ]
+    if signal_demo is not None:
+        readers.append(asyncio.create_task(session.read_plans()))
     producer_task = asyncio.create_task(session.produce(city, speed))
     t0 = time.monotonic()
     sampler = asyncio.create_task(session.sample_lag(probe, t0))
@@ -403,6 +428,7 @@ async def _run(
         "consumer_groups": groups,
         "lag_wait": wait,
         "lag_samples": session.lag_samples,
+        **({"signals": signal_demo.summary()} if signal_demo is not None else {}),
     }
 
 
@@ -535,9 +561,14 @@ class _DemoSession:
     """What one demo run keeps while the city plays: counts for the live view, the open alarms,
     the files the report is made from, and the simulated duty operator's pending tasks."""
 
-    def __init__(self, settings: Settings, report_dir: Path, ports: dict[str, int], token: str, rng: random.Random) -> None:
+    def __init__(
+        self, settings: Settings, report_dir: Path, ports: dict[str, int], token: str, rng: random.Random, signals: SignalDemo | None = None
+    ) -> None:
         self.settings = settings
         self.ports = ports
+        self.signals = signals
+        #: the signals API: the control worker's (or the single worker's)
+        self.control_port = ports.get("control", ports.get("all", 0))
         #: the alarm API: the critical worker's (or the single worker's)
         self.web_port = ports.get("critical", ports.get("all", 0))
         self.token = token
@@ -565,6 +596,37 @@ class _DemoSession:
         if alert["severity"] == "critical":
             await asyncio.sleep(self.rng.uniform(3.0, 10.0))
             await asyncio.to_thread(_ack, self.web_port, self.token, alert["alarm_id"], "resolve")
+
+    async def read_plans(self) -> None:
+        """``signals.plans`` from the start: drive messages steer the city's junctions (closed
+        loop), proposals the operator will approve go to :meth:`approve_plan`."""
+        from streams.records import SignalPlanMessage
+        from streams.topics import SIGNALS_PLANS
+
+        assert self.signals is not None
+        decoder = msgspec.json.Decoder(SignalPlanMessage)
+        async for m in tail(self.settings, self.settings.topic(SIGNALS_PLANS), from_beginning=True):
+            if not m.value:
+                continue
+            try:
+                msg = decoder.decode(m.value)
+            except msgspec.DecodeError:
+                continue
+            if self.signals.on_plan(msg):
+                task = asyncio.create_task(self.approve_plan(msg.intersection_id, msg.plan_id))
+                self.operator_tasks.add(task)
+                task.add_done_callback(self.operator_tasks.discard)
+
+    async def approve_plan(self, intersection_id: str, plan_id: str) -> None:
+        """The simulated operator approves a proposal over the worker's HTTP API after a short look."""
+        from .demo_signals import APPROVE_DELAY_S, approve
+
+        assert self.signals is not None
+        await asyncio.sleep(self.signals.rng.uniform(*APPROVE_DELAY_S))  # its own draws: the alarm operator's stay as they were
+        junction = self.signals.junctions[intersection_id]
+        junction.approvals_sent += 1
+        status = await asyncio.to_thread(approve, self.control_port, self.token, intersection_id, plan_id)
+        junction.approvals_answered[status] += 1
 
     async def read(self, topic: str, name: str) -> None:
         """Count a topic's records (keeping them for the report when it has a file) from the start."""
@@ -594,11 +656,14 @@ class _DemoSession:
             self.files["pool_readings"].write(orjson.dumps({"t": e.t, "pool_id": r.pool_id, "values": r.values()}) + b"\n")
 
     async def produce(self, city: Any, speed: float) -> None:
-        """Publish the city (truth first), then set ``done``, also on failure."""
+        """Publish the city (truth first; in closed loop with the signal plans), then set ``done``, also on failure."""
         from simulators.producer import produce_city
 
+        loop = self.signals.loop if self.signals is not None else None
         try:
-            await produce_city(self.settings, city, speed=speed, stats=self.stats, on_emission=self.keep_pool_reading, truth_topic=TRUTH)
+            await produce_city(
+                self.settings, city, speed=speed, stats=self.stats, on_emission=self.keep_pool_reading, truth_topic=TRUTH, signals=loop
+            )
         finally:
             self.done.set()
 
@@ -691,7 +756,8 @@ class _DemoSession:
         return topic.removeprefix(self.prefix)
 
     def status(self, elapsed: float, note: str = "") -> Any:
-        return _status(elapsed, self.stats["sim_time"] + note, self.stats["sent"], self.seen, self.open_by_severity, self.last_lag)
+        signals = self.signals.status_line() if self.signals is not None else "not run (no control worker)"
+        return _status(elapsed, self.stats["sim_time"] + note, self.stats["sent"], self.seen, self.open_by_severity, self.last_lag, signals)
 
     def close(self) -> None:
         for f in [*self.files.values(), self.lag_file]:
@@ -699,7 +765,13 @@ class _DemoSession:
 
 
 def _status(
-    elapsed: float, clock: str, sent: Counter[str], seen: Counter[str], open_alarms: Counter[str], lag: dict[str, int] | None = None
+    elapsed: float,
+    clock: str,
+    sent: Counter[str],
+    seen: Counter[str],
+    open_alarms: Counter[str],
+    lag: dict[str, int] | None = None,
+    signals: str = "not run",
 ) -> Any:
     total = sum(sent.values())
     behind = (
@@ -718,7 +790,7 @@ def _status(
             "alarm transitions": f"{seen['alerts']:,}",
             "forecast refreshes": f"{seen['forecasts']:,}",
             "dead letters": f"{seen['deadletters']:,}",
-            "signal decisions": "not run by the demo city (closed loop: leitstand sumo eval)",
+            "signal decisions": signals,
         }
     )
 

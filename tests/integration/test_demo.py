@@ -73,6 +73,19 @@ def test_short_demo_alarms_every_critical_pool_incident(tmp_path: Path) -> None:
     assert summary["lag_samples"] == len(samples) >= 3
     assert {r["phase"] for r in samples} == {"run", "wait"} and samples[-1]["lag"] == wait["final_lag"]
     assert any("consumer_lag" in i for i in images) and "consumer lag 0 on every input topic" in page
+    # signal control in closed loop: every junction configured on the control worker decided,
+    # the advisory ones had proposals approved over HTTP and others expire, delay against fixed time
+    signals = summary["signals"]
+    junctions = signals["intersections"]
+    assert set(junctions) == {f"K{i}" for i in range(1, 7)}
+    assert all(j["decisions"] > 0 and j["frames_answered"] > 0 for j in junctions.values()), junctions
+    assert all(j["delay"]["fixed_veh_h"] > 0 and j["delay"]["delay_ratio"] is not None for j in junctions.values())
+    advisory = [j for j in junctions.values() if j["mode"] == "advisory"]
+    assert len(advisory) == 2 and all(j["approved"] > 0 and j["expired"] > 0 for j in advisory), advisory
+    assert signals["plans_applied_to_city"] > 0 and signals["delay_ratio"] is not None
+    assert evaluation["signals"]["available"] and evaluation["signals"]["intersections_with_decisions"] == 6
+    assert "<h2>Signal control</h2>" in page and "delay controlled / fixed time" in page and "webster_recompute" in page
+    assert "not run by the demo city" not in page
     # nothing left running: the broker's port is free again
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
