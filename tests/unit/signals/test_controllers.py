@@ -173,3 +173,28 @@ def test_a_dead_detector_is_estimated_not_read_as_an_empty_lane(x: Intersection)
     assert rule_dead == "switch_pays"
     assert t_dead < t_empty
     assert "no data from E_in, W_in" in text
+
+
+def _stranded_after_start(x: Intersection, exit_queue: float, exit_occupancy: float) -> float:
+    """Queues of 5 on every approach, 2 standing on every exit covering ``exit_occupancy`` of it:
+    the vehicles leitstand counts on its current stage at its first real decision."""
+    c = make_controller("leitstand", x)
+    for t in range(30):
+        lanes = {
+            la.id: LaneMeasurement(queue_veh=5.0, vehicles=5.0)
+            if la.group is not None
+            else LaneMeasurement(queue_veh=exit_queue, vehicles=exit_queue, occupancy=exit_occupancy)
+            for la in x.lanes
+        }
+        d = c.decide(DetectorObservation(x.id, float(t), 1.0, lanes))
+        if d.explanation.rule != "start":
+            return dict(d.explanation.inputs)["stranded"]
+    raise AssertionError("no decision after the start")
+
+
+def test_a_short_exit_covered_by_standing_vehicles_is_full(x: Intersection) -> None:
+    """Two vehicles never reach ``spillback_veh`` (8), but standing vehicles covering most of a
+    short exit's detector fill it: lanes feeding only full exits count for nothing."""
+    assert _stranded_after_start(x, exit_queue=2.0, exit_occupancy=0.2) > 0
+    assert _stranded_after_start(x, exit_queue=2.0, exit_occupancy=0.7) == 0
+    assert _stranded_after_start(x, exit_queue=0.0, exit_occupancy=0.7) > 0  # covered but moving: not a jam
