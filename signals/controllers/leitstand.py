@@ -58,7 +58,7 @@ def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
 
 class LeitstandController(MaxPressureController):
     name = "leitstand"
-    version = "1.0"
+    version = "1.1"
 
     def __init__(
         self,

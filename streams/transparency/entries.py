@@ -60,7 +60,7 @@ def _signals(name: str) -> tuple[Evidence, ...]:
             "leitstand bench signals --seeds 1-5",
             "signals.json",
             ("scenarios", "*", name),
-            "RESCO delay (timeLoss+departDelay) per vehicle on the development maps cologne1, cologne3, ingolstadt1",
+            "RESCO delay (timeLoss+departDelay) per vehicle on the development maps cologne1, cologne3, ingolstadt1, ingolstadt21",
         ),
         Evidence(
             "leitstand bench fairness --seeds 1-5",
@@ -166,9 +166,12 @@ ENTRIES: dict[str, Entry] = {
         _CONTROL_OUT,
         _CONTROL_ACT,
         "A sweep of about a dozen settings on seed 1 of the SUMO development maps (cologne1, cologne3, ingolstadt1), "
-        "then frozen and checked on networks it never saw (netgenerate crossing and 2x2 grid; docs/signals.md).",
-        "Tested only in the range of the three small maps; sensitive to stranded_weight; needs working detectors "
-        "(the explanation says when the data-quality watch flagged an input).",
+        "then frozen and checked on networks it never saw (netgenerate networks; docs/signals.md). Version 1.1 adds "
+        "two rules without new tuned constants: an exit covered half by standing vehicles is full (jam density), and a "
+        "dead approach detector's queue is estimated from the working loops and the fixed program's split.",
+        "Tested on four real maps and generated networks; sensitive to stranded_weight; decides per intersection "
+        "(no coordination of neighbours); a stuck or noisy detector is believed until the data-quality watch flags it "
+        "(the explanation says so), a dead one is estimated.",
         _CONTROL_OVERSIGHT,
         "docs/signals.md",
         _signals("leitstand"),

@@ -71,7 +71,7 @@ def test_export_writes_json_after_atrs_and_html_with_figures_from_benchmarks(tmp
     assert perf[0]["figures"] == {"cologne1": {"delay_mean": 18.9}} and perf[0]["reproduce_with"].startswith("leitstand bench signals")
     assert perf[2]["figures"] is None and "run it and export again" in perf[2]["note"]  # no fairness.json given
     assert [p["what"].split(":")[0] for p in perf] == [
-        "RESCO delay (timeLoss+departDelay) per vehicle on the development maps cologne1, cologne3, ingolstadt1",
+        "RESCO delay (timeLoss+departDelay) per vehicle on the development maps cologne1, cologne3, ingolstadt1, ingolstadt21",
         "fairness",
         "fairness target",
     ]
