@@ -57,6 +57,9 @@ def sim_epoch(end_s: float, now: float | None = None) -> float:
 
 
 APPROACH_M = 75.0
+#: a lane shorter than this (about three cars) is an artefact of how the map splits a road at a
+#: junction, not a place to measure a queue: its zone continues over the lane before (after) it
+STUB_M = 25.0
 CHAR = {SignalState.GREEN: "G", SignalState.YELLOW: "y", SignalState.RED: "r", SignalState.RED_YELLOW: "u"}
 
 
@@ -274,11 +277,11 @@ class RunResult:
 def write_detectors(signals: Mapping[str, SumoSignals], net: sumolib.net.Net, path: Path) -> dict[str, dict[str, tuple[str, str]]]:
     """Lane-area detectors on approach and exit lanes, induction loops at stop lines.
 
-    A detection zone covers the last ``APPROACH_M`` before the stop line (exits: the first
-    ``APPROACH_M`` after the junction), as a camera or radar in the field does, whatever the map
-    calls edges: a SUMO lane shorter than that (networks split roads at every geometry node; a
-    0.9 m stub before a stop line is common) continues over the lanes that lead into it (exits:
-    out of it) while the way is unambiguous: one lane, through a junction without signals.
+    A detection zone covers up to the last ``APPROACH_M`` before the stop line (exits: the first
+    ``APPROACH_M`` after the junction). SUMO maps split roads at geometry nodes, so a lane can be
+    a 0.9 m stub before the stop line, where no camera would measure a queue: the zone of a lane
+    shorter than ``STUB_M`` continues over the lanes that lead into it (exits: out of it) while
+    the way is unambiguous: one lane, through a junction without signals.
     Returns per traffic light: detector id -> (lane-area detector id, induction loop id or "").
     """
     root = ET.Element("additional")
@@ -326,11 +329,13 @@ def write_detectors(signals: Mapping[str, SumoSignals], net: sumolib.net.Net, pa
 
 
 def _zone(lane: sumolib.net.lane.Lane, upstream: bool) -> list[sumolib.net.lane.Lane]:
-    """The lanes a detection zone of ``APPROACH_M`` covers, in driving order, ending (approach)
-    or starting (exit) at ``lane``: extended while the lane is shorter and exactly one lane
-    continues it through a junction that has no traffic light."""
+    """The lanes a detection zone covers, in driving order, ending (approach) or starting (exit)
+    at ``lane``: a stub (shorter than ``STUB_M``) is extended to ``APPROACH_M`` while exactly one
+    lane continues it through a junction that has no traffic light; other lanes are their own zone."""
     chain = [lane]
     length = lane.getLength()
+    if length >= STUB_M:
+        return chain
     while length < APPROACH_M - 1e-6 and len(chain) < 8:
         end = chain[0] if upstream else chain[-1]
         node = end.getEdge().getFromNode() if upstream else end.getEdge().getToNode()

@@ -176,7 +176,10 @@ def eval_cmd(
         f"safety violations {result['safety_violations']}, {result['wall_s']:.1f} s wall"
     )
     if breakdown:
-        out.print(breakdown_table(result), width=max(out.width, 140))
+        from rich.console import Console
+
+        # a table this wide wraps into unreadable columns on an 80-column pipe: keep its width
+        Console(width=max(out.width, 150), force_terminal=out.is_terminal).print(breakdown_table(result))
 
 
 def breakdown_table(result: dict[str, Any]) -> Table:
