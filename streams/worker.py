@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 from .broker.probe import BrokerStateLost, check_reachable
@@ -21,14 +22,12 @@ def run_worker(settings: Settings) -> None:
     asyncio.run(ensure_topics(settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
-    import faust
-
     from .app import create_app
 
     configure_structlog()
     app = create_app(settings)
     _clear_unreadable_changelogs(app, settings, sorted(app.tables.changelog_topics))
-    worker = faust.Worker(
+    worker = _worker_class()(
         app,
         loglevel=_FAUST_LEVELS[settings.log_level],
         logging_config=logging_config(settings.log_level, settings.log_format),
@@ -39,9 +38,38 @@ def run_worker(settings: Settings) -> None:
         worker.execute_from_commandline()
     except SystemExit:
         lost = _lost_state(app, worker, settings.table_store)
+        # Faust has stopped (offsets committed, producer flushed, tables closed) and closed its loop:
+        # what is left is the interpreter's exit, whose full garbage collections over ~150,000
+        # objects took 1.1-1.7 s per worker stop (measured with perf: gc_collect_main). Frozen
+        # objects are skipped by them; the process ends either way.
+        gc.freeze()
         if lost:
             raise BrokerStateLost(lost) from None
         raise
+
+
+def _worker_class() -> type:
+    import faust
+
+    class Worker(faust.Worker):
+        async def _sentinel_task(self) -> None:
+            """mode's last step before closing the loop slept a fixed 1 s so the tasks it had just
+            cancelled could run their cancellation; this waits for exactly that, at most the same
+            1 s, then a few loop turns more for the callbacks they scheduled (closed transports)."""
+            await _until_other_tasks_done(limit_s=1.0)
+
+    return Worker
+
+
+async def _until_other_tasks_done(limit_s: float, step_s: float = 0.01) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    me = asyncio.current_task()
+    await asyncio.sleep(0)
+    while loop.time() < deadline and any(t is not me and not t.done() for t in asyncio.all_tasks()):
+        await asyncio.sleep(step_s)
+    for _ in range(3):
+        await asyncio.sleep(step_s)
 
 
 def _clear_unreadable_changelogs(app: Any, settings: Settings, changelogs: list[str]) -> None:

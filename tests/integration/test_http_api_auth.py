@@ -24,7 +24,11 @@ from streams.kafka_io import ensure_topics, producer
 from streams.settings import Settings
 from streams.stack import WorkerProcess, free_port, same_place, settings_env
 
-pytestmark = pytest.mark.integration
+#: Tansu only: what these tests check (the bearer and console-user token checks, the change bodies,
+#: the views served) happens in the worker's HTTP layer before anything reaches the broker; the
+#: alarm changes over HTTP on both brokers are test_alarm_lifecycle's (and the Kafka half took
+#: ~160 s of the suite under load: one worker per test)
+pytestmark = [pytest.mark.integration, pytest.mark.parametrize("broker", ["tansu"], indirect=True)]
 
 #: 44 bytes of RFC 6750 token characters: passes the settings' start-up checks
 TOKEN = "k9-Xq2mZ7vR4tL8wN3pB6yH1cF5gJ0dS-long-enough"

@@ -1,0 +1,60 @@
+"""The worker's last wait before its event loop closes: until the tasks cancelled at shutdown have
+run their cancellation, never longer than the fixed 1 s mode slept there before."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import faust
+
+from streams.worker import _until_other_tasks_done, _worker_class
+
+
+def test_nothing_left_returns_at_once() -> None:
+    async def main() -> float:
+        t0 = time.monotonic()
+        await _until_other_tasks_done(limit_s=1.0)
+        return time.monotonic() - t0
+
+    assert asyncio.run(main()) < 0.5
+
+
+def test_a_cancelled_task_finishes_its_cleanup_first() -> None:
+    cleaned: list[str] = []
+
+    async def busy() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.2)  # e.g. a consumer leaving its group
+            cleaned.append("done")
+            raise
+
+    async def main() -> None:
+        task = asyncio.create_task(busy())
+        await asyncio.sleep(0)
+        task.cancel()  # what mode's _gather_all does before its sentinel
+        await _until_other_tasks_done(limit_s=1.0)
+        assert task.done()
+
+    asyncio.run(main())
+    assert cleaned == ["done"]
+
+
+def test_a_task_that_never_ends_is_given_the_same_1_s_as_before() -> None:
+    async def main() -> float:
+        stuck = asyncio.create_task(asyncio.sleep(60))
+        t0 = time.monotonic()
+        await _until_other_tasks_done(limit_s=1.0)
+        waited = time.monotonic() - t0
+        stuck.cancel()
+        return waited
+
+    assert 1.0 <= asyncio.run(main()) < 2.0
+
+
+def test_the_worker_uses_it_as_mode_s_sentinel() -> None:
+    worker_class = _worker_class()
+    assert issubclass(worker_class, faust.Worker)
+    assert worker_class._sentinel_task is not faust.Worker._sentinel_task
