@@ -75,6 +75,23 @@ class WorkerNotReady(RuntimeError):
     """A worker child that exited or never became ready; the message names its log."""
 
 
+def ready_state(port: int | None, timeout_s: float = 2.0) -> tuple[int, dict[str, Any]]:
+    """A worker's ``GET /ready``: (HTTP status, JSON body). A 503 carries the reason in its body;
+    no answer at all (not listening yet, gone, not JSON) is (0, {})."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=timeout_s) as r:
+            status, raw = r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read() or b"{}"
+    except (urllib.error.URLError, OSError):
+        return 0, {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return 0, {}
+    return status, body if isinstance(body, dict) else {}
+
+
 class WorkerProcess:
     """``leitstand worker`` as a child; ``start`` returns once ``/ready`` says so."""
 
@@ -123,18 +140,11 @@ class WorkerProcess:
 
     def ready(self) -> bool:
         """True once ``/ready`` says so; the reason it gave last is kept for the error."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/ready", timeout=1) as r:
-                body = json.loads(r.read())
-        except urllib.error.HTTPError as exc:  # 503 carries the reason
-            try:
-                body = json.loads(exc.read() or b"{}")
-            except ValueError:
-                return False
-        except (urllib.error.URLError, OSError, ValueError):
+        status, body = ready_state(self.web_port, timeout_s=1.0)
+        if status == 0:
             return False
-        self.not_ready_because = body.get("reason") if isinstance(body, dict) else None
-        return bool(isinstance(body, dict) and body.get("ready"))
+        self.not_ready_because = body.get("reason")
+        return bool(body.get("ready"))
 
     def metrics(self) -> dict[str, float]:
         """Current Prometheus samples of the worker, ``name{labels}`` -> value."""

@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -33,7 +30,7 @@ from simulators.city.frames import frames
 from streams.broker import BrokerError, BrokerInfo, start, stop
 from streams.kafka_io import ensure_topics, tail
 from streams.settings import Settings
-from streams.stack import WorkerProcess, free_port, same_place, settings_env
+from streams.stack import WorkerProcess, free_port, ready_state, same_place, settings_env
 from tests.conftest import CACHE_DIR, IN_CI
 from tests.oracle import detector_windows
 
@@ -42,16 +39,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 OUTAGE_S = 30.0
 INTERSECTIONS, INTERVAL_S, MINUTES, FRAME_SPEED = 8, 15.0, 40, 40.0  # 1,280 frames over ~60 s
 EVENTS = 12  # camera events through replay, and as many through produce
-
-
-def _ready(port: int) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-    except (urllib.error.URLError, OSError, ValueError):
-        return 0, {}
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float, step_s: float = 0.25) -> Any:
@@ -168,17 +155,17 @@ def test_kafka_outage_of_30_s_loses_nothing_and_ready_tells(own_kafka, tmp_path:
         assert all(p.poll() is None for p in producers.values()), "a producer finished before the outage"
         stop(state, "kafka")
         down_at = time.monotonic()
-        status, body = wait_for(lambda: (r := _ready(worker.web_port))[0] == 503 and r, timeout_s=15) or _ready(worker.web_port)
+        status, body = wait_for(lambda: (r := ready_state(worker.web_port))[0] == 503 and r, timeout_s=15) or ready_state(worker.web_port)
         assert status == 503 and body["ready"] is False, body
         assert "no answer from the broker" in body.get("reason", ""), body
         assert worker.proc is not None
         while time.monotonic() - down_at < OUTAGE_S:  # the outage itself lasts a fixed time
             assert worker.proc.poll() is None, f"the worker exited during the outage: {worker.log_tail()}"
             time.sleep(0.5)
-        assert _ready(worker.web_port)[0] == 503  # still down, still said
+        assert ready_state(worker.web_port)[0] == 503  # still down, still said
         start("kafka", state, CACHE_DIR, "127.0.0.1", info.port, progress=False)
-        back = wait_for(lambda: _ready(worker.web_port)[0] == 200, timeout_s=90)
-        assert back, f"/ready did not return to 200 after the restart: {_ready(worker.web_port)} {worker.log_tail()}"
+        back = wait_for(lambda: ready_state(worker.web_port)[0] == 200, timeout_s=90)
+        assert back, f"/ready did not return to 200 after the restart: {ready_state(worker.web_port)} {worker.log_tail()}"
 
         for name, proc in producers.items():
             try:

@@ -34,8 +34,8 @@ from streams import webhooks
 from streams.kafka_io import ensure_topics, producer, tail
 from streams.records import encode
 from streams.settings import Settings
-from streams.stack import WorkerProcess, free_port, same_place, settings_env
-from tests.integration.test_broker_outage import _ready, wait_for
+from streams.stack import WorkerProcess, free_port, ready_state, same_place, settings_env
+from tests.integration.test_broker_outage import wait_for
 from tests.oracle import detector_windows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -109,7 +109,7 @@ def _pair(s: Settings, tmp_path: Path, role: str, extra: dict[str, Any]) -> list
 
 
 def _owned(worker: WorkerProcess, topic: str) -> set[int]:
-    status, body = _ready(worker.web_port)
+    status, body = ready_state(worker.web_port)
     if status != 200:
         return set()
     return {int(tp.rsplit(":", 1)[1]) for tp in body.get("assigned", []) if tp.rsplit(":", 1)[0] == topic}
@@ -124,7 +124,7 @@ def _start_sharing(workers: list[WorkerProcess], topic: str) -> None:
         a, b = (_owned(w, topic) for w in workers)
         return bool(a) and bool(b) and not a & b and a | b == set(range(PARTITIONS))
 
-    assert wait_for(shared, timeout_s=90, step_s=0.5), [(_ready(w.web_port), w.log_tail()) for w in workers]
+    assert wait_for(shared, timeout_s=90, step_s=0.5), [(ready_state(w.web_port), w.log_tail()) for w in workers]
 
 
 def _send_paced(s: Settings, topic: str, items: list[tuple[bytes, bytes]], every_s: float, sent: list[int]) -> threading.Thread:
@@ -210,7 +210,7 @@ def test_critical_workers_share_partitions_and_the_survivor_alarms_once(broker, 
 
         got = wait_for(lambda: alarmed() >= set(pools), timeout_s=120, step_s=0.5)
         assert got, f"no delivery for {sorted(set(pools) - alarmed())}; {survivor.log_tail()}"
-        assert wait_for(lambda: _owned(survivor, topic) == set(range(PARTITIONS)), timeout_s=60), _ready(survivor.web_port)
+        assert wait_for(lambda: _owned(survivor, topic) == set(range(PARTITIONS)), timeout_s=60), ready_state(survivor.web_port)
         time.sleep(3)  # room for a late duplicate delivery to arrive before counting
         alerts = _records(s, "alerts")
     finally:
@@ -260,7 +260,7 @@ def test_telemetry_workers_share_partitions_and_the_survivor_finishes_every_wind
             return got
 
         got = wait_for(lambda: (g := aggregates()).keys() >= want.keys() and g, timeout_s=180, step_s=2) or aggregates()
-        assert wait_for(lambda: _owned(survivor, topic) == set(range(PARTITIONS)), timeout_s=60), _ready(survivor.web_port)
+        assert wait_for(lambda: _owned(survivor, topic) == set(range(PARTITIONS)), timeout_s=60), ready_state(survivor.web_port)
     finally:
         codes = [w.stop() for w in workers]
     assert codes[1] == 0, workers[1].log_tail()

@@ -5,10 +5,7 @@ ends the worker with one clear line instead of a hang (#19)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ import pytest
 from streams.broker import start, stop
 from streams.kafka_io import producer
 from streams.settings import Settings
-from streams.stack import WorkerProcess, free_port, settings_env
+from streams.stack import WorkerProcess, free_port, ready_state, settings_env
 from tests.cli_helpers import leitstand, one_clean_line
 from tests.conftest import CACHE_DIR
 
@@ -36,16 +33,6 @@ def test_sasl_worker_against_a_broker_without_sasl_names_the_handshake(broker) -
     assert "no Kafka broker answers" not in line, line
     assert f"the broker at {broker.bootstrap} answered but the SASL handshake failed" in line, line
     assert "not-a-real-secret" not in line
-
-
-def _ready(port: int) -> tuple[int, dict]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-    except (urllib.error.URLError, OSError):
-        return 0, {}
 
 
 def _wait(predicate, timeout_s: float, step_s: float = 0.2):
@@ -100,14 +87,14 @@ def test_ready_during_an_outage_and_a_clear_exit_when_tansu_lost_its_topics(own_
                 await prod.stop()
 
         asyncio.run(send())
-        assert _ready(worker.web_port)[0] == 200
+        assert ready_state(worker.web_port)[0] == 200
 
         stop(state, "tansu")
         t0 = time.monotonic()
         seen: list[tuple[int, dict]] = []
 
         def unready() -> bool:
-            seen.append(_ready(worker.web_port))
+            seen.append(ready_state(worker.web_port))
             return seen[-1][0] == 503
 
         _wait(unready, timeout_s=10)
@@ -133,7 +120,7 @@ def test_ready_during_an_outage_and_a_clear_exit_when_tansu_lost_its_topics(own_
     again = WorkerProcess(env, tmp_path / "worker-again.log", free_port())
     ready_after = again.start(timeout_s=30)
     try:
-        status, body = _ready(again.web_port)
+        status, body = ready_state(again.web_port)
         assert status == 200 and body["ready"] and "reason" not in body, body
     finally:
         assert again.stop() == 0, again.log_tail()
