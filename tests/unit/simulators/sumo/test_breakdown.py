@@ -20,6 +20,8 @@ from streams.records import DetectorReading, IntersectionFrame
 from tests.paths import EXAMPLE_INTERSECTION
 from tests.sumo_nets import build
 
+pytestmark = pytest.mark.slow  # the closed-loop test runs SUMO (tests/unit/test_markers.py)
+
 X = load_intersection(EXAMPLE_INTERSECTION)
 RED = {g: SignalState.RED for g in X.groups}
 
@@ -58,7 +60,6 @@ def test_green_seconds_are_split_by_what_the_lanes_saw() -> None:
     assert both["intersections"][X.id]["rules"] == {"fixed_program": 2}
 
 
-@pytest.mark.slow
 def test_closed_loop_breakdown_and_failed_detectors(tmp_path: Path) -> None:
     """SUMO on a generated crossing: the breakdown's shares add up to one, and with a third of
     the detectors dead the same ones fail for every controller of a seed."""
