@@ -16,7 +16,7 @@ import typer
 from .common import cli_settings, default_shared_dir, fail
 from .detect import detector_benchmark, detector_name, find_nab_dir, nab_benchmark, nab_set_benchmark, nab_table_benchmark
 from .forecast import forecast_accuracy_benchmark, forecast_refresh_benchmark
-from .sumo import FailedDetectors, signals_benchmark
+from .sumo import FailedDetectors, heldout_benchmark, signals_benchmark
 
 #: where ``bench signals`` looks for the real-city maps unless told (``../shared/scenarios``)
 DEFAULT_SCENARIOS = default_shared_dir() / "scenarios"
@@ -277,6 +277,23 @@ def bench_signals(
 ) -> None:
     """Controllers vs fixed time on real-city maps (JSON)."""
     print(json.dumps(signals_benchmark(scenarios, seeds, controllers, jobs, failed_detectors, maps)))
+
+
+@app.command("signals-heldout")
+def bench_signals_heldout(
+    seeds: Annotated[str, typer.Option("--seeds", help="Seeds: each builds its own demand and seeds SUMO.")] = "1-3",
+    controllers: Annotated[str, typer.Option("--controllers", help="Controllers; fixed is the baseline.")] = (
+        "fixed,webster,maxpressure,leitstand"
+    ),
+    levels: Annotated[str, typer.Option("--levels", help="Demand levels: low, medium, high.")] = "low,medium,high",
+    networks: Annotated[str, typer.Option("--networks", help="Generated networks: grid, arterial.")] = "grid,arterial",
+    jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (default: CPUs).")] = None,
+    failed_detectors: FailedDetectors = 0.0,
+    keep: Annotated[Path | None, typer.Option("--keep", help="Write the generated scenarios here (default: a temp dir).")] = None,
+    end_s: Annotated[int | None, typer.Option("--end", min=300, help="Simulated seconds per run (default 1800).")] = None,
+) -> None:
+    """Controllers vs fixed time on generated networks nobody tuned on (JSON)."""
+    print(json.dumps(heldout_benchmark(seeds, controllers, levels, networks, jobs, failed_detectors, keep, end_s)))
 
 
 @app.command("fairness")

@@ -349,3 +349,89 @@ def _benchmark_row(result: dict[str, Any], fixed_delay: float) -> dict[str, Any]
         # per approach waits and the worst-against-median summary (docs/signals.md, Fairness)
         "fairness": result.get("fairness"),
     }
+
+
+def _names(text: str, known: tuple[str, ...], option: str) -> list[str]:
+    """Comma-separated names, each one of ``known``, in the given order."""
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise CliError(f"{option}: unknown {', '.join(unknown) or '(none)'}; known: {', '.join(known)}")
+    return names
+
+
+def heldout_benchmark(
+    seeds: str,
+    controllers: str,
+    levels: str,
+    networks: str,
+    jobs: int | None,
+    failed_detectors: float = 0.0,
+    keep: Path | None = None,
+    end_s: int | None = None,
+) -> dict[str, Any]:
+    """Every controller (fixed time always, as the baseline) on the generated held-out networks
+    (:mod:`simulators.sumo.generated`) at each demand level; each seed builds its own demand.
+    A progress bar and one line per finished (network, level, controller) cell on stderr."""
+    import tempfile
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from simulators.sumo import generated
+    from simulators.sumo.evaluation import RunOptions, run_many, summarise
+
+    names = controller_names(controllers)
+    if "fixed" not in names:
+        names.insert(0, "fixed")
+    seed_list = parse_seeds(seeds)
+    level_list = _names(levels, generated.LEVELS, "--levels")
+    network_list = _names(networks, generated.NETWORKS, "--networks")
+    end = end_s or generated.END_S
+    options = RunOptions(failed_detectors=failed_detectors)
+    result: dict[str, Any] = {
+        "benchmark": "signals-heldout",
+        "seeds": seed_list,
+        "failed_detectors": failed_detectors,
+        "end_s": end,
+        "periods_s": {n: {lv: generated.PERIODS[n][lv] for lv in level_list} for n in network_list},
+        "networks": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="leitstand-heldout-") as tmp:
+        root = keep or Path(tmp)
+        cells = [(n, lv) for n in network_list for lv in level_list]
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} runs"),
+            TimeElapsedColumn(),
+            transient=True,
+            console=err,
+        ) as progress:
+            task = progress.add_task("held-out networks", total=len(cells) * len(names) * len(seed_list))
+            for network, level in cells:
+                try:
+                    built = [generated.build(network, level, s, root / network, end_s=end) for s in seed_list]
+                except RuntimeError as exc:
+                    raise CliError(f"building {network} {level}: {exc}") from None
+                rows: dict[str, dict[str, Any]] = {}
+                for name in names:
+                    progress.update(task, description=f"{network} · {level} · {name}")
+                    started = time.perf_counter()
+                    runs = run_many(
+                        [(str(b.sumocfg), name, b.seed, options) for b in built],
+                        parallel_runs(jobs, len(built)),
+                        lambda _r: progress.advance(task),
+                    )
+                    rows[name] = summarise(f"{network}-{level}", name, seed_list, runs, time.perf_counter() - started)
+                    r = rows[name]
+                    progress.console.print(
+                        f"{network} {level} {name}: delay {r['delay_mean']:.1f} s "
+                        f"(seeds {', '.join(f'{d:.1f}' for d in r['delay_per_seed'])}), unfinished {r['unfinished']}, "
+                        f"safety {r['safety_violations']}, {r['wall_s']:.0f} s wall"
+                    )
+                base = rows["fixed"]["delay_mean"]
+                cell = {n: {k: v for k, v in _benchmark_row(r, base).items() if k != "fairness"} for n, r in rows.items()}
+                cell["_demand"] = {"vehicles_per_seed": [b.vehicles for b in built], "period_s": generated.PERIODS[network][level]}
+                result["networks"].setdefault(network, {})[level] = cell
+    return result
