@@ -159,6 +159,8 @@ def eval_cmd(
 
     seed_list = parse_seeds(seeds)
     if tsp is not None:
+        if breakdown or failed_detectors:
+            raise CliError("--breakdown and --failed-detectors apply to a controller's run, not to --tsp")
         on = tsp_flag(tsp, controller, via_kafka)
         transit_eval(checked_scenario(scenario), on, seed_list, parallel_runs(jobs, len(seed_list)), as_json)
         return

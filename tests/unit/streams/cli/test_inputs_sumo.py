@@ -224,3 +224,17 @@ def test_fuzz_sumo_eval_bad_files_fail_fast_in_one_line(tmp_path_factory: pytest
         assert code == 0 or text.startswith("error: "), text
 
     check()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--failed-detectors", "1.5"), "--failed-detectors"),
+        (("--failed-detectors", "-0.1"), "--failed-detectors"),
+        (("--tsp", "on", "--breakdown"), "apply to a controller's run, not to --tsp"),
+        (("--tsp", "on", "--failed-detectors", "0.1"), "apply to a controller's run, not to --tsp"),
+    ],
+)
+def test_breakdown_and_failed_detector_options_refuse_nonsense_in_one_line(single: Path, args: tuple[str, ...], message: str) -> None:
+    code, line = invoke("sumo", "eval", str(single), *args)
+    assert code != 0 and message in line, line
