@@ -350,17 +350,9 @@ async def _import_history(settings: Settings, city: Any) -> None:
 
 
 def _ack(web_port: int, token: str, alarm_id: str, action: str) -> int:
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{web_port}/alerts/{alarm_id}/{action}",
-        method="POST",
-        data=json.dumps({"by": "demo-duty-operator"}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:  # loopback only
-            return r.status
-    except OSError:
-        return 0
+    from .demo_signals import post_as_operator
+
+    return post_as_operator(web_port, token, f"/alerts/{alarm_id}/{action}", {"by": "demo-duty-operator"})
 
 
 async def _run(

@@ -227,10 +227,16 @@ def _examples(j: _Junction) -> list[dict[str, Any]]:
 
 def approve(web_port: int, token: str, intersection_id: str, plan_id: str) -> int:
     """The operator's approval over the control worker's HTTP API; the HTTP status (0: no answer)."""
+    return post_as_operator(web_port, token, f"/signals/{intersection_id}/plans/{plan_id}/approve", {"actor": "demo-duty-operator"})
+
+
+def post_as_operator(web_port: int, token: str, path: str, body: dict[str, str]) -> int:
+    """One POST of the demo's duty operator to a worker's HTTP API (loopback, API token); the
+    HTTP status, 0 when nothing answered."""
     req = urllib.request.Request(
-        f"http://127.0.0.1:{web_port}/signals/{intersection_id}/plans/{plan_id}/approve",
+        f"http://127.0.0.1:{web_port}{path}",
         method="POST",
-        data=json.dumps({"actor": "demo-duty-operator"}).encode(),
+        data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     try:
