@@ -292,7 +292,10 @@ def bench_signals_heldout(
     keep: Annotated[Path | None, typer.Option("--keep", help="Write the generated scenarios here (default: a temp dir).")] = None,
     end_s: Annotated[int | None, typer.Option("--end", min=300, help="Simulated seconds per run (default 1800).")] = None,
 ) -> None:
-    """Controllers vs fixed time on generated networks nobody tuned on (JSON)."""
+    """Controllers on generated networks (JSON).
+
+    Grids and arterials (SUMO netgenerate, randomTrips) at three demand levels; nobody tuned on them.
+    """
     print(json.dumps(heldout_benchmark(seeds, controllers, levels, networks, jobs, failed_detectors, keep, end_s)))
 
 
