@@ -18,6 +18,7 @@ from ..errors import CliError
 from .common import err, out, reachable_settings, shared_absent_note
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
     from rich.table import Table
 
     from simulators.sumo.evaluation import RunOptions
@@ -86,6 +87,14 @@ def checked_scenario(path: Path) -> Path:
     return path
 
 
+def runs_progress(quiet: bool = False) -> Progress:
+    """The progress bar of SUMO runs on stderr (gone when done; off when ``quiet``)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"), TimeElapsedColumn())
+    return Progress(*columns, transient=True, disable=quiet, console=err)
+
+
 def parallel_runs(jobs: int | None, runs: int) -> int:
     """SUMO processes to run at once: ``--jobs`` (default: the CPUs), never more than the runs."""
     return max(1, min(jobs or (os.cpu_count() or 1), runs))
@@ -102,7 +111,6 @@ def evaluate_controller(
 ) -> dict[str, Any]:
     """One controller over the seeds (in process, or through the broker and a running worker),
     with a progress bar on stderr unless ``quiet``."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from simulators.sumo.evaluation import RunOptions, evaluate
     from simulators.sumo.loop import ScenarioError
@@ -113,15 +121,7 @@ def evaluate_controller(
 
         settings = reachable_settings()
         factory = lambda: KafkaSource(settings)  # noqa: E731
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} runs"),
-        TimeElapsedColumn(),
-        transient=True,
-        disable=quiet,
-        console=err,
-    ) as progress:
+    with runs_progress(quiet) as progress:
         task = progress.add_task(f"{scenario.stem} · {controller}", total=len(seeds))
         try:
             return evaluate(
@@ -378,8 +378,6 @@ def heldout_benchmark(
     import tempfile
     import time
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from simulators.sumo import generated
     from simulators.sumo.evaluation import RunOptions, run_many, summarise
 
@@ -402,14 +400,7 @@ def heldout_benchmark(
     with tempfile.TemporaryDirectory(prefix="leitstand-heldout-") as tmp:
         root = keep or Path(tmp)
         cells = [(n, lv) for n in network_list for lv in level_list]
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} runs"),
-            TimeElapsedColumn(),
-            transient=True,
-            console=err,
-        ) as progress:
+        with runs_progress() as progress:
             task = progress.add_task("held-out networks", total=len(cells) * len(names) * len(seed_list))
             for network, level in cells:
                 try:
