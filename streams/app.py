@@ -77,6 +77,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     app.conf.leitstand = settings
     _watch_broker(app, settings)
+    _watch_recovery(app)
     deadletter = app.topic(settings.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
 
     _register_role(app, settings, deadletter)
@@ -148,6 +149,17 @@ def _warn_if_exposed(app: faust.App, settings: Settings) -> None:
     @app.task
     async def warn_http_exposed() -> None:  # a task: logged once logging is configured
         log.warning(warning)
+
+
+def _watch_recovery(app: faust.App) -> None:
+    """Restart a table recovery that receives nothing (streams/recovery_watch.py)."""
+    from .recovery_watch import RecoveryWatch
+
+    watch = RecoveryWatch(app)
+
+    @app.task
+    async def watch_table_recovery() -> None:
+        await watch.run()
 
 
 def _watch_broker(app: LeitstandApp, settings: Settings) -> None:
