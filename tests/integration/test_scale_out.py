@@ -4,8 +4,10 @@ Two worker processes of one role share the partitions of a four-partition stream
 with SIGKILL mid-stream; the survivor takes its partitions over and nothing is lost:
 
 * critical role: every camera event raises its alarm and the alarm reaches a real local webhook
-  receiver; no delivery id arrives twice and each alarm has one delivery id (exactly once at the
-  receiver, counted by the ``webhook-id`` header).
+  receiver; each alarm has one delivery id (``webhook-id``), so it is exactly once at a receiver
+  that de-duplicates by it, as Standard Webhooks asks. A delivery id may arrive twice only for a
+  delivery the killed worker made in the seconds before the kill (its outbox update died with
+  it), and only once more.
 * telemetry role: every window the oracle computes is emitted; a window emitted twice (the
   killed worker's last windows, re-emitted by the survivor) must carry the same values, so the
   aggregates are exact once de-duplicated by ``aggregate_id`` (this test compares values; repeats
@@ -41,6 +43,8 @@ from tests.oracle import detector_windows
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PARTITIONS = 4
+#: how long before the kill a delivery may have been made whose outbox update the kill can lose
+IN_FLIGHT_S = 5.0
 SECRET = "whsec_" + "c2NhbGUtb3V0LXRlc3Qtc2VjcmV0LTAxMjM0NTY3ODk="
 
 
@@ -51,6 +55,8 @@ class Receiver:
     def __init__(self) -> None:
         self.by_id: Counter[str] = Counter()
         self.alarm_of: dict[str, str] = {}
+        #: monotonic time each delivery id first arrived
+        self.first_at: dict[str, float] = {}
         self.unverified = 0
         self.url = ""
         self._loop = asyncio.new_event_loop()
@@ -67,6 +73,7 @@ class Receiver:
             return web.Response(status=401)
         did = request.headers["webhook-id"]
         self.by_id[did] += 1
+        self.first_at.setdefault(did, time.monotonic())
         self.alarm_of[did] = json.loads(body)["alert"]["alarm_id"]
         return web.Response(status=204)
 
@@ -146,11 +153,14 @@ def _send_paced(s: Settings, topic: str, items: list[tuple[bytes, bytes]], every
     return thread
 
 
-def _kill_when(worker: WorkerProcess, due: Callable[[], bool]) -> None:
+def _kill_when(worker: WorkerProcess, due: Callable[[], bool]) -> float:
+    """SIGKILL ``worker`` once ``due``; returns the monotonic time of the kill."""
     assert wait_for(due, timeout_s=120, step_s=0.05), "the stream did not get far enough to kill a worker mid-stream"
     assert worker.proc is not None
+    killed_at = time.monotonic()
     worker.proc.send_signal(signal.SIGKILL)
     worker.proc.wait(30)
+    return killed_at
 
 
 def _records(s: Settings, topic: str) -> list[dict[str, Any]]:
@@ -201,7 +211,7 @@ def test_critical_workers_share_partitions_and_the_survivor_alarms_once(broker, 
         killed, survivor = workers
         sent = [0]
         sender = _send_paced(s, "pool.supervision", events, every_s=0.25, sent=sent)
-        _kill_when(killed, lambda: sent[0] >= 15 and len(receiver.by_id) >= 5)
+        killed_at = _kill_when(killed, lambda: sent[0] >= 15 and len(receiver.by_id) >= 5)
         sender.join(120)
         assert sent[0] == len(events)
 
@@ -223,8 +233,19 @@ def test_critical_workers_share_partitions_and_the_survivor_alarms_once(broker, 
             raised.setdefault(a["alarm_id"], []).append({k: v for k, v in a.items() if k != "event_time"})
     assert {a.split("@", 1)[1].split("~", 1)[0] for a in raised} == set(pools), "an alarm was lost"
     assert receiver.unverified == 0
+    # Delivery is at-least-once by design (docs/architecture.md, Scale-out): a SIGKILL between the
+    # receiver's 2xx and the outbox update repeats that delivery, with the same webhook-id, which
+    # receivers de-duplicate. The kill above comes right after a delivery reached the receiver, in
+    # that window on purpose. So a repeat is allowed only there: a delivery the killed worker made
+    # in the last seconds before it died, repeated once by the survivor. Anything else (a repeat of
+    # an older delivery, one sent twice by the survivor itself) is a lost outbox state: a bug.
     twice = {did: n for did, n in receiver.by_id.items() if n > 1}
-    assert not twice, f"webhooks delivered more than once: {twice}"
+
+    def explained(did: str, n: int) -> bool:
+        return n == 2 and 0 <= killed_at - receiver.first_at[did] <= IN_FLIGHT_S
+
+    unexplained = {did: (n, round(killed_at - receiver.first_at[did], 2)) for did, n in twice.items() if not explained(did, n)}
+    assert not unexplained, f"webhooks delivered more than once outside the crash window: {unexplained}"
     ids_per_alarm = Counter(receiver.alarm_of.values())
     assert all(n == 1 for n in ids_per_alarm.values()), {a: n for a, n in ids_per_alarm.items() if n > 1}
     # the alerts topic itself: a raised transition repeated after the crash (the survivor
