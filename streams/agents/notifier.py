@@ -38,7 +38,7 @@ from ..metrics import ALARM_DELIVERIES, WEBHOOK_DELIVERIES, WEBHOOK_PENDING, obs
 from ..records import Silence
 from ..settings import Settings
 from ..topics import ALERTS, ALERTS_DELIVERIES, ALERTS_SILENCES, DEADLETTER
-from .wiring import Sink, keyed_table, topic_decoder
+from .wiring import Sink, changelog_durable, keyed_table, topic_decoder
 
 log = structlog.get_logger(__name__)
 
@@ -192,6 +192,8 @@ class Dispatcher:
                 self.outbox[key] = planning.rescheduled(value, did, attempts, detail, now, self.settings.webhook_backoff_s)
             else:
                 self.outbox[key] = planning.finished(value, [did], now)
+        # durable before the next delivery: a crash now repeats only this one (same webhook-id)
+        await changelog_durable(self.outbox.app)
 
     def keep_silences(self, records: Sequence[Silence]) -> None:
         """The latest silence per subject wins (records arrive in order per subject)."""
@@ -234,12 +236,14 @@ def register(app: faust.App, settings: Settings, deadletter: Any | None = None) 
         async for events in stream.take_events(500, within=0.02):
             await changelog_known(outbox)
             await dispatcher.plan(events, time.time())
+            await changelog_durable(app)  # the outbox is durable before these alerts are acknowledged
 
     @app.agent(silences_topic, name="notifier-silences")
     async def keep_silences(stream: Any) -> None:
         async for records in decoded_batches(stream, decoder, deadletter, max_batch=500, within_s=0.05):
             await changelog_known(silences)
             dispatcher.keep_silences(records)
+            await changelog_durable(app)
 
     @app.timer(interval=0.25)
     async def dispatch() -> None:
