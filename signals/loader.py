@@ -107,7 +107,7 @@ _TOP = frozenset(
 )
 _GROUP = frozenset({"id", "kind", "min_green_s", "yellow_s", "red_yellow_s", "max_wait_s"})
 _STAGE = frozenset({"id", "groups", "min_green_s", "max_green_s"})
-_LANE = frozenset({"id", "group", "downstream", "saturation_flow_vph", "detector"})
+_LANE = frozenset({"id", "group", "downstream", "saturation_flow_vph", "detector", "length_m"})
 
 
 def _group(raw: object, where: str) -> SignalGroup:
@@ -139,7 +139,7 @@ def _stage(raw: object, where: str) -> Stage:
 
 def _lane(raw: object, where: str) -> LaneArea:
     la = _obj(raw, where, _LANE)
-    group, detector = la.get("group"), la.get("detector")
+    group, detector, length = la.get("group"), la.get("detector"), la.get("length_m")
     downstream = _list(la.get("downstream", []), f"{where}.downstream", MAX_LANE_AREAS)
     return LaneArea(
         _str(la.get("id"), f"{where}.id"),
@@ -147,6 +147,7 @@ def _lane(raw: object, where: str) -> LaneArea:
         downstream=tuple(_str(d, f"{where}.downstream[{i}]") for i, d in enumerate(downstream)),
         saturation_flow_vph=_num(la.get("saturation_flow_vph", 1800.0), f"{where}.saturation_flow_vph"),
         detector=None if detector is None else _str(detector, f"{where}.detector"),
+        length_m=None if length is None else _num(length, f"{where}.length_m"),
     )
 
 
@@ -274,6 +275,7 @@ def intersection_to_dict(intersection: Intersection) -> dict[str, Any]:
                 "downstream": list(la.downstream),
                 "saturation_flow_vph": la.saturation_flow_vph,
                 **({"detector": la.detector} if la.detector else {}),
+                **({"length_m": la.length_m} if la.length_m is not None else {}),
             }
             for la in intersection.lanes
         ],

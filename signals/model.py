@@ -52,6 +52,8 @@ MAX_GREEN_S = 180.0
 MAX_CYCLE_S = 300.0
 #: saturation flow of one lane area (a single lane discharges about 1800-2000 veh/h)
 MAX_SATURATION_FLOW_VPH = 10_000.0
+#: a lane-area detector zone longer than a kilometre is no stop-line detector
+MAX_ZONE_LENGTH_M = 1_000.0
 #: structural limits: far above any real junction, low enough that validating stays fast
 MAX_GROUPS, MAX_STAGES, MAX_PHASES, MAX_LANE_AREAS, MAX_ID_CHARS = 64, 32, 64, 512, 64
 #: a model document larger than this is refused before parsing (a record must fit in 1 MiB anyway)
@@ -113,6 +115,9 @@ class LaneArea:
     #: the detector that measures this area; a lane feeding several signal groups (a shared
     #: through/right lane) is one detector but one lane area per group. None: the area's own id.
     detector: str | None = None
+    #: length of the detection zone along the lane in metres (None: not known): the most
+    #: vehicles it can hold, hence the most a reading - or the estimate of a dead detector - can show
+    length_m: float | None = None
 
     @property
     def measured_by(self) -> str:
@@ -225,6 +230,8 @@ class Intersection:
             sane(f"fixed plan green of stage {p.stage!r}", p.green_s, 1.0)
         for lane in self.lanes:
             sane(f"lane area {lane.id!r} saturation_flow_vph", lane.saturation_flow_vph, 1.0, MAX_SATURATION_FLOW_VPH)
+            if lane.length_m is not None:
+                sane(f"lane area {lane.id!r} length_m", lane.length_m, 0.0, MAX_ZONE_LENGTH_M)
         sane("cycle min_s", self.cycle_min_s)
         sane("cycle max_s", self.cycle_max_s)
         sane("max_wait_s", self.max_wait_s)

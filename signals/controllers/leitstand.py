@@ -22,7 +22,10 @@ The rule, in the spirit of actuated control and SURTRAC's queue/platoon clearing
   absent from the frame gets a point-queue estimate (vehicles arrive at the rate the intersection's
   working stop-line loops measure, scaled by the lane's share of green in the fixed program, the
   split its engineers dimensioned for its demand, and leave at saturation flow while its group is
-  green), and the explanation names it; an exit lane without data is no evidence of spillback;
+  green), and the explanation names it; the estimate never exceeds what the lane's detection zone
+  holds (``length_m`` / ``JAM_SPACING_M``), since a working detector could not read more: a point
+  queue on a 12 m link between two signals otherwise grew to 43 vehicles and held green for
+  them; an exit lane without data is no evidence of spillback;
 * minimum and maximum greens, intergreens and every group's maximum wait are enforced exactly
   as for max-pressure (the same plan bookkeeping, earliest-deadline-first wait guard), and the
   safety validator still checks every plan.
@@ -46,6 +49,9 @@ RATE_WINDOW_S = 300.0
 #: an exit lane area at least this much covered, with vehicles standing on it, is full: a jam
 #: packs vehicles of ~5 m with ~2.5 m gaps, about two thirds of the lane (physics, not tuned)
 JAM_OCCUPANCY = 0.5
+#: metres of lane one standing vehicle takes in a jam (a ~5 m car and its ~2.5 m gap, as above):
+#: a detection zone of length L holds at most L / JAM_SPACING_M vehicles
+JAM_SPACING_M = 7.5
 
 
 def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
@@ -58,7 +64,7 @@ def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
 
 class LeitstandController(MaxPressureController):
     name = "leitstand"
-    version = "1.1"
+    version = "1.2"
 
     def __init__(
         self,
@@ -87,6 +93,8 @@ class LeitstandController(MaxPressureController):
         shares = fixed_green_shares(intersection)
         #: approach detector -> (its groups, its fixed-program green share, vehicles/s it discharges)
         self._approaches: dict[str, tuple[frozenset[str], float, float]] = {}
+        #: approach detector -> the most vehicles its zone can hold (zones of known length only)
+        self._holds: dict[str, float] = {}
         for la in intersection.lanes:
             if la.group is not None:
                 groups, share, sat = self._approaches.get(la.measured_by, (frozenset(), 0.0, 0.0))
@@ -95,6 +103,8 @@ class LeitstandController(MaxPressureController):
                     max(share, shares[la.group]),
                     max(sat, la.saturation_flow_vph / 3600.0),
                 )
+                if la.length_m is not None:
+                    self._holds[la.measured_by] = max(self._holds.get(la.measured_by, 0.0), la.length_m / JAM_SPACING_M)
         #: arrivals per working approach lane per fixed-program green share (vehicles/s), averaged
         self._rate_per_share: float | None = None
         #: estimated queue of each approach lane whose detector is dead
@@ -122,7 +132,9 @@ class LeitstandController(MaxPressureController):
             q = self._estimated.get(d, 0.0) + (self._rate_per_share or 0.0) * share * dt
             if groups & green:
                 q = max(0.0, q - sat * dt)
-            self._estimated[d] = q
+            # what the detector would read: its zone holds no more (the rest stands upstream, where
+            # no reading of this lane would see it either)
+            self._estimated[d] = min(q, self._holds.get(d, q))
 
     def _green_at(self, t: float) -> set[str]:
         """Groups the committed plan shows green at epoch second ``t`` (none before the start)."""

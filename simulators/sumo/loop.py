@@ -39,7 +39,7 @@ from signals.loader import intersection_to_dict
 from signals.monitor import SafetyMonitor
 from signals.timeline import SignalState
 from simulators.sumo.breakdown import Breakdown
-from simulators.sumo.network import SumoSignals, intersections_from_sumo, load_sumo_net
+from simulators.sumo.network import APPROACH_M, SumoSignals, detection_zone, intersections_from_sumo, load_sumo_net
 from streams.records import DetectorReading, IntersectionConfig, IntersectionFrame
 from streams.signal_codec import decision_from_message, observation_from_frame, plan_message
 
@@ -56,10 +56,6 @@ def sim_epoch(end_s: float, now: float | None = None) -> float:
     return float(int(wall // 60) * 60) - float(math.ceil(end_s))
 
 
-APPROACH_M = 75.0
-#: a lane shorter than this (about three cars) is an artefact of how the map splits a road at a
-#: junction, not a place to measure a queue: its zone continues over the lane before (after) it
-STUB_M = 25.0
 CHAR = {SignalState.GREEN: "G", SignalState.YELLOW: "y", SignalState.RED: "r", SignalState.RED_YELLOW: "u"}
 
 
@@ -292,7 +288,7 @@ def write_detectors(signals: Mapping[str, SumoSignals], net: sumolib.net.Net, pa
         for det, (lane_id, kind) in sorted(s.detectors.items()):
             if det not in placed:
                 lane = net.getLane(lane_id)
-                chain = _zone(lane, upstream=kind == "in")
+                chain = detection_zone(lane, upstream=kind == "in")
                 e2 = f"e2_{len(placed)}"
                 if kind == "in":
                     covered = sum(x.getLength() for x in chain[1:])
@@ -326,27 +322,6 @@ def write_detectors(signals: Mapping[str, SumoSignals], net: sumolib.net.Net, pa
             per_tls[tid][det] = placed[det]
     ET.ElementTree(root).write(path)
     return per_tls
-
-
-def _zone(lane: sumolib.net.lane.Lane, upstream: bool) -> list[sumolib.net.lane.Lane]:
-    """The lanes a detection zone covers, in driving order, ending (approach) or starting (exit)
-    at ``lane``: a stub (shorter than ``STUB_M``) is extended to ``APPROACH_M`` while exactly one
-    lane continues it through a junction that has no traffic light; other lanes are their own zone."""
-    chain = [lane]
-    length = lane.getLength()
-    if length >= STUB_M:
-        return chain
-    while length < APPROACH_M - 1e-6 and len(chain) < 8:
-        end = chain[0] if upstream else chain[-1]
-        node = end.getEdge().getFromNode() if upstream else end.getEdge().getToNode()
-        if node.getType() == "traffic_light" or "traffic_light" in node.getType():
-            break
-        nxt = [x for x in (end.getIncoming() if upstream else end.getOutgoingLanes()) if not x.getID().startswith(":")]
-        if len(nxt) != 1 or nxt[0] in chain:
-            break
-        chain = [nxt[0], *chain] if upstream else [*chain, nxt[0]]
-        length += nxt[0].getLength()
-    return chain
 
 
 def run(

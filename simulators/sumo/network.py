@@ -52,6 +52,12 @@ GREEN_CHARS = frozenset("Gg")
 UNCONTROLLED = frozenset("oOs")
 #: longest stage green an adaptive controller may hold (the shipped program's longer ones raise it)
 DEFAULT_MAX_GREEN_S = 60.0
+#: a detection zone covers up to this much of an approach lane before the stop line (exits: after
+#: the junction)
+APPROACH_M = 75.0
+#: a lane shorter than this (about three cars) is an artefact of how the map splits a road at a
+#: junction, not a place to measure a queue: its zone continues over the lane before (after) it
+STUB_M = 25.0
 
 
 @dataclass(frozen=True)
@@ -292,6 +298,7 @@ def _lane_areas(
     """One lane area per (approach lane, signal group) measured by the lane's detector, plus exits."""
     feeds: dict[tuple[str, str], set[str]] = defaultdict(set)
     detectors: dict[str, tuple[str, str]] = {}
+    length: dict[str, float] = {}
     for idx, cs in conns.items():
         group = link_groups[idx] if idx < len(link_groups) else None
         for c in cs:
@@ -302,9 +309,39 @@ def _lane_areas(
             dout = detector_id("out", out_lane.getID())
             detectors[din] = (in_lane.getID(), "in")
             detectors[dout] = (out_lane.getID(), "out")
+            length[din], length[dout] = zone_length_m(in_lane, "in"), zone_length_m(out_lane, "out")
             feeds[(din, group)].add(dout)
     exits = sorted({d for d, (_, kind) in detectors.items() if kind == "out"})
-    lanes = [LaneArea(id=d, group=None) for d in exits]
+    lanes = [LaneArea(id=d, group=None, length_m=round(length[d], 2)) for d in exits]
     for (din, group), outs in sorted(feeds.items()):
-        lanes.append(LaneArea(id=f"{din}@{group}", group=group, downstream=tuple(sorted(outs)), detector=din))
+        lanes.append(
+            LaneArea(id=f"{din}@{group}", group=group, downstream=tuple(sorted(outs)), detector=din, length_m=round(length[din], 2))
+        )
     return tuple(lanes), detectors
+
+
+def detection_zone(lane: sumolib.net.lane.Lane, upstream: bool) -> list[sumolib.net.lane.Lane]:
+    """The lanes a detection zone covers, in driving order, ending (approach) or starting (exit)
+    at ``lane``: a stub (shorter than ``STUB_M``) is extended to ``APPROACH_M`` while exactly one
+    lane continues it through a junction that has no traffic light; other lanes are their own zone."""
+    chain = [lane]
+    length = lane.getLength()
+    if length >= STUB_M:
+        return chain
+    while length < APPROACH_M - 1e-6 and len(chain) < 8:
+        end = chain[0] if upstream else chain[-1]
+        node = end.getEdge().getFromNode() if upstream else end.getEdge().getToNode()
+        if node.getType() == "traffic_light" or "traffic_light" in node.getType():
+            break
+        nxt = [x for x in (end.getIncoming() if upstream else end.getOutgoingLanes()) if not x.getID().startswith(":")]
+        if len(nxt) != 1 or nxt[0] in chain:
+            break
+        chain = [nxt[0], *chain] if upstream else [*chain, nxt[0]]
+        length += nxt[0].getLength()
+    return chain
+
+
+def zone_length_m(lane: sumolib.net.lane.Lane, kind: str) -> float:
+    """Length of the detection zone of an approach (``kind`` "in") or exit ("out") lane: its
+    ``detection_zone`` up to ``APPROACH_M`` (what ``loop.write_detectors`` places on the map)."""
+    return min(APPROACH_M, sum(x.getLength() for x in detection_zone(lane, upstream=kind == "in")))

@@ -4,6 +4,8 @@ explained, and (on this junction) every decision passes the safety validator."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from signals.controllers import (
@@ -14,7 +16,8 @@ from signals.controllers import (
     WebsterController,
     make_controller,
 )
-from signals.loader import load_intersection
+from signals.controllers.leitstand import JAM_SPACING_M
+from signals.loader import intersection_from_dict, intersection_to_dict, load_intersection
 from signals.model import Intersection
 from signals.validator import SafetyValidator
 from tests.paths import EXAMPLE_INTERSECTION as EXAMPLE
@@ -175,6 +178,31 @@ def test_a_dead_detector_is_estimated_not_read_as_an_empty_lane(x: Intersection)
     assert "no data from E_in, W_in" in text
 
 
+def _estimates(x: Intersection, dead: set[str], seconds: int = 300) -> list[float]:
+    """Leitstand on 1 s frames, queues of 3 and steady counts on every working approach: every
+    estimate it makes of the ``dead`` detectors' queues."""
+    c = make_controller("leitstand", x)
+    seen = []
+    for t in range(seconds):
+        lanes = {
+            la.id: LaneMeasurement(count=0.4, queue_veh=3.0, vehicles=4.0) for la in x.lanes if la.id not in dead and la.group is not None
+        }
+        inputs = dict(c.decide(DetectorObservation(x.id, float(t), 1.0, lanes)).explanation.inputs)
+        seen += [v for k, v in inputs.items() if k.startswith("estimated_veh.")]
+    return seen
+
+
+def test_a_dead_detectors_estimate_never_exceeds_what_its_zone_holds(x: Intersection) -> None:
+    """The point queue of a dead approach grows without bound while its group is red; a detector
+    would never read more than its zone holds (a 12 m link between two signals: 1.6 vehicles at
+    7.5 m per standing vehicle). Unbounded, the estimate of such a link reached 43 vehicles on
+    ingolstadt21 (seed 5, 10 % dead) and the stage serving it held green for vehicles that were
+    not there."""
+    short = dataclasses.replace(x, lanes=tuple(dataclasses.replace(la, length_m=12.0) if la.id == "E_in" else la for la in x.lanes))
+    assert max(_estimates(x, {"E_in"})) > 12.0 / JAM_SPACING_M  # no length known: the point queue alone
+    assert 0 < max(_estimates(short, {"E_in"})) <= 12.0 / JAM_SPACING_M
+
+
 def _stranded_after_start(x: Intersection, exit_queue: float, exit_occupancy: float) -> float:
     """Queues of 5 on every approach, 2 standing on every exit covering ``exit_occupancy`` of it:
     the vehicles leitstand counts on its current stage at its first real decision."""
@@ -198,3 +226,9 @@ def test_a_short_exit_covered_by_standing_vehicles_is_full(x: Intersection) -> N
     assert _stranded_after_start(x, exit_queue=2.0, exit_occupancy=0.2) > 0
     assert _stranded_after_start(x, exit_queue=2.0, exit_occupancy=0.7) == 0
     assert _stranded_after_start(x, exit_queue=0.0, exit_occupancy=0.7) > 0  # covered but moving: not a jam
+
+
+def test_a_zone_length_survives_the_model_document(x: Intersection) -> None:
+    with_length = dataclasses.replace(x, lanes=tuple(dataclasses.replace(la, length_m=12.1) for la in x.lanes))
+    assert intersection_from_dict(intersection_to_dict(with_length)).lanes == with_length.lanes
+    assert "length_m" not in str(intersection_to_dict(x))  # unknown stays unknown

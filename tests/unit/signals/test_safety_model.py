@@ -80,6 +80,8 @@ def test_nan_intergreen_no_longer_shortens_the_change_silently(doc: dict) -> Non
             "saturation_flow_vph",
             lambda x: dataclasses.replace(x, lanes=(dataclasses.replace(x.lanes[0], saturation_flow_vph=NAN), *x.lanes[1:])),
         ),
+        ("length_m", lambda x: dataclasses.replace(x, lanes=(dataclasses.replace(x.lanes[0], length_m=NAN), *x.lanes[1:]))),
+        ("length_m", lambda x: dataclasses.replace(x, lanes=(dataclasses.replace(x.lanes[0], length_m=-12.0), *x.lanes[1:]))),
     ],
 )
 def test_the_constructor_refuses_every_non_finite_number(field: str, change) -> None:

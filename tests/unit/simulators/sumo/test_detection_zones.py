@@ -49,3 +49,7 @@ def test_a_short_stub_before_the_stop_line_extends_the_zone_upstream(tmp_path: P
     assert covered == pytest.approx(APPROACH_M, abs=0.05)
     assert "NC_0" in zones and "CE_0" in zones  # long lanes: one lane each, nothing added
     assert float(zones["CE_0"].get("endPos", "nan")) == pytest.approx(APPROACH_M)
+    # the model knows each zone's length (what a dead detector's estimate may hold at most)
+    length = {la.measured_by: la.length_m for s in signals.values() for la in s.intersection.lanes}
+    assert length["in:S1C_0"] == pytest.approx(covered, abs=0.05)
+    assert length["in:NC_0"] == length["out:CE_0"] == pytest.approx(APPROACH_M)
