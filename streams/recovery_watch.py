@@ -6,7 +6,7 @@ changelog topics, and the worker processes nothing until that is done. In
 sometimes received **no changelog record at all** after the rebalance, on either broker: Faust
 logged "No event received for active tp ... since recovery start" for every partition for the two
 minutes the test waited, and no camera event of any pool, including the survivor's own, was
-alarmed in that time (1 clean-clone CI run on Tansu; 1 of 13 runs under stress-ng on Apache
+alarmed in that time (1 clean-clone CI run on Tansu; 1 of 16 critical runs under stress-ng, on Apache
 Kafka). Where the fetch path wedges (a fetch that never completes keeps aiokafka from sending the
 next one to that broker; Faust's fetch loop waiting on a suspended flow) was not pinned down.
 

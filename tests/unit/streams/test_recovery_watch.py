@@ -1,7 +1,7 @@
 """The recovery watch (streams/recovery_watch.py): when a table recovery has waited long enough
 for a changelog record to rejoin the group, and when it must leave it alone.
 
-A wedged recovery cannot be produced on demand (it appeared in about 1 of 13 scale-out runs under
+A wedged recovery cannot be produced on demand (it appeared in 1 of 16 critical scale-out runs under
 load), so ``check`` runs against a stand-in of Faust's recovery state and consumer thread, named
 as such; the decision itself is the pure ``stalled_for``."""
 
