@@ -52,7 +52,7 @@ class RecoveryWatch:
         self.app = app
         self.stall_s = stall_s
         self.clock = clock
-        #: the stall (its start time) we last acted on: one rejoin per ``stall_s`` of silence
+        #: when we last asked for a rejoin: at most one per ``stall_s``
         self.kicked_at: float | None = None
         self.rejoins = 0
 

@@ -126,7 +126,7 @@ async def changelog_durable(app: faust.App) -> None:
     buffer first, but that flush gives up after 0.1 s without a send (``ProducerBuffer
     .flush_atmost``), so a commit can overtake a changelog record still in the buffer; a SIGKILL
     then loses the write while the input is committed. Seen as an alarm never delivered in the
-    critical scale-out test (1 of 6 runs under ``stress-ng``). Here the buffer is drained until
+    critical scale-out test (1 of 28 runs under ``stress-ng``). Here the buffer is drained until
     empty and then aiokafka's own flush waits for every batch's acknowledgement."""
     producer: Any = app.producer
     while producer.buffer.size:
