@@ -56,7 +56,7 @@ class RecoveryWatch:
         self.kicked_at: float | None = None
         self.rejoins = 0
 
-    def waiting_s(self) -> float:
+    def waiting_s(self, now: float) -> float:
         recovery = self.app.tables.recovery
         if not recovery.in_recovery:
             return 0.0
@@ -64,13 +64,13 @@ class RecoveryWatch:
             recovery._recovery_started_at,
             recovery._active_events_received_at.values(),
             recovery.active_remaining_total(),
-            self.clock(),
+            now,
         )
 
     def check(self) -> bool:
         """Rejoin if recovery has been stalled for ``stall_s`` since the last rejoin; True if it did."""
-        waited = self.waiting_s()
         now = self.clock()
+        waited = self.waiting_s(now)
         if waited < self.stall_s or (self.kicked_at is not None and now - self.kicked_at < self.stall_s):
             return False
         recovery = self.app.tables.recovery
