@@ -69,6 +69,8 @@ def create_app(settings: Settings) -> faust.App:
         # Faust binds 0.0.0.0 unless told: listen only where the settings say (127.0.0.1 by default)
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        # how the other workers reach this one (the alarm API forwards to the book's holder)
+        canonical_url=settings.advertised_url or own_url(settings.web_host, settings.web_port),
         # Faust's built-in /table/ and /router/ views answer anyone on the port with table
         # contents and cluster topology, past every token check: not served
         web_tables_enabled=False,
@@ -114,6 +116,12 @@ def _register_role(app: faust.App, settings: Settings, deadletter: Any) -> None:
         # in `all` the aggregation agent already dead-letters bad frames: report each once
         controls = signal_control.register(app, settings, deadletter, own_frame_deadletters=role == "control")
         signals_api.register(app, settings, controls)
+
+
+def own_url(host: str, port: int) -> str:
+    """``http://host:port`` with an IPv6 address in brackets (Faust's default leaves them out)."""
+    bare = host.strip("[]")
+    return f"http://[{bare}]:{port}" if ":" in bare else f"http://{bare}:{port}"
 
 
 def exposure_warning(settings: Settings) -> str | None:

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     )
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
+    advertised_url: str | None = Field(
+        None,
+        description="How the other workers reach this worker's HTTP side (http://host:port); unset: "
+        "http://WEB_HOST:WEB_PORT. Set it when workers run on several hosts: the alarm API forwards "
+        "a request to the worker holding the alarm's book by this URL.",
+    )
     api_token: SecretStr | None = Field(
         None,
         description=f"Bearer token for changing HTTP calls, at least {MIN_API_TOKEN_BYTES} bytes "
@@ -331,6 +337,19 @@ class Settings(BaseSettings):
         if not set(value) <= allowed:
             raise ValueError("may contain only letters, digits, '.', '_' and '-'")
         return value
+
+    @field_validator("advertised_url")
+    @classmethod
+    def _advertised_url_is_http(cls, value: str | None) -> str | None:
+        """Other workers send bearer tokens to this URL: it must be a plain http(s) origin."""
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+            raise ValueError("must be http://HOST:PORT or https://HOST:PORT (no path), e.g. http://10.0.0.5:6066")
+        return value.rstrip("/")
 
     @field_validator("api_token", "api_read_token")
     @classmethod

@@ -12,7 +12,9 @@ the change is recorded as that user. With the shared token the actor is ``machin
 
 A change is written to ``alerts.acks`` (the audit trail of human actions) and applied by the
 alarm books agent moments later, so the answer is ``202 Accepted`` with the command sent.
-Reads come from the books this worker holds (run one worker, or put a router in front).
+With several critical workers each holds the books of its partitions; whichever worker a
+request reaches answers for all of them (streams/http/owners.py): a change is forwarded to the
+worker holding the alarm's book, the listing merges every worker's books.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from detection.alarms import subject_of
+
 from ..agents.alarm_lifecycle import AlarmBooks, alarm_json
 from ..records import AlertAction, AlertCommand
 from ..settings import Settings
 from .auth import ApiAuth, Refused, actor, free_text, only_fields, query_choice, read_json_object, recorded
+from .owners import Owners, is_forwarded, merged
 
 STATES = ("open", "raised", "acknowledged", "escalated")
 #: what a change body may hold
@@ -41,22 +46,25 @@ def refusal(view: View, refused: Refused) -> Response:
 
 def register(app: faust.App, settings: Settings, books: AlarmBooks) -> None:
     auth = ApiAuth.from_settings(settings)
+    owners = Owners(app, books.table)
 
-    def listing(request: Request) -> dict[str, Any]:
+    def local_listing(request: Request) -> list[dict[str, Any]]:
         auth.check(request.headers.get("Authorization"), "read")
         state = query_choice(request.query, "state", STATES)
-        chosen = [a for a in books.all_alarms() if state == "open" or a.state == state]
-        chosen.sort(key=lambda a: (("critical", "major", "minor").index(a.severity), a.raised_at))
-        found = [alarm_json(a) for a in chosen]
-        return {"alerts": found, "count": len(found)}
+        return [alarm_json(a) for a in books.all_alarms() if state == "open" or a.state == state]
 
     @app.page("/alerts")
     class Alerts(View):
         async def get(self, request: Request) -> Response:
             try:
-                return self.json(listing(request))
+                found = local_listing(request)
             except Refused as refused:
                 return refusal(self, refused)
+            if is_forwarded(request):
+                return self.json({"alerts": found, "count": len(found)})
+            others, unreachable = await owners.gather(request)
+            alerts = merged([found, *others])
+            return self.json({"alerts": alerts, "count": len(alerts), "workers": 1 + len(others), "unreachable": unreachable})
 
     async def change(view: View, request: Request, alert_id: str, action: AlertAction) -> Response:
         try:
@@ -66,7 +74,17 @@ def register(app: faust.App, settings: Settings, books: AlarmBooks) -> None:
             by, note, claimed = recorded(who, actor(body, "by", default=""), free_text(body, "note"))
         except Refused as refused:
             return refusal(view, refused)
+        subject = subject_of(alert_id)
+        owner = owners.owner(subject) if subject else owners.own_url
+        if owner is not None and owner != owners.own_url and not is_forwarded(request):
+            return await owners.forward(view, request, owner)
         alarm, closed = books.find(alert_id)
+        if alarm is None and owner is None:
+            return view.json(
+                {"error": "the alarm books are moving between workers; retry in a few seconds", "alert_id": alert_id},
+                status=503,
+                headers={"Retry-After": "5"},
+            )
         if alarm is None:
             return view.json(
                 {"error": "alarm already resolved" if closed else "no such open alarm", "alert_id": alert_id}, status=409 if closed else 404

@@ -290,3 +290,67 @@ def test_telemetry_workers_share_partitions_and_the_survivor_finishes_every_wind
     assert not missing, f"{len(missing)} of {len(want)} windows never emitted, e.g. {missing[:5]}"
     differing = {k: (sorted(v), want[k]) for k, v in got.items() if k in want and v != {want[k]}}
     assert not differing, f"{len(differing)} windows emitted with values other than the oracle's: {list(differing.items())[:3]}"
+
+
+def test_alarm_api_answers_for_every_worker_and_for_the_survivor(broker, settings_for, tmp_path: Path) -> None:
+    """Two critical workers split the alarm books. Whichever worker an operator's request reaches
+    lists every open alarm and acknowledges any of them (forwarded to the book's holder); after a
+    SIGKILL the survivor's listing names the dead worker until it holds every book itself."""
+    from tests.integration.test_http_api_auth import TOKEN, Api
+
+    s = settings_for(broker, topic_partitions=PARTITIONS)
+    asyncio.run(ensure_topics(s))
+    workers = _pair(s, tmp_path, "critical", {"api_token": TOKEN, "alarm_ack_timeout_critical_s": 3600.0})
+    pools = [f"Q{i:02d}" for i in range(12)]
+    now = datetime.now(timezone.utc).isoformat()
+    events = [
+        (
+            p.encode(),
+            orjson.dumps(
+                {"schema_version": 1, "event_time": now, "pool_id": p, "event_id": f"R-{p}", "kind": "person_in_closed_zone", "zone": "slide"}
+            ),
+        )
+        for p in pools
+    ]
+    topic = s.topic("pool.supervision")
+    try:
+        _start_sharing(workers, topic)
+        a, b = (Api(w.web_port) for w in workers)
+        sent = [0]
+        _send_paced(s, "pool.supervision", events, every_s=0.0, sent=sent).join(60)
+
+        def listed(api: Api, state: str = "open", local: bool = False) -> set[str]:
+            status, body = api.call(
+                "GET", f"/alerts?state={state}", auth=f"Bearer {TOKEN}", headers={"X-Leitstand-Forwarded-By": "test"} if local else None
+            )
+            assert status == 200, body
+            return {x["subject_id"] for x in body["alerts"]}
+
+        assert wait_for(lambda: listed(a) == set(pools) and listed(b) == set(pools), timeout_s=60, step_s=0.5), (listed(a), listed(b))
+        own_a, own_b = listed(a, local=True), listed(b, local=True)
+        assert own_a and own_b and not own_a & own_b and own_a | own_b == set(pools), (own_a, own_b)
+
+        status, body = a.bearer("GET", "/alerts")
+        assert body["workers"] == 2 and body["unreachable"] == [] and body["count"] == len(pools)
+        for alarm in body["alerts"]:  # every ack through worker a: half of them are b's books
+            status, answer = a.bearer("POST", f"/alerts/{alarm['alarm_id']}/ack", body={"note": "on my way"})
+            assert status == 202, answer
+        assert wait_for(lambda: listed(b, "acknowledged") == set(pools), timeout_s=30, step_s=0.5), listed(b, "acknowledged")
+
+        assert workers[1].proc is not None
+        workers[1].proc.send_signal(signal.SIGKILL)
+        workers[1].proc.wait(30)
+        status, body = a.bearer("GET", "/alerts")
+        assert status == 200, body
+        # until the group notices, b's books are named as unreachable, not silently left out
+        assert body["unreachable"] == [] or set(body["unreachable"]) == {f"http://127.0.0.1:{workers[1].web_port}"}, body
+        assert body["unreachable"] or {x["subject_id"] for x in body["alerts"]} == set(pools), body
+
+        def survivor_holds_all() -> bool:
+            status, body = a.bearer("GET", "/alerts?state=acknowledged")
+            return status == 200 and body["unreachable"] == [] and {x["subject_id"] for x in body["alerts"]} == set(pools)
+
+        assert wait_for(survivor_holds_all, timeout_s=90, step_s=0.5), (a.bearer("GET", "/alerts"), workers[0].log_tail())
+    finally:
+        codes = [w.stop() for w in workers]
+    assert codes[0] == 0, workers[0].log_tail()
