@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from typing import Any
 
 from .broker.probe import BrokerStateLost, check_reachable
@@ -27,6 +28,11 @@ def run_worker(settings: Settings) -> None:
     configure_structlog()
     app = create_app(settings)
     _clear_unreadable_changelogs(app, settings, sorted(app.tables.changelog_topics))
+    # Everything made so far (modules, pandas in the forecasting roles, the app) lives as long as
+    # the process: frozen, the cyclic collector stops re-scanning it at every full collection of
+    # the objects a batch makes. bench pipeline, telemetry role: +12-17 % frames per CPU second.
+    gc.collect()
+    gc.freeze()
     worker = _worker_class()(
         app,
         loglevel=_FAUST_LEVELS[settings.log_level],
@@ -52,6 +58,12 @@ def _worker_class() -> type:
     import faust
 
     class Worker(faust.Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            """No terminal spinner. Faust's hook sets the root logger to DEBUG for it whenever the
+            level is WARN (our default), so every library debug call built a log record: 55,000
+            of them per 20,000 frames, ~4 % of a telemetry worker's CPU (cProfile)."""
+            self.spinner = None
+
         async def _sentinel_task(self) -> None:
             """mode's last step before closing the loop slept a fixed 1 s so the tasks it had just
             cancelled could run their cancellation; this waits for exactly that, at most the same

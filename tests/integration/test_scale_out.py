@@ -303,15 +303,12 @@ def test_alarm_api_answers_for_every_worker_and_for_the_survivor(broker, setting
     workers = _pair(s, tmp_path, "critical", {"api_token": TOKEN, "alarm_ack_timeout_critical_s": 3600.0})
     pools = [f"Q{i:02d}" for i in range(12)]
     now = datetime.now(timezone.utc).isoformat()
-    events = [
-        (
-            p.encode(),
-            orjson.dumps(
-                {"schema_version": 1, "event_time": now, "pool_id": p, "event_id": f"R-{p}", "kind": "person_in_closed_zone", "zone": "slide"}
-            ),
-        )
-        for p in pools
-    ]
+
+    def event(pool: str) -> bytes:
+        record = {"schema_version": 1, "event_time": now, "pool_id": pool, "event_id": f"R-{pool}", "kind": "person_in_closed_zone"}
+        return orjson.dumps({**record, "zone": "slide"})
+
+    events = [(p.encode(), event(p)) for p in pools]
     topic = s.topic("pool.supervision")
     try:
         _start_sharing(workers, topic)

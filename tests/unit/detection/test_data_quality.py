@@ -84,3 +84,32 @@ def test_any_input_gives_known_issues_and_counts_only_grow(values: list[float], 
         assert all(state["counts"][k] >= before[k] for k in ISSUES)
         before = dict(state["counts"])
     assert state is not None and summary({"s": state})["streams"] == 1
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["intersection/K1/d1/occupancy", "intersection/K2/d1/speed_kmh", "pool/P1/ph", "pool/P1/redox"]),
+            st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.5, 7.2, 300.0, -1.0, 999.0])),
+            st.floats(0, 600),  # how late it arrives
+            st.booleans(),  # a timer tick after it
+        ),
+        max_size=120,
+    )
+)
+def test_the_tallies_equal_a_recount_over_every_stream(steps: list[tuple[str, float, float, bool]]) -> None:
+    """The metrics read tallies kept as streams change; they must always say what a full pass
+    over the streams would (a drift here would show degraded sensors that are not, or hide them)."""
+    dq = DataQualityState(QualityLimits(stuck_after=3, warmup=5, expected_interval_s=10.0))
+    t = 1_000_000.0
+    for stream, value, lag, tick in steps:
+        t += 10.0
+        dq.observe(stream, t, t + lag, value)
+        if tick:
+            dq.tick(t + 100.0)
+        for source in ("intersection", "pool"):
+            states = [s for k, s in dq.streams.items() if k.startswith(f"{source}/")]
+            assert dq.stream_count(source) == len(states)
+            for issue in ISSUES:
+                assert dq.degraded_count(source, issue) == sum(issue in s["issues"] for s in states), (source, issue)
+                assert dq.began_count(source, issue) == sum(int(s["counts"].get(issue, 0)) for s in states), (source, issue)

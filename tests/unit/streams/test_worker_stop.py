@@ -58,3 +58,38 @@ def test_the_worker_uses_it_as_mode_s_sentinel() -> None:
     worker_class = _worker_class()
     assert issubclass(worker_class, faust.Worker)
     assert worker_class._sentinel_task is not faust.Worker._sentinel_task
+
+
+def test_the_configured_log_level_holds_after_faust_sets_up_logging(tmp_path) -> None:
+    """Faust's worker lowered the root logger to DEBUG at level WARN (for a terminal spinner):
+    every library debug call then built a log record, ~4 % of a telemetry worker's CPU."""
+    import logging
+
+    from streams.app import create_app
+    from streams.logs import logging_config
+    from streams.settings import Settings
+
+    app = create_app(Settings(_env_file=None, data_dir=tmp_path))
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        config = logging_config("warning", "console")
+        worker = _worker_class()(app, loglevel="warn", logging_config=config, quiet=True, redirect_stdouts=False)
+        worker._setup_logging()
+        assert root.level == logging.WARNING
+        assert not logging.getLogger("faust.topics").isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+
+
+def test_the_telemetry_role_gathers_records_the_alarm_roles_do_not(tmp_path) -> None:
+    from streams.app import create_app
+    from streams.settings import Settings
+
+    def linger(**kw: object) -> float:
+        return float(create_app(Settings(_env_file=None, data_dir=tmp_path, **kw)).conf.producer_linger)
+
+    assert linger(worker_role="telemetry") == 0.010
+    assert linger(worker_role="critical") == linger(worker_role="all") == linger(worker_role="control") == 0.0
+    assert linger(worker_role="critical", producer_linger_ms=3) == 0.003

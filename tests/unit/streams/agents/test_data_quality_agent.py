@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
+
 from detection.data_quality import DataQualityState, QualityLimits
 from streams import metrics
 from streams.agents.data_quality import MetricsView, fold_frames, fold_pool, limits_from
@@ -59,8 +61,8 @@ def test_gauges_are_recomputed_at_most_once_a_second_and_never_lost() -> None:
     fold_frames(dq, [_frame(i, 3) for i in range(2)], 1_000_000 + 200.0)
     view.changed(dq, now=100.0)
     assert not view.dirty and _value("leitstand_data_quality_streams", series_kind="intersection") == 3
-    dq.streams.clear()  # what the next batch's update would publish: no streams
-    view.changed(dq, now=100.5)
-    assert view.dirty and _value("leitstand_data_quality_streams", series_kind="intersection") == 3  # not yet
+    fold_frames(dq, [msgspec.structs.replace(_frame(3, 3), intersection_id="K2")], 1_000_000 + 400.0)
+    view.changed(dq, now=100.5)  # a second intersection's 3 streams: not published yet
+    assert view.dirty and _value("leitstand_data_quality_streams", series_kind="intersection") == 3
     view.changed(dq, now=101.0)
-    assert not view.dirty and _value("leitstand_data_quality_streams", series_kind="intersection") == 0
+    assert not view.dirty and _value("leitstand_data_quality_streams", series_kind="intersection") == 6
