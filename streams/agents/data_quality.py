@@ -19,7 +19,7 @@ from typing import Any
 import faust
 import structlog
 
-from detection.data_quality import ISSUES, DataQualityState, QualityLimits, frame_streams
+from detection.data_quality import ISSUES, DataQualityState, QualityLimits, detector_streams
 
 from .. import metrics
 from ..ingest import decoded_batches
@@ -42,15 +42,20 @@ def limits_from(settings: Settings) -> QualityLimits:
 def fold_frames(dq: DataQualityState, frames: Iterable[IntersectionFrame], arrival_s: float) -> int:
     """Every detector quantity of every frame into the watch; returns the values judged."""
     n = 0
+    observe = dq.observe
     for f in frames:
         event_s = f.event_time.timestamp()
-        detectors = [
-            {"detector_id": d.detector_id, "count": d.count, "occupancy": d.occupancy, "speed_kmh": d.speed_kmh, "queue_veh": d.queue_veh}
-            for d in f.detectors
-        ]
-        for stream, value in frame_streams(f.intersection_id, f.interval_s, detectors).items():
-            dq.observe(stream, event_s, arrival_s, value)
-            n += 1
+        for d in f.detectors:  # what frame_streams gives, without a dict per detector and frame
+            count, occupancy, speed, queue = detector_streams(f.intersection_id, d.detector_id)
+            observe(count, event_s, arrival_s, d.count / f.interval_s)
+            observe(occupancy, event_s, arrival_s, d.occupancy)
+            n += 2
+            if d.speed_kmh is not None:
+                observe(speed, event_s, arrival_s, float(d.speed_kmh))
+                n += 1
+            if d.queue_veh is not None:
+                observe(queue, event_s, arrival_s, float(d.queue_veh))
+                n += 1
     return n
 
 

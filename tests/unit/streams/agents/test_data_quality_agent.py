@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
 
-from detection.data_quality import DataQualityState, QualityLimits
+from detection.data_quality import DataQualityState, QualityLimits, frame_streams
 from streams import metrics
 from streams.agents.data_quality import MetricsView, fold_frames, fold_pool, limits_from
 from streams.records import DetectorReading, IntersectionFrame, PoolReading
@@ -66,3 +68,39 @@ def test_gauges_are_recomputed_at_most_once_a_second_and_never_lost() -> None:
     assert view.dirty and _value("leitstand_data_quality_streams", series_kind="intersection") == 3
     view.changed(dq, now=101.0)
     assert not view.dirty and _value("leitstand_data_quality_streams", series_kind="intersection") == 6
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["d1", "d2", "lane-3"]),
+            st.integers(0, 50),
+            st.floats(0, 1),
+            st.one_of(st.none(), st.floats(0, 300)),
+            st.one_of(st.none(), st.floats(0, 1000)),
+        ),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda d: d[0],
+    ),
+    st.sampled_from([15.0, 60.0]),
+)
+def test_the_agent_folds_exactly_the_streams_frame_streams_names(detectors: list[tuple], interval_s: float) -> None:
+    """The agent's fast path must judge the same streams with the same values as the definition
+    (frame_streams), which explanations replay: else an explanation names other sensors."""
+    frame = IntersectionFrame(
+        schema_version=1,
+        event_time=datetime.fromtimestamp(1_000_000, tz=UTC),
+        intersection_id="K7",
+        interval_s=interval_s,
+        detectors=[DetectorReading(detector_id=i, count=c, occupancy=o, speed_kmh=s, queue_veh=q) for i, c, o, s, q in detectors],
+    )
+    fast = DataQualityState()
+    judged = fold_frames(fast, [frame], 1_000_010.0)
+    slow = DataQualityState()
+    dicts = [{"detector_id": i, "count": c, "occupancy": o, "speed_kmh": s, "queue_veh": q} for i, c, o, s, q in detectors]
+    expected = frame_streams("K7", interval_s, dicts)
+    for stream, value in expected.items():
+        slow.observe(stream, 1_000_000.0, 1_000_010.0, value)
+    assert judged == len(expected)
+    assert fast.streams == slow.streams
