@@ -70,3 +70,76 @@ def test_spike_outscores_ordinary_readings_and_state_round_trips() -> None:
 
 def test_registered() -> None:
     assert isinstance(make_detector("adaptive"), AdaptiveDetector)
+
+
+# --- the slow-shift score (``shift_memory``, registry name ``adaptive_shift``) -------------------
+
+
+def slow_rise(seed: int, before: int = 3000, after: int = 900) -> list[float]:
+    """White noise, then the mean creeps up by 1.5 noise sds over 300 readings and stays there:
+    no single reading is unusual, so the forecasters follow it and the point score stays quiet."""
+    rng = random.Random(seed)
+    xs = [10.0 + rng.gauss(0, 1) for _ in range(before)]
+    return xs + [10.0 + 1.5 * min(i / 300.0, 1.0) + rng.gauss(0, 1) for i in range(after)]
+
+
+def test_a_slow_level_rise_is_seen_by_the_shift_score_only() -> None:
+    for seed in (0, 1, 2):
+        xs = slow_rise(seed)
+        plain = run(AdaptiveDetector(), xs)
+        shift = run(AdaptiveDetector(shift_memory=64), xs)
+        quiet = max(shift[600:3000])
+        assert max(plain[3000:]) < max(plain[600:3000]) + 0.1  # the point score does not see it
+        assert max(shift[3000:]) > quiet + 0.15  # the slow mean does
+        assert quiet == max(plain[600:3000])  # and it is silent while nothing changes (seed-checked)
+
+
+def test_single_spikes_do_not_move_the_shift_score() -> None:
+    """A spike is winsorised at 6 spreads before it enters the slow mean: with a fifty-sigma spike
+    every 250 readings the shift score is no higher than on the same noise without spikes."""
+
+    def worst_shift(xs: list[float]) -> float:
+        det = AdaptiveDetector(shift_memory=64)
+        worst = 0.0
+        for i, x in enumerate(xs):
+            if det.sh_n >= 4 * 64:
+                worst = max(worst, det._shift_score(x))
+            det.learn_one(T0 + i * STEP, x)
+        return worst
+
+    rng = random.Random(7)
+    xs = [10.0 + rng.gauss(0, 1) for _ in range(3000)]
+    spiky = [x + 50.0 if i >= 400 and i % 250 == 150 else x for i, x in enumerate(xs)]
+    assert worst_shift(spiky) < worst_shift(xs) + 0.05
+    assert worst_shift(spiky) < 0.6  # below every NAB threshold the detector was run at (0.56-0.62)
+
+
+def test_shift_scores_do_not_depend_on_units_and_state_round_trips() -> None:
+    xs = slow_rise(3, before=800, after=200)
+    a = run(AdaptiveDetector(shift_memory=32), xs)
+    det = AdaptiveDetector(shift_memory=32)
+    b = run(det, [1000.0 * x for x in xs])
+    assert max(abs(p - q) for p, q in zip(a, b)) < 1e-6
+    copy = AdaptiveDetector.from_state(json.loads(json.dumps(det.to_state(), allow_nan=False)))
+    assert copy.to_state() == det.to_state()
+    later = [(T0 + (len(xs) + i) * STEP, 1000.0 * x) for i, x in enumerate(xs[-50:])]
+    for t, x in later:  # the copy goes on exactly like the original, shift score included
+        assert copy.score_one(t, x) == det.score_one(t, x) and det._shift_score(x) > 0.0
+        copy.learn_one(t, x)
+        det.learn_one(t, x)
+
+
+def test_a_state_from_before_the_shift_score_still_restores() -> None:
+    det = AdaptiveDetector()
+    run(det, daily(300))
+    old = det.to_state()
+    for f in ("sh_mean", "sh_n", "sh_mu", "sh_var"):
+        del old[f]
+    del old["params"]["shift_memory"], old["params"]["shift_weight"]
+    assert restore(old).to_state() == det.to_state()
+
+
+def test_adaptive_shift_is_registered_with_the_shift_score_on() -> None:
+    det, plain = make_detector("adaptive_shift"), make_detector("adaptive")
+    assert isinstance(det, AdaptiveDetector) and det.shift_memory > 0
+    assert isinstance(plain, AdaptiveDetector) and plain.shift_memory == 0  # the plain one is unchanged
