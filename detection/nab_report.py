@@ -6,7 +6,8 @@ cross-validated score (threshold chosen on the other categories), realTraffic on
 the per-category scores at the set's threshold; the null and random baselines of the same run.
 With ``--grid`` the general detector's constants are cross-validated too: each fold chooses, on
 the other three categories, among the variants of ``ADAPTIVE_GRID`` *and* the threshold, and
-again among those of ``SHIFT_GRID`` (whether and how slowly to watch for a shift of level).
+again among those of ``SHIFT_GRID`` (whether and how slowly to watch for a shift of level, and how
+fast the tails learn).
 
 ``leitstand bench nab --set dev|realTraffic|FILE_LIST`` prints :func:`set_report` for one detector.
 """
@@ -31,9 +32,11 @@ ADAPTIVE_GRID: dict[str, tuple[Any, ...]] = {
     "episode_rows": (50.0, 100.0, 150.0, 250.0),
 }
 
-#: the grid that also lets each fold choose the slow-shift memory (0 = off, ``adaptive``); 16 variants
+#: the wider grid: each fold also chooses the slow-shift memory (0 = off, i.e. ``adaptive``) and
+#: the tails' excess cap (3 = the default detector's, 5 = ``adaptive``'s); 32 variants
 SHIFT_GRID: dict[str, tuple[Any, ...]] = {
     "shift_memory": (0.0, 256.0, 512.0, 1024.0),
+    "tail_cap": (3.0, 5.0),
     "episode_rows": (50.0, 100.0, 150.0, 250.0),
 }
 

@@ -143,3 +143,26 @@ def test_adaptive_shift_is_registered_with_the_shift_score_on() -> None:
     det, plain = make_detector("adaptive_shift"), make_detector("adaptive")
     assert isinstance(det, AdaptiveDetector) and det.shift_memory > 0
     assert isinstance(plain, AdaptiveDetector) and plain.shift_memory == 0  # the plain one is unchanged
+
+
+def test_a_state_from_before_tail_cap_goes_on_with_the_old_cap() -> None:
+    det = AdaptiveDetector(tail_cap=3.0)
+    run(det, daily(300))
+    old = json.loads(json.dumps(det.to_state()))
+    del old["params"]["tail_cap"]  # states written before the parameter existed
+    for tail in [old["tail"], *(v["tail"] for v in old["views"])]:
+        tail.pop("excess_cap", None)  # a cap of 3 is not written (the default detector's states stay as they were)
+    assert restore(old).to_state() == det.to_state()
+
+
+def test_a_wider_tail_cap_learns_a_recurring_spike_sooner() -> None:
+    """A 20-sigma spike every 100 readings on a quiet series (episodes shorter than the spacing, so
+    no spike is damped): with the wider cap the tail learns that spikes are part of this series and
+    the twentieth scores clearly lower than the first; with the old cap it hardly moves."""
+    rng = random.Random(11)
+    xs = [rng.gauss(0, 1) + (20.0 if i % 100 == 50 else 0.0) for i in range(2000)]
+    narrow = run(AdaptiveDetector(tail_cap=3.0, episode_rows=10), xs)
+    wide = run(AdaptiveDetector(tail_cap=5.0, episode_rows=10), xs)
+    assert wide[1950] < wide[50] - 0.08 and wide[1950] < narrow[1950] - 0.08
+    assert narrow[1950] > narrow[50] - 0.03
+    assert wide[1950] > 0.7  # still a clear deviation, only no longer a first-time surprise
