@@ -32,8 +32,8 @@ ADAPTIVE_GRID: dict[str, tuple[Any, ...]] = {
     "episode_rows": (50.0, 100.0, 150.0, 250.0),
 }
 
-#: the wider grid: each fold also chooses the slow-shift memory (0 = off, i.e. ``adaptive``) and
-#: the tails' excess cap (3 = the default detector's, 5 = ``adaptive``'s); 32 variants
+#: the wider grid: each fold also chooses the slow-shift memory (0 = off; ``adaptive`` uses 256)
+#: and the tails' excess cap (3 = the default detector's, 5 = ``adaptive``'s); 32 variants
 SHIFT_GRID: dict[str, tuple[Any, ...]] = {
     "shift_memory": (0.0, 256.0, 512.0, 1024.0),
     "tail_cap": (3.0, 5.0),
@@ -125,5 +125,5 @@ def detector_table(data_dir: Path, detectors: Sequence[str] | None = None, grid:
     }
     if grid:
         out["adaptive_constants_cross_validated"] = adaptive_grid_cv(dev)
-        out["adaptive_shift_constants_cross_validated"] = adaptive_grid_cv(dev, SHIFT_GRID)
+        out["adaptive_shift_cap_episode_cross_validated"] = adaptive_grid_cv(dev, SHIFT_GRID)
     return out

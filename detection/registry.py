@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .adaptive import AdaptiveDetector, adaptive_shift_detector
+from .adaptive import AdaptiveDetector
 from .base import Detector
 from .changepoint import LevelShiftDetector
 from .ensemble import CLASSES, RollingZScore, default_detector
@@ -16,7 +16,7 @@ from .seasonal import SeasonalResidualDetector
 from .sensor_faults import SensorFaultDetector
 
 #: registry names; ``default`` is the combination chosen on the benchmark evidence (docs/detection.md)
-DETECTOR_NAMES: tuple[str, ...] = ("default", "seasonal", "level_shift", "sensor_fault", "zscore", "adaptive", "adaptive_shift")
+DETECTOR_NAMES: tuple[str, ...] = ("default", "seasonal", "level_shift", "sensor_fault", "zscore", "adaptive")
 
 REGISTRY: dict[str, Callable[[], Detector]] = {
     "default": default_detector,
@@ -27,8 +27,6 @@ REGISTRY: dict[str, Callable[[], Detector]] = {
     "zscore": RollingZScore,
     # the general detector of issue 14 (detection/adaptive.py): seasonality and scale learned per series
     "adaptive": AdaptiveDetector,
-    # the same plus a slow-shift score (days-long level changes); opt-in, see docs/detection.md
-    "adaptive_shift": adaptive_shift_detector,
 }
 
 #: every restorable class by ``kind`` (the ensemble's plus the general detector)

@@ -272,11 +272,6 @@ _DETECTOR_TEXT = {
     "sensor_fault": ("Sensor-fault detector", "detection.sensor_faults:SensorFaultDetector", "stuck and out-of-range values"),
     "zscore": ("Rolling z-score", "detection.ensemble:RollingZScore", "the simple baseline"),
     "adaptive": ("Adaptive detector", "detection.adaptive:AdaptiveDetector", "seasonality and scale learned per series"),
-    "adaptive_shift": (
-        "Adaptive detector with slow-shift score",
-        "detection.adaptive:adaptive_shift_detector",
-        "seasonality and scale learned per series, plus days-long level shifts",
-    ),
 }
 for _name, (_title, _code, _how) in _DETECTOR_TEXT.items():
     ENTRIES[f"detection.detector.{_name}"] = Entry(

@@ -55,7 +55,7 @@ def test_scores_in_unit_interval_and_state_stays_json(stream: list[tuple[float, 
 @settings(max_examples=60, deadline=None)
 @given(stream=streams)
 def test_the_shift_score_is_bounded_and_json_on_any_stream(stream: list[tuple[float, float]]) -> None:
-    """The registered ``adaptive_shift`` needs 2,048 readings before its shift score speaks; with a
+    """The registered ``adaptive`` needs 1,024 readings before its shift score speaks; with a
     memory of 2 it speaks after 8, so these short hostile streams exercise its arithmetic."""
     det = AdaptiveDetector(shift_memory=2.0)
     t = T0
