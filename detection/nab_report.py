@@ -5,7 +5,9 @@ per detector the one-threshold score of the set (in sample), the leave-one-categ
 cross-validated score (threshold chosen on the other categories), realTraffic on its own, and
 the per-category scores at the set's threshold; the null and random baselines of the same run.
 With ``--grid`` the general detector's constants are cross-validated too: each fold chooses, on
-the other three categories, among the variants of ``ADAPTIVE_GRID`` *and* the threshold.
+the other three categories, among the variants of ``ADAPTIVE_GRID`` *and* the threshold, and
+again among those of ``SHIFT_GRID`` (whether and how slowly to watch for a shift of level, and how
+fast the tails learn).
 
 ``leitstand bench nab --set dev|realTraffic|FILE_LIST`` prints :func:`set_report` for one detector.
 """
@@ -27,6 +29,14 @@ from .nab import LabelledFile
 #: the variants the cross-validation chooses among (docs/detection.md, "A general detector")
 ADAPTIVE_GRID: dict[str, tuple[Any, ...]] = {
     "floor_frac": (0.05, 0.1, 0.2),
+    "episode_rows": (50.0, 100.0, 150.0, 250.0),
+}
+
+#: the wider grid: each fold also chooses the slow-shift memory (0 = off; ``adaptive`` uses 256)
+#: and the tails' excess cap (3 = the default detector's, 5 = ``adaptive``'s); 32 variants
+SHIFT_GRID: dict[str, tuple[Any, ...]] = {
+    "shift_memory": (0.0, 256.0, 512.0, 1024.0),
+    "tail_cap": (3.0, 5.0),
     "episode_rows": (50.0, 100.0, 150.0, 250.0),
 }
 
@@ -60,17 +70,17 @@ def set_report(files: Sequence[LabelledFile], scores: Sequence[np.ndarray], rand
     return out
 
 
-def _grid_variants() -> list[dict[str, Any]]:
-    keys = list(ADAPTIVE_GRID)
-    return [dict(zip(keys, values)) for values in itertools.product(*ADAPTIVE_GRID.values())]
+def _grid_variants(grid: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*grid.values())]
 
 
-def adaptive_grid_cv(files: Sequence[LabelledFile]) -> dict[str, Any]:
+def adaptive_grid_cv(files: Sequence[LabelledFile], grid: dict[str, tuple[Any, ...]] | None = None) -> dict[str, Any]:
     """Nested choice: per held-out category, the variant and threshold best on the other categories."""
     from .adaptive import AdaptiveDetector
 
     cands = {}
-    for kw in _grid_variants():
+    for kw in _grid_variants(ADAPTIVE_GRID if grid is None else grid):
         cands[json.dumps(kw, sort_keys=True)] = run_detector(lambda kw=kw: AdaptiveDetector(**kw), files)[0]
     name, th, in_sample = nab_sets.choose_in_sample(files, cands)
     return {
@@ -115,4 +125,5 @@ def detector_table(data_dir: Path, detectors: Sequence[str] | None = None, grid:
     }
     if grid:
         out["adaptive_constants_cross_validated"] = adaptive_grid_cv(dev)
+        out["adaptive_shift_cap_episode_cross_validated"] = adaptive_grid_cv(dev, SHIFT_GRID)
     return out

@@ -7,8 +7,9 @@ statistics above ``u`` and an exponential fit of the excesses over ``u`` (the pe
 model of extreme value theory, as in Siffer et al., KDD 2017, "SPOT") give the probability of
 seeing a statistic at least this large; the score is a monotone squash of that probability.
 
-Learning is robust: an excess is folded in at most ``_EXCESS_CAP`` mean excesses wide, so one
-huge event does not teach the tail that huge events are normal.
+Learning is robust: an excess is folded in at most ``excess_cap`` mean excesses wide (3 unless a
+detector says otherwise), so one huge event does not teach the tail that huge events are normal;
+the wider the cap, the faster a tail accepts large excesses that keep coming back.
 """
 
 from __future__ import annotations
@@ -27,8 +28,18 @@ class ExceedanceTail:
     |z| would give), weighted like ``prior_n`` observations so a young tail is not overconfident.
     """
 
-    def __init__(self, u: float, memory: float, rate0: float, excess0: float, prior_n: float = 50.0, squash: float = 8.0) -> None:
+    def __init__(
+        self,
+        u: float,
+        memory: float,
+        rate0: float,
+        excess0: float,
+        prior_n: float = 50.0,
+        squash: float = 8.0,
+        excess_cap: float = _EXCESS_CAP,
+    ) -> None:
         self.u = u
+        self.excess_cap = excess_cap
         self.memory = memory
         self.squash = squash
         self.n = prior_n  # effective observation count (prior included)
@@ -63,12 +74,12 @@ class ExceedanceTail:
         if exceeded:
             b = 1.0 / min(self.n_exc + 1.0, self.memory * 0.1 + 1.0)
             self.n_exc += 1.0
-            e = min(stat - self.u, _EXCESS_CAP * self.excess)
+            e = min(stat - self.u, self.excess_cap * self.excess)
             self.excess += b * (e - self.excess)
         self.rate = min(max(self.rate, 1e-6), 1.0)
 
     def to_state(self) -> dict[str, Any]:
-        return {
+        st = {
             "u": self.u,
             "memory": self.memory,
             "squash": self.squash,
@@ -77,9 +88,12 @@ class ExceedanceTail:
             "excess": self.excess,
             "n_exc": self.n_exc,
         }
+        if self.excess_cap != _EXCESS_CAP:  # states of the detectors that keep the default stay as they were
+            st["excess_cap"] = self.excess_cap
+        return st
 
     @classmethod
     def from_state(cls, s: dict[str, Any]) -> ExceedanceTail:
-        tail = cls(s["u"], s["memory"], s["rate"], s["excess"], squash=s["squash"])
+        tail = cls(s["u"], s["memory"], s["rate"], s["excess"], squash=s["squash"], excess_cap=s.get("excess_cap", _EXCESS_CAP))
         tail.n, tail.n_exc = s["n"], s["n_exc"]
         return tail

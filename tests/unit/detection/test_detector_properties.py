@@ -10,6 +10,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detection.adaptive import AdaptiveDetector
 from detection.registry import DETECTOR_NAMES, make_detector, restore
 from detection.sensor_faults import REASONS, SensorFaultDetector
 
@@ -49,6 +50,23 @@ def run(name: str, stream: list[tuple[float, float]]) -> None:
 def test_scores_in_unit_interval_and_state_stays_json(stream: list[tuple[float, float]]) -> None:
     for name in DETECTOR_NAMES:
         run(name, stream)
+
+
+@settings(max_examples=60, deadline=None)
+@given(stream=streams)
+def test_the_shift_score_is_bounded_and_json_on_any_stream(stream: list[tuple[float, float]]) -> None:
+    """The registered ``adaptive`` needs 1,024 readings before its shift score speaks; with a
+    memory of 2 it speaks after 8, so these short hostile streams exercise its arithmetic."""
+    det = AdaptiveDetector(shift_memory=2.0)
+    t = T0
+    for dt, x in stream:
+        t_i = t + dt
+        if math.isfinite(t_i):
+            t = t_i
+        s = det.score_one(t_i, x)
+        assert 0.0 <= s <= 1.0, (t_i, x, s)
+        det.learn_one(t_i, x)
+    json.dumps(det.to_state(), allow_nan=False)
 
 
 @settings(max_examples=40, deadline=None)

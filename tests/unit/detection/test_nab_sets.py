@@ -123,3 +123,25 @@ def test_set_report_has_baselines_categories_and_cross_validation() -> None:
     assert rep["score"] > 50 and us > 0
     assert set(rep["per_category"]) == {"a", "b"} and rep["baselines"]["null"] == 0.0
     assert set(rep["cross_validated_by_category"]["folds"]) == {"a", "b"}
+
+
+def test_a_grid_of_adaptive_variants_is_chosen_per_fold() -> None:
+    """``adaptive_grid_cv`` runs every variant of the grid it is given, reports the in-sample best
+    and lets each held-out category's fold pick one of those variants."""
+    from detection.nab_report import adaptive_grid_cv
+
+    rng = np.random.default_rng(6)
+    files = []
+    for cat in ("a", "b", "c"):
+        x = 10.0 + rng.normal(0, 1, 400)
+        x[300] = 40.0
+        files.append(nab.LabelledFile(f"{cat}/s.csv", np.arange(400) * 300.0, x, ((290, 310),)))
+    grid = {"tail_cap": (3.0, 5.0), "shift_memory": (0.0, 64.0)}
+    out = adaptive_grid_cv(files, grid)
+    assert out["variants"] == 4
+    assert out["best_in_sample"]["variant"].keys() == grid.keys() and out["best_in_sample"]["score"] > 50
+    folds = out["cross_validated"]["folds"]
+    assert set(folds) == {"a", "b", "c"}
+    for f in folds.values():
+        chosen = json.loads(f["candidate"])
+        assert chosen["tail_cap"] in grid["tail_cap"] and chosen["shift_memory"] in grid["shift_memory"]
