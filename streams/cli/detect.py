@@ -41,8 +41,9 @@ def parse_value(text: str) -> float:
 
 def detector_name(value: str) -> str:
     """The ``--detector`` option: a name from the detection registry."""
-    from detection.registry import DETECTOR_NAMES
+    from detection.registry import ALIASES, DETECTOR_NAMES
 
+    value = ALIASES.get(value, value)
     if value not in DETECTOR_NAMES:
         raise typer.BadParameter(f"unknown detector {value!r}; choose one of {', '.join(DETECTOR_NAMES)}")
     return value
@@ -69,7 +70,8 @@ def detect(
         str,
         typer.Option(
             callback=detector_name,
-            help="default, seasonal, level_shift, sensor_fault or zscore.",
+            help="default (general: learns each series), traffic (tuned to traffic detector series), "
+            "seasonal, level_shift, sensor_fault or zscore.",
         ),
     ] = "default",
 ) -> None:

@@ -266,12 +266,12 @@ ENTRIES: dict[str, Entry] = {
 }
 
 _DETECTOR_TEXT = {
-    "default": ("Default anomaly detector (ensemble)", "detection.ensemble:default_detector", "the combination chosen on NAB evidence"),
+    "default": ("Default anomaly detector (general)", "detection.adaptive:AdaptiveDetector", "scale and tails learned per series"),
+    "traffic": ("Traffic anomaly detector (ensemble)", "detection.ensemble:default_detector", "hour-of-day profiles fit to traffic series"),
     "seasonal": ("Seasonal residual detector", "detection.seasonal:SeasonalResidualDetector", "hour-of-week residuals"),
     "level_shift": ("Level-shift detector", "detection.changepoint:LevelShiftDetector", "CUSUM-like level shifts"),
     "sensor_fault": ("Sensor-fault detector", "detection.sensor_faults:SensorFaultDetector", "stuck and out-of-range values"),
     "zscore": ("Rolling z-score", "detection.ensemble:RollingZScore", "the simple baseline"),
-    "adaptive": ("Adaptive detector", "detection.adaptive:AdaptiveDetector", "seasonality and scale learned per series"),
 }
 for _name, (_title, _code, _how) in _DETECTOR_TEXT.items():
     ENTRIES[f"detection.detector.{_name}"] = Entry(

@@ -173,3 +173,13 @@ def test_detection_stays_pure() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_default_is_the_general_detector_and_the_old_name_still_works() -> None:
+    """Issue 14: the default must serve a sensor type nobody tuned for; ``adaptive`` scripts keep working."""
+    from detection.adaptive import AdaptiveDetector
+    from detection.ensemble import default_detector
+
+    assert isinstance(make_detector("default"), AdaptiveDetector)
+    assert isinstance(make_detector("adaptive"), AdaptiveDetector)
+    assert type(make_detector("traffic")) is type(default_detector())

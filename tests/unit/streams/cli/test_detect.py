@@ -99,10 +99,10 @@ def _tiny_nab(root: Path) -> None:
 
 def test_bench_nab_scores_a_named_set_with_categories(tmp_path: Path) -> None:
     _tiny_nab(tmp_path)
-    proc = leitstand("bench", "nab", "--data-dir", str(tmp_path), "--set", "dev", "--detector", "adaptive")
+    proc = leitstand("bench", "nab", "--data-dir", str(tmp_path), "--set", "dev", "--detector", "traffic")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["set"] == "dev" and report["detector"] == "adaptive"
+    assert report["set"] == "dev" and report["detector"] == "traffic"
     assert set(report["per_category"]) == {"realTraffic", "realKnownCause"}
     assert "cross_validated_by_category" in report
 
