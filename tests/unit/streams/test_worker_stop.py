@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import faust
 
@@ -87,7 +88,7 @@ def test_the_telemetry_role_gathers_records_the_alarm_roles_do_not(tmp_path) -> 
     from streams.app import create_app
     from streams.settings import Settings
 
-    def linger(**kw: object) -> float:
+    def linger(**kw: Any) -> float:
         return float(create_app(Settings(_env_file=None, data_dir=tmp_path, **kw)).conf.producer_linger)
 
     assert linger(worker_role="telemetry") == 0.010

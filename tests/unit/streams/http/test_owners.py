@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from streams.app import own_url
-from streams.http.owners import merged, owner_of, partition_of, peers
+from streams.http.owners import Distribution, merged, owner_of, partition_of, peers
 from streams.settings import Settings
 
 TOPIC = "leitstand-alarm-books-changelog"
@@ -38,7 +38,7 @@ def test_nobody_owns_a_key_while_the_map_misses_a_partition() -> None:
 
 
 def test_peers_are_the_other_holders_once_each() -> None:
-    dist = {A: {TOPIC: [0, 1]}, B: {TOPIC: [2, 3]}, "http://idle:1": {TOPIC: []}}
+    dist: Distribution = {A: {TOPIC: [0, 1]}, B: {TOPIC: [2, 3]}, "http://idle:1": {TOPIC: []}}
     assert peers(dist, TOPIC, A) == [B]
     assert peers(dist, TOPIC, "http://elsewhere:1") == [A, B]
 
