@@ -123,9 +123,12 @@ def _owned(worker: WorkerProcess, topic: str) -> set[int]:
 
 
 def _start_sharing(workers: list[WorkerProcess], topic: str) -> None:
-    """Start both and wait until they split the topic's partitions between them."""
+    """Start both side by side (one group join, not a join and a rebalance) and wait until they
+    split the topic's partitions between them."""
     for w in workers:
-        w.start(timeout_s=120)
+        w.launch()
+    for w in workers:
+        w.wait_ready(timeout_s=120)
 
     def shared() -> bool:
         a, b = (_owned(w, topic) for w in workers)
