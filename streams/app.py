@@ -8,6 +8,7 @@ at-least-once on both brokers; effects are idempotent (see streams/windowing.py)
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -128,8 +129,11 @@ def _register_role(app: faust.App, settings: Settings, deadletter: Any) -> None:
 
 
 def own_url(host: str, port: int) -> str:
-    """``http://host:port`` with an IPv6 address in brackets (Faust's default leaves them out)."""
+    """``http://host:port`` with an IPv6 address in brackets (Faust's default leaves them out).
+    A wildcard bind address names no host (another worker would call itself): the host name."""
     bare = host.strip("[]")
+    if bare in ("", "0.0.0.0", "::"):
+        bare = socket.gethostname()
     return f"http://[{bare}]:{port}" if ":" in bare else f"http://{bare}:{port}"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
@@ -58,6 +60,8 @@ def test_own_url_brackets_ipv6() -> None:
     assert own_url("127.0.0.1", 6066) == "http://127.0.0.1:6066"
     assert own_url("::1", 6066) == "http://[::1]:6066"
     assert own_url("[::1]", 6066) == "http://[::1]:6066"
+    # bound to every interface: the URL must still name this host, never 0.0.0.0
+    assert own_url("0.0.0.0", 6066) == own_url("::", 6066) == f"http://{socket.gethostname()}:6066"
 
 
 @pytest.mark.parametrize("bad", ["ftp://host:1", "host:6066", "http://", "http://host:1/api", "http://host:1/?x=1"])
