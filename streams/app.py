@@ -65,7 +65,7 @@ def create_app(settings: Settings) -> faust.App:
         # are simply redelivered (at-least-once, idempotent effects), so do not wait.
         stream_wait_empty=False,
         producer_acks=-1,
-        # alarms go out at once; bulk roles gather records for a few ms (one request, not one each)
+        # alarms go out at once; the telemetry role gathers records for 10 ms (one request, not one each)
         producer_linger=settings.linger_s,
         web_enabled=True,
         web_host=settings.web_host,
@@ -101,22 +101,15 @@ def _register_role(app: faust.App, settings: Settings, deadletter: Any) -> None:
     from .http import signals as signals_api
 
     role = settings.worker_role
-    import os
-
-    skip = os.environ.get("XSKIP", "").split(",")
     if role in ("all", "telemetry"):
-        if "agg" not in skip:
-            aggregation.register(app, settings, deadletter)
+        aggregation.register(app, settings, deadletter)
         pool_monitor.register_water(app, settings, deadletter)
-        if "inc" not in skip:
-            traffic_incidents.register(app, settings)
-        if "dq" not in skip:
-            data_quality.register(app, settings)
+        traffic_incidents.register(app, settings)
+        data_quality.register(app, settings)
         buses.register(app, settings, deadletter)
         from .agents import forecasting  # pandas and the models: only in the roles that forecast
 
-        if "fc" not in skip:
-            forecasting.register(app, settings, deadletter)
+        forecasting.register(app, settings, deadletter)
     if role in ("all", "critical"):
         pool_monitor.register_camera(app, settings, deadletter)
         books = alarm_lifecycle.register(app, settings, deadletter)

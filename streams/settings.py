@@ -357,7 +357,8 @@ class Settings(BaseSettings):
         from urllib.parse import urlsplit
 
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        port_ok = parts.port is None or 0 < parts.port  # .port raises ValueError beyond 65535 or not a number
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query or not port_ok:
             raise ValueError("must be http://HOST:PORT or https://HOST:PORT (no path), e.g. http://10.0.0.5:6066")
         return value.rstrip("/")
 

@@ -64,7 +64,9 @@ def test_own_url_brackets_ipv6() -> None:
     assert own_url("0.0.0.0", 6066) == own_url("::", 6066) == f"http://{socket.gethostname()}:6066"
 
 
-@pytest.mark.parametrize("bad", ["ftp://host:1", "host:6066", "http://", "http://host:1/api", "http://host:1/?x=1"])
+@pytest.mark.parametrize(
+    "bad", ["ftp://host:1", "host:6066", "http://", "http://host:1/api", "http://host:1/?x=1", "http://host:99999", "http://host:x"]
+)
 def test_an_advertised_url_that_is_not_an_origin_is_refused(bad: str) -> None:
     with pytest.raises(ValidationError, match="advertised_url"):
         Settings(_env_file=None, advertised_url=bad)
