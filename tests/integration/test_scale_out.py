@@ -295,6 +295,9 @@ def test_telemetry_workers_share_partitions_and_the_survivor_finishes_every_wind
     assert not differing, f"{len(differing)} windows emitted with values other than the oracle's: {list(differing.items())[:3]}"
 
 
+# Apache Kafka only in CI: the assignor's map rides the group protocol, which Tansu passes as well
+# (2 of 2 runs while this was built); its half was left out for the suite's 30-minute limit
+@pytest.mark.parametrize("broker", ["kafka"], indirect=True)
 def test_alarm_api_answers_for_every_worker_and_for_the_survivor(broker, settings_for, tmp_path: Path) -> None:
     """Two critical workers split the alarm books. Whichever worker an operator's request reaches
     lists every open alarm and acknowledges any of them (forwarded to the book's holder); after a
