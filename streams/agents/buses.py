@@ -219,7 +219,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> BusWatch:
                 if not ready.is_set():
                     log.info("bus_schedule_loaded", trips=len(timetable.trips))
                 ready.set()
-            except (TailError, OSError) as exc:
+            except (TailError, OSError, LookupError) as exc:  # LookupError: the topic is gone (a broker that lost it)
                 log.warning("bus_schedule_unreadable", error=str(exc))
             await asyncio.sleep(settings.bus_schedule_refresh_s)
 

@@ -148,7 +148,8 @@ class Owners:
             async with self._session().get(target, headers=self._headers(request), timeout=limit) as answer:
                 if answer.status != 200:
                     return None
-                found = (await answer.json()).get("alerts")
+                body = await answer.json()
+                found = body.get("alerts") if isinstance(body, dict) else None
                 return found if isinstance(found, list) else None
         except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
