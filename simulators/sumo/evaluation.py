@@ -20,6 +20,7 @@ from signals import fairness
 from signals.controllers import CONTROLLERS
 from signals.explain import StageDecision
 from simulators.sumo import breakdown as capacity
+from simulators.sumo.faults import FailureKind
 from simulators.sumo.loop import DecisionSource, InProcessSource, Scenario, run
 from simulators.sumo.network import SumoSignals
 from streams.records import IntersectionFrame
@@ -105,6 +106,8 @@ class RunOptions:
     breakdown: bool = False
     #: share of detectors dead for the whole run (drawn per seed, the same for every controller)
     failed_detectors: float = 0.0
+    #: how they fail (:mod:`simulators.sumo.faults`)
+    failure_kind: FailureKind = FailureKind.DEAD
 
 
 def run_with_fairness(
@@ -113,7 +116,15 @@ def run_with_fairness(
     """One run as a dict (``RunResult`` fields) plus ``fairness_raw``: the waits it observed."""
     source = FairnessSource(inner)
     result = dataclasses.asdict(
-        run(scenario, controller, seed, source, breakdown=options.breakdown, failed_detectors=options.failed_detectors)
+        run(
+            scenario,
+            controller,
+            seed,
+            source,
+            breakdown=options.breakdown,
+            failed_detectors=options.failed_detectors,
+            failure_kind=options.failure_kind,
+        )
     )
     result["fairness_raw"] = source.raw or source.tracker.finish()
     return result
@@ -156,6 +167,7 @@ def summarise(scenario: str, controller: str, seeds: Sequence[int], runs: list[d
         out["fairness"] = fairness.summarise(fairness.merge(raws))
     if any(r.get("failed_detectors") for r in runs):
         out["failed_detectors_per_seed"] = [len(r.get("failed_detectors") or ()) for r in runs]
+        out["failure_kind"] = runs[0].get("failure_kind", "dead")
     accounts = [r["breakdown"] for r in runs if r.get("breakdown")]
     if accounts:
         out["breakdown"] = capacity.merge(accounts)

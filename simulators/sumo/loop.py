@@ -29,7 +29,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol, TypedDict
 
-import msgspec
 import sumolib
 
 from signals.adapter import StageAdapter
@@ -39,6 +38,7 @@ from signals.loader import intersection_to_dict
 from signals.monitor import SafetyMonitor
 from signals.timeline import SignalState
 from simulators.sumo.breakdown import Breakdown
+from simulators.sumo.faults import DetectorFaults, FailureKind
 from simulators.sumo.network import APPROACH_M, SumoSignals, detection_zone, intersections_from_sumo, load_sumo_net
 from streams.records import DetectorReading, IntersectionConfig, IntersectionFrame
 from streams.signal_codec import decision_from_message, observation_from_frame, plan_message
@@ -264,8 +264,10 @@ class RunResult:
     stage_changes: int
     wall_s: float
     violations: list[str] = field(default_factory=list)
-    #: detectors that reported nothing in this run (``failed_detectors``), sorted
+    #: detectors that failed in this run (``failed_detectors``), sorted
     failed_detectors: list[str] = field(default_factory=list)
+    #: how they failed (:class:`~simulators.sumo.faults.FailureKind`)
+    failure_kind: str = "dead"
     #: where capacity went (:mod:`simulators.sumo.breakdown`), when asked for
     breakdown: dict[str, object] | None = None
 
@@ -335,13 +337,14 @@ def run(
     keep_dir: Path | None = None,
     breakdown: bool = False,
     failed_detectors: float = 0.0,
+    failure_kind: FailureKind = FailureKind.DEAD,
 ) -> RunResult:
     """One seeded run of a scenario under one controller (libsumo: in this process, one at a time).
 
     ``failed_detectors`` is the share of detectors (approach and exit lane areas with their
-    stop-line loops) that are dead for the whole run, drawn at random from the run's seed: their
-    readings are left out of every frame, as a field detector that lost power or its link
-    reports nothing. ``breakdown`` adds :mod:`simulators.sumo.breakdown`'s account (of the true
+    stop-line loops) that fail, drawn at random from the run's seed; ``failure_kind`` says how
+    (:mod:`simulators.sumo.faults`: dead, absent from every frame; stuck, repeating one reading;
+    noisy). ``breakdown`` adds :mod:`simulators.sumo.breakdown`'s account (of the true
     measurements, failed detectors included).
     """
     import libsumo as traci  # one simulation per process: imported where it is used
@@ -358,13 +361,14 @@ def run(
         tripinfo = work / "tripinfo.xml"
         detectors = write_detectors(signals, net, det_file)
         failed = pick_failed(detectors, failed_detectors, seed)
+        faults = DetectorFaults.draw(FailureKind(failure_kind), failed, seed, scenario.begin_s, scenario.end_s)
         account = Breakdown({tid: x.intersection for tid, x in signals.items()}) if breakdown else None
         _start_sumo(traci, scenario, seed, tripinfo, (*scenario.additional, det_file))
         try:
             epoch = sim_epoch(scenario.end_s)
             source.start(scenario, signals, controller, session, epoch)
             driver = _SignalDriver(signals)
-            teleports = _closed_loop(traci, scenario, detectors, source, driver, epoch, progress, failed, account)
+            teleports = _closed_loop(traci, scenario, detectors, source, driver, epoch, progress, faults, account)
         finally:
             traci.close()
             source.close()
@@ -381,6 +385,7 @@ def run(
         wall_s=round(time.perf_counter() - started, 2),
         violations=violations[:20],
         failed_detectors=sorted(failed),
+        failure_kind=str(faults.kind),
         breakdown=account.finish({tid: a.stage_changes for tid, a in driver.adapters.items()}) if account else None,
         **stats,
     )
@@ -468,7 +473,7 @@ def _closed_loop(
     driver: _SignalDriver,
     epoch: float,
     progress: Callable[[float, float], None] | None,
-    failed: frozenset[str] = frozenset(),
+    faults: DetectorFaults | None = None,
     account: Breakdown | None = None,
 ) -> int:
     """Every step until the scenario's end: frames -> decisions -> shown states -> one SUMO
@@ -478,7 +483,7 @@ def _closed_loop(
     t = traci.simulation.getTime()
     while t < scenario.end_s - 1e-9:
         frames = [_frame(traci, tid, detectors[tid], epoch + t, step_s) for tid in driver.signals]
-        seen = [_without(f, failed) for f in frames] if failed else frames
+        seen = [faults.apply(f, t) for f in frames] if faults is not None and faults.failed else frames
         decisions = source.decide(seen)
         clock = epoch + t  # decisions are timed in epoch seconds, like field data
         driver.apply(traci, decisions, t, clock)
@@ -513,12 +518,6 @@ def _frame(traci: ModuleType, tid: str, detectors: Mapping[str, tuple[str, str]]
     return IntersectionFrame(
         schema_version=1, event_time=datetime.fromtimestamp(clock, tz=UTC), intersection_id=tid, interval_s=step_s, detectors=readings
     )
-
-
-def _without(frame: IntersectionFrame, failed: frozenset[str]) -> IntersectionFrame:
-    """The frame as the city receives it with some detectors dead: their readings absent."""
-    kept = [r for r in frame.detectors if r.detector_id not in failed]
-    return frame if len(kept) == len(frame.detectors) else msgspec.structs.replace(frame, detectors=kept)
 
 
 def _state_string(s: SumoSignals, states: Mapping[str, SignalState], adapter: StageAdapter) -> str:

@@ -16,7 +16,7 @@ import typer
 from .common import cli_settings, default_shared_dir, fail
 from .detect import detector_benchmark, detector_name, find_nab_dir, nab_benchmark, nab_set_benchmark, nab_table_benchmark
 from .forecast import forecast_accuracy_benchmark, forecast_refresh_benchmark
-from .sumo import FailedDetectors, heldout_benchmark, signals_benchmark
+from .sumo import FailedDetectors, FailureKindOption, heldout_benchmark, signals_benchmark
 
 #: where ``bench signals`` looks for the real-city maps unless told (``../shared/scenarios``)
 DEFAULT_SCENARIOS = default_shared_dir() / "scenarios"
@@ -271,12 +271,13 @@ def bench_signals(
     ] = "fixed,webster,maxpressure,leitstand",
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (default: CPUs).")] = None,
     failed_detectors: FailedDetectors = 0.0,
+    failure_kind: FailureKindOption = "dead",
     maps: Annotated[
         str | None, typer.Option("--maps", help="Only these maps, comma-separated (default: all four development maps).")
     ] = None,
 ) -> None:
     """Controllers vs fixed time on real-city maps (JSON)."""
-    print(json.dumps(signals_benchmark(scenarios, seeds, controllers, jobs, failed_detectors, maps)))
+    print(json.dumps(signals_benchmark(scenarios, seeds, controllers, jobs, failed_detectors, maps, failure_kind)))
 
 
 @app.command("signals-heldout")
@@ -289,6 +290,7 @@ def bench_signals_heldout(
     networks: Annotated[str, typer.Option("--networks", help="Generated networks: grid, arterial.")] = "grid,arterial",
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (default: CPUs).")] = None,
     failed_detectors: FailedDetectors = 0.0,
+    failure_kind: FailureKindOption = "dead",
     keep: Annotated[Path | None, typer.Option("--keep", help="Write the generated scenarios here (default: a temp dir).")] = None,
     end_s: Annotated[int | None, typer.Option("--end", min=300, help="Simulated seconds per run (default 1800).")] = None,
 ) -> None:
@@ -296,7 +298,7 @@ def bench_signals_heldout(
 
     Grids and arterials (SUMO netgenerate, randomTrips) at three demand levels; nobody tuned on them.
     """
-    print(json.dumps(heldout_benchmark(seeds, controllers, levels, networks, jobs, failed_detectors, keep, end_s)))
+    print(json.dumps(heldout_benchmark(seeds, controllers, levels, networks, jobs, failed_detectors, keep, end_s, failure_kind)))
 
 
 @app.command("fairness")

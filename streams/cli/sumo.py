@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from simulators.sumo.evaluation import RunOptions
+    from simulators.sumo.faults import FailureKind
 
 app = typer.Typer(help="SUMO closed loop: evaluate and compare signal controllers.", no_args_is_help=True)
 
@@ -39,10 +40,28 @@ FailedDetectors = Annotated[
         help="Share of detectors dead for the whole run (e.g. 0.1), drawn per seed, the same for every controller.",
     ),
 ]
+FailureKindOption = Annotated[
+    str,
+    typer.Option(
+        "--failure-kind",
+        metavar="dead|stuck|noisy",
+        help="How the --failed-detectors fail: absent from every frame, repeating one reading, or perturbed readings.",
+    ),
+]
 Breakdown = Annotated[
     bool,
     typer.Option("--breakdown", help="Where capacity went, per intersection: green served / standing / empty, switches, queues."),
 ]
+
+
+def failure_kind_of(text: str) -> FailureKind:
+    """The ``--failure-kind`` named, or a one-line error listing the kinds."""
+    from simulators.sumo.faults import FailureKind
+
+    try:
+        return FailureKind(text.strip().lower())
+    except ValueError:
+        raise CliError(f"--failure-kind: unknown {text!r}; known: {', '.join(k.value for k in FailureKind)}") from None
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -153,6 +172,7 @@ def eval_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (the default is a short summary).")] = False,
     breakdown: Breakdown = False,
     failed_detectors: FailedDetectors = 0.0,
+    failure_kind: FailureKindOption = "dead",
 ) -> None:
     """One controller on a scenario: RESCO delay, trips, safety (with --tsp: buses and the rest)."""
     from simulators.sumo.evaluation import RunOptions
@@ -166,7 +186,7 @@ def eval_cmd(
         return
     name = controller_names(controller or "leitstand")[0]
     runs_at_once = 1 if via_kafka else parallel_runs(jobs, len(seed_list))
-    options = RunOptions(breakdown=breakdown, failed_detectors=failed_detectors)
+    options = RunOptions(breakdown=breakdown, failed_detectors=failed_detectors, failure_kind=failure_kind_of(failure_kind))
     result = evaluate_controller(checked_scenario(scenario), name, seed_list, runs_at_once, via_kafka, quiet=as_json, options=options)
     result["path"] = "kafka" if via_kafka else "in-process"
     if as_json:
@@ -264,6 +284,7 @@ def compare_cmd(
     jobs: Annotated[int | None, typer.Option("--jobs", min=1, help="Parallel SUMO processes (default: CPUs).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
     failed_detectors: FailedDetectors = 0.0,
+    failure_kind: FailureKindOption = "dead",
 ) -> None:
     """Controllers side by side: table, delay chart, ratio to fixed."""
     from simulators.sumo.evaluation import RunOptions, bar_chart
@@ -271,7 +292,7 @@ def compare_cmd(
     names = controller_names(controllers)
     seed_list = parse_seeds(seeds)
     checked_scenario(scenario)
-    options = RunOptions(failed_detectors=failed_detectors)
+    options = RunOptions(failed_detectors=failed_detectors, failure_kind=failure_kind_of(failure_kind))
     results = [
         evaluate_controller(scenario, n, seed_list, parallel_runs(jobs, len(seed_list)), False, quiet=as_json, options=options)
         for n in names
@@ -309,12 +330,21 @@ def comparison_table(title: str, results: list[dict[str, Any]]) -> Table:
 
 
 def signals_benchmark(
-    scenarios: Path, seeds: str, controllers: str, jobs: int | None, failed_detectors: float = 0.0, maps: str | None = None
+    scenarios: Path,
+    seeds: str,
+    controllers: str,
+    jobs: int | None,
+    failed_detectors: float = 0.0,
+    maps: str | None = None,
+    failure_kind: str = "dead",
 ) -> dict[str, Any]:
     """Every controller (fixed time always, as the baseline) on each real-city map found under
     ``scenarios``; one line per map on stderr as it finishes. ``failed_detectors`` > 0 runs every
-    controller but fixed time with that share of detectors dead (fixed time reads none)."""
+    controller but fixed time with that share of detectors failed as ``failure_kind`` says (fixed
+    time reads none)."""
     from simulators.sumo.evaluation import RunOptions
+
+    kind = failure_kind_of(failure_kind)
 
     names = controller_names(controllers)
     if "fixed" not in names:
@@ -324,8 +354,14 @@ def signals_benchmark(
     found = [scenarios / n / f"{n}.sumocfg" for n in wanted if (scenarios / n / f"{n}.sumocfg").is_file()]
     if not found:
         raise CliError(f"no scenarios under {scenarios} (expected {', '.join(DEV_SCENARIOS)}{shared_absent_note()}; pass --scenarios DIR)")
-    result: dict[str, Any] = {"benchmark": "signals", "seeds": seed_list, "failed_detectors": failed_detectors, "scenarios": {}}
-    options = RunOptions(failed_detectors=failed_detectors)
+    result: dict[str, Any] = {
+        "benchmark": "signals",
+        "seeds": seed_list,
+        "failed_detectors": failed_detectors,
+        "failure_kind": str(kind),
+        "scenarios": {},
+    }
+    options = RunOptions(failed_detectors=failed_detectors, failure_kind=kind)
     for scenario in found:
         rows = {
             n: evaluate_controller(scenario, n, seed_list, parallel_runs(jobs, len(seed_list)), False, quiet=False, options=options)
@@ -371,6 +407,7 @@ def heldout_benchmark(
     failed_detectors: float = 0.0,
     keep: Path | None = None,
     end_s: int | None = None,
+    failure_kind: str = "dead",
 ) -> dict[str, Any]:
     """Every controller (fixed time always, as the baseline) on the generated held-out networks
     (:mod:`simulators.sumo.generated`) at each demand level; each seed builds its own demand.
@@ -388,11 +425,13 @@ def heldout_benchmark(
     level_list = _names(levels, generated.LEVELS, "--levels")
     network_list = _names(networks, generated.NETWORKS, "--networks")
     end = end_s or generated.END_S
-    options = RunOptions(failed_detectors=failed_detectors)
+    kind = failure_kind_of(failure_kind)
+    options = RunOptions(failed_detectors=failed_detectors, failure_kind=kind)
     result: dict[str, Any] = {
         "benchmark": "signals-heldout",
         "seeds": seed_list,
         "failed_detectors": failed_detectors,
+        "failure_kind": str(kind),
         "end_s": end,
         "periods_s": {n: {lv: generated.PERIODS[n][lv] for lv in level_list} for n in network_list},
         "networks": {},
