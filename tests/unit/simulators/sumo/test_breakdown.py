@@ -16,6 +16,7 @@ from signals.loader import load_intersection
 from signals.timeline import SignalState
 from simulators.sumo.breakdown import Breakdown, merge
 from simulators.sumo.evaluation import RunOptions, evaluate
+from simulators.sumo.faults import FailureKind
 from streams.records import DetectorReading, IntersectionFrame
 from tests.paths import EXAMPLE_INTERSECTION
 from tests.sumo_nets import build
@@ -73,3 +74,14 @@ def test_closed_loop_breakdown_and_failed_detectors(tmp_path: Path) -> None:
         assert light["served_share"] > 0.2 and light["switches_per_hour"] > 0
         assert row["safety_violations"] == 0 and row["teleports"] == 0
     assert rows["fixed"]["failed_detectors_per_seed"] == rows["leitstand"]["failed_detectors_per_seed"] != [0]
+
+
+@pytest.mark.parametrize("kind", [FailureKind.STUCK, FailureKind.NOISY])
+def test_closed_loop_with_stuck_or_noisy_detectors(tmp_path: Path, kind: FailureKind) -> None:
+    """Stuck and noisy detectors change what leitstand sees, never what the validator lets through."""
+    scenario = build("single", tmp_path, end_s=300)
+    clean = evaluate(scenario, "leitstand", [1])
+    broken = evaluate(scenario, "leitstand", [1], options=RunOptions(failed_detectors=0.34, failure_kind=kind))
+    assert broken["failure_kind"] == kind.value and broken["failed_detectors_per_seed"] != [0]
+    assert broken["safety_violations"] == 0 and broken["teleports"] == 0
+    assert broken["delay_mean"] != clean["delay_mean"]  # the faults reached the controller
