@@ -7,6 +7,14 @@ its red-yellow, and every entering group its intergreen after *each* conflicting
 cleared before, whenever that was. So any handover between plans (a mode change, an approval, a
 validator fallback, an exhausted window) is as safe as a validated plan: the adapter cannot be
 told to cut a green short or skip a clearance.
+
+Nor can a handover starve a group. Each validated plan keeps every group's wait within its
+maximum, but the splice of two need not: Webster lengthening the stage before a group's, at the
+cycle boundary, made one wait 123 s where 120 s was allowed (ingolstadt21, seed 5, 10 % of the
+detectors dead: a violation the monitor caught). So the adapter watches each waiting group's
+deadline (end of its last green + its maximum wait) and, at the last step from which a change still
+reaches it, starts the stage that serves it instead of the plan's (``wait_overrides`` counts
+these). A plan that keeps the waits itself is never overridden.
 """
 
 from __future__ import annotations
@@ -39,6 +47,10 @@ class StageAdapter:
         self._decision: StageDecision | None = None
         self._timeline: SignalTimeline | None = None
         self.stage_changes = 0
+        #: changes the adapter made against the plan because a group's wait was running out
+        self.wait_overrides = 0
+        #: when the adapter first showed anything (a group never green waits from here)
+        self._first_s: float | None = None
 
     # -- what the plan asks for ----------------------------------------------------------------
     def target_stage(self, decision: StageDecision, t: float) -> str:
@@ -59,36 +71,107 @@ class StageAdapter:
         return windows[0].stage if tl.cyclic else windows[-1].stage
 
     # -- one second ----------------------------------------------------------------------------
-    def step(self, decision: StageDecision, t: float) -> dict[str, SignalState]:
-        """Signal states to show on [t, t + 1 step); call with increasing ``t``."""
+    def step(self, decision: StageDecision, t: float, step_s: float = 1.0) -> dict[str, SignalState]:
+        """Signal states to show on [t, t + ``step_s``); call with increasing ``t``."""
         intersection = self.intersection
         if self.stage is None:
             self.stage = self.target_stage(decision, t)
             self.green_start_s = t
+            self._first_s = t
         if self.transition is not None and t >= self.transition.end_s - EPS:
             self.stage = self.transition.to_stage
             self.green_start_s = self.transition.end_s
             self.transition = None
         if self.transition is None:
             want = self.target_stage(decision, t)
+            if t - self.green_start_s >= intersection.stage_green_floor_s(self.stage) - EPS:
+                due = self._due_stage(want, t, step_s)
+                if due is not None:
+                    want = due
+                    self.wait_overrides += 1
             if want != self.stage and t - self.green_start_s >= intersection.stage_green_floor_s(self.stage) - EPS:
                 self._begin(want, t)
                 if self.transition is not None and self.transition.end_s <= t + EPS:
                     self.stage, self.green_start_s, self.transition = want, t, None
         return self.states(t)
 
-    def _begin(self, to_stage: str, t: float) -> None:
+    def _due_stage(self, want: str, t: float, step_s: float) -> str | None:
+        """A stage to start now instead of ``want``: following the plan (holding one more step,
+        or changing to ``want`` and giving it its minimum green) would leave no order in which the
+        waiting groups, served earliest deadline first, all get green in time. Then the group whose
+        deadline comes first is served now. None while the plan's course still keeps every wait."""
+        intersection = self.intersection
+        assert self.stage is not None
+        on = intersection.stage(self.stage).groups
+        first = self._first_s if self._first_s is not None else t
+        deadlines = {
+            g: self.green_end_s.get(g, first) + intersection.group_max_wait_s(g)
+            for g in intersection.groups
+            if g not in on and any(g in st.groups for st in intersection.stages)
+        }
+        if not deadlines:
+            return None
+        if want == self.stage:
+            if self._keeps_waits(self.stage, t + step_s, deadlines, first_hop_at=t + step_s):
+                return None
+        elif self._keeps_waits(want, t + self._need(want, t) + intersection.stage_green_floor_s(want), deadlines, served=want):
+            return None
+        urgent = min(deadlines, key=lambda g: (deadlines[g], g))
+        order = [st.id for st in intersection.stages]
+        return min((st.id for st in intersection.stages if urgent in st.groups), key=lambda s: (self._need(s, t), order.index(s)))
+
+    def _keeps_waits(
+        self, stage: str, free_at: float, deadlines: dict[str, float], served: str | None = None, first_hop_at: float | None = None
+    ) -> bool:
+        """Whether, with ``stage`` free to change from ``free_at`` on, serving the waiting groups
+        earliest deadline first (each stage its minimum green, transitions as configured) gets
+        every one green by its deadline. ``served``: a stage whose groups get green at once."""
+        intersection = self.intersection
+        pending = {g: d for g, d in deadlines.items() if served is None or g not in intersection.stage(served).groups}
+        order = [st.id for st in intersection.stages]
+        cur, now = stage, free_at
+        while pending:
+            g = min(pending, key=lambda h: (pending[h], h))
+            options = [st.id for st in intersection.stages if g in st.groups]
+
+            def hop(s: str, cur: str = cur, now: float = now) -> float:
+                if first_hop_at is not None and cur == self.stage and now == first_hop_at:
+                    return self._need(s, now)  # recent clearances still count on the first change
+                return intersection.transition_s(cur, s)
+
+            nxt = min(options, key=lambda s: (hop(s), order.index(s)))
+            green_at = now + hop(nxt)
+            if green_at > pending[g] + EPS:
+                return False
+            for h in intersection.stage(nxt).groups:
+                pending.pop(h, None)
+            cur, now = nxt, green_at + intersection.stage_green_floor_s(nxt)
+        return True
+
+    def _need(self, to_stage: str, t: float) -> float:
+        """Seconds a change from the current stage to ``to_stage`` begun at ``t`` takes: the
+        stage transition, or longer where a conflicting group cleared too recently."""
         intersection = self.intersection
         assert self.stage is not None
         here, there = intersection.stage(self.stage).groups, intersection.stage(to_stage).groups
-        for g in here - there:
-            self.green_end_s[g] = t
         need = intersection.transition_s(self.stage, to_stage)
         for s in there - here:
             for c, end in self.green_end_s.items():
                 ig = intersection.intergreen_s.get((c, s))
-                if ig is not None and c not in there:
+                if ig is not None and c not in there and c not in here:
                     need = max(need, end + ig - t)
+            for c in here - there:  # clearing now
+                ig = intersection.intergreen_s.get((c, s))
+                if ig is not None:
+                    need = max(need, ig)
+        return need
+
+    def _begin(self, to_stage: str, t: float) -> None:
+        intersection = self.intersection
+        assert self.stage is not None
+        need = self._need(to_stage, t)
+        for g in intersection.stage(self.stage).groups - intersection.stage(to_stage).groups:
+            self.green_end_s[g] = t
         self.transition = Transition(self.stage, to_stage, t, t + need)
         self.stage_changes += 1
 

@@ -25,7 +25,7 @@ from simulators.sumo.loop import DecisionSource, InProcessSource, Scenario, run
 from simulators.sumo.network import SumoSignals
 from streams.records import IntersectionFrame
 
-SUMMED = ("trips", "unfinished", "teleports", "safety_violations", "rejected_decisions")
+SUMMED = ("trips", "unfinished", "teleports", "safety_violations", "rejected_decisions", "wait_overrides")
 MEANS = ("delay_mean", "timeloss_mean", "duration_mean", "waiting_mean")
 
 

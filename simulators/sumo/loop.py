@@ -263,6 +263,9 @@ class RunResult:
     rejected_decisions: int
     stage_changes: int
     wall_s: float
+    #: stage changes the adapter made against the plan because a group's maximum wait ran out
+    #: (:class:`signals.adapter.StageAdapter`): a plan handover that would have starved a group
+    wait_overrides: int = 0
     violations: list[str] = field(default_factory=list)
     #: detectors that failed in this run (``failed_detectors``), sorted
     failed_detectors: list[str] = field(default_factory=list)
@@ -382,6 +385,7 @@ def run(
         safety_violations=len(violations),
         rejected_decisions=getattr(source, "rejections", 0),
         stage_changes=driver.stage_changes(),
+        wait_overrides=driver.wait_overrides(),
         wall_s=round(time.perf_counter() - started, 2),
         violations=violations[:20],
         failed_detectors=sorted(failed),
@@ -447,10 +451,10 @@ class _SignalDriver:
         #: the states each traffic light showed in the last step
         self.states: dict[str, Mapping[str, SignalState]] = {}
 
-    def apply(self, traci: ModuleType, decisions: Mapping[str, StageDecision], t: float, clock: float) -> None:
+    def apply(self, traci: ModuleType, decisions: Mapping[str, StageDecision], t: float, clock: float, step_s: float = 1.0) -> None:
         """Step every traffic light to simulation second ``t`` (``clock`` in epoch seconds)."""
         for tid, s in self.signals.items():
-            states = self.adapters[tid].step(decisions[tid], clock)
+            states = self.adapters[tid].step(decisions[tid], clock, step_s)
             self.states[tid] = states
             self.monitors[tid].observe(t, states)
             rygs = _state_string(s, states, self.adapters[tid])
@@ -463,6 +467,9 @@ class _SignalDriver:
 
     def stage_changes(self) -> int:
         return sum(a.stage_changes for a in self.adapters.values())
+
+    def wait_overrides(self) -> int:
+        return sum(a.wait_overrides for a in self.adapters.values())
 
 
 def _closed_loop(
@@ -486,7 +493,7 @@ def _closed_loop(
         seen = [faults.apply(f, t) for f in frames] if faults is not None and faults.failed else frames
         decisions = source.decide(seen)
         clock = epoch + t  # decisions are timed in epoch seconds, like field data
-        driver.apply(traci, decisions, t, clock)
+        driver.apply(traci, decisions, t, clock, step_s)
         if account is not None:
             for f in frames:
                 tid = f.intersection_id

@@ -383,6 +383,7 @@ def _benchmark_row(result: dict[str, Any], fixed_delay: float) -> dict[str, Any]
         "teleports": result["teleports"],
         "safety_violations": result["safety_violations"],
         "rejected_decisions": result["rejected_decisions"],
+        "wait_overrides": result.get("wait_overrides", 0),
         "wall_s": result["wall_s"],
         # per approach waits and the worst-against-median summary (docs/signals.md, Fairness)
         "fairness": result.get("fairness"),

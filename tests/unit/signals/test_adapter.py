@@ -11,6 +11,7 @@ from signals.loader import load_intersection
 from signals.model import Intersection, SignalPlan, StagePhase
 from signals.monitor import SafetyMonitor
 from signals.timeline import SignalState
+from signals.validator import SafetyValidator
 from tests.unit.signals.test_properties import intersections
 
 EXAMPLE = load_intersection("signals/examples/k101_four_arm.json")
@@ -31,8 +32,8 @@ def plan_switches(draw, x: Intersection) -> list[tuple[int, StageDecision]]:
     return out
 
 
-def _drive(x: Intersection, switches: list[tuple[int, StageDecision]], seconds: int) -> SafetyMonitor:
-    adapter, monitor = StageAdapter(x), SafetyMonitor(x)
+def _drive(x: Intersection, switches: list[tuple[int, StageDecision]], seconds: int, adapter: StageAdapter | None = None) -> SafetyMonitor:
+    adapter, monitor = adapter or StageAdapter(x), SafetyMonitor(x)
     current = StageDecision(x.id, 0.0, x.fixed_plan, WHY, 0.0)
     pending = list(switches)
     for t in range(seconds):
@@ -85,3 +86,48 @@ def test_monitor_flags_what_is_unsafe() -> None:
     m.observe(8.0 + x.groups[a].yellow_s, {**others, a: R, b: RY if x.groups[b].red_yellow_s else G})
     m.observe(8.0 + x.groups[a].yellow_s + 0.1, {**others, a: R, b: G})
     assert "intergreen" in {v.code for v in m.violations} or x.intergreen_s[(a, b)] <= x.groups[a].yellow_s + 0.1
+
+
+def _splice(x: Intersection, guard: bool) -> tuple[StageAdapter, SafetyMonitor]:
+    """Two plans the validator accepts (hypothesis found them): the second, with stage C 50 s
+    instead of 12 s, takes over at a point of its cycle that makes the adapter skip B on its way
+    from A to C and then hold C; K2 (stage B only) waits past its 110 s."""
+    first = SignalPlan((StagePhase("A", 8.0), StagePhase("B", 5.0), StagePhase("C", 12.0)))
+    second = SignalPlan((StagePhase("A", 8.0), StagePhase("B", 5.0), StagePhase("C", 50.0)))
+    validator = SafetyValidator(x)
+    assert validator.check(first).ok and validator.check(second).ok
+    adapter = StageAdapter(x)
+    if not guard:
+        adapter._due_stage = lambda *_: None  # type: ignore[method-assign]
+    plans = [(1, StageDecision(x.id, 1.0, first, WHY, 1.0)), (38, StageDecision(x.id, 38.0, second, WHY, 34.0))]
+    return adapter, _drive(x, plans, 400, adapter)
+
+
+def test_a_handover_between_valid_plans_cannot_starve_a_group() -> None:
+    _, unguarded = _splice(EXAMPLE, guard=False)
+    assert [v.subject for v in unguarded.violations if v.code == "max_wait"] == ["K2"]
+    adapter, guarded = _splice(EXAMPLE, guard=True)
+    assert guarded.violations == [] and adapter.wait_overrides >= 1
+
+
+@st.composite
+def valid_plan_switches(draw, x: Intersection) -> list[tuple[int, StageDecision]]:
+    """At random seconds, a new cyclic plan the validator accepts takes over, at any origin."""
+    validator, out, t = SafetyValidator(x), [], 0
+    stages = list(x.stages)
+    for _ in range(draw(st.integers(1, 8))):
+        t += draw(st.integers(1, 90))
+        greens = [float(draw(st.integers(int(s.min_green_s), int(s.max_green_s)))) for s in stages]
+        plan = SignalPlan(tuple(StagePhase(s.id, g) for s, g in zip(stages, greens, strict=True)))
+        if validator.check(plan).ok:
+            out.append((t, StageDecision(x.id, float(t), plan, WHY, float(t - draw(st.integers(0, 120))))))
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_valid_plans_switched_at_any_moment_keep_every_wait(data: st.DataObject) -> None:
+    """Each plan keeps the waits; whenever and wherever in its cycle one takes over, the street
+    still does: no group waits past its maximum (nor any other violation)."""
+    monitor = _drive(EXAMPLE, data.draw(valid_plan_switches(EXAMPLE)), 600)
+    assert [str(v) for v in monitor.violations] == []

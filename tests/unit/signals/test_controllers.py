@@ -16,7 +16,7 @@ from signals.controllers import (
     WebsterController,
     make_controller,
 )
-from signals.controllers.leitstand import JAM_SPACING_M, STUCK_GREEN_S
+from signals.controllers.leitstand import JAM_SPACING_M, SILENCE_RECORD_FACTOR, STUCK_GREEN_S
 from signals.loader import intersection_from_dict, intersection_to_dict, load_intersection
 from signals.model import Intersection
 from signals.validator import SafetyValidator
@@ -266,3 +266,31 @@ def test_a_reading_frozen_through_its_own_green_is_treated_as_stuck(x: Intersect
     assert _stuck_flags(x, LaneMeasurement()) == []  # stuck empty looks like an empty lane: not flagged
     jammed_exits = LaneMeasurement(occupancy=0.9, queue_veh=9.0, vehicles=9.0)
     assert _stuck_flags(x, stuck_on, exits=jammed_exits) == []  # exits full: a standing queue is real
+
+
+def _silent_flags(x: Intersection, silent_from: int, pattern: int = 20) -> list[int]:
+    """Leitstand on 1 s frames; W_in sees a vehicle for 10 s of every ``pattern`` seconds (its
+    record silence: ``pattern`` - 10 s) until ``silent_from``, then nothing. The seconds at which
+    the explanation names W_in as silent."""
+    c = make_controller("leitstand", x)
+    flagged = []
+    for t in range(silent_from + 400):
+        lanes = {la.id: LaneMeasurement(count=t % 2, queue_veh=2.0 + t % 3, vehicles=4.0 + t % 2) for la in x.lanes if la.group is not None}
+        busy = t < silent_from and t % pattern < 10
+        lanes["W_in"] = LaneMeasurement(count=1.0 if busy else 0.0, vehicles=1.0 if busy else 0.0)
+        d = c.decide(DetectorObservation(x.id, float(t), 1.0, lanes))
+        if "W_in silent" in d.explanation.summary():
+            flagged.append(t)
+            assert "estimated_veh.W_in" in dict(d.explanation.inputs)
+    return flagged
+
+
+def test_a_detector_silent_far_beyond_its_own_record_is_estimated(x: Intersection) -> None:
+    """W_in's longest silence while it worked was 10 s; once it falls silent for good (a detector
+    stuck empty), it is suspected after three times that, and estimated like a dead one. A silence
+    before the lane has a quarter hour of history is not judged; nor is one within the record."""
+    flagged = _silent_flags(x, silent_from=1_000)
+    last_seen, record = 989, 10  # busy 980-989, then nothing
+    assert flagged and flagged[0] == last_seen + 1 + int(SILENCE_RECORD_FACTOR * record) + 1
+    assert _silent_flags(x, silent_from=500) == []  # silent before SILENCE_WARMUP_S of history
+    assert [t for t in _silent_flags(x, silent_from=3_000) if t < 3_000] == []  # within its record
