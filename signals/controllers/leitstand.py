@@ -26,17 +26,6 @@ The rule, in the spirit of actuated control and SURTRAC's queue/platoon clearing
   holds (``length_m`` / ``JAM_SPACING_M``), since a working detector could not read more: a point
   queue on a 12 m link between two signals otherwise grew to 43 vehicles and held green for
   them; an exit lane without data is no evidence of spillback;
-* **a stuck detector is treated as a dead one**: an approach lane whose reading (count, occupancy,
-  queue, vehicles) stays identical, with vehicles in it, through ``STUCK_GREEN_S`` seconds of its
-  own green while its exits are not full, cannot be right (a queue with an open exit moves within
-  a few saturation headways), so it is estimated like a dead one until its reading changes;
-* **so is a silent one**: an approach lane that reports nothing at all (no count, no vehicle, no
-  occupancy) for ``SILENCE_RECORD_FACTOR`` times the longest silence it showed while it worked
-  (its record, kept from ``SILENCE_WARMUP_S`` of its own history on) is estimated like a dead one
-  until it reports anything again: the field controller's "recall on detector failure". Demand on
-  real approaches comes in bursts (silences of 5-8 minutes on lanes carrying 600-1,300 vehicles
-  an hour on the development maps), so a silence is judged against the lane's own record, not
-  against its average flow; a lane that never carried traffic is never suspected;
 * minimum and maximum greens, intergreens and every group's maximum wait are enforced exactly
   as for max-pressure (the same plan bookkeeping, earliest-deadline-first wait guard), and the
   safety validator still checks every plan.
@@ -63,19 +52,6 @@ JAM_OCCUPANCY = 0.5
 #: metres of lane one standing vehicle takes in a jam (a ~5 m car and its ~2.5 m gap, as above):
 #: a detection zone of length L holds at most L / JAM_SPACING_M vehicles
 JAM_SPACING_M = 7.5
-#: seconds of its own green through which an occupied approach reading may stay identical before
-#: it counts as stuck: ten saturation headways (~2 s each) with an open exit (physics, not tuned)
-STUCK_GREEN_S = 20.0
-
-#: a silent approach is suspected once its silence exceeds this many times its own record silence
-#: (the longest it showed while working): on the development maps' clean runs (seed 1) no lane
-#: came within 3x of its record after a quarter hour; 2x did, 4 to 15 times per map
-SILENCE_RECORD_FACTOR = 3.0
-#: seconds of a lane's own history before its record counts (a traffic engineer's 15 minutes)
-SILENCE_WARMUP_S = 900.0
-
-#: what a reading is compared by, second to second (a stuck detector repeats all of it)
-ReadingKey = tuple[float, float, float, float]
 
 
 def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
@@ -88,7 +64,7 @@ def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
 
 class LeitstandController(MaxPressureController):
     name = "leitstand"
-    version = "1.3"
+    version = "1.2"
 
     def __init__(
         self,
@@ -131,82 +107,23 @@ class LeitstandController(MaxPressureController):
                     self._holds[la.measured_by] = max(self._holds.get(la.measured_by, 0.0), la.length_m / JAM_SPACING_M)
         #: arrivals per working approach lane per fixed-program green share (vehicles/s), averaged
         self._rate_per_share: float | None = None
-        #: estimated queue of each approach lane whose detector is dead or stuck
+        #: estimated queue of each approach lane whose detector is dead
         self._estimated: dict[str, float] = {}
-        #: approach detector -> (its unchanged reading, since when, seconds of its green since then)
-        self._unchanged: dict[str, tuple[ReadingKey, float, float]] = {}
-        #: approach detectors whose reading is stuck (see STUCK_GREEN_S), until it changes
-        self._stuck: set[str] = set()
-        #: approach detector -> (first seen, start of its current silence or None, its record silence)
-        self._silence: dict[str, tuple[float, float | None, float]] = {}
-        #: approach detectors silent for longer than their own flow makes plausible, until they report
-        self._silent: set[str] = set()
-
-    def _watch_stuck(self, obs: DetectorObservation, dt: float) -> None:
-        """Find approach readings that stay identical through their own green (``self._stuck``).
-
-        Cheap while readings move: the committed plan is consulted only for a reading that has
-        already stood still for ``STUCK_GREEN_S``.
-        """
-        now = obs.time_s
-        green: set[str] | None = None
-        for d, (groups, _, _) in self._approaches.items():
-            m = obs.lanes.get(d)
-            if m is None:
-                self._unchanged.pop(d, None)
-                self._stuck.discard(d)
-                continue
-            self._watch_silence(obs, d, dt)
-            key = (m.count, m.occupancy, m.queue_veh, m.vehicles)
-            held = self._unchanged.get(d)
-            if held is None or held[0] != key or not (obs.vehicles(d) > 0 or obs.queue(d) > 0):
-                self._unchanged[d] = (key, now, 0.0)
-                self._stuck.discard(d)
-                continue
-            if d in self._stuck or now - held[1] < STUCK_GREEN_S:
-                continue
-            if green is None:
-                green = self._green_at(now)
-            exits = {e for st in self._serves.values() for e in st.get(d, ())}
-            known = [e for e in exits if e in obs.lanes]
-            if groups & green and not (known and all(self._full(obs, e) for e in known)):
-                green_s = held[2] + dt
-                self._unchanged[d] = (key, held[1], green_s)
-                if green_s >= STUCK_GREEN_S:
-                    self._stuck.add(d)
-
-    def _watch_silence(self, obs: DetectorObservation, d: str, dt: float) -> None:
-        """Suspect an approach detector silent for ``SILENCE_RECORD_FACTOR`` times its record."""
-        now = obs.time_s
-        first, since, record = self._silence.get(d, (now, None, 0.0))
-        active = obs.count(d) > 0 or obs.vehicles(d) > 0 or obs.queue(d) > 0 or obs.occupancy(d) > 0
-        if active:
-            if since is not None and d not in self._silent:
-                record = max(record, now - since)  # a silence it ended itself, while trusted
-            self._silence[d] = (first, None, record)
-            self._silent.discard(d)
-            return
-        since = now if since is None else since
-        self._silence[d] = (first, since, record)
-        if record > 0 and since - first >= SILENCE_WARMUP_S and now - since > SILENCE_RECORD_FACTOR * record:
-            self._silent.add(d)
 
     def _estimate_blind(self, obs: DetectorObservation) -> None:
         """Advance the point-queue estimate of every approach lane missing from this frame."""
         dt = obs.interval_s if obs.interval_s > 0 else self.decision_interval_s
-        self._watch_stuck(obs, dt)
-        suspect = self._stuck | self._silent
-        working = [d for d in self._approaches if d in obs.lanes and d not in suspect]
+        working = [d for d in self._approaches if d in obs.lanes]
         share_sum = sum(self._approaches[d][1] for d in working)
         if working and share_sum > 0:
             measured = sum(obs.count(d) for d in working) / dt / share_sum
             alpha = min(1.0, dt / RATE_WINDOW_S)
             prev = self._rate_per_share
             self._rate_per_share = measured if prev is None else prev + alpha * (measured - prev)
-        blind = [d for d in self._approaches if d not in obs.lanes or d in suspect]
+        blind = [d for d in self._approaches if d not in obs.lanes]
         for d in list(self._estimated):
-            if d in obs.lanes and d not in suspect:
-                del self._estimated[d]  # the detector is back (or moving again): trust it again
+            if d in obs.lanes:
+                del self._estimated[d]  # the detector is back: trust it again
         if not blind:
             return
         green = self._green_at(obs.time_s)
@@ -228,7 +145,7 @@ class LeitstandController(MaxPressureController):
         return {g for g in self.intersection.groups if tl.state_at(g, at) is SignalState.GREEN}
 
     def _lane_value(self, obs: DetectorObservation, det: str, exits: set[str]) -> float:
-        if det in self._estimated:
+        if det not in obs.lanes and det in self._estimated:
             value = self._estimated[det]
         else:
             queue = obs.queue(det)
@@ -290,17 +207,6 @@ class LeitstandController(MaxPressureController):
                 f"switches {cur.stage} -> {chosen} (transition {self._last_transition_s():g} s): releases "
                 f"{gains[chosen]:.1f} weighted vehicles, strands {stranded:.1f}"
             )
-        dead = sorted(d for d in self._estimated if d not in self._stuck and d not in self._silent)
-        if dead:
-            effect += f"; no data from {', '.join(dead)}: queue estimated from the fixed program's split"
-        if self._stuck:
-            effect += (
-                f"; reading of {', '.join(sorted(self._stuck))} unchanged through {STUCK_GREEN_S:g} s of green:"
-                " treated as stuck, queue estimated from the fixed program's split"
-            )
-        silent = sorted(self._silent & set(self._estimated))
-        if silent:
-            effect += (
-                f"; {', '.join(silent)} silent for longer than its own flow makes plausible: queue estimated from the fixed program's split"
-            )
+        if self._estimated:
+            effect += f"; no data from {', '.join(sorted(self._estimated))}: queue estimated from the fixed program's split"
         return self._emit(now, rule, inputs, effect)
