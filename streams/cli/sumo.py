@@ -54,14 +54,18 @@ Breakdown = Annotated[
 ]
 
 
-def failure_kind_of(text: str) -> FailureKind:
-    """The ``--failure-kind`` named, or a one-line error listing the kinds."""
+def failure_kind_of(text: str, share: float) -> FailureKind:
+    """The ``--failure-kind`` named, or a one-line error listing the kinds (or saying that a kind
+    without ``--failed-detectors`` would break nothing)."""
     from simulators.sumo.faults import FailureKind
 
     try:
-        return FailureKind(text.strip().lower())
+        kind = FailureKind(text.strip().lower())
     except ValueError:
         raise CliError(f"--failure-kind: unknown {text!r}; known: {', '.join(k.value for k in FailureKind)}") from None
+    if kind is not FailureKind.DEAD and share <= 0:
+        raise CliError(f"--failure-kind {kind.value} needs --failed-detectors SHARE (e.g. 0.1): no detector would fail")
+    return kind
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -186,7 +190,8 @@ def eval_cmd(
         return
     name = controller_names(controller or "leitstand")[0]
     runs_at_once = 1 if via_kafka else parallel_runs(jobs, len(seed_list))
-    options = RunOptions(breakdown=breakdown, failed_detectors=failed_detectors, failure_kind=failure_kind_of(failure_kind))
+    kind = failure_kind_of(failure_kind, failed_detectors)
+    options = RunOptions(breakdown=breakdown, failed_detectors=failed_detectors, failure_kind=kind)
     result = evaluate_controller(checked_scenario(scenario), name, seed_list, runs_at_once, via_kafka, quiet=as_json, options=options)
     result["path"] = "kafka" if via_kafka else "in-process"
     if as_json:
@@ -292,7 +297,7 @@ def compare_cmd(
     names = controller_names(controllers)
     seed_list = parse_seeds(seeds)
     checked_scenario(scenario)
-    options = RunOptions(failed_detectors=failed_detectors, failure_kind=failure_kind_of(failure_kind))
+    options = RunOptions(failed_detectors=failed_detectors, failure_kind=failure_kind_of(failure_kind, failed_detectors))
     results = [
         evaluate_controller(scenario, n, seed_list, parallel_runs(jobs, len(seed_list)), False, quiet=as_json, options=options)
         for n in names
@@ -344,7 +349,7 @@ def signals_benchmark(
     time reads none)."""
     from simulators.sumo.evaluation import RunOptions
 
-    kind = failure_kind_of(failure_kind)
+    kind = failure_kind_of(failure_kind, failed_detectors)
 
     names = controller_names(controllers)
     if "fixed" not in names:
@@ -426,7 +431,7 @@ def heldout_benchmark(
     level_list = _names(levels, generated.LEVELS, "--levels")
     network_list = _names(networks, generated.NETWORKS, "--networks")
     end = end_s or generated.END_S
-    kind = failure_kind_of(failure_kind)
+    kind = failure_kind_of(failure_kind, failed_detectors)
     options = RunOptions(failed_detectors=failed_detectors, failure_kind=kind)
     result: dict[str, Any] = {
         "benchmark": "signals-heldout",

@@ -107,6 +107,8 @@ def test_sumo_compare_writes_table_and_chart(grid: Path, tmp_path: Path) -> None
         (["sumo", "eval", "missing.sumocfg"], "no such scenario file"),
         (["sumo", "eval", "{grid}", "--controller", "nope"], "unknown controller nope"),
         (["sumo", "eval", "{grid}", "--seeds", "x"], "--seeds"),
+        (["sumo", "eval", "{grid}", "--failed-detectors", "0.1", "--failure-kind", "melted"], "known: dead, stuck, noisy"),
+        (["sumo", "eval", "{grid}", "--failure-kind", "stuck"], "needs --failed-detectors"),
     ],
 )
 def test_bad_arguments_get_one_line(args: list[str], message: str, grid: Path) -> None:
