@@ -11,9 +11,11 @@ told to cut a green short or skip a clearance.
 Nor can a handover starve a group. Each validated plan keeps every group's wait within its
 maximum, but the splice of two need not: Webster lengthening the stage before a group's, at the
 cycle boundary, made one wait 123 s where 120 s was allowed (ingolstadt21, seed 5, 10 % of the
-detectors dead: a violation the monitor caught). So the adapter watches each waiting group's
-deadline (end of its last green + its maximum wait) and, at the last step from which a change still
-reaches it, starts the stage that serves it instead of the plan's (``wait_overrides`` counts
+detectors dead: a violation the monitor caught). So the adapter keeps each waiting group's
+deadline (end of its last green + its maximum wait). While following the plan (holding one more
+step, or changing to the plan's stage and giving it its minimum green) still leaves an
+earliest-deadline-first order that gets every waiting group green in time, it follows the plan;
+otherwise it starts the stage of the group whose deadline comes first (``wait_overrides`` counts
 these). A plan that keeps the waits itself is never overridden.
 """
 
