@@ -37,7 +37,7 @@ FailedDetectors = Annotated[
         min=0.0,
         max=1.0,
         metavar="SHARE",
-        help="Share of detectors dead for the whole run (e.g. 0.1), drawn per seed, the same for every controller.",
+        help="Share of detectors that fail (e.g. 0.1; how: --failure-kind), drawn per seed, the same for every controller.",
     ),
 ]
 FailureKindOption = Annotated[
@@ -182,6 +182,7 @@ def eval_cmd(
     from simulators.sumo.evaluation import RunOptions
 
     seed_list = parse_seeds(seeds)
+    kind = failure_kind_of(failure_kind, failed_detectors)
     if tsp is not None:
         if breakdown or failed_detectors:
             raise CliError("--breakdown and --failed-detectors apply to a controller's run, not to --tsp")
@@ -190,7 +191,6 @@ def eval_cmd(
         return
     name = controller_names(controller or "leitstand")[0]
     runs_at_once = 1 if via_kafka else parallel_runs(jobs, len(seed_list))
-    kind = failure_kind_of(failure_kind, failed_detectors)
     options = RunOptions(breakdown=breakdown, failed_detectors=failed_detectors, failure_kind=kind)
     result = evaluate_controller(checked_scenario(scenario), name, seed_list, runs_at_once, via_kafka, quiet=as_json, options=options)
     result["path"] = "kafka" if via_kafka else "in-process"
@@ -350,7 +350,6 @@ def signals_benchmark(
     from simulators.sumo.evaluation import RunOptions
 
     kind = failure_kind_of(failure_kind, failed_detectors)
-
     names = controller_names(controllers)
     if "fixed" not in names:
         names.insert(0, "fixed")
