@@ -114,7 +114,7 @@ class StageAdapter:
         if not deadlines:
             return None
         if want == self.stage:
-            if self._keeps_waits(self.stage, t + step_s, deadlines, first_hop_at=t + step_s):
+            if self._keeps_waits(self.stage, t + step_s, deadlines, holding=True):
                 return None
         elif self._keeps_waits(want, t + self._need(want, t) + intersection.stage_green_floor_s(want), deadlines, served=want):
             return None
@@ -123,31 +123,31 @@ class StageAdapter:
         return min((st.id for st in intersection.stages if urgent in st.groups), key=lambda s: (self._need(s, t), order.index(s)))
 
     def _keeps_waits(
-        self, stage: str, free_at: float, deadlines: dict[str, float], served: str | None = None, first_hop_at: float | None = None
+        self, stage: str, free_at: float, deadlines: dict[str, float], served: str | None = None, holding: bool = False
     ) -> bool:
         """Whether, with ``stage`` free to change from ``free_at`` on, serving the waiting groups
         earliest deadline first (each stage its minimum green, transitions as configured) gets
-        every one green by its deadline. ``served``: a stage whose groups get green at once."""
+        every one green by its deadline. ``served``: a stage whose groups get green at once.
+        ``holding``: ``stage`` is the one shown now, so its first change also waits for the
+        intergreens of groups that cleared recently."""
         intersection = self.intersection
         pending = {g: d for g, d in deadlines.items() if served is None or g not in intersection.stage(served).groups}
         order = [st.id for st in intersection.stages]
-        cur, now = stage, free_at
+        cur, now, exact = stage, free_at, holding
         while pending:
             g = min(pending, key=lambda h: (pending[h], h))
-            options = [st.id for st in intersection.stages if g in st.groups]
-
-            def hop(s: str, cur: str = cur, now: float = now) -> float:
-                if first_hop_at is not None and cur == self.stage and now == first_hop_at:
-                    return self._need(s, now)  # recent clearances still count on the first change
-                return intersection.transition_s(cur, s)
-
-            nxt = min(options, key=lambda s: (hop(s), order.index(s)))
-            green_at = now + hop(nxt)
+            hops = {
+                st.id: self._need(st.id, now) if exact else intersection.transition_s(cur, st.id)
+                for st in intersection.stages
+                if g in st.groups
+            }
+            nxt = min(hops, key=lambda s: (hops[s], order.index(s)))
+            green_at = now + hops[nxt]
             if green_at > pending[g] + EPS:
                 return False
             for h in intersection.stage(nxt).groups:
                 pending.pop(h, None)
-            cur, now = nxt, green_at + intersection.stage_green_floor_s(nxt)
+            cur, now, exact = nxt, green_at + intersection.stage_green_floor_s(nxt), False
         return True
 
     def _need(self, to_stage: str, t: float) -> float:
