@@ -66,9 +66,9 @@ def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     stop(state, engine)
 
 
-@pytest.fixture
-def settings_for(tmp_path: Path):
-    """Settings bound to a broker, with a topic prefix and group of their own."""
+def settings_maker(root: Path) -> Any:
+    """Settings bound to a broker, with a topic prefix and group of their own, state under ``root``
+    (the function behind ``settings_for``, for fixtures of a wider scope)."""
 
     def make(info: BrokerInfo, **overrides: Any) -> Settings:
         tag = uuid.uuid4().hex[:8]
@@ -76,14 +76,20 @@ def settings_for(tmp_path: Path):
             kafka_bootstrap_servers=info.bootstrap,
             topic_prefix=f"t{tag}.",
             app_id=f"test-{tag}",
-            state_dir=tmp_path / "state",
-            data_dir=tmp_path / "worker",
+            state_dir=root / "state",
+            data_dir=root / "worker",
             cache_dir=CACHE_DIR,
         )
         base.update(overrides)
         return Settings(_env_file=None, **base)
 
     return make
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path):
+    """Settings bound to a broker, with a topic prefix and group of their own."""
+    return settings_maker(tmp_path)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ import pytest
 from streams.kafka_io import ensure_topics, producer
 from streams.settings import Settings
 from streams.stack import WorkerProcess, free_port, same_place, settings_env
+from tests.conftest import settings_maker
 
 #: Tansu only: what these tests check (the bearer and console-user token checks, the change bodies,
 #: the views served) happens in the worker's HTTP layer before anything reaches the broker; the
@@ -84,9 +85,12 @@ def start_api_worker(broker: Any, settings_for: Any, tmp_path: Path, **extra: An
     return worker, s
 
 
-@pytest.fixture
-def api_worker(broker, settings_for, tmp_path: Path) -> Iterator[tuple[Api, Settings, WorkerProcess]]:
-    worker, s = start_api_worker(broker, settings_for, tmp_path)
+@pytest.fixture(scope="module")
+def api_worker(broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, Settings, WorkerProcess]]:
+    """One worker for the module's tests (each used to start its own: 7 s apiece): they change
+    nothing another one reads (one alarm of pool P6; every other change names what does not exist)."""
+    root = tmp_path_factory.mktemp("api-worker")
+    worker, s = start_api_worker(broker, settings_maker(root), root)
     try:
         yield Api(worker.web_port), s, worker
     finally:
