@@ -136,6 +136,40 @@ def bench_pipeline(
     print_json(result)
 
 
+@app.command("city")
+def bench_city(
+    intersections: Annotated[int, typer.Option(min=1, max=20_000, help="Signalised intersections, one frame per second each.")] = 2000,
+    detectors: Annotated[int, typer.Option(min=1, max=64, help="Detectors per frame (cities: 8-16).")] = 12,
+    buses: Annotated[int, typer.Option(min=0, max=20_000, help="Buses, a position every 10 s each.")] = 1500,
+    pools: Annotated[int, typer.Option(min=0, max=1_000, help="Pools, 20 water readings per second each.")] = 60,
+    camera_rate: Annotated[
+        float, typer.Option(min=0.0, max=100.0, help="Motionless-swimmer events per second (each raises an alarm).")
+    ] = 1.0,
+    telemetry_workers: Annotated[
+        int, typer.Option("--telemetry", min=1, max=16, help="Telemetry worker processes (one critical and one control beside them).")
+    ] = 2,
+    partitions: Annotated[int | None, typer.Option(min=1, max=256, help="Partitions per topic (default: 4 per telemetry worker).")] = None,
+    warmup: Annotated[float, typer.Option(min=0.0, max=3600.0, help="Seconds of load before measuring.")] = 30.0,
+    seconds: Annotated[float, typer.Option(min=5.0, max=86_400.0, help="Seconds measured.")] = 120.0,
+    engine: Annotated[str, typer.Option(help="tansu or kafka.")] = "tansu",
+) -> None:
+    """A city's live load on N telemetry workers: latency per path, CPU, kept up or not (JSON)."""
+    from simulators.harness.bench_city import CityLoad, city_benchmark
+
+    load = CityLoad(intersections=intersections, detectors=detectors, buses=buses, pools=pools, camera_events_per_s=camera_rate)
+    print_json(
+        city_benchmark(
+            cli_settings(),
+            engine=_engine(engine),
+            load=load,
+            telemetry_workers=telemetry_workers,
+            partitions=partitions or 4 * telemetry_workers,
+            warmup_s=warmup,
+            measure_s=seconds,
+        )
+    )
+
+
 @app.command("nab")
 def bench_nab(
     data_dir: Annotated[
