@@ -136,10 +136,15 @@ def latency_summary(buckets: Mapping[str, list[tuple[float, float]]]) -> dict[st
 
 
 def behind_summary(
-    start: Mapping[tuple[str, str], int], end: Mapping[tuple[str, str], int], rates: Mapping[str, float], seconds: float
+    start: Mapping[tuple[str, str], int],
+    end: Mapping[tuple[str, str], int],
+    rates: Mapping[str, float],
+    seconds: float,
+    oldest_unread_s: Mapping[tuple[str, str], float] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Per ``group/topic``: records behind at the start and the end, the growth per second, and
-    whether the group kept up (ended at most ``KEEP_UP_SLACK_S`` of its input further behind)."""
+    """Per ``group/topic``: records behind at the start and the end, the growth per second, the
+    age of the oldest record not yet committed at the end, and whether the group kept up (ended
+    at most ``KEEP_UP_SLACK_S`` of its input further behind)."""
     out: dict[str, dict[str, Any]] = {}
     for group, topic in sorted(set(start) | set(end)):
         a, b = start.get((group, topic), 0), end.get((group, topic), 0)
@@ -148,6 +153,7 @@ def behind_summary(
             "behind_at_start": a,
             "behind_at_end": b,
             "behind_growth_per_s": round((b - a) / seconds, 1) if seconds > 0 else None,
+            "oldest_unread_s": (oldest_unread_s or {}).get((group, topic), 0.0 if b == 0 else None),
             "kept_up": b - a <= KEEP_UP_SLACK_S * max(rate, 1.0),
         }
     return out
@@ -354,21 +360,31 @@ def _snapshot(workers: list[tuple[str, WorkerProcess]]) -> tuple[dict[str, list[
     return total, cpu
 
 
-async def _behind(settings: Settings, groups: list[str]) -> dict[tuple[str, str], int]:
-    """Records behind per (group, topic), as the broker sees it."""
+async def _behind(settings: Settings, groups: list[str]) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], float]]:
+    """Records behind per (group, topic), as the broker sees it, and for those behind how old
+    the oldest unread record is (seconds): a commit interval's worth is normal, more is a backlog."""
     from simulators.harness.demo import LagProbe
 
-    out: dict[tuple[str, str], int] = {}
+    behind: dict[tuple[str, str], int] = {}
+    age: dict[tuple[str, str], float] = {}
+    now = time.time()
     for group in groups:
         probe = LagProbe(settings, [group])
         await probe.start()
         try:
-            for (topic, _), n in (await probe.lag()).items():
+            positions: dict[str, dict[tuple[str, int], int]] = {}
+            for (topic, partition), (end, done) in (await probe.offsets()).items():
                 short = topic.removeprefix(settings.topic_prefix)
-                out[(group, short)] = out.get((group, short), 0) + n
+                behind[(group, short)] = behind.get((group, short), 0) + max(0, end - done)
+                if end > done:
+                    positions.setdefault(short, {})[(topic, partition)] = done
+            for short, where in positions.items():
+                oldest = await probe.reached(where)
+                if oldest is not None:
+                    age[(group, short)] = round(max(0.0, now - oldest), 1)
         finally:
             await probe.close()
-    return out
+    return behind, age
 
 
 def city_benchmark(
@@ -404,7 +420,7 @@ def city_benchmark(
         ready_s = max(w.wait_ready(180) for _, w in workers)
         thread.start()
         time.sleep(warmup_s)
-        behind0 = asyncio.run(_behind(settings, groups))
+        behind0, _ = asyncio.run(_behind(settings, groups))
         sent0 = dict(generator.sent)
         buckets0, cpu0 = _snapshot(workers)
         t0 = time.perf_counter()
@@ -412,7 +428,7 @@ def city_benchmark(
         buckets1, cpu1 = _snapshot(workers)
         seconds = time.perf_counter() - t0
         sent1 = dict(generator.sent)
-        behind1 = asyncio.run(_behind(settings, groups))
+        behind1, oldest = asyncio.run(_behind(settings, groups))
         generator.stop.set()
         thread.join(30)
     finally:
@@ -422,7 +438,7 @@ def city_benchmark(
         stop(state, engine)
     offered = load.offered_per_s()
     sent = {t: round((sent1[t] - sent0[t]) / seconds, 1) for t in offered}
-    behind = behind_summary(behind0, behind1, sent, seconds)
+    behind = behind_summary(behind0, behind1, sent, seconds, oldest)
     cpu = [{"role": role, "cpu_share": round((c1 - c0) / seconds, 3)} for (role, _), c0, c1 in zip(workers, cpu0, cpu1, strict=True)]
     return {
         "benchmark": "city",

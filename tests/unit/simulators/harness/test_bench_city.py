@@ -75,7 +75,8 @@ def test_a_snapshot_subtracted_leaves_only_the_interval() -> None:
     interval = add_buckets(after, before, -1.0)
     summary = latency_summary(interval)["camera_to_alarm"]
     assert summary["outputs"] == 10
-    assert 0.5 <= summary["p50_s"] <= 1.0 and 0.5 <= summary["p99_s"] <= 1.0
+    p50, p99 = summary["p50_s"], summary["p99_s"]
+    assert p50 is not None and p99 is not None and 0.5 <= p50 <= 1.0 and 0.5 <= p99 <= 1.0
     both = add_buckets({"x": [(0.1, 1.0)]}, {"x": [(0.1, 2.0)], "y": [(0.1, 5.0)]})
     assert both == {"x": [(0.1, 3.0)], "y": [(0.1, 5.0)]}
 
@@ -83,13 +84,16 @@ def test_a_snapshot_subtracted_leaves_only_the_interval() -> None:
 def test_a_group_that_falls_behind_did_not_keep_up() -> None:
     start = {("g-telemetry", "sensors.intersection"): 500, ("g-critical", "pool.supervision"): 1}
     end = {("g-telemetry", "sensors.intersection"): 60_500, ("g-critical", "pool.supervision"): 0}
-    out = behind_summary(start, end, {"sensors.intersection": 2000.0, "pool.supervision": 1.0}, 120.0)
+    ages = {("g-telemetry", "sensors.intersection"): 31.5}
+    out = behind_summary(start, end, {"sensors.intersection": 2000.0, "pool.supervision": 1.0}, 120.0, ages)
     assert out["g-telemetry/sensors.intersection"] == {
         "behind_at_start": 500,
         "behind_at_end": 60_500,
         "behind_growth_per_s": 500.0,
+        "oldest_unread_s": 31.5,
         "kept_up": False,
     }
+    assert out["g-critical/pool.supervision"]["oldest_unread_s"] == 0.0  # nothing unread
     assert out["g-critical/pool.supervision"]["kept_up"] is True
     # a commit interval's worth of records behind is not falling behind
     assert behind_summary({}, {("g", "t"): 5_000}, {"t": 2000.0}, 120.0)["g/t"]["kept_up"] is True
