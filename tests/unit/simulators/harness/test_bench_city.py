@@ -95,8 +95,12 @@ def test_a_group_that_falls_behind_did_not_keep_up() -> None:
     }
     assert out["g-critical/pool.supervision"]["oldest_unread_s"] == 0.0  # nothing unread
     assert out["g-critical/pool.supervision"]["kept_up"] is True
-    # a commit interval's worth of records behind is not falling behind
+    # a busy output topic: more records behind than at the start, but only a commit interval old
+    busy = behind_summary({("g", "alerts"): 3}, {("g", "alerts"): 23}, {}, 90.0, {("g", "alerts"): 1.4})
+    assert busy["g/alerts"]["kept_up"] is True
+    # without an age: a commit interval's worth of records behind is not falling behind
     assert behind_summary({}, {("g", "t"): 5_000}, {"t": 2000.0}, 120.0)["g/t"]["kept_up"] is True
+    assert behind_summary({}, {("g", "t"): 50_000}, {"t": 2000.0}, 120.0)["g/t"]["kept_up"] is False
 
 
 def test_every_generated_record_decodes_and_the_rates_are_kept() -> None:
