@@ -17,27 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
 
-from detection.data_quality import DataQualityState, QualityLimits, frame_streams
+from detection.data_quality import DataQualityState, QualityLimits, detector_streams
 from signals.controllers.base import DetectorObservation
 
 #: the issues a decision's explanation reports
 JUDGED = ("missing", "out_of_range", "stuck")
-
-
-def _detector_dicts(obs: DetectorObservation) -> list[dict[str, Any]]:
-    """A frame's lanes in the form ``frame_streams`` reads (speed back in km/h)."""
-    return [
-        {
-            "detector_id": d,
-            "count": m.count,
-            "occupancy": m.occupancy,
-            "speed_kmh": None if m.speed_mps is None else m.speed_mps * 3.6,
-            "queue_veh": m.queue_veh,
-        }
-        for d, m in obs.lanes.items()
-    ]
 
 
 @dataclass
@@ -54,17 +39,25 @@ class InputQuality:
             self._watch = DataQualityState(self._scaled(obs.interval_s))
         if obs.interval_s <= 0 or not math.isfinite(obs.interval_s):
             return ()  # a frame without a usable interval has no rates to judge
-        end = obs.time_s + obs.interval_s
+        t, end, iid, watch = obs.time_s, obs.time_s + obs.interval_s, obs.intersection_id, self._watch
         issues: dict[str, set[str]] = {}
-        prefix = f"intersection/{obs.intersection_id}/"
-        for stream, value in frame_streams(obs.intersection_id, obs.interval_s, _detector_dicts(obs)).items():
-            found = self._watch.observe(stream, obs.time_s, end, value)
-            detector = stream[len(prefix) :].rsplit("/", 1)[0]
-            issues.setdefault(detector, set()).update(i for i in found if i in JUDGED)
-        for detector in self.seen - set(obs.lanes):
-            issues.setdefault(detector, set()).add("missing")
-        self.seen |= set(obs.lanes)
-        return tuple((d, tuple(sorted(i))) for d, i in sorted(issues.items()) if i)
+        # the streams of detection.data_quality.frame_streams, made without a dict per lane and
+        # frame (this runs for every frame of every controlled intersection)
+        for detector, m in obs.lanes.items():
+            count, occupancy, speed, queue = detector_streams(iid, detector)
+            found = watch.observe(count, t, end, m.count / obs.interval_s) + watch.observe(occupancy, t, end, m.occupancy)
+            if m.speed_mps is not None:
+                found += watch.observe(speed, t, end, float(m.speed_mps * 3.6))
+            if m.queue_veh is not None:
+                found += watch.observe(queue, t, end, float(m.queue_veh))
+            judged = {i for i in found if i in JUDGED}
+            if judged:
+                issues[detector] = judged
+        if not self.seen.issubset(obs.lanes):
+            for detector in self.seen.difference(obs.lanes):
+                issues.setdefault(detector, set()).add("missing")
+        self.seen.update(obs.lanes)
+        return tuple((d, tuple(sorted(i))) for d, i in sorted(issues.items()))
 
     def _scaled(self, interval_s: float) -> QualityLimits:
         """``stuck_after`` counts readings; keep it the same *duration* for shorter frames."""

@@ -123,7 +123,28 @@ def outgoing(box: Outbox, plans: Sink, audit: Sink) -> list[Outgoing]:
     ]
 
 
-def count(box: Outbox, desk: ControlDesk) -> None:
+class FairnessGauge:
+    """Writes the live worst-vs-median wait ratio at most once per ``EVERY_S``.
+
+    The ratio is a summary over every approach of every intersection the worker controls; made
+    after each batch it cost 6 % of a control worker with 500 intersections (py-spy, bench city).
+    A batch that served approaches marks it stale; the first batch a second later (frames arrive
+    every second) writes it."""
+
+    EVERY_S = 1.0
+
+    def __init__(self) -> None:
+        self.stale = False
+        self.written_at = float("-inf")
+
+    def changed(self, desk: ControlDesk, served: bool, now: float) -> None:
+        self.stale = self.stale or served
+        if self.stale and now - self.written_at >= self.EVERY_S:
+            SIGNAL_WAIT_WORST_TO_MEDIAN.set(desk.recent.summary()["worst_to_median"] or 0.0)
+            self.stale, self.written_at = False, now
+
+
+def count(box: Outbox, desk: ControlDesk, fairness: FairnessGauge, now: float) -> None:
     """The batch's counters, and the live fairness figures when approaches were served."""
     for action, outcome in box.commands:
         SIGNAL_COMMANDS.labels(action, outcome).inc()
@@ -131,9 +152,7 @@ def count(box: Outbox, desk: ControlDesk) -> None:
         SIGNAL_PLANS.labels(plan.record.status if isinstance(plan, PlanOut) else "expired").inc()
     for wait in box.waits:
         SIGNAL_APPROACH_WAIT.labels(wait.mode).observe(wait.wait_s)
-    if box.waits:
-        ratio = desk.recent.summary()["worst_to_median"]
-        SIGNAL_WAIT_WORST_TO_MEDIAN.set(ratio or 0.0)
+    fairness.changed(desk, bool(box.waits), now)
 
 
 def snapshots(desk: ControlDesk, dirty: Iterable[str]) -> dict[bytes, Any]:
@@ -165,6 +184,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
     table = keyed_table(app, "signal-control", settings)
     desk = ControlDesk(table_reader(table))
     clock = EventClock.for_reference(settings.timestamp_reference)
+    fairness = FairnessGauge()
 
     @app.agent(app.topic(*decoders), name="signal-control")
     async def control(stream: Any) -> None:
@@ -182,7 +202,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
                     decided.append(frame_end(record))
             log_notes(box.notes)
             await publish(outgoing(box, plans, audit))
-            count(box, desk)
+            count(box, desk, fairness, received)
             clock.observe("frame_to_decision", decided, received)
             save(table, snapshots(desk, box.dirty))  # after the broker has the messages: a crash repeats, never loses
 

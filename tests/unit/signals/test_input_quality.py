@@ -109,3 +109,55 @@ def test_an_advisory_proposal_keeps_its_mark_when_approved() -> None:
     approved = desk.on_command(DeskCommand("K101", "approve", "op", at(T0 + 1000), plan_id=pid))
     [record] = [p.record for p in approved.plans if isinstance(p, PlanOut) and p.record.status == "approved"]
     assert record.decision.explanation.degraded == (("W_in", ("out_of_range",)),)
+
+
+def _reference(q_limits: QualityLimits, frames: list[DetectorObservation]) -> list[tuple[tuple[str, tuple[str, ...]], ...]]:
+    """The watch as first written: every frame through ``frame_streams`` (a dict per lane), the
+    detector read back from the stream id. The allocation-light ``observe`` must agree with it."""
+    from detection.data_quality import DataQualityState, frame_streams
+
+    watch = DataQualityState(InputQuality(q_limits)._scaled(frames[0].interval_s))
+    seen: set[str] = set()
+    out = []
+    for f in frames:
+        lanes = [
+            {
+                "detector_id": d,
+                "count": m.count,
+                "occupancy": m.occupancy,
+                "speed_kmh": None if m.speed_mps is None else m.speed_mps * 3.6,
+                "queue_veh": m.queue_veh,
+            }
+            for d, m in f.lanes.items()
+        ]
+        issues: dict[str, set[str]] = {}
+        prefix = f"intersection/{f.intersection_id}/"
+        for stream, value in frame_streams(f.intersection_id, f.interval_s, lanes).items():
+            found = watch.observe(stream, f.time_s, f.time_s + f.interval_s, value)
+            issues.setdefault(stream[len(prefix) :].rsplit("/", 1)[0], set()).update(
+                i for i in found if i in ("missing", "out_of_range", "stuck")
+            )
+        for d in seen - set(f.lanes):
+            issues.setdefault(d, set()).add("missing")
+        seen |= set(f.lanes)
+        out.append(tuple((d, tuple(sorted(i))) for d, i in sorted(issues.items()) if i))
+    return out
+
+
+_measure = st.builds(
+    LaneMeasurement,
+    count=st.sampled_from([0.0, 1.0, 3.0, 400.0]),
+    occupancy=st.sampled_from([0.0, 0.2, 1.5]),
+    speed_mps=st.sampled_from([None, 8.0, 60.0]),
+    queue_veh=st.sampled_from([0.0, 2.0, 300.0]),
+)
+
+
+@given(st.lists(st.dictionaries(st.sampled_from(["N_in", "S_in", "E_in", "W/2"]), _measure, min_size=1), min_size=1, max_size=40))
+def test_the_fast_watch_names_what_the_first_one_named(lanes_per_frame: list[dict[str, LaneMeasurement]]) -> None:
+    """Repeated values (stuck after 3 one-second frames here), implausible ones, absent lanes:
+    frame by frame the same degraded detectors with the same issues."""
+    limits = QualityLimits(stuck_after=3, expected_interval_s=1.0)
+    frames = [DetectorObservation("K1", T0 + i, 1.0, lanes) for i, lanes in enumerate(lanes_per_frame)]
+    q = InputQuality(limits)
+    assert [q.observe(f) for f in frames] == _reference(limits, frames)
