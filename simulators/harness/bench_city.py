@@ -406,12 +406,17 @@ def city_benchmark(
     warmup_s: float,
     measure_s: float,
     controller: str = "leitstand",
+    stress: bool = False,
 ) -> dict[str, Any]:
-    """One city-scale run on a fresh broker (see the module text); returns the JSON figures."""
+    """One city-scale run on a fresh broker (see the module text); returns the JSON figures.
+    With ``stress`` the issue's mixed load (``stress-ng``: CPU, memory, disk) runs beside it from
+    the start of the load to the end of the measurement."""
+    from simulators.harness.bench_alarms import STRESS_ARGS, _start_stress, _stress_ng
     from streams.broker import start, stop
     from streams.kafka_io import ensure_topics
     from streams.stack import free_port
 
+    stress_bin = _stress_ng() if stress else None  # a missing stress-ng is one line before anything starts
     state = Path(tempfile.mkdtemp(prefix="leitstand-bench-city-"))
     info = start(engine, state, settings.cache_dir, "127.0.0.1", free_port(), progress=True)
     settings = settings.model_copy(
@@ -421,6 +426,7 @@ def city_benchmark(
     generator = CityLoadGenerator(settings, load)
     groups = sorted({f"{APP_ID}-{role}" for role, _ in workers})
     thread = threading.Thread(target=lambda: asyncio.run(generator.run()), daemon=True)
+    stressor = None
     try:
         asyncio.run(ensure_topics(settings))
         asyncio.run(_configure(settings, load, controller))
@@ -428,6 +434,7 @@ def city_benchmark(
             w.launch()
         ready_s = max(w.wait_ready(180) for _, w in workers)
         thread.start()
+        stressor = _start_stress(stress_bin, state) if stress_bin else None
         time.sleep(warmup_s)
         behind0, _ = asyncio.run(_behind(settings, groups))
         sent0 = dict(generator.sent)
@@ -442,6 +449,9 @@ def city_benchmark(
         thread.join(30)
     finally:
         generator.stop.set()
+        if stressor is not None:
+            stressor.terminate()
+            stressor.wait(30)
         for _, w in workers:
             w.stop()
         stop(state, engine)
@@ -459,6 +469,7 @@ def city_benchmark(
         "workers": cpu,
         "partitions": partitions,
         "controller": controller,
+        "stress": " ".join(["stress-ng", *STRESS_ARGS]) if stress else None,
         "worker_ready_s": round(ready_s, 2),
         "warmup_s": warmup_s,
         "measured_s": round(seconds, 1),

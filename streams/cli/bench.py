@@ -152,6 +152,7 @@ def bench_city(
     warmup: Annotated[float, typer.Option(min=0.0, max=3600.0, help="Seconds of load before measuring.")] = 30.0,
     seconds: Annotated[float, typer.Option(min=5.0, max=86_400.0, help="Seconds measured.")] = 120.0,
     engine: Annotated[str, typer.Option(help="tansu or kafka.")] = "tansu",
+    stress: Annotated[bool, typer.Option(help="Run stress-ng (CPU, memory, disk) beside everything.")] = False,
 ) -> None:
     """A city's live load on N telemetry workers: latency per path, CPU, kept up or not (JSON)."""
     from simulators.harness.bench_city import CityLoad, city_benchmark
@@ -166,6 +167,7 @@ def bench_city(
             partitions=partitions or 4 * telemetry_workers,
             warmup_s=warmup,
             measure_s=seconds,
+            stress=stress,
         )
     )
 
