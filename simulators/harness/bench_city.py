@@ -360,10 +360,13 @@ def _workers(settings: Settings, state: Path, telemetry: int) -> list[tuple[str,
 def _snapshot(workers: list[tuple[str, WorkerProcess]]) -> tuple[dict[str, list[tuple[float, float]]], list[float]]:
     """Latency buckets summed over the workers, and each worker's CPU seconds so far."""
     from simulators.harness.bench import _cpu_s
+    from streams.errors import CliError
 
     total: dict[str, list[tuple[float, float]]] = {}
     cpu = []
-    for _, w in workers:
+    for role, w in workers:
+        if w.proc is None or w.proc.poll() is not None:  # a run with a dead worker measures nothing
+            raise CliError(f"the {role} worker stopped during the run; its log: {w.log_file}: {w.log_tail()}")
         total = add_buckets(total, latency_buckets(w.metrics()))
         cpu.append(_cpu_s(w))
     return total, cpu
