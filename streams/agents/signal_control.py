@@ -31,7 +31,9 @@ config's ``session`` is in every one):
   expected delay after, or ``priority_refused`` with the reason).
 
 State: the table ``signal-control`` holds per intersection the desk's snapshot (config, current
-mode, pending proposals), written after the broker acknowledged the messages of the batch.
+mode, pending proposals), written after the broker acknowledged the messages of the batch, and
+acknowledged by the broker itself before the batch is (so a committed command's effect is never
+lost; a crash before the commit applies the command again: at least once).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ from ..signal_codec import (
     snapshot_value,
 )
 from ..topics import SENSORS_INTERSECTION, SIGNALS_APPROVALS, SIGNALS_AUDIT, SIGNALS_CONFIG, SIGNALS_PLANS, SIGNALS_PRIORITY
-from .wiring import Outgoing, Sink, Times, keyed_table, publish, save, topic_decoder
+from .wiring import Outgoing, Sink, Times, changelog_durable, keyed_table, publish, save, topic_decoder
 
 log = structlog.get_logger(__name__)
 
@@ -205,5 +207,10 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
             count(box, desk, fairness, received)
             clock.observe("frame_to_decision", decided, received)
             save(table, snapshots(desk, box.dirty))  # after the broker has the messages: a crash repeats, never loses
+            if box.dirty:
+                # and durable before the batch is acknowledged: Faust's commit can overtake a
+                # changelog write still in its buffer, and a SIGKILL then would lose an operator's
+                # mode change whose command is committed (wiring.changelog_durable)
+                await changelog_durable(app)
 
     return SignalControls(desk, approvals)
