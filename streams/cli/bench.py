@@ -157,6 +157,11 @@ def bench_city(
     """A city's live load on N telemetry workers: latency per path, CPU, kept up or not (JSON)."""
     from simulators.harness.bench_city import CityLoad, city_benchmark
 
+    if partitions is not None and partitions < telemetry_workers:
+        raise typer.BadParameter(
+            f"{partitions} partitions leave {telemetry_workers - partitions} of {telemetry_workers} telemetry workers idle",
+            param_hint="--partitions",
+        )
     load = CityLoad(intersections=intersections, detectors=detectors, buses=buses, pools=pools, camera_events_per_s=camera_rate)
     print_json(
         city_benchmark(
