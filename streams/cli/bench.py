@@ -154,7 +154,7 @@ def bench_city(
     engine: Annotated[str, typer.Option(help="tansu or kafka.")] = "tansu",
     stress: Annotated[bool, typer.Option(help="Run stress-ng (CPU, memory, disk) beside everything.")] = False,
 ) -> None:
-    """A city's live load on N telemetry workers: latency per path, CPU, kept up or not (JSON)."""
+    """City-scale live load: latency per path, CPU (JSON)."""
     from simulators.harness.bench_city import CityLoad, city_benchmark
 
     if partitions is not None and partitions < telemetry_workers:
