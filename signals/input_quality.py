@@ -53,9 +53,8 @@ class InputQuality:
             judged = {i for i in found if i in JUDGED}
             if judged:
                 issues[detector] = judged
-        if not self.seen.issubset(obs.lanes):
-            for detector in self.seen.difference(obs.lanes):
-                issues.setdefault(detector, set()).add("missing")
+        for detector in self.seen.difference(obs.lanes):
+            issues.setdefault(detector, set()).add("missing")
         self.seen.update(obs.lanes)
         return tuple((d, tuple(sorted(i))) for d, i in sorted(issues.items()))
 

@@ -85,15 +85,15 @@ def _fixed_greens(share_ns: float, share_ew: float) -> tuple[float, float]:
     return round(green * share_ns / total, 1), round(green * share_ew / total, 1)
 
 
-def junction_model(junction: GridJunction) -> dict[str, Any]:
-    """The ``leitstand.intersection/1`` document of one grid junction (see the module docstring)."""
-    by_name = {a.name: a for a in junction.approaches}
-    g_a, g_b = _fixed_greens(by_name["N"].green_share, by_name["E"].green_share)
+def two_stage_model(intersection_id: str, name: str, lanes: Iterable[tuple[str, str]], greens: tuple[float, float]) -> dict[str, Any]:
+    """A ``leitstand.intersection/1`` crossing of two stages, A serving group ``NS`` and B ``EW``,
+    with the city's timings; ``lanes`` are (lane area id, group) pairs, ``greens`` the fixed
+    plan's green of A and B."""
     groups = [{"id": g, "kind": "vehicle", "min_green_s": 5, "yellow_s": YELLOW_S, "red_yellow_s": RED_YELLOW_S} for g in ("NS", "EW")]
     return {
         "schema": SCHEMA,
-        "id": junction.intersection_id,
-        "name": f"{junction.intersection_id} (synthetic city, row {junction.row} column {junction.col}, 2 stages)",
+        "id": intersection_id,
+        "name": name,
         "cycle": {"min_s": CYCLE_MIN_S, "max_s": CYCLE_MAX_S},
         "signal_groups": groups,
         "conflicts": [["NS", "EW"]],
@@ -102,11 +102,20 @@ def junction_model(junction: GridJunction) -> dict[str, Any]:
             {"id": stage, "groups": [GROUP_OF[aps[0]]], "min_green_s": MIN_GREEN_S, "max_green_s": MAX_GREEN_S}
             for stage, aps in STAGE_APPROACHES.items()
         ],
-        "lane_areas": [
-            {"id": det, "group": GROUP_OF[det.rsplit("-", 1)[1][0]], "saturation_flow_vph": 1800} for det in junction.detector_ids()
-        ],
-        "fixed_plan": [{"stage": "A", "green_s": g_a}, {"stage": "B", "green_s": g_b}],
+        "lane_areas": [{"id": lane, "group": group, "saturation_flow_vph": 1800} for lane, group in lanes],
+        "fixed_plan": [{"stage": "A", "green_s": greens[0]}, {"stage": "B", "green_s": greens[1]}],
     }
+
+
+def junction_model(junction: GridJunction) -> dict[str, Any]:
+    """The ``leitstand.intersection/1`` document of one grid junction (see the module docstring)."""
+    by_name = {a.name: a for a in junction.approaches}
+    return two_stage_model(
+        junction.intersection_id,
+        f"{junction.intersection_id} (synthetic city, row {junction.row} column {junction.col}, 2 stages)",
+        ((det, GROUP_OF[det.rsplit("-", 1)[1][0]]) for det in junction.detector_ids()),
+        _fixed_greens(by_name["N"].green_share, by_name["E"].green_share),
+    )
 
 
 def green_shares(intersection: Intersection, phases: Iterable[tuple[str, float]], cyclic: bool = True) -> Shares:

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from simulators.harness.bench import _cpu_s, _machine
+from simulators.harness.bench_alarms import _iso
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -171,27 +173,10 @@ def behind_summary(
 def bench_model(intersection_id: str, detector_ids: Iterable[str]) -> dict[str, Any]:
     """A two-stage crossing whose lane areas are the frame's detectors (odd ones north-south,
     even ones east-west): what the control worker needs to decide on every frame."""
-    from signals.model import SCHEMA
-    from simulators.city import signal_plans as sp
+    from simulators.city.signal_plans import two_stage_model
 
-    groups = [
-        {"id": g, "kind": "vehicle", "min_green_s": 5, "yellow_s": sp.YELLOW_S, "red_yellow_s": sp.RED_YELLOW_S} for g in ("NS", "EW")
-    ]
-    return {
-        "schema": SCHEMA,
-        "id": intersection_id,
-        "name": f"{intersection_id} (bench city, 2 stages)",
-        "cycle": {"min_s": sp.CYCLE_MIN_S, "max_s": sp.CYCLE_MAX_S},
-        "signal_groups": groups,
-        "conflicts": [["NS", "EW"]],
-        "intergreen_s": {"NS": {"EW": sp.INTERGREEN_S}, "EW": {"NS": sp.INTERGREEN_S}},
-        "stages": [
-            {"id": stage, "groups": [group], "min_green_s": sp.MIN_GREEN_S, "max_green_s": sp.MAX_GREEN_S}
-            for stage, group in (("A", "NS"), ("B", "EW"))
-        ],
-        "lane_areas": [{"id": d, "group": ("NS", "EW")[i % 2], "saturation_flow_vph": 1800} for i, d in enumerate(detector_ids)],
-        "fixed_plan": [{"stage": "A", "green_s": 30.0}, {"stage": "B", "green_s": 30.0}],
-    }
+    lanes = ((d, ("NS", "EW")[i % 2]) for i, d in enumerate(detector_ids))
+    return two_stage_model(intersection_id, f"{intersection_id} (bench city, 2 stages)", lanes, (30.0, 30.0))
 
 
 async def _configure(settings: Settings, load: CityLoad, controller: str) -> None:
@@ -220,10 +205,6 @@ async def _configure(settings: Settings, load: CityLoad, controller: str) -> Non
 
 
 # --- the load -------------------------------------------------------------------------------
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
 
 
 class CityLoadGenerator:
@@ -280,37 +261,16 @@ class CityLoadGenerator:
                         }
                     ),
                 )
-        elif topic == "sensors.pool":
+        else:  # keyed by pool: water readings, or camera events (a motionless swimmer, each a new event and alarm)
             for i in range(n):
                 pool = f"pool-{(sent + i) % load.pools}"
-                yield (
-                    pool.encode(),
-                    orjson.dumps(
-                        {
-                            "schema_version": 1,
-                            "event_time": _iso(now),
-                            "pool_id": pool,
-                            "ph": {"value": round(rng.uniform(7.0, 7.3), 2), "unit": "pH"},
-                            "free_chlorine": {"value": round(rng.uniform(0.4, 0.5), 3), "unit": "mg/l"},
-                        }
-                    ),
-                )
-        else:  # pool.supervision: a motionless swimmer, each a new event (an alarm each)
-            for i in range(n):
-                pool = f"pool-{(sent + i) % load.pools}"
-                yield (
-                    pool.encode(),
-                    orjson.dumps(
-                        {
-                            "schema_version": 1,
-                            "event_time": _iso(now),
-                            "pool_id": pool,
-                            "event_id": f"city-{sent + i}",
-                            "kind": "motionless_swimmer",
-                            "zone": "deep end",
-                        }
-                    ),
-                )
+                body: dict[str, Any] = {"schema_version": 1, "event_time": _iso(now), "pool_id": pool}
+                if topic == "sensors.pool":
+                    body["ph"] = {"value": round(rng.uniform(7.0, 7.3), 2), "unit": "pH"}
+                    body["free_chlorine"] = {"value": round(rng.uniform(0.4, 0.5), 3), "unit": "mg/l"}
+                else:
+                    body.update(event_id=f"city-{sent + i}", kind="motionless_swimmer", zone="deep end")
+                yield pool.encode(), orjson.dumps(body)
 
     async def run(self) -> None:
         from streams.kafka_io import producer
@@ -359,7 +319,6 @@ def _workers(settings: Settings, state: Path, telemetry: int) -> list[tuple[str,
 
 def _snapshot(workers: list[tuple[str, WorkerProcess]]) -> tuple[dict[str, list[tuple[float, float]]], list[float]]:
     """Latency buckets summed over the workers, and each worker's CPU seconds so far."""
-    from simulators.harness.bench import _cpu_s
     from streams.errors import CliError
 
     total: dict[str, list[tuple[float, float]]] = {}
@@ -483,9 +442,3 @@ def city_benchmark(
         "(bucket bounds 0.05/0.1/0.25/0.5/1/2.5/5/10/30/60 s); frame_to_aggregate includes the window's lateness",
         "machine": _machine(),
     }
-
-
-def _machine() -> dict[str, Any]:
-    from simulators.harness.bench import _machine as machine
-
-    return machine()
