@@ -130,8 +130,8 @@ class FairnessGauge:
 
     The ratio is a summary over every approach of every intersection the worker controls; made
     after each batch it cost 6 % of a control worker with 500 intersections (py-spy, bench city).
-    A batch that served approaches marks it stale; the first batch a second later (frames arrive
-    every second) writes it."""
+    A batch that served approaches marks it stale; the first batch a second later writes it, and
+    when frames stop (a replay's last frame, a detector outage) the worker's timer does."""
 
     EVERY_S = 1.0
 
@@ -141,6 +141,10 @@ class FairnessGauge:
 
     def changed(self, desk: ControlDesk, served: bool, now: float) -> None:
         self.stale = self.stale or served
+        self.flush(desk, now)
+
+    def flush(self, desk: ControlDesk, now: float) -> None:
+        """Writes the ratio if a batch changed it and the last write is ``EVERY_S`` old."""
         if self.stale and now - self.written_at >= self.EVERY_S:
             SIGNAL_WAIT_WORST_TO_MEDIAN.set(desk.recent.summary()["worst_to_median"] or 0.0)
             self.stale, self.written_at = False, now
@@ -212,5 +216,10 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
                 # changelog write still in its buffer, and a SIGKILL then would lose an operator's
                 # mode change whose command is committed (wiring.changelog_durable)
                 await changelog_durable(app)
+
+    @app.timer(interval=FairnessGauge.EVERY_S)
+    async def fairness_flush() -> None:
+        """The last batch's change to the ratio, at most a second late, when no batch follows."""
+        fairness.flush(desk, time.time())
 
     return SignalControls(desk, approvals)

@@ -503,3 +503,13 @@ def test_the_fairness_gauge_is_written_at_most_once_a_second_and_never_left_stal
     serve("A", 200.0, MIN_SAMPLES)
     gauge.changed(desk, False, 105.0)  # nothing served since the last write: nothing to do
     assert shown() == before
+    gauge.changed(desk, True, 105.1)  # a served batch writes the change at once
+    assert shown() != before
+    before = shown()
+    serve("B", 900.0, MIN_SAMPLES)
+    gauge.changed(desk, True, 105.6)  # the last batch of a replay, within the second: not yet ...
+    assert shown() == before
+    gauge.flush(desk, 106.0)
+    assert shown() == before
+    gauge.flush(desk, 106.2)  # ... no batch follows, and the worker's timer writes it
+    assert shown() != before
