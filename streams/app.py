@@ -101,9 +101,11 @@ def _register_role(app: faust.App, settings: Settings, deadletter: Any) -> None:
     from .http import signals as signals_api
 
     role = settings.worker_role
+    if role in ("all", "water"):
+        # not in telemetry: an overloaded city's frames delayed pH alarms by 21-82 s (docs/capacity.md)
+        pool_monitor.register_water(app, settings, deadletter)
     if role in ("all", "telemetry"):
         aggregation.register(app, settings, deadletter)
-        pool_monitor.register_water(app, settings, deadletter)
         traffic_incidents.register(app, settings)
         data_quality.register(app, settings)
         buses.register(app, settings, deadletter)

@@ -26,7 +26,7 @@ from .errors import CliError
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 TimestampReference = Literal["now", "stream"]
-WorkerRole = Literal["all", "critical", "telemetry", "control"]
+WorkerRole = Literal["all", "critical", "water", "telemetry", "control"]
 
 MIN_API_TOKEN_BYTES = 32
 #: producer linger of the telemetry role: records gathered for 10 ms go out as one request
@@ -101,9 +101,11 @@ class Settings(BaseSettings):
     worker_role: WorkerRole = Field(
         "all",
         description="all: every agent in one process. critical: camera events, alarm books, "
-        "notifier and the alerts API; telemetry: detector frames and water readings; control: the "
-        "signal control agent and the signals API. Run the roles as separate processes so bulk "
-        "telemetry can never delay a life-safety alarm or a signal plan.",
+        "notifier and the alerts API; water: pool water readings against DIN 19643 limits and "
+        "silent pool sensors; telemetry: detector frames, buses, data quality and forecasts; "
+        "control: the signal control agent and the signals API. Run the roles as separate "
+        "processes so bulk telemetry can never delay a life-safety alarm, a water alarm or a "
+        "signal plan.",
     )
     producer_linger_ms: int | None = Field(
         None,

@@ -141,7 +141,7 @@ def latency_benchmark(
     state = Path(tempfile.mkdtemp(prefix="leitstand-bench-latency-"))
     info = start(engine, state, settings.cache_dir, "127.0.0.1", free_port(), progress=True)
     settings = settings.model_copy(update={"kafka_bootstrap_servers": info.bootstrap, "state_dir": state})
-    roles = ["critical", "telemetry"] if split_roles else ["all"]
+    roles = ["critical", "water", "telemetry"] if split_roles else ["all"]
     workers = _latency_workers(info.bootstrap, state, roles, forecasting=forecast_series > 0)
     load = _BackgroundLoad(settings, load_per_s)
     probe = _LatencyProbe(settings, events, event_rate_per_s)
@@ -268,7 +268,7 @@ async def _import_forecast_history(settings: Settings, series: int) -> None:
 
 
 def _latency_workers(bootstrap: str, state: Path, roles: list[str], *, forecasting: bool = False) -> list[WorkerProcess]:
-    """One worker per role (critical and telemetry apart, as in production, or one for all).
+    """One worker per role (critical, water and telemetry apart, as in production, or one for all).
     With ``forecasting`` the telemetry worker refits every series as often as it can."""
     from streams.stack import WorkerProcess, free_port, settings_env
 

@@ -1,5 +1,5 @@
 """City-scale run (issue 12): a city's live load, paced in real time, on N telemetry workers beside
-one critical and one control worker, each a process of its own as in production.
+one critical, one water and one control worker, each a process of its own as in production.
 
 The load is what a city sends (the issue's figures are the defaults): one detector frame per
 signalised intersection and second, a position per bus every 10 s, 20 water readings per pool
@@ -63,6 +63,19 @@ class CityLoad:
     pools: int = 60
     pool_readings_per_s: float = 20.0
     camera_events_per_s: float = 1.0
+    #: every pool's pH leaves the DIN 19643 range for EXCURSION_S of every EXCURSION_EVERY_S
+    #: (staggered by pool), so water alarms are raised and timed; False: all readings in range
+    ph_excursions: bool = True
+
+    EXCURSION_S = 45.0  # longer than the 30 s a value must stay out of range (water_min_duration_s)
+    EXCURSION_EVERY_S = 120.0
+
+    def ph_out_of_range(self, pool: int, now: float) -> bool:
+        """Whether pool number ``pool`` is in its pH excursion at wall time ``now``."""
+        if not self.ph_excursions or not self.pools:
+            return False
+        phase = (now + pool * self.EXCURSION_EVERY_S / self.pools) % self.EXCURSION_EVERY_S
+        return phase < self.EXCURSION_S
 
     def offered_per_s(self) -> dict[str, float]:
         """Records per second per input topic."""
@@ -263,10 +276,13 @@ class CityLoadGenerator:
                 )
         else:  # keyed by pool: water readings, or camera events (a motionless swimmer, each a new event and alarm)
             for i in range(n):
-                pool = f"pool-{(sent + i) % load.pools}"
+                k = (sent + i) % load.pools
+                pool = f"pool-{k}"
                 body: dict[str, Any] = {"schema_version": 1, "event_time": _iso(now), "pool_id": pool}
                 if topic == "sensors.pool":
-                    body["ph"] = {"value": round(rng.uniform(7.0, 7.3), 2), "unit": "pH"}
+                    # the swimmer basin's band is 6.5-7.2; a step of 1.0 or more would be a sensor fault
+                    ph = rng.uniform(7.6, 7.7) if load.ph_out_of_range(k, now) else rng.uniform(6.9, 7.1)
+                    body["ph"] = {"value": round(ph, 2), "unit": "pH"}
                     body["free_chlorine"] = {"value": round(rng.uniform(0.4, 0.5), 3), "unit": "mg/l"}
                 else:
                     body.update(event_id=f"city-{sent + i}", kind="motionless_swimmer", zone="deep end")
@@ -300,7 +316,7 @@ class CityLoadGenerator:
 def _workers(settings: Settings, state: Path, telemetry: int) -> list[tuple[str, WorkerProcess]]:
     from streams.stack import WorkerProcess, free_port, settings_env
 
-    roles = ["critical", "control", *(["telemetry"] * telemetry)]
+    roles = ["critical", "water", "control", *(["telemetry"] * telemetry)]
     out = []
     for i, role in enumerate(roles):
         env = settings_env(

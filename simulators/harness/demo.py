@@ -9,7 +9,8 @@ success, on error and on Ctrl-C.
 The worker runs as one process per role, as in production (``DEMO_ROLES``): camera events,
 alarm books and the notifier (``critical``) never share an event loop or a process with the
 forecasting refits and the window closing of ``telemetry``, so a busy machine slows forecasts,
-not a drowning alarm. ``LEITSTAND_DEMO_ROLES=all`` runs the old single process.
+not a drowning alarm; the water limits (``water``) do not wait behind detector frames either.
+``LEITSTAND_DEMO_ROLES=all`` runs the old single process.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ SETTLE_S = 10.0
 #: how long a worker may take to become ready (imports and table recovery on a loaded machine)
 WORKER_START_S = 180.0
 #: one worker process per role; the critical one serves the alarm API the duty operator uses
-DEMO_ROLES: tuple[str, ...] = ("critical", "telemetry", "control")
+DEMO_ROLES: tuple[str, ...] = ("critical", "water", "telemetry", "control")
 
 
 def run_demo(
@@ -205,10 +206,9 @@ def demo_roles() -> tuple[str, ...]:
     """The worker roles the demo starts, one process each (``LEITSTAND_DEMO_ROLES``, comma-separated)."""
     raw = os.environ.get("LEITSTAND_DEMO_ROLES", "")
     roles = tuple(r.strip() for r in raw.split(",") if r.strip()) or DEMO_ROLES
-    known = ("all", "critical", "telemetry", "control")
-    unknown = [r for r in roles if r not in known]
+    unknown = [r for r in roles if r not in ("all", *DEMO_ROLES)]
     if unknown or ("all" in roles and len(roles) > 1):
-        raise CliError(f"LEITSTAND_DEMO_ROLES={raw!r}: give 'all' alone or some of critical, telemetry, control")
+        raise CliError(f"LEITSTAND_DEMO_ROLES={raw!r}: give 'all' alone or some of {', '.join(DEMO_ROLES)}")
     return roles
 
 

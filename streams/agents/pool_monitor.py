@@ -131,7 +131,7 @@ def register_camera(app: faust.App, settings: Settings, deadletter: Any) -> None
 
 
 def register_water(app: faust.App, settings: Settings, deadletter: Any) -> None:
-    """Water readings and silent sensors (runs in the ``telemetry`` worker role)."""
+    """Water readings and silent sensors (the ``water`` worker role: never behind bulk telemetry)."""
     topic = settings.topic(SENSORS_POOL)
     readings = app.topic(topic)
     lifecycle_name = settings.topic(ALERTS_LIFECYCLE)

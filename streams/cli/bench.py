@@ -52,7 +52,7 @@ def bench_alarm_latency(
         bool,
         typer.Option(
             "--split/--single",
-            help="Critical and telemetry roles in two workers (default) or all in one.",
+            help="Critical, water and telemetry roles in three workers (default) or all in one.",
         ),
     ] = True,
     with_forecasting: Annotated[
@@ -146,7 +146,7 @@ def bench_city(
         float, typer.Option(min=0.0, max=100.0, help="Motionless-swimmer events per second (each raises an alarm).")
     ] = 1.0,
     telemetry_workers: Annotated[
-        int, typer.Option("--telemetry", min=1, max=16, help="Telemetry worker processes (one critical and one control beside them).")
+        int, typer.Option("--telemetry", min=1, max=16, help="Telemetry worker processes (one critical, water and control beside them).")
     ] = 2,
     partitions: Annotated[int | None, typer.Option(min=1, max=256, help="Partitions per topic (default: 4 per telemetry worker).")] = None,
     warmup: Annotated[float, typer.Option(min=0.0, max=3600.0, help="Seconds of load before measuring.")] = 30.0,

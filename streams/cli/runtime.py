@@ -51,8 +51,8 @@ def worker_cmd(
     role: Annotated[
         str | None,
         typer.Option(
-            help="all (default), critical (camera events, alarms, notifier, API), telemetry (frames, water readings) "
-            "or control (signal control, signals API).",
+            help="all (default), critical (camera events, alarms, notifier, API), water (pool water limits, "
+            "silent pool sensors), telemetry (frames, buses, forecasts) or control (signal control, signals API).",
         ),
     ] = None,
 ) -> None:

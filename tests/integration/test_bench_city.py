@@ -1,4 +1,4 @@
-"""``bench city`` end to end at village scale: its own Tansu broker, a critical, a control and a
+"""``bench city`` end to end at village scale: its own Tansu broker, a critical, a water, a control and a
 telemetry worker, paced load on every input topic. What is checked is that each path's outputs
 are counted from the workers' own histograms over the measured interval only, and that the
 groups' positions are read; the latency figures themselves belong to the benchmark's JSON, not
@@ -27,7 +27,7 @@ def test_a_small_city_is_measured_on_every_path() -> None:
         warmup_s=4.0,
         measure_s=seconds,
     )
-    assert [w["role"] for w in result["workers"]] == ["critical", "control", "telemetry"]
+    assert [w["role"] for w in result["workers"]] == ["critical", "water", "control", "telemetry"]
     assert all(w["cpu_share"] > 0 for w in result["workers"]), result["workers"]
     for topic, offered in load.offered_per_s().items():
         assert result["sent_records_per_s"][topic] == pytest.approx(offered, rel=0.15), topic
@@ -42,3 +42,4 @@ def test_a_small_city_is_measured_on_every_path() -> None:
     for group_topic in ("leitstand-bench-city-telemetry/sensors.intersection", "leitstand-bench-city-control/sensors.intersection"):
         assert group_topic in behind, sorted(behind)
     assert "leitstand-bench-city-critical/pool.supervision" in behind
+    assert "leitstand-bench-city-water/sensors.pool" in behind

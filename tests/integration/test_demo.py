@@ -49,7 +49,7 @@ def test_short_demo_alarms_every_critical_pool_incident(tmp_path: Path) -> None:
     assert alarms["critical_alarmed"] == alarms["critical_incidents"], alarms["critical_missed"]
     assert summary["aggregates_received"] > 0 and summary["stopped_cleanly"]
     # one process per role, as in production: the alarm path shares no event loop with forecasting
-    assert summary["worker_roles"] == ["critical", "telemetry", "control"]
+    assert summary["worker_roles"] == ["critical", "water", "telemetry", "control"]
     assert all((report / f"worker-{role}.log").stat().st_size > 0 for role in summary["worker_roles"])
     # the city's timetable went onto transit.schedule like a real feed: the bus agent judged every position against it
     assert summary["timetable_trips"] > 0 and summary["buses"]["positions"].get("accepted", 0) > 0, summary["buses"]

@@ -11,9 +11,9 @@ from streams.app import create_app
 from streams.settings import Settings
 
 CRITICAL = {"pool-supervision-events", "alarm-lifecycle", "route-alert-commands", "notify-on-duty", "notifier-silences"}
+WATER = {"pool-water-watch"}
 TELEMETRY = {
     "aggregate-detector-frames",
-    "pool-water-watch",
     "traffic-incident-watch",
     "forecast-history-intersections",
     "forecast-history-pools",
@@ -29,7 +29,14 @@ CONTROL = {"signal-control"}
 
 
 @pytest.mark.parametrize(
-    ("role", "agents"), [("all", CRITICAL | TELEMETRY | CONTROL), ("critical", CRITICAL), ("telemetry", TELEMETRY), ("control", CONTROL)]
+    ("role", "agents"),
+    [
+        ("all", CRITICAL | WATER | TELEMETRY | CONTROL),
+        ("critical", CRITICAL),
+        ("water", WATER),
+        ("telemetry", TELEMETRY),
+        ("control", CONTROL),
+    ],
 )
 def test_roles_split_the_agents(role: str, agents: set[str], tmp_path) -> None:
     s = Settings(_env_file=None, worker_role=role, data_dir=tmp_path)

@@ -128,3 +128,37 @@ def test_every_bench_intersection_model_loads_and_is_safe() -> None:
     model = ensure_safe(intersection_from_dict(model_document(json.dumps(bench_model("INT-0001", detectors)))))
     assert {lane.id for lane in model.lanes} == set(detectors)
     assert {lane.group for lane in model.lanes} == {"NS", "EW"}
+
+
+def test_each_pool_breaks_the_ph_limit_once_per_cycle_and_the_real_rules_alarm_it() -> None:
+    """The run times water alarms only if its readings raise them: through the real water rules
+    (sensor screening first, so a jump the fault detector calls impossible would show up as a
+    sensor alarm instead), each pool raises one pH alarm per cycle and clears it again."""
+    from detection.pool_watch import PoolProfile, reading_outcome
+    from detection.water_rules import limits_for
+    from streams.records import PoolReading
+
+    settings = Settings(_env_file=None)
+    profile = PoolProfile(limits_for(settings.pool_basin_default, None, settings.water_min_duration_s))
+    load = CityLoad(intersections=0, buses=0, pools=3, pool_readings_per_s=4.0)
+    gen = CityLoadGenerator(settings, load)
+    decoder = TopicDecoder(PoolReading)
+    raised: dict[str, list[str]] = {}
+    cleared: dict[str, list[str]] = {}
+    state: dict[str, dict] = {}
+    start = 1_800_000_000.0
+    for tick in range(int(2 * load.EXCURSION_EVERY_S / gen.TICK_S)):
+        now = start + tick * gen.TICK_S
+        n = gen._take("sensors.pool")
+        for _, value in gen._records("sensors.pool", n, now):
+            r = decoder.decode(value, now=now)
+            assert isinstance(r, PoolReading)
+            state[r.pool_id], out = reading_outcome(state.get(r.pool_id), r.pool_id, now, r.values(), r.visitors, profile)
+            raised.setdefault(r.pool_id, []).extend(t.kind for t in out.triggers)
+            cleared.setdefault(r.pool_id, []).extend(out.clears)
+        gen.sent["sensors.pool"] += n
+    assert set(raised) == {"pool-0", "pool-1", "pool-2"}
+    for pool, kinds in raised.items():
+        assert len(kinds) in (1, 2) and set(kinds) == {kinds[0]} and "ph" in kinds[0], (pool, kinds)  # two cycles, one kind
+        assert kinds[0] in cleared[pool], (pool, cleared[pool])
+    assert CityLoad(pools=3, ph_excursions=False).ph_out_of_range(0, start) is False
