@@ -84,6 +84,89 @@ def test_folding_a_batch_in_place_equals_folding_copies(obs, mode) -> None:
         assert lh.known_hours(batch) == int(lh.complete_series(batch).notna().sum())
 
 
+def _every_id_observe(st_: dict, t: float, value: float, *, keep_days: int, obs_id: str) -> None:
+    """``observe_into`` as it was before sequenced ids: every recent id remembered. The oracle for
+    the marks, which must decide exactly as it does when each source's sequence follows time."""
+    hour = int(t // H) * H
+    newest_before = max((int(h) for h in st_["b"]), default=None)
+    if newest_before is not None and hour < newest_before - keep_days * 24 * H:
+        return
+    newest = max(hour, newest_before if newest_before is not None else hour)
+    if obs_id in st_["ids"]:
+        return
+    if hour >= newest - lh.DEDUP_HOURS * H:
+        st_["ids"][obs_id] = hour
+    total, n = st_["b"].get(str(hour), [0.0, 0])
+    st_["b"][str(hour)] = [total + value, n + 1]
+    if newest != newest_before:
+        st_["b"] = {h: v for h, v in st_["b"].items() if int(h) >= newest - keep_days * 24 * H}
+        st_["ids"] = {k: h for k, h in st_["ids"].items() if h >= newest - lh.DEDUP_HOURS * H}
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["K1/D1", "K1/D2", "K1/D3"]), st.integers(0, 6 * 60)), max_size=120),
+    st.lists(st.integers(0, 10_000), max_size=40),
+)
+def test_sequence_marks_decide_like_remembering_every_id(steps, redeliveries) -> None:
+    """Each detector's windows arrive in order (the aggregation agent closes them so), and any
+    already sent may come again at any later point (a crash, a re-emission): keeping one mark
+    per detector counts exactly what keeping every id of the last hours counted."""
+    sent: list[tuple[float, float, str]] = []
+    clock = {"K1/D1": 0, "K1/D2": 0, "K1/D3": 0}
+    stream: list[tuple[float, float, str]] = []
+    for i, (source, advance_min) in enumerate(steps):
+        clock[source] += 60 * (advance_min + 1)
+        obs = (float(clock[source]), float(i % 7), f"{source}/{clock[source]}")
+        sent.append(obs)
+        stream.append(obs)
+        for r in redeliveries[i % 5 :: 5][:1]:
+            stream.append(sent[r % len(sent)])
+    marks = lh.thaw(None, "sum")
+    oracle: dict = {"b": {}, "ids": {}}
+    for t, v, obs_id in stream:
+        lh.observe_into(marks, t, v, keep_days=1, obs_id=obs_id)
+        _every_id_observe(oracle, t, v, keep_days=1, obs_id=obs_id)
+    assert marks["b"] == oracle["b"]
+    assert marks["ids"] == {} and len(marks["hw"]) <= 3
+
+
+def test_a_steady_intersection_history_stays_small() -> None:
+    """Twelve detectors' 1-minute aggregates for 42 days: the record the table rewrites on each
+    batch holds the hours and one mark per detector, not three hours of ids (was 138 KB)."""
+    import orjson
+
+    state = lh.thaw(None, "sum")
+    start = 1_800_000_000 - 42 * 24 * H
+    for minute in range(0, 42 * 24 * 60, 1):
+        t = start + 60 * minute
+        for d in range(12):
+            lh.observe_into(state, t, 3.0, keep_days=42, obs_id=f"INT-0001/D{d}/{t}")
+    size = len(orjson.dumps(state))
+    assert size < 40_000, size
+    assert len(state["hw"]) == 12 and state["ids"] == {}
+    assert lh.observe_into(state, t, 3.0, keep_days=42, obs_id=f"INT-0001/D5/{t - 600}") is None  # redelivered
+    assert lh.value_of(state, int(t // H) * H) == 12 * 3.0 * (int(t % H) // 60 + 1)
+
+
+def test_an_old_state_with_aggregate_ids_still_refuses_their_redelivery() -> None:
+    old = {"mode": "sum", "b": {str(10 * H): [5.0, 1]}, "ids": {f"K1/D1/{10 * H}": 10 * H}, "top": 10 * H}
+    st_ = lh.thaw(old, "sum")
+    assert lh.observe_into(st_, 10 * H, 5.0, keep_days=7, obs_id=f"K1/D1/{10 * H}") is None
+    assert lh.value_of(st_, 10 * H) == 5.0
+    lh.observe_into(st_, 10 * H + 60, 2.0, keep_days=7, obs_id=f"K1/D1/{10 * H + 60}")
+    assert lh.value_of(st_, 10 * H) == 7.0 and st_["hw"] == {"K1/D1": [10 * H + 60, 10 * H]}
+
+
+def test_ids_of_other_forms_are_remembered_one_by_one() -> None:
+    assert lh.sequenced("K1/D3/1700000040") == ("K1/D3", 1700000040)
+    assert lh.sequenced("1700000040.125") is None and lh.sequenced("K1/D3/-5") is None and lh.sequenced("a/") is None
+    st_ = lh.thaw(None, "mean")
+    lh.observe_into(st_, 10 * H + 5, 40.0, keep_days=7, obs_id="36005.000")
+    lh.observe_into(st_, 10 * H + 1, 20.0, keep_days=7, obs_id="36001.000")  # earlier, and new: counted
+    lh.observe_into(st_, 10 * H + 5, 40.0, keep_days=7, obs_id="36005.000")  # redelivered
+    assert lh.value_of(st_, 10 * H) == 30.0 and set(st_["ids"]) == {"36005.000", "36001.000"}
+
+
 def _event(venue: str, kind: ScheduleKind) -> ScheduledEvent:
     from datetime import datetime, timezone
 
