@@ -99,7 +99,8 @@ def _every_id_observe(st_: dict, t: float, value: float, *, keep_days: int, obs_
     total, n = st_["b"].get(str(hour), [0.0, 0])
     st_["b"][str(hour)] = [total + value, n + 1]
     if newest != newest_before:
-        st_["b"] = {h: v for h, v in st_["b"].items() if int(h) >= newest - keep_days * 24 * H}
+        if len(st_["b"]) > keep_days * 24 + 1:
+            st_["b"] = {h: v for h, v in st_["b"].items() if int(h) >= newest - keep_days * 24 * H}
         st_["ids"] = {k: h for k, h in st_["ids"].items() if h >= newest - lh.DEDUP_HOURS * H}
 
 
