@@ -31,6 +31,9 @@ WorkerRole = Literal["all", "critical", "water", "telemetry", "control"]
 MIN_API_TOKEN_BYTES = 32
 #: producer linger of the telemetry role: records gathered for 10 ms go out as one request
 BULK_LINGER_MS = 10
+#: niceness of the roles whose backlog may wait (frames, buses, forecasts, signal plans): under
+#: CPU contention the kernel then serves the critical and water roles first (docs/capacity.md)
+BULK_NICE = 5
 #: days the audit log is kept at least (EU AI Act Art. 19(1): logs of high-risk systems, six months)
 MIN_AUDIT_LOG_DAYS = 183
 # RFC 6750 b64token: what a bearer token may contain, so it survives HTTP headers unchanged
@@ -106,6 +109,14 @@ class Settings(BaseSettings):
         "control: the signal control agent and the signals API. Run the roles as separate "
         "processes so bulk telemetry can never delay a life-safety alarm, a water alarm or a "
         "signal plan.",
+    )
+    worker_nice: int | None = Field(
+        None,
+        ge=0,
+        le=19,
+        description="Niceness the worker process takes at start; unset: 5 for the telemetry and "
+        "control roles, 0 for the others, so an overloaded machine delays frames and plans, not "
+        "a drowning alarm or a water-limit alarm (a process can only raise its own niceness).",
     )
     producer_linger_ms: int | None = Field(
         None,
@@ -431,6 +442,13 @@ class Settings(BaseSettings):
     @property
     def bootstrap_list(self) -> list[str]:
         return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    @property
+    def niceness(self) -> int:
+        """The niceness this worker runs at (``worker_nice`` or its role's default)."""
+        if self.worker_nice is not None:
+            return self.worker_nice
+        return BULK_NICE if self.worker_role in ("telemetry", "control") else 0
 
     @property
     def linger_s(self) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from typing import Any
 
 from .broker.probe import BrokerStateLost, check_reachable
@@ -18,6 +19,7 @@ _FAUST_LEVELS = {"debug": "debug", "info": "info", "warning": "warn", "error": "
 def run_worker(settings: Settings) -> None:
     """Blocks until SIGINT/SIGTERM. Raises ``BrokerUnreachable`` before starting Faust, and
     ``BrokerStateLost`` when the broker came back without the topics and offsets it had."""
+    _lower_priority(settings.niceness)
     opts = settings.kafka_client_options()
     check_reachable(settings.kafka_bootstrap_servers, timeout_s=5.0, **opts)
     asyncio.run(ensure_topics(settings))
@@ -52,6 +54,16 @@ def run_worker(settings: Settings) -> None:
         if lost:
             raise BrokerStateLost(lost) from None
         raise
+
+
+def _lower_priority(niceness: int) -> None:
+    """Raise this process's niceness to ``niceness`` before any thread starts (Linux keeps a
+    niceness per thread; threads made later, Faust's consumer among them, inherit it). Never
+    lowered: that needs privileges a worker should not have, and a higher value was chosen by
+    whoever started it."""
+    current = os.nice(0)
+    if niceness > current:
+        os.nice(niceness - current)
 
 
 def _worker_class() -> type:

@@ -9,7 +9,8 @@ interval only (differences of the workers' own counters):
 
 * p50 / p99 event-to-output latency per path, from ``leitstand_event_to_output_seconds`` summed
   over the workers (Prometheus' interpolation within a bucket: the buckets bound the precision);
-* each worker's CPU share (user + system seconds over wall seconds; 1.0 is one core);
+* each worker's CPU share (user + system seconds over wall seconds; 1.0 is one core) and the
+  niceness it ran at (the bulk roles lower their own priority: ``Settings.niceness``);
 * per consumer group and topic the records behind at the start and at the end: a group that
   keeps up ends about where it started, one that does not falls further behind every second
   (``behind_growth_per_s``);
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import random
 import re
 import tempfile
@@ -411,6 +413,7 @@ def city_benchmark(
         for _, w in workers:
             w.launch()
         ready_s = max(w.wait_ready(180) for _, w in workers)
+        nice = [os.getpriority(os.PRIO_PROCESS, w.proc.pid) if w.proc else None for _, w in workers]
         thread.start()
         stressor = _start_stress(stress_bin, state) if stress_bin else None
         time.sleep(warmup_s)
@@ -436,7 +439,10 @@ def city_benchmark(
     offered = load.offered_per_s()
     sent = {t: round((sent1[t] - sent0[t]) / seconds, 1) for t in offered}
     behind = behind_summary(behind0, behind1, sent, seconds, oldest)
-    cpu = [{"role": role, "cpu_share": round((c1 - c0) / seconds, 3)} for (role, _), c0, c1 in zip(workers, cpu0, cpu1, strict=True)]
+    cpu = [
+        {"role": role, "cpu_share": round((c1 - c0) / seconds, 3), "nice": n}
+        for (role, _), c0, c1, n in zip(workers, cpu0, cpu1, nice, strict=True)
+    ]
     return {
         "benchmark": "city",
         "engine": engine,

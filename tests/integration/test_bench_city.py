@@ -6,6 +6,8 @@ to a test."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from simulators.harness.bench_city import CityLoad, city_benchmark
@@ -29,6 +31,8 @@ def test_a_small_city_is_measured_on_every_path() -> None:
     )
     assert [w["role"] for w in result["workers"]] == ["critical", "water", "control", "telemetry"]
     assert all(w["cpu_share"] > 0 for w in result["workers"]), result["workers"]
+    # the bulk roles lower their own priority; the alarm roles keep the one they were started with
+    assert [w["nice"] for w in result["workers"]] == [os.nice(0), os.nice(0), max(5, os.nice(0)), max(5, os.nice(0))]
     for topic, offered in load.offered_per_s().items():
         assert result["sent_records_per_s"][topic] == pytest.approx(offered, rel=0.15), topic
     paths = result["event_to_output"]

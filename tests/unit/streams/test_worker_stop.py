@@ -4,6 +4,7 @@ run their cancellation, never longer than the fixed 1 s mode slept there before.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -94,3 +95,28 @@ def test_the_telemetry_role_gathers_records_the_alarm_roles_do_not(tmp_path) -> 
     assert linger(worker_role="telemetry") == 0.010
     assert linger(worker_role="critical") == linger(worker_role="all") == linger(worker_role="control") == 0.0
     assert linger(worker_role="critical", producer_linger_ms=3) == 0.003
+
+
+def test_the_bulk_roles_lower_their_priority_and_never_raise_it(tmp_path) -> None:
+    """Under CPU contention the kernel must serve camera events and water limits first: the
+    telemetry and control workers raise their own niceness before any thread starts. Run in a
+    child process (niceness cannot be taken back), once from 0 and once from an already higher
+    niceness, which is kept."""
+    import subprocess
+    import sys
+
+    from streams.settings import BULK_NICE, Settings
+
+    def nice(**kw: Any) -> int:
+        return Settings(_env_file=None, data_dir=tmp_path, **kw).niceness
+
+    assert nice(worker_role="telemetry") == nice(worker_role="control") == BULK_NICE
+    assert nice(worker_role="critical") == nice(worker_role="water") == nice(worker_role="all") == 0
+    assert nice(worker_role="critical", worker_nice=3) == 3
+
+    probe = "import os, sys; from streams.worker import _lower_priority; _lower_priority(int(sys.argv[1])); print(os.nice(0))"
+    start = os.nice(0)
+    lowered = subprocess.run([sys.executable, "-c", probe, str(start + 5)], capture_output=True, text=True, check=True)
+    assert int(lowered.stdout) == start + 5
+    kept = subprocess.run(["nice", "-n", "9", sys.executable, "-c", probe, str(start + 5)], capture_output=True, text=True, check=True)
+    assert int(kept.stdout) == min(start + 9, 19)
