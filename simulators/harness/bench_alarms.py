@@ -161,7 +161,7 @@ def latency_benchmark(
         load.stop.set()
         loader.join(10)
         load_rate = load.sent / (time.perf_counter() - t0)
-        readings = workers[-1].metrics().get("leitstand_pool_readings_total", 0.0)
+        readings = sum(w.metrics().get("leitstand_pool_readings_total", 0.0) for w in workers)  # the water role's
         forecasts = _forecasts_published(workers[-1]) - forecasts_before
     finally:
         if stressor is not None:
