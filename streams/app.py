@@ -96,7 +96,17 @@ def create_app(settings: Settings) -> faust.App:
 
 def _register_role(app: faust.App, settings: Settings, deadletter: Any) -> None:
     """The agents and HTTP views of this worker's role (``LEITSTAND_WORKER_ROLE``)."""
-    from .agents import aggregation, alarm_lifecycle, buses, data_quality, notifier, pool_monitor, signal_control, traffic_incidents
+    from .agents import (
+        aggregation,
+        alarm_lifecycle,
+        buses,
+        data_quality,
+        notifier,
+        pool_monitor,
+        signal_control,
+        traffic_incidents,
+        water_watchdog,
+    )
     from .http import alerts as alerts_api
     from .http import signals as signals_api
 
@@ -114,6 +124,8 @@ def _register_role(app: faust.App, settings: Settings, deadletter: Any) -> None:
         forecasting.register(app, settings, deadletter)
     if role in ("all", "critical"):
         pool_monitor.register_camera(app, settings, deadletter)
+        if role == "critical":  # in `all` the water rules share this process: nothing to watch from outside
+            water_watchdog.register(app, settings)
         books = alarm_lifecycle.register(app, settings, deadletter)
         notifier.register(app, settings)
         alerts_api.register(app, settings, books)

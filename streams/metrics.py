@@ -88,6 +88,12 @@ ALARM_COMMANDS_REJECTED = Counter(
     ["op"],
     registry=REGISTRY,
 )
+WATER_RULES_BEHIND_SECONDS = Gauge(
+    "leitstand_water_rules_behind_seconds",
+    "Critical role: how long the oldest pool reading has waited unread by the water worker's group "
+    "(0 when it keeps up; LEITSTAND_WATER_WATCH_AFTER_S raises the system alarm evaluation_behind).",
+    registry=REGISTRY,
+)
 OPEN_ALARMS = Gauge(
     "leitstand_open_alarms",
     "Alarms not yet resolved, in the books this worker holds.",

@@ -181,6 +181,12 @@ class Settings(BaseSettings):
     pool_basin_default: str = Field("swimmer", description="Basin type of pools not listed in 'pools'.")
     water_min_duration_s: float = Field(30.0, ge=0, description="A water value must stay out of (or back in) range this long (event time).")
     sensor_heartbeat_s: float = Field(300.0, gt=0, description="A pool silent this long (wall clock) raises a sensor-fault alarm.")
+    water_watch_after_s: float = Field(
+        60.0,
+        ge=0,
+        description="The critical worker raises a system alarm (evaluation_behind of water-rules) when pool readings have waited this long "
+        "unread by the water worker (none running, or stuck or overloaded); 0 turns the watch off.",
+    )
     alarm_ack_timeout_critical_s: float = Field(30.0, gt=0, description="Escalate critical alarms unacknowledged this long.")
     alarm_ack_timeout_major_s: float = Field(600.0, gt=0, description="Escalate major alarms unacknowledged this long.")
     alarm_ack_timeout_minor_s: float = Field(3600.0, gt=0, description="Escalate minor alarms unacknowledged this long.")

@@ -217,7 +217,8 @@ def demo_roles() -> tuple[str, ...]:
 #: what a demo without that role's worker does not do (the report then scores it as missed)
 ROLE_DUTIES = {
     "critical": "no alarm is raised, acknowledged or delivered",
-    "water": "no water-limit (pH, chlorine, redox) or silent-sensor alarm is raised",
+    "water": "no water-limit (pH, chlorine, redox) or silent-sensor alarm is raised (the critical worker raises "
+    "evaluation_behind for water-rules instead)",
     "telemetry": "no aggregates, traffic incidents, bus figures or forecasts",
     "control": "no signal control",
 }

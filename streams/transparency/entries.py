@@ -204,6 +204,20 @@ ENTRIES: dict[str, Entry] = {
         "docs/alarms.md",
         (Evidence("leitstand bench pool-day", "pool-day.json", ("leitstand",), "alarm precision/recall and delay on simulated pool days"),),
     ),
+    "detection.reader_backlog": Entry(
+        "Water-path watch",
+        "detection.reader_backlog:observe",
+        "rule set",
+        "Raises a system alarm when pool water readings wait unread by the water worker, so missing water alarms are not silent.",
+        (("the end offsets of sensors.pool and the water worker's committed offsets", "no personal data"),),
+        "a system alarm (evaluation_behind of water-rules) on alerts.lifecycle, and its clear",
+        "whoever is on duty for system alarms (the default contacts)",
+        "Threshold LEITSTAND_WATER_WATCH_AFTER_S (60 s): twice the water rules' own minimum duration, well above Faust's "
+        "3 s commit interval; not learnt.",
+        "Sees that readings wait, not why; a water worker that reads but skips its rules is not caught.",
+        _ALARM_OVERSIGHT,
+        "docs/alarms.md",
+    ),
     "detection.pool_watch": Entry(
         "Pool supervision and crowding watch",
         "detection.pool_watch:reading_outcome",

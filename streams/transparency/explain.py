@@ -20,6 +20,7 @@ DRIVING = frozenset({"active", "fallback", "fixed"})
 #: alarm kinds -> the register entry of the rule set that raises them
 ALARM_SOURCES = (
     ("water_", "detection.water_rules"),
+    ("evaluation_behind", "detection.reader_backlog"),
     ("motionless", "detection.pool_watch"),
     ("overcrowding", "detection.pool_watch"),
     ("crowding", "detection.pool_watch"),

@@ -33,6 +33,7 @@ SCHEMA_URL = "https://www.gov.uk/government/collections/algorithmic-transparency
 SINGLE_COMPONENTS = (
     "signals.safety_validator",
     "detection.water_rules",
+    "detection.reader_backlog",
     "detection.pool_watch",
     "detection.incidents",
     "detection.alarm_escalation",
