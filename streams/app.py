@@ -97,14 +97,12 @@ def create_app(settings: Settings) -> faust.App:
 def _register_role(app: faust.App, settings: Settings, deadletter: Any) -> None:
     """The agents and HTTP views of this worker's role (``LEITSTAND_WORKER_ROLE``)."""
     from .agents import (
-        aggregation,
         alarm_lifecycle,
         buses,
-        data_quality,
+        intersection_frames,
         notifier,
         pool_monitor,
         signal_control,
-        traffic_incidents,
         water_watchdog,
     )
     from .http import alerts as alerts_api
@@ -115,9 +113,7 @@ def _register_role(app: faust.App, settings: Settings, deadletter: Any) -> None:
         # not in telemetry: an overloaded city's frames delayed pH alarms by 21-82 s (docs/capacity.md)
         pool_monitor.register_water(app, settings, deadletter)
     if role in ("all", "telemetry"):
-        aggregation.register(app, settings, deadletter)
-        traffic_incidents.register(app, settings)
-        data_quality.register(app, settings)
+        intersection_frames.register(app, settings, deadletter)  # aggregation, incidents, data quality
         buses.register(app, settings, deadletter)
         from .agents import forecasting  # pandas and the models: only in the roles that forecast
 

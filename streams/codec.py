@@ -17,7 +17,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
@@ -44,6 +44,9 @@ class DecodeFailure:
     # oversize | empty | not_json | missing_field | out_of_range | unknown_version | invalid | clock_skew | key_mismatch | internal
     code: str
     reason: str
+    #: the record, when it was valid but for its event time (``clock_skew``): a watch of the
+    #: device's clock (the data-quality watch) still wants it; None otherwise
+    parsed: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +196,18 @@ class TopicDecoder(Generic[R]):
             return parsed
         record: R = parsed
         t = record.event_time.timestamp()
+        skewed = self._skew(record, t, now)
+        if skewed is not None:
+            # reported before a wrong key, as always; the record rides along only with its right key
+            return DecodeFailure(skewed.code, skewed.reason, record if self._key_mismatch(record, key) is None else None)
+        mismatch = self._key_mismatch(record, key)
+        if mismatch is not None:
+            return mismatch
+        if self.watermark is None or t > self.watermark:
+            self.watermark = t
+        return record
+
+    def _skew(self, record: R, t: float, now: float) -> DecodeFailure | None:
         if self.reference == "now":
             ref: float | None = now
         else:  # the first record of a stream sets the reference
@@ -209,6 +224,10 @@ class TopicDecoder(Generic[R]):
                 "clock_skew",
                 f"event_time {record.event_time.isoformat()} is {t - ref:+.0f} s from {what} (limit ±{self.clock_skew_s:g} s)",
             )
+        return None
+
+    @staticmethod
+    def _key_mismatch(record: Record, key: bytes | None) -> DecodeFailure | None:
         if key is not None and record.key_field is not None:
             expected = record.key()
             if key.decode("utf-8", "replace") != expected:
@@ -216,9 +235,7 @@ class TopicDecoder(Generic[R]):
                     "key_mismatch",
                     f"message key {key[:64]!r} differs from {record.key_field}={expected!r}",
                 )
-        if self.watermark is None or t > self.watermark:
-            self.watermark = t
-        return record
+        return None
 
 
 class DecoderLimits(TypedDict, total=False):

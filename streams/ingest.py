@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Container, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
@@ -209,24 +209,34 @@ async def _fail_stop(stream: Any, events: Sequence[Any], exc: BaseException) -> 
         await app.crash(reason)
 
 
+class Decoded(NamedTuple):
+    """One batch through the decoders."""
+
+    records: list[tuple[RawMessage, Any]]  # valid, in arrival order (across topics), with their messages
+    dead: list[DeadLetter]  # of the reported topics
+    decoded: dict[str, int]  # per reported topic, records decoded (for the counter)
+    refused: list[tuple[RawMessage, Any]]  # refused for their event time only (``DecodeFailure.parsed``)
+
+
 def _decode(
     decoder_of: Callable[[str], TopicDecoder[Any]], raws: Iterable[RawMessage], now: float, reported: Callable[[str], bool]
-) -> tuple[list[tuple[RawMessage, Any]], list[DeadLetter], dict[str, int]]:
-    """Records in arrival order (across topics) with their messages, the dead letters of the
-    reported topics, and per reported topic the number of records decoded (for the counter)."""
+) -> Decoded:
     records: list[tuple[RawMessage, Any]] = []
     dead: list[DeadLetter] = []
     decoded: dict[str, int] = {}
+    refused: list[tuple[RawMessage, Any]] = []
     for raw in raws:
         out = decoder_of(raw.topic).decode(raw.value, now=now, key=raw.key)
         if isinstance(out, DecodeFailure):
             if reported(raw.topic):
                 dead.append(dead_letter(raw, out, now))
+            if out.parsed is not None:
+                refused.append((raw, out.parsed))
             continue
         if reported(raw.topic):
             decoded[raw.topic] = decoded.get(raw.topic, 0) + 1
         records.append((raw, out))
-    return records, dead, decoded
+    return Decoded(records, dead, decoded, refused)
 
 
 class Positioned(NamedTuple, Generic[R]):
@@ -246,6 +256,19 @@ class Batch(NamedTuple, Generic[R]):
     ends: Mapping[tuple[str, int], int]
     #: messages in the batch, dead letters included (a full batch: the consumer is behind)
     size: int
+    #: records refused only for their event time (dead-lettered ``clock_skew``), in arrival order:
+    #: a watch of the devices' clocks (data quality) reads them beside ``records``
+    refused: Sequence[Positioned[R]] = ()
+
+    def every_parsed(self) -> list[Positioned[R]]:
+        """``records`` and ``refused`` in arrival order (per partition, by offset)."""
+        if not self.refused:
+            return list(self.records)
+        return sorted((*self.records, *self.refused), key=lambda p: (p.raw.topic, p.raw.partition, p.raw.offset))
+
+
+#: what one reader of a topic hands each of several folds of the same batch (``intersection_frames.py``)
+BatchHandler = Callable[[Batch[R]], Awaitable[None]]
 
 
 def batch_ends(raws: Iterable[RawMessage]) -> dict[tuple[str, int], int]:
@@ -270,8 +293,9 @@ async def positioned_batches(
     one of dead letters only, so the batch's checkpoint can be written."""
     inner = _batches(stream, lambda _: decoder, deadletter_topic, lambda _: deadletter_topic is not None, max_batch, within_s)
     async with aclosing(inner):  # an exception at our yield reaches the batch loop's fail-stop at once
-        async for raws, records in inner:
-            yield Batch([Positioned(raw, rec) for raw, rec in records], batch_ends(raws), len(raws))
+        async for raws, out in inner:
+            refused = [Positioned(raw, rec) for raw, rec in out.refused]
+            yield Batch([Positioned(raw, rec) for raw, rec in out.records], batch_ends(raws), len(raws), refused)
 
 
 @overload
@@ -327,9 +351,9 @@ async def decoded_batches(
 
     inner = _batches(stream, decoder_of, deadletter_topic, reported, max_batch, within_s)
     async with aclosing(inner):  # an exception at our yield reaches the batch loop's fail-stop at once
-        async for _, records in inner:
-            if records:
-                yield [rec for _, rec in records]
+        async for _, out in inner:
+            if out.records:
+                yield [rec for _, rec in out.records]
 
 
 async def _batches(
@@ -339,7 +363,7 @@ async def _batches(
     reported: Callable[[str], bool],
     max_batch: int,
     within_s: float,
-) -> AsyncGenerator[tuple[list[RawMessage], list[tuple[RawMessage, Any]]], None]:
+) -> AsyncGenerator[tuple[list[RawMessage], Decoded], None]:
     """Every batch's messages and its valid records (with their messages), dead letters sent
     first; the batch is held until the caller asks for the next one (see the module doc)."""
     batches = stream.take_events(max_batch, within=within_s)
@@ -348,12 +372,12 @@ async def _batches(
         async for events in batches:
             _hold(events)
             raws = [raw_message(e) for e in events]
-            records, dead, decoded = _decode(decoder_of, raws, time.time(), reported)
+            out = _decode(decoder_of, raws, time.time(), reported)
             if deadletter_topic is not None:
-                await send_dead_letters(deadletter_topic, dead)
-            for topic, count in decoded.items():
+                await send_dead_letters(deadletter_topic, out.dead)
+            for topic, count in out.decoded.items():
                 RECORDS_DECODED.labels(topic).inc(count)
-            yield raws, records
+            yield raws, out
             _release(events)  # done: take_events acknowledges it when asked for the next batch
             events = ()
     except BaseException as exc:

@@ -29,13 +29,13 @@ import faust
 
 from .. import windowing
 from ..codec import DecodeFailure, RawMessage, dead_letter
-from ..ingest import Positioned, positioned_batches, send_dead_letters
+from ..ingest import Batch, BatchHandler, Positioned, send_dead_letters
 from ..metrics import AGGREGATES, LATE_FRAMES, LATE_RECORDS, OPEN_WINDOWS, EventClock, frame_end
 from ..records import DeadLetter, DetectorAggregate, IntersectionFrame, encode
 from ..settings import Settings
 from ..topics import AGGREGATES as AGGREGATES_TOPIC
 from ..topics import SENSORS_INTERSECTION
-from .wiring import Outgoing, Sink, applied, keyed_table, save, stamped, states, topic_decoder, track_source, value_identity
+from .wiring import Outgoing, Sink, applied, keyed_table, save, stamped, states, track_source, value_identity
 
 #: the table of open windows per intersection
 WINDOWS_TABLE = "intersection-windows"
@@ -150,14 +150,14 @@ def count_late(topic: str, fold: BatchFold) -> None:
         LATE_RECORDS.labels(topic, "merged").inc(fold.reordered)
 
 
-def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
+def register(app: faust.App, settings: Settings, deadletter: Any) -> BatchHandler[IntersectionFrame]:
+    """The table, the idle-close timer and the fold of one batch of frames (the caller reads the
+    topic: ``intersection_frames.py``, one reader for every fold of the role)."""
     topic = settings.topic(SENSORS_INTERSECTION)
-    source = app.topic(topic)
     sink_name = settings.topic(AGGREGATES_TOPIC)
     sink = app.topic(sink_name)
     windows = keyed_table(app, WINDOWS_TABLE, settings)
     tracking = track_source(app, windows, [topic], settings, outputs={sink_name: value_identity})
-    decoder = topic_decoder(IntersectionFrame, settings)
     # the agent and the idle timer both read-modify-write states across an await (publish):
     # one at a time, or a timer's save could overwrite frames the agent folded meanwhile
     state_lock = asyncio.Lock()
@@ -170,18 +170,16 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
         save(windows, updates)
         AGGREGATES.inc(len(sent))
 
-    @app.agent(source, name="aggregate-detector-frames")
-    async def aggregate(stream: Any) -> None:
-        async for batch in positioned_batches(stream, decoder, deadletter, max_batch=settings.batch_max, within_s=settings.batch_within_s):
-            received = time.time()
-            tracking.observe(batch.size, settings.batch_max)
-            async with state_lock:
-                now = time.time()
-                fold = fold_batch(windows, batch.records, settings, now, tracking.replayed)
-                await emit(fold.closed, late_letters(fold.late, settings, now), tracking.with_checkpoints(fold.updates, batch.ends))
-            count_late(topic, fold)
-            ends = ((f.record.intersection_id, frame_end(f.record)) for f in batch.records)
-            clock.observe_keyed("frame_to_aggregate", ends, (a.intersection_id for a in fold.closed), received)
+    async def aggregate(batch: Batch[IntersectionFrame]) -> None:
+        received = time.time()
+        tracking.observe(batch.size, settings.batch_max)
+        async with state_lock:
+            now = time.time()
+            fold = fold_batch(windows, batch.records, settings, now, tracking.replayed)
+            await emit(fold.closed, late_letters(fold.late, settings, now), tracking.with_checkpoints(fold.updates, batch.ends))
+        count_late(topic, fold)
+        ends = ((f.record.intersection_id, frame_end(f.record)) for f in batch.records)
+        clock.observe_keyed("frame_to_aggregate", ends, (a.intersection_id for a in fold.closed), received)
 
     @app.timer(interval=max(1.0, min(settings.aggregate_idle_close_s / 4, 15.0)))
     async def close_idle_windows() -> None:
@@ -189,3 +187,5 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> None:
             updates, closed, open_count = close_idle(windows, settings, time.time(), tracking.quiet_since())
             await emit(closed, [], updates)
         OPEN_WINDOWS.set(open_count)
+
+    return aggregate

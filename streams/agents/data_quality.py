@@ -1,8 +1,10 @@
 """Sensor streams -> the data-quality watch (detection/data_quality.py) -> /metrics.
 
-Telemetry role. Reads ``sensors.intersection`` and ``sensors.pool`` beside the agents that own
-their dead letters (none here) with a decoder that accepts any event time, so a device whose
-clock is far off, which the other agents refuse at decode, still shows up here as clock skew.
+Telemetry role. Reads ``sensors.pool`` beside the agent that owns its dead letters (none here)
+with a decoder that accepts any event time, so a device whose clock is far off, which the other
+agents refuse at decode, still shows up here as clock skew; the frames of
+``sensors.intersection`` come from the role's one reader of that topic
+(``intersection_frames.py``), those refused for their event time included.
 The state is in memory, not a table: it is a watch, not a record, and after a restart it learns
 each stream's history again (about ``warmup`` readings). A timer marks silent streams missing,
 refreshes the gauges and logs the daily summary once per UTC day.
@@ -22,10 +24,10 @@ import structlog
 from detection.data_quality import ISSUES, DataQualityState, QualityLimits, detector_streams
 
 from .. import metrics
-from ..ingest import decoded_batches
+from ..ingest import Batch, BatchHandler, decoded_batches
 from ..records import IntersectionFrame, PoolReading
 from ..settings import Settings
-from ..topics import SENSORS_INTERSECTION, SENSORS_POOL
+from ..topics import SENSORS_POOL
 from .wiring import Times, topic_decoder
 
 log = structlog.get_logger(__name__)
@@ -104,21 +106,19 @@ class MetricsView:
                 self.began[(source, issue)] = total
 
 
-def register(app: faust.App, settings: Settings) -> DataQualityState:
-    """The two reading agents and the timer; returns the shared state (tests read it)."""
+def register(app: faust.App, settings: Settings) -> BatchHandler[IntersectionFrame]:
+    """The pool readings' agent and the timer; returns the handler of a batch of frames (the
+    caller reads that topic: ``intersection_frames.py``)."""
     dq = DataQualityState(limits_from(settings))
     view = MetricsView()
-    frames_topic = app.topic(settings.topic(SENSORS_INTERSECTION))
     pool_topic = app.topic(settings.topic(SENSORS_POOL))
-    frame_decoder = topic_decoder(IntersectionFrame, settings, Times.ANY)
     pool_decoder = topic_decoder(PoolReading, settings, Times.ANY)
 
-    @app.agent(frames_topic, name="data-quality-frames")
-    async def watch_frames(stream: Any) -> None:
-        async for frames in decoded_batches(stream, frame_decoder, None, max_batch=settings.batch_max, within_s=settings.batch_within_s):
-            now = time.time()
-            metrics.DQ_READINGS.labels("intersection").inc(fold_frames(dq, frames, now))
-            view.changed(dq, now)
+    async def watch_frames(batch: Batch[IntersectionFrame]) -> None:
+        # frames refused for their event time too: a device clock far off is what this watch reports
+        now = time.time()
+        metrics.DQ_READINGS.labels("intersection").inc(fold_frames(dq, (p.record for p in batch.every_parsed()), now))
+        view.changed(dq, now)
 
     @app.agent(pool_topic, name="data-quality-pool")
     async def watch_pool(stream: Any) -> None:
@@ -147,4 +147,4 @@ def register(app: faust.App, settings: Settings) -> DataQualityState:
                 log.info("data quality daily summary", day=day.isoformat(), **dq.summary())
                 day = today
 
-    return dq
+    return watch_frames

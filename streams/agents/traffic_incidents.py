@@ -1,10 +1,11 @@
 """Detector frames -> traffic incidents and detector faults, per intersection.
 
-Reads ``sensors.intersection`` beside the aggregation agent (which owns that topic's dead
-letters), folds each frame with ``detection.incidents`` and sends raise/clear commands to the
-alarm books. State per intersection lives in a table; commands are on the broker before it is
-saved. States carry their source offsets (``wiring.track_source``): a frame the state already
-reflects is skipped after a restart, so no incident transition is lost or raised twice from it.
+Takes each batch of ``sensors.intersection`` from the role's one reader of that topic
+(``intersection_frames.py``, which owns its dead letters), folds each frame with
+``detection.incidents`` and sends raise/clear commands to the alarm books. State per
+intersection lives in a table; commands are on the broker before it is saved. States carry
+their source offsets (``wiring.track_source``): a frame the state already reflects is skipped
+after a restart, so no incident transition is lost or raised twice from it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import faust
 from detection.incidents import DetectorValue, frames_outcome
 
 from ..codec import RawMessage
-from ..ingest import Positioned, positioned_batches
+from ..ingest import Batch, BatchHandler, Positioned
 from ..records import IntersectionFrame, LifecycleCommand
 from ..settings import Settings
 from ..topics import ALERTS_LIFECYCLE, SENSORS_INTERSECTION
 from .alarm_commands import lifecycle_commands, to_lifecycle
-from .wiring import applied, keyed_table, save, stamped, topic_decoder, track_source, value_identity
+from .wiring import applied, keyed_table, save, stamped, track_source, value_identity
 
 
 def detector_values(frame: IntersectionFrame) -> list[DetectorValue]:
@@ -63,19 +64,18 @@ def watch_frames(
     return updates, [c for _, cmds in ordered for c in cmds]
 
 
-def register(app: faust.App, settings: Settings) -> None:
+def register(app: faust.App, settings: Settings) -> BatchHandler[IntersectionFrame]:
+    """The table and the fold of one batch of frames (the caller reads the topic and owns its
+    dead letters: ``intersection_frames.py``)."""
     topic = settings.topic(SENSORS_INTERSECTION)
-    source = app.topic(topic)
     lifecycle_name = settings.topic(ALERTS_LIFECYCLE)
     lifecycle = app.topic(lifecycle_name)
     table = keyed_table(app, "incident-watch", settings)
     tracking = track_source(app, table, [topic], settings, outputs={lifecycle_name: value_identity})
-    decoder = topic_decoder(IntersectionFrame, settings)
 
-    @app.agent(source, name="traffic-incident-watch")
-    async def watch(stream: Any) -> None:
-        # the aggregation agent owns this topic's dead letters: none here
-        async for batch in positioned_batches(stream, decoder, None, max_batch=settings.batch_max, within_s=settings.batch_within_s):
-            updates, commands = watch_frames(table, batch.records, tracking.replayed)
-            await tracking.publish(to_lifecycle(lifecycle, commands))
-            save(table, tracking.with_checkpoints(updates, batch.ends))
+    async def watch(batch: Batch[IntersectionFrame]) -> None:
+        updates, commands = watch_frames(table, batch.records, tracking.replayed)
+        await tracking.publish(to_lifecycle(lifecycle, commands))
+        save(table, tracking.with_checkpoints(updates, batch.ends))
+
+    return watch

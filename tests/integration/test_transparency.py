@@ -154,5 +154,12 @@ def test_explain_from_a_real_run(broker, settings_for, tmp_path: Path) -> None:
         _wait_metric(base, "leitstand_data_quality_readings_total", 45 * 6 * 2, 30, series_kind="intersection")
         _wait_metric(base, "leitstand_data_quality_issues_total", 1, 30, series_kind="intersection", reason="stuck")
         _wait_metric(base, "leitstand_data_quality_streams", 12, 30, series_kind="intersection")
+        # a device clock two days ahead: the frame is dead-lettered (clock_skew) and still reaches
+        # the watch, which is where an operator learns of that clock (one reader decodes it once)
+        [ahead] = _frames(time.time() + 2 * 86400, range(1), iid="K999")
+        asyncio.run(_send(s, "sensors.intersection", [ahead], "intersection_id"))
+        _wait_metric(base, "leitstand_data_quality_issues_total", 1, 30, series_kind="intersection", reason="clock_skew")
+        dead = _wait_for(s, "deadletter", lambda rs: any(r.get("reason_code") == "clock_skew" for r in rs), 30)
+        assert [r["reason_code"] for r in dead if r.get("source_topic", "").endswith("sensors.intersection")].count("clock_skew") == 1
     finally:
         worker.stop()

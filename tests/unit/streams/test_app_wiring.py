@@ -13,13 +13,11 @@ from streams.settings import Settings
 CRITICAL = {"pool-supervision-events", "alarm-lifecycle", "route-alert-commands", "notify-on-duty", "notifier-silences"}
 WATER = {"pool-water-watch"}
 TELEMETRY = {
-    "aggregate-detector-frames",
-    "traffic-incident-watch",
+    "intersection-frames",
     "forecast-history-intersections",
     "forecast-history-pools",
     "forecast-history-buses",
     "forecast-events",
-    "data-quality-frames",
     "data-quality-pool",
     "bus-watch",
 }

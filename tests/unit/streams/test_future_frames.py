@@ -54,3 +54,18 @@ def test_the_stream_reference_keeps_its_symmetric_limit_for_replays() -> None:
     dec = _decoder(clock_skew_s=3600, clock_ahead_s=300, reference="stream")
     assert isinstance(dec.decode(encode(_frame(NOW - 86400 * 30)), now=NOW), IntersectionFrame)
     assert isinstance(dec.decode(encode(_frame(NOW - 86400 * 30 + 1800)), now=NOW), IntersectionFrame)
+
+
+def test_a_frame_refused_for_its_clock_carries_the_record_for_the_data_quality_watch() -> None:
+    """One reader decodes the topic for every fold (intersection_frames.py); the watch of device
+    clocks still needs the frames the others refuse, but only ones that are otherwise valid."""
+    dec = _decoder(**decoder_limits(Settings(_env_file=None)))
+    ahead = dec.decode(encode(_frame(NOW + 3 * 3600)), now=NOW, key=b"K1")
+    assert isinstance(ahead, DecodeFailure) and ahead.code == "clock_skew"
+    assert isinstance(ahead.parsed, IntersectionFrame) and ahead.parsed.intersection_id == "K1"
+    assert dec.watermark is None  # a refused frame moves nothing
+    wrong_key = dec.decode(encode(_frame(NOW + 3 * 3600)), now=NOW, key=b"K2")
+    assert isinstance(wrong_key, DecodeFailure) and wrong_key.code == "clock_skew" and wrong_key.parsed is None
+    bad = dec.decode(b'{"schema_version": 1}', now=NOW)
+    assert isinstance(bad, DecodeFailure) and bad.parsed is None
+    assert dec.decode(encode(_frame(NOW)), now=NOW, key=b"K1") == _frame(NOW) and dec.watermark == NOW
