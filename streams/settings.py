@@ -185,7 +185,7 @@ class Settings(BaseSettings):
         60.0,
         ge=0,
         description="The critical worker raises a system alarm (evaluation_behind of water-rules) when pool readings have waited this long "
-        "unread by the water worker (none running, or stuck or overloaded); 0 turns the watch off.",
+        "unread by the water worker (none running, or stuck or overloaded); 0 turns the watch off, else at least 5 s.",
     )
     alarm_ack_timeout_critical_s: float = Field(30.0, gt=0, description="Escalate critical alarms unacknowledged this long.")
     alarm_ack_timeout_major_s: float = Field(600.0, gt=0, description="Escalate major alarms unacknowledged this long.")
@@ -357,6 +357,14 @@ class Settings(BaseSettings):
         """Logs of a high-risk AI system are kept at least six months (EU AI Act Art. 19(1))."""
         if value < MIN_AUDIT_LOG_DAYS:
             raise ValueError(f"is {value}; the audit log is kept at least {MIN_AUDIT_LOG_DAYS} days (six months, EU AI Act Art. 12/19)")
+        return value
+
+    @field_validator("water_watch_after_s")
+    @classmethod
+    def _water_watch_above_the_commit_interval(cls, value: float) -> float:
+        """A group commits its position every ~3 s (Faust): a shorter threshold alarms on a healthy worker."""
+        if 0 < value < 5:
+            raise ValueError(f"is {value:g}; use 0 (no watch) or at least 5 s: a healthy water worker commits only every ~3 s")
         return value
 
     @field_validator("topic_prefix")

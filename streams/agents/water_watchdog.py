@@ -147,7 +147,13 @@ def register(app: faust.App, settings: Settings) -> None:
                 WATER_RULES_BEHIND_SECONDS.set(backlog.behind_s)
                 decision = decide(backlog, raised, after_s)
                 if decision.action is not None:
-                    await publish(to_lifecycle(lifecycle, [command(decision.action, backlog, now, topic, group)]))
+                    try:
+                        await publish(to_lifecycle(lifecycle, [command(decision.action, backlog, now, topic, group)]))
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # not sent: decided again at the next sample; the worker stays up
+                        log.warning("water watch: could not send its alarm command; retrying", action=decision.action, error=str(exc))
+                        continue
                     if decision.action == "raise":
                         log.error("water rules behind", behind_s=round(backlog.behind_s), waiting=backlog.waiting, group=group)
                 raised = decision.raised

@@ -19,7 +19,7 @@ from streams.stack import WorkerProcess, free_port, same_place, settings_env
 
 pytestmark = [pytest.mark.integration]
 
-AFTER_S = 4.0
+AFTER_S = 5.0
 
 
 def _send_readings(s: Settings, n: int) -> None:

@@ -45,7 +45,14 @@ def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     "name, value",
-    [("LEITSTAND_TOPIC_PARTITIONS", "0"), ("LEITSTAND_TABLE_STORE", "redis://x"), ("LEITSTAND_TOPIC_PREFIX", "a b")],
+    [
+        ("LEITSTAND_TOPIC_PARTITIONS", "0"),
+        ("LEITSTAND_TABLE_STORE", "redis://x"),
+        ("LEITSTAND_TOPIC_PREFIX", "a b"),
+        # under the water worker's commit interval: it would alarm on a healthy worker
+        ("LEITSTAND_WATER_WATCH_AFTER_S", "2"),
+        ("LEITSTAND_WATER_WATCH_AFTER_S", "-1"),
+    ],
 )
 def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str) -> None:
     monkeypatch.chdir(tmp_path)
@@ -149,3 +156,11 @@ def test_malformed_json_names_the_variable(monkeypatch: pytest.MonkeyPatch, tmp_
     with pytest.raises(SettingsInvalid) as info:
         load_settings()
     assert str(info.value).startswith(f"invalid setting {name[10:].lower()} ({name})") and "JSON" in str(info.value)
+
+
+def test_the_water_watch_is_off_at_zero_and_on_from_five_seconds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LEITSTAND_WATER_WATCH_AFTER_S", "0")
+    assert Settings().water_watch_after_s == 0
+    monkeypatch.setenv("LEITSTAND_WATER_WATCH_AFTER_S", "5")
+    assert Settings().water_watch_after_s == 5
