@@ -59,7 +59,6 @@ import faust
 import structlog
 from aiohttp import web_runner as aioweb_runner
 from aiohttp import web_server as aioweb_server
-from faust import types as faust_types
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web.drivers import aiohttp as faust_web_aiohttp
 
@@ -370,62 +369,8 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class _Consumer(faust_aiokafka.Consumer):
-    """Faust's consumer with its records never handed over across a seek (see ``getmany``)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._seeks = 0  # seeks so far (perform_seek, or one partition's seek)
-        #: per partition: the number of the last seek that moved it, and the read offset it set
-        self._sought: dict[Any, tuple[int, int | None]] = {}
-        self._sought_tps: set[Any] = set()
-
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def seek_to_committed(self) -> Any:
-        offsets = await super().seek_to_committed()
-        self._sought_tps = set(offsets)
-        return offsets
-
-    async def perform_seek(self) -> None:
-        self._sought_tps = set()
-        await super().perform_seek()
-        self._seeks += 1
-        for tp in self._sought_tps:
-            self._sought[tp] = (self._seeks, self._read_offset[tp])
-
-    async def seek(self, partition: Any, offset: int) -> None:
-        await super().seek(partition, offset)
-        self._seeks += 1
-        tp = faust_types.TP(partition.topic, partition.partition)
-        self._sought[tp] = (self._seeks, self._read_offset[tp])
-
-    async def getmany(self, timeout: float) -> Any:
-        """Faust's batch, cut short at a seek. A seek (``perform_seek`` after a rebalance or
-        table recovery, or one partition's) puts the fetcher back and sets the "read" offset that
-        ``_drain_messages`` drops older records by; but a batch fetched before it kept being
-        handed over, and each handover set the read offset to its record's again. The records
-        between the seek's offset and that one were then dropped when read again: a record
-        abandoned at the seek was lost, and Faust's commit skips one missing record at its head
-        (measured: the first command sent while a control worker was down, acknowledged and never
-        applied, 3 of 19 restarts beside stress-ng). After a seek the rest of the old batch is
-        dropped and the partitions sought since it began get back the read offset their seek set,
-        so everything from there is read again (at least once, as after any rebalance); no other
-        partition's read offset is touched (a lower one would make Faust count the records in
-        between as a gap, committable)."""
-        seeks = self._seeks
-        batch: Any = super().getmany(timeout)  # an async generator (typed as an iterator upstream)
-        try:
-            async for tp, message in batch:
-                if self._seeks != seeks:
-                    break
-                yield tp, message
-        finally:
-            await batch.aclose()
-        if self._seeks != seeks:
-            for tp, (number, read_offset) in self._sought.items():
-                if number > seeks:
-                    self._read_offset[tp] = read_offset
 
 
 class _Producer(faust_aiokafka.Producer):
