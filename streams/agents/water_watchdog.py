@@ -13,20 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 import structlog
 
+from detection.alarms import AlarmTrigger
 from detection.reader_backlog import WATER_RULES_BEHIND, WATER_RULES_SUBJECT, Backlog, decide, observe, water_rules_trigger
 
 from ..metrics import WATER_RULES_BEHIND_SECONDS
 from ..records import LifecycleCommand
 from ..settings import Settings
 from ..topics import ALERTS_LIFECYCLE, SENSORS_POOL
-from .alarm_commands import to_lifecycle
+from .alarm_commands import lifecycle_commands, to_lifecycle
 from .wiring import publish
 
 log = structlog.get_logger(__name__)
@@ -37,25 +39,17 @@ def sample_interval_s(after_s: float) -> float:
     return min(10.0, max(0.5, after_s / 10))
 
 
-def command(action: str, backlog: Backlog, now: float, topic: str, group: str) -> LifecycleCommand:
-    at = datetime.fromtimestamp(now, tz=timezone.utc)
-    if action == "clear":
-        return LifecycleCommand(
-            schema_version=1, event_time=at, op="clear", subject_id=WATER_RULES_SUBJECT, subject_type="system", kind=WATER_RULES_BEHIND
-        )
-    t = water_rules_trigger(backlog, now, topic, group)
-    return LifecycleCommand(
-        schema_version=1,
-        event_time=at,
-        op="raise",
-        subject_id=t.subject_id,
-        subject_type=t.subject_type,
-        kind=t.kind,
-        severity=t.severity,
-        trigger=t.trigger,
-        message=t.message,
-        evidence=dict(t.evidence),
-    )
+class _Outcome(NamedTuple):
+    """The watch's decision in the shape every detector hands to ``lifecycle_commands``."""
+
+    triggers: Sequence[AlarmTrigger]
+    clears: Sequence[str]
+
+
+def commands(action: str, backlog: Backlog, now: float, topic: str, group: str) -> list[LifecycleCommand]:
+    """The raise (with the operator's message) or the clear of the system alarm."""
+    outcome = _Outcome([water_rules_trigger(backlog, now, topic, group)], []) if action == "raise" else _Outcome([], [WATER_RULES_BEHIND])
+    return list(lifecycle_commands(WATER_RULES_SUBJECT, outcome, datetime.fromtimestamp(now, tz=timezone.utc), subject_type="system"))
 
 
 class OffsetSampler:
@@ -148,7 +142,7 @@ def register(app: faust.App, settings: Settings) -> None:
                 decision = decide(backlog, raised, after_s)
                 if decision.action is not None:
                     try:
-                        await publish(to_lifecycle(lifecycle, [command(decision.action, backlog, now, topic, group)]))
+                        await publish(to_lifecycle(lifecycle, commands(decision.action, backlog, now, topic, group)))
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:  # not sent: decided again at the next sample; the worker stays up
