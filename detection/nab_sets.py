@@ -159,32 +159,41 @@ def evaluate(
 
 # --- leave one category out -------------------------------------------------------------------
 
+#: training scores this close are a tie (they differ only by float rounding of the same sums)
+_TIE = 1e-9
+
 
 @dataclass(frozen=True)
 class Fold:
     held_out: str
-    candidate: str  # the variant chosen on the other categories
+    candidate: str  # the variant chosen on the other categories (the first of ``tied``)
     threshold: float  # the threshold chosen on the other categories
     train_score: float  # its normalised score there
-    held_out_raw: float
+    held_out_raw: float  # mean over the tied variants: the expectation of a random tie-break
     held_out_score: float | None  # normalised within the held-out category (None: no windows)
+    tied: tuple[str, ...] = ()  # every variant with exactly the best training score
+    held_out_raw_range: tuple[float, float] = (0.0, 0.0)  # worst and best tie-break
 
 
 @dataclass(frozen=True)
 class CrossValidation:
     score: float  # pooled held-out raw, normalised with the whole set's null and perfect
     folds: tuple[Fold, ...]
+    score_range: tuple[float, float] = (0.0, 0.0)  # every fold's worst / best tie-break
 
     def to_json(self) -> dict[str, Any]:
         return {
             "score": round(self.score, 2),
+            "score_over_tie_breaks": [round(self.score_range[0], 2), round(self.score_range[1], 2)],
             "folds": {
                 f.held_out: {
                     "candidate": f.candidate,
+                    "tied": list(f.tied),
                     "threshold": f.threshold,
                     "train_score": round(f.train_score, 2),
                     "held_out_score": None if f.held_out_score is None else round(f.held_out_score, 2),
                     "held_out_raw": round(f.held_out_raw, 4),
+                    "held_out_raw_over_tie_breaks": [round(v, 4) for v in f.held_out_raw_range],
                 }
                 for f in self.folds
             },
@@ -198,7 +207,13 @@ def cross_validate(
     (NAB-normalised, one threshold) on the *other* categories, then score the held-out one with them.
 
     ``candidates`` maps a variant's name to its scores, one array per file in ``files`` order; a
-    single candidate cross-validates the threshold alone. Ties go to the earlier candidate.
+    single candidate cross-validates the threshold alone.
+
+    Variants that tie exactly on the training categories (they behave identically there, so the
+    training data cannot tell them apart) are all scored on the held-out one and their raw scores
+    averaged: the expectation of a random tie-break. Taking the first one would make the figure
+    depend on the order the grid is written in; ``score_range`` keeps the worst and best
+    tie-break beside it.
     """
     if not candidates:
         raise ValueError("no candidates")
@@ -207,36 +222,45 @@ def cross_validate(
         raise ValueError("cross-validation by category needs at least two categories")
     weights = _weights(files, profile)
     folds = []
-    pooled = 0.0
+    pooled = worst = best_pooled = 0.0
     for cat in cats:
         train = [i for i, f in enumerate(files) if category_of(f.name) != cat]
         test = [i for i, f in enumerate(files) if category_of(f.name) == cat]
         tw = [weights[i] for i in train]
         null_raw, perfect_raw = nab._baselines(tw, profile)
-        best: tuple[float, str, float] | None = None
+        trained: list[tuple[float, str, float]] = []
         for name, scores in candidates.items():
             th, raw = nab.best_threshold(tw, [scores[i] for i in train], profile)
             norm = nab.normalise(raw, null_raw, perfect_raw) if perfect_raw != null_raw else raw
-            if best is None or norm > best[0]:
-                best = (norm, name, th)
-        assert best is not None
-        norm, name, th = best
-        chosen = candidates[name]
+            trained.append((norm, name, th))
+        top = max(t[0] for t in trained)
+        tied = [(name, th) for norm, name, th in trained if norm >= top - _TIE]
         held = [files[i] for i in test]
-        r = score_at(held, [chosen[i] for i in test], th, profile)
-        pooled += r.raw
+        results = [score_at(held, [candidates[name][i] for i in test], th, profile) for name, th in tied]
+        raws = [r.raw for r in results]
+        mean_raw = float(np.mean(raws))
+        pooled += mean_raw
+        worst += min(raws)
+        best_pooled += max(raws)
+        first = results[0]
         folds.append(
             Fold(
                 held_out=cat,
-                candidate=name,
-                threshold=th,
-                train_score=norm,
-                held_out_raw=r.raw,
-                held_out_score=r.normalised,
+                candidate=tied[0][0],
+                threshold=tied[0][1],
+                train_score=top,
+                held_out_raw=mean_raw,
+                held_out_score=None if first.normalised is None else float(np.mean([r.normalised for r in results])),
+                tied=tuple(name for name, _ in tied),
+                held_out_raw_range=(min(raws), max(raws)),
             )
         )
     null_all, perfect_all = nab._baselines(weights, profile)
-    return CrossValidation(score=nab.normalise(pooled, null_all, perfect_all), folds=tuple(folds))
+    return CrossValidation(
+        score=nab.normalise(pooled, null_all, perfect_all),
+        folds=tuple(folds),
+        score_range=(nab.normalise(worst, null_all, perfect_all), nab.normalise(best_pooled, null_all, perfect_all)),
+    )
 
 
 def choose_in_sample(

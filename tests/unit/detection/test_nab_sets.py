@@ -79,6 +79,32 @@ def test_cross_validation_takes_threshold_and_candidate_from_the_other_categorie
     assert nab_sets.choose_in_sample(files, {"late": late, "better": better})[0] in {"late", "better"}
 
 
+def test_variants_tied_on_training_are_averaged_whatever_the_grid_order() -> None:
+    """Two variants identical on a and b but different on c: training cannot tell them apart, so
+    c's fold scores both and reports their mean, and the figure does not depend on which variant
+    the grid lists first."""
+    files = [labelled("a/1.csv"), labelled("b/1.csv"), labelled("c/1.csv")]
+    same = hit(40, {20: 0.9})
+    finds = [same, same, hit(40, {20: 0.9})]  # catches c's window
+    misses = [same, same, hit(40, {})]  # silent on c
+    one = nab_sets.cross_validate(files, {"finds": finds, "misses": misses})
+    other = nab_sets.cross_validate(files, {"misses": misses, "finds": finds})
+    c1 = {f.held_out: f for f in one.folds}["c"]
+    c2 = {f.held_out: f for f in other.folds}["c"]
+    assert set(c1.tied) == {"finds", "misses"} and c1.candidate == "finds" and c2.candidate == "misses"
+    assert c1.held_out_raw == pytest.approx(c2.held_out_raw)
+    assert c1.held_out_raw == pytest.approx(0.0)  # mean of a hit at the window's first row (+1) and a miss (-1)
+    assert c1.held_out_raw_range == pytest.approx((-1.0, 1.0))
+    assert one.score == pytest.approx(other.score)
+    worst, best = one.score_range
+    assert worst < one.score < best
+    # a variant that is better on the training categories is not a tie: it alone is taken
+    strictly = nab_sets.cross_validate(files, {"finds": finds, "late": [hit(40, {23: 0.9})] * 2 + [hit(40, {})]})
+    assert {f.held_out: f.tied for f in strictly.folds}["c"] == ("finds",)
+    js = one.to_json()
+    assert js["folds"]["c"]["tied"] == ["finds", "misses"] and len(js["score_over_tie_breaks"]) == 2
+
+
 def test_cross_validation_needs_two_categories() -> None:
     with pytest.raises(ValueError):
         nab_sets.cross_validate([labelled("a/1.csv")], {"x": [np.zeros(40)]})
