@@ -29,6 +29,7 @@ METRICS = {
     "leitstand_forecast_abs_error",
     "leitstand_forecast_interval_total",
     "leitstand_forecast_refreshes_total",
+    "leitstand_water_rules_behind_seconds",
 }
 DATASOURCES = {"grafana-postgresql-datasource": "${DS_POSTGRES}", "prometheus": "${DS_PROMETHEUS}"}
 
