@@ -42,6 +42,21 @@ included, and one without a commit to its start (``consumer_auto_offset_reset``,
 in every role; changelog partitions keep aiokafka's rule (Faust's recovery positions them).
 Records delivered before a rebalance but not yet committed are delivered again, as after any
 Kafka rebalance (at least once).
+
+**No commit past a record never acknowledged** (``missing_head``, ``HeadHoles``). Faust commits
+the first run of consecutive acknowledged offsets, and ``Consumer._new_offset`` lets that run
+start one past the committed offset: if the record *at* the commit was never acknowledged while
+later ones were, the commit moves past it and it is lost without a word (faust-streaming #606 is
+the same family). Measured on Tansu beside ``stress-ng``: the control role's first command after
+a restart (the record at the group's commit) was never applied, and the group committed past it
+(``tests/integration/test_control_recovery.py``, 2 of 2 runs in one stressed session). Our
+consumer holds such a partition's commit instead, and once the same offset has been held back
+``HEAD_HOLE_RESEEK_S`` it seeks the partition back to it and reads again from there (a warning
+and ``leitstand_consumer_rereads_total``); what was already applied comes again, which every
+role handles as after a rebalance (tracked tables skip by their source offsets; the control role
+is at least once). Source topics have no holes of their own here (no transactions: Tansu
+refuses them; no compaction); a gap Faust knows of (``_gap``) and records deleted by retention
+before they were read are let through, as upstream does.
 """
 
 from __future__ import annotations
@@ -63,8 +78,12 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web.drivers import aiohttp as faust_web_aiohttp
 
 from .broker.backoff import pace_metadata_refresh, quiet_repeats
+from .metrics import HEAD_HOLE_REREADS
 
 log = structlog.get_logger(__name__)
+
+#: how long a partition's commit is held behind a record never acknowledged before it is read again
+HEAD_HOLE_RESEEK_S = 5.0
 
 #: most HTTP connections the worker holds at once; the next ones get a 503 and are closed
 MAX_HTTP_CONNECTIONS = 256
@@ -368,9 +387,117 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
+def missing_head(acked: Collection[int], committed: int | None, gap_covers: Callable[[int], bool]) -> int | None:
+    """The committed offset, if records after it were acknowledged but it was not (and it is not
+    a known gap in the log); else ``None``. See the module docstring, "No commit past a record
+    never acknowledged"."""
+    if not acked or committed is None or committed <= 0:
+        return None  # upstream keeps no commit at 0 (it stores None); a new group starts at the log's start
+    if min(acked) <= committed or gap_covers(committed):
+        return None
+    return committed
+
+
+class HeadHoles:
+    """Per partition, the offset held back and since when: ``observe`` says what to do."""
+
+    def __init__(self, reseek_after_s: float = HEAD_HOLE_RESEEK_S) -> None:
+        self.reseek_after_s = reseek_after_s
+        self._since: dict[Any, tuple[int, float, float]] = {}  # tp -> (offset, first seen, last re-read or first seen)
+
+    def observe(self, tp: Any, missing: int | None, now: float) -> tuple[str, float]:
+        """Record what ``missing_head`` found. Returns (what, seconds held): ``"new"`` a hole
+        first seen, ``"held"`` still waiting, ``"reread"`` held ``reseek_after_s`` since it was
+        first seen or last read again (so a failed re-read is retried), ``"filled"`` the hole is
+        gone, ``""`` nothing held."""
+        held = self._since.get(tp)
+        if missing is None:
+            if held is None:
+                return "", 0.0
+            del self._since[tp]
+            return "filled", now - held[1]
+        if held is None or held[0] != missing:
+            self._since[tp] = (missing, now, now)
+            return "new", 0.0
+        if now - held[2] < self.reseek_after_s:
+            return "held", now - held[1]
+        self._since[tp] = (missing, held[1], now)
+        return "reread", now - held[1]
+
+    def clear(self) -> None:
+        self._since.clear()
+
+
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    @property
+    def _head_holes(self) -> HeadHoles:
+        holes: HeadHoles | None = self.__dict__.get("_leitstand_head_holes")
+        if holes is None:
+            holes = self.__dict__["_leitstand_head_holes"] = HeadHoles()
+        return holes
+
+    def _new_offset(self, tp: Any) -> int | None:
+        acked = self._acked[tp]
+        missing = missing_head(acked, self._committed_offset[tp], self._gap[tp].overlaps_point)
+        what, held_s = self._head_holes.observe(tp, missing, time.monotonic())
+        where = {"topic": tp.topic, "partition": tp.partition}
+        if what == "filled":
+            log.info("commit no longer held: the record at the commit was acknowledged", **where, held_s=round(held_s, 3))
+        if missing is None:
+            offset: int | None = super()._new_offset(tp)
+            return offset
+        if what == "new":
+            log.info(
+                "commit held: the record at the commit is not acknowledged, later ones are",
+                **where,
+                offset=missing,
+                acknowledged_from=min(acked),
+            )
+        elif what == "reread":
+            HEAD_HOLE_REREADS.inc()
+            log.warning(
+                "a record was never acknowledged while later ones were; reading the partition again from it",
+                **where,
+                offset=missing,
+                acknowledged_from=min(acked),
+                held_s=round(held_s, 1),
+            )
+            task = asyncio.ensure_future(self._reread(tp, missing))
+            self._reread_tasks.add(task)
+            task.add_done_callback(self._reread_tasks.discard)
+        return None  # no commit for this partition until the record at its commit is acknowledged
+
+    @property
+    def _reread_tasks(self) -> set[asyncio.Task[None]]:
+        tasks: set[asyncio.Task[None]] | None = self.__dict__.get("_leitstand_reread_tasks")
+        if tasks is None:
+            tasks = self.__dict__["_leitstand_reread_tasks"] = set()
+        return tasks
+
+    async def _reread(self, tp: Any, missing: int) -> None:
+        """Seek back to the record held back, unless retention deleted it (then it is a gap: the
+        commit may pass it, as upstream would have done at once)."""
+        try:
+            start = (await self.earliest_offsets(tp)).get(tp)
+            if start is not None and start > missing:
+                log.warning(
+                    "records deleted by retention before they were read",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offsets=f"{missing}..{start - 1}",
+                )
+                self._gap[tp].addi(missing, start)
+                return
+            await self.seek(tp, missing)
+        except Exception as exc:  # not assigned any more (a rebalance seeks anyway), broker away: next commit retries
+            log.info("re-reading a partition failed; retried at a later commit", topic=tp.topic, partition=tp.partition, error=repr(exc))
+
+    async def perform_seek(self) -> None:
+        self._head_holes.clear()  # every partition goes back to its commit anyway
+        await super().perform_seek()
 
 
 class _Producer(faust_aiokafka.Producer):

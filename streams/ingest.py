@@ -18,7 +18,9 @@ Why a failed dead letter used to cost valid records (read in faust-streaming 0.1
    the same stream: the unprocessed rest of the batch is never seen again.
 3. Not acknowledging alone would not be enough in a worker that keeps running: ``_new_offset``
    commits the next run of acknowledged offsets past an unacknowledged one when the group has no
-   committed offset yet, or when the hole is the single offset right after the committed one.
+   committed offset yet, or when the hole is the single offset right after the committed one
+   (that second case our consumer now holds and reads again: ``streams/faust_transport.py``, "No
+   commit past a record never acknowledged"; the fail-stop below covers both).
 
 So ``decoded_batches`` holds one extra reference on each message of a batch (``Message.incref``)
 until the caller comes back for the next batch, i.e. until the batch is done. If anything

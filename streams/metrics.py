@@ -88,6 +88,12 @@ ALARM_COMMANDS_REJECTED = Counter(
     ["op"],
     registry=REGISTRY,
 )
+HEAD_HOLE_REREADS = Counter(
+    "leitstand_consumer_rereads_total",
+    "Times a partition was read again from its commit because the record there was never acknowledged "
+    "while later ones were (a record Faust dropped; streams/faust_transport.py). Should stay 0.",
+    registry=REGISTRY,
+)
 WATER_RULES_BEHIND_SECONDS = Gauge(
     "leitstand_water_rules_behind_seconds",
     "Critical role: how long the oldest pool reading has waited unread by the water worker's group "

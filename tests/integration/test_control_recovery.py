@@ -171,18 +171,12 @@ def _worker(s: Any, tmp_path: Path, name: str) -> WorkerProcess:
     return WorkerProcess(env, tmp_path / f"{name}.log", free_port())
 
 
-def test_control_worker_applies_every_record_on_a_fresh_group_and_after_a_crash(
-    broker, settings_for, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if broker.engine == "tansu":
-        # a known defect, not a flake to hide: on Tansu the restarted worker sometimes never
-        # applies one command, always the first one of an intersection sent while no worker ran
-        # ('op-R01-9' in 1 of 4 CI runs on 2026-12-01; 3 of 19 runs beside
-        # stress-ng on 2026-12-02, 0 of 15 on an idle machine). The group had committed past the
-        # lost command: acknowledged without being applied; the cause is not found
-        # (docs/architecture.md, "Exact recovery", remaining limits). Strict on Apache Kafka; a
-        # pass on Tansu shows as XPASS. A failure says where the command sat (_where_missing).
-        request.applymarker(pytest.mark.xfail(strict=False, reason="control role on Tansu: a command lost after a crash"))
+def test_control_worker_applies_every_record_on_a_fresh_group_and_after_a_crash(broker, settings_for, tmp_path: Path) -> None:
+    # Strict on both brokers. On Tansu beside stress-ng the record at the group's commit was
+    # delivered after the restart but never acknowledged, and Faust's commit passed it (4 of 14
+    # runs): the command was lost. Our consumer now holds the commit there and reads the
+    # partition again (streams/faust_transport.py, "No commit past a record never
+    # acknowledged"). A failure says where the command sat (_where_missing).
     s = settings_for(broker)
     asyncio.run(ensure_topics(s))
     t0 = datetime.now(timezone.utc).timestamp() - 600.0
