@@ -49,7 +49,7 @@ start one past the committed offset: if the record *at* the commit was never ack
 later ones were, the commit moves past it and it is lost without a word (faust-streaming #606 is
 the same family). Measured on Tansu beside ``stress-ng``: the control role's first command after
 a restart (the record at the group's commit) was never applied, and the group committed past it
-(``tests/integration/test_control_recovery.py``, 2 of 2 runs in one stressed session). Our
+(``tests/integration/test_control_recovery.py``, 4 of 14 runs; docs/architecture.md). Our
 consumer holds such a partition's commit instead, and once the same offset has been held back
 ``HEAD_HOLE_RESEEK_S`` it seeks the partition back to it and reads again from there (a warning
 and ``leitstand_consumer_rereads_total``); what was already applied comes again, which every
@@ -432,12 +432,10 @@ class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    @property
-    def _head_holes(self) -> HeadHoles:
-        holes: HeadHoles | None = self.__dict__.get("_leitstand_head_holes")
-        if holes is None:
-            holes = self.__dict__["_leitstand_head_holes"] = HeadHoles()
-        return holes
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_holes = HeadHoles()
+        self._reread_tasks: set[asyncio.Task[None]] = set()
 
     def _new_offset(self, tp: Any) -> int | None:
         acked = self._acked[tp]
@@ -469,13 +467,6 @@ class _Consumer(faust_aiokafka.Consumer):
             self._reread_tasks.add(task)
             task.add_done_callback(self._reread_tasks.discard)
         return None  # no commit for this partition until the record at its commit is acknowledged
-
-    @property
-    def _reread_tasks(self) -> set[asyncio.Task[None]]:
-        tasks: set[asyncio.Task[None]] | None = self.__dict__.get("_leitstand_reread_tasks")
-        if tasks is None:
-            tasks = self.__dict__["_leitstand_reread_tasks"] = set()
-        return tasks
 
     async def _reread(self, tp: Any, missing: int) -> None:
         """Seek back to the record held back, unless retention deleted it (then it is a gap: the

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from faust.types import TP
 from hypothesis import given
@@ -59,66 +60,63 @@ def test_a_hole_is_read_again_after_the_delay_and_retried() -> None:
     assert holes.observe(("t", 2), 3, 200.0) == ("new", 0.0)
 
 
-def _consumer(tmp_path: Path) -> object:
-    app = create_app(Settings(_env_file=None, data_dir=tmp_path))
-    return app.consumer
+class BrokerSide:
+    """Recorder standing in for the broker side of ``_Consumer``: the seeks it is asked for, and
+    a log that starts at ``start`` (retention)."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.sought: list[tuple[TP, int]] = []
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        self.sought.append((partition, offset))
+
+    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
+        return {p: self.start for p in partitions}
+
+
+def _consumer(tmp_path: Path, broker: BrokerSide, tp: TP, committed: int, acked: list[int]) -> Any:
+    """The app's real ``_Consumer`` (never started), its broker side replaced by ``broker``, the
+    re-read due at the second look."""
+    c: Any = create_app(Settings(_env_file=None, data_dir=tmp_path)).consumer
+    object.__setattr__(c, "seek", broker.seek)
+    object.__setattr__(c, "earliest_offsets", broker.earliest_offsets)
+    c._head_holes.reseek_after_s = 0.0
+    c._committed_offset[tp] = committed
+    c._acked[tp].extend(acked)
+    return c
 
 
 def test_the_consumer_holds_the_commit_and_reads_the_partition_again(tmp_path: Path) -> None:
-    c: object = _consumer(tmp_path)
-    tp = TP("signals.approvals", 1)
-    sought: list[tuple[TP, int]] = []
-
-    async def seek(partition: TP, offset: int) -> None:  # recorder: the broker side
-        sought.append((partition, offset))
-
-    async def earliest_offsets(*partitions: TP) -> dict[TP, int]:  # recorder: the broker side
-        return {p: 0 for p in partitions}
+    tp, broker = TP("signals.approvals", 1), BrokerSide(start=0)
 
     async def run() -> tuple[int | None, int | None, int | None]:
-        object.__setattr__(c, "seek", seek)
-        object.__setattr__(c, "earliest_offsets", earliest_offsets)
-        holes: HeadHoles = c._head_holes  # type: ignore[attr-defined]
-        holes.reseek_after_s = 0.0
-        c._committed_offset[tp] = 27  # type: ignore[attr-defined]
-        c._acked[tp].extend([28, 29, 30])  # type: ignore[attr-defined]
-        first = c._new_offset(tp)  # type: ignore[attr-defined]  # held, first seen
+        c = _consumer(tmp_path, broker, tp, committed=27, acked=[28, 29, 30])
+        first = c._new_offset(tp)  # held, first seen
         before = HEAD_HOLE_REREADS._value.get()
-        second = c._new_offset(tp)  # type: ignore[attr-defined]  # held, due: read again
+        second = c._new_offset(tp)  # held, due: read again
         await asyncio.sleep(0.01)
         assert HEAD_HOLE_REREADS._value.get() == before + 1
-        c._acked[tp].insert(0, 27)  # type: ignore[attr-defined]  # the record read again is acknowledged
-        third = c._new_offset(tp)  # type: ignore[attr-defined]
+        c._acked[tp].insert(0, 27)  # the record read again is acknowledged
+        third = c._new_offset(tp)
         return first, second, third
 
     first, second, third = asyncio.run(run())
     assert (first, second) == (None, None)
-    assert sought == [(tp, 27)]
+    assert broker.sought == [(tp, 27)]
     assert third == 31  # then the commit moves on over all of them
 
 
 def test_records_deleted_by_retention_are_let_through(tmp_path: Path) -> None:
-    c: object = _consumer(tmp_path)
-    tp = TP("sensors.pool", 0)
-    sought: list[tuple[TP, int]] = []
-
-    async def seek(partition: TP, offset: int) -> None:  # recorder: the broker side
-        sought.append((partition, offset))
-
-    async def earliest_offsets(*partitions: TP) -> dict[TP, int]:  # recorder: retention moved the start to 50
-        return {p: 50 for p in partitions}
+    tp, broker = TP("sensors.pool", 0), BrokerSide(start=50)  # retention moved the start to 50
 
     async def run() -> int | None:
-        object.__setattr__(c, "seek", seek)
-        object.__setattr__(c, "earliest_offsets", earliest_offsets)
-        c._head_holes.reseek_after_s = 0.0  # type: ignore[attr-defined]
-        c._committed_offset[tp] = 27  # type: ignore[attr-defined]
-        c._acked[tp].extend([50, 51])  # type: ignore[attr-defined]
-        c._new_offset(tp)  # type: ignore[attr-defined]
-        c._new_offset(tp)  # type: ignore[attr-defined]
+        c = _consumer(tmp_path, broker, tp, committed=27, acked=[50, 51])
+        c._new_offset(tp)
+        c._new_offset(tp)
         await asyncio.sleep(0.01)
-        offset: int | None = c._new_offset(tp)  # type: ignore[attr-defined]
+        offset: int | None = c._new_offset(tp)
         return offset
 
     assert asyncio.run(run()) == 52
-    assert sought == []
+    assert broker.sought == []
