@@ -17,6 +17,7 @@ State per intersection is a JSON-able dict (a Faust table keeps it).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import math
@@ -84,27 +85,34 @@ def alarm_kind_part(name: str) -> str:
     return f"{re.sub(r'[^A-Za-z0-9._:/+#~-]+', '_', name)[:32]}-{digest}"
 
 
-def _median(xs: Sequence[float]) -> float:
-    """``statistics.median`` without its generality (a hot path: every approach of every frame)."""
-    s = sorted(xs)
-    mid = len(s) // 2
-    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+def _median_without(ordered: Sequence[float], x: float) -> float:
+    """The median of ``ordered`` (sorted) with one occurrence of ``x`` left out: each approach's
+    neighbours from one sort per frame instead of one per approach."""
+    skip = bisect.bisect_left(ordered, x)
+    n = len(ordered) - 1
+    mid = n // 2
 
+    def at(i: int) -> float:
+        return ordered[i] if i < skip else ordered[i + 1]
 
-def _ewma(old: float | None, x: float, alpha: float) -> float:
-    return x if old is None else old + alpha * (x - old)
+    return at(mid) if n % 2 else (at(mid - 1) + at(mid)) / 2
 
 
 def _approaches(values: Sequence[DetectorValue]) -> dict[str, tuple[float, float | None, int]]:
     """approach -> (mean occupancy, mean speed or None, total count)."""
-    groups: dict[str, list[DetectorValue]] = {}
+    # approach -> [occupancy sum, detectors, speed sum, speeds, count]
+    sums: dict[str, list[Any]] = {}
     for v in values:
-        groups.setdefault(v.approach, []).append(v)
-    out = {}
-    for a, vs in groups.items():
-        speeds = [v.speed_kmh for v in vs if v.speed_kmh is not None]
-        out[a] = (sum(v.occupancy for v in vs) / len(vs), sum(speeds) / len(speeds) if speeds else None, sum(v.count for v in vs))
-    return out
+        acc = sums.get(v.approach)
+        if acc is None:
+            acc = sums[v.approach] = [0.0, 0, 0.0, 0, 0]
+        acc[0] += v.occupancy
+        acc[1] += 1
+        if v.speed_kmh is not None:
+            acc[2] += v.speed_kmh
+            acc[3] += 1
+        acc[4] += v.count
+    return {a: (occ / n, speed / speeds if speeds else None, count) for a, (occ, n, speed, speeds, count) in sums.items()}
 
 
 def frame_outcome(
@@ -177,39 +185,49 @@ def _approach_incidents(
     hour = str(int(at // 3600) % 24)
     alpha = 1.0 - 0.5 ** (1.0 / cfg.profile_halflife_frames)
     per_approach = _approaches(values)
+    ordered = sorted(o for o, _, _ in per_approach.values()) if len(per_approach) > 1 else []
     for name, (occ, speed, _) in per_approach.items():
-        a = approaches.setdefault(name, {"occ": {}, "speed": {}, "n": 0, "hits": 0, "calm": 0, "open": False})
-        others = [o for n, (o, _, _) in per_approach.items() if n != name]
-        view = _ApproachView(
-            name,
-            occ,
-            speed,
-            base_occ=a["occ"].get(hour, a["occ"].get("all")),
-            base_speed=a["speed"].get(hour, a["speed"].get("all")),
-            neighbours=_median(others) if others else None,
-        )
-        suspicious = _suspicious(a, view, cfg)
-        kind = f"incident_{alarm_kind_part(name)}"
+        a = approaches.get(name)
+        if a is None:
+            a = approaches[name] = {"occ": {}, "speed": {}, "n": 0, "hits": 0, "calm": 0, "open": False}
+        occ_profile, speed_profile = a["occ"], a["speed"]
+        base_occ = occ_profile.get(hour)
+        if base_occ is None:
+            base_occ = occ_profile.get("all")
+        base_speed = speed_profile.get(hour)
+        if base_speed is None:
+            base_speed = speed_profile.get("all")
+        neighbours = _median_without(ordered, occ) if ordered else None
+        suspicious = _suspicious(a, occ, speed, base_occ, base_speed, neighbours, cfg)
         if a["open"]:
             if _calmed(a, suspicious, cfg):
-                out.clears.append(kind)
+                out.clears.append(f"incident_{alarm_kind_part(name)}")
             continue  # no learning while an incident is open
         a["hits"] = a["hits"] + 1 if suspicious else 0
         if a["hits"] >= cfg.confirm_frames:
             a["open"], a["calm"] = True, 0
-            out.triggers.append(_incident_trigger(intersection_id, kind, at, view))
+            view = _ApproachView(name, occ, speed, base_occ, base_speed, neighbours)
+            out.triggers.append(_incident_trigger(intersection_id, f"incident_{alarm_kind_part(name)}", at, view))
             continue
         if not suspicious:
             _learn_profile(a, hour, occ, speed, alpha)
 
 
-def _suspicious(a: Mapping[str, Any], view: _ApproachView, cfg: IncidentConfig) -> bool:
+def _suspicious(
+    a: Mapping[str, Any],
+    occ: float,
+    speed: float | None,
+    base_occ: float | None,
+    base_speed: float | None,
+    neighbours: float | None,
+    cfg: IncidentConfig,
+) -> bool:
     """Occupancy well above the own profile *and* the neighbours, speed well below its profile.
 
     The neighbours keep a city-wide rush hour from looking like an incident, the own profile an
     always-busy main road; nothing is judged before the approach has ``warmup_frames`` of history.
+    (Scalars, not an ``_ApproachView``: called for every approach of every frame.)
     """
-    occ, speed, base_occ, base_speed, neighbours = view.occ, view.speed, view.base_occ, view.base_speed, view.neighbours
     return (
         a["n"] >= cfg.warmup_frames
         and base_occ is not None
@@ -261,11 +279,19 @@ def _learn_profile(a: dict[str, Any], hour: str, occ: float, speed: float | None
     Profiles are kept to ``PROFILE_DECIMALS`` places: the state is written to the table's
     changelog after every batch, and 17-digit floats made up most of its bytes (an occupancy
     to 1e-5 and a speed to 1e-5 km/h are far below what a loop detector measures)."""
-    for key, x in (("occ", occ), ("speed", speed)):
-        if x is not None:
-            a[key][hour] = round(_ewma(a[key].get(hour), x, alpha), PROFILE_DECIMALS)
-            a[key]["all"] = round(_ewma(a[key].get("all"), x, alpha), PROFILE_DECIMALS)
+    _learn(a["occ"], hour, occ, alpha)
+    if speed is not None:
+        _learn(a["speed"], hour, speed, alpha)
     a["n"] += 1
+
+
+def _learn(profile: dict[str, float], hour: str, x: float, alpha: float) -> None:
+    """One profile's hour and all-hours values one EWMA step towards ``x`` (``_ewma`` inlined:
+    four of these per approach and frame)."""
+    old = profile.get(hour)
+    profile[hour] = round(x if old is None else old + alpha * (x - old), PROFILE_DECIMALS)
+    old = profile.get("all")
+    profile["all"] = round(x if old is None else old + alpha * (x - old), PROFILE_DECIMALS)
 
 
 def _detector_faults(

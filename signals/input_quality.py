@@ -45,11 +45,14 @@ class InputQuality:
         # frame (this runs for every frame of every controlled intersection)
         for detector, m in obs.lanes.items():
             count, occupancy, speed, queue = detector_streams(iid, detector)
-            found = watch.observe(count, t, end, m.count / obs.interval_s) + watch.observe(occupancy, t, end, m.occupancy)
+            found = [
+                *watch.fold(count, "count_per_s", t, end, m.count / obs.interval_s),
+                *watch.fold(occupancy, "occupancy", t, end, m.occupancy),
+            ]
             if m.speed_mps is not None:
-                found += watch.observe(speed, t, end, float(m.speed_mps * 3.6))
+                found += watch.fold(speed, "speed_kmh", t, end, float(m.speed_mps * 3.6))
             if m.queue_veh is not None:
-                found += watch.observe(queue, t, end, float(m.queue_veh))
+                found += watch.fold(queue, "queue_veh", t, end, float(m.queue_veh))
             judged = {i for i in found if i in JUDGED}
             if judged:
                 issues[detector] = judged

@@ -28,17 +28,17 @@ def _machine() -> dict[str, Any]:
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()}
 
 
-def _frames_bytes(n: int, detectors: int, intersections: int = 500) -> list[tuple[bytes, bytes]]:
-    """``n`` encoded frames (key, value) ending about now."""
+def _frames_bytes(n: int, detectors: int, intersections: int = 500, interval_s: float = 15.0) -> list[tuple[bytes, bytes]]:
+    """``n`` encoded frames (key, value) ending about now, ``interval_s`` apart per intersection."""
     from simulators.city.frames import frames
     from streams.records import encode
 
     steps = max(1, -(-n // intersections))
-    start = datetime.now(timezone.utc) - timedelta(seconds=steps * 15 + 600)
+    start = datetime.now(timezone.utc) - timedelta(seconds=steps * interval_s + 600)
     gen = frames(
         intersections=min(n, intersections),
         start=start,
-        interval_s=15.0,
+        interval_s=interval_s,
         steps=steps,
         seed=3,
         detectors_per_intersection=detectors,
@@ -77,7 +77,15 @@ def decode_benchmark(n: int, detectors: int, repeat: int) -> dict[str, Any]:
 
 
 def pipeline_benchmark(
-    settings: Settings, *, frames: int, intersections: int, engine: str, role: str = "all", bad_share: float = 0.0, detectors: int = 4
+    settings: Settings,
+    *,
+    frames: int,
+    intersections: int,
+    engine: str,
+    role: str = "all",
+    bad_share: float = 0.0,
+    detectors: int = 4,
+    frame_interval_s: float = 1.0,
 ) -> dict[str, Any]:
     """Frames/s through a fresh broker and a worker of ``role`` (every agent of that role), beside
     a raw consumer draining the same topic in the same run (``pipeline_run``)."""
@@ -90,13 +98,30 @@ def pipeline_benchmark(
         update={"kafka_bootstrap_servers": info.bootstrap, "state_dir": state, "data_dir": state / "worker", "app_id": "leitstand-bench"}
     )
     try:
-        run = pipeline_run(settings, frames=frames, intersections=intersections, role=role, bad_share=bad_share, detectors=detectors)
+        run = pipeline_run(
+            settings,
+            frames=frames,
+            intersections=intersections,
+            role=role,
+            bad_share=bad_share,
+            detectors=detectors,
+            frame_interval_s=frame_interval_s,
+        )
         return {"engine": engine, **run}
     finally:
         stop(state, engine)
 
 
-def pipeline_run(settings: Settings, *, frames: int, intersections: int, role: str, bad_share: float, detectors: int = 4) -> dict[str, Any]:
+def pipeline_run(
+    settings: Settings,
+    *,
+    frames: int,
+    intersections: int,
+    role: str,
+    bad_share: float,
+    detectors: int = 4,
+    frame_interval_s: float = 1.0,
+) -> dict[str, Any]:
     """The pipeline benchmark on the broker ``settings`` name (its topic prefix and group).
 
     The topic is filled first (the producer's rate is reported too), so both the baseline and
@@ -104,12 +129,15 @@ def pipeline_run(settings: Settings, *, frames: int, intersections: int, role: s
     has committed every record: Faust commits an offset only once every agent of the role
     reading the topic has acknowledged it, so the figure is the slowest agent's. ``bad_share``
     of the records are malformed, oversize or wrongly keyed; each must come back as a dead
-    letter with its reason (counted from the dead-letter topic).
+    letter with its reason (counted from the dead-letter topic). ``frame_interval_s`` is the
+    event time between two frames of one intersection: 1 s is the issue's city load; at 15 s
+    (the synthetic city's loops) every fourth frame closes a minute window, so the worker
+    publishes one aggregate per detector every 4 frames instead of every 60.
     """
     from streams.kafka_io import ensure_topics
 
     settings = settings.model_copy(update={"worker_role": role})
-    payloads, bad = with_bad_records(_frames_bytes(frames, detectors, intersections), bad_share, BENCH_MAX_RECORD_BYTES)
+    payloads, bad = with_bad_records(_frames_bytes(frames, detectors, intersections, frame_interval_s), bad_share, BENCH_MAX_RECORD_BYTES)
     worker = _bench_worker(settings, role)
     try:
         asyncio.run(ensure_topics(settings))
@@ -128,6 +156,7 @@ def pipeline_run(settings: Settings, *, frames: int, intersections: int, role: s
         "frames": len(payloads),
         "intersections": intersections,
         "detectors_per_frame": detectors,
+        "frame_interval_s": frame_interval_s,
         "bad_records": bad,
         "dead_letters": letters,
         "every_bad_record_dead_lettered": all(letters.get(code, 0) == n for code, n in bad.items()),

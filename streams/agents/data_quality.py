@@ -44,19 +44,19 @@ def limits_from(settings: Settings) -> QualityLimits:
 def fold_frames(dq: DataQualityState, frames: Iterable[IntersectionFrame], arrival_s: float) -> int:
     """Every detector quantity of every frame into the watch; returns the values judged."""
     n = 0
-    observe = dq.observe
+    fold = dq.fold
     for f in frames:
         event_s = f.event_time.timestamp()
         for d in f.detectors:  # what frame_streams gives, without a dict per detector and frame
             count, occupancy, speed, queue = detector_streams(f.intersection_id, d.detector_id)
-            observe(count, event_s, arrival_s, d.count / f.interval_s)
-            observe(occupancy, event_s, arrival_s, d.occupancy)
+            fold(count, "count_per_s", event_s, arrival_s, d.count / f.interval_s)
+            fold(occupancy, "occupancy", event_s, arrival_s, d.occupancy)
             n += 2
             if d.speed_kmh is not None:
-                observe(speed, event_s, arrival_s, float(d.speed_kmh))
+                fold(speed, "speed_kmh", event_s, arrival_s, float(d.speed_kmh))
                 n += 1
             if d.queue_veh is not None:
-                observe(queue, event_s, arrival_s, float(d.queue_veh))
+                fold(queue, "queue_veh", event_s, arrival_s, float(d.queue_veh))
                 n += 1
     return n
 

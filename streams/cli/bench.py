@@ -124,6 +124,12 @@ def bench_pipeline(
         float, typer.Option(min=0.0, max=0.5, help="Share of malformed, oversize and wrongly keyed records (each dead-lettered).")
     ] = 0.0,
     detectors: Annotated[int, typer.Option(min=1, max=64, help="Detectors per frame (cities: 8-16).")] = 4,
+    frame_interval: Annotated[
+        float,
+        typer.Option(
+            min=0.1, max=300.0, help="Seconds of event time between two frames of one intersection (1: a frame a second, as in a city)."
+        ),
+    ] = 1.0,
 ) -> None:
     """Frames/s of one worker against a raw consumer (JSON)."""
     from simulators.harness.bench import pipeline_benchmark
@@ -131,7 +137,14 @@ def bench_pipeline(
     if role not in ("telemetry", "control", "all"):
         raise typer.BadParameter(f"{role!r}: expected telemetry, control or all", param_hint="--role")
     result = pipeline_benchmark(
-        cli_settings(), frames=frames, intersections=intersections, engine=engine, role=role, bad_share=bad_share, detectors=detectors
+        cli_settings(),
+        frames=frames,
+        intersections=intersections,
+        engine=engine,
+        role=role,
+        bad_share=bad_share,
+        detectors=detectors,
+        frame_interval_s=frame_interval,
     )
     print_json(result)
 

@@ -113,3 +113,30 @@ def test_the_tallies_equal_a_recount_over_every_stream(steps: list[tuple[str, fl
             for issue in ISSUES:
                 assert dq.degraded_count(source, issue) == sum(issue in s["issues"] for s in states), (source, issue)
                 assert dq.began_count(source, issue) == sum(int(s["counts"].get(issue, 0)) for s in states), (source, issue)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["intersection/K1/d1/occupancy", "intersection/K1/d1/count_per_s", "pool/P1/ph", "pool/P1/redox"]),
+            st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 0.5, 7.2, 300.0, -1.0])),
+            st.floats(-300, 600),  # how late it arrives (negative: a clock ahead)
+        ),
+        max_size=150,
+    )
+)
+def test_the_watch_folding_in_place_equals_the_pure_fold(steps: list[tuple[str, float, float]]) -> None:
+    """``DataQualityState`` updates its own states in place (the hot path); ``observe`` copies.
+    Both must give the same states and issues, and ``observe`` must leave its input alone."""
+    limits = QualityLimits(stuck_after=3, warmup=5)
+    dq = DataQualityState(limits)
+    pure: dict[str, dict] = {}
+    t = 1_000_000.0
+    for stream, value, lag in steps:
+        t += 10.0
+        old = pure.get(stream)
+        frozen = None if old is None else {**old, "issues": list(old["issues"]), "counts": dict(old["counts"])}
+        pure[stream], issues = observe(old, stream, t, t + lag, value, limits)
+        assert old == frozen  # untouched
+        assert dq.observe(stream, t, t + lag, value) == issues
+    assert dq.streams == pure
