@@ -28,6 +28,10 @@ def _machine() -> dict[str, Any]:
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()}
 
 
+#: the seed of the benchmark's intersections (their ids and detectors) and readings
+FRAMES_SEED = 3
+
+
 def _frames_bytes(n: int, detectors: int, intersections: int = 500, interval_s: float = 15.0) -> list[tuple[bytes, bytes]]:
     """``n`` encoded frames (key, value) ending about now, ``interval_s`` apart per intersection."""
     from simulators.city.frames import frames
@@ -40,7 +44,7 @@ def _frames_bytes(n: int, detectors: int, intersections: int = 500, interval_s: 
         start=start,
         interval_s=interval_s,
         steps=steps,
-        seed=3,
+        seed=FRAMES_SEED,
         detectors_per_intersection=detectors,
     )
     return [(f.intersection_id.encode(), encode(f)) for f in gen][:n]
@@ -86,6 +90,7 @@ def pipeline_benchmark(
     bad_share: float = 0.0,
     detectors: int = 4,
     frame_interval_s: float = 1.0,
+    controller: str | None = "leitstand",
 ) -> dict[str, Any]:
     """Frames/s through a fresh broker and a worker of ``role`` (every agent of that role), beside
     a raw consumer draining the same topic in the same run (``pipeline_run``)."""
@@ -106,6 +111,7 @@ def pipeline_benchmark(
             bad_share=bad_share,
             detectors=detectors,
             frame_interval_s=frame_interval_s,
+            controller=controller,
         )
         return {"engine": engine, **run}
     finally:
@@ -121,6 +127,7 @@ def pipeline_run(
     bad_share: float,
     detectors: int = 4,
     frame_interval_s: float = 1.0,
+    controller: str | None = "leitstand",
 ) -> dict[str, Any]:
     """The pipeline benchmark on the broker ``settings`` name (its topic prefix and group).
 
@@ -132,7 +139,9 @@ def pipeline_run(
     letter with its reason (counted from the dead-letter topic). ``frame_interval_s`` is the
     event time between two frames of one intersection: 1 s is the issue's city load; at 15 s
     (the synthetic city's loops) every fourth frame closes a minute window, so the worker
-    publishes one aggregate per detector every 4 frames instead of every 60.
+    publishes one aggregate per detector every 4 frames instead of every 60. For the control
+    role (and ``all``) every intersection is configured with ``controller`` first (``None``: none
+    is, and the control agent only reads the frames: an upper bound, not a city).
     """
     from streams.kafka_io import ensure_topics
 
@@ -141,13 +150,26 @@ def pipeline_run(
     worker = _bench_worker(settings, role)
     try:
         asyncio.run(ensure_topics(settings))
-        produce_s = asyncio.run(_preload(settings, payloads))
-        drain_s = asyncio.run(_drain(settings, len(payloads)))
-        ready_s = worker.start(120)
-        cpu0 = _cpu_s(worker)
-        worker_s = asyncio.run(_wait_committed(settings, len(payloads)))
-        cpu_s = _cpu_s(worker) - cpu0
+        configs = _configure_signals(settings, role, controller, min(frames, intersections), detectors)
+        if configs:
+            # every configuration applied before the first frame: the worker starts on an empty frame
+            # topic, and its time runs from the first frame sent (the producer needs ~0.4 s)
+            ready_s = worker.start(120)
+            asyncio.run(_wait_committed(settings, configs, topic="signals.config", limit_s=120.0))
+            cpu0, t0 = _cpu_s(worker), time.perf_counter()
+            produce_s = asyncio.run(_preload(settings, payloads))
+            asyncio.run(_wait_committed(settings, len(payloads)))
+            worker_s, cpu_s = time.perf_counter() - t0, _cpu_s(worker) - cpu0
+            drain_s = asyncio.run(_drain(settings, len(payloads)))
+        else:
+            produce_s = asyncio.run(_preload(settings, payloads))
+            drain_s = asyncio.run(_drain(settings, len(payloads)))
+            ready_s = worker.start(120)
+            cpu0 = _cpu_s(worker)
+            worker_s = asyncio.run(_wait_committed(settings, len(payloads)))
+            cpu_s = _cpu_s(worker) - cpu0
         letters = asyncio.run(_dead_letter_codes(settings, sum(bad.values())))
+        plans = _plans_published(worker)
     finally:
         worker.stop()
     return {
@@ -157,6 +179,8 @@ def pipeline_run(
         "intersections": intersections,
         "detectors_per_frame": detectors,
         "frame_interval_s": frame_interval_s,
+        "signal_controller": controller if configs else None,
+        "signal_plans_published": plans,
         "bad_records": bad,
         "dead_letters": letters,
         "every_bad_record_dead_lettered": all(letters.get(code, 0) == n for code, n in bad.items()),
@@ -174,6 +198,18 @@ def pipeline_run(
         "detector_readings_per_s": round(len(payloads) * detectors / worker_s),
         "machine": _machine(),
     }
+
+
+def _configure_signals(settings: Settings, role: str, controller: str | None, intersections: int, detectors: int) -> int:
+    """Configure ``controller`` on every intersection of the frames when the role runs signal
+    control; how many configurations were sent (0: none)."""
+    if role not in ("control", "all") or not controller:
+        return 0
+    from simulators.city.frames import layouts
+    from simulators.harness.bench_city import configure_signals
+
+    asyncio.run(configure_signals(settings, layouts(intersections, FRAMES_SEED, detectors), controller, "bench-pipeline"))
+    return intersections
 
 
 #: the worker's record size limit in the benchmark (the oversize records exceed it)
@@ -227,6 +263,12 @@ def _bench_worker(settings: Settings, role: str = "all") -> WorkerProcess:
     )
 
 
+def _plans_published(worker: WorkerProcess) -> int:
+    """Signal plans the worker published (its ``leitstand_signal_plans_total``, every status):
+    that the control role did decide, not only read the frames."""
+    return round(sum(v for k, v in worker.metrics().items() if k.startswith("leitstand_signal_plans_total{")))
+
+
 def _cpu_s(worker: WorkerProcess) -> float:
     """User + system CPU seconds of the worker process so far (Linux ``/proc``; 0 elsewhere)."""
     assert worker.proc is not None
@@ -260,16 +302,15 @@ async def _drain(settings: Settings, limit: int) -> float:
     return time.perf_counter() - t0
 
 
-async def _wait_committed(settings: Settings, total: int, limit_s: float = 900.0) -> float:
-    """Seconds until the worker's group has committed ``total`` records of the frame topic
-    (polled every 0.1 s; includes up to one commit interval, 2.8 s by Faust's default)."""
+async def _wait_committed(settings: Settings, total: int, limit_s: float = 900.0, topic: str = "sensors.intersection") -> float:
+    """Seconds until the worker's group has committed ``total`` records of ``topic`` (polled
+    every 0.1 s; includes up to one commit interval, 2.8 s by Faust's default)."""
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.structs import TopicPartition
 
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **settings.kafka_client_options())
     await admin.start()
-    topic = settings.topic("sensors.intersection")
-    tps = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+    tps = [TopicPartition(settings.topic(topic), p) for p in range(settings.topic_partitions)]
     t0 = time.perf_counter()
     done = 0
     try:

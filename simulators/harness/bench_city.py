@@ -43,6 +43,7 @@ from simulators.harness.bench_alarms import _iso
 from streams.settings import Settings
 
 if TYPE_CHECKING:
+    from simulators.city.frames import IntersectionLayout
     from streams.stack import WorkerProcess
 
 APP_ID = "leitstand-bench-city"
@@ -197,13 +198,20 @@ def bench_model(intersection_id: str, detector_ids: Iterable[str]) -> dict[str, 
 async def _configure(settings: Settings, load: CityLoad, controller: str) -> None:
     """One ``signals.config`` record per intersection (automatic mode), before the load starts."""
     from simulators.city.frames import layouts
+
+    await configure_signals(settings, layouts(load.intersections, CityLoadGenerator.SEED, load.detectors), controller, "bench-city")
+
+
+async def configure_signals(settings: Settings, intersections: Iterable[IntersectionLayout], controller: str, session: str) -> None:
+    """A ``signals.config`` record per intersection: ``controller`` in automatic mode on a
+    two-stage model of its detectors (``bench_model``)."""
     from streams.kafka_io import producer
 
     prod = producer(settings)
     await prod.start()
     try:
         now = _iso(time.time())
-        for layout in layouts(load.intersections, CityLoadGenerator.SEED, load.detectors):
+        for layout in intersections:
             config = {
                 "schema_version": 1,
                 "event_time": now,
@@ -211,7 +219,7 @@ async def _configure(settings: Settings, load: CityLoad, controller: str) -> Non
                 "model": bench_model(layout.intersection_id, layout.detectors),
                 "controller": controller,
                 "mode": "automatic",
-                "session": "bench-city",
+                "session": session,
             }
             await prod.send(settings.topic("signals.config"), key=layout.intersection_id.encode(), value=orjson.dumps(config))
         await prod.flush()

@@ -130,12 +130,19 @@ def bench_pipeline(
             min=0.1, max=300.0, help="Seconds of event time between two frames of one intersection (1: a frame a second, as in a city)."
         ),
     ] = 1.0,
+    controller: Annotated[
+        str, typer.Option(help="Signal controller configured on every intersection for the control role; none: the frames only.")
+    ] = "leitstand",
 ) -> None:
     """Frames/s of one worker against a raw consumer (JSON)."""
     from simulators.harness.bench import pipeline_benchmark
 
     if role not in ("telemetry", "control", "all"):
         raise typer.BadParameter(f"{role!r}: expected telemetry, control or all", param_hint="--role")
+    from signals.controllers import CONTROLLERS
+
+    if controller != "none" and controller not in CONTROLLERS:
+        raise typer.BadParameter(f"{controller!r}: expected none or one of {', '.join(sorted(CONTROLLERS))}", param_hint="--controller")
     result = pipeline_benchmark(
         cli_settings(),
         frames=frames,
@@ -145,6 +152,7 @@ def bench_pipeline(
         bad_share=bad_share,
         detectors=detectors,
         frame_interval_s=frame_interval,
+        controller=None if controller == "none" else controller,
     )
     print_json(result)
 

@@ -19,3 +19,7 @@ def test_pipeline_bench_counts_every_bad_record(broker, settings_for, role: str)
     assert result["dead_letters"] == result["bad_records"], result
     assert result["every_bad_record_dead_lettered"] is True
     assert result["leitstand_worker_frames_per_s"] > 0 and 0 < result["ratio_to_baseline"] < 1
+    if role == "control":  # every intersection configured: the worker decided, not only read
+        assert result["signal_controller"] == "leitstand" and result["signal_plans_published"] > 0, result
+    else:
+        assert result["signal_controller"] is None and result["signal_plans_published"] == 0, result
