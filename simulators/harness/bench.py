@@ -206,7 +206,7 @@ def _configure_signals(settings: Settings, role: str, controller: str | None, in
     if role not in ("control", "all") or not controller:
         return 0
     from simulators.city.frames import layouts
-    from simulators.harness.bench_city import configure_signals
+    from simulators.harness.bench_signal_configs import configure_signals
 
     asyncio.run(configure_signals(settings, layouts(intersections, FRAMES_SEED, detectors), controller, "bench-pipeline"))
     return intersections

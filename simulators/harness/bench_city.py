@@ -40,10 +40,10 @@ import orjson
 
 from simulators.harness.bench import _cpu_s, _machine
 from simulators.harness.bench_alarms import _iso
+from simulators.harness.bench_signal_configs import configure_signals
 from streams.settings import Settings
 
 if TYPE_CHECKING:
-    from simulators.city.frames import IntersectionLayout
     from streams.stack import WorkerProcess
 
 APP_ID = "leitstand-bench-city"
@@ -186,45 +186,11 @@ def behind_summary(
     return out
 
 
-def bench_model(intersection_id: str, detector_ids: Iterable[str]) -> dict[str, Any]:
-    """A two-stage crossing whose lane areas are the frame's detectors (odd ones north-south,
-    even ones east-west): what the control worker needs to decide on every frame."""
-    from simulators.city.signal_plans import two_stage_model
-
-    lanes = ((d, ("NS", "EW")[i % 2]) for i, d in enumerate(detector_ids))
-    return two_stage_model(intersection_id, f"{intersection_id} (bench city, 2 stages)", lanes, (30.0, 30.0))
-
-
 async def _configure(settings: Settings, load: CityLoad, controller: str) -> None:
     """One ``signals.config`` record per intersection (automatic mode), before the load starts."""
     from simulators.city.frames import layouts
 
     await configure_signals(settings, layouts(load.intersections, CityLoadGenerator.SEED, load.detectors), controller, "bench-city")
-
-
-async def configure_signals(settings: Settings, intersections: Iterable[IntersectionLayout], controller: str, session: str) -> None:
-    """A ``signals.config`` record per intersection: ``controller`` in automatic mode on a
-    two-stage model of its detectors (``bench_model``)."""
-    from streams.kafka_io import producer
-
-    prod = producer(settings)
-    await prod.start()
-    try:
-        now = _iso(time.time())
-        for layout in intersections:
-            config = {
-                "schema_version": 1,
-                "event_time": now,
-                "intersection_id": layout.intersection_id,
-                "model": bench_model(layout.intersection_id, layout.detectors),
-                "controller": controller,
-                "mode": "automatic",
-                "session": session,
-            }
-            await prod.send(settings.topic("signals.config"), key=layout.intersection_id.encode(), value=orjson.dumps(config))
-        await prod.flush()
-    finally:
-        await prod.stop()
 
 
 # --- the load -------------------------------------------------------------------------------

@@ -19,11 +19,11 @@ from simulators.harness.bench_city import (
     CityLoadGenerator,
     add_buckets,
     behind_summary,
-    bench_model,
     latency_buckets,
     latency_summary,
     quantile,
 )
+from simulators.harness.bench_signal_configs import bench_model
 from streams.codec import DecodeFailure, TopicDecoder
 from streams.records import INPUT_RECORDS
 from streams.settings import Settings
