@@ -33,6 +33,10 @@ from typing import Any
 
 ISSUES: tuple[str, ...] = ("missing", "stuck", "out_of_range", "clock_skew", "drift")
 
+#: the four quantities of a traffic detector, in the order :func:`detector_streams` names their
+#: streams; the hot paths that fold frames pass these as the quantity beside each stream id
+COUNT_PER_S, OCCUPANCY, SPEED_KMH, QUEUE_VEH = DETECTOR_QUANTITIES = ("count_per_s", "occupancy", "speed_kmh", "queue_veh")
+
 #: plausible ranges per quantity (the last part of a stream id); unknown quantities: no range check
 PLAUSIBLE: dict[str, tuple[float, float]] = {
     "count_per_s": (0.0, 1.0),  # one lane passes at most ~0.6 vehicles/s; 1/s is generous
@@ -210,10 +214,11 @@ def summary(states: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1 << 17)
 def detector_streams(intersection_id: str, detector_id: str) -> tuple[str, str, str, str]:
-    """The ids of one detector's four streams: count_per_s, occupancy, speed_kmh, queue_veh
-    (made once per detector, not four f-strings per detector and frame: a city's 100,000 fit)."""
+    """The ids of one detector's four streams, one per quantity of ``DETECTOR_QUANTITIES`` (made
+    once per detector, not four f-strings per detector and frame: a city's 100,000 fit)."""
     base = f"intersection/{intersection_id}/{detector_id}"
-    return f"{base}/count_per_s", f"{base}/occupancy", f"{base}/speed_kmh", f"{base}/queue_veh"
+    count, occupancy, speed, queue = (f"{base}/{q}" for q in DETECTOR_QUANTITIES)
+    return count, occupancy, speed, queue
 
 
 def frame_streams(intersection_id: str, interval_s: float, detectors: Sequence[Mapping[str, Any]]) -> dict[str, float]:

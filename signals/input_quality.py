@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from detection.data_quality import DataQualityState, QualityLimits, detector_streams
+from detection.data_quality import COUNT_PER_S, OCCUPANCY, QUEUE_VEH, SPEED_KMH, DataQualityState, QualityLimits, detector_streams
 from signals.controllers.base import DetectorObservation
 
 #: the issues a decision's explanation reports
@@ -46,13 +46,13 @@ class InputQuality:
         for detector, m in obs.lanes.items():
             count, occupancy, speed, queue = detector_streams(iid, detector)
             found = [
-                *watch.fold(count, "count_per_s", t, end, m.count / obs.interval_s),
-                *watch.fold(occupancy, "occupancy", t, end, m.occupancy),
+                *watch.fold(count, COUNT_PER_S, t, end, m.count / obs.interval_s),
+                *watch.fold(occupancy, OCCUPANCY, t, end, m.occupancy),
             ]
             if m.speed_mps is not None:
-                found += watch.fold(speed, "speed_kmh", t, end, float(m.speed_mps * 3.6))
+                found += watch.fold(speed, SPEED_KMH, t, end, float(m.speed_mps * 3.6))
             if m.queue_veh is not None:
-                found += watch.fold(queue, "queue_veh", t, end, float(m.queue_veh))
+                found += watch.fold(queue, QUEUE_VEH, t, end, float(m.queue_veh))
             judged = {i for i in found if i in JUDGED}
             if judged:
                 issues[detector] = judged

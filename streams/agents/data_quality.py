@@ -21,7 +21,7 @@ from typing import Any
 import faust
 import structlog
 
-from detection.data_quality import ISSUES, DataQualityState, QualityLimits, detector_streams
+from detection.data_quality import COUNT_PER_S, ISSUES, OCCUPANCY, QUEUE_VEH, SPEED_KMH, DataQualityState, QualityLimits, detector_streams
 
 from .. import metrics
 from ..ingest import Batch, BatchHandler, decoded_batches
@@ -49,14 +49,14 @@ def fold_frames(dq: DataQualityState, frames: Iterable[IntersectionFrame], arriv
         event_s = f.event_time.timestamp()
         for d in f.detectors:  # what frame_streams gives, without a dict per detector and frame
             count, occupancy, speed, queue = detector_streams(f.intersection_id, d.detector_id)
-            fold(count, "count_per_s", event_s, arrival_s, d.count / f.interval_s)
-            fold(occupancy, "occupancy", event_s, arrival_s, d.occupancy)
+            fold(count, COUNT_PER_S, event_s, arrival_s, d.count / f.interval_s)
+            fold(occupancy, OCCUPANCY, event_s, arrival_s, d.occupancy)
             n += 2
             if d.speed_kmh is not None:
-                fold(speed, "speed_kmh", event_s, arrival_s, float(d.speed_kmh))
+                fold(speed, SPEED_KMH, event_s, arrival_s, float(d.speed_kmh))
                 n += 1
             if d.queue_veh is not None:
-                fold(queue, "queue_veh", event_s, arrival_s, float(d.queue_veh))
+                fold(queue, QUEUE_VEH, event_s, arrival_s, float(d.queue_veh))
                 n += 1
     return n
 

@@ -25,7 +25,7 @@ from streams.stack import WorkerProcess, free_port, same_place, settings_env
 from tests.cli_helpers import leitstand, one_clean_line
 
 from .test_alarm_lifecycle import _http, _send, _wait_for
-from .test_signal_control import MODEL, _drives, _frames, _iso
+from .test_signal_control import MODEL, _configured, _drives, _frames, _iso
 
 #: Tansu only (the embedded default the demo runs): what this checks (the explanations rebuilt from
 #: a worker's logs and state topics, the data-quality gauges) is read through the same client
@@ -74,6 +74,7 @@ def _signal_run(s, base: str, t0: float) -> tuple[dict, float]:
         "params": {"recompute_every_cycles": 1},
     }
     asyncio.run(_send(s, "signals.config", [config], "intersection_id"))
+    _configured(s, "K101")  # a frame read before its configuration gets no drive reply
     asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25)), "intersection_id"))
     plans = _wait_for(s, "signals.plans", lambda rs: any(p["status"] == "pending" for p in rs), 60)
     first = next(p for p in plans if p["status"] == "pending")
@@ -83,6 +84,7 @@ def _signal_run(s, base: str, t0: float) -> tuple[dict, float]:
     _wait_for(s, "signals.plans", lambda rs: any(p["status"] == "approved" for p in rs), 30)
     asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25, 45)), "intersection_id"))
     plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 45, 60)
+    assert len(_drives(plans)) == 45, "every frame gets one drive reply"
     driving = [d for d in _drives(plans) if d["plan_id"] == first["plan_id"]]
     assert driving, plans
     return first, datetime.fromisoformat(driving[-1]["event_time"].replace("Z", "+00:00")).timestamp()
