@@ -39,10 +39,10 @@ COUNT_PER_S, OCCUPANCY, SPEED_KMH, QUEUE_VEH = DETECTOR_QUANTITIES = ("count_per
 
 #: plausible ranges per quantity (the last part of a stream id); unknown quantities: no range check
 PLAUSIBLE: dict[str, tuple[float, float]] = {
-    "count_per_s": (0.0, 1.0),  # one lane passes at most ~0.6 vehicles/s; 1/s is generous
-    "occupancy": (0.0, 1.0),
-    "speed_kmh": (0.0, 130.0),
-    "queue_veh": (0.0, 200.0),
+    COUNT_PER_S: (0.0, 1.0),  # one lane passes at most ~0.6 vehicles/s; 1/s is generous
+    OCCUPANCY: (0.0, 1.0),
+    SPEED_KMH: (0.0, 130.0),
+    QUEUE_VEH: (0.0, 200.0),
     "free_chlorine": (0.0, 5.0),
     "combined_chlorine": (0.0, 2.0),
     "ph": (5.0, 9.5),
@@ -55,7 +55,7 @@ PLAUSIBLE: dict[str, tuple[float, float]] = {
 #: cycle, so its quantities are not judged for drift: the cycle would look like one)
 DRIFTING = frozenset({"free_chlorine", "combined_chlorine", "ph", "redox", "temperature", "turbidity"})
 #: quantities for which zero is an everyday reading (never "stuck")
-ZERO_IS_NORMAL = frozenset({"count_per_s", "occupancy", "queue_veh", "visitors", "speed_kmh"})
+ZERO_IS_NORMAL = frozenset({*DETECTOR_QUANTITIES, "visitors"})
 
 
 @dataclass(frozen=True)

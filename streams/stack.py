@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .broker.engines import CONTROLLER_PORT_OFFSET
 from .broker.process import port_free
 
 
@@ -47,15 +48,15 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 
 def free_port() -> int:
-    """A free port on loopback whose next port is free too: Apache Kafka's KRaft controller
-    listens on the broker's port + 1 (``streams/broker/engines.py``), and a port picked alone
+    """A free port on loopback whose controller port is free too: Apache Kafka's KRaft controller
+    listens on the broker's port + ``CONTROLLER_PORT_OFFSET`` (1), and a port picked alone
     once collided with a connection already on its neighbour (a CI run's broker-outage test)."""
     for _ in range(50):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
         # the same check the broker's launch makes before it starts
-        if port < 65535 and port_free("127.0.0.1", port + 1):
+        if port + CONTROLLER_PORT_OFFSET <= 65535 and port_free("127.0.0.1", port + CONTROLLER_PORT_OFFSET):
             return port
     return port
 

@@ -21,6 +21,9 @@ from pathlib import Path
 
 from .process import BrokerError, BrokerInfo, launch
 
+#: Apache Kafka's KRaft controller listens this many ports above the broker's own
+CONTROLLER_PORT_OFFSET = 1
+
 KAFKA_VERSION = "3.9.1"
 ENGINES = ("tansu", "kafka")
 
@@ -145,7 +148,7 @@ def start_kafka(
 ) -> BrokerInfo:
     java = _require("java", "install a JDK 17+: apt-get install openjdk-17-jre-headless")
     libs = kafka_libs(cache_dir, progress=progress)
-    controller_port = port + 1
+    controller_port = port + CONTROLLER_PORT_OFFSET
     home = Path(state_dir) / "broker-kafka"
     data_dir = (home / "data").resolve()
     home.mkdir(parents=True, exist_ok=True)
