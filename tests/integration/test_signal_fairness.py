@@ -93,6 +93,8 @@ def test_live_waits_and_degraded_inputs_on_a_control_worker(broker, settings_for
         assert samples['leitstand_signal_approach_wait_seconds_count{transport_mode="pedestrian"}'] == 0
         served = samples['leitstand_signal_approach_wait_seconds_sum{transport_mode="vehicle"}'] / samples[count]
         assert 0 < served < 300  # a mean wait for green within a cycle or two
-        assert samples["leitstand_signal_wait_worst_to_median_ratio"] >= 1.0
+        # the ratio needs waits on more than one approach; the wait count alone can reach 10 on one
+        ratio = "leitstand_signal_wait_worst_to_median_ratio"
+        assert _wait_metric(worker, ratio, lambda v: v >= 1.0, 30)[ratio] >= 1.0
     finally:
         worker.stop()
