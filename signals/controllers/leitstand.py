@@ -26,6 +26,12 @@ The rule, in the spirit of actuated control and SURTRAC's queue/platoon clearing
   holds (``length_m`` / ``JAM_SPACING_M``), since a working detector could not read more: a point
   queue on a 12 m link between two signals otherwise grew to 43 vehicles and held green for
   them; an exit lane without data is no evidence of spillback;
+* **a frozen reading is no evidence either**: an approach reading with a vehicle standing in it
+  that has not changed at all (count, occupancy, speed, queue, vehicles) through
+  ``FROZEN_AFTER_WAITS`` times the intersection's maximum wait is estimated like a dead one until
+  it changes: in that time every group has had green, and a queue that green serves, or that one
+  more vehicle joins, changes the reading. A detector stuck with vehicles in its zone otherwise
+  holds green for them to the stage's maximum, every cycle;
 * minimum and maximum greens, intergreens and every group's maximum wait are enforced exactly
   as for max-pressure (the same plan bookkeeping, earliest-deadline-first wait guard), and the
   safety validator still checks every plan.
@@ -37,7 +43,7 @@ on networks it never saw (generated grids) - read the figures with that in mind.
 
 from __future__ import annotations
 
-from signals.controllers.base import DetectorObservation
+from signals.controllers.base import DetectorObservation, LaneMeasurement
 from signals.controllers.maxpressure import MaxPressureController
 from signals.explain import StageDecision
 from signals.model import Intersection, SignalPlan
@@ -52,6 +58,10 @@ JAM_OCCUPANCY = 0.5
 #: metres of lane one standing vehicle takes in a jam (a ~5 m car and its ~2.5 m gap, as above):
 #: a detection zone of length L holds at most L / JAM_SPACING_M vehicles
 JAM_SPACING_M = 7.5
+#: an occupied approach reading unchanged for this many of the intersection's maximum waits is
+#: frozen: every group has been green in between (the wait guard), so a live queue would have
+#: moved or grown. Not tuned: the smallest multiple that spans a full wait and the green after it
+FROZEN_AFTER_WAITS = 2.0
 
 
 def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
@@ -64,7 +74,7 @@ def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
 
 class LeitstandController(MaxPressureController):
     name = "leitstand"
-    version = "1.2"
+    version = "1.3"
 
     def __init__(
         self,
@@ -107,23 +117,46 @@ class LeitstandController(MaxPressureController):
                     self._holds[la.measured_by] = max(self._holds.get(la.measured_by, 0.0), la.length_m / JAM_SPACING_M)
         #: arrivals per working approach lane per fixed-program green share (vehicles/s), averaged
         self._rate_per_share: float | None = None
-        #: estimated queue of each approach lane whose detector is dead
+        #: estimated queue of each approach lane whose detector is dead or frozen
         self._estimated: dict[str, float] = {}
+        #: approach detector -> (its last reading, the second it first read so)
+        self._unchanged: dict[str, tuple[LaneMeasurement, float]] = {}
+        #: approach detectors whose occupied reading has stood still for ``_frozen_after_s``
+        self._frozen: set[str] = set()
+        self._frozen_after_s = FROZEN_AFTER_WAITS * intersection.max_wait_s
+
+    def _watch_frozen(self, obs: DetectorObservation) -> None:
+        """Mark approach readings that have not changed, with a vehicle in the zone, for
+        ``_frozen_after_s``; a reading that changes (or goes missing) is unmarked at once."""
+        for d in self._approaches:
+            m = obs.lanes.get(d)
+            if m is None:
+                self._unchanged.pop(d, None)
+                self._frozen.discard(d)
+                continue
+            since = self._unchanged.get(d)
+            if since is None or since[0] != m:
+                self._unchanged[d] = (m, obs.time_s)
+                self._frozen.discard(d)
+            elif obs.queue(d) >= 1.0 and obs.time_s - since[1] >= self._frozen_after_s:
+                self._frozen.add(d)
 
     def _estimate_blind(self, obs: DetectorObservation) -> None:
-        """Advance the point-queue estimate of every approach lane missing from this frame."""
+        """Advance the point-queue estimate of every approach lane missing from this frame or frozen."""
         dt = obs.interval_s if obs.interval_s > 0 else self.decision_interval_s
-        working = [d for d in self._approaches if d in obs.lanes]
+        self._watch_frozen(obs)
+        # a frozen count is no measured arrival rate either
+        working = [d for d in self._approaches if d in obs.lanes and d not in self._frozen]
         share_sum = sum(self._approaches[d][1] for d in working)
         if working and share_sum > 0:
             measured = sum(obs.count(d) for d in working) / dt / share_sum
             alpha = min(1.0, dt / RATE_WINDOW_S)
             prev = self._rate_per_share
             self._rate_per_share = measured if prev is None else prev + alpha * (measured - prev)
-        blind = [d for d in self._approaches if d not in obs.lanes]
+        blind = [d for d in self._approaches if d not in obs.lanes or d in self._frozen]
         for d in list(self._estimated):
-            if d in obs.lanes:
-                del self._estimated[d]  # the detector is back: trust it again
+            if d in obs.lanes and d not in self._frozen:
+                del self._estimated[d]  # the detector is back (or its reading moved): trust it again
         if not blind:
             return
         green = self._green_at(obs.time_s)
@@ -145,7 +178,7 @@ class LeitstandController(MaxPressureController):
         return {g for g in self.intersection.groups if tl.state_at(g, at) is SignalState.GREEN}
 
     def _lane_value(self, obs: DetectorObservation, det: str, exits: set[str]) -> float:
-        if det not in obs.lanes and det in self._estimated:
+        if det in self._estimated:
             value = self._estimated[det]
         else:
             queue = obs.queue(det)
@@ -207,6 +240,12 @@ class LeitstandController(MaxPressureController):
                 f"switches {cur.stage} -> {chosen} (transition {self._last_transition_s():g} s): releases "
                 f"{gains[chosen]:.1f} weighted vehicles, strands {stranded:.1f}"
             )
-        if self._estimated:
-            effect += f"; no data from {', '.join(sorted(self._estimated))}: queue estimated from the fixed program's split"
+        silent = sorted(d for d in self._estimated if d not in self._frozen)
+        if silent:
+            effect += f"; no data from {', '.join(silent)}: queue estimated from the fixed program's split"
+        if self._frozen:
+            effect += (
+                f"; reading of {', '.join(sorted(self._frozen))} unchanged for {self._frozen_after_s:g} s with vehicles "
+                "standing: taken as frozen, queue estimated from the fixed program's split"
+            )
         return self._emit(now, rule, inputs, effect)

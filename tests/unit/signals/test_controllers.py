@@ -151,12 +151,13 @@ def test_nan_and_negative_readings_count_as_no_demand(x: Intersection) -> None:
 
 
 def _first_switch_to(x: Intersection, stage: str, dead: set[str], zero: set[str], seconds: int = 300) -> tuple[float, str, str]:
-    """Leitstand on 1 s frames with steady traffic everywhere; ``dead`` detectors absent from the
+    """Leitstand on 1 s frames with steady, live traffic everywhere (a vehicle arriving every other
+    second: a reading that never changes is taken as frozen); ``dead`` detectors absent from the
     frames, ``zero`` ones reporting an empty lane. When (and by which rule) it first serves ``stage``."""
     c = make_controller("leitstand", x)
     for t in range(seconds):
         lanes = {
-            la.id: LaneMeasurement(count=0.4, queue_veh=0.0 if la.id in zero else 3.0, vehicles=0.0 if la.id in zero else 4.0)
+            la.id: LaneMeasurement(count=0.4, queue_veh=0.0 if la.id in zero else 3.0, vehicles=0.0 if la.id in zero else 4.0 + t % 2)
             for la in x.lanes
             if la.id not in dead and la.group is not None
         }
@@ -185,7 +186,9 @@ def _estimates(x: Intersection, dead: set[str], seconds: int = 300) -> list[floa
     seen = []
     for t in range(seconds):
         lanes = {
-            la.id: LaneMeasurement(count=0.4, queue_veh=3.0, vehicles=4.0) for la in x.lanes if la.id not in dead and la.group is not None
+            la.id: LaneMeasurement(count=0.4, queue_veh=3.0, vehicles=4.0 + t % 2)
+            for la in x.lanes
+            if la.id not in dead and la.group is not None
         }
         inputs = dict(c.decide(DetectorObservation(x.id, float(t), 1.0, lanes)).explanation.inputs)
         seen += [v for k, v in inputs.items() if k.startswith("estimated_veh.")]
@@ -201,6 +204,40 @@ def test_a_dead_detectors_estimate_never_exceeds_what_its_zone_holds(x: Intersec
     short = dataclasses.replace(x, lanes=tuple(dataclasses.replace(la, length_m=12.0) if la.id == "E_in" else la for la in x.lanes))
     assert max(_estimates(x, {"E_in"})) > 12.0 / JAM_SPACING_M  # no length known: the point queue alone
     assert 0 < max(_estimates(short, {"E_in"})) <= 12.0 / JAM_SPACING_M
+
+
+def _frozen_run(x: Intersection, stuck: LaneMeasurement, seconds: int, thaw_at: int | None = None) -> list[tuple[float, str, dict]]:
+    """Leitstand on 1 s frames: E_in repeats ``stuck`` (until ``thaw_at``), every other approach
+    reads a live, changing queue. Each decision's time, summary and inputs."""
+    c = make_controller("leitstand", x)
+    out = []
+    for t in range(seconds):
+        live = {la.id: LaneMeasurement(count=float(t % 4 == 0), queue_veh=float(t % 3), vehicles=1.0 + t % 3) for la in x.lanes if la.group}
+        live["E_in"] = stuck if thaw_at is None or t < thaw_at else LaneMeasurement(count=1.0, queue_veh=2.0, vehicles=3.0)
+        d = c.decide(DetectorObservation(x.id, float(t), 1.0, live))
+        out.append((float(t), d.explanation.summary(), dict(d.explanation.inputs)))
+    return out
+
+
+def test_a_reading_frozen_with_vehicles_in_it_is_estimated_until_it_changes(x: Intersection) -> None:
+    """A detector stuck with vehicles in its zone keeps reporting a queue that green never moves;
+    believed, it held green to the stage's maximum every cycle (ingolstadt21, 10 % stuck, seed 2:
+    1.80 x fixed time). After twice the maximum wait unchanged it is estimated like a dead one
+    (bounded by its zone: 1.6 vehicles on 12 m, not the 8 it repeats), and trusted again the
+    moment its reading changes."""
+    short = dataclasses.replace(x, lanes=tuple(dataclasses.replace(la, length_m=12.0) if la.id == "E_in" else la for la in x.lanes))
+    after = 2 * x.max_wait_s
+    run = _frozen_run(short, LaneMeasurement(count=0.0, queue_veh=8.0, vehicles=8.0), seconds=int(after) + 60, thaw_at=int(after) + 30)
+    frozen = [t for t, text, _ in run if "reading of E_in unchanged" in text]
+    assert frozen and min(frozen) == pytest.approx(after)
+    estimates = [inputs["estimated_veh.E_in"] for t, _, inputs in run if t in frozen and "estimated_veh.E_in" in inputs]
+    assert estimates and max(estimates) <= 12.0 / JAM_SPACING_M
+    assert all("estimated_veh.E_in" not in inputs for t, _, inputs in run if t < after)
+    # thawed: the next decision (within a plan window) reads the detector again
+    assert "unchanged" not in run[-1][1] and "estimated_veh.E_in" not in run[-1][2]
+    assert not any(
+        "unchanged" in text for _, text, _ in _frozen_run(x, LaneMeasurement(), seconds=int(after) + 30)
+    )  # an empty lane stays still
 
 
 def _stranded_after_start(x: Intersection, exit_queue: float, exit_occupancy: float) -> float:
