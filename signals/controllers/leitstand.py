@@ -144,7 +144,6 @@ class LeitstandController(MaxPressureController):
     def _estimate_blind(self, obs: DetectorObservation) -> None:
         """Advance the point-queue estimate of every approach lane missing from this frame or frozen."""
         dt = obs.interval_s if obs.interval_s > 0 else self.decision_interval_s
-        self._watch_frozen(obs)
         # a frozen count is no measured arrival rate either
         working = [d for d in self._approaches if d in obs.lanes and d not in self._frozen]
         share_sum = sum(self._approaches[d][1] for d in working)
@@ -196,6 +195,7 @@ class LeitstandController(MaxPressureController):
     def decide(self, observation: DetectorObservation) -> StageDecision:
         intersection = self.intersection
         now = observation.time_s
+        self._watch_frozen(observation)
         self._estimate_blind(observation)
         repeat = self._not_due(observation)
         if repeat is not None:
