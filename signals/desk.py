@@ -40,6 +40,7 @@ from typing import Any, Literal
 from signals.control import AuditEntry, ControlError, IntersectionControl, Mode, PlanRecord
 from signals.controllers import DetectorObservation
 from signals.controllers.priority import PriorityController
+from signals.corridor import Peers, with_neighbours, zone_peers
 from signals.explain import StageDecision
 from signals.fairness import LiveWaits, RecentWaits, WaitSample
 from signals.input_quality import InputQuality
@@ -264,6 +265,10 @@ class ControlDesk:
         self.unconfigured_frames = 0
         #: the recent served waits of every approach: the live worst-vs-median figure
         self.recent = RecentWaits()
+        #: each intersection's latest frame as received: what it lends its neighbours
+        self.latest: dict[str, DetectorObservation] = {}
+        #: which detectors share a zone with another live intersection's (None: to be rebuilt)
+        self._peers: dict[str, Peers] | None = None
 
     # -- lookups (also for the HTTP API) ---------------------------------------------------------
     def known(self, intersection_id: str) -> bool:
@@ -310,7 +315,10 @@ class ControlDesk:
         if slot is None:
             self.unconfigured_frames += 1
             return None
-        step = slot.control.on_observation(obs)
+        self.latest[obs.intersection_id] = obs
+        if self._peers is None:
+            self._peers = zone_peers(s.control.intersection for s in self.live.values())
+        step = slot.control.on_observation(with_neighbours(obs, self._peers.get(obs.intersection_id, {}), self.latest))
         slot.clock_s = obs.time_s
         degraded = slot.quality.observe(obs)
         out.waits += slot.waits.observe(obs, slot.shown)
@@ -428,6 +436,7 @@ class ControlDesk:
     def _start(self, out: Outbox, cfg: DeskConfig, control: IntersectionControl) -> None:
         slot = Slot(cfg, control)
         self.live[cfg.intersection_id] = slot
+        self._peers = None  # a new model may share zones with its neighbours'
         detail = {
             "session": cfg.session,
             "controller": cfg.controller,
@@ -494,6 +503,7 @@ class ControlDesk:
             return None
         slot = Slot(cfg, control)
         self.live[iid] = slot
+        self._peers = None
         at_s = max((p.at_s for p in saved.stale), default=cfg.event_time.timestamp())
         out.plans += saved.stale
         reason = "worker restarted; pending proposals do not survive it"

@@ -107,7 +107,7 @@ _TOP = frozenset(
 )
 _GROUP = frozenset({"id", "kind", "min_green_s", "yellow_s", "red_yellow_s", "max_wait_s"})
 _STAGE = frozenset({"id", "groups", "min_green_s", "max_green_s"})
-_LANE = frozenset({"id", "group", "downstream", "saturation_flow_vph", "detector", "length_m"})
+_LANE = frozenset({"id", "group", "downstream", "saturation_flow_vph", "detector", "length_m", "zone"})
 
 
 def _group(raw: object, where: str) -> SignalGroup:
@@ -139,7 +139,7 @@ def _stage(raw: object, where: str) -> Stage:
 
 def _lane(raw: object, where: str) -> LaneArea:
     la = _obj(raw, where, _LANE)
-    group, detector, length = la.get("group"), la.get("detector"), la.get("length_m")
+    group, detector, length, zone = la.get("group"), la.get("detector"), la.get("length_m"), la.get("zone")
     downstream = _list(la.get("downstream", []), f"{where}.downstream", MAX_LANE_AREAS)
     return LaneArea(
         _str(la.get("id"), f"{where}.id"),
@@ -148,6 +148,7 @@ def _lane(raw: object, where: str) -> LaneArea:
         saturation_flow_vph=_num(la.get("saturation_flow_vph", 1800.0), f"{where}.saturation_flow_vph"),
         detector=None if detector is None else _str(detector, f"{where}.detector"),
         length_m=None if length is None else _num(length, f"{where}.length_m"),
+        zone=None if zone is None else _str(zone, f"{where}.zone"),
     )
 
 
@@ -276,6 +277,7 @@ def intersection_to_dict(intersection: Intersection) -> dict[str, Any]:
                 "saturation_flow_vph": la.saturation_flow_vph,
                 **({"detector": la.detector} if la.detector else {}),
                 **({"length_m": la.length_m} if la.length_m is not None else {}),
+                **({"zone": la.zone} if la.zone else {}),
             }
             for la in intersection.lanes
         ],

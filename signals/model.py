@@ -118,6 +118,11 @@ class LaneArea:
     #: length of the detection zone along the lane in metres (None: not known): the most
     #: vehicles it can hold, hence the most a reading - or the estimate of a dead detector - can show
     length_m: float | None = None
+    #: the stretch of road the detection zone covers, named alike by every intersection whose
+    #: detectors cover it (the SUMO reader names it by its lanes). Two intersections' detectors on
+    #: one zone - the upstream signal's exit, the downstream signal's approach on a short link -
+    #: see the same vehicles, so each can stand in for the other (``signals/corridor.py``)
+    zone: str | None = None
 
     @property
     def measured_by(self) -> str:

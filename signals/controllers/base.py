@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from signals.explain import StageDecision
@@ -24,6 +24,16 @@ class LaneMeasurement:
 
 
 @dataclass(frozen=True)
+class NeighbourReading:
+    """A neighbouring intersection's reading of a zone this intersection measures too (the exit
+    of the upstream signal is the approach of the next one on a short link): a second witness."""
+
+    intersection_id: str
+    detector_id: str
+    reading: LaneMeasurement
+
+
+@dataclass(frozen=True)
 class DetectorObservation:
     """All detector lane areas of one intersection for one interval (the detector frame)."""
 
@@ -31,6 +41,9 @@ class DetectorObservation:
     time_s: float
     interval_s: float
     lanes: Mapping[str, LaneMeasurement]
+    #: own detector id -> a neighbour's recent reading of the same zone (``signals/corridor.py``);
+    #: empty when no neighbour shares a zone or none is controlled by the same worker
+    neighbours: Mapping[str, NeighbourReading] = field(default_factory=dict)
 
     def queue(self, lane_id: str) -> float:
         """Queue in vehicles; missing or non-finite readings count as 0 (no evidence of demand)."""

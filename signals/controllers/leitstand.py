@@ -32,6 +32,13 @@ The rule, in the spirit of actuated control and SURTRAC's queue/platoon clearing
   it changes: in that time every group has had green, and a queue that green serves, or that one
   more vehicle joins, changes the reading. A detector stuck with vehicles in its zone otherwise
   holds green for them to the stage's maximum, every cycle;
+* **a neighbour's detector stands in for a broken one** (corridor awareness): on a short link the
+  upstream signal's exit zone is the downstream signal's approach zone (``LaneArea.zone``), and the
+  shell attaches the neighbour's recent reading of it (``DetectorObservation.neighbours``,
+  ``signals/corridor.py``). A detector of one's own that is missing, frozen as above, or unchanged
+  while the neighbour's reading of the same vehicles changed ``MISSED_CHANGES`` times (stuck
+  empty: from inside one intersection exactly an empty lane) is replaced by the neighbour's
+  reading, for approaches and exits alike, and the explanation names the lender;
 * minimum and maximum greens, intergreens and every group's maximum wait are enforced exactly
   as for max-pressure (the same plan bookkeeping, earliest-deadline-first wait guard), and the
   safety validator still checks every plan.
@@ -43,7 +50,7 @@ on networks it never saw (generated grids) - read the figures with that in mind.
 
 from __future__ import annotations
 
-from signals.controllers.base import DetectorObservation, LaneMeasurement
+from signals.controllers.base import DetectorObservation, LaneMeasurement, NeighbourReading
 from signals.controllers.maxpressure import MaxPressureController
 from signals.explain import StageDecision
 from signals.model import Intersection, SignalPlan
@@ -62,6 +69,10 @@ JAM_SPACING_M = 7.5
 #: frozen: every group has been green in between (the wait guard), so a live queue would have
 #: moved or grown. Not tuned: the smallest multiple that spans a full wait and the green after it
 FROZEN_AFTER_WAITS = 2.0
+#: a reading that stayed exactly the same while a neighbour's detector on the same zone saw it
+#: change this many times is frozen: each change is a vehicle entering, leaving or stopping that a
+#: working detector would have seen too (one or two can be frames of different seconds). Not tuned
+MISSED_CHANGES = 3
 
 
 def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
@@ -74,7 +85,7 @@ def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
 
 class LeitstandController(MaxPressureController):
     name = "leitstand"
-    version = "1.3"
+    version = "1.4"
 
     def __init__(
         self,
@@ -119,43 +130,75 @@ class LeitstandController(MaxPressureController):
         self._rate_per_share: float | None = None
         #: estimated queue of each approach lane whose detector is dead or frozen
         self._estimated: dict[str, float] = {}
-        #: approach detector -> (its last reading, the second it first read so)
+        #: detectors of the exit areas (their readings only ever gate green, never call it)
+        self._exits = {la.measured_by for la in intersection.lanes if la.group is None} - set(self._approaches)
+        #: approach or exit detector -> (its last reading, the second it first read so)
         self._unchanged: dict[str, tuple[LaneMeasurement, float]] = {}
-        #: approach detectors whose occupied reading has stood still for ``_frozen_after_s``
-        self._frozen: set[str] = set()
+        #: detector -> (a neighbour's last reading of its zone, its changes since ours last changed)
+        self._witness: dict[str, tuple[LaneMeasurement, int]] = {}
+        #: detectors taken as frozen -> why ("with vehicles standing" / the neighbour that saw a change)
+        self._frozen: dict[str, str] = {}
         self._frozen_after_s = FROZEN_AFTER_WAITS * intersection.max_wait_s
+        #: detectors whose reading this decision is a neighbour's (own one missing or frozen)
+        self._lent: dict[str, NeighbourReading] = {}
 
     def _watch_frozen(self, obs: DetectorObservation) -> None:
-        """Mark approach readings that have not changed, with a vehicle in the zone, for
-        ``_frozen_after_s``; a reading that changes (or goes missing) is unmarked at once."""
-        for d in self._approaches:
+        """Mark readings that have not changed: an approach's for ``_frozen_after_s`` with a vehicle
+        in the zone, or any one while a neighbour saw its zone change ``MISSED_CHANGES`` times; a
+        reading that changes (or goes missing) is unmarked at once."""
+        for d, lender in obs.neighbours.items():
+            seen = self._witness.get(d)
+            if seen is None:
+                self._witness[d] = (lender.reading, 0)
+            elif seen[0] != lender.reading:
+                self._witness[d] = (lender.reading, seen[1] + 1)
+        for d in (*self._approaches, *self._exits):
             m = obs.lanes.get(d)
             if m is None:
                 self._unchanged.pop(d, None)
-                self._frozen.discard(d)
+                self._frozen.pop(d, None)
                 continue
             since = self._unchanged.get(d)
             if since is None or since[0] != m:
                 self._unchanged[d] = (m, obs.time_s)
-                self._frozen.discard(d)
-            elif obs.queue(d) >= 1.0 and obs.time_s - since[1] >= self._frozen_after_s:
-                self._frozen.add(d)
+                self._frozen.pop(d, None)
+                if d in self._witness:
+                    self._witness[d] = (self._witness[d][0], 0)
+                continue
+            nb = obs.neighbours.get(d)
+            if nb is not None and self._witness[d][1] >= MISSED_CHANGES:
+                self._frozen[d] = f"while {nb.intersection_id}'s {nb.detector_id} saw the same zone change {MISSED_CHANGES}+ times"
+            elif d in self._approaches and obs.queue(d) >= 1.0 and obs.time_s - since[1] >= self._frozen_after_s:
+                self._frozen[d] = f"for {self._frozen_after_s:g} s with vehicles standing"
+
+    def _lend(self, obs: DetectorObservation) -> DetectorObservation:
+        """``obs`` with a neighbour's reading in place of each missing or frozen one it can replace."""
+        self._lent = {
+            d: nb
+            for d, nb in obs.neighbours.items()
+            if (d in self._approaches or d in self._exits) and (d not in obs.lanes or d in self._frozen)
+        }
+        if not self._lent:
+            return obs
+        lanes = dict(obs.lanes) | {d: nb.reading for d, nb in self._lent.items()}
+        return DetectorObservation(obs.intersection_id, obs.time_s, obs.interval_s, lanes, obs.neighbours)
 
     def _estimate_blind(self, obs: DetectorObservation) -> None:
-        """Advance the point-queue estimate of every approach lane missing from this frame or frozen."""
+        """Advance the point-queue estimate of every approach lane missing from this frame or frozen
+        (and not lent a neighbour's reading)."""
         dt = obs.interval_s if obs.interval_s > 0 else self.decision_interval_s
-        # a frozen count is no measured arrival rate either
-        working = [d for d in self._approaches if d in obs.lanes and d not in self._frozen]
+        # a frozen count is no measured arrival rate either, nor is a neighbour's exit count
+        working = [d for d in self._approaches if d in obs.lanes and d not in self._frozen and d not in self._lent]
         share_sum = sum(self._approaches[d][1] for d in working)
         if working and share_sum > 0:
             measured = sum(obs.count(d) for d in working) / dt / share_sum
             alpha = min(1.0, dt / RATE_WINDOW_S)
             prev = self._rate_per_share
             self._rate_per_share = measured if prev is None else prev + alpha * (measured - prev)
-        blind = [d for d in self._approaches if d not in obs.lanes or d in self._frozen]
+        blind = [d for d in self._approaches if d not in obs.lanes or (d in self._frozen and d not in self._lent)]
         for d in list(self._estimated):
-            if d in obs.lanes and d not in self._frozen:
-                del self._estimated[d]  # the detector is back (or its reading moved): trust it again
+            if d not in blind:
+                del self._estimated[d]  # the detector is back, its reading moved, or a neighbour's stands in
         if not blind:
             return
         green = self._green_at(obs.time_s)
@@ -196,6 +239,7 @@ class LeitstandController(MaxPressureController):
         intersection = self.intersection
         now = observation.time_s
         self._watch_frozen(observation)
+        observation = self._lend(observation)
         self._estimate_blind(observation)
         repeat = self._not_due(observation)
         if repeat is not None:
@@ -243,9 +287,11 @@ class LeitstandController(MaxPressureController):
         silent = sorted(d for d in self._estimated if d not in self._frozen)
         if silent:
             effect += f"; no data from {', '.join(silent)}: queue estimated from the fixed program's split"
-        if self._frozen:
-            effect += (
-                f"; reading of {', '.join(sorted(self._frozen))} unchanged for {self._frozen_after_s:g} s with vehicles "
-                "standing: taken as frozen, queue estimated from the fixed program's split"
-            )
+        for d in sorted(self._frozen):
+            effect += f"; reading of {d} unchanged {self._frozen[d]}: taken as frozen"
+            if d not in self._lent and d in self._estimated:
+                effect += ", queue estimated from the fixed program's split"
+        for d, nb in sorted(self._lent.items()):
+            why = "frozen" if d in self._frozen else "silent"
+            effect += f"; {d} ({why}) read by {nb.intersection_id}'s detector {nb.detector_id} on the same zone"
         return self._emit(now, rule, inputs, effect)

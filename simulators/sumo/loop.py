@@ -33,6 +33,7 @@ import sumolib
 
 from signals.adapter import StageAdapter
 from signals.control import IntersectionControl, Mode
+from signals.corridor import Peers, with_neighbours, zone_peers
 from signals.explain import StageDecision
 from signals.loader import intersection_to_dict
 from signals.monitor import SafetyMonitor
@@ -198,6 +199,7 @@ class InProcessSource:
         self.mode = mode
         self.params = params
         self.controls: dict[str, IntersectionControl] = {}
+        self.peers: dict[str, Peers] = {}
         self.session = ""
 
     def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str, epoch_s: float) -> None:
@@ -211,14 +213,18 @@ class InProcessSource:
             )
             for tid, s in signals.items()
         }
+        self.peers = zone_peers(s.intersection for s in signals.values())
 
     def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
+        """Every intersection's decision on this step's frames; each sees its neighbours' frames
+        of the same step where they share a zone (as the worker's control desk does)."""
         out = {}
-        for frame in frames:
-            obs = observation_from_frame(frame)
-            step = self.controls[frame.intersection_id].on_observation(obs)
+        latest = {f.intersection_id: observation_from_frame(f) for f in frames}
+        for tid, own in latest.items():
+            obs = with_neighbours(own, self.peers.get(tid, {}), latest)
+            step = self.controls[tid].on_observation(obs)
             msg = plan_message(step.drive, self.session, changed=step.changed, now_s=obs.time_s)
-            out[frame.intersection_id] = decision_from_message(msg)
+            out[tid] = decision_from_message(msg)
         return out
 
     @property

@@ -299,6 +299,7 @@ def _lane_areas(
     feeds: dict[tuple[str, str], set[str]] = defaultdict(set)
     detectors: dict[str, tuple[str, str]] = {}
     length: dict[str, float] = {}
+    zone: dict[str, str] = {}
     for idx, cs in conns.items():
         group = link_groups[idx] if idx < len(link_groups) else None
         for c in cs:
@@ -310,12 +311,20 @@ def _lane_areas(
             detectors[din] = (in_lane.getID(), "in")
             detectors[dout] = (out_lane.getID(), "out")
             length[din], length[dout] = zone_length_m(in_lane, "in"), zone_length_m(out_lane, "out")
+            zone[din], zone[dout] = zone_id(in_lane, "in"), zone_id(out_lane, "out")
             feeds[(din, group)].add(dout)
     exits = sorted({d for d, (_, kind) in detectors.items() if kind == "out"})
-    lanes = [LaneArea(id=d, group=None, length_m=round(length[d], 2)) for d in exits]
+    lanes = [LaneArea(id=d, group=None, length_m=round(length[d], 2), zone=zone[d]) for d in exits]
     for (din, group), outs in sorted(feeds.items()):
         lanes.append(
-            LaneArea(id=f"{din}@{group}", group=group, downstream=tuple(sorted(outs)), detector=din, length_m=round(length[din], 2))
+            LaneArea(
+                id=f"{din}@{group}",
+                group=group,
+                downstream=tuple(sorted(outs)),
+                detector=din,
+                length_m=round(length[din], 2),
+                zone=zone[din],
+            )
         )
     return tuple(lanes), detectors
 
@@ -339,6 +348,19 @@ def detection_zone(lane: sumolib.net.lane.Lane, upstream: bool) -> list[sumolib.
         chain = [nxt[0], *chain] if upstream else [*chain, nxt[0]]
         length += nxt[0].getLength()
     return chain
+
+
+def zone_id(lane: sumolib.net.lane.Lane, kind: str) -> str:
+    """The name of the road a detection zone covers: its lanes in driving order (hashed past 64
+    characters). An exit zone starting at a signal and an approach zone ending at the next one get
+    the same name exactly when both cover the whole link between them, i.e. see the same vehicles."""
+    chain = detection_zone(lane, upstream=kind == "in")
+    raw = "+".join(x.getID() for x in chain)
+    if sum(x.getLength() for x in chain) > APPROACH_M:  # the detector covers one end of the road only
+        raw += f"@{'end' if kind == 'in' else 'start'}"
+    if len(raw) <= 64:
+        return raw
+    return f"{raw[:40]}~{hashlib.blake2b(raw.encode(), digest_size=6).hexdigest()}"
 
 
 def zone_length_m(lane: sumolib.net.lane.Lane, kind: str) -> float:
