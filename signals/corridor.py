@@ -2,14 +2,15 @@
 
 On a short link between two signals the upstream signal's exit zone and the downstream signal's
 approach zone are the same stretch of road (``LaneArea.zone`` names it alike in both models), so
-two independent detectors see the same vehicles. When one of them dies or freezes, the other still
-tells the truth: a detector stuck reading *empty* on a 12 m link looks exactly like an empty lane
-from inside its own intersection (ingolstadt21 seed 5 jammed through one), but not beside the
+two independent detectors see the same vehicles. When one of them freezes, the other still tells
+the truth: a detector stuck reading *empty* on a 12 m link looks exactly like an empty lane from
+inside its own intersection (ingolstadt21 seed 5 jammed through one), but not beside the
 neighbour's reading of the same vehicles.
 
 Pure functions over the models and the latest frames; the control desk (stream) and the SUMO
-in-process source call them with the frames they hold. Decisions stay per intersection: a
-neighbour's reading only ever replaces a reading of one's own that is missing or frozen.
+in-process source call them with the frames they hold. Decisions stay per intersection and the
+controller decides what a neighbour's reading is worth: leitstand uses it to find a frozen
+reading of its own and to stand in for it (not for a dead one, whose estimate did better).
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ class LeitstandController(MaxPressureController):
         #: detectors taken as frozen -> why ("with vehicles standing" / the neighbour that saw a change)
         self._frozen: dict[str, str] = {}
         self._frozen_after_s = FROZEN_AFTER_WAITS * intersection.max_wait_s
-        #: detectors whose reading this decision is a neighbour's (own one missing or frozen)
+        #: detectors whose reading this decision is a neighbour's (own one frozen)
         self._lent: dict[str, NeighbourReading] = {}
 
     def _watch_frozen(self, obs: DetectorObservation) -> None:
