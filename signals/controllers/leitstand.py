@@ -132,7 +132,9 @@ class LeitstandController(MaxPressureController):
         #: estimated queue of each approach lane whose detector is dead or frozen
         self._estimated: dict[str, float] = {}
         #: detectors of the exit areas (their readings only ever gate green, never call it)
-        self._exits = {la.measured_by for la in intersection.lanes if la.group is None} - set(self._approaches)
+        exits = {la.measured_by for la in intersection.lanes if la.group is None} - set(self._approaches)
+        #: every detector whose reading is watched for freezing: approaches first, then exits
+        self._watched = (*self._approaches, *sorted(exits))
         #: approach or exit detector -> (its last reading, the second it first read so)
         self._unchanged: dict[str, tuple[LaneMeasurement, float]] = {}
         #: detector -> (a neighbour's last reading of its zone, its changes since ours last changed)
@@ -153,7 +155,7 @@ class LeitstandController(MaxPressureController):
                 self._witness[d] = (lender.reading, 0)
             elif seen[0] != lender.reading:
                 self._witness[d] = (lender.reading, seen[1] + 1)
-        for d in (*self._approaches, *self._exits):
+        for d in self._watched:
             m = obs.lanes.get(d)
             if m is None:
                 self._unchanged.pop(d, None)
@@ -177,8 +179,8 @@ class LeitstandController(MaxPressureController):
         keeps the zone-bounded estimate (approaches) or counts as no evidence (exits), as in 1.3:
         on ingolstadt21 seed 2 with 10 % dead detectors, reading the one dead shared approach
         through its neighbour gave 146.5 s against the estimate's 63.7 (docs/signals.md)."""
-        own = self._exits.union(self._approaches)
-        self._lent = {d: nb for d, nb in obs.neighbours.items() if d in own and d in obs.lanes and d in self._frozen}
+        # frozen detectors are watched ones with a reading in this frame (``_watch_frozen``)
+        self._lent = {d: nb for d, nb in obs.neighbours.items() if d in self._frozen}
         if not self._lent:
             return obs
         lanes = dict(obs.lanes) | {d: nb.reading for d, nb in self._lent.items()}
@@ -188,8 +190,8 @@ class LeitstandController(MaxPressureController):
         """Advance the point-queue estimate of every approach lane missing from this frame or frozen
         (and not lent a neighbour's reading)."""
         dt = obs.interval_s if obs.interval_s > 0 else self.decision_interval_s
-        # a frozen count is no measured arrival rate either, nor is a neighbour's exit count
-        working = [d for d in self._approaches if d in obs.lanes and d not in self._frozen and d not in self._lent]
+        # a frozen count is no measured arrival rate either (nor the neighbour's lent in its place)
+        working = [d for d in self._approaches if d in obs.lanes and d not in self._frozen]
         share_sum = sum(self._approaches[d][1] for d in working)
         if working and share_sum > 0:
             measured = sum(obs.count(d) for d in working) / dt / share_sum

@@ -77,12 +77,17 @@ class SumoSignals:
     detectors: Mapping[str, tuple[str, str]]
 
 
+def _at_most_64(prefix: str, name: str) -> str:
+    """``prefix + name``, or, past 64 characters (the record's and the model's id limit), the
+    prefix, the name's first 40 characters and a hash of the whole name: readable and unique."""
+    if len(prefix) + len(name) <= 64:
+        return prefix + name
+    return f"{prefix}{name[:40]}~{hashlib.blake2b(name.encode(), digest_size=6).hexdigest()}"
+
+
 def detector_id(kind: str, lane_id: str) -> str:
     """Readable, unique and at most 64 characters (the frame record's limit)."""
-    raw = f"{kind}:{lane_id}"
-    if len(raw) <= 64:
-        return raw
-    return f"{kind}:{lane_id[:40]}~{hashlib.blake2b(lane_id.encode(), digest_size=6).hexdigest()}"
+    return _at_most_64(f"{kind}:", lane_id)
 
 
 def load_sumo_net(net_file: str | Path) -> sumolib.net.Net:
@@ -351,16 +356,14 @@ def detection_zone(lane: sumolib.net.lane.Lane, upstream: bool) -> list[sumolib.
 
 
 def zone_id(lane: sumolib.net.lane.Lane, kind: str) -> str:
-    """The name of the road a detection zone covers: its lanes in driving order (hashed past 64
-    characters). An exit zone starting at a signal and an approach zone ending at the next one get
+    """The name of the road a detection zone covers: its lanes in driving order (``_at_most_64``).
+    An exit zone starting at a signal and an approach zone ending at the next one get
     the same name exactly when both cover the whole link between them, i.e. see the same vehicles."""
     chain = detection_zone(lane, upstream=kind == "in")
     raw = "+".join(x.getID() for x in chain)
     if sum(x.getLength() for x in chain) > APPROACH_M:  # the detector covers one end of the road only
         raw += f"@{'end' if kind == 'in' else 'start'}"
-    if len(raw) <= 64:
-        return raw
-    return f"{raw[:40]}~{hashlib.blake2b(raw.encode(), digest_size=6).hexdigest()}"
+    return _at_most_64("", raw)
 
 
 def zone_length_m(lane: sumolib.net.lane.Lane, kind: str) -> float:
