@@ -6,6 +6,7 @@ the Apache Kafka half with the reason printed (``-ra`` shows it).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import uuid
@@ -30,11 +31,56 @@ CACHE_DIR = Path(os.environ.get("LEITSTAND_CACHE_DIR", REPO / ".leitstand" / "ca
 TIMINGS_FILE = REPO / ".leitstand" / "test-timings.json"
 
 
+#: Integration and browser modules that keep the CPU busy by themselves: simulations (the demo's
+#: city, SUMO), model fits, load generators, fuzzers, stress-ng. scripts/test runs the tests
+#: outside tests/unit in two processes (pytest-xdist, ``--dist loadgroup``); these modules form
+#: one group, so they run one after another in one process and never beside each other, while the
+#: other process works through the modules that mostly wait on brokers and workers.
+CPU_BOUND_MODULES = frozenset(
+    {
+        "test_demo",
+        "test_forecasting",
+        "test_sumo_cosim",
+        "test_bench_city",
+        "test_bench_alarm_latency",
+        "test_bench_pipeline",
+        "test_pipeline",
+        "test_http_api_fuzz",
+        "test_control_recovery",
+        "test_simulate_city",
+        "test_signal_fairness",
+    }
+)
+
+
+def xdist_group_of(path: Path) -> str | None:
+    """The process-sharing group of a test module outside tests/unit: its own module (its
+    module-scoped fixtures are set up once), or the CPU-bound group. Unit tests run with
+    ``--dist loadfile`` and need none."""
+    if "unit" in path.relative_to(REPO).parts[:2]:
+        return None
+    return "cpu-bound" if path.stem in CPU_BOUND_MODULES else path.relative_to(REPO).with_suffix("").as_posix()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = xdist_group_of(Path(str(item.path)))
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(name=group))
+
+
 def _record_timing(name: str, seconds: float) -> None:
+    """Add one figure to the timings file; the integration tests run in two processes
+    (pytest-xdist), so read-modify-write happens under a lock and each process's figure carries
+    its name (``tansu_broker_ready_s@gw1``)."""
     TIMINGS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(TIMINGS_FILE.read_text()) if TIMINGS_FILE.exists() else {}
-    data[name] = round(seconds, 3)
-    TIMINGS_FILE.write_text(json.dumps(data, indent=2))
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    key = f"{name}@{worker}" if worker else name
+    with open(TIMINGS_FILE.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(TIMINGS_FILE.read_text()) if TIMINGS_FILE.exists() else {}
+        data[key] = round(seconds, 3)
+        TIMINGS_FILE.write_text(json.dumps(data, indent=2))
 
 
 def _start_on_a_free_port(engine: str, state: Path, attempts: int = 3) -> BrokerInfo:

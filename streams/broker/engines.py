@@ -12,6 +12,7 @@ effects on both brokers.
 from __future__ import annotations
 
 import base64
+import fcntl
 import importlib.resources
 import os
 import shutil
@@ -72,11 +73,25 @@ def _require(tool: str, hint: str) -> str:
 
 
 def kafka_libs(cache_dir: Path, *, progress: bool = False) -> Path:
-    """The broker's jars, fetched once from Maven Central into ``cache_dir``."""
+    """The broker's jars, fetched once from Maven Central into ``cache_dir``.
+
+    Two processes may want them at the same moment (two brokers started together, the test
+    suite's parallel workers on a fresh machine): an exclusive lock on a file beside the jars lets
+    one fetch while the other waits and then finds them complete, instead of two Maven runs
+    writing the same directory."""
     libs = (Path(cache_dir) / f"kafka-{KAFKA_VERSION}" / "libs").resolve()
     marker = libs.parent / "complete"
     if marker.exists():
         return libs
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    with open(libs.parent / "fetch.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():  # fetched by the process we waited for
+            return libs
+        return _fetch_kafka_libs(libs, marker, progress=progress)
+
+
+def _fetch_kafka_libs(libs: Path, marker: Path, *, progress: bool) -> Path:
     mvn = _require("mvn", "install Maven: apt-get install maven")
     _require("java", "install a JDK 17+: apt-get install openjdk-17-jre-headless")
     libs.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,118 @@
+"""Corridor awareness through a real broker and a `control` worker (issue 13), both brokers.
+
+Two intersections, A and B, share one short link: A's east exit and B's west approach are one
+detection zone (``zone`` in both models). B's W_in detector is stuck reading an empty lane while
+A's exit detector sees the vehicles on the same stretch come and go. The worker controls both;
+B's decisions, published on ``signals.plans``, read A's detector in place of the frozen one and
+say so in the operator's sentence. The same frames with a model of A that names no zone lend
+nothing. The pure rules are tested in tests/unit/signals/test_corridor.py; this is the path
+through topics, codecs and the worker's desk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.kafka_io import ensure_topics
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
+
+from .test_alarm_lifecycle import _send, _wait_for
+from .test_signal_control import MODEL
+
+pytestmark = pytest.mark.integration
+
+LINK = "link-A-B"
+STEPS = 40  # one-second frames of each intersection; B's detector is frozen after 3 missed changes
+LENT = "W_in (frozen) read by A's detector E_out on the same zone"
+
+
+def _model(iid: str, zoned_lane: str | None) -> dict[str, Any]:
+    doc = json.loads(json.dumps(MODEL))
+    doc["id"] = iid
+    for lane in doc["lane_areas"]:
+        if lane["id"] == zoned_lane:
+            lane["zone"] = LINK
+    return doc
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
+
+
+def _frame(iid: str, t: float, step: int) -> dict[str, Any]:
+    """Live approaches (a vehicle joins every other second); at A a queue on the exit into the
+    link, at B that link's approach detector stuck at zero."""
+    live = {"detector_id": "", "count": int(step % 4 == 0), "occupancy": 0.2, "queue_veh": 1.0 + step % 2, "vehicles": 2.0 + step % 2}
+    detectors = [{**live, "detector_id": d} for d in ("N_in", "S_in", "N_left", "S_left")]
+    if iid == "A":
+        detectors.append({"detector_id": "E_out", "count": 0, "occupancy": 0.7, "queue_veh": 4.0, "vehicles": 5.0 + step % 2})
+    else:
+        detectors.append({"detector_id": "W_in", "count": 0, "occupancy": 0.0, "queue_veh": 0.0, "vehicles": 0.0})
+    return {"schema_version": 1, "event_time": _iso(t), "intersection_id": iid, "interval_s": 1.0, "detectors": detectors}
+
+
+def _config(iid: str, zoned_lane: str | None, t: float, session: str) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "event_time": _iso(t),
+        "intersection_id": iid,
+        "model": _model(iid, zoned_lane),
+        "controller": "leitstand",
+        "mode": "automatic",
+        "session": session,
+    }
+
+
+def _b_summaries(plans: list[dict[str, Any]], session: str) -> list[str]:
+    return [
+        p["explanation"]["summary"] for p in plans if p["intersection_id"] == "B" and p["session"] == session and p["status"] != "pending"
+    ]
+
+
+def _run(s, t0: float, session: str, a_zone: str | None) -> list[str]:
+    """Configure A (zoned or not) and B, feed both intersections' frames paced about as the
+    detectors send them, and return B's decision sentences of this session."""
+    asyncio.run(_send(s, "signals.config", [_config("A", a_zone, t0, session), _config("B", "W_in", t0, session)], "intersection_id"))
+
+    def started(audit: list[dict[str, Any]]) -> set[str]:
+        return {a["intersection_id"] for a in audit if a["session"] == session and a["action"] == "control_started"}
+
+    audit = _wait_for(s, "signals.audit", lambda rs: started(rs) == {"A", "B"}, 30)
+    assert started(audit) == {"A", "B"}, audit
+    for step in range(STEPS):
+        # each second's pair together: a neighbour's frame is lent only while fresh (5 s)
+        asyncio.run(_send(s, "sensors.intersection", [_frame("A", t0 + step, step), _frame("B", t0 + step, step)], "intersection_id"))
+        time.sleep(0.1)
+    plans = _wait_for(s, "signals.plans", lambda rs: len(_b_summaries(rs, session)) >= STEPS, 60)
+    summaries = _b_summaries(plans, session)
+    if len(summaries) != STEPS:
+        seen = Counter((p["intersection_id"], p["session"], p["status"]) for p in plans)
+        rejected = [d.get("reason") for d in _wait_for(s, "deadletter", bool, 2)]
+        raise AssertionError(f"{len(summaries)} decisions of B in session {session}; plans {dict(seen)}; dead letters {rejected[:3]}")
+    return summaries
+
+
+def test_a_frozen_detector_is_read_through_the_neighbour_on_the_same_worker(broker, settings_for, tmp_path: Path) -> None:
+    s = settings_for(broker)
+    asyncio.run(ensure_topics(s))
+    worker = WorkerProcess(settings_env({**same_place(s), "worker_role": "control"}), tmp_path / "worker.log", free_port())
+    worker.start(timeout_s=90)
+    try:
+        t0 = time.time() - 3600.0
+        zoned = _run(s, t0, "corridor", a_zone="E_out")
+        assert any(LENT in text for text in zoned), zoned[-3:]
+        assert any("W_in unchanged while A's E_out saw the same zone change" in text for text in zoned), zoned[-3:]
+        # A's model without the zone (a new session): B's stuck detector is nobody's to read
+        plain = _run(s, t0 + STEPS + 10, "corridor-plain", a_zone=None)
+        assert all("read by" not in text for text in plain), [t for t in plain if "read by" in t][:1]
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.log_tail()
