@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,10 @@ TIMINGS_FILE = REPO / ".leitstand" / "test-timings.json"
 
 
 #: Integration and browser modules that keep the CPU busy by themselves: simulations (the demo's
-#: city, SUMO), model fits, load generators, fuzzers, stress-ng. scripts/test runs the tests
-#: outside tests/unit in two processes (pytest-xdist, ``--dist loadgroup``); these modules form
-#: one group, so they run one after another in one process and never beside each other, while the
-#: other process works through the modules that mostly wait on brokers and workers.
+#: city, SUMO), model fits, load generators, stress-ng. scripts/test runs the tests outside
+#: tests/unit in two processes (pytest-xdist, ``--dist loadscope`` with the scheduler below); these
+#: modules form one scope, so they run one after another in one process and never beside each
+#: other, while the other process works through the modules that mostly wait on brokers and workers.
 CPU_BOUND_MODULES = frozenset(
     {
         "test_demo",
@@ -45,7 +46,6 @@ CPU_BOUND_MODULES = frozenset(
         "test_bench_alarm_latency",
         "test_bench_pipeline",
         "test_pipeline",
-        "test_http_api_fuzz",
         "test_control_recovery",
         "test_simulate_city",
         "test_signal_fairness",
@@ -53,20 +53,44 @@ CPU_BOUND_MODULES = frozenset(
 )
 
 
-def xdist_group_of(path: Path) -> str | None:
-    """The process-sharing group of a test module outside tests/unit: its own module (its
-    module-scoped fixtures are set up once), or the CPU-bound group. Unit tests run with
-    ``--dist loadfile`` and need none."""
-    if "unit" in path.relative_to(REPO).parts[:2]:
+def xdist_scope_of(nodeid: str) -> str:
+    """The unit of work one process takes: the test's module (its module-scoped fixtures are set
+    up once), or the CPU-bound group."""
+    module = nodeid.split("::", 1)[0]
+    return "cpu-bound" if Path(module).stem in CPU_BOUND_MODULES else module
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope`` with the scopes of ``xdist_scope_of``. (``--dist loadgroup`` with
+    ``xdist_group`` marks cannot do it: pytest-xdist 3.8 renames the items through an attribute
+    that pytest 9 no longer reads, so the marks are silently ignored.)
+
+    It also refuses tests that share a node id, which pytest-xdist tracks work by: schemathesis
+    collects one item per API operation under the test function's id, and in two processes 1 of
+    the 12 operations of test_http_api_fuzz.py ran while the run reported success. scripts/test
+    runs that module in a process of its own; this keeps the hole from reopening."""
+    dist = config.getoption("dist")
+    if dist not in ("loadscope", "loadfile"):
         return None
-    return "cpu-bound" if path.stem in CPU_BOUND_MODULES else path.relative_to(REPO).with_suffix("").as_posix()
+    from xdist.scheduler import LoadFileScheduling, LoadScopeScheduling  # type: ignore[import-untyped]
 
+    class Checked(LoadScopeScheduling):
+        def schedule(self) -> None:
+            if self.collection is None and self.collection_is_completed:
+                ids: list[str] = next(iter(self.registered_collections.values()), [])
+                shared = [nodeid for nodeid, n in Counter(ids).items() if n > 1]
+                if shared:
+                    raise RuntimeError(f"node ids that name more than one test (pytest-xdist would run one of each): {shared[:3]}")
+            super().schedule()
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        group = xdist_group_of(Path(str(item.path)))
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(name=group))
+    class ByFile(Checked):
+        _split_scope = LoadFileScheduling._split_scope
+
+    class ModuleOrCpuBound(Checked):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope_of(nodeid)
+
+    return (ByFile if dist == "loadfile" else ModuleOrCpuBound)(config, log)
 
 
 def _record_timing(name: str, seconds: float) -> None:
