@@ -49,6 +49,8 @@ CPU_BOUND_MODULES = frozenset(
         "test_control_recovery",
         "test_simulate_city",
         "test_signal_fairness",
+        # not CPU-bound, but its live-update checks count seconds: never beside the ones above
+        "test_console",
     }
 )
 
