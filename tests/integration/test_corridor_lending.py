@@ -15,7 +15,6 @@ import asyncio
 import json
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from streams.kafka_io import ensure_topics
 from streams.stack import WorkerProcess, free_port, same_place, settings_env
 
 from .test_alarm_lifecycle import _send, _wait_for
-from .test_signal_control import MODEL
+from .test_signal_control import MODEL, _iso
 
 pytestmark = pytest.mark.integration
 
@@ -41,10 +40,6 @@ def _model(iid: str, zoned_lane: str | None) -> dict[str, Any]:
         if lane["id"] == zoned_lane:
             lane["zone"] = LINK
     return doc
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
 
 
 def _frame(iid: str, t: float, step: int) -> dict[str, Any]:
