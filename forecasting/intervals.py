@@ -362,10 +362,10 @@ def conformal_offsets(
             # the corrected two-sided level, its miss budget split evenly between the tails
             level = min(1.0, config.coverage * (weights.sum() + unseen) / weights.sum())
             tail = 1.0 - (1.0 - level) / 2.0
-            k_lo = _multiplier(scores["lower"].to_numpy(), tail, weights, 0.0, config)
-            k_hi = _multiplier(scores["upper"].to_numpy(), tail, weights, 0.0, config)
+            k_lo = stretch_factor(scores["lower"].to_numpy(), tail, weights, 0.0, config)
+            k_hi = stretch_factor(scores["upper"].to_numpy(), tail, weights, 0.0, config)
         else:
-            k_lo = k_hi = _multiplier(scores["joint"].to_numpy(), config.coverage, weights, unseen, config)
+            k_lo = k_hi = stretch_factor(scores["joint"].to_numpy(), config.coverage, weights, unseen, config)
         lo, hi = lo * k_lo, hi * k_hi
     else:
         # too short a record to replay: split conformal on the errors themselves (per hour)
@@ -380,7 +380,7 @@ def conformal_offsets(
     return lo, hi
 
 
-def _multiplier(scores: np.ndarray, level: float, weights: np.ndarray, unseen: float, config: ConformalConfig) -> float:
+def stretch_factor(scores: np.ndarray, level: float, weights: np.ndarray, unseen: float, config: ConformalConfig) -> float:
     """The conformal stretch factor, bounded to [0, max_multiplier] (the largest finite score if +inf)."""
     k = conformal_quantile(scores, level, weights, unseen)
     if not np.isfinite(k):

@@ -180,3 +180,39 @@ def test_hours_are_read_on_the_given_clock() -> None:
     width, uwidth = hi - lo, uhi - ulo
     assert width[at == 10][0] < 0.4 * width[at == 8][0]
     assert uwidth[at == 10][0] > 1.3 * width[at == 10][0]
+
+
+def test_boosted_band_follows_a_spread_that_depends_on_the_day() -> None:
+    """Noise four times larger on weekends: the default (CQR) band is wider on weekend hours and
+    covers them near nominal, where the per-hour replay band (one width for all days of an hour)
+    misses far more weekend points. It fails if the band stops depending on the calendar."""
+    from forecasting.backtest import origins_between, rolling_origin
+
+    rng = np.random.default_rng(11)
+    days = 140
+    idx = pd.date_range("2024-01-01", periods=24 * days, freq="1h", tz="UTC")
+    noisy = np.asarray(weekend(idx), dtype=bool)
+    y = pd.Series(500.0 * np.tile(HOUR_PROFILE, days) + rng.normal(0, 1, len(idx)) * np.where(noisy, 80.0, 20.0), index=idx)
+    y.index.freq = pd.Timedelta("1h")
+    origins = origins_between(idx[24 * 112], idx[24 * 139], pd.Timedelta("1D"))
+
+    def outcome(interval: str) -> tuple[float, float, float, float]:
+        r = rolling_origin(y, origins, 24, "boosted", {"n_estimators": 30, "interval": interval})
+        p = r.points.dropna(subset=["y"])
+        inside = ((p["y"] >= p["yhat_lower"]) & (p["y"] <= p["yhat_upper"])).to_numpy()
+        width = (p["yhat_upper"] - p["yhat_lower"]).to_numpy()
+        we = np.asarray(weekend(pd.DatetimeIndex(p["timestamp"])), dtype=bool)
+        return inside[we].mean(), inside[~we].mean(), width[we].mean(), width[~we].mean()
+
+    cov_we, cov_wd, width_we, width_wd = outcome("cqr")
+    assert width_we > 2.0 * width_wd, (width_we, width_wd)
+    assert cov_we >= 0.7 and cov_wd >= 0.7, (cov_we, cov_wd)
+    replay_we, *_ = outcome("replay")
+    assert replay_we < cov_we - 0.1, (replay_we, cov_we)
+
+
+def test_boosted_refuses_an_unknown_interval_method() -> None:
+    from forecasting import make_forecaster
+
+    with pytest.raises(ValueError, match="interval must be one of cqr, replay"):
+        make_forecaster("boosted", interval="guess")
