@@ -18,7 +18,7 @@ the stretch factor is the weighted conformal 80 % quantile of those scores. All 
 then refitted on all history (``refit=True``) and the future band is the refitted quantile band
 stretched by that factor. Why quantile models: the spread depends on the same things as the
 level (weekends, holidays, weather, the hour), and a band per hour of day alone covered weekdays
-0.93 and weekends 0.63 on Metro Interstate. ``interval="replay"`` keeps the earlier band
+0.90 and weekends 0.63 on Metro Interstate. ``interval="replay"`` keeps the earlier band
 (:func:`forecasting.intervals.conformal_offsets`: per hour of day, stretched by day-ahead
 replays), at about half the fitting cost on long histories.
 """
