@@ -32,7 +32,7 @@ import pandas as pd
 
 from .base import INTERVAL_QUANTILES, CommonOptions, Forecaster
 from .calendar import holiday_flags, time_features
-from .intervals import DEFAULT_CONFIG, conformal_offsets, stretch_factor
+from .intervals import DEFAULT_CONFIG, conformal_offsets, recency_weights, stretch_factor, stretch_scores
 from .naive import SeasonalNaive
 
 if TYPE_CHECKING:  # lightgbm is imported where a model is trained: the CLI stays quick to start
@@ -224,15 +224,12 @@ class BoostedForecaster(Forecaster):
         # and any error there infinitely surprising
         self.band_floor_ = (min(0.1 * float(np.median(raw_lo)), -1e-9), max(0.1 * float(np.median(raw_hi)), 1e-9))
         lo, hi = self._band(raw_lo, raw_hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            s = np.where(e > 0, e / hi, np.where(e < 0, e / lo, 0.0))
-        idx = self.residuals_.index[ok]
-        cfg = DEFAULT_CONFIG
-        age = (idx[-1] - idx) / pd.Timedelta(cfg.half_life) if cfg.half_life else np.zeros(len(idx))
-        weights = 0.5 ** np.asarray(age, dtype=float)
+        s = stretch_scores(e[ok], lo[ok], hi[ok])
+        idx = pd.DatetimeIndex(self.residuals_.index[ok])
+        weights = recency_weights(idx, idx[-1], DEFAULT_CONFIG.half_life)
         # the unseen forecast counts as one point, not a day-long block: on the tuning series the
         # block count over-covered with these conditional bands (docs/forecasting.md)
-        self.stretch_ = stretch_factor(s[ok], cfg.coverage, weights, 1.0, cfg)
+        self.stretch_ = stretch_factor(s, DEFAULT_CONFIG.coverage, weights, 1.0, DEFAULT_CONFIG)
         if self.refit:
             again = [self._train(y, regressors, n, alpha=a) for a in (lo_q, hi_q)]
             if again[0] is not None and again[1] is not None:

@@ -270,15 +270,29 @@ def replay_scores(
             lo[sel[ok]], hi[sel[ok]] = dlo[blk[ok]], dhi[blk[ok]]
     lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
     e = vals[scored]
+    s = stretch_scores(e, lo, hi)
+    if not sides:
+        return pd.Series(s, index=idx[scored])
     with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.where(e > 0, np.divide(e, hi), np.where(e < 0, np.divide(e, lo), 0.0))
-        s = np.where(np.isnan(s), np.inf, s)  # e != 0 against a zero side
-        if not sides:
-            return pd.Series(s, index=idx[scored])
         # signed stretch of each side alone: e / upper and e / lower (0/0 -> 0, e/0 -> +-inf)
         up = np.where(e == 0, 0.0, np.divide(e, hi))
         down = np.where(e == 0, 0.0, np.divide(e, lo))
     return pd.DataFrame({"joint": s, "lower": down, "upper": up}, index=idx[scored])
+
+
+def stretch_scores(e: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """How far the interval (offsets ``lo`` <= 0 <= ``hi`` around the forecast) must be stretched
+    to contain each error: e / hi above, e / lo below, 0 for no error, +inf against a zero side."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(e > 0, np.divide(e, hi), np.where(e < 0, np.divide(e, lo), 0.0))
+    return np.where(np.isnan(s), np.inf, s)
+
+
+def recency_weights(index: pd.DatetimeIndex, end: pd.Timestamp, half_life: str | None) -> np.ndarray:
+    """Weights that halve every ``half_life`` before ``end`` (all 1 without a half-life)."""
+    if not half_life:
+        return np.ones(len(index))
+    return 0.5 ** np.asarray((end - index) / pd.Timedelta(half_life), dtype=float)
 
 
 def _replay_scores_slow(
@@ -349,10 +363,7 @@ def conformal_offsets(
     recent = r[r.index > r.index[-1] - pd.Timedelta(config.window)]
     scores = replay_scores(r, config, sub_daily, sides=True, day_type=day_type)
     if len(scores) >= config.min_scores:
-        weights = np.ones(len(scores))
-        if config.half_life:
-            age = (r.index[-1] - scores.index) / pd.Timedelta(config.half_life)
-            weights = 0.5 ** np.asarray(age, dtype=float)
+        weights = recency_weights(pd.DatetimeIndex(scores.index), r.index[-1], config.half_life)
         # the unit that is exchangeable (at best) is a forecast's block, not a point: the unseen
         # block weighs as much as the average replayed block at age 0
         per_block = len(scores) / max(1, len(np.unique(_block_of(scores.index, r.index[-1], config.block))))
