@@ -69,9 +69,16 @@ def load_set(data_dir: Path, which: str | Sequence[str]) -> list[LabelledFile]:
         raise FileNotFoundError(f"set {which!r} names no files under {data_dir}")
     labels = _all_labels(data_dir)
     files = []
+    unknown = [key for key in names if key not in labels]
+    if unknown:
+        where = f"a labelled NAB file (category/name.csv) in {data_dir}/*_windows.json"
+        if len(unknown) == len(names) > 3:  # not a list of NAB names at all: its lines are not echoed
+            shown = f"none of its {len(names)} lines is {where}"
+        else:
+            more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+            shown = ", ".join(repr(k[:60]) for k in unknown[:3]) + more + f": not {where}"
+        raise KeyError(f"{shown}; a set is dev, a category such as realTraffic, a comma-separated list of files or a file listing them")
     for key in names:
-        if key not in labels:
-            raise KeyError(f"{key}: no labelled windows in {data_dir}/*_windows.json")
         path = data_dir / key
         if not path.is_file():
             path = data_dir / "data" / key

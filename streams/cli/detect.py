@@ -307,8 +307,8 @@ def nab_set_benchmark(data_dir: Path, which: str, detector: str = "default") -> 
 
     try:
         files = nab_sets.load_set(data_dir, which)
-    except (OSError, ValueError, KeyError) as exc:
-        raise CliError(f"NAB set {which!r}: {exc}") from None
+    except (OSError, ValueError, LookupError) as exc:
+        raise CliError(f"NAB set {which[:60]!r}: {exc.args[0] if exc.args else exc}") from None
     scores, us_per_reading = run_detector(lambda: make_detector(detector), files)
     return {"set": which, "detector": detector, "us_per_reading": round(us_per_reading, 1), **set_report(files, scores)}
 

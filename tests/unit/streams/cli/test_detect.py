@@ -110,4 +110,9 @@ def test_bench_nab_scores_a_named_set_with_categories(tmp_path: Path) -> None:
 def test_bench_nab_set_naming_a_missing_file_is_one_line(tmp_path: Path) -> None:
     _tiny_nab(tmp_path)
     line = one_clean_line(leitstand("bench", "nab", "--data-dir", str(tmp_path), "--set", "nowhere/x.csv"))
-    assert "nowhere/x.csv" in line
+    assert "nowhere/x.csv" in line and "not a labelled NAB file" in line
+    # a file that is not a list of NAB names: the message says what a set is, not the file's text
+    listing = tmp_path / "secrets.txt"
+    listing.write_text("a-line-that-is-no-nab-name-" + "x" * 200 + "\n")
+    line = one_clean_line(leitstand("bench", "nab", "--data-dir", str(tmp_path), "--set", str(listing)))
+    assert "a set is dev, a category" in line and "x" * 61 not in line

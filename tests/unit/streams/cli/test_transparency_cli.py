@@ -51,3 +51,9 @@ def test_bench_fairness_on_a_small_network(tmp_path: Path) -> None:
     row = out["scenarios"]["single"]["leitstand"]
     assert set(row) >= {"delay_mean", "worst", "worst_p95_s", "median_p95_s", "worst_to_median", "target", "approaches"}
     assert "no scenarios under" in one_clean_line(leitstand("bench", "fairness", "--scenarios", str(tmp_path / "none")))
+
+
+def test_bench_signals_refuses_a_map_it_cannot_find(tmp_path: Path) -> None:
+    build("single", tmp_path / "single", end_s=60)
+    line = one_clean_line(leitstand("bench", "signals", "--scenarios", str(tmp_path), "--maps", "single,singel", "--seeds", "1"))
+    assert "--maps: no singel" in line and "there: single" in line
