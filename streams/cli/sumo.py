@@ -209,6 +209,74 @@ def eval_cmd(
         Console(width=max(out.width, 150), force_terminal=out.is_terminal).print(breakdown_table(result))
 
 
+@app.command("trace")
+def trace_cmd(
+    scenario: Scenario,
+    signals: Annotated[str, typer.Option("--signals", help="Traffic light ids to trace, comma-separated (as in the net file).")],
+    controller: Annotated[str, typer.Option("--controller", "-c", help="fixed, webster, maxpressure or leitstand.")] = "leitstand",
+    seed: Annotated[int, typer.Option("--seed", min=0, help="The run's seed.")] = 1,
+    every: Annotated[float, typer.Option("--every", min=1.0, help="Seconds between rows of one signal.")] = 1.0,
+    start: Annotated[float, typer.Option("--from", min=0.0, help="First row at this many seconds after the scenario's begin.")] = 0.0,
+    until: Annotated[float | None, typer.Option("--until", min=1.0, help="Stop the run this many seconds after its begin.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSON lines file to write ('-': standard output).")] = Path("-"),
+    failed_detectors: FailedDetectors = 0.0,
+    failure_kind: FailureKindOption = "dead",
+) -> None:
+    """Second by second for a few signals: the state shown, the controller's rule and expected
+    effect, halted vehicles on each approach and exit lane, and vehicles standing inside the
+    junction (where no detector sees them). For finding how a jam starts; see docs/signals.md."""
+    from simulators.sumo.loop import ScenarioError
+    from simulators.sumo.trace import trace_run
+
+    wanted = [s.strip() for s in signals.split(",") if s.strip()]
+    if not wanted:
+        raise CliError("--signals: name at least one traffic light")
+    if until is not None and until <= start:
+        raise CliError(f"--until ({until:g} s) must come after --from ({start:g} s)")
+    name = controller_names(controller)[0]
+    kind = failure_kind_of(failure_kind, failed_detectors)
+    path = checked_scenario(scenario)
+    try:
+        sink = sys.stdout if str(output) == "-" else output.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"--output {output}: {exc.strerror or exc}") from None
+    try:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} simulated s"))
+        with Progress(*columns, TimeElapsedColumn(), transient=True, console=err) as progress:
+            task = progress.add_task(f"{path.stem} · {name} · seed {seed}", total=until or 1.0)
+
+            def write(row: dict[str, Any]) -> None:
+                sink.write(json.dumps(row) + "\n")
+
+            def advance(done: float, total: float) -> None:
+                progress.update(task, completed=done, total=until or total)
+
+            rows = trace_run(
+                path,
+                name,
+                seed,
+                wanted,
+                write,
+                every_s=every,
+                from_s=start,
+                until_s=until,
+                failed_detectors=failed_detectors,
+                failure_kind=kind,
+                progress=advance,
+            )
+    except KeyError as exc:
+        raise CliError(str(exc.args[0])) from None
+    except ScenarioError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        if sink is not sys.stdout:
+            sink.close()
+    if sink is not sys.stdout:
+        err.print(f"{rows} rows written to {output}")
+
+
 def breakdown_table(result: dict[str, Any]) -> Table:
     """Per intersection where the green went, what changes cost and where queues stood."""
     from rich.table import Table
