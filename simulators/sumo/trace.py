@@ -58,6 +58,10 @@ def trace_row(
     }
 
 
+class UnknownSignalError(LookupError):
+    """A traced signal id the scenario's net does not have (raised before SUMO starts)."""
+
+
 class TraceStop(Exception):
     """Raised inside the loop once the trace has reached its end time (the run stops there)."""
 
@@ -147,7 +151,7 @@ def trace_run(
 ) -> int:
     """Run one seed, writing a row per traced signal every ``every_s`` s from ``from_s`` (seconds
     after the scenario's begin) up to ``until_s`` or the end. Returns the rows written. Unknown
-    signal ids raise ``KeyError`` naming them, before SUMO starts."""
+    signal ids raise :class:`UnknownSignalError` naming them, before SUMO starts."""
     import libsumo as traci  # one simulation per process: imported where it is used
 
     scenario = read_scenario(sumocfg)
@@ -155,7 +159,7 @@ def trace_run(
     unknown = [s for s in signals if s not in known]
     if unknown:
         shown = ", ".join(sorted(known)[:8]) + (" ..." if len(known) > 8 else "")
-        raise KeyError(f"no traffic light {', '.join(u[:64] for u in unknown)} in {scenario.net_file.name} (there: {shown})")
+        raise UnknownSignalError(f"no traffic light {', '.join(u[:64] for u in unknown)} in {scenario.net_file.name} (there: {shown})")
     source = TracingSource(traci, signals, write, begin_s=scenario.begin_s, every_s=every_s, from_s=from_s, until_s=until_s)
     try:
         run(sumocfg, controller, seed, source, progress=progress, failed_detectors=failed_detectors, failure_kind=failure_kind)

@@ -226,7 +226,7 @@ def trace_cmd(
     effect, halted vehicles on each approach and exit lane, and vehicles standing inside the
     junction (where no detector sees them). For finding how a jam starts; see docs/signals.md."""
     from simulators.sumo.loop import ScenarioError
-    from simulators.sumo.trace import trace_run
+    from simulators.sumo.trace import UnknownSignalError, trace_run
 
     wanted = [s.strip() for s in signals.split(",") if s.strip()]
     if not wanted:
@@ -266,9 +266,7 @@ def trace_cmd(
                 failure_kind=kind,
                 progress=advance,
             )
-    except KeyError as exc:
-        raise CliError(str(exc.args[0])) from None
-    except ScenarioError as exc:
+    except (UnknownSignalError, ScenarioError) as exc:
         raise CliError(str(exc)) from None
     finally:
         if sink is not sys.stdout:
