@@ -84,7 +84,7 @@ class TracingSource(InProcessSource):
         self.traci = traci
         self.traced = tuple(signals)
         self.write = write
-        self.begin_s, self.every_s, self.from_s, self.until_s = begin_s, every_s, from_s, until_s
+        self.begin_s, self.every_s, self.until_s = begin_s, every_s, until_s
         self._next_s = from_s
         self._lanes: dict[str, tuple[list[str], list[str], tuple[str, ...]]] = {}
         self.rows = 0
@@ -110,16 +110,15 @@ class TracingSource(InProcessSource):
         lane = self.traci.lane
         vehicle = self.traci.vehicle
         inside: dict[str, list[StandingVehicle]] = {tid: [] for tid in self.traced}
-        prefixes = {tid: self._lanes_of(tid)[2] for tid in self.traced}
+        lanes = {tid: self._lanes_of(tid) for tid in self.traced}
         for v in vehicle.getIDList():
             road = vehicle.getRoadID(v)
             if not road.startswith(":") or vehicle.getSpeed(v) >= STANDING_MPS:
                 continue
-            for tid, pre in prefixes.items():
-                if road.startswith(pre):
+            for tid, (_, _, prefixes) in lanes.items():
+                if road.startswith(prefixes):
                     inside[tid].append(StandingVehicle(v, vehicle.getLaneID(v), vehicle.getWaitingTime(v)))
-        for tid in self.traced:
-            ins, outs, _ = self._lanes_of(tid)
+        for tid, (ins, outs, _) in lanes.items():
             self.write(
                 trace_row(
                     t,
@@ -154,6 +153,7 @@ def trace_run(
     signal ids raise :class:`UnknownSignalError` naming them, before SUMO starts."""
     import libsumo as traci  # one simulation per process: imported where it is used
 
+    # checked before SUMO starts, so a typo costs no start (run() parses the net again: ~1 s)
     scenario = read_scenario(sumocfg)
     _, known = load_network(scenario)
     unknown = [s for s in signals if s not in known]

@@ -422,7 +422,7 @@ def signals_benchmark(
     seed_list = parse_seeds(seeds)
     wanted = [m.strip() for m in maps.split(",") if m.strip()] if maps else list(DEV_SCENARIOS)
     found = [scenarios / n / f"{n}.sumocfg" for n in wanted if (scenarios / n / f"{n}.sumocfg").is_file()]
-    missing = [n for n in wanted if not (scenarios / n / f"{n}.sumocfg").is_file()]
+    missing = [n for n in wanted if scenarios / n / f"{n}.sumocfg" not in found]
     if maps and missing:  # a typo in --maps must not quietly shrink the benchmark
         there = sorted(p.parent.name for p in scenarios.glob("*/*.sumocfg") if p.stem == p.parent.name)
         raise CliError(f"--maps: no {', '.join(m[:40] for m in missing)} under {scenarios} (there: {', '.join(there) or 'none'})")
