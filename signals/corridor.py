@@ -7,26 +7,44 @@ the truth: a detector stuck reading *empty* on a 12 m link looks exactly like an
 inside its own intersection (ingolstadt21 seed 5 jammed through one), but not beside the
 neighbour's reading of the same vehicles.
 
+Neighbours on a *very* short link (``SHORT_LINK_M``: two or three vehicles) also tell each other
+what they show: traffic sent onto such a link while the far signal is red for it stops there and
+blocks the junction it came from (ingolstadt21's two pairs on 12 m and 15 m links deadlocked this
+way, docs/signals.md), so the upstream signal learns which of its exits lead into red now
+(``DetectorObservation.exits_into_red``), as the offsets of a coordinated fixed program arrange.
+
 Pure functions over the models and the latest frames; the control desk (stream) and the SUMO
-in-process source call them with the frames they hold. Decisions stay per intersection and the
-controller decides what a neighbour's reading is worth: leitstand uses it to find a frozen
-reading of its own and to stand in for it (not for a dead one, whose estimate did better).
+in-process source call them with the frames and plans they hold. Decisions stay per intersection
+and the controller decides what a neighbour's reading is worth: leitstand uses it to find a frozen
+reading of its own and to stand in for it (not for a dead one, whose estimate did better), and
+counts an exit into red as full.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from signals.controllers.base import DetectorObservation, NeighbourReading
-from signals.model import Intersection
+from signals.explain import StageDecision
+from signals.model import Intersection, SignalPlan
+from signals.timeline import EPS, SignalState, SignalTimeline, build_timeline
 
 #: a neighbour's frame older than this (or than 1.5 of its own interval, if longer) is not lent:
 #: a queue on a short link changes by a vehicle every two seconds at saturation flow
 FRESH_S = 5.0
 
+#: a link between two signals no longer than this (metres) holds at most two or three standing
+#: vehicles (``JAM_SPACING_M``, 7.5 m each): the two stop lines work as one junction. Physics, not
+#: tuned: the development maps' shared links are 12 m and 15 m, the next longest 43 m
+SHORT_LINK_M = 20.0
+
 #: own detector -> the (intersection, detector) pairs of other intersections on the same zone
 Peers = dict[str, tuple[tuple[str, str], ...]]
+
+#: own exit detector on a short link -> (the downstream intersection, its groups draining the link)
+Drains = dict[str, tuple[str, frozenset[str]]]
 
 
 def zone_peers(intersections: Iterable[Intersection]) -> dict[str, Peers]:
@@ -66,4 +84,63 @@ def with_neighbours(obs: DetectorObservation, peers: Peers, latest: Mapping[str,
                 break
     if not lent:
         return obs
-    return DetectorObservation(obs.intersection_id, obs.time_s, obs.interval_s, obs.lanes, lent)
+    return dataclasses.replace(obs, neighbours=lent)
+
+
+def short_drains(intersections: Iterable[Intersection]) -> dict[str, Drains]:
+    """For every intersection, its exit detectors on a shared zone of at most ``SHORT_LINK_M``
+    and which groups of the downstream intersection serve that zone (its approach there)."""
+    intersections = list(intersections)
+    draining: dict[str, tuple[str, set[str]]] = {}
+    for x in intersections:
+        for la in x.lanes:
+            if la.zone and la.group is not None and la.length_m is not None and la.length_m <= SHORT_LINK_M:
+                draining.setdefault(la.zone, (x.id, set()))[1].add(la.group)
+    out: dict[str, Drains] = {}
+    for x in intersections:
+        drains: Drains = {}
+        for la in x.lanes:
+            if la.group is None and la.zone in draining and draining[la.zone][0] != x.id:
+                nb, groups = draining[la.zone]
+                drains[la.measured_by] = (nb, frozenset(groups))
+        out[x.id] = drains
+    return out
+
+
+class ShownGreens:
+    """Which groups each intersection's driven plan shows green at a time: the neighbours' view.
+
+    Keeps the last timeline per intersection, since a plan is repeated for many frames and laying
+    one out is the expensive part."""
+
+    def __init__(self) -> None:
+        self._timelines: dict[str, tuple[SignalPlan, SignalTimeline]] = {}
+
+    def green(self, intersection: Intersection, shown: StageDecision, t: float) -> frozenset[str]:
+        cached = self._timelines.get(intersection.id)
+        if cached is None or cached[0] != shown.plan:
+            cached = (shown.plan, build_timeline(intersection, shown.plan))
+            self._timelines[intersection.id] = cached
+        tl = cached[1]
+        at = t - shown.origin_s
+        if not shown.plan.cyclic:  # an acyclic window holds its first and last states outside it
+            at = min(max(0.0, at), max(0.0, tl.duration_s - EPS))
+        return frozenset(g for g in intersection.groups if tl.state_at(g, at) is SignalState.GREEN)
+
+
+def into_red(drains: Drains, green_of: Callable[[str], frozenset[str] | None]) -> frozenset[str]:
+    """The exits whose downstream intersection shows none of the draining groups green now
+    (``green_of`` gives an intersection's green groups, None when its plan is not known here:
+    then nothing is claimed about its links)."""
+    out = set()
+    for det, (nb, groups) in drains.items():
+        green = green_of(nb)
+        if green is not None and not green & groups:
+            out.add(det)
+    return frozenset(out)
+
+
+def with_exits_into_red(obs: DetectorObservation, drains: Drains, green_of: Callable[[str], frozenset[str] | None]) -> DetectorObservation:
+    """``obs`` with its exits into a red neighbour marked (unchanged when there are none)."""
+    red = into_red(drains, green_of)
+    return dataclasses.replace(obs, exits_into_red=red) if red else obs

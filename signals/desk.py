@@ -40,7 +40,7 @@ from typing import Any, Literal
 from signals.control import AuditEntry, ControlError, IntersectionControl, Mode, PlanRecord
 from signals.controllers import DetectorObservation
 from signals.controllers.priority import PriorityController
-from signals.corridor import Peers, with_neighbours, zone_peers
+from signals.corridor import Drains, Peers, ShownGreens, fresh, short_drains, with_exits_into_red, with_neighbours, zone_peers
 from signals.explain import StageDecision
 from signals.fairness import LiveWaits, RecentWaits, WaitSample
 from signals.input_quality import InputQuality
@@ -269,6 +269,9 @@ class ControlDesk:
         self.latest: dict[str, DetectorObservation] = {}
         #: which detectors share a zone with another live intersection's (None: to be rebuilt)
         self._peers: dict[str, Peers] | None = None
+        #: which exits lead onto a short link into a live neighbour (None: to be rebuilt)
+        self._drains: dict[str, Drains] | None = None
+        self._greens = ShownGreens()
 
     # -- lookups (also for the HTTP API) ---------------------------------------------------------
     def known(self, intersection_id: str) -> bool:
@@ -316,9 +319,12 @@ class ControlDesk:
             self.unconfigured_frames += 1
             return None
         self.latest[obs.intersection_id] = obs
-        if self._peers is None:
+        if self._peers is None or self._drains is None:
             self._peers = zone_peers(s.control.intersection for s in self.live.values())
-        step = slot.control.on_observation(with_neighbours(obs, self._peers.get(obs.intersection_id, {}), self.latest))
+            self._drains = short_drains(s.control.intersection for s in self.live.values())
+        seen = with_neighbours(obs, self._peers.get(obs.intersection_id, {}), self.latest)
+        seen = with_exits_into_red(seen, self._drains.get(obs.intersection_id, {}), lambda nb: self._shown_green(nb, obs))
+        step = slot.control.on_observation(seen)
         slot.clock_s = obs.time_s
         degraded = slot.quality.observe(obs)
         out.waits += slot.waits.observe(obs, slot.shown)
@@ -334,6 +340,15 @@ class ControlDesk:
         out.audit += [AuditOut(a, slot.session) for a in step.audit]
         self._touch(out, slot)
         return out
+
+    def _shown_green(self, iid: str, obs: DetectorObservation) -> frozenset[str] | None:
+        """The groups a live neighbour shows green at ``obs``'s time, if its frames are fresh (a
+        neighbour that stopped reporting may be showing anything by now)."""
+        slot = self.live.get(iid)
+        latest = self.latest.get(iid)
+        if slot is None or slot.shown is None or latest is None or not fresh(obs, latest):
+            return None
+        return self._greens.green(slot.control.intersection, slot.shown, obs.time_s)
 
     def on_command(self, cmd: DeskCommand) -> Outbox:
         out = Outbox()
@@ -436,7 +451,7 @@ class ControlDesk:
     def _start(self, out: Outbox, cfg: DeskConfig, control: IntersectionControl) -> None:
         slot = Slot(cfg, control)
         self.live[cfg.intersection_id] = slot
-        self._peers = None  # a new model may share zones with its neighbours'
+        self._peers = self._drains = None  # a new model may share zones with its neighbours'
         detail = {
             "session": cfg.session,
             "controller": cfg.controller,
@@ -503,7 +518,7 @@ class ControlDesk:
             return None
         slot = Slot(cfg, control)
         self.live[iid] = slot
-        self._peers = None
+        self._peers = self._drains = None
         at_s = max((p.at_s for p in saved.stale), default=cfg.event_time.timestamp())
         out.plans += saved.stale
         reason = "worker restarted; pending proposals do not survive it"

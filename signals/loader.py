@@ -106,7 +106,7 @@ _TOP = frozenset(
     {"schema", "id", "name", "cycle", "max_wait_s", "signal_groups", "conflicts", "intergreen_s", "stages", "lane_areas", "fixed_plan"}
 )
 _GROUP = frozenset({"id", "kind", "min_green_s", "yellow_s", "red_yellow_s", "max_wait_s"})
-_STAGE = frozenset({"id", "groups", "min_green_s", "max_green_s"})
+_STAGE = frozenset({"id", "groups", "min_green_s", "max_green_s", "yielding"})
 _LANE = frozenset({"id", "group", "downstream", "saturation_flow_vph", "detector", "length_m", "zone"})
 
 
@@ -134,6 +134,9 @@ def _stage(raw: object, where: str) -> Stage:
         frozenset(members),
         min_green_s=_num(s.get("min_green_s", RILSA_MIN_GREEN_S), f"{where}.min_green_s"),
         max_green_s=_num(s.get("max_green_s", 60.0), f"{where}.max_green_s"),
+        yielding=frozenset(
+            _str(g, f"{where}.yielding[{i}]") for i, g in enumerate(_list(s.get("yielding", []), f"{where}.yielding", MAX_GROUPS))
+        ),
     )
 
 
@@ -261,7 +264,13 @@ def intersection_to_dict(intersection: Intersection) -> dict[str, Any]:
             for g in intersection.groups.values()
         ],
         "stages": [
-            {"id": s.id, "groups": sorted(s.groups), "min_green_s": s.min_green_s, "max_green_s": s.max_green_s}
+            {
+                "id": s.id,
+                "groups": sorted(s.groups),
+                "min_green_s": s.min_green_s,
+                "max_green_s": s.max_green_s,
+                **({"yielding": sorted(s.yielding)} if s.yielding else {}),
+            }
             for s in intersection.stages
         ],
         "conflicts": sorted(sorted(pair) for pair in intersection.conflicts),

@@ -97,6 +97,11 @@ class Stage:
     groups: frozenset[str]
     min_green_s: float = RILSA_MIN_GREEN_S
     max_green_s: float = 60.0
+    #: groups green here only *permissively*: they yield to a conflicting stream green in the same
+    #: stage (a left turn across oncoming traffic, SUMO's ``g``). Turners waiting for a gap stand
+    #: inside the junction, where no detector sees them; controllers need to know where that
+    #: happens (leitstand's ``clear_short_link``). Empty: every group is protected
+    yielding: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,8 @@ class Intersection:
                         raise ModelError(f"stage {st.id} holds conflicting groups {a} and {b}")
             if not 0 < st.min_green_s <= st.max_green_s:
                 raise ModelError(f"stage {st.id}: need 0 < min_green <= max_green")
+            if not st.yielding <= st.groups:
+                raise ModelError(f"stage {st.id}: yielding groups {sorted(st.yielding - st.groups)} are not green in it")
             served |= st.groups
         if served != known:
             raise ModelError(f"groups in no stage (would starve): {sorted(known - served)}")

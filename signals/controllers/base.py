@@ -44,6 +44,10 @@ class DetectorObservation:
     #: own detector id -> a neighbour's recent reading of the same zone (``signals/corridor.py``);
     #: empty when no neighbour shares a zone or none is controlled by the same worker
     neighbours: Mapping[str, NeighbourReading] = field(default_factory=dict)
+    #: own exit detectors on a short link (``signals.corridor.SHORT_LINK_M``) whose downstream
+    #: signal shows none of the groups draining that link green now: traffic sent in stops on a
+    #: link that holds two or three vehicles (``signals/corridor.py``); empty without neighbours
+    exits_into_red: frozenset[str] = frozenset()
 
     def queue(self, lane_id: str) -> float:
         """Queue in vehicles; missing or non-finite readings count as 0 (no evidence of demand)."""

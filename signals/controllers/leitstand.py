@@ -40,6 +40,15 @@ The rule, in the spirit of actuated control and SURTRAC's queue/platoon clearing
   inside one intersection exactly an empty lane), is replaced by the neighbour's, for approaches
   and exits alike, and the explanation names the lender. A dead detector keeps its estimate: read
   through the neighbour it did worse where measured;
+* **a very short link between two signals is one junction** (1.5): on a link of at most
+  ``SHORT_LINK_M`` (two or three vehicles) traffic sent in while the far signal is red for it
+  stops there and blocks both junctions, so an exit the shell marks as leading into red
+  (``DetectorObservation.exits_into_red``, from the neighbour's driven plan) counts as full; and
+  a permissive turn off such a link (a stage's ``yielding`` group, a left turn waiting for a gap
+  *inside* the junction, where no detector sees it) is not cut off by a stage that stops it while
+  vehicles stand on the link: the change runs through the stage that protects the turn first
+  (``clear_short_link``), as the shipped programs do. Either alone moved ingolstadt21's deadlocks
+  to other seeds; together they removed them on ten seeds (docs/signals.md);
 * minimum and maximum greens, intergreens and every group's maximum wait are enforced exactly
   as for max-pressure (the same plan bookkeeping, earliest-deadline-first wait guard), and the
   safety validator still checks every plan.
@@ -51,8 +60,11 @@ on networks it never saw (generated grids) - read the figures with that in mind.
 
 from __future__ import annotations
 
+import dataclasses
+
 from signals.controllers.base import DetectorObservation, LaneMeasurement, NeighbourReading
 from signals.controllers.maxpressure import MaxPressureController
+from signals.corridor import SHORT_LINK_M
 from signals.explain import StageDecision
 from signals.model import Intersection, SignalPlan
 from signals.timeline import EPS, SignalState, build_timeline
@@ -86,7 +98,7 @@ def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
 
 class LeitstandController(MaxPressureController):
     name = "leitstand"
-    version = "1.4"
+    version = "1.5"
 
     def __init__(
         self,
@@ -144,6 +156,19 @@ class LeitstandController(MaxPressureController):
         self._frozen_after_s = FROZEN_AFTER_WAITS * intersection.max_wait_s
         #: detectors whose reading this decision is a neighbour's (own one frozen)
         self._lent: dict[str, NeighbourReading] = {}
+        #: stage -> its permissive groups fed by a short link: (group, the stage protecting it that
+        #: continues this one, the group's approach detectors on the link)
+        self._short_turns: dict[str, list[tuple[str, str, frozenset[str]]]] = {}
+        for st in intersection.stages:
+            for g in sorted(st.yielding):
+                on_link = frozenset(
+                    la.measured_by for la in intersection.lanes if la.group == g and la.length_m is not None and la.length_m <= SHORT_LINK_M
+                )
+                protect = next(
+                    (p.id for p in intersection.stages if p.id != st.id and p.groups < st.groups and g in p.groups - p.yielding), None
+                )
+                if on_link and protect is not None:
+                    self._short_turns.setdefault(st.id, []).append((g, protect, on_link))
 
     def _watch_frozen(self, obs: DetectorObservation) -> None:
         """Mark readings that have not changed: an approach's for ``_frozen_after_s`` with a vehicle
@@ -184,7 +209,7 @@ class LeitstandController(MaxPressureController):
         if not self._lent:
             return obs
         lanes = dict(obs.lanes) | {d: nb.reading for d, nb in self._lent.items()}
-        return DetectorObservation(obs.intersection_id, obs.time_s, obs.interval_s, lanes, obs.neighbours)
+        return dataclasses.replace(obs, lanes=lanes)
 
     def _estimate_blind(self, obs: DetectorObservation) -> None:
         """Advance the point-queue estimate of every approach lane missing from this frame or frozen
@@ -234,7 +259,19 @@ class LeitstandController(MaxPressureController):
             return 0.0  # every exit of this lane is queued back: green would not move anyone
         return value
 
+    def _protect_turns(self, cur: str, chosen: str, obs: DetectorObservation, waits: dict[str, float]) -> str | None:
+        """The stage protecting a permissive turn off a short link that ``chosen`` would stop while
+        vehicles stand on the link, if the maximum waits allow it first (else None)."""
+        for g, protect, on_link in self._short_turns.get(cur, ()):
+            if g in self.intersection.stage(chosen).groups or not any(obs.queue(d) >= 1.0 for d in on_link):
+                continue
+            if self._wait_safe(protect, waits):
+                return protect
+        return None
+
     def _full(self, obs: DetectorObservation, exit_det: str) -> bool:
+        if exit_det in obs.exits_into_red:
+            return True  # a short link whose far signal is red: whoever enters stops in it
         queue = obs.queue(exit_det)
         return queue >= self.spillback_veh or (queue >= 1.0 and obs.occupancy(exit_det) >= JAM_OCCUPANCY)
 
@@ -279,8 +316,19 @@ class LeitstandController(MaxPressureController):
                 chosen, urgent = self._emergency([s.id for s in intersection.stages], best, waits, can_hold)
                 rule = "max_wait_emergency"
                 inputs[f"wait_s.{urgent}"] = round(waits[urgent], 1)
+        wanted = chosen
+        if chosen != cur.stage:
+            protect = self._protect_turns(cur.stage, chosen, observation, waits)
+            if protect is not None:
+                chosen, rule = protect, "clear_short_link"
         self._commit(chosen)
-        if chosen == cur.stage:
+        if rule == "clear_short_link":
+            turners = ", ".join(sorted(d for g, p, dets in self._short_turns[cur.stage] if p == chosen for d in dets))
+            effect = (
+                f"switches {cur.stage} -> {chosen} (transition {self._last_transition_s():g} s) before {wanted}: vehicles on "
+                f"the short link {turners} turn permissively in {cur.stage} and would be cut off inside the junction"
+            )
+        elif chosen == cur.stage:
             effect = f"holds stage {chosen}: {stranded:.1f} vehicles still to serve, {gains[best]:.1f} waiting at {best}"
         else:
             effect = (
@@ -296,4 +344,6 @@ class LeitstandController(MaxPressureController):
                 effect += ", queue estimated from the fixed program's split"
         for d, nb in sorted(self._lent.items()):
             effect += f"; {d} (frozen) read by {nb.intersection_id}'s detector {nb.detector_id} on the same zone"
+        if observation.exits_into_red:
+            effect += f"; not sent onto the short link {', '.join(sorted(observation.exits_into_red))}: red at the next signal"
         return self._emit(now, rule, inputs, effect)

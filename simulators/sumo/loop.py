@@ -16,6 +16,7 @@ tripinfo, averaged over all vehicles including those unfinished at the end.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -33,7 +34,7 @@ import sumolib
 
 from signals.adapter import StageAdapter
 from signals.control import IntersectionControl, Mode
-from signals.corridor import Peers, with_neighbours, zone_peers
+from signals.corridor import Drains, Peers, ShownGreens, short_drains, with_exits_into_red, with_neighbours, zone_peers
 from signals.explain import StageDecision
 from signals.loader import intersection_to_dict
 from signals.monitor import SafetyMonitor
@@ -200,6 +201,10 @@ class InProcessSource:
         self.params = params
         self.controls: dict[str, IntersectionControl] = {}
         self.peers: dict[str, Peers] = {}
+        self.drains: dict[str, Drains] = {}
+        #: each intersection's latest decision: what its neighbours on a short link see it show
+        self.shown: dict[str, StageDecision] = {}
+        self.greens = ShownGreens()
         self.session = ""
 
     def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str, epoch_s: float) -> None:
@@ -214,18 +219,27 @@ class InProcessSource:
             for tid, s in signals.items()
         }
         self.peers = zone_peers(s.intersection for s in signals.values())
+        self.drains = short_drains(s.intersection for s in signals.values())
+        self.shown = {}
 
     def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
         """Every intersection's decision on this step's frames; each sees its neighbours' frames
-        of the same step where they share a zone (as the worker's control desk does)."""
+        of the same step where they share a zone (as the worker's control desk does), and what
+        its neighbours on a short link showed after the previous step."""
         out = {}
         latest = {f.intersection_id: observation_from_frame(f) for f in frames}
         for tid, own in latest.items():
             obs = with_neighbours(own, self.peers.get(tid, {}), latest)
+            obs = with_exits_into_red(obs, self.drains.get(tid, {}), functools.partial(self._green, t=obs.time_s))
             step = self.controls[tid].on_observation(obs)
             msg = plan_message(step.drive, self.session, changed=step.changed, now_s=obs.time_s)
             out[tid] = decision_from_message(msg)
+        self.shown.update(out)
         return out
+
+    def _green(self, tid: str, t: float) -> frozenset[str] | None:
+        shown = self.shown.get(tid)
+        return None if shown is None else self.greens.green(self.controls[tid].intersection, shown, t)
 
     @property
     def rejections(self) -> int:

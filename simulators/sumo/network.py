@@ -123,7 +123,14 @@ def _from_tls(tls: sumolib.net.TLS, program_id: str, program: sumolib.net.TLSPro
     }
     longest = max((ph.green_s for ph in plan), default=0.0)
     stage_objs = tuple(
-        Stage(sid, groups_, min_green_s=RILSA_MIN_GREEN_S, max_green_s=max(DEFAULT_MAX_GREEN_S, longest)) for groups_, sid in stages.items()
+        Stage(
+            sid,
+            groups_,
+            min_green_s=RILSA_MIN_GREEN_S,
+            max_green_s=max(DEFAULT_MAX_GREEN_S, longest),
+            yielding=frozenset(g for g, ch in green_chars[sid].items() if ch == "g"),
+        )
+        for groups_, sid in stages.items()
     )
     lanes, detectors = _lane_areas(conn_by_link, p.link_groups)
     cycle = sum(float(ph.duration) for ph in p.phases)

@@ -33,12 +33,14 @@ STEPS = 40  # one-second frames of each intersection; B's detector is frozen aft
 LENT = "W_in (frozen) read by A's detector E_out on the same zone"
 
 
-def _model(iid: str, zoned_lane: str | None) -> dict[str, Any]:
+def _model(iid: str, zoned_lane: str | None, link_m: float | None = None) -> dict[str, Any]:
     doc = json.loads(json.dumps(MODEL))
     doc["id"] = iid
     for lane in doc["lane_areas"]:
         if lane["id"] == zoned_lane:
             lane["zone"] = LINK
+            if link_m is not None:
+                lane["length_m"] = link_m
     return doc
 
 
@@ -54,28 +56,29 @@ def _frame(iid: str, t: float, step: int) -> dict[str, Any]:
     return {"schema_version": 1, "event_time": _iso(t), "intersection_id": iid, "interval_s": 1.0, "detectors": detectors}
 
 
-def _config(iid: str, zoned_lane: str | None, t: float, session: str) -> dict[str, Any]:
+def _config(iid: str, zoned_lane: str | None, t: float, session: str, link_m: float | None = None) -> dict[str, Any]:
     return {
         "schema_version": 1,
         "event_time": _iso(t),
         "intersection_id": iid,
-        "model": _model(iid, zoned_lane),
+        "model": _model(iid, zoned_lane, link_m),
         "controller": "leitstand",
         "mode": "automatic",
         "session": session,
     }
 
 
-def _b_summaries(plans: list[dict[str, Any]], session: str) -> list[str]:
-    return [
-        p["explanation"]["summary"] for p in plans if p["intersection_id"] == "B" and p["session"] == session and p["status"] != "pending"
-    ]
+def _summaries(plans: list[dict[str, Any]], session: str, iid: str = "B") -> list[str]:
+    mine = [p for p in plans if p["intersection_id"] == iid and p["session"] == session]
+    return [p["explanation"]["summary"] for p in mine if p["status"] != "pending"]
 
 
-def _run(s, t0: float, session: str, a_zone: str | None) -> list[str]:
-    """Configure A (zoned or not) and B, feed both intersections' frames paced about as the
-    detectors send them, and return B's decision sentences of this session."""
-    asyncio.run(_send(s, "signals.config", [_config("A", a_zone, t0, session), _config("B", "W_in", t0, session)], "intersection_id"))
+def _run(s, t0: float, session: str, a_zone: str | None, link_m: float | None = None, of: str = "B") -> list[str]:
+    """Configure A (zoned or not) and B (the link ``link_m`` long, if given), feed both
+    intersections' frames paced about as the detectors send them, and return the decision
+    sentences of ``of`` in this session."""
+    configs = [_config("A", a_zone, t0, session, link_m), _config("B", "W_in", t0, session, link_m)]
+    asyncio.run(_send(s, "signals.config", configs, "intersection_id"))
 
     def started(audit: list[dict[str, Any]]) -> set[str]:
         return {a["intersection_id"] for a in audit if a["session"] == session and a["action"] == "control_started"}
@@ -86,12 +89,12 @@ def _run(s, t0: float, session: str, a_zone: str | None) -> list[str]:
         # each second's pair together: a neighbour's frame is lent only while fresh (5 s)
         asyncio.run(_send(s, "sensors.intersection", [_frame("A", t0 + step, step), _frame("B", t0 + step, step)], "intersection_id"))
         time.sleep(0.1)
-    plans = _wait_for(s, "signals.plans", lambda rs: len(_b_summaries(rs, session)) >= STEPS, 60)
-    summaries = _b_summaries(plans, session)
+    plans = _wait_for(s, "signals.plans", lambda rs: len(_summaries(rs, session, of)) >= STEPS, 60)
+    summaries = _summaries(plans, session, of)
     if len(summaries) != STEPS:
         seen = Counter((p["intersection_id"], p["session"], p["status"]) for p in plans)
         rejected = [d.get("reason") for d in _wait_for(s, "deadletter", bool, 2)]
-        raise AssertionError(f"{len(summaries)} decisions of B in session {session}; plans {dict(seen)}; dead letters {rejected[:3]}")
+        raise AssertionError(f"{len(summaries)} decisions of {of} in session {session}; plans {dict(seen)}; dead letters {rejected[:3]}")
     return summaries
 
 
@@ -108,6 +111,9 @@ def test_a_frozen_detector_is_read_through_the_neighbour_on_the_same_worker(brok
         # A's model without the zone (a new session): B's stuck detector is nobody's to read
         plain = _run(s, t0 + STEPS + 10, "corridor-plain", a_zone=None)
         assert all("read by" not in text for text in plain), [t for t in plain if "read by" in t][:1]
+        # a 12 m link (leitstand 1.5): A learns from B's driven plan when the link leads into red
+        short = _run(s, t0 + 2 * (STEPS + 10), "corridor-short", a_zone="E_out", link_m=12.0, of="A")
+        assert any("not sent onto the short link E_out: red at the next signal" in text for text in short), short[-3:]
     finally:
         code = worker.stop()
     assert code == 0, worker.log_tail()

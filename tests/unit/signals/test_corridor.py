@@ -14,10 +14,22 @@ import pytest
 from signals.controllers import DetectorObservation, LaneMeasurement, make_controller
 from signals.controllers.base import NeighbourReading
 from signals.controllers.leitstand import MISSED_CHANGES
-from signals.corridor import FRESH_S, Peers, with_neighbours, zone_peers
+from signals.corridor import (
+    FRESH_S,
+    SHORT_LINK_M,
+    Peers,
+    ShownGreens,
+    into_red,
+    short_drains,
+    with_exits_into_red,
+    with_neighbours,
+    zone_peers,
+)
 from signals.desk import ControlDesk, DeskConfig, PlanOut
+from signals.explain import Explanation, StageDecision
 from signals.loader import intersection_from_dict, intersection_to_dict, load_intersection
-from signals.model import Intersection, ModelError
+from signals.model import Intersection, ModelError, SignalPlan, Stage, StagePhase
+from signals.timeline import build_timeline
 from tests.paths import EXAMPLE_INTERSECTION as EXAMPLE
 
 LINK = "link-A-B"
@@ -202,3 +214,161 @@ def test_the_control_desk_lends_a_neighbours_latest_frame() -> None:
     plain = dataclasses.replace(a, lanes=tuple(dataclasses.replace(la, zone=None) for la in a.lanes))
     desk.on_config(dataclasses.replace(_config(plain, t0 + 30), session="corridor-2"))
     assert all("read by" not in b_summary(t0 + 31 + i) for i in range(30))
+
+
+# -- a very short link: the two stop lines work as one junction (leitstand 1.5) ------------------
+
+
+def _short_pair(length_m: float = 12.0) -> tuple[Intersection, Intersection]:
+    """``_pair`` with the shared link ``length_m`` long, as both models' zones say."""
+    a, b = _pair()
+
+    def sized(x: Intersection) -> Intersection:
+        lanes = tuple(dataclasses.replace(la, length_m=length_m) if la.zone == LINK else la for la in x.lanes)
+        return dataclasses.replace(x, lanes=lanes)
+
+    return sized(a), sized(b)
+
+
+def test_short_drains_name_the_exit_and_the_groups_that_drain_it() -> None:
+    a, b = _short_pair()
+    assert short_drains([a, b]) == {"A": {"E_out": ("B", frozenset({"K3"}))}, "B": {}}
+    assert short_drains(_short_pair(SHORT_LINK_M + 1.0)) == {"A": {}, "B": {}}
+    assert short_drains([a]) == {"A": {}}  # the neighbour is not controlled here
+
+
+def test_an_exit_leads_into_red_only_while_the_far_signal_shows_no_draining_group_green() -> None:
+    drains = {"E_out": ("B", frozenset({"K3"}))}
+    assert into_red(drains, lambda _: frozenset({"K1", "FN"})) == {"E_out"}
+    assert into_red(drains, lambda _: frozenset({"K3"})) == frozenset()
+    assert into_red(drains, lambda _: None) == frozenset()  # B's plan unknown: nothing claimed
+    obs = DetectorObservation("A", 0.0, 1.0, {})
+    assert with_exits_into_red(obs, drains, lambda _: frozenset()).exits_into_red == {"E_out"}
+    assert with_exits_into_red(obs, drains, lambda _: frozenset({"K3"})) is obs
+
+
+def test_shown_greens_follow_the_driven_plan() -> None:
+    _, b = _short_pair()
+    shown = StageDecision("B", 1000.0, b.fixed_plan, Explanation("fixed", "1.0", "fixed_program", (), ""), origin_s=1000.0)
+    windows = {w.stage: w for w in build_timeline(b, b.fixed_plan).stage_windows}
+    greens = ShownGreens()
+    assert greens.green(b, shown, 1001.0) == b.stage("A").groups
+    assert greens.green(b, shown, 1000.0 + windows["C"].start_s + 1.0) == b.stage("C").groups
+    cycle = build_timeline(b, b.fixed_plan).duration_s
+    assert greens.green(b, shown, 1001.0 + cycle) == b.stage("A").groups  # a cyclic plan repeats
+
+
+def test_leitstand_sends_nobody_onto_a_short_link_into_red() -> None:
+    """At A only N_left has a queue, and its one exit is the short link to B: with B red for
+    that link, serving it is worth nothing (a vehicle sent in would stop in the link and block
+    A's junction); with B green it is worth the queue."""
+    a, _ = _short_pair()
+
+    def gain_b(into_red_: frozenset[str]) -> tuple[float, str]:
+        c = make_controller("leitstand", a)
+        out: tuple[float, str] = (0.0, "")
+        for t in range(30):
+            lanes = {
+                k: LaneMeasurement(queue_veh=5.0 if k == "N_left" else 0.0, vehicles=5.0 + t % 2 if k == "N_left" else 0.0)
+                for k in ("N_in", "S_in", "N_left", "S_left", "E_in", "W_in", "E_out")
+            }
+            d = c.decide(DetectorObservation("A", float(t), 1.0, lanes, exits_into_red=into_red_))
+            out = (float(dict(d.explanation.inputs).get("gain.B", out[0])), d.explanation.summary())
+        return out
+
+    red_gain, red_text = gain_b(frozenset({"E_out"}))
+    green_gain, green_text = gain_b(frozenset())
+    assert red_gain == 0 and green_gain > 0
+    assert "not sent onto the short link E_out: red at the next signal" in red_text
+    assert "short link" not in green_text
+
+
+def _permissive_left(length_m: float | None = 12.0) -> Intersection:
+    """The example crossing with its left turns K2 *permissive* beside the through traffic K1
+    (stage A), protected alone in B, and N_left a ``length_m`` link from the previous signal."""
+    base = load_intersection(EXAMPLE)
+    pair = frozenset({"K1", "K2"})
+    stages = (
+        Stage("A", frozenset({"K1", "K2"}), 8.0, 60.0, yielding=frozenset({"K2"})),
+        Stage("B", frozenset({"K2"}), 5.0, 25.0),
+        Stage("C", frozenset({"K3", "FN", "FS"}), 8.0, 50.0),
+        Stage("D", frozenset({"K1", "FE", "FW"}), 8.0, 50.0),
+    )
+    plan = SignalPlan((StagePhase("A", 30.0), StagePhase("B", 6.0), StagePhase("C", 28.0), StagePhase("D", 10.0)))
+    lanes = tuple(dataclasses.replace(la, length_m=length_m) if la.id == "N_left" else la for la in base.lanes)
+    return dataclasses.replace(
+        base,
+        stages=stages,
+        conflicts=frozenset(c for c in base.conflicts if c != pair),
+        intergreen_s={k: v for k, v in base.intergreen_s.items() if frozenset(k) != pair},
+        fixed_plan=plan,
+        lanes=lanes,
+    )
+
+
+def _leaving_a(x: Intersection, turners: float) -> list[tuple[str, str, str]]:
+    """Leitstand from stage A with ``turners`` standing on N_left and a long queue on the side
+    road (stage C) that makes it leave A: (rule, stage, summary) of every stage change."""
+    c = make_controller("leitstand", x)
+    changes = []
+    stage = None
+    for t in range(90):
+        lanes = {k: LaneMeasurement() for k in ("N_in", "S_in", "S_left", "W_in", "N_out", "S_out", "E_out", "W_out")}
+        lanes["N_left"] = LaneMeasurement(queue_veh=turners, vehicles=turners)
+        lanes["E_in"] = LaneMeasurement(queue_veh=8.0, vehicles=9.0 + t % 2)
+        d = c.decide(DetectorObservation(x.id, float(t), 1.0, lanes))
+        last = d.plan.phases[-1].stage
+        if last != stage:
+            changes.append((d.explanation.rule, last, d.explanation.summary()))
+            stage = last
+    return changes
+
+
+def test_a_permissive_turn_off_a_short_link_is_protected_before_it_is_cut_off() -> None:
+    """Turners off a 12 m link wait for a gap *inside* the junction; cutting them off with the
+    side road's green deadlocked ingolstadt21. Leaving A, leitstand runs B (the turn protected)
+    first while vehicles stand on the link, and says why; without them, or on a long approach,
+    it goes straight to the side road."""
+    x = _permissive_left()
+    changes = _leaving_a(x, turners=2.0)
+    leaving = [c for c in changes if c[0] != "start"]
+    assert leaving[0][:2] == ("clear_short_link", "B")
+    assert "short link N_left turn permissively in A" in leaving[0][2]
+    assert _leaving_a(x, turners=0.0)[1][:2] != ("clear_short_link", "B")
+    assert all(rule != "clear_short_link" for rule, _, _ in _leaving_a(_permissive_left(length_m=None), turners=2.0))
+    assert all(rule != "clear_short_link" for rule, _, _ in _leaving_a(_permissive_left(length_m=SHORT_LINK_M + 5), turners=2.0))
+
+
+def test_yielding_groups_survive_the_model_document_and_must_be_green_in_their_stage() -> None:
+    x = _permissive_left()
+    assert intersection_from_dict(intersection_to_dict(x)).stages == x.stages
+    doc = intersection_to_dict(x)
+    doc["stages"][2]["yielding"] = ["K2"]
+    with pytest.raises(ModelError, match="yielding groups"):
+        intersection_from_dict(doc)
+
+
+def test_the_control_desk_tells_a_signal_which_short_link_leads_into_red() -> None:
+    """A and B on one worker, joined by a 12 m link that B's stage C drains: A's decisions say
+    while B shows red there, and never once the link is long, or when B's frames stop."""
+    t0 = 1_800_000_000.0
+
+    def a_summaries(a: Intersection, b: Intersection, b_reports: bool = True) -> list[str]:
+        desk = ControlDesk(lambda _: None)
+        desk.on_config(_config(a, t0))
+        desk.on_config(_config(b, t0))
+        out = []
+        for i in range(20):
+            t = t0 + i
+            if b_reports or i < 2:
+                desk.on_observation(DetectorObservation("B", t, 1.0, _live(i)))
+            box = desk.on_observation(DetectorObservation("A", t, 1.0, _live(i)))
+            assert box is not None
+            [drive] = [p for p in box.plans if isinstance(p, PlanOut) and p.record.status != "pending"]
+            out.append(drive.record.decision.explanation.summary())
+        return out
+
+    a, b = _short_pair()
+    assert any("short link E_out: red at the next signal" in s for s in a_summaries(a, b))
+    assert not any("short link" in s for s in a_summaries(*_short_pair(40.0)))
+    assert not any("short link" in s for s in a_summaries(a, b, b_reports=False)[10:])

@@ -38,6 +38,9 @@ def test_model_from_tllogic_and_foes(single: Path) -> None:
     assert any(x.conflicting(g, h) for g in a.groups for h in b.groups)
     assert not any(x.conflicting(g, h) for g in a.groups for h in a.groups)
     assert SafetyValidator(x).check(x.fixed_plan).ok
+    # the left turns netgenerate signals permissively (``g``) yield in their stage; nothing else does
+    assert [sorted(st.yielding) for st in x.stages] == [sorted(g for g, ch in s.green_chars[st.id].items() if ch == "g") for st in x.stages]
+    assert all(len(st.yielding) == 1 for st in x.stages)
     # every approach lane of the crossing has a detector; exits are measured too
     kinds = {kind for _, kind in s.detectors.values()}
     assert kinds == {"in", "out"} and sum(k == "in" for _, k in s.detectors.values()) == 8
