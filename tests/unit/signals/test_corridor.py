@@ -306,9 +306,10 @@ def _permissive_left(length_m: float | None = 12.0) -> Intersection:
     )
 
 
-def _leaving_a(x: Intersection, turners: float) -> list[tuple[str, str, str]]:
-    """Leitstand from stage A with ``turners`` standing on N_left and a long queue on the side
-    road (stage C) that makes it leave A: (rule, stage, summary) of every stage change."""
+def _leaving_a(x: Intersection, turners: float, shared: bool = True) -> list[tuple[str, str, str]]:
+    """Leitstand from stage A with ``turners`` standing on N_left (``shared``: the previous
+    signal's exit detector on the same link reads them too) and a long queue on the side road
+    (stage C) that makes it leave A: (rule, stage, summary) of every stage change."""
     c = make_controller("leitstand", x)
     changes = []
     stage = None
@@ -316,7 +317,8 @@ def _leaving_a(x: Intersection, turners: float) -> list[tuple[str, str, str]]:
         lanes = {k: LaneMeasurement() for k in ("N_in", "S_in", "S_left", "W_in", "N_out", "S_out", "E_out", "W_out")}
         lanes["N_left"] = LaneMeasurement(queue_veh=turners, vehicles=turners)
         lanes["E_in"] = LaneMeasurement(queue_veh=8.0, vehicles=9.0 + t % 2)
-        d = c.decide(DetectorObservation(x.id, float(t), 1.0, lanes))
+        nb = {"N_left": NeighbourReading("P", "S_out", lanes["N_left"])} if shared else {}
+        d = c.decide(DetectorObservation(x.id, float(t), 1.0, lanes, nb))
         last = d.plan.phases[-1].stage
         if last != stage:
             changes.append((d.explanation.rule, last, d.explanation.summary()))
@@ -327,8 +329,9 @@ def _leaving_a(x: Intersection, turners: float) -> list[tuple[str, str, str]]:
 def test_a_permissive_turn_off_a_short_link_is_protected_before_it_is_cut_off() -> None:
     """Turners off a 12 m link wait for a gap *inside* the junction; cutting them off with the
     side road's green deadlocked ingolstadt21. Leaving A, leitstand runs B (the turn protected)
-    first while vehicles stand on the link, and says why; without them, or on a long approach,
-    it goes straight to the side road."""
+    first while vehicles stand on the link, and says why; without them, on a long approach, or
+    on a short one that no neighbouring signal shares (a stub from an unsignalised junction), it
+    goes straight to the side road."""
     x = _permissive_left()
     changes = _leaving_a(x, turners=2.0)
     leaving = [c for c in changes if c[0] != "start"]
@@ -337,6 +340,7 @@ def test_a_permissive_turn_off_a_short_link_is_protected_before_it_is_cut_off() 
     assert _leaving_a(x, turners=0.0)[1][:2] != ("clear_short_link", "B")
     assert all(rule != "clear_short_link" for rule, _, _ in _leaving_a(_permissive_left(length_m=None), turners=2.0))
     assert all(rule != "clear_short_link" for rule, _, _ in _leaving_a(_permissive_left(length_m=SHORT_LINK_M + 5), turners=2.0))
+    assert all(rule != "clear_short_link" for rule, _, _ in _leaving_a(x, turners=2.0, shared=False))
 
 
 def test_yielding_groups_survive_the_model_document_and_must_be_green_in_their_stage() -> None:
