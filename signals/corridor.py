@@ -114,14 +114,15 @@ class ShownGreens:
     one out is the expensive part."""
 
     def __init__(self) -> None:
-        self._timelines: dict[str, tuple[SignalPlan, SignalTimeline]] = {}
+        self._timelines: dict[str, tuple[Intersection, SignalPlan, SignalTimeline]] = {}
 
     def green(self, intersection: Intersection, shown: StageDecision, t: float) -> frozenset[str]:
         cached = self._timelines.get(intersection.id)
-        if cached is None or cached[0] != shown.plan:
-            cached = (shown.plan, build_timeline(intersection, shown.plan))
+        # a reconfigured model (other intergreens) lays the same plan out differently
+        if cached is None or cached[0] is not intersection or cached[1] != shown.plan:
+            cached = (intersection, shown.plan, build_timeline(intersection, shown.plan))
             self._timelines[intersection.id] = cached
-        tl = cached[1]
+        tl = cached[2]
         at = t - shown.origin_s
         if not shown.plan.cyclic:  # an acyclic window holds its first and last states outside it
             at = min(max(0.0, at), max(0.0, tl.duration_s - EPS))

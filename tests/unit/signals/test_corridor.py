@@ -256,6 +256,10 @@ def test_shown_greens_follow_the_driven_plan() -> None:
     assert greens.green(b, shown, 1000.0 + windows["C"].start_s + 1.0) == b.stage("C").groups
     cycle = build_timeline(b, b.fixed_plan).duration_s
     assert greens.green(b, shown, 1001.0 + cycle) == b.stage("A").groups  # a cyclic plan repeats
+    # the same plan under a reconfigured model (longer intergreens) is laid out again
+    slower = dataclasses.replace(b, intergreen_s={k: v + 4.0 for k, v in b.intergreen_s.items()})
+    at_c = 1000.0 + windows["C"].start_s + 1.0
+    assert greens.green(slower, shown, at_c) == ShownGreens().green(slower, shown, at_c) != b.stage("C").groups
 
 
 def test_leitstand_sends_nobody_onto_a_short_link_into_red() -> None:
