@@ -50,6 +50,11 @@ The rule, in the spirit of actuated control and SURTRAC's queue/platoon clearing
   the shell attaches, confirms the link is shared): the change runs through the stage that protects the turn first
   (``clear_short_link``), as the shipped programs do. Either alone moved ingolstadt21's deadlocks
   to other seeds; together they made them rarer and later, not impossible (docs/signals.md);
+* **a short link full behind a permissive turn is cleared at once** (1.6): the same protected
+  stage runs while the current one would go on, as soon as standing vehicles fill the link behind
+  the turn, instead of when the stage ends: a turner waiting for a gap in a steady oncoming flow
+  otherwise holds the link for the whole stage, and the neighbour's traffic bound for it stops in
+  the neighbour's junction (the late deadlocks of 1.5);
 * minimum and maximum greens, intergreens and every group's maximum wait are enforced exactly
   as for max-pressure (the same plan bookkeeping, earliest-deadline-first wait guard), and the
   safety validator still checks every plan.
@@ -99,7 +104,7 @@ def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
 
 class LeitstandController(MaxPressureController):
     name = "leitstand"
-    version = "1.5"
+    version = "1.6"
 
     def __init__(
         self,
@@ -274,6 +279,22 @@ class LeitstandController(MaxPressureController):
                 return protect
         return None
 
+    def _turn_blocked(self, cur: str, obs: DetectorObservation, waits: dict[str, float]) -> tuple[str, list[str]] | None:
+        """The stage protecting a permissive turn of ``cur`` off a short link from a neighbouring
+        signal, and the link's detectors, when the link reads full (standing vehicles cover at
+        least ``JAM_OCCUPANCY`` of it) and the maximum waits allow it (else None).
+
+        Why while holding, not only when leaving: a turner waiting inside the junction for a gap
+        in a steady oncoming flow holds the link behind it for as long as the stage lasts; on
+        ingolstadt21 (seed 4, and seed 1 with dead detectors) a 50-60 s hold filled the 12 m link,
+        the neighbour's vehicles bound for it stopped in *its* junction, and the two junctions
+        locked each other for the rest of the hour. Two standing vehicles fill such a link."""
+        for _g, protect, on_link in self._short_turns.get(cur, ()):
+            full = sorted(d for d in on_link if d in obs.neighbours and obs.queue(d) >= 1.0 and obs.occupancy(d) >= JAM_OCCUPANCY)
+            if full and self._wait_safe(protect, waits):
+                return protect, full
+        return None
+
     def _full(self, obs: DetectorObservation, exit_det: str) -> bool:
         if exit_det in obs.exits_into_red:
             return True  # a short link whose far signal is red: whoever enters stops in it
@@ -322,12 +343,24 @@ class LeitstandController(MaxPressureController):
                 rule = "max_wait_emergency"
                 inputs[f"wait_s.{urgent}"] = round(waits[urgent], 1)
         wanted = chosen
-        if chosen != cur.stage:
+        blocked: list[str] = []
+        if chosen == cur.stage and rule in ("serve_while_it_pays", "rest_in_green"):
+            jam = self._turn_blocked(cur.stage, observation, waits)
+            if jam is not None:
+                (chosen, blocked), rule = jam, "clear_short_link"
+        elif chosen != cur.stage:
             protect = self._protect_turns(cur.stage, chosen, observation, waits)
             if protect is not None:
                 chosen, rule = protect, "clear_short_link"
         self._commit(chosen)
-        if rule == "clear_short_link":
+        if blocked:
+            behind = sorted({observation.neighbours[d].intersection_id for d in blocked})
+            effect = (
+                f"switches {cur.stage} -> {chosen} (transition {self._last_transition_s():g} s): the short link "
+                f"{', '.join(blocked)} is full behind a permissive turn in {cur.stage}; the turn is protected before "
+                f"the link backs up into {', '.join(behind)}"
+            )
+        elif rule == "clear_short_link":
             turners = ", ".join(sorted(d for g, p, dets in self._short_turns[cur.stage] if p == chosen for d in dets))
             effect = (
                 f"switches {cur.stage} -> {chosen} (transition {self._last_transition_s():g} s) before {wanted}: vehicles on "

@@ -347,6 +347,42 @@ def test_a_permissive_turn_off_a_short_link_is_protected_before_it_is_cut_off() 
     assert all(rule != "clear_short_link" for rule, _, _ in _leaving_a(x, turners=2.0, shared=False))
 
 
+def _holding_a(x: Intersection, turners: float, occupancy: float, shared: bool = True) -> list[tuple[str, str, str]]:
+    """Leitstand in stage A with a steady through queue on N_in (A keeps paying) and ``turners``
+    standing on the 12 m link N_left at ``occupancy`` behind its permissive turn; nobody waits
+    elsewhere: (rule, stage, summary) of every stage change."""
+    c = make_controller("leitstand", x)
+    changes = []
+    stage = None
+    for t in range(40):
+        lanes = {k: LaneMeasurement() for k in ("S_in", "S_left", "E_in", "W_in", "N_out", "S_out", "E_out", "W_out")}
+        lanes["N_in"] = LaneMeasurement(queue_veh=6.0, vehicles=7.0 + t % 2)
+        lanes["N_left"] = LaneMeasurement(queue_veh=turners, vehicles=turners, occupancy=occupancy)
+        nb = {"N_left": NeighbourReading("P", "S_out", lanes["N_left"])} if shared else {}
+        d = c.decide(DetectorObservation(x.id, float(t), 1.0, lanes, nb))
+        last = d.plan.phases[-1].stage
+        if last != stage:
+            changes.append((d.explanation.rule, last, d.explanation.summary()))
+            stage = last
+    return changes
+
+
+def test_a_short_link_full_behind_a_permissive_turn_is_cleared_without_waiting_for_the_stage_to_end() -> None:
+    """A holds for its through traffic; the turners off the 12 m link wait inside the junction
+    for a gap that does not come. Once standing vehicles fill the link (two cars: the next
+    vehicle from the neighbour would stop in *its* junction), leitstand runs B at once and says
+    why; one car on the link, a link no neighbouring signal shares, or a long approach: A holds."""
+    x = _permissive_left()
+    changes = [c for c in _holding_a(x, turners=2.0, occupancy=0.8) if c[0] != "start"]
+    assert changes and changes[0][:2] == ("clear_short_link", "B")
+    assert "short link N_left is full behind a permissive turn in A" in changes[0][2]
+    assert "backs up into P" in changes[0][2]
+    assert [c for c in _holding_a(x, turners=1.0, occupancy=0.4) if c[0] != "start"] == []
+    assert [c for c in _holding_a(x, turners=2.0, occupancy=0.8, shared=False) if c[0] != "start"] == []
+    long_link = _permissive_left(length_m=SHORT_LINK_M + 5)
+    assert [c for c in _holding_a(long_link, turners=2.0, occupancy=0.8) if c[0] != "start"] == []
+
+
 def test_yielding_groups_survive_the_model_document_and_must_be_green_in_their_stage() -> None:
     x = _permissive_left()
     assert intersection_from_dict(intersection_to_dict(x)).stages == x.stages
