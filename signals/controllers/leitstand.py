@@ -314,7 +314,7 @@ class LeitstandController(MaxPressureController):
         waits = self.waits()
         value = {st.id: {d: self._lane_value(observation, d, ex) for d, ex in self._serves[st.id].items()} for st in intersection.stages}
         mine = value[cur.stage]
-        can_hold = cur.green_s + self.decision_interval_s <= intersection.stage(cur.stage).max_green_s + EPS
+        can_hold = cur.green_s + self._step_s <= intersection.stage(cur.stage).max_green_s + EPS
 
         def gain(stage_id: str) -> float:
             """Vehicles a change to ``stage_id`` releases, weighted by its groups' longest wait."""

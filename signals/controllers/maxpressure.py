@@ -25,6 +25,10 @@ class MaxPressureController:
     def __init__(self, intersection: Intersection, decision_interval_s: float = 5.0) -> None:
         self.intersection = intersection
         self.decision_interval_s = decision_interval_s
+        #: seconds one decision commits: the decision interval, or the frames' interval if longer
+        #: (a hold commits green up to the next frame, so holding by less overran maximum greens
+        #: whenever frames came slower than decisions)
+        self._step_s = decision_interval_s
         ids = [s.id for s in intersection.stages]
         self._max_transition_s = max((intersection.transition_s(a, b) for a in ids for b in ids), default=0.0)
         max_limit = max(intersection.group_max_wait_s(g) for g in intersection.groups)
@@ -82,6 +86,7 @@ class MaxPressureController:
             last = self._phases[-1]
             self._phases[-1] = StagePhase(last.stage, last.green_s + now - self._horizon_s)
             self._horizon_s = now
+        self._step_s = max(self.decision_interval_s, observation.interval_s)
         return None
 
     def _emergency(self, order: list[str], fallback: str, waits: dict[str, float], can_hold: bool) -> tuple[str, str]:
@@ -104,7 +109,7 @@ class MaxPressureController:
         pressures = self.pressures(observation)
         waits = self.waits()
         cur = self._phases[-1]
-        step = self.decision_interval_s
+        step = self._step_s
         can_hold = cur.green_s + step <= intersection.stage(cur.stage).max_green_s + EPS
         ranked = sorted(intersection.stages, key=lambda s: (-pressures[s.id], s.id != cur.stage, s.id))
         best = ranked[0].id
@@ -144,8 +149,8 @@ class MaxPressureController:
         """The phase list after holding (same stage) or switching to ``stage_id``."""
         cur = self._phases[-1]
         if stage_id == cur.stage:
-            return self._phases[:-1] + [StagePhase(stage_id, cur.green_s + self.decision_interval_s)]
-        green = max(self.intersection.stage_green_floor_s(stage_id), self.decision_interval_s)
+            return self._phases[:-1] + [StagePhase(stage_id, cur.green_s + self._step_s)]
+        green = max(self.intersection.stage_green_floor_s(stage_id), self._step_s)
         return self._phases + [StagePhase(stage_id, green)]
 
     def _span(self, phases: list[StagePhase]) -> float:
@@ -181,7 +186,7 @@ class MaxPressureController:
             for g in serve.groups & pending.keys():
                 if pending.pop(g) + t > intersection.group_max_wait_s(g) + EPS:
                     return False
-            t += max(intersection.stage_green_floor_s(serve.id), self.decision_interval_s)
+            t += max(intersection.stage_green_floor_s(serve.id), self._step_s)
         return True
 
     def _commit(self, stage_id: str) -> None:
