@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from signals.controllers.base import DetectorObservation, NeighbourReading
 from signals.explain import StageDecision
 from signals.model import Intersection, SignalPlan
-from signals.timeline import EPS, SignalState, SignalTimeline, build_timeline
+from signals.timeline import SignalTimeline, build_timeline
 
 #: a neighbour's frame older than this (or than 1.5 of its own interval, if longer) is not lent:
 #: a queue on a short link changes by a vehicle every two seconds at saturation flow
@@ -122,11 +122,7 @@ class ShownGreens:
         if cached is None or cached[0] is not intersection or cached[1] != shown.plan:
             cached = (intersection, shown.plan, build_timeline(intersection, shown.plan))
             self._timelines[intersection.id] = cached
-        tl = cached[2]
-        at = t - shown.origin_s
-        if not shown.plan.cyclic:  # an acyclic window holds its first and last states outside it
-            at = min(max(0.0, at), max(0.0, tl.duration_s - EPS))
-        return frozenset(g for g in intersection.groups if tl.state_at(g, at) is SignalState.GREEN)
+        return cached[2].green_at(t - shown.origin_s)
 
 
 def into_red(drains: Drains, green_of: Callable[[str], frozenset[str] | None]) -> frozenset[str]:

@@ -69,6 +69,14 @@ class SignalTimeline:
                 return iv.state
         return self.intervals[group][-1].state
 
+    def green_at(self, t: float) -> frozenset[str]:
+        """The groups green ``t`` seconds after the start. An acyclic window (a controller's
+        committed plan, a neighbour's driven one) holds its first and last states outside it, as
+        the signal does until the next plan: so ``t`` is clamped into it; a cyclic one repeats."""
+        if not self.cyclic:
+            t = min(max(0.0, t), max(0.0, self.duration_s - EPS))
+        return frozenset(g for g in self.intervals if self.state_at(g, t) is SignalState.GREEN)
+
 
 def transition_times(intersection: Intersection, plan: SignalPlan) -> list[float]:
     """Duration of each stage change in the plan (the last one wraps round in a cyclic plan).

@@ -73,7 +73,7 @@ from signals.controllers.maxpressure import MaxPressureController
 from signals.corridor import SHORT_LINK_M
 from signals.explain import StageDecision
 from signals.model import Intersection, SignalPlan
-from signals.timeline import EPS, SignalState, build_timeline
+from signals.timeline import EPS, build_timeline
 
 #: seconds over which the arrival rate of the working approach lanes is averaged (5-minute flows,
 #: the traffic engineer's usual interval); only used for lanes whose detector is dead
@@ -249,9 +249,7 @@ class LeitstandController(MaxPressureController):
         """Groups the committed plan shows green at epoch second ``t`` (none before the start)."""
         if not self._phases:
             return set()
-        tl = build_timeline(self.intersection, SignalPlan(tuple(self._phases), cyclic=False))
-        at = min(max(0.0, t - self._origin_s), max(0.0, tl.duration_s - EPS))
-        return {g for g in self.intersection.groups if tl.state_at(g, at) is SignalState.GREEN}
+        return set(build_timeline(self.intersection, SignalPlan(tuple(self._phases), cyclic=False)).green_at(t - self._origin_s))
 
     def _lane_value(self, obs: DetectorObservation, det: str, exits: set[str]) -> float:
         if det in self._estimated:

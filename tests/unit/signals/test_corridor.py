@@ -262,6 +262,18 @@ def test_shown_greens_follow_the_driven_plan() -> None:
     assert greens.green(slower, shown, at_c) == ShownGreens().green(slower, shown, at_c) != b.stage("C").groups
 
 
+def test_an_acyclic_window_holds_its_first_and_last_states_outside_it() -> None:
+    """A committed window (or a neighbour's driven plan) shows its first stage before it starts
+    and its last stage after it ends, as the signal does until the next plan arrives."""
+    _, b = _short_pair()
+    window = SignalPlan((StagePhase("A", 10.0), StagePhase("C", 12.0)), cyclic=False)
+    tl = build_timeline(b, window)
+    assert tl.green_at(-30.0) == tl.green_at(1.0) == b.stage("A").groups
+    assert tl.green_at(tl.duration_s + 100.0) == b.stage("C").groups
+    cyclic = build_timeline(b, b.fixed_plan)
+    assert cyclic.green_at(1.0) == cyclic.green_at(1.0 + 3 * cyclic.duration_s) == b.stage("A").groups
+
+
 def test_leitstand_sends_nobody_onto_a_short_link_into_red() -> None:
     """At A only N_left has a queue, and its one exit is the short link to B: with B red for
     that link, serving it is worth nothing (a vehicle sent in would stop in the link and block
