@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -322,17 +323,16 @@ def _permissive_left(length_m: float | None = 12.0) -> Intersection:
     )
 
 
-def _leaving_a(x: Intersection, turners: float, shared: bool = True) -> list[tuple[str, str, str]]:
-    """Leitstand from stage A with ``turners`` standing on N_left (``shared``: the previous
-    signal's exit detector on the same link reads them too) and a long queue on the side road
-    (stage C) that makes it leave A: (rule, stage, summary) of every stage change."""
+def _stage_changes(
+    x: Intersection, seconds: int, lanes_at: Callable[[int], dict[str, LaneMeasurement]], shared: bool
+) -> list[tuple[str, str, str]]:
+    """Leitstand fed ``lanes_at(t)`` each second (``shared``: the previous signal's exit detector
+    on the link N_left reads the same vehicles): (rule, stage, summary) of every stage change."""
     c = make_controller("leitstand", x)
     changes = []
     stage = None
-    for t in range(90):
-        lanes = {k: LaneMeasurement() for k in ("N_in", "S_in", "S_left", "W_in", "N_out", "S_out", "E_out", "W_out")}
-        lanes["N_left"] = LaneMeasurement(queue_veh=turners, vehicles=turners)
-        lanes["E_in"] = LaneMeasurement(queue_veh=8.0, vehicles=9.0 + t % 2)
+    for t in range(seconds):
+        lanes = lanes_at(t)
         nb = {"N_left": NeighbourReading("P", "S_out", lanes["N_left"])} if shared else {}
         d = c.decide(DetectorObservation(x.id, float(t), 1.0, lanes, nb))
         last = d.plan.phases[-1].stage
@@ -340,6 +340,19 @@ def _leaving_a(x: Intersection, turners: float, shared: bool = True) -> list[tup
             changes.append((d.explanation.rule, last, d.explanation.summary()))
             stage = last
     return changes
+
+
+def _leaving_a(x: Intersection, turners: float, shared: bool = True) -> list[tuple[str, str, str]]:
+    """Leitstand from stage A with ``turners`` standing on N_left and a long queue on the side
+    road (stage C) that makes it leave A: (rule, stage, summary) of every stage change."""
+
+    def lanes_at(t: int) -> dict[str, LaneMeasurement]:
+        lanes = {k: LaneMeasurement() for k in ("N_in", "S_in", "S_left", "W_in", "N_out", "S_out", "E_out", "W_out")}
+        lanes["N_left"] = LaneMeasurement(queue_veh=turners, vehicles=turners)
+        lanes["E_in"] = LaneMeasurement(queue_veh=8.0, vehicles=9.0 + t % 2)
+        return lanes
+
+    return _stage_changes(x, 90, lanes_at, shared)
 
 
 def test_a_permissive_turn_off_a_short_link_is_protected_before_it_is_cut_off() -> None:
@@ -363,20 +376,14 @@ def _holding_a(x: Intersection, turners: float, occupancy: float, shared: bool =
     """Leitstand in stage A with a steady through queue on N_in (A keeps paying) and ``turners``
     standing on the 12 m link N_left at ``occupancy`` behind its permissive turn; nobody waits
     elsewhere: (rule, stage, summary) of every stage change."""
-    c = make_controller("leitstand", x)
-    changes = []
-    stage = None
-    for t in range(40):
+
+    def lanes_at(t: int) -> dict[str, LaneMeasurement]:
         lanes = {k: LaneMeasurement() for k in ("S_in", "S_left", "E_in", "W_in", "N_out", "S_out", "E_out", "W_out")}
         lanes["N_in"] = LaneMeasurement(queue_veh=6.0, vehicles=7.0 + t % 2)
         lanes["N_left"] = LaneMeasurement(queue_veh=turners, vehicles=turners, occupancy=occupancy)
-        nb = {"N_left": NeighbourReading("P", "S_out", lanes["N_left"])} if shared else {}
-        d = c.decide(DetectorObservation(x.id, float(t), 1.0, lanes, nb))
-        last = d.plan.phases[-1].stage
-        if last != stage:
-            changes.append((d.explanation.rule, last, d.explanation.summary()))
-            stage = last
-    return changes
+        return lanes
+
+    return _stage_changes(x, 40, lanes_at, shared)
 
 
 def test_a_short_link_full_behind_a_permissive_turn_is_cleared_without_waiting_for_the_stage_to_end() -> None:
