@@ -73,7 +73,7 @@ from signals.controllers.maxpressure import MaxPressureController
 from signals.corridor import SHORT_LINK_M
 from signals.explain import StageDecision
 from signals.model import Intersection, SignalPlan
-from signals.timeline import EPS, build_timeline
+from signals.timeline import build_timeline
 
 #: seconds over which the arrival rate of the working approach lanes is averaged (5-minute flows,
 #: the traffic engineer's usual interval); only used for lanes whose detector is dead
@@ -312,7 +312,7 @@ class LeitstandController(MaxPressureController):
         waits = self.waits()
         value = {st.id: {d: self._lane_value(observation, d, ex) for d, ex in self._serves[st.id].items()} for st in intersection.stages}
         mine = value[cur.stage]
-        can_hold = cur.green_s + self._step_s <= intersection.stage(cur.stage).max_green_s + EPS
+        can_hold = self._can_hold()
 
         def gain(stage_id: str) -> float:
             """Vehicles a change to ``stage_id`` releases, weighted by its groups' longest wait."""
