@@ -20,7 +20,7 @@ from signals.timeline import EPS, SignalState, build_timeline, runs, transition_
 
 class MaxPressureController:
     name = "maxpressure"
-    version = "1.0"
+    version = "1.1"
 
     def __init__(self, intersection: Intersection, decision_interval_s: float = 5.0) -> None:
         self.intersection = intersection
@@ -179,7 +179,7 @@ class MaxPressureController:
         max_green = self.intersection.stage(stage_id).max_green_s
         step = self._step_s
         if step > self.decision_interval_s + EPS:  # slow frames: the rest of the step is filled
-            step = max(self.decision_interval_s, min(step, self._slack(self._phases, stage_id)))
+            step = max(self.decision_interval_s, min(step, self._slack(self._phases, stage_id), self._worth_s(stage_id)))
         if stage_id == cur.stage:
             return self._phases[:-1] + [StagePhase(stage_id, max(cur.green_s, min(cur.green_s + step, max_green)))]
         green = max(self.intersection.stage_green_floor_s(stage_id), min(step, max_green))
@@ -213,15 +213,31 @@ class MaxPressureController:
         while self._span(phases + out) + EPS < need:
             last = (phases + out)[-1].stage
             waits = self._waits_of(phases + out)
-            nxt = min(
-                (s for s in self.intersection.stages if s.id != last),
-                key=lambda s: (min(self.intersection.group_max_wait_s(g) - waits[g] for g in s.groups), s.id),
-            )
+            choice = self._fill_choice([p.stage for p in phases[-1:] + out])
+            if choice is not None and self._slack(phases + out, choice[0]) < self.intersection.stage_green_floor_s(choice[0]):
+                choice = None  # its minimum green would keep another group past its maximum wait
+            if choice is None:
+                nxt = min(
+                    (s for s in self.intersection.stages if s.id != last),
+                    key=lambda s: (min(self.intersection.group_max_wait_s(g) - waits[g] for g in s.groups), s.id),
+                )
+                worth = float("inf")
+            else:
+                nxt, worth = self.intersection.stage(choice[0]), choice[1]
             left = need - self._span(phases + out) - self.intersection.transition_s(last, nxt.id)
             # no group kept waiting past its maximum by this green, the next change included
-            green = min(nxt.max_green_s, max(self.intersection.stage_green_floor_s(nxt.id), min(left, self._slack(phases + out, nxt.id))))
-            out.append(StagePhase(nxt.id, green))
+            want = min(left, worth, self._slack(phases + out, nxt.id))
+            out.append(StagePhase(nxt.id, min(nxt.max_green_s, max(self.intersection.stage_green_floor_s(nxt.id), want))))
         return out
+
+    def _worth_s(self, stage_id: str) -> float:
+        """Seconds of green ``stage_id`` is worth in a step on slow frames (max-pressure: all of it)."""
+        return float("inf")
+
+    def _fill_choice(self, block: list[str]) -> tuple[str, float] | None:
+        """The stage to serve next in a step on slow frames after the stages in ``block``, and the
+        seconds it is worth; None: the stage whose groups have the least slack, for what is left."""
+        return None
 
     def _waits_within(self, phases: list[StagePhase]) -> bool:
         """Whether no group waits longer than its maximum anywhere in ``phases`` (as the validator
