@@ -320,8 +320,12 @@ class LeitstandController(MaxPressureController):
     def _worth_s(self, stage_id: str) -> float:
         """On slow frames a stage is given its share of the step by the work waiting for it (the
         rest goes to the others, ``_fill_choice``), not the whole step: fed one frame a minute,
-        holding one stage for the minute had 1.5 times fixed time's delay on the demo city."""
-        return self._clear_s(self._value.get(stage_id, {})) * self._block_scale
+        holding one stage for the minute had 1.5 times fixed time's delay on the demo city. With
+        nobody waiting for another stage, all of it: the signal rests in green instead of cycling."""
+        mine = self._value.get(stage_id, {})
+        if not any(v > 0 for s, lanes in self._value.items() if s != stage_id for d, v in lanes.items() if d not in mine):
+            return float("inf")
+        return self._clear_s(mine) * self._block_scale
 
     def _fill_choice(self, block: list[str]) -> tuple[str, float] | None:
         """Next in a step on slow frames: the stage with the most vehicles on lanes no stage of the

@@ -308,3 +308,25 @@ def test_leitstand_on_minute_frames_shares_each_minute_by_the_work_waiting(x: In
     # with the side road at the main road's flow, it gets about as much green
     even, _ = _minute_greens(x, "leitstand", FLOWS | {"E_in": 500.0, "W_in": 420.0})
     assert 0.7 < even["C"] / even["A"] < 1.4
+
+
+def _stage_changes_when_idle(x: Intersection, interval: float, minutes: int = 20) -> int:
+    c = make_controller("leitstand", x)
+    seen: list[str] = []
+    for k in range(int(minutes * 60 / interval)):
+        t = k * interval
+        d = c.decide(DetectorObservation(x.id, t, interval, {la.id: LaneMeasurement() for la in x.lanes}))
+        tl = build_timeline(x, d.plan)
+        for w in tl.stage_windows:
+            if w.end_s > t - d.origin_s and w.start_s < t + interval - d.origin_s and (not seen or seen[-1] != w.stage):
+                seen.append(w.stage)
+    return len(seen) - 1
+
+
+def test_leitstand_rests_in_green_on_slow_frames_when_nobody_waits(x: Intersection) -> None:
+    """Nobody on any approach: only the maximum-wait guard moves the signal, on 5 s or 60 s
+    frames as on 1 s frames (sharing the step by work must not cycle through empty stages)."""
+    fast = _stage_changes_when_idle(x, 1.0)
+    assert 0 < fast < 40
+    assert _stage_changes_when_idle(x, 5.0) <= fast + 2
+    assert _stage_changes_when_idle(x, 60.0) <= fast + 2
