@@ -308,12 +308,16 @@ class MaxPressureController:
         self._trim()
 
     def _trim(self) -> None:
-        """Drop the oldest phase while the rest still spans ``history_s`` and none of its groups'
-        intergreens can still bind a later change (so the retained past is laid out unchanged)."""
+        """Drop the oldest phase while the rest still spans ``history_s``, none of its groups'
+        intergreens can still bind a later change (so the retained past is laid out unchanged),
+        and it is past: on slow frames the plan reaches far ahead, and a window starting after now
+        would have the signal show its first stage early, not the plan the validator saw."""
         while len(self._phases) > 2:
             tl = build_timeline(self.intersection, SignalPlan(tuple(self._phases), cyclic=False))
             w0, w1 = tl.stage_windows[0], tl.stage_windows[1]
             if tl.duration_s - w1.start_s < self.history_s or w1.end_s - w0.end_s < self._max_intergreen_s:
+                return
+            if self._origin_s + w1.start_s > self._now + EPS:
                 return
             self._origin_s += w1.start_s
             self._phases.pop(0)

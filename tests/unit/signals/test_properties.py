@@ -235,7 +235,7 @@ def test_leitstand_with_exits_into_red_is_always_accepted(x: Intersection, seq, 
     x=intersections(feasible=True),
     name=st.sampled_from(["maxpressure", "leitstand"]),
     interval=st.sampled_from([7.0, 15.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0, 900.0]),
-    seq=st.lists(st.lists(readings, min_size=1, max_size=6), min_size=10, max_size=40),
+    seq=st.lists(st.lists(readings, min_size=1, max_size=6), min_size=8, max_size=20),
 )
 def test_acyclic_control_on_slow_frames_plans_up_to_the_next_frame_and_is_accepted(
     x: Intersection, name: str, interval: float, seq
@@ -250,6 +250,7 @@ def test_acyclic_control_on_slow_frames_plans_up_to_the_next_frame_and_is_accept
         d = ctl.decide(obs)
         report = validator.check(d.plan)
         assert report.ok, report.violations
+        assert d.origin_s <= obs.time_s + 1e-6  # nothing still to come was trimmed from the window
         assert d.origin_s + build_timeline(x, d.plan).duration_s >= obs.time_s + interval - 1e-6
 
 
