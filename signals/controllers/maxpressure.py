@@ -17,6 +17,9 @@ from signals.explain import Explanation, StageDecision
 from signals.model import Intersection, SignalPlan, StagePhase
 from signals.timeline import EPS, SignalState, build_timeline, runs, transition_times
 
+#: stages of a slow frame's fill named in the decision's summary (a 15-minute frame fills ~20)
+FILL_SHOWN = 4
+
 
 class MaxPressureController:
     name = "maxpressure"
@@ -324,7 +327,9 @@ class MaxPressureController:
 
     def _emit(self, now: float, rule: str, inputs: dict[str, float], effect: str) -> StageDecision:
         if self._filled:
-            then = ", ".join(f"{p.stage} {p.green_s:g} s" for p in self._filled)
+            then = ", ".join(f"{p.stage} {round(p.green_s, 1):g} s" for p in self._filled[:FILL_SHOWN])
+            if len(self._filled) > FILL_SHOWN:
+                then += f" and {len(self._filled) - FILL_SHOWN} more stages"
             effect += f"; frames come every {self._step_s:g} s, so until the next one it continues with {then}"
             self._filled = []
         self._last = StageDecision(
