@@ -55,6 +55,10 @@ The rule, in the spirit of actuated control and SURTRAC's queue/platoon clearing
   the turn, instead of when the stage ends: a turner waiting for a gap in a steady oncoming flow
   otherwise holds the link for the whole stage, and the neighbour's traffic bound for it stops in
   the neighbour's junction (the late deadlocks of 1.5);
+* **frames slower than a decision share the step by work** (1.7): with one frame a minute the
+  plan must last the minute; each stage gets the green that discharges its vehicles and those its
+  loops say will arrive, stretched so the stages with work share the step (one Webster-like
+  cycle), instead of the chosen stage holding the whole step (1.5x fixed time on the demo city);
 * minimum and maximum greens, intergreens and every group's maximum wait are enforced exactly
   as for max-pressure (the same plan bookkeeping, earliest-deadline-first wait guard), and the
   safety validator still checks every plan.
