@@ -55,10 +55,6 @@ The rule, in the spirit of actuated control and SURTRAC's queue/platoon clearing
   the turn, instead of when the stage ends: a turner waiting for a gap in a steady oncoming flow
   otherwise holds the link for the whole stage, and the neighbour's traffic bound for it stops in
   the neighbour's junction (the late deadlocks of 1.5);
-* **frames slower than a decision share the step by work** (1.7): with one frame a minute the
-  plan must last the minute; each stage gets the green that discharges its vehicles and those its
-  loops say will arrive, stretched so the stages with work share the step (one Webster-like
-  cycle), instead of the chosen stage holding the whole step (1.5x fixed time on the demo city);
 * minimum and maximum greens, intergreens and every group's maximum wait are enforced exactly
   as for max-pressure (the same plan bookkeeping, earliest-deadline-first wait guard), and the
   safety validator still checks every plan.
@@ -77,7 +73,7 @@ from signals.controllers.maxpressure import MaxPressureController
 from signals.corridor import SHORT_LINK_M
 from signals.explain import StageDecision
 from signals.model import Intersection, SignalPlan
-from signals.timeline import build_timeline
+from signals.timeline import EPS, build_timeline
 
 #: seconds over which the arrival rate of the working approach lanes is averaged (5-minute flows,
 #: the traffic engineer's usual interval); only used for lanes whose detector is dead
@@ -108,7 +104,7 @@ def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
 
 class LeitstandController(MaxPressureController):
     name = "leitstand"
-    version = "1.7"
+    version = "1.6"
 
     def __init__(
         self,
@@ -166,12 +162,6 @@ class LeitstandController(MaxPressureController):
         self._frozen_after_s = FROZEN_AFTER_WAITS * intersection.max_wait_s
         #: detectors whose reading this decision is a neighbour's (own one frozen)
         self._lent: dict[str, NeighbourReading] = {}
-        #: per stage, the value of each approach lane it serves at the last decision (vehicles)
-        self._value: dict[str, dict[str, float]] = {}
-        #: slow frames: vehicles each approach lane's loop says will arrive until the next frame,
-        #: and the factor that shares the step by work (``_scale``)
-        self._arriving: dict[str, float] = {}
-        self._block_scale = 1.0
         #: stage -> its permissive groups fed by a short link: (group, the stage protecting it that
         #: continues this one, the group's approach detectors on the link)
         self._short_turns: dict[str, list[tuple[str, str, frozenset[str]]]] = {}
@@ -303,47 +293,6 @@ class LeitstandController(MaxPressureController):
                 return protect, full
         return None
 
-    def _clear_s(self, lanes: dict[str, float]) -> float:
-        """Seconds of green that discharge these lanes' vehicles, and those arriving at the rate
-        their stop-line loops counted until the next frame, at saturation flow, side by side."""
-        return max(
-            ((v + self._arriving.get(d, 0.0)) / self._approaches[d][2] for d, v in lanes.items() if self._approaches[d][2] > 0),
-            default=0.0,
-        )
-
-    def _scale(self, obs: DetectorObservation) -> float:
-        """Slow frames: the factor that stretches each stage's work (``_clear_s``) over the step,
-        like Webster's proportional split of one cycle, so the step's green is shared by demand."""
-        dt = obs.interval_s if obs.interval_s > 0 else self._step_s
-        self._arriving = {d: obs.count(d) / dt * self._step_s for d in self._approaches if d in obs.lanes}
-        work = [self._clear_s(self._value[st.id]) for st in self.intersection.stages]
-        busy = [w for w in work if w > 0]
-        available = self._step_s - len(busy) * self._max_transition_s
-        return max(1.0, available / sum(busy)) if busy and available > 0 else 1.0
-
-    def _worth_s(self, stage_id: str) -> float:
-        """On slow frames a stage is given its share of the step by the work waiting for it (the
-        rest goes to the others, ``_fill_choice``), not the whole step: fed one frame a minute,
-        holding one stage for the minute had 1.5 times fixed time's delay on the demo city. With
-        nobody waiting for another stage, all of it: the signal rests in green instead of cycling."""
-        mine = self._value.get(stage_id, {})
-        if not any(v > 0 for s, lanes in self._value.items() if s != stage_id for d, v in lanes.items() if d not in mine):
-            return float("inf")
-        return self._clear_s(mine) * self._block_scale
-
-    def _fill_choice(self, block: list[str]) -> tuple[str, float] | None:
-        """Next in a step on slow frames: the stage with the most vehicles on lanes no stage of the
-        step has served yet, for the green that clears them; None once every waiting lane is served."""
-        served = {d for s in block for d in self._value.get(s, {})}
-        best: tuple[float, str, float] | None = None
-        for st in self.intersection.stages:
-            if st.id == block[-1]:
-                continue
-            fresh = {d: v for d, v in self._value.get(st.id, {}).items() if d not in served and v > 0}
-            if fresh and (best is None or sum(fresh.values()) > best[0]):
-                best = (sum(fresh.values()), st.id, self._clear_s(fresh) * self._block_scale)
-        return None if best is None else (best[1], best[2])
-
     def _full(self, obs: DetectorObservation, exit_det: str) -> bool:
         if exit_det in obs.exits_into_red:
             return True  # a short link whose far signal is red: whoever enters stops in it
@@ -362,10 +311,8 @@ class LeitstandController(MaxPressureController):
         cur = self._phases[-1]
         waits = self.waits()
         value = {st.id: {d: self._lane_value(observation, d, ex) for d, ex in self._serves[st.id].items()} for st in intersection.stages}
-        self._value = value
-        self._block_scale = self._scale(observation) if self._step_s > self.decision_interval_s + 1e-9 else 1.0
         mine = value[cur.stage]
-        can_hold = self._can_hold()
+        can_hold = cur.green_s + self._step_s <= intersection.stage(cur.stage).max_green_s + EPS
 
         def gain(stage_id: str) -> float:
             """Vehicles a change to ``stage_id`` releases, weighted by its groups' longest wait."""

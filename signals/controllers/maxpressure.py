@@ -17,13 +17,10 @@ from signals.explain import Explanation, StageDecision
 from signals.model import Intersection, SignalPlan, StagePhase
 from signals.timeline import EPS, SignalState, build_timeline, runs, transition_times
 
-#: stages of a slow frame's fill named in the decision's summary (a 15-minute frame fills ~20)
-FILL_SHOWN = 4
-
 
 class MaxPressureController:
     name = "maxpressure"
-    version = "1.1"
+    version = "1.0"
 
     def __init__(self, intersection: Intersection, decision_interval_s: float = 5.0) -> None:
         self.intersection = intersection
@@ -43,10 +40,6 @@ class MaxPressureController:
         self._horizon_s: float | None = None
         self._last: StageDecision | None = None
         self._measured = {la.id: la.measured_by for la in intersection.lanes}
-        #: epoch second of the decision being made, and the stages appended after its action to
-        #: reach the next frame (frames slower than a stage's maximum green, ``_fill``)
-        self._now = 0.0
-        self._filled: list[StagePhase] = []
 
     # -- measurements --------------------------------------------------------------------------
     def pressures(self, obs: DetectorObservation) -> dict[str, float]:
@@ -64,11 +57,7 @@ class MaxPressureController:
 
     def waits(self) -> dict[str, float]:
         """Seconds each group has not been green at the end of the committed horizon."""
-        return self._waits_of(self._phases)
-
-    def _waits_of(self, phases: list[StagePhase]) -> dict[str, float]:
-        """Seconds each group has not been green at the end of ``phases``."""
-        tl = build_timeline(self.intersection, SignalPlan(tuple(phases), cyclic=False))
+        tl = build_timeline(self.intersection, SignalPlan(tuple(self._phases), cyclic=False))
         out = {}
         for g in self.intersection.groups:
             greens = [r for r in runs(tl, g) if r.state is SignalState.GREEN]
@@ -87,11 +76,8 @@ class MaxPressureController:
         if self._horizon_s is None:
             first = intersection.fixed_plan.phases[0].stage
             self._phases = [StagePhase(first, intersection.stage_green_floor_s(first))]
-            self._origin_s = self._now = now
-            self._step_s = max(self.decision_interval_s, observation.interval_s)
-            self._filled = self._fill(self._phases)
-            self._phases += self._filled
-            self._horizon_s = now + self._span(self._phases)
+            self._origin_s = now
+            self._horizon_s = now + self._phases[0].green_s
             return self._emit(now, "start", {}, f"starts with stage {first} for its minimum green")
         if now + max(observation.interval_s, 0.0) + EPS < self._horizon_s and self._last is not None:
             return self._last
@@ -101,18 +87,7 @@ class MaxPressureController:
             self._phases[-1] = StagePhase(last.stage, last.green_s + now - self._horizon_s)
             self._horizon_s = now
         self._step_s = max(self.decision_interval_s, observation.interval_s)
-        self._now = now
         return None
-
-    def _can_hold(self) -> bool:
-        """Whether the current stage may be held for this decision: for a whole step of green, or,
-        when frames come slower than decisions, for at least one decision interval (the rest of
-        the step is then filled with other stages, ``_fill``)."""
-        cur = self._phases[-1]
-        max_green = self.intersection.stage(cur.stage).max_green_s
-        if cur.green_s + self._step_s <= max_green + EPS:
-            return True
-        return self._step_s > self.decision_interval_s + EPS and cur.green_s + self.decision_interval_s <= max_green + EPS
 
     def _emergency(self, order: list[str], fallback: str, waits: dict[str, float], can_hold: bool) -> tuple[str, str]:
         """No action keeps every wait safe: serve the most overdue group, first in ``order``.
@@ -135,7 +110,7 @@ class MaxPressureController:
         waits = self.waits()
         cur = self._phases[-1]
         step = self._step_s
-        can_hold = self._can_hold()
+        can_hold = cur.green_s + step <= intersection.stage(cur.stage).max_green_s + EPS
         ranked = sorted(intersection.stages, key=lambda s: (-pressures[s.id], s.id != cur.stage, s.id))
         best = ranked[0].id
         inputs = {f"pressure.{k}": round(v, 2) for k, v in pressures.items()}
@@ -171,97 +146,19 @@ class MaxPressureController:
         return self._emit(now, rule, inputs, effect)
 
     def _candidate(self, stage_id: str) -> list[StagePhase]:
-        """The phase list after holding (same stage) or switching to ``stage_id``, continued by
-        ``_fill`` when one stage cannot last until the next frame."""
-        return self._action(stage_id) + self._fill(self._action(stage_id))
-
-    def _action(self, stage_id: str) -> list[StagePhase]:
-        """The phase list after holding or switching to ``stage_id``: a step of green, within the
-        stage's maximum green."""
+        """The phase list after holding (same stage) or switching to ``stage_id``."""
         cur = self._phases[-1]
-        max_green = self.intersection.stage(stage_id).max_green_s
-        step = self._step_s
-        if step > self.decision_interval_s + EPS:  # slow frames: the rest of the step is filled
-            step = max(self.decision_interval_s, min(step, self._slack(self._phases, stage_id), self._worth_s(stage_id)))
         if stage_id == cur.stage:
-            return self._phases[:-1] + [StagePhase(stage_id, max(cur.green_s, min(cur.green_s + step, max_green)))]
-        green = max(self.intersection.stage_green_floor_s(stage_id), min(step, max_green))
+            return self._phases[:-1] + [StagePhase(stage_id, cur.green_s + self._step_s)]
+        green = max(self.intersection.stage_green_floor_s(stage_id), self._step_s)
         return self._phases + [StagePhase(stage_id, green)]
-
-    def _slack(self, phases: list[StagePhase], stage_id: str) -> float:
-        """Seconds of green ``stage_id`` can have after ``phases`` before a group it does not serve
-        would wait past its maximum (the change to it and the one after included)."""
-        intersection = self.intersection
-        waits = self._waits_of(phases)
-        last = phases[-1].stage
-        change = 0.0 if last == stage_id else intersection.transition_s(last, stage_id)
-        served = intersection.stage(stage_id).groups
-        return min(
-            (intersection.group_max_wait_s(g) - waits[g] - change - self._max_transition_s for g in waits if g not in served),
-            default=float("inf"),
-        )
-
-    def _fill(self, phases: list[StagePhase]) -> list[StagePhase]:
-        """Stages to append to ``phases`` so the plan lasts until the next frame.
-
-        Frames can come slower than a stage may stay green (the record allows 900 s; detector
-        systems that aggregate per minute are common): no single hold or switch then covers the
-        time until the controller hears again, and a plan that ended before it would leave the
-        signal without instructions (the validator rejected every plan and the shell drove the
-        last safe one). The gap is filled like a cycle: next the stage whose most urgent group
-        has the least slack to its maximum wait, each for what is left, within its green bounds.
-        Empty whenever one stage lasts until the next frame, so fast frames decide as before."""
-        need = self._now + self._step_s - self._origin_s
-        out: list[StagePhase] = []
-        while self._span(phases + out) + EPS < need:
-            last = (phases + out)[-1].stage
-            waits = self._waits_of(phases + out)
-            choice = self._fill_choice([p.stage for p in phases[-1:] + out])
-            if choice is not None and self._slack(phases + out, choice[0]) < self.intersection.stage_green_floor_s(choice[0]):
-                choice = None  # its minimum green would keep another group past its maximum wait
-            if choice is None:
-                nxt = min(
-                    (s for s in self.intersection.stages if s.id != last),
-                    key=lambda s: (min(self.intersection.group_max_wait_s(g) - waits[g] for g in s.groups), s.id),
-                )
-                worth = float("inf")
-            else:
-                nxt, worth = self.intersection.stage(choice[0]), choice[1]
-            left = need - self._span(phases + out) - self.intersection.transition_s(last, nxt.id)
-            # no group kept waiting past its maximum by this green, the next change included
-            want = min(left, worth, self._slack(phases + out, nxt.id))
-            out.append(StagePhase(nxt.id, min(nxt.max_green_s, max(self.intersection.stage_green_floor_s(nxt.id), want))))
-        return out
-
-    def _worth_s(self, stage_id: str) -> float:
-        """Seconds of green ``stage_id`` is worth in a step on slow frames (max-pressure: all of it)."""
-        return float("inf")
-
-    def _fill_choice(self, block: list[str]) -> tuple[str, float] | None:
-        """The stage to serve next in a step on slow frames after the stages in ``block``, and the
-        seconds it is worth; None: the stage whose groups have the least slack, for what is left."""
-        return None
-
-    def _waits_within(self, phases: list[StagePhase]) -> bool:
-        """Whether no group waits longer than its maximum anywhere in ``phases`` (as the validator
-        counts: from the window's start, and to its end)."""
-        tl = build_timeline(self.intersection, SignalPlan(tuple(phases), cyclic=False))
-        for g in self.intersection.groups:
-            wait = 0.0
-            for r in runs(tl, g):
-                wait = 0.0 if r.state is SignalState.GREEN else wait + r.duration_s
-                if wait > self.intersection.group_max_wait_s(g) + EPS:
-                    return False
-        return True
 
     def _span(self, phases: list[StagePhase]) -> float:
         plan = SignalPlan(tuple(phases), cyclic=False)
         return sum(p.green_s for p in phases) + sum(transition_times(self.intersection, plan))
 
     def _last_transition_s(self) -> float:
-        """The transition into the stage this decision chose (not into the stages filled after it)."""
-        action = self._phases[: len(self._phases) - len(self._filled)]
-        trans = transition_times(self.intersection, SignalPlan(tuple(action), cyclic=False))
+        trans = transition_times(self.intersection, SignalPlan(tuple(self._phases), cyclic=False))
         return trans[-1] if trans else 0.0
 
     def _duration_of(self, stage_id: str) -> float:
@@ -277,19 +174,10 @@ class MaxPressureController:
         coming due together (e.g. after start-up) are all served in time.
         """
         intersection = self.intersection
-        action = self._action(stage_id)
-        filled = self._fill(action)
-        if filled:  # the waits at the end of the filled plan, each group served in it starting at 0
-            if not self._waits_within(action + filled):
-                return False
-            end = self._waits_of(action + filled)
-            last = intersection.stage(filled[-1].stage).groups
-            pending = {g: 0.0 if g in last else w for g, w in end.items()}
-        else:
-            added = self._duration_of(stage_id)
-            served = intersection.stage(stage_id).groups
-            # everyone is scheduled once more, the groups just served with their wait starting at 0
-            pending = {g: 0.0 if g in served else w + added for g, w in waits.items()}
+        added = self._duration_of(stage_id)
+        served = intersection.stage(stage_id).groups
+        # everyone is scheduled once more, the groups just served with their wait starting at 0
+        pending = {g: 0.0 if g in served else w + added for g, w in waits.items()}
         t = 0.0
         while pending:
             urgent = min(pending, key=lambda g: intersection.group_max_wait_s(g) - pending[g])
@@ -298,40 +186,27 @@ class MaxPressureController:
             for g in serve.groups & pending.keys():
                 if pending.pop(g) + t > intersection.group_max_wait_s(g) + EPS:
                     return False
-            # a decision's green lasts a step; with slow frames, one within its slack (``_action``)
-            t += intersection.stage_green_floor_s(serve.id) if filled else max(intersection.stage_green_floor_s(serve.id), self._step_s)
+            t += max(intersection.stage_green_floor_s(serve.id), self._step_s)
         return True
 
     def _commit(self, stage_id: str) -> None:
-        action = self._action(stage_id)
-        self._filled = self._fill(action)
-        self._phases = action + self._filled
+        self._phases = self._candidate(stage_id)
         assert self._horizon_s is not None
         self._horizon_s = self._origin_s + self._span(self._phases)
         self._trim()
 
     def _trim(self) -> None:
-        """Drop the oldest phase while the rest still spans ``history_s``, none of its groups'
-        intergreens can still bind a later change (so the retained past is laid out unchanged),
-        and it is past: on slow frames the plan reaches far ahead, and a window starting after now
-        would have the signal show its first stage early, not the plan the validator saw."""
+        """Drop the oldest phase while the rest still spans ``history_s`` and none of its groups'
+        intergreens can still bind a later change (so the retained past is laid out unchanged)."""
         while len(self._phases) > 2:
             tl = build_timeline(self.intersection, SignalPlan(tuple(self._phases), cyclic=False))
             w0, w1 = tl.stage_windows[0], tl.stage_windows[1]
             if tl.duration_s - w1.start_s < self.history_s or w1.end_s - w0.end_s < self._max_intergreen_s:
                 return
-            if self._origin_s + w1.start_s > self._now + EPS:
-                return
             self._origin_s += w1.start_s
             self._phases.pop(0)
 
     def _emit(self, now: float, rule: str, inputs: dict[str, float], effect: str) -> StageDecision:
-        if self._filled:
-            then = ", ".join(f"{p.stage} {round(p.green_s, 1):g} s" for p in self._filled[:FILL_SHOWN])
-            if len(self._filled) > FILL_SHOWN:
-                then += f" and {len(self._filled) - FILL_SHOWN} more stages"
-            effect += f"; frames come every {self._step_s:g} s, so until the next one it continues with {then}"
-            self._filled = []
         self._last = StageDecision(
             self.intersection.id,
             now,

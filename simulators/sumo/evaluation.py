@@ -108,6 +108,8 @@ class RunOptions:
     failed_detectors: float = 0.0
     #: how they fail (:mod:`simulators.sumo.faults`)
     failure_kind: FailureKind = FailureKind.DEAD
+    #: seconds between the frames the controllers get (0: every simulation step)
+    frame_s: float = 0.0
 
 
 def run_with_fairness(
@@ -124,6 +126,7 @@ def run_with_fairness(
             breakdown=options.breakdown,
             failed_detectors=options.failed_detectors,
             failure_kind=options.failure_kind,
+            frame_s=options.frame_s,
         )
     )
     result["fairness_raw"] = source.raw or source.tracker.finish()

@@ -23,6 +23,7 @@ import random
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol, TypedDict
 
+import msgspec
 import sumolib
 
 from signals.adapter import StageAdapter
@@ -361,6 +363,7 @@ def run(
     breakdown: bool = False,
     failed_detectors: float = 0.0,
     failure_kind: FailureKind = FailureKind.DEAD,
+    frame_s: float = 0.0,
 ) -> RunResult:
     """One seeded run of a scenario under one controller (libsumo: in this process, one at a time).
 
@@ -368,7 +371,10 @@ def run(
     stop-line loops) that fail, drawn at random from the run's seed; ``failure_kind`` says how
     (:mod:`simulators.sumo.faults`: dead, absent from every frame; stuck, repeating one reading;
     noisy). ``breakdown`` adds :mod:`simulators.sumo.breakdown`'s account (of the true
-    measurements, failed detectors included).
+    measurements, failed detectors included). ``frame_s`` sends the controllers one frame every so
+    many seconds instead of every simulation step (detector systems that aggregate per minute):
+    counts summed over the interval, the other readings as at its last step; the plans run in
+    between.
     """
     import libsumo as traci  # one simulation per process: imported where it is used
 
@@ -391,7 +397,7 @@ def run(
             epoch = sim_epoch(scenario.end_s)
             source.start(scenario, signals, controller, session, epoch)
             driver = _SignalDriver(signals)
-            teleports = _closed_loop(traci, scenario, detectors, source, driver, epoch, progress, faults, account)
+            teleports = _closed_loop(traci, scenario, detectors, source, driver, epoch, progress, faults, account, frame_s)
         finally:
             traci.close()
             source.close()
@@ -502,16 +508,30 @@ def _closed_loop(
     progress: Callable[[float, float], None] | None,
     faults: DetectorFaults | None = None,
     account: Breakdown | None = None,
+    frame_s: float = 0.0,
 ) -> int:
-    """Every step until the scenario's end: frames -> decisions -> shown states -> one SUMO
-    step. Returns the number of teleports (none expected: teleporting is switched off)."""
+    """Every step until the scenario's end: frames -> decisions (every ``frame_s`` when set) ->
+    shown states -> one SUMO step. Returns the number of teleports (none expected: teleporting is
+    switched off)."""
     step_s = traci.simulation.getDeltaT()
+    every = max(1, round(frame_s / step_s)) if frame_s > 0 else 1
+    counted: dict[tuple[str, str], int] = defaultdict(int)
+    decisions: dict[str, StageDecision] = {}
     teleports = 0
+    k = 0
     t = traci.simulation.getTime()
     while t < scenario.end_s - 1e-9:
         frames = [_frame(traci, tid, detectors[tid], epoch + t, step_s) for tid in driver.signals]
-        seen = [faults.apply(f, t) for f in frames] if faults is not None and faults.failed else frames
-        decisions = source.decide(seen)
+        if every > 1:
+            for f in frames:
+                for r in f.detectors:
+                    counted[f.intersection_id, r.detector_id] += r.count
+        if k % every == 0:
+            sent = [_aggregated(f, counted, every * step_s) for f in frames] if every > 1 else frames
+            counted.clear()
+            seen = [faults.apply(f, t) for f in sent] if faults is not None and faults.failed else sent
+            decisions = source.decide(seen)
+        k += 1
         clock = epoch + t  # decisions are timed in epoch seconds, like field data
         driver.apply(traci, decisions, t, clock, step_s)
         if account is not None:
@@ -525,6 +545,13 @@ def _closed_loop(
         if progress is not None:
             progress(t - scenario.begin_s, scenario.end_s - scenario.begin_s)
     return teleports
+
+
+def _aggregated(frame: IntersectionFrame, counted: Mapping[tuple[str, str], int], interval_s: float) -> IntersectionFrame:
+    """``frame`` (the interval's last step) as a frame of the whole interval: its counts summed."""
+    tid = frame.intersection_id
+    readings = [msgspec.structs.replace(r, count=counted.get((tid, r.detector_id), r.count)) for r in frame.detectors]
+    return msgspec.structs.replace(frame, interval_s=interval_s, detectors=readings)
 
 
 def _frame(traci: ModuleType, tid: str, detectors: Mapping[str, tuple[str, str]], clock: float, step_s: float) -> IntersectionFrame:

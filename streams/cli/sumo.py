@@ -177,6 +177,15 @@ def eval_cmd(
     breakdown: Breakdown = False,
     failed_detectors: FailedDetectors = 0.0,
     failure_kind: FailureKindOption = "dead",
+    frame_interval: Annotated[
+        float,
+        typer.Option(
+            "--frame-interval",
+            min=0.0,
+            max=900.0,
+            help="Seconds between the frames the controller gets (counts summed), e.g. 60 for per-minute detector data; 0: every step.",
+        ),
+    ] = 0.0,
 ) -> None:
     """One controller on a scenario: RESCO delay, trips, safety (with --tsp: buses and the rest)."""
     from simulators.sumo.evaluation import RunOptions
@@ -184,14 +193,16 @@ def eval_cmd(
     seed_list = parse_seeds(seeds)
     kind = failure_kind_of(failure_kind, failed_detectors)
     if tsp is not None:
-        if breakdown or failed_detectors:
-            raise CliError("--breakdown and --failed-detectors apply to a controller's run, not to --tsp")
+        if breakdown or failed_detectors or frame_interval:
+            raise CliError("--breakdown, --failed-detectors and --frame-interval apply to a controller's run, not to --tsp")
         on = tsp_flag(tsp, controller, via_kafka)
         transit_eval(checked_scenario(scenario), on, seed_list, parallel_runs(jobs, len(seed_list)), as_json)
         return
     name = controller_names(controller or "leitstand")[0]
     runs_at_once = 1 if via_kafka else parallel_runs(jobs, len(seed_list))
-    options = RunOptions(breakdown=breakdown, failed_detectors=failed_detectors, failure_kind=kind)
+    if frame_interval and via_kafka:
+        raise CliError("--frame-interval applies to the in-process path; through Kafka the worker gets every step's frame")
+    options = RunOptions(breakdown=breakdown, failed_detectors=failed_detectors, failure_kind=kind, frame_s=frame_interval)
     result = evaluate_controller(checked_scenario(scenario), name, seed_list, runs_at_once, via_kafka, quiet=as_json, options=options)
     result["path"] = "kafka" if via_kafka else "in-process"
     if as_json:

@@ -19,7 +19,6 @@ from signals.controllers import (
 from signals.controllers.leitstand import JAM_SPACING_M
 from signals.loader import intersection_from_dict, intersection_to_dict, load_intersection
 from signals.model import Intersection
-from signals.timeline import build_timeline
 from signals.validator import SafetyValidator
 from tests.paths import EXAMPLE_INTERSECTION as EXAMPLE
 
@@ -270,63 +269,3 @@ def test_a_zone_length_survives_the_model_document(x: Intersection) -> None:
     with_length = dataclasses.replace(x, lanes=tuple(dataclasses.replace(la, length_m=12.1) for la in x.lanes))
     assert intersection_from_dict(intersection_to_dict(with_length)).lanes == with_length.lanes
     assert "length_m" not in str(intersection_to_dict(x))  # unknown stays unknown
-
-
-def _minute_greens(x: Intersection, name: str, flows_vph: dict[str, float], frames: int = 30) -> tuple[dict[str, float], str]:
-    """``name`` fed one frame a minute (counts at ``flows_vph``, queues of a minute's arrivals
-    on the stages not served): seconds of green per stage over the last 20 minutes of plans
-    (what each plan commits until the next frame) and the last summary."""
-    c = make_controller(name, x)
-    greens: dict[str, float] = {}
-    summary = ""
-    for k in range(frames):
-        t = 60.0 * k
-        lanes = {
-            la.id: LaneMeasurement(count=flows_vph.get(la.id, 0.0) / 60.0, queue_veh=flows_vph.get(la.id, 0.0) / 120.0) for la in x.lanes
-        }
-        d = c.decide(DetectorObservation(x.id, t, 60.0, lanes))
-        summary = d.explanation.summary()
-        if k < frames - 20:
-            continue
-        tl = build_timeline(x, d.plan)
-        for w in tl.stage_windows:
-            start, end = max(w.start_s, t - d.origin_s), min(w.end_s, t + 60.0 - d.origin_s)
-            if end > start:
-                greens[w.stage] = greens.get(w.stage, 0.0) + end - start
-    return greens, summary
-
-
-def test_leitstand_on_minute_frames_shares_each_minute_by_the_work_waiting(x: Intersection) -> None:
-    """Per-minute detector data: 1.6 held the chosen stage for the whole minute, so a stage got a
-    minute or nothing. 1.7 serves every stage with demand in each minute, in proportion to its
-    work (flow over saturation flow): the main road gets most of the green, the side road and the
-    left turns their shares, and the plan says how it continues until the next frame."""
-    greens, summary = _minute_greens(x, "leitstand", FLOWS)
-    assert set(greens) == {"A", "B", "C"}
-    assert greens["A"] > greens["C"] > 0 and greens["B"] > 0
-    assert "frames come every 60 s, so until the next one it continues with" in summary
-    # with the side road at the main road's flow, it gets about as much green
-    even, _ = _minute_greens(x, "leitstand", FLOWS | {"E_in": 500.0, "W_in": 420.0})
-    assert 0.7 < even["C"] / even["A"] < 1.4
-
-
-def _stage_changes_when_idle(x: Intersection, interval: float, minutes: int = 20) -> int:
-    c = make_controller("leitstand", x)
-    seen: list[str] = []
-    for k in range(int(minutes * 60 / interval)):
-        t = k * interval
-        d = c.decide(DetectorObservation(x.id, t, interval, {la.id: LaneMeasurement() for la in x.lanes}))
-        tl = build_timeline(x, d.plan)
-        for w in tl.stage_windows:
-            if w.end_s > t - d.origin_s and w.start_s < t + interval - d.origin_s and (not seen or seen[-1] != w.stage):
-                seen.append(w.stage)
-    return len(seen) - 1
-
-
-def test_leitstand_rests_in_green_on_slow_frames_when_nobody_waits(x: Intersection) -> None:
-    """Nobody on any approach: only the maximum-wait guard moves the signal, on 5 s or 60 s
-    frames as on 1 s frames (sharing the step by work must not cycle through empty stages)."""
-    fast = _stage_changes_when_idle(x, 1.0)
-    assert 0 < fast < 40
-    assert _stage_changes_when_idle(x, 5.0) <= fast + 2
-    assert _stage_changes_when_idle(x, 60.0) <= fast + 2

@@ -134,20 +134,3 @@ def test_a_saved_config_that_no_longer_builds_is_logged_and_ignored() -> None:
     out = desk.on_config(config(session="run-2", controller="no-such-controller"))
     assert "stored signal config no longer builds" in [n.event for n in out.notes]
     assert desk.on_observation(obs(0)) is None
-
-
-def test_acyclic_control_on_minute_frames_is_driven_not_fallen_back() -> None:
-    """A city whose detectors report once a minute: leitstand and max-pressure in automatic mode
-    drive their own plans on every frame (before 1.7 / 1.1 nearly every plan was rejected there
-    and the desk drove the fallback), and each drive says how the minute continues."""
-    for controller in ("leitstand", "maxpressure"):
-        desk = fresh()
-        desk.on_config(config(controller=controller, mode="automatic", params={}))
-        drives = []
-        for i in range(30):
-            lanes = {k: LaneMeasurement(count=12.0 * v, queue_veh=3.0 * v, vehicles=4.0 * v) for k, v in COUNTS.items()}
-            box = desk.on_observation(DetectorObservation("K101", T0 + 60 * i, 60.0, lanes))
-            assert box is not None
-            drives += [p.record for p in box.plans if isinstance(p, PlanOut) and p.record.status != "pending"]
-        assert [d.status for d in drives[1:]] == ["active"] * 29, controller
-        assert any("frames come every 60 s" in d.decision.explanation.summary() for d in drives), controller

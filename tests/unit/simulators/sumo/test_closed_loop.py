@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from signals.explain import StageDecision
 from signals.validator import SafetyValidator
 from simulators.sumo.loop import InProcessSource, read_scenario, run
 from simulators.sumo.network import intersections_from_sumo
+from streams.records import IntersectionFrame
 from tests.cli_helpers import leitstand as run_cli
 from tests.cli_helpers import one_clean_line
 from tests.sumo_nets import build
@@ -53,6 +55,25 @@ def test_adaptive_beats_fixed_without_a_single_violation(single: Path) -> None:
     assert fixed.safety_violations == ours.safety_violations == 0
     assert ours.delay_mean < 0.6 * fixed.delay_mean, (ours.delay_mean, fixed.delay_mean)
     assert ours.stage_changes > fixed.stage_changes  # it adapts: shorter greens when demand allows
+
+
+def test_frames_a_minute_apart_reach_the_controller_with_the_minutes_counts(single: Path) -> None:
+    """``frame_s`` (``--frame-interval``): the controller hears once a minute, the counts summed
+    over the minute; the plans run in between, safely, and the signal adapts less often."""
+    heard: list[tuple[float, float, int]] = []
+
+    class Listening(InProcessSource):
+        def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
+            heard.extend((f.event_time.timestamp(), f.interval_s, sum(r.count for r in f.detectors)) for f in frames)
+            return super().decide(frames)
+
+    every_step = run(single, "leitstand", 1)
+    minute = run(single, "leitstand", 1, Listening(), frame_s=60.0)
+    assert len(heard) == 10  # 600 s
+    assert {round(b - a) for (a, *_), (b, *_) in zip(heard, heard[1:])} == {60}
+    assert {iv for _, iv, _ in heard[1:]} == {60.0} and sum(c for *_, c in heard[1:]) > 10 * max(c for *_, c in heard[:1])
+    assert minute.safety_violations == 0 and minute.rejected_decisions == 0 and minute.trips == every_step.trips
+    assert minute.stage_changes < every_step.stage_changes
 
 
 def test_same_seed_same_result_and_seeds_differ(grid: Path) -> None:
@@ -112,6 +133,7 @@ def test_sumo_compare_writes_table_and_chart(grid: Path, tmp_path: Path) -> None
         (["sumo", "eval", "{grid}", "--seeds", "x"], "--seeds"),
         (["sumo", "eval", "{grid}", "--failed-detectors", "0.1", "--failure-kind", "melted"], "known: dead, stuck, noisy"),
         (["sumo", "eval", "{grid}", "--failure-kind", "stuck"], "needs --failed-detectors"),
+        (["sumo", "eval", "{grid}", "--frame-interval", "901"], "--frame-interval"),
     ],
 )
 def test_bad_arguments_get_one_line(args: list[str], message: str, grid: Path) -> None:
