@@ -527,7 +527,8 @@ def _closed_loop(
                 for r in f.detectors:
                     counted[f.intersection_id, r.detector_id] += r.count
         if k % every == 0:
-            sent = [_aggregated(f, counted, every * step_s) for f in frames] if every > 1 else frames
+            # the first frame has counted one step; the others the whole interval before them
+            sent = [_aggregated(f, counted, (every if k else 1) * step_s) for f in frames] if every > 1 else frames
             counted.clear()
             seen = [faults.apply(f, t) for f in sent] if faults is not None and faults.failed else sent
             decisions = source.decide(seen)
