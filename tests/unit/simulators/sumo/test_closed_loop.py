@@ -60,19 +60,24 @@ def test_adaptive_beats_fixed_without_a_single_violation(single: Path) -> None:
 def test_frames_a_minute_apart_reach_the_controller_with_the_minutes_counts(single: Path) -> None:
     """``frame_s`` (``--frame-interval``): the controller hears once a minute, the counts summed
     over the minute; the plans run in between, safely, and the signal adapts less often."""
-    heard: list[tuple[float, float, int]] = []
+    heard: list[tuple[float, float, int, int]] = []
 
     class Listening(InProcessSource):
         def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
-            heard.extend((f.event_time.timestamp(), f.interval_s, sum(r.count for r in f.detectors)) for f in frames)
+            heard.extend(
+                (f.event_time.timestamp(), f.interval_s, sum(r.count for r in f.detectors), max(r.count for r in f.detectors))
+                for f in frames
+            )
             return super().decide(frames)
 
     every_step = run(single, "leitstand", 1)
     minute = run(single, "leitstand", 1, Listening(), frame_s=60.0)
     assert len(heard) == 10  # 600 s
     assert {round(b - a) for (a, *_), (b, *_) in zip(heard, heard[1:])} == {60}
-    assert heard[0][1] == 1.0 and {iv for _, iv, _ in heard[1:]} == {60.0}  # the first frame counted its first second
-    assert sum(c for *_, c in heard[1:]) > 10 * heard[0][2]
+    assert heard[0][1] == 1.0 and {iv for _, iv, *_ in heard[1:]} == {60.0}  # the first frame counted its first second
+    assert sum(c for _, _, c, _ in heard[1:]) > 10 * heard[0][2]
+    # a stop-line loop passes a vehicle or two a second: tens in one frame are a minute's sum
+    assert max(most for *_, most in heard[1:]) > 10
     assert minute.safety_violations == 0 and minute.rejected_decisions == 0 and minute.trips == every_step.trips
     assert minute.stage_changes < every_step.stage_changes
 
