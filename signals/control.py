@@ -137,6 +137,11 @@ class IntersectionControl:
             else:
                 outcome, fresh = self._gate.admit(decision), True
                 self._admitted = (key, outcome)
+            if not outcome.accepted and self._exhausted(outcome.applied, now):
+                # the last safe plan has run out: the shipped program, not its last stage held on
+                # (frames slower than a maximum green had every decision rejected, and the street
+                # held one stage until the groups' maximum waits forced changes)
+                outcome = replace(outcome, applied=self._fixed_decision(obs))
             violations = tuple(str(v) for v in outcome.report.violations)
             if not outcome.accepted and fresh:
                 self.rejections += 1

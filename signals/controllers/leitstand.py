@@ -55,6 +55,13 @@ The rule, in the spirit of actuated control and SURTRAC's queue/platoon clearing
   the turn, instead of when the stage ends: a turner waiting for a gap in a steady oncoming flow
   otherwise holds the link for the whole stage, and the neighbour's traffic bound for it stops in
   the neighbour's junction (the late deadlocks of 1.5);
+* **frames too coarse to time stages from hand over to the shipped program** (1.7): when the
+  detector system's frames come more than half the fixed program's cycle apart (fewer than two a
+  cycle), or further apart than the shortest maximum green (an acyclic step commits green for a
+  whole frame), the program runs in its order and with its greens, in step with its schedule,
+  and the explanation says why; adaptive control resumes when frames come faster. On minute
+  frames 1.6 was worse than fixed time on ingolstadt1 (1.21), and with frames slower than a
+  maximum green every plan was rejected (4.8-15 x fixed time at 90 s);
 * minimum and maximum greens, intergreens and every group's maximum wait are enforced exactly
   as for max-pressure (the same plan bookkeeping, earliest-deadline-first wait guard), and the
   safety validator still checks every plan.
@@ -67,12 +74,15 @@ on networks it never saw (generated grids) - read the figures with that in mind.
 from __future__ import annotations
 
 import dataclasses
+import math
+import statistics
+from collections import deque
 
 from signals.controllers.base import DetectorObservation, LaneMeasurement, NeighbourReading
 from signals.controllers.maxpressure import MaxPressureController
 from signals.corridor import SHORT_LINK_M
 from signals.explain import StageDecision
-from signals.model import Intersection, SignalPlan
+from signals.model import Intersection, SignalPlan, StagePhase
 from signals.timeline import EPS, build_timeline
 
 #: seconds over which the arrival rate of the working approach lanes is averaged (5-minute flows,
@@ -92,6 +102,17 @@ FROZEN_AFTER_WAITS = 2.0
 #: change this many times is frozen: each change is a vehicle entering, leaving or stopping that a
 #: working detector would have seen too (one or two can be frames of different seconds). Not tuned
 MISSED_CHANGES = 3
+#: frames further apart than this share of the fixed program's cycle hand the intersection to the
+#: program (1.7): deciding at most twice a cycle, an acyclic controller cannot react faster than
+#: the program switches its main stages, and each decision commits green for a whole frame on a
+#: guess (docs/signals.md, "Slow frames")
+HANDOVER_CYCLE_SHARE = 0.5
+#: the frame interval that decides is the median of the last this many: one late or missing
+#: frame does not flip the mode, a detector system that aggregates does
+INTERVAL_MEMORY = 5
+#: a frame interval longer than the records allow (``streams.records``: at most 15 minutes) counts
+#: as that long: the program is planned that far ahead, and a later frame finds the signal held
+LONGEST_FRAME_S = 900.0
 
 
 def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
@@ -104,7 +125,7 @@ def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
 
 class LeitstandController(MaxPressureController):
     name = "leitstand"
-    version = "1.6"
+    version = "1.7"
 
     def __init__(
         self,
@@ -175,6 +196,23 @@ class LeitstandController(MaxPressureController):
                 )
                 if on_link and protect is not None:
                     self._short_turns.setdefault(st.id, []).append((g, protect, on_link))
+        #: the shipped program's cycle and the frame interval above which it is run instead
+        program = build_timeline(intersection, intersection.fixed_plan)
+        self._program_cycle_s = program.duration_s
+        #: where each program phase's green lies in its cycle, and the cycle's sync point (the
+        #: first frame, as for the fixed-time controller)
+        self._program_windows = program.stage_windows
+        self._sync_s: float | None = None
+        #: no acyclic step may commit more green than the shortest maximum green (a switch commits
+        #: a whole frame): frames slower than that got every plan rejected before 1.7
+        self._max_step_s = min(st.max_green_s for st in intersection.stages)
+        self.handover_s = min(HANDOVER_CYCLE_SHARE * self._program_cycle_s, self._max_step_s)
+        self._intervals: deque[float] = deque(maxlen=INTERVAL_MEMORY)
+        #: why the window was restarted at this decision (a frame later than a maximum green), or ""
+        self._overrun = ""
+        self._last_frame_s = -math.inf
+        #: position in the fixed program of the phase last committed by following it (None: acyclic)
+        self._program_pos: int | None = None
 
     def _watch_frozen(self, obs: DetectorObservation) -> None:
         """Mark readings that have not changed: an approach's for ``_frozen_after_s`` with a vehicle
@@ -305,9 +343,23 @@ class LeitstandController(MaxPressureController):
         self._watch_frozen(observation)
         observation = self._lend(observation)
         self._estimate_blind(observation)
+        interval_s = observation.interval_s if 0.0 < observation.interval_s < math.inf else 0.0  # NaN, inf: unknown
+        if interval_s > 0:
+            self._intervals.append(min(interval_s, LONGEST_FRAME_S))
+        started = self._horizon_s is not None
+        if self._sync_s is None:
+            self._sync_s = observation.time_s
+        self._cut_overrun(observation.time_s)
+        self._last_frame_s = observation.time_s
         repeat = self._not_due(observation)
-        if repeat is not None:
+        # a late frame commits its own interval, a lone quick one does not cut the step the others keep
+        frame_s = max(self.frame_interval_s(), min(interval_s, LONGEST_FRAME_S))
+        coarse = frame_s > self.handover_s + EPS
+        if repeat is not None and (started or not coarse):
             return repeat
+        if coarse:  # the start's minimum green would otherwise run on, unplanned, to the next frame
+            return self._follow_program(observation, frame_s)
+        self._program_pos = None
         cur = self._phases[-1]
         waits = self.waits()
         value = {st.id: {d: self._lane_value(observation, d, ex) for d, ex in self._serves[st.id].items()} for st in intersection.stages}
@@ -383,3 +435,129 @@ class LeitstandController(MaxPressureController):
         if observation.exits_into_red:
             effect += f"; not sent onto the short link {', '.join(sorted(observation.exits_into_red))}: red at the next signal"
         return self._emit(now, rule, inputs, effect)
+
+    def _cut_overrun(self, now: float) -> None:
+        """A frame that comes so late that the signal held its stage past the stage's maximum green
+        (the plan had run out; the stage adapter holds the last stage) starts the window anew at
+        that stage's maximum green before ``now``, as a green whose true start lies outside the
+        window (the validator's open first interval). Recorded whole, that green is a maximum-green
+        violation in every plan until it leaves the window: at 90 s frames 1.6 had each plan
+        rejected for minutes after the start, and one cologne3 run gridlocked in the splices. The
+        waits begun before the new window are the stage adapter's to keep (it keeps every group's
+        deadline across handovers)."""
+        if self._horizon_s is None or now <= self._horizon_s + EPS:
+            return
+        last = self._phases[-1]
+        longest = self.intersection.stage(last.stage).max_green_s
+        if last.green_s + now - self._horizon_s <= longest + EPS:
+            return
+        self._overrun = (
+            f"no frame for {now - self._last_frame_s:g} s: {last.stage} was held "
+            f"{last.green_s + now - self._horizon_s:g} s, past its maximum green ({longest:g} s)"
+        )
+        self._phases = [StagePhase(last.stage, longest)]
+        self._origin_s = self._horizon_s = now
+        self._origin_s -= longest
+        self._program_pos = None
+
+    def _emit(self, now: float, rule: str, inputs: dict[str, float], effect: str) -> StageDecision:
+        """The decision, saying so when a late frame restarted the window (``_cut_overrun``)."""
+        if self._overrun:
+            effect, self._overrun = f"{effect}; {self._overrun}", ""
+        return super()._emit(now, rule, inputs, effect)
+
+    def frame_interval_s(self) -> float:
+        """The detector system's frame interval as the mode sees it: the median of the last
+        ``INTERVAL_MEMORY`` frames' intervals (0 before the first)."""
+        return statistics.median(self._intervals) if self._intervals else 0.0
+
+    def _join_program(self, now: float) -> int:
+        """Join the program where its schedule is at ``now`` (its cycle synchronised to the first
+        frame, as the fixed-time controller's is), so the signal shows what the shipped program
+        would and neighbours keep the program's coordination: the running stage is held to the
+        end of its scheduled green, or the scheduled stage runs for the rest of its green (if at
+        least its minimum is left). Returns the program position reached; the caller goes on
+        from the next one.
+
+        Joining at the running stage's own position instead, the program ran out of step with
+        the fixed-time baseline by however long the first frames had held that stage: at 60 s
+        frames cologne3 came to 1.11 of fixed time, where the program in step gives 1.00.
+        """
+        intersection = self.intersection
+        program = intersection.fixed_plan.phases
+        windows = self._program_windows
+        tau = (now - (now if self._sync_s is None else self._sync_s)) % self._program_cycle_s
+        i = next((k for k, w in enumerate(windows) if tau < w.end_s - EPS), None)
+        end = windows[i].end_s if i is not None else windows[0].end_s + self._program_cycle_s
+        i = i if i is not None else 0
+        # the scheduled green ends at now + (end - tau); the committed plan runs to the horizon
+        left = now + end - tau - (now if self._horizon_s is None else self._horizon_s)
+        cur = self._phases[-1]
+        scheduled = program[i].stage
+        if scheduled == cur.stage:
+            green = left
+        else:
+            green = left - intersection.transition_s(cur.stage, scheduled)
+            if green < intersection.stage_green_floor_s(scheduled) - EPS:
+                return i  # too little of it left: on to the next scheduled stage
+        if green > EPS and (scheduled != cur.stage or cur.green_s + green <= intersection.stage(cur.stage).max_green_s + EPS):
+            self._step_s = green
+            if self._wait_safe(scheduled, self.waits()):
+                self._commit(scheduled)
+        return i
+
+    def _follow_program(self, obs: DetectorObservation, frame_s: float) -> StageDecision:
+        """Commit the shipped fixed program's phases, in its order and with its greens, until the
+        committed horizon reaches a cycle past the next frame.
+
+        Entered from acyclic control, it joins the program in step with its schedule
+        (``_join_program``). The plan bookkeeping is the acyclic one, so every change keeps its
+        intergreens and the validator sees the window as before; a program step that would let a
+        group outwait its maximum (only possible just after acyclic control) serves the most
+        overdue group instead.
+        """
+        intersection = self.intersection
+        program = intersection.fixed_plan.phases
+        now = obs.time_s
+        # a cycle beyond the next frame: a frame that comes up to a cycle late finds the program
+        # still planned (the signal would otherwise hold its stage past the program's green)
+        until = now + max(frame_s, self.decision_interval_s) + self._program_cycle_s
+        pos = self._program_pos if self._program_pos is not None else self._join_program(now)
+        first = self._phases[-1].stage
+        guarded: list[str] = []
+        # the window keeps its usual past however far ahead the program is planned (trimmed by the
+        # span alone, a window planned further ahead than that past would start in the future)
+        history_s, self.history_s = self.history_s, self.history_s + (until - now)
+        skipped = 0
+        while self._horizon_s is not None and self._horizon_s <= until + EPS and skipped < len(program):
+            pos = (pos + 1) % len(program)
+            stage = program[pos].stage
+            if stage == self._phases[-1].stage:
+                skipped += 1  # joined just before it: the running green is that phase (held on, it overran)
+                continue
+            skipped = 0
+            self._step_s = program[pos].green_s
+            waits = self.waits()
+            if not self._wait_safe(stage, waits):
+                # the program moves on either way: the most overdue group's stage, for its program green
+                stage, urgent = self._emergency([p.stage for p in program[pos:] + program[:pos]], stage, waits, False)
+                guarded.append(urgent)
+                pos = next((i for i, p in enumerate(program) if p.stage == stage), pos)
+                self._step_s = program[pos].green_s
+            self._commit(stage)
+        self.history_s = history_s
+        self._program_pos = pos
+        sequence = ", ".join(f"{p.stage} {p.green_s:g} s" for p in program)
+        why = (
+            f"more than half its cycle ({HANDOVER_CYCLE_SHARE * self._program_cycle_s:g} s), too seldom to time stages from"
+            if frame_s > HANDOVER_CYCLE_SHARE * self._program_cycle_s + EPS
+            else f"longer than the shortest maximum green ({self._max_step_s:g} s), which one step may not exceed"
+        )
+        effect = (
+            f"runs the shipped program ({sequence}; cycle {self._program_cycle_s:g} s) from {first}: detector frames "
+            f"come every {frame_s:g} s, {why}; adaptive control resumes when frames come faster"
+        )
+        if guarded:
+            effect += f"; {', '.join(sorted(set(guarded)))} served first to keep its maximum wait"
+        inputs = {"frame_interval_s": frame_s, "handover_s": self.handover_s, "cycle_s": self._program_cycle_s}
+        return self._emit(now, "coarse_frames_program", inputs, effect)

@@ -12,6 +12,8 @@ The plan it emits is acyclic: a window of realised history plus the committed co
 
 from __future__ import annotations
 
+import math
+
 from signals.controllers.base import DetectorObservation
 from signals.explain import Explanation, StageDecision
 from signals.model import Intersection, SignalPlan, StagePhase
@@ -79,14 +81,16 @@ class MaxPressureController:
             self._origin_s = now
             self._horizon_s = now + self._phases[0].green_s
             return self._emit(now, "start", {}, f"starts with stage {first} for its minimum green")
-        if now + max(observation.interval_s, 0.0) + EPS < self._horizon_s and self._last is not None:
+        # a NaN or infinite interval is unknown (an infinite step would be committed as green)
+        interval_s = observation.interval_s if 0.0 < observation.interval_s < math.inf else 0.0
+        if now + interval_s + EPS < self._horizon_s and self._last is not None:
             return self._last
         if now > self._horizon_s + EPS:
             # no decision was due while observations were missing: the signal held its stage
             last = self._phases[-1]
             self._phases[-1] = StagePhase(last.stage, last.green_s + now - self._horizon_s)
             self._horizon_s = now
-        self._step_s = max(self.decision_interval_s, observation.interval_s)
+        self._step_s = max(self.decision_interval_s, interval_s)
         return None
 
     def _emergency(self, order: list[str], fallback: str, waits: dict[str, float], can_hold: bool) -> tuple[str, str]:

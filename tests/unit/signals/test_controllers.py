@@ -269,3 +269,68 @@ def test_a_zone_length_survives_the_model_document(x: Intersection) -> None:
     with_length = dataclasses.replace(x, lanes=tuple(dataclasses.replace(la, length_m=12.1) for la in x.lanes))
     assert intersection_from_dict(intersection_to_dict(with_length)).lanes == with_length.lanes
     assert "length_m" not in str(intersection_to_dict(x))  # unknown stays unknown
+
+
+def _frames(x: Intersection, start_s: float, interval_s: float, n: int) -> list[DetectorObservation]:
+    """``n`` frames ``interval_s`` apart with vehicles queued on every approach."""
+    lanes = {la.id: LaneMeasurement(count=interval_s / 10.0, queue_veh=4.0, vehicles=5.0) for la in x.lanes if la.group}
+    return [DetectorObservation(x.id, start_s + k * interval_s, interval_s, lanes) for k in range(n)]
+
+
+def test_leitstand_hands_minute_frames_to_the_fixed_program(x: Intersection) -> None:
+    """Frames a minute apart come less than twice a cycle (95 s) and are slower than this
+    crossing's shortest maximum green (stage B, 25 s): leitstand 1.6 committed a whole minute per
+    switch and every plan was rejected. Since 1.7 it runs the shipped program, in its order and
+    with its greens, says why, and every plan passes the validator; so it does on 30 s frames."""
+    validator = SafetyValidator(x)
+    c = make_controller("leitstand", x)
+    for obs in _frames(x, 0.0, 60.0, 30):
+        d = c.decide(obs)
+        assert validator.check(d.plan).ok, validator.check(d.plan).violations
+    assert d.explanation.rule == "coarse_frames_program"
+    assert "every 60 s, more than half its cycle (47.5 s)" in d.explanation.expected_effect
+    program = [(p.stage, p.green_s) for p in x.fixed_plan.phases]
+    driven = [(p.stage, p.green_s) for p in d.plan.phases[1:]]  # the first may be trimmed history
+    start = program.index(driven[0])
+    assert driven == [program[(start + k) % len(program)] for k in range(len(driven))]
+    assert len(driven) >= len(program)
+    half_minute = [c30.decide(obs) for c30 in [make_controller("leitstand", x)] for obs in _frames(x, 0.0, 30.0, 10)]
+    assert all(validator.check(d.plan).ok for d in half_minute)
+    assert "every 30 s, longer than the shortest maximum green (25 s)" in half_minute[-1].explanation.expected_effect
+
+
+def test_leitstand_resumes_adaptive_control_when_frames_come_faster(x: Intersection) -> None:
+    """Ten minutes of minute frames, then frames every second: one quick frame does not end the
+    handover (the median of the last five intervals decides), three do, and the switch back keeps
+    every plan valid."""
+    validator = SafetyValidator(x)
+    c = make_controller("leitstand", x)
+    rules = []
+    for obs in [*_frames(x, 0.0, 60.0, 10), *_frames(x, 600.0, 1.0, 180)]:
+        d = c.decide(obs)
+        assert validator.check(d.plan).ok, validator.check(d.plan).violations
+        rules.append(d.explanation.rule)
+    assert rules[9] == "coarse_frames_program"
+    assert set(rules[-60:]).isdisjoint({"coarse_frames_program", "start"})
+
+
+def test_a_frame_later_than_a_maximum_green_restarts_the_window(x: Intersection) -> None:
+    """Frames stop for three minutes: the plan ran out and the signal held its stage past its
+    maximum green. Recorded whole, that green made every plan invalid until it left the window
+    (at 90 s frames 1.6's plans were rejected for minutes); now the window restarts at the
+    stage's maximum green, the plan is valid and the explanation says what happened."""
+    validator = SafetyValidator(x)
+    c = make_controller("leitstand", x)
+    quick = _frames(x, 0.0, 1.0, 20)
+    for obs in quick:
+        c.decide(obs)
+    late = dataclasses.replace(quick[-1], time_s=200.0)
+    d = c.decide(late)
+    assert validator.check(d.plan).ok, validator.check(d.plan).violations
+    assert "past its maximum green" in d.explanation.expected_effect
+    held = d.plan.phases[0]
+    assert held.green_s == x.stage(held.stage).max_green_s and d.origin_s == 200.0 - held.green_s
+    assert "no frame for 181 s: A was held 200 s" in d.explanation.expected_effect
+    after = [c.decide(dataclasses.replace(late, time_s=200.0 + k)) for k in range(1, 60)]
+    assert all(validator.check(a.plan).ok for a in after)
+    assert "past its maximum green" not in after[-1].explanation.expected_effect  # said once, with the decision it explains

@@ -230,6 +230,29 @@ def test_leitstand_with_exits_into_red_is_always_accepted(x: Intersection, seq, 
         assert validator.check(d.plan).ok, validator.check(d.plan).violations
 
 
+#: detector systems report every second up to every 15 minutes (the records' bound)
+FRAME_INTERVALS = [1.0, 5.0, 20.0, 45.0, 60.0, 120.0, 300.0, 900.0]
+
+
+@PROPS
+@given(
+    x=intersections(feasible=True),
+    seq=st.lists(st.tuples(st.lists(readings, min_size=1, max_size=6), st.sampled_from(FRAME_INTERVALS)), min_size=30, max_size=120),
+)
+def test_leitstand_on_frames_of_changing_interval_is_always_accepted(x: Intersection, seq) -> None:
+    """Frames whose interval changes (1 s to 5 min, in any order): leitstand moves between
+    acyclic control and the shipped program (1.7) and back, and every plan passes the validator,
+    the handover's transitions included."""
+    validator = SafetyValidator(x)
+    ctl = make_controller("leitstand", x)
+    t = 0.0
+    for row, interval in seq:
+        lanes = {la.id: LaneMeasurement(count=c, queue_veh=q) for la, (c, q) in zip(x.lanes, itertools.cycle(row))}
+        d = ctl.decide(DetectorObservation(x.id, t, interval, lanes))
+        assert validator.check(d.plan).ok, (d.explanation.rule, validator.check(d.plan).violations)
+        t += interval
+
+
 @PROPS
 @given(x=intersections(feasible=True))
 def test_the_oracle_agrees_that_feasible_fixed_plans_are_safe(x: Intersection) -> None:

@@ -74,7 +74,7 @@ def test_frames_a_minute_apart_reach_the_controller_with_the_minutes_counts(sing
     minute = run(single, "leitstand", 1, Listening(), frame_s=60.0)
     assert len(heard) == 10  # 600 s
     assert {round(b - a) for (a, *_), (b, *_) in zip(heard, heard[1:])} == {60}
-    assert heard[0][1] == 1.0 and {iv for _, iv, *_ in heard[1:]} == {60.0}  # the first frame counted its first second
+    assert {iv for _, iv, *_ in heard} == {60.0}  # the first frame too: nothing passed before the start
     assert sum(c for _, _, c, _ in heard[1:]) > 10 * heard[0][2]
     # a stop-line loop passes a vehicle or two a second: tens in one frame are a minute's sum
     assert max(most for *_, most in heard[1:]) > 10

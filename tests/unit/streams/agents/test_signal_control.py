@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from signals.control import ControlError, IntersectionControl
@@ -95,6 +96,21 @@ def test_a_rejected_decision_falls_back_and_is_audited() -> None:
     assert step.drive.violations and ctl.rejections == 1
     [entry] = [a for a in step.audit if a.action == "decision_rejected"]
     assert entry.actor == "validator" and entry.detail["violations"] == list(step.drive.violations)
+
+
+def test_a_rejected_decision_falls_back_to_the_fixed_program_once_the_last_safe_window_has_run_out() -> None:
+    """An acyclic window says nothing past its end: driven on, the stage adapter held its final
+    stage for as long as decisions kept being rejected (every plan, with frames slower than a
+    maximum green). The last safe window drives while it lasts, then the shipped program."""
+    ctl = IntersectionControl(K101, "fixed", "automatic")
+    window = SignalPlan((StagePhase("A", 12.0),), cyclic=False)
+    ctl._controller = Stub(window)
+    assert ctl.on_observation(obs(0)).drive.status == "active"
+    ctl._controller = Stub(SignalPlan((StagePhase("A", 2.0), StagePhase("B", 10.0)), cyclic=False))  # A below min green
+    inside, after = ctl.on_observation(obs(1)), ctl.on_observation(obs(3))  # 5 s and 15 s into a 12 s window
+    assert inside.drive.status == after.drive.status == "fallback"
+    assert inside.drive.decision.plan == window
+    assert after.drive.decision.plan == FIXED and after.drive.violations
 
 
 # --- advisory --------------------------------------------------------------------------------------
@@ -298,6 +314,18 @@ def test_desk_replies_to_every_frame_with_one_drive_last_and_the_session_everywh
         assert all(m.session == "run-1" for m in o.plans) and all(m.session == "run-1" for m in o.audit)
     pending = desk.pending_messages()
     assert [p.status for p in pending] == ["pending"] and pending[0].expires_at_s is not None
+
+
+def test_minute_frames_through_the_desk_run_the_shipped_program_explained() -> None:
+    """The agent's path (records in, ``signals.plans`` out) carries the frames' interval to the
+    controller: leitstand on frames a minute apart drives the fixed program, in automatic mode,
+    every plan active, and says why on the record an operator reads."""
+    desk = RecordDesk({})
+    desk.on_config(config(controller="leitstand", mode="automatic", params={}))
+    minute = [msgspec.structs.replace(frame(0), event_time=at(T0 + 60 * i), interval_s=60.0) for i in range(20)]
+    drives = [p for f in minute for o in [desk.on_frame(f)] if o is not None for p in o.plans if p.status in ("active", "fallback", "fixed")]
+    assert len(drives) == 20 and {p.status for p in drives} == {"active"}
+    assert drives[-1].rule == "coarse_frames_program" and "every 60 s" in drives[-1].explanation["expected_effect"]
 
 
 def test_desk_applies_commands_at_the_intersection_clock_and_refuses_loudly() -> None:
