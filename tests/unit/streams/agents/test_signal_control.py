@@ -323,7 +323,8 @@ def test_minute_frames_through_the_desk_run_the_shipped_program_explained() -> N
     desk = RecordDesk({})
     desk.on_config(config(controller="leitstand", mode="automatic", params={}))
     minute = [msgspec.structs.replace(frame(0), event_time=at(T0 + 60 * i), interval_s=60.0) for i in range(20)]
-    drives = [p for f in minute for o in [desk.on_frame(f)] if o is not None for p in o.plans if p.status in ("active", "fallback", "fixed")]
+    outs = [desk.on_frame(f) for f in minute]
+    drives = [p for o in outs if o is not None for p in o.plans if p.status in ("active", "fallback", "fixed")]
     assert len(drives) == 20 and {p.status for p in drives} == {"active"}
     assert drives[-1].rule == "coarse_frames_program" and "every 60 s" in drives[-1].explanation["expected_effect"]
 
