@@ -84,6 +84,7 @@ from signals.corridor import SHORT_LINK_M
 from signals.explain import StageDecision
 from signals.model import Intersection, SignalPlan, StagePhase
 from signals.timeline import EPS, build_timeline
+from signals.validator import SafetyValidator
 
 #: seconds over which the arrival rate of the working approach lanes is averaged (5-minute flows,
 #: the traffic engineer's usual interval); only used for lanes whose detector is dead
@@ -107,8 +108,8 @@ MISSED_CHANGES = 3
 #: the program switches its main stages, and each decision commits green for a whole frame on a
 #: guess (docs/signals.md, "Slow frames")
 HANDOVER_CYCLE_SHARE = 0.5
-#: the frame interval that decides is the median of the last this many: one late or missing
-#: frame does not flip the mode, a detector system that aggregates does
+#: the frame interval planned with is the median of the last this many: one late or missing
+#: frame does not flip the mode or stretch a step, a detector system that aggregates does
 INTERVAL_MEMORY = 5
 #: a frame interval longer than the records allow (``streams.records``: at most 15 minutes) counts
 #: as that long: the program is planned that far ahead, and a later frame finds the signal held
@@ -211,6 +212,8 @@ class LeitstandController(MaxPressureController):
         #: why the window was restarted at this decision (a frame later than a maximum green), or ""
         self._overrun = ""
         self._last_frame_s = -math.inf
+        #: checks a program join before it is committed (the in-step join can break a wait)
+        self._validator = SafetyValidator(intersection)
         #: position in the fixed program of the phase last committed by following it (None: acyclic)
         self._program_pos: int | None = None
 
@@ -258,7 +261,7 @@ class LeitstandController(MaxPressureController):
     def _estimate_blind(self, obs: DetectorObservation) -> None:
         """Advance the point-queue estimate of every approach lane missing from this frame or frozen
         (and not lent a neighbour's reading)."""
-        dt = obs.interval_s if obs.interval_s > 0 else self.decision_interval_s
+        dt = obs.interval_s if 0.0 < obs.interval_s < math.inf else self.decision_interval_s  # NaN, inf: unknown
         # a frozen count is no measured arrival rate either (nor the neighbour's lent in its place)
         working = [d for d in self._approaches if d in obs.lanes and d not in self._frozen]
         share_sum = sum(self._approaches[d][1] for d in working)
@@ -351,10 +354,14 @@ class LeitstandController(MaxPressureController):
             self._sync_s = observation.time_s
         self._cut_overrun(observation.time_s)
         self._last_frame_s = observation.time_s
-        repeat = self._not_due(observation)
-        # a late frame commits its own interval, a lone quick one does not cut the step the others keep
-        frame_s = max(self.frame_interval_s(), min(interval_s, LONGEST_FRAME_S))
+        # the next frame is expected one typical interval on: a lone late frame (its interval
+        # covers a gap behind it) does not commit green for that long, nor a lone quick one cut
+        # the step the others keep
+        frame_s = self.frame_interval_s()
         coarse = frame_s > self.handover_s + EPS
+        if not coarse and self._program_pos is not None:
+            self._end_program(now)
+        repeat = self._not_due(dataclasses.replace(observation, interval_s=frame_s))
         if repeat is not None and (started or not coarse):
             return repeat
         if coarse:  # the start's minimum green would otherwise run on, unplanned, to the next frame
@@ -437,27 +444,33 @@ class LeitstandController(MaxPressureController):
         return self._emit(now, rule, inputs, effect)
 
     def _cut_overrun(self, now: float) -> None:
-        """A frame that comes so late that the signal held its stage past the stage's maximum green
-        (the plan had run out; the stage adapter holds the last stage) starts the window anew at
-        that stage's maximum green before ``now``, as a green whose true start lies outside the
-        window (the validator's open first interval). Recorded whole, that green is a maximum-green
-        violation in every plan until it leaves the window: at 90 s frames 1.6 had each plan
-        rejected for minutes after the start, and one cologne3 run gridlocked in the splices. The
-        waits begun before the new window are the stage adapter's to keep (it keeps every group's
-        deadline across handovers)."""
+        """A frame that comes after the committed plan ran out starts the window anew: at the
+        stage the signal was left showing, for as long as it has been green but at most its
+        maximum green, as a green whose true start lies outside the window (the validator's open
+        first interval).
+
+        What the signal did after the plan ran out is not the plan's to record: the stage
+        adapter holds the last stage, and changes it when a group's deadline comes (it keeps every
+        group's deadline across handovers, so the waits begun before the new window are its to
+        keep). Recorded as one long green, the gap made every later plan a maximum-green or
+        maximum-wait violation until it left the window: at 90 s frames 1.6 had each plan rejected
+        for minutes after the start, and one cologne3 run gridlocked in the splices; a property
+        test found a 20 s gap after which no plan could keep every wait. When the gap broke a
+        bound, the next decision's explanation says so."""
         if self._horizon_s is None or now <= self._horizon_s + EPS:
             return
-        last = self._phases[-1]
-        longest = self.intersection.stage(last.stage).max_green_s
-        if last.green_s + now - self._horizon_s <= longest + EPS:
-            return
-        self._overrun = (
-            f"no frame for {now - self._last_frame_s:g} s: {last.stage} was held "
-            f"{last.green_s + now - self._horizon_s:g} s, past its maximum green ({longest:g} s)"
-        )
-        self._phases = [StagePhase(last.stage, longest)]
+        intersection = self.intersection
+        last, gap = self._phases[-1], now - self._horizon_s
+        held, longest = last.green_s + gap, intersection.stage(last.stage).max_green_s
+        served = intersection.stage(last.stage).groups
+        late = sorted(g for g, w in self.waits().items() if g not in served and w + gap > intersection.group_max_wait_s(g) + EPS)
+        if held > longest + EPS or late:
+            why = f"past its maximum green ({longest:g} s)" if held > longest + EPS else f"past the maximum wait of {', '.join(late)}"
+            self._overrun = f"no frame for {now - self._last_frame_s:g} s: {last.stage} was held {held:g} s, {why}"
+        kept = min(held, longest)
+        self._phases = [StagePhase(last.stage, kept)]
         self._origin_s = self._horizon_s = now
-        self._origin_s -= longest
+        self._origin_s -= kept
         self._program_pos = None
 
     def _emit(self, now: float, rule: str, inputs: dict[str, float], effect: str) -> StageDecision:
@@ -467,8 +480,9 @@ class LeitstandController(MaxPressureController):
         return super()._emit(now, rule, inputs, effect)
 
     def frame_interval_s(self) -> float:
-        """The detector system's frame interval as the mode sees it: the median of the last
-        ``INTERVAL_MEMORY`` frames' intervals (0 before the first)."""
+        """The detector system's frame interval as the controller plans with it: the median of
+        the last ``INTERVAL_MEMORY`` frames' intervals, the current one included (0 before the
+        first known one)."""
         return statistics.median(self._intervals) if self._intervals else 0.0
 
     def _join_program(self, now: float) -> int:
@@ -506,24 +520,22 @@ class LeitstandController(MaxPressureController):
                 self._commit(scheduled)
         return i
 
-    def _follow_program(self, obs: DetectorObservation, frame_s: float) -> StageDecision:
-        """Commit the shipped fixed program's phases, in its order and with its greens, until the
-        committed horizon reaches a cycle past the next frame.
+    def _end_program(self, now: float) -> None:
+        """Frames come fast enough again: the program planned ahead ends with the phase running
+        at ``now``, so adaptive control decides when that green ends (not a cycle and a frame
+        later, where the program's plan reached)."""
+        tl = build_timeline(self.intersection, SignalPlan(tuple(self._phases), cyclic=False))
+        tau = now - self._origin_s
+        k = next((i for i, w in enumerate(tl.stage_windows) if tau < w.end_s - EPS), len(self._phases) - 1)
+        self._phases = self._phases[: k + 1]
+        self._horizon_s = self._origin_s + self._span(self._phases)
+        self._program_pos = None
 
-        Entered from acyclic control, it joins the program in step with its schedule
-        (``_join_program``). The plan bookkeeping is the acyclic one, so every change keeps its
-        intergreens and the validator sees the window as before; a program step that would let a
-        group outwait its maximum (only possible just after acyclic control) serves the most
-        overdue group instead.
-        """
-        intersection = self.intersection
-        program = intersection.fixed_plan.phases
-        now = obs.time_s
-        # a cycle beyond the next frame: a frame that comes up to a cycle late finds the program
-        # still planned (the signal would otherwise hold its stage past the program's green)
-        until = now + max(frame_s, self.decision_interval_s) + self._program_cycle_s
-        pos = self._program_pos if self._program_pos is not None else self._join_program(now)
-        first = self._phases[-1].stage
+    def _plan_program(self, pos: int, now: float, until: float, guard: bool) -> list[str]:
+        """Commit the program's phases from the one after position ``pos`` until the horizon
+        passes ``until``; with ``guard``, a phase that the conservative wait check refuses is
+        replaced by the most overdue group's stage. Returns the groups served out of order."""
+        program = self.intersection.fixed_plan.phases
         guarded: list[str] = []
         # the window keeps its usual past however far ahead the program is planned (trimmed by the
         # span alone, a window planned further ahead than that past would start in the future)
@@ -537,8 +549,8 @@ class LeitstandController(MaxPressureController):
                 continue
             skipped = 0
             self._step_s = program[pos].green_s
-            waits = self.waits()
-            if not self._wait_safe(stage, waits):
+            waits = self.waits() if guard else {}
+            if guard and not self._wait_safe(stage, waits):
                 # the program moves on either way: the most overdue group's stage, for its program green
                 stage, urgent = self._emergency([p.stage for p in program[pos:] + program[:pos]], stage, waits, False)
                 guarded.append(urgent)
@@ -547,6 +559,48 @@ class LeitstandController(MaxPressureController):
             self._commit(stage)
         self.history_s = history_s
         self._program_pos = pos
+        return guarded
+
+    def _follow_program(self, obs: DetectorObservation, frame_s: float) -> StageDecision:
+        """Commit the shipped fixed program's phases, in its order and with its greens, until the
+        committed horizon reaches a cycle past the next frame.
+
+        Entered from acyclic control, it joins the program in step with its schedule
+        (``_join_program``), unless the validator finds that the planned cycles would then break a
+        bound (a group that waited through a long hold skipped for a whole cycle more: found by
+        the property test), in which case the program goes on from the running stage; and only
+        if neither is valid as shipped, the earliest-deadline wait guard reorders it. The plan
+        bookkeeping is the acyclic one, so every change keeps its intergreens and the validator
+        sees the window as before.
+        """
+        intersection = self.intersection
+        program = intersection.fixed_plan.phases
+        now = obs.time_s
+        # a cycle beyond the next frame: a frame that comes up to a cycle late finds the program
+        # still planned (the signal would otherwise hold its stage past the program's green)
+        until = now + max(frame_s, self.decision_interval_s) + self._program_cycle_s
+        first = self._phases[-1].stage
+        # the program as shipped, joined in step; else from the running stage (every group within
+        # one program cycle of it); each as shipped first, then with the wait guard serving the
+        # most overdue group first: the first plan the validator accepts (the first if none)
+        saved = (list(self._phases), self._origin_s, self._horizon_s)
+        following = self._program_pos  # None: entering from acyclic control
+        running = next((i for i, p in enumerate(program) if p.stage == first), -1)
+        tried: list[tuple[list[StagePhase], float, float | None, int | None, list[str]]] = []
+        for join, guard in (("in_step", False), ("running", False), ("in_step", True), ("running", True)):
+            if join == "running" and following is not None:
+                continue  # already following the program: nothing to join
+            self._phases, self._origin_s, self._horizon_s = list(saved[0]), saved[1], saved[2]
+            if following is not None:
+                start = following
+            else:
+                start = self._join_program(now) if join == "in_step" else running
+            guarded = self._plan_program(start, now, until, guard)
+            tried.append((self._phases, self._origin_s, self._horizon_s, self._program_pos, guarded))
+            if self._validator.check(SignalPlan(tuple(self._phases), cyclic=False)).ok:
+                break
+        else:
+            self._phases, self._origin_s, self._horizon_s, self._program_pos, guarded = tried[0]
         sequence = ", ".join(f"{p.stage} {p.green_s:g} s" for p in program)
         why = (
             f"more than half its cycle ({HANDOVER_CYCLE_SHARE * self._program_cycle_s:g} s), too seldom to time stages from"

@@ -301,8 +301,8 @@ def test_leitstand_hands_minute_frames_to_the_fixed_program(x: Intersection) -> 
 
 def test_leitstand_resumes_adaptive_control_when_frames_come_faster(x: Intersection) -> None:
     """Ten minutes of minute frames, then frames every second: one quick frame does not end the
-    handover (the median of the last five intervals decides), three do, and the switch back keeps
-    every plan valid."""
+    handover (the median of the last five intervals decides), three do, adaptive control takes
+    over when the program phase then running ends, and the switch back keeps every plan valid."""
     validator = SafetyValidator(x)
     c = make_controller("leitstand", x)
     rules = []
@@ -312,6 +312,11 @@ def test_leitstand_resumes_adaptive_control_when_frames_come_faster(x: Intersect
         rules.append(d.explanation.rule)
     assert rules[9] == "coarse_frames_program"
     assert set(rules[-60:]).isdisjoint({"coarse_frames_program", "start"})
+    # the program planned ahead ends with the phase running once the median says "fast": adaptive
+    # control takes over when that green ends, not a cycle and a minute later
+    first_adaptive = next(k for k in range(10, len(rules)) if rules[k] != "coarse_frames_program") - 10
+    longest_phase = max(p.green_s for p in x.fixed_plan.phases) + max(x.transition_s(a.id, b.id) for a in x.stages for b in x.stages)
+    assert first_adaptive <= 3 + longest_phase
 
 
 def test_a_frame_later_than_a_maximum_green_restarts_the_window(x: Intersection) -> None:

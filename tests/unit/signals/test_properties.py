@@ -247,10 +247,10 @@ def test_leitstand_on_frames_of_changing_interval_is_always_accepted(x: Intersec
     ctl = make_controller("leitstand", x)
     t = 0.0
     for row, interval in seq:
+        t += interval  # each frame covers the interval before it
         lanes = {la.id: LaneMeasurement(count=c, queue_veh=q) for la, (c, q) in zip(x.lanes, itertools.cycle(row))}
         d = ctl.decide(DetectorObservation(x.id, t, interval, lanes))
         assert validator.check(d.plan).ok, (d.explanation.rule, validator.check(d.plan).violations)
-        t += interval
 
 
 @PROPS
