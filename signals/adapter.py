@@ -65,12 +65,10 @@ class StageAdapter:
         tau = t - decision.origin_s
         if tl.cyclic:
             tau %= tl.duration_s
-        windows = tl.stage_windows
-        for w in windows:
-            if tau < w.end_s - EPS:
-                # inside this window, or in the plan's transition towards it: this stage is wanted
-                return w.stage
-        return windows[0].stage if tl.cyclic else windows[-1].stage
+        k = tl.window_index_at(tau)
+        if k is not None:
+            return tl.stage_windows[k].stage
+        return tl.stage_windows[0].stage if tl.cyclic else tl.stage_windows[-1].stage
 
     # -- one second ----------------------------------------------------------------------------
     def step(self, decision: StageDecision, t: float, step_s: float = 1.0) -> dict[str, SignalState]:

@@ -69,6 +69,12 @@ class SignalTimeline:
                 return iv.state
         return self.intervals[group][-1].state
 
+    def window_index_at(self, t: float) -> int | None:
+        """The stage window wanted ``t`` seconds after the start: the first whose green ends after
+        ``t`` (inside it, or in the transition towards it); None past the last one's green (a
+        cyclic timeline's transition back to its first stage, or an acyclic one run out)."""
+        return next((k for k, w in enumerate(self.stage_windows) if t < w.end_s - EPS), None)
+
     def green_at(self, t: float) -> frozenset[str]:
         """The groups green ``t`` seconds after the start. An acyclic window (a controller's
         committed plan, a neighbour's driven one) holds its first and last states outside it, as

@@ -49,6 +49,11 @@ class DetectorObservation:
     #: link that holds two or three vehicles (``signals/corridor.py``); empty without neighbours
     exits_into_red: frozenset[str] = frozenset()
 
+    def known_interval_s(self) -> float:
+        """The frame's interval in seconds, 0 when unknown (NaN, infinite, zero or negative): an
+        infinite interval would otherwise be committed as green, or divide a count to nothing."""
+        return self.interval_s if 0.0 < self.interval_s < math.inf else 0.0
+
     def queue(self, lane_id: str) -> float:
         """Queue in vehicles; missing or non-finite readings count as 0 (no evidence of demand)."""
         m = self.lanes.get(lane_id)

@@ -198,16 +198,16 @@ class LeitstandController(MaxPressureController):
                 if on_link and protect is not None:
                     self._short_turns.setdefault(st.id, []).append((g, protect, on_link))
         #: the shipped program's cycle and the frame interval above which it is run instead
-        program = build_timeline(intersection, intersection.fixed_plan)
-        self._program_cycle_s = program.duration_s
         #: where each program phase's green lies in its cycle, and the cycle's sync point (the
         #: first frame, as for the fixed-time controller)
-        self._program_windows = program.stage_windows
+        self._program_timeline = build_timeline(intersection, intersection.fixed_plan)
+        self._program_cycle_s = self._program_timeline.duration_s
+        self._half_cycle_s = HANDOVER_CYCLE_SHARE * self._program_cycle_s
         self._sync_s: float | None = None
         #: no acyclic step may commit more green than the shortest maximum green (a switch commits
         #: a whole frame): frames slower than that got every plan rejected before 1.7
         self._max_step_s = min(st.max_green_s for st in intersection.stages)
-        self.handover_s = min(HANDOVER_CYCLE_SHARE * self._program_cycle_s, self._max_step_s)
+        self.handover_s = min(self._half_cycle_s, self._max_step_s)
         self._intervals: deque[float] = deque(maxlen=INTERVAL_MEMORY)
         #: why the window was restarted at this decision (a frame later than a maximum green), or ""
         self._overrun = ""
@@ -261,7 +261,7 @@ class LeitstandController(MaxPressureController):
     def _estimate_blind(self, obs: DetectorObservation) -> None:
         """Advance the point-queue estimate of every approach lane missing from this frame or frozen
         (and not lent a neighbour's reading)."""
-        dt = obs.interval_s if 0.0 < obs.interval_s < math.inf else self.decision_interval_s  # NaN, inf: unknown
+        dt = obs.known_interval_s() or self.decision_interval_s
         # a frozen count is no measured arrival rate either (nor the neighbour's lent in its place)
         working = [d for d in self._approaches if d in obs.lanes and d not in self._frozen]
         share_sum = sum(self._approaches[d][1] for d in working)
@@ -346,7 +346,7 @@ class LeitstandController(MaxPressureController):
         self._watch_frozen(observation)
         observation = self._lend(observation)
         self._estimate_blind(observation)
-        interval_s = observation.interval_s if 0.0 < observation.interval_s < math.inf else 0.0  # NaN, inf: unknown
+        interval_s = observation.known_interval_s()
         if interval_s > 0:
             self._intervals.append(min(interval_s, LONGEST_FRAME_S))
         started = self._horizon_s is not None
@@ -499,9 +499,9 @@ class LeitstandController(MaxPressureController):
         """
         intersection = self.intersection
         program = intersection.fixed_plan.phases
-        windows = self._program_windows
+        windows = self._program_timeline.stage_windows
         tau = (now - (now if self._sync_s is None else self._sync_s)) % self._program_cycle_s
-        i = next((k for k, w in enumerate(windows) if tau < w.end_s - EPS), None)
+        i = self._program_timeline.window_index_at(tau)
         end = windows[i].end_s if i is not None else windows[0].end_s + self._program_cycle_s
         i = i if i is not None else 0
         # the scheduled green ends at now + (end - tau); the committed plan runs to the horizon
@@ -526,7 +526,8 @@ class LeitstandController(MaxPressureController):
         later, where the program's plan reached)."""
         tl = build_timeline(self.intersection, SignalPlan(tuple(self._phases), cyclic=False))
         tau = now - self._origin_s
-        k = next((i for i, w in enumerate(tl.stage_windows) if tau < w.end_s - EPS), len(self._phases) - 1)
+        k = tl.window_index_at(tau)
+        k = len(self._phases) - 1 if k is None else k
         self._phases = self._phases[: k + 1]
         self._horizon_s = self._origin_s + self._span(self._phases)
         self._program_pos = None
@@ -603,8 +604,8 @@ class LeitstandController(MaxPressureController):
             self._phases, self._origin_s, self._horizon_s, self._program_pos, guarded = tried[0]
         sequence = ", ".join(f"{p.stage} {p.green_s:g} s" for p in program)
         why = (
-            f"more than half its cycle ({HANDOVER_CYCLE_SHARE * self._program_cycle_s:g} s), too seldom to time stages from"
-            if frame_s > HANDOVER_CYCLE_SHARE * self._program_cycle_s + EPS
+            f"more than half its cycle ({self._half_cycle_s:g} s), too seldom to time stages from"
+            if frame_s > self._half_cycle_s + EPS
             else f"longer than the shortest maximum green ({self._max_step_s:g} s), which one step may not exceed"
         )
         effect = (

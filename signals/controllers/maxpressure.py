@@ -12,8 +12,6 @@ The plan it emits is acyclic: a window of realised history plus the committed co
 
 from __future__ import annotations
 
-import math
-
 from signals.controllers.base import DetectorObservation
 from signals.explain import Explanation, StageDecision
 from signals.model import Intersection, SignalPlan, StagePhase
@@ -81,8 +79,7 @@ class MaxPressureController:
             self._origin_s = now
             self._horizon_s = now + self._phases[0].green_s
             return self._emit(now, "start", {}, f"starts with stage {first} for its minimum green")
-        # a NaN or infinite interval is unknown (an infinite step would be committed as green)
-        interval_s = observation.interval_s if 0.0 < observation.interval_s < math.inf else 0.0
+        interval_s = observation.known_interval_s()
         if now + interval_s + EPS < self._horizon_s and self._last is not None:
             return self._last
         if now > self._horizon_s + EPS:
