@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from signals.blockage import BlockageEvent, BlockageWatch
 from signals.control import AuditEntry, ControlError, IntersectionControl, Mode, PlanRecord
 from signals.controllers import DetectorObservation
 from signals.controllers.priority import PriorityController
@@ -156,6 +157,8 @@ class Outbox:
     notes: list[Note] = field(default_factory=list)
     #: waits served during the frames (``signals.fairness.LiveWaits``), for the live metrics
     waits: list[WaitSample] = field(default_factory=list)
+    #: approaches found blocked or moving again (``signals.blockage``), for the alarm books
+    blockages: list[BlockageEvent] = field(default_factory=list)
 
     def extend(self, other: Outbox) -> None:
         self.plans += other.plans
@@ -164,6 +167,7 @@ class Outbox:
         self.commands += other.commands
         self.notes += other.notes
         self.waits += other.waits
+        self.blockages += other.blockages
 
 
 @dataclass(frozen=True)
@@ -195,10 +199,12 @@ class Slot:
     #: the decision the signal drives since the last frame (what it shows during the next one)
     shown: StageDecision | None = None
     waits: LiveWaits = field(init=False)
+    blockage: BlockageWatch = field(init=False)
     quality: InputQuality = field(default_factory=InputQuality)
 
     def __post_init__(self) -> None:
         self.waits = LiveWaits(self.control.intersection)
+        self.blockage = BlockageWatch(self.control.intersection)
 
     @property
     def session(self) -> str:
@@ -329,6 +335,9 @@ class ControlDesk:
         degraded = slot.quality.observe(obs)
         out.waits += slot.waits.observe(obs, slot.shown)
         self.recent.add(out.waits)
+        # the frame as measured (a neighbour's lent reading is the controller's business) against
+        # the greens the signal showed while it was measured
+        out.blockages += slot.blockage.observe(obs, slot.waits.green_s)
         slot.shown = step.drive.decision
         proposals = [mark_degraded(p, degraded, obs.time_s) for p in step.proposals]
         for p in proposals:  # an approval later publishes the marked record, not the bare one

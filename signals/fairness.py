@@ -237,10 +237,14 @@ class LiveWaits:
                 self.detectors[area.group] = (*self.detectors.get(area.group, ()), area.measured_by)
         self.waiting_since: dict[str, float] = {}
         self.stepped_to: float | None = None
+        #: seconds each group showed green during the last frame's interval (for
+        #: ``signals.blockage``, which judges what a green moved)
+        self.green_s: dict[str, float] = {}
 
     def observe(self, obs: DetectorObservation, shown: StageDecision | None) -> list[WaitSample]:
         """Fold one frame in; ``shown`` is the decision the signal drove during its interval
         (None before the first drive: nothing is known about the greens, nothing is sampled)."""
+        self.green_s = {}
         if shown is None:
             return []
         greens = self._greens(shown, obs.time_s, obs.interval_s)
@@ -274,6 +278,7 @@ class LiveWaits:
                 green = state == SignalState.GREEN
                 if green:
                     out[group] = (t if first is None else first, t + step, True)
+                    self.green_s[group] = self.green_s.get(group, 0.0) + step
                 else:
                     out[group] = (first, last, False)
         return out

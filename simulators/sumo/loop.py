@@ -24,7 +24,7 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ import msgspec
 import sumolib
 
 from signals.adapter import StageAdapter
+from signals.blockage import BlockageWatch
 from signals.control import IntersectionControl, Mode
 from signals.corridor import Drains, Peers, ShownGreens, short_drains, with_exits_into_red, with_neighbours, zone_peers
 from signals.explain import StageDecision
@@ -295,6 +296,9 @@ class RunResult:
     failure_kind: str = "dead"
     #: where capacity went (:mod:`simulators.sumo.breakdown`), when asked for
     breakdown: dict[str, object] | None = None
+    #: blockages raised and cleared on approaches (:mod:`signals.blockage`, fed the frames the
+    #: controllers saw and the greens actually shown), in time order
+    blockages: list[dict[str, object]] = field(default_factory=list)
 
 
 def write_detectors(signals: Mapping[str, SumoSignals], net: sumolib.net.Net, path: Path) -> dict[str, dict[str, tuple[str, str]]]:
@@ -397,7 +401,8 @@ def run(
             epoch = sim_epoch(scenario.end_s)
             source.start(scenario, signals, controller, session, epoch)
             driver = _SignalDriver(signals)
-            teleports = _closed_loop(traci, scenario, detectors, source, driver, epoch, progress, faults, account, frame_s)
+            watch = _BlockageLog(signals, epoch + scenario.begin_s)
+            teleports = _closed_loop(traci, scenario, detectors, source, driver, epoch, progress, faults, account, frame_s, watch)
         finally:
             traci.close()
             source.close()
@@ -417,6 +422,7 @@ def run(
         failed_detectors=sorted(failed),
         failure_kind=str(faults.kind),
         breakdown=account.finish({tid: a.stage_changes for tid, a in driver.adapters.items()}) if account else None,
+        blockages=watch.events,
         **stats,
     )
 
@@ -509,6 +515,7 @@ def _closed_loop(
     faults: DetectorFaults | None = None,
     account: Breakdown | None = None,
     frame_s: float = 0.0,
+    watch: _BlockageLog | None = None,
 ) -> int:
     """Every step until the scenario's end: frames -> decisions (every ``frame_s`` when set) ->
     shown states -> one SUMO step. Returns the number of teleports (none expected: teleporting is
@@ -536,10 +543,14 @@ def _closed_loop(
             sent = [_aggregated(f, counted, every * step_s) for f in frames] if every > 1 else frames
             counted.clear()
             seen = [faults.apply(f, t) for f in sent] if faults is not None and faults.failed else sent
+            if watch is not None:
+                watch.observe(seen)
             decisions = source.decide(seen)
         k += 1
         clock = epoch + t  # decisions are timed in epoch seconds, like field data
         driver.apply(traci, decisions, t, clock, step_s)
+        if watch is not None:
+            watch.shown(driver.states, step_s)
         if account is not None:
             for f in frames:
                 tid = f.intersection_id
@@ -551,6 +562,42 @@ def _closed_loop(
         if progress is not None:
             progress(t - scenario.begin_s, scenario.end_s - scenario.begin_s)
     return teleports
+
+
+class _BlockageLog:
+    """A :class:`signals.blockage.BlockageWatch` per traffic light, fed each frame the controllers
+    saw with the seconds each group showed green during the interval that frame covers."""
+
+    def __init__(self, signals: Mapping[str, SumoSignals], begin: float) -> None:
+        self.watches = {tid: BlockageWatch(s.intersection) for tid, s in signals.items()}
+        self.greens: dict[str, dict[str, float]] = {tid: {} for tid in signals}
+        self.begin = begin  # epoch seconds of the scenario's begin: events are timed from it
+        self.events: list[dict[str, object]] = []
+
+    def shown(self, states: Mapping[str, Mapping[str, SignalState]], step_s: float) -> None:
+        for tid, groups in states.items():
+            acc = self.greens[tid]
+            for g, state in groups.items():
+                if state == SignalState.GREEN:
+                    acc[g] = acc.get(g, 0.0) + step_s
+
+    def observe(self, frames: Sequence[IntersectionFrame]) -> None:
+        for f in frames:
+            tid = f.intersection_id
+            for e in self.watches[tid].observe(observation_from_frame(f), self.greens[tid]):
+                self.events.append(
+                    {
+                        "t_s": round(e.time_s - self.begin, 1),
+                        "signal": tid,
+                        "detector": e.detector,
+                        "raised": e.raised,
+                        "greens": e.greens,
+                        "green_s": e.green_s,
+                        "queue_veh": e.queue_veh,
+                        "summary": e.summary(),
+                    }
+                )
+            self.greens[tid] = {}
 
 
 def _aggregated(frame: IntersectionFrame, counted: Mapping[tuple[str, str], int], interval_s: float) -> IntersectionFrame:

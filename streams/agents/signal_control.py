@@ -40,11 +40,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
 import structlog
 
+from detection.incidents import IncidentOutcome
+from signals.blockage import BlockageEvent
 from signals.desk import ControlDesk, Note, Outbox, PlanOut, Saved
 
 from ..codec import TopicDecoder
@@ -58,7 +61,16 @@ from ..metrics import (
     EventClock,
     frame_end,
 )
-from ..records import IntersectionConfig, IntersectionFrame, PriorityRequest, Record, SignalCommand, SignalPlanMessage, encode
+from ..records import (
+    IntersectionConfig,
+    IntersectionFrame,
+    LifecycleCommand,
+    PriorityRequest,
+    Record,
+    SignalCommand,
+    SignalPlanMessage,
+    encode,
+)
 from ..settings import Settings
 from ..signal_codec import (
     desk_command,
@@ -70,7 +82,16 @@ from ..signal_codec import (
     saved_from_value,
     snapshot_value,
 )
-from ..topics import SENSORS_INTERSECTION, SIGNALS_APPROVALS, SIGNALS_AUDIT, SIGNALS_CONFIG, SIGNALS_PLANS, SIGNALS_PRIORITY
+from ..topics import (
+    ALERTS_LIFECYCLE,
+    SENSORS_INTERSECTION,
+    SIGNALS_APPROVALS,
+    SIGNALS_AUDIT,
+    SIGNALS_CONFIG,
+    SIGNALS_PLANS,
+    SIGNALS_PRIORITY,
+)
+from .alarm_commands import lifecycle_commands, to_lifecycle
 from .wiring import Outgoing, Sink, Times, changelog_durable, keyed_table, publish, save, topic_decoder
 
 log = structlog.get_logger(__name__)
@@ -117,12 +138,24 @@ def log_notes(notes: Iterable[Note]) -> None:
         getattr(log, note.level)(note.event, exc_info=note.error, **note.fields)
 
 
-def outgoing(box: Outbox, plans: Sink, audit: Sink) -> list[Outgoing]:
-    """Plans first, then audit, each in the desk's order."""
+def outgoing(box: Outbox, plans: Sink, audit: Sink, lifecycle: Sink) -> list[Outgoing]:
+    """Plans first, then audit, then blockage alarms, each in the desk's order."""
     plan_messages, audit_messages = outbox_messages(box)
-    return [Outgoing(plans, m.intersection_id.encode(), encode(m)) for m in plan_messages] + [
-        Outgoing(audit, m.intersection_id.encode(), encode(m)) for m in audit_messages
-    ]
+    return (
+        [Outgoing(plans, m.intersection_id.encode(), encode(m)) for m in plan_messages]
+        + [Outgoing(audit, m.intersection_id.encode(), encode(m)) for m in audit_messages]
+        + to_lifecycle(lifecycle, blockage_commands(box.blockages))
+    )
+
+
+def blockage_commands(events: Iterable[BlockageEvent]) -> list[LifecycleCommand]:
+    """Raise / clear commands for the alarm books, one alarm per blocked approach detector."""
+    out: list[LifecycleCommand] = []
+    for e in events:
+        outcome = IncidentOutcome(triggers=[e.trigger()] if e.raised else [], clears=[] if e.raised else [e.kind])
+        at = datetime.fromtimestamp(e.time_s, tz=UTC)
+        out += lifecycle_commands(e.intersection_id, outcome, at, subject_type="intersection")
+    return out
 
 
 class FairnessGauge:
@@ -187,6 +220,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
     approvals = app.topic(settings.topic(SIGNALS_APPROVALS))
     plans = app.topic(settings.topic(SIGNALS_PLANS))
     audit = app.topic(settings.topic(SIGNALS_AUDIT))
+    lifecycle = app.topic(settings.topic(ALERTS_LIFECYCLE))
     table = keyed_table(app, "signal-control", settings)
     desk = ControlDesk(table_reader(table))
     clock = EventClock.for_reference(settings.timestamp_reference)
@@ -207,7 +241,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
                 if isinstance(record, IntersectionFrame):  # each frame decided one drive record
                     decided.append(frame_end(record))
             log_notes(box.notes)
-            await publish(outgoing(box, plans, audit))
+            await publish(outgoing(box, plans, audit, lifecycle))
             count(box, desk, fairness, received)
             clock.observe("frame_to_decision", decided, received)
             save(table, snapshots(desk, box.dirty))  # after the broker has the messages: a crash repeats, never loses

@@ -248,6 +248,22 @@ ENTRIES: dict[str, Entry] = {
         _ALARM_OVERSIGHT,
         "docs/alarms.md",
     ),
+    "signals.blockage": Entry(
+        "Blocked-approach watch",
+        "signals.blockage:BlockageWatch",
+        "rule set",
+        "Flags an approach whose vehicles stood through three greens in a row without one crossing the stop line "
+        "(a junction locked by vehicles inside it, an exit blocked further on, or a stop-line loop that stopped counting).",
+        FRAMES_IN + (("the greens each signal showed (the control desk's driven plans)", NO_PD),),
+        "blocked-approach alarm commands",
+        "the traffic control room operator",
+        "Not learnt: three starved greens of at least 5 s (RiLSA's minimum green), set by argument; measured on the "
+        "development SUMO maps (no alarm on clean runs, every locked run flagged).",
+        "Sees only what the frames and the driven plan say: a permissive turn that finds no gap three times in a row "
+        "under heavy oncoming flow raises it too; which of the three causes it is, a person has to look.",
+        _ALARM_OVERSIGHT,
+        "docs/signals.md",
+    ),
     "detection.alarm_escalation": Entry(
         "Alarm escalation policy",
         "detection.alarms:EscalationPolicy",

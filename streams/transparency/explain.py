@@ -28,6 +28,7 @@ ALARM_SOURCES = (
     ("sensor_", "detection.pool_watch"),
     ("incident_", "detection.incidents"),
     ("detector_fault_", "detection.incidents"),
+    ("blocked_", "signals.blockage"),
 )
 
 

@@ -36,6 +36,7 @@ SINGLE_COMPONENTS = (
     "detection.reader_backlog",
     "detection.pool_watch",
     "detection.incidents",
+    "signals.blockage",
     "detection.alarm_escalation",
     "detection.data_quality",
 )

@@ -134,3 +134,21 @@ def test_a_saved_config_that_no_longer_builds_is_logged_and_ignored() -> None:
     out = desk.on_config(config(session="run-2", controller="no-such-controller"))
     assert "stored signal config no longer builds" in [n.event for n in out.notes]
     assert desk.on_observation(obs(0)) is None
+
+
+def test_an_approach_standing_through_its_greens_is_reported_blocked_once_and_cleared() -> None:
+    """The desk judges each frame against the greens its signal showed during it: N_in (group
+    K1) standing with nobody crossing through three of K1's greens is one blockage in the outbox;
+    the first green that moves a vehicle clears it. The fixed program gives K1 green every cycle
+    whatever the readings say."""
+    desk = fresh()
+    desk.on_config(config(controller="fixed", mode="automatic", params={}))
+
+    def frame(i: int, moving: bool) -> DetectorObservation:
+        lanes = {k: LaneMeasurement(count=1.0, queue_veh=1.0, vehicles=1.0) for k in COUNTS}
+        lanes["N_in"] = LaneMeasurement(count=2.0, queue_veh=1.0, vehicles=1.0) if moving else LaneMeasurement(queue_veh=4.0, vehicles=4.0)
+        return DetectorObservation("K101", T0 + 5 * i, 5.0, lanes)
+
+    events = [e for i in range(120) for e in desk.on_observation(frame(i, moving=i >= 80)).blockages]  # type: ignore[union-attr]
+    assert [(e.detector, e.raised) for e in events] == [("N_in", True), ("N_in", False)]
+    assert events[0].greens == 3 and T0 + 5 * 20 < events[0].time_s < T0 + 5 * 80 <= events[1].time_s
