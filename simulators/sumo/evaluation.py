@@ -165,6 +165,11 @@ def summarise(scenario: str, controller: str, seeds: Sequence[int], runs: list[d
     for k in SUMMED:
         out[k] = sum(r[k] for r in runs)
     out["delay_per_seed"] = [r["delay_mean"] for r in runs]
+    # blocked approaches the control room would have been alarmed about (signals.blockage), per
+    # seed, with the first of each run (when and where): a locked junction shows here first
+    out["blockages_per_seed"] = [sum(1 for e in r.get("blockages", ()) if e["raised"]) for r in runs]
+    firsts = [next((e for e in r.get("blockages", ()) if e["raised"]), None) for r in runs]
+    out["first_blockage_per_seed"] = [None if e is None else {k: e[k] for k in ("t_s", "signal", "detector")} for e in firsts]
     raws = [r["fairness_raw"] for r in runs if "fairness_raw" in r]
     if raws:
         out["fairness"] = fairness.summarise(fairness.merge(raws))

@@ -213,6 +213,9 @@ def eval_cmd(
         f"{result['timeloss_mean']:.2f} s, {result['trips']} trips ({result['unfinished']} unfinished), "
         f"safety violations {result['safety_violations']}, {result['wall_s']:.1f} s wall"
     )
+    blocked = [(seed, first) for seed, first in zip(seed_list, result["first_blockage_per_seed"], strict=True) if first]
+    for seed, first in blocked:
+        print(f"  seed {seed}: blocked approach {first['detector']} at {first['signal']}, {first['t_s']:g} s in (signals.blockage)")
     if breakdown:
         from rich.console import Console
 
@@ -469,6 +472,7 @@ def _benchmark_row(result: dict[str, Any], fixed_delay: float) -> dict[str, Any]
         "safety_violations": result["safety_violations"],
         "rejected_decisions": result["rejected_decisions"],
         "wait_overrides": result.get("wait_overrides", 0),
+        "blockages_per_seed": result.get("blockages_per_seed"),
         "wall_s": result["wall_s"],
         # per approach waits and the worst-against-median summary (docs/signals.md, Fairness)
         "fairness": result.get("fairness"),
