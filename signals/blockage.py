@@ -30,6 +30,7 @@ Pure: frames and the seconds each group was green in them in, events out.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -116,6 +117,10 @@ class BlockageWatch:
 
     intersection: Intersection
     approaches: dict[str, _Approach] = field(init=False)
+    #: time of the newest frame folded in: an older or repeated one (a redelivery after a
+    #: rebalance) is skipped, since the desk's replay shows no green for it and it would cut a
+    #: green in two
+    last_s: float = field(init=False, default=-math.inf)
 
     def __post_init__(self) -> None:
         groups: dict[str, set[str]] = {}
@@ -130,7 +135,10 @@ class BlockageWatch:
 
     def observe(self, obs: DetectorObservation, green_s: Mapping[str, float]) -> list[BlockageEvent]:
         """Fold one frame in. ``green_s``: seconds each signal group showed green during the
-        frame's interval (as driven, not as planned)."""
+        frame's interval (as driven, not as planned). A frame not newer than the last is skipped."""
+        if not obs.time_s > self.last_s:  # NaN too
+            return []
+        self.last_s = obs.time_s
         out: list[BlockageEvent] = []
         for d, a in self.approaches.items():
             if d not in obs.lanes:

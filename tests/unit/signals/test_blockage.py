@@ -94,6 +94,20 @@ def test_a_dead_detector_is_no_evidence(x: Intersection) -> None:
     assert [e.raised for e in run.events] == [True]  # the third starved green it did see
 
 
+def test_a_repeated_or_older_frame_changes_nothing(x: Intersection) -> None:
+    """A redelivered frame comes with no green (the desk's replay only moves forward): folded in,
+    it would end the green it belongs to and start the next part afresh."""
+    run = Run(x)
+    for _ in range(STRIKES):
+        run.seconds(20, green=False)
+        run.seconds(3, green=True)
+        run.t -= 1.0  # the last green frame again
+        run.seconds(1, green=False)
+        run.seconds(3, green=True)
+    run.seconds(1, green=False)
+    assert [e.raised for e in run.events] == [True]  # three 6 s greens, not six 3 s ones
+
+
 readings = st.builds(
     LaneMeasurement,
     count=st.floats(allow_nan=True, allow_infinity=True),
