@@ -24,6 +24,10 @@ config's ``session`` is in every one):
   ``leitstand_signal_wait_worst_to_median_ratio``. A decision made on degraded detector data
   (stuck, missing, out of range: ``signals.input_quality``) names those detectors in its
   explanation (``degraded_inputs``).
+* ``alerts.lifecycle``: a raise of ``blocked_<detector>`` when vehicles stood on an approach
+  through three of its greens in a row and nobody crossed the stop line, a clear when a green
+  moves someone again (``signals.blockage``; the desk judges each frame against the greens the
+  signal showed while it was measured). The alarm books are the single writer of alarms.
 * ``signals.audit``: every audit entry of the core (decisions rejected by the validator,
   proposals, approvals, rejections, expiries, mode changes), control (re)starts, every refused
   command or configuration (``command_refused`` / ``config_refused`` with the reason), and every
