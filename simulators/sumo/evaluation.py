@@ -110,6 +110,9 @@ class RunOptions:
     failure_kind: FailureKind = FailureKind.DEAD
     #: seconds between the frames the controllers get (0: every simulation step)
     frame_s: float = 0.0
+    #: the controller's constants, where they differ from its defaults (``make_controller``'s
+    #: keyword arguments, e.g. ``{"wait_scale_s": 60.0}`` for leitstand): sensitivity studies
+    params: tuple[tuple[str, float], ...] = ()
 
 
 def run_with_fairness(
@@ -135,7 +138,7 @@ def run_with_fairness(
 
 def _one(args: tuple[str, str, int, RunOptions]) -> dict[str, Any]:
     scenario, controller, seed, options = args
-    return run_with_fairness(scenario, controller, seed, InProcessSource(), options)
+    return run_with_fairness(scenario, controller, seed, InProcessSource(params=dict(options.params)), options)
 
 
 def run_many(

@@ -199,9 +199,10 @@ class DecisionSource(Protocol):
 class InProcessSource:
     """The control loop in this process, through the same record conversions as the agent."""
 
-    def __init__(self, mode: Mode = "automatic", **params: float) -> None:
+    def __init__(self, mode: Mode = "automatic", params: Mapping[str, float] | None = None) -> None:
         self.mode = mode
-        self.params = params
+        #: the controller's constants where they differ from its defaults (``sumo eval --param``)
+        self.params = dict(params or {})
         self.controls: dict[str, IntersectionControl] = {}
         self.peers: dict[str, Peers] = {}
         self.drains: dict[str, Drains] = {}

@@ -99,6 +99,31 @@ def controller_names(text: str) -> list[str]:
     return names
 
 
+def controller_params(controller: str, pairs: list[str]) -> tuple[tuple[str, float], ...]:
+    """``KEY=VALUE`` pairs as the controller's keyword arguments, checked like a signal config's
+    ``params`` (``signals.controllers.check_params``); one-line errors otherwise."""
+    from signals.controllers import check_params
+
+    out: dict[str, float] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise CliError(f"--param {pair!r}: write KEY=VALUE, e.g. wait_scale_s=60")
+        try:
+            out[key.strip()] = float(text)
+        except ValueError:
+            raise CliError(f"--param {pair!r}: {text.strip()!r} is not a number") from None
+    try:
+        check_params(controller, out)
+    except ValueError as exc:
+        raise CliError(f"--param: {exc}") from None
+    return tuple(sorted(out.items()))
+
+
+def _params_text(params: tuple[tuple[str, float], ...]) -> str:
+    return "".join(f" · {k}={v:g}" for k, v in params)
+
+
 def checked_scenario(path: Path) -> Path:
     """Fail in one line, before SUMO starts, on a configuration, net or route file that cannot run."""
     from simulators.sumo.loop import ScenarioError, check_scenario
@@ -186,6 +211,14 @@ def eval_cmd(
             help="Seconds between the frames the controller gets (counts summed), e.g. 60 for per-minute detector data; 0: every step.",
         ),
     ] = 0.0,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            metavar="KEY=VALUE",
+            help="Set one of the controller's constants (repeatable), e.g. wait_scale_s=60 for leitstand: sensitivity studies.",
+        ),
+    ] = None,
 ) -> None:
     """One controller on a scenario: RESCO delay, trips, safety (with --tsp: buses and the rest)."""
     from simulators.sumo.evaluation import RunOptions
@@ -193,8 +226,8 @@ def eval_cmd(
     seed_list = parse_seeds(seeds)
     kind = failure_kind_of(failure_kind, failed_detectors)
     if tsp is not None:
-        if breakdown or failed_detectors or frame_interval:
-            raise CliError("--breakdown, --failed-detectors and --frame-interval apply to a controller's run, not to --tsp")
+        if breakdown or failed_detectors or frame_interval or param:
+            raise CliError("--breakdown, --failed-detectors, --frame-interval and --param apply to a controller's run, not to --tsp")
         on = tsp_flag(tsp, controller, via_kafka)
         transit_eval(checked_scenario(scenario), on, seed_list, parallel_runs(jobs, len(seed_list)), as_json)
         return
@@ -202,14 +235,19 @@ def eval_cmd(
     runs_at_once = 1 if via_kafka else parallel_runs(jobs, len(seed_list))
     if frame_interval and via_kafka:
         raise CliError("--frame-interval applies to the in-process path; through Kafka the worker gets every step's frame")
-    options = RunOptions(breakdown=breakdown, failed_detectors=failed_detectors, failure_kind=kind, frame_s=frame_interval)
+    if param and via_kafka:
+        raise CliError("--param applies to the in-process path; through Kafka the worker's controllers keep their constants")
+    params = controller_params(name, param or [])
+    options = RunOptions(breakdown=breakdown, failed_detectors=failed_detectors, failure_kind=kind, frame_s=frame_interval, params=params)
     result = evaluate_controller(checked_scenario(scenario), name, seed_list, runs_at_once, via_kafka, quiet=as_json, options=options)
     result["path"] = "kafka" if via_kafka else "in-process"
+    if params:
+        result["params"] = dict(params)
     if as_json:
         print(json.dumps(result))
         return
     print(
-        f"{result['scenario']} · {name} · seeds {seeds}: delay {result['delay_mean']:.2f} s, time loss "
+        f"{result['scenario']} · {name}{_params_text(params)} · seeds {seeds}: delay {result['delay_mean']:.2f} s, time loss "
         f"{result['timeloss_mean']:.2f} s, {result['trips']} trips ({result['unfinished']} unfinished), "
         f"safety violations {result['safety_violations']}, {result['wall_s']:.1f} s wall"
     )

@@ -110,6 +110,20 @@ def test_an_unbuildable_config_is_refused_with_a_note_and_the_old_control_kept()
     assert desk.live["K101"].session == "run-1"
 
 
+def test_a_config_whose_constants_are_out_of_range_is_refused_and_frames_go_on() -> None:
+    """leitstand with ``wait_scale_s`` 0 was accepted and then divided by zero on every frame
+    of its intersection; NaN and negative constants decided nonsense silently. Each is refused
+    by name now, and the running control keeps deciding."""
+    desk = fresh()
+    desk.on_config(config(controller="leitstand", mode="automatic", params={}))
+    for i, params in enumerate(({"wait_scale_s": 0.0}, {"stranded_weight": float("nan")}, {"decision_interval_s": -1.0})):
+        out = desk.on_config(config(session=f"bad-{i}", controller="leitstand", mode="automatic", params=params))
+        [entry] = out.audit
+        assert entry.entry.action == "config_refused" and next(iter(params)) in str(entry.entry.detail), entry.entry.detail
+    assert all(statuses(box)[-1] == "active" for box in drive(desk, range(40)))
+    assert desk.live["K101"].session == "run-1"
+
+
 def test_a_snapshot_read_back_restores_config_and_mode_and_expires_what_was_pending() -> None:
     desk = fresh()
     desk.on_config(config())

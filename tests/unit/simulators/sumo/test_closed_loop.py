@@ -121,6 +121,18 @@ def test_sumo_eval_cli_prints_the_issue_fields(grid: Path) -> None:
     assert len(out["delay_per_seed"]) == 2 and out["delay_mean"] == pytest.approx(sum(out["delay_per_seed"]) / 2, abs=1e-3)
 
 
+def test_sumo_eval_param_changes_the_controllers_constant(grid: Path) -> None:
+    """``--param`` reaches every intersection's controller in the run's processes: a leitstand
+    that never finds a switch worth its stranded vehicles (stranded_weight 1000) switches only on
+    its guards, and the delay moves; the constants are echoed in the JSON."""
+    base = json.loads(run_cli("sumo", "eval", str(grid), "--seeds", "1", "--json").stdout)
+    res = run_cli("sumo", "eval", str(grid), "--seeds", "1", "--param", "stranded_weight=1000", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["params"] == {"stranded_weight": 1000.0} and "params" not in base
+    assert out["delay_mean"] != base["delay_mean"]
+
+
 def test_sumo_compare_writes_table_and_chart(grid: Path, tmp_path: Path) -> None:
     chart = tmp_path / "delay.png"
     res = run_cli("sumo", "compare", str(grid), "--controllers", "fixed,leitstand", "--seeds", "1", "--chart", str(chart), "--json")
@@ -140,6 +152,16 @@ def test_sumo_compare_writes_table_and_chart(grid: Path, tmp_path: Path) -> None
         (["sumo", "eval", "{grid}", "--failed-detectors", "0.1", "--failure-kind", "melted"], "known: dead, stuck, noisy"),
         (["sumo", "eval", "{grid}", "--failure-kind", "stuck"], "needs --failed-detectors"),
         (["sumo", "eval", "{grid}", "--frame-interval", "901"], "--frame-interval"),
+        (["sumo", "eval", "{grid}", "--param", "wait_scale=60"], "leitstand takes no constant 'wait_scale'; it takes: decision_interval_s"),
+        (["sumo", "eval", "{grid}", "--param", "wait_scale_s"], "write KEY=VALUE"),
+        (["sumo", "eval", "{grid}", "--param", "wait_scale_s=fast"], "'fast' is not a number"),
+        (["sumo", "eval", "{grid}", "--param", "wait_scale_s=nan"], "must be a finite number"),
+        (["sumo", "eval", "{grid}", "--param", "wait_scale_s=0"], "wait_scale_s must be > 0 and <= 3600, not 0"),
+        (
+            ["sumo", "eval", "{grid}", "-c", "fixed", "--param", "stranded_weight=2"],
+            "fixed takes no constant 'stranded_weight'",
+        ),
+        (["sumo", "eval", "{grid}", "--param", "wait_scale_s=60", "--via-kafka"], "--param applies to the in-process path"),
     ],
 )
 def test_bad_arguments_get_one_line(args: list[str], message: str, grid: Path) -> None:
