@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -23,19 +22,14 @@ from streams.records import LifecycleCommand
 from streams.stack import WorkerProcess, free_port, same_place, settings_env
 
 from .test_alarm_lifecycle import _send, _wait_for
-from .test_signal_control import _configured
+from .test_signal_control import _configured, _iso, k101_config
 
 pytestmark = pytest.mark.integration
 
-MODEL = json.loads((Path(__file__).resolve().parents[2] / "signals" / "examples" / "k101_four_arm.json").read_text())
 LANES = ("N_in", "S_in", "N_left", "S_left", "E_in", "W_in")
 STEP_S = 5.0
 BLOCKED = 120  # frames (600 s, six or seven cycles of 74 s) with N_in standing and not moving
 FRAMES = 200
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=UTC).isoformat()
 
 
 def _frame(t0: float, i: int) -> dict:
@@ -53,17 +47,7 @@ def test_a_blocked_approach_raises_and_clears_one_alarm(broker, settings_for, tm
     worker.start(timeout_s=90)
     t0 = time.time() - 3600.0
     try:
-        config = {
-            "schema_version": 1,
-            "event_time": _iso(t0),
-            "intersection_id": "K101",
-            "model": MODEL,
-            "controller": "fixed",
-            "mode": "automatic",
-            "session": "blocked-run",
-            "approval_timeout_s": 60.0,
-            "params": {},
-        }
+        config = k101_config(t0, "fixed", "automatic", "blocked-run", {})
         asyncio.run(_send(s, "signals.config", [config], "intersection_id"))
         _configured(s, "K101")
         asyncio.run(_send(s, "sensors.intersection", [_frame(t0, i) for i in range(FRAMES)], "intersection_id"))

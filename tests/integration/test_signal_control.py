@@ -33,6 +33,21 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, tz=timezone.utc).isoformat()
 
 
+def k101_config(t0: float, controller: str, mode: str, session: str, params: dict, approval_timeout_s: float = 60.0) -> dict:
+    """A ``signals.config`` record putting the example crossing K101 under ``controller``."""
+    return {
+        "schema_version": 1,
+        "event_time": _iso(t0),
+        "intersection_id": "K101",
+        "model": MODEL,
+        "controller": controller,
+        "mode": mode,
+        "session": session,
+        "approval_timeout_s": approval_timeout_s,
+        "params": params,
+    }
+
+
 def _frames(t0: float, rng: range, iid: str = "K101") -> list[dict]:
     return [
         {
@@ -75,17 +90,7 @@ def test_advisory_mode_end_to_end(broker, settings_for, tmp_path: Path, role: st
     base = f"http://127.0.0.1:{web_port}"
     t0 = time.time() - 600.0  # event time of the first frame; frames run 5 s apart, faster than real time
     try:
-        config = {
-            "schema_version": 1,
-            "event_time": _iso(t0),
-            "intersection_id": "K101",
-            "model": MODEL,
-            "controller": "webster",
-            "mode": "advisory",
-            "session": "it-run",
-            "approval_timeout_s": 60.0,
-            "params": {"recompute_every_cycles": 1},
-        }
+        config = k101_config(t0, "webster", "advisory", "it-run", {"recompute_every_cycles": 1})
         asyncio.run(_send(s, "signals.config", [config], "intersection_id"))
         _configured(s, "K101")
         asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(1), "K999") + _frames(t0, range(25)), "intersection_id"))
@@ -176,17 +181,7 @@ def test_a_restarted_worker_rebuilds_control_from_its_table(broker, settings_for
     web_port = free_port()
     base = f"http://127.0.0.1:{web_port}"
     t0 = time.time() - 600.0
-    config = {
-        "schema_version": 1,
-        "event_time": _iso(t0),
-        "intersection_id": "K101",
-        "model": MODEL,
-        "controller": "webster",
-        "mode": "advisory",
-        "session": "restart-run",
-        "approval_timeout_s": 600.0,
-        "params": {"recompute_every_cycles": 1},
-    }
+    config = k101_config(t0, "webster", "advisory", "restart-run", {"recompute_every_cycles": 1}, approval_timeout_s=600.0)
     worker = WorkerProcess(env, tmp_path / "worker.log", web_port)
     worker.start(timeout_s=90)
     try:

@@ -10,9 +10,7 @@ reports an implausible speed makes that frame's decision say so in its explanati
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,18 +19,13 @@ from streams.kafka_io import ensure_topics
 from streams.stack import WorkerProcess, free_port, same_place, settings_env
 
 from .test_alarm_lifecycle import _send, _wait_for
-from .test_signal_control import _configured
+from .test_signal_control import _configured, _iso, k101_config
 
 pytestmark = pytest.mark.integration
 
-MODEL = json.loads((Path(__file__).resolve().parents[2] / "signals" / "examples" / "k101_four_arm.json").read_text())
 LANES = ("N_in", "S_in", "N_left", "S_left", "E_in", "W_in")
 FRAMES = 200  # 5 s apart: 1000 s of signal time, a dozen cycles
 BAD = 150  # the frame whose E_in reads 250 km/h: it decodes (the wire's limit is physical), but is not believed
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=UTC).isoformat()
 
 
 def _frame(t0: float, i: int) -> dict:
@@ -63,17 +56,7 @@ def test_live_waits_and_degraded_inputs_on_a_control_worker(broker, settings_for
     worker.start(timeout_s=90)
     t0 = time.time() - 3600.0
     try:
-        config = {
-            "schema_version": 1,
-            "event_time": _iso(t0),
-            "intersection_id": "K101",
-            "model": MODEL,
-            "controller": "maxpressure",
-            "mode": "automatic",
-            "session": "fair-run",
-            "approval_timeout_s": 60.0,
-            "params": {},
-        }
+        config = k101_config(t0, "maxpressure", "automatic", "fair-run", {})
         asyncio.run(_send(s, "signals.config", [config], "intersection_id"))
         _configured(s, "K101")  # a frame read before its configuration gets no drive reply (1 of 200 in CI once)
         asyncio.run(_send(s, "sensors.intersection", [_frame(t0, i) for i in range(FRAMES)], "intersection_id"))
