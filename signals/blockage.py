@@ -31,7 +31,7 @@ Pure: frames and the seconds each group was green in them in, events out.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from detection.alarms import AlarmTrigger
@@ -61,6 +61,8 @@ class BlockageEvent:
     green_s: float
     #: vehicles standing on the approach at the last reading
     queue_veh: float
+    #: why a blockage is cleared without a green (its detector left the intersection's model)
+    why: str = ""
 
     @property
     def kind(self) -> str:
@@ -89,6 +91,8 @@ class BlockageEvent:
                 f"({self.green_s:g} s of green) and none crossed the stop line: the junction or the lane's exit is "
                 "blocked, or the stop-line detector has stopped counting"
             )
+        if self.why:
+            return f"{self.detector} at {self.intersection_id}: no longer watched ({self.why})"
         return (
             f"{self.detector} at {self.intersection_id}: vehicles cross the stop line again ({self.greens} in {self.green_s:g} s of green)"
         )
@@ -132,6 +136,20 @@ class BlockageWatch:
     def open(self) -> list[str]:
         """The approach detectors with a blockage raised and not cleared."""
         return [d for d, a in self.approaches.items() if a.raised]
+
+    def carry(self, raised: Iterable[str], at_s: float, why: str) -> list[BlockageEvent]:
+        """Take over blockages raised before this watch existed (a worker restart, a new model for
+        the intersection): each stays raised here, so the first green that moves a vehicle clears
+        its alarm; without this the alarm stayed open after a restart until someone resolved it.
+        A detector this intersection no longer watches is cleared at once (``why``)."""
+        out: list[BlockageEvent] = []
+        for d in sorted(set(raised)):
+            a = self.approaches.get(d)
+            if a is not None:
+                a.raised = True
+            else:
+                out.append(BlockageEvent(self.intersection.id, d, False, at_s, 0, 0.0, 0.0, why))
+        return out
 
     def observe(self, obs: DetectorObservation, green_s: Mapping[str, float]) -> list[BlockageEvent]:
         """Fold one frame in. ``green_s``: seconds each signal group showed green during the

@@ -22,8 +22,11 @@ Rules:
 * **The intersection's clock is the event time of its frames.** Expiry is checked when a frame
   or a command arrives, and a command is applied at the time of the last frame (a SUMO run's
   clock is not the wall clock); the command's own time goes into the audit as ``requested_at``.
-* **A restart keeps the config, the mode and nothing else.** The saved state holds the config,
-  the current mode (an operator's ``set_mode`` survives) and the pending proposals. A restarted
+* **A restart keeps the config, the mode and the open blockages, nothing else.** The saved
+  state holds the config, the current mode (an operator's ``set_mode`` survives), the pending
+  proposals and the approaches with a blockage alarm raised (so the first green that moves a
+  vehicle after the restart clears it, and a redelivered frame does not raise it twice); a new
+  setup for the intersection carries those over too. A restarted
   desk rebuilds an intersection's control on the first input for it; the controller's history
   does not survive, so the signal drives the fixed program until it has new data, and proposals
   that were pending are published as expired (actor ``restart``) rather than forgotten.
@@ -172,11 +175,13 @@ class Outbox:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What is saved of one intersection: config, current mode, pending proposals."""
+    """What is saved of one intersection: config, current mode, pending proposals, and the
+    approach detectors with a blockage raised."""
 
     config: DeskConfig
     mode: Mode
     pending: tuple[PlanOut, ...]
+    blocked: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,7 @@ class Saved:
     config: DeskConfig
     mode: Mode | None
     stale: tuple[StalePlan, ...] = ()
+    blocked: tuple[str, ...] = ()
 
 
 @dataclass
@@ -211,7 +217,7 @@ class Slot:
         return self.config.session
 
     def signature(self) -> tuple[Any, ...]:
-        return (self.config.event_time, self.control.mode, tuple(self.control.pending))
+        return (self.config.event_time, self.control.mode, tuple(self.control.pending), tuple(self.blockage.open()))
 
 
 def build_control(cfg: DeskConfig, mode: Mode | None = None) -> IntersectionControl:
@@ -298,7 +304,7 @@ class ControlDesk:
             return None
         slot.saved = slot.signature()
         pending = tuple(PlanOut(p, slot.session, now_s=slot.clock_s) for p in slot.control.pending.values())
-        return Snapshot(slot.config, slot.control.mode, pending)
+        return Snapshot(slot.config, slot.control.mode, pending, tuple(slot.blockage.open()))
 
     # -- inputs ------------------------------------------------------------------------------------
     def on_config(self, cfg: DeskConfig) -> Outbox:
@@ -314,7 +320,7 @@ class ControlDesk:
             return out
         if old is not None:
             self._stop(out, old, cfg)
-        self._start(out, cfg, control)
+        self._start(out, cfg, control, old)
         return out
 
     def on_observation(self, obs: DetectorObservation) -> Outbox | None:
@@ -457,9 +463,12 @@ class ControlDesk:
         stopped = AuditEntry(old.clock_s or cfg.event_time.timestamp(), cfg.intersection_id, "control_stopped", "config", detail)
         self._emit(out, old, _retired(before, old.control, None), (stopped,))
 
-    def _start(self, out: Outbox, cfg: DeskConfig, control: IntersectionControl) -> None:
+    def _start(self, out: Outbox, cfg: DeskConfig, control: IntersectionControl, old: Slot | None) -> None:
         slot = Slot(cfg, control)
         self.live[cfg.intersection_id] = slot
+        if old is not None:  # a new setup does not unblock the street
+            at_s = old.clock_s or cfg.event_time.timestamp()
+            out.blockages += slot.blockage.carry(old.blockage.open(), at_s, "the intersection's new model has no such approach")
         self._peers = self._drains = None  # a new model may share zones with its neighbours'
         detail = {
             "session": cfg.session,
@@ -529,6 +538,7 @@ class ControlDesk:
         self.live[iid] = slot
         self._peers = self._drains = None
         at_s = max((p.at_s for p in saved.stale), default=cfg.event_time.timestamp())
+        out.blockages += slot.blockage.carry(saved.blocked, at_s, "the intersection's saved model has no such approach")
         out.plans += saved.stale
         reason = "worker restarted; pending proposals do not survive it"
         entries = [AuditEntry(at_s, iid, "plan_expired", "restart", {"plan": p.plan_id, "reason": reason}) for p in saved.stale]

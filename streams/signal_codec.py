@@ -182,11 +182,13 @@ def outbox_messages(box: Outbox) -> tuple[list[SignalPlanMessage], list[SignalAu
 
 def snapshot_value(snap: Snapshot) -> dict[str, Any]:
     """The table value of a desk snapshot: the config record, the mode, the pending plans as
-    ``signals.plans`` messages (JSON builtins, as the changelog stores them)."""
+    ``signals.plans`` messages (JSON builtins, as the changelog stores them), the approach
+    detectors with a blockage alarm open."""
     return {
         "config": msgspec.to_builtins(config_record(snap.config)),
         "mode": snap.mode,
         "pending": [msgspec.to_builtins(plan_out_message(p)) for p in snap.pending],
+        "blocked": list(snap.blocked),
     }
 
 
@@ -198,7 +200,9 @@ def saved_from_value(value: Any) -> Saved | None:
     config = desk_config(msgspec.convert(value["config"], IntersectionConfig))
     stale = tuple(_stale(msgspec.convert(p, SignalPlanMessage)) for p in value.get("pending", ()))
     # the table is ours, its values untyped (Any): the desk's control refuses a mode it does not know
-    return Saved(config, cast("Mode | None", value.get("mode")), stale)
+    # "blocked" since stop 41: a value saved before has none
+    blocked = msgspec.convert(value.get("blocked", []), tuple[str, ...])
+    return Saved(config, cast("Mode | None", value.get("mode")), stale, blocked)
 
 
 def _stale(msg: SignalPlanMessage) -> StalePlan:

@@ -35,7 +35,7 @@ config's ``session`` is in every one):
   expected delay after, or ``priority_refused`` with the reason).
 
 State: the table ``signal-control`` holds per intersection the desk's snapshot (config, current
-mode, pending proposals), written after the broker acknowledged the messages of the batch, and
+mode, pending proposals, approaches with a blockage alarm open), written after the broker acknowledged the messages of the batch, and
 acknowledged by the broker itself before the batch is (so a committed command's effect is never
 lost; a crash before the commit applies the command again: at least once).
 """

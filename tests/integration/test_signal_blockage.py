@@ -2,9 +2,12 @@
 
 K101 runs its fixed program (so its greens do not depend on the readings). For the first 600 s
 of frames four vehicles stand on N_in and none crosses its stop line, though group K1 gets green
-every cycle; then N_in's loop counts vehicles again. The worker must put exactly one raise of
-``blocked_N_in`` for K101 on ``alerts.lifecycle`` (after three starved greens, not before) and
-one clear after the queue moved, both decodable by the alarm books' reader.
+every cycle; then N_in's loop counts vehicles again. The worker is stopped once it raised the
+alarm and a second one gets the frames in which the queue moves: the open blockage is in the
+worker's table, so there must be exactly one raise of ``blocked_N_in`` for K101 on
+``alerts.lifecycle`` (after three starved greens, not before) and one clear after the queue
+moved, both decodable by the alarm books' reader. (Before stop 41 a restart forgot the open
+blockage and the alarm stayed open until someone resolved it.)
 """
 
 from __future__ import annotations
@@ -43,15 +46,22 @@ def _frame(t0: float, i: int) -> dict:
 def test_a_blocked_approach_raises_and_clears_one_alarm(broker, settings_for, tmp_path: Path) -> None:
     s = settings_for(broker)
     asyncio.run(ensure_topics(s))
-    worker = WorkerProcess(settings_env({**same_place(s), "worker_role": "control"}), tmp_path / "worker.log", free_port())
-    worker.start(timeout_s=90)
+    env = settings_env({**same_place(s), "worker_role": "control"})
+    first = WorkerProcess(env, tmp_path / "first.log", free_port())
+    first.start(timeout_s=90)
     t0 = time.time() - 3600.0
     try:
         config = k101_config(t0, "fixed", "automatic", "blocked-run", {})
         asyncio.run(_send(s, "signals.config", [config], "intersection_id"))
         _configured(s, "K101")
-        asyncio.run(_send(s, "sensors.intersection", [_frame(t0, i) for i in range(FRAMES)], "intersection_id"))
-
+        asyncio.run(_send(s, "sensors.intersection", [_frame(t0, i) for i in range(BLOCKED)], "intersection_id"))
+        _wait_for(s, "alerts.lifecycle", lambda rs: any(r["op"] == "raise" for r in rs), 120)
+    finally:
+        first.stop()
+    worker = WorkerProcess(env, tmp_path / "second.log", free_port())
+    worker.start(timeout_s=90)
+    try:
+        asyncio.run(_send(s, "sensors.intersection", [_frame(t0, i) for i in range(BLOCKED, FRAMES)], "intersection_id"))
         commands = _wait_for(s, "alerts.lifecycle", lambda rs: any(r["op"] == "clear" for r in rs), 120)
         decoded = [msgspec.json.decode(json.dumps(r).encode(), type=LifecycleCommand) for r in commands]
         assert [(c.op, c.subject_id, c.subject_type, c.kind) for c in decoded] == [

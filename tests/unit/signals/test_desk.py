@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from signals.blockage import BlockageEvent
 from signals.controllers import DetectorObservation, LaneMeasurement
 from signals.desk import ControlDesk, DeskCommand, DeskConfig, Outbox, PlanOut, Saved, StalePlan
 from tests.paths import EXAMPLE_INTERSECTION as EXAMPLE
@@ -157,12 +158,56 @@ def test_an_approach_standing_through_its_greens_is_reported_blocked_once_and_cl
     whatever the readings say."""
     desk = fresh()
     desk.on_config(config(controller="fixed", mode="automatic", params={}))
-
-    def frame(i: int, moving: bool) -> DetectorObservation:
-        lanes = {k: LaneMeasurement(count=1.0, queue_veh=1.0, vehicles=1.0) for k in COUNTS}
-        lanes["N_in"] = LaneMeasurement(count=2.0, queue_veh=1.0, vehicles=1.0) if moving else LaneMeasurement(queue_veh=4.0, vehicles=4.0)
-        return DetectorObservation("K101", T0 + 5 * i, 5.0, lanes)
-
-    events = [e for i in range(120) for e in desk.on_observation(frame(i, moving=i >= 80)).blockages]  # type: ignore[union-attr]
+    events = blockages(desk, range(120), moving_from=80)
     assert [(e.detector, e.raised) for e in events] == [("N_in", True), ("N_in", False)]
     assert events[0].greens == 3 and T0 + 5 * 20 < events[0].time_s < T0 + 5 * 80 <= events[1].time_s
+
+
+def blocked_frame(i: int, moving: bool) -> DetectorObservation:
+    """K101 with N_in's four vehicles standing and nobody crossing (``moving`` False)."""
+    lanes = {k: LaneMeasurement(count=1.0, queue_veh=1.0, vehicles=1.0) for k in COUNTS}
+    lanes["N_in"] = LaneMeasurement(count=2.0, queue_veh=1.0, vehicles=1.0) if moving else LaneMeasurement(queue_veh=4.0, vehicles=4.0)
+    return DetectorObservation("K101", T0 + 5 * i, 5.0, lanes)
+
+
+def blockages(desk: ControlDesk, frames: range, moving_from: int) -> list[BlockageEvent]:
+    outs = [desk.on_observation(blocked_frame(i, moving=i >= moving_from)) for i in frames]
+    return [e for o in outs if o is not None for e in o.blockages]
+
+
+def test_a_blockage_raised_before_a_restart_is_cleared_after_it() -> None:
+    """The open blockage is saved with the intersection: after a restart the first green that
+    moves N_in clears the alarm (before, it stayed open until someone resolved it by hand), and
+    the blocked frames a restart redelivers do not raise it a second time."""
+    desk = fresh()
+    desk.on_config(config(controller="fixed", mode="automatic", params={}))
+    assert [e.raised for e in blockages(desk, range(60), moving_from=999)] == [True]
+    snap = desk.snapshot("K101")
+    assert snap is not None and snap.blocked == ("N_in",)
+
+    reborn = ControlDesk(lambda _: Saved(snap.config, snap.mode, (), snap.blocked))
+    events = blockages(reborn, range(40, 120), moving_from=80)  # 40-59 redelivered, still blocked
+    assert [(e.detector, e.raised) for e in events] == [("N_in", False)] and events[0].time_s >= T0 + 5 * 80
+    forgetful = ControlDesk(lambda _: Saved(snap.config, snap.mode))  # what a restart kept before
+    assert blockages(forgetful, range(40, 120), moving_from=80) == []  # the open alarm is never cleared
+
+
+def test_a_new_setup_carries_an_open_blockage_and_clears_one_it_no_longer_watches() -> None:
+    desk = fresh()
+    desk.on_config(config(controller="fixed", mode="automatic", params={}))
+    blockages(desk, range(60), moving_from=999)
+    restarted = desk.on_config(config(controller="webster", mode="automatic", params={}, session="run-2", event_time=at(T0 + 300)))
+    assert restarted.blockages == [] and desk.live["K101"].blockage.open() == ["N_in"]
+    assert [e.raised for e in blockages(desk, range(60, 120), moving_from=60)] == [False]
+
+    blockages(desk, range(120, 200), moving_from=999)
+    assert desk.live["K101"].blockage.open() == ["N_in"]
+    model = json.loads(EXAMPLE.read_text())
+    model["lane_areas"] = [a for a in model["lane_areas"] if a["id"] != "N_in"]
+    for a in model["lane_areas"]:
+        a["downstream"] = [d for d in a.get("downstream", []) if d != "N_in"]
+    new_model = config(controller="fixed", mode="automatic", params={}, session="run-3", model=model, event_time=at(T0 + 1000))
+    dropped = desk.on_config(new_model)
+    assert [a.entry.action for a in dropped.audit][-1] == "control_started"
+    [cleared] = dropped.blockages
+    assert (cleared.detector, cleared.raised) == ("N_in", False) and "no longer watched" in cleared.summary()

@@ -454,6 +454,34 @@ def test_a_restarted_desk_keeps_config_and_operator_mode_and_expires_stale_propo
     assert third.live["K101"].control.mode == "off"
 
 
+def test_an_open_blockage_survives_the_table_and_a_value_saved_before_reads_as_none() -> None:
+    """The table value (JSON, as the changelog stores it) names the approaches with a blockage
+    alarm open; a value written before the field existed restores with none."""
+    table: dict[bytes, Any] = {}
+    desk = RecordDesk(table)
+    desk.on_config(config(controller="fixed", mode="automatic", params={}))
+
+    def standing(i: int, moving: bool) -> IntersectionFrame:
+        f = frame(i)
+        n_in = DetectorReading(detector_id="N_in", count=2 if moving else 0, occupancy=0.4, queue_veh=1.0 if moving else 4.0)
+        return msgspec.structs.replace(f, detectors=[n_in, *f.detectors[1:]])
+
+    raised = [e for i in range(60) for e in desk.core.on_observation(observation_from_frame(standing(i, False))).blockages]  # type: ignore[union-attr]
+    assert [e.raised for e in raised] == [True]
+    table[b"K101"] = json.loads(json.dumps(desk.snapshot("K101")))
+    assert table[b"K101"]["blocked"] == ["N_in"]
+
+    reborn = RecordDesk(table)
+    cleared = [e for i in range(60, 120) for e in reborn.core.on_observation(observation_from_frame(standing(i, True))).blockages]  # type: ignore[union-attr]
+    assert [(e.detector, e.raised) for e in cleared] == [("N_in", False)]
+
+    before = {k: v for k, v in table[b"K101"].items() if k != "blocked"}
+    saved = saved_from_value(before)
+    assert saved is not None and saved.blocked == ()
+    with pytest.raises(msgspec.ValidationError):
+        saved_from_value({**table[b"K101"], "blocked": [1]})
+
+
 # --- the operators' CLI (streams/cli/signals.py) ---------------------------------------------------
 
 
