@@ -11,7 +11,10 @@ Neighbours on a *very* short link (``SHORT_LINK_M``: two or three vehicles) also
 what they show: traffic sent onto such a link while the far signal is red for it stops there and
 blocks the junction it came from (ingolstadt21's two pairs on 12 m and 15 m links deadlocked this
 way, docs/signals.md), so the upstream signal learns which of its exits lead into red now
-(``DetectorObservation.exits_into_red``), as the offsets of a coordinated fixed program arrange.
+(``DetectorObservation.exits_into_red``), as the offsets of a coordinated fixed program arrange,
+and the downstream signal learns which of its approaches the upstream one is still feeding
+(``DetectorObservation.fed_now``: a feeding group green now, or within its yellow and
+``FEED_TRAVEL_S`` before), so it does not stop at red the vehicles it has just been sent.
 
 Pure functions over the models and the latest frames; the control desk (stream) and the SUMO
 in-process source call them with the frames and plans they hold. Decisions stay per intersection
@@ -45,6 +48,15 @@ Peers = dict[str, tuple[tuple[str, str], ...]]
 
 #: own exit detector on a short link -> (the downstream intersection, its groups draining the link)
 Drains = dict[str, tuple[str, frozenset[str]]]
+
+#: own approach detector on a short link -> (the upstream intersection, its groups feeding the
+#: link, seconds after such a group's green ends that vehicles may still be entering the link)
+Feeds = dict[str, tuple[str, frozenset[str], float]]
+
+#: seconds a vehicle that crossed the upstream stop line at the end of yellow needs to be on its
+#: way across a link of at most ``SHORT_LINK_M`` (20 m at 50 km/h: 1.4 s; one decision step).
+#: Physics, rounded to the step, not tuned: it was the only value tried
+FEED_TRAVEL_S = 1.0
 
 
 def zone_peers(intersections: Iterable[Intersection]) -> dict[str, Peers]:
@@ -123,6 +135,48 @@ class ShownGreens:
             cached = (intersection, shown.plan, build_timeline(intersection, shown.plan))
             self._timelines[intersection.id] = cached
         return cached[2].green_at(t - shown.origin_s)
+
+
+def short_feeds(intersections: Iterable[Intersection]) -> dict[str, Feeds]:
+    """For every intersection, its approach detectors on a shared zone of at most
+    ``SHORT_LINK_M`` and which groups of the upstream intersection send traffic onto it (the
+    groups of the lanes whose exit area covers that zone)."""
+    intersections = list(intersections)
+    feeding: dict[str, tuple[str, set[str], float]] = {}
+    for x in intersections:
+        exits = {la.id: la for la in x.lanes if la.group is None}
+        for la in x.lanes:
+            if la.group is None:
+                continue
+            for d in la.downstream:
+                e = exits.get(d)
+                if e is not None and e.zone and e.length_m is not None and e.length_m <= SHORT_LINK_M:
+                    nb, groups, lag = feeding.setdefault(e.zone, (x.id, set(), 0.0))
+                    groups.add(la.group)
+                    feeding[e.zone] = (nb, groups, max(lag, x.groups[la.group].yellow_s + FEED_TRAVEL_S))
+    out: dict[str, Feeds] = {}
+    for x in intersections:
+        feeds: Feeds = {}
+        for la in x.lanes:
+            if la.group is not None and la.zone in feeding and feeding[la.zone][0] != x.id:
+                nb, groups, lag = feeding[la.zone]
+                feeds[la.measured_by] = (nb, frozenset(groups), lag)
+        out[x.id] = feeds
+    return out
+
+
+def with_fed_now(obs: DetectorObservation, feeds: Feeds, green_of: Callable[[str, float], frozenset[str] | None]) -> DetectorObservation:
+    """``obs`` with its approaches that the upstream signal is feeding marked: a feeding group
+    green at ``obs``'s time or ``lag`` seconds before (``green_of(intersection, t)``, None when its
+    plan is not known here: nothing is claimed)."""
+    fed = set()
+    for det, (nb, groups, lag) in feeds.items():
+        for t in (obs.time_s, obs.time_s - lag):
+            green = green_of(nb, t)
+            if green is not None and green & groups:
+                fed.add(det)
+                break
+    return dataclasses.replace(obs, fed_now=frozenset(fed)) if fed else obs
 
 
 def into_red(drains: Drains, green_of: Callable[[str], frozenset[str] | None]) -> frozenset[str]:

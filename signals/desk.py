@@ -44,7 +44,19 @@ from signals.blockage import BlockageEvent, BlockageWatch
 from signals.control import AuditEntry, ControlError, IntersectionControl, Mode, PlanRecord
 from signals.controllers import DetectorObservation
 from signals.controllers.priority import PriorityController
-from signals.corridor import Drains, Peers, ShownGreens, fresh, short_drains, with_exits_into_red, with_neighbours, zone_peers
+from signals.corridor import (
+    Drains,
+    Feeds,
+    Peers,
+    ShownGreens,
+    fresh,
+    short_drains,
+    short_feeds,
+    with_exits_into_red,
+    with_fed_now,
+    with_neighbours,
+    zone_peers,
+)
 from signals.explain import StageDecision
 from signals.fairness import LiveWaits, RecentWaits, WaitSample
 from signals.input_quality import InputQuality
@@ -283,6 +295,8 @@ class ControlDesk:
         self._peers: dict[str, Peers] | None = None
         #: which exits lead onto a short link into a live neighbour (None: to be rebuilt)
         self._drains: dict[str, Drains] | None = None
+        #: which approaches a live neighbour feeds over a short link (None: to be rebuilt)
+        self._feeds: dict[str, Feeds] | None = None
         self._greens = ShownGreens()
 
     # -- lookups (also for the HTTP API) ---------------------------------------------------------
@@ -331,11 +345,13 @@ class ControlDesk:
             self.unconfigured_frames += 1
             return None
         self.latest[obs.intersection_id] = obs
-        if self._peers is None or self._drains is None:
+        if self._peers is None or self._drains is None or self._feeds is None:
             self._peers = zone_peers(s.control.intersection for s in self.live.values())
             self._drains = short_drains(s.control.intersection for s in self.live.values())
+            self._feeds = short_feeds(s.control.intersection for s in self.live.values())
         seen = with_neighbours(obs, self._peers.get(obs.intersection_id, {}), self.latest)
         seen = with_exits_into_red(seen, self._drains.get(obs.intersection_id, {}), lambda nb: self._shown_green(nb, obs))
+        seen = with_fed_now(seen, self._feeds.get(obs.intersection_id, {}), lambda nb, t: self._shown_green(nb, obs, t))
         step = slot.control.on_observation(seen)
         slot.clock_s = obs.time_s
         degraded = slot.quality.observe(obs)
@@ -356,14 +372,14 @@ class ControlDesk:
         self._touch(out, slot)
         return out
 
-    def _shown_green(self, iid: str, obs: DetectorObservation) -> frozenset[str] | None:
-        """The groups a live neighbour shows green at ``obs``'s time, if its frames are fresh (a
-        neighbour that stopped reporting may be showing anything by now)."""
+    def _shown_green(self, iid: str, obs: DetectorObservation, at_s: float | None = None) -> frozenset[str] | None:
+        """The groups a live neighbour shows green at ``obs``'s time (or ``at_s``), if its frames
+        are fresh (a neighbour that stopped reporting may be showing anything by now)."""
         slot = self.live.get(iid)
         latest = self.latest.get(iid)
         if slot is None or slot.shown is None or latest is None or not fresh(obs, latest):
             return None
-        return self._greens.green(slot.control.intersection, slot.shown, obs.time_s)
+        return self._greens.green(slot.control.intersection, slot.shown, obs.time_s if at_s is None else at_s)
 
     def on_command(self, cmd: DeskCommand) -> Outbox:
         out = Outbox()
@@ -469,7 +485,7 @@ class ControlDesk:
         if old is not None:  # a new setup does not unblock the street
             at_s = old.clock_s or cfg.event_time.timestamp()
             out.blockages += slot.blockage.carry(old.blockage.open(), at_s, "the intersection's new model has no such approach")
-        self._peers = self._drains = None  # a new model may share zones with its neighbours'
+        self._peers = self._drains = self._feeds = None  # a new model may share zones with its neighbours'
         detail = {
             "session": cfg.session,
             "controller": cfg.controller,
@@ -536,7 +552,7 @@ class ControlDesk:
             return None
         slot = Slot(cfg, control)
         self.live[iid] = slot
-        self._peers = self._drains = None
+        self._peers = self._drains = self._feeds = None
         at_s = max((p.at_s for p in saved.stale), default=cfg.event_time.timestamp())
         out.blockages += slot.blockage.carry(saved.blocked, at_s, "the intersection's saved model has no such approach")
         out.plans += saved.stale

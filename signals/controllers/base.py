@@ -48,6 +48,10 @@ class DetectorObservation:
     #: signal shows none of the groups draining that link green now: traffic sent in stops on a
     #: link that holds two or three vehicles (``signals/corridor.py``); empty without neighbours
     exits_into_red: frozenset[str] = frozenset()
+    #: own approach detectors on a short link whose upstream signal shows a group feeding that
+    #: link green now, or did within that group's yellow and a second more: vehicles are still
+    #: entering it (``signals/corridor.py``); empty without neighbours
+    fed_now: frozenset[str] = frozenset()
 
     def known_interval_s(self) -> float:
         """The frame's interval in seconds, 0 when unknown (NaN, infinite, zero or negative): an

@@ -62,6 +62,12 @@ The rule, in the spirit of actuated control and SURTRAC's queue/platoon clearing
   and the explanation says why; adaptive control resumes when frames come faster. On minute
   frames 1.6 was worse than fixed time on ingolstadt1 (1.21), and with frames slower than a
   maximum green every plan was rejected (4.8-15 x fixed time at 90 s);
+* **what the upstream signal still sends is not stopped at red** (1.8): an approach on a short
+  link that the neighbouring signal is feeding now (``DetectorObservation.fed_now``: a feeding
+  group green, or in its yellow and a second after) keeps its stage while someone is on the link
+  and the maximum green and waits allow, instead of a change that would stop it (rule
+  ``hold_short_link``): the vehicles still entering would otherwise stand in the neighbour's
+  junction, how every lock with failed detectors on ingolstadt21 began (docs/signals.md);
 * minimum and maximum greens, intergreens and every group's maximum wait are enforced exactly
   as for max-pressure (the same plan bookkeeping, earliest-deadline-first wait guard), and the
   safety validator still checks every plan.
@@ -126,7 +132,7 @@ def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
 
 class LeitstandController(MaxPressureController):
     name = "leitstand"
-    version = "1.7"
+    version = "1.8"
 
     def __init__(
         self,
@@ -334,6 +340,19 @@ class LeitstandController(MaxPressureController):
                 return protect, full
         return None
 
+    def _still_fed(self, cur: str, chosen: str, obs: DetectorObservation) -> list[str]:
+        """The approaches on a short link that ``cur`` serves and ``chosen`` would stop while the
+        upstream signal is still sending vehicles onto them (``obs.fed_now``) and someone is on
+        the link (own reading, else the neighbour's of the same zone)."""
+        out = []
+        for d in sorted(obs.fed_now):
+            if d not in self._serves[cur] or d in self._serves[chosen]:
+                continue
+            nb = obs.neighbours.get(d)
+            if (d in obs.lanes and obs.vehicles(d) >= 1.0) or (nb is not None and nb.reading.vehicles >= 1.0):
+                out.append(d)
+        return out
+
     def _full(self, obs: DetectorObservation, exit_det: str) -> bool:
         if exit_det in obs.exits_into_red:
             return True  # a short link whose far signal is red: whoever enters stops in it
@@ -409,6 +428,11 @@ class LeitstandController(MaxPressureController):
             protect = self._protect_turns(cur.stage, chosen, observation, waits)
             if protect is not None:
                 chosen, rule = protect, "clear_short_link"
+            else:
+                fed = self._still_fed(cur.stage, chosen, observation)
+                if fed and can_hold and self._wait_safe(cur.stage, waits):
+                    chosen, rule = cur.stage, "hold_short_link"
+                    inputs |= {f"fed_now.{d}": 1.0 for d in fed}
         self._commit(chosen)
         if blocked:
             behind = sorted({observation.neighbours[d].intersection_id for d in blocked})
@@ -422,6 +446,13 @@ class LeitstandController(MaxPressureController):
             effect = (
                 f"switches {cur.stage} -> {chosen} (transition {self._last_transition_s():g} s) before {wanted}: vehicles on "
                 f"the short link {turners} turn permissively in {cur.stage} and would be cut off inside the junction"
+            )
+        elif rule == "hold_short_link":
+            fed = [k.removeprefix("fed_now.") for k in inputs if k.startswith("fed_now.")]
+            senders = sorted({observation.neighbours[d].intersection_id for d in fed if d in observation.neighbours})
+            effect = (
+                f"holds stage {chosen} before {wanted}: {', '.join(senders) or 'the previous signal'} is still sending "
+                f"vehicles onto the short link {', '.join(fed)}; stopped at red there they would stand in its junction"
             )
         elif chosen == cur.stage:
             effect = f"holds stage {chosen}: {stranded:.1f} vehicles still to serve, {gains[best]:.1f} waiting at {best}"

@@ -37,7 +37,18 @@ import sumolib
 from signals.adapter import StageAdapter
 from signals.blockage import BlockageWatch
 from signals.control import IntersectionControl, Mode
-from signals.corridor import Drains, Peers, ShownGreens, short_drains, with_exits_into_red, with_neighbours, zone_peers
+from signals.corridor import (
+    Drains,
+    Feeds,
+    Peers,
+    ShownGreens,
+    short_drains,
+    short_feeds,
+    with_exits_into_red,
+    with_fed_now,
+    with_neighbours,
+    zone_peers,
+)
 from signals.explain import StageDecision
 from signals.loader import intersection_to_dict
 from signals.monitor import SafetyMonitor
@@ -206,6 +217,7 @@ class InProcessSource:
         self.controls: dict[str, IntersectionControl] = {}
         self.peers: dict[str, Peers] = {}
         self.drains: dict[str, Drains] = {}
+        self.feeds: dict[str, Feeds] = {}
         #: each intersection's latest decision: what its neighbours on a short link see it show
         self.shown: dict[str, StageDecision] = {}
         self.greens = ShownGreens()
@@ -224,6 +236,7 @@ class InProcessSource:
         }
         self.peers = zone_peers(s.intersection for s in signals.values())
         self.drains = short_drains(s.intersection for s in signals.values())
+        self.feeds = short_feeds(s.intersection for s in signals.values())
         self.shown = {}
 
     def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
@@ -235,6 +248,7 @@ class InProcessSource:
         for tid, own in latest.items():
             obs = with_neighbours(own, self.peers.get(tid, {}), latest)
             obs = with_exits_into_red(obs, self.drains.get(tid, {}), functools.partial(self._green, t=obs.time_s))
+            obs = with_fed_now(obs, self.feeds.get(tid, {}), self._green)
             step = self.controls[tid].on_observation(obs)
             msg = plan_message(step.drive, self.session, changed=step.changed, now_s=obs.time_s)
             out[tid] = decision_from_message(msg)

@@ -16,13 +16,16 @@ from signals.controllers import DetectorObservation, LaneMeasurement, make_contr
 from signals.controllers.base import NeighbourReading
 from signals.controllers.leitstand import MISSED_CHANGES
 from signals.corridor import (
+    FEED_TRAVEL_S,
     FRESH_S,
     SHORT_LINK_M,
     Peers,
     ShownGreens,
     into_red,
     short_drains,
+    short_feeds,
     with_exits_into_red,
+    with_fed_now,
     with_neighbours,
     zone_peers,
 )
@@ -246,6 +249,98 @@ def test_an_exit_leads_into_red_only_while_the_far_signal_shows_no_draining_grou
     obs = DetectorObservation("A", 0.0, 1.0, {})
     assert with_exits_into_red(obs, drains, lambda _: frozenset()).exits_into_red == {"E_out"}
     assert with_exits_into_red(obs, drains, lambda _: frozenset({"K3"})) is obs
+
+
+def test_short_feeds_name_the_approach_and_the_upstream_groups_that_send_onto_it() -> None:
+    a, b = _short_pair()
+    lag = a.groups["K1"].yellow_s + FEED_TRAVEL_S
+    # A's groups whose lanes exit onto the link: S_in (K1), N_left (K2), W_in (K3)
+    assert short_feeds([a, b]) == {"A": {}, "B": {"W_in": ("A", frozenset({"K1", "K2", "K3"}), lag)}}
+    assert short_feeds(_short_pair(SHORT_LINK_M + 1.0)) == {"A": {}, "B": {}}
+    assert short_feeds([b]) == {"B": {}}  # the neighbour is not controlled here
+
+
+def test_an_approach_is_fed_while_a_feeding_group_is_green_and_for_its_yellow_and_travel_after() -> None:
+    feeds = {"W_in": ("A", frozenset({"K3"}), 4.0)}
+    obs = DetectorObservation("B", 100.0, 1.0, {})
+
+    def green_until(end_s: float) -> Callable[[str, float], frozenset[str] | None]:
+        return lambda _nb, t: frozenset({"K3"}) if t < end_s else frozenset({"K1"})
+
+    assert with_fed_now(obs, feeds, green_until(200.0)).fed_now == {"W_in"}  # green now
+    assert with_fed_now(obs, feeds, green_until(97.0)).fed_now == {"W_in"}  # ended 3 s ago: still entering
+    assert with_fed_now(obs, feeds, green_until(95.0)) is obs  # ended 5 s ago
+    assert with_fed_now(obs, feeds, lambda _nb, _t: None) is obs  # A's plan unknown: nothing claimed
+
+
+def _leaving_c(fed: bool, on_link: float, seconds: int = 90) -> list[tuple[float, str, str, str]]:
+    """Leitstand at B, the downstream end of the 12 m link from A (its approach W_in, stage C):
+    W_in's queue first brings C, then from 20 s a long queue on N_in makes leaving C pay while
+    ``on_link`` vehicles stay on the link and A feeds it (``fed``): (time, rule, stage, summary)
+    of every decision from 20 s until the first that leaves C."""
+    _, b = _short_pair()
+    c = make_controller("leitstand", b)
+    out = []
+    for t in range(seconds):
+        lanes = {k: LaneMeasurement() for k in ("N_in", "S_in", "N_left", "S_left", "E_in", "N_out", "S_out", "E_out", "W_out")}
+        lanes["W_in"] = LaneMeasurement(queue_veh=4.0 if t < 20 else on_link, vehicles=5.0 if t < 20 else on_link)
+        if t >= 20:
+            lanes["N_in"] = LaneMeasurement(queue_veh=12.0, vehicles=13.0 + t % 2)
+        nb = {"W_in": NeighbourReading("A", "E_out", lanes["W_in"])}
+        d = c.decide(DetectorObservation("B", float(t), 1.0, lanes, nb, fed_now=frozenset({"W_in"}) if fed and t >= 20 else frozenset()))
+        if t >= 20:
+            out.append((float(t), d.explanation.rule, d.plan.phases[-1].stage, d.explanation.summary()))
+            if out[-1][2] != "C":
+                break
+    assert out[0][2] == "C" or out[0][1] == "switch_pays"  # C was running when N_in's queue came
+    return out
+
+
+def test_leitstand_does_not_stop_at_red_what_the_previous_signal_still_sends_onto_a_short_link() -> None:
+    """Stopping the link's stage while A still sends vehicles onto it leaves the last of them
+    standing in A's junction, where they locked a 12 m pair on ingolstadt21 (docs/signals.md):
+    B holds C while A feeds the link and someone is on it, up to C's maximum green, and says
+    why; not fed, or nobody on the link, it changes for N_in at once."""
+    held = _leaving_c(fed=True, on_link=1.0)
+    holds = [d for d in held if d[1] == "hold_short_link"]
+    assert holds and holds[0][0] < 25.0 and all(d[2] == "C" for d in holds)
+    assert "A is still sending vehicles onto the short link W_in" in holds[0][3]
+    assert held[-1][2] != "C" and held[-1][1] == "max_green_switch"  # the hold never breaks C's maximum green
+    for fed, on_link in ((False, 1.0), (True, 0.0)):
+        free = _leaving_c(fed=fed, on_link=on_link)
+        assert free[-1][1] == "switch_pays" and free[-1][0] < 25.0 and not [d for d in free if d[1] == "hold_short_link"]
+
+
+def test_the_control_desk_tells_the_downstream_signal_what_the_upstream_one_still_feeds() -> None:
+    """A runs its fixed program, every stage of which sends traffic onto the 12 m link to B (S_in,
+    N_left and W_in all exit there); B serves its end of the link (W_in, one vehicle on it) when
+    a long queue on N_in makes leaving pay: the desk marks W_in fed from A's driven plan, and B
+    holds, saying so. Without A configured here nothing is claimed, and B leaves at once."""
+    a, b = _short_pair()
+    t0 = 1_800_000_000.0
+
+    def rules(with_a: bool) -> list[str]:
+        desk = ControlDesk(lambda _: None)
+        if with_a:
+            desk.on_config(dataclasses.replace(_config(a, t0), controller="fixed"))
+        desk.on_config(_config(b, t0))
+        out = []
+        for i in range(60):
+            t = t0 + i
+            if with_a:
+                desk.on_observation(DetectorObservation("A", t, 1.0, {}))
+            lanes = {k: LaneMeasurement() for k in ("N_in", "S_in", "N_left", "S_left", "E_in", "N_out", "S_out", "E_out", "W_out")}
+            lanes["W_in"] = LaneMeasurement(queue_veh=4.0 if i < 20 else 1.0, vehicles=5.0 if i < 20 else 1.0)
+            if i >= 20:
+                lanes["N_in"] = LaneMeasurement(queue_veh=12.0, vehicles=13.0 + i % 2)
+            box = desk.on_observation(DetectorObservation("B", t, 1.0, lanes))
+            assert box is not None
+            [drive] = [p for p in box.plans if isinstance(p, PlanOut) and p.record.status != "pending"]
+            out.append(drive.record.decision.explanation.rule)
+        return out
+
+    assert "hold_short_link" in rules(with_a=True)
+    assert "hold_short_link" not in rules(with_a=False)
 
 
 def test_shown_greens_follow_the_driven_plan() -> None:

@@ -217,16 +217,18 @@ def test_maxpressure_on_feasible_intersections_is_always_accepted(x: Intersectio
     seq=st.lists(st.lists(readings, min_size=1, max_size=6), min_size=30, max_size=150),
     data=st.data(),
 )
-def test_leitstand_with_exits_into_red_is_always_accepted(x: Intersection, seq, data) -> None:
+def test_leitstand_with_exits_into_red_and_fed_approaches_is_always_accepted(x: Intersection, seq, data) -> None:
     """Frames every 5 s (leitstand decides every second when it can) with exits marked as leading
-    into a neighbour's red: every plan passes the validator. Before holds committed the frames'
-    interval, a hold by 1 s ran on to the next frame 5 s later and overran maximum greens."""
+    into a neighbour's red and approaches as still fed by one (1.8's hold): every plan passes the
+    validator. Before holds committed the frames' interval, a hold by 1 s ran on to the next
+    frame 5 s later and overran maximum greens."""
     validator = SafetyValidator(x)
     ctl = make_controller("leitstand", x)
     ids = sorted(la.id for la in x.lanes)
     for obs in _observations(x, seq, 5.0):
         red = frozenset(data.draw(st.lists(st.sampled_from(ids), max_size=4)))
-        d = ctl.decide(dataclasses.replace(obs, exits_into_red=red))
+        fed = frozenset(data.draw(st.lists(st.sampled_from(ids), max_size=4)))
+        d = ctl.decide(dataclasses.replace(obs, exits_into_red=red, fed_now=fed))
         assert validator.check(d.plan).ok, validator.check(d.plan).violations
 
 
