@@ -103,11 +103,12 @@ def short_drains(intersections: Iterable[Intersection]) -> dict[str, Drains]:
     """For every intersection, its exit detectors on a shared zone of at most ``SHORT_LINK_M``
     and which groups of the downstream intersection serve that zone (its approach there)."""
     intersections = list(intersections)
-    draining: dict[str, tuple[str, set[str]]] = {}
+    by_zone: dict[str, dict[str, set[str]]] = defaultdict(dict)
     for x in intersections:
         for la in x.lanes:
             if la.zone and la.group is not None and la.length_m is not None and la.length_m <= SHORT_LINK_M:
-                draining.setdefault(la.zone, (x.id, set()))[1].add(la.group)
+                by_zone[la.zone].setdefault(x.id, set()).add(la.group)
+    draining = _one_claim(by_zone)
     out: dict[str, Drains] = {}
     for x in intersections:
         drains: Drains = {}
@@ -142,7 +143,8 @@ def short_feeds(intersections: Iterable[Intersection]) -> dict[str, Feeds]:
     ``SHORT_LINK_M`` and which groups of the upstream intersection send traffic onto it (the
     groups of the lanes whose exit area covers that zone)."""
     intersections = list(intersections)
-    feeding: dict[str, tuple[str, set[str], float]] = {}
+    by_zone: dict[str, dict[str, set[str]]] = defaultdict(dict)
+    lags: dict[str, float] = defaultdict(float)
     for x in intersections:
         exits = {la.id: la for la in x.lanes if la.group is None}
         for la in x.lanes:
@@ -151,18 +153,26 @@ def short_feeds(intersections: Iterable[Intersection]) -> dict[str, Feeds]:
             for d in la.downstream:
                 e = exits.get(d)
                 if e is not None and e.zone and e.length_m is not None and e.length_m <= SHORT_LINK_M:
-                    nb, groups, lag = feeding.setdefault(e.zone, (x.id, set(), 0.0))
-                    groups.add(la.group)
-                    feeding[e.zone] = (nb, groups, max(lag, x.groups[la.group].yellow_s + FEED_TRAVEL_S))
+                    by_zone[e.zone].setdefault(x.id, set()).add(la.group)
+                    lags[e.zone] = max(lags[e.zone], x.groups[la.group].yellow_s + FEED_TRAVEL_S)
+    feeding = _one_claim(by_zone)
     out: dict[str, Feeds] = {}
     for x in intersections:
         feeds: Feeds = {}
         for la in x.lanes:
             if la.group is not None and la.zone in feeding and feeding[la.zone][0] != x.id:
-                nb, groups, lag = feeding[la.zone]
-                feeds[la.measured_by] = (nb, frozenset(groups), lag)
+                nb, groups = feeding[la.zone]
+                feeds[la.measured_by] = (nb, groups, lags[la.zone])
         out[x.id] = feeds
     return out
+
+
+def _one_claim(by_zone: Mapping[str, Mapping[str, set[str]]]) -> dict[str, tuple[str, frozenset[str]]]:
+    """Zone -> the one intersection whose groups serve it (drain or feed it) and those groups. A
+    zone claimed by two intersections is a stretch of road two models both say they serve, a
+    configuration error (a copied model, a zone name reused): nothing is claimed about it, rather
+    than one signal's state read against the other's group names."""
+    return {zone: (iid, frozenset(groups)) for zone, claims in by_zone.items() if len(claims) == 1 for iid, groups in claims.items()}
 
 
 def with_fed_now(obs: DetectorObservation, feeds: Feeds, green_of: Callable[[str, float], frozenset[str] | None]) -> DetectorObservation:

@@ -260,6 +260,16 @@ def test_short_feeds_name_the_approach_and_the_upstream_groups_that_send_onto_it
     assert short_feeds([b]) == {"B": {}}  # the neighbour is not controlled here
 
 
+def test_a_zone_two_models_claim_to_serve_is_ignored_not_mixed() -> None:
+    """A copied model (C, a second upstream signal whose exit is the same 12 m zone, and D, a
+    second downstream one) must not have its group names read against A's or B's state:
+    nothing is claimed about such a zone, whatever else the models say."""
+    a, b = _short_pair()
+    c, d = dataclasses.replace(a, id="C"), dataclasses.replace(b, id="D")
+    assert short_feeds([a, b, c]) == {"A": {}, "B": {}, "C": {}}
+    assert short_drains([a, b, d]) == {"A": {}, "B": {}, "D": {}}
+
+
 def test_an_approach_is_fed_while_a_feeding_group_is_green_and_for_its_yellow_and_travel_after() -> None:
     feeds = {"W_in": ("A", frozenset({"K3"}), 4.0)}
     obs = DetectorObservation("B", 100.0, 1.0, {})
