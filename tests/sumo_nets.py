@@ -1,8 +1,10 @@
 """Small SUMO scenarios built by SUMO's own ``netgenerate`` (tests never depend on ../shared).
 
 ``single``: one signalised four-arm crossing (node B1 of a 3x3 grid, two lanes per direction);
-``grid``: a 2x2 grid of signalised crossings (inner nodes of a 4x4 grid). Demand is a set of
-flows with strong main-road / weak side-road asymmetry, which is what adaptive control is for.
+``grid``: a 2x2 grid of signalised crossings (inner nodes of a 4x4 grid); ``pair``: two
+signalised crossings 15 m apart on one main road (a 2x1 grid, one lane per direction), the short
+link between two signals that leitstand treats as one junction (docs/signals.md). Demand is a set
+of flows with strong main-road / weak side-road asymmetry, which is what adaptive control is for.
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ FLOWS = {
         ("C3C2", "C1C0", 200),
         ("D2C2", "B2A2", 250),
     ],
+    "pair": [
+        ("left0A0", "B0right0", 500),
+        ("right0B0", "A0left0", 450),
+        ("top0A0", "B0right0", 150),
+        ("bottom1B0", "A0left0", 150),
+        ("top1B0", "B0bottom1", 150),
+        ("bottom0A0", "A0top0", 150),
+    ],
 }
 
 
@@ -37,11 +47,13 @@ def build(kind: str, directory: Path, end_s: int = 600) -> Path:
 
     directory.mkdir(parents=True, exist_ok=True)
     net = directory / f"{kind}.net.xml"
-    args = (
-        ["--grid.number=3", "--default.lanenumber=2", "--tls.set=B1"] if kind == "single" else ["--grid.number=4", "--tls.set=B1,B2,C1,C2"]
-    )
+    args = {
+        "single": ["--grid.length=200", "--grid.number=3", "--default.lanenumber=2", "--tls.set=B1"],
+        "grid": ["--grid.length=200", "--grid.number=4", "--tls.set=B1,B2,C1,C2"],
+        "pair": ["--grid.x-number=2", "--grid.y-number=1", "--grid.x-length=15", "--grid.attach-length=200", "--tls.set=A0,B0"],
+    }[kind]
     subprocess.run(
-        [os.path.join(sumo.SUMO_HOME, "bin", "netgenerate"), "--grid", "--grid.length=200", "--no-turnarounds", *args, "-o", str(net)],
+        [os.path.join(sumo.SUMO_HOME, "bin", "netgenerate"), "--grid", "--no-turnarounds", *args, "-o", str(net)],
         check=True,
         capture_output=True,
         env={**os.environ, "SUMO_HOME": sumo.SUMO_HOME},
