@@ -189,6 +189,38 @@ def with_fed_now(obs: DetectorObservation, feeds: Feeds, green_of: Callable[[str
     return dataclasses.replace(obs, fed_now=frozenset(fed)) if fed else obs
 
 
+@dataclasses.dataclass(frozen=True)
+class Corridor:
+    """What the intersections controlled together lend each other, per intersection: the shared
+    zones, the exits onto short links and the approaches fed over them. The control desk and the
+    SUMO in-process source hold one and let each frame be seen through it, so both attach exactly
+    the same neighbour information."""
+
+    peers: dict[str, Peers]
+    drains: dict[str, Drains]
+    feeds: dict[str, Feeds]
+
+    @classmethod
+    def of(cls, intersections: Iterable[Intersection]) -> Corridor:
+        xs = list(intersections)
+        return cls(zone_peers(xs), short_drains(xs), short_feeds(xs))
+
+    def seen_by(
+        self,
+        obs: DetectorObservation,
+        latest: Mapping[str, DetectorObservation],
+        green_of: Callable[[str, float], frozenset[str] | None],
+    ) -> DetectorObservation:
+        """``obs`` with the neighbours' fresh readings of its shared zones (from ``latest``), its
+        exits into a neighbour's red and its approaches a neighbour still feeds marked
+        (``green_of(intersection, t)``: the groups a neighbour shows green at ``t``, None when not
+        known here)."""
+        iid = obs.intersection_id
+        seen = with_neighbours(obs, self.peers.get(iid, {}), latest)
+        seen = with_exits_into_red(seen, self.drains.get(iid, {}), lambda nb: green_of(nb, obs.time_s))
+        return with_fed_now(seen, self.feeds.get(iid, {}), green_of)
+
+
 def into_red(drains: Drains, green_of: Callable[[str], frozenset[str] | None]) -> frozenset[str]:
     """The exits whose downstream intersection shows none of the draining groups green now
     (``green_of`` gives an intersection's green groups, None when its plan is not known here:

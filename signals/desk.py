@@ -44,19 +44,7 @@ from signals.blockage import BlockageEvent, BlockageWatch
 from signals.control import AuditEntry, ControlError, IntersectionControl, Mode, PlanRecord
 from signals.controllers import DetectorObservation
 from signals.controllers.priority import PriorityController
-from signals.corridor import (
-    Drains,
-    Feeds,
-    Peers,
-    ShownGreens,
-    fresh,
-    short_drains,
-    short_feeds,
-    with_exits_into_red,
-    with_fed_now,
-    with_neighbours,
-    zone_peers,
-)
+from signals.corridor import Corridor, ShownGreens, fresh
 from signals.explain import StageDecision
 from signals.fairness import LiveWaits, RecentWaits, WaitSample
 from signals.input_quality import InputQuality
@@ -292,11 +280,8 @@ class ControlDesk:
         #: each intersection's latest frame as received: what it lends its neighbours
         self.latest: dict[str, DetectorObservation] = {}
         #: which detectors share a zone with another live intersection's (None: to be rebuilt)
-        self._peers: dict[str, Peers] | None = None
-        #: which exits lead onto a short link into a live neighbour (None: to be rebuilt)
-        self._drains: dict[str, Drains] | None = None
-        #: which approaches a live neighbour feeds over a short link (None: to be rebuilt)
-        self._feeds: dict[str, Feeds] | None = None
+        #: what the live intersections lend each other (None: to be rebuilt)
+        self._corridor: Corridor | None = None
         self._greens = ShownGreens()
 
     # -- lookups (also for the HTTP API) ---------------------------------------------------------
@@ -345,13 +330,9 @@ class ControlDesk:
             self.unconfigured_frames += 1
             return None
         self.latest[obs.intersection_id] = obs
-        if self._peers is None or self._drains is None or self._feeds is None:
-            self._peers = zone_peers(s.control.intersection for s in self.live.values())
-            self._drains = short_drains(s.control.intersection for s in self.live.values())
-            self._feeds = short_feeds(s.control.intersection for s in self.live.values())
-        seen = with_neighbours(obs, self._peers.get(obs.intersection_id, {}), self.latest)
-        seen = with_exits_into_red(seen, self._drains.get(obs.intersection_id, {}), lambda nb: self._shown_green(nb, obs))
-        seen = with_fed_now(seen, self._feeds.get(obs.intersection_id, {}), lambda nb, t: self._shown_green(nb, obs, t))
+        if self._corridor is None:
+            self._corridor = Corridor.of(s.control.intersection for s in self.live.values())
+        seen = self._corridor.seen_by(obs, self.latest, lambda nb, t: self._shown_green(nb, obs, t))
         step = slot.control.on_observation(seen)
         slot.clock_s = obs.time_s
         degraded = slot.quality.observe(obs)
@@ -485,7 +466,7 @@ class ControlDesk:
         if old is not None:  # a new setup does not unblock the street
             at_s = old.clock_s or cfg.event_time.timestamp()
             out.blockages += slot.blockage.carry(old.blockage.open(), at_s, "the intersection's new model has no such approach")
-        self._peers = self._drains = self._feeds = None  # a new model may share zones with its neighbours'
+        self._corridor = None  # a new model may share zones with its neighbours'
         detail = {
             "session": cfg.session,
             "controller": cfg.controller,
@@ -552,7 +533,7 @@ class ControlDesk:
             return None
         slot = Slot(cfg, control)
         self.live[iid] = slot
-        self._peers = self._drains = self._feeds = None
+        self._corridor = None
         at_s = max((p.at_s for p in saved.stale), default=cfg.event_time.timestamp())
         out.blockages += slot.blockage.carry(saved.blocked, at_s, "the intersection's saved model has no such approach")
         out.plans += saved.stale

@@ -16,7 +16,6 @@ tripinfo, averaged over all vehicles including those unfinished at the end.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import random
@@ -37,18 +36,7 @@ import sumolib
 from signals.adapter import StageAdapter
 from signals.blockage import BlockageWatch
 from signals.control import IntersectionControl, Mode
-from signals.corridor import (
-    Drains,
-    Feeds,
-    Peers,
-    ShownGreens,
-    short_drains,
-    short_feeds,
-    with_exits_into_red,
-    with_fed_now,
-    with_neighbours,
-    zone_peers,
-)
+from signals.corridor import Corridor, ShownGreens
 from signals.explain import StageDecision
 from signals.loader import intersection_to_dict
 from signals.monitor import SafetyMonitor
@@ -215,9 +203,7 @@ class InProcessSource:
         #: the controller's constants where they differ from its defaults (``sumo eval --param``)
         self.params = dict(params or {})
         self.controls: dict[str, IntersectionControl] = {}
-        self.peers: dict[str, Peers] = {}
-        self.drains: dict[str, Drains] = {}
-        self.feeds: dict[str, Feeds] = {}
+        self.corridor = Corridor({}, {}, {})
         #: each intersection's latest decision: what its neighbours on a short link see it show
         self.shown: dict[str, StageDecision] = {}
         self.greens = ShownGreens()
@@ -234,9 +220,7 @@ class InProcessSource:
             )
             for tid, s in signals.items()
         }
-        self.peers = zone_peers(s.intersection for s in signals.values())
-        self.drains = short_drains(s.intersection for s in signals.values())
-        self.feeds = short_feeds(s.intersection for s in signals.values())
+        self.corridor = Corridor.of(s.intersection for s in signals.values())
         self.shown = {}
 
     def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
@@ -246,9 +230,7 @@ class InProcessSource:
         out = {}
         latest = {f.intersection_id: observation_from_frame(f) for f in frames}
         for tid, own in latest.items():
-            obs = with_neighbours(own, self.peers.get(tid, {}), latest)
-            obs = with_exits_into_red(obs, self.drains.get(tid, {}), functools.partial(self._green, t=obs.time_s))
-            obs = with_fed_now(obs, self.feeds.get(tid, {}), self._green)
+            obs = self.corridor.seen_by(own, latest, self._green)
             step = self.controls[tid].on_observation(obs)
             msg = plan_message(step.drive, self.session, changed=step.changed, now_s=obs.time_s)
             out[tid] = decision_from_message(msg)

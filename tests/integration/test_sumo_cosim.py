@@ -12,7 +12,7 @@ from typing import Any, cast
 import pytest
 
 from simulators.sumo.cosim import KafkaSource
-from simulators.sumo.loop import run
+from simulators.sumo.loop import RunResult, run
 from streams.kafka_io import ensure_topics
 from streams.stack import WorkerProcess, free_port, settings_env
 from tests.sumo_nets import build
@@ -20,17 +20,28 @@ from tests.sumo_nets import build
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _worker_env(s) -> dict[str, str]:
-    return settings_env(
+def _through_worker(s, tmp_path: Path, cfg: Path, **kw: Any) -> tuple[RunResult, KafkaSource]:
+    """A leitstand run of ``cfg`` (seed 7) through the broker and a worker running every agent, as
+    `leitstand worker` does by default; the worker must stop cleanly."""
+    asyncio.run(ensure_topics(s))
+    env = settings_env(
         {
             "kafka_bootstrap_servers": s.kafka_bootstrap_servers,
             "topic_prefix": s.topic_prefix,
-            # every agent, as `leitstand worker` runs by default
             "app_id": s.app_id,
             "data_dir": s.data_dir,
             "worker_role": "all",
         }
     )
+    worker = WorkerProcess(env, tmp_path / "worker.log", free_port())
+    worker.start(timeout_s=90)
+    try:
+        source = KafkaSource(s)
+        via = run(cfg, "leitstand", 7, source, **kw)
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.log_tail()
+    return via, source
 
 
 def test_two_signals_on_a_short_link_hold_through_the_broker(broker, settings_for, tmp_path: Path) -> None:
@@ -39,16 +50,7 @@ def test_two_signals_on_a_short_link_hold_through_the_broker(broker, settings_fo
     process. (The two paths are not compared decision by decision here: in process every signal
     sees its neighbour's plan of the step before, the worker the one it decided last, which may be
     this step's.)"""
-    cfg = build("pair", tmp_path / "net", end_s=600)
-    s = settings_for(broker)
-    asyncio.run(ensure_topics(s))
-    worker = WorkerProcess(_worker_env(s), tmp_path / "worker.log", free_port())
-    worker.start(timeout_s=90)
-    try:
-        via = run(cfg, "leitstand", 7, KafkaSource(s), breakdown=True)
-    finally:
-        code = worker.stop()
-    assert code == 0, worker.log_tail()
+    via, _ = _through_worker(settings_for(broker), tmp_path, build("pair", tmp_path / "net", end_s=600), breakdown=True)
     assert via.breakdown is not None and via.safety_violations == 0
     per_signal = cast("dict[str, dict[str, Any]]", via.breakdown["intersections"])
     rules = {tid: x["rules"] for tid, x in per_signal.items()}
@@ -57,16 +59,7 @@ def test_two_signals_on_a_short_link_hold_through_the_broker(broker, settings_fo
 
 def test_broker_path_gives_the_in_process_result(broker, settings_for, tmp_path: Path) -> None:
     cfg = build("single", tmp_path / "net", end_s=200)
-    s = settings_for(broker)
-    asyncio.run(ensure_topics(s))
-    worker = WorkerProcess(_worker_env(s), tmp_path / "worker.log", free_port())
-    worker.start(timeout_s=90)
-    try:
-        source = KafkaSource(s)
-        via = run(cfg, "leitstand", 7, source)
-    finally:
-        code = worker.stop()
-    assert code == 0, worker.log_tail()
+    via, source = _through_worker(settings_for(broker), tmp_path, cfg)
     local = run(cfg, "leitstand", 7)
     assert source.messages >= 200  # one reply per step at least, all through the broker
     assert via.trips == local.trips > 20
