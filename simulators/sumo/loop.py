@@ -433,9 +433,12 @@ def pick_failed(detectors: Mapping[str, Mapping[str, tuple[str, str]]], share: f
     return frozenset(random.Random(f"failed-detectors/{seed}").sample(every, round(share * len(every))))
 
 
-def _start_sumo(traci: ModuleType, scenario: Scenario, seed: int, tripinfo: Path, additional: tuple[Path, ...]) -> None:
+def _start_sumo(
+    traci: ModuleType, scenario: Scenario, seed: int, tripinfo: Path, additional: tuple[Path, ...], extra: tuple[str, ...] = ()
+) -> None:
     """Start SUMO on the scenario: no teleports (a jam must show as delay), tripinfo with the
-    unfinished vehicles (they count in the delay), our detectors added to the scenario's files."""
+    unfinished vehicles (they count in the delay), our detectors added to the scenario's files;
+    ``extra``: further SUMO options."""
     try:
         traci.start(
             [
@@ -450,14 +453,14 @@ def _start_sumo(traci: ModuleType, scenario: Scenario, seed: int, tripinfo: Path
                 str(tripinfo),
                 "--tripinfo-output.write-unfinished",
                 "true",
-                "--additional-files",
-                ",".join(str(p) for p in additional),
+                *(("--additional-files", ",".join(str(p) for p in additional)) if additional else ()),
                 "--no-step-log",
                 "true",
                 "--no-warnings",
                 "true",
                 "--duration-log.disable",
                 "true",
+                *extra,
             ]
         )
     except traci.TraCIException as exc:  # SUMO refused a file (a route over an unknown edge, ...)

@@ -408,6 +408,14 @@ def compare_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
     failed_detectors: FailedDetectors = 0.0,
     failure_kind: FailureKindOption = "dead",
+    with_floor: Annotated[
+        bool,
+        typer.Option(
+            "--floor",
+            help="Also run every seed with all signals green and conflicts not enforced: the delay no signal timing removes, "
+            "and per controller the share of fixed time's signal delay it leaves (needs fixed among the controllers).",
+        ),
+    ] = False,
 ) -> None:
     """Controllers side by side: table, delay chart, ratio to fixed."""
     from simulators.sumo.evaluation import RunOptions, bar_chart
@@ -415,6 +423,8 @@ def compare_cmd(
     names = controller_names(controllers)
     seed_list = parse_seeds(seeds)
     checked_scenario(scenario)
+    if with_floor and "fixed" not in names:
+        raise CliError("--floor compares against fixed time: add fixed to --controllers")
     options = RunOptions(failed_detectors=failed_detectors, failure_kind=failure_kind_of(failure_kind, failed_detectors))
     results = [
         evaluate_controller(scenario, n, seed_list, parallel_runs(jobs, len(seed_list)), False, quiet=as_json, options=options)
@@ -423,31 +433,90 @@ def compare_cmd(
     base = next((r["delay_mean"] for r in results if r["controller"] == "fixed"), None)
     for result in results:
         result["ratio_to_fixed"] = round(result["delay_mean"] / base, 3) if base else None
+    floor = signal_floor(scenario, seed_list, parallel_runs(jobs, len(seed_list)), as_json) if with_floor else None
+    if floor is not None and base is not None:
+        from simulators.sumo.floor import signal_share
+
+        for result in results:
+            result["signal_share"] = signal_share(result["delay_mean"], base, floor["delay_mean"])
     png = bar_chart(results, chart or Path(f"{scenario.stem}-delay.png"), f"{scenario.stem}: mean delay per vehicle, seeds {seeds}")
     if as_json:
-        print(json.dumps({"scenario": scenario.stem, "seeds": seed_list, "chart": str(png), "results": results}))
+        print(json.dumps({"scenario": scenario.stem, "seeds": seed_list, "chart": str(png), "results": results, "floor": floor}))
         return
-    out.print(comparison_table(f"{scenario.stem} · seeds {seeds}", results))
+    from rich.console import Console
+
+    # as for --breakdown: the table keeps its width on a narrow pipe rather than wrapping every cell
+    Console(width=max(out.width, 120), force_terminal=out.is_terminal).print(
+        comparison_table(f"{scenario.stem} · seeds {seeds}", results, floor)
+    )
+    if floor is not None:
+        print(
+            f"floor: every signal green, conflicts not enforced: {floor['delay_mean']:.2f} s "
+            f"(seeds {', '.join(f'{d:g}' for d in floor['delay_per_seed'])}); "
+            "signal share = (delay - floor) / (fixed - floor), the part of fixed time's signal delay left"
+        )
     print(f"chart: {png}")
 
 
-def comparison_table(title: str, results: list[dict[str, Any]]) -> Table:
-    """One row per controller: delay, its ratio to fixed time, time loss, waiting, unfinished, safety, wall time."""
+def signal_floor(scenario: Path, seeds: list[int], jobs: int, quiet: bool) -> dict[str, Any]:
+    """:func:`simulators.sumo.floor.floor` over the seeds with a progress bar."""
+    from simulators.sumo.floor import floor
+    from simulators.sumo.loop import ScenarioError
+
+    with runs_progress(quiet) as progress:
+        task = progress.add_task(f"{scenario.stem} · floor", total=len(seeds))
+        try:
+            return floor(scenario, seeds, jobs=jobs, on_done=lambda _r: progress.advance(task))
+        except ScenarioError as exc:
+            raise CliError(str(exc)) from None
+
+
+def comparison_table(title: str, results: list[dict[str, Any]], floor: dict[str, Any] | None = None) -> Table:
+    """One row per controller: delay, its ratio to fixed time (and with a floor run, the share of
+    fixed time's signal delay it leaves), time loss, waiting, unfinished, safety, wall time; the
+    floor last."""
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("controller", "delay s", "× fixed", "time loss s", "waiting s", "unfinished", "safety", "wall s"):
+    shares = floor is not None
+    cols = (
+        "controller",
+        "delay s",
+        "× fixed",
+        *(("signal share",) if shares else ()),
+        "time loss s",
+        "waiting s",
+        "unfinished",
+        "safety",
+        "wall s",
+    )
+    for col in cols:
         table.add_column(col, justify="left" if col == "controller" else "right")
     for r in results:
+        share = r.get("signal_share")
         table.add_row(
             r["controller"],
             f"{r['delay_mean']:.2f}",
             f"{r['ratio_to_fixed']:.3f}" if r["ratio_to_fixed"] else "-",
+            *((f"{share:.3f}" if share is not None else "-",) if shares else ()),
             f"{r['timeloss_mean']:.2f}",
             f"{r['waiting_mean']:.2f}",
             str(r["unfinished"]),
             str(r["safety_violations"]),
             f"{r['wall_s']:.1f}",
+        )
+    if floor is not None:
+        base = next((r["delay_mean"] for r in results if r["controller"] == "fixed"), None)
+        table.add_row(
+            "floor (all green)",
+            f"{floor['delay_mean']:.2f}",
+            f"{floor['delay_mean'] / base:.3f}" if base else "-",
+            "0.000",
+            f"{floor['timeloss_mean']:.2f}",
+            f"{floor['waiting_mean']:.2f}",
+            str(floor["unfinished"]),
+            "-",
+            f"{floor['wall_s']:.1f}",
         )
     return table
 

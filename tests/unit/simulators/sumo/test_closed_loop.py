@@ -143,6 +143,43 @@ def test_sumo_compare_writes_table_and_chart(grid: Path, tmp_path: Path) -> None
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_floor_runs_every_signal_green_and_scores_the_signal_share(single: Path, tmp_path: Path) -> None:
+    """``sumo compare --floor``: the all-green run waits (almost) nowhere, so its delay is below
+    every controller's; the signal share puts fixed time at 1 and leitstand in between, from the
+    delays printed beside it; the same trips are counted (same demand, same seed)."""
+    res = run_cli(
+        "sumo",
+        "compare",
+        str(single),
+        "--controllers",
+        "fixed,leitstand",
+        "--seeds",
+        "1",
+        "--floor",
+        "--chart",
+        str(tmp_path / "c.png"),
+        "--json",
+    )
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    floor, by = out["floor"], {r["controller"]: r for r in out["results"]}
+    assert floor["reference"] == "floor" and floor["signals"] == 1 and floor["seeds"] == [1]
+    assert floor["trips"] == by["fixed"]["trips"]
+    assert floor["waiting_mean"] < 0.2 * by["fixed"]["waiting_mean"]
+    assert floor["delay_mean"] < by["leitstand"]["delay_mean"] < by["fixed"]["delay_mean"]
+    assert by["fixed"]["signal_share"] == 1.0
+    expected = (by["leitstand"]["delay_mean"] - floor["delay_mean"]) / (by["fixed"]["delay_mean"] - floor["delay_mean"])
+    assert by["leitstand"]["signal_share"] == pytest.approx(expected, abs=1e-3) and 0.0 < expected < 1.0
+
+
+def test_signal_share_needs_room_above_the_floor() -> None:
+    from simulators.sumo.floor import signal_share
+
+    assert signal_share(20.0, 40.0, 10.0) == 0.333
+    assert signal_share(10.0, 10.0, 10.0) is None  # fixed time at the floor: nothing to win, no share
+    assert signal_share(12.0, 9.0, 10.0) is None
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -162,6 +199,7 @@ def test_sumo_compare_writes_table_and_chart(grid: Path, tmp_path: Path) -> None
             "fixed takes no constant 'stranded_weight'",
         ),
         (["sumo", "eval", "{grid}", "--param", "wait_scale_s=60", "--via-kafka"], "--param applies to the in-process path"),
+        (["sumo", "compare", "{grid}", "--controllers", "leitstand", "--floor"], "add fixed to --controllers"),
     ],
 )
 def test_bad_arguments_get_one_line(args: list[str], message: str, grid: Path) -> None:
