@@ -22,11 +22,17 @@ Rules:
 * **The intersection's clock is the event time of its frames.** Expiry is checked when a frame
   or a command arrives, and a command is applied at the time of the last frame (a SUMO run's
   clock is not the wall clock); the command's own time goes into the audit as ``requested_at``.
-* **A restart keeps the config, the mode and the open blockages, nothing else.** The saved
+* **The field controller's reports are checked against the drive.** A ``signals.state`` report
+  (the stage shown and since when) is compared with the plan driven then, at the report and at
+  every frame after it; a signal that shows another stage for longer than a stage change takes
+  raises ``signal_not_following`` for the control room, and its plan stops counting as what it
+  shows for its neighbours (``signals.following``). Without reports nothing is judged.
+* **A restart keeps the config, the mode and the open alarms, nothing else.** The saved
   state holds the config, the current mode (an operator's ``set_mode`` survives), the pending
-  proposals and the approaches with a blockage alarm raised (so the first green that moves a
-  vehicle after the restart clears it, and a redelivered frame does not raise it twice); a new
-  setup for the intersection carries those over too. A restarted
+  proposals, the approaches with a blockage alarm raised (so the first green that moves a
+  vehicle after the restart clears it, and a redelivered frame does not raise it twice) and
+  whether the signal was found not following; a new setup for the intersection carries those
+  over too. A restarted
   desk rebuilds an intersection's control on the first input for it; the controller's history
   does not survive, so the signal drives the fixed program until it has new data, and proposals
   that were pending are published as expired (actor ``restart``) rather than forgotten.
@@ -47,6 +53,7 @@ from signals.controllers.priority import PriorityController
 from signals.corridor import Corridor, ShownGreens, fresh
 from signals.explain import StageDecision
 from signals.fairness import LiveWaits, RecentWaits, WaitSample
+from signals.following import FollowEvent, FollowWatch
 from signals.input_quality import InputQuality
 from signals.loader import intersection_from_dict
 from signals.priority import Grant, PriorityCall
@@ -111,6 +118,17 @@ class DeskPriority:
 
 
 @dataclass(frozen=True)
+class DeskState:
+    """The field controller's report (``signals.state``): ``stage`` shown since ``started_s``,
+    reported at ``at_s`` (POSIX seconds)."""
+
+    intersection_id: str
+    stage: str
+    started_s: float
+    at_s: float
+
+
+@dataclass(frozen=True)
 class PlanOut:
     """A plan record to publish, in the session it belongs to, at the intersection's time."""
 
@@ -162,6 +180,8 @@ class Outbox:
     waits: list[WaitSample] = field(default_factory=list)
     #: approaches found blocked or moving again (``signals.blockage``), for the alarm books
     blockages: list[BlockageEvent] = field(default_factory=list)
+    #: signals found not following the driven plan, or following again (``signals.following``)
+    following: list[FollowEvent] = field(default_factory=list)
 
     def extend(self, other: Outbox) -> None:
         self.plans += other.plans
@@ -171,17 +191,19 @@ class Outbox:
         self.notes += other.notes
         self.waits += other.waits
         self.blockages += other.blockages
+        self.following += other.following
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What is saved of one intersection: config, current mode, pending proposals, and the
-    approach detectors with a blockage raised."""
+    """What is saved of one intersection: config, current mode, pending proposals, the
+    approach detectors with a blockage raised, and whether the signal was found not following."""
 
     config: DeskConfig
     mode: Mode
     pending: tuple[PlanOut, ...]
     blocked: tuple[str, ...] = ()
+    not_following: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,6 +214,7 @@ class Saved:
     mode: Mode | None
     stale: tuple[StalePlan, ...] = ()
     blocked: tuple[str, ...] = ()
+    not_following: bool = False
 
 
 @dataclass
@@ -206,18 +229,20 @@ class Slot:
     shown: StageDecision | None = None
     waits: LiveWaits = field(init=False)
     blockage: BlockageWatch = field(init=False)
+    follow: FollowWatch = field(init=False)
     quality: InputQuality = field(default_factory=InputQuality)
 
     def __post_init__(self) -> None:
         self.waits = LiveWaits(self.control.intersection)
         self.blockage = BlockageWatch(self.control.intersection)
+        self.follow = FollowWatch(self.control.intersection)
 
     @property
     def session(self) -> str:
         return self.config.session
 
     def signature(self) -> tuple[Any, ...]:
-        return (self.config.event_time, self.control.mode, tuple(self.control.pending), tuple(self.blockage.open()))
+        return (self.config.event_time, self.control.mode, tuple(self.control.pending), tuple(self.blockage.open()), self.follow.raised)
 
 
 def build_control(cfg: DeskConfig, mode: Mode | None = None) -> IntersectionControl:
@@ -303,7 +328,7 @@ class ControlDesk:
             return None
         slot.saved = slot.signature()
         pending = tuple(PlanOut(p, slot.session, now_s=slot.clock_s) for p in slot.control.pending.values())
-        return Snapshot(slot.config, slot.control.mode, pending, tuple(slot.blockage.open()))
+        return Snapshot(slot.config, slot.control.mode, pending, tuple(slot.blockage.open()), slot.follow.raised)
 
     # -- inputs ------------------------------------------------------------------------------------
     def on_config(self, cfg: DeskConfig) -> Outbox:
@@ -341,7 +366,10 @@ class ControlDesk:
         # the frame as measured (a neighbour's lent reading is the controller's business) against
         # the greens the signal showed while it was measured
         out.blockages += slot.blockage.observe(obs, slot.waits.green_s)
+        # the latest report against the plan driven until this frame, then the new drive
+        out.following += slot.follow.at(obs.time_s)
         slot.shown = step.drive.decision
+        slot.follow.drove(step.drive.decision)
         proposals = [mark_degraded(p, degraded, obs.time_s) for p in step.proposals]
         for p in proposals:  # an approval later publishes the marked record, not the bare one
             if slot.control.pending.get(p.plan_id) is not None:
@@ -353,12 +381,24 @@ class ControlDesk:
         self._touch(out, slot)
         return out
 
+    def on_state(self, state: DeskState) -> Outbox:
+        """The field controller's report of the stage it shows: judged against the driven plan
+        (``signals.following``). Nothing happens for an intersection not configured here."""
+        out = Outbox()
+        slot = self._restore(state.intersection_id, out)
+        if slot is None:
+            return out
+        out.following += slot.follow.report(state.stage, state.at_s, state.started_s)
+        self._touch(out, slot)
+        return out
+
     def _shown_green(self, iid: str, obs: DetectorObservation, at_s: float | None = None) -> frozenset[str] | None:
         """The groups a live neighbour shows green at ``obs``'s time (or ``at_s``), if its frames
-        are fresh (a neighbour that stopped reporting may be showing anything by now)."""
+        are fresh (a neighbour that stopped reporting may be showing anything by now) and it is
+        not known to ignore its plan (a field controller found not following)."""
         slot = self.live.get(iid)
         latest = self.latest.get(iid)
-        if slot is None or slot.shown is None or latest is None or not fresh(obs, latest):
+        if slot is None or slot.shown is None or latest is None or not fresh(obs, latest) or slot.follow.raised:
             return None
         return self._greens.green(slot.control.intersection, slot.shown, obs.time_s if at_s is None else at_s)
 
@@ -466,6 +506,7 @@ class ControlDesk:
         if old is not None:  # a new setup does not unblock the street
             at_s = old.clock_s or cfg.event_time.timestamp()
             out.blockages += slot.blockage.carry(old.blockage.open(), at_s, "the intersection's new model has no such approach")
+            slot.follow.carry(old.follow.raised)
         self._corridor = None  # a new model may share zones with its neighbours'
         detail = {
             "session": cfg.session,
@@ -536,6 +577,7 @@ class ControlDesk:
         self._corridor = None
         at_s = max((p.at_s for p in saved.stale), default=cfg.event_time.timestamp())
         out.blockages += slot.blockage.carry(saved.blocked, at_s, "the intersection's saved model has no such approach")
+        slot.follow.carry(saved.not_following)
         out.plans += saved.stale
         reason = "worker restarted; pending proposals do not survive it"
         entries = [AuditEntry(at_s, iid, "plan_expired", "restart", {"plan": p.plan_id, "reason": reason}) for p in saved.stale]

@@ -19,7 +19,7 @@ import msgspec
 
 from signals.control import AuditEntry, Mode, PlanRecord
 from signals.controllers import DetectorObservation, LaneMeasurement
-from signals.desk import AuditOut, DeskCommand, DeskConfig, DeskPriority, Outbox, PlanOut, Saved, Snapshot, StalePlan
+from signals.desk import AuditOut, DeskCommand, DeskConfig, DeskPriority, DeskState, Outbox, PlanOut, Saved, Snapshot, StalePlan
 from signals.explain import Explanation, StageDecision
 from signals.model import SignalPlan, StagePhase
 from streams.records import (
@@ -30,6 +30,7 @@ from streams.records import (
     SignalAuditMessage,
     SignalCommand,
     SignalPlanMessage,
+    StageShown,
 )
 
 
@@ -162,6 +163,11 @@ def desk_priority(req: PriorityRequest) -> DeskPriority:
     )
 
 
+def desk_state(shown: StageShown) -> DeskState:
+    """A field controller's ``signals.state`` report: the stage it shows, since when, reported when."""
+    return DeskState(shown.intersection_id, shown.stage, shown.stage_started_at.timestamp(), shown.event_time.timestamp())
+
+
 def plan_out_message(plan: PlanOut | StalePlan) -> SignalPlanMessage:
     """A plan of the desk's outbox as published; a stale proposal (saved before a restart) is
     its saved message, now expired."""
@@ -183,12 +189,13 @@ def outbox_messages(box: Outbox) -> tuple[list[SignalPlanMessage], list[SignalAu
 def snapshot_value(snap: Snapshot) -> dict[str, Any]:
     """The table value of a desk snapshot: the config record, the mode, the pending plans as
     ``signals.plans`` messages (JSON builtins, as the changelog stores them), the approach
-    detectors with a blockage alarm open."""
+    detectors with a blockage alarm open, whether the signal was found not following."""
     return {
         "config": msgspec.to_builtins(config_record(snap.config)),
         "mode": snap.mode,
         "pending": [msgspec.to_builtins(plan_out_message(p)) for p in snap.pending],
         "blocked": list(snap.blocked),
+        "not_following": snap.not_following,
     }
 
 
@@ -202,7 +209,9 @@ def saved_from_value(value: Any) -> Saved | None:
     # the table is ours, its values untyped (Any): the desk's control refuses a mode it does not know
     # "blocked" since stop 41: a value saved before has none
     blocked = msgspec.convert(value.get("blocked", []), tuple[str, ...])
-    return Saved(config, cast("Mode | None", value.get("mode")), stale, blocked)
+    # "not_following" since stop 42: a value saved before has none
+    not_following = msgspec.convert(value.get("not_following", False), bool)
+    return Saved(config, cast("Mode | None", value.get("mode")), stale, blocked, not_following)
 
 
 def _stale(msg: SignalPlanMessage) -> StalePlan:

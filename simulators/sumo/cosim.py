@@ -24,7 +24,7 @@ from simulators.sumo.loop import Scenario, ScenarioError, config_records
 from simulators.sumo.network import SumoSignals
 from streams import topics
 from streams.kafka_io import ensure_topics, producer
-from streams.records import IntersectionFrame, SignalAuditMessage, SignalPlanMessage, encode
+from streams.records import IntersectionFrame, SignalAuditMessage, SignalPlanMessage, StageShown, encode
 from streams.settings import Settings
 from streams.signal_codec import decision_from_message
 
@@ -48,6 +48,8 @@ class KafkaSource:
         self._answered = 0
         self.rejections = 0
         self.messages = 0
+        #: what the simulated cabinets showed after the last step, sent with the next frames
+        self._states: list[StageShown] = []
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str, epoch_s: float) -> None:
@@ -149,12 +151,32 @@ class KafkaSource:
             self._loop.close()
 
     # -- one step --------------------------------------------------------------------------------
+    def report_stages(self, shown: Mapping[str, tuple[str, float]], at_s: float) -> None:
+        """What each simulated cabinet shows at ``at_s`` (stage, since when; epoch seconds), as a
+        field controller reports it on ``signals.state``: sent with the next frames, so the
+        worker checks that the street follows its plans (``signals.following``)."""
+        at = datetime.fromtimestamp(at_s, tz=UTC)
+        self._states = [
+            StageShown(
+                schema_version=1,
+                event_time=at,
+                intersection_id=tid,
+                stage=stage,
+                stage_started_at=datetime.fromtimestamp(min(started_s, at_s), tz=UTC),
+            )
+            for tid, (stage, started_s) in shown.items()
+        ]
+
     def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
         return self._loop.run_until_complete(self._decide(frames))
 
     async def _decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
         s = self.settings
-        sends = [await self._producer.send(s.topic(topics.SENSORS_INTERSECTION), encode(f), key=f.intersection_id.encode()) for f in frames]
+        states, self._states = self._states, []
+        sends = [await self._producer.send(s.topic(topics.SIGNALS_STATE), encode(r), key=r.intersection_id.encode()) for r in states]
+        sends += [
+            await self._producer.send(s.topic(topics.SENSORS_INTERSECTION), encode(f), key=f.intersection_id.encode()) for f in frames
+        ]
         await asyncio.gather(*sends)
         want = {f.intersection_id: f.event_time.timestamp() for f in frames}
         out: dict[str, StageDecision] = {}

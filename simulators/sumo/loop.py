@@ -494,6 +494,11 @@ class _SignalDriver:
                 traci.trafficlight.setRedYellowGreenState(tid, rygs)
                 self.shown[tid] = rygs
 
+    def shown_stages(self) -> dict[str, tuple[str, float]]:
+        """Per traffic light the stage its adapter shows (the old one through a change) and since
+        when (epoch seconds): what a field controller reports on ``signals.state``."""
+        return {tid: (a.stage, a.green_start_s) for tid, a in self.adapters.items() if a.stage is not None}
+
     def violations(self) -> list[str]:
         return [str(v) for m in self.monitors.values() for v in m.violations]
 
@@ -526,6 +531,7 @@ def _closed_loop(
     decisions: dict[str, StageDecision] = {}
     teleports = 0
     k = 0
+    report = getattr(source, "report_stages", None)
     t = traci.simulation.getTime()
     while t < scenario.end_s - 1e-9:
         frames = [_frame(traci, tid, detectors[tid], epoch + t, step_s) for tid in driver.signals]
@@ -549,6 +555,8 @@ def _closed_loop(
         k += 1
         clock = epoch + t  # decisions are timed in epoch seconds, like field data
         driver.apply(traci, decisions, t, clock, step_s)
+        if report is not None:  # a source that checks the street follows its plans (the broker's)
+            report(driver.shown_stages(), clock)
         if watch is not None:
             watch.shown(driver.states, step_s)
         if account is not None:

@@ -1,10 +1,12 @@
 """The signal control agent: records in, the control desk (``signals.desk``) decides, messages out.
 
-One agent reads four topics keyed by intersection id and co-partitioned (same partition count,
+One agent reads five topics keyed by intersection id and co-partitioned (same partition count,
 same key, murmur2): ``signals.config`` (model, controller, mode, session), ``sensors.intersection``
-(detector frames), ``signals.approvals`` (operators' approve / reject / set_mode) and
+(detector frames), ``signals.approvals`` (operators' approve / reject / set_mode),
 ``signals.priority`` (late buses asking for a green extension or an early green; the desk grants
-within limits, ``signals/priority.py``, and the grant drives from the next frame on). Faust
+within limits, ``signals/priority.py``, and the grant drives from the next frame on) and
+``signals.state`` (the field controller's report of the stage it shows, checked against the
+drive: ``signals/following.py``). Faust
 assigns the same partition number of topics with equal partition counts (and subscribers) to
 the same worker, and one actor iterates them in partition order, so everything of one
 intersection is applied in order to the same desk, without an extra hop for the frames (a
@@ -27,7 +29,9 @@ config's ``session`` is in every one):
 * ``alerts.lifecycle``: a raise of ``blocked_<detector>`` when vehicles stood on an approach
   through three of its greens in a row and nobody crossed the stop line, a clear when a green
   moves someone again (``signals.blockage``; the desk judges each frame against the greens the
-  signal showed while it was measured). The alarm books are the single writer of alarms.
+  signal showed while it was measured); a raise of ``signal_not_following`` when the field
+  controller's reported stage and the drive parted for longer than a stage change takes, a
+  clear when it follows again (``signals.following``). The alarm books are the single writer of alarms.
 * ``signals.audit``: every audit entry of the core (decisions rejected by the validator,
   proposals, approvals, rejections, expiries, mode changes), control (re)starts, every refused
   command or configuration (``command_refused`` / ``config_refused`` with the reason), and every
@@ -53,6 +57,7 @@ import structlog
 from detection.incidents import IncidentOutcome
 from signals.blockage import BlockageEvent
 from signals.desk import ControlDesk, Note, Outbox, PlanOut, Saved
+from signals.following import FollowEvent
 
 from ..codec import TopicDecoder
 from ..ingest import decoded_batches
@@ -73,6 +78,7 @@ from ..records import (
     Record,
     SignalCommand,
     SignalPlanMessage,
+    StageShown,
     encode,
 )
 from ..settings import Settings
@@ -80,6 +86,7 @@ from ..signal_codec import (
     desk_command,
     desk_config,
     desk_priority,
+    desk_state,
     observation_from_frame,
     outbox_messages,
     plan_out_message,
@@ -94,6 +101,7 @@ from ..topics import (
     SIGNALS_CONFIG,
     SIGNALS_PLANS,
     SIGNALS_PRIORITY,
+    SIGNALS_STATE,
 )
 from .alarm_commands import lifecycle_commands, to_lifecycle
 from .wiring import Outgoing, Sink, Times, changelog_durable, keyed_table, publish, save, topic_decoder
@@ -133,7 +141,9 @@ def apply(desk: ControlDesk, record: Record) -> Outbox | None:
         return desk.on_config(desk_config(record))
     if isinstance(record, PriorityRequest):
         return desk.on_priority(desk_priority(record))
-    assert isinstance(record, SignalCommand)  # the agent's four topics decode into these four
+    if isinstance(record, StageShown):
+        return desk.on_state(desk_state(record))
+    assert isinstance(record, SignalCommand)  # the agent's five topics decode into these five
     return desk.on_command(desk_command(record))
 
 
@@ -143,17 +153,18 @@ def log_notes(notes: Iterable[Note]) -> None:
 
 
 def outgoing(box: Outbox, plans: Sink, audit: Sink, lifecycle: Sink) -> list[Outgoing]:
-    """Plans first, then audit, then blockage alarms, each in the desk's order."""
+    """Plans first, then audit, then blockage and not-following alarms, each in the desk's order."""
     plan_messages, audit_messages = outbox_messages(box)
     return (
         [Outgoing(plans, m.intersection_id.encode(), encode(m)) for m in plan_messages]
         + [Outgoing(audit, m.intersection_id.encode(), encode(m)) for m in audit_messages]
-        + to_lifecycle(lifecycle, blockage_commands(box.blockages))
+        + to_lifecycle(lifecycle, signal_alarm_commands([*box.blockages, *box.following]))
     )
 
 
-def blockage_commands(events: Iterable[BlockageEvent]) -> list[LifecycleCommand]:
-    """Raise / clear commands for the alarm books, one alarm per blocked approach detector."""
+def signal_alarm_commands(events: Iterable[BlockageEvent | FollowEvent]) -> list[LifecycleCommand]:
+    """Raise / clear commands for the alarm books: one alarm per blocked approach detector, one
+    per signal not following its plan."""
     out: list[LifecycleCommand] = []
     for e in events:
         outcome = IncidentOutcome(triggers=[e.trigger()] if e.raised else [], clears=[] if e.raised else [e.kind])
@@ -219,6 +230,8 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
         settings.topic(SIGNALS_APPROVALS): topic_decoder(SignalCommand, settings),
         # bus priority requests (streams/agents/buses.py): their time is the bus position's
         settings.topic(SIGNALS_PRIORITY): topic_decoder(PriorityRequest, settings, Times.ANY),
+        # the field controller's report of the stage it shows (signals.following)
+        settings.topic(SIGNALS_STATE): topic_decoder(StageShown, settings),
     }
     silent = () if own_frame_deadletters else (frames_topic,)
     approvals = app.topic(settings.topic(SIGNALS_APPROVALS))

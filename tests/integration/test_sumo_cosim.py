@@ -1,7 +1,9 @@
 """`sumo eval --via-kafka`: frames through a real broker to a worker (role `all`) and plans back give
 exactly the in-process result for the same seed (both brokers), also where two signals 15 m apart
 see each other's driven plans (the worker's control desk marks what the neighbour still sends
-onto the link, as the in-process source does: leitstand 1.8's ``hold_short_link``)."""
+onto the link, as the in-process source does: leitstand 1.8's ``hold_short_link``). The runner
+reports what every simulated cabinet shows on ``signals.state`` each step, and the worker, which
+checks the street follows its plans, must never find it not following (``signals.following``)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from simulators.sumo.loop import RunResult, run
 from streams.kafka_io import ensure_topics
 from streams.stack import WorkerProcess, free_port, settings_env
 from tests.sumo_nets import build
+
+from .test_alarm_lifecycle import _wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,6 +45,10 @@ def _through_worker(s, tmp_path: Path, cfg: Path, **kw: Any) -> tuple[RunResult,
     finally:
         code = worker.stop()
     assert code == 0, worker.log_tail()
+    reports = _wait_for(s, "signals.state", lambda rs: True, 0)
+    assert len(reports) >= 100, len(reports)  # one per signal and step: the check had its input
+    alarms = _wait_for(s, "alerts.lifecycle", lambda rs: True, 0)
+    assert [a for a in alarms if a["kind"] == "signal_not_following"] == []
     return via, source
 
 

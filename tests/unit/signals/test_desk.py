@@ -6,9 +6,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from signals.adapter import StageAdapter
 from signals.blockage import BlockageEvent
 from signals.controllers import DetectorObservation, LaneMeasurement
-from signals.desk import ControlDesk, DeskCommand, DeskConfig, Outbox, PlanOut, Saved, StalePlan
+from signals.desk import ControlDesk, DeskCommand, DeskConfig, DeskState, Outbox, PlanOut, Saved, StalePlan
+from signals.following import FollowEvent
 from tests.paths import EXAMPLE_INTERSECTION as EXAMPLE
 
 T0 = 1_800_000_000.0
@@ -211,3 +213,52 @@ def test_a_new_setup_carries_an_open_blockage_and_clears_one_it_no_longer_watche
     assert [a.entry.action for a in dropped.audit][-1] == "control_started"
     [cleared] = dropped.blockages
     assert (cleared.detector, cleared.raised) == ("N_in", False) and "no longer watched" in cleared.summary()
+
+
+def reported(desk: ControlDesk, frames: range, stage_of: Any) -> list[FollowEvent]:
+    """Frames, each followed by the field controller's report of the stage ``stage_of(i, drive)``
+    shows; the events of both."""
+    events: list[FollowEvent] = []
+    for i in frames:
+        box = desk.on_observation(obs(i))
+        assert box is not None
+        events += box.following
+        drive = [p for p in box.plans if isinstance(p, PlanOut)][-1].record.decision
+        events += desk.on_state(DeskState("K101", stage_of(i, drive), T0 + 5 * i, T0 + 5 * i)).following
+    return events
+
+
+def test_a_signal_keeping_its_own_stage_is_reported_and_its_plan_no_longer_lent() -> None:
+    """A field controller stuck on stage A while the fixed program cycles: one alarm, the intersection
+    saved as not following (a restart keeps it), and a neighbour asking what it shows gets no
+    answer instead of the plan it ignores."""
+    desk = fresh()
+    desk.on_config(config(controller="fixed", mode="automatic", params={}))
+    events = reported(desk, range(60), lambda _i, _d: "A")
+    assert [e.raised for e in events] == [True] and events[0].reported == "A" and events[0].driven != "A"
+    assert desk._shown_green("K101", obs(60)) is None  # noqa: SLF001 - the neighbours' view
+    snap = desk.snapshot("K101")
+    assert snap is not None and snap.not_following
+    reborn = ControlDesk(lambda _: Saved(snap.config, snap.mode, (), (), snap.not_following))
+    reborn.on_observation(obs(61))
+    assert reborn.live["K101"].follow.raised
+
+
+def test_a_signal_that_follows_raises_nothing_and_its_plan_is_lent() -> None:
+    desk = fresh()
+    desk.on_config(config(controller="fixed", mode="automatic", params={}))
+    adapter = StageAdapter(desk.live["K101"].control.intersection)
+
+    def shown(i: int, drive: Any) -> str:
+        adapter.step(drive, T0 + 5 * i, 5.0)
+        assert adapter.stage is not None
+        return adapter.stage
+
+    assert reported(desk, range(120), shown) == []
+    assert desk._shown_green("K101", obs(120)) is not None  # noqa: SLF001
+    assert not desk.snapshot("K101").not_following  # type: ignore[union-attr]
+
+
+def test_a_state_report_for_an_intersection_not_configured_here_changes_nothing() -> None:
+    box = fresh().on_state(DeskState("K999", "A", T0, T0))
+    assert box.following == [] and box.dirty == set()

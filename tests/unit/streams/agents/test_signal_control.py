@@ -482,6 +482,41 @@ def test_an_open_blockage_survives_the_table_and_a_value_saved_before_reads_as_n
         saved_from_value({**table[b"K101"], "blocked": [1]})
 
 
+def test_a_signal_not_following_becomes_one_alarm_command_and_survives_the_table() -> None:
+    """``signals.state`` records through ``apply`` (as the agent reads them): a controller stuck on
+    stage A raises one ``signal_not_following`` on ``alerts.lifecycle`` for the intersection, the
+    table keeps it over a restart, and a value saved before stop 42 reads as following."""
+    from signals.following import KIND
+    from streams.agents.signal_control import apply, signal_alarm_commands
+    from streams.records import StageShown
+
+    table: dict[bytes, Any] = {}
+    desk = RecordDesk(table)
+    desk.on_config(config(controller="fixed", mode="automatic", params={}))
+    box = Outbox()
+    for i in range(60):
+        for record in (
+            frame(i),
+            StageShown(schema_version=1, event_time=at(T0 + 5 * i), intersection_id="K101", stage="A", stage_started_at=at(T0)),
+        ):
+            got = apply(desk.core, record)
+            assert got is not None
+            box.extend(got)
+    [cmd] = signal_alarm_commands(box.following)
+    assert (cmd.subject_id, cmd.kind, cmd.severity, cmd.subject_type) == ("K101", KIND, "major", "intersection")
+    assert "shows stage A while the plan drives" in (cmd.message or "")
+    table[b"K101"] = json.loads(json.dumps(desk.snapshot("K101")))
+    assert table[b"K101"]["not_following"] is True
+    reborn = RecordDesk(table)
+    reborn.on_frame(frame(61))
+    assert reborn.live["K101"].follow.raised
+    before = {k: v for k, v in table[b"K101"].items() if k != "not_following"}
+    saved = saved_from_value(before)
+    assert saved is not None and saved.not_following is False
+    with pytest.raises(msgspec.ValidationError):
+        saved_from_value({**table[b"K101"], "not_following": "yes"})
+
+
 # --- the operators' CLI (streams/cli/signals.py) ---------------------------------------------------
 
 

@@ -1,0 +1,211 @@
+"""Does the signal show what we drive? The field controller's reported stage (``signals.state``)
+against the plan the desk drives.
+
+Everything after a decision assumes the street shows it: the next decision starts from the stage
+the plan left, the blockage watch judges the greens the plan gave, and a neighbour on a short link
+reads this signal's plan to know whether its far end is red (docs/signals.md, "A very short link
+is one junction"). A field controller stops following for good reasons (a police officer on
+manual control, a cabinet switched to local or flashing operation, a technician at work) and bad
+ones (the cabinet refused the plan, a communication fault), and the plans on ``signals.plans``
+look just as right either way. The control room has to know.
+
+The rule: the stage a report names is compared with the stage the driven plan asks for at the
+report's time, and again at every frame while that report is the latest (a controller that
+reports only when its stage changes is still judged while it holds one). Following signals
+disagree only for a transition's length, since the plan asks for the next stage from the start of
+the change and the controller reports the old one until its green; so a signal counts as not
+following only after ``GRACE_S`` of disagreement without one agreeing look. Agreement alone does
+not clear it: a controller stuck on one stage agrees whenever the plan comes round to that stage.
+It counts as following again once it has *changed* to the stage the plan asks for within
+``SYNC_S`` of the plan changing to it, and agreed for ``GRACE_S`` since. A report older than
+``REPORT_VALID_S`` says nothing any more: a reporter that fell silent must not turn every later
+plan change into an alarm.
+
+Pure: driven decisions and reports in, events out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from detection.alarms import AlarmTrigger
+from signals.adapter import StageAdapter
+from signals.explain import StageDecision
+from signals.model import Intersection
+
+#: seconds of disagreement (or, once raised, of agreement) before the state changes: longer than
+#: any stage change RiLSA allows (yellow 3-5 s and intergreens of a few seconds) plus a frame
+GRACE_S = 20.0
+#: a change of the reported stage counts as following the plan's change to it when the plan
+#: changed at most this long before (a stage change's transition, plus a frame)
+SYNC_S = 15.0
+#: a report counts as the controller's current stage for this long after its time at most
+REPORT_VALID_S = 300.0
+#: driven decisions remembered to judge a report that arrives after later frames
+HISTORY = 16
+#: changes of the reported stage from after the newest frame kept until the frames catch up (a
+#: backlog of frames, after a restart, lets a whole hour of reports overtake them; reports of the
+#: same stage in a row are kept as one, and past this many changes the oldest are dropped)
+AHEAD = 64
+#: the alarm kind (one per intersection)
+KIND = "signal_not_following"
+
+
+@dataclass(frozen=True)
+class FollowEvent:
+    """The signal stopped (``raised``) or resumed following the driven plan."""
+
+    intersection_id: str
+    raised: bool
+    time_s: float
+    #: the stage the controller reports, and the stage the plan asked for then
+    reported: str
+    driven: str
+    #: since when the disagreement (raised) or the agreement (cleared) lasted
+    since_s: float
+    #: why it is cleared without agreement (the intersection's new model), or ""
+    why: str = ""
+
+    @property
+    def kind(self) -> str:
+        return KIND
+
+    def trigger(self) -> AlarmTrigger:
+        """Major, for the traffic control room: the street is not under the plan it sees."""
+        return AlarmTrigger(
+            self.intersection_id,
+            KIND,
+            "major",
+            f"{self.since_s:.3f}",
+            self.time_s,
+            self.summary(),
+            {"reported_stage": self.reported, "driven_stage": self.driven, "since_s": self.since_s},
+            subject_type="intersection",
+        )
+
+    def summary(self) -> str:
+        """One sentence for the operator on duty."""
+        if self.raised:
+            return (
+                f"{self.intersection_id} shows stage {self.reported} while the plan drives {self.driven}, for "
+                f"{self.time_s - self.since_s:.0f} s: the field controller is not following (manual or local control, "
+                "flashing, a refused plan or a communication fault); neighbours no longer rely on its plan"
+            )
+        if self.why:
+            return f"{self.intersection_id}: no longer compared with the plan ({self.why})"
+        return f"{self.intersection_id} follows the plan again (stage {self.reported} as driven for {self.time_s - self.since_s:.0f} s)"
+
+
+@dataclass
+class FollowWatch:
+    """One intersection: the decisions it drove, the latest report, the state of the alarm."""
+
+    intersection: Intersection
+    raised: bool = False
+    #: (decision time, decision) driven, oldest first
+    _driven: deque[tuple[float, StageDecision]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    #: the latest report judged: (time, stage)
+    _report: tuple[float, str] | None = None
+    #: reports newer than the newest frame, a run of the same stage as one:
+    #: [first time, stage, started, last time]
+    _ahead: deque[list] = field(default_factory=lambda: deque(maxlen=AHEAD))
+    #: time of the newest frame
+    _clock_s: float = -math.inf
+    #: the reported stage last changed in step with the plan (and agreed ever since)
+    _synced: bool = False
+    #: start of the current run of disagreeing (or agreeing) looks, None when there is none
+    _apart_since: float | None = None
+    _together_since: float | None = None
+    _last_look_s: float = -math.inf
+    #: lays the plan out as a field adapter would (``target_stage``), one per watch
+    _adapter: StageAdapter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._adapter = StageAdapter(self.intersection)
+
+    def drove(self, decision: StageDecision) -> None:
+        """The decision the signal drives from ``decision.time_s`` on."""
+        if self._driven and decision.time_s < self._driven[-1][0]:
+            return
+        self._driven.append((decision.time_s, decision))
+
+    def report(self, stage: str, at_s: float, started_s: float | None = None) -> list[FollowEvent]:
+        """The controller reported ``stage`` at ``at_s`` (shown since ``started_s``, if it says).
+        A report from after the newest frame waits for the frames to reach its time (reports and
+        frames travel on different topics, and the plan for a time is known only once its frame
+        was decided); one older than the latest judged is ignored (a redelivery, or reports
+        overtaking each other)."""
+        if not math.isfinite(at_s):
+            return []
+        if at_s > self._clock_s:
+            last = self._ahead[-1] if self._ahead else None
+            if last is not None and last[1] == stage and at_s >= last[0]:
+                last[3] = max(last[3], at_s)
+            else:
+                self._ahead.append([at_s, stage, started_s, at_s])
+            return []
+        return self._judge(stage, at_s, started_s)
+
+    def _judge(self, stage: str, at_s: float, started_s: float | None) -> list[FollowEvent]:
+        if self._report is not None and at_s < self._report[0]:
+            return []
+        if self._report is not None and stage != self._report[1]:
+            changed = at_s if started_s is None or not math.isfinite(started_s) else min(started_s, at_s)
+            self._synced = self._wanted(changed) == stage and self._wanted(changed - SYNC_S) != stage
+        self._report = (at_s, stage)
+        return self._look(at_s)
+
+    def at(self, now_s: float) -> list[FollowEvent]:
+        """A frame at ``now_s``: the reports that waited for it, then the latest one, if still
+        valid, judged against the plan now."""
+        out: list[FollowEvent] = []
+        if now_s > self._clock_s:
+            self._clock_s = now_s
+            due = sorted((r for r in self._ahead if r[0] <= now_s), key=lambda r: r[0])
+            if due:
+                self._ahead = deque((r for r in self._ahead if r[0] > now_s), maxlen=AHEAD)
+                for first_s, stage, started_s, last_s in due:
+                    out += self._judge(stage, first_s, started_s)
+                    if self._report == (first_s, stage):  # the run's later reports, as far as the frames are
+                        self._report = (min(last_s, now_s), stage)
+        if self._report is None or not now_s - self._report[0] <= REPORT_VALID_S:
+            return out
+        return out + self._look(now_s)
+
+    def carry(self, raised: bool) -> None:
+        """Take over an alarm raised before this watch existed (a restart, a new model): it stays
+        raised until the signal is seen following for ``GRACE_S``."""
+        self.raised = self.raised or raised
+
+    def _wanted(self, t: float) -> str | None:
+        """The stage the decision in force at ``t`` asks for then (None: nothing driven yet)."""
+        chosen = None
+        for time_s, decision in self._driven:
+            if time_s <= t or chosen is None:
+                chosen = decision
+        return None if chosen is None else self._adapter.target_stage(chosen, t)
+
+    def _look(self, t: float) -> list[FollowEvent]:
+        if t < self._last_look_s or self._report is None:
+            return []
+        self._last_look_s = t
+        wanted = self._wanted(t)
+        if wanted is None:
+            return []
+        reported = self._report[1]
+        if reported == wanted:
+            self._apart_since = None
+            self._together_since = t if self._together_since is None else self._together_since
+            if self.raised and self._synced and t - self._together_since >= GRACE_S:
+                self.raised = False
+                return [FollowEvent(self.intersection.id, False, t, reported, wanted, self._together_since)]
+            return []
+        self._together_since = None
+        self._synced = False
+        self._apart_since = t if self._apart_since is None else self._apart_since
+        if not self.raised and t - self._apart_since >= GRACE_S:
+            self.raised = True
+            return [FollowEvent(self.intersection.id, True, t, reported, wanted, self._apart_since)]
+        return []

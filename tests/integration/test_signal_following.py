@@ -1,0 +1,102 @@
+"""A field controller that stops following its plan reaches the alarm books through a real broker
+and a `control` worker, both brokers.
+
+K101 runs its fixed program. Its controller reports on ``signals.state`` every frame: stage A,
+whatever the plan says, for the first 300 s (a cabinet switched to local control), then the stage
+the program shows (modelled by the same stage adapter the SUMO loop drives, from the program's
+start at the first frame). Reports and frames go out on their own topics, each all at once, so
+the worker meets them in any interleaving. There must be exactly one raise of
+``signal_not_following`` for K101 on ``alerts.lifecycle`` (while it is stuck, at least the grace
+after the plan first asked for another stage) and one clear after it follows again, both
+decodable by the alarm books' reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from signals.adapter import StageAdapter
+from signals.explain import Explanation, StageDecision
+from signals.following import GRACE_S, KIND
+from signals.loader import load_intersection
+from streams.kafka_io import ensure_topics
+from streams.records import LifecycleCommand
+from streams.stack import WorkerProcess, free_port, same_place, settings_env
+from tests.paths import EXAMPLE_INTERSECTION
+
+from .test_alarm_lifecycle import _send, _wait_for
+from .test_signal_control import _configured, _iso, k101_config
+
+pytestmark = pytest.mark.integration
+
+LANES = ("N_in", "S_in", "N_left", "S_left", "E_in", "W_in")
+STEP_S = 5.0
+STUCK = 60  # frames (300 s) reported as stage A
+FRAMES = 180
+
+
+def _frame(t0: float, i: int) -> dict:
+    detectors = [{"detector_id": d, "count": 1, "occupancy": 0.2, "queue_veh": 1} for d in LANES]
+    return {
+        "schema_version": 1,
+        "event_time": _iso(t0 + STEP_S * i),
+        "intersection_id": "K101",
+        "interval_s": STEP_S,
+        "detectors": detectors,
+    }
+
+
+def _reports(t0: float) -> list[dict]:
+    """What the cabinet says at each frame time: A while stuck, then the program's stage."""
+    x = load_intersection(EXAMPLE_INTERSECTION)
+    program = StageDecision(x.id, t0, x.fixed_plan, Explanation("fixed", "1.0", "fixed_program", (), "-"), t0)
+    adapter, shown = StageAdapter(x), {}
+    for k in range(int(STEP_S * FRAMES)):  # the cabinet runs second by second
+        adapter.step(program, t0 + k)
+        shown[k] = adapter.stage
+    out: list[dict] = []
+    started = t0
+    for i in range(FRAMES):
+        t = t0 + STEP_S * i
+        stage = "A" if i < STUCK else shown[int(STEP_S * i)]
+        if out and stage != out[-1]["stage"]:
+            started = t
+        out.append(
+            {"schema_version": 1, "event_time": _iso(t), "intersection_id": "K101", "stage": stage, "stage_started_at": _iso(started)}
+        )
+    return out
+
+
+def test_a_signal_not_following_raises_and_clears_one_alarm(broker, settings_for, tmp_path: Path) -> None:
+    s = settings_for(broker)
+    asyncio.run(ensure_topics(s))
+    env = settings_env({**same_place(s), "worker_role": "control"})
+    worker = WorkerProcess(env, tmp_path / "worker.log", free_port())
+    worker.start(timeout_s=90)
+    t0 = time.time() - 3600.0
+    try:
+        asyncio.run(_send(s, "signals.config", [k101_config(t0, "fixed", "automatic", "follow-run", {})], "intersection_id"))
+        _configured(s, "K101")
+        reports = _reports(t0)
+        assert {r["stage"] for r in reports[STUCK:]} > {"A"}  # the program moves on after the stuck part
+        asyncio.run(_send(s, "signals.state", reports, "intersection_id"))
+        asyncio.run(_send(s, "sensors.intersection", [_frame(t0, i) for i in range(FRAMES)], "intersection_id"))
+        commands = _wait_for(s, "alerts.lifecycle", lambda rs: any(r["op"] == "clear" for r in rs), 120)
+        decoded = [msgspec.json.decode(json.dumps(r).encode(), type=LifecycleCommand) for r in commands]
+        assert [(c.op, c.subject_id, c.subject_type, c.kind) for c in decoded] == [
+            ("raise", "K101", "intersection", KIND),
+            ("clear", "K101", "intersection", KIND),
+        ]
+        raised, cleared = decoded
+        assert GRACE_S <= raised.event_time.timestamp() - t0 < STUCK * STEP_S
+        assert cleared.event_time.timestamp() - t0 >= STUCK * STEP_S + GRACE_S
+        assert raised.severity == "major" and "shows stage A while the plan drives" in (raised.message or "")
+        assert raised.evidence is not None and raised.evidence["reported_stage"] == "A"
+    finally:
+        worker.stop()

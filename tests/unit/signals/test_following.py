@@ -1,0 +1,145 @@
+"""The follow watch: a field controller that follows the driven plan (modelled by the same stage
+adapter the SUMO loop drives, with its minimum greens and transitions) never raises, whether it
+reports every second or only when its stage changes; one that holds its own stage raises after
+the grace, and clears once it follows again for as long."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signals.adapter import StageAdapter
+from signals.control import IntersectionControl
+from signals.controllers.base import DetectorObservation, LaneMeasurement
+from signals.explain import StageDecision
+from signals.following import GRACE_S, KIND, REPORT_VALID_S, FollowEvent, FollowWatch
+from signals.loader import load_intersection
+
+X = load_intersection("signals/examples/k101_four_arm.json")
+APPROACHES = sorted({la.measured_by for la in X.lanes if la.group is not None})
+
+
+def _obs(t: float, rng: random.Random) -> DetectorObservation:
+    lanes = {
+        d: LaneMeasurement(count=rng.randint(0, 1), queue_veh=float(rng.randint(0, 8)), vehicles=float(rng.randint(0, 10)))
+        for d in APPROACHES
+    }
+    return DetectorObservation(X.id, t, 1.0, lanes)
+
+
+def _drive(seconds: int, seed: int, controller: str = "leitstand") -> list[tuple[float, StageDecision, str]]:
+    """(t, the decision driven from t on, the stage a following field controller shows at t)."""
+    control, adapter, rng = IntersectionControl(X, controller), StageAdapter(X), random.Random(seed)
+    out = []
+    for t in range(seconds):
+        decision = control.on_observation(_obs(float(t), rng)).drive.decision
+        adapter.step(decision, float(t))
+        assert adapter.stage is not None
+        out.append((float(t), decision, adapter.stage))
+    return out
+
+
+def _watch(run: list[tuple[float, StageDecision, str]], shown: list[str] | None = None, every: bool = True) -> list[FollowEvent]:
+    """Feed decisions and reports as the desk does: each frame drives, then (every second, or only
+    on a change of the shown stage) the controller's report arrives."""
+    watch, events, last = FollowWatch(X), [], None
+    for i, (t, decision, stage) in enumerate(run):
+        stage = shown[i] if shown is not None else stage
+        watch.drove(decision)
+        events += watch.at(t)
+        if every or stage != last:
+            events += watch.report(stage, t)
+        last = stage
+    return events
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10_000), controller=st.sampled_from(["leitstand", "maxpressure", "fixed", "webster"]), every=st.booleans())
+def test_a_controller_that_follows_never_raises(seed: int, controller: str, every: bool) -> None:
+    run = _drive(900, seed, controller)
+    assert _watch(run, every=every) == []
+
+
+def test_a_controller_holding_its_own_stage_raises_once_and_clears_after_following_again() -> None:
+    run = _drive(900, 7, "fixed")  # the fixed program changes stage every cycle
+    stuck = run[0][2]
+    shown = [stuck if t < 400 else stage for t, _d, stage in run]
+    events = _watch(run, shown)
+    assert [e.raised for e in events] == [True, False]
+    up, down = events
+    assert up.kind == KIND and up.reported == stuck and up.driven != stuck
+    assert up.time_s - up.since_s >= GRACE_S and up.time_s - up.since_s < GRACE_S + 2
+    # the plan asked for another stage at least GRACE_S before the alarm, and never had by then
+    assert 400 <= down.since_s and down.time_s - down.since_s >= GRACE_S
+    trigger = up.trigger()
+    assert trigger.severity == "major" and trigger.subject_type == "intersection" and stuck in trigger.message
+
+
+def test_a_report_only_on_change_is_judged_at_every_frame() -> None:
+    """A controller that reports once and then keeps its stage while the plan moves on: the
+    frames, not new reports, raise the alarm."""
+    run = _drive(300, 3, "fixed")
+    watch = FollowWatch(X)
+    events: list[FollowEvent] = []
+    for t, decision, _stage in run:
+        watch.drove(decision)
+        if t == 0:
+            events += watch.report(run[0][2], t)
+        events += watch.at(t)
+    assert [e.raised for e in events] == [True]
+
+
+def test_a_stale_report_says_nothing_and_an_older_one_is_ignored() -> None:
+    run = _drive(1200, 3, "fixed")
+    watch = FollowWatch(X)
+    watch.drove(run[0][1])
+    assert watch.at(0.0) == []
+    assert watch.report(run[0][2], 0.0) == []
+    assert watch.report("nonsense", -5.0) == []  # older than the latest report: ignored
+    events: list[FollowEvent] = []
+    for t, decision, _stage in run:
+        watch.drove(decision)
+        if t > REPORT_VALID_S:
+            events += watch.at(t)
+    assert events == []  # the reporter fell silent before the plan and its stage parted for long
+
+
+def test_carry_keeps_an_alarm_until_the_signal_is_seen_following() -> None:
+    run = _drive(120, 5, "fixed")
+    watch = FollowWatch(X)
+    watch.carry(True)
+    events: list[FollowEvent] = []
+    for t, decision, stage in run:
+        events += watch.at(t)
+        watch.drove(decision)
+        events += watch.report(stage, t)
+    assert [e.raised for e in events] == [False] and not watch.raised
+
+
+def test_nothing_is_judged_before_anything_was_driven() -> None:
+    watch = FollowWatch(X)
+    assert watch.at(10.0) == [] and watch.report("p1", 10.0) == []
+
+
+def test_reports_that_overtake_the_frames_wait_for_them() -> None:
+    """Reports and frames come on different topics: every report of a run may arrive before its
+    frames (a backlog of frames after a restart). Each waits until a frame reaches its time, so
+    the verdicts are those of frames and reports in step: nothing for a following controller, one
+    alarm for a stuck one, an alarm and its clear for one stuck for 300 s."""
+    run = _drive(900, 11, "fixed")
+    following = [s for _t, _d, s in run]
+    stuck = [run[0][2]] * len(run)
+    cases: tuple[tuple[list[str], list[bool]], ...] = ((following, []), (stuck, [True]), (stuck[:300] + following[300:], [True, False]))
+    for ahead in (50, len(run)):
+        for shown, expected in cases:
+            watch = FollowWatch(X)
+            events: list[FollowEvent] = []
+            for k in range(0, len(run), ahead):
+                for t, _d, _s in run[k : k + ahead]:
+                    events += watch.report(shown[int(t)], t)
+                for t, decision, _s in run[k : k + ahead]:
+                    events += watch.at(t)
+                    watch.drove(decision)
+            assert [e.raised for e in events] == expected, (ahead, expected)
