@@ -363,11 +363,14 @@ class ControlDesk:
         degraded = slot.quality.observe(obs)
         out.waits += slot.waits.observe(obs, slot.shown)
         self.recent.add(out.waits)
-        # the frame as measured (a neighbour's lent reading is the controller's business) against
-        # the greens the signal showed while it was measured
-        out.blockages += slot.blockage.observe(obs, slot.waits.green_s)
         # the latest report against the plan driven until this frame, then the new drive
         out.following += slot.follow.at(obs.time_s)
+        # the frame as measured (a neighbour's lent reading is the controller's business) against
+        # the greens the signal showed while it was measured; not while the signal is known to
+        # ignore its plan: those greens were not shown, and three "starved" ones would raise a
+        # blockage of an approach that simply had red
+        if not slot.follow.raised:
+            out.blockages += slot.blockage.observe(obs, slot.waits.green_s)
         slot.shown = step.drive.decision
         slot.follow.drove(step.drive.decision)
         proposals = [mark_degraded(p, degraded, obs.time_s) for p in step.proposals]

@@ -71,6 +71,12 @@ class FairnessSource:
         self._observe()
         return self.inner.decide(frames)
 
+    def report_stages(self, shown: Mapping[str, tuple[str, float]], at_s: float) -> None:
+        """Passed on to a source that checks the street follows its plans (the broker's)."""
+        report = getattr(self.inner, "report_stages", None)
+        if report is not None:
+            report(shown, at_s)
+
     def _observe(self) -> None:
         import libsumo as traci
 

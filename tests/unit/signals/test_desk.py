@@ -262,3 +262,24 @@ def test_a_signal_that_follows_raises_nothing_and_its_plan_is_lent() -> None:
 def test_a_state_report_for_an_intersection_not_configured_here_changes_nothing() -> None:
     box = fresh().on_state(DeskState("K999", "A", T0, T0))
     assert box.following == [] and box.dirty == set()
+
+
+def test_no_blockage_is_judged_from_greens_a_signal_not_following_did_not_show() -> None:
+    """Vehicles standing on N_in while the cabinet ignores the plan: the plan's greens for N_in
+    were never shown, so no blocked-approach alarm comes of them (the not-following alarm is
+    the one that tells the control room); with the cabinet following, the same frames raise it."""
+    for stuck, expected in ((True, []), (False, [True])):
+        desk = fresh()
+        desk.on_config(config(controller="fixed", mode="automatic", params={}))
+        adapter = StageAdapter(desk.live["K101"].control.intersection)
+        events: list[BlockageEvent] = []
+        for i in range(60):
+            box = desk.on_observation(blocked_frame(i, moving=False))
+            assert box is not None
+            events += box.blockages
+            drive = [p for p in box.plans if isinstance(p, PlanOut)][-1].record.decision
+            adapter.step(drive, T0 + 5 * i, 5.0)
+            shown = "A" if stuck else adapter.stage
+            assert shown is not None
+            desk.on_state(DeskState("K101", shown, T0 + 5 * i, T0 + 5 * i))
+        assert [e.raised for e in events] == expected, stuck

@@ -5,6 +5,8 @@ the grace, and clears once it follows again for as long."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
 
 from hypothesis import given, settings
@@ -143,3 +145,33 @@ def test_reports_that_overtake_the_frames_wait_for_them() -> None:
                     events += watch.at(t)
                     watch.drove(decision)
             assert [e.raised for e in events] == expected, (ahead, expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["at", "report", "drove"]),
+            st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-100, 2000).map(float)),
+            st.one_of(st.sampled_from(["A", "B", "C"]), st.text(max_size=4)),
+            st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+        ),
+        max_size=80,
+    )
+)
+def test_any_sequence_of_frames_reports_and_plans_never_raises_and_alternates(steps: list) -> None:
+    """Whatever arrives, in whatever order and with whatever times (NaN, infinite, backwards,
+    stages the model does not have): nothing raises, and the events alternate raise, clear, ..."""
+    watch, events = FollowWatch(X), []
+    plans = _drive(60, 1, "fixed")
+    for kind, t, stage, started in steps:
+        if kind == "at":
+            events += watch.at(t)
+        elif kind == "report":
+            events += watch.report(stage, t, started)
+        elif math.isfinite(t):
+            decision = plans[int(abs(t)) % len(plans)][1]
+            watch.drove(dataclasses.replace(decision, time_s=t))
+    flags = [e.raised for e in events]
+    assert flags == [i % 2 == 0 for i in range(len(flags))]
+    assert watch.raised == (len(flags) % 2 == 1)

@@ -43,3 +43,27 @@ def test_the_benchmark_judges_each_controller_against_fixed_time(single: Path) -
         assert t["approaches_judged"] >= 3
         assert t["target_met"] == (not t["misses"]) and (t["worst_ratio"] <= 1.5) == t["target_met"]
         assert table[name]["delay_mean"] < table["fixed"]["delay_mean"]
+
+
+def test_the_stages_shown_reach_a_source_that_checks_them_through_the_fairness_wrapper(single: Path) -> None:
+    """The broker's source reports every cabinet's stage on ``signals.state``; the evaluation
+    wraps every source for fairness, so the wrapper must pass the report on (before stop 42's
+    fix, ``sumo eval --via-kafka`` sent none)."""
+    from simulators.sumo.evaluation import run_with_fairness
+    from simulators.sumo.loop import InProcessSource
+
+    class Reporting(InProcessSource):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reports: list[tuple[float, dict[str, tuple[str, float]]]] = []
+
+        def report_stages(self, shown: dict[str, tuple[str, float]], at_s: float) -> None:
+            self.reports.append((at_s, dict(shown)))
+
+    source = Reporting()
+    run_with_fairness(single, "leitstand", 1, source)
+    assert len(source.reports) == 400  # one per step
+    stages = {stage for _t, shown in source.reports for stage, _since in shown.values()}
+    known = {st.id for ctl in source.controls.values() for st in ctl.intersection.stages}
+    assert len(stages) >= 2 and stages <= known
+    assert all(since <= at for at, shown in source.reports for _stage, since in shown.values())
