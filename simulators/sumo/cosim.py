@@ -11,6 +11,9 @@ models on ``signals.config``; a new session id restarts the worker's controllers
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -24,13 +27,43 @@ from simulators.sumo.loop import Scenario, ScenarioError, config_records
 from simulators.sumo.network import SumoSignals
 from streams import topics
 from streams.kafka_io import ensure_topics, producer
-from streams.records import IntersectionFrame, SignalAuditMessage, SignalPlanMessage, StageShown, encode
+from streams.records import (
+    ENTITY_ID_PATTERN,
+    IntersectionConfig,
+    IntersectionFrame,
+    SignalAuditMessage,
+    SignalPlanMessage,
+    StageShown,
+    encode,
+)
 from streams.settings import Settings
 from streams.signal_codec import decision_from_message
 
 DRIVE_STATUSES = frozenset({"active", "fallback", "fixed"})
 PLAN_DECODER = msgspec.json.Decoder(SignalPlanMessage)
 AUDIT_DECODER = msgspec.json.Decoder(SignalAuditMessage)
+
+
+def broker_id(tid: str) -> str:
+    """The id a traffic light goes by on the broker. Records key intersections by an id of at most
+    64 characters (``EntityId``); SUMO names joined junctions after all their nodes, and one of
+    ingolstadt21's has 166, so its config was refused by the worker and the run waited for a
+    control that never started. Such an id (or one with characters the records do not take)
+    becomes its first 55 usable characters, ``~`` and 8 hex digits of its SHA-256: unique,
+    stable, and still recognisable in the worker's logs and alarms."""
+    if re.match(ENTITY_ID_PATTERN, tid):
+        return tid
+    usable = re.sub(r"[^A-Za-z0-9._:/@+#~-]", "_", tid)
+    if not re.match(r"[A-Za-z0-9_]", usable[:1]):
+        usable = "_" + usable
+    return f"{usable[:55]}~{hashlib.sha256(tid.encode()).hexdigest()[:8]}"
+
+
+def for_broker(cfg: IntersectionConfig, bid: str) -> IntersectionConfig:
+    """A traffic light's config under its broker id (the model names itself by it too)."""
+    if bid == cfg.intersection_id:
+        return cfg
+    return msgspec.structs.replace(cfg, intersection_id=bid, model={**cfg.model, "id": bid})
 
 
 class KafkaSource:
@@ -50,6 +83,9 @@ class KafkaSource:
         self.messages = 0
         #: what the simulated cabinets showed after the last step, sent with the next frames
         self._states: list[StageShown] = []
+        #: traffic light id -> its id on the broker (``broker_id``), and back
+        self._bid: dict[str, str] = {}
+        self._tid: dict[str, str] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str, epoch_s: float) -> None:
@@ -72,11 +108,14 @@ class KafkaSource:
         await self._consumer.seek_to_end(*tps)
         for tp in tps:
             await self._consumer.position(tp)
+        self._bid = {tid: broker_id(tid) for tid in signals}
+        self._tid = {bid: tid for tid, bid in self._bid.items()}
         for cfg in config_records(signals, controller, session, at, mode=self.mode):
+            cfg = for_broker(cfg, self._bid[cfg.intersection_id])
             await self._producer.send_and_wait(s.topic(topics.SIGNALS_CONFIG), encode(cfg), key=cfg.intersection_id.encode())
         # the agent reads configs and frames from different topics: a frame that overtook its
         # config would be ignored, so the first frame waits until every controller has started
-        await self._await_control_started(set(signals), session, audit_topic)
+        await self._await_control_started(set(self._tid), session, audit_topic)
 
     async def _open_clients(self) -> None:
         """A producer that sends at once (one frame per step is waited for) and a consumer
@@ -160,7 +199,7 @@ class KafkaSource:
             StageShown(
                 schema_version=1,
                 event_time=at,
-                intersection_id=tid,
+                intersection_id=self._bid.get(tid, tid),
                 stage=stage,
                 stage_started_at=datetime.fromtimestamp(min(started_s, at_s), tz=UTC),
             )
@@ -174,6 +213,7 @@ class KafkaSource:
         s = self.settings
         states, self._states = self._states, []
         sends = [await self._producer.send(s.topic(topics.SIGNALS_STATE), encode(r), key=r.intersection_id.encode()) for r in states]
+        frames = [msgspec.structs.replace(f, intersection_id=self._bid.get(f.intersection_id, f.intersection_id)) for f in frames]
         sends += [
             await self._producer.send(s.topic(topics.SENSORS_INTERSECTION), encode(f), key=f.intersection_id.encode()) for f in frames
         ]
@@ -182,10 +222,10 @@ class KafkaSource:
         out: dict[str, StageDecision] = {}
         timeout = self.first_reply_timeout_s if self._answered == 0 else self.reply_timeout_s
         deadline = time.monotonic() + timeout
-        while len(out) < len(want):
+        while len(out) < len(want):  # (out is keyed by traffic light id, want by broker id)
             left = deadline - time.monotonic()
             if left <= 0:
-                missing = sorted(set(want) - set(out))
+                missing = sorted(t for t in (self._tid.get(b, b) for b in want) if t not in out)
                 raise ScenarioError(
                     f"no decision for {', '.join(missing)} within {timeout:g} s: is a worker with the control "
                     f"role running against {s.kafka_bootstrap_servers} (leitstand worker)?"
@@ -209,6 +249,7 @@ class KafkaSource:
                         continue
                     if msg.status == "fallback":
                         self.rejections += 1
-                    out[msg.intersection_id] = decision_from_message(msg)
+                    tid = self._tid.get(msg.intersection_id, msg.intersection_id)
+                    out[tid] = dataclasses.replace(decision_from_message(msg), intersection_id=tid)
         self._answered += 1
         return out
