@@ -175,3 +175,16 @@ def test_any_sequence_of_frames_reports_and_plans_never_raises_and_alternates(st
     flags = [e.raised for e in events]
     assert flags == [i % 2 == 0 for i in range(len(flags))]
     assert watch.raised == (len(flags) % 2 == 1)
+
+
+def test_the_stage_asked_for_is_the_one_a_field_adapter_reads_from_the_plan() -> None:
+    """The watch lays plans out with the changes between neighbouring stages only (cheap, it runs
+    at every frame and report); on the example junction that gives the adapter's stage for every
+    controller's plans, now and up to 40 s ahead."""
+    adapter = StageAdapter(X)
+    for controller in ("leitstand", "maxpressure", "fixed", "webster"):
+        for t, decision, _stage in _drive(300, 2, controller):
+            watch = FollowWatch(X)
+            watch.drove(decision)
+            for ahead in (0.0, 3.0, 7.0, 15.0, 40.0):
+                assert watch._wanted(t + ahead) == adapter.target_stage(decision, t + ahead)  # noqa: SLF001
