@@ -16,6 +16,8 @@ from streams.records import EntityId, IntersectionConfig
 from streams.signal_codec import at
 from tests.paths import EXAMPLE_INTERSECTION
 
+pytestmark = pytest.mark.slow  # imports simulators.sumo (tests/unit/test_markers.py); runs no SUMO
+
 LONG = (
     "cluster_306484187_cluster_1200363791_1200363826_1200363834_1200363898_1200363927_1200363938_1200363947_"
     "1200364074_1200364103_1507566554_1507566556_255882157_306484190"
