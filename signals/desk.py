@@ -364,7 +364,7 @@ class ControlDesk:
         out.waits += slot.waits.observe(obs, slot.shown)
         self.recent.add(out.waits)
         # the latest report against the plan driven until this frame, then the new drive
-        out.following += slot.follow.at(obs.time_s)
+        out.following += self._followed(slot, slot.follow.at(obs.time_s))
         # the frame as measured (a neighbour's lent reading is the controller's business) against
         # the greens the signal showed while it was measured; not while the signal is known to
         # ignore its plan: those greens were not shown, and three "starved" ones would raise a
@@ -391,9 +391,20 @@ class ControlDesk:
         slot = self._restore(state.intersection_id, out)
         if slot is None:
             return out
-        out.following += slot.follow.report(state.stage, state.at_s, state.started_s)
+        out.following += self._followed(slot, slot.follow.report(state.stage, state.at_s, state.started_s))
         self._touch(out, slot)
         return out
+
+    @staticmethod
+    def _followed(slot: Slot, events: list[FollowEvent]) -> list[FollowEvent]:
+        """When the signal follows its plan again, the blocked-approach watch starts afresh (with
+        its open alarms): a green it had in progress when it paused was the plan's, not shown,
+        and would count as a starved one."""
+        if any(not e.raised for e in events):
+            watch = BlockageWatch(slot.control.intersection)
+            watch.carry(slot.blockage.open(), 0.0, "")
+            slot.blockage = watch
+        return events
 
     def _shown_green(self, iid: str, obs: DetectorObservation, at_s: float | None = None) -> frozenset[str] | None:
         """The groups a live neighbour shows green at ``obs``'s time (or ``at_s``), if its frames

@@ -186,7 +186,11 @@ def check_scenario(sumocfg: str | Path) -> Scenario:
 
 
 class DecisionSource(Protocol):
-    """Where decisions come from: in-process control, or the broker and a running worker."""
+    """Where decisions come from: in-process control, or the broker and a running worker.
+
+    A source may also take ``report_stages(shown, at_s)``: after every step, each traffic light's
+    stage as its cabinet shows it and since when (the broker's source sends them on
+    ``signals.state``, so the worker checks the street follows its plans)."""
 
     def start(self, scenario: Scenario, signals: Mapping[str, SumoSignals], controller: str, session: str, epoch_s: float) -> None: ...
 

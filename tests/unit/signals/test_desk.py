@@ -283,3 +283,18 @@ def test_no_blockage_is_judged_from_greens_a_signal_not_following_did_not_show()
             assert shown is not None
             desk.on_state(DeskState("K101", shown, T0 + 5 * i, T0 + 5 * i))
         assert [e.raised for e in events] == expected, stuck
+
+
+def test_the_blockage_watch_starts_afresh_when_the_signal_follows_again() -> None:
+    """A green of N_in in progress when the cabinet stopped following was the plan's: once it
+    follows again the watch has no green running, and an alarm open before is still open."""
+    desk = fresh()
+    desk.on_config(config(controller="fixed", mode="automatic", params={}))
+    blockages(desk, range(60), moving_from=999)  # N_in blocked: its alarm is open
+    slot = desk.live["K101"]
+    assert slot.blockage.open() == ["N_in"]
+    slot.blockage.approaches["N_in"].green_s = 12.0  # a green running when the pause began
+    slot.follow.raised = True
+    cleared = desk._followed(slot, [FollowEvent("K101", False, T0, "A", "A", T0 - 20)])  # noqa: SLF001
+    assert [e.raised for e in cleared] == [False]
+    assert slot.blockage.open() == ["N_in"] and slot.blockage.approaches["N_in"].green_s == 0.0
