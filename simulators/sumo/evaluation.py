@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from signals import fairness
 from signals.controllers import CONTROLLERS
@@ -142,6 +142,30 @@ def run_with_fairness(
     return result
 
 
+T = TypeVar("T")
+
+
+def in_processes(
+    fn: Callable[[T], dict[str, Any]], items: Sequence[T], jobs: int, on_done: Callable[[dict[str, Any]], None] | None = None
+) -> list[dict[str, Any]]:
+    """``fn`` (a module-level function) over ``items``, each in a fresh spawned process (libsumo
+    holds one simulation per process), ``jobs`` at a time, results in input order; in this
+    process when there is one item or one job. ``on_done`` sees each result as it comes."""
+    if jobs <= 1 or len(items) == 1:
+        out = []
+        for item in items:
+            out.append(fn(item))
+            if on_done:
+                on_done(out[-1])
+        return out
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, max_tasks_per_child=1) as executor:
+        futures = [executor.submit(fn, item) for item in items]
+        for f in futures:
+            f.add_done_callback(lambda fut: on_done(fut.result()) if on_done and not fut.exception() else None)
+        return [f.result() for f in futures]
+
+
 def _one(args: tuple[str, str, int, RunOptions]) -> dict[str, Any]:
     scenario, controller, seed, options = args
     return run_with_fairness(scenario, controller, seed, InProcessSource(params=dict(options.params)), options)
@@ -151,19 +175,7 @@ def run_many(
     jobs_list: Sequence[tuple[str, str, int, RunOptions]], jobs: int, on_done: Callable[[dict[str, Any]], None] | None = None
 ) -> list[dict[str, Any]]:
     """Run (scenario, controller, seed) triples in spawned processes; results in input order."""
-    if jobs <= 1 or len(jobs_list) == 1:
-        out = []
-        for item in jobs_list:
-            out.append(_one(item))
-            if on_done:
-                on_done(out[-1])
-        return out
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, max_tasks_per_child=1) as executor:
-        futures = [executor.submit(_one, item) for item in jobs_list]
-        for f in futures:
-            f.add_done_callback(lambda fut: on_done(fut.result()) if on_done and not fut.exception() else None)
-        return [f.result() for f in futures]
+    return in_processes(_one, jobs_list, jobs, on_done)
 
 
 def summarise(scenario: str, controller: str, seeds: Sequence[int], runs: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
@@ -289,20 +301,7 @@ def evaluate_transit(
 
     The runs go to spawned processes like :func:`run_many` (libsumo holds one simulation each)."""
     started = time.perf_counter()
-    items = [(str(scenario), s, tsp) for s in seeds]
-    runs: list[dict[str, Any]] = []
-    if jobs <= 1 or len(items) == 1:
-        for item in items:
-            runs.append(_one_transit(item))
-            if on_done:
-                on_done(runs[-1])
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, max_tasks_per_child=1) as executor:
-            futures = [executor.submit(_one_transit, item) for item in items]
-            for f in futures:
-                f.add_done_callback(lambda fut: on_done(fut.result()) if on_done and not fut.exception() else None)
-            runs = [f.result() for f in futures]
+    runs = in_processes(_one_transit, [(str(scenario), s, tsp) for s in seeds], jobs, on_done)
     return summarise_transit(Path(scenario).stem, seeds, tsp, runs, time.perf_counter() - started)
 
 

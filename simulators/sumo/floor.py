@@ -19,15 +19,14 @@ here could be driven on a street).
 
 from __future__ import annotations
 
-import multiprocessing
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from simulators.sumo.evaluation import in_processes
 from simulators.sumo.loop import _start_sumo, read_scenario, read_tripinfo
 
 #: SUMO options of the reference run (besides the loop's own: no teleports, tripinfo)
@@ -56,25 +55,16 @@ def floor_run(sumocfg: str | Path, seed: int) -> dict[str, Any]:
     return {"scenario": scenario.name, "seed": seed, "signals": len(lights), "wall_s": round(time.perf_counter() - started, 2), **stats}
 
 
+def _floor_one(item: tuple[str, int]) -> dict[str, Any]:
+    return floor_run(*item)
+
+
 def floor(
     sumocfg: str | Path, seeds: Sequence[int], *, jobs: int = 1, on_done: Callable[[dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
     """:func:`floor_run` over the seeds (spawned processes, ``jobs`` at a time): means and per seed."""
     started = time.perf_counter()
-    items = [(str(sumocfg), s) for s in seeds]
-    if jobs <= 1 or len(items) == 1:
-        runs = []
-        for item in items:
-            runs.append(floor_run(*item))
-            if on_done:
-                on_done(runs[-1])
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, max_tasks_per_child=1) as executor:
-            futures = [executor.submit(floor_run, *item) for item in items]
-            for f in futures:
-                f.add_done_callback(lambda fut: on_done(fut.result()) if on_done and not fut.exception() else None)
-            runs = [f.result() for f in futures]
+    runs = in_processes(_floor_one, [(str(sumocfg), s) for s in seeds], jobs, on_done)
     out: dict[str, Any] = {"scenario": Path(sumocfg).stem, "reference": "floor", "seeds": list(seeds), "signals": runs[0]["signals"]}
     for k in ("delay_mean", "timeloss_mean", "waiting_mean"):
         out[k] = round(statistics.fmean(r[k] for r in runs), 3)

@@ -31,25 +31,13 @@ from streams.stack import WorkerProcess, free_port, same_place, settings_env
 from tests.paths import EXAMPLE_INTERSECTION
 
 from .test_alarm_lifecycle import _send, _wait_for
-from .test_signal_control import _configured, _iso, k101_config
+from .test_signal_control import _configured, _frames, _iso, k101_config
 
 pytestmark = pytest.mark.integration
 
-LANES = ("N_in", "S_in", "N_left", "S_left", "E_in", "W_in")
-STEP_S = 5.0
+STEP_S = 5.0  # test_signal_control's frames come every 5 s
 STUCK = 60  # frames (300 s) reported as stage A
 FRAMES = 180
-
-
-def _frame(t0: float, i: int) -> dict:
-    detectors = [{"detector_id": d, "count": 1, "occupancy": 0.2, "queue_veh": 1} for d in LANES]
-    return {
-        "schema_version": 1,
-        "event_time": _iso(t0 + STEP_S * i),
-        "intersection_id": "K101",
-        "interval_s": STEP_S,
-        "detectors": detectors,
-    }
 
 
 def _reports(t0: float) -> list[dict]:
@@ -86,7 +74,7 @@ def test_a_signal_not_following_raises_and_clears_one_alarm(broker, settings_for
         reports = _reports(t0)
         assert {r["stage"] for r in reports[STUCK:]} > {"A"}  # the program moves on after the stuck part
         asyncio.run(_send(s, "signals.state", reports, "intersection_id"))
-        asyncio.run(_send(s, "sensors.intersection", [_frame(t0, i) for i in range(FRAMES)], "intersection_id"))
+        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(FRAMES)), "intersection_id"))
         commands = _wait_for(s, "alerts.lifecycle", lambda rs: any(r["op"] == "clear" for r in rs), 120)
         decoded = [msgspec.json.decode(json.dumps(r).encode(), type=LifecycleCommand) for r in commands]
         assert [(c.op, c.subject_id, c.subject_type, c.kind) for c in decoded] == [
