@@ -556,6 +556,13 @@ class LeitstandApp(faust.App):
 
     #: set by ``streams.app.create_app``: the consumer's broker link, read by ``/ready``
     broker_link: BrokerLink
+    #: what ``/ready`` reports beside readiness: a condition that does not stop this worker from
+    #: working but that an operator must hear of (name -> the current finding, or None)
+    warnings: dict[str, Callable[[], str | None]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.warnings = {}
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)

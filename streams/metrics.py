@@ -186,6 +186,13 @@ SIGNAL_APPROACH_WAIT = Histogram(
     buckets=(5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0),
     registry=REGISTRY,
 )
+SIGNAL_CONTROL_SPLIT = Gauge(
+    "leitstand_signal_control_split",
+    "1 while this control worker holds some but not all partitions of the frames topic: another control worker "
+    "holds the rest, and intersections on different workers are not each other's neighbours (corridor rules off "
+    "between them). Run one control worker (docs/signals.md, 'One control worker').",
+    registry=REGISTRY,
+)
 SIGNAL_WAIT_WORST_TO_MEDIAN = Gauge(
     "leitstand_signal_wait_worst_to_median_ratio",
     "p95 wait of the worst-served approach over the median approach's p95 (last 100 waits of each approach with "

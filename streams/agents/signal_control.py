@@ -47,7 +47,7 @@ lost; a crash before the commit applies the command again: at least once).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,6 +64,7 @@ from ..ingest import decoded_batches
 from ..metrics import (
     SIGNAL_APPROACH_WAIT,
     SIGNAL_COMMANDS,
+    SIGNAL_CONTROL_SPLIT,
     SIGNAL_FRAMES_UNCONFIGURED,
     SIGNAL_PLANS,
     SIGNAL_WAIT_WORST_TO_MEDIAN,
@@ -198,6 +199,48 @@ class FairnessGauge:
             self.stale, self.written_at = False, now
 
 
+class SplitWatch:
+    """Notices a second control worker in the group.
+
+    Neighbours lend each other their readings and driven plans inside one desk (``signals.corridor``:
+    a frozen detector read through its neighbour's, *not into red* and the short-link hold that
+    keep the pairs on very short links from locking). Frames are spread over the workers by
+    intersection id, so with two control workers a pair may be split and those rules are off
+    between its two signals, with nothing in the plans to show it. A worker holding some but not
+    all partitions of the frames topic says so: an error in the log (on the change, and again
+    every ``REPEAT_S`` while it lasts), ``leitstand_signal_control_split`` 1, and a warning in
+    ``/ready``. It does not stop controlling: its own intersections are better served than none.
+    A worker holding no partition (a standby beyond the partition count) is not split."""
+
+    EVERY_S = 10.0
+    REPEAT_S = 600.0
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.reason: str | None = None
+        self.logged_at = float("-inf")
+
+    def observe(self, held: Collection[int], total: int | None, now: float) -> str | None:
+        """This worker holds partitions ``held`` of ``total``; the warning, if split."""
+        was = self.reason
+        n = len(set(held))
+        if total is None or n == 0 or n >= total:
+            self.reason = None
+        else:
+            self.reason = (
+                f"this control worker holds {n} of the {total} partitions of {self.topic}: another control "
+                "worker holds the rest, and intersections on different workers do not see each other "
+                "(lent readings, not into red, the short-link hold are off between them); run one control worker"
+            )
+        SIGNAL_CONTROL_SPLIT.set(0 if self.reason is None else 1)
+        if self.reason is not None and (was is None or now - self.logged_at >= self.REPEAT_S):
+            log.error("signal control split between workers", reason=self.reason, held=sorted(set(held)), partitions=total)
+            self.logged_at = now
+        elif self.reason is None and was is not None:
+            log.info("signal control no longer split: this worker holds every partition", partitions=total)
+        return self.reason
+
+
 def count(box: Outbox, desk: ControlDesk, fairness: FairnessGauge, now: float) -> None:
     """The batch's counters, and the live fairness figures when approaches were served."""
     for action, outcome in box.commands:
@@ -272,5 +315,25 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
     async def fairness_flush() -> None:
         """The last batch's change to the ratio, at most a second late, when no batch follows."""
         fairness.flush(desk, time.time())
+
+    split = SplitWatch(frames_topic)
+    warnings = getattr(app, "warnings", None)
+    if warnings is not None:
+        warnings["signal_control_split"] = lambda: split.reason
+
+    @app.timer(interval=SplitWatch.EVERY_S)
+    async def control_split() -> None:
+        """Whether another control worker shares the frames topic (``SplitWatch``)."""
+        from faust.exceptions import ConsumerNotStarted
+
+        try:
+            assigned = app.consumer.assignment()
+            # the cluster metadata's count: Faust's topic_partitions() answers only on the
+            # group's leader (aiokafka keeps that snapshot to detect changes while leading)
+            consumer: Any = app.consumer
+            known = consumer._thread._ensure_consumer().partitions_for_topic(frames_topic)
+        except ConsumerNotStarted:
+            return
+        split.observe([tp.partition for tp in assigned if tp.topic == frames_topic], len(known) if known else None, time.monotonic())
 
     return SignalControls(desk, approvals)

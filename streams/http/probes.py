@@ -44,13 +44,17 @@ def register(app: faust.App) -> None:
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
         """200 while this worker owns partitions, is not rebalancing or recovering, and its consumer
-        hears from the broker; else 503 with the reason (docs/brokers.md, "Readiness")."""
+        hears from the broker; else 503 with the reason (docs/brokers.md, "Readiness"). Either way
+        ``warnings`` lists what the operator must know (a control worker sharing its topics)."""
         from ..faust_transport import readiness
 
         ok, reason, assigned = readiness(app)
         body: dict[str, Any] = {"ready": ok, "assigned": assigned}
         if reason is not None:
             body["reason"] = reason
+        warnings = [w for w in (finding() for finding in getattr(app, "warnings", {}).values()) if w]
+        if warnings:  # ready all the same: the worker works, but not as the operator may assume
+            body["warnings"] = warnings
         return web.json(body, status=200 if ok else 503)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from streams.kafka_io import ensure_topics
 from streams.stack import WorkerProcess, free_port, ready_state, same_place, settings_env
 
 from .test_alarm_lifecycle import _send, _wait_for
+from .test_broker_outage import wait_for
 from .test_signal_control import MODEL
 
 pytestmark = pytest.mark.integration
@@ -251,6 +253,32 @@ def test_a_second_control_worker_joining_mid_backlog_loses_nothing(broker, setti
         audit = _wait_for(s, "signals.audit", lambda rs: want <= _actors(rs), 120)
         assert want <= _actors(audit), (len(want - _actors(audit)), sorted(want - _actors(audit))[:10], first.log_tail())
         assert _started(audit) == set(INTERSECTIONS)
+        # two control workers split the intersections: each says so (corridor rules are off
+        # between neighbours on different workers), and the survivor stops saying it
+        assert wait_for(lambda: all(_split(w) for w in (first, second)), timeout_s=60, step_s=1.0), [
+            (ready_state(w.web_port)[1].get("warnings"), _metric_lines(w)) for w in (first, second)
+        ]
+        assert all("signal control split between workers" in w.log_file.read_text(errors="replace") for w in (first, second))
+        second.stop()
+        assert wait_for(lambda: _split(first) is False, timeout_s=90, step_s=1.0), (ready_state(first.web_port), first.log_tail())
     finally:
         second.stop()
         first.stop()
+
+
+def _metric_lines(worker: WorkerProcess, name: str = "leitstand_signal_control_split") -> list[str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5) as r:
+        return [line for line in r.read().decode().splitlines() if line.startswith(name + " ")]
+
+
+def _split(worker: WorkerProcess) -> bool | None:
+    """Whether the worker reports its control split (``/ready`` warning and the gauge agree);
+    None while it is not ready or the two disagree (the gauge is read after the page)."""
+    status, body = ready_state(worker.web_port)
+    if status != 200:
+        return None
+    warned = any("holds" in w and "run one control worker" in w for w in body.get("warnings", []))
+    gauge = _metric_lines(worker)
+    if gauge != [f"leitstand_signal_control_split {1.0 if warned else 0.0}"]:
+        return None
+    return warned

@@ -605,3 +605,22 @@ def test_the_fairness_gauge_is_written_at_most_once_a_second_and_never_left_stal
     assert shown() == before
     gauge.flush(desk, 106.2)  # ... no batch follows, and the worker's timer writes it
     assert shown() != before
+
+
+def test_a_control_worker_sharing_the_frames_topic_says_so_and_stops_once_it_holds_all(capsys: pytest.CaptureFixture[str]) -> None:
+    from streams.agents.signal_control import SplitWatch
+    from streams.metrics import SIGNAL_CONTROL_SPLIT
+
+    watch = SplitWatch("leitstand.sensors.intersection")
+    assert watch.observe([0, 1, 2, 3], 4, 0.0) is None and SIGNAL_CONTROL_SPLIT._value.get() == 0
+    assert watch.observe([], 4, 1.0) is None  # a standby holding nothing splits no corridor
+    assert watch.observe([0, 1], None, 2.0) is None  # partition count not known yet
+    reason = watch.observe([1, 3], 4, 10.0)
+    assert reason is not None and "2 of the 4 partitions of leitstand.sensors.intersection" in reason
+    assert SIGNAL_CONTROL_SPLIT._value.get() == 1
+    watch.observe([1, 3], 4, 20.0)  # logged on the change, not every check...
+    watch.observe([1, 3], 4, 10.0 + SplitWatch.REPEAT_S)  # ...but again while it lasts
+    errors = [line for line in capsys.readouterr().out.splitlines() if "signal control split between workers" in line]
+    assert len(errors) == 2, errors
+    assert watch.observe([0, 1, 2, 3], 4, 700.0) is None and SIGNAL_CONTROL_SPLIT._value.get() == 0
+    assert "no longer split" in capsys.readouterr().out
