@@ -59,13 +59,33 @@ Feeds = dict[str, tuple[str, frozenset[str], float]]
 FEED_TRAVEL_S = 1.0
 
 
-def zone_peers(intersections: Iterable[Intersection]) -> dict[str, Peers]:
-    """For every intersection, which of its detectors share a zone with another intersection's."""
-    intersections = list(intersections)
-    by_zone: dict[str, set[tuple[str, str]]] = defaultdict(set)
+#: intersections whose models may name one zone: the two signals at the ends of a stretch of
+#: road. A zone named in more models is a configuration error (a copied model, a name reused for
+#: every zone of a corridor) and lends nothing, as a zone two signals both claim to serve does
+#: not (``_one_claim``): a reading lent from the wrong junction would be believed. It also keeps
+#: the corridor cheap to lay out: one name on 500 models made each rebuild 0.7 s (stop 43)
+ZONE_SHARERS = 2
+
+
+def crowded_zones(intersections: Iterable[Intersection]) -> dict[str, tuple[str, ...]]:
+    """Zones named in more than ``ZONE_SHARERS`` intersections' models -> those intersections."""
+    named: dict[str, set[str]] = defaultdict(set)
     for x in intersections:
         for la in x.lanes:
             if la.zone:
+                named[la.zone].add(x.id)
+    return {zone: tuple(sorted(ids)) for zone, ids in sorted(named.items()) if len(ids) > ZONE_SHARERS}
+
+
+def zone_peers(intersections: Iterable[Intersection]) -> dict[str, Peers]:
+    """For every intersection, which of its detectors share a zone with another intersection's
+    (a crowded zone, ``crowded_zones``, with nobody)."""
+    intersections = list(intersections)
+    crowded = crowded_zones(intersections)
+    by_zone: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for x in intersections:
+        for la in x.lanes:
+            if la.zone and la.zone not in crowded:
                 by_zone[la.zone].add((x.id, la.measured_by))
     out: dict[str, Peers] = {}
     for x in intersections:
@@ -103,10 +123,11 @@ def short_drains(intersections: Iterable[Intersection]) -> dict[str, Drains]:
     """For every intersection, its exit detectors on a shared zone of at most ``SHORT_LINK_M``
     and which groups of the downstream intersection serve that zone (its approach there)."""
     intersections = list(intersections)
+    crowded = crowded_zones(intersections)
     by_zone: dict[str, dict[str, set[str]]] = defaultdict(dict)
     for x in intersections:
         for la in x.lanes:
-            if la.zone and la.group is not None and la.length_m is not None and la.length_m <= SHORT_LINK_M:
+            if la.zone and la.zone not in crowded and la.group is not None and la.length_m is not None and la.length_m <= SHORT_LINK_M:
                 by_zone[la.zone].setdefault(x.id, set()).add(la.group)
     draining = _one_claim(by_zone)
     out: dict[str, Drains] = {}
@@ -143,10 +164,11 @@ def short_feeds(intersections: Iterable[Intersection]) -> dict[str, Feeds]:
     ``SHORT_LINK_M`` and which groups of the upstream intersection send traffic onto it (the
     groups of the lanes whose exit area covers that zone)."""
     intersections = list(intersections)
+    crowded = crowded_zones(intersections)
     by_zone: dict[str, dict[str, set[str]]] = defaultdict(dict)
     lags: dict[str, float] = defaultdict(float)
     for x in intersections:
-        exits = {la.id: la for la in x.lanes if la.group is None}
+        exits = {la.id: la for la in x.lanes if la.group is None and la.zone not in crowded}
         for la in x.lanes:
             if la.group is None:
                 continue
@@ -199,11 +221,13 @@ class Corridor:
     peers: dict[str, Peers]
     drains: dict[str, Drains]
     feeds: dict[str, Feeds]
+    #: zones named by too many models (``crowded_zones``): ignored, for the operator to hear of
+    crowded: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(cls, intersections: Iterable[Intersection]) -> Corridor:
         xs = list(intersections)
-        return cls(zone_peers(xs), short_drains(xs), short_feeds(xs))
+        return cls(zone_peers(xs), short_drains(xs), short_feeds(xs), crowded_zones(xs))
 
     def seen_by(
         self,

@@ -50,7 +50,7 @@ from signals.blockage import BlockageEvent, BlockageWatch
 from signals.control import AuditEntry, ControlError, IntersectionControl, Mode, PlanRecord
 from signals.controllers import DetectorObservation
 from signals.controllers.priority import PriorityController
-from signals.corridor import Corridor, ShownGreens, fresh
+from signals.corridor import ZONE_SHARERS, Corridor, ShownGreens, fresh
 from signals.explain import StageDecision
 from signals.fairness import LiveWaits, RecentWaits, WaitSample
 from signals.following import FollowEvent, FollowWatch
@@ -304,9 +304,10 @@ class ControlDesk:
         self.recent = RecentWaits()
         #: each intersection's latest frame as received: what it lends its neighbours
         self.latest: dict[str, DetectorObservation] = {}
-        #: which detectors share a zone with another live intersection's (None: to be rebuilt)
         #: what the live intersections lend each other (None: to be rebuilt)
         self._corridor: Corridor | None = None
+        #: the crowded zones last warned about (``corridor.crowded_zones``), to warn once per change
+        self._crowded_noted: dict[str, tuple[str, ...]] = {}
         self._greens = ShownGreens()
 
     # -- lookups (also for the HTTP API) ---------------------------------------------------------
@@ -357,6 +358,10 @@ class ControlDesk:
         self.latest[obs.intersection_id] = obs
         if self._corridor is None:
             self._corridor = Corridor.of(s.control.intersection for s in self.live.values())
+            if self._corridor.crowded and self._corridor.crowded != self._crowded_noted:
+                fields = {"zones": {z: list(ids) for z, ids in self._corridor.crowded.items()}, "at_most": ZONE_SHARERS}
+                out.notes.append(Note("warning", "zone named by more intersections than a road has ends: nothing lent over it", fields))
+            self._crowded_noted = self._corridor.crowded
         seen = self._corridor.seen_by(obs, self.latest, lambda nb, t: self._shown_green(nb, obs, t))
         step = slot.control.on_observation(seen)
         slot.clock_s = obs.time_s

@@ -19,8 +19,10 @@ from signals.corridor import (
     FEED_TRAVEL_S,
     FRESH_S,
     SHORT_LINK_M,
+    Corridor,
     Peers,
     ShownGreens,
+    crowded_zones,
     into_red,
     short_drains,
     short_feeds,
@@ -540,3 +542,32 @@ def test_the_control_desk_tells_a_signal_which_short_link_leads_into_red() -> No
     assert any("short link E_out: red at the next signal" in s for s in a_summaries(a, b))
     assert not any("short link" in s for s in a_summaries(*_short_pair(40.0)))
     assert not any("short link" in s for s in a_summaries(a, b, b_reports=False)[10:])
+
+
+def test_a_zone_named_by_more_models_than_a_road_has_ends_lends_nothing_and_is_reported() -> None:
+    """A third model naming the link (a copied model, one name reused along a corridor) would
+    have the first peer's reading lent to everyone: such a zone is ignored, for peers, drains and
+    feeds alike, and the desk warns once per change."""
+    a, b = _short_pair()
+    c = dataclasses.replace(b, id="C")
+    assert crowded_zones([a, b]) == {} and zone_peers([a, b])["B"]
+    assert crowded_zones([a, b, c]) == {LINK: ("A", "B", "C")}
+    assert zone_peers([a, b, c]) == {"A": {}, "B": {}, "C": {}}
+    assert short_drains([a, b, c]) == {"A": {}, "B": {}, "C": {}}
+    assert short_feeds([a, b, c]) == {"A": {}, "B": {}, "C": {}}
+    assert Corridor.of([a, b, c]).crowded == {LINK: ("A", "B", "C")}
+
+    t0 = 1_800_000_000.0
+    desk = ControlDesk(lambda _: None)
+    for x in (a, b, c):
+        desk.on_config(_config(x, t0))
+    warnings = []
+    for i in range(3):
+        for x in (a, b, c):
+            box = desk.on_observation(DetectorObservation(x.id, t0 + i, 1.0, _live(i)))
+            assert box is not None and not box.plans[-1].record.decision.explanation.summary().count("read by")
+            warnings += [n for n in box.notes if "zone named by more intersections" in n.event]
+    assert len(warnings) == 1 and warnings[0].fields["zones"] == {LINK: ["A", "B", "C"]}
+    desk.on_config(dataclasses.replace(_config(c, t0 + 3), session="again"))  # the same crowd: no new warning
+    box = desk.on_observation(DetectorObservation("A", t0 + 4, 1.0, _live(4)))
+    assert box is not None and not [n for n in box.notes if "zone named" in n.event]
