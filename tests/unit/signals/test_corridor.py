@@ -565,7 +565,8 @@ def test_a_zone_named_by_more_models_than_a_road_has_ends_lends_nothing_and_is_r
     for i in range(3):
         for x in (a, b, c):
             box = desk.on_observation(DetectorObservation(x.id, t0 + i, 1.0, _live(i)))
-            drive = box.plans[-1] if box is not None else None
+            assert box is not None
+            drive = box.plans[-1]
             assert isinstance(drive, PlanOut) and "read by" not in drive.record.decision.explanation.summary()
             warnings += [n for n in box.notes if "zone named by more intersections" in n.event]
     assert len(warnings) == 1 and warnings[0].fields["zones"] == {LINK: ["A", "B", "C"]}
