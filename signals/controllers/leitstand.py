@@ -67,7 +67,9 @@ The rule, in the spirit of actuated control and SURTRAC's queue/platoon clearing
   group green, or in its yellow and a second after) keeps its stage while someone is on the link
   and the maximum green and waits allow, instead of a change that would stop it (rule
   ``hold_short_link``): the vehicles still entering would otherwise stand in the neighbour's
-  junction, how every lock with failed detectors on ingolstadt21 began (docs/signals.md);
+  junction, how every lock with failed detectors on ingolstadt21 began (docs/signals.md). Who
+  is on the link is the own detector's reading (1.8.1), the neighbour's only when the own one
+  sent nothing: a neighbour's stuck reading must not hold a stage for an empty link;
 * minimum and maximum greens, intergreens and every group's maximum wait are enforced exactly
   as for max-pressure (the same plan bookkeeping, earliest-deadline-first wait guard), and the
   safety validator still checks every plan.
@@ -132,7 +134,7 @@ def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
 
 class LeitstandController(MaxPressureController):
     name = "leitstand"
-    version = "1.8"
+    version = "1.8.1"
 
     def __init__(
         self,
@@ -343,13 +345,21 @@ class LeitstandController(MaxPressureController):
     def _still_fed(self, cur: str, chosen: str, obs: DetectorObservation) -> list[str]:
         """The approaches on a short link that ``cur`` serves and ``chosen`` would stop while the
         upstream signal is still sending vehicles onto them (``obs.fed_now``) and someone is on
-        the link (own reading, else the neighbour's of the same zone)."""
+        the link: the own reading (a frozen one already replaced by the neighbour's, ``_lend``),
+        the neighbour's of the same zone only when the own detector sent nothing.
+
+        Not either of them (1.8 to stop 43): a neighbour's detector stuck with a vehicle in the
+        zone then outvoted a working one that saw the link empty, and the hold kept a stage for
+        an empty link to its maximum, every time (ingolstadt21 seed 4 with 10 % stuck detectors:
+        gneJ257 held its link's stage 38 s with eleven vehicles waiting elsewhere, and the pair
+        locked 25 s later); the neighbour knew its reading was frozen, this signal could not."""
         out = []
         for d in sorted(obs.fed_now):
             if d not in self._serves[cur] or d in self._serves[chosen]:
                 continue
             nb = obs.neighbours.get(d)
-            if (d in obs.lanes and obs.vehicles(d) >= 1.0) or (nb is not None and nb.reading.vehicles >= 1.0):
+            someone = obs.vehicles(d) >= 1.0 if d in obs.lanes else nb is not None and nb.reading.vehicles >= 1.0
+            if someone:
                 out.append(d)
         return out
 

@@ -169,13 +169,14 @@ ENTRIES: dict[str, Entry] = {
         "then frozen and checked on networks it never saw (netgenerate networks; docs/signals.md). Version 1.1 adds "
         "two rules without new tuned constants: an exit covered half by standing vehicles is full (jam density), and a "
         "dead approach detector's queue is estimated from the working loops and the fixed program's split. Later "
-        "versions (1.3-1.8) add rules, none with a tuned constant: a frozen reading is estimated or read through a "
+        "versions (1.3-1.8.1) add rules, none with a tuned constant: a frozen reading is estimated or read through a "
         "neighbour's detector on the same zone; on a link of 20 m or less between two signals nothing is sent into the "
         "far signal's red, permissive turners off it are protected, and the far signal holds its stage while the near "
         "one still sends vehicles onto it; frames slower than half a cycle hand over to the fixed program.",
         "Tested on four real maps and generated networks; sensitive to stranded_weight; decides per intersection, "
         "seeing only neighbours on the same control worker; locks of two signals on a very short link are made rarer, "
-        "not ruled out (one of fifteen ingolstadt21 runs with failed detectors); a noisy detector is believed.",
+        "not ruled out (none of fifteen development runs with failed detectors since 1.8.1, two near jams); a noisy "
+        "detector is believed.",
         _CONTROL_OVERSIGHT,
         "docs/signals.md",
         _signals("leitstand"),

@@ -285,20 +285,27 @@ def test_an_approach_is_fed_while_a_feeding_group_is_green_and_for_its_yellow_an
     assert with_fed_now(obs, feeds, lambda _nb, _t: None) is obs  # A's plan unknown: nothing claimed
 
 
-def _leaving_c(fed: bool, on_link: float, seconds: int = 90) -> list[tuple[float, str, str, str]]:
+def _leaving_c(
+    fed: bool, on_link: float, seconds: int = 90, *, neighbour_sees: float | None = None, own_dead: bool = False
+) -> list[tuple[float, str, str, str]]:
     """Leitstand at B, the downstream end of the 12 m link from A (its approach W_in, stage C):
     W_in's queue first brings C, then from 20 s a long queue on N_in makes leaving C pay while
     ``on_link`` vehicles stay on the link and A feeds it (``fed``): (time, rule, stage, summary)
-    of every decision from 20 s until the first that leaves C."""
+    of every decision from 20 s until the first that leaves C. A's detector of the link reads
+    ``neighbour_sees`` vehicles from 20 s (default: the same as B's); ``own_dead``: B's W_in
+    detector sends nothing from 20 s."""
     _, b = _short_pair()
     c = make_controller("leitstand", b)
     out = []
     for t in range(seconds):
         lanes = {k: LaneMeasurement() for k in ("N_in", "S_in", "N_left", "S_left", "E_in", "N_out", "S_out", "E_out", "W_out")}
         lanes["W_in"] = LaneMeasurement(queue_veh=4.0 if t < 20 else on_link, vehicles=5.0 if t < 20 else on_link)
+        seen = lanes["W_in"] if t < 20 or neighbour_sees is None else LaneMeasurement(queue_veh=neighbour_sees, vehicles=neighbour_sees)
         if t >= 20:
             lanes["N_in"] = LaneMeasurement(queue_veh=12.0, vehicles=13.0 + t % 2)
-        nb = {"W_in": NeighbourReading("A", "E_out", lanes["W_in"])}
+            if own_dead:
+                del lanes["W_in"]
+        nb = {"W_in": NeighbourReading("A", "E_out", seen)}
         d = c.decide(DetectorObservation("B", float(t), 1.0, lanes, nb, fed_now=frozenset({"W_in"}) if fed and t >= 20 else frozenset()))
         if t >= 20:
             out.append((float(t), d.explanation.rule, d.plan.phases[-1].stage, d.explanation.summary()))
@@ -321,6 +328,18 @@ def test_leitstand_does_not_stop_at_red_what_the_previous_signal_still_sends_ont
     for fed, on_link in ((False, 1.0), (True, 0.0)):
         free = _leaving_c(fed=fed, on_link=on_link)
         assert free[-1][1] == "switch_pays" and free[-1][0] < 25.0 and not [d for d in free if d[1] == "hold_short_link"]
+
+
+def test_the_hold_believes_its_own_detector_of_the_link_and_the_neighbours_only_when_its_own_is_dead() -> None:
+    """A's detector of the link stuck with a vehicle in it must not outvote B's working one that
+    sees the link empty (ingolstadt21 seed 4 with 10 % stuck detectors: a 38 s hold for an empty
+    link, then a lock); with B's detector dead, A's reading is all there is and B holds."""
+    stuck_neighbour = _leaving_c(fed=True, on_link=0.0, neighbour_sees=1.0)
+    assert stuck_neighbour[-1][1] == "switch_pays" and stuck_neighbour[-1][0] < 25.0
+    assert not [d for d in stuck_neighbour if d[1] == "hold_short_link"]
+    dead_own = _leaving_c(fed=True, on_link=0.0, neighbour_sees=1.0, own_dead=True)
+    assert [d for d in dead_own if d[1] == "hold_short_link"]
+    assert [d for d in _leaving_c(fed=True, on_link=1.0, neighbour_sees=0.0) if d[1] == "hold_short_link"]  # own sees someone
 
 
 def test_the_control_desk_tells_the_downstream_signal_what_the_upstream_one_still_feeds() -> None:
