@@ -348,7 +348,7 @@ class LeitstandController(MaxPressureController):
         the link: the own reading (a frozen one already replaced by the neighbour's, ``_lend``),
         the neighbour's of the same zone only when the own detector sent nothing.
 
-        Not either of them (1.8 to stop 43): a neighbour's detector stuck with a vehicle in the
+        Not either of them, as 1.8 asked: a neighbour's detector stuck with a vehicle in the
         zone then outvoted a working one that saw the link empty, and the hold kept a stage for
         an empty link to its maximum, every time (ingolstadt21 seed 4 with 10 % stuck detectors:
         gneJ257 held its link's stage 38 s with eleven vehicles waiting elsewhere, and the pair
