@@ -175,8 +175,8 @@ ENTRIES: dict[str, Entry] = {
         "one still sends vehicles onto it; frames slower than half a cycle hand over to the fixed program.",
         "Tested on four real maps and generated networks; sensitive to stranded_weight; decides per intersection, "
         "seeing only neighbours on the same control worker; locks of two signals on a very short link are made rarer, "
-        "not ruled out (since 1.8.1 none of fifteen development runs with failed detectors locks; one of them and one "
-        "held-out run come near a jam); a noisy detector is believed, and one stuck empty reads as an empty lane.",
+        "not ruled out (since 1.8.1 none of fifteen development runs with failed detectors locks, one held-out run with "
+        "noisy detectors still does); a noisy detector is believed, and one stuck empty reads as an empty lane.",
         _CONTROL_OVERSIGHT,
         "docs/signals.md",
         _signals("leitstand"),
