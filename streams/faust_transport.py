@@ -558,11 +558,11 @@ class LeitstandApp(faust.App):
     broker_link: BrokerLink
     #: what ``/ready`` reports beside readiness: a condition that does not stop this worker from
     #: working but that an operator must hear of (name -> the current finding, or None)
-    warnings: dict[str, Callable[[], str | None]]
+    readiness_warnings: dict[str, Callable[[], str | None]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.warnings = {}
+        self.readiness_warnings = {}
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)

@@ -317,7 +317,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
         fairness.flush(desk, time.time())
 
     split = SplitWatch(frames_topic)
-    warnings = getattr(app, "warnings", None)
+    warnings = getattr(app, "readiness_warnings", None)
     if warnings is not None:
         warnings["signal_control_split"] = lambda: split.reason
 

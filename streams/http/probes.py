@@ -52,7 +52,7 @@ def register(app: faust.App) -> None:
         body: dict[str, Any] = {"ready": ok, "assigned": assigned}
         if reason is not None:
             body["reason"] = reason
-        warnings = [w for w in (finding() for finding in getattr(app, "warnings", {}).values()) if w]
+        warnings = [w for w in (finding() for finding in getattr(app, "readiness_warnings", {}).values()) if w]
         if warnings:  # ready all the same: the worker works, but not as the operator may assume
             body["warnings"] = warnings
         return web.json(body, status=200 if ok else 503)
