@@ -29,7 +29,7 @@ EVENT_KINDS = ("concert", "match", "fair", "holiday", "school_holiday", "weather
 ARRIVAL_WINDOW = pd.Timedelta("2h")
 DEPARTURE_WINDOW = pd.Timedelta("1h")
 
-EVENT_COLUMNS = ["event_attendance", "event_arrival", "event_departure", "school_holiday"]
+EVENT_COLUMNS = ["event_attendance", "event_arrival", "event_departure", "school_holiday", "rain_mm_h"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class Event:
     event_id: str = ""
     title: str | None = None
     kind: str = "other"
+    #: a weather forecast's (or record's) rain; None for every other kind
+    precipitation_mm_h: float | None = None
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
@@ -63,10 +65,15 @@ def event_regressors(index: pd.DatetimeIndex, events: Iterable[Event], series_id
     ``event_arrival`` / ``event_departure``: the same in the two hours before the start and the
     hour after the end (the traffic peaks an event makes); ``school_holiday``: 1.0 inside a
     school-holiday event. Events without an attendance count as 1,000 people.
+    ``rain_mm_h``: the rain a weather entry forecasts (or records), times the share of each step
+    it covers, so a shower from 12:25 to 14:35 weighs 0.58 / 1 / 0.58 on the hours 12, 13, 14
+    (rain keeps trips at home; an hour a shower only touches is not a wet hour). Overlapping
+    weather entries take the larger value, not the sum: two sources for one shower are one shower.
     """
     idx = index if index.tz is not None else index.tz_localize("UTC")
     ns = idx.as_unit("ns").asi8  # pandas 3 may hold microseconds; event bounds are ns
     out = {c: np.zeros(len(idx)) for c in EVENT_COLUMNS}
+    step = _step_ns(ns)
     for ev in events:
         if series_id is not None and not ev.affects_series(series_id):
             continue
@@ -75,13 +82,25 @@ def event_regressors(index: pd.DatetimeIndex, events: Iterable[Event], series_id
         if ev.kind == "school_holiday":
             out["school_holiday"][(ns >= start) & (ns < max(end, start + 1))] = 1.0
             continue
-        if ev.kind in ("holiday", "weather"):
-            continue  # public holidays come from the holidays package, weather from forecasts
+        if ev.kind == "weather":
+            if ev.precipitation_mm_h:
+                covered = np.clip(np.minimum(ns + step, max(end, start + 1)) - np.maximum(ns, start), 0, None) / step
+                out["rain_mm_h"] = np.maximum(out["rain_mm_h"], ev.precipitation_mm_h * covered)
+            continue
+        if ev.kind == "holiday":
+            continue  # public holidays come from the holidays package
         people = (ev.expected_attendance if ev.expected_attendance is not None else 1000) / 1000.0
         out["event_attendance"][(ns >= start) & (ns < max(end, start + 1))] += people
         out["event_arrival"][(ns >= start - ARRIVAL_WINDOW.value) & (ns < start)] += people
         out["event_departure"][(ns >= end) & (ns < end + DEPARTURE_WINDOW.value)] += people
     return pd.DataFrame(out, index=index)
+
+
+def _step_ns(ns: np.ndarray) -> int:
+    """The index's step in ns (the smallest gap; an hour for a single timestamp)."""
+    gaps = np.diff(ns)
+    gaps = gaps[gaps > 0]
+    return int(gaps.min()) if len(gaps) else int(pd.Timedelta("1h").value)
 
 
 # --- venue map ---------------------------------------------------------------------------

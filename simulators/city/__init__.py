@@ -8,6 +8,7 @@ grew out of (still used by ``bench pool-day`` and the quick ``simulate frames``)
 from .generator import (
     City,
     CityConfig,
+    CityHistory,
     Emission,
     GroundTruth,
     city_stream,
@@ -22,6 +23,7 @@ from .generator import (
 __all__ = [
     "City",
     "CityConfig",
+    "CityHistory",
     "Emission",
     "GroundTruth",
     "city_stream",

@@ -207,15 +207,18 @@ def _at(day: date, hh: int, mm: int, tz: ZoneInfo) -> float:
     return datetime.combine(day, time(hh, mm), tz).timestamp()
 
 
-def plan_events(config: CityConfig, t0: float, t1: float, venue_sites: dict[str, tuple[str, ...]]) -> list[VenueEvent]:
+def plan_events(
+    config: CityConfig, t0: float, t1: float, venue_sites: dict[str, tuple[str, ...]], *, stream: str = "events"
+) -> list[VenueEvent]:
     """Matches and concerts whose influence overlaps the run; at least one of each.
 
     Matches: Saturdays 15:30 (likely), Sundays 17:30, midweek 20:30 (sometimes); concerts at
     20:00 on some evenings. If chance leaves the run without one, one is put into the run
-    (a demo and an evaluation need an event to look at).
+    (a demo and an evaluation need an event to look at). ``stream`` names the random stream:
+    the weeks before a run (its imported history) draw from their own.
     """
     tz = ZoneInfo(config.timezone)
-    rng = rng_for(config, "events")
+    rng = rng_for(config, stream)
     out: list[VenueEvent] = []
     for day in _local_days(t0 - 86_400, t1 + 86_400, tz):
         wd = day.weekday()
@@ -254,9 +257,10 @@ def _event(config: CityConfig, rng: random.Random, venue: str, start: float, end
     return VenueEvent(f"{venue}-{int(start)}", venue, kind, title, start, end, attendance, capacity, sites.get(venue, ()))
 
 
-def plan_rain(config: CityConfig, t0: float, t1: float) -> list[RainPeriod]:
-    """One shower period per started day of the run (1-3 h, 0.8-6 mm/h)."""
-    rng = rng_for(config, "weather")
+def plan_rain(config: CityConfig, t0: float, t1: float, *, stream: str = "weather") -> list[RainPeriod]:
+    """One shower period per started day of the run (1-3 h, 0.8-6 mm/h); ``stream`` as in
+    :func:`plan_events` (the same stream for the history would rain at the run's hours)."""
+    rng = rng_for(config, stream)
     span = t1 - t0
     if span < 3600:
         return []

@@ -86,6 +86,7 @@ from .traffic import (
     GridJunction,
     LaneBlock,
     build_grid,
+    hourly_served,
     injection_truth,
     plan_injections,
     traffic_emissions,
@@ -98,6 +99,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "City",
+    "CityHistory",
     "CityConfig",
     "Emission",
     "GroundTruth",
@@ -174,20 +176,7 @@ class City:
         """What a city calendar publishes ahead: events, holidays, school holidays, rain."""
         now = utc(self.t0)
         tz = ZoneInfo(self.config.timezone)
-        out = [
-            ScheduledEvent(
-                schema_version=1,
-                event_time=now,
-                venue_id=e.venue_id,
-                event_id=e.event_id,
-                kind=e.kind,
-                starts_at=utc(e.start),
-                ends_at=utc(e.end),
-                title=e.title,
-                expected_attendance=e.attendance,
-            )
-            for e in self.events
-        ]
+        out = [_venue_entry(e, now) for e in self.events]
         for kind, day, name in self.calendar_days():
             if kind == "holiday":
                 start, end = _day_bounds(day, day, tz)
@@ -206,20 +195,7 @@ class City:
                     title=name,
                 )
             )
-        for r in self.rain:
-            out.append(
-                ScheduledEvent(
-                    schema_version=1,
-                    event_time=now,
-                    venue_id=CITY_VENUE,
-                    event_id=r.event_id(),
-                    kind="weather",
-                    starts_at=utc(r.start),
-                    ends_at=utc(r.end),
-                    title="Regen",
-                    weather=WeatherForecast(temperature_c=r.temperature_c, precipitation_mm_h=r.mm_h, condition="rain"),
-                )
-            )
+        out += [_rain_entry(r, now) for r in self.rain]
         return sorted(out, key=lambda s: (s.venue_id, s.starts_at, s.event_id))
 
     def stream(self, signals: ClosedLoop | None = None) -> Iterator[Emission]:
@@ -312,24 +288,75 @@ def write_truth(path: Path, truth: Iterable[GroundTruth]) -> None:
     Path(path).write_bytes(truth_jsonl(truth))
 
 
-def traffic_history(city: City, days: int, seed_offset: int = 7) -> Iterator[tuple[str, float, float]]:
-    """(intersection id, hour start, vehicles in that hour) for the ``days`` before the run.
+def _venue_entry(e: VenueEvent, announced: datetime) -> ScheduledEvent:
+    return ScheduledEvent(
+        schema_version=1,
+        event_time=announced,
+        venue_id=e.venue_id,
+        event_id=e.event_id,
+        kind=e.kind,
+        starts_at=utc(e.start),
+        ends_at=utc(e.end),
+        title=e.title,
+        expected_attendance=e.attendance,
+    )
 
-    What a city's traffic computer would hold from previous weeks: the demand profile of each
-    approach (weekdays, weekends, holidays) with day-to-day noise, no injected incidents. The
-    demo imports it so forecasts have history from the first minute.
+
+def _rain_entry(r: RainPeriod, announced: datetime) -> ScheduledEvent:
+    return ScheduledEvent(
+        schema_version=1,
+        event_time=announced,
+        venue_id=CITY_VENUE,
+        event_id=r.event_id(),
+        kind="weather",
+        starts_at=utc(r.start),
+        ends_at=utc(r.end),
+        title="Regen",
+        weather=WeatherForecast(temperature_c=r.temperature_c, precipitation_mm_h=r.mm_h, condition="rain"),
+    )
+
+
+class CityHistory:
+    """The weeks before a run as a city's records hold them: hourly counts per intersection,
+    the showers that fell and the matches and concerts that were held.
+
+    The demo imports all three so forecasts exist from the first minute *and* have seen rain and
+    events before: a history without them taught the forecaster that rain and a match change
+    nothing, and the run's rain hours fell below the 80 % band (0.11 of the scored points inside
+    at the rain's peak hour). Its own random streams, so it does not replay the run's draws.
     """
-    import math as _math
 
-    from .calendar import demand_profile as _profile
-    from .types import rng_for
+    def __init__(self, city: City, days: int) -> None:
+        if days <= 0:
+            raise ValueError("history needs at least one day")
+        self.city = city
+        self.t1 = city.t0 - city.t0 % 3600  # complete hours before the run
+        self.t0 = self.t1 - days * 86_400
 
-    rng = rng_for(city.config, "history", seed_offset)
-    t0 = city.t0 - days * 86_400
-    hours = int(days * 24)
-    for i in range(hours):
-        t = t0 + i * 3600
-        factor = _profile(datetime.fromtimestamp(t + 1800, tz=timezone.utc), city.config)
-        for junction in city.grid:
-            flow = sum(a.peak_veh_h for a in junction.approaches) * factor * _math.exp(rng.gauss(0, 0.06))
-            yield junction.intersection_id, t, round(flow)
+    @cached_property
+    def rain(self) -> list[RainPeriod]:
+        return plan_rain(self.city.config, self.t0, self.t1, stream="weather-history")
+
+    @cached_property
+    def events(self) -> list[VenueEvent]:
+        planned = plan_events(self.city.config, self.t0, self.t1, venue_sites(self.city.grid), stream="events-history")
+        return [e for e in planned if e.influence()[1] <= self.t1]  # over before the run plans its own
+
+    def counts(self) -> Iterator[tuple[str, float, int]]:
+        """(intersection id, hour start, vehicles the loops counted in that hour), hour by hour."""
+        return hourly_served(self.city.config, self.city.grid, self.t0, self.t1, self.events, self.rain, stream="traffic-history")
+
+    def schedule(self) -> list[ScheduledEvent]:
+        """The history's events and its weather record, as ``events.schedule`` entries.
+
+        Stamped with the run's start, when they are imported: an entry stamped weeks back would
+        set the stream's clock there, and the run's own schedule, weeks later, would then be
+        dead-lettered as clock skew (found in the demo)."""
+        imported = utc(self.city.t0)
+        out = [_venue_entry(e, imported) for e in self.events] + [_rain_entry(r, imported) for r in self.rain]
+        return sorted(out, key=lambda s: (s.venue_id, s.starts_at, s.event_id))
+
+
+def traffic_history(city: City, days: int) -> Iterator[tuple[str, float, int]]:
+    """(intersection id, hour start, vehicles) for the ``days`` before the run (``CityHistory.counts``)."""
+    return CityHistory(city, days).counts()

@@ -298,10 +298,7 @@ def traffic_emissions(
         active_blocks = {(b.intersection_id, b.approach): b.lane for b in blocks if b.start <= t < b.end}
         active_faults = {f.detector_id: f.mode for f in faults if f.start <= t < f.end}
         for junction in grid:
-            event_factor = 1.0
-            for ev in events:
-                if junction.intersection_id in ev.near:
-                    event_factor *= ev.demand_factor(t, ev.near[0] == junction.intersection_id)
+            event_factor = _event_factor(junction.intersection_id, events, t)
             rng = rngs[junction.intersection_id]
             readings: list[DetectorReading] = []
             signal = None
@@ -329,6 +326,64 @@ def traffic_emissions(
                 schema_version=1, event_time=when, intersection_id=junction.intersection_id, interval_s=dt, detectors=readings
             )
             yield Emission(t, "sensors.intersection", junction.intersection_id, encode(frame))
+
+
+def _event_factor(iid: str, events: list[VenueEvent], t: float) -> float:
+    """1 + the extra demand the events around ``iid`` bring at ``t`` (the venue's own junction most)."""
+    factor = 1.0
+    for ev in events:
+        if iid in ev.near:
+            factor *= ev.demand_factor(t, ev.near[0] == iid)
+    return factor
+
+
+def hourly_served(
+    config: CityConfig,
+    grid: list[GridJunction],
+    t0: float,
+    t1: float,
+    events: list[VenueEvent],
+    rain: list[RainPeriod],
+    *,
+    stream: str,
+) -> Iterator[tuple[str, float, int]]:
+    """(intersection id, hour start, vehicles served in that hour) from ``t0`` (an hour start) to ``t1``.
+
+    The same point-queue model as :func:`traffic_emissions`, open loop, with no incidents or
+    faults, and without the loops: what a traffic computer's counts of previous weeks hold.
+    The loops count the served vehicles (each lane a binomial share of them), so their hourly
+    sum and this agree in expectation, including what the model's upstream coupling takes from
+    quiet hours; a history drawn from the demand profile instead overstated the demo's counts by
+    ~3 %, 13-15 % at night. ``stream`` names the random streams, distinct from the run's. About
+    a quarter of a second per simulated day for 12 junctions (7.8 s for 35 days).
+    """
+    if t0 % 3600:
+        raise ValueError("hourly_served counts whole hours: t0 must be an hour start")
+    dt = config.frame_interval_s
+    rngs = {j.intersection_id: rng_for(config, stream, j.intersection_id) for j in grid}
+    states = {(j.intersection_id, a.name): _ApproachState() for j in grid for a in j.approaches}
+    sums = {j.intersection_id: 0 for j in grid}
+    hour = t0
+    steps = int(math.ceil((t1 - t0) / dt - 1e-9))
+    for step in range(steps):
+        t = t0 + step * dt
+        if t - hour >= 3600:
+            yield from ((iid, hour, n) for iid, n in sums.items())
+            sums = dict.fromkeys(sums, 0)
+            hour += 3600 * ((t - hour) // 3600)
+        mm_h = rain_at(t, rain)
+        base = demand_profile(datetime.fromtimestamp(t, timezone.utc), config, rain_mm_h=mm_h)
+        served_prev = {k: s.served_veh_h for k, s in states.items()}
+        for junction in grid:
+            factor = base * _event_factor(junction.intersection_id, events, t)
+            rng = rngs[junction.intersection_id]
+            for ap in junction.approaches:
+                upstream = served_prev.get(ap.upstream) if ap.upstream else None
+                state = states[(junction.intersection_id, ap.name)]
+                served, *_ = _step_queue(ap, state, rng, dt, factor, mm_h, upstream, None, ap.green_share)
+                sums[junction.intersection_id] += served
+    if steps and t1 - hour >= 3600 - 1e-6:  # the last hour only when complete
+        yield from ((iid, hour, n) for iid, n in sums.items())
 
 
 def _approach_readings(

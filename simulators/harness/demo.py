@@ -341,12 +341,16 @@ def bus_figures(worker: WorkerProcess | None) -> dict[str, Any]:
 
 
 async def _import_history(settings: Settings, city: Any) -> None:
-    """Previous weeks' hourly counts, as one aggregate per intersection and hour."""
-    from simulators.city import traffic_history
+    """Previous weeks' hourly counts, as one aggregate per intersection and hour, and the rain
+    and events of those weeks on ``events.schedule`` (the forecasts learn what they do)."""
+    from simulators.city import CityHistory
     from streams.records import DetectorAggregate, encode
 
+    history = CityHistory(city, HISTORY_DAYS)
+    await produce_to(settings, settings.topic("events.schedule"), ((e.venue_id.encode(), encode(e)) for e in history.schedule()))
+
     def aggregates() -> Any:
-        for iid, t, vehicles in traffic_history(city, HISTORY_DAYS):
+        for iid, t, vehicles in history.counts():
             start = datetime.fromtimestamp(t, tz=timezone.utc)
             yield (
                 iid.encode(),

@@ -78,6 +78,8 @@ def event_of(e: ScheduledEvent, venues: dict[str, list[str]]) -> dict[str, Any] 
         "end": e.ends_at.timestamp(),
         "expected_attendance": e.expected_attendance,
         "affects": affects,
+        # a weather entry's rain becomes the forecasts' rain regressor (forecasting.events)
+        "precipitation_mm_h": e.weather.precipitation_mm_h if e.weather is not None else None,
     }
 
 
@@ -92,6 +94,7 @@ def to_events(stored: Iterable[dict[str, Any]]) -> list[Event]:
             event_id=d["event_id"],
             title=d["title"],
             kind=d["kind"],
+            precipitation_mm_h=d.get("precipitation_mm_h"),  # absent in entries stored before 2026-12-05
         )
         for d in stored
     ]

@@ -182,3 +182,66 @@ def test_venue_events_need_a_mapping_city_wide_ones_do_not() -> None:
     assert event_of(_event("arena", "concert"), venues) is None  # unmapped venue: moves nothing
     holiday = event_of(_event("city", "school_holiday"), venues)
     assert holiday is not None and holiday["affects"] == []  # city-wide
+
+
+def test_weather_entries_keep_their_rain_for_the_forecasts() -> None:
+    from datetime import datetime, timezone
+
+    from forecasting import event_regressors
+    from streams.agents.forecasting import to_events
+    from streams.records import WeatherForecast
+
+    start = datetime(2026, 7, 4, 12, 25, tzinfo=timezone.utc)
+    shower = ScheduledEvent(
+        schema_version=1,
+        event_time=start,
+        venue_id="city",
+        event_id="rain-1",
+        kind="weather",
+        starts_at=start,
+        ends_at=datetime(2026, 7, 4, 14, 35, tzinfo=timezone.utc),
+        weather=WeatherForecast(precipitation_mm_h=6.0, condition="rain"),
+    )
+    stored = event_of(shower, {})
+    assert stored is not None and stored["precipitation_mm_h"] == 6.0 and stored["affects"] == []
+    (event,) = to_events([stored])
+    import pandas as pd
+
+    reg = event_regressors(pd.date_range("2026-07-04 11:00", periods=5, freq="1h", tz="UTC"), [event], "intersection/K1")
+    assert reg["rain_mm_h"].round(2).tolist() == [0.0, 3.5, 6.0, 3.5, 0.0]
+    assert reg["event_attendance"].sum() == 0.0  # rain is not a crowd
+    old = {k: v for k, v in stored.items() if k != "precipitation_mm_h"}  # stored before weather was kept
+    assert to_events([old])[0].precipitation_mm_h is None
+
+
+def test_a_city_history_with_its_weather_record_teaches_the_forecast_what_rain_does() -> None:
+    """End to end through the worker's own pieces: the synthetic city's past weeks (counts,
+    showers, matches) into a history state and stored events, a shower announced for tomorrow,
+    and the forecast for its hours is lower than the same forecast without the weather record."""
+    from datetime import datetime, timezone
+
+    from simulators.city import City, CityConfig, CityHistory
+    from simulators.city.calendar import RainPeriod
+    from simulators.city.generator import _rain_entry
+    from streams.agents.forecasting import refit, to_events
+
+    city = City(CityConfig(intersections=4, pools=0, bus_lines=0, seed=5), datetime(2026, 10, 6, 5, tzinfo=timezone.utc), 3600)
+    history = CityHistory(city, 56)
+    state = lh.empty("sum")
+    for iid, t, n in history.counts():
+        if iid == "K1":
+            lh.observe_into(state, t, float(n), keep_days=60)
+    lh.observe_into(state, history.t1, 0.0, keep_days=60)  # the run's first hour: the last history hour is complete
+    shower = RainPeriod(history.t1 + 8 * 3600, history.t1 + 11 * 3600, 6.0, 8.0)  # 13:00-16:00 UTC, the run's first day
+    entries = [*history.schedule(), _rain_entry(shower, utc_start := datetime.fromtimestamp(history.t1, timezone.utc))]
+    assert utc_start.hour == 5
+    stored = [d for e in entries if (d := event_of(e, {})) is not None]
+    dry = [d for d in stored if d["kind"] != "weather"]
+    wet = refit("intersection/K1", "test", state, to_events(stored), "boosted", 24, None)
+    without = refit("intersection/K1", "test", state, to_events(dry), "boosted", 24, None)
+    hours = slice(8, 11)  # the shower's hours in the 24 ahead (the forecast starts at the run's first hour)
+    assert [p.timestamp for p in wet.points][hours] == [p.timestamp for p in without.points][hours]
+    ratio = sum(p.yhat for p in wet.points[hours]) / sum(p.yhat for p in without.points[hours])
+    assert ratio < 0.95, ratio  # the city's rain takes 10-15 % (demand_profile, capacity when wet)
+    others = sum(p.yhat for p in wet.points[:6]) / sum(p.yhat for p in without.points[:6])
+    assert 0.95 < others < 1.05, others  # dry hours stay as they were

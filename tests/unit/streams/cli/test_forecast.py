@@ -330,6 +330,17 @@ def test_event_regressors_mark_arrivals_departures_and_school_holidays() -> None
     assert other["event_attendance"].loc["2024-03-05 10:00"] == 8.5  # the fair has no series list: city-wide
 
 
+def test_rain_regressor_weighs_the_covered_share_and_takes_the_wetter_of_two_sources() -> None:
+    t = datetime(2024, 3, 2, 12, 30, tzinfo=timezone.utc)
+    one = Event("city", t, t + pd.Timedelta("45min"), kind="weather", precipitation_mm_h=4.0)
+    other = Event("city", t, t + pd.Timedelta("30min"), kind="weather", precipitation_mm_h=2.0)
+    dry = Event("city", t, t + pd.Timedelta("3h"), kind="weather")  # a forecast without rain
+    quarter = pd.date_range("2024-03-02 12:00", periods=6, freq="15min", tz="UTC")
+    assert event_regressors(quarter, [one, other, dry])["rain_mm_h"].tolist() == [0.0, 0.0, 4.0, 4.0, 4.0, 0.0]
+    hourly = pd.date_range("2024-03-02 12:00", periods=2, freq="1h", tz="UTC")
+    assert event_regressors(hourly, [one, other])["rain_mm_h"].tolist() == [2.0, 1.0]
+
+
 def test_events_import_dry_run_prints_valid_scheduled_events(tmp_path: Path) -> None:
     ics, venues = tmp_path / "cal.ics", tmp_path / "venues.json"
     ics.write_text(ICS)
