@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .base import INTERVAL_QUANTILES, CommonOptions, Forecaster
-from .calendar import holiday_flags, time_features
+from .calendar import holiday_flags, time_features, values_back
 from .intervals import DEFAULT_CONFIG, conformal_offsets, recency_weights, stretch_factor, stretch_scores
 from .naive import SeasonalNaive
 
@@ -96,11 +96,12 @@ class BoostedForecaster(Forecaster):
         """Features for the timestamps ``index`` from values of ``y`` (NaN where unknown)."""
         full = y.reindex(y.index.union(index))
         full = full.asfreq(self.freq_)
-        week = self.steps("7D")
+        day, week = self.steps("1D"), self.steps("7D")
         feats: dict[str, pd.Series] = {}
-        for lag in self._lags_:
-            feats[f"lag_{lag}"] = full.shift(lag)
-        weekly = pd.concat([full.shift(k * week) for k in range(1, _WEEKS_BACK + 1) if k * week >= self._h_], axis=1)
+        for lag in self._lags_:  # whole days back on the local clock (calendar.positions_back)
+            feats[f"lag_{lag}"] = values_back(full, lag // day, self.timezone, day) if lag % day == 0 else full.shift(lag)
+        weeks = [values_back(full, 7 * k, self.timezone, day) for k in range(1, _WEEKS_BACK + 1) if k * week >= self._h_]
+        weekly = pd.concat(weeks, axis=1) if weeks else pd.DataFrame(index=full.index)
         base = weekly.median(axis=1) if weekly.shape[1] else full.shift(self._lags_[0])
         feats["weeks_median"] = base
         feats["weeks_spread"] = weekly.max(axis=1) - weekly.min(axis=1) if weekly.shape[1] > 1 else base * 0

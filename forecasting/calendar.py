@@ -48,6 +48,33 @@ def local_clock(index: pd.DatetimeIndex, timezone: str | None) -> pd.DatetimeInd
     return index.tz_convert(timezone) if timezone else index
 
 
+def positions_back(index: pd.DatetimeIndex, days: int, timezone: str | None, steps_per_day: int) -> np.ndarray:
+    """For each timestamp of a regular ``index``, the position of the same *local* time ``days``
+    earlier (-1 where the index does not hold it).
+
+    Commuters keep the wall clock: in the week after a daylight-saving change the morning peak
+    sits at the same local hour as a week before, one UTC hour away from it. Lags taken by
+    position on a UTC index were then an hour off, and day-ahead forecasts of the synthetic city
+    were 4-5x worse for that week (docs/forecasting.md, "Daylight saving"). Without a zone this
+    is the plain positional lag. A local time that did not exist or was ambiguous ``days``
+    earlier (one or two hours a year) has no position.
+    """
+    n = len(index)
+    if timezone is None or index.tz is None:
+        pos = np.arange(n) - days * steps_per_day
+        return np.where(pos >= 0, pos, -1)
+    local = index.tz_convert(timezone).tz_localize(None) - pd.Timedelta(days=days)
+    source = local.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT").tz_convert(index.tz)
+    return np.asarray(index.get_indexer(source), dtype=np.int64)
+
+
+def values_back(values: pd.Series, days: int, timezone: str | None, steps_per_day: int) -> pd.Series:
+    """``values`` at the same local time ``days`` earlier (:func:`positions_back`), NaN where unknown."""
+    pos = positions_back(pd.DatetimeIndex(values.index), days, timezone, steps_per_day)
+    raw = values.to_numpy(dtype=float)
+    return pd.Series(np.where(pos >= 0, raw[np.maximum(pos, 0)], np.nan), index=values.index)
+
+
 def holiday_flags(index: pd.DatetimeIndex, spec: str | None, timezone: str | None = None, offsets: tuple[int, ...] = (0,)) -> pd.DataFrame:
     """1.0 where the local date ``offset`` days from each timestamp is a public holiday.
 

@@ -280,6 +280,26 @@ class Settings(BaseSettings):
     forecast_holidays: str | None = Field(
         "DE-BY", description="Public holidays as regressors: country[-subdivision] for the holidays package."
     )
+    forecast_timezone: str | None = Field(
+        "Europe/Berlin",
+        description="The city's clock (IANA zone) for forecasts: hour of day, weekday, holidays and the same local time "
+        "a day or week back across daylight-saving changes; empty for UTC.",
+    )
+
+    @field_validator("forecast_timezone")
+    @classmethod
+    def _zone_exists(cls, value: str | None) -> str | None:
+        """A typo would otherwise surface as a failed refit per series, deep in the worker."""
+        if value is None or not value.strip():
+            return None
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value.strip())
+        except Exception:  # ZoneInfoNotFoundError (a KeyError), ValueError, IsADirectoryError ("Europe")
+            raise ValueError(f"unknown time zone {value!r}: an IANA name such as Europe/Berlin, or empty for UTC") from None
+        return value.strip()
+
     venues: dict[str, list[str]] = Field(
         default_factory=dict,
         description='Which series an event at a venue affects: {"stadium": ["intersection/K12", "pool/hallenbad-1"]}.',

@@ -101,7 +101,14 @@ def to_events(stored: Iterable[dict[str, Any]]) -> list[Event]:
 
 
 def refit(
-    series_id: str, trigger: str, state: live_history.State, events: list[Event], model: str | None, horizon: int, holidays: str | None
+    series_id: str,
+    trigger: str,
+    state: live_history.State,
+    events: list[Event],
+    model: str | None,
+    horizon: int,
+    holidays: str | None,
+    timezone_name: str | None = None,
 ) -> Forecast:
     """Runs in a worker process: build the hourly series from the table state, fit, forecast,
     return the record (pickles cheaply). The pandas work is here, not on the agent's event loop.
@@ -112,6 +119,8 @@ def refit(
     regressors = event_regressors(history.index, relevant, series_id) if relevant else None
     future_reg = event_regressors(future, relevant, series_id) if relevant else None
     options: dict[str, Any] = {"holidays": holidays} if holidays else {}
+    if timezone_name:
+        options["timezone"] = timezone_name  # the city's clock: lags a week back at the same local time
     forecaster = make_forecaster(model, **options)
     if getattr(forecaster, "horizon_option", False):
         forecaster = make_forecaster(model, horizon=horizon, **options)
@@ -327,6 +336,7 @@ class Refitter:
                 settings.forecast_model,
                 settings.forecast_horizon_h,
                 settings.forecast_holidays,
+                settings.forecast_timezone,
             )
             for series_id, (trigger, state) in jobs.items()
         }

@@ -297,6 +297,20 @@ def bench_forecast_intervals(
     print_json(nab_interval_bench(find_nab_dir(data_dir), jobs, min_days))
 
 
+@app.command("forecast-dst")
+def bench_forecast_dst(
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Processes fitting origins in parallel.")] = 2,
+) -> None:
+    """Forecasts across a clock change: local vs UTC (JSON).
+
+    The synthetic city's history across the October daylight-saving change, forecast with and
+    without the city's zone; needs no ../shared data (~2 min).
+    """
+    from .forecast_dst import dst_bench
+
+    print_json(dst_bench(jobs), indent=1)
+
+
 @app.command("forecast-refresh")
 def bench_forecast_refresh(
     series: Annotated[int, typer.Option("--series", min=1, help="How many series to refresh.")] = 2000,

@@ -47,6 +47,15 @@ Holidays = Annotated[
         help="Public holidays: country[-subdivision], e.g. US-MN, DE-BY.",
     ),
 ]
+Zone = Annotated[
+    str | None,
+    typer.Option(
+        "--timezone",
+        help="The city's clock (IANA zone, e.g. Europe/Berlin) for hour of day, holidays and lags across "
+        "daylight-saving changes, as the worker uses it (LEITSTAND_FORECAST_TIMEZONE). Times without an "
+        "offset are read as UTC first.",
+    ),
+]
 Regressors = Annotated[
     str | None,
     typer.Option(
@@ -100,6 +109,7 @@ def backtest(
     every: Annotated[str, typer.Option("--every", help="Distance between origins (e.g. 8D).")] = "7D",
     model: Annotated[str | None, typer.Option("--model", help="Forecaster name (default: the project's default model).")] = None,
     holidays: Holidays = None,
+    timezone: Zone = None,
     events: Annotated[Path | None, typer.Option("--events", help="ICS file of scheduled events (regressors).")] = None,
     regressors: Regressors = None,
     train_window: TrainWindow = None,
@@ -122,6 +132,13 @@ def backtest(
     name = model or DEFAULT_MODEL
     if name not in FORECASTER_NAMES:
         raise CliError(f"unknown model {name!r}; choose one of {', '.join(FORECASTER_NAMES)}")
+    if timezone:
+        from forecasting.events import resolve_zone
+
+        try:
+            resolve_zone(timezone)
+        except ValueError as exc:
+            raise CliError(f"--timezone: {exc}") from None
     window = parse_duration(train_window, "--train-window") if train_window else None
     columns = [c.strip() for c in (regressors or "").split(",") if c.strip()]
     prepared = prepare_backtest(
@@ -130,6 +147,8 @@ def backtest(
     for why in prepared.skipped_events[:5]:
         err.print(f"warning: {events}: {why}; event skipped", markup=False)
     options: dict[str, Any] = {"holidays": holidays} if holidays else {}
+    if timezone:
+        options["timezone"] = timezone
     try:
         with _origin_progress(err, len(prepared.origins), name) as progress:
             result = rolling_origin(

@@ -52,6 +52,9 @@ def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
         # under the water worker's commit interval: it would alarm on a healthy worker
         ("LEITSTAND_WATER_WATCH_AFTER_S", "2"),
         ("LEITSTAND_WATER_WATCH_AFTER_S", "-1"),
+        ("LEITSTAND_FORECAST_TIMEZONE", "Mars/Olympus"),
+        ("LEITSTAND_FORECAST_TIMEZONE", "../../etc/passwd"),
+        ("LEITSTAND_FORECAST_TIMEZONE", "Europe"),
     ],
 )
 def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str) -> None:
@@ -164,3 +167,12 @@ def test_the_water_watch_is_off_at_zero_and_on_from_five_seconds(monkeypatch: py
     assert Settings().water_watch_after_s == 0
     monkeypatch.setenv("LEITSTAND_WATER_WATCH_AFTER_S", "5")
     assert Settings().water_watch_after_s == 5
+
+
+def test_the_forecast_clock_is_berlin_unless_set_and_empty_means_utc(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Settings().forecast_timezone == "Europe/Berlin"
+    monkeypatch.setenv("LEITSTAND_FORECAST_TIMEZONE", " America/Chicago ")
+    assert Settings().forecast_timezone == "America/Chicago"
+    monkeypatch.setenv("LEITSTAND_FORECAST_TIMEZONE", "")
+    assert Settings().forecast_timezone is None
