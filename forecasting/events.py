@@ -74,18 +74,26 @@ def event_regressors(index: pd.DatetimeIndex, events: Iterable[Event], series_id
     ns = idx.as_unit("ns").asi8  # pandas 3 may hold microseconds; event bounds are ns
     out = {c: np.zeros(len(idx)) for c in EVENT_COLUMNS}
     step = _step_ns(ns)
+    ordered = bool(len(ns) < 2 or (np.diff(ns) > 0).all())
     for ev in events:
         if series_id is not None and not ev.affects_series(series_id):
             continue
-        start = pd.Timestamp(ev.start).tz_convert("UTC").value
-        end = pd.Timestamp(ev.end).tz_convert("UTC").value
+        start, end = _ns(ev.start), _ns(ev.end)
+        if len(ns) and (end + DEPARTURE_WINDOW.value < ns[0] - step or start - ARRIVAL_WINDOW.value > ns[-1] + step):
+            continue  # touches no step of the index (most of a long-kept schedule)
         if ev.kind == "school_holiday":
             out["school_holiday"][(ns >= start) & (ns < max(end, start + 1))] = 1.0
             continue
         if ev.kind == "weather":
             if ev.precipitation_mm_h:
-                covered = np.clip(np.minimum(ns + step, max(end, start + 1)) - np.maximum(ns, start), 0, None) / step
-                out["rain_mm_h"] = np.maximum(out["rain_mm_h"], ev.precipitation_mm_h * covered)
+                # only the steps it touches: a weather service's entries (hourly, kept for years)
+                # outnumber every other kind, and most lie outside any one history
+                lo, hi = (
+                    (int(np.searchsorted(ns, start - step, "right")), int(np.searchsorted(ns, end, "left"))) if ordered else (0, len(ns))
+                )
+                part = ns[lo:hi]
+                covered = np.clip(np.minimum(part + step, max(end, start + 1)) - np.maximum(part, start), 0, None) / step
+                out["rain_mm_h"][lo:hi] = np.maximum(out["rain_mm_h"][lo:hi], ev.precipitation_mm_h * covered)
             continue
         if ev.kind == "holiday":
             continue  # public holidays come from the holidays package
@@ -94,6 +102,12 @@ def event_regressors(index: pd.DatetimeIndex, events: Iterable[Event], series_id
         out["event_arrival"][(ns >= start - ARRIVAL_WINDOW.value) & (ns < start)] += people
         out["event_departure"][(ns >= end) & (ns < end + DEPARTURE_WINDOW.value)] += people
     return pd.DataFrame(out, index=index)
+
+
+def _ns(t: datetime) -> int:
+    """POSIX nanoseconds of an aware datetime (to the microsecond it holds), without pandas'
+    per-call cost: a city's schedule holds thousands of weather entries."""
+    return round(t.timestamp() * 1_000_000) * 1000
 
 
 def _step_ns(ns: np.ndarray) -> int:

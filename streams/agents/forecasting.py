@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from datetime import datetime, timezone
 from typing import Any
@@ -60,6 +60,7 @@ LOAD_SHARE: dict[str, float] = {
 }
 
 Observation = tuple[float, float, str | None]  # (event time, value, observation id)
+Stored = dict[str, Any]  # an announced event as the events table keeps it (event_of)
 #: due series looked at between two yields to the event loop
 SELECT_CHUNK = 200
 
@@ -81,6 +82,21 @@ def event_of(e: ScheduledEvent, venues: dict[str, list[str]]) -> dict[str, Any] 
         # a weather entry's rain becomes the forecasts' rain regressor (forecasting.events)
         "precipitation_mm_h": e.weather.precipitation_mm_h if e.weather is not None else None,
     }
+
+
+def merged_venue(
+    venue: Mapping[str, dict[str, Any]], stored: dict[str, Any], now: float, keep_days: int
+) -> dict[str, dict[str, Any]] | None:
+    """The venue's entries with ``stored`` added or replaced, less those that ended before the
+    oldest hour a history keeps (they can move no forecast); None when nothing changed (no table
+    write, no refit). Without the pruning a weather service's hourly entries grew the city's
+    entry list for ever, and each new one rewrote all of it to the changelog."""
+    cutoff = now - (keep_days + 1) * 86_400
+    if stored["end"] < cutoff or venue.get(stored["event_id"]) == stored:
+        return None
+    kept = {k: d for k, d in venue.items() if d["end"] >= cutoff}
+    kept[stored["event_id"]] = stored
+    return kept
 
 
 def to_events(stored: Iterable[dict[str, Any]]) -> list[Event]:
@@ -199,9 +215,8 @@ class SeriesBook:
             log.warning("event at a venue without series mapping ignored (set LEITSTAND_VENUES)", venue=e.venue_id, event_id=e.event_id)
             return
         key = e.venue_id.encode()
-        venue = dict(self.events.get(key) or {})
-        if venue.get(e.event_id) != stored:
-            venue[e.event_id] = stored
+        venue = merged_venue(self.events.get(key) or {}, stored, e.event_time.timestamp(), self.settings.forecast_history_days)
+        if venue is not None:
             self.events[key] = venue
             self.schedule.trigger(stored["affects"] or self.all_series(), "event")
 

@@ -245,3 +245,25 @@ def test_a_city_history_with_its_weather_record_teaches_the_forecast_what_rain_d
     assert ratio < 0.95, ratio  # the city's rain takes 10-15 % (demand_profile, capacity when wet)
     others = sum(p.yhat for p in wet.points[:6]) / sum(p.yhat for p in without.points[:6])
     assert 0.95 < others < 1.05, others  # dry hours stay as they were
+
+
+def test_a_venue_keeps_only_entries_that_can_still_move_a_forecast() -> None:
+    from streams.agents.forecasting import merged_venue
+
+    day = 86_400.0
+
+    def entry(eid: str, end: float) -> dict[str, object]:
+        return {"event_id": eid, "start": end - 3600, "end": end, "kind": "weather", "precipitation_mm_h": 1.0}
+
+    now = 100 * day
+    venue = {f"w{i}": entry(f"w{i}", now - i * day) for i in range(60)}  # one a day for 60 days
+    merged = merged_venue(venue, entry("new", now + day), now, keep_days=42)
+    assert merged is not None and "new" in merged
+    assert set(merged) == {"new"} | {f"w{i}" for i in range(44)}  # ended within 42 + 1 days
+    assert merged_venue(merged, entry("new", now + day), now, keep_days=42) is None  # unchanged: no write
+    assert merged_venue(merged, entry("old", now - 50 * day), now, keep_days=42) is None  # moves nothing
+    # an hourly weather service for two years stays bounded by the history kept
+    grown: dict[str, dict[str, object]] = {}
+    for h in range(2 * 365 * 24):
+        grown = merged_venue(grown, entry(f"h{h}", h * 3600.0), h * 3600.0, keep_days=42) or grown
+    assert len(grown) <= (42 + 1) * 24 + 1
