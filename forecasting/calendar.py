@@ -56,11 +56,12 @@ def positions_back(index: pd.DatetimeIndex, days: int, timezone: str | None, ste
     sits at the same local hour as a week before, one UTC hour away from it. Lags taken by
     position on a UTC index were then an hour off, and day-ahead forecasts of the synthetic city
     were 4-5x worse for that week (docs/forecasting.md, "Daylight saving"). Without a zone this
-    is the plain positional lag. A local time that did not exist or was ambiguous ``days``
-    earlier (one or two hours a year) has no position.
+    is the plain positional lag, and so it is for steps of a day or longer (a daily value has no
+    clock time). A local time that did not exist or was ambiguous ``days`` earlier (one or two
+    hours a year) has no position.
     """
     n = len(index)
-    if timezone is None or index.tz is None:
+    if timezone is None or index.tz is None or steps_per_day <= 1:
         pos = np.arange(n) - days * steps_per_day
         return np.where(pos >= 0, pos, -1)
     local = index.tz_convert(timezone).tz_localize(None) - pd.Timedelta(days=days)

@@ -32,6 +32,9 @@ def test_a_week_back_is_the_same_local_hour_across_both_changes() -> None:
     # without a zone: the positional lag, -1 before the start
     plain = positions_back(idx, 7, None, 24)
     assert plain[168] == 0 and plain[167] == -1 and (plain[200:] == np.arange(200, len(idx)) - 168).all()
+    # daily values have no clock time: a week back is seven positions, across the change too
+    days = pd.date_range("2026-10-01", "2026-11-10", freq="1D", tz="UTC")
+    assert (positions_back(days, 7, BERLIN, 1)[7:] == np.arange(len(days) - 7)).all()
 
 
 def _commuters(start: str, end: str) -> pd.Series:
