@@ -15,7 +15,6 @@ from .generator import (
     city_truth,
     demand_profile,
     load_school_holidays,
-    traffic_history,
     truth_jsonl,
     write_truth,
 )
@@ -30,7 +29,6 @@ __all__ = [
     "city_truth",
     "demand_profile",
     "load_school_holidays",
-    "traffic_history",
     "truth_jsonl",
     "write_truth",
 ]

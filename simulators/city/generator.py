@@ -107,7 +107,6 @@ __all__ = [
     "city_truth",
     "demand_profile",
     "load_school_holidays",
-    "traffic_history",
     "truth_jsonl",
     "write_truth",
 ]
@@ -355,8 +354,3 @@ class CityHistory:
         imported = utc(self.city.t0)
         out = [_venue_entry(e, imported) for e in self.events] + [_rain_entry(r, imported) for r in self.rain]
         return sorted(out, key=lambda s: (s.venue_id, s.starts_at, s.event_id))
-
-
-def traffic_history(city: City, days: int) -> Iterator[tuple[str, float, int]]:
-    """(intersection id, hour start, vehicles) for the ``days`` before the run (``CityHistory.counts``)."""
-    return CityHistory(city, days).counts()

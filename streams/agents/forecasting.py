@@ -65,7 +65,7 @@ Stored = dict[str, Any]  # an announced event as the events table keeps it (even
 SELECT_CHUNK = 200
 
 
-def event_of(e: ScheduledEvent, venues: dict[str, list[str]]) -> dict[str, Any] | None:
+def event_of(e: ScheduledEvent, venues: dict[str, list[str]]) -> Stored | None:
     """The stored form of an announced event; None for a venue event nobody mapped to series."""
     affects = venues.get(e.venue_id, [])
     if e.kind in VENUE_KINDS and not affects:
@@ -84,9 +84,7 @@ def event_of(e: ScheduledEvent, venues: dict[str, list[str]]) -> dict[str, Any] 
     }
 
 
-def merged_venue(
-    venue: Mapping[str, dict[str, Any]], stored: dict[str, Any], now: float, keep_days: int
-) -> dict[str, dict[str, Any]] | None:
+def merged_venue(venue: Mapping[str, Stored], stored: Stored, now: float, keep_days: int) -> dict[str, Stored] | None:
     """The venue's entries with ``stored`` added or replaced, less those that ended before the
     oldest hour a history keeps (they can move no forecast); None when nothing changed (no table
     write, no refit). Without the pruning a weather service's hourly entries grew the city's
@@ -99,7 +97,7 @@ def merged_venue(
     return kept
 
 
-def to_events(stored: Iterable[dict[str, Any]]) -> list[Event]:
+def to_events(stored: Iterable[Stored]) -> list[Event]:
     return [
         Event(
             venue_id=d["venue_id"],
