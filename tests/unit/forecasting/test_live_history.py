@@ -216,8 +216,9 @@ def test_weather_entries_keep_their_rain_for_the_forecasts() -> None:
 
 def test_a_city_history_with_its_weather_record_teaches_the_forecast_what_rain_does() -> None:
     """End to end through the worker's own pieces: the synthetic city's past weeks (counts,
-    showers, matches) into a history state and stored events, a shower announced for tomorrow,
-    and the forecast for its hours is lower than the same forecast without the weather record."""
+    showers, matches) into a history state and stored events, a shower announced for the run's
+    first afternoon, and the forecast for its hours is lower than the same forecast without the
+    weather record."""
     from datetime import datetime, timezone
 
     from simulators.city import City, CityConfig, CityHistory
