@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forecasting import make_forecaster
 from forecasting.calendar import positions_back
@@ -63,3 +66,24 @@ def test_the_week_after_the_autumn_change_is_forecast_on_the_local_clock(model: 
         fc = make_forecaster(model, **options).fit(y).predict(24)
         errors[zone] = float(np.mean(np.abs(fc["yhat"].to_numpy() - truth.to_numpy())))
     assert errors[BERLIN] < 0.4 * errors[None], errors
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    zone=st.sampled_from(["Europe/Berlin", "America/Chicago", "Australia/Lord_Howe", "Asia/Kolkata", "America/Sao_Paulo", "UTC"]),
+    start=st.datetimes(min_value=datetime(2015, 1, 1), max_value=datetime(2030, 1, 1)),
+    freq=st.sampled_from([("15min", 96), ("30min", 48), ("1h", 24)]),
+    days=st.integers(min_value=1, max_value=28),
+)
+def test_a_lag_is_the_same_wall_time_or_none(zone: str, start: datetime, freq: tuple[str, int], days: int) -> None:
+    """Invariant: a found source shows exactly the wall time ``days`` earlier; where none is
+    found, that wall time is before the index, or did not exist or was ambiguous in the zone."""
+    idx = pd.date_range(pd.Timestamp(start).floor("1h").tz_localize("UTC"), periods=90 * freq[1], freq=freq[0])
+    back = positions_back(idx, days, zone, freq[1])
+    wall = idx.tz_convert(zone).tz_localize(None)
+    want = wall - pd.Timedelta(days=days)
+    found = back >= 0
+    assert (wall[back[found]] == want[found]).all()
+    for i in np.nonzero(~found)[0]:  # the zone has no one instant for that wall time, or the index lacks it
+        (source,) = pd.DatetimeIndex([want[i]]).tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+        assert pd.isna(source) or source.tz_convert("UTC") not in idx, (str(idx[i]), str(want[i]))
