@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .base import CommonOptions, Forecaster
-from .calendar import positions_back, values_back
+from .calendar import positions_back
 from .intervals import conformal_offsets
 
 #: how many seasons back to look when the value one season ago is missing (a gap)
@@ -35,15 +35,19 @@ class SeasonalNaive(Forecaster):
 
     def _fit(self, y: pd.Series, regressors: pd.DataFrame | None) -> None:
         self.m_ = self.steps(self.season)
-        self.errors_ = (y - self._back(y, 1)).dropna()
+        back = self._positions(pd.DatetimeIndex(y.index), 1)
+        raw = y.to_numpy(dtype=float)
+        self.errors_ = (y - np.where(back >= 0, raw[np.maximum(back, 0)], np.nan)).dropna()
 
-    def _back(self, values: pd.Series, seasons: int) -> pd.Series:
-        """``values`` ``seasons`` seasons earlier: by position, or on the local clock when the
-        season is whole days and a zone is set (calendar.positions_back: daylight saving)."""
+    def _positions(self, index: pd.DatetimeIndex, seasons: int) -> np.ndarray:
+        """Where the value ``seasons`` seasons before each timestamp sits (-1: not in ``index``):
+        the same local time when the season is whole days (calendar.positions_back: daylight
+        saving; by position without a zone), else by position."""
         m, day = self.m_, self.steps("1D")
-        if self.timezone is None or m % day:
-            return values.shift(seasons * m)
-        return values_back(values, seasons * (m // day), self.timezone, day)
+        if m % day == 0:
+            return positions_back(index, seasons * (m // day), self.timezone, day)
+        pos = np.arange(len(index)) - seasons * m
+        return np.where(pos >= 0, pos, -1)
 
     def _predict(self, future: pd.DatetimeIndex, regressors: pd.DataFrame | None) -> pd.DataFrame:
         y = self.history_
@@ -52,13 +56,8 @@ class SeasonalNaive(Forecaster):
         m = self.m_
         tail = y.to_numpy()[-m:]
         fallback = float(np.nanmean(tail)) if np.isfinite(tail).any() else float(np.nanmean(y.to_numpy()))
-        every, day = y.index.append(future), self.steps("1D")
-        local = self.timezone is not None and m % day == 0
-        seasons = range(1, _FALLBACK_SEASONS + 1 + len(future) // m)
-        if local:  # the same local time k seasons back (calendar.positions_back: daylight saving)
-            back = {k: positions_back(every, k * (m // day), self.timezone, day) for k in seasons}
-        else:
-            back = {k: np.arange(len(every)) - k * m for k in seasons}
+        every = y.index.append(future)
+        back = {k: self._positions(every, k) for k in range(1, _FALLBACK_SEASONS + 1 + len(future) // m)}
         yhat = np.empty(len(future))
         for i in range(len(future)):
             t = n + i
@@ -66,9 +65,7 @@ class SeasonalNaive(Forecaster):
             for k in range(1, _FALLBACK_SEASONS + 1 + i // m):
                 j = back[k][t]
                 if j < 0:
-                    if not local:
-                        break  # by position, further back is before the history too
-                    continue
+                    continue  # before the history, or a local time that did not exist
                 v = ext[j]
                 if np.isfinite(v):
                     break

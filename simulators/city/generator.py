@@ -195,7 +195,7 @@ class City:
                 )
             )
         out += [_rain_entry(r, now) for r in self.rain]
-        return sorted(out, key=lambda s: (s.venue_id, s.starts_at, s.event_id))
+        return _schedule_order(out)
 
     def stream(self, signals: ClosedLoop | None = None) -> Iterator[Emission]:
         """All records of the run in event-time order (ties: topic, then key).
@@ -287,6 +287,10 @@ def write_truth(path: Path, truth: Iterable[GroundTruth]) -> None:
     Path(path).write_bytes(truth_jsonl(truth))
 
 
+def _schedule_order(entries: list[ScheduledEvent]) -> list[ScheduledEvent]:
+    return sorted(entries, key=lambda s: (s.venue_id, s.starts_at, s.event_id))
+
+
 def _venue_entry(e: VenueEvent, announced: datetime) -> ScheduledEvent:
     return ScheduledEvent(
         schema_version=1,
@@ -353,4 +357,4 @@ class CityHistory:
         dead-lettered as clock skew (found in the demo)."""
         imported = utc(self.city.t0)
         out = [_venue_entry(e, imported) for e in self.events] + [_rain_entry(r, imported) for r in self.rain]
-        return sorted(out, key=lambda s: (s.venue_id, s.starts_at, s.event_id))
+        return _schedule_order(out)

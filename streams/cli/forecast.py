@@ -132,6 +132,7 @@ def backtest(
     name = model or DEFAULT_MODEL
     if name not in FORECASTER_NAMES:
         raise CliError(f"unknown model {name!r}; choose one of {', '.join(FORECASTER_NAMES)}")
+    options: dict[str, Any] = {"holidays": holidays} if holidays else {}
     if timezone:
         from forecasting.events import resolve_zone
 
@@ -139,6 +140,7 @@ def backtest(
             resolve_zone(timezone)
         except ValueError as exc:
             raise CliError(f"--timezone: {exc}") from None
+        options["timezone"] = timezone
     window = parse_duration(train_window, "--train-window") if train_window else None
     columns = [c.strip() for c in (regressors or "").split(",") if c.strip()]
     prepared = prepare_backtest(
@@ -146,9 +148,6 @@ def backtest(
     )
     for why in prepared.skipped_events[:5]:
         err.print(f"warning: {events}: {why}; event skipped", markup=False)
-    options: dict[str, Any] = {"holidays": holidays} if holidays else {}
-    if timezone:
-        options["timezone"] = timezone
     try:
         with _origin_progress(err, len(prepared.origins), name) as progress:
             result = rolling_origin(

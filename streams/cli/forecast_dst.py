@@ -23,7 +23,6 @@ WINDOWS = (
 
 
 def dst_bench(jobs: int = 2, intersections: tuple[str, ...] = ("K1", "K5"), history_days: int = 120) -> dict[str, Any]:
-    import numpy as np
     import pandas as pd
 
     from forecasting.backtest import rolling_origin
@@ -40,16 +39,16 @@ def dst_bench(jobs: int = 2, intersections: tuple[str, ...] = ("K1", "K5"), hist
             for model in ("boosted", "naive_weekly"):
                 for zone in (ZONE, None):
                     options: dict[str, Any] = {"holidays": "DE-BY", **({"timezone": zone} if zone else {})}
-                    p = rolling_origin(y, origins, 24, model, options, jobs=jobs).points
+                    figures = rolling_origin(y, origins, 24, model, options, jobs=jobs).summary()
                     rows.append(
                         {
                             "series": f"intersection/{iid}",
                             "window": window,
                             "model": model,
                             "clock": zone or "UTC",
-                            "origins": len(origins),
-                            "mae": round(float(np.mean(np.abs(p.y - p.yhat))), 1),
-                            "coverage80": round(float(((p.y >= p.yhat_lower) & (p.y <= p.yhat_upper)).mean()), 3),
+                            "origins": figures["origins"],
+                            "mae": round(figures["mae"], 1),
+                            "coverage80": round(figures["coverage80"], 3),
                         }
                     )
     local = {(r["series"], r["window"], r["model"]): r["mae"] for r in rows if r["clock"] == ZONE}
