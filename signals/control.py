@@ -237,9 +237,13 @@ class IntersectionControl:
         self._log(at_s, f"plan_{status}", actor, plan=pid, reason=reason)
         return record
 
-    def _expire(self, now: float) -> list[PlanRecord]:
+    def _expire(self, now: float, reason: str = "nobody approved it in time") -> list[PlanRecord]:
         due = [pid for pid, p in self.pending.items() if p.expires_at_s is not None and now >= p.expires_at_s]
-        return [self._retire(pid, "expired", now, "timer", "nobody approved it in time") for pid in due]
+        return [self._retire(pid, "expired", now, "timer", reason) for pid in due]
+
+    def expire_due(self, now: float, reason: str) -> list[PlanRecord]:
+        """Retire the proposals due at ``now`` (audited as the timer's, with ``reason``)."""
+        return self._expire(now, reason)
 
     def _advisory_drive(self, obs: DetectorObservation) -> PlanRecord:
         approved = self._approved

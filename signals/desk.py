@@ -22,6 +22,13 @@ Rules:
 * **The intersection's clock is the event time of its frames.** Expiry is checked when a frame
   or a command arrives, and a command is applied at the time of the last frame (a SUMO run's
   clock is not the wall clock); the command's own time goes into the audit as ``requested_at``.
+  **Silence counts as time passing.** When the shell says when each frame and command reached it
+  (``received_s``, the worker's wall clock), a command finds the intersection's clock moved on by
+  the time nobody heard from it: a proposal whose approval window ran out while the detectors
+  were silent expires before the command is carried out, so an operator cannot approve a plan
+  made from data older than its window (before, with the stream clock standing still, a
+  two-minute proposal could be approved an hour into a detector outage). The pending list for
+  the API leaves such proposals out the same way.
 * **The field controller's reports are checked against the drive.** A ``signals.state`` report
   (the stage shown and since when) is compared with the plan driven then, at the report and at
   every frame after it; a signal that shows another stage for longer than a stage change takes
@@ -224,6 +231,8 @@ class Slot:
     config: DeskConfig
     control: IntersectionControl
     clock_s: float | None = None
+    #: the worker's wall clock when the last frame arrived (None: the caller keeps no wall clock)
+    heard_s: float | None = None
     saved: tuple[Any, ...] | None = None
     #: the decision the signal drives since the last frame (what it shows during the next one)
     shown: StageDecision | None = None
@@ -317,10 +326,23 @@ class ControlDesk:
     def slot(self, intersection_id: str) -> Slot | None:
         return self.live.get(intersection_id)
 
-    def pending(self) -> list[PlanOut]:
-        """Every pending proposal, by intersection and time."""
-        out = [PlanOut(p, s.session, now_s=s.clock_s) for s in self.live.values() for p in s.control.pending.values()]
+    def pending(self, received_s: float | None = None) -> list[PlanOut]:
+        """Every pending proposal that can still be approved at the worker's wall clock
+        ``received_s`` (see ``silent_clock``), by intersection and time."""
+        out = [
+            PlanOut(p, s.session, now_s=s.clock_s)
+            for s in self.live.values()
+            for p in s.control.pending.values()
+            if not _lapsed(p, silent_clock(s, received_s))
+        ]
         return sorted(out, key=lambda o: (o.record.decision.intersection_id, o.record.decision.time_s))
+
+    def lapsed(self, intersection_id: str, plan_id: str, received_s: float) -> bool:
+        """True for a pending proposal whose approval window ran out while no frame came: the
+        next command expires it, and an approval of it is refused."""
+        slot = self.live.get(intersection_id)
+        record = None if slot is None else slot.control.pending.get(plan_id)
+        return slot is not None and record is not None and _lapsed(record, silent_clock(slot, received_s))
 
     def snapshot(self, intersection_id: str) -> Snapshot | None:
         """The state to save; from now on the intersection counts as saved."""
@@ -348,8 +370,10 @@ class ControlDesk:
         self._start(out, cfg, control, old)
         return out
 
-    def on_observation(self, obs: DetectorObservation) -> Outbox | None:
-        """A frame: ``None`` when its intersection is not configured here (counted)."""
+    def on_observation(self, obs: DetectorObservation, received_s: float | None = None) -> Outbox | None:
+        """A frame: ``None`` when its intersection is not configured here (counted).
+        ``received_s``: the worker's wall clock on arrival, which a later command's silence is
+        measured from."""
         out = Outbox()
         slot = self._restore(obs.intersection_id, out)
         if slot is None:
@@ -364,7 +388,7 @@ class ControlDesk:
             self._crowded_noted = self._corridor.crowded
         seen = self._corridor.seen_by(obs, self.latest, lambda nb, t: self._shown_green(nb, obs, t))
         step = slot.control.on_observation(seen)
-        slot.clock_s = obs.time_s
+        slot.clock_s, slot.heard_s = obs.time_s, received_s
         degraded = slot.quality.observe(obs)
         out.waits += slot.waits.observe(obs, slot.shown)
         self.recent.add(out.waits)
@@ -421,13 +445,19 @@ class ControlDesk:
             return None
         return self._greens.green(slot.control.intersection, slot.shown, obs.time_s if at_s is None else at_s)
 
-    def on_command(self, cmd: DeskCommand) -> Outbox:
+    def on_command(self, cmd: DeskCommand, received_s: float | None = None) -> Outbox:
+        """An operator's command, carried out at the intersection's clock. ``received_s``: the
+        worker's wall clock on arrival; proposals that lapsed while no frame came expire first."""
         out = Outbox()
         slot = self._restore(cmd.intersection_id, out)
         at_s = cmd.event_time.timestamp() if slot is None or slot.clock_s is None else slot.clock_s
         if slot is None:
             self._refuse(out, cmd, at_s, UNKNOWN_SESSION, f"intersection {cmd.intersection_id} is not configured here")
             return out
+        late = silent_clock(slot, received_s)
+        if late is not None and slot.heard_s is not None and received_s is not None:
+            silence = f"no detector frames for {received_s - slot.heard_s:.0f} s: its data is older than its approval window"
+            self._emit(out, slot, slot.control.expire_due(late, silence), slot.control.drain_audit())
         before = dict(slot.control.pending)
         try:
             decided, entries = self._carry_out(slot.control, cmd, at_s)
@@ -615,3 +645,15 @@ class ControlDesk:
     def _touch(self, out: Outbox, slot: Slot) -> None:
         if slot.saved != slot.signature():
             out.dirty.add(slot.config.intersection_id)
+
+
+def silent_clock(slot: Slot, received_s: float | None) -> float | None:
+    """The intersection's clock moved on by the wall-clock time since its last frame arrived, or
+    None when that is not known or no time has passed (frames flowing: the clock is the frame's)."""
+    if received_s is None or slot.heard_s is None or slot.clock_s is None or received_s <= slot.heard_s:
+        return None
+    return slot.clock_s + (received_s - slot.heard_s)
+
+
+def _lapsed(record: PlanRecord, now_s: float | None) -> bool:
+    return now_s is not None and record.expires_at_s is not None and now_s >= record.expires_at_s

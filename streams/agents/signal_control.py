@@ -118,8 +118,8 @@ class SignalControls:
         self.approvals_topic = approvals_topic
 
     def pending_messages(self) -> list[SignalPlanMessage]:
-        """Every pending proposal as a ``signals.plans`` message."""
-        return [plan_out_message(p) for p in self.desk.pending()]
+        """Every pending proposal that can still be approved, as a ``signals.plans`` message."""
+        return [plan_out_message(p) for p in self.desk.pending(time.time())]
 
     async def submit(self, cmd: SignalCommand) -> None:
         await (await self.approvals_topic.send(key=cmd.intersection_id.encode(), value=encode(cmd)))
@@ -134,10 +134,11 @@ def table_reader(table: Any) -> Callable[[str], Saved | None]:
     return saved
 
 
-def apply(desk: ControlDesk, record: Record) -> Outbox | None:
-    """One record to the desk; ``None`` for a frame of an intersection not configured here."""
+def apply(desk: ControlDesk, record: Record, received_s: float | None = None) -> Outbox | None:
+    """One record to the desk; ``None`` for a frame of an intersection not configured here.
+    ``received_s`` (the worker's wall clock) lets a command see how long the frames were silent."""
     if isinstance(record, IntersectionFrame):
-        return desk.on_observation(observation_from_frame(record))
+        return desk.on_observation(observation_from_frame(record), received_s)
     if isinstance(record, IntersectionConfig):
         return desk.on_config(desk_config(record))
     if isinstance(record, PriorityRequest):
@@ -145,7 +146,7 @@ def apply(desk: ControlDesk, record: Record) -> Outbox | None:
     if isinstance(record, StageShown):
         return desk.on_state(desk_state(record))
     assert isinstance(record, SignalCommand)  # the agent's five topics decode into these five
-    return desk.on_command(desk_command(record))
+    return desk.on_command(desk_command(record), received_s)
 
 
 def log_notes(notes: Iterable[Note]) -> None:
@@ -293,7 +294,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
         ):
             received, box, decided = time.time(), Outbox(), []
             for record in records:
-                got = apply(desk, record)
+                got = apply(desk, record, received)
                 if got is None:
                     SIGNAL_FRAMES_UNCONFIGURED.inc()
                     continue

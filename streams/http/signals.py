@@ -98,6 +98,9 @@ class SignalsApi:
             )
         if slot is None or plan_id not in slot.control.pending:
             return view.json({"error": "no such pending plan (unknown, decided or expired)", "plan_id": plan_id}, status=404)
+        if self.desk.lapsed(intersection, plan_id, time.time()):
+            error = "the proposal expired while no detector frames came: its data is older than its approval window"
+            return view.json({"error": error, "plan_id": plan_id}, status=404)
         return await self.submit(view, body, intersection_id=intersection, action=action, plan_id=plan_id)
 
     async def set_mode(self, view: View, request: Request, intersection: str) -> Response:

@@ -167,6 +167,52 @@ def test_advisory_mode_end_to_end(broker, settings_for, tmp_path: Path, role: st
     assert code == 0, worker.log_tail()
 
 
+def test_a_proposal_that_lapsed_in_a_detector_outage_is_not_approved(broker, settings_for, tmp_path: Path) -> None:
+    """Frames stop with a proposal 5 s from its expiry (stream time); 8 s later (wall) the API no
+    longer lists it and refuses to approve it, and an approval sent straight to the topic expires
+    it with the outage as the reason instead of driving a plan made from stale data."""
+    s = settings_for(broker, api_token=TOKEN)
+    asyncio.run(ensure_topics(s))
+    env = settings_env({**same_place(s), "api_token": TOKEN, "worker_role": "control"})
+    web_port = free_port()
+    base = f"http://127.0.0.1:{web_port}"
+    t0 = time.time() - 600.0
+    worker = WorkerProcess(env, tmp_path / "worker.log", web_port)
+    worker.start(timeout_s=90)
+    try:
+        # webster proposes at frame 19 (t0 + 95 s); a 30 s window ends 5 s after the last frame
+        asyncio.run(
+            _send(
+                s,
+                "signals.config",
+                [k101_config(t0, "webster", "advisory", "outage", {"recompute_every_cycles": 1}, 30.0)],
+                "intersection_id",
+            )
+        )
+        _configured(s, "K101")
+        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25)), "intersection_id"))
+        plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 25, 60)
+        [pending] = [p for p in plans if p["status"] == "pending"]
+        assert pending["expires_at_s"] - (t0 + 5 * 24) == pytest.approx(5.0)
+        time.sleep(8.0)
+        assert _http("GET", f"{base}/signals/plans?status=pending", token=TOKEN)[1]["count"] == 0
+        approve = f"{base}/signals/K101/plans/{quote(pending['plan_id'])}/approve"
+        status, answer = _http("POST", approve, token=TOKEN, body={"actor": "operator-7"})
+        assert status == 404 and "no detector frames" in answer["error"], answer
+        late = {"schema_version": 1, "event_time": _iso(time.time()), "intersection_id": "K101", "action": "approve",
+                "plan_id": pending["plan_id"], "actor": "operator-7"}  # fmt: skip
+        asyncio.run(_send(s, "signals.approvals", [late], "intersection_id"))
+        audit = _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "command_refused" for a in rs), 30)
+        [expired] = [a for a in audit if a["action"] == "plan_expired"]
+        assert expired["actor"] == "timer" and "no detector frames for" in expired["detail"]["reason"]
+        plans = _wait_for(s, "signals.plans", lambda rs: any(p["status"] == "expired" for p in rs), 30)
+        assert [p["status"] for p in plans if p["plan_id"] == pending["plan_id"]] == ["pending", "expired"]
+        assert not any(p["status"] == "approved" for p in plans)
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.log_tail()
+
+
 def test_a_restarted_worker_rebuilds_control_from_its_table(broker, settings_for, tmp_path: Path) -> None:
     """The config and an operator's mode survive a restart (the table); pending proposals expire."""
     s = settings_for(broker, api_token=TOKEN)

@@ -82,6 +82,60 @@ def test_a_command_is_applied_at_the_intersection_clock_and_counted() -> None:
     assert [n.event for n in again.notes] == ["signal command refused"]
 
 
+WALL0 = 5_000.0  # the worker's wall clock when frame 0 arrived (a replay: not the frames' epoch)
+
+
+def heard(desk: ControlDesk, frames: range) -> float:
+    """Frames arriving in real time; the wall clock at the last one."""
+    for i in frames:
+        assert desk.on_observation(obs(i), received_s=WALL0 + 5 * i) is not None
+    return WALL0 + 5 * frames[-1]
+
+
+def test_a_proposal_that_lapsed_while_the_detectors_were_silent_cannot_be_approved() -> None:
+    desk = fresh()
+    desk.on_config(config())
+    last = heard(desk, range(25))
+    [pending] = desk.pending(last)
+    expires = pending.record.expires_at_s
+    assert expires is not None and pending.now_s is not None
+    lapsed = last + (expires - pending.now_s) + 1.0  # the window ran out in the silence
+    assert desk.pending(lapsed) == [] and desk.pending() == [pending]  # no wall clock: nothing lapses
+    assert desk.lapsed("K101", pending.record.plan_id, lapsed) and not desk.lapsed("K101", pending.record.plan_id, last)
+    approve = DeskCommand("K101", "approve", "operator-7", at(T0 + 10_000), plan_id=pending.record.plan_id)
+    out = desk.on_command(approve, received_s=lapsed)
+    assert statuses(out) == ["expired"] and out.commands == [("approve", "refused")]
+    expiry, refusal = (a.entry for a in out.audit)
+    assert (expiry.action, expiry.actor, expiry.at_s) == ("plan_expired", "timer", expires + 1.0)
+    assert f"no detector frames for {lapsed - last:.0f} s" in expiry.detail["reason"]
+    assert refusal.action == "command_refused" and "expired" in refusal.detail["reason"]
+    assert out.dirty == {"K101"}  # the snapshot no longer holds the proposal
+
+
+def test_a_proposal_still_inside_its_window_in_a_short_silence_is_approved_at_the_frame_clock() -> None:
+    desk = fresh()
+    desk.on_config(config())
+    last = heard(desk, range(25))
+    [pending] = desk.pending(last)
+    assert pending.record.expires_at_s is not None and pending.now_s is not None
+    inside = last + (pending.record.expires_at_s - pending.now_s) - 1.0
+    assert desk.pending(inside) == [pending]
+    out = desk.on_command(DeskCommand("K101", "approve", "operator-7", at(T0), plan_id=pending.record.plan_id), received_s=inside)
+    assert statuses(out) == ["approved"] and out.audit[0].entry.at_s == T0 + 5 * 24
+
+
+def test_frames_that_keep_coming_never_count_as_silence() -> None:
+    """A fast replay: frames 5 s apart in event time arrive 0.1 s apart; a command 0.05 s after
+    the last one applies with nothing lapsed, whatever the event clock's distance to the wall."""
+    desk = fresh()
+    desk.on_config(config())
+    for i in range(25):
+        desk.on_observation(obs(i), received_s=WALL0 + 0.1 * i)
+    [pending] = desk.pending(WALL0 + 2.45)
+    out = desk.on_command(DeskCommand("K101", "approve", "sim", at(T0), plan_id=pending.record.plan_id), received_s=WALL0 + 2.45)
+    assert statuses(out) == ["approved"]
+
+
 def test_a_command_for_an_unknown_intersection_is_refused_in_no_session() -> None:
     out = fresh().on_command(DeskCommand("K9", "set_mode", "duty", at(T0), mode="off"))
     [entry] = out.audit

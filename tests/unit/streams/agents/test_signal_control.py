@@ -14,7 +14,7 @@ import pytest
 
 from signals.control import ControlError, IntersectionControl
 from signals.controllers import DetectorObservation, LaneMeasurement
-from signals.desk import ControlDesk, Outbox
+from signals.desk import ControlDesk, Outbox, PlanOut
 from signals.explain import Explanation, StageDecision
 from signals.loader import load_intersection
 from signals.model import SignalPlan, StagePhase
@@ -515,6 +515,23 @@ def test_a_signal_not_following_becomes_one_alarm_command_and_survives_the_table
     assert saved is not None and saved.not_following is False
     with pytest.raises(msgspec.ValidationError):
         saved_from_value({**table[b"K101"], "not_following": "yes"})
+
+
+def test_the_agent_hands_the_wall_clock_to_the_desk_so_a_detector_outage_expires_proposals() -> None:
+    """Through ``apply`` with the agent's arrival times: a proposal pending when the frames stop
+    is gone from the API's list and refused, with an ``expired`` record, ten minutes later."""
+    from streams.agents.signal_control import apply
+
+    desk = RecordDesk({})
+    desk.on_config(config())
+    for i in range(25):
+        assert apply(desk.core, frame(i), 1_000.0 + 5 * i) is not None
+    [pending] = desk.pending_messages()
+    out = apply(desk.core, command("approve", plan_id=pending.plan_id), 1_120.0 + 600)
+    assert out is not None and [(p.record.plan_id, p.record.status) for p in out.plans if isinstance(p, PlanOut)] == [
+        (pending.plan_id, "expired")
+    ]
+    assert out.commands == [("approve", "refused")] and desk.pending_messages() == []
 
 
 # --- the operators' CLI (streams/cli/signals.py) ---------------------------------------------------
