@@ -64,6 +64,7 @@ from signals.following import FollowEvent, FollowWatch
 from signals.input_quality import InputQuality
 from signals.loader import intersection_from_dict
 from signals.priority import Grant, PriorityCall
+from signals.remote import RemoteNeighbours
 
 #: the session named in the refusal of a command for an intersection nobody configured here
 UNKNOWN_SESSION = "-"
@@ -318,6 +319,8 @@ class ControlDesk:
         #: the crowded zones last warned about (``corridor.crowded_zones``), to warn once per change
         self._crowded_noted: dict[str, tuple[str, ...]] = {}
         self._greens = ShownGreens()
+        #: neighbours another control worker controls (``signals.remote``), fed by the shell
+        self.remote = RemoteNeighbours()
 
     # -- lookups (also for the HTTP API) ---------------------------------------------------------
     def known(self, intersection_id: str) -> bool:
@@ -353,6 +356,41 @@ class ControlDesk:
         pending = tuple(PlanOut(p, slot.session, now_s=slot.clock_s) for p in slot.control.pending.values())
         return Snapshot(slot.config, slot.control.mode, pending, tuple(slot.blockage.open()), slot.follow.raised)
 
+    # -- neighbours on other workers (signals.remote) -----------------------------------------------
+    def on_remote_config(self, intersection_id: str, model: Mapping[str, Any]) -> None:
+        """Another worker's intersection has this model (its saved configuration)."""
+        if intersection_id not in self.live and self.remote.configure(intersection_id, model):
+            self._corridor = None
+
+    def on_remote_frame(self, obs: DetectorObservation) -> None:
+        """A frame of another worker's intersection: kept when it neighbours one of ours."""
+        iid = obs.intersection_id
+        if iid in self.live or iid not in self.remote.lending:
+            return
+        known = self.latest.get(iid)
+        if known is None or obs.time_s >= known.time_s:
+            self.latest[iid] = obs
+
+    def on_remote_drive(self, intersection_id: str, decision: StageDecision) -> None:
+        """The plan another worker drives at a neighbour now (its drive record)."""
+        if intersection_id not in self.live:
+            self.remote.drove(intersection_id, decision)
+
+    def release(self, still_mine: Callable[[str], bool]) -> list[str]:
+        """Forget the intersections a rebalance gave to another worker; returns their ids.
+
+        Their state lives on in the table, for the new owner to restore. A slot kept here would
+        be wrong when the partition comes back: it holds the mode and proposals of before the
+        move, would be used instead of the table, and its next snapshot would overwrite what
+        changed meanwhile (an operator's mode change made on the other worker)."""
+        gone = [iid for iid in self.live if not still_mine(iid)]
+        for iid in gone:
+            del self.live[iid]
+            self.latest.pop(iid, None)
+        if gone:
+            self._corridor = None
+        return gone
+
     # -- inputs ------------------------------------------------------------------------------------
     def on_config(self, cfg: DeskConfig) -> Outbox:
         out = Outbox()
@@ -381,7 +419,8 @@ class ControlDesk:
             return None
         self.latest[obs.intersection_id] = obs
         if self._corridor is None:
-            self._corridor = Corridor.of(s.control.intersection for s in self.live.values())
+            own = {iid: s.control.intersection for iid, s in self.live.items()}
+            self._corridor = Corridor.of([*own.values(), *self.remote.lay_out(own)])
             if self._corridor.crowded and self._corridor.crowded != self._crowded_noted:
                 fields = {"zones": {z: list(ids) for z, ids in self._corridor.crowded.items()}, "at_most": ZONE_SHARERS}
                 out.notes.append(Note("warning", "zone named by more intersections than a road has ends: nothing lent over it", fields))
@@ -441,9 +480,15 @@ class ControlDesk:
         not known to ignore its plan (a field controller found not following)."""
         slot = self.live.get(iid)
         latest = self.latest.get(iid)
-        if slot is None or slot.shown is None or latest is None or not fresh(obs, latest) or slot.follow.raised:
+        if latest is None or not fresh(obs, latest):
             return None
-        return self._greens.green(slot.control.intersection, slot.shown, obs.time_s if at_s is None else at_s)
+        t = obs.time_s if at_s is None else at_s
+        if slot is None:  # controlled by another worker: its last drive record (signals.remote)
+            other = self.remote.shown(iid)
+            return None if other is None else self._greens.green(other[0], other[1], t)
+        if slot.shown is None or slot.follow.raised:
+            return None
+        return self._greens.green(slot.control.intersection, slot.shown, t)
 
     def on_command(self, cmd: DeskCommand, received_s: float | None = None) -> Outbox:
         """An operator's command, carried out at the intersection's clock. ``received_s``: the

@@ -189,8 +189,8 @@ SIGNAL_APPROACH_WAIT = Histogram(
 SIGNAL_CONTROL_SPLIT = Gauge(
     "leitstand_signal_control_split",
     "1 while this control worker holds some but not all partitions of the frames topic: another control worker "
-    "holds the rest, and intersections on different workers are not each other's neighbours (corridor rules off "
-    "between them). Run one control worker (docs/signals.md, 'One control worker').",
+    "holds the rest, and neighbours controlled there are read from the topics (docs/signals.md, 'Several control "
+    "workers').",
     registry=REGISTRY,
 )
 SIGNAL_WAIT_WORST_TO_MEDIAN = Gauge(

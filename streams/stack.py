@@ -79,6 +79,9 @@ def same_place(settings: Any) -> dict[str, Any]:
         "topic_prefix": settings.topic_prefix,
         "app_id": settings.app_id,
         "data_dir": settings.data_dir,
+        # the tables' changelogs must have the source topics' partition count: with another,
+        # a key's saved state sits on a changelog partition another worker recovers
+        "topic_partitions": settings.topic_partitions,
     }
 
 

@@ -94,6 +94,7 @@ from ..signal_codec import (
     saved_from_value,
     snapshot_value,
 )
+from ..stores import key_partition
 from ..topics import (
     ALERTS_LIFECYCLE,
     SENSORS_INTERSECTION,
@@ -105,6 +106,7 @@ from ..topics import (
     SIGNALS_STATE,
 )
 from .alarm_commands import lifecycle_commands, to_lifecycle
+from .neighbour_feed import NeighbourFeed
 from .wiring import Outgoing, Sink, Times, changelog_durable, keyed_table, publish, save, topic_decoder
 
 log = structlog.get_logger(__name__)
@@ -203,42 +205,34 @@ class FairnessGauge:
 class SplitWatch:
     """Notices a second control worker in the group.
 
-    Neighbours lend each other their readings and driven plans inside one desk (``signals.corridor``:
-    a frozen detector read through its neighbour's, *not into red* and the short-link hold that
-    keep the pairs on very short links from locking). Frames are spread over the workers by
-    intersection id, so with two control workers a pair may be split and those rules are off
-    between its two signals, with nothing in the plans to show it. A worker holding some but not
-    all partitions of the frames topic says so: an error in the log (on the change, and again
-    every ``REPEAT_S`` while it lasts), ``leitstand_signal_control_split`` 1, and a warning in
-    ``/ready``. It does not stop controlling: its own intersections are better served than none.
-    A worker holding no partition (a standby beyond the partition count) is not split."""
+    Frames are spread over the workers by intersection id, so with two control workers the two
+    signals of a short link may be controlled apart. The corridor rules between them need what
+    the other worker holds (its neighbours' models, frames and driven plans), so a worker holding
+    some but not all partitions of the frames topic reads them from the topics
+    (``neighbour_feed.NeighbourFeed``, started and stopped by the worker's timer on the change)
+    and says so: a line in the log on the change and ``leitstand_signal_control_split`` 1. Only
+    if that feed cannot start does ``/ready`` warn: then the rules are off between workers. A
+    worker holding no partition (a standby beyond the partition count) is not split."""
 
     EVERY_S = 10.0
-    REPEAT_S = 600.0
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
         self.reason: str | None = None
-        self.logged_at = float("-inf")
 
-    def observe(self, held: Collection[int], total: int | None, now: float) -> str | None:
-        """This worker holds partitions ``held`` of ``total``; the warning, if split."""
+    def observe(self, held: Collection[int], total: int | None) -> str | None:
+        """This worker holds partitions ``held`` of ``total``; why it is split, if it is."""
         was = self.reason
         n = len(set(held))
         if total is None or n == 0 or n >= total:
             self.reason = None
         else:
-            self.reason = (
-                f"this control worker holds {n} of the {total} partitions of {self.topic}: another control "
-                "worker holds the rest, and intersections on different workers do not see each other "
-                "(lent readings, not into red, the short-link hold are off between them); run one control worker"
-            )
+            self.reason = f"this control worker holds {n} of the {total} partitions of {self.topic}: another control worker holds the rest"
         SIGNAL_CONTROL_SPLIT.set(0 if self.reason is None else 1)
-        if self.reason is not None and (was is None or now - self.logged_at >= self.REPEAT_S):
-            log.error("signal control split between workers", reason=self.reason, held=sorted(set(held)), partitions=total)
-            self.logged_at = now
+        if self.reason is not None and self.reason != was:
+            log.info("signal control shared with another worker", reason=self.reason, held=sorted(set(held)), partitions=total)
         elif self.reason is None and was is not None:
-            log.info("signal control no longer split: this worker holds every partition", partitions=total)
+            log.info("signal control no longer shared: this worker holds every partition", partitions=total)
         return self.reason
 
 
@@ -318,23 +312,65 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
         fairness.flush(desk, time.time())
 
     split = SplitWatch(frames_topic)
+    feed = NeighbourFeed(
+        settings, desk, changelog=table.changelog_topic.get_topic_name(), frames=frames_topic, plans=settings.topic(SIGNALS_PLANS)
+    )
+    feed_error: list[str] = []  # why the feed last failed to start (empty: it did not fail)
     warnings = getattr(app, "readiness_warnings", None)
     if warnings is not None:
-        warnings["signal_control_split"] = lambda: split.reason
+        warnings["signal_control_split"] = lambda: (
+            f"{split.reason}, and neighbours on other workers cannot be read ({feed_error[0]}): corridor rules are off between them"
+            if split.reason is not None and not feed.running and feed_error
+            else None
+        )
+
+    def frames_partitions() -> int | None:
+        """The frames topic's partition count from the cluster metadata: Faust's
+        topic_partitions() answers only on the group's leader (aiokafka keeps that snapshot to
+        detect changes while leading)."""
+        consumer: Any = app.consumer
+        known = consumer._thread._ensure_consumer().partitions_for_topic(frames_topic)
+        return len(known) if known else None
 
     @app.timer(interval=SplitWatch.EVERY_S)
     async def control_split() -> None:
-        """Whether another control worker shares the frames topic (``SplitWatch``)."""
+        """Whether another control worker shares the frames topic (``SplitWatch``); the
+        neighbour feed runs while it does."""
         from faust.exceptions import ConsumerNotStarted
 
         try:
             assigned = app.consumer.assignment()
-            # the cluster metadata's count: Faust's topic_partitions() answers only on the
-            # group's leader (aiokafka keeps that snapshot to detect changes while leading)
-            consumer: Any = app.consumer
-            known = consumer._thread._ensure_consumer().partitions_for_topic(frames_topic)
+            total = frames_partitions()
         except ConsumerNotStarted:
             return
-        split.observe([tp.partition for tp in assigned if tp.topic == frames_topic], len(known) if known else None, time.monotonic())
+        if split.observe([tp.partition for tp in assigned if tp.topic == frames_topic], total) is None:
+            if feed.running:
+                await feed.stop()
+            return
+        if not feed.running:
+            try:
+                await feed.start()
+                feed_error.clear()
+            except Exception as exc:  # noqa: BLE001 - the worker controls its own intersections regardless; /ready says why
+                feed_error[:] = [str(exc) or type(exc).__name__]
+                log.error("cannot read neighbours on other control workers", error=feed_error[0])
+
+    async def hand_over(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Forget the intersections a rebalance gave to another worker (``ControlDesk.release``):
+        their state is in the table for the new owner, and this worker restores it from there if
+        the partition comes back."""
+        from faust.exceptions import ConsumerNotStarted
+
+        assigned: Collection[Any] = args[0] if args else kwargs.get("assigned", ())  # Faust sends the new assignment
+        held = {tp.partition for tp in assigned if tp.topic == frames_topic}
+        try:
+            total = frames_partitions() or settings.topic_partitions
+        except ConsumerNotStarted:
+            total = settings.topic_partitions
+        gone = desk.release(lambda iid: key_partition(iid.encode(), total) in held)
+        if gone:
+            log.info("signal control handed over", intersections=len(gone), examples=sorted(gone)[:5], held=sorted(held))
+
+    app.on_partitions_assigned.connect(hand_over)  # a strong reference: the closure lives as long as the app
 
     return SignalControls(desk, approvals)

@@ -13,6 +13,7 @@ worker (``signals.config`` + ``signals.approvals``, no tracked table) and checks
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import urllib.request
 from datetime import datetime, timezone
@@ -253,12 +254,19 @@ def test_a_second_control_worker_joining_mid_backlog_loses_nothing(broker, setti
         audit = _wait_for(s, "signals.audit", lambda rs: want <= _actors(rs), 120)
         assert want <= _actors(audit), (len(want - _actors(audit)), sorted(want - _actors(audit))[:10], first.log_tail())
         assert _started(audit) == set(INTERSECTIONS)
-        # two control workers split the intersections: each says so (corridor rules are off
-        # between neighbours on different workers), and the survivor stops saying it
+        # two control workers split the intersections: each says so and reads the neighbours the
+        # other controls from the topics (so /ready has nothing to warn about), and the survivor
+        # stops once it holds every partition again
         assert wait_for(lambda: all(_split(w) for w in (first, second)), timeout_s=60, step_s=1.0), [
             (ready_state(w.web_port)[1].get("warnings"), _metric_lines(w)) for w in (first, second)
         ]
-        assert all("signal control split between workers" in w.log_file.read_text(errors="replace") for w in (first, second))
+
+        def logged(w: WorkerProcess, line: str) -> bool:
+            return line in w.log_file.read_text(errors="replace")
+
+        for w in (first, second):
+            assert logged(w, "signal control shared with another worker")
+            assert wait_for(functools.partial(logged, w, "reading neighbours on other control workers"), 30, 0.5), w.log_tail()
         second.stop()
         assert wait_for(lambda: _split(first) is False, timeout_s=90, step_s=1.0), (ready_state(first.web_port), first.log_tail())
     finally:
@@ -272,13 +280,86 @@ def _metric_lines(worker: WorkerProcess, name: str = "leitstand_signal_control_s
 
 
 def _split(worker: WorkerProcess) -> bool | None:
-    """Whether the worker reports its control split (``/ready`` warning and the gauge agree);
-    None while it is not ready or the two disagree (the gauge is read after the page)."""
+    """Whether the worker reports its control split (the gauge); None while it is not ready.
+    ``/ready`` warns only when the neighbour feed could not start, which it must here."""
     status, body = ready_state(worker.web_port)
     if status != 200:
         return None
-    warned = any("holds" in w and "run one control worker" in w for w in body.get("warnings", []))
+    assert not any("neighbours on other workers cannot be read" in w for w in body.get("warnings", [])), body
     gauge = _metric_lines(worker)
-    if gauge != [f"leitstand_signal_control_split {1.0 if warned else 0.0}"]:
+    if gauge not in (["leitstand_signal_control_split 1.0"], ["leitstand_signal_control_split 0.0"]):
         return None
-    return warned
+    return gauge == ["leitstand_signal_control_split 1.0"]
+
+
+def test_an_intersection_handed_back_after_a_rebalance_keeps_what_changed_meanwhile(broker, settings_for, tmp_path: Path) -> None:
+    """A (partition 0) and D (partition 1) start on one worker; a second worker takes one of
+    them, an operator switches both off, the second worker stops. The first worker must control
+    the one it got back from the table (mode off), not from the slot it held before the move: that
+    slot was in advisory mode, and its next snapshot would have overwritten the operator's change."""
+    from streams.stores import key_partition
+
+    pair = ["A", "D"]
+    assert key_partition(b"A", 2) != key_partition(b"D", 2)
+    s = settings_for(broker, topic_partitions=2)
+    asyncio.run(ensure_topics(s))
+    t0 = datetime.now(timezone.utc).timestamp() - 600.0
+
+    def frames(rounds: range) -> list[dict[str, Any]]:
+        return [{**f, "intersection_id": iid} for f in _frames(t0, rounds) if f["intersection_id"] == INTERSECTIONS[0] for iid in pair]
+
+    def drives(plans: list[dict[str, Any]], iid: str, rounds: range = range(3)) -> set[tuple[str, str]]:
+        """What the drive records of ``iid`` for the frames of ``rounds`` say (a rebalance may
+        send one twice: at least once)."""
+        times = {_iso(t0 + 5 * k).replace("+00:00", "") for k in rounds}
+        return {
+            (p["status"], p["mode"])
+            for p in plans
+            if p["intersection_id"] == iid and p["status"] in ("active", "fallback", "fixed") and p["event_time"].rstrip("Z") in times
+        }
+
+    def driven(plans: list[dict[str, Any]], iid: str, rounds: range) -> bool:
+        times = {_iso(t0 + 5 * k).replace("+00:00", "") for k in rounds}
+        return times <= {p["event_time"].rstrip("Z") for p in plans if p["intersection_id"] == iid and p["status"] in ("fixed", "active")}
+
+    first, second = _worker(s, tmp_path, "first"), _worker(s, tmp_path, "second")
+    first.start(timeout_s=120)
+    try:
+        asyncio.run(_send(s, "signals.config", [_config(iid, t0) for iid in pair], "intersection_id"))
+        _wait_for(s, "signals.audit", lambda rs: _started(rs) == set(pair), 60)  # a frame before its config is not driven
+        asyncio.run(_send(s, "sensors.intersection", frames(range(3)), "intersection_id"))
+        plans = _wait_for(s, "signals.plans", lambda rs: all(driven(rs, iid, range(3)) for iid in pair), 60)
+        assert {iid: drives(plans, iid) for iid in pair} == {iid: {("fixed", "advisory")} for iid in pair}
+        second.start(timeout_s=120)
+        assert wait_for(lambda: all(_split(w) for w in (first, second)), timeout_s=60, step_s=1.0)
+        off = [
+            {
+                "schema_version": 1,
+                "event_time": _iso(time_now()),
+                "intersection_id": iid,
+                "action": "set_mode",
+                "mode": "off",
+                "actor": f"op-{iid}",
+            }
+            for iid in pair
+        ]
+        asyncio.run(_send(s, "signals.approvals", off, "intersection_id"))
+        audit = _wait_for(
+            s, "signals.audit", lambda rs: {a["intersection_id"] for a in rs if a["action"] == "mode_changed"} == set(pair), 60
+        )
+        assert {a["intersection_id"] for a in audit if a["action"] == "mode_changed"} == set(pair), [
+            (a["intersection_id"], a["action"], a["actor"], (a.get("detail") or {}).get("reason")) for a in audit
+        ]
+        second.stop()
+        assert wait_for(lambda: _split(first) is False, timeout_s=90, step_s=1.0), first.log_tail()
+        asyncio.run(_send(s, "sensors.intersection", frames(range(3, 6)), "intersection_id"))
+        plans = _wait_for(s, "signals.plans", lambda rs: all(driven(rs, iid, range(3, 6)) for iid in pair), 60)
+        assert {iid: drives(plans, iid, range(3, 6)) for iid in pair} == {iid: {("fixed", "off")} for iid in pair}
+        assert "signal control handed over" in first.log_file.read_text(errors="replace")
+    finally:
+        second.stop()
+        first.stop()
+
+
+def time_now() -> float:
+    return datetime.now(timezone.utc).timestamp()

@@ -73,21 +73,21 @@ def _summaries(plans: list[dict[str, Any]], session: str, iid: str = "B") -> lis
     return [p["explanation"]["summary"] for p in mine if p["status"] != "pending"]
 
 
-def _run(s, t0: float, session: str, a_zone: str | None, link_m: float | None = None, of: str = "B") -> list[str]:
-    """Configure A (zoned or not) and B (the link ``link_m`` long, if given), feed both
+def _run(s, t0: float, session: str, a_zone: str | None, link_m: float | None = None, of: str = "B", down: str = "B") -> list[str]:
+    """Configure A (zoned or not) and ``down`` (the link ``link_m`` long, if given), feed both
     intersections' frames paced about as the detectors send them, and return the decision
     sentences of ``of`` in this session."""
-    configs = [_config("A", a_zone, t0, session, link_m), _config("B", "W_in", t0, session, link_m)]
+    configs = [_config("A", a_zone, t0, session, link_m), _config(down, "W_in", t0, session, link_m)]
     asyncio.run(_send(s, "signals.config", configs, "intersection_id"))
 
     def started(audit: list[dict[str, Any]]) -> set[str]:
         return {a["intersection_id"] for a in audit if a["session"] == session and a["action"] == "control_started"}
 
-    audit = _wait_for(s, "signals.audit", lambda rs: started(rs) == {"A", "B"}, 30)
-    assert started(audit) == {"A", "B"}, audit
+    audit = _wait_for(s, "signals.audit", lambda rs: started(rs) == {"A", down}, 30)
+    assert started(audit) == {"A", down}, audit
     for step in range(STEPS):
         # each second's pair together: a neighbour's frame is lent only while fresh (5 s)
-        asyncio.run(_send(s, "sensors.intersection", [_frame("A", t0 + step, step), _frame("B", t0 + step, step)], "intersection_id"))
+        asyncio.run(_send(s, "sensors.intersection", [_frame("A", t0 + step, step), _frame(down, t0 + step, step)], "intersection_id"))
         time.sleep(0.1)
     plans = _wait_for(s, "signals.plans", lambda rs: len(_summaries(rs, session, of)) >= STEPS, 60)
     summaries = _summaries(plans, session, of)
@@ -117,3 +117,36 @@ def test_a_frozen_detector_is_read_through_the_neighbour_on_the_same_worker(brok
     finally:
         code = worker.stop()
     assert code == 0, worker.log_tail()
+
+
+def test_neighbours_on_two_control_workers_still_lend_each_other(broker, settings_for, tmp_path: Path) -> None:
+    """Two control workers and two partitions: A (partition 0) and D (partition 1) are controlled
+    apart. Each worker reads the other's configuration (the control table's changelog), frames
+    and driven plans from the topics, so D still reads A's detector in place of its frozen one,
+    and on a 12 m link A still learns from D's driven plan that the link leads into red."""
+    from streams.stores import key_partition
+
+    assert key_partition(b"A", 2) != key_partition(b"D", 2)
+    s = settings_for(broker, topic_partitions=2)
+    asyncio.run(ensure_topics(s))
+    env = settings_env({**same_place(s), "worker_role": "control"})
+    workers = [WorkerProcess(env, tmp_path / f"worker-{i}.log", free_port()) for i in range(2)]
+    try:
+        for w in workers:
+            w.start(timeout_s=90)
+
+        def feeding() -> bool:
+            return all("reading neighbours on other control workers" in w.log_file.read_text(errors="replace") for w in workers)
+
+        deadline = time.monotonic() + 60
+        while not feeding() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert feeding(), [w.log_tail() for w in workers]
+        t0 = time.time() - 3600.0
+        zoned = _run(s, t0, "two-workers", a_zone="E_out", down="D", of="D")
+        assert any(LENT in text for text in zoned), zoned[-3:]
+        short = _run(s, t0 + STEPS + 10, "two-workers-short", a_zone="E_out", link_m=12.0, of="A", down="D")
+        assert any("not sent onto the short link E_out: red at the next signal" in text for text in short), short[-3:]
+    finally:
+        codes = [w.stop() for w in workers]
+    assert codes == [0, 0], [w.log_tail() for w in workers]

@@ -352,3 +352,19 @@ def test_the_blockage_watch_starts_afresh_when_the_signal_follows_again() -> Non
     cleared = desk._followed(slot, [FollowEvent("K101", False, T0, "A", "A", T0 - 20)])  # noqa: SLF001
     assert [e.raised for e in cleared] == [False]
     assert slot.blockage.open() == ["N_in"] and slot.blockage.approaches["N_in"].green_s == 0.0
+
+
+def test_an_intersection_released_to_another_worker_is_restored_from_the_table_when_it_returns() -> None:
+    """A rebalance moves K101 away: the desk forgets it. When it comes back, the saved state (an
+    operator switched it off meanwhile, on the other worker) is what controls it, not the slot
+    held before the move, and its pending proposal expires as after a restart."""
+    table: dict[str, Saved] = {}
+    desk = ControlDesk(table.get)
+    desk.on_config(config())
+    drive(desk, range(25))
+    assert desk.release(lambda iid: iid != "K101") == ["K101"] and not desk.live and "K101" not in desk.latest
+    assert desk.release(lambda iid: True) == []
+    table["K101"] = Saved(config(), "off")  # what the other worker saved
+    out = desk.on_observation(obs(25))
+    assert out is not None and statuses(out)[-1] == "fixed" and desk.live["K101"].control.mode == "off"
+    assert [a.entry.action for a in out.audit] == ["control_restored"]

@@ -629,15 +629,14 @@ def test_a_control_worker_sharing_the_frames_topic_says_so_and_stops_once_it_hol
     from streams.metrics import SIGNAL_CONTROL_SPLIT
 
     watch = SplitWatch("leitstand.sensors.intersection")
-    assert watch.observe([0, 1, 2, 3], 4, 0.0) is None and SIGNAL_CONTROL_SPLIT._value.get() == 0
-    assert watch.observe([], 4, 1.0) is None  # a standby holding nothing splits no corridor
-    assert watch.observe([0, 1], None, 2.0) is None  # partition count not known yet
-    reason = watch.observe([1, 3], 4, 10.0)
+    assert watch.observe([0, 1, 2, 3], 4) is None and SIGNAL_CONTROL_SPLIT._value.get() == 0
+    assert watch.observe([], 4) is None  # a standby holding nothing splits no corridor
+    assert watch.observe([0, 1], None) is None  # partition count not known yet
+    reason = watch.observe([1, 3], 4)
     assert reason is not None and "2 of the 4 partitions of leitstand.sensors.intersection" in reason
     assert SIGNAL_CONTROL_SPLIT._value.get() == 1
-    watch.observe([1, 3], 4, 20.0)  # logged on the change, not every check...
-    watch.observe([1, 3], 4, 10.0 + SplitWatch.REPEAT_S)  # ...but again while it lasts
-    errors = [line for line in capsys.readouterr().out.splitlines() if "signal control split between workers" in line]
-    assert len(errors) == 2, errors
-    assert watch.observe([0, 1, 2, 3], 4, 700.0) is None and SIGNAL_CONTROL_SPLIT._value.get() == 0
-    assert "no longer split" in capsys.readouterr().out
+    watch.observe([1, 3], 4)  # logged on the change, not every check
+    lines = [line for line in capsys.readouterr().out.splitlines() if "signal control shared with another worker" in line]
+    assert len(lines) == 1, lines
+    assert watch.observe([0, 1, 2, 3], 4) is None and SIGNAL_CONTROL_SPLIT._value.get() == 0
+    assert "no longer shared" in capsys.readouterr().out
