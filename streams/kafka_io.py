@@ -137,6 +137,44 @@ async def _create_changelogs(settings: Settings, partitions: dict[str, int]) -> 
         await admin.close()
 
 
+def partition_mismatch(counts: dict[str, int], expected: int) -> str | None:
+    """One line naming the catalogue topics whose partition count is not ``expected``
+    (``LEITSTAND_TOPIC_PARTITIONS``), or None.
+
+    Why a worker refuses to start on it: its tables (alarm books, signal control, windows) put a
+    key's state on changelog partition ``murmur2(key) % expected``; with topics of another count
+    that is not the partition the key's records arrive on, so after a rebalance the worker that
+    gets the records does not recover the state (measured: every command for a moved
+    intersection refused as "not configured here", tests/integration/test_control_recovery.py)."""
+    wrong = {t: n for t, n in sorted(counts.items()) if n != expected}
+    if not wrong:
+        return None
+    found = sorted(set(wrong.values()))
+    named = ", ".join(f"{t} ({n})" for t, n in list(wrong.items())[:3]) + (f" and {len(wrong) - 3} more" if len(wrong) > 3 else "")
+    hint = f"set LEITSTAND_TOPIC_PARTITIONS={found[0]}" if len(found) == 1 and len(wrong) == len(counts) else "recreate them alike"
+    return f"topics with another partition count than LEITSTAND_TOPIC_PARTITIONS={expected}: {named}; {hint}"
+
+
+async def catalogue_partitions(settings: Settings) -> dict[str, int]:
+    """Partition count of each existing catalogue topic (with the prefix), from the cluster
+    metadata; a topic the broker reports with an error or no partitions is left out (unknown is
+    not a mismatch)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **settings.kafka_client_options())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        names = [n for n in (settings.topic(t.name) for t in CATALOGUE) if n in existing]
+        described = await admin.describe_topics(names) if names else []
+    finally:
+        await admin.close()
+    counts: dict[str, int] = {}
+    for topic in described:
+        name, parts = topic.get("topic"), topic.get("partitions") or []
+        if isinstance(name, str) and name in names and not topic.get("error_code") and parts:
+            counts[name] = len(parts)
+    return counts
+
+
 async def list_topics(settings: Settings) -> list[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **settings.kafka_client_options())
     await admin.start()

@@ -9,7 +9,8 @@ import os
 from typing import Any
 
 from .broker.probe import BrokerStateLost, check_reachable
-from .kafka_io import ensure_topics, recreate_unreadable
+from .errors import CliError
+from .kafka_io import catalogue_partitions, ensure_topics, partition_mismatch, recreate_unreadable
 from .logs import configure_structlog, logging_config
 from .settings import Settings
 
@@ -17,12 +18,17 @@ _FAUST_LEVELS = {"debug": "debug", "info": "info", "warning": "warn", "error": "
 
 
 def run_worker(settings: Settings) -> None:
-    """Blocks until SIGINT/SIGTERM. Raises ``BrokerUnreachable`` before starting Faust, and
-    ``BrokerStateLost`` when the broker came back without the topics and offsets it had."""
+    """Blocks until SIGINT/SIGTERM. Raises ``BrokerUnreachable`` before starting Faust,
+    ``CliError`` when the topics' partition count is not the configured one
+    (``kafka_io.partition_mismatch``), and ``BrokerStateLost`` when the broker came back without
+    the topics and offsets it had."""
     _lower_priority(settings.niceness)
     opts = settings.kafka_client_options()
     check_reachable(settings.kafka_bootstrap_servers, timeout_s=5.0, **opts)
     asyncio.run(ensure_topics(settings))
+    mismatch = partition_mismatch(asyncio.run(catalogue_partitions(settings)), settings.topic_partitions)
+    if mismatch is not None:
+        raise CliError(mismatch)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     from .app import create_app

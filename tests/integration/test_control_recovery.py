@@ -363,3 +363,22 @@ def test_an_intersection_handed_back_after_a_rebalance_keeps_what_changed_meanwh
 
 def time_now() -> float:
     return datetime.now(timezone.utc).timestamp()
+
+
+def test_a_worker_refuses_topics_with_another_partition_count_than_configured(broker, settings_for, tmp_path: Path) -> None:
+    """Topics made with 2 partitions, a worker configured for 4: its tables would keep a key's
+    state on another partition than the key's records (the test above, before same_place passed
+    the count on, had every command for a moved intersection refused). It says so in one line
+    and does not start."""
+    import os
+    import subprocess
+    import sys
+
+    s = settings_for(broker, topic_partitions=2)
+    asyncio.run(ensure_topics(s))
+    env = {**os.environ, **settings_env({**same_place(s), "topic_partitions": 4, "worker_role": "control", "web_port": free_port()})}
+    done = subprocess.run([sys.executable, "-m", "streams.cli", "worker"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, (done.stdout[-2000:], done.stderr[-2000:])
+    lines = [line for line in done.stderr.splitlines() if "LEITSTAND_TOPIC_PARTITIONS" in line]
+    assert len(lines) == 1 and lines[0].endswith("set LEITSTAND_TOPIC_PARTITIONS=2"), done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
