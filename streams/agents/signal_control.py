@@ -373,4 +373,11 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
 
     app.on_partitions_assigned.connect(hand_over)  # a strong reference: the closure lives as long as the app
 
+    async def stop_feed(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """The neighbour feed's consumer closes with the worker, not with its event loop."""
+        if feed.running:
+            await feed.stop()
+
+    app.on_before_shutdown.connect(stop_feed)
+
     return SignalControls(desk, approvals)
