@@ -119,6 +119,8 @@ class RunOptions:
     #: the controller's constants, where they differ from its defaults (``make_controller``'s
     #: keyword arguments, e.g. ``{"wait_scale_s": 60.0}`` for leitstand): sensitivity studies
     params: tuple[tuple[str, float], ...] = ()
+    #: control workers the intersections are spread over (``InProcessSource.control_workers``)
+    control_workers: int = 1
 
 
 def run_with_fairness(
@@ -168,7 +170,8 @@ def in_processes(
 
 def _one(args: tuple[str, str, int, RunOptions]) -> dict[str, Any]:
     scenario, controller, seed, options = args
-    return run_with_fairness(scenario, controller, seed, InProcessSource(params=dict(options.params)), options)
+    source = InProcessSource(params=dict(options.params), control_workers=options.control_workers)
+    return run_with_fairness(scenario, controller, seed, source, options)
 
 
 def run_many(

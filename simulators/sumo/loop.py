@@ -36,6 +36,7 @@ import sumolib
 from signals.adapter import StageAdapter
 from signals.blockage import BlockageWatch
 from signals.control import IntersectionControl, Mode
+from signals.controllers import DetectorObservation
 from signals.corridor import Corridor, ShownGreens
 from signals.explain import StageDecision
 from signals.loader import intersection_to_dict
@@ -46,6 +47,7 @@ from simulators.sumo.faults import DetectorFaults, FailureKind
 from simulators.sumo.network import APPROACH_M, SumoSignals, detection_zone, intersections_from_sumo, load_sumo_net
 from streams.records import DetectorReading, IntersectionConfig, IntersectionFrame
 from streams.signal_codec import decision_from_message, observation_from_frame, plan_message
+from streams.stores import key_partition
 
 
 def sim_epoch(end_s: float, now: float | None = None) -> float:
@@ -202,10 +204,16 @@ class DecisionSource(Protocol):
 class InProcessSource:
     """The control loop in this process, through the same record conversions as the agent."""
 
-    def __init__(self, mode: Mode = "automatic", params: Mapping[str, float] | None = None) -> None:
+    def __init__(self, mode: Mode = "automatic", params: Mapping[str, float] | None = None, control_workers: int = 1) -> None:
         self.mode = mode
         #: the controller's constants where they differ from its defaults (``sumo eval --param``)
         self.params = dict(params or {})
+        #: control workers the intersections are spread over (by id, as Kafka's partitioner
+        #: spreads frames): a neighbour on another worker is seen through its previous frame, as
+        #: the worker's neighbour feed delivers it after the worker decided its own
+        self.control_workers = control_workers
+        self.worker_of: dict[str, int] = {}
+        self.previous: dict[str, DetectorObservation] = {}
         self.controls: dict[str, IntersectionControl] = {}
         self.corridor = Corridor({}, {}, {})
         #: each intersection's latest decision: what its neighbours on a short link see it show
@@ -226,6 +234,8 @@ class InProcessSource:
         }
         self.corridor = Corridor.of(s.intersection for s in signals.values())
         self.shown = {}
+        self.worker_of = {tid: key_partition(tid.encode(), self.control_workers) for tid in signals}
+        self.previous = {}
 
     def decide(self, frames: list[IntersectionFrame]) -> dict[str, StageDecision]:
         """Every intersection's decision on this step's frames; each sees its neighbours' frames
@@ -233,13 +243,22 @@ class InProcessSource:
         its neighbours on a short link showed after the previous step."""
         out = {}
         latest = {f.intersection_id: observation_from_frame(f) for f in frames}
+        views = {w: self._view(w, latest) for w in set(self.worker_of.values())} if self.control_workers > 1 else {}
         for tid, own in latest.items():
-            obs = self.corridor.seen_by(own, latest, self._green)
+            obs = self.corridor.seen_by(own, views.get(self.worker_of.get(tid, 0), latest), self._green)
             step = self.controls[tid].on_observation(obs)
             msg = plan_message(step.drive, self.session, changed=step.changed, now_s=obs.time_s)
             out[tid] = decision_from_message(msg)
         self.shown.update(out)
+        self.previous = latest
         return out
+
+    def _view(self, worker: int, latest: Mapping[str, DetectorObservation]) -> dict[str, DetectorObservation]:
+        """The frames one worker holds when it decides: its own intersections' of this step,
+        the others' of the step before (delivered by its neighbour feed meanwhile)."""
+        view = {tid: obs for tid, obs in self.previous.items() if self.worker_of.get(tid) != worker}
+        view.update((tid, obs) for tid, obs in latest.items() if self.worker_of.get(tid) == worker)
+        return view
 
     def _green(self, tid: str, t: float) -> frozenset[str] | None:
         shown = self.shown.get(tid)

@@ -135,7 +135,10 @@ class NeighbourFeed:
                 continue
             for tp, messages in batch.items():
                 for m in messages:
-                    self.apply(tp.topic, m.key, m.value)
+                    try:
+                        self.apply(tp.topic, m.key, m.value)
+                    except Exception:  # noqa: BLE001 - one record must not end the lending for every neighbour
+                        log.exception("neighbour feed: a record could not be applied", topic=tp.topic, offset=m.offset)
 
     async def stop(self) -> None:
         if self._task is not None:

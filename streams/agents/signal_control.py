@@ -359,15 +359,15 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
         """Forget the intersections a rebalance gave to another worker (``ControlDesk.release``):
         their state is in the table for the new owner, and this worker restores it from there if
         the partition comes back."""
-        from faust.exceptions import ConsumerNotStarted
-
         assigned: Collection[Any] = args[0] if args else kwargs.get("assigned", ())  # Faust sends the new assignment
         held = {tp.partition for tp in assigned if tp.topic == frames_topic}
+        # the configured count is the topics' (the worker refuses to start otherwise: kafka_io.partition_mismatch)
+        total = settings.topic_partitions
         try:
-            total = frames_partitions() or settings.topic_partitions
-        except ConsumerNotStarted:
-            total = settings.topic_partitions
-        gone = desk.release(lambda iid: key_partition(iid.encode(), total) in held)
+            gone = desk.release(lambda iid: key_partition(iid.encode(), total) in held)
+        except Exception:  # noqa: BLE001 - an error raised here would crash the worker's rebalance
+            log.exception("could not release the intersections of a rebalance; they are kept")
+            return
         if gone:
             log.info("signal control handed over", intersections=len(gone), examples=sorted(gone)[:5], held=sorted(held))
 

@@ -219,6 +219,16 @@ def eval_cmd(
             help="Set one of the controller's constants (repeatable), e.g. wait_scale_s=60 for leitstand: sensitivity studies.",
         ),
     ] = None,
+    control_workers: Annotated[
+        int,
+        typer.Option(
+            "--control-workers",
+            min=1,
+            max=64,
+            help="Spread the signals over this many control workers (by id, as Kafka does): a neighbour on another "
+            "worker is seen one frame late, as the neighbour feed delivers it.",
+        ),
+    ] = 1,
 ) -> None:
     """One controller on a scenario: RESCO delay, trips, safety (with --tsp: buses and the rest)."""
     from simulators.sumo.evaluation import RunOptions
@@ -226,8 +236,10 @@ def eval_cmd(
     seed_list = parse_seeds(seeds)
     kind = failure_kind_of(failure_kind, failed_detectors)
     if tsp is not None:
-        if breakdown or failed_detectors or frame_interval or param:
-            raise CliError("--breakdown, --failed-detectors, --frame-interval and --param apply to a controller's run, not to --tsp")
+        if breakdown or failed_detectors or frame_interval or param or control_workers > 1:
+            raise CliError(
+                "--breakdown, --failed-detectors, --frame-interval, --param and --control-workers apply to a controller's run, not to --tsp"
+            )
         on = tsp_flag(tsp, controller, via_kafka)
         transit_eval(checked_scenario(scenario), on, seed_list, parallel_runs(jobs, len(seed_list)), as_json)
         return
@@ -237,12 +249,23 @@ def eval_cmd(
         raise CliError("--frame-interval applies to the in-process path; through Kafka the worker gets every step's frame")
     if param and via_kafka:
         raise CliError("--param applies to the in-process path; through Kafka the worker's controllers keep their constants")
+    if control_workers > 1 and via_kafka:
+        raise CliError("--control-workers applies to the in-process path; through Kafka run that many control workers")
     params = controller_params(name, param or [])
-    options = RunOptions(breakdown=breakdown, failed_detectors=failed_detectors, failure_kind=kind, frame_s=frame_interval, params=params)
+    options = RunOptions(
+        breakdown=breakdown,
+        failed_detectors=failed_detectors,
+        failure_kind=kind,
+        frame_s=frame_interval,
+        params=params,
+        control_workers=control_workers,
+    )
     result = evaluate_controller(checked_scenario(scenario), name, seed_list, runs_at_once, via_kafka, quiet=as_json, options=options)
     result["path"] = "kafka" if via_kafka else "in-process"
     if params:
         result["params"] = dict(params)
+    if control_workers > 1:
+        result["control_workers"] = control_workers
     if as_json:
         print(json.dumps(result))
         return

@@ -133,6 +133,21 @@ def test_sumo_eval_param_changes_the_controllers_constant(grid: Path) -> None:
     assert out["delay_mean"] != base["delay_mean"]
 
 
+def test_signals_on_two_control_workers_see_each_others_frames_one_step_late() -> None:
+    """``--control-workers``: the frames a worker holds when it decides are its own of this step
+    and the other worker's of the step before (what its neighbour feed has delivered by then)."""
+    from signals.controllers import DetectorObservation
+
+    source = InProcessSource(control_workers=2)
+    source.worker_of = {"a": 0, "b": 1, "c": 0}
+    now = {k: DetectorObservation(k, 10.0, 1.0, {}) for k in "abc"}
+    assert source._view(0, now) == {"a": now["a"], "c": now["c"]}  # the first step: nothing from b yet
+    source.previous = {k: DetectorObservation(k, 9.0, 1.0, {}) for k in "abc"}
+    view = source._view(0, now)
+    assert (view["a"].time_s, view["b"].time_s, view["c"].time_s) == (10.0, 9.0, 10.0)
+    assert source._view(1, now)["a"].time_s == 9.0 and source._view(1, now)["b"].time_s == 10.0
+
+
 def test_sumo_compare_writes_table_and_chart(grid: Path, tmp_path: Path) -> None:
     chart = tmp_path / "delay.png"
     res = run_cli("sumo", "compare", str(grid), "--controllers", "fixed,leitstand", "--seeds", "1", "--chart", str(chart), "--json")
@@ -199,6 +214,8 @@ def test_signal_share_needs_room_above_the_floor() -> None:
             "fixed takes no constant 'stranded_weight'",
         ),
         (["sumo", "eval", "{grid}", "--param", "wait_scale_s=60", "--via-kafka"], "--param applies to the in-process path"),
+        (["sumo", "eval", "{grid}", "--control-workers", "2", "--via-kafka"], "run that many control workers"),
+        (["sumo", "eval", "{grid}", "--control-workers", "0"], "--control-workers"),
         (["sumo", "compare", "{grid}", "--controllers", "leitstand", "--floor"], "add fixed to --controllers"),
     ],
 )
