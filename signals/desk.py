@@ -29,6 +29,11 @@ Rules:
   made from data older than its window (before, with the stream clock standing still, a
   two-minute proposal could be approved an hour into a detector outage). The pending list for
   the API leaves such proposals out the same way.
+* **Neighbours on other control workers are seen through what the shell reads of them**
+  (``on_remote_config`` / ``on_remote_frame`` / ``on_remote_drive``, ``signals.remote``): the
+  corridor is laid out over this desk's intersections and the others' that share a zone with
+  one of them. A rebalance releases (``release``) the intersections it moved; they are restored
+  from the saved state if they come back, never from the slot held before the move.
 * **The field controller's reports are checked against the drive.** A ``signals.state`` report
   (the stage shown and since when) is compared with the plan driven then, at the report and at
   every frame after it; a signal that shows another stage for longer than a stage change takes
