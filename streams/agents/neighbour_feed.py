@@ -56,7 +56,9 @@ class NeighbourFeed:
 
     @property
     def running(self) -> bool:
-        return self._task is not None
+        """Reading now; False also after the reading task ended on an error (the worker's timer
+        starts it again)."""
+        return self._task is not None and not self._task.done()
 
     def apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
         """One record of the three topics; what is not a neighbour's, or cannot be read, is skipped."""
@@ -91,6 +93,7 @@ class NeighbourFeed:
         self.read += 1
 
     async def start(self) -> None:
+        await self.stop()  # a task that ended on an error leaves its consumer open
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             group_id=None,
@@ -103,8 +106,11 @@ class NeighbourFeed:
         try:
             tps = await self._partitions()
             self._consumer.assign(tps)
-            await self._consumer.seek_to_beginning(*[tp for tp in tps if tp.topic == self.changelog])
-            await self._consumer.seek_to_end(*[tp for tp in tps if tp.topic != self.changelog])
+            # (aiokafka seeks every assigned partition when given none: only ever with some)
+            if configs := [tp for tp in tps if tp.topic == self.changelog]:
+                await self._consumer.seek_to_beginning(*configs)
+            if live := [tp for tp in tps if tp.topic != self.changelog]:
+                await self._consumer.seek_to_end(*live)
         except BaseException:
             await self._consumer.stop()
             self._consumer = None
@@ -133,6 +139,10 @@ class NeighbourFeed:
                 log.warning("neighbour feed: broker error, retrying", error=str(exc))
                 await asyncio.sleep(1.0)
                 continue
+            except Exception:  # noqa: BLE001 - anything else: said, and read again, never a silent end of the lending
+                log.exception("neighbour feed: reading failed, retrying")
+                await asyncio.sleep(1.0)
+                continue
             for tp, messages in batch.items():
                 for m in messages:
                     try:
@@ -141,6 +151,8 @@ class NeighbourFeed:
                         log.exception("neighbour feed: a record could not be applied", topic=tp.topic, offset=m.offset)
 
     async def stop(self) -> None:
+        if self._task is None and self._consumer is None:
+            return
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -97,3 +97,24 @@ def test_what_is_not_a_neighbours_or_cannot_be_read_is_skipped() -> None:
     message = msgspec.structs.replace(plan_out_message(drive), intersection_id="B")
     feed.apply(PLANS, b"A", encode(message))
     assert desk.remote.shown("A") is None
+
+
+def test_stopping_a_feed_that_never_started_does_nothing_and_a_finished_task_is_not_running() -> None:
+    import asyncio
+
+    _, feed = _feed()
+
+    async def scenario() -> None:
+        await feed.stop()  # nothing to stop: no error
+        assert not feed.running
+
+        async def ended() -> None:
+            return None
+
+        feed._task = asyncio.create_task(ended())
+        await feed._task
+        assert not feed.running  # the worker's timer would start it again
+        await feed.stop()
+        assert feed._task is None
+
+    asyncio.run(scenario())
