@@ -175,6 +175,20 @@ async def catalogue_partitions(settings: Settings) -> dict[str, int]:
     return counts
 
 
+async def known_partitions(consumer: AIOKafkaConsumer, topics: Iterable[str], timeout_s: float = 30.0) -> dict[str, set[int]]:
+    """The partitions of each topic, once the client's metadata lists every one of them (topics
+    created a moment ago may take a refresh or two), or what it lists after ``timeout_s``: a topic
+    still unlisted then maps to an empty set, for the caller to judge."""
+    names = list(topics)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        known = {t: set(consumer.partitions_for_topic(t) or ()) for t in names}
+        if all(known.values()) or time.monotonic() > deadline:
+            return known
+        await consumer._client.force_metadata_update()  # no public refresh in aiokafka
+        await asyncio.sleep(0.2)
+
+
 async def list_topics(settings: Settings) -> list[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **settings.kafka_client_options())
     await admin.start()

@@ -33,6 +33,7 @@ from aiokafka.errors import KafkaError
 
 from signals.desk import ControlDesk
 
+from ..kafka_io import known_partitions
 from ..records import IntersectionFrame, SignalPlanMessage
 from ..settings import Settings
 from ..signal_codec import decision_from_message, observation_from_frame
@@ -121,14 +122,8 @@ class NeighbourFeed:
     async def _partitions(self, timeout_s: float = 30.0) -> list[TopicPartition]:
         """Every partition of the three topics, once the client's metadata lists them."""
         assert self._consumer is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while True:
-            known = {t: self._consumer.partitions_for_topic(t) for t in (self.changelog, self.frames, self.plans)}
-            if all(known.values()) or loop.time() > deadline:
-                return [TopicPartition(t, p) for t, parts in known.items() for p in sorted(parts or ())]
-            await self._consumer._client.force_metadata_update()  # no public refresh in aiokafka
-            await asyncio.sleep(0.2)
+        known = await known_partitions(self._consumer, (self.changelog, self.frames, self.plans), timeout_s)
+        return [TopicPartition(t, p) for t, parts in known.items() for p in sorted(parts)]
 
     async def _run(self) -> None:
         assert self._consumer is not None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import Any
 
 import orjson
@@ -19,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from ..errors import CliError
-from ..kafka_io import ensure_topics, producer
+from ..kafka_io import ensure_topics, known_partitions, producer
 from ..records import Record, encode
 from ..settings import Settings
 from ..topics import ALERTS_ACKS, ALERTS_SILENCES, SIGNALS_APPROVALS
@@ -65,16 +64,11 @@ class Feed:
         """Every partition of the state topics, once the client's metadata knows them all (topics
         created a moment ago may take a refresh or two)."""
         assert self._consumer is not None
-        deadline = time.monotonic() + timeout_s
-        while True:
-            known = {t: self._consumer.partitions_for_topic(t) for t in self._names}
-            if all(known.values()):
-                return [TopicPartition(t, p) for t, parts in known.items() for p in sorted(parts or ())]
-            if time.monotonic() > deadline:
-                missing = ", ".join(t for t, parts in known.items() if not parts)
-                raise CliError(f"the broker does not list the topics {missing} (leitstand topics create)")
-            await self._consumer._client.force_metadata_update()  # no public refresh in aiokafka
-            await asyncio.sleep(0.2)
+        known = await known_partitions(self._consumer, self._names, timeout_s)
+        missing = ", ".join(t for t, parts in known.items() if not parts)
+        if missing:
+            raise CliError(f"the broker does not list the topics {missing} (leitstand topics create)")
+        return [TopicPartition(t, p) for t, parts in known.items() for p in sorted(parts)]
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -26,8 +26,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
-from aiokafka.partitioner import murmur2
 from faust.web import Request, Response, View
+
+from ..stores import key_partition
 
 #: marks a request one worker forwarded to another: answered locally, never forwarded again
 FORWARDED = "X-Leitstand-Forwarded-By"
@@ -43,7 +44,7 @@ Distribution = Mapping[str, Mapping[str, Sequence[int]]]
 
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2, as aiokafka and the Java client) gives ``key``."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return key_partition(key, partitions)
 
 
 def holders(distribution: Distribution, topic: str) -> dict[int, str]:
