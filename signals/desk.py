@@ -28,7 +28,8 @@ Rules:
   were silent expires before the command is carried out, so an operator cannot approve a plan
   made from data older than its window (before, with the stream clock standing still, a
   two-minute proposal could be approved an hour into a detector outage). The pending list for
-  the API leaves such proposals out the same way.
+  the API leaves such proposals out the same way, and the shell's timer (``expire_lapsed``)
+  publishes their expiry within a tick when neither a frame nor a command comes.
 * **Neighbours on other control workers are seen through what the shell reads of them**
   (``on_remote_config`` / ``on_remote_frame`` / ``on_remote_drive``, ``signals.remote``): the
   corridor is laid out over this desk's intersections and the others' that share a zone with
@@ -352,6 +353,21 @@ class ControlDesk:
         record = None if slot is None else slot.control.pending.get(plan_id)
         return slot is not None and record is not None and _lapsed(record, silent_clock(slot, received_s))
 
+    def expire_lapsed(self, received_s: float, mine: Callable[[str], bool] = lambda _iid: True) -> Outbox:
+        """Expire, at the worker's wall clock ``received_s``, every proposal whose approval window
+        ran out since its intersection's last frame (``silent_clock``), for the intersections
+        ``mine`` still holds. The shell's timer calls this, so the control room learns of such an
+        expiry within a tick even when no frame or command comes (a detector outage, the end of a
+        replay), instead of from the next frame or command, possibly hours later."""
+        out = Outbox()
+        for iid, slot in self.live.items():
+            if slot.control.pending and mine(iid):
+                before = len(out.plans)
+                self._expire_lapsed(out, slot, received_s)
+                if len(out.plans) > before:
+                    self._touch(out, slot)
+        return out
+
     def snapshot(self, intersection_id: str) -> Snapshot | None:
         """The state to save; from now on the intersection counts as saved."""
         slot = self.live.get(intersection_id)
@@ -504,10 +520,7 @@ class ControlDesk:
         if slot is None:
             self._refuse(out, cmd, at_s, UNKNOWN_SESSION, f"intersection {cmd.intersection_id} is not configured here")
             return out
-        late = silent_clock(slot, received_s)
-        if late is not None and slot.heard_s is not None and received_s is not None:
-            silence = f"no detector frames for {received_s - slot.heard_s:.0f} s: its data is older than its approval window"
-            self._emit(out, slot, slot.control.expire_due(late, silence), slot.control.drain_audit())
+        self._expire_lapsed(out, slot, received_s)
         before = dict(slot.control.pending)
         try:
             decided, entries = self._carry_out(slot.control, cmd, at_s)
@@ -691,6 +704,15 @@ class ControlDesk:
     def _emit(self, out: Outbox, slot: Slot, retired: Iterable[PlanRecord], entries: Iterable[AuditEntry]) -> None:
         out.plans += [PlanOut(p, slot.session, now_s=slot.clock_s) for p in retired]
         out.audit += [AuditOut(e, slot.session) for e in entries]
+
+    def _expire_lapsed(self, out: Outbox, slot: Slot, received_s: float | None) -> None:
+        """The proposals that lapsed while no frame came, expired with the silence as the reason."""
+        late = silent_clock(slot, received_s)
+        if late is None or slot.heard_s is None or received_s is None:
+            return
+        silence = f"no detector frames for {received_s - slot.heard_s:.0f} s: its data is older than its approval window"
+        out.plans += [PlanOut(p, slot.session, now_s=late) for p in slot.control.expire_due(late, silence)]
+        out.audit += [AuditOut(e, slot.session) for e in slot.control.drain_audit()]
 
     def _touch(self, out: Outbox, slot: Slot) -> None:
         if slot.saved != slot.signature():

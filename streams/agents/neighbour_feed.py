@@ -47,13 +47,18 @@ DRIVE_STATUSES = frozenset({"active", "fallback", "fixed"})
 class NeighbourFeed:
     """Reads the other workers' configurations, frames and drives into ``desk`` (``apply``)."""
 
-    def __init__(self, settings: Settings, desk: ControlDesk, *, changelog: str, frames: str, plans: str) -> None:
+    def __init__(
+        self, settings: Settings, desk: ControlDesk, *, changelog: str, frames: str, plans: str, topics_timeout_s: float = 30.0
+    ) -> None:
         self.settings = settings
+        self.topics_timeout_s = topics_timeout_s  # how long a start waits for the three topics to be listed
         self.desk = desk
         self.changelog, self.frames, self.plans = changelog, frames, plans
         self.read = 0  # records handed to the desk (configurations, and frames and drives of neighbours)
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        #: why the last start failed (None: it did not fail, or it has not been started)
+        self.start_error: str | None = None
 
     @property
     def running(self) -> bool:
@@ -94,6 +99,15 @@ class NeighbourFeed:
         self.read += 1
 
     async def start(self) -> None:
+        """Start reading; on failure ``start_error`` says why (for ``/ready``) and it raises."""
+        try:
+            await self._start()
+        except Exception as exc:
+            self.start_error = str(exc) or type(exc).__name__
+            raise
+        self.start_error = None
+
+    async def _start(self) -> None:
         await self.stop()  # a task that ended on an error leaves its consumer open
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
@@ -103,9 +117,9 @@ class NeighbourFeed:
             fetch_max_wait_ms=min(self.settings.consumer_fetch_max_wait_ms, 100),
             **self.settings.kafka_client_options(),
         )
-        await self._consumer.start()
         try:
-            tps = await self._partitions()
+            await self._consumer.start()
+            tps = await self._partitions(self.topics_timeout_s)
             self._consumer.assign(tps)
             # (aiokafka seeks every assigned partition when given none: only ever with some)
             if configs := [tp for tp in tps if tp.topic == self.changelog]:
@@ -113,16 +127,20 @@ class NeighbourFeed:
             if live := [tp for tp in tps if tp.topic != self.changelog]:
                 await self._consumer.seek_to_end(*live)
         except BaseException:
-            await self._consumer.stop()
+            await self._consumer.stop()  # aiokafka's stop is safe on a consumer that did not start
             self._consumer = None
             raise
         self._task = asyncio.create_task(self._run())
         log.info("reading neighbours on other control workers", topics=[self.changelog, self.frames, self.plans])
 
-    async def _partitions(self, timeout_s: float = 30.0) -> list[TopicPartition]:
-        """Every partition of the three topics, once the client's metadata lists them."""
+    async def _partitions(self, timeout_s: float) -> list[TopicPartition]:
+        """Every partition of the three topics, once the client's metadata lists them; a topic
+        still unlisted after ``timeout_s`` is an error (the worker's timer says so on ``/ready``
+        and tries again) rather than a feed that silently reads the other two."""
         assert self._consumer is not None
         known = await known_partitions(self._consumer, (self.changelog, self.frames, self.plans), timeout_s)
+        if missing := sorted(t for t, parts in known.items() if not parts):
+            raise LookupError(f"topics not on the broker after {timeout_s:.0f} s: {', '.join(missing)}")
         return [TopicPartition(t, p) for t, parts in known.items() for p in sorted(parts)]
 
     async def _run(self) -> None:

@@ -19,7 +19,9 @@ config's ``session`` is in every one):
   ``expired``), then exactly one *drive* record (``active`` / ``fallback`` / ``fixed``: what the
   signal shows now), so the drive is the last plans message of a frame; per command the record
   it decided (``approved`` / ``rejected``) and any it retired (``expired``: superseded, mode
-  changed). ``event_time`` is the frame's event time; ``time_s`` the decision's.
+  changed); per tick of the lapse timer the proposals whose approval window ran out while no
+  frame came (``expired``, the silence as the reason). ``event_time`` is the frame's event time
+  (for a lapse, the intersection's clock moved on by the silence); ``time_s`` the decision's.
 * metrics: every wait for green the desk saw served (``signals.fairness.LiveWaits``: first demand
   on a red approach to its green) in ``leitstand_signal_approach_wait_seconds`` per transport
   mode, and the worst approach's p95 wait over the median approach's in
@@ -110,6 +112,10 @@ from .neighbour_feed import NeighbourFeed
 from .wiring import Outgoing, Sink, Times, changelog_durable, keyed_table, publish, save, topic_decoder
 
 log = structlog.get_logger(__name__)
+
+
+#: how often the worker looks for proposals that lapsed while no frame came (seconds)
+LAPSE_EVERY_S = 1.0
 
 
 class SignalControls:
@@ -311,16 +317,39 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
         """The last batch's change to the ratio, at most a second late, when no batch follows."""
         fairness.flush(desk, time.time())
 
+    @app.timer(interval=LAPSE_EVERY_S)
+    async def lapse_watch() -> None:
+        """Proposals whose approval window ran out with no frame since: published ``expired``
+        within a tick (``ControlDesk.expire_lapsed``), so the console and the audit do not wait
+        for the next frame or command. Only for intersections whose partition this worker holds
+        now: during a rebalance a moved one belongs to its new owner's table."""
+        from faust.exceptions import ConsumerNotStarted
+
+        if app.rebalancing:
+            return
+        try:
+            held = {tp.partition for tp in app.consumer.assignment() if tp.topic == frames_topic}
+        except ConsumerNotStarted:
+            return
+        total = settings.topic_partitions
+        box = desk.expire_lapsed(time.time(), lambda iid: key_partition(iid.encode(), total) in held)
+        if not box.plans and not box.dirty:
+            return
+        log_notes(box.notes)
+        await publish(outgoing(box, plans, audit, lifecycle))
+        count(box, desk, fairness, time.time())
+        save(table, snapshots(desk, box.dirty))
+        await changelog_durable(app)
+
     split = SplitWatch(frames_topic)
     feed = NeighbourFeed(
         settings, desk, changelog=table.changelog_topic.get_topic_name(), frames=frames_topic, plans=settings.topic(SIGNALS_PLANS)
     )
-    feed_error: list[str] = []  # why the feed last failed to start (empty: it did not fail)
     warnings = getattr(app, "readiness_warnings", None)
     if warnings is not None:
         warnings["signal_control_split"] = lambda: (
-            f"{split.reason}, and neighbours on other workers cannot be read ({feed_error[0]}): corridor rules are off between them"
-            if split.reason is not None and not feed.running and feed_error
+            f"{split.reason}, and neighbours on other workers cannot be read ({feed.start_error}): corridor rules are off between them"
+            if split.reason is not None and not feed.running and feed.start_error
             else None
         )
 
@@ -350,10 +379,8 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
         if not feed.running:
             try:
                 await feed.start()
-                feed_error.clear()
             except Exception as exc:  # noqa: BLE001 - the worker controls its own intersections regardless; /ready says why
-                feed_error[:] = [str(exc) or type(exc).__name__]
-                log.error("cannot read neighbours on other control workers", error=feed_error[0])
+                log.error("cannot read neighbours on other control workers", error=feed.start_error or repr(exc))
 
     async def hand_over(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Forget the intersections a rebalance gave to another worker (``ControlDesk.release``):

@@ -150,3 +150,40 @@ def test_neighbours_on_two_control_workers_still_lend_each_other(broker, setting
     finally:
         codes = [w.stop() for w in workers]
     assert codes == [0, 0], [w.log_tail() for w in workers]
+
+
+def test_a_neighbour_feed_whose_topic_is_missing_says_so_and_starts_once_it_exists(broker, settings_for) -> None:
+    """The feed needs all three topics: with one missing it does not read the other two silently
+    but fails to start with the topic named (``start_error``, which ``/ready`` shows), and the
+    next start, once the topic exists, reads."""
+    from signals.desk import ControlDesk
+    from streams.agents.neighbour_feed import NeighbourFeed
+
+    s = settings_for(broker)
+    asyncio.run(ensure_topics(s))
+    changelog = f"leitstand-feed-probe-{time.time_ns()}-changelog"
+    feed = NeighbourFeed(
+        s, ControlDesk(lambda _: None), changelog=changelog, frames=s.topic("sensors.intersection"),
+        plans=s.topic("signals.plans"), topics_timeout_s=1.0,
+    )  # fmt: skip
+
+    async def scenario() -> None:
+        with pytest.raises(LookupError, match=changelog):
+            await feed.start()
+        assert not feed.running and feed.start_error is not None and changelog in feed.start_error
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers, **s.kafka_client_options())
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(changelog, s.topic_partitions, 1)])
+        finally:
+            await admin.close()
+        feed.topics_timeout_s = 30.0
+        await feed.start()
+        try:
+            assert feed.running and feed.start_error is None
+        finally:
+            await feed.stop()
+
+    asyncio.run(scenario())

@@ -168,9 +168,10 @@ def test_advisory_mode_end_to_end(broker, settings_for, tmp_path: Path, role: st
 
 
 def test_a_proposal_that_lapsed_in_a_detector_outage_is_not_approved(broker, settings_for, tmp_path: Path) -> None:
-    """Frames stop with a proposal 5 s from its expiry (stream time); 8 s later (wall) the API no
-    longer lists it and refuses to approve it, and an approval sent straight to the topic expires
-    it with the outage as the reason instead of driving a plan made from stale data."""
+    """Frames stop with a proposal 5 s from its expiry (stream time). With no frame and no
+    command after that, the worker's lapse timer publishes it expired with the outage as the
+    reason; the API no longer lists it and refuses to approve it, and an approval sent straight
+    to the topic is refused instead of driving a plan made from stale data."""
     s = settings_for(broker, api_token=TOKEN)
     asyncio.run(ensure_topics(s))
     env = settings_env({**same_place(s), "api_token": TOKEN, "worker_role": "control"})
@@ -194,19 +195,21 @@ def test_a_proposal_that_lapsed_in_a_detector_outage_is_not_approved(broker, set
         plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 25, 60)
         [pending] = [p for p in plans if p["status"] == "pending"]
         assert pending["expires_at_s"] - (t0 + 5 * 24) == pytest.approx(5.0)
-        time.sleep(8.0)
+        plans = _wait_for(s, "signals.plans", lambda rs: any(p["status"] == "expired" for p in rs), 30)  # nothing sent
+        assert [p["status"] for p in plans if p["plan_id"] == pending["plan_id"]] == ["pending", "expired"]
+        audit = _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "plan_expired" for a in rs), 30)
+        [expired] = [a for a in audit if a["action"] == "plan_expired"]
+        assert expired["actor"] == "timer" and "no detector frames for" in expired["detail"]["reason"]
         assert _http("GET", f"{base}/signals/plans?status=pending", token=TOKEN)[1]["count"] == 0
         approve = f"{base}/signals/K101/plans/{quote(pending['plan_id'])}/approve"
         status, answer = _http("POST", approve, token=TOKEN, body={"actor": "operator-7"})
-        assert status == 404 and "no detector frames" in answer["error"], answer
+        assert status == 404 and "expired" in answer["error"], answer
         late = {"schema_version": 1, "event_time": _iso(time.time()), "intersection_id": "K101", "action": "approve",
                 "plan_id": pending["plan_id"], "actor": "operator-7"}  # fmt: skip
         asyncio.run(_send(s, "signals.approvals", [late], "intersection_id"))
         audit = _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "command_refused" for a in rs), 30)
-        [expired] = [a for a in audit if a["action"] == "plan_expired"]
-        assert expired["actor"] == "timer" and "no detector frames for" in expired["detail"]["reason"]
-        plans = _wait_for(s, "signals.plans", lambda rs: any(p["status"] == "expired" for p in rs), 30)
-        assert [p["status"] for p in plans if p["plan_id"] == pending["plan_id"]] == ["pending", "expired"]
+        assert [a["action"] for a in audit if a["action"] in ("plan_expired", "command_refused")] == ["plan_expired", "command_refused"]
+        plans = _wait_for(s, "signals.plans", lambda rs: any(p["status"] == "expired" for p in rs), 5)
         assert not any(p["status"] == "approved" for p in plans)
     finally:
         code = worker.stop()

@@ -112,6 +112,47 @@ def test_a_proposal_that_lapsed_while_the_detectors_were_silent_cannot_be_approv
     assert out.dirty == {"K101"}  # the snapshot no longer holds the proposal
 
 
+def test_the_lapse_timer_expires_a_silent_intersections_proposal_without_any_command() -> None:
+    """A detector outage with a proposal pending: the timer's tick after the window ran out
+    publishes it expired (at the clock moved on by the silence) and the snapshot drops it; a tick
+    inside the window, or for an intersection the worker no longer holds, does nothing."""
+    desk = fresh()
+    desk.on_config(config())
+    last = heard(desk, range(25))
+    [pending] = desk.pending(last)
+    expires, made = pending.record.expires_at_s, pending.now_s
+    assert expires is not None and made is not None
+    inside, lapsed = last + (expires - made) - 1.0, last + (expires - made) + 3.0
+    quiet = desk.expire_lapsed(inside)
+    assert quiet.plans == [] and quiet.audit == [] and quiet.dirty == set()
+    assert desk.expire_lapsed(lapsed, mine=lambda iid: iid != "K101").plans == []  # moved away: its owner's table
+    out = desk.expire_lapsed(lapsed)
+    [expired] = out.plans
+    assert isinstance(expired, PlanOut) and expired.record.status == "expired" and expired.record.plan_id == pending.record.plan_id
+    assert expired.now_s == expires + 3.0  # the intersection's clock moved on by the silence
+    [entry] = (a.entry for a in out.audit)
+    assert (entry.action, entry.actor, entry.at_s) == ("plan_expired", "timer", expires + 3.0)
+    assert f"no detector frames for {lapsed - last:.0f} s" in entry.detail["reason"]
+    assert out.dirty == {"K101"}
+    snap = desk.snapshot("K101")
+    assert snap is not None and snap.pending == ()
+    assert desk.expire_lapsed(lapsed + 60).plans == []  # once
+    approve = DeskCommand("K101", "approve", "operator-7", at(T0 + 10_000), plan_id=pending.record.plan_id)
+    refused = desk.on_command(approve, received_s=lapsed + 1)
+    assert statuses(refused) == [] and refused.commands == [("approve", "refused")]
+
+
+def test_the_lapse_timer_leaves_flowing_frames_alone() -> None:
+    """Frames 0.1 s apart (wall) in a fast replay: a tick between two frames expires nothing,
+    however far the event clock has run ahead of the wall."""
+    desk = fresh()
+    desk.on_config(config())
+    for i in range(25):
+        desk.on_observation(obs(i), received_s=WALL0 + 0.1 * i)
+        assert desk.expire_lapsed(WALL0 + 0.1 * i + 0.05).plans == []
+    assert len(desk.pending(WALL0 + 2.45)) == 1
+
+
 def test_a_proposal_still_inside_its_window_in_a_short_silence_is_approved_at_the_frame_clock() -> None:
     desk = fresh()
     desk.on_config(config())
