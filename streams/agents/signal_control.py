@@ -119,11 +119,14 @@ LAPSE_EVERY_S = 1.0
 
 
 class SignalControls:
-    """What the HTTP API needs: the desk to read and the topic to write operators' commands to."""
+    """What the HTTP API needs: the desk to read, the topic to write operators' commands to, and
+    the table whose partitions say which control worker holds an intersection."""
 
-    def __init__(self, desk: ControlDesk, approvals_topic: Sink) -> None:
+    def __init__(self, desk: ControlDesk, approvals_topic: Sink, table: Any = None) -> None:
         self.desk = desk
         self.approvals_topic = approvals_topic
+        #: the control table (``signal-control``): which worker holds which intersection
+        self.table = table
 
     def pending_messages(self) -> list[SignalPlanMessage]:
         """Every pending proposal that can still be approved, as a ``signals.plans`` message."""
@@ -407,4 +410,4 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
 
     app.on_before_shutdown.connect(stop_feed)
 
-    return SignalControls(desk, approvals)
+    return SignalControls(desk, approvals, table)

@@ -183,8 +183,14 @@ def recorded(who: Principal, claimed: str | None, text: str | None) -> tuple[str
     return who.name, combined if len(combined) <= MAX_TEXT_CHARS else text, claimed
 
 
+#: where ``read_json_object`` leaves the body's bytes on the request (aiohttp's per-request
+#: storage): the stream is read once, and a request forwarded to another worker must carry them
+RAW_BODY = "leitstand.raw_body"
+
+
 async def read_json_object(request: Any, limit: int = MAX_BODY_BYTES) -> dict[str, Any]:
-    """The body as a JSON object (an empty body is ``{}``); ``Refused`` 413/400 otherwise."""
+    """The body as a JSON object (an empty body is ``{}``); ``Refused`` 413/400 otherwise. The
+    bytes read are kept under ``RAW_BODY`` on the request."""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise Refused(413, f"body larger than {limit} bytes")
@@ -193,6 +199,7 @@ async def read_json_object(request: Any, limit: int = MAX_BODY_BYTES) -> dict[st
         data += chunk
         if len(data) > limit:
             raise Refused(413, f"body larger than {limit} bytes")
+    request[RAW_BODY] = bytes(data)
     if not data.strip():
         return {}
     try:

@@ -1,4 +1,5 @@
-"""The alarm API across several critical workers: each request answered where the book is.
+"""The alarm API across several critical workers, and the signals API across several control
+workers: each request answered where the book (or the intersection's control state) is.
 
 Kafka's consumer group splits the alarm books (a table keyed by subject) between the critical
 workers, and each worker holds only the books of its partitions. Faust's partition assignor
@@ -23,12 +24,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from faust.web import Request, Response, View
 
 from ..stores import key_partition
+from .auth import RAW_BODY
 
 #: marks a request one worker forwarded to another: answered locally, never forwarded again
 FORWARDED = "X-Leitstand-Forwarded-By"
@@ -77,6 +79,17 @@ def merged(parts: Iterable[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]
     return sorted(by_id.values(), key=lambda a: (rank.get(a.get("severity", ""), len(rank)), str(a.get("raised_at", ""))))
 
 
+def merged_plans(parts: Iterable[Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """Pending-proposal listings of several control workers as one: each plan once (an
+    intersection that moved while the workers were asked can show up twice), by intersection
+    and decision time, as one worker lists them."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        for plan in part:
+            by_id.setdefault(str(plan.get("plan_id")), dict(plan))
+    return sorted(by_id.values(), key=lambda p: (str(p.get("intersection_id", "")), float(p.get("time_s") or 0.0)))
+
+
 def is_forwarded(request: Request) -> bool:
     return FORWARDED in request.headers
 
@@ -119,11 +132,13 @@ class Owners:
         headers[FORWARDED] = self.own_url
         return headers
 
-    async def forward(self, view: View, request: Request, url: str) -> Response:
+    async def forward(self, view: View, request: Request, url: str, what: str = "this alarm") -> Response:
         """The same request answered by the worker at ``url``; 503 if it does not answer."""
         target = f"{url.rstrip('/')}{request.url.path_qs}"
         try:
-            body = await request.read()
+            # the view has read the body off the stream already (auth.read_json_object keeps it)
+            kept = cast(Mapping[str, Any], request).get(RAW_BODY)  # aiohttp's per-request storage
+            body = kept if isinstance(kept, bytes) else await request.read()
             async with self._session().request(
                 request.method, target, data=body, headers=self._headers(request), timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S)
             ) as answer:
@@ -131,18 +146,19 @@ class Owners:
                 return view.text(text, content_type=answer.content_type, status=answer.status)
         except (TimeoutError, aiohttp.ClientError) as exc:
             return view.json(
-                {"error": f"the worker holding this alarm ({url}) did not answer: {type(exc).__name__}; retry in a few seconds"},
+                {"error": f"the worker holding {what} ({url}) did not answer: {type(exc).__name__}; retry in a few seconds"},
                 status=503,
                 headers={"Retry-After": "5"},
             )
 
-    async def gather(self, request: Request) -> tuple[list[list[dict[str, Any]]], list[str]]:
-        """Every other worker's own listing for the same query: (listings, URLs that did not answer)."""
+    async def gather(self, request: Request, key: str = "alerts") -> tuple[list[list[dict[str, Any]]], list[str]]:
+        """Every other worker's own listing for the same query (the list under ``key`` in its
+        answer): (listings, URLs that did not answer)."""
         urls = self.others()
-        answers = await asyncio.gather(*(self._listing(url, request) for url in urls))
+        answers = await asyncio.gather(*(self._listing(url, request, key) for url in urls))
         return [a for a in answers if a is not None], [u for u, a in zip(urls, answers, strict=True) if a is None]
 
-    async def _listing(self, url: str, request: Request) -> list[dict[str, Any]] | None:
+    async def _listing(self, url: str, request: Request, key: str) -> list[dict[str, Any]] | None:
         target = f"{url.rstrip('/')}{request.url.path_qs}"
         try:
             limit = aiohttp.ClientTimeout(total=PEER_TIMEOUT_S)
@@ -150,7 +166,7 @@ class Owners:
                 if answer.status != 200:
                     return None
                 body = await answer.json()
-                found = body.get("alerts") if isinstance(body, dict) else None
+                found = body.get(key) if isinstance(body, dict) else None
                 return found if isinstance(found, list) else None
         except (TimeoutError, aiohttp.ClientError, ValueError):
             return None

@@ -339,6 +339,10 @@ def test_alarm_api_answers_for_every_worker_and_for_the_survivor(broker, setting
             status, answer = a.bearer("POST", f"/alerts/{alarm['alarm_id']}/ack", body={"note": "on my way"})
             assert status == 202, answer
         assert wait_for(lambda: listed(b, "acknowledged") == set(pools), timeout_s=30, step_s=0.5), listed(b, "acknowledged")
+        # a forwarded acknowledgement keeps its body: before stop 46 the holder got an empty one
+        _, acked = a.bearer("GET", "/alerts?state=acknowledged")
+        notes = {x["subject_id"]: x.get("note") for x in acked["alerts"]}
+        assert set(notes) == set(pools) and set(notes.values()) == {"on my way"}, notes
 
         assert workers[1].proc is not None
         workers[1].proc.send_signal(signal.SIGKILL)

@@ -332,3 +332,86 @@ def test_an_unsafe_config_is_refused_and_audited_and_the_previous_one_keeps_driv
         code = worker.stop()
     log = (tmp_path / "worker.log").read_text()
     assert code == 0 and "fallback plan itself is unsafe" not in log and "Traceback" not in log, worker.log_tail()
+
+
+def test_either_of_two_control_workers_answers_for_every_intersection(broker, settings_for, tmp_path: Path) -> None:
+    """Two control workers split K101 (partition 0) and K102 (partition 1). Whichever worker a
+    request reaches lists both intersections' pending proposals and takes an approval or a mode
+    change for either: a change for the other worker's intersection is forwarded to it (before
+    stop 46 it was answered 404 "no such intersection")."""
+    from streams.stores import key_partition
+    from tests.integration.test_broker_outage import wait_for
+    from tests.integration.test_http_api_auth import Api
+    from tests.integration.test_scale_out import _owned
+
+    ids = ("K101", "K102")
+    assert [key_partition(i.encode(), 2) for i in ids] == [0, 1]
+    s = settings_for(broker, api_token=TOKEN, topic_partitions=2)
+    asyncio.run(ensure_topics(s))
+    workers = [
+        WorkerProcess(
+            settings_env({**same_place(s), "api_token": TOKEN, "worker_role": "control", "data_dir": tmp_path / f"w{n}"}),
+            tmp_path / f"worker-{n}.log",
+            free_port(),
+        )
+        for n in range(2)
+    ]
+    frames_topic = s.topic("sensors.intersection")
+    t0 = time.time() - 600.0
+    try:
+        for w in workers:
+            w.launch()
+        for w in workers:
+            w.wait_ready(timeout_s=120)
+        assert wait_for(lambda: all(len(_owned(w, frames_topic)) == 1 for w in workers), 90, 0.5), [w.log_tail() for w in workers]
+        holder = {iid: next(w for w in workers if key_partition(iid.encode(), 2) in _owned(w, frames_topic)) for iid in ids}
+        assert holder["K101"] is not holder["K102"]
+        configs = [
+            {**k101_config(t0, "webster", "advisory", "two-workers", {"recompute_every_cycles": 1}, 600.0),
+             "intersection_id": iid, "model": {**MODEL, "id": iid}}
+            for iid in ids
+        ]  # fmt: skip
+        asyncio.run(_send(s, "signals.config", configs, "intersection_id"))
+        for iid in ids:
+            _configured(s, iid)
+        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25), "K101") + _frames(t0, range(25), "K102"), "intersection_id"))
+        plans = _wait_for(s, "signals.plans", lambda rs: sum(p["status"] == "pending" for p in rs) >= 2, 60)
+        pending = {p["intersection_id"]: p["plan_id"] for p in plans if p["status"] == "pending"}
+        assert set(pending) == set(ids), plans
+
+        apis = [Api(w.web_port) for w in workers]
+
+        def listing(api: Api, local: bool = False) -> dict:
+            headers = {"X-Leitstand-Forwarded-By": "test"} if local else None
+            status, body = api.call("GET", "/signals/plans", auth=f"Bearer {TOKEN}", headers=headers)
+            assert status == 200, body
+            return body
+
+        def both_listed() -> bool:
+            return all({p["intersection_id"] for p in listing(api)["plans"]} == set(ids) for api in apis)
+
+        assert wait_for(both_listed, 60, 0.5), [listing(api) for api in apis]
+        body = listing(apis[0])
+        assert body["workers"] == 2 and body["unreachable"] == [] and body["count"] == 2, body
+        assert [p["intersection_id"] for p in body["plans"]] == ["K101", "K102"]
+        for iid in ids:  # each worker on its own still holds only its intersection
+            own = listing(Api(holder[iid].web_port), local=True)
+            assert [p["intersection_id"] for p in own["plans"]] == [iid], own
+
+        # approve K102's proposal and switch K101 off, each through the worker that does not hold it
+        other = {iid: next(w for w in workers if w is not holder[iid]) for iid in ids}
+        status, answer = Api(other["K102"].web_port).bearer(
+            "POST", f"/signals/K102/plans/{quote(pending['K102'])}/approve", TOKEN, {"reason": "forwarded"}
+        )
+        assert status == 202 and answer["accepted"] == "approve", answer
+        status, answer = Api(other["K101"].web_port).bearer("POST", "/signals/K101/mode", TOKEN, {"mode": "off"})
+        assert status == 202 and answer["accepted"] == "set_mode", answer
+        status, answer = Api(other["K101"].web_port).bearer("POST", "/signals/K101/plans/K101@nope/approve", TOKEN, {})
+        assert status == 404, answer  # the holder's checks answer, forwarded back as they are
+        audit = _wait_for(s, "signals.audit", lambda rs: {"plan_approved", "mode_changed"} <= {a["action"] for a in rs}, 30)
+        approved = [a for a in audit if a["action"] == "plan_approved"]
+        assert [(a["intersection_id"], a["detail"].get("plan")) for a in approved] == [("K102", pending["K102"])], approved
+        assert [a["intersection_id"] for a in audit if a["action"] == "mode_changed"] == ["K101"]
+    finally:
+        codes = [w.stop() for w in workers]
+    assert codes == [0, 0], [w.log_tail() for w in workers]

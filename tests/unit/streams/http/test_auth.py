@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from streams.http.auth import (
     MAX_BODY_BYTES,
+    RAW_BODY,
     Access,
     ApiAuth,
     Refused,
@@ -154,8 +155,9 @@ def test_levels_read_token_reads_only_and_missing_configuration_refuses() -> Non
     assert refused.headers.get("WWW-Authenticate", "").startswith("Bearer")
 
 
-class _Body:
-    """The two things ``read_json_object`` uses of an aiohttp request: a length and a stream."""
+class _Body(dict):
+    """What ``read_json_object`` uses of an aiohttp request: a length, a stream, and the
+    per-request storage it leaves the bytes in."""
 
     def __init__(self, data: bytes, declared: bool = True, chunk: int = 1000) -> None:
         self.content_length = len(data) if declared else None
@@ -184,6 +186,18 @@ def _read(data: bytes, declared: bool = True) -> dict | int:
 )
 def test_bodies_that_are_not_json_objects_are_400(data: bytes) -> None:
     assert _read(data) == 400
+
+
+def test_the_body_read_is_kept_on_the_request_for_a_forward_to_another_worker() -> None:
+    """The stream can be read once; a change forwarded to the worker holding the alarm or the
+    intersection (streams/http/owners.py) sends these bytes, not an empty body (stop 46: a
+    forwarded acknowledgement lost its note, a forwarded mode change its mode)."""
+    data = b'{"note": "on my way", "by": "anna"}'
+    request = _Body(data, chunk=7)
+    assert asyncio.run(read_json_object(request)) == {"note": "on my way", "by": "anna"}
+    assert request[RAW_BODY] == data
+    empty = _Body(b"")
+    assert asyncio.run(read_json_object(empty)) == {} and empty[RAW_BODY] == b""
 
 
 def test_oversized_bodies_are_413_declared_or_streamed() -> None:
