@@ -152,6 +152,10 @@ class PlanOut:
     changed: bool = True
     #: the intersection's clock when published (None: the decision's own time)
     now_s: float | None = None
+    #: a drive record of a signal whose field controller is known to show something else
+    #: (``signals.following``): read by the neighbours' workers, which then do not take its
+    #: plan for what the street shows
+    not_following: bool = False
 
 
 @dataclass(frozen=True)
@@ -392,10 +396,11 @@ class ControlDesk:
         if known is None or obs.time_s >= known.time_s:
             self.latest[iid] = obs
 
-    def on_remote_drive(self, intersection_id: str, decision: StageDecision) -> None:
-        """The plan another worker drives at a neighbour now (its drive record)."""
+    def on_remote_drive(self, intersection_id: str, decision: StageDecision, not_following: bool = False) -> None:
+        """The plan another worker drives at a neighbour now (its drive record), and whether that
+        worker found the street not following it."""
         if intersection_id not in self.live:
-            self.remote.drove(intersection_id, decision)
+            self.remote.drove(intersection_id, decision, not_following)
 
     def release(self, still_mine: Callable[[str], bool]) -> list[str]:
         """Forget the intersections a rebalance gave to another worker; returns their ids.
@@ -468,7 +473,7 @@ class ControlDesk:
                 slot.control.pending[p.plan_id] = p
         out.plans += [PlanOut(p, slot.session, now_s=obs.time_s) for p in proposals]
         drive = mark_degraded(step.drive, degraded, obs.time_s)
-        out.plans.append(PlanOut(drive, slot.session, changed=step.changed, now_s=obs.time_s))
+        out.plans.append(PlanOut(drive, slot.session, changed=step.changed, now_s=obs.time_s, not_following=slot.follow.raised))
         out.audit += [AuditOut(a, slot.session) for a in step.audit]
         self._touch(out, slot)
         return out

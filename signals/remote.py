@@ -46,6 +46,9 @@ class Remote:
     zones: frozenset[str]
     intersection: Intersection | None = None
     shown: StageDecision | None = None
+    #: its worker found the field controller showing something else than ``shown``
+    #: (``signals.following``): its plan says nothing about what the street shows
+    not_following: bool = False
     #: the model did not build (a config refused where it is controlled): never lent
     broken: bool = False
 
@@ -95,15 +98,19 @@ class RemoteNeighbours:
         self.lending = frozenset(x.id for x in lent)
         return lent
 
-    def drove(self, intersection_id: str, decision: StageDecision) -> None:
-        """Another worker drives ``decision`` at that intersection now (kept for a neighbour only)."""
+    def drove(self, intersection_id: str, decision: StageDecision, not_following: bool = False) -> None:
+        """Another worker drives ``decision`` at that intersection now (kept for a neighbour
+        only); ``not_following``: that worker knows the field controller shows something else."""
         remote = self.known.get(intersection_id)
         if remote is not None and intersection_id in self.lending:
-            remote.shown = decision
+            remote.shown, remote.not_following = decision, not_following
 
     def shown(self, intersection_id: str) -> tuple[Intersection, StageDecision] | None:
-        """A lent neighbour's model and the plan it drives, if both are known."""
+        """A lent neighbour's model and the plan it drives, if both are known and its worker does
+        not know the street to show something else (as for a neighbour on the same worker)."""
         remote = self.known.get(intersection_id)
         if remote is None or intersection_id not in self.lending or remote.intersection is None or remote.shown is None:
+            return None
+        if remote.not_following:
             return None
         return remote.intersection, remote.shown

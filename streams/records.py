@@ -575,6 +575,9 @@ class SignalPlanMessage(Struct, kw_only=True, frozen=True):
     explanation: dict[str, Any]
     violations: list[str] = []
     expires_at_s: float | None = None
+    #: on a drive record: the field controller reports another stage than this plan's for longer
+    #: than a change takes (``signal_not_following`` raised), so the street does not show it
+    not_following: bool = False
 
 
 class SignalAuditMessage(Struct, kw_only=True, frozen=True):

@@ -57,7 +57,9 @@ def observation_from_frame(frame: IntersectionFrame) -> DetectorObservation:
     return DetectorObservation(frame.intersection_id, epoch_s(frame.event_time), frame.interval_s, lanes)
 
 
-def plan_message(record: PlanRecord, session: str, *, changed: bool = True, now_s: float | None = None) -> SignalPlanMessage:
+def plan_message(
+    record: PlanRecord, session: str, *, changed: bool = True, now_s: float | None = None, not_following: bool = False
+) -> SignalPlanMessage:
     d = record.decision
     e = d.explanation
     return SignalPlanMessage(
@@ -78,6 +80,7 @@ def plan_message(record: PlanRecord, session: str, *, changed: bool = True, now_
         explanation=e.to_dict(),
         violations=list(record.violations),
         expires_at_s=record.expires_at_s,
+        not_following=not_following,
     )
 
 
@@ -174,7 +177,7 @@ def plan_out_message(plan: PlanOut | StalePlan) -> SignalPlanMessage:
     if isinstance(plan, StalePlan):
         saved: SignalPlanMessage = plan.saved
         return msgspec.structs.replace(saved, status="expired", expires_at_s=None, changed=True)
-    return plan_message(plan.record, plan.session, changed=plan.changed, now_s=plan.now_s)
+    return plan_message(plan.record, plan.session, changed=plan.changed, now_s=plan.now_s, not_following=plan.not_following)
 
 
 def audit_out_message(audit: AuditOut) -> SignalAuditMessage:

@@ -73,10 +73,20 @@ def _summaries(plans: list[dict[str, Any]], session: str, iid: str = "B") -> lis
     return [p["explanation"]["summary"] for p in mine if p["status"] != "pending"]
 
 
-def _run(s, t0: float, session: str, a_zone: str | None, link_m: float | None = None, of: str = "B", down: str = "B") -> list[str]:
+def _run(
+    s,
+    t0: float,
+    session: str,
+    a_zone: str | None,
+    link_m: float | None = None,
+    of: str = "B",
+    down: str = "B",
+    down_shows: str | None = None,
+) -> list[str]:
     """Configure A (zoned or not) and ``down`` (the link ``link_m`` long, if given), feed both
     intersections' frames paced about as the detectors send them, and return the decision
-    sentences of ``of`` in this session."""
+    sentences of ``of`` in this session. ``down_shows``: ``down``'s field controller reports
+    that stage after every frame, whatever its plan says."""
     configs = [_config("A", a_zone, t0, session, link_m), _config(down, "W_in", t0, session, link_m)]
     asyncio.run(_send(s, "signals.config", configs, "intersection_id"))
 
@@ -88,6 +98,10 @@ def _run(s, t0: float, session: str, a_zone: str | None, link_m: float | None = 
     for step in range(STEPS):
         # each second's pair together: a neighbour's frame is lent only while fresh (5 s)
         asyncio.run(_send(s, "sensors.intersection", [_frame("A", t0 + step, step), _frame(down, t0 + step, step)], "intersection_id"))
+        if down_shows is not None:
+            report = {"schema_version": 1, "event_time": _iso(t0 + step), "intersection_id": down, "stage": down_shows,
+                      "stage_started_at": _iso(t0)}  # fmt: skip
+            asyncio.run(_send(s, "signals.state", [report], "intersection_id"))
         time.sleep(0.1)
     plans = _wait_for(s, "signals.plans", lambda rs: len(_summaries(rs, session, of)) >= STEPS, 60)
     summaries = _summaries(plans, session, of)
@@ -146,7 +160,20 @@ def test_neighbours_on_two_control_workers_still_lend_each_other(broker, setting
         zoned = _run(s, t0, "two-workers", a_zone="E_out", down="D", of="D")
         assert any(LENT in text for text in zoned), zoned[-3:]
         short = _run(s, t0 + STEPS + 10, "two-workers-short", a_zone="E_out", link_m=12.0, of="A", down="D")
-        assert any("not sent onto the short link E_out: red at the next signal" in text for text in short), short[-3:]
+        red = "not sent onto the short link E_out: red at the next signal"
+        assert any(red in text for text in short), short[-3:]
+        # D's field controller reports a program of its own ("manual": police control) whatever
+        # D's plan says: D's worker finds it not following and flags D's drive records on the
+        # topic, which A's worker reads (stop 46; what A's worker then does with the flag, no
+        # longer taking D's plan for what the street shows, is tests/unit/streams/agents/
+        # test_neighbour_feed.py: which of A's decisions it changes depends on the traffic)
+        _run(s, t0 + 2 * (STEPS + 10), "two-workers-ignored", a_zone="E_out", link_m=12.0, of="A", down="D", down_shows="manual")
+        plans = _wait_for(s, "signals.plans", lambda rs: any(p.get("not_following") for p in rs), 10)
+        d_drives = [p for p in plans if p["intersection_id"] == "D" and p["status"] in ("active", "fallback", "fixed")]
+        flagged = {p["session"] for p in d_drives if p.get("not_following")}
+        assert flagged == {"two-workers-ignored"}, flagged  # never while the street followed (no reports)
+        ignored = [p for p in d_drives if p["session"] == "two-workers-ignored"]
+        assert ignored[-1]["not_following"] and not ignored[0]["not_following"], [p["not_following"] for p in ignored]
     finally:
         codes = [w.stop() for w in workers]
     assert codes == [0, 0], [w.log_tail() for w in workers]

@@ -332,11 +332,25 @@ def test_a_signal_keeping_its_own_stage_is_reported_and_its_plan_no_longer_lent(
     events = reported(desk, range(60), lambda _i, _d: "A")
     assert [e.raised for e in events] == [True] and events[0].reported == "A" and events[0].driven != "A"
     assert desk._shown_green("K101", obs(60)) is None  # noqa: SLF001 - the neighbours' view
+    # and the drive records say so, for the neighbours' workers (signals.remote)
+    box = desk.on_observation(obs(60))
+    assert box is not None
+    [drive] = [p for p in box.plans if isinstance(p, PlanOut)]
+    assert drive.not_following and not fresh_drive_flag()
     snap = desk.snapshot("K101")
     assert snap is not None and snap.not_following
     reborn = ControlDesk(lambda _: Saved(snap.config, snap.mode, (), (), snap.not_following))
     reborn.on_observation(obs(61))
     assert reborn.live["K101"].follow.raised
+
+
+def fresh_drive_flag() -> bool:
+    """The flag on the first drive record of a signal nothing is known about."""
+    desk = fresh()
+    desk.on_config(config(controller="fixed", mode="automatic", params={}))
+    box = desk.on_observation(obs(0))
+    assert box is not None
+    return [p for p in box.plans if isinstance(p, PlanOut)][-1].not_following
 
 
 def test_a_signal_that_follows_raises_nothing_and_its_plan_is_lent() -> None:

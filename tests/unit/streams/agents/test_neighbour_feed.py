@@ -12,7 +12,7 @@ from signals.controllers import LaneMeasurement
 from signals.desk import ControlDesk, PlanOut
 from signals.loader import intersection_to_dict
 from streams.agents.neighbour_feed import NeighbourFeed
-from streams.records import DetectorReading, IntersectionFrame, encode
+from streams.records import DetectorReading, IntersectionFrame, SignalPlanMessage, encode
 from streams.settings import Settings
 from streams.signal_codec import at, plan_out_message
 from tests.unit.signals.test_remote import T0, _config, _frames, _pair
@@ -63,6 +63,27 @@ def test_the_feed_learns_a_neighbour_from_the_changelog_then_keeps_its_frames_an
     shown = desk.remote.shown("A")
     assert shown is not None and shown[1].plan == drive.record.decision.plan
     assert feed.read == 3
+
+
+def test_a_neighbour_whose_street_does_not_follow_its_plan_lends_no_plan() -> None:
+    """A's worker found A's field controller showing another stage and flags its drive records
+    (``not_following``): B's worker then does not take A's plan for what the street shows, as it
+    would not for a neighbour on its own desk; a drive record without the flag lends it again."""
+    desk, feed = _feed()
+    feed.apply(CHANGELOG, b"A", _saved_value("A"))
+    desk.on_observation(_frames(0)[1])
+    a, _ = _pair()
+    a_desk = ControlDesk(lambda _: None)
+    a_desk.on_config(_config(a))
+    box = a_desk.on_observation(_frames(0)[0])
+    assert box is not None
+    drive = [p for p in box.plans if isinstance(p, PlanOut)][-1]
+    flagged = dataclasses.replace(drive, not_following=True)
+    assert msgspec.json.decode(encode(plan_out_message(flagged)), type=SignalPlanMessage).not_following
+    feed.apply(PLANS, b"A", encode(plan_out_message(flagged)))
+    assert desk.remote.shown("A") is None
+    feed.apply(PLANS, b"A", encode(plan_out_message(drive)))
+    assert desk.remote.shown("A") is not None
 
 
 def test_what_is_not_a_neighbours_or_cannot_be_read_is_skipped() -> None:
