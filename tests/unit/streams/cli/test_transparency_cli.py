@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow  # child processes (the CLI) and SUMO
 def test_registry_export_writes_both_files(tmp_path: Path) -> None:
     bench = tmp_path / "bench"
     bench.mkdir()
-    (bench / "nab.json").write_text(json.dumps({"score": 88.18, "other_detectors": {}}))
+    (bench / "nab-table.json").write_text(json.dumps({"detectors": {"default": {"dev_in_sample": 75.62}}}))
     proc = leitstand(
         "registry", "export", str(tmp_path / "reg"), "--bench", str(bench), env={"LEITSTAND_TRANSPARENCY_CONTACT": "a@b.example"}
     )

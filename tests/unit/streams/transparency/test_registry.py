@@ -57,7 +57,9 @@ def test_export_writes_json_after_atrs_and_html_with_figures_from_benchmarks(tmp
     bench = tmp_path / "bench"
     bench.mkdir()
     (bench / "signals.json").write_text(json.dumps({"scenarios": {"cologne1": {"leitstand": {"delay_mean": 18.9}}}}))
-    (bench / "nab.json").write_text(json.dumps({"score": 88.18, "other_detectors": {"zscore": {"score": 85.6}}}))
+    table = {"default": {"dev_in_sample": 75.62, "dev_cross_validated_by_category": 72.75, "realTraffic": 78.43},
+             "zscore": {"dev_in_sample": 34.44, "dev_cross_validated_by_category": -21.08, "realTraffic": 85.6}}  # fmt: skip
+    (bench / "nab-table.json").write_text(json.dumps({"detectors": table}))
     js, page = export(tmp_path / "out", OWNER, bench)
     register = json.loads(js.read_text())
     assert register["schema"].startswith("UK Algorithmic Transparency Recording Standard")
@@ -76,8 +78,11 @@ def test_export_writes_json_after_atrs_and_html_with_figures_from_benchmarks(tmp
         "fairness target",
     ]
     assert len(by_id["signals.controller.fixed"]["tool_specification"]["performance"]) == 2  # the baseline is not judged
-    assert by_id["detection.detector.default"]["tool_specification"]["performance"][0]["figures"] == 88.18
-    assert by_id["detection.detector.zscore"]["tool_specification"]["performance"][0]["figures"] == 85.6
+    default = by_id["detection.detector.default"]["tool_specification"]["performance"]
+    assert [p["figures"] for p in default] == [75.62, 72.75, 78.43]
+    assert [p["figures"] for p in by_id["detection.detector.zscore"]["tool_specification"]["performance"]] == [34.44, -21.08, 85.6]
+    # what the detectors do is said as it is: a score for a person, no live alarm (stop 46)
+    assert "raises no alarm" in by_id["detection.detector.default"]["decision_making_process"]["process_integration"]
     for r in register["records"]:
         assert r["data_specification"]["inputs"] and all(i["personal_data"] for i in r["data_specification"]["inputs"])
     # only the escalation policy sees staff names; no component reads personal data of citizens
