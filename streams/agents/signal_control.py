@@ -109,7 +109,7 @@ from ..topics import (
 )
 from .alarm_commands import lifecycle_commands, to_lifecycle
 from .neighbour_feed import NeighbourFeed
-from .wiring import Outgoing, Sink, Times, changelog_durable, keyed_table, publish, save, topic_decoder
+from .wiring import Outgoing, Sink, Times, changelog_durable, keyed_table, publish, publish_until_sent, save, topic_decoder
 
 log = structlog.get_logger(__name__)
 
@@ -339,7 +339,9 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
         if not box.plans and not box.dirty:
             return
         log_notes(box.notes)
-        await publish(outgoing(box, plans, audit, lifecycle))
+        # the desk has retired them, so the records must go out (if the worker stops first, the
+        # table still holds the proposals and a restart publishes them expired)
+        await publish_until_sent(outgoing(box, plans, audit, lifecycle), "lapsed proposals")
         count(box, desk, fairness, time.time())
         save(table, snapshots(desk, box.dirty))
         await changelog_durable(app)

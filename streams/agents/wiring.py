@@ -38,7 +38,7 @@ import hashlib
 import itertools
 import time
 import weakref
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 import faust
@@ -103,6 +103,19 @@ async def publish(messages: Iterable[Outgoing]) -> list[Any]:
     the broker's record metadata (topic, partition, offset) of each."""
     pending = [await m.topic.send(key=m.key, value=m.value) for m in messages]
     return list(await asyncio.gather(*pending))
+
+
+async def publish_until_sent(messages: Sequence[Outgoing], what: str, retry_s: float = 1.0) -> None:
+    """``publish``, tried again every ``retry_s`` until the broker has all of them: for records a
+    timer made, which no replay would make again (an agent's batch is re-read after a failure,
+    a timer's tick is not). A retry may send some twice; cancellation (shutdown) ends it."""
+    while True:
+        try:
+            await publish(messages)
+            return
+        except Exception as exc:  # noqa: BLE001 - a broker outage: keep trying
+            log.warning("could not publish, retrying", what=what, error=str(exc) or type(exc).__name__, records=len(messages))
+            await asyncio.sleep(retry_s)
 
 
 def save(table: Any, updates: Mapping[bytes, Any]) -> None:
