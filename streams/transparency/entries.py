@@ -118,12 +118,13 @@ def _forecaster(name: str) -> tuple[Evidence, ...]:
 
 
 _CONTROL_OVERSIGHT = (
-    "human-on-the-loop: the operator sets the mode per intersection (fixed, automatic, proposal); in "
-    "proposal mode every plan waits for approval (POST /signals/plans/{id}/approve); every decision passes "
-    "the safety validator and is written to signals.audit"
+    "human-on-the-loop: the operator sets the mode per intersection (automatic, advisory, off: the fixed program); "
+    "in advisory mode every plan waits for an operator's approval (the console, or POST "
+    "/signals/{intersection}/plans/{plan_id}/approve) and expires unapproved; every decision passes the safety "
+    "validator and is written to signals.audit"
 )
 _CONTROL_OUT = "a stage plan per intersection on signals.plans; the signal adapter drives it after the safety validator"
-_CONTROL_ACT = "the signal adapter (field controller); operators in proposal mode"
+_CONTROL_ACT = "the signal adapter (field controller); operators in advisory mode"
 _ALARM_OVERSIGHT = "human-in-the-loop: an alarm informs the person on duty, who acknowledges, resolves or escalates; nothing is switched"
 
 ENTRIES: dict[str, Entry] = {
@@ -186,7 +187,7 @@ ENTRIES: dict[str, Entry] = {
         "far signal's red, permissive turners off it are protected, and the far signal holds its stage while the near "
         "one still sends vehicles onto it; frames slower than half a cycle hand over to the fixed program.",
         "Tested on four real maps and generated networks; sensitive to stranded_weight; decides per intersection, "
-        "seeing only neighbours on the same control worker; locks of two signals on a very short link are made rarer, "
+        "seeing neighbours on another control worker through the topics, up to a frame late; locks of two signals on a very short link are made rarer, "
         "not ruled out (since 1.8.1 none of fifteen development runs with failed detectors locks, one held-out run with "
         "noisy detectors still does); a noisy detector is believed, and one stuck empty reads as an empty lane.",
         _CONTROL_OVERSIGHT,
