@@ -188,8 +188,9 @@ ENTRIES: dict[str, Entry] = {
         "one still sends vehicles onto it; frames slower than half a cycle hand over to the fixed program.",
         "Tested on four real maps and generated networks; sensitive to stranded_weight; decides per intersection, "
         "seeing neighbours on another control worker through the topics, up to a frame late; locks of two signals on a "
-        "very short link are made rarer, not ruled out (since 1.8.1 none of fifteen development runs with failed detectors locks, one held-out run with "
-        "noisy detectors still does); a noisy detector is believed, and one stuck empty reads as an empty lane.",
+        "very short link are made rarer, not ruled out (since 1.8.1 none of fifteen development runs with failed "
+        "detectors locks, one held-out run with noisy detectors still does); a noisy detector is believed, and one "
+        "stuck empty reads as an empty lane.",
         _CONTROL_OVERSIGHT,
         "docs/signals.md",
         _signals("leitstand"),
