@@ -576,8 +576,9 @@ class SignalPlanMessage(Struct, kw_only=True, frozen=True):
     violations: list[str] = []
     expires_at_s: float | None = None
     #: on a drive record: the field controller reports another stage than this plan's for longer
-    #: than a change takes (``signal_not_following`` raised), so the street does not show it
-    not_following: bool = False
+    #: than a change takes (``signal_not_following`` raised), so the street does not show it;
+    #: None in records of workers from before stop 46 (not said)
+    not_following: bool | None = None
 
 
 class SignalAuditMessage(Struct, kw_only=True, frozen=True):

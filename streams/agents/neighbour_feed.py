@@ -91,7 +91,7 @@ class NeighbourFeed:
                 plan = msgspec.json.decode(value, type=SignalPlanMessage)
                 if plan.status not in DRIVE_STATUSES or plan.intersection_id != iid:
                     return
-                self.desk.on_remote_drive(iid, decision_from_message(plan), plan.not_following)
+                self.desk.on_remote_drive(iid, decision_from_message(plan), plan.not_following is True)
             else:
                 return
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError):

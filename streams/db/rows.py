@@ -72,6 +72,7 @@ TABLES: dict[str, tuple[str, ...]] = {
         "explanation",
         "violations",
         "expires_at_s",
+        "not_following",
         *_SRC,
     ),
     "audit_log": ("event_time", "source", "subject_id", "session", "action", "actor", "detail", *_SRC),
@@ -258,6 +259,7 @@ def _plan(rec: SignalPlanMessage) -> list[Row]:
             json_text(rec.explanation),
             json_text(rec.violations),
             rec.expires_at_s,
+            rec.not_following,
         )
     ]
 

@@ -143,7 +143,25 @@ def explain_signal(
         else None,
         "data_quality": degraded,
         "data_quality_note": _dq_note(degraded),
+        **street_followed(plan),
     }
+
+
+def street_followed(plan: Mapping[str, Any]) -> dict[str, Any]:
+    """Whether the street showed the plan then: a complaint about what a signal showed is not
+    answered by the plan when a police officer, a local program or a fault had the cabinet
+    (``not_following`` on the drive record, since stop 46; older records do not say)."""
+    flag = plan.get("not_following")
+    if flag is None:
+        return {"street_followed_plan": None, "street_note": "not recorded for this plan (logged before stop 46)"}
+    if flag:
+        note = (
+            "the field controller reported another stage than this plan's (alarm signal_not_following): "
+            "the street did not show this plan; see the alarm and the controller's own log"
+        )
+        return {"street_followed_plan": False, "street_note": note}
+    note = "not found deviating (judged only where the field controller reports its stage on signals.state)"
+    return {"street_followed_plan": True, "street_note": note}
 
 
 def _dq_note(degraded: Mapping[str, list[str]] | None) -> str:

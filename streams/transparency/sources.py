@@ -70,7 +70,7 @@ async def alarm_from_topics(settings: Settings, alarm_id: str) -> dict[str, Any]
 
 
 _PLANS_SQL = """SELECT event_time, intersection_id, plan_id, session, status, mode, controller, version, rule, cyclic,
- phases, explanation, violations, extract(epoch FROM event_time) AS time_s
+ phases, explanation, violations, not_following, extract(epoch FROM event_time) AS time_s
  FROM signal_decisions WHERE intersection_id = %s AND event_time <= to_timestamp(%s) ORDER BY event_time DESC LIMIT 500"""
 _AUDIT_SQL = """SELECT event_time, subject_id AS intersection_id, session, action, actor, detail FROM audit_log
  WHERE source = 'signals.audit' AND subject_id = %s AND event_time <= to_timestamp(%s) + interval '1 day'

@@ -97,6 +97,13 @@ def _every_topic(now: datetime) -> dict[str, list[Item]]:
             version="1", rule="r", explanation={"i": i},
         )  # fmt: skip
         plans.append((f"K{i % 3}".encode(), encode(plan), 1))
+    # a drive record of a signal whose street did not show it (police control): explained as such
+    ignored = SignalPlanMessage(
+        event_time=now, intersection_id="K9", plan_id="p@K9~0", session="s1", time_s=now.timestamp(), origin_s=0.0, cyclic=True,
+        phases=[PlanPhase("A", 30.0)], mode="automatic", status="active", controller="leitstand", version="1", rule="r",
+        explanation={}, not_following=True,
+    )  # fmt: skip
+    plans.append((b"K9", encode(ignored), 1))
     audits: list[Item] = [
         (
             b"K1",
@@ -244,6 +251,14 @@ def test_sink_writes_every_topic_into_its_table_exactly_once(broker, settings_fo
         assert events == [("city", "h1", now + timedelta(days=1)), ("stadium", "c1", now + timedelta(days=1, hours=1))]
         current = _query(pg_database, "SELECT alarm_id, state FROM alarms_current ORDER BY alarm_id")
         assert current == [(f"water_ph@bad-{i}~0123456789ab", "resolved") for i in range(3)]
+        flags = dict(_query(pg_database, "SELECT plan_id, not_following FROM signal_decisions"))
+        assert flags.pop("p@K9~0") is True and set(flags.values()) == {None}  # the others do not say
+        from streams.transparency.sources import signal_from_db
+
+        told = asyncio.run(signal_from_db(Settings(_env_file=None, postgres_dsn=pg_database), "K9", now.timestamp() + 1))
+        assert told["found"] and told["street_followed_plan"] is False, told
+        assert asyncio.run(signal_from_db(Settings(_env_file=None, postgres_dsn=pg_database), "K1", now.timestamp() + 1))[
+            "street_followed_plan"] is None  # fmt: skip
         # more records while it runs: picked up, nothing written twice
         more = asyncio.run(_publish(s, "aggregates", _aggregates(50, now, tag="b")))
         published["aggregates"] += more
@@ -312,6 +327,7 @@ def test_migrate_is_idempotent_and_refuses_an_edited_migration(pg_database: str,
     first, again = leitstand("db", "migrate", env=env), leitstand("db", "migrate", env=env)
     assert first.returncode == 0 and "applied 0001_history_schema" in first.stdout
     assert "applied 0002_queues_and_scheduled_events" in first.stdout
+    assert "applied 0003_street_not_following" in first.stdout
     assert again.returncode == 0 and f"already up to date (schema version {len(load_migrations())})" in again.stdout
     tables = {r[0] for r in _query(pg_database, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
     assert {*TOPIC_TABLES.values(), "sink_offsets", "schema_migrations", "alarms_current"} <= tables

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import msgspec
 import orjson
 
 from detection.alarms import Alarm, AlarmChange
@@ -199,6 +200,10 @@ def test_plan_and_audit_messages() -> None:
     assert row[4:10] == ("pending", "advisory", "leitstand", "1", "max-pressure", True)
     assert orjson.loads(row[10]) == [{"stage": "A", "green_s": 30.0}, {"stage": "B", "green_s": 20.0}]
     assert orjson.loads(row[11]) == {"why": "queue", "n": 3} and row[13] == 123.0
+    column = TABLES["signal_decisions"].index("not_following")
+    assert row[column] is None  # a record that does not say (a worker from before stop 46)
+    driven = msgspec.structs.replace(plan, status="active", not_following=True)
+    assert _rows("signals.plans", encode(driven))[0][column] is True
     audit = SignalAuditMessage(event_time=T0, intersection_id="K1", session="s1", action="set_mode", actor="vlz-1", detail={"mode": "off"})
     rows = _rows("signals.audit", encode(audit))
     _check_shape("signals.audit", rows)

@@ -74,6 +74,18 @@ def test_a_decision_on_degraded_data_says_so() -> None:
     assert explain_signal("K1", 300, PLANS, AUDIT, None)["data_quality_note"].startswith("inputs not available")
 
 
+def test_a_plan_the_street_did_not_show_is_said_so() -> None:
+    """A complaint about what a signal showed is not answered by a plan the field controller did
+    not follow (police control, a local program): the drive record's flag is passed on, and a
+    record that does not say is reported as not recorded, not as followed."""
+    ignored = [*PLANS[:3], {**PLANS[3], "not_following": True}]
+    out = explain_signal("K1", 140, ignored, AUDIT, None)
+    assert out["street_followed_plan"] is False and "did not show this plan" in out["street_note"]
+    assert explain_signal("K1", 135, ignored, AUDIT, None)["street_followed_plan"] is None  # the record before: not said
+    followed = [*PLANS[:3], {**PLANS[3], "not_following": False}]
+    assert explain_signal("K1", 140, followed, AUDIT, None)["street_followed_plan"] is True
+
+
 def test_nothing_logged_is_said_not_guessed() -> None:
     out = explain_signal("K1", 10, PLANS, AUDIT, [])
     assert out == {"found": False, "intersection_id": "K1", "at_s": 10, "reason": "no logged plan drove this signal at or before that time"}
