@@ -175,16 +175,26 @@ async def catalogue_partitions(settings: Settings) -> dict[str, int]:
     return counts
 
 
-async def known_partitions(consumer: AIOKafkaConsumer, topics: Iterable[str], timeout_s: float = 30.0) -> dict[str, set[int]]:
-    """The partitions of each topic, once the client's metadata lists every one of them (topics
-    created a moment ago may take a refresh or two), or what it lists after ``timeout_s``: a topic
-    still unlisted then maps to an empty set, for the caller to judge."""
+class TopicsNotListed(LookupError):
+    """Topics the broker's metadata still did not list when ``all_partitions`` gave up."""
+
+    def __init__(self, topics: list[str], timeout_s: float) -> None:
+        super().__init__(f"topics not listed by the broker after {timeout_s:.0f} s: {', '.join(topics)}")
+        self.topics = topics
+
+
+async def all_partitions(consumer: AIOKafkaConsumer, topics: Iterable[str], timeout_s: float = 30.0) -> list[TopicPartition]:
+    """Every partition of each topic, once the client's metadata lists every one of them (topics
+    created a moment ago may take a refresh or two); ``TopicsNotListed`` names those still
+    missing after ``timeout_s``, so no caller reads some of its topics without saying so."""
     names = list(topics)
     deadline = time.monotonic() + timeout_s
     while True:
-        known = {t: set(consumer.partitions_for_topic(t) or ()) for t in names}
-        if all(known.values()) or time.monotonic() > deadline:
-            return known
+        known = {t: sorted(consumer.partitions_for_topic(t) or ()) for t in names}
+        if all(known.values()):
+            return [TopicPartition(t, p) for t, parts in known.items() for p in parts]
+        if time.monotonic() > deadline:
+            raise TopicsNotListed([t for t, parts in known.items() if not parts], timeout_s)
         await consumer._client.force_metadata_update()  # no public refresh in aiokafka
         await asyncio.sleep(0.2)
 

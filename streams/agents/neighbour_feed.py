@@ -33,7 +33,7 @@ from aiokafka.errors import KafkaError
 
 from signals.desk import ControlDesk
 
-from ..kafka_io import known_partitions
+from ..kafka_io import all_partitions
 from ..records import IntersectionFrame, SignalPlanMessage
 from ..settings import Settings
 from ..signal_codec import decision_from_message, observation_from_frame
@@ -138,10 +138,7 @@ class NeighbourFeed:
         still unlisted after ``timeout_s`` is an error (the worker's timer says so on ``/ready``
         and tries again) rather than a feed that silently reads the other two."""
         assert self._consumer is not None
-        known = await known_partitions(self._consumer, (self.changelog, self.frames, self.plans), timeout_s)
-        if missing := sorted(t for t, parts in known.items() if not parts):
-            raise LookupError(f"topics not on the broker after {timeout_s:.0f} s: {', '.join(missing)}")
-        return [TopicPartition(t, p) for t, parts in known.items() for p in sorted(parts)]
+        return await all_partitions(self._consumer, (self.changelog, self.frames, self.plans), timeout_s)
 
     async def _run(self) -> None:
         assert self._consumer is not None

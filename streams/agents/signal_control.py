@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -245,6 +246,18 @@ class SplitWatch:
         return self.reason
 
 
+@dataclass(frozen=True)
+class HeldBy:
+    """The frames partitions a worker holds, as a test of an intersection id (murmur2 of the key,
+    as Kafka spreads the frames)."""
+
+    partitions: frozenset[int]
+    total: int
+
+    def __call__(self, intersection_id: str) -> bool:
+        return key_partition(intersection_id.encode(), self.total) in self.partitions
+
+
 def count(box: Outbox, desk: ControlDesk, fairness: FairnessGauge, now: float) -> None:
     """The batch's counters, and the live fairness figures when approaches were served."""
     for action, outcome in box.commands:
@@ -320,6 +333,12 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
         """The last batch's change to the ratio, at most a second late, when no batch follows."""
         fairness.flush(desk, time.time())
 
+    def held_in(assignment: Collection[Any]) -> HeldBy:
+        """Which intersections an assignment of partitions gives this worker (by the frames
+        topic's partitions; the configured count is the topics', the worker refuses to start
+        otherwise: kafka_io.partition_mismatch)."""
+        return HeldBy(frozenset(tp.partition for tp in assignment if tp.topic == frames_topic), settings.topic_partitions)
+
     @app.timer(interval=LAPSE_EVERY_S)
     async def lapse_watch() -> None:
         """Proposals whose approval window ran out with no frame since: published ``expired``
@@ -331,11 +350,10 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
         if app.rebalancing:
             return
         try:
-            held = {tp.partition for tp in app.consumer.assignment() if tp.topic == frames_topic}
+            mine = held_in(app.consumer.assignment())
         except ConsumerNotStarted:
             return
-        total = settings.topic_partitions
-        box = desk.expire_lapsed(time.time(), lambda iid: key_partition(iid.encode(), total) in held)
+        box = desk.expire_lapsed(time.time(), mine)
         if not box.plans and not box.dirty:
             return
         log_notes(box.notes)
@@ -392,16 +410,14 @@ def register(app: faust.App, settings: Settings, deadletter: Any, *, own_frame_d
         their state is in the table for the new owner, and this worker restores it from there if
         the partition comes back."""
         assigned: Collection[Any] = args[0] if args else kwargs.get("assigned", ())  # Faust sends the new assignment
-        held = {tp.partition for tp in assigned if tp.topic == frames_topic}
-        # the configured count is the topics' (the worker refuses to start otherwise: kafka_io.partition_mismatch)
-        total = settings.topic_partitions
+        mine = held_in(assigned)
         try:
-            gone = desk.release(lambda iid: key_partition(iid.encode(), total) in held)
+            gone = desk.release(mine)
         except Exception:  # noqa: BLE001 - an error raised here would crash the worker's rebalance
             log.exception("could not release the intersections of a rebalance; they are kept")
             return
         if gone:
-            log.info("signal control handed over", intersections=len(gone), examples=sorted(gone)[:5], held=sorted(held))
+            log.info("signal control handed over", intersections=len(gone), examples=sorted(gone)[:5], held=sorted(mine.partitions))
 
     app.on_partitions_assigned.connect(hand_over)  # a strong reference: the closure lives as long as the app
 

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from ..errors import CliError
-from ..kafka_io import ensure_topics, known_partitions, producer
+from ..kafka_io import TopicsNotListed, all_partitions, ensure_topics, producer
 from ..records import Record, encode
 from ..settings import Settings
 from ..topics import ALERTS_ACKS, ALERTS_SILENCES, SIGNALS_APPROVALS
@@ -64,11 +64,10 @@ class Feed:
         """Every partition of the state topics, once the client's metadata knows them all (topics
         created a moment ago may take a refresh or two)."""
         assert self._consumer is not None
-        known = await known_partitions(self._consumer, self._names, timeout_s)
-        missing = ", ".join(t for t, parts in known.items() if not parts)
-        if missing:
-            raise CliError(f"the broker does not list the topics {missing} (leitstand topics create)")
-        return [TopicPartition(t, p) for t, parts in known.items() for p in sorted(parts)]
+        try:
+            return await all_partitions(self._consumer, self._names, timeout_s)
+        except TopicsNotListed as exc:
+            raise CliError(f"the broker does not list the topics {', '.join(exc.topics)} (leitstand topics create)") from None
 
     async def stop(self) -> None:
         if self._task is not None:
