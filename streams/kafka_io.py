@@ -80,7 +80,9 @@ async def recreate_unreadable(settings: Settings, names: Iterable[str], *, read_
     )
     await consumer.start()
     try:
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        # every partition of every changelog, once the metadata lists them (one created a moment
+        # ago may need a refresh; a topic missing from the list would go unchecked)
+        tps = await all_partitions(consumer, topics)
         begins, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
         claiming = [tp for tp in tps if ends[tp] > begins[tp]]
         readable: set[tuple[str, int]] = set()

@@ -29,7 +29,7 @@ import structlog
 log = structlog.get_logger(__name__)
 
 #: seconds a recovery with records left may go without receiving one before the group is rejoined
-RECOVERY_STALL_S = 20.0
+RECOVERY_STALL_S = 10.0
 #: how often the watch looks
 CHECK_EVERY_S = 2.0
 

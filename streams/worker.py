@@ -10,7 +10,7 @@ from typing import Any
 
 from .broker.probe import BrokerStateLost, check_reachable
 from .errors import CliError
-from .kafka_io import catalogue_partitions, ensure_topics, partition_mismatch, recreate_unreadable
+from .kafka_io import TopicsNotListed, catalogue_partitions, ensure_topics, partition_mismatch, recreate_unreadable
 from .logs import configure_structlog, logging_config
 from .settings import Settings
 
@@ -118,7 +118,10 @@ def _clear_unreadable_changelogs(app: Any, settings: Settings, changelogs: list[
     table recovery does not wait for them forever (a Tansu restart leaves such topics behind:
     ``broker.probe.unreadable_topics``); one warning line per topic, logged as a task of the app
     (once Faust has configured logging)."""
-    recreated = asyncio.run(recreate_unreadable(settings, changelogs))
+    try:
+        recreated = asyncio.run(recreate_unreadable(settings, changelogs))
+    except TopicsNotListed as exc:  # listed or created a moment ago, so the broker is not answering as it should
+        raise CliError(f"cannot check the tables' changelogs before starting: {exc}") from exc
     if not recreated:
         return
 
