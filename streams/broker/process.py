@@ -105,7 +105,8 @@ def launch(
     log_file = bdir / "broker.log"
     started = time.time()
     with open(log_file, "ab") as log:
-        log.write(f"\n--- leitstand: starting {engine} at {time.ctime(started)}\n".encode())
+        started_marker = f"--- leitstand: starting {engine} at {time.ctime(started)}"
+        log.write(f"\n{started_marker}\n".encode())
         log.flush()
         proc = subprocess.Popen(  # argv is built by us, never by a shell
             list(argv),
@@ -121,7 +122,14 @@ def launch(
     except BrokerError as exc:
         _terminate(proc.pid)
         (bdir / "broker.pid").unlink(missing_ok=True)
-        tail = _tail(log_file)
+        taken = _bind_failure(log_file, started_marker)
+        if taken:
+            ports = ", ".join(str(q) for q in (port, *extra_ports))
+            raise BrokerError(
+                f"{engine} broker could not bind its port: a port of {host} ({ports}) is already in use by another process "
+                f"(taken after the check: {taken}); choose another with --port or stop that process"
+            ) from None
+        tail = _tail(log_file, marker=started_marker)
         raise BrokerError(f"{engine} broker did not become ready: {exc}{tail}") from None
     info = BrokerInfo(
         engine=engine,
@@ -173,9 +181,27 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _tail(log_file: Path, lines: int = 3) -> str:
+def _bind_failure(log_file: Path, marker: str) -> str | None:
+    """The line of this start's log (after ``marker``) saying a port could not be bound, if any.
+    The port check before the start cannot hold the port: on a busy machine an outgoing
+    connection's ephemeral port can take it in between (one CI run: Kafka's controller port)."""
     try:
-        text = log_file.read_text(errors="replace").strip().splitlines()[-lines:]
+        text = log_file.read_text(errors="replace")
+    except OSError:
+        return None
+    _, _, this_start = text.rpartition(marker)
+    for line in this_start.splitlines():
+        if "Address already in use" in line or "BindException" in line or "AddrInUse" in line:
+            return line.strip()[:200]
+    return None
+
+
+def _tail(log_file: Path, lines: int = 3, marker: str = "") -> str:
+    """The last lines of the log, of this start only when ``marker`` is its first line (the log
+    is appended to across starts: an earlier failure must not stand for this one)."""
+    try:
+        whole = log_file.read_text(errors="replace")
+        text = (whole.rpartition(marker)[2] if marker else whole).strip().splitlines()[-lines:]
     except OSError:
         return ""
     return (" (log: " + " | ".join(t.strip() for t in text) + ")") if text else ""

@@ -1,0 +1,73 @@
+"""A broker that cannot bind its port says so in one line that names the port, so the caller (the
+test fixture, a person at the CLI) can choose another, instead of a stack trace's last lines.
+
+The "broker" here is a stand-in (a Python one-liner, a test double for Kafka, which takes
+seconds to start): it binds a port the test holds, as Kafka's controller listener met a port an
+outgoing connection had taken between our check and its bind (one CI run)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from streams.broker import BrokerError
+from streams.broker.process import launch, read_info
+
+
+def _held_port() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    return s
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(state: Path, program: str) -> None:
+    launch(engine="kafka", argv=[sys.executable, "-c", program], state_dir=state, host="127.0.0.1", port=_free_port(), ready_timeout_s=20)
+
+
+def test_a_port_taken_after_the_check_is_named_as_in_use(tmp_path: Path) -> None:
+    held = _held_port()
+    try:
+        taken = held.getsockname()[1]
+        stand_in = f"import socket; socket.socket().bind(('127.0.0.1', {taken}))"
+        with pytest.raises(BrokerError) as caught:
+            _start(tmp_path, stand_in)
+    finally:
+        held.close()
+    message = str(caught.value)
+    assert "already in use" in message and "choose another with --port" in message, message
+    assert "Address already in use" in message  # the broker's own line, as evidence
+    assert "\n" not in message
+    assert read_info(tmp_path, "kafka") is None  # nothing recorded as running
+
+
+def test_a_broker_that_fails_otherwise_keeps_its_log_tail(tmp_path: Path) -> None:
+    stand_in = "import sys; print('config error: no such setting'); sys.exit(3)"
+    with pytest.raises(BrokerError) as caught:
+        _start(tmp_path, stand_in)
+    message = str(caught.value)
+    assert "did not become ready" in message and "config error: no such setting" in message, message
+    assert "already in use" not in message
+
+
+def test_an_earlier_start_that_could_not_bind_does_not_mislead_the_next(tmp_path: Path) -> None:
+    """The log is appended to across starts: only this start's lines count."""
+    held = _held_port()
+    try:
+        stand_in = f"import socket; socket.socket().bind(('127.0.0.1', {held.getsockname()[1]}))"
+        with pytest.raises(BrokerError):
+            _start(tmp_path, stand_in)
+    finally:
+        held.close()
+    with pytest.raises(BrokerError) as caught:
+        _start(tmp_path, "raise SystemExit(2)")
+    assert "already in use" not in str(caught.value), str(caught.value)
