@@ -97,7 +97,7 @@ def reading_outcome(
     return state, out
 
 
-def _fault_detector(parameter: str, faults: Mapping[str, Any]) -> SensorFaultDetector:
+def fault_detector(parameter: str, faults: Mapping[str, Any]) -> SensorFaultDetector:
     """The parameter's sensor-fault detector as the state left it, or a new one."""
     lo, hi, step, stuck = SENSOR_LIMITS[parameter]  # an unknown parameter is a KeyError either way
     if parameter in faults:
@@ -115,7 +115,7 @@ def _screen_sensors(state: dict[str, Any], pool_id: str, at: float, values: Mapp
     faults = dict(state.get("faults") or {})
     trusted: dict[str, float] = {}
     for parameter, value in values.items():
-        det = _fault_detector(parameter, faults)
+        det = fault_detector(parameter, faults)
         why = det.check(at, value)
         if why != "impossible_jump":  # a spike must not become the reference for the next reading
             faults[parameter] = det.to_state()

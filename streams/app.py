@@ -115,6 +115,10 @@ def _register_role(app: faust.App, settings: Settings, deadletter: Any) -> None:
     if role in ("all", "telemetry"):
         intersection_frames.register(app, settings, deadletter)  # aggregation, incidents, data quality
         buses.register(app, settings, deadletter)
+        if settings.probe_warning:
+            from .agents import probe_warnings  # the general detector on pool probes: advice, so not in the water role
+
+            probe_warnings.register(app, settings)
         from .agents import forecasting  # pandas and the models: only in the roles that forecast
 
         forecasting.register(app, settings, deadletter)

@@ -187,6 +187,15 @@ class Settings(BaseSettings):
     pool_basin_default: str = Field("swimmer", description="Basin type of pools not listed in 'pools'.")
     water_min_duration_s: float = Field(30.0, ge=0, description="A water value must stay out of (or back in) range this long (event time).")
     sensor_heartbeat_s: float = Field(300.0, gt=0, description="A pool silent this long (wall clock) raises a sensor-fault alarm.")
+    probe_warning: bool = Field(
+        True, description="Early warning (telemetry role): a minor alarm when a pool's chlorine, pH or redox course turns unusual."
+    )
+    probe_warning_threshold: float = Field(
+        0.8, gt=0, le=1, description="Score of the general detector from which a probe's course counts as unusual (docs/alarms.md)."
+    )
+    probe_warning_warmup_s: float = Field(
+        2 * 86400.0, ge=0, description="No early warning this long after a pool's first reading: the detector learns its day first."
+    )
     water_watch_after_s: float = Field(
         60.0,
         ge=0,

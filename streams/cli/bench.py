@@ -42,6 +42,34 @@ def bench_pool_day(
     print_json(pool_day_benchmark(days, pools, seed, min_duration_s))
 
 
+@app.command("probe-warning")
+def bench_probe_warning(
+    days: Annotated[int, typer.Option(min=3, max=365, help="Simulated days per pool (the first two are the warm-up).")] = 28,
+    pools: Annotated[int, typer.Option(min=1, max=50, help="Pools per seed.")] = 4,
+    seeds: Annotated[str, typer.Option("--seeds", help="City seeds, e.g. 1-3 or 1,4 (about 75 s each).")] = "1-5",
+    thresholds: Annotated[str, typer.Option(help="Warning thresholds to score, comma-separated scores in (0, 1].")] = "0.6,0.7,0.8,0.9",
+    rate: Annotated[float, typer.Option(min=0.0, max=5.0, help="Pump failures and probe faults per pool and day.")] = 0.2,
+) -> None:
+    """Score the water early warning (JSON)."""
+    from rich.console import Console
+
+    from simulators.harness.bench_probe_warning import probe_warning_benchmark
+
+    from ..errors import CliError
+    from .sumo import parse_seeds
+
+    try:
+        levels = [float(x) for x in thresholds.split(",") if x.strip()]
+    except ValueError:
+        raise CliError(f"--thresholds: {thresholds!r} is not a list of numbers like 0.7,0.8") from None
+    if not levels or any(not 0.0 < x <= 1.0 for x in levels):
+        raise CliError(f"--thresholds: each must be a score in (0, 1], got {thresholds!r}")
+    console = Console(stderr=True)
+    with console.status("simulating pools") as status:
+        result = probe_warning_benchmark(days, pools, parse_seeds(seeds), levels, rate, progress=lambda what: status.update(what))
+    print_json(result)
+
+
 @app.command("alarm-latency")
 def bench_alarm_latency(
     engine: Annotated[str, typer.Option(help="tansu or kafka.")] = "tansu",

@@ -35,6 +35,7 @@ SINGLE_COMPONENTS = (
     "detection.water_rules",
     "detection.reader_backlog",
     "detection.pool_watch",
+    "detection.probe_warning",
     "detection.incidents",
     "signals.blockage",
     "detection.alarm_escalation",

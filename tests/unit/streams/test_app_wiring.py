@@ -20,6 +20,7 @@ TELEMETRY = {
     "forecast-events",
     "data-quality-pool",
     "bus-watch",
+    "probe-warnings",
 }
 
 
@@ -41,6 +42,11 @@ def test_roles_split_the_agents(role: str, agents: set[str], tmp_path) -> None:
     app = create_app(s)
     assert set(app.agents) == agents
     assert app.conf.id == ("leitstand" if role == "all" else f"leitstand-{role}")
+
+
+def test_the_early_warning_can_be_switched_off(tmp_path) -> None:
+    s = Settings(_env_file=None, worker_role="telemetry", data_dir=tmp_path, probe_warning=False)
+    assert set(create_app(s).agents) == TELEMETRY - {"probe-warnings"}
 
 
 def test_worker_consumer_gets_the_configured_fetch_wait(tmp_path) -> None:
