@@ -76,7 +76,7 @@ def warning_kind(parameter: str) -> str:
 class PoolWarnings:
     """One pool's warning state: a general detector and a sensor-fault screen per watched
     parameter, and the unusual stretches open. ``to_state`` / ``from_state`` give the JSON-able
-    dict a table keeps; the stream side converts once per batch, not per reading."""
+    dict a table keeps; the stream side keeps the object between saves (at most one a minute)."""
 
     def __init__(self, limits: WarningLimits) -> None:
         self.limits = limits

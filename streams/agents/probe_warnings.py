@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
+import structlog
 
 from detection.probe_warning import PoolWarnings, WarningLimits
 
@@ -35,6 +36,8 @@ from .wiring import applied, keyed_table, save, stamped, topic_decoder, track_so
 def limits_from(settings: Settings) -> WarningLimits:
     return WarningLimits(threshold=settings.probe_warning_threshold, warmup_s=settings.probe_warning_warmup_s)
 
+
+log = structlog.get_logger(__name__)
 
 #: a pool's state goes to the table at most this often (wall clock), and whenever a warning was raised
 SAVE_EVERY_S = 60.0
@@ -64,7 +67,13 @@ class LivePools:
         hit = self.cached.get(key)
         if hit is not None and hit[1] >= offset >= 0:
             return hit
-        return PoolWarnings.from_state(before, self.limits), offset
+        try:
+            return PoolWarnings.from_state(before, self.limits), offset
+        except (KeyError, TypeError, ValueError) as exc:  # a state this code cannot read: learn again, keep running
+            log.warning(
+                "probe warning state unreadable; the pool's detectors start again", pool=key.decode(errors="replace"), error=repr(exc)
+            )
+            return PoolWarnings(self.limits), offset
 
     def fold(
         self, table: Any, batch: Iterable[Positioned[PoolReading]], replayed: Callable[[RawMessage], bool] = lambda raw: False

@@ -11,7 +11,7 @@ from typing import Any
 
 from detection.probe_warning import WarningLimits
 from streams.agents.probe_warnings import LivePools
-from streams.agents.wiring import applied
+from streams.agents.wiring import OFFSET, applied
 from streams.codec import RawMessage
 from streams.ingest import Positioned
 from streams.records import PoolReading, Quantity, encode
@@ -116,3 +116,9 @@ def test_a_pool_is_saved_at_most_once_a_minute_and_whenever_it_warned() -> None:
     # the object in memory is ahead of the table and is what the next batch uses
     warnings, offset = live.get(table, b"P1")
     assert offset == len(items) - 1 >= applied(table[b"P1"])
+
+
+def test_a_state_it_cannot_read_starts_the_pool_again_instead_of_stopping_the_agent() -> None:
+    table: dict[bytes, Any] = {b"P1": {"first": 1.0, "last": 2.0, "detectors": {"ph": {"no": "such state"}}, OFFSET: 5}}
+    warnings, offset = LivePools(LIMITS).get(table, b"P1")
+    assert warnings.detectors == {} and warnings.last is None
