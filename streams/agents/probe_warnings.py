@@ -41,6 +41,9 @@ log = structlog.get_logger(__name__)
 
 #: a pool's state goes to the table at most this often (wall clock), and whenever a warning was raised
 SAVE_EVERY_S = 60.0
+#: pools watched at most: a city has dozens; a device sending a new pool id with every reading must
+#: not grow the worker by ~15 KB a reading (further pools are logged once and not watched)
+MAX_POOLS = 1_000
 
 
 class LivePools:
@@ -54,12 +57,20 @@ class LivePools:
     no warning is repeated. An object is used while its offset is at least the table's; a table
     ahead of it (another worker held the pool meanwhile) is read again."""
 
-    def __init__(self, limits: WarningLimits, save_every_s: float = SAVE_EVERY_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limits: WarningLimits,
+        save_every_s: float = SAVE_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+        max_pools: int = MAX_POOLS,
+    ) -> None:
         self.limits = limits
         self.save_every_s = save_every_s
         self.clock = clock
+        self.max_pools = max_pools
         self.cached: dict[bytes, tuple[PoolWarnings, int]] = {}
         self.saved_at: dict[bytes, float] = {}
+        self.refused: set[bytes] = set()  # pools beyond max_pools, each logged once
 
     def get(self, table: Any, key: bytes) -> tuple[PoolWarnings, int]:
         before = table.get(key)
@@ -85,6 +96,13 @@ class LivePools:
         commands: list[LifecycleCommand] = []
         for raw, r in batch:
             key = r.pool_id.encode()
+            if key not in pools and key not in self.cached and len(self.cached) >= self.max_pools and table.get(key) is None:
+                if key not in self.refused:
+                    self.refused.add(key)
+                    log.warning(
+                        "more pools than the early warning watches; this one is not watched", pool=r.pool_id, watched=self.max_pools
+                    )
+                continue
             if key not in pools:
                 warnings, offset = self.get(table, key)
                 pools[key] = (warnings, offset, False)

@@ -122,3 +122,20 @@ def test_a_state_it_cannot_read_starts_the_pool_again_instead_of_stopping_the_ag
     table: dict[bytes, Any] = {b"P1": {"first": 1.0, "last": 2.0, "detectors": {"ph": {"no": "such state"}}, OFFSET: 5}}
     warnings, offset = LivePools(LIMITS).get(table, b"P1")
     assert warnings.detectors == {} and warnings.last is None
+
+
+def test_pools_beyond_the_limit_are_not_watched_and_the_known_ones_are() -> None:
+    """A device that sends a new pool id with every reading must not grow the worker without end."""
+    table: dict[bytes, Any] = {}
+    live = LivePools(LIMITS, save_every_s=0.0, max_pools=3)
+    readings = [r for i in range(5) for r in _readings(f"P{i}", range(3), climb_from=10**6, seed=i)]
+    items = [Positioned(RawMessage("sensors.pool", 0, i, r.pool_id.encode(), encode(r)), r) for i, r in enumerate(readings)]
+    _run(table, live, items, batch=4)
+    assert sorted(table) == [b"P0", b"P1", b"P2"] and len(live.cached) == 3
+    assert live.refused == {b"P3", b"P4"}
+    more = [
+        Positioned(RawMessage("sensors.pool", 0, 100 + i, r.pool_id.encode(), encode(r)), r)
+        for i, r in enumerate(_readings("P1", range(3, 6), 10**6))
+    ]
+    _run(table, live, more, batch=10)
+    assert applied(table[b"P1"]) == 102  # a watched pool goes on being watched
