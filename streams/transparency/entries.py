@@ -365,8 +365,12 @@ for _name, (_title, _code, _how) in _DETECTOR_TEXT.items():
         "anomaly detector",
         f"Scores each reading of a sensor series for anomaly ({_how}).",
         DETECTOR_SERIES_IN,
-        "an anomaly score in [0, 1] per reading of a sensor series (`leitstand detect`, over a CSV); it raises no "
-        "alarm: the live alarm paths use their own rules (traffic incidents, water limits, sensor faults)",
+        "an anomaly score in [0, 1] per reading of a sensor series (`leitstand detect`, over a CSV)"
+        + (
+            "; live, it scores pool probes for the early warning, which has its own entry (detection.probe_warning)"
+            if _name == "default"
+            else "; it raises no alarm: the live alarm paths use their own rules (traffic incidents, water limits, sensor faults)"
+        ),
         "the analyst who runs it on a sensor's history",
         "Constants and one threshold per set chosen on NAB's development files; the figure to quote is the one "
         "with each category held out (`leitstand bench nab-table`, docs/detection.md).",

@@ -81,8 +81,11 @@ def test_export_writes_json_after_atrs_and_html_with_figures_from_benchmarks(tmp
     default = by_id["detection.detector.default"]["tool_specification"]["performance"]
     assert [p["figures"] for p in default] == [75.62, 72.75, 78.43]
     assert [p["figures"] for p in by_id["detection.detector.zscore"]["tool_specification"]["performance"]] == [34.44, -21.08, 85.6]
-    # what the detectors do is said as it is: a score for a person, no live alarm (stop 46)
-    assert "raises no alarm" in by_id["detection.detector.default"]["decision_making_process"]["process_integration"]
+    # what the detectors do is said as it is (stop 46): a score for a person, no live alarm, except
+    # the general default, which feeds the pool early warning and says so (stop 47)
+    assert "raises no alarm" in by_id["detection.detector.zscore"]["decision_making_process"]["process_integration"]
+    assert "early warning" in by_id["detection.detector.default"]["decision_making_process"]["process_integration"]
+    assert "detection.probe_warning" in by_id
     for r in register["records"]:
         assert r["data_specification"]["inputs"] and all(i["personal_data"] for i in r["data_specification"]["inputs"])
     # only the escalation policy sees staff names; no component reads personal data of citizens
