@@ -45,6 +45,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PARTITIONS = 4
 #: how long before the kill a delivery may have been made whose outbox update the kill can lose
 IN_FLIGHT_S = 5.0
+#: a delivery first seen this long after the kill was sent was still in flight from the killed worker
+KILL_SLACK_S = 0.5
 SECRET = "whsec_" + "c2NhbGUtb3V0LXRlc3Qtc2VjcmV0LTAxMjM0NTY3ODk="
 
 
@@ -245,7 +247,10 @@ def test_critical_workers_share_partitions_and_the_survivor_alarms_once(broker, 
     twice = {did: n for did, n in receiver.by_id.items() if n > 1}
 
     def explained(did: str, n: int) -> bool:
-        return n == 2 and 0 <= killed_at - receiver.first_at[did] <= IN_FLIGHT_S
+        # killed_at is taken just before the SIGKILL is sent: a request the worker had already
+        # written reaches the receiver a few ms later (one CI run on Kafka: -0.0 s), so the window
+        # starts KILL_SLACK_S after the kill
+        return n == 2 and -KILL_SLACK_S <= killed_at - receiver.first_at[did] <= IN_FLIGHT_S
 
     unexplained = {did: (n, round(killed_at - receiver.first_at[did], 2)) for did, n in twice.items() if not explained(did, n)}
     assert not unexplained, f"webhooks delivered more than once outside the crash window: {unexplained}"
