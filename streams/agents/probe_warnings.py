@@ -73,18 +73,24 @@ class LivePools:
         self.refused: set[bytes] = set()  # pools beyond max_pools, each logged once
 
     def get(self, table: Any, key: bytes) -> tuple[PoolWarnings, int]:
+        """The pool's warnings and the last offset they reflect."""
+        warnings, offset, _stored = self._load(table, key)
+        return warnings, offset
+
+    def _load(self, table: Any, key: bytes) -> tuple[PoolWarnings, int, int]:
+        """``get``, and the offset the table's state reflects (read once: a state is ~15 KB to decode)."""
         before = table.get(key)
-        offset = applied(before)
+        stored = applied(before)
         hit = self.cached.get(key)
-        if hit is not None and hit[1] >= offset >= 0:
-            return hit
+        if hit is not None and hit[1] >= stored >= 0:
+            return hit[0], hit[1], stored
         try:
-            return PoolWarnings.from_state(before, self.limits), offset
+            return PoolWarnings.from_state(before, self.limits), stored, stored
         except (KeyError, TypeError, ValueError) as exc:  # a state this code cannot read: learn again, keep running
             log.warning(
                 "probe warning state unreadable; the pool's detectors start again", pool=key.decode(errors="replace"), error=repr(exc)
             )
-            return PoolWarnings(self.limits), offset
+            return PoolWarnings(self.limits), stored, stored
 
     def fold(
         self, table: Any, batch: Iterable[Positioned[PoolReading]], replayed: Callable[[RawMessage], bool] = lambda raw: False
@@ -93,6 +99,7 @@ class LivePools:
         (a reading at or below the offset its pool's state reflects was folded before: skipped;
         one ``replayed`` after a restart only rebuilds state: its commands went out before)."""
         pools: dict[bytes, tuple[PoolWarnings, int, bool]] = {}  # warnings, offset now, raised
+        stored: dict[bytes, int] = {}  # the offset the table's state reflected when read
         commands: list[LifecycleCommand] = []
         for raw, r in batch:
             key = r.pool_id.encode()
@@ -104,7 +111,7 @@ class LivePools:
                     )
                 continue
             if key not in pools:
-                warnings, offset = self.get(table, key)
+                warnings, offset, stored[key] = self._load(table, key)
                 pools[key] = (warnings, offset, False)
             warnings, last, raised = pools[key]
             if raw.offset <= last:
@@ -118,7 +125,7 @@ class LivePools:
         for key, (warnings, last, raised) in pools.items():
             self.cached[key] = (warnings, last)
             due = raised or now - self.saved_at.get(key, -math.inf) >= self.save_every_s
-            if due and last > applied(table.get(key)):
+            if due and last > stored[key]:
                 updates[key] = stamped(warnings.to_state(), last)
                 self.saved_at[key] = now
         return updates, commands
