@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeGuard
 
 from signals.controllers import DetectorObservation, FixedTimeController, make_controller
-from signals.controllers.base import Controller
+from signals.controllers.base import Controller, FollowsTheStreet
 from signals.explain import StageDecision
 from signals.model import Intersection
 from signals.timeline import build_timeline
@@ -208,6 +208,14 @@ class IntersectionControl:
     def drain_audit(self) -> tuple[AuditEntry, ...]:
         """Audit entries not yet handed out (e.g. expiries found while refusing a command)."""
         return tuple(self._take_audit())
+
+    def resync(self, stage: str, since_s: float, now_s: float) -> bool:
+        """The street shows ``stage`` since ``since_s``, not the plan (``signals.following``): the
+        controller plans on from it, if it can (``FollowsTheStreet``: max-pressure and leitstand).
+        The cyclic controllers (fixed time, Webster) run a program bound to the clock, which a
+        cabinet rejoins at its own sync point; with the mode ``off`` the fixed program drives."""
+        ctl = self._controller
+        return self.mode != "off" and isinstance(ctl, FollowsTheStreet) and ctl.resync(stage, since_s, now_s)
 
     # -- internals -----------------------------------------------------------------------------------
     def _same_plan(self, a: StageDecision | None, b: StageDecision | None) -> bool:

@@ -39,7 +39,10 @@ Rules:
   (the stage shown and since when) is compared with the plan driven then, at the report and at
   every frame after it; a signal that shows another stage for longer than a stage change takes
   raises ``signal_not_following`` for the control room, and its plan stops counting as what it
-  shows for its neighbours (``signals.following``). Without reports nothing is judged.
+  shows for its neighbours (``signals.following``). While it is found not following, its
+  controller plans on from the stage the street shows (``IntersectionControl.resync``: leitstand
+  and max-pressure), so the plan the cabinet takes back starts from the green it really shows.
+  Without reports nothing is judged.
 * **A restart keeps the config, the mode and the open alarms, nothing else.** The saved
   state holds the config, the current mode (an operator's ``set_mode`` survives), the pending
   proposals, the approaches with a blockage alarm raised (so the first green that moves a
@@ -452,13 +455,17 @@ class ControlDesk:
                 out.notes.append(Note("warning", "zone named by more intersections than a road has ends: nothing lent over it", fields))
             self._crowded_noted = self._corridor.crowded
         seen = self._corridor.seen_by(obs, self.latest, lambda nb, t: self._shown_green(nb, obs, t))
+        # the latest report against the plan driven until this frame, then the new drive; a signal
+        # known not to follow has its controller plan on from the stage the street shows
+        out.following += self._followed(slot, slot.follow.at(obs.time_s))
+        street = slot.follow.street(obs.time_s)
+        if street is not None:
+            slot.control.resync(*street, obs.time_s)
         step = slot.control.on_observation(seen)
         slot.clock_s, slot.heard_s = obs.time_s, received_s
         degraded = slot.quality.observe(obs)
         out.waits += slot.waits.observe(obs, slot.shown)
         self.recent.add(out.waits)
-        # the latest report against the plan driven until this frame, then the new drive
-        out.following += self._followed(slot, slot.follow.at(obs.time_s))
         # the frame as measured (a neighbour's lent reading is the controller's business) against
         # the greens the signal showed while it was measured; not while the signal is known to
         # ignore its plan: those greens were not shown, and three "starved" ones would raise a

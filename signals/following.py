@@ -16,8 +16,13 @@ disagree only for a transition's length, since the plan asks for the next stage 
 the change and the controller reports the old one until its green; so a signal counts as not
 following only after ``GRACE_S`` of disagreement without one agreeing look. Agreement alone does
 not clear it: a controller stuck on one stage agrees whenever the plan comes round to that stage.
-It counts as following again once it has *changed* to the stage the plan asks for within
-``SYNC_S`` of the plan changing to it, and agreed for ``GRACE_S`` since. A report older than
+It counts as following again once it has *changed* stage in step with the plan (its green
+starting within ``STEP_S`` of the plan's) ``SYNCED_CHANGES`` times in a row, with no look in
+between that disagrees outside a change the plan began, and ``GRACE_S`` has passed since the
+first. One such change is not enough: while the alarm is raised the desk has the controller plan
+from the stage the street shows (``street``), so an acyclic controller's attempts to switch come
+every few seconds and one of them often lands in step with a cabinet running its own program
+(docs/signals.md, "Does the street follow the plan?", has the figures). A report older than
 ``REPORT_VALID_S`` says nothing any more: a reporter that fell silent must not turn every later
 plan change into an alarm.
 
@@ -35,12 +40,17 @@ from signals.explain import StageDecision
 from signals.model import Intersection, SignalPlan
 from signals.timeline import EPS
 
-#: seconds of disagreement (or, once raised, of agreement) before the state changes: longer than
-#: any stage change RiLSA allows (yellow 3-5 s and intergreens of a few seconds) plus a frame
+#: seconds of disagreement (or, once raised, of following since the first change in step) before
+#: the state changes: longer than any stage change RiLSA allows (yellow 3-5 s and intergreens of
+#: a few seconds) plus a frame
 GRACE_S = 20.0
-#: a change of the reported stage counts as following the plan's change to it when the plan
-#: changed at most this long before (a stage change's transition, plus a frame)
-SYNC_S = 15.0
+#: a reported change of stage is in step with the plan's when the green starts at most this far
+#: from where the plan's green starts (an intergreen rounded to the second, two devices' clocks)
+STEP_S = 3.0
+#: changes in step with the plan's, in a row, before a signal found not following counts as
+#: following again: one can be chance (a cabinet in local operation changing stage just as the
+#: plan does), and a controller told what the street shows plans from it, so it is not rare
+SYNCED_CHANGES = 3
 #: a report counts as the controller's current stage for this long after its time at most
 REPORT_VALID_S = 300.0
 #: driven decisions remembered to judge a report that arrives after later frames
@@ -110,13 +120,17 @@ class FollowWatch:
     _driven: deque[tuple[float, StageDecision]] = field(default_factory=lambda: deque(maxlen=HISTORY))
     #: the latest report judged: (time, stage)
     _report: tuple[float, str] | None = None
+    #: since when the latest report's stage is shown (its ``started_s``, else its first report)
+    _since_s: float = -math.inf
     #: reports newer than the newest frame, a run of the same stage as one:
     #: [first time, stage, started, last time]
     _ahead: deque[list] = field(default_factory=lambda: deque(maxlen=AHEAD))
     #: time of the newest frame
     _clock_s: float = -math.inf
     #: the reported stage last changed in step with the plan (and agreed ever since)
-    _synced: bool = False
+    _synced: int = 0
+    #: when the first of those changes happened
+    _synced_since: float = -math.inf
     #: start of the current run of disagreeing (or agreeing) looks, None when there is none
     _apart_since: float | None = None
     _together_since: float | None = None
@@ -125,6 +139,9 @@ class FollowWatch:
     _windows: dict[SignalPlan, tuple[tuple[tuple[str, float, float], ...], float]] = field(default_factory=dict)
     #: stage changes' durations between neighbouring stages
     _transition: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._stages = frozenset(s.id for s in self.intersection.stages)
 
     def drove(self, decision: StageDecision) -> None:
         """The decision the signal drives from ``decision.time_s`` on."""
@@ -152,9 +169,15 @@ class FollowWatch:
     def _judge(self, stage: str, at_s: float, started_s: float | None) -> list[FollowEvent]:
         if self._report is not None and at_s < self._report[0]:
             return []
+        changed = at_s if started_s is None or not math.isfinite(started_s) else min(started_s, at_s)
+        if self._report is None or stage != self._report[1]:
+            self._since_s = changed
         if self._report is not None and stage != self._report[1]:
-            changed = at_s if started_s is None or not math.isfinite(started_s) else min(started_s, at_s)
-            self._synced = self._wanted(changed) == stage and self._wanted(changed - SYNC_S) != stage
+            if self._in_step(stage, changed):
+                self._synced += 1
+                self._synced_since = changed if self._synced == 1 else self._synced_since
+            else:
+                self._synced = 0
         self._report = (at_s, stage)
         return self._look(at_s)
 
@@ -174,6 +197,19 @@ class FollowWatch:
         if self._report is None or not now_s - self._report[0] <= REPORT_VALID_S:
             return out
         return out + self._look(now_s)
+
+    def street(self, now_s: float) -> tuple[str, float] | None:
+        """While the alarm is raised: the stage the street shows instead of the plan's at
+        ``now_s``, and since when (for the controller to plan on from it, ``resync``); None when
+        the signal is not known to ignore its plan, shows what the plan asks, or its latest report
+        is no longer valid. Call after ``at(now_s)``."""
+        if not self.raised or self._report is None or not now_s - self._report[0] <= REPORT_VALID_S:
+            return None
+        stage = self._report[1]
+        wanted = self._wanted(now_s)
+        if wanted is None or wanted == stage or self._changing(now_s, stage, wanted):
+            return None  # shows what the plan asks, or is still in the change the plan began
+        return stage, self._since_s
 
     def carry(self, raised: bool) -> None:
         """Take over an alarm raised before this watch existed (a restart, a new model): it stays
@@ -195,6 +231,43 @@ class FollowWatch:
             tau %= length
         # the first window whose green ends after tau: inside it, or in the change towards it
         return next((stage for stage, _start, end in windows if tau < end - EPS), windows[0][0] if plan.cyclic else windows[-1][0])
+
+    def _changing(self, t: float, reported: str, wanted: str) -> bool:
+        """The plan asked for ``reported`` until at most a change's length (and ``STEP_S``) ago: a
+        controller following it is still in the change to ``wanted``. Such a look neither agrees
+        nor disagrees; a controller that stays on the old stage disagrees once the change is over."""
+        if reported not in self._stages:  # a stage the model does not know: no change of the plan's leads there
+            return False
+        start = self._green_start(t)
+        return start is not None and start[0] == wanted and start[1] - self._change(reported, wanted) <= t <= start[1] + STEP_S
+
+    def _in_step(self, stage: str, changed: float) -> bool:
+        """Did the controller change to ``stage`` at ``changed`` as the plan asked: the plan asked
+        for it then, and its green in the plan starts within ``STEP_S`` of the reported one (a
+        following controller starts it when the plan's change ends, give or take an intergreen
+        rounded to the second and the clocks of two devices)."""
+        start = self._green_start(changed)
+        return start is not None and start[0] == stage and abs(changed - start[1]) <= STEP_S
+
+    def _green_start(self, t: float) -> tuple[str, float] | None:
+        """The stage the plan in force at ``t`` asks for then, and when its green starts in that
+        plan (absolute seconds)."""
+        chosen = None
+        for time_s, decision in self._driven:
+            if time_s <= t or chosen is None:
+                chosen = decision
+        if chosen is None:
+            return None
+        plan, tau = chosen.plan, t - chosen.origin_s
+        windows, length = self._laid_out(plan)
+        base = chosen.origin_s
+        if plan.cyclic:
+            base += (tau // length) * length
+            tau %= length
+        stage, start, _end = next((w for w in windows if tau < w[2] - EPS), windows[0] if plan.cyclic else windows[-1])
+        if plan.cyclic and tau >= windows[-1][2] - EPS:
+            start += length  # in the change towards the next cycle's first stage
+        return stage, base + start
 
     def _laid_out(self, plan: SignalPlan) -> tuple[tuple[tuple[str, float, float], ...], float]:
         """The plan's stage windows with the changes between neighbouring stages
@@ -234,12 +307,15 @@ class FollowWatch:
         if reported == wanted:
             self._apart_since = None
             self._together_since = t if self._together_since is None else self._together_since
-            if self.raised and self._synced and t - self._together_since >= GRACE_S:
+            if self.raised and self._synced >= SYNCED_CHANGES and t - self._synced_since >= GRACE_S:
                 self.raised = False
-                return [FollowEvent(self.intersection.id, False, t, reported, wanted, self._together_since)]
+                return [FollowEvent(self.intersection.id, False, t, reported, wanted, self._synced_since)]
             return []
-        self._together_since = None
-        self._synced = False
+        if not self._changing(t, reported, wanted):
+            # in the change the plan began, a following controller shows the old stage until the
+            # change ends: that does not end its run of following (it still counts towards a raise)
+            self._together_since = None
+            self._synced = 0
         self._apart_since = t if self._apart_since is None else self._apart_since
         if not self.raised and t - self._apart_since >= GRACE_S:
             self.raised = True

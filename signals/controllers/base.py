@@ -91,6 +91,17 @@ class Controller(Protocol):
     def decide(self, observation: DetectorObservation) -> StageDecision: ...
 
 
+@runtime_checkable
+class FollowsTheStreet(Protocol):
+    """A controller that can be told what the street shows when the field controller is found not
+    following its plans (manual or local control, a refused plan): it then plans on from that
+    stage, so the plan a cabinet takes back is laid out from the green it really shows."""
+
+    def resync(self, stage: str, since_s: float, now_s: float) -> bool:
+        """``stage`` is shown since ``since_s``; True if the controller's own picture changed."""
+        ...
+
+
 class ControllerClass(Protocol):
     """A controller class as the registry keeps it: its ``name`` and its constructor, which takes
     the intersection and the controller's own keyword parameters (from the signal config)."""

@@ -134,7 +134,7 @@ def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
 
 class LeitstandController(MaxPressureController):
     name = "leitstand"
-    version = "1.8.1"
+    version = "1.8.2"
 
     def __init__(
         self,
@@ -513,6 +513,14 @@ class LeitstandController(MaxPressureController):
         self._origin_s = self._horizon_s = now
         self._origin_s -= kept
         self._program_pos = None
+
+    def resync(self, stage: str, since_s: float, now_s: float) -> bool:
+        """As max-pressure's; a shipped program being followed (coarse frames) is joined afresh from
+        the stage shown."""
+        if not super().resync(stage, since_s, now_s):
+            return False
+        self._program_pos = None
+        return True
 
     def _emit(self, now: float, rule: str, inputs: dict[str, float], effect: str) -> StageDecision:
         """The decision, saying so when a late frame restarted the window (``_cut_overrun``)."""

@@ -12,6 +12,8 @@ The plan it emits is acyclic: a window of realised history plus the committed co
 
 from __future__ import annotations
 
+import math
+
 from signals.controllers.base import DetectorObservation
 from signals.explain import Explanation, StageDecision
 from signals.model import Intersection, SignalPlan, StagePhase
@@ -20,7 +22,7 @@ from signals.timeline import EPS, SignalState, build_timeline, runs, transition_
 
 class MaxPressureController:
     name = "maxpressure"
-    version = "1.0"
+    version = "1.1"
 
     def __init__(self, intersection: Intersection, decision_interval_s: float = 5.0) -> None:
         self.intersection = intersection
@@ -39,6 +41,8 @@ class MaxPressureController:
         self._origin_s = 0.0
         self._horizon_s: float | None = None
         self._last: StageDecision | None = None
+        #: why the window was restarted at the stage the street shows (``resync``), said once
+        self._street = ""
         self._measured = {la.id: la.measured_by for la in intersection.lanes}
 
     # -- measurements --------------------------------------------------------------------------
@@ -207,7 +211,35 @@ class MaxPressureController:
             self._origin_s += w1.start_s
             self._phases.pop(0)
 
+    def resync(self, stage: str, since_s: float, now_s: float) -> bool:
+        """The street shows ``stage`` since ``since_s`` although the plan drove something else (the
+        control desk calls this while the field controller is found not following): the window
+        restarts at that stage, green since ``since_s`` (at most its maximum green, as a green whose
+        start lies outside the window), committed at least to its minimum green, and the next
+        decision is made at once from it.
+
+        Planned on from a stage it believed in, the plan a cabinet takes back after manual control
+        would place the next stage's green where the street had not even begun it: the cabinet's
+        real change comes later, and the plan's next switch could cut that green short of its
+        minimum. The other groups' waits restart at the window's start: how long they waited
+        under manual control is not known."""
+        intersection = self.intersection
+        if self._horizon_s is None or stage not in {s.id for s in intersection.stages} or not math.isfinite(since_s):
+            return False
+        kept = min(max(now_s - since_s, 0.0), intersection.stage(stage).max_green_s)
+        self._phases = [StagePhase(stage, max(kept, intersection.stage_green_floor_s(stage)))]
+        self._origin_s = now_s - kept
+        self._horizon_s = self._origin_s + self._phases[0].green_s
+        self._last = None
+        self._street = (
+            f"planned from stage {stage}, which the street has shown for {now_s - since_s:.0f} s instead of the plan "
+            "(field controller not following)"
+        )
+        return True
+
     def _emit(self, now: float, rule: str, inputs: dict[str, float], effect: str) -> StageDecision:
+        if self._street:
+            effect, self._street = f"{effect}; {self._street}", ""
         self._last = StageDecision(
             self.intersection.id,
             now,

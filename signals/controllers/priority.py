@@ -10,7 +10,7 @@ one per cycle.
 
 from __future__ import annotations
 
-from signals.controllers.base import Controller, DetectorObservation
+from signals.controllers.base import Controller, DetectorObservation, FollowsTheStreet
 from signals.explain import StageDecision
 from signals.model import Intersection
 from signals.priority import Grant, PriorityCall, PriorityRules, Refusal, plan_priority
@@ -36,6 +36,12 @@ class PriorityController:
                 return self._grant.decision
             self._grant = None
         return decision
+
+    def resync(self, stage: str, since_s: float, now_s: float) -> bool:
+        """The street shows ``stage`` (``FollowsTheStreet``): a running grant was planned against a
+        plan the street did not show, so it ends; ``inner`` plans on from the stage if it can."""
+        self._grant = None
+        return isinstance(self.inner, FollowsTheStreet) and self.inner.resync(stage, since_s, now_s)
 
     def request(self, call: PriorityCall) -> Grant | Refusal:
         """Plan a grant for ``call`` (it drives from the next observation on) or say why not."""

@@ -182,10 +182,11 @@ ENTRIES: dict[str, Entry] = {
         "then frozen and checked on networks it never saw (netgenerate networks; docs/signals.md). Version 1.1 adds "
         "two rules without new tuned constants: an exit covered half by standing vehicles is full (jam density), and a "
         "dead approach detector's queue is estimated from the working loops and the fixed program's split. Later "
-        "versions (1.3-1.8.1) add rules, none with a tuned constant: a frozen reading is estimated or read through a "
+        "versions (1.3-1.8.2) add rules, none with a tuned constant: a frozen reading is estimated or read through a "
         "neighbour's detector on the same zone; on a link of 20 m or less between two signals nothing is sent into the "
         "far signal's red, permissive turners off it are protected, and the far signal holds its stage while the near "
-        "one still sends vehicles onto it; frames slower than half a cycle hand over to the fixed program.",
+        "one still sends vehicles onto it; frames slower than half a cycle hand over to the fixed program; while the "
+        "field controller is found not following, it plans on from the stage the street shows (1.8.2).",
         "Tested on four real maps and generated networks; sensitive to stranded_weight; decides per intersection, "
         "seeing neighbours on another control worker through the topics, up to a frame late; locks of two signals on a "
         "very short link are made rarer, not ruled out (since 1.8.1 none of fifteen development runs with failed "

@@ -1,0 +1,172 @@
+"""A controller told what the street shows (``resync``) while the field controller ignores its
+plans: it plans on from that stage, every plan it then makes passes the safety validator, and
+the control desk does this only while the signal is found not following."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from signals.adapter import StageAdapter
+from signals.control import IntersectionControl
+from signals.controllers import DetectorObservation, FixedTimeController, LaneMeasurement
+from signals.controllers.leitstand import LeitstandController
+from signals.controllers.maxpressure import MaxPressureController
+from signals.desk import ControlDesk, DeskConfig, DeskState, PlanOut
+from signals.explain import StageDecision
+from signals.following import FollowEvent
+from signals.loader import load_intersection
+from signals.validator import SafetyValidator
+from tests.paths import EXAMPLE_INTERSECTION as EXAMPLE
+from tests.unit.signals.test_desk import at
+
+X = load_intersection(str(EXAMPLE))
+STAGES = [s.id for s in X.stages]
+DETECTORS = sorted({la.measured_by for la in X.lanes})
+T0 = 1_800_000_000.0
+
+
+def frame(t: float, rng: random.Random) -> DetectorObservation:
+    lanes = {
+        d: LaneMeasurement(count=float(rng.randint(0, 1)), queue_veh=float(rng.randint(0, 8)), vehicles=float(rng.randint(0, 10)))
+        for d in DETECTORS
+    }
+    return DetectorObservation(X.id, t, 1.0, lanes)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    controller=st.sampled_from([MaxPressureController, LeitstandController]),
+    seed=st.integers(0, 10_000),
+    warmup=st.integers(1, 200),
+    stage=st.sampled_from(STAGES),
+    shown_for=st.floats(0.0, 600.0),
+    after=st.integers(1, 120),
+)
+def test_after_a_resync_every_plan_starts_from_the_street_and_passes_the_validator(
+    controller: Any, seed: int, warmup: int, stage: str, shown_for: float, after: int
+) -> None:
+    """Whatever the controller believed and however long the street has shown the stage (longer
+    than its maximum green included), the next plan is laid out from that stage's green and no
+    plan after it is one the safety gate would reject."""
+    ctl, rng, validator = controller(X), random.Random(seed), SafetyValidator(X)
+    for t in range(warmup):
+        ctl.decide(frame(T0 + t, rng))
+    now = T0 + warmup
+    assert ctl.resync(stage, now - shown_for, now)
+    first = ctl.decide(frame(now, rng))
+    assert first.plan.phases[0].stage == stage
+    kept = min(shown_for, X.stage(stage).max_green_s)
+    assert first.origin_s == pytest.approx(now - kept)
+    assert f"planned from stage {stage}" in first.explanation.expected_effect
+    for t in range(after):
+        decision = first if t == 0 else ctl.decide(frame(now + t, rng))
+        assert validator.check(decision.plan).ok, (t, validator.check(decision.plan).violations)
+        if t:
+            assert "planned from stage" not in decision.explanation.expected_effect or decision.time_s == first.time_s
+
+
+def test_a_cyclic_controller_and_the_mode_off_are_not_resynchronised() -> None:
+    fixed = IntersectionControl(X, "fixed")
+    off = IntersectionControl(X, "leitstand", mode="off")
+    rng = random.Random(1)
+    for control in (fixed, off):
+        control.on_observation(frame(T0, rng))
+        assert not control.resync(STAGES[-1], T0 - 30, T0 + 1)
+    assert not isinstance(FixedTimeController(X), MaxPressureController)
+
+
+def test_an_unknown_stage_or_a_controller_not_started_is_refused() -> None:
+    ctl = LeitstandController(X)
+    assert not ctl.resync(STAGES[0], T0, T0 + 1)  # nothing decided yet: no window to restart
+    ctl.decide(frame(T0, random.Random(2)))
+    assert not ctl.resync("no-such-stage", T0, T0 + 1)
+    assert not ctl.resync(STAGES[0], float("nan"), T0 + 1)
+
+
+@dataclass
+class Cabinet:
+    """A field controller: follows the driven plan through the stage adapter, except from
+    ``local_from`` to ``local_until``, when it runs its own fixed program shifted by half a cycle
+    (a cabinet switched to local operation); reports the stage it shows every second."""
+
+    local_from: float
+    local_until: float
+    adapter: StageAdapter = field(default_factory=lambda: StageAdapter(X))
+
+    def __post_init__(self) -> None:
+        local = FixedTimeController(X).decide(frame(T0, random.Random(0)))
+        cycle = sum(p.green_s for p in local.plan.phases)
+        self.local = StageDecision(local.intersection_id, T0, local.plan, local.explanation, origin_s=T0 + cycle / 2)
+
+    def show(self, drive: StageDecision, t: float) -> DeskState:
+        self.adapter.step(self.local if self.local_from <= t < self.local_until else drive, t)
+        assert self.adapter.stage is not None
+        return DeskState(X.id, self.adapter.stage, self.adapter.green_start_s, t)
+
+
+def run_local_operation(
+    seed: int = 5, controller: str = "leitstand", frames: int = 900, skew_s: float = 0.0
+) -> tuple[list[FollowEvent], list[tuple[float, StageDecision, DeskState]], int]:
+    """``controller`` in automatic mode, 1 s frames, the cabinet in local operation from 100 s to
+    400 s, its clock ``skew_s`` ahead of the detectors'. Returns the follow events, (time, drive,
+    the report before it) while the alarm was raised, and the gate's rejections."""
+    desk = ControlDesk(lambda _: None)
+    model = json.loads(EXAMPLE.read_text())
+    desk.on_config(DeskConfig(X.id, model, at(T0), controller=controller, mode="automatic"))
+    cabinet, rng = Cabinet(T0 + 100, T0 + 400), random.Random(seed)
+    events: list[FollowEvent] = []
+    raised: list[tuple[float, StageDecision, DeskState]] = []
+    report: DeskState | None = None
+    for i in range(frames):
+        t = T0 + i
+        box = desk.on_observation(frame(t, rng))
+        assert box is not None
+        events += box.following
+        drive = [p for p in box.plans if isinstance(p, PlanOut)][-1].record.decision
+        if report is not None and desk.live[X.id].follow.raised:
+            raised.append((t, drive, report))
+        shown = cabinet.show(drive, t)
+        report = DeskState(shown.intersection_id, shown.stage, shown.started_s + skew_s, shown.at_s + skew_s)
+        events += desk.on_state(report).following
+    return events, raised, desk.live[X.id].control.rejections
+
+
+def test_a_cabinet_in_local_operation_has_the_plan_follow_the_street_and_clears_after() -> None:
+    events, raised, rejections = run_local_operation()
+    assert [e.raised for e in events] == [True, False]
+    up, down = events
+    assert T0 + 100 < up.since_s < up.time_s < T0 + 400
+    assert rejections == 0
+    # every plan made from the street's report starts from the stage it showed, green since it
+    # began there (as long as that is within the stage's maximum green)
+    told = [(d, r) for t, d, r in raised if "planned from stage" in d.explanation.expected_effect and d.time_s == t]
+    assert len(told) >= 5
+    for decision, report in told:
+        if report.at_s - report.started_s <= X.stage(report.stage).max_green_s:
+            assert decision.plan.phases[0].stage == report.stage and decision.origin_s == pytest.approx(report.started_s)
+    # the alarm clears on the cabinet's own changes in step with the plan after it resumed, soon
+    assert down.since_s >= T0 + 400 and down.time_s < T0 + 400 + 90
+
+
+@pytest.mark.parametrize("controller", ["leitstand", "maxpressure", "fixed", "webster"])
+@pytest.mark.parametrize(("seed", "skew_s"), [(11, 0.0), (12, 2.0), (13, -2.0)])
+def test_local_operation_raises_once_and_clears_only_after_the_cabinet_follows_again(controller: str, seed: int, skew_s: float) -> None:
+    """Every controller, a cabinet whose clock is up to 2 s off: one raise while it runs its own
+    program, no clear before it takes the plans back (a chance change in step with the plan's is
+    not enough: the acyclic controllers told what the street shows make that common), and the
+    clear within a few cycles of it following again. Before stop 48 the clear needed one change
+    within 15 s of the plan's and 20 s of agreement broken by every transition: on seeds 1-20
+    of this scenario 3-5 local operations were cleared while they lasted, and 5-8 of 20 were
+    still raised 800 s after the cabinet followed again."""
+    events, _raised, rejections = run_local_operation(seed, controller, frames=800, skew_s=skew_s)
+    assert [e.raised for e in events] == [True, False], events
+    up, down = events
+    assert T0 + 100 < up.time_s < T0 + 400 < down.time_s < T0 + 400 + 240
+    assert rejections == 0
