@@ -20,6 +20,7 @@ out is replaced by the fixed program: a stale adaptive plan is never extrapolate
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeGuard
 
@@ -209,13 +210,13 @@ class IntersectionControl:
         """Audit entries not yet handed out (e.g. expiries found while refusing a command)."""
         return tuple(self._take_audit())
 
-    def resync(self, stage: str, since_s: float, now_s: float) -> bool:
+    def resync(self, stage: str, since_s: float, now_s: float, last_green: Mapping[str, float] | None = None) -> bool:
         """The street shows ``stage`` since ``since_s``, not the plan (``signals.following``): the
         controller plans on from it, if it can (``FollowsTheStreet``: max-pressure and leitstand).
         The cyclic controllers (fixed time, Webster) run a program bound to the clock, which a
         cabinet rejoins at its own sync point; with the mode ``off`` the fixed program drives."""
         ctl = self._controller
-        return self.mode != "off" and isinstance(ctl, FollowsTheStreet) and ctl.resync(stage, since_s, now_s)
+        return self.mode != "off" and isinstance(ctl, FollowsTheStreet) and ctl.resync(stage, since_s, now_s, last_green)
 
     # -- internals -----------------------------------------------------------------------------------
     def _same_plan(self, a: StageDecision | None, b: StageDecision | None) -> bool:

@@ -460,7 +460,7 @@ class ControlDesk:
         out.following += self._followed(slot, slot.follow.at(obs.time_s))
         street = slot.follow.street(obs.time_s)
         if street is not None:
-            slot.control.resync(*street, obs.time_s)
+            slot.control.resync(street.stage, street.since_s, obs.time_s, street.last_green)
         step = slot.control.on_observation(seen)
         slot.clock_s, slot.heard_s = obs.time_s, received_s
         degraded = slot.quality.observe(obs)

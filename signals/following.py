@@ -61,6 +61,8 @@ HISTORY = 16
 AHEAD = 64
 #: plans' stage windows kept (a cyclic program is reused; an acyclic plan for a few frames)
 WINDOWS = 8
+#: reported stage runs kept for the groups' last greens (several cycles of any junction)
+RUNS = 32
 #: the alarm kind (one per intersection)
 KIND = "signal_not_following"
 
@@ -110,6 +112,16 @@ class FollowEvent:
         return f"{self.intersection_id} follows the plan again (stage {self.reported} as driven for {self.time_s - self.since_s:.0f} s)"
 
 
+@dataclass(frozen=True)
+class Street:
+    """What a signal not following its plan shows: ``stage`` since ``since_s``, and when each
+    other group's last green ended as reported (absolute seconds; groups not seen are missing)."""
+
+    stage: str
+    since_s: float
+    last_green: dict[str, float]
+
+
 @dataclass
 class FollowWatch:
     """One intersection: the decisions it drove, the latest report, the state of the alarm."""
@@ -122,6 +134,8 @@ class FollowWatch:
     _report: tuple[float, str] | None = None
     #: since when the latest report's stage is shown (its ``started_s``, else its first report)
     _since_s: float = -math.inf
+    #: the reported stages and since when, oldest first (``street``'s last greens)
+    _runs: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=RUNS))
     #: reports newer than the newest frame, a run of the same stage as one:
     #: [first time, stage, started, last time]
     _ahead: deque[list] = field(default_factory=lambda: deque(maxlen=AHEAD))
@@ -172,6 +186,7 @@ class FollowWatch:
         changed = at_s if started_s is None or not math.isfinite(started_s) else min(started_s, at_s)
         if self._report is None or stage != self._report[1]:
             self._since_s = changed
+            self._runs.append((stage, changed))
         if self._report is not None and stage != self._report[1]:
             if self._in_step(stage, changed):
                 self._synced += 1
@@ -198,18 +213,34 @@ class FollowWatch:
             return out
         return out + self._look(now_s)
 
-    def street(self, now_s: float) -> tuple[str, float] | None:
-        """While the alarm is raised: the stage the street shows instead of the plan's at
-        ``now_s``, and since when (for the controller to plan on from it, ``resync``); None when
-        the signal is not known to ignore its plan, shows what the plan asks, or its latest report
-        is no longer valid. Call after ``at(now_s)``."""
+    def street(self, now_s: float) -> Street | None:
+        """While the alarm is raised: what the street shows instead of the plan's stage at
+        ``now_s`` (for the controller to plan on from it, ``resync``); None when the signal is not
+        known to ignore its plan, shows what the plan asks, is still in the change the plan began,
+        or its latest report is no longer valid. Call after ``at(now_s)``."""
         if not self.raised or self._report is None or not now_s - self._report[0] <= REPORT_VALID_S:
             return None
         stage = self._report[1]
         wanted = self._wanted(now_s)
         if wanted is None or wanted == stage or self._changing(now_s, stage, wanted):
-            return None  # shows what the plan asks, or is still in the change the plan began
-        return stage, self._since_s
+            return None
+        return Street(stage, self._since_s, self._last_greens())
+
+    def _last_greens(self) -> dict[str, float]:
+        """When each group's last green ended, from the reported stages (a green ends a change's
+        length before the next stage's starts); groups not seen green in the runs kept are left
+        out, and so are those of the stage shown now."""
+        out: dict[str, float] = {}
+        runs = list(self._runs)
+        for (stage, _since), (following, next_since) in zip(runs, runs[1:], strict=False):
+            if stage in self._stages:
+                change = self._change(stage, following) if following in self._stages else 0.0
+                for g in self.intersection.stage(stage).groups:
+                    out[g] = next_since - change
+        if runs and runs[-1][0] in self._stages:
+            for g in self.intersection.stage(runs[-1][0]).groups:
+                out.pop(g, None)
+        return out
 
     def carry(self, raised: bool) -> None:
         """Take over an alarm raised before this watch existed (a restart, a new model): it stays

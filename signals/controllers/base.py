@@ -97,8 +97,9 @@ class FollowsTheStreet(Protocol):
     following its plans (manual or local control, a refused plan): it then plans on from that
     stage, so the plan a cabinet takes back is laid out from the green it really shows."""
 
-    def resync(self, stage: str, since_s: float, now_s: float) -> bool:
-        """``stage`` is shown since ``since_s``; True if the controller's own picture changed."""
+    def resync(self, stage: str, since_s: float, now_s: float, last_green: Mapping[str, float] | None = None) -> bool:
+        """``stage`` is shown since ``since_s`` (and each group's last green ended at
+        ``last_green[group]``, where known); True if the controller's own picture changed."""
         ...
 
 

@@ -85,6 +85,7 @@ import dataclasses
 import math
 import statistics
 from collections import deque
+from collections.abc import Mapping
 
 from signals.controllers.base import DetectorObservation, LaneMeasurement, NeighbourReading
 from signals.controllers.maxpressure import MaxPressureController
@@ -514,10 +515,10 @@ class LeitstandController(MaxPressureController):
         self._origin_s -= kept
         self._program_pos = None
 
-    def resync(self, stage: str, since_s: float, now_s: float) -> bool:
+    def resync(self, stage: str, since_s: float, now_s: float, last_green: Mapping[str, float] | None = None) -> bool:
         """As max-pressure's; a shipped program being followed (coarse frames) is joined afresh from
         the stage shown."""
-        if not super().resync(stage, since_s, now_s):
+        if not super().resync(stage, since_s, now_s, last_green):
             return False
         self._program_pos = None
         return True

@@ -13,6 +13,7 @@ The plan it emits is acyclic: a window of realised history plus the committed co
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from signals.controllers.base import DetectorObservation
 from signals.explain import Explanation, StageDecision
@@ -43,6 +44,8 @@ class MaxPressureController:
         self._last: StageDecision | None = None
         #: why the window was restarted at the stage the street shows (``resync``), said once
         self._street = ""
+        #: when each group's last green ended as the street showed it (``resync``), absolute seconds
+        self._street_greens: dict[str, float] = {}
         self._measured = {la.id: la.measured_by for la in intersection.lanes}
 
     # -- measurements --------------------------------------------------------------------------
@@ -66,6 +69,8 @@ class MaxPressureController:
         for g in self.intersection.groups:
             greens = [r for r in runs(tl, g) if r.state is SignalState.GREEN]
             out[g] = 0.0 if greens and greens[-1].open_end else tl.duration_s - (greens[-1].end_s if greens else 0.0)
+            if not greens and g in self._street_greens:  # its last green was the street's, before the window
+                out[g] = max(out[g], self._origin_s + tl.duration_s - self._street_greens[g])
         return out
 
     # -- the decision ---------------------------------------------------------------------------
@@ -211,7 +216,7 @@ class MaxPressureController:
             self._origin_s += w1.start_s
             self._phases.pop(0)
 
-    def resync(self, stage: str, since_s: float, now_s: float) -> bool:
+    def resync(self, stage: str, since_s: float, now_s: float, last_green: Mapping[str, float] | None = None) -> bool:
         """The street shows ``stage`` since ``since_s`` although the plan drove something else (the
         control desk calls this while the field controller is found not following): the window
         restarts at that stage, green since ``since_s`` (at most its maximum green, as a green whose
@@ -221,8 +226,10 @@ class MaxPressureController:
         Planned on from a stage it believed in, the plan a cabinet takes back after manual control
         would place the next stage's green where the street had not even begun it: the cabinet's
         real change comes later, and the plan's next switch could cut that green short of its
-        minimum. The other groups' waits restart at the window's start: how long they waited
-        under manual control is not known."""
+        minimum. The other groups' waits would restart at the window's start; ``last_green`` says
+        when the street last showed each group green (from the field controller's reported stages,
+        ``FollowWatch.street``), so a group the cabinet's own program left waiting counts its wait
+        from there and is served within its maximum wait (or first, if that has passed)."""
         intersection = self.intersection
         if self._horizon_s is None or stage not in {s.id for s in intersection.stages} or not math.isfinite(since_s):
             return False
@@ -231,6 +238,7 @@ class MaxPressureController:
         self._origin_s = now_s - kept
         self._horizon_s = self._origin_s + self._phases[0].green_s
         self._last = None
+        self._street_greens = {g: t for g, t in (last_green or {}).items() if math.isfinite(t) and t <= now_s}
         self._street = (
             f"planned from stage {stage}, which the street has shown for {now_s - since_s:.0f} s instead of the plan "
             "(field controller not following)"

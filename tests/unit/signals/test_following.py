@@ -16,7 +16,7 @@ from signals.adapter import StageAdapter
 from signals.control import IntersectionControl
 from signals.controllers.base import DetectorObservation, LaneMeasurement
 from signals.explain import StageDecision
-from signals.following import GRACE_S, KIND, REPORT_VALID_S, FollowEvent, FollowWatch
+from signals.following import GRACE_S, KIND, REPORT_VALID_S, STEP_S, FollowEvent, FollowWatch
 from signals.loader import load_intersection
 
 X = load_intersection("signals/examples/k101_four_arm.json")
@@ -188,3 +188,33 @@ def test_the_stage_asked_for_is_the_one_a_field_adapter_reads_from_the_plan() ->
             watch.drove(decision)
             for ahead in (0.0, 3.0, 7.0, 15.0, 40.0):
                 assert watch._wanted(t + ahead) == adapter.target_stage(decision, t + ahead)  # noqa: SLF001
+
+
+def test_a_signal_found_not_following_tells_what_it_shows_and_when_each_group_was_last_green() -> None:
+    """``street`` while raised: the stage reported, since when, and each other group's last green
+    end from the reported stages (the next stage's start less the change between them)."""
+    run = _drive(200, 4, "fixed")
+    watch = FollowWatch(X)
+    for t, decision, _stage in run[:150]:
+        watch.drove(decision)
+        watch.at(t)
+    # a time in the middle of one of the plan's greens (not in a change, when the old stage is expected)
+    t = max(float(u) for u in range(141, 150) if watch._green_start(u)[1] + STEP_S < u)  # type: ignore[index]  # noqa: SLF001
+    wanted = watch._wanted(t)  # noqa: SLF001 - the stage the plan asks for then
+    assert wanted is not None
+    first, second = (s.id for s in X.stages if s.id != wanted)  # the cabinet shows neither
+    assert watch.street(t) is None  # nothing reported, nothing raised
+    watch.report(wanted, 100.0, 100.0)
+    watch.report(first, 120.0, 118.0)
+    watch.report(second, 140.0, 139.0)
+    assert watch.street(t) is None  # not raised yet
+    watch.carry(True)
+    street = watch.street(t)
+    assert street is not None and (street.stage, street.since_s) == (second, 139.0)
+    expected = {g: 118.0 - X.transition_s(wanted, first) for g in X.stage(wanted).groups}
+    expected |= {g: 139.0 - X.transition_s(first, second) for g in X.stage(first).groups}
+    for g in X.stage(second).groups:
+        expected.pop(g, None)
+    assert street.last_green == expected
+    watch.report(wanted, t, t)
+    assert watch.street(t) is None  # shows what the plan asks

@@ -5,6 +5,7 @@ the control desk does this only while the signal is found not following."""
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,18 +49,20 @@ def frame(t: float, rng: random.Random) -> DetectorObservation:
     stage=st.sampled_from(STAGES),
     shown_for=st.floats(0.0, 600.0),
     after=st.integers(1, 120),
+    waited=st.dictionaries(st.sampled_from(sorted(X.groups)), st.floats(0.0, 600.0)),
 )
 def test_after_a_resync_every_plan_starts_from_the_street_and_passes_the_validator(
-    controller: Any, seed: int, warmup: int, stage: str, shown_for: float, after: int
+    controller: Any, seed: int, warmup: int, stage: str, shown_for: float, after: int, waited: dict[str, float]
 ) -> None:
-    """Whatever the controller believed and however long the street has shown the stage (longer
-    than its maximum green included), the next plan is laid out from that stage's green and no
+    """Whatever the controller believed, however long the street has shown the stage (longer
+    than its maximum green included) and however long it left the other groups waiting (longer
+    than their maximum waits included), the next plan is laid out from that stage's green and no
     plan after it is one the safety gate would reject."""
     ctl, rng, validator = controller(X), random.Random(seed), SafetyValidator(X)
     for t in range(warmup):
         ctl.decide(frame(T0 + t, rng))
     now = T0 + warmup
-    assert ctl.resync(stage, now - shown_for, now)
+    assert ctl.resync(stage, now - shown_for, now, {g: now - w for g, w in waited.items()})
     first = ctl.decide(frame(now, rng))
     assert first.plan.phases[0].stage == stage
     kept = min(shown_for, X.stage(stage).max_green_s)
@@ -170,3 +173,36 @@ def test_local_operation_raises_once_and_clears_only_after_the_cabinet_follows_a
     up, down = events
     assert T0 + 100 < up.time_s < T0 + 400 < down.time_s < T0 + 400 + 240
     assert rejections == 0
+
+
+@pytest.mark.parametrize("controller", [MaxPressureController, LeitstandController])
+def test_a_group_the_street_left_waiting_is_served_by_its_maximum_wait(controller: Any) -> None:
+    """Queues only on the stage shown, a group of another stage whose last green the street ended
+    its maximum wait minus 10 s ago: told so, the controller ends the shown stage in time for it;
+    told nothing (its wait would restart at the window), it holds the busy stage."""
+    shown = X.fixed_plan.phases[0].stage
+    served = X.stage(shown).groups
+    group = next(g for g in sorted(X.groups) if g not in served)
+    busy = {la.measured_by for la in X.lanes if la.group in served}
+
+    def busy_frame(t: float) -> DetectorObservation:
+        lanes = {d: LaneMeasurement(count=1.0, queue_veh=8.0 if d in busy else 0.0, vehicles=8.0 if d in busy else 0.0) for d in DETECTORS}
+        return DetectorObservation(X.id, t, 1.0, lanes)
+
+    def asked_for_group_at(last_green: dict[str, float] | None) -> float:
+        ctl = controller(X)
+        for t in range(30):
+            ctl.decide(busy_frame(T0 + t))
+        now = T0 + 30
+        assert ctl.resync(shown, now - 5, now, last_green)
+        for t in range(0, 200):
+            decision = ctl.decide(busy_frame(now + t))
+            adapter = StageAdapter(X)
+            if group in X.stage(adapter.target_stage(decision, now + t)).groups:
+                return now + t
+        return math.inf
+
+    deadline = T0 + 30 - (X.group_max_wait_s(group) - 10)
+    told = asked_for_group_at({group: deadline})
+    assert told <= deadline + X.group_max_wait_s(group)
+    assert asked_for_group_at(None) > told + 10
