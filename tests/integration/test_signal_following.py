@@ -8,7 +8,8 @@ start at the first frame). Reports and frames go out on their own topics, each a
 the worker meets them in any interleaving. There must be exactly one raise of
 ``signal_not_following`` for K101 on ``alerts.lifecycle`` (while it is stuck, at least the grace
 after the plan first asked for another stage) and one clear after it follows again, both
-decodable by the alarm books' reader.
+decodable by the alarm books' reader. Under leitstand (stop 48), the drive plans published while
+it is raised start from the stage the cabinet shows, green since it said.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from signals.explain import Explanation, StageDecision
 from signals.following import GRACE_S, KIND
 from signals.loader import load_intersection
 from streams.kafka_io import ensure_topics
-from streams.records import LifecycleCommand
+from streams.records import LifecycleCommand, SignalPlanMessage
 from streams.stack import WorkerProcess, free_port, same_place, settings_env
 from tests.paths import EXAMPLE_INTERSECTION
 
@@ -86,5 +87,38 @@ def test_a_signal_not_following_raises_and_clears_one_alarm(broker, settings_for
         assert cleared.event_time.timestamp() - t0 >= STUCK * STEP_S + GRACE_S
         assert raised.severity == "major" and "shows stage A while the plan drives" in (raised.message or "")
         assert raised.evidence is not None and raised.evidence["reported_stage"] == "A"
+    finally:
+        worker.stop()
+
+
+def test_a_leitstand_signal_not_following_is_planned_from_the_stage_it_shows(broker, settings_for, tmp_path: Path) -> None:
+    """The cabinet reports stage A for the whole run: once the alarm is raised, the worker's
+    leitstand plans on from A (shown since the first report), and its explanation says so."""
+    s = settings_for(broker)
+    asyncio.run(ensure_topics(s))
+    env = settings_env({**same_place(s), "worker_role": "control"})
+    worker = WorkerProcess(env, tmp_path / "worker.log", free_port())
+    worker.start(timeout_s=90)
+    t0 = time.time() - 3600.0
+    try:
+        asyncio.run(_send(s, "signals.config", [k101_config(t0, "leitstand", "automatic", "resync-run", {})], "intersection_id"))
+        _configured(s, "K101")
+        stuck = {"schema_version": 1, "intersection_id": "K101", "stage": "A", "stage_started_at": _iso(t0)}
+        reports = [{**stuck, "event_time": _iso(t0 + STEP_S * i)} for i in range(STUCK)]
+        asyncio.run(_send(s, "signals.state", reports, "intersection_id"))
+        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(STUCK)), "intersection_id"))
+
+        def told(records: list[dict]) -> list[SignalPlanMessage]:
+            plans = [msgspec.json.decode(json.dumps(r).encode(), type=SignalPlanMessage) for r in records]
+            return [p for p in plans if "planned from stage A" in str(p.explanation.get("expected_effect", ""))]
+
+        records = _wait_for(s, "signals.plans", lambda rs: bool(told(rs)), 120)
+        plans = told(records)
+        assert plans, worker.log_tail(40)
+        first = plans[0]
+        assert first.controller == "leitstand" and first.phases[0].stage == "A" and first.not_following
+        assert first.origin_s >= t0 and first.time_s - t0 >= GRACE_S
+        commands = _wait_for(s, "alerts.lifecycle", lambda rs: any(r["op"] == "raise" for r in rs), 30)
+        assert [(c["op"], c["kind"]) for c in commands] == [("raise", KIND)]
     finally:
         worker.stop()
