@@ -151,7 +151,7 @@ def test_reports_that_overtake_the_frames_wait_for_them() -> None:
 @given(
     steps=st.lists(
         st.tuples(
-            st.sampled_from(["at", "report", "drove"]),
+            st.sampled_from(["at", "report", "drove", "carry"]),
             st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-100, 2000).map(float)),
             st.one_of(st.sampled_from(["A", "B", "C"]), st.text(max_size=4)),
             st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
@@ -161,12 +161,23 @@ def test_reports_that_overtake_the_frames_wait_for_them() -> None:
 )
 def test_any_sequence_of_frames_reports_and_plans_never_raises_and_alternates(steps: list) -> None:
     """Whatever arrives, in whatever order and with whatever times (NaN, infinite, backwards,
-    stages the model does not have): nothing raises, and the events alternate raise, clear, ..."""
+    stages the model does not have): nothing raises, the events alternate raise, clear, ..., and
+    what ``street`` tells a controller to plan from (stop 48) is finite and never breaks it."""
     watch, events = FollowWatch(X), []
     plans = _drive(60, 1, "fixed")
+    control = IntersectionControl(X, "leitstand")
+    control.on_observation(_obs(0.0, random.Random(0)))
     for kind, t, stage, started in steps:
         if kind == "at":
             events += watch.at(t)
+            street = watch.street(t)
+            if street is not None and math.isfinite(t):
+                assert math.isfinite(street.since_s) and all(math.isfinite(v) for v in street.last_green.values())
+                control.resync(street.stage, street.since_s, t, street.last_green)
+        elif kind == "carry":
+            was = watch.raised
+            watch.carry(True)
+            events += [] if was else [FollowEvent(X.id, True, 0.0, "", "", 0.0)]  # taken over: counts as a raise
         elif kind == "report":
             events += watch.report(stage, t, started)
         elif math.isfinite(t):
