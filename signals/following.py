@@ -250,18 +250,8 @@ class FollowWatch:
     def _wanted(self, t: float) -> str | None:
         """The stage the decision in force at ``t`` asks for then (None: nothing driven yet), as
         a field adapter reads the plan (``StageAdapter.target_stage``)."""
-        chosen = None
-        for time_s, decision in self._driven:
-            if time_s <= t or chosen is None:
-                chosen = decision
-        if chosen is None:
-            return None
-        plan, tau = chosen.plan, t - chosen.origin_s
-        windows, length = self._laid_out(plan)
-        if plan.cyclic:
-            tau %= length
-        # the first window whose green ends after tau: inside it, or in the change towards it
-        return next((stage for stage, _start, end in windows if tau < end - EPS), windows[0][0] if plan.cyclic else windows[-1][0])
+        start = self._green_start(t)
+        return None if start is None else start[0]
 
     def _changing(self, t: float, reported: str, wanted: str) -> bool:
         """The plan asked for ``reported`` until at most a change's length (and ``STEP_S``) ago: a
@@ -295,6 +285,7 @@ class FollowWatch:
         if plan.cyclic:
             base += (tau // length) * length
             tau %= length
+        # the first window whose green ends after tau: inside it, or in the change towards it
         stage, start, _end = next((w for w in windows if tau < w[2] - EPS), windows[0] if plan.cyclic else windows[-1])
         if plan.cyclic and tau >= windows[-1][2] - EPS:
             start += length  # in the change towards the next cycle's first stage

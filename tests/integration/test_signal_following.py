@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
@@ -28,6 +30,7 @@ from signals.following import GRACE_S, KIND
 from signals.loader import load_intersection
 from streams.kafka_io import ensure_topics
 from streams.records import LifecycleCommand, SignalPlanMessage
+from streams.settings import Settings
 from streams.stack import WorkerProcess, free_port, same_place, settings_env
 from tests.paths import EXAMPLE_INTERSECTION
 
@@ -62,16 +65,25 @@ def _reports(t0: float) -> list[dict]:
     return out
 
 
-def test_a_signal_not_following_raises_and_clears_one_alarm(broker, settings_for, tmp_path: Path) -> None:
-    s = settings_for(broker)
+@contextmanager
+def _k101_under(s: Settings, tmp_path: Path, controller: str, t0: float) -> Iterator[WorkerProcess]:
+    """A `control` worker with K101 configured under ``controller`` (automatic), stopped after."""
     asyncio.run(ensure_topics(s))
     env = settings_env({**same_place(s), "worker_role": "control"})
     worker = WorkerProcess(env, tmp_path / "worker.log", free_port())
     worker.start(timeout_s=90)
-    t0 = time.time() - 3600.0
     try:
-        asyncio.run(_send(s, "signals.config", [k101_config(t0, "fixed", "automatic", "follow-run", {})], "intersection_id"))
+        asyncio.run(_send(s, "signals.config", [k101_config(t0, controller, "automatic", f"{controller}-run", {})], "intersection_id"))
         _configured(s, "K101")
+        yield worker
+    finally:
+        worker.stop()
+
+
+def test_a_signal_not_following_raises_and_clears_one_alarm(broker, settings_for, tmp_path: Path) -> None:
+    s = settings_for(broker)
+    t0 = time.time() - 3600.0
+    with _k101_under(s, tmp_path, "fixed", t0):
         reports = _reports(t0)
         assert {r["stage"] for r in reports[STUCK:]} > {"A"}  # the program moves on after the stuck part
         asyncio.run(_send(s, "signals.state", reports, "intersection_id"))
@@ -87,22 +99,14 @@ def test_a_signal_not_following_raises_and_clears_one_alarm(broker, settings_for
         assert cleared.event_time.timestamp() - t0 >= STUCK * STEP_S + GRACE_S
         assert raised.severity == "major" and "shows stage A while the plan drives" in (raised.message or "")
         assert raised.evidence is not None and raised.evidence["reported_stage"] == "A"
-    finally:
-        worker.stop()
 
 
 def test_a_leitstand_signal_not_following_is_planned_from_the_stage_it_shows(broker, settings_for, tmp_path: Path) -> None:
     """The cabinet reports stage A for the whole run: once the alarm is raised, the worker's
     leitstand plans on from A (shown since the first report), and its explanation says so."""
     s = settings_for(broker)
-    asyncio.run(ensure_topics(s))
-    env = settings_env({**same_place(s), "worker_role": "control"})
-    worker = WorkerProcess(env, tmp_path / "worker.log", free_port())
-    worker.start(timeout_s=90)
     t0 = time.time() - 3600.0
-    try:
-        asyncio.run(_send(s, "signals.config", [k101_config(t0, "leitstand", "automatic", "resync-run", {})], "intersection_id"))
-        _configured(s, "K101")
+    with _k101_under(s, tmp_path, "leitstand", t0) as worker:
         stuck = {"schema_version": 1, "intersection_id": "K101", "stage": "A", "stage_started_at": _iso(t0)}
         reports = [{**stuck, "event_time": _iso(t0 + STEP_S * i)} for i in range(STUCK)]
         asyncio.run(_send(s, "signals.state", reports, "intersection_id"))
@@ -120,5 +124,3 @@ def test_a_leitstand_signal_not_following_is_planned_from_the_stage_it_shows(bro
         assert first.origin_s >= t0 and first.time_s - t0 >= GRACE_S
         commands = _wait_for(s, "alerts.lifecycle", lambda rs: any(r["op"] == "raise" for r in rs), 30)
         assert [(c["op"], c["kind"]) for c in commands] == [("raise", KIND)]
-    finally:
-        worker.stop()
