@@ -141,7 +141,7 @@ class FollowWatch:
     _ahead: deque[list] = field(default_factory=lambda: deque(maxlen=AHEAD))
     #: time of the newest frame
     _clock_s: float = -math.inf
-    #: the reported stage last changed in step with the plan (and agreed ever since)
+    #: changes of the reported stage in step with the plan's, in a row, with no disagreement since
     _synced: int = 0
     #: when the first of those changes happened
     _synced_since: float = -math.inf
@@ -244,7 +244,7 @@ class FollowWatch:
 
     def carry(self, raised: bool) -> None:
         """Take over an alarm raised before this watch existed (a restart, a new model): it stays
-        raised until the signal is seen following for ``GRACE_S``."""
+        raised until the signal is seen following again (``SYNCED_CHANGES`` changes in step)."""
         self.raised = self.raised or raised
 
     def _wanted(self, t: float) -> str | None:
@@ -254,9 +254,10 @@ class FollowWatch:
         return None if start is None else start[0]
 
     def _changing(self, t: float, reported: str, wanted: str) -> bool:
-        """The plan asked for ``reported`` until at most a change's length (and ``STEP_S``) ago: a
-        controller following it is still in the change to ``wanted``. Such a look neither agrees
-        nor disagrees; a controller that stays on the old stage disagrees once the change is over."""
+        """The plan's green of ``wanted`` starts within the change from ``reported`` after ``t``,
+        or began at most ``STEP_S`` before it: a controller following the plan is still in that
+        change and shows ``reported``. Such a look neither agrees nor disagrees for the clear; a
+        controller that stays on the old stage disagrees once the change is over."""
         if reported not in self._stages:  # a stage the model does not know: no change of the plan's leads there
             return False
         start = self._green_start(t)

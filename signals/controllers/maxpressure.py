@@ -69,7 +69,9 @@ class MaxPressureController:
         for g in self.intersection.groups:
             greens = [r for r in runs(tl, g) if r.state is SignalState.GREEN]
             out[g] = 0.0 if greens and greens[-1].open_end else tl.duration_s - (greens[-1].end_s if greens else 0.0)
-            if not greens and g in self._street_greens:  # its last green was the street's, before the window
+            if greens:  # a green of the window's own: the street's from before no longer counts
+                self._street_greens.pop(g, None)
+            elif g in self._street_greens:  # its last green was the street's, before the window
                 out[g] = max(out[g], self._origin_s + tl.duration_s - self._street_greens[g])
         return out
 
