@@ -145,9 +145,8 @@ class FollowWatch:
     _synced: int = 0
     #: when the first of those changes happened
     _synced_since: float = -math.inf
-    #: start of the current run of disagreeing (or agreeing) looks, None when there is none
+    #: start of the current run of disagreeing looks, None when there is none
     _apart_since: float | None = None
-    _together_since: float | None = None
     _last_look_s: float = -math.inf
     #: plans' stage windows (stage, green start, green end) and length, newest last
     _windows: dict[SignalPlan, tuple[tuple[tuple[str, float, float], ...], float]] = field(default_factory=dict)
@@ -329,7 +328,6 @@ class FollowWatch:
         reported = self._report[1]
         if reported == wanted:
             self._apart_since = None
-            self._together_since = t if self._together_since is None else self._together_since
             if self.raised and self._synced >= SYNCED_CHANGES and t - self._synced_since >= GRACE_S:
                 self.raised = False
                 return [FollowEvent(self.intersection.id, False, t, reported, wanted, self._synced_since)]
@@ -337,7 +335,6 @@ class FollowWatch:
         if not self._changing(t, reported, wanted):
             # in the change the plan began, a following controller shows the old stage until the
             # change ends: that does not end its run of following (it still counts towards a raise)
-            self._together_since = None
             self._synced = 0
         self._apart_since = t if self._apart_since is None else self._apart_since
         if not self.raised and t - self._apart_since >= GRACE_S:
