@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from signals.adapter import StageAdapter
 from signals.control import IntersectionControl
 from signals.controllers import DetectorObservation, FixedTimeController, LaneMeasurement
+from signals.controllers.base import FollowsTheStreet
 from signals.controllers.leitstand import LeitstandController
 from signals.controllers.maxpressure import MaxPressureController
 from signals.desk import ControlDesk, DeskConfig, DeskState, PlanOut
@@ -82,7 +83,7 @@ def test_a_cyclic_controller_and_the_mode_off_are_not_resynchronised() -> None:
     for control in (fixed, off):
         control.on_observation(frame(T0, rng))
         assert not control.resync(STAGES[-1], T0 - 30, T0 + 1)
-    assert not isinstance(FixedTimeController(X), MaxPressureController)
+    assert not isinstance(FixedTimeController(X), FollowsTheStreet) and isinstance(LeitstandController(X), FollowsTheStreet)
 
 
 def test_an_unknown_stage_or_a_controller_not_started_is_refused() -> None:
