@@ -132,9 +132,8 @@ class FollowWatch:
     _driven: deque[tuple[float, StageDecision]] = field(default_factory=lambda: deque(maxlen=HISTORY))
     #: the latest report judged: (time, stage)
     _report: tuple[float, str] | None = None
-    #: since when the latest report's stage is shown (its ``started_s``, else its first report)
-    _since_s: float = -math.inf
-    #: the reported stages and since when, oldest first (``street``'s last greens)
+    #: the reported stages and since when (a report's ``started_s``, else its time), oldest first:
+    #: the latest is what ``street`` says is shown, the others give the groups' last greens
     _runs: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=RUNS))
     #: reports newer than the newest frame, a run of the same stage as one:
     #: [first time, stage, started, last time]
@@ -184,7 +183,6 @@ class FollowWatch:
             return []
         changed = at_s if started_s is None or not math.isfinite(started_s) else min(started_s, at_s)
         if self._report is None or stage != self._report[1]:
-            self._since_s = changed
             self._runs.append((stage, changed))
         if self._report is not None and stage != self._report[1]:
             if self._in_step(stage, changed):
@@ -220,10 +218,10 @@ class FollowWatch:
         if not self.raised or self._report is None or not now_s - self._report[0] <= REPORT_VALID_S:
             return None
         stage = self._report[1]
-        wanted = self._wanted(now_s)
-        if wanted is None or wanted == stage or self._changing(now_s, stage, wanted):
+        start = self._green_start(now_s)
+        if start is None or start[0] == stage or self._changing(now_s, stage, start):
             return None
-        return Street(stage, self._since_s, self._last_greens())
+        return Street(stage, self._runs[-1][1], self._last_greens())
 
     def _last_greens(self) -> dict[str, float]:
         """When each group's last green ended, from the reported stages (a green ends a change's
@@ -252,15 +250,16 @@ class FollowWatch:
         start = self._green_start(t)
         return None if start is None else start[0]
 
-    def _changing(self, t: float, reported: str, wanted: str) -> bool:
-        """The plan's green of ``wanted`` starts within the change from ``reported`` after ``t``,
+    def _changing(self, t: float, reported: str, wanted: tuple[str, float]) -> bool:
+        """The plan's green of the stage it asks for at ``t`` (``wanted``: that stage and its
+        green start, ``_green_start(t)``) starts within the change from ``reported`` after ``t``,
         or began at most ``STEP_S`` before it: a controller following the plan is still in that
         change and shows ``reported``. Such a look neither agrees nor disagrees for the clear; a
         controller that stays on the old stage disagrees once the change is over."""
         if reported not in self._stages:  # a stage the model does not know: no change of the plan's leads there
             return False
-        start = self._green_start(t)
-        return start is not None and start[0] == wanted and start[1] - self._change(reported, wanted) <= t <= start[1] + STEP_S
+        stage, start = wanted
+        return start - self._change(reported, stage) <= t <= start + STEP_S
 
     def _in_step(self, stage: str, changed: float) -> bool:
         """Did the controller change to ``stage`` at ``changed`` as the plan asked: the plan asked
@@ -322,17 +321,17 @@ class FollowWatch:
         if t < self._last_look_s or self._report is None:
             return []
         self._last_look_s = t
-        wanted = self._wanted(t)
-        if wanted is None:
+        start = self._green_start(t)
+        if start is None:
             return []
-        reported = self._report[1]
+        wanted, reported = start[0], self._report[1]
         if reported == wanted:
             self._apart_since = None
             if self.raised and self._synced >= SYNCED_CHANGES and t - self._synced_since >= GRACE_S:
                 self.raised = False
                 return [FollowEvent(self.intersection.id, False, t, reported, wanted, self._synced_since)]
             return []
-        if not self._changing(t, reported, wanted):
+        if not self._changing(t, reported, start):
             # in the change the plan began, a following controller shows the old stage until the
             # change ends: that does not end its run of following (it still counts towards a raise)
             self._synced = 0
