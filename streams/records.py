@@ -225,6 +225,33 @@ class PriorityRequest(Record, frozen=True):
     approach: Annotated[str, Meta(max_length=32)] | None = None
 
 
+class BusPassage(Record, frozen=True):
+    """``transit.passages`` (keyed by route): a bus at a stop, as the bus agent estimated it.
+
+    Written so the history keeps adherence per line and stop (the dashboards' punctuality and
+    delay panels); the agent's counters only know the network since the worker started.
+    ``event_time`` is the estimated passage time, ``scheduled_at`` the timetable's; ``punctuality``
+    is judged with the worker's on-time window (``LEITSTAND_BUS_ON_TIME_*``) so no reader repeats
+    that rule; the headway fields are set when a bus of the same line and direction passed the
+    stop before it (``headway_kind`` as the bunching rule classed it).
+    """
+
+    key_field: ClassVar[str | None] = "route_id"
+
+    route_id: EntityId
+    direction_id: Annotated[int, Meta(ge=0, le=1)]
+    trip_id: EntityId
+    vehicle_id: EntityId
+    stop_id: EntityId
+    stop_index: Annotated[int, Meta(ge=0, le=10_000)]
+    scheduled_at: AwareDatetime
+    delay_s: Annotated[float, Meta(ge=-86_400.0, le=86_400.0)]
+    punctuality: Literal["early", "on_time", "late"]
+    headway_s: Annotated[float, Meta(ge=0.0, le=86_400.0)] | None = None
+    scheduled_headway_s: Annotated[float, Meta(gt=0.0, le=86_400.0)] | None = None
+    headway_kind: Literal["bunched", "gap", "regular"] | None = None
+
+
 # --- pools --------------------------------------------------------------------------------
 
 

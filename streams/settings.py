@@ -373,6 +373,7 @@ class Settings(BaseSettings):
     retention_aggregates_days: int = Field(30, ge=1, description="Days of 1-minute aggregates kept.")
     retention_pool_readings_days: int = Field(90, ge=1, description="Days of pool readings kept.")
     retention_forecasts_days: int = Field(90, ge=1, description="Days of forecasts kept (by publication time).")
+    retention_bus_passages_days: int = Field(183, ge=1, description="Days of bus stop passages (delay, headway) kept.")
     retention_signal_decisions_days: int = Field(183, ge=1, description="Days of signal plans and decisions kept.")
     retention_alarm_transitions_days: int = Field(365, ge=1, description="Days of alarm transitions kept.")
     retention_scheduled_events_days: int = Field(

@@ -34,6 +34,7 @@ SIMULATION_TRUTH = "simulation.truth"
 SIGNALS_CONFIG = "signals.config"
 SIGNALS_AUDIT = "signals.audit"
 TRANSIT_SCHEDULE = "transit.schedule"
+TRANSIT_PASSAGES = "transit.passages"
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(SENSORS_INTERSECTION, "intersection id", "detector frames of one intersection"),
@@ -56,6 +57,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(SIGNALS_CONFIG, "intersection id", "intersection model, controller and mode (a new session restarts control)"),
     TopicSpec(SIGNALS_AUDIT, "intersection id", "audit log: decisions, proposals, approvals, expiries, mode changes"),
     TopicSpec(TRANSIT_SCHEDULE, "trip id", "static GTFS timetable, one trip per record (compacted; `leitstand gtfs load`)"),
+    TopicSpec(TRANSIT_PASSAGES, "route id", "bus stop passages: delay against the timetable, headway (the history's adherence)"),
     TopicSpec(SIMULATION_TRUTH, "subject id", "what a simulator injected (ground truth for scoring)"),
 )
 

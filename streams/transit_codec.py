@@ -17,10 +17,12 @@ from typing import Any
 
 import msgspec
 
-from transit.adherence import Position
+from transit.adherence import Passage, Position
+from transit.headways import Headway
+from transit.monitor import punctuality_of
 from transit.schedule import ScheduledStop, ScheduledTrip, Timetable
 
-from .records import BusPosition, TripSchedule, encode
+from .records import BusPassage, BusPosition, TripSchedule, encode
 
 
 class FeedError(ValueError):
@@ -161,6 +163,38 @@ def position_of(record: BusPosition) -> Position:
         record.latitude,
         record.longitude,
         record.occupancy_status,
+    )
+
+
+#: a passage delay beyond a day is clamped to it on the wire (the record's bound): such a bus is
+#: judged against the wrong service day, and the history should still take the row
+_DAY_S = 86_400.0
+
+
+def passage_record(p: Passage, headway: Headway | None, on_time: tuple[float, float]) -> BusPassage:
+    """The ``transit.passages`` record of a stop passage; ``headway`` when it closed one (the
+    follower's passage of the same stop)."""
+    delay = min(max(p.delay_s, -_DAY_S), _DAY_S)
+    record = BusPassage(
+        schema_version=1,
+        event_time=datetime.fromtimestamp(p.t, tz=timezone.utc),
+        route_id=p.route_id,
+        direction_id=p.direction_id,
+        trip_id=p.trip_id,
+        vehicle_id=p.vehicle_id,
+        stop_id=p.stop_id,
+        stop_index=p.index,
+        scheduled_at=datetime.fromtimestamp(p.scheduled, tz=timezone.utc),
+        delay_s=round(delay, 1),
+        punctuality=punctuality_of(p.delay_s, on_time),
+    )
+    if headway is None:
+        return record
+    return msgspec.structs.replace(
+        record,
+        headway_s=round(min(max(headway.observed_s, 0.0), _DAY_S), 1),
+        scheduled_headway_s=round(min(headway.scheduled_s, _DAY_S), 1),
+        headway_kind=headway.kind,
     )
 
 

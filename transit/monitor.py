@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .adherence import Limits, Passage, Position, Rejection, VehicleState, observe
 from .headways import AlarmChange, Headway, HeadwayBook, HeadwayRules
 from .predict import Pace, PaceRules, predict_arrivals
 from .schedule import Timetable
+
+PunctualityClass = Literal["early", "on_time", "late"]
 
 
 @dataclass(frozen=True)
@@ -116,10 +119,16 @@ class BusMonitor:
 
     def _count(self, p: Passage) -> None:
         book = self.punctuality.setdefault(p.route_id, Punctuality())
-        low, high = self.rules.on_time
-        if p.delay_s < low:
-            book.early += 1
-        elif p.delay_s > high:
-            book.late += 1
-        else:
-            book.on_time += 1
+        match punctuality_of(p.delay_s, self.rules.on_time):
+            case "early":
+                book.early += 1
+            case "late":
+                book.late += 1
+            case "on_time":
+                book.on_time += 1
+
+
+def punctuality_of(delay_s: float, on_time: tuple[float, float]) -> PunctualityClass:
+    """Early, on time or late against the window ``on_time`` (s, both ends on time)."""
+    low, high = on_time
+    return "early" if delay_s < low else "late" if delay_s > high else "on_time"

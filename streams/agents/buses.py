@@ -16,6 +16,9 @@ records in and commands out:
   (stop -> intersection and the stage serving the bus) -> one ``PriorityRequest`` on
   ``signals.priority`` per trip and intersection (keyed by intersection, ``approach`` the stage);
   an on-time bus asks for nothing;
+* every stop passage -> a ``BusPassage`` on ``transit.passages`` (keyed by route): its delay, its
+  punctuality and the headway it closed, which the history sink writes to ``bus_passages`` for
+  the dashboards' per-line panels;
 * counters and gauges: positions by outcome, passage delays, punctuality, the worst headway CV.
 
 Headways compare buses of one line, so one telemetry worker must see all of a line's vehicles:
@@ -31,9 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 import structlog
@@ -46,10 +49,10 @@ from transit.schedule import ScheduledTrip, Timetable
 from ..ingest import decoded_batches
 from ..kafka_io import TailError, tail
 from ..metrics import BUS_HEADWAY_CV_MAX, BUS_PASSAGE_DELAY, BUS_POSITIONS, BUS_PRIORITY_REQUESTS, BUS_PUNCTUALITY
-from ..records import BusPosition, LifecycleCommand, PriorityRequest, TripSchedule, encode
+from ..records import BusPassage, BusPosition, LifecycleCommand, PriorityRequest, TripSchedule, encode
 from ..settings import Settings
-from ..topics import ALERTS_LIFECYCLE, SENSORS_BUS, SIGNALS_PRIORITY, TRANSIT_SCHEDULE
-from ..transit_codec import position_of, scheduled_trip
+from ..topics import ALERTS_LIFECYCLE, SENSORS_BUS, SIGNALS_PRIORITY, TRANSIT_PASSAGES, TRANSIT_SCHEDULE
+from ..transit_codec import passage_record, position_of, scheduled_trip
 from .wiring import Outgoing, Sink, Times, publish, topic_decoder
 
 log = structlog.get_logger(__name__)
@@ -67,6 +70,14 @@ def rules_of(settings: Settings) -> MonitorRules:
     )
 
 
+class BusOutcome(NamedTuple):
+    """What a batch of positions caused: alarm commands, priority requests, stop passages."""
+
+    commands: list[LifecycleCommand]
+    requests: list[PriorityRequest]
+    passages: list[BusPassage]
+
+
 class BusWatch:
     """The monitor and what its outcomes become on the wire (no Faust here: unit-testable)."""
 
@@ -80,15 +91,15 @@ class BusWatch:
     def use(self, timetable: Timetable) -> None:
         self.monitor.timetable = timetable
 
-    def positions(self, records: Iterable[BusPosition], now: float | None = None) -> tuple[list[LifecycleCommand], list[PriorityRequest]]:
-        """Fold positions in event-time order; the alarm commands and priority requests they cause.
+    def positions(self, records: Iterable[BusPosition], now: float | None = None) -> BusOutcome:
+        """Fold positions in event-time order; the alarm commands, priority requests and stop
+        passages they cause.
 
         ``now`` is the wall clock a position's age is judged against (``stale``); None judges
         it against the newest event time seen (replays). A batch holds several partitions'
         records, so it is sorted by event time first (stable: one vehicle keeps its order).
         """
-        commands: list[LifecycleCommand] = []
-        requests: list[PriorityRequest] = []
+        out = BusOutcome([], [], [])
         for r in sorted(records, key=lambda rec: rec.event_time):
             pos = position_of(r)
             self.watermark = max(self.watermark, pos.t)
@@ -97,10 +108,19 @@ class BusWatch:
             if seen.rejected is not None:
                 continue
             self._metrics(seen)
-            commands += [alarm_command(a) for a in seen.alarms]
-            requests += self._priority(r, seen)
-        commands += [alarm_command(a) for a in self.monitor.expire(self.watermark)]
-        return commands, requests
+            out.commands.extend(alarm_command(a) for a in seen.alarms)
+            out.requests.extend(self._priority(r, seen))
+            out.passages.extend(self._passages(seen))
+        out.commands.extend(alarm_command(a) for a in self.monitor.expire(self.watermark))
+        return out
+
+    def _passages(self, seen: Observed) -> list[BusPassage]:
+        """The history's rows of what one position passed. A headway belongs to its follower's
+        passage of that stop; one whose follower passed in an earlier position (a passage
+        estimated late, ``HeadwayBook.add``) is not in the history."""
+        closed = {(h.follower_trip, h.stop_id): h for h in seen.headways}
+        on_time = self.monitor.rules.on_time
+        return [passage_record(p, closed.get((p.trip_id, p.stop_id)), on_time) for p in seen.passages]
 
     def _metrics(self, seen: Observed) -> None:
         """Network-wide figures only: a label per line would be a series per entity (the house
@@ -173,10 +193,12 @@ def alarm_command(a: AlarmChange) -> LifecycleCommand:
     )
 
 
-def messages(lifecycle: Sink, priority: Sink, commands: Sequence[LifecycleCommand], requests: Sequence[PriorityRequest]) -> list[Outgoing]:
-    return [Outgoing(lifecycle, c.subject_id.encode(), encode(c)) for c in commands] + [
-        Outgoing(priority, r.intersection_id.encode(), encode(r)) for r in requests
-    ]
+def messages(lifecycle: Sink, priority: Sink, passages: Sink, out: BusOutcome) -> list[Outgoing]:
+    return (
+        [Outgoing(lifecycle, c.subject_id.encode(), encode(c)) for c in out.commands]
+        + [Outgoing(priority, r.intersection_id.encode(), encode(r)) for r in out.requests]
+        + [Outgoing(passages, p.route_id.encode(), encode(p)) for p in out.passages]
+    )
 
 
 async def read_timetable(settings: Settings) -> Timetable:
@@ -206,6 +228,7 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> BusWatch:
     positions = app.topic(settings.topic(SENSORS_BUS))
     lifecycle = app.topic(settings.topic(ALERTS_LIFECYCLE))
     priority = app.topic(settings.topic(SIGNALS_PRIORITY))
+    passages = app.topic(settings.topic(TRANSIT_PASSAGES))
     decoder = topic_decoder(BusPosition, settings)
     watch = BusWatch(settings)
     ready = asyncio.Event()
@@ -228,8 +251,8 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> BusWatch:
         async for records in decoded_batches(stream, decoder, deadletter, max_batch=settings.batch_max, within_s=settings.batch_within_s):
             await ready.wait()
             started = time.time()
-            commands, requests = watch.positions(records, started if settings.timestamp_reference == "now" else None)
-            await publish(messages(lifecycle, priority, commands, requests))
+            out = watch.positions(records, started if settings.timestamp_reference == "now" else None)
+            await publish(messages(lifecycle, priority, passages, out))
             log.debug("bus_batch", records=len(records), seconds=round(time.time() - started, 4))
 
     return watch

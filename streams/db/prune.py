@@ -50,6 +50,7 @@ def retention_rules(settings: Settings) -> list[Retention]:
         Retention("audit_log", "event_time", settings.retention_audit_log_days),
         Retention("alarm_transitions", "event_time", settings.retention_alarm_transitions_days),
         Retention("scheduled_events", "ends_at", settings.retention_scheduled_events_days),
+        Retention("bus_passages", "event_time", settings.retention_bus_passages_days),
     ]
 
 

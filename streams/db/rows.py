@@ -24,8 +24,18 @@ import msgspec
 import orjson
 
 from ..codec import DecodeFailure, DecoderLimits, TopicDecoder, decoder_for
-from ..records import DetectorAggregate, Forecast, PoolReading, ScheduledEvent, SignalAuditMessage, SignalPlanMessage
-from ..topics import AGGREGATES, ALERTS, ALERTS_ACKS, EVENTS_SCHEDULE, FORECASTS, SENSORS_POOL, SIGNALS_AUDIT, SIGNALS_PLANS
+from ..records import BusPassage, DetectorAggregate, Forecast, PoolReading, ScheduledEvent, SignalAuditMessage, SignalPlanMessage
+from ..topics import (
+    AGGREGATES,
+    ALERTS,
+    ALERTS_ACKS,
+    EVENTS_SCHEDULE,
+    FORECASTS,
+    SENSORS_POOL,
+    SIGNALS_AUDIT,
+    SIGNALS_PLANS,
+    TRANSIT_PASSAGES,
+)
 
 Row = tuple[Any, ...]
 _SRC = ("src_partition", "src_offset")
@@ -111,6 +121,22 @@ TABLES: dict[str, tuple[str, ...]] = {
         "yhat_upper",
         *_SRC,
     ),
+    "bus_passages": (
+        "event_time",
+        "route_id",
+        "direction_id",
+        "trip_id",
+        "vehicle_id",
+        "stop_id",
+        "stop_index",
+        "scheduled_at",
+        "delay_s",
+        "punctuality",
+        "headway_s",
+        "scheduled_headway_s",
+        "headway_kind",
+        *_SRC,
+    ),
     # one row per (venue_id, event_id): the newest announcement (see UPSERTS)
     "scheduled_events": (
         "venue_id",
@@ -142,6 +168,7 @@ TOPIC_TABLES: dict[str, str] = {
     ALERTS: "alarm_transitions",
     FORECASTS: "forecasts",
     EVENTS_SCHEDULE: "scheduled_events",
+    TRANSIT_PASSAGES: "bus_passages",
 }
 #: topics the worker reads (their bad records are dead-lettered there); the others it writes
 INPUT_TOPICS = frozenset({SENSORS_POOL, ALERTS_ACKS, EVENTS_SCHEDULE})
@@ -328,6 +355,27 @@ def _scheduled(rec: ScheduledEvent) -> list[Row]:
     ]
 
 
+def _passage(rec: BusPassage) -> list[Row]:
+    """A bus at a stop (``streams.transit_codec.passage_record``)."""
+    return [
+        (
+            rec.event_time,
+            clean_text(rec.route_id),
+            rec.direction_id,
+            clean_text(rec.trip_id),
+            clean_text(rec.vehicle_id),
+            clean_text(rec.stop_id),
+            rec.stop_index,
+            rec.scheduled_at,
+            rec.delay_s,
+            rec.punctuality,
+            rec.headway_s,
+            rec.scheduled_headway_s,
+            rec.headway_kind,
+        )
+    ]
+
+
 S = TypeVar("S")
 
 
@@ -373,6 +421,7 @@ class RowMapper:
             ALERTS: _plain(AlertRecord, _alert),
             FORECASTS: _plain(Forecast, _forecast),
             EVENTS_SCHEDULE: _checked(EVENTS_SCHEDULE, _scheduled, lim),
+            TRANSIT_PASSAGES: _plain(BusPassage, _passage),
         }
 
     def rows(

@@ -22,6 +22,7 @@ SCHEMA_VERSION = 42
 #: the contract's tables and view (docs: /work/notes/issue15-contract.md, streams/db/migrations)
 TABLES = {"aggregates", "pool_readings", "signal_decisions", "audit_log", "alarm_transitions", "alarms_current", "forecasts"}
 TABLES |= {"scheduled_events"}  # migration 0002: events.schedule (announced events, holidays)
+TABLES |= {"bus_passages"}  # migration 0004: transit.passages (bus stop passages)
 #: the contract's Prometheus metrics the dashboards may read
 METRICS = {
     "leitstand_event_to_output_seconds_bucket",

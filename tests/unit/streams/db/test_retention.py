@@ -24,6 +24,7 @@ def test_defaults_keep_raw_aggregates_shortest_and_the_audit_log_six_months() ->
         "audit_log": 183,
         "alarm_transitions": 365,
         "scheduled_events": 730,
+        "bus_passages": 183,
     }
     assert MIN_AUDIT_LOG_DAYS == 183
 
