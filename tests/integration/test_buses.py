@@ -185,6 +185,16 @@ def test_buses_end_to_end(broker: Any, settings_for: Any, tmp_path: Path) -> Non
         assert decided["actor"] == "bus:bus-T1" and decided["detail"]["delay_before_s"] > 120
         assert decided["detail"].get("explanation") or decided["detail"].get("reason")
 
+        # every stop passage on transit.passages for the history: 4 trips x 6 stops, keyed by line,
+        # T1 late at each; the gap behind T0 is on T1's passages, the bunching on T2's
+        passages = wait_for(s, "transit.passages", lambda rs: len(rs) >= 4 * STOPS, 30)
+        assert sorted((r["trip_id"], r["stop_index"]) for r in passages) == [(t, k) for t in DELAYS for k in range(STOPS)]
+        assert {r["route_id"] for r in passages} == {"L1"}
+        assert {r["punctuality"] for r in passages if r["trip_id"] == "T1"} == {"late"}
+        assert {r["punctuality"] for r in passages if r["trip_id"] != "T1"} == {"on_time"}
+        assert {r["headway_kind"] for r in passages if r["trip_id"] == "T1"} == {"gap"}
+        assert "bunched" in {r["headway_kind"] for r in passages if r["trip_id"] == "T2"}
+
         before = worker.metrics()
         accepted = before.get('leitstand_bus_positions_total{outcome="accepted"}', 0)
         assert accepted == len(good)
@@ -212,9 +222,10 @@ def test_buses_end_to_end(broker: Any, settings_for: Any, tmp_path: Path) -> Non
         assert {r: m.get(f'leitstand_bus_positions_total{{outcome="{r}"}}', 0) for r in reasons} == dict.fromkeys(reasons, 1.0)
         dead = wait_for(s, "deadletter", lambda rs: any(r.get("source_topic", "").endswith("sensors.bus") for r in rs), 30)
         assert any(r.get("source_topic", "").endswith("sensors.bus") for r in dead), dead
-        # nothing new raised by the bad input
+        # nothing new raised by the bad input, and no passage made of it
         after = read_all(s, "alerts.lifecycle")
         assert [r for r in after if r["op"] == "raise"] == [r for r in lifecycle if r["op"] == "raise"]
+        assert len(read_all(s, "transit.passages")) == len(passages)
     finally:
         code = worker.stop()
     assert code == 0, worker.log_tail()

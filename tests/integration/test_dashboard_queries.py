@@ -13,7 +13,10 @@ an event-triggered refit), an event at the stadium and a public holiday (venue `
 the dashboards' time range (the Planung annotations), then the hours after the forecast origin
 so the forecast is scored (forecast error by series kind) and K1's hours a week before them
 at a lower level (the weekly seasonal naive of the accuracy panel). K101's and K7's frames carry
-queues (the queue panel).
+queues (the queue panel). A GTFS feed of one bus line and 50 minutes of its buses' positions, one
+trip 7 minutes late (stop passages with headways, a bunching and a gap alarm: the bus panels).
+One partition per topic: the bus agent compares buses of a line in event-time order only within
+a batch (docs/transit.md), and the positions are sent at once.
 
 Then each SQL query is expanded as Grafana's PostgreSQL datasource would for the run's time
 range (streams/dashboards.py) and executed; each PromQL query goes through Prometheus's
@@ -53,8 +56,10 @@ from streams.dashboards import (
 from streams.kafka_io import ensure_topics, producer
 from streams.records import DetectorAggregate, ScheduledEvent, encode
 from streams.stack import WorkerProcess, free_port, same_place, settings_env
+from streams.transit_codec import encode_schedule, load_feed
 
 from .test_alarm_lifecycle import _send, _wait_for
+from .test_buses import positions, write_feed
 from .test_metrics import _camera_alarm_acked
 from .test_signal_control import COUNTS, MODEL
 
@@ -262,10 +267,24 @@ def _check_promql(base: str, q: PanelQuery, rng: TimeRange) -> int:
     return len(finite)
 
 
+def _bus_feed(s: Any, tmp_path: Path) -> list[tuple[bytes, bytes]]:
+    """The test_buses line: its feed onto ``transit.schedule`` (before the worker starts, so its
+    first read of the timetable has it); returns the positions, to be sent later."""
+    now = datetime.now(UTC)
+    day_start = (now - 2 * HOUR).replace(hour=0, minute=0, second=0, microsecond=0)
+    first_s = int((now - timedelta(minutes=50) - day_start).total_seconds())
+    feed = tmp_path / "feed.zip"
+    write_feed(feed, day_start, first_s)
+    asyncio.run(_send_raw(s, "transit.schedule", encode_schedule(load_feed(feed).records)))
+    return [(r["vehicle_id"].encode(), orjson.dumps(r)) for r in positions(day_start.timestamp(), first_s)]
+
+
 def _worker_env(s: Any) -> dict[str, str]:
     return settings_env(
         {
             **same_place(s),
+            "topic_partitions": 1,
+            "bus_stale_s": 7200.0,  # the positions are up to 50 min old when sent
             "api_token": TOKEN,
             "aggregate_window_s": 2,
             "aggregate_lateness_s": 0.0,
@@ -296,9 +315,10 @@ def _migrate(dsn: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def _run_pipeline(s: Any, dsn: str, web_port: int, sink: subprocess.Popen[bytes], sink_log: Path) -> None:
+def _run_pipeline(s: Any, dsn: str, web_port: int, sink: subprocess.Popen[bytes], sink_log: Path, buses: list[tuple[bytes, bytes]]) -> None:
     """Everything the dashboards show, through the worker and the sink (see the module doc)."""
     asyncio.run(_send_raw(s, "aggregates", _k1_hours(CUT - (HISTORY_H - 1) * HOUR, HISTORY_H)))
+    asyncio.run(_send_raw(s, "sensors.bus", buses))
     t0 = time.time() - 330
     config = {
         "schema_version": 1,
@@ -334,14 +354,18 @@ def _run_pipeline(s: Any, dsn: str, web_port: int, sink: subprocess.Popen[bytes]
         " AND (event_id <> 'concert-1' OR expected_attendance = 8000)",
         "K1 a week before the scored hours": "SELECT count(*) FROM aggregates WHERE intersection_id = 'K1'"
         f" AND window_start < '{(CUT - 6 * 24 * HOUR).isoformat()}'",
+        "bus passages of the late trip, with a gap behind it": "SELECT count(*) FROM bus_passages"
+        " WHERE trip_id = 'T1' AND punctuality = 'late' AND headway_kind = 'gap'",
+        "a bunching alarm of the line": "SELECT count(*) FROM alarm_transitions WHERE subject_type = 'bus_line' AND kind = 'bus_bunching'",
     }.items():
         _wait_rows(dsn, sql, 60, what, sink, sink_log)
 
 
 def test_every_panel_query_returns_what_its_panel_reads(broker, settings_for, pg_database: str, prometheus_for, tmp_path: Path) -> None:
-    s = settings_for(broker, api_token=TOKEN)
+    s = settings_for(broker, api_token=TOKEN, topic_partitions=1)
     asyncio.run(ensure_topics(s))
     _migrate(pg_database)
+    buses = _bus_feed(s, tmp_path)
     started = datetime.now(UTC)
     web_port = free_port()
     worker = WorkerProcess(_worker_env(s), tmp_path / "worker.log", web_port)
@@ -350,7 +374,7 @@ def test_every_panel_query_returns_what_its_panel_reads(broker, settings_for, pg
     sink = _start_sink(s, pg_database, sink_log)
     try:
         prometheus = prometheus_for([f"127.0.0.1:{web_port}"], scrape_interval_s=SCRAPE_S)
-        _run_pipeline(s, pg_database, web_port, sink, sink_log)
+        _run_pipeline(s, pg_database, web_port, sink, sink_log, buses)
         time.sleep(3 * SCRAPE_S)
         # the dashboards' time range: K1's history (2 days back) up to now, as "now-3d .. now"
         rng = TimeRange(CUT - 3 * 24 * HOUR, datetime.now(UTC))

@@ -31,6 +31,7 @@ from streams.db.prune import prune, retention_rules
 from streams.db.rows import TOPIC_TABLES
 from streams.kafka_io import ensure_topics, producer
 from streams.records import (
+    BusPassage,
     DetectorAggregate,
     Forecast,
     ForecastPoint,
@@ -138,7 +139,26 @@ def _every_topic(now: datetime) -> dict[str, list[Item]]:
     aggregates = _aggregates(300, now - timedelta(hours=2))
     aggregates.append((b"K1", b"\x00garbage", 0))
     return {"aggregates": aggregates, "sensors.pool": pools, "signals.plans": plans, "signals.audit": audits,
-            "alerts.acks": acks, "alerts": alerts, "forecasts": forecasts, "events.schedule": _schedule(now)}  # fmt: skip
+            "alerts.acks": acks, "alerts": alerts, "forecasts": forecasts, "events.schedule": _schedule(now),
+            "transit.passages": _passages(now)}  # fmt: skip
+
+
+def _passages(now: datetime) -> list[Item]:
+    """Two trips of a line at four stops, the second one bunched behind the first; a record the
+    schema refuses (a punctuality nobody judged) is skipped."""
+    items: list[Item] = []
+    for n, trip in enumerate(("T0", "T1")):
+        for k in range(4):
+            p = BusPassage(
+                schema_version=1, event_time=now + timedelta(seconds=120 * k + 100 * n), route_id="L1", direction_id=0,
+                trip_id=trip, vehicle_id=f"bus-{trip}", stop_id=f"S{k}", stop_index=k,
+                scheduled_at=now + timedelta(seconds=120 * k + 600 * n), delay_s=-500.0 * n, punctuality="early" if n else "on_time",
+                headway_s=100.0 if n else None, scheduled_headway_s=600.0 if n else None, headway_kind="bunched" if n else None,
+            )  # fmt: skip
+            items.append((b"L1", encode(p), 1))
+    wrong = orjson.loads(encode(p)) | {"punctuality": "sort of"}
+    items.append((b"L1", orjson.dumps(wrong), 0))
+    return items
 
 
 def _schedule(now: datetime) -> list[Item]:
@@ -251,6 +271,8 @@ def test_sink_writes_every_topic_into_its_table_exactly_once(broker, settings_fo
         assert events == [("city", "h1", now + timedelta(days=1)), ("stadium", "c1", now + timedelta(days=1, hours=1))]
         current = _query(pg_database, "SELECT alarm_id, state FROM alarms_current ORDER BY alarm_id")
         assert current == [(f"water_ph@bad-{i}~0123456789ab", "resolved") for i in range(3)]
+        bunched = _query(pg_database, "SELECT trip_id, count(*) FROM bus_passages WHERE headway_kind = 'bunched' GROUP BY 1")
+        assert bunched == [("T1", 4)]
         flags = dict(_query(pg_database, "SELECT plan_id, not_following FROM signal_decisions"))
         assert flags.pop("p@K9~0") is True and set(flags.values()) == {None}  # the others do not say
         from streams.transparency.sources import signal_from_db
@@ -356,6 +378,9 @@ def test_prune_deletes_by_age_per_table_and_an_alarm_as_a_whole(pg_database: str
                 "INSERT INTO aggregates VALUES (%s, 'K1', 'd', %s, %s, 1, 1, 0.5, NULL, 0, %s)", (f"a{i}", t, t + timedelta(minutes=1), i)
             )
             conn.execute("INSERT INTO audit_log VALUES (%s, 'signals.audit', 'K1', 's', 'set_mode', 'x', '{}', 0, %s)", (t, i))
+            conn.execute(
+                "INSERT INTO bus_passages VALUES (%s, 'L1', 0, 'T', 'v', 'S', 0, %s, 0.0, 'on_time', NULL, NULL, NULL, 0, %s)", (t, t, i)
+            )
         # alarm A: raised long ago, resolved recently -> kept whole; alarm B: all old -> deleted
         for off, (alarm, t) in enumerate([("A", now - timedelta(days=400)), ("A", recent), ("B", now - timedelta(days=400))]):
             conn.execute(
@@ -366,7 +391,7 @@ def test_prune_deletes_by_age_per_table_and_an_alarm_as_a_whole(pg_database: str
     rules = retention_rules(Settings(_env_file=None))
     dry = {p.table: p.rows for p in prune(pg_database, rules, now=now, dry_run=True)}
     assert dry == {"aggregates": 2, "pool_readings": 0, "forecasts": 0, "signal_decisions": 0, "audit_log": 2, "alarm_transitions": 1,
-                   "scheduled_events": 0}  # fmt: skip
+                   "scheduled_events": 0, "bus_passages": 2}  # fmt: skip
     assert _query(pg_database, "SELECT count(*) FROM aggregates")[0][0] == 3  # a dry run deletes nothing
     done = {p.table: p.rows for p in prune(pg_database, rules, now=now)}
     assert done == dry
