@@ -35,6 +35,7 @@ import structlog
 from ..codec import DecodeFailure, decoder_limits
 from ..settings import Settings
 from .connect import DatabaseUnavailable, connect_async, one_line
+from .migrate import load_migrations
 from .rows import INPUT_TOPICS, TABLES, TOPIC_TABLES, UPSERTS, Row, RowMapper
 
 if TYPE_CHECKING:
@@ -124,6 +125,15 @@ class HistorySink:
         if not row or not row[0]:
             await conn.close()
             raise DatabaseUnavailable("the history schema is missing: run `leitstand db migrate` first")
+        # a sink newer than its database would have every record of a new table or column refused
+        # by PostgreSQL, skipped and its offset committed: history lost without a word. So an
+        # upgrade that forgot `db migrate` stops here instead
+        row = await (await conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")).fetchone()
+        have, want = (int(row[0]) if row else 0), len(load_migrations())
+        if have < want:
+            await conn.close()
+            behind = f"the history schema is version {have}, this sink writes version {want}"
+            raise DatabaseUnavailable(f"{behind}: run `leitstand db migrate` first")
         # a sink killed a moment ago may still hold the lock until its server session notices
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:

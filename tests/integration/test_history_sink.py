@@ -350,12 +350,32 @@ def test_migrate_is_idempotent_and_refuses_an_edited_migration(pg_database: str,
     assert first.returncode == 0 and "applied 0001_history_schema" in first.stdout
     assert "applied 0002_queues_and_scheduled_events" in first.stdout
     assert "applied 0003_street_not_following" in first.stdout
+    assert "applied 0004_bus_passages" in first.stdout
     assert again.returncode == 0 and f"already up to date (schema version {len(load_migrations())})" in again.stdout
     tables = {r[0] for r in _query(pg_database, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")}
     assert {*TOPIC_TABLES.values(), "sink_offsets", "schema_migrations", "alarms_current"} <= tables
     edited = [m.__class__(m.version, m.name, m.sql + "\n-- edited\n") for m in load_migrations()]
     with pytest.raises(Exception, match="was changed after it was applied"):
         migrate(pg_database, edited)
+
+
+def test_a_sink_newer_than_its_database_refuses_to_start(broker, settings_for, pg_database: str, tmp_path: Path) -> None:
+    """An upgrade that forgot ``db migrate``: on schema v3 the v4 sink would have every bus
+    passage refused by PostgreSQL and skipped. It stops in one line instead, and runs once migrated."""
+    s = settings_for(broker)
+    asyncio.run(ensure_topics(s, list(TOPIC_TABLES)))
+    migrate(pg_database, load_migrations()[:3])
+    env = settings_env({"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix, "postgres_dsn": pg_database})
+    line = one_clean_line(leitstand("sink", env=env, cwd=tmp_path, timeout=60))
+    assert f"the history schema is version 3, this sink writes version {len(load_migrations())}" in line
+    assert "leitstand db migrate" in line
+    assert migrate(pg_database)[0].name == "bus_passages"
+    sink = Sink(s, pg_database, tmp_path / "sink.log", sink_batch_within_s=0.2)
+    sink.start()
+    try:
+        _wait(lambda: "history sink assigned" in sink.log(), 30, "the sink started on the migrated database", sink)
+    finally:
+        assert sink.signal(signal.SIGTERM) == 0, sink.log()[-2000:]
 
 
 def test_commands_without_a_database_fail_in_one_line(tmp_path: Path) -> None:
