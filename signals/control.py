@@ -27,8 +27,8 @@ from typing import Any, Literal, TypeGuard
 from signals.controllers import DetectorObservation, FixedTimeController, make_controller
 from signals.controllers.base import Controller, FollowsTheStreet
 from signals.explain import StageDecision
-from signals.model import Intersection
-from signals.timeline import build_timeline
+from signals.model import Intersection, SignalPlan
+from signals.timeline import SignalTimeline, build_timeline, stage_shown
 from signals.validator import GateOutcome, SafetyGate, SafetyValidator
 
 Mode = Literal["automatic", "advisory", "off"]
@@ -42,6 +42,10 @@ def is_mode(value: str) -> TypeGuard[Mode]:
 
 #: how a plan record relates to the signal: driven now, waiting for a person, or retired
 PlanStatus = Literal["active", "fallback", "fixed", "pending", "approved", "rejected", "expired"]
+
+
+#: plan layouts kept per intersection (the fixed program, the last few decisions)
+TIMELINES = 32
 
 
 class ControlError(ValueError):
@@ -120,15 +124,25 @@ class IntersectionControl:
         self.rejections = 0
         #: the last decision the gate judged and its outcome (controllers repeat themselves)
         self._admitted: tuple[tuple[object, ...], GateOutcome] | None = None
+        #: per signal group, the last frame time the driven plans showed it green
+        self._shown_green: dict[str, float] = {}
+        self._timelines: dict[SignalPlan, SignalTimeline] = {}
 
     # -- observations ------------------------------------------------------------------------------
-    def on_observation(self, obs: DetectorObservation) -> ControlStep:
+    def on_observation(self, obs: DetectorObservation, *, ground: bool = True) -> ControlStep:
+        """The plan to drive after ``obs``. ``ground``: plan from what the driven plans show when
+        that is not the controller's own decision (``_ground``); the control desk passes False
+        while the field controller is found not following, and tells the controller what the
+        street reports instead (``resync``)."""
         now = obs.time_s
         proposals: list[PlanRecord] = []
         proposals += self._expire(now)
+        self._note_shown(now)
         if self.mode == "off":
             drive = self._fixed_record(obs, "fixed")
         else:
+            if ground:
+                self._ground(now)
             decision = self._controller.decide(obs)
             if self._gate is None:
                 self._gate = SafetyGate(self._validator, self._fixed_decision(obs))
@@ -217,6 +231,55 @@ class IntersectionControl:
         cabinet rejoins at its own sync point; with the mode ``off`` the fixed program drives."""
         ctl = self._controller
         return self.mode != "off" and isinstance(ctl, FollowsTheStreet) and ctl.resync(stage, since_s, now_s, last_green)
+
+    # -- what the street shows when the plan driven is not the controller's ------------------------
+    def _timeline(self, plan: SignalPlan) -> SignalTimeline:
+        tl = self._timelines.get(plan)
+        if tl is None:
+            if len(self._timelines) >= TIMELINES:
+                del self._timelines[next(iter(self._timelines))]
+            tl = self._timelines[plan] = build_timeline(self.intersection, plan)
+        return tl
+
+    def _note_shown(self, now: float) -> None:
+        """Each group the plan driven since the last frame shows green now was green until now:
+        the waits a controller grounded on the street counts from (sampled at frames, so a green
+        that ended between two frames is missed and its wait overstated, never understated)."""
+        if self._drive is None:
+            return
+        d = self._drive.decision
+        for g in self._timeline(d.plan).green_at(now - d.origin_s):
+            self._shown_green[g] = now
+
+    def _ground(self, now: float) -> None:
+        """An acyclic controller (max-pressure, leitstand) plans on from its own last decision, as
+        if it drove the signal. It does not when the validator rejected a decision (the last safe
+        plan drives), when its window ran out (the fixed program), or in advisory mode (the fixed
+        program or an approved proposal drives while it proposes): it then planned from a stage the
+        street did not show, so its proposals asked operators to hold a green that was not
+        running, with waits that did not match the street's. Here it is told what the plan driven
+        shows, whenever that differs from the stage it believes in."""
+        drive, last = self._drive, self._last_decision
+        if drive is None or last is None or drive.decision is last or drive.decision == last:
+            return
+        d = drive.decision
+        shown = stage_shown(self._timeline(d.plan), d.origin_s, now)
+        if shown is None:
+            return  # the driven plan is changing stage: the controller is told once the green starts
+        believed = stage_shown(self._timeline(last.plan), last.origin_s, now)
+        if believed is not None and believed[0] == shown[0]:
+            return
+        who = (
+            "the fixed program"
+            if d.controller == FixedTimeController.name
+            else "an approved proposal"
+            if drive.status == "active"
+            else "the last safe plan"
+        )
+        why = f"{'advisory mode' if self.mode == 'advisory' else 'a decision was rejected'}: {who} drives"
+        ctl = self._controller
+        if isinstance(ctl, FollowsTheStreet):
+            ctl.resync(shown[0], shown[1], now, self._shown_green, why=why)
 
     # -- internals -----------------------------------------------------------------------------------
     def _same_plan(self, a: StageDecision | None, b: StageDecision | None) -> bool:

@@ -461,7 +461,7 @@ class ControlDesk:
         street = slot.follow.street(obs.time_s)
         if street is not None:
             slot.control.resync(street.stage, street.since_s, obs.time_s, street.last_green)
-        step = slot.control.on_observation(seen)
+        step = slot.control.on_observation(seen, ground=not slot.follow.raised)
         slot.clock_s, slot.heard_s = obs.time_s, received_s
         degraded = slot.quality.observe(obs)
         out.waits += slot.waits.observe(obs, slot.shown)

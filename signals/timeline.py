@@ -177,6 +177,27 @@ def build_timeline(intersection: Intersection, plan: SignalPlan) -> SignalTimeli
     )
 
 
+def stage_shown(timeline: SignalTimeline, origin_s: float, t: float) -> tuple[str, float] | None:
+    """The stage whose green a plan laid out as ``timeline`` from ``origin_s`` shows at epoch
+    second ``t``, and when that green began (epoch seconds); None during a change between stages.
+    An acyclic window holds its first and last stage outside it (``green_at``), so a time before
+    it gives the first stage and one after it the last, each from its window's start."""
+    windows = timeline.stage_windows
+    tau, base = t - origin_s, origin_s
+    if timeline.cyclic and timeline.duration_s > 0:
+        cycles = tau // timeline.duration_s
+        tau, base = tau - cycles * timeline.duration_s, base + cycles * timeline.duration_s
+    elif tau < windows[0].start_s:
+        return windows[0].stage, base + windows[0].start_s
+    k = timeline.window_index_at(tau)
+    if k is None:
+        if timeline.cyclic:
+            return None  # the change back to the first stage
+        k = len(windows) - 1
+    w = windows[k]
+    return (w.stage, base + w.start_s) if w.start_s <= tau + EPS else None
+
+
 def _merge(intervals: list[Interval]) -> list[Interval]:
     out: list[Interval] = []
     for iv in intervals:

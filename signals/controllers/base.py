@@ -91,15 +91,22 @@ class Controller(Protocol):
     def decide(self, observation: DetectorObservation) -> StageDecision: ...
 
 
+#: why a controller is told the street's stage unless the caller says otherwise
+NOT_FOLLOWING = "field controller not following"
+
+
 @runtime_checkable
 class FollowsTheStreet(Protocol):
     """A controller that can be told what the street shows when the field controller is found not
     following its plans (manual or local control, a refused plan): it then plans on from that
     stage, so the plan a cabinet takes back is laid out from the green it really shows."""
 
-    def resync(self, stage: str, since_s: float, now_s: float, last_green: Mapping[str, float] | None = None) -> bool:
+    def resync(
+        self, stage: str, since_s: float, now_s: float, last_green: Mapping[str, float] | None = None, *, why: str = NOT_FOLLOWING
+    ) -> bool:
         """``stage`` is shown since ``since_s`` (and each group's last green ended at
-        ``last_green[group]``, where known); True if the controller's own picture changed."""
+        ``last_green[group]``, where known); True if the controller's own picture changed.
+        ``why`` ends the sentence its next explanation adds (what drove the signal instead)."""
         ...
 
 

@@ -87,7 +87,7 @@ import statistics
 from collections import deque
 from collections.abc import Mapping
 
-from signals.controllers.base import DetectorObservation, LaneMeasurement, NeighbourReading
+from signals.controllers.base import NOT_FOLLOWING, DetectorObservation, LaneMeasurement, NeighbourReading
 from signals.controllers.maxpressure import MaxPressureController
 from signals.corridor import SHORT_LINK_M
 from signals.explain import StageDecision
@@ -515,10 +515,12 @@ class LeitstandController(MaxPressureController):
         self._origin_s -= kept
         self._program_pos = None
 
-    def resync(self, stage: str, since_s: float, now_s: float, last_green: Mapping[str, float] | None = None) -> bool:
+    def resync(
+        self, stage: str, since_s: float, now_s: float, last_green: Mapping[str, float] | None = None, *, why: str = NOT_FOLLOWING
+    ) -> bool:
         """As max-pressure's; a shipped program being followed (coarse frames) is joined afresh from
         the stage shown."""
-        if not super().resync(stage, since_s, now_s, last_green):
+        if not super().resync(stage, since_s, now_s, last_green, why=why):
             return False
         self._program_pos = None
         return True

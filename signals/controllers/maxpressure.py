@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from signals.controllers.base import DetectorObservation
+from signals.controllers.base import NOT_FOLLOWING, DetectorObservation
 from signals.explain import Explanation, StageDecision
 from signals.model import Intersection, SignalPlan, StagePhase
 from signals.timeline import EPS, SignalState, build_timeline, runs, transition_times
@@ -218,7 +218,9 @@ class MaxPressureController:
             self._origin_s += w1.start_s
             self._phases.pop(0)
 
-    def resync(self, stage: str, since_s: float, now_s: float, last_green: Mapping[str, float] | None = None) -> bool:
+    def resync(
+        self, stage: str, since_s: float, now_s: float, last_green: Mapping[str, float] | None = None, *, why: str = NOT_FOLLOWING
+    ) -> bool:
         """The street shows ``stage`` since ``since_s`` although the plan drove something else (the
         control desk calls this while the field controller is found not following): the window
         restarts at that stage, green since ``since_s`` (at most its maximum green, as a green whose
@@ -241,10 +243,7 @@ class MaxPressureController:
         self._horizon_s = self._origin_s + self._phases[0].green_s
         self._last = None
         self._street_greens = {g: t for g, t in (last_green or {}).items() if math.isfinite(t) and t <= now_s}
-        self._street = (
-            f"planned from stage {stage}, which the street has shown for {now_s - since_s:.0f} s instead of the plan "
-            "(field controller not following)"
-        )
+        self._street = f"planned from stage {stage}, which the street has shown for {now_s - since_s:.0f} s instead of the plan ({why})"
         return True
 
     def _emit(self, now: float, rule: str, inputs: dict[str, float], effect: str) -> StageDecision:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from signals.controllers.base import Controller, DetectorObservation, FollowsTheStreet
+from signals.controllers.base import NOT_FOLLOWING, Controller, DetectorObservation, FollowsTheStreet
 from signals.explain import StageDecision
 from signals.model import Intersection
 from signals.priority import Grant, PriorityCall, PriorityRules, Refusal, plan_priority
@@ -39,11 +39,13 @@ class PriorityController:
             self._grant = None
         return decision
 
-    def resync(self, stage: str, since_s: float, now_s: float, last_green: Mapping[str, float] | None = None) -> bool:
+    def resync(
+        self, stage: str, since_s: float, now_s: float, last_green: Mapping[str, float] | None = None, *, why: str = NOT_FOLLOWING
+    ) -> bool:
         """The street shows ``stage`` (``FollowsTheStreet``): a running grant was planned against a
         plan the street did not show, so it ends; ``inner`` plans on from the stage if it can."""
         self._grant = None
-        return isinstance(self.inner, FollowsTheStreet) and self.inner.resync(stage, since_s, now_s, last_green)
+        return isinstance(self.inner, FollowsTheStreet) and self.inner.resync(stage, since_s, now_s, last_green, why=why)
 
     def request(self, call: PriorityCall) -> Grant | Refusal:
         """Plan a grant for ``call`` (it drives from the next observation on) or say why not."""
