@@ -27,8 +27,8 @@ from typing import Any, Literal, TypeGuard
 from signals.controllers import DetectorObservation, FixedTimeController, make_controller
 from signals.controllers.base import Controller, FollowsTheStreet
 from signals.explain import StageDecision
-from signals.model import Intersection, SignalPlan
-from signals.timeline import SignalTimeline, build_timeline, stage_shown
+from signals.model import Intersection
+from signals.timeline import StageLayout, build_timeline
 from signals.validator import GateOutcome, SafetyGate, SafetyValidator
 
 Mode = Literal["automatic", "advisory", "off"]
@@ -42,10 +42,6 @@ def is_mode(value: str) -> TypeGuard[Mode]:
 
 #: how a plan record relates to the signal: driven now, waiting for a person, or retired
 PlanStatus = Literal["active", "fallback", "fixed", "pending", "approved", "rejected", "expired"]
-
-
-#: plan layouts kept per intersection (the fixed program, the last few decisions)
-TIMELINES = 32
 
 
 class ControlError(ValueError):
@@ -126,7 +122,7 @@ class IntersectionControl:
         self._admitted: tuple[tuple[object, ...], GateOutcome] | None = None
         #: per signal group, the last frame time the driven plans showed it green
         self._shown_green: dict[str, float] = {}
-        self._timelines: dict[SignalPlan, SignalTimeline] = {}
+        self._layout = StageLayout(intersection)
 
     # -- observations ------------------------------------------------------------------------------
     def on_observation(self, obs: DetectorObservation, *, ground: bool = True) -> ControlStep:
@@ -233,23 +229,18 @@ class IntersectionControl:
         return self.mode != "off" and isinstance(ctl, FollowsTheStreet) and ctl.resync(stage, since_s, now_s, last_green)
 
     # -- what the street shows when the plan driven is not the controller's ------------------------
-    def _timeline(self, plan: SignalPlan) -> SignalTimeline:
-        tl = self._timelines.get(plan)
-        if tl is None:
-            if len(self._timelines) >= TIMELINES:
-                del self._timelines[next(iter(self._timelines))]
-            tl = self._timelines[plan] = build_timeline(self.intersection, plan)
-        return tl
-
     def _note_shown(self, now: float) -> None:
-        """Each group the plan driven since the last frame shows green now was green until now:
-        the waits a controller grounded on the street counts from (sampled at frames, so a green
-        that ended between two frames is missed and its wait overstated, never understated)."""
+        """The groups of the stage the plan driven since the last frame shows now were green until
+        now: the waits a controller grounded on the street counts from (sampled at frames, and not
+        during a change between stages, so a green that ended unseen has its wait overstated by
+        a frame or a change at most, never understated)."""
         if self._drive is None:
             return
         d = self._drive.decision
-        for g in self._timeline(d.plan).green_at(now - d.origin_s):
-            self._shown_green[g] = now
+        shown = self._layout.shown(d.plan, d.origin_s, now)
+        if shown is not None:
+            for g in self.intersection.stage(shown[0]).groups:
+                self._shown_green[g] = now
 
     def _ground(self, now: float) -> None:
         """An acyclic controller (max-pressure, leitstand) plans on from its own last decision, as
@@ -263,10 +254,10 @@ class IntersectionControl:
         if drive is None or last is None or drive.decision is last or drive.decision == last:
             return
         d = drive.decision
-        shown = stage_shown(self._timeline(d.plan), d.origin_s, now)
+        shown = self._layout.shown(d.plan, d.origin_s, now)
         if shown is None:
             return  # the driven plan is changing stage: the controller is told once the green starts
-        believed = stage_shown(self._timeline(last.plan), last.origin_s, now)
+        believed = self._layout.shown(last.plan, last.origin_s, now)
         if believed is not None and believed[0] == shown[0]:
             return
         who = (

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 
 from detection.alarms import AlarmTrigger
 from signals.explain import StageDecision
-from signals.model import Intersection, SignalPlan
-from signals.timeline import EPS
+from signals.model import Intersection
+from signals.timeline import EPS, StageLayout
 
 #: seconds of disagreement (or, once raised, of following since the first change in step) before
 #: the state changes: longer than any stage change RiLSA allows (yellow 3-5 s and intergreens of
@@ -59,8 +59,6 @@ HISTORY = 16
 #: backlog of frames, after a restart, lets a whole hour of reports overtake them; reports of the
 #: same stage in a row are kept as one, and past this many changes the oldest are dropped)
 AHEAD = 64
-#: plans' stage windows kept (a cyclic program is reused; an acyclic plan for a few frames)
-WINDOWS = 8
 #: reported stage runs kept for the groups' last greens (several cycles of any junction)
 RUNS = 32
 #: the alarm kind (one per intersection)
@@ -147,13 +145,11 @@ class FollowWatch:
     #: start of the current run of disagreeing looks, None when there is none
     _apart_since: float | None = None
     _last_look_s: float = -math.inf
-    #: plans' stage windows (stage, green start, green end) and length, newest last
-    _windows: dict[SignalPlan, tuple[tuple[tuple[str, float, float], ...], float]] = field(default_factory=dict)
-    #: stage changes' durations between neighbouring stages
-    _transition: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._stages = frozenset(s.id for s in self.intersection.stages)
+        #: plans' stage windows and the changes between stages
+        self._layout = StageLayout(self.intersection)
 
     def drove(self, decision: StageDecision) -> None:
         """The decision the signal drives from ``decision.time_s`` on."""
@@ -231,7 +227,7 @@ class FollowWatch:
         runs = list(self._runs)
         for (stage, _since), (following, next_since) in zip(runs, runs[1:], strict=False):
             if stage in self._stages:
-                change = self._change(stage, following) if following in self._stages else 0.0
+                change = self._layout.change(stage, following) if following in self._stages else 0.0
                 for g in self.intersection.stage(stage).groups:
                     out[g] = next_since - change
         if runs and runs[-1][0] in self._stages:
@@ -259,7 +255,7 @@ class FollowWatch:
         if reported not in self._stages:  # a stage the model does not know: no change of the plan's leads there
             return False
         stage, start = wanted
-        return start - self._change(reported, stage) <= t <= start + STEP_S
+        return start - self._layout.change(reported, stage) <= t <= start + STEP_S
 
     def _in_step(self, stage: str, changed: float) -> bool:
         """Did the controller change to ``stage`` at ``changed`` as the plan asked: the plan asked
@@ -279,7 +275,7 @@ class FollowWatch:
         if chosen is None:
             return None
         plan, tau = chosen.plan, t - chosen.origin_s
-        windows, length = self._laid_out(plan)
+        windows, length = self._layout.windows(plan)
         base = chosen.origin_s
         if plan.cyclic:
             base += (tau // length) * length
@@ -289,33 +285,6 @@ class FollowWatch:
         if plan.cyclic and tau >= windows[-1][2] - EPS:
             start += length  # in the change towards the next cycle's first stage
         return stage, base + start
-
-    def _laid_out(self, plan: SignalPlan) -> tuple[tuple[tuple[str, float, float], ...], float]:
-        """The plan's stage windows with the changes between neighbouring stages
-        (``Intersection.transition_s``): ``build_timeline`` also lengthens a change for a group
-        that cleared two stages back, which moves a window by a second or two at most, well inside
-        the grace, at a fraction of the cost (it ran at every frame and report: 390 us a frame
-        for leitstand's plans on the example junction; 9-25 us with these windows, every
-        controller, and the same stage as the adapter's at every time checked)."""
-        got = self._windows.get(plan)
-        if got is not None:
-            return got
-        phases, out, t = plan.phases, [], 0.0
-        for i, ph in enumerate(phases):
-            out.append((ph.stage, t, t + ph.green_s))
-            t += ph.green_s
-            if i + 1 < len(phases) or plan.cyclic:
-                t += self._change(ph.stage, phases[(i + 1) % len(phases)].stage)
-        if len(self._windows) >= WINDOWS:
-            del self._windows[next(iter(self._windows))]
-        got = self._windows[plan] = (tuple(out), t)
-        return got
-
-    def _change(self, a: str, b: str) -> float:
-        key = (a, b)
-        if key not in self._transition:
-            self._transition[key] = self.intersection.transition_s(a, b)
-        return self._transition[key]
 
     def _look(self, t: float) -> list[FollowEvent]:
         if t < self._last_look_s or self._report is None:

@@ -10,7 +10,7 @@ next stage's green begins after :meth:`Intersection.transition_s` (intergreens r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
 
@@ -177,25 +177,71 @@ def build_timeline(intersection: Intersection, plan: SignalPlan) -> SignalTimeli
     )
 
 
-def stage_shown(timeline: SignalTimeline, origin_s: float, t: float) -> tuple[str, float] | None:
-    """The stage whose green a plan laid out as ``timeline`` from ``origin_s`` shows at epoch
-    second ``t``, and when that green began (epoch seconds); None during a change between stages.
-    An acyclic window holds its first and last stage outside it (``green_at``), so a time before
-    it gives the first stage and one after it the last, each from its window's start."""
-    windows = timeline.stage_windows
-    tau, base = t - origin_s, origin_s
-    if timeline.cyclic and timeline.duration_s > 0:
-        cycles = tau // timeline.duration_s
-        tau, base = tau - cycles * timeline.duration_s, base + cycles * timeline.duration_s
-    elif tau < windows[0].start_s:
-        return windows[0].stage, base + windows[0].start_s
-    k = timeline.window_index_at(tau)
-    if k is None:
-        if timeline.cyclic:
-            return None  # the change back to the first stage
-        k = len(windows) - 1
-    w = windows[k]
-    return (w.stage, base + w.start_s) if w.start_s <= tau + EPS else None
+#: plans whose stage windows a ``StageLayout`` keeps (the fixed program and the latest decisions)
+LAYOUTS = 8
+
+Windows = tuple[tuple[tuple[str, float, float], ...], float]
+
+
+@dataclass
+class StageLayout:
+    """Where each stage's green lies in a plan, laid out with the changes between neighbouring
+    stages (``Intersection.transition_s``), and which stage a plan shows when.
+
+    ``build_timeline`` also lengthens a change for a group that cleared two stages back, which
+    moves a window by a second or two at most, at a fraction of the cost: it ran at every frame
+    and report of the follow watch (390 us a frame for leitstand's plans on the example junction;
+    9-25 us with these windows, every controller, and the same stage as the adapter's at every
+    time checked), and leitstand's acyclic plans change every second, so a timeline per plan cost
+    the control loop about 120 us a frame (stop 49)."""
+
+    intersection: Intersection
+    _windows: dict[SignalPlan, Windows] = field(default_factory=dict)
+    _transition: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def windows(self, plan: SignalPlan) -> Windows:
+        """The plan's stage windows (stage, green start, green end; seconds from its origin) and
+        its length (a cyclic plan's cycle includes the change back to its first stage)."""
+        got = self._windows.get(plan)
+        if got is not None:
+            return got
+        phases, out, t = plan.phases, [], 0.0
+        for i, ph in enumerate(phases):
+            out.append((ph.stage, t, t + ph.green_s))
+            t += ph.green_s
+            if i + 1 < len(phases) or plan.cyclic:
+                t += self.change(ph.stage, phases[(i + 1) % len(phases)].stage)
+        if len(self._windows) >= LAYOUTS:
+            del self._windows[next(iter(self._windows))]
+        got = self._windows[plan] = (tuple(out), t)
+        return got
+
+    def change(self, a: str, b: str) -> float:
+        """Seconds of the change from stage ``a`` to stage ``b``."""
+        key = (a, b)
+        if key not in self._transition:
+            self._transition[key] = self.intersection.transition_s(a, b)
+        return self._transition[key]
+
+    def shown(self, plan: SignalPlan, origin_s: float, t: float) -> tuple[str, float] | None:
+        """The stage whose green the plan, started at ``origin_s``, shows at epoch second ``t``,
+        and when that green began (epoch seconds); None during a change between stages. An
+        acyclic window holds its first and last stage outside it (as ``SignalTimeline.green_at``),
+        so a time before it gives the first stage and one after it the last."""
+        windows, length = self.windows(plan)
+        tau, base = t - origin_s, origin_s
+        if plan.cyclic and length > 0:
+            cycles = tau // length
+            tau, base = tau - cycles * length, base + cycles * length
+        elif tau < windows[0][1]:
+            return windows[0][0], base + windows[0][1]
+        window = next((w for w in windows if tau < w[2] - EPS), None)
+        if window is None:
+            if plan.cyclic:
+                return None  # the change back to the first stage
+            window = windows[-1]
+        stage, start, _end = window
+        return (stage, base + start) if start <= tau + EPS else None
 
 
 def _merge(intervals: list[Interval]) -> list[Interval]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -47,10 +48,35 @@ def terminate_as_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+#: the lowest port a server of ours is put on (below: well-known and registered services)
+SERVER_PORTS_FROM = 10_000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel hands to outgoing connections (Linux: 32768-60999 by default)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32_768, 60_999
+
+
 def free_port() -> int:
     """A free port on loopback whose controller port is free too: Apache Kafka's KRaft controller
     listens on the broker's port + ``CONTROLLER_PORT_OFFSET`` (1), and a port picked alone
-    once collided with a connection already on its neighbour (a CI run's broker-outage test)."""
+    once collided with a connection already on its neighbour (a CI run's broker-outage test).
+
+    Taken below the kernel's range for outgoing connections when there is room: a port from that
+    range (what binding to port 0 gives) can be taken by any client's connection while the
+    server that had it is down, and a broker restarted on its own port then found its controller
+    port in use (the broker-outage test, stop 49: 30 s of clients reconnecting)."""
+    low, _high = _ephemeral_range()
+    rng = random.Random()
+    if low - 2 > SERVER_PORTS_FROM:
+        for _ in range(50):
+            port = rng.randrange(SERVER_PORTS_FROM, low - 1)
+            if port_free("127.0.0.1", port) and port_free("127.0.0.1", port + CONTROLLER_PORT_OFFSET):
+                return port
     for _ in range(50):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

@@ -15,28 +15,31 @@ from signals.control import IntersectionControl
 from signals.controllers import DetectorObservation
 from signals.explain import StageDecision
 from signals.model import SignalPlan, StagePhase
-from signals.timeline import build_timeline, stage_shown
+from signals.timeline import StageLayout, build_timeline
 from signals.validator import SafetyValidator
 from tests.unit.signals.test_resync import T0, X, frame
 
 
-def test_stage_shown_follows_the_windows_of_a_plan() -> None:
+def test_the_stage_a_plan_shows_and_since_when() -> None:
     a, b = X.stages[0].id, X.stages[1].id
+    layout = StageLayout(X)
     acyclic = SignalPlan((StagePhase(a, 20.0), StagePhase(b, 15.0)), cyclic=False)
-    tl = build_timeline(X, acyclic)
-    change = tl.stage_windows[1].start_s - 20.0
+    change = layout.change(a, b)
     assert change > 0
-    assert stage_shown(tl, 100.0, 90.0) == (a, 100.0)  # before the window: its first stage held
-    assert stage_shown(tl, 100.0, 110.0) == (a, 100.0)
-    assert stage_shown(tl, 100.0, 120.0 + change / 2) is None  # changing stage
-    assert stage_shown(tl, 100.0, 121.0 + change) == (b, 120.0 + change)
-    assert stage_shown(tl, 100.0, 10_000.0) == (b, 120.0 + change)  # run out: the last stage held
+    assert layout.shown(acyclic, 100.0, 90.0) == (a, 100.0)  # before the window: its first stage held
+    assert layout.shown(acyclic, 100.0, 110.0) == (a, 100.0)
+    assert layout.shown(acyclic, 100.0, 120.0 + change / 2) is None  # changing stage
+    assert layout.shown(acyclic, 100.0, 121.0 + change) == (b, 120.0 + change)
+    assert layout.shown(acyclic, 100.0, 10_000.0) == (b, 120.0 + change)  # run out: the last stage held
     cyclic = SignalPlan((StagePhase(a, 20.0), StagePhase(b, 15.0)), cyclic=True)
-    ctl = build_timeline(X, cyclic)
-    cycle = ctl.duration_s
-    assert stage_shown(ctl, 100.0, 100.0 + 3 * cycle + 5.0) == (a, 100.0 + 3 * cycle)
-    assert stage_shown(ctl, 100.0, 100.0 - cycle + 5.0) == (a, 100.0 - cycle)  # before the origin: cycles back
-    assert stage_shown(ctl, 100.0, 100.0 + cycle - 0.5) is None  # the change back to the first stage
+    cycle = layout.windows(cyclic)[1]
+    assert cycle == pytest.approx(35.0 + change + layout.change(b, a))
+    assert layout.shown(cyclic, 100.0, 100.0 + 3 * cycle + 5.0) == (a, 100.0 + 3 * cycle)
+    assert layout.shown(cyclic, 100.0, 100.0 - cycle + 5.0) == (a, 100.0 - cycle)  # before the origin: cycles back
+    assert layout.shown(cyclic, 100.0, 100.0 + cycle - 0.5) is None  # the change back to the first stage
+    # the windows agree with the full timeline's here (no group cleared two stages back)
+    tl = build_timeline(X, cyclic)
+    assert [(w.stage, w.start_s) for w in tl.stage_windows] == [(st, start) for st, start, _ in layout.windows(cyclic)[0]]
 
 
 def _street(control: IntersectionControl, t: float) -> tuple[str, float] | None:
@@ -44,8 +47,11 @@ def _street(control: IntersectionControl, t: float) -> tuple[str, float] | None:
     return None if d is None else _shown(d, t)
 
 
+LAYOUT = StageLayout(X)
+
+
 def _shown(d: StageDecision, t: float) -> tuple[str, float] | None:
-    return stage_shown(build_timeline(X, d.plan), d.origin_s, t)
+    return LAYOUT.shown(d.plan, d.origin_s, t)
 
 
 def _from_street(d: StageDecision, street: tuple[str, float], now: float) -> bool:

@@ -71,3 +71,18 @@ def test_an_earlier_start_that_could_not_bind_does_not_mislead_the_next(tmp_path
     with pytest.raises(BrokerError) as caught:
         _start(tmp_path, "raise SystemExit(2)")
     assert "already in use" not in str(caught.value), str(caught.value)
+
+
+def test_servers_get_ports_below_the_range_for_outgoing_connections() -> None:
+    """A port from the kernel's range for outgoing connections can be taken by any client while
+    the server that had it is down (a broker restarted on its port found its controller port, the
+    next one, used by a reconnecting client): ``free_port`` picks below that range, both ports free."""
+    from streams.broker.process import port_free
+    from streams.stack import SERVER_PORTS_FROM, _ephemeral_range, free_port
+
+    low, _ = _ephemeral_range()
+    ports = {free_port() for _ in range(20)}
+    assert all(SERVER_PORTS_FROM <= p < low - 1 for p in ports), sorted(ports)
+    assert len(ports) > 1  # not one fixed port: parallel test processes would collide
+    p = ports.pop()
+    assert port_free("127.0.0.1", p) and port_free("127.0.0.1", p + 1)
