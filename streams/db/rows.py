@@ -158,6 +158,14 @@ UPSERTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "scheduled_events": (("venue_id", "event_id"), ("announced_at", "src_partition", "src_offset")),
 }
 
+#: tables where a second record of the same thing (its key's columns) adds nothing: the first row
+#: stays (INSERT ... ON CONFLICT DO NOTHING, not COPY). A bus passage is made again when the bus
+#: agent reads positions a second time after a crash (consumption is at-least-once and its state is
+#: in memory), and punctuality per line would count it twice
+FIRST_WINS: dict[str, tuple[str, ...]] = {
+    "bus_passages": ("trip_id", "stop_index", "scheduled_at"),
+}
+
 #: source topic (catalogue name) -> the table its records go to
 TOPIC_TABLES: dict[str, str] = {
     AGGREGATES: "aggregates",

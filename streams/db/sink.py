@@ -36,7 +36,7 @@ from ..codec import DecodeFailure, decoder_limits
 from ..settings import Settings
 from .connect import DatabaseUnavailable, connect_async, one_line
 from .migrate import load_migrations
-from .rows import INPUT_TOPICS, TABLES, TOPIC_TABLES, UPSERTS, Row, RowMapper
+from .rows import FIRST_WINS, INPUT_TOPICS, TABLES, TOPIC_TABLES, UPSERTS, Row, RowMapper
 
 if TYPE_CHECKING:
     import psycopg
@@ -327,11 +327,23 @@ def upsert_sql(table: str) -> str:
     )
 
 
+def first_wins_sql(table: str) -> str:
+    """INSERT ... ON CONFLICT DO NOTHING for a table of :data:`FIRST_WINS`."""
+    columns = TABLES[table]
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(FIRST_WINS[table])}) DO NOTHING"
+    )
+
+
 async def _insert(cur: psycopg.AsyncCursor[Any], table: str, rows: list[Row]) -> None:
     """COPY for the append-only tables; row by row in Kafka order (executemany) for upserts, so
-    two announcements of one event in a batch end as the newer one."""
+    two announcements of one event in a batch end as the newer one, and for first-wins tables."""
     if table in UPSERTS:
         await cur.executemany(upsert_sql(table), rows)
+        return
+    if table in FIRST_WINS:
+        await cur.executemany(first_wins_sql(table), rows)
         return
     columns = ", ".join(TABLES[table])
     async with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:

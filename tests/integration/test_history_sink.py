@@ -158,6 +158,9 @@ def _passages(now: datetime) -> list[Item]:
             items.append((b"L1", encode(p), 1))
     wrong = orjson.loads(encode(p)) | {"punctuality": "sort of"}
     items.append((b"L1", orjson.dumps(wrong), 0))
+    # T0 at S0 made again (the bus agent re-reading positions after a crash): the first row stays
+    again = orjson.loads(items[0][1] or b"") | {"delay_s": 99.0, "event_time": (now + timedelta(seconds=30)).isoformat()}
+    items.append((b"L1", orjson.dumps(again), 0))
     return items
 
 
@@ -273,6 +276,7 @@ def test_sink_writes_every_topic_into_its_table_exactly_once(broker, settings_fo
         assert current == [(f"water_ph@bad-{i}~0123456789ab", "resolved") for i in range(3)]
         bunched = _query(pg_database, "SELECT trip_id, count(*) FROM bus_passages WHERE headway_kind = 'bunched' GROUP BY 1")
         assert bunched == [("T1", 4)]
+        assert _query(pg_database, "SELECT delay_s FROM bus_passages WHERE trip_id = 'T0' AND stop_id = 'S0'") == [(0.0,)]
         flags = dict(_query(pg_database, "SELECT plan_id, not_following FROM signal_decisions"))
         assert flags.pop("p@K9~0") is True and set(flags.values()) == {None}  # the others do not say
         from streams.transparency.sources import signal_from_db
@@ -399,7 +403,8 @@ def test_prune_deletes_by_age_per_table_and_an_alarm_as_a_whole(pg_database: str
             )
             conn.execute("INSERT INTO audit_log VALUES (%s, 'signals.audit', 'K1', 's', 'set_mode', 'x', '{}', 0, %s)", (t, i))
             conn.execute(
-                "INSERT INTO bus_passages VALUES (%s, 'L1', 0, 'T', 'v', 'S', 0, %s, 0.0, 'on_time', NULL, NULL, NULL, 0, %s)", (t, t, i)
+                "INSERT INTO bus_passages VALUES (%s, 'L1', 0, 'T', 'v', 'S', %s, %s, 0.0, 'on_time', NULL, NULL, NULL, 0, %s)",
+                (t, i, t, i),
             )
         # alarm A: raised long ago, resolved recently -> kept whole; alarm B: all old -> deleted
         for off, (alarm, t) in enumerate([("A", now - timedelta(days=400)), ("A", recent), ("B", now - timedelta(days=400))]):

@@ -22,7 +22,10 @@ CREATE TABLE bus_passages (
     headway_kind        text NULL CHECK (headway_kind IN ('bunched', 'gap', 'regular')),
     src_partition       int NOT NULL,
     src_offset          bigint NOT NULL,
-    UNIQUE (src_partition, src_offset)
+    UNIQUE (src_partition, src_offset),
+    -- one row per passage: a passage made again (the bus agent re-reading positions after a
+    -- crash) is not written twice (the sink inserts ON CONFLICT DO NOTHING: the first stays)
+    UNIQUE (trip_id, stop_index, scheduled_at)
 );
 -- the dashboards ask per line over a time range; retention deletes by event_time
 CREATE INDEX bus_passages_route_time ON bus_passages (route_id, event_time);

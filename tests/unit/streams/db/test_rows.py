@@ -109,6 +109,14 @@ def test_scheduled_events_are_upserted_keeping_the_newest_announcement() -> None
     assert sql.count("%s") == len(TABLES["scheduled_events"])
 
 
+def test_a_bus_passage_made_again_is_not_written_twice() -> None:
+    from streams.db.sink import first_wins_sql
+
+    sql = first_wins_sql("bus_passages")
+    assert sql.endswith("ON CONFLICT (trip_id, stop_index, scheduled_at) DO NOTHING")
+    assert sql.count("%s") == len(TABLES["bus_passages"])
+
+
 def test_an_aggregate_count_beyond_the_int_column_is_refused_not_written() -> None:
     value = orjson.loads(
         encode(
