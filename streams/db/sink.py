@@ -24,6 +24,7 @@ batch is then written record by record and only the refused record is skipped, l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections import Counter, defaultdict
@@ -86,6 +87,7 @@ class HistorySink:
     def __init__(self, settings: Settings, dsn: str, stop: asyncio.Event | None = None) -> None:
         self.settings, self.dsn = settings, dsn
         self.stop = stop or asyncio.Event()
+        self._missing_said: list[str] = []
         self.batch_max, self.batch_within_s = settings.sink_batch_max, settings.sink_batch_within_s
         self.mapper = RowMapper(decoder_limits(settings))
         self.stats = SinkStats()
@@ -157,7 +159,9 @@ class HistorySink:
             if now - last_log >= PROGRESS_EVERY_S:
                 self._log_progress(consumer, (self.stats.records - done_at_log) / (now - last_log))
                 last_log, done_at_log = now, self.stats.records
-            if now - last_scan >= RESCAN_EVERY_S:
+            # with nothing assigned yet (no history topic existed), every round: the workers that
+            # create the topics may start after the sink
+            if now - last_scan >= RESCAN_EVERY_S or not consumer.assignment():
                 await self._assign(consumer)
                 last_scan = now
 
@@ -168,11 +172,12 @@ class HistorySink:
 
         await consumer._client.force_metadata_update()  # no public refresh
         tps = [TopicPartition(t, p) for t in sorted(self.topics) for p in sorted(consumer.partitions_for_topic(t) or ())]
+        missing = sorted(set(self.topics) - {tp.topic for tp in tps})
+        if missing and missing != self._missing_said:  # said once, and again when it changes
+            log.warning("history topics missing; looking again later", topics=missing, every_s=RESCAN_EVERY_S)
+        self._missing_said = missing
         if set(tps) == consumer.assignment():
             return
-        missing = sorted(set(self.topics) - {tp.topic for tp in tps})
-        if missing:
-            log.warning("history topics missing; looking again later", topics=missing, every_s=RESCAN_EVERY_S)
         assert self._conn is not None
         cur = await self._conn.execute("SELECT topic, partition, next_offset FROM sink_offsets WHERE topic = ANY(%s)", (list(self.topics),))
         stored = {(t, p): o for t, p, o in await cur.fetchall()}
@@ -190,6 +195,13 @@ class HistorySink:
     async def _collect(self, consumer: AIOKafkaConsumer) -> Batch:
         """Up to ``batch_max`` records, or what arrived within ``batch_within_s`` of the first."""
         batch = Batch()
+        if not consumer.assignment():
+            # aiokafka's getmany waits for an assignment and ignores its timeout: a sink started
+            # before any history topic existed waited there for good, deaf to SIGTERM, and never
+            # looked for the topics again (stop 49)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=self.batch_within_s)
+            return batch
         deadline: float | None = None
         while batch.size < self.batch_max and not self.stop.is_set():
             wait = 0.5 if deadline is None else max(0.0, deadline - time.monotonic())

@@ -363,6 +363,30 @@ def test_migrate_is_idempotent_and_refuses_an_edited_migration(pg_database: str,
         migrate(pg_database, edited)
 
 
+def test_a_sink_started_before_its_topics_exist_finds_them_and_stops_when_told(
+    broker, settings_for, pg_database: str, tmp_path: Path
+) -> None:
+    """The compose stack may start the sink before the workers create the topics. It used to wait
+    in aiokafka's getmany for an assignment that never came: no history written, and deaf to
+    SIGTERM. Now it looks for the topics every round until it has some, then writes."""
+    s = settings_for(broker)
+    migrate(pg_database)
+    sink = Sink(s, pg_database, tmp_path / "sink.log", sink_batch_within_s=0.2)
+    sink.start()
+    try:
+        _wait(lambda: "history topics missing" in sink.log(), 30, "the sink said the topics are missing", sink)
+        time.sleep(2.0)  # a few rounds without topics
+        asyncio.run(ensure_topics(s, list(TOPIC_TABLES)))
+        published = asyncio.run(_publish(s, "transit.passages", _passages(datetime.now(timezone.utc))))
+        _wait(lambda: _query(pg_database, "SELECT count(*) FROM bus_passages")[0][0] == 8, 60, "the passages written", sink)
+        assert sink.log().count("history topics missing") == 1  # said once, not every round
+    finally:
+        started = time.monotonic()
+        code = sink.signal(signal.SIGTERM)
+    assert code == 0 and time.monotonic() - started < 10, sink.log()[-2000:]
+    assert _positions(pg_database, "bus_passages") == _expected(published)
+
+
 def test_a_sink_newer_than_its_database_refuses_to_start(broker, settings_for, pg_database: str, tmp_path: Path) -> None:
     """An upgrade that forgot ``db migrate``: on schema v3 the v4 sink would have every bus
     passage refused by PostgreSQL and skipped. It stops in one line instead, and runs once migrated."""
