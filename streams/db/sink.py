@@ -330,22 +330,20 @@ def upsert_sql(table: str) -> str:
     a row that is not older (a redelivered record rewrites the same values; an old announcement
     read after a newer one changes nothing)."""
     key, order = UPSERTS[table]
-    columns = TABLES[table]
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in key)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in TABLES[table] if c not in key)
     newer = f"({', '.join(f'EXCLUDED.{c}' for c in order)}) >= ({', '.join(f'{table}.{c}' for c in order)})"
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} WHERE {newer}"
-    )
+    return f"{_insert_row(table)} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates} WHERE {newer}"
+
+
+def _insert_row(table: str) -> str:
+    """INSERT of one row of ``table``, every column, as parameters."""
+    columns = TABLES[table]
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
 
 
 def first_wins_sql(table: str) -> str:
     """INSERT ... ON CONFLICT DO NOTHING for a table of :data:`FIRST_WINS`."""
-    columns = TABLES[table]
-    return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT ({', '.join(FIRST_WINS[table])}) DO NOTHING"
-    )
+    return f"{_insert_row(table)} ON CONFLICT ({', '.join(FIRST_WINS[table])}) DO NOTHING"
 
 
 async def _insert(cur: psycopg.AsyncCursor[Any], table: str, rows: list[Row]) -> None:
