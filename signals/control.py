@@ -8,7 +8,9 @@ Modes (ARCHITECTURE.md "Trust"):
 * ``automatic``: every admitted decision is driven at once;
 * ``advisory``: a new decision becomes a *pending* proposal; the signal keeps driving the last
   approved plan (the fixed program at first) until an operator approves the proposal; a proposal
-  nobody approves within ``approval_timeout_s`` expires;
+  nobody approves within ``approval_timeout_s`` expires. An acyclic controller (max-pressure,
+  leitstand) decides every second, too often for a person: it asks instead for a *mandate* to
+  drive for a period (:mod:`signals.advisory`), and drives only while one is approved;
 * ``off``: the fixed program, the controller is not consulted.
 
 The driven plan is handed to a stage adapter (:mod:`signals.adapter`) that makes every handover
@@ -24,7 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeGuard
 
-from signals.controllers import DetectorObservation, FixedTimeController, make_controller
+from signals.advisory import ASK_EVERY_S, MANDATE_S, mandate_request
+from signals.controllers import CONTROLLERS, DetectorObservation, FixedTimeController, make_controller
 from signals.controllers.base import Controller, FollowsTheStreet
 from signals.explain import StageDecision
 from signals.model import Intersection
@@ -123,6 +126,10 @@ class IntersectionControl:
         #: per signal group, the last frame time the driven plans showed it green
         self._shown_green: dict[str, float] = {}
         self._layout = StageLayout(intersection)
+        #: advisory mode, acyclic controller: until when an operator let it drive, and when it last
+        #: asked (``signals.advisory``)
+        self._mandate_until_s: float | None = None
+        self._asked_s = -float("inf")
 
     # -- observations ------------------------------------------------------------------------------
     def on_observation(self, obs: DetectorObservation, *, ground: bool = True) -> ControlStep:
@@ -161,9 +168,11 @@ class IntersectionControl:
             # shifted origin): only a different plan is a new decision worth a person's attention
             new = not self._same_plan(decision, self._last_decision)
             self._last_decision = decision
-            if self.mode == "automatic":
+            if self.mode == "automatic" or self._mandated(now):
                 status: PlanStatus = "active" if outcome.accepted else "fallback"
                 drive = PlanRecord(plan_id(outcome.applied), outcome.applied, self.mode, status, violations)
+            elif self.mandates:
+                drive = self._fixed_record(obs, "fixed")
             else:
                 drive = self._advisory_drive(obs)
                 if new and outcome.accepted and not self._same_plan(decision, drive.decision):
@@ -172,6 +181,8 @@ class IntersectionControl:
                         self.pending[proposal.plan_id] = proposal
                         proposals.append(proposal)
                         self._log(now, "plan_proposed", decision.controller, plan=proposal.plan_id, rule=decision.explanation.rule)
+            if self.mandates and outcome.accepted:
+                proposals += self._ask_for_mandate(decision, now)
         changed = self._drive is None or (drive.decision.plan, drive.decision.origin_s, drive.status) != (
             self._drive.decision.plan,
             self._drive.decision.origin_s,
@@ -183,10 +194,13 @@ class IntersectionControl:
     # -- operator commands ---------------------------------------------------------------------------
     def set_mode(self, mode: str, actor: str, at_s: float, reason: str = "") -> tuple[AuditEntry, ...]:
         """Change the mode. Leaving ``off`` or ``advisory`` restarts the controller from now: its
-        internal history was not what the signal showed."""
+        internal history was not what the signal showed. Advisory mode set again while a mandate
+        runs ends the mandate (the fixed program drives until the next approval)."""
         if not is_mode(mode):
             raise ControlError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
         previous = self.mode
+        ended = {"mandate_ended": True} if self._mandated(at_s) else {}
+        self._mandate_until_s = None
         if mode != previous:
             self.mode = mode
             self._controller = make_controller(self.controller_name, self.intersection, **self.params)
@@ -196,7 +210,7 @@ class IntersectionControl:
                 for pid in list(self.pending):
                     self._retire(pid, "expired", at_s, actor, "mode changed")
             self._approved = None
-        self._log(at_s, "mode_changed", actor, previous=previous, mode=mode, reason=reason)
+        self._log(at_s, "mode_changed", actor, previous=previous, mode=mode, reason=reason, **ended)
         return tuple(self._take_audit())
 
     def approve(self, pid: str, actor: str, at_s: float) -> tuple[PlanRecord, tuple[AuditEntry, ...]]:
@@ -204,11 +218,14 @@ class IntersectionControl:
         del self.pending[pid]
         approved = replace(proposal, status="approved", expires_at_s=None)
         self._approved = approved
+        if self.mandates:  # the controller drives from now for the mandate (``signals.advisory``)
+            self._mandate_until_s = at_s + MANDATE_S
         # older proposals are superseded by the approved one: approving is choosing
         for other in list(self.pending):
             if self.pending[other].decision.time_s <= proposal.decision.time_s:
                 self._retire(other, "expired", at_s, actor, f"superseded by {pid}")
-        self._log(at_s, "plan_approved", actor, plan=pid)
+        until = {"mandate_until_s": self._mandate_until_s} if self.mandates else {}
+        self._log(at_s, "plan_approved", actor, plan=pid, **until)
         return approved, tuple(self._take_audit())
 
     def reject(self, pid: str, actor: str, at_s: float, reason: str = "") -> tuple[PlanRecord, tuple[AuditEntry, ...]]:
@@ -245,8 +262,8 @@ class IntersectionControl:
     def _ground(self, now: float) -> None:
         """An acyclic controller (max-pressure, leitstand) plans on from its own last decision, as
         if it drove the signal. It does not when the validator rejected a decision (the last safe
-        plan drives), when its window ran out (the fixed program), or in advisory mode (the fixed
-        program or an approved proposal drives while it proposes): it then planned from a stage the
+        plan drives), when its window ran out (the fixed program), or in advisory mode until an
+        operator approves a mandate (the fixed program drives while it asks): it then planned from a stage the
         street did not show, so its proposals asked operators to hold a green that was not
         running, with waits that did not match the street's. Here it is told what the plan driven
         shows, whenever that differs from the stage it believes in."""
@@ -260,19 +277,35 @@ class IntersectionControl:
         believed = self._layout.shown(last.plan, last.origin_s, now)
         if believed is not None and believed[0] == shown[0]:
             return
-        who = (
-            "the fixed program"
-            if d.controller == FixedTimeController.name
-            else "an approved proposal"
-            if drive.status == "active"
-            else "the last safe plan"
-        )
-        why = f"{'advisory mode' if self.mode == 'advisory' else 'a decision was rejected'}: {who} drives"
+        who = "the fixed program" if d.controller == FixedTimeController.name else "the last safe plan"
+        why = f"{'a decision was rejected' if drive.status == 'fallback' else 'advisory mode'}: {who} drives"
         ctl = self._controller
         if isinstance(ctl, FollowsTheStreet):
             ctl.resync(shown[0], shown[1], now, self._shown_green, why=why)
 
     # -- internals -----------------------------------------------------------------------------------
+    @property
+    def mandates(self) -> bool:
+        """True when an operator approves periods, not plans: advisory mode with an acyclic
+        controller (``signals.advisory``)."""
+        return self.mode == "advisory" and not CONTROLLERS[self.controller_name].cyclic
+
+    def _mandated(self, now: float) -> bool:
+        return self.mandates and self._mandate_until_s is not None and now < self._mandate_until_s
+
+    def _ask_for_mandate(self, decision: StageDecision, now: float) -> list[PlanRecord]:
+        """A request to drive for ``MANDATE_S``: when none is pending, no mandate runs or the
+        running one ends within ``approval_timeout_s``, and the last request is ``ASK_EVERY_S`` ago."""
+        left = (self._mandate_until_s or now) - now
+        if self.pending or left > self.approval_timeout_s or now - self._asked_s < ASK_EVERY_S:
+            return []
+        request = mandate_request(decision, self.intersection.name or self.intersection.id, self.controller_name)
+        proposal = PlanRecord(plan_id(request), request, "advisory", "pending", expires_at_s=now + self.approval_timeout_s)
+        self.pending[proposal.plan_id] = proposal
+        self._asked_s = now
+        self._log(now, "plan_proposed", decision.controller, plan=proposal.plan_id, rule=decision.explanation.rule, mandate_s=MANDATE_S)
+        return [proposal]
+
     def _same_plan(self, a: StageDecision | None, b: StageDecision | None) -> bool:
         """Same program on the street: equal phases, and origins a whole number of cycles apart
         (cyclic) or equal (acyclic: its window is the decision)."""

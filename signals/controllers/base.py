@@ -116,5 +116,8 @@ class ControllerClass(Protocol):
 
     name: str
     version: str
+    #: True for controllers that drive cycle plans (fixed, Webster): only theirs can wait for a
+    #: person's approval one by one; an acyclic one is approved for a period (``signals.advisory``)
+    cyclic: bool
 
     def __call__(self, intersection: Intersection, /, *args: Any, **params: Any) -> Controller: ...

@@ -13,6 +13,8 @@ class FixedTimeController:
 
     name = "fixed"
     version = "1.0"
+    #: plans bound to a cycle (True) or windows of a few seconds, decided anew each frame
+    cyclic = True
 
     def __init__(self, intersection: Intersection) -> None:
         self.intersection = intersection

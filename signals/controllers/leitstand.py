@@ -136,6 +136,8 @@ def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
 class LeitstandController(MaxPressureController):
     name = "leitstand"
     version = "1.8.2"
+    #: plans bound to a cycle (True) or windows of a few seconds, decided anew each frame
+    cyclic = False
 
     def __init__(
         self,

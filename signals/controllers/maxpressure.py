@@ -24,6 +24,8 @@ from signals.timeline import EPS, SignalState, build_timeline, runs, transition_
 class MaxPressureController:
     name = "maxpressure"
     version = "1.1"
+    #: plans bound to a cycle (True) or windows of a few seconds, decided anew each frame
+    cyclic = False
 
     def __init__(self, intersection: Intersection, decision_interval_s: float = 5.0) -> None:
         self.intersection = intersection

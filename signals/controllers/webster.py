@@ -24,6 +24,8 @@ Y_SATURATED = 0.9
 class WebsterController:
     name = "webster"
     version = "1.0"
+    #: plans bound to a cycle (True) or windows of a few seconds, decided anew each frame
+    cyclic = True
 
     def __init__(
         self, intersection: Intersection, recompute_every_cycles: int = 3, max_cycle_change_s: float = 10.0, max_split_change_s: float = 8.0

@@ -1,4 +1,4 @@
-"""An acyclic controller whose plan is not the one driven (advisory mode, a rejected decision, a
+"""An acyclic controller whose plan is not the one driven (advisory mode without a mandate, a rejected decision, a
 window run out) plans from what the driven plan shows (``IntersectionControl._ground``): its
 proposals start from the stage on the street, say so, and still pass the safety validator."""
 
@@ -64,51 +64,58 @@ def _from_street(d: StageDecision, street: tuple[str, float], now: float) -> boo
 
 
 @pytest.mark.parametrize("controller", ["maxpressure", "leitstand"])
-def test_advisory_proposals_start_from_the_stage_the_fixed_program_shows(controller: str) -> None:
-    """In advisory mode the fixed program drives; each proposal shows the stage it shows at the
-    time it is made (or changes from it at once), and says what it was planned from. Planned
-    from the controller's own last decision instead (stop 48 and before), most proposals asked
-    to hold or leave a stage the street was not showing."""
+def test_advisory_decisions_start_from_the_stage_the_fixed_program_shows(controller: str) -> None:
+    """In advisory mode, until an operator approves a mandate (``signals.advisory``), the fixed
+    program drives; each new decision of the controller (what its request to drive would start
+    with) shows the stage the street shows at the time (or changes from it at once), and says what
+    it was planned from. Planned from its own last decision instead (stop 48 and before), most
+    decisions held or left a stage the street was not showing."""
     control, rng = IntersectionControl(X, controller, "advisory", approval_timeout_s=1e9), random.Random(7)
-    checked = 0
+    checked, said, last = 0, 0, None
     for t in range(600):
         now = T0 + t
         street = _street(control, now)
         step = control.on_observation(frame(now, rng))
-        for p in step.proposals:
-            if street is None or p.status != "pending":
-                continue  # the fixed program is changing stage: nothing to plan from yet
-            assert _from_street(p.decision, street, now), (t, street, p.decision.plan, p.decision.origin_s - now)
-            checked += 1
+        assert step.drive.status == "fixed"
+        d = control._last_decision  # noqa: SLF001 (the controller's own decision)
+        if d is None or d is last or street is None:
+            continue  # a repeated decision, or the fixed program changing stage: nothing to plan from
+        last = d
+        assert _from_street(d, street, now), (t, street, d.plan, d.origin_s - now)
+        checked += 1
+        said += "advisory mode: the fixed program drives" in d.explanation.expected_effect
     assert checked >= 20
-    said = [p for p in control.pending.values() if "advisory mode: the fixed program drives" in p.decision.explanation.expected_effect]
     assert said, "the explanation says what the plan was laid out from"
 
 
 def test_waits_of_a_grounded_controller_count_from_the_street() -> None:
     """A group the fixed program has not shown for a long time is due in the controller's eyes
-    too: its proposals serve it within its maximum wait counted from the street's last green."""
+    too: its decisions (before any mandate, advisory mode) serve it within its maximum wait counted
+    from the street's last green."""
     control, rng = IntersectionControl(X, "maxpressure", "advisory", approval_timeout_s=1e9), random.Random(3)
     last_green: dict[str, float] = {}
-    checked = 0
+    checked, last = 0, None
     for t in range(900):
         now = T0 + t
         d = control._drive.decision if control._drive else None  # noqa: SLF001
         if d is not None:
             for g in build_timeline(X, d.plan).green_at(now - d.origin_s):
                 last_green[g] = now
-        step = control.on_observation(frame(now, rng))
-        for p in step.proposals:
-            tl = build_timeline(X, p.decision.plan)
-            for g, grp in X.groups.items():
-                if g not in last_green or t < 200 or grp.max_wait_s is None:
-                    continue
-                starts = [iv.start_s for iv in tl.intervals[g] if iv.state.name == "GREEN"]
-                first = p.decision.origin_s + starts[0] if starts else None
-                if first is not None and first >= now:
-                    assert first - last_green[g] <= grp.max_wait_s + 2.0, (g, first - last_green[g], grp.max_wait_s)
-                    checked += 1
-    assert checked >= 20  # the check bit (planned from its own decisions, no proposal of this run was checkable)
+        control.on_observation(frame(now, rng))
+        mine = control._last_decision  # noqa: SLF001 (the controller's own decision)
+        if mine is None or mine is last:
+            continue
+        last = mine
+        tl = build_timeline(X, mine.plan)
+        for g, grp in X.groups.items():
+            if g not in last_green or t < 200 or grp.max_wait_s is None:
+                continue
+            starts = [iv.start_s for iv in tl.intervals[g] if iv.state.name == "GREEN"]
+            first = mine.origin_s + starts[0] if starts else None
+            if first is not None and first >= now:
+                assert first - last_green[g] <= grp.max_wait_s + 2.0, (g, first - last_green[g], grp.max_wait_s)
+                checked += 1
+    assert checked >= 20  # the check bit (planned from its own decisions, no decision of this run was checkable)
 
 
 def test_after_a_rejection_the_controller_plans_from_what_the_shell_drives() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from signals.advisory import MANDATE_S
 from signals.control import ControlError, IntersectionControl
 from signals.controllers import DetectorObservation, LaneMeasurement
 from signals.desk import ControlDesk, Outbox, PlanOut
@@ -640,3 +641,22 @@ def test_a_control_worker_sharing_the_frames_topic_says_so_and_stops_once_it_hol
     assert len(lines) == 1, lines
     assert watch.observe([0, 1, 2, 3], 4) is None and SIGNAL_CONTROL_SPLIT._value.get() == 0
     assert "no longer shared" in capsys.readouterr().out
+
+
+def test_an_acyclic_controller_in_advisory_mode_asks_for_a_mandate_and_drives_once_approved() -> None:
+    """leitstand in advisory mode (``signals.advisory``): one request on ``signals.plans`` that
+    says what approving means, the fixed program until an operator approves it, then leitstand's
+    own decisions; the approval's audit entry says until when."""
+    desk = RecordDesk({})
+    desk.on_config(config(controller="leitstand", params={}, approval_timeout_s=600.0))
+    outs = [o for o in frames(desk, range(30)) if o is not None]
+    assert all(o.plans[-1].status == "fixed" for o in outs)
+    [request] = desk.pending_messages()
+    assert request.controller == "leitstand" and not request.cyclic
+    assert "approve to let leitstand drive" in request.explanation["expected_effect"]
+    out = desk.on_command(command("approve", plan_id=request.plan_id))
+    [entry] = out.audit
+    assert entry.action == "plan_approved" and entry.detail["mandate_until_s"] == pytest.approx(T0 + 5 * 29 + MANDATE_S)
+    driven = [o.plans[-1] for o in frames(desk, range(30, 60)) if o is not None]
+    assert driven and all(p.status in ("active", "fallback") and p.controller == "leitstand" for p in driven)
+    assert len({p.plan_id for p in driven}) > 1, "its decisions drive, not the one approved"
