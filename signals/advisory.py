@@ -32,12 +32,12 @@ MANDATE_S = 900.0
 ASK_EVERY_S = 300.0
 
 
-def mandate_request(decision: StageDecision, intersection_name: str, controller: str) -> StageDecision:
+def mandate_request(decision: StageDecision, intersection_id: str, controller: str) -> StageDecision:
     """``decision`` as the proposal a person approves: its explanation says what approving means
     and keeps what the controller would do now and why."""
     own = decision.explanation
     effect = (
-        f"approve to let {controller} drive {intersection_name} for {MANDATE_S / 60:g} min "
+        f"approve to let {controller} drive {intersection_id} for {MANDATE_S / 60:g} min "
         f"(advisory mode: it decides second by second, too often to approve one by one; each of its plans is still "
         f"checked by the safety validator and logged; the fixed program drives again afterwards); now: {own.expected_effect}"
     )

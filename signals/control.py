@@ -73,6 +73,8 @@ class PlanRecord:
     #: the validator's objections when the decision was rejected (status ``fallback``)
     violations: tuple[str, ...] = ()
     expires_at_s: float | None = None
+    #: a request to let the controller drive this long (``signals.advisory``), not a plan to run
+    mandate_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ class IntersectionControl:
             # shifted origin): only a different plan is a new decision worth a person's attention
             new = not self._same_plan(decision, self._last_decision)
             self._last_decision = decision
-            if self.mode == "automatic" or self._mandated(now):
+            if self.mode == "automatic" or self.mandated(now):
                 status: PlanStatus = "active" if outcome.accepted else "fallback"
                 drive = PlanRecord(plan_id(outcome.applied), outcome.applied, self.mode, status, violations)
             elif self.mandates:
@@ -199,7 +201,7 @@ class IntersectionControl:
         if not is_mode(mode):
             raise ControlError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
         previous = self.mode
-        ended = {"mandate_ended": True} if self._mandated(at_s) else {}
+        ended = {"mandate_ended": True} if self.mandated(at_s) else {}
         self._mandate_until_s = None
         if mode != previous:
             self.mode = mode
@@ -290,7 +292,8 @@ class IntersectionControl:
         controller (``signals.advisory``)."""
         return self.mode == "advisory" and not CONTROLLERS[self.controller_name].cyclic
 
-    def _mandated(self, now: float) -> bool:
+    def mandated(self, now: float) -> bool:
+        """An operator's mandate lets the acyclic controller drive at ``now`` (advisory mode)."""
         return self.mandates and self._mandate_until_s is not None and now < self._mandate_until_s
 
     def _ask_for_mandate(self, decision: StageDecision, now: float) -> list[PlanRecord]:
@@ -299,8 +302,10 @@ class IntersectionControl:
         left = (self._mandate_until_s or now) - now
         if self.pending or left > self.approval_timeout_s or now - self._asked_s < ASK_EVERY_S:
             return []
-        request = mandate_request(decision, self.intersection.name or self.intersection.id, self.controller_name)
-        proposal = PlanRecord(plan_id(request), request, "advisory", "pending", expires_at_s=now + self.approval_timeout_s)
+        request = mandate_request(decision, self.intersection.id, self.controller_name)
+        proposal = PlanRecord(
+            plan_id(request), request, "advisory", "pending", expires_at_s=now + self.approval_timeout_s, mandate_s=MANDATE_S
+        )
         self.pending[proposal.plan_id] = proposal
         self._asked_s = now
         self._log(now, "plan_proposed", decision.controller, plan=proposal.plan_id, rule=decision.explanation.rule, mandate_s=MANDATE_S)

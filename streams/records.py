@@ -606,6 +606,9 @@ class SignalPlanMessage(Struct, kw_only=True, frozen=True):
     #: than a change takes (``signal_not_following`` raised), so the street does not show it;
     #: None in records of workers from before stop 46 (not said)
     not_following: bool | None = None
+    #: on a proposal: a request to let the controller drive for this many seconds (advisory mode
+    #: with an acyclic controller, ``signals.advisory``), not a plan to run; None otherwise
+    mandate_s: float | None = None
 
 
 class SignalAuditMessage(Struct, kw_only=True, frozen=True):

@@ -81,6 +81,7 @@ def plan_message(
         violations=list(record.violations),
         expires_at_s=record.expires_at_s,
         not_following=not_following,
+        mandate_s=record.mandate_s,
     )
 
 

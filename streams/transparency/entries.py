@@ -120,8 +120,9 @@ def _forecaster(name: str) -> tuple[Evidence, ...]:
 _CONTROL_OVERSIGHT = (
     "human-on-the-loop: the operator sets the mode per intersection (automatic, advisory, off: the fixed program); "
     "in advisory mode every plan waits for an operator's approval (the console, or POST "
-    "/signals/{intersection}/plans/{plan_id}/approve) and expires unapproved; every decision passes the safety "
-    "validator and is written to signals.audit"
+    "/signals/{intersection}/plans/{plan_id}/approve) and expires unapproved; an acyclic controller (leitstand, "
+    "max-pressure), which decides every second, asks instead for a 15-minute mandate to drive, which the operator "
+    "approves, lets expire or takes back; every decision passes the safety validator and is written to signals.audit"
 )
 _CONTROL_OUT = "a stage plan per intersection on signals.plans; the signal adapter drives it after the safety validator"
 _CONTROL_ACT = "the signal adapter (field controller); operators in advisory mode"

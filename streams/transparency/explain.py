@@ -137,7 +137,8 @@ def explain_signal(
             {"action": a["action"], "actor": a.get("actor"), "at": a["event_time"]}
             for a in everything
             if (a.get("detail") or {}).get("plan") == pid and a.get("action") != "plan_proposed"
-        ],
+        ]
+        + mandate_at(history, plan, at_s),
         "mode_set_by": {"actor": modes[-1].get("actor"), "mode": (modes[-1].get("detail") or {}).get("mode"), "at": modes[-1]["event_time"]}
         if modes
         else None,
@@ -145,6 +146,23 @@ def explain_signal(
         "data_quality_note": _dq_note(degraded),
         **street_followed(plan),
     }
+
+
+def mandate_at(history: Sequence[Mapping[str, Any]], plan: Mapping[str, Any], at_s: float) -> list[dict[str, Any]]:
+    """Who let an acyclic controller drive in advisory mode (``signals.advisory``): its plans are
+    its own, not the one approved, so the approval in force is the mandate whose window holds
+    ``at_s`` (an approval with ``mandate_until_s``, on the intersection's clock like the plans),
+    unless advisory mode was set again (``mandate_ended``) after it."""
+    if plan.get("mode") != "advisory" or plan.get("status") not in ("active", "fallback"):
+        return []
+    found: list[dict[str, Any]] = []
+    for a in history:
+        detail = a.get("detail") or {}
+        if a.get("action") == "plan_approved" and detail.get("mandate_until_s") is not None and at_s < float(detail["mandate_until_s"]):
+            found = [{"action": "mandate_approved", "actor": a.get("actor"), "at": a["event_time"], "until_s": detail["mandate_until_s"]}]
+        elif a.get("action") == "mode_changed" and detail.get("mandate_ended"):
+            found = []
+    return found
 
 
 def street_followed(plan: Mapping[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,20 @@ def test_text_from_topics_is_escaped_and_buttons_follow_the_role(tmp_path: Path)
     assert "<button" not in c.live("alarms", Session(User("p", "planner"), "tok", 0.0))
 
 
+def test_a_request_to_drive_reads_as_one(tmp_path: Path) -> None:
+    """Advisory mode with leitstand (``signals.advisory``): the operator approves a period, and the
+    page says so instead of offering a few-second window as a plan."""
+    c, state = console(tmp_path)
+    request = {"intersection_id": "K1", "plan_id": "K1@1~ab", "status": "pending", "mode": "advisory", "controller": "leitstand"}
+    state.apply(SIGNALS_PLANS, {**request, "phases": [{"stage": "A", "green_s": 8.0}], "mandate_s": 900.0, "expires_at_s": 120.0})
+    html = c.live("signals", Session(User("op", "admin"), "tok", 0.0))
+    assert "K1: leitstand asks to drive for 15 min" in html and ">Let it drive for 15 min</button>" in html
+    assert "It would start with: A 8.0 s" in html
+    state.apply(SIGNALS_PLANS, {**request, "plan_id": "K1@2~cd", "phases": [{"stage": "A", "green_s": 30.0}], "mandate_s": None})
+    html = c.live("signals", Session(User("op", "admin"), "tok", 0.0))
+    assert "K1: leitstand proposes K1@2~cd" in html and ">Approve</button>" in html
+
+
 CACHE: dict[Path, Console] = {}
 junk = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
@@ -62,6 +76,7 @@ field_names = st.sampled_from(
         "expires_at_s",
         "time_s",
         "session",
+        "mandate_s",
     ]
 )
 

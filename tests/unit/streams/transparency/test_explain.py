@@ -66,6 +66,21 @@ def test_explain_signal_names_controller_rule_approver_and_mode() -> None:
     assert out["data_quality"] == {} and out["data_quality_note"].startswith("every detector input passed")
 
 
+def test_a_plan_driven_under_a_mandate_names_the_operator_who_approved_the_mandate() -> None:
+    """leitstand in advisory mode drives its own plans under an operator's mandate
+    (``signals.advisory``): the explanation names that approval while it is in force, and not once
+    it ran out or was taken back."""
+    own = [_plan(100, "fixed", "fix"), _plan(200, "active", "own-1"), _plan(1200, "active", "own-2")]
+    approval = {"plan": "request-1", "mandate_until_s": 1100.0}
+    audit = [{"event_time": _iso(190), "intersection_id": "K1", "action": "plan_approved", "actor": "op-3", "detail": approval}]
+    out = explain_signal("K1", 250, own, audit, None)
+    assert out["approved_by"] == [{"action": "mandate_approved", "actor": "op-3", "at": _iso(190), "until_s": 1100.0}]
+    assert explain_signal("K1", 1250, own, audit, None)["approved_by"] == [], "the mandate had run out"
+    ended = [*audit, {"event_time": _iso(220), "intersection_id": "K1", "action": "mode_changed", "actor": "op-3",
+                      "detail": {"mode": "advisory", "mandate_ended": True}}]  # fmt: skip
+    assert explain_signal("K1", 250, own, ended, None)["approved_by"] == []
+
+
 def test_a_decision_on_degraded_data_says_so() -> None:
     frames = [_frame(100 + 5 * i, 2) for i in range(40)]  # one count 40 times: stuck
     out = explain_signal("K1", 300, PLANS, AUDIT, frames)
