@@ -167,6 +167,43 @@ def test_advisory_mode_end_to_end(broker, settings_for, tmp_path: Path, role: st
     assert code == 0, worker.log_tail()
 
 
+def test_leitstand_in_advisory_mode_drives_once_an_operator_approves_its_mandate(broker, settings_for, tmp_path: Path) -> None:
+    """An acyclic controller in advisory mode (``signals.advisory``): one request to drive for
+    15 minutes on ``signals.plans`` (``mandate_s``), the fixed program until an operator approves
+    it over HTTP, then leitstand's own decisions; the approval's audit entry says until when."""
+    s = settings_for(broker, api_token=TOKEN)
+    asyncio.run(ensure_topics(s))
+    web_port = free_port()
+    worker = WorkerProcess(settings_env({**same_place(s), "api_token": TOKEN, "worker_role": "control"}), tmp_path / "worker.log", web_port)
+    worker.start(timeout_s=90)
+    base = f"http://127.0.0.1:{web_port}"
+    t0 = time.time() - 600.0
+    try:
+        asyncio.run(_send(s, "signals.config", [k101_config(t0, "leitstand", "advisory", "mandate-run", {}, 600.0)], "intersection_id"))
+        _configured(s, "K101")
+        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25)), "intersection_id"))
+        plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 25, 30)
+        assert all(d["status"] == "fixed" for d in _drives(plans))
+        [request] = [p for p in plans if p["status"] == "pending"]
+        assert request["controller"] == "leitstand" and request["mandate_s"] == 900.0
+        assert "approve to let leitstand drive K101 for 15 min" in request["explanation"]["expected_effect"]
+
+        approve = f"{base}/signals/K101/plans/{quote(request['plan_id'])}/approve"
+        status, answer = _http("POST", approve, token=TOKEN, body={"actor": "operator-7"})
+        assert status == 202, answer
+        _wait_for(s, "signals.plans", lambda rs: any(p["status"] == "approved" for p in rs), 20)
+        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25, 45)), "intersection_id"))
+        plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 45, 30)
+        later = _drives(plans)[25:]
+        assert len(later) == 20 and all(d["status"] in ("active", "fallback") and d["controller"] == "leitstand" for d in later)
+        audit = _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "plan_approved" for a in rs), 20)
+        [approved] = [a for a in audit if a["action"] == "plan_approved"]
+        assert approved["detail"]["mandate_until_s"] == pytest.approx(t0 + 5 * 24 + 900.0)
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.log_tail()
+
+
 def test_a_proposal_that_lapsed_in_a_detector_outage_is_not_approved(broker, settings_for, tmp_path: Path) -> None:
     """Frames stop with a proposal 5 s from its expiry (stream time). With no frame and no
     command after that, the worker's lapse timer publishes it expired with the outage as the
