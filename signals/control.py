@@ -169,6 +169,9 @@ class IntersectionControl:
             # a controller repeats its decision every frame (and a cyclic plan every cycle with a
             # shifted origin): only a different plan is a new decision worth a person's attention
             new = not self._same_plan(decision, self._last_decision)
+            # a (re)started controller's first decision knows nothing of the street yet; from its
+            # second on it is planned from the stage the driven plan shows (``_ground``)
+            fresh_start = self._last_decision is None
             self._last_decision = decision
             if self.mode == "automatic" or self.mandated(now):
                 status: PlanStatus = "active" if outcome.accepted else "fallback"
@@ -183,7 +186,7 @@ class IntersectionControl:
                         self.pending[proposal.plan_id] = proposal
                         proposals.append(proposal)
                         self._log(now, "plan_proposed", decision.controller, plan=proposal.plan_id, rule=decision.explanation.rule)
-            if self.mandates and outcome.accepted:
+            if self.mandates and outcome.accepted and not fresh_start:
                 proposals += self._ask_for_mandate(decision, now)
         changed = self._drive is None or (drive.decision.plan, drive.decision.origin_s, drive.status) != (
             self._drive.decision.plan,

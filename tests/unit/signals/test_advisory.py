@@ -11,6 +11,7 @@ import pytest
 from signals.advisory import ASK_EVERY_S, MANDATE_S
 from signals.control import ControlStep, IntersectionControl
 from signals.validator import SafetyValidator
+from tests.unit.signals.test_grounding import _from_street, _street
 from tests.unit.signals.test_resync import T0, X, frame
 
 
@@ -52,8 +53,8 @@ def test_without_an_approval_only_the_fixed_program_drives_and_requests_are_rare
 def test_an_approved_mandate_lets_the_controller_drive_until_it_ends(controller: str) -> None:
     control = IntersectionControl(X, controller, "advisory", approval_timeout_s=120.0)
     rng = random.Random(4)
-    step = control.on_observation(frame(T0, rng))
-    (request,) = step.proposals
+    assert not control.on_observation(frame(T0, rng)).proposals, "a fresh controller knows nothing of the street yet"
+    (request,) = control.on_observation(frame(T0 + 1, rng)).proposals
     control.approve(request.plan_id, "op", T0 + 20)
     validator = SafetyValidator(X)
     driven, renewals = [], []
@@ -74,7 +75,7 @@ def test_a_renewal_approved_in_time_keeps_the_controller_driving() -> None:
     control = IntersectionControl(X, "leitstand", "advisory", approval_timeout_s=120.0)
     steps = hour(control, seed=5, approve_after_s=30.0)
     first_active = next(i for i, s in enumerate(steps) if s.drive.status != "fixed")
-    assert first_active <= 31
+    assert first_active <= 32
     assert all(s.drive.status != "fixed" for s in steps[first_active:]), "renewed before each mandate ran out"
     approvals = [e for s in steps for e in s.audit if e.action == "plan_approved"]
     assert approvals, "approvals are audited"
@@ -88,6 +89,29 @@ def test_leaving_advisory_mode_ends_the_mandate() -> None:
     control.set_mode("advisory", "op", T0 + 62)
     steps = hour(control, seed=6, start=63, end=200)
     assert all(s.drive.status == "fixed" for s in steps), "a new advisory period starts without a mandate"
+
+
+@pytest.mark.parametrize("controller", ["maxpressure", "leitstand"])
+def test_a_request_shows_what_the_controller_would_do_from_the_stage_the_street_shows(controller: str) -> None:
+    """Also right after a mode change (the controller restarts): its first decision knows nothing
+    of the street, so the request waits for the second, planned from the fixed program's stage."""
+    control = IntersectionControl(X, controller, "automatic")
+    rng = random.Random(8)
+    for t in range(50):
+        control.on_observation(frame(T0 + t, rng))
+    control.set_mode("off", "op", T0 + 50)
+    for t in range(50, 77):
+        control.on_observation(frame(T0 + t, rng))
+    control.set_mode("advisory", "op", T0 + 77)
+    for t in range(77, 90):
+        street = _street(control, T0 + t)
+        step = control.on_observation(frame(T0 + t, rng))
+        if step.proposals:
+            (request,) = step.proposals
+            assert street is not None and _from_street(request.decision, street, T0 + t), (t, street, request.decision.plan)
+            assert "planned from stage" in request.decision.explanation.expected_effect
+            return
+    raise AssertionError("no request within 13 s of entering advisory mode")
 
 
 def test_a_cyclic_controller_still_has_each_plan_approved() -> None:
