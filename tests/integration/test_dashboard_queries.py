@@ -123,14 +123,14 @@ def _frame(t: float, iid: str, detectors: list[dict[str, Any]], interval_s: floa
     }
 
 
-def _k101(t: float, interval_s: float = 1.0) -> dict[str, Any]:
+def _k101(t: float, interval_s: float = 1.0, iid: str = "K101") -> dict[str, Any]:
     """K101's detectors with the signal test's counts (per 5 s: light traffic Webster can plan for)."""
     scale = interval_s / 5.0
     dets = [
         {"detector_id": k, "count": round(v * scale), "occupancy": 0.1, "speed_kmh": 38.0, "queue_veh": 1.5 + i}
         for i, (k, v) in enumerate(COUNTS.items())
     ]
-    return _frame(t, "K101", dets, interval_s)
+    return _frame(t, iid, dets, interval_s)
 
 
 def _k7_burst(now: float) -> list[dict[str, Any]]:
@@ -279,6 +279,26 @@ def _bus_feed(s: Any, tmp_path: Path) -> list[tuple[bytes, bytes]]:
     return [(r["vehicle_id"].encode(), orjson.dumps(r)) for r in positions(day_start.timestamp(), first_s)]
 
 
+def _k102_mandate(s: Any, k101: dict[str, Any], t0: float) -> None:
+    """K102, a copy of K101 under leitstand in advisory mode: it asks for a mandate to drive
+    (signals.advisory) and an operator approves it, for the panel of running mandates."""
+    config = {**k101, "intersection_id": "K102", "model": {**MODEL, "id": "K102"}, "controller": "leitstand", "params": {}}
+    asyncio.run(_send(s, "signals.config", [config], "intersection_id"))
+    _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "control_started" and a["intersection_id"] == "K102" for a in rs), 30)
+    asyncio.run(_send(s, "sensors.intersection", [_k101(t0 + 5 * (i + 1), 5.0, "K102") for i in range(30)], "intersection_id"))
+    plans = _wait_for(s, "signals.plans", lambda rs: any(p["intersection_id"] == "K102" and p.get("mandate_s") for p in rs), 30)
+    request = next(p for p in plans if p["intersection_id"] == "K102" and p.get("mandate_s"))
+    approve = {
+        "schema_version": 1,
+        "event_time": _iso(time.time()),
+        "intersection_id": "K102",
+        "action": "approve",
+        "plan_id": request["plan_id"],
+        "actor": "operator-7",
+    }
+    asyncio.run(_send(s, "signals.approvals", [approve], "intersection_id"))
+
+
 def _worker_env(s: Any) -> dict[str, str]:
     return settings_env(
         {
@@ -335,6 +355,7 @@ def _run_pipeline(s: Any, dsn: str, web_port: int, sink: subprocess.Popen[bytes]
     # 30 frames 5 s apart (faster than real time) until 3 minutes ago: enough cycles for a proposal
     asyncio.run(_send(s, "sensors.intersection", [_k101(t0 + 5 * (i + 1), 5.0) for i in range(30)], "intersection_id"))
     asyncio.run(_send(s, "sensors.intersection", _k7_burst(time.time()), "intersection_id"))
+    _k102_mandate(s, config, t0)
     _live(s, seconds=12)
     _camera_alarm_acked(s, f"http://127.0.0.1:{web_port}", TOKEN)
     _forecasts_with_event(s)
@@ -356,6 +377,7 @@ def _run_pipeline(s: Any, dsn: str, web_port: int, sink: subprocess.Popen[bytes]
         f" AND window_start < '{(CUT - 6 * 24 * HOUR).isoformat()}'",
         "bus passages of the late trip, with a gap behind it": "SELECT count(*) FROM bus_passages"
         " WHERE trip_id = 'T1' AND punctuality = 'late' AND headway_kind = 'gap'",
+        "a running mandate": "SELECT count(*) FROM audit_log WHERE action = 'plan_approved' AND detail->>'mandate_until_s' IS NOT NULL",
         "a bunching alarm of the line": "SELECT count(*) FROM alarm_transitions WHERE subject_type = 'bus_line' AND kind = 'bus_bunching'",
     }.items():
         _wait_rows(dsn, sql, 60, what, sink, sink_log)
