@@ -182,7 +182,8 @@ def configure(
 
 @app.command("approve")
 def approve(intersection: str, plan_id: str, actor: Actor, dry_run: DryRun = False) -> None:
-    """Approve a pending plan (advisory mode)."""
+    """Approve a pending plan (advisory mode); for leitstand or max-pressure, whose proposals are
+    requests to drive (mandate_s in `pending`), this lets the controller drive for 15 minutes."""
     _publish("signals.approvals", intersection, command_record(intersection, "approve", actor, plan_id=plan_id), dry_run)
 
 
@@ -206,7 +207,8 @@ def set_mode(
     reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
     dry_run: DryRun = False,
 ) -> None:
-    """Set an intersection's mode: automatic, advisory or off."""
+    """Set an intersection's mode: automatic, advisory or off. Advisory set again while leitstand or
+    max-pressure drives under a mandate ends the mandate."""
     _publish("signals.approvals", intersection, command_record(intersection, "set_mode", actor, mode=mode, reason=reason), dry_run)
 
 
