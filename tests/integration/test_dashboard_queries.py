@@ -61,7 +61,7 @@ from streams.transit_codec import encode_schedule, load_feed
 from .test_alarm_lifecycle import _send, _wait_for
 from .test_buses import positions, write_feed
 from .test_metrics import _camera_alarm_acked
-from .test_signal_control import COUNTS, MODEL
+from .test_signal_control import COUNTS, MODEL, approval
 
 # the subject is what reaches PostgreSQL / Prometheus and how it is queried, not the broker
 # path (covered on both engines by test_pipeline, test_sinks and the others): Tansu only, ~35 s less
@@ -288,15 +288,7 @@ def _k102_mandate(s: Any, k101: dict[str, Any], t0: float) -> None:
     asyncio.run(_send(s, "sensors.intersection", [_k101(t0 + 5 * (i + 1), 5.0, "K102") for i in range(30)], "intersection_id"))
     plans = _wait_for(s, "signals.plans", lambda rs: any(p["intersection_id"] == "K102" and p.get("mandate_s") for p in rs), 30)
     request = next(p for p in plans if p["intersection_id"] == "K102" and p.get("mandate_s"))
-    approve = {
-        "schema_version": 1,
-        "event_time": _iso(time.time()),
-        "intersection_id": "K102",
-        "action": "approve",
-        "plan_id": request["plan_id"],
-        "actor": "operator-7",
-    }
-    asyncio.run(_send(s, "signals.approvals", [approve], "intersection_id"))
+    asyncio.run(_send(s, "signals.approvals", [approval("K102", request["plan_id"], "operator-7")], "intersection_id"))
 
 
 def _worker_env(s: Any) -> dict[str, str]:

@@ -61,6 +61,28 @@ def _frames(t0: float, rng: range, iid: str = "K101") -> list[dict]:
     ]
 
 
+def approval(iid: str, plan_id: str, actor: str) -> dict:
+    """An ``approve`` command as an operator's client puts it on ``signals.approvals``."""
+    return {
+        "schema_version": 1,
+        "event_time": _iso(time.time()),
+        "intersection_id": iid,
+        "action": "approve",
+        "plan_id": plan_id,
+        "actor": actor,
+    }
+
+
+def approve_and_drive(s, base: str, plan_id: str, t0: float, frames: range, timeout_s: float = 30.0, token: str = TOKEN) -> list[dict]:
+    """An operator approves ``plan_id`` of K101 over HTTP; once the approval is on
+    ``signals.plans`` the ``frames`` are sent; returns the plans once every frame has its drive."""
+    status, answer = _http("POST", f"{base}/signals/K101/plans/{quote(plan_id)}/approve", token=token, body={"actor": "operator-7"})
+    assert status == 202, answer
+    _wait_for(s, "signals.plans", lambda rs: any(p["status"] == "approved" for p in rs), timeout_s)
+    asyncio.run(_send(s, "sensors.intersection", _frames(t0, frames), "intersection_id"))
+    return _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= frames.stop, timeout_s)
+
+
 def _drives(plans: list[dict]) -> list[dict]:
     return [p for p in plans if p["status"] in ("active", "fallback", "fixed")]
 
@@ -133,14 +155,7 @@ def test_advisory_mode_end_to_end(broker, settings_for, tmp_path: Path, role: st
         assert _http("POST", f"{base}/signals/K101/plans/{quote(second['plan_id'])}/approve", token=TOKEN)[0] == 404
 
         # a command the agent refuses (the plan expired) is audited, not lost
-        late = {
-            "schema_version": 1,
-            "event_time": _iso(time.time()),
-            "intersection_id": "K101",
-            "action": "approve",
-            "plan_id": second["plan_id"],
-            "actor": "operator-8",
-        }
+        late = approval("K101", second["plan_id"], "operator-8")
         asyncio.run(_send(s, "signals.approvals", [late], "intersection_id"))
         status, answer = _http(
             "POST", f"{base}/signals/K101/mode", token=TOKEN, body={"mode": "automatic", "reason": "rush hour", "actor": "operator-7"}
@@ -188,12 +203,7 @@ def test_leitstand_in_advisory_mode_drives_once_an_operator_approves_its_mandate
         assert request["controller"] == "leitstand" and request["mandate_s"] == 900.0
         assert "approve to let leitstand drive K101 for 15 min" in request["explanation"]["expected_effect"]
 
-        approve = f"{base}/signals/K101/plans/{quote(request['plan_id'])}/approve"
-        status, answer = _http("POST", approve, token=TOKEN, body={"actor": "operator-7"})
-        assert status == 202, answer
-        _wait_for(s, "signals.plans", lambda rs: any(p["status"] == "approved" for p in rs), 20)
-        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25, 45)), "intersection_id"))
-        plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 45, 30)
+        plans = approve_and_drive(s, base, request["plan_id"], t0, range(25, 45))
         later = _drives(plans)[25:]
         assert len(later) == 20 and all(d["status"] in ("active", "fallback") and d["controller"] == "leitstand" for d in later)
         audit = _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "plan_approved" for a in rs), 20)

@@ -16,7 +16,6 @@ import time
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
@@ -25,7 +24,7 @@ from streams.stack import WorkerProcess, free_port, same_place, settings_env
 from tests.cli_helpers import leitstand, one_clean_line
 
 from .test_alarm_lifecycle import _http, _send, _wait_for
-from .test_signal_control import MODEL, _configured, _drives, _frames, _iso
+from .test_signal_control import MODEL, _configured, _drives, _frames, _iso, approve_and_drive
 
 #: Tansu only (the embedded default the demo runs): what this checks (the explanations rebuilt from
 #: a worker's logs and state topics, the data-quality gauges) is read through the same client
@@ -78,12 +77,7 @@ def _signal_run(s, base: str, t0: float) -> tuple[dict, float]:
     asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25)), "intersection_id"))
     plans = _wait_for(s, "signals.plans", lambda rs: any(p["status"] == "pending" for p in rs), 60)
     first = next(p for p in plans if p["status"] == "pending")
-    approve = f"{base}/signals/K101/plans/{quote(first['plan_id'])}/approve"
-    status, answer = _http("POST", approve, token=TOKEN, body={"actor": "operator-7"})
-    assert status == 202, answer
-    _wait_for(s, "signals.plans", lambda rs: any(p["status"] == "approved" for p in rs), 30)
-    asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(25, 45)), "intersection_id"))
-    plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 45, 60)
+    plans = approve_and_drive(s, base, first["plan_id"], t0, range(25, 45), timeout_s=60.0, token=TOKEN)
     assert len(_drives(plans)) >= 45, "every frame gets its drive reply"
     driving = [d for d in _drives(plans) if d["plan_id"] == first["plan_id"]]
     assert driving, plans
