@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The Leitstand image: one build, reused by every process of docker-compose.yml (the worker
-# roles critical / telemetry / control, the history sink, `db migrate`, `db prune`, the demo
-# simulator). Nothing secret is baked in: tokens and passwords arrive as environment variables
+# roles critical / telemetry / control, the history sink, `db migrate`, `db prune`, the operator
+# console, the demo simulator). Nothing secret is baked in: tokens and passwords arrive as environment variables
 # at run time, and .dockerignore keeps .env, .venv and .git out of the build context.
 FROM python:3.11-slim
 
@@ -21,11 +21,13 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 
-# a fixed numeric uid, so orchestrators can check runAsNonRoot and volumes can be chowned to it
+# a fixed numeric uid, so orchestrators can check runAsNonRoot and volumes can be chowned to it;
+# /var/lib/leitstand/console is where compose mounts the console's accounts (a fresh named volume
+# takes the image directory's owner, so the console can write there)
 RUN groupadd --system --gid 10001 leitstand \
     && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/leitstand leitstand \
-    && mkdir -p /var/lib/leitstand \
-    && chown leitstand:leitstand /var/lib/leitstand
+    && mkdir -p /var/lib/leitstand/console \
+    && chown -R leitstand:leitstand /var/lib/leitstand
 
 WORKDIR /app
 

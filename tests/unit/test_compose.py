@@ -370,6 +370,27 @@ def test_each_leitstand_service_loads_its_settings(tmp_path: Path, monkeypatch: 
             assert settings.web_port == 6066 and settings.table_store.startswith("rocksdb://"), name
         if settings.worker_role in ("critical", "control"):
             assert settings.api_token is not None, f"{name}: without a token every acknowledgement is refused"
+        if name == "console":
+            assert settings.console_host == "0.0.0.0", "the console is reached through its published port"
+
+
+def test_the_console_is_a_service_whose_accounts_the_apis_share() -> None:
+    """People act through the console as themselves; machines use per-user tokens from the same
+    accounts at the workers' APIs (docs/operators.md), so the SQLite file is on one volume that
+    the console and the two workers with an API mount at the same place."""
+    services, named = _services(), set(_compose().get("volumes") or {})
+    console = services["console"]
+    assert "console" in _leitstand_services() and console.get("command") == ["console"]
+    assert "/ready" in " ".join((console.get("healthcheck") or {}).get("test", [])), "the console serves GET /ready"
+    assert console.get("depends_on", {}).get("kafka", {}).get("condition") == "service_healthy"
+    db = _environment(console)["LEITSTAND_CONSOLE_USERS_DB"]
+    folder = db.rsplit("/", 1)[0]
+    for name in ("console", "worker-critical", "worker-control"):
+        assert _environment(services[name]).get("LEITSTAND_CONSOLE_USERS_DB") == db, name
+        mounts = [str(v).split(":") for v in services[name].get("volumes", [])]
+        assert any(m[0] in named and m[1] == folder for m in mounts), f"{name}: {folder} is not the shared accounts volume"
+    # a fresh named volume takes the owner of the image's directory: the non-root user must own it
+    assert re.search(rf"mkdir -p {re.escape(folder)}\b", DOCKERFILE.read_text()), "the image creates the accounts folder"
 
 
 # --- Dockerfile and .dockerignore -----------------------------------------------------------------
