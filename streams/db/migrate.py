@@ -93,11 +93,15 @@ def migrate(dsn: str, migrations: list[Migration] | None = None) -> list[Migrati
     return applied_now
 
 
+#: the newest applied migration (0 when the table exists but is empty), shared with the sink's check
+APPLIED_VERSION_SQL = "SELECT coalesce(max(version), 0) FROM schema_migrations"
+
+
 def current_version(dsn: str) -> int:
     """The newest applied migration (0: none)."""
     with connect(dsn, application_name="leitstand-migrate") as conn:
         row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
         if not row or not row[0]:
             return 0
-        got = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        got = conn.execute(APPLIED_VERSION_SQL).fetchone()
         return int(got[0]) if got else 0

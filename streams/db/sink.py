@@ -36,7 +36,7 @@ import structlog
 from ..codec import DecodeFailure, decoder_limits
 from ..settings import Settings
 from .connect import DatabaseUnavailable, connect_async, one_line
-from .migrate import load_migrations
+from .migrate import APPLIED_VERSION_SQL, load_migrations
 from .rows import FIRST_WINS, INPUT_TOPICS, TABLES, TOPIC_TABLES, UPSERTS, Row, RowMapper
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ class HistorySink:
         # a sink newer than its database would have every record of a new table or column refused
         # by PostgreSQL, skipped and its offset committed: history lost without a word. So an
         # upgrade that forgot `db migrate` stops here instead
-        row = await (await conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")).fetchone()
+        row = await (await conn.execute(APPLIED_VERSION_SQL)).fetchone()
         have, want = (int(row[0]) if row else 0), len(load_migrations())
         if have < want:
             await conn.close()
