@@ -1,8 +1,9 @@
 # syntax=docker/dockerfile:1
 # The Leitstand image: one build, reused by every process of docker-compose.yml (the worker
 # roles critical / telemetry / control, the history sink, `db migrate`, `db prune`, the operator
-# console, the demo simulator). Nothing secret is baked in: tokens and passwords arrive as environment variables
-# at run time, and .dockerignore keeps .env, .venv and .git out of the build context.
+# console, the demo simulator). Nothing secret is baked in: tokens and passwords arrive as
+# environment variables at run time, and .dockerignore keeps .env, .venv and .git out of the build
+# context.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -268,10 +268,10 @@ class IntersectionControl:
         """An acyclic controller (max-pressure, leitstand) plans on from its own last decision, as
         if it drove the signal. It does not when the validator rejected a decision (the last safe
         plan drives), when its window ran out (the fixed program), or in advisory mode until an
-        operator approves a mandate (the fixed program drives while it asks): it then planned from a stage the
-        street did not show, so its proposals asked operators to hold a green that was not
-        running, with waits that did not match the street's. Here it is told what the plan driven
-        shows, whenever that differs from the stage it believes in."""
+        operator approves a mandate (the fixed program drives while it asks): it then planned
+        from a stage the street did not show, so its proposals asked operators to hold a green
+        that was not running, with waits that did not match the street's. Here it is told what
+        the plan driven shows, whenever that differs from the stage it believes in."""
         drive, last = self._drive, self._last_decision
         if drive is None or last is None or drive.decision is last or drive.decision == last:
             return
