@@ -295,6 +295,19 @@ class IntersectionControl:
         controller (``signals.advisory``)."""
         return self.mode == "advisory" and not CONTROLLERS[self.controller_name].cyclic
 
+    @property
+    def mandate_until_s(self) -> float | None:
+        """When the mandate approved last ends (None: none was approved since the mode was set)."""
+        return self._mandate_until_s if self.mandates else None
+
+    def carry_mandate(self, until_s: float) -> bool:
+        """Take over a mandate approved before a restart (the saved state); True if it applies
+        (advisory mode with an acyclic controller). It ends when it would have ended."""
+        if not self.mandates:
+            return False
+        self._mandate_until_s = until_s
+        return True
+
     def mandated(self, now: float) -> bool:
         """An operator's mandate lets the acyclic controller drive at ``now`` (advisory mode)."""
         return self.mandates and self._mandate_until_s is not None and now < self._mandate_until_s

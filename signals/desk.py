@@ -225,6 +225,8 @@ class Snapshot:
     pending: tuple[PlanOut, ...]
     blocked: tuple[str, ...] = ()
     not_following: bool = False
+    #: when an operator's mandate to drive ends (advisory mode, acyclic controller), if one was approved
+    mandate_until_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,7 @@ class Saved:
     stale: tuple[StalePlan, ...] = ()
     blocked: tuple[str, ...] = ()
     not_following: bool = False
+    mandate_until_s: float | None = None
 
 
 @dataclass
@@ -265,7 +268,14 @@ class Slot:
         return self.config.session
 
     def signature(self) -> tuple[Any, ...]:
-        return (self.config.event_time, self.control.mode, tuple(self.control.pending), tuple(self.blockage.open()), self.follow.raised)
+        return (
+            self.config.event_time,
+            self.control.mode,
+            tuple(self.control.pending),
+            tuple(self.blockage.open()),
+            self.follow.raised,
+            self.control.mandate_until_s,
+        )
 
 
 def build_control(cfg: DeskConfig, mode: Mode | None = None) -> IntersectionControl:
@@ -382,7 +392,9 @@ class ControlDesk:
             return None
         slot.saved = slot.signature()
         pending = tuple(PlanOut(p, slot.session, now_s=slot.clock_s) for p in slot.control.pending.values())
-        return Snapshot(slot.config, slot.control.mode, pending, tuple(slot.blockage.open()), slot.follow.raised)
+        return Snapshot(
+            slot.config, slot.control.mode, pending, tuple(slot.blockage.open()), slot.follow.raised, slot.control.mandate_until_s
+        )
 
     # -- neighbours on other workers (signals.remote) -----------------------------------------------
     def on_remote_config(self, intersection_id: str, model: Mapping[str, Any]) -> None:
@@ -706,7 +718,10 @@ class ControlDesk:
         reason = "worker restarted; pending proposals do not survive it"
         entries = [AuditEntry(at_s, iid, "plan_expired", "restart", {"plan": p.plan_id, "reason": reason}) for p in saved.stale]
         note = "controller history restarts; the signal drives the fixed program until it has new data"
-        detail = {"session": cfg.session, "controller": cfg.controller, "mode": control.mode, "note": note}
+        detail: dict[str, Any] = {"session": cfg.session, "controller": cfg.controller, "mode": control.mode, "note": note}
+        if saved.mandate_until_s is not None and control.carry_mandate(saved.mandate_until_s):
+            # an operator's mandate is their decision, not the controller's history: it is kept
+            detail["mandate_until_s"] = saved.mandate_until_s
         entries.append(AuditEntry(at_s, iid, "control_restored", "restart", detail))
         out.audit += [AuditOut(e, cfg.session) for e in entries]
         out.dirty.add(iid)

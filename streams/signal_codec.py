@@ -200,6 +200,7 @@ def snapshot_value(snap: Snapshot) -> dict[str, Any]:
         "pending": [msgspec.to_builtins(plan_out_message(p)) for p in snap.pending],
         "blocked": list(snap.blocked),
         "not_following": snap.not_following,
+        "mandate_until_s": snap.mandate_until_s,
     }
 
 
@@ -215,7 +216,9 @@ def saved_from_value(value: Any) -> Saved | None:
     blocked = msgspec.convert(value.get("blocked", []), tuple[str, ...])
     # "not_following" since stop 42: a value saved before has none
     not_following = msgspec.convert(value.get("not_following", False), bool)
-    return Saved(config, cast("Mode | None", value.get("mode")), stale, blocked, not_following)
+    # "mandate_until_s" since stop 50: a value saved before has none
+    mandate = msgspec.convert(value.get("mandate_until_s"), float | None)
+    return Saved(config, cast("Mode | None", value.get("mode")), stale, blocked, not_following, mandate)
 
 
 def _stale(msg: SignalPlanMessage) -> StalePlan:

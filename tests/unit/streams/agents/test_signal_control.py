@@ -660,3 +660,35 @@ def test_an_acyclic_controller_in_advisory_mode_asks_for_a_mandate_and_drives_on
     driven = [o.plans[-1] for o in frames(desk, range(30, 60)) if o is not None]
     assert driven and all(p.status in ("active", "fallback") and p.controller == "leitstand" for p in driven)
     assert len({p.plan_id for p in driven}) > 1, "its decisions drive, not the one approved"
+
+
+def test_a_mandate_survives_a_restart_and_ends_when_it_would_have() -> None:
+    """An operator's approval is their decision, not the controller's history: the table keeps
+    when the mandate ends; the restarted worker lets leitstand drive until then (the control
+    loop itself starts afresh), says so in ``control_restored``, and a value saved before stop 50
+    restores without one."""
+    table: dict[bytes, Any] = {}
+    desk = RecordDesk(table)
+    desk.on_config(config(controller="leitstand", params={}, approval_timeout_s=600.0))
+    frames(desk, range(30))
+    [request] = desk.pending_messages()
+    out = desk.on_command(command("approve", plan_id=request.plan_id))
+    until = out.audit[0].detail["mandate_until_s"]
+    frames(desk, range(30, 32))
+    table[b"K101"] = json.loads(json.dumps(desk.snapshot("K101")))
+    assert table[b"K101"]["mandate_until_s"] == until
+
+    reborn = RecordDesk(table)
+    first = reborn.on_frame(frame(32))
+    assert first is not None
+    [restored] = [a for a in first.audit if a.action == "control_restored"]
+    assert restored.detail["mandate_until_s"] == until
+    driven = [o.plans[-1] for o in frames(reborn, range(33, 60)) if o is not None]
+    assert all(p.status in ("active", "fallback") and p.controller == "leitstand" for p in driven)
+    after = [o.plans[-1] for o in frames(reborn, range(int((until - T0) // 5) + 1, int((until - T0) // 5) + 4)) if o is not None]
+    assert after and all(p.status == "fixed" for p in after), "it ends when it would have ended"
+
+    older = {k: v for k, v in table[b"K101"].items() if k != "mandate_until_s"}
+    before = RecordDesk({b"K101": older})
+    first = before.on_frame(frame(32))
+    assert first is not None and first.plans[-1].status == "fixed"
