@@ -222,9 +222,10 @@ class IntersectionControl:
         proposal = self._pending_or_raise(pid, at_s)
         del self.pending[pid]
         approved = replace(proposal, status="approved", expires_at_s=None)
-        self._approved = approved
         if self.mandates:  # the controller drives from now for the mandate (``signals.advisory``)
             self._mandate_until_s = at_s + MANDATE_S
+        else:  # the approved plan drives (``_advisory_drive``)
+            self._approved = approved
         # older proposals are superseded by the approved one: approving is choosing
         for other in list(self.pending):
             if self.pending[other].decision.time_s <= proposal.decision.time_s:
@@ -315,7 +316,7 @@ class IntersectionControl:
     def _ask_for_mandate(self, decision: StageDecision, now: float) -> list[PlanRecord]:
         """A request to drive for ``MANDATE_S``: when none is pending, no mandate runs or the
         running one ends within ``approval_timeout_s``, and the last request is ``ASK_EVERY_S`` ago."""
-        left = (self._mandate_until_s or now) - now
+        left = 0.0 if self._mandate_until_s is None else self._mandate_until_s - now
         if self.pending or left > self.approval_timeout_s or now - self._asked_s < ASK_EVERY_S:
             return []
         request = mandate_request(decision, self.intersection.id, self.controller_name)
