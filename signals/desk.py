@@ -72,7 +72,7 @@ from signals.fairness import LiveWaits, RecentWaits, WaitSample
 from signals.following import FollowEvent, FollowWatch
 from signals.input_quality import InputQuality
 from signals.loader import intersection_from_dict
-from signals.priority import Grant, PriorityCall
+from signals.priority import BusCall, Grant, PriorityCall
 from signals.remote import RemoteNeighbours
 
 #: the session named in the refusal of a command for an intersection nobody configured here
@@ -564,9 +564,10 @@ class ControlDesk:
 
     def on_priority(self, req: DeskPriority) -> Outbox:
         """A bus's priority request: granted within the limits (it drives from the next frame,
-        through the safety gate and the adapter) or refused; audited either way with the bus's
-        delay and the expected saving. Only in automatic mode: in advisory a person approves
-        every plan, and a bus cannot wait for that."""
+        through the safety gate and the adapter), taken as a bus call by an adaptive controller,
+        or refused; audited either way with the bus's delay and the expected saving. Only in
+        automatic mode or while an operator's mandate lets an adaptive controller drive: otherwise
+        a person approves every plan, and a bus cannot wait for that."""
         out = Outbox()
         slot = self._restore(req.intersection_id, out)
         at_s = req.event_time.timestamp() if slot is None or slot.clock_s is None else slot.clock_s
@@ -585,14 +586,22 @@ class ControlDesk:
             out.commands.append(("priority", "refused"))
             return out
         eta = max(0.0, req.eta_s - (at_s - req.event_time.timestamp()))
-        if slot.control.mode != "automatic":
+        if slot.control.mode != "automatic" and not slot.control.mandated(at_s):
             result: Any = None
-            reason = f"mode {slot.control.mode}: priority is granted in automatic mode only"
+            reason = f"mode {slot.control.mode}: priority is granted in automatic mode (or under an operator's mandate) only"
         else:
             call = PriorityCall(req.request_id, req.vehicle_id, req.stage, at_s, eta, req.delay_s)
             result = priority_controller(slot.control).request(call)
-            reason = "" if isinstance(result, Grant) else result.reason
-        if isinstance(result, Grant):
+            reason = "" if isinstance(result, (Grant, BusCall)) else result.reason
+        if isinstance(result, BusCall):
+            detail |= {
+                "kind": "bus_call",
+                "weight_veh": result.weight_veh,
+                "until_s": round(result.until_s, 3),
+                "explanation": result.explain(),
+            }
+            entry = AuditEntry(at_s, req.intersection_id, "priority_granted", actor, detail)
+        elif isinstance(result, Grant):
             detail |= {
                 "kind": result.kind,
                 "seconds": round(result.seconds, 1),
@@ -605,7 +614,7 @@ class ControlDesk:
         else:
             entry = AuditEntry(at_s, req.intersection_id, "priority_refused", actor, {**detail, "eta_s": round(eta, 1), "reason": reason})
         out.audit.append(AuditOut(entry, slot.session))
-        out.commands.append(("priority", "applied" if isinstance(result, Grant) else "refused"))
+        out.commands.append(("priority", "applied" if isinstance(result, (Grant, BusCall)) else "refused"))
         return out
 
     # -- configs -----------------------------------------------------------------------------------

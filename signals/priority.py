@@ -16,11 +16,21 @@ A grant is the running cyclic program unrolled over the current and the next cyc
 changed greens: an acyclic plan from the start of the current cycle, which the control loop
 passes through the safety gate and the stage adapter like any other plan and replaces with the
 program again when its window has run out. One grant per intersection at a time, so at most one
-per cycle. Adaptive (acyclic) plans are refused: they re-plan every few seconds anyway.
+per cycle.
+
+An adaptive (acyclic) controller gets no grant: it re-plans every second, and a plan laid over
+it would stop it reacting to anything else. It takes a **bus call** instead (:class:`BusCall`):
+until the bus should have passed, the bus counts as ``bus_weight_veh`` queued vehicles on its
+stage in the controller's own choice, so that stage is held longer while green and called
+sooner while red, within the same minimum and maximum greens, maximum waits and validator as
+every other decision; the controller's explanation names the bus. The weight is the person-based
+idea of priority (a bus carries many people), one constant chosen by cross-validation across
+maps (docs/transit.md).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -40,10 +50,17 @@ class PriorityRules:
     margin_s: float = 3.0
     #: shorter grants are not worth a changed plan
     min_change_s: float = 1.0
+    #: adaptive controllers: how many queued vehicles a late bus counts as for its stage
+    bus_weight_veh: float = 10.0
+    #: adaptive controllers: a call lasts the bus's ETA and the margin, but at most this long
+    #: (a bus stuck far back in a queue must not bias the signal for minutes)
+    max_call_s: float = 120.0
 
     def __post_init__(self) -> None:
         if not (0 <= self.max_extension_s <= 60 and 0 <= self.max_early_s <= 60 and 0 <= self.margin_s <= 30):
             raise ValueError("priority limits out of range (extension and early green 0..60 s, margin 0..30 s)")
+        if not (0 <= self.bus_weight_veh <= 100 and 0 < self.max_call_s <= 600):
+            raise ValueError("bus call out of range (weight 0..100 vehicles, call 0..600 s)")
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,35 @@ class Grant:
 @dataclass(frozen=True)
 class Refusal:
     reason: str
+
+
+@dataclass(frozen=True)
+class BusCall:
+    """A late bus as extra demand on its stage, for an adaptive controller to weigh until
+    ``until_s`` (the bus's ETA and the margin, at most ``max_call_s``)."""
+
+    call: PriorityCall
+    weight_veh: float
+    until_s: float
+
+    def explain(self) -> str:
+        c = self.call
+        return (
+            f"bus call on stage {c.stage}: bus {c.vehicle_id} {c.delay_s:.0f} s late, at the stop line in about "
+            f"{c.eta_s:.0f} s, counts as {self.weight_veh:g} waiting vehicles for the adaptive controller until it "
+            f"should have passed ({self.until_s - c.at_s:.0f} s); minimum and maximum greens and waits still bind"
+        )
+
+
+def call_for_bus(x: Intersection, call: PriorityCall, rules: PriorityRules = PriorityRules()) -> BusCall | Refusal:
+    """The bus call an adaptive controller weighs for ``call``, or why there is none."""
+    if call.stage not in {s.id for s in x.stages}:
+        return Refusal(f"stage {call.stage!r} is not a stage of {x.id}")
+    if not (math.isfinite(call.eta_s) and call.eta_s >= 0 and math.isfinite(call.at_s)):
+        return Refusal("no usable arrival estimate")
+    if rules.bus_weight_veh <= 0:
+        return Refusal("bus calls are switched off (weight 0)")
+    return BusCall(call, rules.bus_weight_veh, call.at_s + min(call.eta_s + rules.margin_s, rules.max_call_s))
 
 
 def plan_priority(x: Intersection, current: StageDecision, call: PriorityCall, rules: PriorityRules = PriorityRules()) -> Grant | Refusal:

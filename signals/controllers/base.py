@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from signals.explain import StageDecision
 from signals.model import Intersection
+from signals.priority import BusCall
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,17 @@ class FollowsTheStreet(Protocol):
         """``stage`` is shown since ``since_s`` (and each group's last green ended at
         ``last_green[group]``, where known); True if the controller's own picture changed.
         ``why`` ends the sentence its next explanation adds (what drove the signal instead)."""
+        ...
+
+
+@runtime_checkable
+class TakesBusCalls(Protocol):
+    """An adaptive controller that weighs a late bus as demand on its stage (``signals.priority``,
+    bus calls): cyclic programs get a changed plan instead."""
+
+    def take_call(self, call: BusCall) -> None:
+        """Weigh ``call`` in the decisions until its ``until_s`` (a new call of the same bus
+        replaces the old one)."""
         ...
 
 

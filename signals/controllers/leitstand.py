@@ -402,6 +402,9 @@ class LeitstandController(MaxPressureController):
         cur = self._phases[-1]
         waits = self.waits()
         value = {st.id: {d: self._lane_value(observation, d, ex) for d, ex in self._serves[st.id].items()} for st in intersection.stages}
+        calls = self.bus_calls(now)
+        for stage_id, cs in calls.items():  # a late bus is demand only its stage serves: gain while red, stranded while green
+            value[stage_id] |= {f"bus {c.call.vehicle_id}": c.weight_veh for c in cs}
         mine = value[cur.stage]
         can_hold = cur.green_s + self._step_s <= intersection.stage(cur.stage).max_green_s + EPS
 
@@ -418,6 +421,7 @@ class LeitstandController(MaxPressureController):
         inputs = {f"gain.{s}": round(gains[s], 2) for s in others}
         inputs |= {"stranded": round(stranded, 2), "green_s": cur.green_s}
         inputs |= {f"estimated_veh.{d}": round(q, 1) for d, q in sorted(self._estimated.items())}
+        inputs |= {f"bus_call_veh.{k}": sum(c.weight_veh for c in cs) for k, cs in sorted(calls.items())}
         pays = gains[best] > self.stranded_weight * stranded + self.switch_cost_veh
         if can_hold and not pays and self._wait_safe(cur.stage, waits):
             rule = "serve_while_it_pays" if stranded > 0 else "rest_in_green"
@@ -485,7 +489,7 @@ class LeitstandController(MaxPressureController):
             effect += f"; {d} (frozen) read by {nb.intersection_id}'s detector {nb.detector_id} on the same zone"
         if observation.exits_into_red:
             effect += f"; not sent onto the short link {', '.join(sorted(observation.exits_into_red))}: red at the next signal"
-        return self._emit(now, rule, inputs, effect)
+        return self._emit(now, rule, inputs, effect + self.calls_said(calls, now))
 
     def _cut_overrun(self, now: float) -> None:
         """A frame that comes after the committed plan ran out starts the window anew: at the

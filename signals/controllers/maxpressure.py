@@ -8,6 +8,9 @@ The raw policy ignores minimum greens, transitions and starvation; here it only 
 actions that keep every stage within its green bounds and every signal group within its maximum
 wait (checked earliest-deadline-first), and the safety validator still checks the resulting timeline.
 The plan it emits is acyclic: a window of realised history plus the committed continuation.
+
+A late bus's call (``signals.priority.BusCall``) adds the bus as ``weight_veh`` queued vehicles on
+its stage, at the highest saturation flow among the stage's lanes, until the call ends.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Mapping
 from signals.controllers.base import NOT_FOLLOWING, DetectorObservation
 from signals.explain import Explanation, StageDecision
 from signals.model import Intersection, SignalPlan, StagePhase
+from signals.priority import BusCall
 from signals.timeline import EPS, SignalState, build_timeline, runs, transition_times
 
 
@@ -49,6 +53,32 @@ class MaxPressureController:
         #: when each group's last green ended as the street showed it (``resync``), absolute seconds
         self._street_greens: dict[str, float] = {}
         self._measured = {la.id: la.measured_by for la in intersection.lanes}
+        #: late buses' calls by vehicle, weighed until each ends (``take_call``)
+        self._calls: dict[str, BusCall] = {}
+
+    # -- transit priority -------------------------------------------------------------------------
+    def take_call(self, call: BusCall) -> None:
+        """Weigh a late bus as demand on its stage until ``call.until_s`` (``TakesBusCalls``)."""
+        self._calls[call.call.vehicle_id] = call
+
+    def bus_calls(self, now: float) -> dict[str, list[BusCall]]:
+        """The calls running at ``now`` by stage (ended ones are dropped)."""
+        self._calls = {v: c for v, c in self._calls.items() if c.until_s > now}
+        out: dict[str, list[BusCall]] = {}
+        for c in sorted(self._calls.values(), key=lambda c: c.call.vehicle_id):
+            out.setdefault(c.call.stage, []).append(c)
+        return out
+
+    @staticmethod
+    def calls_said(calls: dict[str, list[BusCall]], now: float) -> str:
+        """The running calls in the explanation's words ("" when none)."""
+        said = [
+            f"bus {c.call.vehicle_id} ({c.call.delay_s:.0f} s late, due in about {max(0.0, c.call.at_s + c.call.eta_s - now):.0f} s) "
+            f"counts as {c.weight_veh:g} vehicles for stage {stage}"
+            for stage, cs in sorted(calls.items())
+            for c in cs
+        ]
+        return f"; transit priority: {'; '.join(said)}" if said else ""
 
     # -- measurements --------------------------------------------------------------------------
     def pressures(self, obs: DetectorObservation) -> dict[str, float]:
@@ -121,6 +151,12 @@ class MaxPressureController:
         if repeat is not None:
             return repeat
         pressures = self.pressures(observation)
+        calls = self.bus_calls(now)
+        for stage_id, cs in calls.items():
+            sat = max(
+                (la.saturation_flow_vph for la in intersection.lanes if la.group in intersection.stage(stage_id).groups), default=1800.0
+            )
+            pressures[stage_id] += sat / 3600.0 * sum(c.weight_veh for c in cs)
         waits = self.waits()
         cur = self._phases[-1]
         step = self._step_s
@@ -157,7 +193,8 @@ class MaxPressureController:
             else f"switches {cur.stage} -> {chosen} (transition {self._last_transition_s():g} s)"
         )
         effect += f"; expected to discharge the highest-pressure movements (pressure {pressures[chosen]:.2f})"
-        return self._emit(now, rule, inputs, effect)
+        inputs |= {f"bus_call_veh.{k}": sum(c.weight_veh for c in cs) for k, cs in calls.items()}
+        return self._emit(now, rule, inputs, effect + self.calls_said(calls, now))
 
     def _candidate(self, stage_id: str) -> list[StagePhase]:
         """The phase list after holding (same stage) or switching to ``stage_id``."""

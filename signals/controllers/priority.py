@@ -6,16 +6,21 @@ the decision the wrapped controller made last, so it changes the program the str
 while its window runs the wrapper returns the grant instead of the controller's decision, and
 the control loop gates and adapts it like any other plan. No new grant while one runs: at most
 one per cycle.
+
+When the decision driven last is adaptive (acyclic) and the controller weighs bus calls
+(``TakesBusCalls``: leitstand, max-pressure), the request becomes a call the controller weighs
+in its own next decisions instead (``signals.priority.call_for_bus``); several buses may call at
+once, each for its own stage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from signals.controllers.base import NOT_FOLLOWING, Controller, DetectorObservation, FollowsTheStreet
+from signals.controllers.base import NOT_FOLLOWING, Controller, DetectorObservation, FollowsTheStreet, TakesBusCalls
 from signals.explain import StageDecision
 from signals.model import Intersection
-from signals.priority import Grant, PriorityCall, PriorityRules, Refusal, plan_priority
+from signals.priority import BusCall, Grant, PriorityCall, PriorityRules, Refusal, call_for_bus, plan_priority
 
 
 class PriorityController:
@@ -47,12 +52,18 @@ class PriorityController:
         self._grant = None
         return isinstance(self.inner, FollowsTheStreet) and self.inner.resync(stage, since_s, now_s, last_green, why=why)
 
-    def request(self, call: PriorityCall) -> Grant | Refusal:
-        """Plan a grant for ``call`` (it drives from the next observation on) or say why not."""
+    def request(self, call: PriorityCall) -> Grant | BusCall | Refusal:
+        """Plan a grant for ``call`` (it drives from the next observation on), hand an adaptive
+        controller the bus's call, or say why not."""
         if self._grant is not None and call.at_s < self._grant.until_s:
             return Refusal(f"a priority grant runs until {self._grant.until_s:.0f} (at most one per cycle)")
         if self._last is None:
             return Refusal("no plan driven yet")
+        if not self._last.plan.cyclic and isinstance(self.inner, TakesBusCalls):
+            taken = call_for_bus(self.intersection, call, self.rules)
+            if isinstance(taken, BusCall):
+                self.inner.take_call(taken)
+            return taken
         out = plan_priority(self.intersection, self._last, call, self.rules)
         if isinstance(out, Grant):
             self._grant = out

@@ -289,30 +289,39 @@ def fairness_benchmark(scenarios: Sequence[Path], seeds: Sequence[int], controll
     return result
 
 
-def _one_transit(args: tuple[str, int, bool]) -> dict[str, Any]:
+def _one_transit(args: tuple[str, int, bool, str]) -> dict[str, Any]:
     from simulators.sumo.transit import run_transit
 
-    scenario, seed, tsp = args
-    return dataclasses.asdict(run_transit(scenario, seed, tsp))
+    scenario, seed, tsp, controller = args
+    return dataclasses.asdict(run_transit(scenario, seed, tsp, controller=controller))
 
 
 def evaluate_transit(
-    scenario: str | Path, seeds: Sequence[int], tsp: bool, *, jobs: int = 1, on_done: Callable[[dict[str, Any]], None] | None = None
+    scenario: str | Path,
+    seeds: Sequence[int],
+    tsp: bool,
+    *,
+    controller: str = "fixed",
+    jobs: int = 1,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Bus lines on the map under the fixed program, transit priority on or off: bus delay and
-    general-traffic delay apart (means over seeds), grants, refusals, safety violations.
+    """Bus lines on the map under ``controller``, transit priority on or off: bus delay and
+    general-traffic delay apart (means over seeds), grants (bus calls for an adaptive
+    controller), refusals, safety violations.
 
     The runs go to spawned processes like :func:`run_many` (libsumo holds one simulation each)."""
     started = time.perf_counter()
-    runs = in_processes(_one_transit, [(str(scenario), s, tsp) for s in seeds], jobs, on_done)
-    return summarise_transit(Path(scenario).stem, seeds, tsp, runs, time.perf_counter() - started)
+    runs = in_processes(_one_transit, [(str(scenario), s, tsp, controller) for s in seeds], jobs, on_done)
+    return summarise_transit(Path(scenario).stem, seeds, tsp, runs, time.perf_counter() - started, controller)
 
 
-def summarise_transit(scenario: str, seeds: Sequence[int], tsp: bool, runs: list[dict[str, Any]], wall_s: float) -> dict[str, Any]:
-    """One JSON object per (scenario, TSP on/off): bus and other delay means, counts summed."""
+def summarise_transit(
+    scenario: str, seeds: Sequence[int], tsp: bool, runs: list[dict[str, Any]], wall_s: float, controller: str = "fixed"
+) -> dict[str, Any]:
+    """One JSON object per (scenario, controller, TSP on/off): bus and other delay means, counts summed."""
     return {
         "scenario": scenario,
-        "controller": "fixed",
+        "controller": controller,
         "tsp": tsp,
         "seeds": list(seeds),
         "bus_delay_mean": round(statistics.fmean(r["bus_delay_mean"] for r in runs), 2),

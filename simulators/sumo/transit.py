@@ -14,8 +14,9 @@ after its last stop before the light, and again every ``retry_s`` while refused;
 loop's priority wrapper grants within the limits of ``signals/priority.py``. The delay of buses
 and of the other vehicles is read from SUMO's tripinfo separately (timeLoss + departDelay).
 
-Priority works on cyclic programs, so the evaluation runs the fixed program (the deployed
-baseline in most cities); the adaptive controllers re-plan every few seconds anyway.
+Under the fixed program (the deployed baseline in most cities, the default) and Webster a
+grant changes the cyclic plan; under leitstand and max-pressure, which re-plan every second,
+the request becomes a bus call the controller weighs (``signals.priority.BusCall``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from signals.desk import priority_controller
-from signals.priority import Grant, PriorityCall, PriorityRules
+from signals.priority import BusCall, Grant, PriorityCall, PriorityRules
 
 from .loop import InProcessSource, _frame, _SignalDriver, _start_sumo, load_network, read_scenario, sim_epoch, write_detectors
 from .network import SumoSignals
@@ -135,6 +136,7 @@ class TransitResult:
     scenario: str
     seed: int
     tsp: bool
+    controller: str
     bus_delay_mean: float
     other_delay_mean: float
     buses: int
@@ -223,19 +225,26 @@ class _Priority:
         eta = dist / max(traci.vehicle.getSpeed(vid), 3.0)
         call = PriorityCall(f"{vid}@{tls}", vid, stage, clock, eta, traci.vehicle.getTimeLoss(vid))
         out = priority_controller(self.source.controls[tls]).request(call)
-        if isinstance(out, Grant):
+        if isinstance(out, (Grant, BusCall)):
             self.granted.add((vid, tls))
             self.grants += 1
-            self.kinds[out.kind] += 1
+            self.kinds[out.kind if isinstance(out, Grant) else "bus_call"] += 1
         else:
             self.refusals += 1
             self.reasons[re.sub(r"\d+", "N", out.reason)] += 1
 
 
 def run_transit(
-    sumocfg: str | Path, seed: int, tsp: bool, *, n_lines: int = 2, headway_s: float = 300.0, policy: TspPolicy | None = None
+    sumocfg: str | Path,
+    seed: int,
+    tsp: bool,
+    *,
+    n_lines: int = 2,
+    headway_s: float = 300.0,
+    policy: TspPolicy | None = None,
+    controller: str = "fixed",
 ) -> TransitResult:
-    """One seeded run of the scenario under the fixed program with bus lines, TSP on or off."""
+    """One seeded run of the scenario under ``controller`` with bus lines, TSP on or off."""
     import libsumo as traci
 
     scenario = read_scenario(sumocfg)
@@ -252,7 +261,7 @@ def run_transit(
         _start_sumo(traci, scenario, seed, tripinfo, (*scenario.additional, det_file, transit_file))
         try:
             epoch = sim_epoch(scenario.end_s)
-            source.start(scenario, signals, "fixed", f"transit-{seed}-{os.getpid()}", epoch)
+            source.start(scenario, signals, controller, f"transit-{seed}-{os.getpid()}", epoch)
             driver = _SignalDriver(signals)
             priority = _Priority(source, signals, policy or TspPolicy())
             if tsp:  # wrapped before the first frame, so the first request finds a plan driven
@@ -275,6 +284,7 @@ def run_transit(
         scenario=scenario.name,
         seed=seed,
         tsp=tsp,
+        controller=controller,
         bus_delay_mean=round(sum(bus) / len(bus), 2) if bus else float("nan"),
         other_delay_mean=round(sum(other) / len(other), 2) if other else float("nan"),
         buses=len(bus),
@@ -320,7 +330,7 @@ def tsp_benchmark(sumocfg: str | Path, seeds: int = 5, first_seed: int = 1, **kw
     return {
         "benchmark": "tsp",
         "scenario": off[0].scenario,
-        "controller": "fixed",
+        "controller": off[0].controller,
         "seeds": [r.seed for r in off],
         "policy": dataclasses.asdict(kw.get("policy") or TspPolicy()),
         "lines": off[0].lines,

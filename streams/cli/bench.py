@@ -441,16 +441,26 @@ def bench_tsp(
     first_seed: Annotated[int, typer.Option(min=1, help="First seed (tuning runs use others than the reported 1-5).")] = 1,
     late_s: Annotated[float, typer.Option(min=0.0, max=3600.0, help="A bus with more time loss asks for priority.")] = 30.0,
     limit_s: Annotated[float, typer.Option(min=0.0, max=60.0, help="Maximum green extension and early green.")] = 25.0,
+    controller: Annotated[
+        str, typer.Option("--controller", "-c", help="fixed, webster (grants change the cycle), maxpressure or leitstand (bus calls).")
+    ] = "fixed",
+    bus_weight: Annotated[
+        float | None,
+        typer.Option("--bus-weight", min=0.0, max=100.0, help="Vehicles a late bus counts as for leitstand / maxpressure (bus calls)."),
+    ] = None,
 ) -> None:
     """Bus and car delay, transit priority on/off (JSON)."""
     from signals.priority import PriorityRules
     from simulators.sumo.transit import TspPolicy, tsp_benchmark
 
     from ..errors import CliError
+    from .sumo import controller_names
 
+    name = controller_names(controller)[0]
     cfg = scenarios / scenario / f"{scenario}.sumocfg"
     if not cfg.is_file():
         raise CliError(f"no scenario {scenario!r}: {cfg} does not exist")
-    policy = TspPolicy(late_s=late_s, rules=PriorityRules(max_extension_s=limit_s, max_early_s=limit_s))
-    result = tsp_benchmark(cfg, seeds, first_seed, headway_s=headway_s, policy=policy)
+    weight = {} if bus_weight is None else {"bus_weight_veh": bus_weight}
+    policy = TspPolicy(late_s=late_s, rules=PriorityRules(max_extension_s=limit_s, max_early_s=limit_s, **weight))
+    result = tsp_benchmark(cfg, seeds, first_seed, headway_s=headway_s, policy=policy, controller=name)
     print_json(result, indent=1)

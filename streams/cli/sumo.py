@@ -189,7 +189,10 @@ def evaluate_controller(
 def eval_cmd(
     scenario: Scenario,
     controller: Annotated[
-        str | None, typer.Option("--controller", "-c", help="fixed, webster, maxpressure or leitstand (default; fixed with --tsp).")
+        str | None,
+        typer.Option(
+            "--controller", "-c", help="fixed, webster, maxpressure or leitstand (default; fixed with --tsp, where any of them runs)."
+        ),
     ] = None,
     seeds: Annotated[str, typer.Option("--seeds", help="Seeds, e.g. 1,2,3 or 1-5; delays are averaged over them.")] = "1",
     tsp: Annotated[
@@ -240,8 +243,9 @@ def eval_cmd(
             raise CliError(
                 "--breakdown, --failed-detectors, --frame-interval, --param and --control-workers apply to a controller's run, not to --tsp"
             )
-        on = tsp_flag(tsp, controller, via_kafka)
-        transit_eval(checked_scenario(scenario), on, seed_list, parallel_runs(jobs, len(seed_list)), as_json)
+        on = tsp_flag(tsp, via_kafka)
+        name = controller_names(controller or "fixed")[0]
+        transit_eval(checked_scenario(scenario), on, name, seed_list, parallel_runs(jobs, len(seed_list)), as_json)
         return
     name = controller_names(controller or "leitstand")[0]
     runs_at_once = 1 if via_kafka else parallel_runs(jobs, len(seed_list))
@@ -383,32 +387,30 @@ def breakdown_table(result: dict[str, Any]) -> Table:
     return table
 
 
-def tsp_flag(text: str, controller: str | None, via_kafka: bool) -> bool:
-    """``--tsp on|off`` as a bool; priority needs the cyclic fixed program and runs in process."""
+def tsp_flag(text: str, via_kafka: bool) -> bool:
+    """``--tsp on|off`` as a bool; the bus lines run in process."""
     value = text.strip().lower()
     if value not in ("on", "off"):
         raise CliError(f"--tsp: {text!r} is neither on nor off")
-    if controller not in (None, "fixed"):
-        raise CliError(f"--tsp runs the fixed program (priority works on cyclic plans), not {controller!r}")
     if via_kafka:
         raise CliError("--tsp runs in process; --via-kafka is not supported with it")
     return value == "on"
 
 
-def transit_eval(scenario: Path, tsp: bool, seeds: list[int], jobs: int, as_json: bool) -> None:
+def transit_eval(scenario: Path, tsp: bool, controller: str, seeds: list[int], jobs: int, as_json: bool) -> None:
     """Bus lines with TSP on or off over the seeds; one summary line or one JSON object."""
     from simulators.sumo.evaluation import evaluate_transit
     from simulators.sumo.loop import ScenarioError
 
     try:
-        result = evaluate_transit(scenario, seeds, tsp, jobs=jobs)
+        result = evaluate_transit(scenario, seeds, tsp, controller=controller, jobs=jobs)
     except ScenarioError as exc:
         raise CliError(str(exc)) from None
     if as_json:
         print(json.dumps(result))
         return
     print(
-        f"{result['scenario']} · fixed · TSP {'on' if tsp else 'off'} · seeds {','.join(map(str, seeds))}: bus delay "
+        f"{result['scenario']} · {controller} · TSP {'on' if tsp else 'off'} · seeds {','.join(map(str, seeds))}: bus delay "
         f"{result['bus_delay_mean']:.2f} s ({result['buses']} buses), general traffic {result['other_delay_mean']:.2f} s "
         f"({result['others']} vehicles), grants {result['grants']}, refusals {result['refusals']}, "
         f"safety violations {result['safety_violations']}, {result['wall_s']:.1f} s wall"

@@ -3,7 +3,7 @@ within limits and driven from the next frame, refused and audited otherwise."""
 
 from __future__ import annotations
 
-from signals.desk import DeskPriority
+from signals.desk import DeskCommand, DeskPriority
 
 from .test_desk import T0, at, config, fresh, obs
 
@@ -37,6 +37,34 @@ def test_refused_in_advisory_mode_and_for_unknown_intersections() -> None:
     desk.on_config(config())  # advisory
     desk.on_observation(obs(0))
     box = desk.on_priority(request(T0 + 5, eta=10))
-    assert box.audit[0].entry.action == "priority_refused" and "automatic mode only" in box.audit[0].entry.detail["reason"]
+    assert box.audit[0].entry.action == "priority_refused" and "automatic mode" in box.audit[0].entry.detail["reason"]
     unknown = desk.on_priority(request(T0 + 5, eta=10, iid="K999"))
     assert unknown.audit[0].entry.action == "priority_refused" and unknown.commands == [("priority", "refused")]
+
+
+def test_an_adaptive_controller_takes_a_bus_call_in_automatic_mode_and_under_a_mandate_only() -> None:
+    desk = fresh()
+    desk.on_config(config(controller="leitstand", mode="automatic", params={}))
+    for i in range(3):
+        desk.on_observation(obs(i))
+    box = desk.on_priority(request(T0 + 10, eta=10, stage="C"))
+    [entry] = [a.entry for a in box.audit]
+    assert entry.action == "priority_granted" and box.commands == [("priority", "applied")]
+    assert entry.detail["kind"] == "bus_call" and entry.detail["weight_veh"] == 10.0
+    assert entry.detail["until_s"] == T0 + 10 + 10 + 3 and "bus call on stage C" in entry.detail["explanation"]
+    nxt = desk.on_observation(obs(3))
+    assert nxt is not None
+    effect = nxt.plans[-1].record.decision.explanation.expected_effect  # type: ignore[union-attr]
+    assert "transit priority: bus bus-1" in effect
+
+    advisory = fresh()
+    advisory.on_config(config(controller="leitstand", mode="advisory", params={}))
+    for i in range(3):
+        advisory.on_observation(obs(i))
+    refused = advisory.on_priority(request(T0 + 10, eta=10, stage="C"))
+    assert refused.audit[0].entry.action == "priority_refused" and "mandate" in refused.audit[0].entry.detail["reason"]
+    [mandate] = advisory.pending()
+    advisory.on_command(DeskCommand("K101", "approve", "operator-7", at(T0 + 11), plan_id=mandate.record.plan_id))
+    advisory.on_observation(obs(3))
+    taken = advisory.on_priority(request(T0 + 15, eta=10, stage="C"))
+    assert taken.audit[0].entry.action == "priority_granted" and taken.audit[0].entry.detail["kind"] == "bus_call"

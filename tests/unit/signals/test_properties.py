@@ -20,7 +20,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from signals.controllers import DetectorObservation, LaneMeasurement, make_controller
+from signals.controllers.priority import PriorityController
 from signals.model import Intersection, LaneArea, SignalGroup, SignalGroupTimings, SignalPlan, Stage, StagePhase
+from signals.priority import PriorityCall, PriorityRules
 from signals.timeline import Interval, SignalState, SignalTimeline, build_timeline
 from signals.validator import SafetyValidator
 
@@ -229,6 +231,28 @@ def test_leitstand_with_exits_into_red_and_fed_approaches_is_always_accepted(x: 
         red = frozenset(data.draw(st.lists(st.sampled_from(ids), max_size=4)))
         fed = frozenset(data.draw(st.lists(st.sampled_from(ids), max_size=4)))
         d = ctl.decide(dataclasses.replace(obs, exits_into_red=red, fed_now=fed))
+        assert validator.check(d.plan).ok, validator.check(d.plan).violations
+
+
+@PROPS
+@given(
+    x=intersections(feasible=True),
+    name=st.sampled_from(["leitstand", "maxpressure"]),
+    seq=st.lists(st.lists(readings, min_size=1, max_size=6), min_size=30, max_size=150),
+    data=st.data(),
+)
+def test_adaptive_control_with_bus_calls_is_always_accepted(x: Intersection, name: str, seq, data) -> None:
+    """Late buses calling any stage, with any ETA and weight (transit priority for the adaptive
+    controllers, ``signals.priority.BusCall``): every plan passes the validator."""
+    validator = SafetyValidator(x)
+    ctl = PriorityController(make_controller(name, x), x)
+    stages = [s.id for s in x.stages]
+    for k, obs in enumerate(_observations(x, seq, 5.0)):
+        if data.draw(st.booleans()):
+            stage, eta, weight = data.draw(st.sampled_from(stages)), data.draw(st.floats(0, 300)), data.draw(st.floats(0, 100))
+            ctl.rules = PriorityRules(bus_weight_veh=weight)
+            ctl.request(PriorityCall(f"r{k}", f"bus-{k % 3}", stage, obs.time_s, eta, 120.0))
+        d = ctl.decide(obs)
         assert validator.check(d.plan).ok, validator.check(d.plan).violations
 
 

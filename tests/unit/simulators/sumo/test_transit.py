@@ -35,6 +35,15 @@ def test_lines_cross_controlled_signals_and_priority_is_safe(grid: Path) -> None
     assert sum(on.grant_kinds.values()) == on.grants and sum(on.refusal_reasons.values()) == on.refusals
 
 
+def test_an_adaptive_controller_takes_bus_calls_and_buses_gain(grid: Path) -> None:
+    """Leitstand re-plans every second: a late bus becomes demand on its stage (a bus call), not
+    a changed cycle; every bus late here (late_s 0, a bus a minute per line)."""
+    off = run_transit(grid, 1, tsp=False, headway_s=60, policy=TspPolicy(late_s=0.0), controller="leitstand")
+    on = run_transit(grid, 1, tsp=True, headway_s=60, policy=TspPolicy(late_s=0.0), controller="leitstand")
+    assert on.controller == "leitstand" and on.grants > 0 and on.grant_kinds == {"bus_call": on.grants}
+    assert on.bus_delay_mean < off.bus_delay_mean and on.safety_violations == off.safety_violations == 0
+
+
 def test_a_refused_bus_asks_again_only_when_the_policy_says_so(grid: Path) -> None:
     once = run_transit(grid, 1, tsp=True, headway_s=60, policy=TspPolicy(late_s=0.0, retry_s=0.0))
     again = run_transit(grid, 1, tsp=True, headway_s=60, policy=TspPolicy(late_s=0.0, retry_s=2.0))
@@ -60,7 +69,7 @@ def test_sumo_eval_tsp_reports_buses_and_general_traffic_apart(grid: Path) -> No
     "args, message",
     [
         (["--tsp", "maybe"], "neither on nor off"),
-        (["--tsp", "on", "--controller", "leitstand"], "fixed program"),
+        (["--tsp", "on", "--controller", "nope"], "unknown controller nope"),
         (["--tsp", "on", "--via-kafka"], "--via-kafka is not supported"),
     ],
 )
@@ -71,9 +80,10 @@ def test_bad_tsp_arguments_get_one_line(args: list[str], message: str, grid: Pat
 def test_bench_tsp_runs_other_seeds_under_the_given_policy(tmp_path: Path) -> None:
     build("grid", tmp_path / "grid", end_s=600)
     args = ("--scenario", "grid", "--scenarios", str(tmp_path), "--seeds", "1", "--first-seed", "11", "--late-s", "0", "--limit-s", "20")
-    res = run_cli("bench", "tsp", *args, "--headway-s", "60", timeout=300)
+    res = run_cli("bench", "tsp", *args, "--headway-s", "60", "--controller", "maxpressure", "--bus-weight", "5", timeout=300)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    assert out["seeds"] == [11] and [r["seed"] for r in out["runs"]] == [11, 11]
+    assert out["seeds"] == [11] and [r["seed"] for r in out["runs"]] == [11, 11] and out["controller"] == "maxpressure"
     assert out["policy"]["late_s"] == 0 and out["policy"]["rules"]["max_early_s"] == 20
+    assert out["policy"]["rules"]["bus_weight_veh"] == 5 and out["runs"][1]["grant_kinds"] == {"bus_call": out["grants"]}
     assert out["safety_violations"] == 0 and out["grants"] == out["runs"][1]["grants"] > 0

@@ -1,0 +1,142 @@
+"""Transit priority for the adaptive controllers (signals/priority.py ``BusCall``): a late bus
+counts as queued vehicles on its stage in leitstand's and max-pressure's own choice, on the K101
+example (stages A: K1 N_in/S_in, B: K2 lefts, C: K3 E_in/W_in; K3 waits at most 100 s)."""
+
+from __future__ import annotations
+
+import math
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import given, settings
+
+from signals.controllers import DetectorObservation, FixedTimeController, LaneMeasurement, make_controller
+from signals.controllers.base import TakesBusCalls
+from signals.controllers.leitstand import LeitstandController
+from signals.controllers.priority import PriorityController
+from signals.explain import StageDecision
+from signals.loader import load_intersection
+from signals.priority import BusCall, Grant, PriorityCall, PriorityRules, Refusal, call_for_bus
+from signals.validator import SafetyValidator
+
+X = load_intersection("signals/examples/k101_four_arm.json")
+T0 = 1_000_000.0
+
+
+def frame(t: float, queues: dict[str, float]) -> DetectorObservation:
+    lanes = {la.id: LaneMeasurement(queue_veh=queues.get(la.id, 0.0), vehicles=queues.get(la.id, 0.0)) for la in X.lanes}
+    return DetectorObservation(X.id, T0 + t, 1.0, lanes)
+
+
+def bus(stage: str, at: float, eta: float, vehicle: str = "bus-7") -> PriorityCall:
+    return PriorityCall(f"r-{vehicle}", vehicle, stage, T0 + at, eta, 180.0)
+
+
+def stage_of(d: StageDecision) -> str:
+    return d.plan.phases[-1].stage
+
+
+def first_change(
+    name: str, queues: dict[str, float], calls: dict[float, PriorityCall], until: float = 200.0
+) -> tuple[float, list[StageDecision]]:
+    """Seconds until the controller first leaves stage A (frames every second), with the calls
+    handed to it at the given seconds, and the decisions made."""
+    ctl = PriorityController(make_controller(name, X), X)
+    decisions = []
+    for t in range(int(until)):
+        if t in calls:
+            assert isinstance(ctl.request(calls[t]), BusCall)
+        d = ctl.decide(frame(t, queues))
+        decisions.append(d)
+        if stage_of(d) != "A":
+            return t, decisions
+    return math.inf, decisions
+
+
+def test_a_call_is_the_buses_eta_and_margin_bounded_and_refused_without_a_stage_or_estimate() -> None:
+    rules = PriorityRules(margin_s=3.0, max_call_s=60.0)
+    near = call_for_bus(X, bus("C", 10, eta=12), rules)
+    assert isinstance(near, BusCall) and near.until_s == T0 + 10 + 15 and near.weight_veh == rules.bus_weight_veh
+    far = call_for_bus(X, bus("C", 10, eta=400), rules)
+    assert isinstance(far, BusCall) and far.until_s == T0 + 10 + 60  # a bus stuck far back biases for a minute at most
+    assert "bus bus-7 180 s late" in near.explain() and "counts as 10 waiting vehicles" in near.explain()
+    for bad, why in ((bus("Z", 10, 5), "not a stage"), (bus("C", 10, math.nan), "arrival"), (bus("C", 10, math.inf), "arrival")):
+        out = call_for_bus(X, bad, rules)
+        assert isinstance(out, Refusal) and why in out.reason
+    off = call_for_bus(X, bus("C", 10, 5), PriorityRules(bus_weight_veh=0.0))
+    assert isinstance(off, Refusal) and "switched off" in off.reason
+    with pytest.raises(ValueError, match="bus call"):
+        PriorityRules(bus_weight_veh=-1.0)
+
+
+@pytest.mark.parametrize("name", ["leitstand", "maxpressure"])
+def test_a_call_on_a_red_stage_brings_its_green_sooner(name: str) -> None:
+    # two vehicles keep A's green paying; nobody waits at C: without a bus C waits for the wait guard
+    queues = {"N_in": 2.0}
+    alone, _ = first_change(name, queues, {})
+    called, decisions = first_change(name, queues, {12: bus("C", 12, eta=20)})
+    assert called < alone and called >= 12
+    assert stage_of(decisions[-1]) == "C"
+    said = decisions[-1].explanation
+    assert "transit priority: bus bus-7 (180 s late" in said.expected_effect and dict(said.inputs)["bus_call_veh.C"] == 10.0
+
+
+@pytest.mark.parametrize("name", ["leitstand", "maxpressure"])
+def test_a_call_on_the_green_stage_holds_it_until_the_call_ends_within_the_maximum_green(name: str) -> None:
+    # vehicles wait at C, one at A: without a bus the green goes to C soon after A's minimum
+    queues = {"N_in": 1.0, "E_in": 3.0, "W_in": 3.0}
+    alone, _ = first_change(name, queues, {})
+    held, _ = first_change(name, queues, {3: bus("A", 3, eta=20)})
+    assert alone < 20 <= held  # the call ends at 3 + 20 + 3 s
+    assert held <= X.stage("A").max_green_s
+    # a call that would last longer still yields to A's maximum green and the others' maximum waits
+    capped, decisions = first_change(name, queues, {3: bus("A", 3, eta=110)})
+    assert capped <= X.stage("A").max_green_s + 1 and all(SafetyValidator(X).check(d.plan).ok for d in decisions)
+
+
+def test_a_call_ends_when_its_time_is_up_and_a_new_call_of_the_same_bus_replaces_it() -> None:
+    ctl = LeitstandController(X)
+    assert isinstance(ctl, TakesBusCalls)
+    ctl.decide(frame(0, {}))
+    first = call_for_bus(X, bus("C", 0, eta=10))
+    again = call_for_bus(X, bus("B", 5, eta=10))
+    assert isinstance(first, BusCall) and isinstance(again, BusCall)
+    ctl.take_call(first)
+    assert list(ctl.bus_calls(T0 + 5)) == ["C"]
+    ctl.take_call(again)  # the same bus, now heading for B
+    assert list(ctl.bus_calls(T0 + 6)) == ["B"] and ctl.bus_calls(T0 + 19) == {}
+
+
+def test_the_wrapper_gives_a_cyclic_program_a_grant_and_an_adaptive_controller_a_call() -> None:
+    fixed = PriorityController(FixedTimeController(X), X)
+    fixed.decide(DetectorObservation(X.id, T0, 1.0, {}))
+    fixed.decide(DetectorObservation(X.id, T0 + 30, 1.0, {}))
+    assert isinstance(fixed.request(bus("A", 30, eta=10)), Grant)
+    adaptive = PriorityController(make_controller("leitstand", X), X)
+    adaptive.decide(frame(0, {}))
+    assert isinstance(adaptive.request(bus("C", 0, eta=10)), BusCall)
+    assert isinstance(adaptive.request(bus("C", 1, eta=10, vehicle="bus-8")), BusCall)  # several buses at once
+    later = adaptive.decide(frame(9, {}))
+    assert "bus bus-7" in later.explanation.expected_effect and "bus bus-8" in later.explanation.expected_effect
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=st.sampled_from(["leitstand", "maxpressure"]),
+    queues=st.lists(st.floats(min_value=0, max_value=30), min_size=6, max_size=6),
+    calls=st.lists(st.tuples(st.integers(0, 239), st.sampled_from(["A", "B", "C"]), st.floats(0, 200), st.floats(0, 100)), max_size=12),
+)
+def test_no_bus_call_breaks_a_safety_bound(name: str, queues: list[float], calls: list[tuple[int, str, float, float]]) -> None:
+    """Any calls (stage, ETA, weight up to 100 vehicles) at any time: every plan passes the validator."""
+    validator = SafetyValidator(X)
+    ctl = PriorityController(make_controller(name, X), X)
+    q = dict(zip(["N_in", "S_in", "N_left", "S_left", "E_in", "W_in"], queues, strict=True))
+    by_t: dict[int, list[tuple[str, float, float]]] = {}
+    for t, stage, eta, weight in calls:
+        by_t.setdefault(t, []).append((stage, eta, weight))
+    for t in range(240):
+        for k, (stage, eta, weight) in enumerate(by_t.get(t, [])):
+            ctl.rules = PriorityRules(bus_weight_veh=weight)
+            ctl.request(bus(stage, t, eta, vehicle=f"bus-{k}"))
+        d = ctl.decide(frame(t, q))
+        assert validator.check(d.plan).ok, validator.check(d.plan).violations
