@@ -51,7 +51,7 @@ class PriorityRules:
     #: shorter grants are not worth a changed plan
     min_change_s: float = 1.0
     #: adaptive controllers: how many queued vehicles a late bus counts as for its stage
-    bus_weight_veh: float = 10.0
+    bus_weight_veh: float = 30.0
     #: adaptive controllers: a call lasts the bus's ETA and the margin, but at most this long
     #: (a bus stuck far back in a queue must not bias the signal for minutes)
     max_call_s: float = 120.0

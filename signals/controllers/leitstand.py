@@ -315,6 +315,15 @@ class LeitstandController(MaxPressureController):
             return 0.0  # every exit of this lane is queued back: green would not move anyone
         return value
 
+    def _can_move(self, obs: DetectorObservation, stage_id: str) -> bool:
+        """Whether some approach ``stage_id`` serves has an exit that is not full: a bus's call is
+        no reason to give green into spillback, any more than a queue is (``_lane_value``)."""
+        for exits in self._serves[stage_id].values():
+            known = [e for e in exits if e in obs.lanes]
+            if not known or not all(self._full(obs, e) for e in known):
+                return True
+        return False
+
     def _protect_turns(self, cur: str, chosen: str, obs: DetectorObservation, waits: dict[str, float]) -> str | None:
         """The stage protecting a permissive turn off a short link from a neighbouring signal (a
         neighbour's reading of the link is attached) that ``chosen`` would stop while vehicles
@@ -403,8 +412,11 @@ class LeitstandController(MaxPressureController):
         waits = self.waits()
         value = {st.id: {d: self._lane_value(observation, d, ex) for d, ex in self._serves[st.id].items()} for st in intersection.stages}
         calls = self.bus_calls(now)
+        #: stages whose calls are not weighed: every exit is full (green would move nobody, the bus included)
+        stuck = sorted(s for s in calls if not self._can_move(observation, s))
         for stage_id, cs in calls.items():  # a late bus is demand only its stage serves: gain while red, stranded while green
-            value[stage_id] |= {f"bus {c.call.vehicle_id}": c.weight_veh for c in cs}
+            if stage_id not in stuck:
+                value[stage_id] |= {f"bus {c.call.vehicle_id}": c.weight_veh for c in cs}
         mine = value[cur.stage]
         can_hold = cur.green_s + self._step_s <= intersection.stage(cur.stage).max_green_s + EPS
 
@@ -421,7 +433,7 @@ class LeitstandController(MaxPressureController):
         inputs = {f"gain.{s}": round(gains[s], 2) for s in others}
         inputs |= {"stranded": round(stranded, 2), "green_s": cur.green_s}
         inputs |= {f"estimated_veh.{d}": round(q, 1) for d, q in sorted(self._estimated.items())}
-        inputs |= {f"bus_call_veh.{k}": sum(c.weight_veh for c in cs) for k, cs in sorted(calls.items())}
+        inputs |= {f"bus_call_veh.{k}": sum(c.weight_veh for c in cs) for k, cs in sorted(calls.items()) if k not in stuck}
         pays = gains[best] > self.stranded_weight * stranded + self.switch_cost_veh
         if can_hold and not pays and self._wait_safe(cur.stage, waits):
             rule = "serve_while_it_pays" if stranded > 0 else "rest_in_green"
@@ -489,7 +501,10 @@ class LeitstandController(MaxPressureController):
             effect += f"; {d} (frozen) read by {nb.intersection_id}'s detector {nb.detector_id} on the same zone"
         if observation.exits_into_red:
             effect += f"; not sent onto the short link {', '.join(sorted(observation.exits_into_red))}: red at the next signal"
-        return self._emit(now, rule, inputs, effect + self.calls_said(calls, now))
+        effect += self.calls_said({k: cs for k, cs in calls.items() if k not in stuck}, now)
+        for k in stuck:
+            effect += f"; bus {', '.join(c.call.vehicle_id for c in calls[k])} not weighed: every exit of stage {k} is full"
+        return self._emit(now, rule, inputs, effect)
 
     def _cut_overrun(self, now: float) -> None:
         """A frame that comes after the committed plan ran out starts the window anew: at the

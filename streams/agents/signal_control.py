@@ -38,7 +38,8 @@ config's ``session`` is in every one):
   proposals, approvals, rejections, expiries, mode changes), control (re)starts, every refused
   command or configuration (``command_refused`` / ``config_refused`` with the reason), and every
   priority request (``priority_granted`` with the explanation, the bus's delay before and the
-  expected delay after, or ``priority_refused`` with the reason).
+  expected delay after for a changed cycle, the weight and end of a bus call for an adaptive
+  controller, or ``priority_refused`` with the reason).
 
 State: the table ``signal-control`` holds per intersection the desk's snapshot (config, current
 mode, pending proposals, approaches with a blockage alarm open), written after the broker acknowledged the messages of the batch, and

@@ -297,6 +297,7 @@ def _worker_env(s: Any) -> dict[str, str]:
             **same_place(s),
             "topic_partitions": 1,
             "bus_stale_s": 7200.0,  # the positions are up to 50 min old when sent
+            "bus_priority_stops": {"S3": ["K101", "A"]},  # the late trip asks K101 (advisory: refused)
             "api_token": TOKEN,
             "aggregate_window_s": 2,
             "aggregate_lateness_s": 0.0,
@@ -369,6 +370,7 @@ def _run_pipeline(s: Any, dsn: str, web_port: int, sink: subprocess.Popen[bytes]
         f" AND window_start < '{(CUT - 6 * 24 * HOUR).isoformat()}'",
         "bus passages of the late trip, with a gap behind it": "SELECT count(*) FROM bus_passages"
         " WHERE trip_id = 'T1' AND punctuality = 'late' AND headway_kind = 'gap'",
+        "a priority request of the late trip": "SELECT count(*) FROM audit_log WHERE action LIKE 'priority_%'",
         "a running mandate": "SELECT count(*) FROM audit_log WHERE action = 'plan_approved' AND detail->>'mandate_until_s' IS NOT NULL",
         "a bunching alarm of the line": "SELECT count(*) FROM alarm_transitions WHERE subject_type = 'bus_line' AND kind = 'bus_bunching'",
     }.items():

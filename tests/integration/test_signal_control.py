@@ -209,6 +209,27 @@ def test_leitstand_in_advisory_mode_drives_once_an_operator_approves_its_mandate
         audit = _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "plan_approved" for a in rs), 20)
         [approved] = [a for a in audit if a["action"] == "plan_approved"]
         assert approved["detail"]["mandate_until_s"] == pytest.approx(t0 + 5 * 24 + 900.0)
+
+        # under the mandate a late bus's request becomes a bus call leitstand weighs (stop 51)
+        bus = {
+            "schema_version": 1,
+            "event_time": _iso(t0 + 5 * 44),
+            "intersection_id": "K101",
+            "vehicle_id": "bus-9",
+            "trip_id": "T9",
+            "route_id": "L1",
+            "delay_s": 200.0,
+            "eta_s": 20.0,
+            "request_id": "tsp@K101~T9",
+            "approach": "C",
+        }
+        asyncio.run(_send(s, "signals.priority", [bus], "intersection_id"))
+        audit = _wait_for(s, "signals.audit", lambda rs: any(a["action"] == "priority_granted" for a in rs), 30)
+        [call] = [a for a in audit if a["action"] == "priority_granted"]
+        assert call["actor"] == "bus:bus-9" and call["detail"]["kind"] == "bus_call" and call["detail"]["weight_veh"] > 0
+        asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(45, 48)), "intersection_id"))
+        plans = _wait_for(s, "signals.plans", lambda rs: len(_drives(rs)) >= 48, 30)
+        assert any("transit priority: bus bus-9" in d["explanation"]["expected_effect"] for d in _drives(plans)[45:])
     finally:
         code = worker.stop()
     assert code == 0, worker.log_tail()

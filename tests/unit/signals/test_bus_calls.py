@@ -59,7 +59,7 @@ def test_a_call_is_the_buses_eta_and_margin_bounded_and_refused_without_a_stage_
     assert isinstance(near, BusCall) and near.until_s == T0 + 10 + 15 and near.weight_veh == rules.bus_weight_veh
     far = call_for_bus(X, bus("C", 10, eta=400), rules)
     assert isinstance(far, BusCall) and far.until_s == T0 + 10 + 60  # a bus stuck far back biases for a minute at most
-    assert "bus bus-7 180 s late" in near.explain() and "counts as 10 waiting vehicles" in near.explain()
+    assert "bus bus-7 180 s late" in near.explain() and "counts as 30 waiting vehicles" in near.explain()
     for bad, why in ((bus("Z", 10, 5), "not a stage"), (bus("C", 10, math.nan), "arrival"), (bus("C", 10, math.inf), "arrival")):
         out = call_for_bus(X, bad, rules)
         assert isinstance(out, Refusal) and why in out.reason
@@ -78,7 +78,7 @@ def test_a_call_on_a_red_stage_brings_its_green_sooner(name: str) -> None:
     assert called < alone and called >= 12
     assert stage_of(decisions[-1]) == "C"
     said = decisions[-1].explanation
-    assert "transit priority: bus bus-7 (180 s late" in said.expected_effect and dict(said.inputs)["bus_call_veh.C"] == 10.0
+    assert "transit priority: bus bus-7 (180 s late" in said.expected_effect and dict(said.inputs)["bus_call_veh.C"] == 30.0
 
 
 @pytest.mark.parametrize("name", ["leitstand", "maxpressure"])
@@ -92,6 +92,18 @@ def test_a_call_on_the_green_stage_holds_it_until_the_call_ends_within_the_maxim
     # a call that would last longer still yields to A's maximum green and the others' maximum waits
     capped, decisions = first_change(name, queues, {3: bus("A", 3, eta=110)})
     assert capped <= X.stage("A").max_green_s + 1 and all(SafetyValidator(X).check(d.plan).ok for d in decisions)
+
+
+def test_a_call_is_no_reason_to_give_green_into_spillback() -> None:
+    """Leitstand: a stage whose every exit is full serves nobody, a bus included (``_can_move``)."""
+    queues = {"N_in": 2.0}
+    alone, _ = first_change("leitstand", queues, {})
+    full = {"W_out": 10.0, "N_out": 10.0, "S_out": 10.0, "E_out": 10.0}  # C's movements all lead into these
+    blocked, decisions = first_change("leitstand", queues | full, {12: bus("C", 12, eta=20)})
+    assert blocked >= alone or stage_of(decisions[-1]) != "C"
+    during = decisions[20].explanation  # the call runs from 12 s to 35 s
+    assert "bus_call_veh.C" not in dict(during.inputs)
+    assert "bus bus-7" in during.expected_effect and "every exit of stage C is full" in during.expected_effect
 
 
 def test_a_call_ends_when_its_time_is_up_and_a_new_call_of_the_same_bus_replaces_it() -> None:

@@ -50,7 +50,7 @@ def test_an_adaptive_controller_takes_a_bus_call_in_automatic_mode_and_under_a_m
     box = desk.on_priority(request(T0 + 10, eta=10, stage="C"))
     [entry] = [a.entry for a in box.audit]
     assert entry.action == "priority_granted" and box.commands == [("priority", "applied")]
-    assert entry.detail["kind"] == "bus_call" and entry.detail["weight_veh"] == 10.0
+    assert entry.detail["kind"] == "bus_call" and entry.detail["weight_veh"] == 30.0
     assert entry.detail["until_s"] == T0 + 10 + 10 + 3 and "bus call on stage C" in entry.detail["explanation"]
     nxt = desk.on_observation(obs(3))
     assert nxt is not None
