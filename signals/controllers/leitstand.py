@@ -70,6 +70,11 @@ The rule, in the spirit of actuated control and SURTRAC's queue/platoon clearing
   junction, how every lock with failed detectors on ingolstadt21 began (docs/signals.md). Who
   is on the link is the own detector's reading (1.8.1), the neighbour's only when the own one
   sent nothing: a neighbour's stuck reading must not hold a stage for an empty link;
+* **a late bus counts as ``bus_weight_veh`` queued vehicles on its stage** (1.8.3, transit priority,
+  ``signals.priority.BusCall``): while green it is a vehicle the stage would strand, while red a
+  vehicle a change would release, weighted by the wait like any other; not while every exit of
+  that stage is full (``_can_move``: green would move nobody, the bus included). Not weighed
+  while the shipped program is followed on coarse frames (1.7);
 * minimum and maximum greens, intergreens and every group's maximum wait are enforced exactly
   as for max-pressure (the same plan bookkeeping, earliest-deadline-first wait guard), and the
   safety validator still checks every plan.
@@ -135,7 +140,7 @@ def fixed_green_shares(intersection: Intersection) -> dict[str, float]:
 
 class LeitstandController(MaxPressureController):
     name = "leitstand"
-    version = "1.8.2"
+    version = "1.8.3"
     #: plans bound to a cycle (True) or windows of a few seconds, decided anew each frame
     cyclic = False
 

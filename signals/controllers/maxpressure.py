@@ -27,7 +27,7 @@ from signals.timeline import EPS, SignalState, build_timeline, runs, transition_
 
 class MaxPressureController:
     name = "maxpressure"
-    version = "1.1"
+    version = "1.2"
     #: plans bound to a cycle (True) or windows of a few seconds, decided anew each frame
     cyclic = False
 
