@@ -42,6 +42,12 @@ CONTROLLER = "transit-priority"
 VERSION = "1.0"
 
 
+#: bus calls weighed per stage at once (the earliest due): two buses of a line running together is
+#: the most a stage serves in one green; more calls are a flood (a faulty bus agent, or someone
+#: writing to ``signals.priority``) and must not hold a stage for the sum of them
+MAX_CALLS_PER_STAGE = 2
+
+
 @dataclass(frozen=True)
 class PriorityRules:
     max_extension_s: float = 15.0

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from signals.controllers.base import NOT_FOLLOWING, DetectorObservation
 from signals.explain import Explanation, StageDecision
 from signals.model import Intersection, SignalPlan, StagePhase
-from signals.priority import BusCall
+from signals.priority import MAX_CALLS_PER_STAGE, BusCall
 from signals.timeline import EPS, SignalState, build_timeline, runs, transition_times
 
 
@@ -55,6 +55,8 @@ class MaxPressureController:
         self._measured = {la.id: la.measured_by for la in intersection.lanes}
         #: late buses' calls by vehicle, weighed until each ends (``take_call``)
         self._calls: dict[str, BusCall] = {}
+        #: per stage, calls running but not weighed (more than ``MAX_CALLS_PER_STAGE``)
+        self._calls_over: dict[str, int] = {}
 
     # -- transit priority -------------------------------------------------------------------------
     def take_call(self, call: BusCall) -> None:
@@ -62,21 +64,27 @@ class MaxPressureController:
         self._calls[call.call.vehicle_id] = call
 
     def bus_calls(self, now: float) -> dict[str, list[BusCall]]:
-        """The calls running at ``now`` by stage (ended ones are dropped)."""
+        """The calls weighed at ``now`` by stage: the ``MAX_CALLS_PER_STAGE`` due first of each
+        (ended ones are dropped; the others are counted for the explanation)."""
         self._calls = {v: c for v, c in self._calls.items() if c.until_s > now}
         out: dict[str, list[BusCall]] = {}
-        for c in sorted(self._calls.values(), key=lambda c: c.call.vehicle_id):
+        for c in sorted(self._calls.values(), key=lambda c: (c.call.at_s + c.call.eta_s, c.call.vehicle_id)):
             out.setdefault(c.call.stage, []).append(c)
-        return out
+        self._calls_over = {s: len(cs) - MAX_CALLS_PER_STAGE for s, cs in out.items() if len(cs) > MAX_CALLS_PER_STAGE}
+        return {s: cs[:MAX_CALLS_PER_STAGE] for s, cs in out.items()}
 
-    @staticmethod
-    def calls_said(calls: dict[str, list[BusCall]], now: float) -> str:
-        """The running calls in the explanation's words ("" when none)."""
+    def calls_said(self, calls: dict[str, list[BusCall]], now: float) -> str:
+        """The weighed calls in the explanation's words, and how many more were not weighed ("" when none)."""
         said = [
             f"bus {c.call.vehicle_id} ({c.call.delay_s:.0f} s late, due in about {max(0.0, c.call.at_s + c.call.eta_s - now):.0f} s) "
             f"counts as {c.weight_veh:g} vehicles for stage {stage}"
             for stage, cs in sorted(calls.items())
             for c in cs
+        ]
+        said += [
+            f"{n} more calling stage {stage} not weighed (at most {MAX_CALLS_PER_STAGE} a stage)"
+            for stage, n in sorted(self._calls_over.items())
+            if stage in calls
         ]
         return f"; transit priority: {'; '.join(said)}" if said else ""
 

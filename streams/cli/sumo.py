@@ -409,10 +409,13 @@ def transit_eval(scenario: Path, tsp: bool, controller: str, seeds: list[int], j
     if as_json:
         print(json.dumps(result))
         return
+    from signals.controllers import CONTROLLERS
+
+    granted = "grants" if CONTROLLERS[controller].cyclic else "bus calls"
     print(
         f"{result['scenario']} · {controller} · TSP {'on' if tsp else 'off'} · seeds {','.join(map(str, seeds))}: bus delay "
         f"{result['bus_delay_mean']:.2f} s ({result['buses']} buses), general traffic {result['other_delay_mean']:.2f} s "
-        f"({result['others']} vehicles), grants {result['grants']}, refusals {result['refusals']}, "
+        f"({result['others']} vehicles), {granted} {result['grants']}, refusals {result['refusals']}, "
         f"safety violations {result['safety_violations']}, {result['wall_s']:.1f} s wall"
     )
 

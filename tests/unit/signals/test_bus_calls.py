@@ -106,6 +106,30 @@ def test_a_call_is_no_reason_to_give_green_into_spillback() -> None:
     assert "bus bus-7" in during.expected_effect and "every exit of stage C is full" in during.expected_effect
 
 
+@pytest.mark.parametrize("name", ["leitstand", "maxpressure"])
+def test_a_flood_of_calls_weighs_no_more_than_two_buses(name: str) -> None:
+    """A faulty bus agent, or anyone writing to signals.priority, calls stage A for 50 "buses":
+    A is held exactly as for the two due first (``MAX_CALLS_PER_STAGE``), and the explanation says so."""
+    queues = {"N_in": 1.0, "E_in": 40.0, "W_in": 40.0}  # 80 waiting at C outweigh two buses in time, not fifty
+
+    def run(n: int) -> tuple[list[str], list[StageDecision]]:
+        ctl = PriorityController(make_controller(name, X), X)
+        out = []
+        for t in range(150):
+            if t == 3:
+                for k in range(n):
+                    ctl.request(bus("A", 3, eta=60, vehicle=f"bus-{k:02d}"))
+            out.append(ctl.decide(frame(t, queues)))
+        return [stage_of(d) for d in out], out
+
+    two, _ = run(2)
+    flood, decisions = run(50)
+    assert flood == two
+    if name == "leitstand":  # two buses hold A a while against the 80 at C (max-pressure switches at once)
+        assert two != run(0)[0]
+    assert "48 more calling stage A not weighed (at most 2 a stage)" in decisions[10].explanation.expected_effect
+
+
 def test_a_call_ends_when_its_time_is_up_and_a_new_call_of_the_same_bus_replaces_it() -> None:
     ctl = LeitstandController(X)
     assert isinstance(ctl, TakesBusCalls)
