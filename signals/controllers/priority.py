@@ -59,6 +59,8 @@ class PriorityController:
             return Refusal(f"a priority grant runs until {self._grant.until_s:.0f} (at most one per cycle)")
         if self._last is None:
             return Refusal("no plan driven yet")
+        if not call.delay_s > 0:  # conditional priority: the bus agent asks for late buses only
+            return Refusal(f"bus {call.vehicle_id} is not late ({call.delay_s:.0f} s): priority is for late buses")
         if not self._last.plan.cyclic and isinstance(self.inner, TakesBusCalls):
             taken = call_for_bus(self.intersection, call, self.rules)
             if isinstance(taken, BusCall):

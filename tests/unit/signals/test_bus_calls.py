@@ -152,6 +152,8 @@ def test_the_wrapper_gives_a_cyclic_program_a_grant_and_an_adaptive_controller_a
     adaptive.decide(frame(0, {}))
     assert isinstance(adaptive.request(bus("C", 0, eta=10)), BusCall)
     assert isinstance(adaptive.request(bus("C", 1, eta=10, vehicle="bus-8")), BusCall)  # several buses at once
+    early = adaptive.request(PriorityCall("r-early", "bus-9", "C", T0 + 1, 10.0, -30.0))
+    assert isinstance(early, Refusal) and "not late" in early.reason  # a record written by hand, or a faulty agent
     later = adaptive.decide(frame(9, {}))
     assert "bus bus-7" in later.explanation.expected_effect and "bus bus-8" in later.explanation.expected_effect
 
