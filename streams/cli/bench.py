@@ -446,7 +446,12 @@ def bench_tsp(
     ] = "fixed",
     bus_weight: Annotated[
         float | None,
-        typer.Option("--bus-weight", min=0.0, max=100.0, help="Vehicles a late bus counts as for leitstand / maxpressure (bus calls)."),
+        typer.Option(
+            "--bus-weight",
+            min=0.0,
+            max=100.0,
+            help="Vehicles a late bus counts as for leitstand / maxpressure (bus calls; default 30).",
+        ),
     ] = None,
 ) -> None:
     """Bus and car delay, transit priority on/off (JSON)."""
