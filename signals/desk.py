@@ -595,12 +595,11 @@ class ControlDesk:
             reason = "" if isinstance(result, (Grant, BusCall)) else result.reason
         if isinstance(result, BusCall):
             detail |= {
-                "kind": "bus_call",
+                "kind": result.kind,
                 "weight_veh": result.weight_veh,
                 "until_s": round(result.until_s, 3),
                 "explanation": result.explain(),
             }
-            entry = AuditEntry(at_s, req.intersection_id, "priority_granted", actor, detail)
         elif isinstance(result, Grant):
             detail |= {
                 "kind": result.kind,
@@ -610,11 +609,12 @@ class ControlDesk:
                 "until_s": round(result.until_s, 3),
                 "explanation": result.explain(call),
             }
-            entry = AuditEntry(at_s, req.intersection_id, "priority_granted", actor, detail)
         else:
-            entry = AuditEntry(at_s, req.intersection_id, "priority_refused", actor, {**detail, "eta_s": round(eta, 1), "reason": reason})
+            detail |= {"eta_s": round(eta, 1), "reason": reason}
+        granted = isinstance(result, (Grant, BusCall))
+        entry = AuditEntry(at_s, req.intersection_id, "priority_granted" if granted else "priority_refused", actor, detail)
         out.audit.append(AuditOut(entry, slot.session))
-        out.commands.append(("priority", "applied" if isinstance(result, (Grant, BusCall)) else "refused"))
+        out.commands.append(("priority", "applied" if granted else "refused"))
         return out
 
     # -- configs -----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import ClassVar, Literal
 
 from signals.explain import Explanation, StageDecision
 from signals.model import Intersection, SignalPlan, StagePhase
@@ -111,6 +111,8 @@ class BusCall:
     call: PriorityCall
     weight_veh: float
     until_s: float
+    #: as the audit and the SUMO counts name it, beside a grant's ``extension`` / ``early_green``
+    kind: ClassVar[Literal["bus_call"]] = "bus_call"
 
     def explain(self) -> str:
         c = self.call

@@ -315,19 +315,20 @@ class LeitstandController(MaxPressureController):
             queue = obs.queue(det)
             approaching = max(0.0, obs.vehicles(det) - queue)
             value = queue + self.approach_weight * approaching
-        known = [e for e in exits if e in obs.lanes]  # a dead exit detector is no evidence of spillback
-        if known and all(self._full(obs, e) for e in known):
+        if self._exits_full(obs, exits):
             return 0.0  # every exit of this lane is queued back: green would not move anyone
         return value
+
+    def _exits_full(self, obs: DetectorObservation, exits: set[str]) -> bool:
+        """Every exit with a reading is full (a dead exit detector is no evidence of spillback;
+        none with a reading: not full)."""
+        known = [e for e in exits if e in obs.lanes]
+        return bool(known) and all(self._full(obs, e) for e in known)
 
     def _can_move(self, obs: DetectorObservation, stage_id: str) -> bool:
         """Whether some approach ``stage_id`` serves has an exit that is not full: a bus's call is
         no reason to give green into spillback, any more than a queue is (``_lane_value``)."""
-        for exits in self._serves[stage_id].values():
-            known = [e for e in exits if e in obs.lanes]
-            if not known or not all(self._full(obs, e) for e in known):
-                return True
-        return False
+        return not all(self._exits_full(obs, exits) for exits in self._serves[stage_id].values())
 
     def _protect_turns(self, cur: str, chosen: str, obs: DetectorObservation, waits: dict[str, float]) -> str | None:
         """The stage protecting a permissive turn off a short link from a neighbouring signal (a

@@ -228,7 +228,7 @@ class _Priority:
         if isinstance(out, (Grant, BusCall)):
             self.granted.add((vid, tls))
             self.grants += 1
-            self.kinds[out.kind if isinstance(out, Grant) else "bus_call"] += 1
+            self.kinds[out.kind] += 1
         else:
             self.refusals += 1
             self.reasons[re.sub(r"\d+", "N", out.reason)] += 1
