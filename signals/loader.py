@@ -105,7 +105,7 @@ def _num(value: object, where: str) -> float:
 _TOP = frozenset(
     {"schema", "id", "name", "cycle", "max_wait_s", "signal_groups", "conflicts", "intergreen_s", "stages", "lane_areas", "fixed_plan"}
 )
-_GROUP = frozenset({"id", "kind", "min_green_s", "yellow_s", "red_yellow_s", "max_wait_s"})
+_GROUP = frozenset({"id", "kind", "min_green_s", "yellow_s", "red_yellow_s", "max_wait_s", "yielding_clearance_s"})
 _STAGE = frozenset({"id", "groups", "min_green_s", "max_green_s", "yielding"})
 _LANE = frozenset({"id", "group", "downstream", "saturation_flow_vph", "detector", "length_m", "zone"})
 
@@ -115,7 +115,7 @@ def _group(raw: object, where: str) -> SignalGroup:
     kind = g.get("kind", "vehicle")
     if kind not in ("vehicle", "pedestrian", "cyclist"):
         raise ModelError(f"{where}.kind: expected vehicle, pedestrian or cyclist, got {str(kind)[:40]!r}")
-    wait = g.get("max_wait_s")
+    wait, clearance = g.get("max_wait_s"), g.get("yielding_clearance_s")
     return SignalGroup(
         _str(g.get("id"), f"{where}.id"),
         kind,
@@ -123,6 +123,7 @@ def _group(raw: object, where: str) -> SignalGroup:
         yellow_s=_num(g.get("yellow_s", RILSA_YELLOW_S), f"{where}.yellow_s"),
         red_yellow_s=_num(g.get("red_yellow_s", RILSA_RED_YELLOW_S), f"{where}.red_yellow_s"),
         max_wait_s=None if wait is None else _num(wait, f"{where}.max_wait_s"),
+        yielding_clearance_s=None if clearance is None else _num(clearance, f"{where}.yielding_clearance_s"),
     )
 
 
@@ -260,6 +261,7 @@ def intersection_to_dict(intersection: Intersection) -> dict[str, Any]:
                 "yellow_s": g.yellow_s,
                 "red_yellow_s": g.red_yellow_s,
                 **({"max_wait_s": g.max_wait_s} if g.max_wait_s is not None else {}),
+                **({"yielding_clearance_s": g.yielding_clearance_s} if g.yielding_clearance_s is not None else {}),
             }
             for g in intersection.groups.values()
         ],

@@ -77,6 +77,12 @@ class SignalGroup:
     red_yellow_s: float = RILSA_RED_YELLOW_S
     #: longest tolerated non-green time for this group; None uses the intersection's value
     max_wait_s: float | None = None
+    #: intergreen towards every conflicting group when this group's green ends in a stage where
+    #: it only *yields* (:attr:`Stage.yielding`): turners waiting inside the junction for a gap
+    #: clear from a standstill once the stream they yield to has stopped, which takes longer
+    #: than the intergreen matrix's moving vehicle on a long path (RiLSA's waiting left turners;
+    #: the SUMO reader computes it from the path left after the wait point). None: the matrix alone
+    yielding_clearance_s: float | None = None
 
 
 class SignalGroupTimings(TypedDict, total=False):
@@ -87,6 +93,7 @@ class SignalGroupTimings(TypedDict, total=False):
     yellow_s: float
     red_yellow_s: float
     max_wait_s: float | None
+    yielding_clearance_s: float | None
 
 
 @dataclass(frozen=True)
@@ -201,8 +208,10 @@ class Intersection:
         """Time between the end of one stage's green and the start of the next stage's green.
 
         The longest of: intergreens for every clearing->entering conflicting pair (RiLSA), the
-        yellow of every ending group (so it is red before the next stage starts), and the
-        red-yellow of every starting group (shown at the end of the transition).
+        yellow of every ending group (so it is red before the next stage starts), the red-yellow
+        of every starting group (shown at the end of the transition), and the yielding clearance
+        of every group that ends while it only yields in ``from_stage`` and conflicts with a
+        starting one (:meth:`clearance_s`).
         """
         if from_stage == to_stage:
             return 0.0
@@ -211,8 +220,18 @@ class Intersection:
         needs = [0.0]
         needs += [self.groups[g].yellow_s for g in ending]
         needs += [self.groups[g].red_yellow_s for g in starting]
-        needs += [self.intergreen_s[(e, s)] for e in ending for s in starting if self.conflicting(e, s)]
+        needs += [self.clearance_s(from_stage, e, s) for e in ending for s in starting if self.conflicting(e, s)]
         return max(needs)
+
+    def clearance_s(self, from_stage: str, clearing: str, entering: str) -> float:
+        """Seconds from the end of ``clearing``'s green in ``from_stage`` to the earliest green of
+        the conflicting ``entering`` group: the intergreen, or the clearing group's yielding
+        clearance when it only yielded in that stage (its turners may still wait inside)."""
+        ig = self.intergreen_s[(clearing, entering)]
+        own = self.groups[clearing].yielding_clearance_s
+        if own is not None and clearing in self.stage(from_stage).yielding:
+            return max(ig, own)
+        return ig
 
     # -- consistency ---------------------------------------------------------------------------
     def _check_numbers(self) -> None:
@@ -231,6 +250,8 @@ class Intersection:
             sane(f"group {gid!r} red_yellow_s", g.red_yellow_s)
             if g.max_wait_s is not None:
                 sane(f"group {gid!r} max_wait_s", g.max_wait_s)
+            if g.yielding_clearance_s is not None:
+                sane(f"group {gid!r} yielding_clearance_s", g.yielding_clearance_s)
         for (a, b), t in self.intergreen_s.items():
             sane(f"intergreen {a!r}->{b!r}", t)
         for st in self.stages:
@@ -283,6 +304,10 @@ class Intersection:
             served |= st.groups
         if served != known:
             raise ModelError(f"groups in no stage (would starve): {sorted(known - served)}")
+        yielding = frozenset().union(*(st.yielding for st in self.stages))
+        for gid, g in self.groups.items():
+            if g.yielding_clearance_s is not None and gid not in yielding:
+                raise ModelError(f"group {gid!r} has a yielding clearance but yields in no stage")
         for lane in self.lanes:
             if lane.group is not None and lane.group not in known:
                 raise ModelError(f"lane area {lane.id} names unknown group {lane.group}")
@@ -317,6 +342,8 @@ def rilsa_problems(intersection: Intersection) -> list[str]:
         within(f"group {gid!r} red_yellow_s", g.red_yellow_s, 0.0, MAX_RED_YELLOW_S)
         if g.max_wait_s is not None:
             within(f"group {gid!r} max_wait_s", g.max_wait_s, RILSA_MIN_GREEN_S, MAX_CYCLE_S)
+        if g.yielding_clearance_s is not None:
+            within(f"group {gid!r} yielding_clearance_s", g.yielding_clearance_s, 0.0, MAX_INTERGREEN_S)
     for (a, b), t in sorted(intersection.intergreen_s.items()):
         within(f"intergreen {a!r}->{b!r}", t, 0.0, MAX_INTERGREEN_S)
     for st in intersection.stages:

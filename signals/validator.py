@@ -4,7 +4,9 @@ Rules and their sources:
 
 * conflicting groups are never green at the same time (RiLSA, signal safety);
 * intergreen times (Zwischenzeiten) from end of green of a clearing group to start of green of a
-  conflicting entering group are respected (RiLSA 2015, 2.5);
+  conflicting entering group are respected (RiLSA 2015, 2.5); where a group's green ends in a
+  stage in which it only yielded, its yielding clearance (turners waiting inside the junction
+  start from a standstill) holds towards the conflicting groups of the next stage;
 * the signal sequence is red -> red-yellow -> green -> yellow -> red, with yellow and red-yellow
   lasting exactly their configured times (RiLSA / StVO §37; groups configured with 0 s skip them);
 * every green lasts at least the group's minimum green, 5 s by default (RiLSA), and every stage
@@ -111,6 +113,7 @@ class SafetyValidator:
         out: list[Violation] = []
         out += self._conflicts(tl)
         out += self._intergreens(tl)
+        out += self._yielding_clearances(tl)
         for g in self.intersection.groups:
             out += self._sequence_and_greens(tl, g)
             out += self._waits(tl, g)
@@ -161,6 +164,29 @@ class SafetyValidator:
                     gaps = [s - e for e in ends if e <= s + EPS]
                 if gaps and min(gaps) < need - EPS:
                     out.append(Violation("intergreen", f"{a}->{b}", s, f"{b} green {min(gaps):g} s after {a}, needs {need:g} s"))
+        return out
+
+    def _yielding_clearances(self, tl: SignalTimeline) -> list[Violation]:
+        """Stage to next stage: a group ending while it only yielded keeps its clearance."""
+        inter, out = self.intersection, []
+        wins = tl.stage_windows
+        pairs = list(zip(wins, wins[1:])) + ([(wins[-1], wins[0])] if tl.cyclic and len(wins) > 1 else [])
+        for cur, nxt in pairs:
+            here, there = inter.stage(cur.stage), inter.stage(nxt.stage)
+            gap = nxt.start_s - cur.end_s
+            if tl.cyclic:
+                gap %= tl.duration_s
+            for e in sorted(here.yielding - there.groups):
+                for s in sorted(there.groups - here.groups):
+                    if inter.conflicting(e, s) and gap < (need := inter.clearance_s(cur.stage, e, s)) - EPS:
+                        out.append(
+                            Violation(
+                                "intergreen",
+                                f"{e}->{s}",
+                                nxt.start_s,
+                                f"{s} green {gap:g} s after {e} yielded in {cur.stage}, needs {need:g} s",
+                            )
+                        )
         return out
 
     def _sequence_and_greens(self, tl: SignalTimeline, g: str) -> list[Violation]:

@@ -71,7 +71,13 @@ def intersections(draw, feasible: bool = False) -> Intersection:
     for i, c in enumerate(classes):
         lo = float(draw(st.integers(3, 8)))
         floor = max([lo, *(groups[g].min_green_s for g in c)])
-        stages.append(Stage(f"S{i}", frozenset(c), lo, floor + draw(st.integers(5, 40))))
+        # some vehicle groups only yield in a stage (permissive turns); some of those need a
+        # yielding clearance when that stage ends (turners waiting inside the junction)
+        yielding = frozenset(g for g in sorted(c) if groups[g].kind == "vehicle" and draw(st.integers(0, 3)) == 0)
+        stages.append(Stage(f"S{i}", frozenset(c), lo, floor + draw(st.integers(5, 40)), yielding=yielding))
+    for g in sorted(set().union(*(s.yielding for s in stages))):
+        if draw(st.booleans()):
+            groups[g] = dataclasses.replace(groups[g], yielding_clearance_s=float(draw(st.integers(0, 15))))
     floors = {s.id: max([s.min_green_s, *(groups[g].min_green_s for g in s.groups)]) for s in stages}
     plan = SignalPlan(tuple(StagePhase(s.id, min(s.max_green_s, floors[s.id] + draw(st.integers(0, 15)))) for s in stages))
     lanes = [LaneArea(f"out{i}") for i in range(2)]
@@ -171,6 +177,15 @@ def oracle_violations(x: Intersection, plan: SignalPlan, tl: SignalTimeline) -> 
         for k in starts:
             before = np.flatnonzero(ga[:k])
             if before.size and (k - before[-1] - 1) * DT < need - DT / 2:
+                bad.append("intergreen")
+    # a group ending where it only yielded: its clearance towards the next stage's conflicting groups
+    wins = list(zip(tl.stage_windows, plan.phases))
+    for (w0, p0), (w1, p1) in zip(wins, wins[1:] + (wins[:1] if tl.cyclic else [])):
+        gap = (w1.start_s - w0.end_s) % tl.duration_s if tl.cyclic else w1.start_s - w0.end_s
+        here, there = x.stage(p0.stage), x.stage(p1.stage)
+        for g in here.yielding - there.groups:
+            own = x.groups[g].yielding_clearance_s
+            if own is not None and any(x.conflicting(g, e) for e in there.groups - here.groups) and gap < own - DT / 2:
                 bad.append("intergreen")
     if tl.cyclic and not (x.cycle_min_s - 1e-6 <= tl.duration_s <= x.cycle_max_s + 1e-6):
         bad.append("cycle_bounds")

@@ -1,0 +1,83 @@
+"""Yielding clearance: a group whose green ends while it only yielded (turners waiting inside the
+junction) keeps conflicting groups red longer than the intergreen matrix says, on that change
+only; the model document carries it, the validator enforces it, the bounds refuse nonsense."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from signals.loader import intersection_from_dict, intersection_to_dict
+from signals.model import ModelError, SignalPlan, StagePhase
+from signals.timeline import build_timeline
+from signals.validator import SafetyValidator
+from tests.paths import EXAMPLE_INTERSECTION as EXAMPLE
+
+#: longer than every intergreen of the example towards K1 / K2 (the crossings' 9 s included)
+CLEARANCE_S = 12.0
+
+
+def _doc(clearance: float | None = CLEARANCE_S, yielding: bool = True) -> dict[str, Any]:
+    """K101 with its E/W group K3 turning permissively in stage C (it yields there)."""
+    doc = json.loads(EXAMPLE.read_text())
+    if yielding:
+        doc["stages"][2]["yielding"] = ["K3"]
+    if clearance is not None:
+        next(g for g in doc["signal_groups"] if g["id"] == "K3")["yielding_clearance_s"] = clearance
+    return doc
+
+
+def test_only_a_change_out_of_the_stage_where_the_group_yields_waits_for_its_clearance() -> None:
+    plain, x = intersection_from_dict(_doc(None)), intersection_from_dict(_doc())
+    assert plain.transition_s("C", "A") == 9.0  # the crossings FN/FS -> K1
+    assert x.transition_s("C", "A") == CLEARANCE_S
+    assert x.transition_s("C", "B") == CLEARANCE_S
+    assert x.clearance_s("C", "K3", "K1") == CLEARANCE_S
+    # K3 does not end (A -> C) or never yielded where it ends: the matrix as before
+    for a, b in (("A", "C"), ("B", "C"), ("A", "B"), ("B", "A")):
+        assert x.transition_s(a, b) == plain.transition_s(a, b)
+    # a clearance shorter than the matrix changes nothing
+    short = intersection_from_dict(_doc(2.0))
+    assert short.transition_s("C", "A") == 9.0
+
+
+def test_the_fixed_plan_and_every_plan_built_from_the_model_keep_the_clearance() -> None:
+    x = intersection_from_dict(_doc())
+    plain = intersection_from_dict(_doc(None))
+    assert build_timeline(x, x.fixed_plan).duration_s == build_timeline(plain, plain.fixed_plan).duration_s + (CLEARANCE_S - 9.0)
+    plan = SignalPlan((StagePhase("C", 10.0), StagePhase("A", 10.0), StagePhase("C", 10.0), StagePhase("B", 6.0)), cyclic=False)
+    assert SafetyValidator(x).check(plan).ok
+
+
+def test_the_validator_refuses_a_timeline_that_cuts_waiting_turners_off() -> None:
+    x, plain = intersection_from_dict(_doc()), intersection_from_dict(_doc(None))
+    for plan in (plain.fixed_plan, SignalPlan((StagePhase("C", 10.0), StagePhase("A", 10.0)), cyclic=False)):
+        report = SafetyValidator(x).check_timeline(build_timeline(plain, plan))
+        assert not report.ok
+        assert report.codes == {"intergreen"}
+        assert any("yielded in C" in v.detail and v.subject in ("K3->K1", "K3->K2") for v in report.violations)
+
+
+def test_the_model_document_carries_the_clearance() -> None:
+    x = intersection_from_dict(_doc())
+    again = intersection_from_dict(intersection_to_dict(x))
+    assert again.groups["K3"].yielding_clearance_s == CLEARANCE_S
+    assert again.transition_s("C", "A") == CLEARANCE_S
+    assert "yielding_clearance_s" not in json.dumps(intersection_to_dict(intersection_from_dict(_doc(None))))
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (_doc(yielding=False), "yields in no stage"),
+        (_doc(45.0), "yielding_clearance_s 45 s outside"),
+        (_doc(-1.0), "yielding_clearance_s"),
+        (_doc(float("nan")), "yielding_clearance_s"),
+    ],
+)
+def test_a_clearance_that_cannot_be_is_refused_by_name(doc: dict[str, Any], message: str) -> None:
+    with pytest.raises(ModelError, match=message):
+        intersection_from_dict(copy.deepcopy(doc))
