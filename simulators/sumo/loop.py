@@ -44,7 +44,7 @@ from signals.monitor import SafetyMonitor
 from signals.timeline import SignalState
 from simulators.sumo.breakdown import Breakdown
 from simulators.sumo.faults import DetectorFaults, FailureKind
-from simulators.sumo.network import APPROACH_M, SumoSignals, detection_zone, intersections_from_sumo, load_internal_net, load_sumo_net
+from simulators.sumo.network import APPROACH_M, SumoSignals, detection_zone, intersections_from_sumo, load_sumo_net
 from streams.records import DetectorReading, IntersectionConfig, IntersectionFrame
 from streams.signal_codec import decision_from_message, observation_from_frame, plan_message
 from streams.stores import key_partition
@@ -153,13 +153,13 @@ def load_network(scenario: Scenario) -> tuple[object, dict[str, SumoSignals]]:
     if not path.is_file():
         raise ScenarioError(f"{scenario.config}: its net file {path} does not exist")
     try:
-        net, internal = load_sumo_net(path), load_internal_net(path)
+        net = load_sumo_net(path)
     except KeyError as exc:  # sumolib indexes attributes blindly: a required one is missing
         raise ScenarioError(f"{path}: not a SUMO network (an element lacks the attribute {exc.args[0]!r})") from None
     except Exception as exc:  # any failure of the third-party parser is a bad input file
         raise ScenarioError(f"{path}: not a SUMO network ({type(exc).__name__}: {_one_line(exc)})") from None
     try:
-        signals = intersections_from_sumo(net, internal=internal)
+        signals = intersections_from_sumo(net)
     except Exception as exc:  # ModelError and whatever an odd tlLogic makes sumolib raise
         raise ScenarioError(f"{path}: its traffic lights cannot be modelled ({_one_line(exc)})") from None
     if not signals:

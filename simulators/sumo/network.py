@@ -16,14 +16,9 @@ Here:
 * **yellow** per group is the shortest yellow the program gives it, **intergreen** from a
   clearing to an entering conflicting group is the shortest gap the program leaves between
   them, never less than the clearing group's yellow; SUMO programs have no red-yellow, so 0 s;
-* a group that is green only permissively (``g``) in some stage gets a **yielding clearance**
-  where its links' paths through the junction have an internal wait point: the group's yellow
-  (the stream it yields to stops by then) plus the time a car takes from rest over the path
-  left after the wait point and its own length. The program's transitions never need it (it
-  protects such turns before the cross stage), but an adaptive controller changing straight
-  from a permissive stage to the cross stage cut off turners still standing inside: on joined
-  junctions with 10-20 m of path left the 3 s yellow did not clear them, and cross traffic
-  locked the junction (docs/transit.md, docs/signals.md "Yielding clearance").
+  no group gets a yielding clearance (``SignalGroup.yielding_clearance_s``): derived from the
+  junctions' geometry it cost the adaptive controllers more than the locks it prevented
+  (docs/signals.md, "Yielding clearance").
 
 What SUMO itself needs to drive a group (``G`` or ``g`` for permissive movements that yield)
 is kept beside the model in :class:`SumoSignals`.
@@ -32,7 +27,6 @@ is kept beside the model in :class:`SumoSignals`.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,11 +61,6 @@ APPROACH_M = 75.0
 #: a lane shorter than this (about three cars) is an artefact of how the map splits a road at a
 #: junction, not a place to measure a queue: its zone continues over the lane before (after) it
 STUB_M = 25.0
-#: a turner that waited inside the junction clears from rest: SUMO's default passenger-car
-#: acceleration (m/s²) over the path left after the wait point plus a car's length (m). Physical
-#: defaults, chosen on no map
-START_ACCEL_MS2 = 2.6
-CAR_LENGTH_M = 5.0
 
 
 @dataclass(frozen=True)
@@ -108,22 +97,9 @@ def load_sumo_net(net_file: str | Path) -> sumolib.net.Net:
     return sumolib.net.readNet(str(net_file), withLatestPrograms=True, withPedestrianConnections=True)
 
 
-def load_internal_net(net_file: str | Path) -> sumolib.net.Net:
-    """The network with its internal (junction) lanes: only for their lengths. Kept apart from
-    :func:`load_sumo_net`, whose lanes' neighbours would otherwise include junction lanes."""
-    return sumolib.net.readNet(str(net_file), withInternal=True, withPedestrianConnections=True)
-
-
-def intersections_from_sumo(net_file: str | Path | sumolib.net.Net, *, internal: sumolib.net.Net | None = None) -> dict[str, SumoSignals]:
-    """Every traffic light of the network that has at least two green stages.
-
-    Yielding clearances need the junctions' internal lanes: from ``internal``
-    (:func:`load_internal_net`), read here when ``net_file`` is a path; a bare network object
-    without them gives models without yielding clearances."""
-    if isinstance(net_file, sumolib.net.Net):
-        net = net_file
-    else:
-        net, internal = load_sumo_net(net_file), internal or load_internal_net(net_file)
+def intersections_from_sumo(net_file: str | Path | sumolib.net.Net) -> dict[str, SumoSignals]:
+    """Every traffic light of the network that has at least two green stages."""
+    net = net_file if isinstance(net_file, sumolib.net.Net) else load_sumo_net(net_file)
     out = {}
     for tls in net.getTrafficLights():
         programs = tls.getPrograms()
@@ -131,35 +107,21 @@ def intersections_from_sumo(net_file: str | Path | sumolib.net.Net, *, internal:
             continue
         program_id, program = next(iter(programs.items()))
         try:
-            out[tls.getID()] = _from_tls(tls, program_id, program, internal)
+            out[tls.getID()] = _from_tls(tls, program_id, program)
         except ModelError as exc:
             raise ModelError(f"traffic light {tls.getID()}: {exc}") from None
     return out
 
 
-def _from_tls(
-    tls: sumolib.net.TLS, program_id: str, program: sumolib.net.TLSProgram, internal: sumolib.net.Net | None = None
-) -> SumoSignals:
+def _from_tls(tls: sumolib.net.TLS, program_id: str, program: sumolib.net.TLSProgram) -> SumoSignals:
     """One program of a traffic light as a checked intersection model (see the module text)."""
     p = _read_program(program)
     stages, green_chars, plan = _stages(p)
     yellow, gaps = _clearances(p.phases, p.green_idx, p.greens_in, p.group_links)
     conn_by_link = _connections(tls)
     conflicts = _conflicts(p, conn_by_link)
-    yields = {g for chars in green_chars.values() for g, ch in chars.items() if ch == "g"}
-    left = _left_after_wait(conn_by_link, p.group_links, yields, internal)
-    shipped = _shipped_yield_gaps(plan, {sid: gs for gs, sid in stages.items()}, green_chars, conflicts, gaps)
     groups = {
-        g: SignalGroup(
-            g,
-            kind=_kind(links, conn_by_link),
-            min_green_s=RILSA_MIN_GREEN_S,
-            yellow_s=yellow.get(g, 3.0),
-            red_yellow_s=0.0,
-            yielding_clearance_s=None
-            if g not in left
-            else min(round(yellow.get(g, 3.0) + from_rest_s(left[g]), 1), shipped.get(g, math.inf)),
-        )
+        g: SignalGroup(g, kind=_kind(links, conn_by_link), min_green_s=RILSA_MIN_GREEN_S, yellow_s=yellow.get(g, 3.0), red_yellow_s=0.0)
         for g, links in p.group_links.items()
     }
     longest = max((ph.green_s for ph in plan), default=0.0)
@@ -298,67 +260,6 @@ def _clearances(
             for e in there - here:
                 gaps[(g, e)] = min(gaps.get((g, e), gap), gap)
     return yellow, gaps
-
-
-def _shipped_yield_gaps(
-    plan: Sequence[StagePhase],
-    stage_groups: Mapping[str, frozenset[str]],
-    green_chars: Mapping[str, Mapping[str, str]],
-    conflicts: set[frozenset[str]],
-    gaps: Mapping[tuple[str, str], float],
-) -> dict[str, float]:
-    """Per group, the shortest gap the program itself leaves when it ends the group's
-    *permissive* green straight into a conflicting stage: where the program speaks, its
-    engineers' clearance stands (and the fixed plan drives as shipped), as for the intergreens."""
-    out: dict[str, float] = {}
-    for cur, nxt in zip(plan, [*plan[1:], *plan[:1]]):
-        here, there = stage_groups[cur.stage], stage_groups[nxt.stage]
-        for g in here - there:
-            if green_chars[cur.stage].get(g) != "g":
-                continue
-            for e in there - here:
-                if frozenset((g, e)) in conflicts and (g, e) in gaps:
-                    out[g] = min(out.get(g, math.inf), gaps[(g, e)])
-    return out
-
-
-def from_rest_s(distance_m: float) -> float:
-    """Seconds a car starting from rest needs to move its whole length ``distance_m`` on."""
-    return math.sqrt(2.0 * (distance_m + CAR_LENGTH_M) / START_ACCEL_MS2)
-
-
-def _left_after_wait(
-    conns: Mapping[int, list[Connection]], group_links: Mapping[str, list[int]], yields: set[str], internal: sumolib.net.Net | None
-) -> dict[str, float]:
-    """Per yielding group, the longest path through the junction left after a link's first
-    internal wait point (SUMO splits a junction lane there); groups whose turners wait at the
-    stop line (no split) are left out."""
-    out: dict[str, float] = {}
-    if internal is None:
-        return out
-    for g in sorted(yields):
-        for idx in group_links[g]:
-            for c in conns.get(idx, ()):
-                rest = _internal_path(internal, c.getViaLaneID())[1:]
-                if rest:
-                    out[g] = max(out.get(g, 0.0), sum(lane.getLength() for lane in rest))
-    return out
-
-
-def _internal_path(internal: sumolib.net.Net, via: str) -> list[sumolib.net.lane.Lane]:
-    """The junction lanes a connection runs on, from its first (``via``) to the last before the
-    outgoing road; empty when the network object does not know them."""
-    path: list[sumolib.net.lane.Lane] = []
-    lane_id = via
-    while lane_id and lane_id.startswith(":") and len(path) < 16:
-        try:
-            lane = internal.getLane(lane_id)
-        except KeyError:
-            return []
-        path.append(lane)
-        nxt = [c for c in lane.getOutgoing()]
-        lane_id = (nxt[0].getViaLaneID() or nxt[0].getToLane().getID()) if nxt else ""
-    return path
 
 
 def _connections(tls: sumolib.net.TLS) -> dict[int, list[Connection]]:
