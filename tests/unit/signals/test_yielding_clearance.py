@@ -81,3 +81,19 @@ def test_the_model_document_carries_the_clearance() -> None:
 def test_a_clearance_that_cannot_be_is_refused_by_name(doc: dict[str, Any], message: str) -> None:
     with pytest.raises(ModelError, match=message):
         intersection_from_dict(copy.deepcopy(doc))
+
+
+def test_the_stage_adapter_keeps_the_clearance_on_the_street() -> None:
+    from signals.adapter import StageAdapter
+    from signals.explain import Explanation, StageDecision
+    from signals.timeline import SignalState
+
+    x = intersection_from_dict(_doc())
+    plan = SignalPlan((StagePhase("C", 10.0), StagePhase("A", 30.0)), cyclic=False)
+    decision = StageDecision(x.id, 0.0, plan, Explanation("test", "0", "yielding", (), "-"), 0.0)
+    adapter = StageAdapter(x)
+    shown = [adapter.step(decision, float(t)) for t in range(60)]
+    green = SignalState.GREEN
+    k3_end = max(t for t, s in enumerate(shown) if s["K3"] is green) + 1
+    k1_start = min(t for t, s in enumerate(shown) if s["K1"] is green)
+    assert k1_start - k3_end >= CLEARANCE_S
