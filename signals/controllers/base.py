@@ -121,6 +121,11 @@ class TakesBusCalls(Protocol):
         replaces the old one)."""
         ...
 
+    def call_refusal(self) -> str | None:
+        """Why a call taken now would not be weighed (None: it would be): the desk then refuses
+        the request with this reason instead of auditing a grant that changes nothing."""
+        ...
+
 
 class ControllerClass(Protocol):
     """A controller class as the registry keeps it: its ``name`` and its constructor, which takes

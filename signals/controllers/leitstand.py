@@ -73,8 +73,8 @@ The rule, in the spirit of actuated control and SURTRAC's queue/platoon clearing
 * **a late bus counts as ``bus_weight_veh`` queued vehicles on its stage** (1.8.3, transit priority,
   ``signals.priority.BusCall``): while green it is a vehicle the stage would strand, while red a
   vehicle a change would release, weighted by the wait like any other; not while every exit of
-  that stage is full (``_can_move``: green would move nobody, the bus included). Not weighed
-  while the shipped program is followed on coarse frames (1.7);
+  that stage is full (``_can_move``: green would move nobody, the bus included). Refused
+  (``call_refusal``) while the shipped program is followed on coarse frames (1.7);
 * minimum and maximum greens, intergreens and every group's maximum wait are enforced exactly
   as for max-pressure (the same plan bookkeeping, earliest-deadline-first wait guard), and the
   safety validator still checks every plan.
@@ -640,6 +640,15 @@ class LeitstandController(MaxPressureController):
         self.history_s = history_s
         self._program_pos = pos
         return guarded
+
+    def call_refusal(self) -> str | None:
+        """While the shipped program is followed on coarse frames (1.7) no call is weighed."""
+        if self._program_pos is None:
+            return None
+        return (
+            f"leitstand follows the shipped program: detector frames come every {self.frame_interval_s():g} s, "
+            "too seldom to weigh a bus call"
+        )
 
     def _follow_program(self, obs: DetectorObservation, frame_s: float) -> StageDecision:
         """Commit the shipped fixed program's phases, in its order and with its greens, until the

@@ -63,6 +63,10 @@ class MaxPressureController:
         """Weigh a late bus as demand on its stage until ``call.until_s`` (``TakesBusCalls``)."""
         self._calls[call.call.vehicle_id] = call
 
+    def call_refusal(self) -> str | None:
+        """Calls are always weighed (``TakesBusCalls``)."""
+        return None
+
     def bus_calls(self, now: float) -> dict[str, list[BusCall]]:
         """The calls weighed at ``now`` by stage: the ``MAX_CALLS_PER_STAGE`` due first of each
         (ended ones are dropped; the others are counted for the explanation)."""

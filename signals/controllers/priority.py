@@ -62,6 +62,8 @@ class PriorityController:
         if not call.delay_s > 0:  # conditional priority: the bus agent asks for late buses only
             return Refusal(f"bus {call.vehicle_id} is not late ({call.delay_s:.0f} s): priority is for late buses")
         if not self._last.plan.cyclic and isinstance(self.inner, TakesBusCalls):
+            if why := self.inner.call_refusal():
+                return Refusal(why)
             taken = call_for_bus(self.intersection, call, self.rules)
             if isinstance(taken, BusCall):
                 self.inner.take_call(taken)

@@ -178,3 +178,21 @@ def test_no_bus_call_breaks_a_safety_bound(name: str, queues: list[float], calls
             ctl.request(bus(stage, t, eta, vehicle=f"bus-{k}"))
         d = ctl.decide(frame(t, q))
         assert validator.check(d.plan).ok, validator.check(d.plan).violations
+
+
+def test_leitstand_following_the_program_on_coarse_frames_refuses_a_call_and_says_why() -> None:
+    """A call leitstand would not weigh (it runs the shipped program on minute frames) is refused,
+    so the audit does not record a grant that changes nothing; fast frames bring calls back."""
+    ctl = PriorityController(make_controller("leitstand", X), X)
+    for t in range(0, 301, 60):
+        d = ctl.decide(DetectorObservation(X.id, T0 + t, 60.0, frame(t, {}).lanes))
+    assert "runs the shipped program" in d.explanation.expected_effect
+    refused = ctl.request(bus("C", 300, eta=10))
+    assert isinstance(refused, Refusal) and "follows the shipped program" in refused.reason
+    assert "every 60 s" in refused.reason
+    taken = None
+    for t in range(301, 400):
+        ctl.decide(frame(t, {}))
+        if isinstance(taken := ctl.request(bus("C", t, eta=10)), BusCall):
+            break
+    assert isinstance(taken, BusCall)  # adaptive again: the call is weighed
