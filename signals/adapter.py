@@ -44,8 +44,10 @@ class StageAdapter:
         self.stage: str | None = None
         self.green_start_s = 0.0
         self.transition: Transition | None = None
-        #: end of the last green of every group that has cleared
+        #: end of the last green of every group that has cleared, and the stage it ended in (a
+        #: group that ended where it only yielded keeps its yielding clearance)
         self.green_end_s: dict[str, float] = {}
+        self._ended_in: dict[str, str] = {}
         self._decision: StageDecision | None = None
         self._timeline: SignalTimeline | None = None
         self.stage_changes = 0
@@ -157,13 +159,11 @@ class StageAdapter:
         need = intersection.transition_s(self.stage, to_stage)
         for s in there - here:
             for c, end in self.green_end_s.items():
-                ig = intersection.intergreen_s.get((c, s))
-                if ig is not None and c not in there and c not in here:
-                    need = max(need, end + ig - t)
+                if (c, s) in intersection.intergreen_s and c not in there and c not in here:
+                    need = max(need, end + intersection.clearance_s(self._ended_in[c], c, s) - t)
             for c in here - there:  # clearing now
-                ig = intersection.intergreen_s.get((c, s))
-                if ig is not None:
-                    need = max(need, ig)
+                if (c, s) in intersection.intergreen_s:
+                    need = max(need, intersection.clearance_s(self.stage, c, s))
         return need
 
     def _begin(self, to_stage: str, t: float) -> None:
@@ -172,6 +172,7 @@ class StageAdapter:
         need = self._need(to_stage, t)
         for g in intersection.stage(self.stage).groups - intersection.stage(to_stage).groups:
             self.green_end_s[g] = t
+            self._ended_in[g] = self.stage
         self.transition = Transition(self.stage, to_stage, t, t + need)
         self.stage_changes += 1
 

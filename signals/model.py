@@ -80,8 +80,10 @@ class SignalGroup:
     #: intergreen towards every conflicting group when this group's green ends in a stage where
     #: it only *yields* (:attr:`Stage.yielding`): turners waiting inside the junction for a gap
     #: clear from a standstill once the stream they yield to has stopped, which takes longer
-    #: than the intergreen matrix's moving vehicle on a long path (RiLSA's waiting left turners;
-    #: the SUMO reader computes it from the path left after the wait point). None: the matrix alone
+    #: than the intergreen matrix's moving vehicle on a long path (RiLSA's waiting left turners).
+    #: It holds until the group is green again, across short stages in between. Set by a
+    #: configuration's engineers; the SUMO reader sets none (docs/signals.md, "Yielding
+    #: clearance"). None: the matrix alone
     yielding_clearance_s: float | None = None
 
 

@@ -90,7 +90,8 @@ def transition_times(intersection: Intersection, plan: SignalPlan) -> list[float
     Starts from :meth:`Intersection.transition_s` (the neighbouring stages) and lengthens a change
     wherever a group that cleared *earlier* - two or more stages back, or in the previous cycle -
     still needs its intergreen towards a group about to start (RiLSA: the intergreen holds between
-    every clearing and entering conflicting pair, not only between neighbouring stages).
+    every clearing and entering conflicting pair, not only between neighbouring stages); a group
+    that ended where it only yielded needs its yielding clearance (``Intersection.clearance_s``).
     Lengthening only ever widens later gaps, so the iteration settles in a few rounds.
     """
     phases = plan.phases
@@ -106,22 +107,24 @@ def transition_times(intersection: Intersection, plan: SignalPlan) -> list[float
             if i < m:
                 t += trans[i]
         cycle = t
-        # green ends per group: the end of a phase it holds when the next phase does not hold it
-        green_ends: dict[str, list[float]] = {g: [] for g in intersection.groups}
+        # green ends per group: the end of a phase it holds when the next phase does not hold it,
+        # with the stage it ended in (a group ending where it only yielded keeps its clearance)
+        green_ends: dict[str, list[tuple[float, str]]] = {g: [] for g in intersection.groups}
         for i in range(m):
             for g in groups[i] - groups[(i + 1) % n]:
-                green_ends[g].append(ends[i])
+                green_ends[g].append((ends[i], phases[i].stage))
         changed = False
         for j in range(m):
             nxt = (j + 1) % n
             need = trans[j]
             for g in groups[nxt] - groups[j]:
-                for c, ig in ((c, intersection.intergreen_s[(c, g)]) for c in intersection.groups if (c, g) in intersection.intergreen_s):
-                    cand = [e for e in green_ends[c] if e <= ends[j] + EPS]
+                for c in (c for c in intersection.groups if (c, g) in intersection.intergreen_s):
+                    cand = [(e, st) for e, st in green_ends[c] if e <= ends[j] + EPS]
                     if plan.cyclic:
-                        cand += [e - cycle for e in green_ends[c]]
-                    if cand:
-                        need = max(need, max(cand) + ig - ends[j])
+                        cand += [(e - cycle, st) for e, st in green_ends[c]]
+                    if cand:  # its latest green end counts (the turners cleared in any later green)
+                        e, st = max(cand)
+                        need = max(need, e + intersection.clearance_s(st, c, g) - ends[j])
             if need > trans[j] + EPS:
                 trans[j], changed = need, True
         if not changed:

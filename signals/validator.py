@@ -6,7 +6,7 @@ Rules and their sources:
 * intergreen times (Zwischenzeiten) from end of green of a clearing group to start of green of a
   conflicting entering group are respected (RiLSA 2015, 2.5); where a group's green ends in a
   stage in which it only yielded, its yielding clearance (turners waiting inside the junction
-  start from a standstill) holds towards the conflicting groups of the next stage;
+  start from a standstill) holds towards every conflicting group until it is green again;
 * the signal sequence is red -> red-yellow -> green -> yellow -> red, with yellow and red-yellow
   lasting exactly their configured times (RiLSA / StVO §37; groups configured with 0 s skip them);
 * every green lasts at least the group's minimum green, 5 s by default (RiLSA), and every stage
@@ -167,26 +167,35 @@ class SafetyValidator:
         return out
 
     def _yielding_clearances(self, tl: SignalTimeline) -> list[Violation]:
-        """Stage to next stage: a group ending while it only yielded keeps its clearance."""
+        """A group ending where it only yielded keeps its clearance towards every conflicting
+        group that starts before it is green again (the next stage, or one after a short
+        non-conflicting stage in between)."""
         inter, out = self.intersection, []
         wins = tl.stage_windows
-        pairs = list(zip(wins, wins[1:])) + ([(wins[-1], wins[0])] if tl.cyclic and len(wins) > 1 else [])
-        for cur, nxt in pairs:
-            here, there = inter.stage(cur.stage), inter.stage(nxt.stage)
-            gap = nxt.start_s - cur.end_s
-            if tl.cyclic:
-                gap %= tl.duration_s
-            for e in sorted(here.yielding - there.groups):
-                for s in sorted(there.groups - here.groups):
-                    if inter.conflicting(e, s) and gap < (need := inter.clearance_s(cur.stage, e, s)) - EPS:
-                        out.append(
-                            Violation(
-                                "intergreen",
-                                f"{e}->{s}",
-                                nxt.start_s,
-                                f"{s} green {gap:g} s after {e} yielded in {cur.stage}, needs {need:g} s",
+        n = len(wins)
+        for k in range(n if tl.cyclic else n - 1):
+            cur, here = wins[k], inter.stage(wins[k].stage)
+            for e in sorted(here.yielding - inter.stage(wins[(k + 1) % n].stage).groups):
+                if inter.groups[e].yielding_clearance_s is None:
+                    continue
+                before = here.groups
+                for step in range(1, n if tl.cyclic else n - k):
+                    w = wins[(k + step) % n]
+                    gap = w.start_s - cur.end_s + (tl.duration_s if k + step >= n else 0.0)
+                    stage = inter.stage(w.stage)
+                    if e in stage.groups:
+                        break
+                    for s in sorted(stage.groups - before):
+                        if inter.conflicting(e, s) and gap < (need := inter.clearance_s(cur.stage, e, s)) - EPS:
+                            out.append(
+                                Violation(
+                                    "intergreen",
+                                    f"{e}->{s}",
+                                    w.start_s,
+                                    f"{s} green {gap:g} s after {e} yielded in {cur.stage}, needs {need:g} s",
+                                )
                             )
-                        )
+                    before = stage.groups
         return out
 
     def _sequence_and_greens(self, tl: SignalTimeline, g: str) -> list[Violation]:

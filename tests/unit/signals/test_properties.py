@@ -178,15 +178,22 @@ def oracle_violations(x: Intersection, plan: SignalPlan, tl: SignalTimeline) -> 
             before = np.flatnonzero(ga[:k])
             if before.size and (k - before[-1] - 1) * DT < need - DT / 2:
                 bad.append("intergreen")
-    # a group ending where it only yielded: its clearance towards the next stage's conflicting groups
-    wins = list(zip(tl.stage_windows, plan.phases))
-    for (w0, p0), (w1, p1) in zip(wins, wins[1:] + (wins[:1] if tl.cyclic else [])):
-        gap = (w1.start_s - w0.end_s) % tl.duration_s if tl.cyclic else w1.start_s - w0.end_s
-        here, there = x.stage(p0.stage), x.stage(p1.stage)
-        for g in here.yielding - there.groups:
+    # a group ending where it only yielded: its clearance towards every conflicting group that
+    # starts before it is green again (sampled: the last green sample against each start)
+    wins = list(tl.stage_windows)
+    for i, w0 in enumerate(wins[: len(wins) if tl.cyclic else len(wins) - 1]):
+        for g in x.stage(w0.stage).yielding:
             own = x.groups[g].yielding_clearance_s
-            if own is not None and any(x.conflicting(g, e) for e in there.groups - here.groups) and gap < own - DT / 2:
-                bad.append("intergreen")
+            if own is None or g in x.stage(wins[(i + 1) % len(wins)].stage).groups:
+                continue
+            end = int(round(w0.end_s / DT))  # first sample after its green
+            for e in (e for e in x.groups if x.conflicting(g, e)):
+                ge = states[e] == 2
+                for j in range(end, min(n, end + int(own / DT) + 1)):
+                    if states[g][j] == 2:
+                        break
+                    if ge[j] and (j == 0 or not ge[j - 1]) and (j - end) * DT < own - DT / 2:
+                        bad.append("intergreen")
     if tl.cyclic and not (x.cycle_min_s - 1e-6 <= tl.duration_s <= x.cycle_max_s + 1e-6):
         bad.append("cycle_bounds")
     for ph in plan.phases:

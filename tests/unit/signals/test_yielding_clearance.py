@@ -5,13 +5,14 @@ only; the model document carries it, the validator enforces it, the bounds refus
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
 import pytest
 
 from signals.loader import intersection_from_dict, intersection_to_dict
-from signals.model import ModelError, SignalPlan, StagePhase
+from signals.model import Intersection, ModelError, SignalGroup, SignalPlan, Stage, StagePhase
 from signals.timeline import build_timeline
 from signals.validator import SafetyValidator
 from tests.paths import EXAMPLE_INTERSECTION as EXAMPLE
@@ -97,3 +98,42 @@ def test_the_stage_adapter_keeps_the_clearance_on_the_street() -> None:
     k3_end = max(t for t, s in enumerate(shown) if s["K3"] is green) + 1
     k1_start = min(t for t, s in enumerate(shown) if s["K1"] is green)
     assert k1_start - k3_end >= CLEARANCE_S
+
+
+def _three_stages(clearance: float | None) -> Intersection:
+    """S1 {G1, yielding} -> S2 {G2} -> S3 {G3}: G2 does not conflict with G1, G3 does."""
+    groups = {g: SignalGroup(g, min_green_s=5.0, yellow_s=3.0, red_yellow_s=0.0) for g in ("G1", "G2", "G3")}
+    groups["G1"] = dataclasses.replace(groups["G1"], yielding_clearance_s=clearance)
+    stages = (
+        Stage("S1", frozenset({"G1"}), 5.0, 60.0, yielding=frozenset({"G1"})),
+        Stage("S2", frozenset({"G2"}), 5.0, 60.0),
+        Stage("S3", frozenset({"G3"}), 5.0, 60.0),
+    )
+    conflicts = frozenset({frozenset({"G1", "G3"}), frozenset({"G2", "G3"})})
+    intergreen = {(a, b): 3.0 for pair in conflicts for a, b in (sorted(pair), sorted(pair)[::-1])}
+    plan = SignalPlan((StagePhase("S1", 10.0), StagePhase("S2", 5.0), StagePhase("S3", 10.0)))
+    return Intersection("Y", groups, stages, conflicts, intergreen, plan)
+
+
+def test_a_short_stage_in_between_does_not_cut_the_clearance_short() -> None:
+    """S1 -> S2 (5 s, no conflict with G1) -> S3: G3 may not start until G1's clearance is over,
+    though no single stage change holds it (found probing the validator)."""
+    x, plain = _three_stages(20.0), _three_stages(None)
+    plan = SignalPlan((StagePhase("S1", 10.0), StagePhase("S2", 5.0), StagePhase("S3", 10.0)), cyclic=False)
+    tl = build_timeline(x, plan)
+    s1, _s2, s3 = tl.stage_windows
+    assert s3.start_s - s1.end_s >= 20.0 - 1e-9
+    assert SafetyValidator(x).check(plan).ok and SafetyValidator(x).check(x.fixed_plan).ok
+    cut = SafetyValidator(x).check_timeline(build_timeline(plain, plan))
+    assert [v.subject for v in cut.violations] == ["G1->G3"] and "yielded in S1" in cut.violations[0].detail
+    # on the street: the adapter waits for it too
+    from signals.adapter import StageAdapter
+    from signals.explain import Explanation, StageDecision
+    from signals.timeline import SignalState
+
+    decision = StageDecision(x.id, 0.0, plan, Explanation("test", "0", "yielding", (), "-"), 0.0)
+    adapter = StageAdapter(x)
+    shown = [adapter.step(decision, float(t)) for t in range(60)]
+    g1_end = max(t for t, s in enumerate(shown) if s["G1"] is SignalState.GREEN) + 1
+    g3_start = min(t for t, s in enumerate(shown) if s["G3"] is SignalState.GREEN)
+    assert g3_start - g1_end >= 20.0
