@@ -42,7 +42,9 @@ class MaxPressureController:
         self._max_transition_s = max((intersection.transition_s(a, b) for a in ids for b in ids), default=0.0)
         max_limit = max(intersection.group_max_wait_s(g) for g in intersection.groups)
         self.history_s = max_limit + intersection.cycle_max_s + self._max_transition_s
-        self._max_intergreen_s = max(intersection.intergreen_s.values(), default=0.0)
+        # the longest a cleared group binds a later change: an intergreen or a yielding clearance
+        clearances = [g.yielding_clearance_s for g in intersection.groups.values() if g.yielding_clearance_s is not None]
+        self._max_intergreen_s = max([*intersection.intergreen_s.values(), *clearances], default=0.0)
         self._phases: list[StagePhase] = []
         #: wall time at which the plan window starts (t = 0 of its timeline)
         self._origin_s = 0.0
