@@ -46,8 +46,7 @@ class StageAdapter:
         self.transition: Transition | None = None
         #: end of the last green of every group that has cleared, and the stage it ended in (a
         #: group that ended where it only yielded keeps its yielding clearance)
-        self.green_end_s: dict[str, float] = {}
-        self._ended_in: dict[str, str] = {}
+        self.green_end_s: dict[str, tuple[float, str]] = {}
         self._decision: StageDecision | None = None
         self._timeline: SignalTimeline | None = None
         self.stage_changes = 0
@@ -107,7 +106,7 @@ class StageAdapter:
         on = intersection.stage(self.stage).groups
         first = self._first_s if self._first_s is not None else t
         deadlines = {
-            g: self.green_end_s.get(g, first) + intersection.group_max_wait_s(g)
+            g: (self.green_end_s[g][0] if g in self.green_end_s else first) + intersection.group_max_wait_s(g)
             for g in intersection.groups
             if g not in on and any(g in st.groups for st in intersection.stages)
         }
@@ -158,9 +157,9 @@ class StageAdapter:
         here, there = intersection.stage(self.stage).groups, intersection.stage(to_stage).groups
         need = intersection.transition_s(self.stage, to_stage)
         for s in there - here:
-            for c, end in self.green_end_s.items():
+            for c, (end, ended_in) in self.green_end_s.items():
                 if (c, s) in intersection.intergreen_s and c not in there and c not in here:
-                    need = max(need, end + intersection.clearance_s(self._ended_in[c], c, s) - t)
+                    need = max(need, end + intersection.clearance_s(ended_in, c, s) - t)
             for c in here - there:  # clearing now
                 if (c, s) in intersection.intergreen_s:
                     need = max(need, intersection.clearance_s(self.stage, c, s))
@@ -171,8 +170,7 @@ class StageAdapter:
         assert self.stage is not None
         need = self._need(to_stage, t)
         for g in intersection.stage(self.stage).groups - intersection.stage(to_stage).groups:
-            self.green_end_s[g] = t
-            self._ended_in[g] = self.stage
+            self.green_end_s[g] = (t, self.stage)
         self.transition = Transition(self.stage, to_stage, t, t + need)
         self.stage_changes += 1
 

@@ -44,7 +44,7 @@ class MaxPressureController:
         self.history_s = max_limit + intersection.cycle_max_s + self._max_transition_s
         # the longest a cleared group binds a later change: an intergreen or a yielding clearance
         clearances = [g.yielding_clearance_s for g in intersection.groups.values() if g.yielding_clearance_s is not None]
-        self._max_intergreen_s = max([*intersection.intergreen_s.values(), *clearances], default=0.0)
+        self._longest_clearance_s = max([*intersection.intergreen_s.values(), *clearances], default=0.0)
         self._phases: list[StagePhase] = []
         #: wall time at which the plan window starts (t = 0 of its timeline)
         self._origin_s = 0.0
@@ -262,11 +262,12 @@ class MaxPressureController:
 
     def _trim(self) -> None:
         """Drop the oldest phase while the rest still spans ``history_s`` and none of its groups'
-        intergreens can still bind a later change (so the retained past is laid out unchanged)."""
+        intergreens or yielding clearances can still bind a later change (so the retained past is
+        laid out unchanged)."""
         while len(self._phases) > 2:
             tl = build_timeline(self.intersection, SignalPlan(tuple(self._phases), cyclic=False))
             w0, w1 = tl.stage_windows[0], tl.stage_windows[1]
-            if tl.duration_s - w1.start_s < self.history_s or w1.end_s - w0.end_s < self._max_intergreen_s:
+            if tl.duration_s - w1.start_s < self.history_s or w1.end_s - w0.end_s < self._longest_clearance_s:
                 return
             self._origin_s += w1.start_s
             self._phases.pop(0)

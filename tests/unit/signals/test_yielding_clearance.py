@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from signals.adapter import StageAdapter
+from signals.explain import Explanation, StageDecision
 from signals.loader import intersection_from_dict, intersection_to_dict
 from signals.model import Intersection, ModelError, SignalGroup, SignalPlan, Stage, StagePhase
-from signals.timeline import build_timeline
+from signals.timeline import SignalState, build_timeline
 from signals.validator import SafetyValidator
 from tests.paths import EXAMPLE_INTERSECTION as EXAMPLE
 
@@ -84,20 +86,20 @@ def test_a_clearance_that_cannot_be_is_refused_by_name(doc: dict[str, Any], mess
         intersection_from_dict(copy.deepcopy(doc))
 
 
-def test_the_stage_adapter_keeps_the_clearance_on_the_street() -> None:
-    from signals.adapter import StageAdapter
-    from signals.explain import Explanation, StageDecision
-    from signals.timeline import SignalState
-
-    x = intersection_from_dict(_doc())
-    plan = SignalPlan((StagePhase("C", 10.0), StagePhase("A", 30.0)), cyclic=False)
+def _street_gap(x: Intersection, plan: SignalPlan, clearing: str, entering: str) -> int:
+    """Seconds between ``clearing``'s last green and ``entering``'s first on the street, the
+    plan driven through the stage adapter second by second for a minute."""
     decision = StageDecision(x.id, 0.0, plan, Explanation("test", "0", "yielding", (), "-"), 0.0)
     adapter = StageAdapter(x)
     shown = [adapter.step(decision, float(t)) for t in range(60)]
-    green = SignalState.GREEN
-    k3_end = max(t for t, s in enumerate(shown) if s["K3"] is green) + 1
-    k1_start = min(t for t, s in enumerate(shown) if s["K1"] is green)
-    assert k1_start - k3_end >= CLEARANCE_S
+    end = max(t for t, s in enumerate(shown) if s[clearing] is SignalState.GREEN) + 1
+    return min(t for t, s in enumerate(shown) if s[entering] is SignalState.GREEN) - end
+
+
+def test_the_stage_adapter_keeps_the_clearance_on_the_street() -> None:
+    x = intersection_from_dict(_doc())
+    plan = SignalPlan((StagePhase("C", 10.0), StagePhase("A", 30.0)), cyclic=False)
+    assert _street_gap(x, plan, "K3", "K1") >= CLEARANCE_S
 
 
 def _three_stages(clearance: float | None) -> Intersection:
@@ -126,14 +128,4 @@ def test_a_short_stage_in_between_does_not_cut_the_clearance_short() -> None:
     assert SafetyValidator(x).check(plan).ok and SafetyValidator(x).check(x.fixed_plan).ok
     cut = SafetyValidator(x).check_timeline(build_timeline(plain, plan))
     assert [v.subject for v in cut.violations] == ["G1->G3"] and "yielded in S1" in cut.violations[0].detail
-    # on the street: the adapter waits for it too
-    from signals.adapter import StageAdapter
-    from signals.explain import Explanation, StageDecision
-    from signals.timeline import SignalState
-
-    decision = StageDecision(x.id, 0.0, plan, Explanation("test", "0", "yielding", (), "-"), 0.0)
-    adapter = StageAdapter(x)
-    shown = [adapter.step(decision, float(t)) for t in range(60)]
-    g1_end = max(t for t, s in enumerate(shown) if s["G1"] is SignalState.GREEN) + 1
-    g3_start = min(t for t, s in enumerate(shown) if s["G3"] is SignalState.GREEN)
-    assert g3_start - g1_end >= 20.0
+    assert _street_gap(x, plan, "G1", "G3") >= 20.0  # on the street: the adapter waits for it too
