@@ -137,12 +137,14 @@ class DeskPriority:
 @dataclass(frozen=True)
 class DeskState:
     """The field controller's report (``signals.state``): ``stage`` shown since ``started_s``,
-    reported at ``at_s`` (POSIX seconds)."""
+    reported at ``at_s`` (POSIX seconds, the cabinet's clock); ``exact`` when ``started_s`` is the
+    cabinet's own time of the change, not when its reporter first saw the stage."""
 
     intersection_id: str
     stage: str
     started_s: float
     at_s: float
+    exact: bool = False
 
 
 @dataclass(frozen=True)
@@ -469,7 +471,9 @@ class ControlDesk:
         seen = self._corridor.seen_by(obs, self.latest, lambda nb, t: self._shown_green(nb, obs, t))
         # the latest report against the plan driven until this frame, then the new drive; a signal
         # known not to follow has its controller plan on from the stage the street shows
+        offset = slot.follow.clock_offset_s
         out.following += self._followed(slot, slot.follow.at(obs.time_s))
+        self._clock_moved(slot, offset, out)
         street = slot.follow.street(obs.time_s)
         if street is not None:
             slot.control.resync(street.stage, street.since_s, obs.time_s, street.last_green)
@@ -504,9 +508,20 @@ class ControlDesk:
         slot = self._restore(state.intersection_id, out)
         if slot is None:
             return out
-        out.following += self._followed(slot, slot.follow.report(state.stage, state.at_s, state.started_s))
+        offset = slot.follow.clock_offset_s
+        out.following += self._followed(slot, slot.follow.report(state.stage, state.at_s, state.started_s, state.exact))
+        self._clock_moved(slot, offset, out)
         self._touch(out, slot)
         return out
+
+    @staticmethod
+    def _clock_moved(slot: Slot, before_s: float, out: Outbox) -> None:
+        """A warning when the watch has learned a new clock offset for the cabinet (1 s or more):
+        a technician should set the clock, since a plan carried out on it is that many seconds late."""
+        offset = slot.follow.clock_offset_s
+        if offset != before_s and abs(offset) >= 1.0:
+            fields = {"intersection_id": slot.follow.intersection.id, "clock_offset_s": offset}
+            out.notes.append(Note("warning", "cabinet clock off the detectors' (learned from its stage changes, allowed for)", fields))
 
     @staticmethod
     def _followed(slot: Slot, events: list[FollowEvent]) -> list[FollowEvent]:

@@ -26,6 +26,19 @@ every few seconds and one of them often lands in step with a cabinet running its
 ``REPORT_VALID_S`` says nothing any more: a reporter that fell silent must not turn every later
 plan change into an alarm.
 
+The cabinet stamps its reports with its own clock. One running a few seconds ahead of the
+detectors' looks, to an acyclic plan with 5 s greens, like a signal that lags every change, and
+one off by more than ``STEP_S`` never changes "in step", so an alarm raised during local operation
+would never clear. When the cabinet says its change times are its own (``exact``: not the time a
+poller first saw the stage, which lags each change by up to its polling interval and would look
+like a clock ahead), the watch learns the clock's offset from the changes it reports
+(``clock_offset_s``: each change against the nearest green start of that stage the plan reached from
+the same stage, within ``MAX_OFFSET_S``; their median once most of the last ``OFFSET_CHANGES`` agree within
+``OFFSET_SPREAD_S``) and reads the cabinet's times on the detectors' clock with it. A cabinet
+running its own program agrees with the plan's changes by chance only, so its samples scatter and
+teach nothing; one whose program is shifted by less than ``MAX_OFFSET_S`` is indistinguishable
+from a skewed clock and is read as one (it shows the plan's stages that many seconds late).
+
 Pure: driven decisions and reports in, events out.
 """
 
@@ -61,6 +74,24 @@ HISTORY = 16
 AHEAD = 64
 #: reported stage runs kept for the groups' last greens (several cycles of any junction)
 RUNS = 32
+#: the largest clock offset learned: a cabinet further off is a fault to fix, not to allow for, and
+#: a wider search would take a neighbouring green of the same stage for the one it started
+MAX_OFFSET_S = 10.0
+#: changes whose offsets are kept; the offset moves when at least ``OFFSET_AGREE`` of them and
+#: ``OFFSET_SHARE`` of those kept agree within ``OFFSET_SPREAD_S`` (a following cabinet starts each
+#: green when the plan's change ends, so its offsets differ by a step's rounding; a cabinet running
+#: its own program lands near the plan's green starts by chance: with two agreeing changes enough,
+#: 18 of 120 local operations on the example junction taught an offset, with three 7)
+OFFSET_CHANGES = 8
+OFFSET_AGREE = 3
+OFFSET_SHARE = 0.75
+OFFSET_SPREAD_S = 1.0
+#: a cabinet that times its changes itself is judged from its first report on, but its first alarm
+#: waits this long after that report unless its clock is known before: a following cabinet's
+#: first three changes (and so its clock) take 52-72 s under the acyclic controllers on the example
+#: junction, and a clock 5-8 s ahead looks like a lagging signal until then; the price is that a
+#: cabinet already stuck when the watch starts (a desk start, a new model) is raised up to 70 s later
+CLOCK_WAIT_S = 90.0
 #: the alarm kind (one per intersection)
 KIND = "signal_not_following"
 
@@ -79,6 +110,8 @@ class FollowEvent:
     since_s: float
     #: why it is cleared without agreement (the intersection's new model), or ""
     why: str = ""
+    #: how far the cabinet's clock runs ahead of the detectors' (learned; negative: behind)
+    clock_offset_s: float = 0.0
 
     @property
     def kind(self) -> str:
@@ -93,7 +126,7 @@ class FollowEvent:
             f"{self.since_s:.3f}",
             self.time_s,
             self.summary(),
-            {"reported_stage": self.reported, "driven_stage": self.driven, "since_s": self.since_s},
+            {"reported_stage": self.reported, "driven_stage": self.driven, "since_s": self.since_s, "clock_offset_s": self.clock_offset_s},
             subject_type="intersection",
         )
 
@@ -103,11 +136,23 @@ class FollowEvent:
             return (
                 f"{self.intersection_id} shows stage {self.reported} while the plan drives {self.driven}, for "
                 f"{self.time_s - self.since_s:.0f} s: the field controller is not following (manual or local control, "
-                "flashing, a refused plan or a communication fault); neighbours no longer rely on its plan"
+                f"flashing, a refused plan or a communication fault); neighbours no longer rely on its plan{self._clock()}"
             )
         if self.why:
             return f"{self.intersection_id}: no longer compared with the plan ({self.why})"
-        return f"{self.intersection_id} follows the plan again (stage {self.reported} as driven for {self.time_s - self.since_s:.0f} s)"
+        return (
+            f"{self.intersection_id} follows the plan again (stage {self.reported} as driven for "
+            f"{self.time_s - self.since_s:.0f} s){self._clock()}"
+        )
+
+    def _clock(self) -> str:
+        """The clock offset the watch reads the cabinet with, when there is one worth telling: a
+        technician should set the clock (a plan carried out on it is that late), and a cabinet
+        running its own program a few seconds off the plan's can teach one too."""
+        if abs(self.clock_offset_s) < 1.0:
+            return ""
+        way = "ahead of" if self.clock_offset_s > 0 else "behind"
+        return f"; its clock is read as {abs(self.clock_offset_s):.0f} s {way} the detectors' (learned from its stage changes)"
 
 
 @dataclass(frozen=True)
@@ -126,6 +171,8 @@ class FollowWatch:
 
     intersection: Intersection
     raised: bool = False
+    #: how far the cabinet's clock runs ahead of the detectors' (learned from its exact reports)
+    clock_offset_s: float = 0.0
     #: (decision time, decision) driven, oldest first
     _driven: deque[tuple[float, StageDecision]] = field(default_factory=lambda: deque(maxlen=HISTORY))
     #: the latest report judged: (time, stage)
@@ -133,8 +180,8 @@ class FollowWatch:
     #: the reported stages and since when (a report's ``started_s``, else its time), oldest first:
     #: the latest is what ``street`` says is shown, the others give the groups' last greens
     _runs: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=RUNS))
-    #: reports newer than the newest frame, a run of the same stage as one:
-    #: [first time, stage, started, last time]
+    #: reports newer than the newest frame (on the cabinet's clock), a run of the same stage as one:
+    #: [first time, stage, started, last time, exact]
     _ahead: deque[list] = field(default_factory=lambda: deque(maxlen=AHEAD))
     #: time of the newest frame
     _clock_s: float = -math.inf
@@ -145,6 +192,12 @@ class FollowWatch:
     #: start of the current run of disagreeing looks, None when there is none
     _apart_since: float | None = None
     _last_look_s: float = -math.inf
+    #: the offsets of the last changes the cabinet reported exactly (its clock minus the plan's)
+    _offsets: deque[float] = field(default_factory=lambda: deque(maxlen=OFFSET_CHANGES))
+    #: when the first report saying its change time is the cabinet's own was judged, and whether
+    #: the offset has been settled since (the first alarm waits for one or ``CLOCK_WAIT_S``)
+    _first_exact_s: float | None = None
+    _clock_known: bool = False
 
     def __post_init__(self) -> None:
         self._stages = frozenset(s.id for s in self.intersection.stages)
@@ -157,27 +210,35 @@ class FollowWatch:
             return
         self._driven.append((decision.time_s, decision))
 
-    def report(self, stage: str, at_s: float, started_s: float | None = None) -> list[FollowEvent]:
-        """The controller reported ``stage`` at ``at_s`` (shown since ``started_s``, if it says).
-        A report from after the newest frame waits for the frames to reach its time (reports and
+    def report(self, stage: str, at_s: float, started_s: float | None = None, exact: bool = False) -> list[FollowEvent]:
+        """The controller reported ``stage`` at ``at_s`` (shown since ``started_s``, if it says;
+        ``exact``: that is the cabinet's own time of the change, not when it was first seen). A
+        report from after the newest frame waits for the frames to reach its time (reports and
         frames travel on different topics, and the plan for a time is known only once its frame
         was decided); one older than the latest judged is ignored (a redelivery, or reports
-        overtaking each other)."""
+        overtaking each other). Times are the cabinet's clock; the watch reads them on the
+        detectors' with the offset it learned."""
         if not math.isfinite(at_s):
             return []
-        if at_s > self._clock_s:
+        if at_s - self.clock_offset_s > self._clock_s:
             last = self._ahead[-1] if self._ahead else None
             if last is not None and last[1] == stage and at_s >= last[0]:
                 last[3] = max(last[3], at_s)
             else:
-                self._ahead.append([at_s, stage, started_s, at_s])
+                self._ahead.append([at_s, stage, started_s, at_s, exact])
             return []
-        return self._judge(stage, at_s, started_s)
+        return self._judge(stage, at_s, started_s, exact)
 
-    def _judge(self, stage: str, at_s: float, started_s: float | None) -> list[FollowEvent]:
+    def _judge(self, stage: str, at_s: float, started_s: float | None, exact: bool) -> list[FollowEvent]:
+        timed = started_s is not None and math.isfinite(started_s)
+        changed_raw = min(started_s, at_s) if started_s is not None and timed else at_s
+        if exact and timed and self._first_exact_s is None:
+            self._first_exact_s = at_s - self.clock_offset_s
+        if exact and timed and self._report is not None and stage != self._report[1]:
+            self._learn_offset(self._report[1], stage, changed_raw)
+        at_s, changed = at_s - self.clock_offset_s, changed_raw - self.clock_offset_s
         if self._report is not None and at_s < self._report[0]:
             return []
-        changed = at_s if started_s is None or not math.isfinite(started_s) else min(started_s, at_s)
         if self._report is None or stage != self._report[1]:
             self._runs.append((stage, changed))
         if self._report is not None and stage != self._report[1]:
@@ -189,19 +250,61 @@ class FollowWatch:
         self._report = (at_s, stage)
         return self._look(at_s)
 
+    def _learn_offset(self, before: str, stage: str, changed: float) -> None:
+        """A change from ``before`` to ``stage`` the cabinet timed itself at ``changed`` (its
+        clock): its offset from the nearest green start of that stage in the plan that the plan
+        also reached from ``before``, if within ``MAX_OFFSET_S``; the clock offset moves to the
+        median of the offsets once most of the last ones agree (a cabinet ignoring the plan
+        scatters them and moves nothing)."""
+        if stage not in self._stages or before not in self._stages:
+            return
+        change = self._layout.change(before, stage)
+        near: float | None = None
+        for k in range(-math.ceil(MAX_OFFSET_S), math.ceil(MAX_OFFSET_S) + 1):  # every window lasts > 1 s
+            start = self._green_start(changed + k)
+            if start is None or start[0] != stage or (near is not None and abs(changed - start[1]) >= abs(near)):
+                continue
+            came_from = self._green_start(start[1] - change - 0.5)
+            if abs(changed - start[1]) <= MAX_OFFSET_S and came_from is not None and came_from[0] == before:
+                near = changed - start[1]
+        if near is None:
+            return
+        self._offsets.append(near)
+        ordered = sorted(self._offsets)
+        middle = ordered[len(ordered) // 2]
+        agree = [d for d in ordered if abs(d - middle) <= OFFSET_SPREAD_S]
+        if len(agree) >= max(OFFSET_AGREE, OFFSET_SHARE * len(ordered)):
+            self._clock_known = True
+            if agree[len(agree) // 2] != self.clock_offset_s:
+                self._move_clock(agree[len(agree) // 2])
+
+    def _move_clock(self, offset_s: float) -> None:
+        """Read the cabinet's clock with a new offset from now on: the times kept move with it,
+        a run of disagreement judged on the old reading starts again, and the changes that taught
+        the offset do not also count as changes in step with it."""
+        delta, self.clock_offset_s = offset_s - self.clock_offset_s, offset_s
+        if self._report is not None:
+            self._report = (self._report[0] - delta, self._report[1])
+        if self._first_exact_s is not None:
+            self._first_exact_s -= delta
+        self._runs = deque(((stage, since - delta) for stage, since in self._runs), maxlen=RUNS)
+        self._last_look_s -= delta
+        self._apart_since, self._synced = None, 0
+
     def at(self, now_s: float) -> list[FollowEvent]:
         """A frame at ``now_s``: the reports that waited for it, then the latest one, if still
         valid, judged against the plan now."""
         out: list[FollowEvent] = []
         if now_s > self._clock_s:
             self._clock_s = now_s
-            due = sorted((r for r in self._ahead if r[0] <= now_s), key=lambda r: r[0])
+            offset = self.clock_offset_s
+            due = sorted((r for r in self._ahead if r[0] - offset <= now_s), key=lambda r: r[0])
             if due:
-                self._ahead = deque((r for r in self._ahead if r[0] > now_s), maxlen=AHEAD)
-                for first_s, stage, started_s, last_s in due:
-                    out += self._judge(stage, first_s, started_s)
-                    if self._report == (first_s, stage):  # the run's later reports, as far as the frames are
-                        self._report = (min(last_s, now_s), stage)
+                self._ahead = deque((r for r in self._ahead if r[0] - offset > now_s), maxlen=AHEAD)
+                for first_s, stage, started_s, last_s, exact in due:
+                    out += self._judge(stage, first_s, started_s, exact)
+                    if self._report == (first_s - self.clock_offset_s, stage):  # the run's later reports, as far as the frames are
+                        self._report = (min(last_s - self.clock_offset_s, now_s), stage)
         if self._report is None or not now_s - self._report[0] <= REPORT_VALID_S:
             return out
         return out + self._look(now_s)
@@ -298,14 +401,17 @@ class FollowWatch:
             self._apart_since = None
             if self.raised and self._synced >= SYNCED_CHANGES and t - self._synced_since >= GRACE_S:
                 self.raised = False
-                return [FollowEvent(self.intersection.id, False, t, reported, wanted, self._synced_since)]
+                return [
+                    FollowEvent(self.intersection.id, False, t, reported, wanted, self._synced_since, clock_offset_s=self.clock_offset_s)
+                ]
             return []
         if not self._changing(t, reported, start):
             # in the change the plan began, a following controller shows the old stage until the
             # change ends: that does not end its run of following (it still counts towards a raise)
             self._synced = 0
         self._apart_since = t if self._apart_since is None else self._apart_since
-        if not self.raised and t - self._apart_since >= GRACE_S:
+        waiting = not self._clock_known and self._first_exact_s is not None and t - self._first_exact_s < CLOCK_WAIT_S
+        if not self.raised and t - self._apart_since >= GRACE_S and not waiting:
             self.raised = True
-            return [FollowEvent(self.intersection.id, True, t, reported, wanted, self._apart_since)]
+            return [FollowEvent(self.intersection.id, True, t, reported, wanted, self._apart_since, clock_offset_s=self.clock_offset_s)]
         return []

@@ -129,6 +129,11 @@ class IntersectionFrame(Record, frozen=True):
 class StageShown(Record, frozen=True):
     """``signals.state``: the stage an intersection's controller shows now, and since when.
 
+    ``stage_started_exact`` says that ``stage_started_at`` is the controller's own time of the
+    change, on the same clock as ``event_time``, not when a poller first saw the stage: only then
+    can the desk learn how far the cabinet's clock is off (``signals.following``); a poller's
+    first sighting lags each change by up to its interval and would look like a clock ahead.
+
     (Not ``signals.timeline.SignalState``, the colour a signal group shows at one moment.)"""
 
     key_field: ClassVar[str | None] = "intersection_id"
@@ -137,6 +142,7 @@ class StageShown(Record, frozen=True):
     stage: Annotated[str, Meta(min_length=1, max_length=32)]
     stage_started_at: AwareDatetime
     program_id: EntityId | None = None
+    stage_started_exact: bool = False
 
     def __post_init__(self) -> None:
         if (self.stage_started_at - self.event_time).total_seconds() > 1.0:

@@ -169,7 +169,9 @@ def desk_priority(req: PriorityRequest) -> DeskPriority:
 
 def desk_state(shown: StageShown) -> DeskState:
     """A field controller's ``signals.state`` report: the stage it shows, since when, reported when."""
-    return DeskState(shown.intersection_id, shown.stage, shown.stage_started_at.timestamp(), shown.event_time.timestamp())
+    return DeskState(
+        shown.intersection_id, shown.stage, shown.stage_started_at.timestamp(), shown.event_time.timestamp(), shown.stage_started_exact
+    )
 
 
 def plan_out_message(plan: PlanOut | StalePlan) -> SignalPlanMessage:

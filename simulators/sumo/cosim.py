@@ -202,6 +202,7 @@ class KafkaSource:
                 intersection_id=self._bid.get(tid, tid),
                 stage=stage,
                 stage_started_at=datetime.fromtimestamp(min(started_s, at_s), tz=UTC),
+                stage_started_exact=True,  # the simulated cabinet's own change time, on the step clock
             )
             for tid, (stage, started_s) in shown.items()
         ]

@@ -44,24 +44,25 @@ STUCK = 60  # frames (300 s) reported as stage A
 FRAMES = 180
 
 
-def _reports(t0: float) -> list[dict]:
-    """What the cabinet says at each frame time: A while stuck, then the program's stage."""
+def _reports(t0: float, skew_s: float = 0.0) -> list[dict]:
+    """What the cabinet says at each frame time: A while stuck, then the program's stage. With a
+    ``skew_s`` its clock runs that far ahead and it reports its own change times
+    (``stage_started_exact``); without, a change is stamped with the frame it was first seen at."""
     x = load_intersection(EXAMPLE_INTERSECTION)
     program = StageDecision(x.id, t0, x.fixed_plan, Explanation("fixed", "1.0", "fixed_program", (), "-"), t0)
     adapter, shown = StageAdapter(x), {}
     for k in range(int(STEP_S * FRAMES)):  # the cabinet runs second by second
         adapter.step(program, t0 + k)
-        shown[k] = adapter.stage
+        shown[k] = (adapter.stage, adapter.green_start_s)
     out: list[dict] = []
     started = t0
     for i in range(FRAMES):
         t = t0 + STEP_S * i
-        stage = "A" if i < STUCK else shown[int(STEP_S * i)]
+        stage, green = ("A", t0) if i < STUCK else shown[int(STEP_S * i)]
         if out and stage != out[-1]["stage"]:
-            started = t
-        out.append(
-            {"schema_version": 1, "event_time": _iso(t), "intersection_id": "K101", "stage": stage, "stage_started_at": _iso(started)}
-        )
+            started = green if skew_s else t
+        record = {"schema_version": 1, "event_time": _iso(t + skew_s), "intersection_id": "K101", "stage": stage}
+        out.append({**record, "stage_started_at": _iso(started + skew_s), **({"stage_started_exact": True} if skew_s else {})})
     return out
 
 
@@ -80,11 +81,14 @@ def _k101_under(s: Settings, tmp_path: Path, controller: str, t0: float) -> Iter
         worker.stop()
 
 
-def test_a_signal_not_following_raises_and_clears_one_alarm(broker, settings_for, tmp_path: Path) -> None:
+@pytest.mark.parametrize("skew_s", [0.0, 8.0])
+def test_a_signal_not_following_raises_and_clears_one_alarm(broker, settings_for, tmp_path: Path, skew_s: float) -> None:
+    """Also with the cabinet's clock 8 s ahead, reporting its own change times: before stop 53
+    such a cabinet was never seen changing in step with the plan, and the alarm never cleared."""
     s = settings_for(broker)
     t0 = time.time() - 3600.0
     with _k101_under(s, tmp_path, "fixed", t0):
-        reports = _reports(t0)
+        reports = _reports(t0, skew_s)
         assert {r["stage"] for r in reports[STUCK:]} > {"A"}  # the program moves on after the stuck part
         asyncio.run(_send(s, "signals.state", reports, "intersection_id"))
         asyncio.run(_send(s, "sensors.intersection", _frames(t0, range(FRAMES)), "intersection_id"))
@@ -99,6 +103,7 @@ def test_a_signal_not_following_raises_and_clears_one_alarm(broker, settings_for
         assert cleared.event_time.timestamp() - t0 >= STUCK * STEP_S + GRACE_S
         assert raised.severity == "major" and "shows stage A while the plan drives" in (raised.message or "")
         assert raised.evidence is not None and raised.evidence["reported_stage"] == "A"
+        assert cleared.evidence is not None and cleared.evidence["clock_offset_s"] == pytest.approx(skew_s, abs=0.5)
 
 
 def test_a_leitstand_signal_not_following_is_planned_from_the_stage_it_shows(broker, settings_for, tmp_path: Path) -> None:

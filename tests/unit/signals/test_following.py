@@ -9,6 +9,7 @@ import dataclasses
 import math
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +17,7 @@ from signals.adapter import StageAdapter
 from signals.control import IntersectionControl
 from signals.controllers.base import DetectorObservation, LaneMeasurement
 from signals.explain import StageDecision
-from signals.following import GRACE_S, KIND, REPORT_VALID_S, STEP_S, FollowEvent, FollowWatch
+from signals.following import CLOCK_WAIT_S, GRACE_S, KIND, MAX_OFFSET_S, REPORT_VALID_S, STEP_S, FollowEvent, FollowWatch
 from signals.loader import load_intersection
 
 X = load_intersection("signals/examples/k101_four_arm.json")
@@ -155,6 +156,7 @@ def test_reports_that_overtake_the_frames_wait_for_them() -> None:
             st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-100, 2000).map(float)),
             st.one_of(st.sampled_from(["A", "B", "C"]), st.text(max_size=4)),
             st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+            st.booleans(),
         ),
         max_size=80,
     )
@@ -162,12 +164,13 @@ def test_reports_that_overtake_the_frames_wait_for_them() -> None:
 def test_any_sequence_of_frames_reports_and_plans_never_raises_and_alternates(steps: list) -> None:
     """Whatever arrives, in whatever order and with whatever times (NaN, infinite, backwards,
     stages the model does not have): nothing raises, the events alternate raise, clear, ..., and
-    what ``street`` tells a controller to plan from (stop 48) is finite and never breaks it."""
+    what ``street`` tells a controller to plan from (stop 48) is finite and never breaks it, and
+    the clock offset learned from "exact" reports stays finite and within its bound."""
     watch, events = FollowWatch(X), []
     plans = _drive(60, 1, "fixed")
     control = IntersectionControl(X, "leitstand")
     control.on_observation(_obs(0.0, random.Random(0)))
-    for kind, t, stage, started in steps:
+    for kind, t, stage, started, exact in steps:
         if kind == "at":
             events += watch.at(t)
             street = watch.street(t)
@@ -179,7 +182,8 @@ def test_any_sequence_of_frames_reports_and_plans_never_raises_and_alternates(st
             watch.carry(True)
             events += [] if was else [FollowEvent(X.id, True, 0.0, "", "", 0.0)]  # taken over: counts as a raise
         elif kind == "report":
-            events += watch.report(stage, t, started)
+            events += watch.report(stage, t, started, exact)
+            assert abs(watch.clock_offset_s) <= MAX_OFFSET_S
         elif math.isfinite(t):
             decision = plans[int(abs(t)) % len(plans)][1]
             watch.drove(dataclasses.replace(decision, time_s=t))
@@ -229,3 +233,94 @@ def test_a_signal_found_not_following_tells_what_it_shows_and_when_each_group_wa
     assert street.last_green == expected
     watch.report(wanted, t, t)
     assert watch.street(t) is None  # shows what the plan asks
+
+
+def _drive_timed(seconds: int, seed: int, controller: str) -> list[tuple[float, StageDecision, str, float]]:
+    """As ``_drive``, with when the stage shown began (the adapter's own change time)."""
+    control, adapter, rng = IntersectionControl(X, controller), StageAdapter(X), random.Random(seed)
+    out = []
+    for t in range(seconds):
+        decision = control.on_observation(_obs(float(t), rng)).drive.decision
+        adapter.step(decision, float(t))
+        assert adapter.stage is not None
+        out.append((float(t), decision, adapter.stage, adapter.green_start_s))
+    return out
+
+
+def _watch_skewed(run: list[tuple[float, StageDecision, str, float]], skew_s: float, exact: bool) -> tuple[FollowWatch, list[FollowEvent]]:
+    """A following cabinet whose clock runs ``skew_s`` ahead of the detectors': its reports, every
+    second, stamp both the report and the change on its own clock."""
+    watch, events = FollowWatch(X), []
+    for t, decision, stage, started in run:
+        watch.drove(decision)
+        events += watch.at(t)
+        events += watch.report(stage, t + skew_s, started + skew_s, exact)
+    return watch, events
+
+
+@pytest.mark.parametrize("controller", ["leitstand", "maxpressure"])
+@pytest.mark.parametrize("skew_s", [-8.0, 5.0, 8.0])
+def test_a_cabinet_clock_that_is_off_is_learned_from_its_own_change_times(controller: str, skew_s: float) -> None:
+    """A cabinet whose clock is 5-8 s off, following an acyclic plan with 5 s greens: before stop
+    53 it raised ``signal_not_following`` in every such run 5 s or more ahead (its reports were
+    judged against the plan 5 s later). Reporting its own change times, the watch learns the
+    offset within a few changes and judges on the detectors' clock: after the first two minutes
+    nothing is raised (a start-up alarm before the offset is learned is possible at 8 s, and
+    cleared), and the alarm text tells the offset."""
+    watch, events = _watch_skewed(_drive_timed(600, 2, controller), skew_s, exact=True)
+    assert watch.clock_offset_s == pytest.approx(skew_s, abs=0.5)
+    assert not watch.raised and [e for e in events if e.time_s > 120] == []
+    said = FollowEvent(X.id, True, 50.0, "A", "B", 20.0, clock_offset_s=watch.clock_offset_s).summary()
+    assert f"its clock is read as {abs(skew_s):.0f} s {'ahead of' if skew_s > 0 else 'behind'} the detectors'" in said
+
+
+def test_a_pollers_first_sighting_teaches_no_offset() -> None:
+    """Reports that do not say their change time is the cabinet's own (a poller stamping when it
+    first saw a stage lags every change, which would look like a clock ahead) teach nothing: the
+    watch judges them as they are, and a cabinet 8 s ahead is then found not following."""
+    watch, events = _watch_skewed(_drive_timed(600, 2, "leitstand"), 8.0, exact=False)
+    assert watch.clock_offset_s == 0.0 and [e.raised for e in events][:1] == [True]
+
+
+def _own_program(seconds: int, shift_s: float) -> list[tuple[str, float]]:
+    """A cabinet in local operation: the intersection's fixed program, shifted by ``shift_s``,
+    through the stage adapter (stage shown each second and since when)."""
+    program = IntersectionControl(X, "fixed").on_observation(_obs(0.0, random.Random(0))).drive.decision
+    program = dataclasses.replace(program, origin_s=shift_s)
+    adapter, out = StageAdapter(X), []
+    for t in range(seconds):
+        adapter.step(program, float(t))
+        assert adapter.stage is not None
+        out.append((adapter.stage, adapter.green_start_s))
+    return out
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_cabinet_running_its_own_program_teaches_no_offset(seed: int) -> None:
+    """Changes that do not follow the plan land near its green starts by chance only: a cabinet
+    running its own program (the fixed one, shifted by a third of its cycle) against leitstand's
+    plans, reporting its own change times, moves no offset and is found not following."""
+    run = _drive_timed(900, seed, "leitstand")
+    own = _own_program(900, sum(p.green_s for p in X.fixed_plan.phases) / 3)
+    watch, events = FollowWatch(X), []
+    for (t, decision, _stage, _started), (stage, started) in zip(run, own, strict=True):
+        watch.drove(decision)
+        events += watch.at(t)
+        events += watch.report(stage, t, started, exact=True)
+    assert watch.clock_offset_s == 0.0 and [e.raised for e in events][:1] == [True]
+
+
+def test_a_cabinet_flashing_from_the_start_is_still_found_when_it_times_its_changes() -> None:
+    """The first alarm of a cabinet that times its changes itself waits ``CLOCK_WAIT_S`` for its
+    clock to be learned (a following cabinet 8 s ahead looks like a lagging one until then); one
+    that never changes (here: flashing, a stage no plan asks for, from the first report on)
+    teaches nothing and is raised when the wait is over, as the only event."""
+    run = _drive_timed(300, 3, "leitstand")
+    watch, events = FollowWatch(X), []
+    for t, decision, _stage, _started in run:
+        watch.drove(decision)
+        events += watch.at(t)
+        events += watch.report("flashing", t, 0.0, exact=True)
+    assert [e.raised for e in events] == [True]
+    up = events[0]
+    assert up.since_s == 0.0 and up.time_s == CLOCK_WAIT_S and watch.clock_offset_s == 0.0

@@ -321,3 +321,17 @@ def test_deeply_nested_json_is_not_json_not_an_internal_error(topic: str) -> Non
     value = b'{"schema_version":1,"x":' + b'{"":' * 20_000 + b"1" + b"}" * 20_001
     out = decoder_for(topic).decode(value, now=NOW)
     assert isinstance(out, DecodeFailure) and out.code == "not_json", out
+
+
+def test_a_stage_report_says_whether_its_change_time_is_the_cabinets_own() -> None:
+    """``stage_started_exact`` defaults to False (a poller's first sighting teaches the desk no
+    clock offset), is carried to the desk when set, and a non-boolean is refused."""
+    from streams.signal_codec import desk_state
+
+    dec = decoder_for("signals.state")
+    plain = dec.decode(orjson.dumps(VALID["signals.state"]), now=NOW)
+    exact = dec.decode(orjson.dumps({**VALID["signals.state"], "stage_started_exact": True}), now=NOW)
+    assert isinstance(plain, StageShown) and isinstance(exact, StageShown)
+    assert not desk_state(plain).exact and desk_state(exact).exact
+    bad = dec.decode(orjson.dumps({**VALID["signals.state"], "stage_started_exact": "yes"}), now=NOW)
+    assert isinstance(bad, DecodeFailure) and "stage_started_exact" in bad.reason
