@@ -32,12 +32,14 @@ one off by more than ``STEP_S`` never changes "in step", so an alarm raised duri
 would never clear. When the cabinet says its change times are its own (``exact``: not the time a
 poller first saw the stage, which lags each change by up to its polling interval and would look
 like a clock ahead), the watch learns the clock's offset from the changes it reports
-(``clock_offset_s``: each change against the nearest green start of that stage the plan reached from
-the same stage, within ``MAX_OFFSET_S``; their median once most of the last ``OFFSET_CHANGES`` agree within
-``OFFSET_SPREAD_S``) and reads the cabinet's times on the detectors' clock with it. A cabinet
-running its own program agrees with the plan's changes by chance only, so its samples scatter and
-teach nothing; one whose program is shifted by less than ``MAX_OFFSET_S`` is indistinguishable
-from a skewed clock and is read as one (it shows the plan's stages that many seconds late).
+(``clock_offset_s``: each change against the nearest green start of that stage the plan reached
+from the same stage, within ``MAX_OFFSET_S``; their median once most of the last
+``OFFSET_CHANGES`` agree within ``OFFSET_SPREAD_S``, or at once when two changes in a row agree
+on a step of the clock) and reads the cabinet's times on the detectors' clock with it; until it
+knows the clock, such a cabinet's first alarm waits ``CLOCK_WAIT_S``. A cabinet running its own
+program agrees with the plan's changes by chance only, so its offsets scatter and rarely teach
+anything; one whose program is shifted by less than ``MAX_OFFSET_S`` is indistinguishable from a
+skewed clock and is read as one (it shows the plan's stages that many seconds late).
 
 Pure: driven decisions and reports in, events out.
 """
@@ -277,6 +279,13 @@ class FollowWatch:
             self._clock_known = True
             if agree[len(agree) // 2] != self.clock_offset_s:
                 self._move_clock(agree[len(agree) // 2])
+            return
+        last = list(self._offsets)[-2:]
+        if self._clock_known and len(last) == 2 and abs(last[0] - last[1]) <= OFFSET_SPREAD_S and abs(near - self.clock_offset_s) > STEP_S:
+            # a clock set right (or reset) after the offset was learned: two changes in a row at
+            # the new offset, both out of step with the old one, and the older offsets are history
+            self._offsets = deque(last, maxlen=OFFSET_CHANGES)
+            self._move_clock(max(last))
 
     def _move_clock(self, offset_s: float) -> None:
         """Read the cabinet's clock with a new offset from now on: the times kept move with it,

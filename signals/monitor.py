@@ -2,8 +2,14 @@
 
 The validator judges plans; this judges the street: whatever drove the signal (an adapter, a
 fallback, a bug), the monitor re-checks the applied states against the same rules - conflicting
-greens, intergreens, yellow and red-yellow order and duration, minimum green, maximum wait - and
+greens, intergreens (and a group's yielding clearance, when its green ended while it only
+yielded), yellow and red-yellow order and duration, minimum green, maximum wait - and
 ``leitstand sumo eval`` reports its count as ``safety_violations``.
+
+The monitor sees groups, not stages: whether a group only yielded when its green ended is read
+from the groups green just before, as the largest stage among them that holds it; when none
+does (a combination no stage shows) or two such stages disagree, it counts as yielded, the
+stricter reading.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ class SafetyMonitor:
         self._state: dict[str, SignalState] = {}
         self._since: dict[str, float] = {}
         self._green_end: dict[str, float] = {}
+        #: the groups whose green ended while they only yielded (their clearance holds)
+        self._yielded: set[str] = set()
         self._wait_flagged: set[str] = set()
         self._first_seen = 0.0
         self.violations: list[Violation] = []
@@ -30,6 +38,7 @@ class SafetyMonitor:
     def observe(self, t: float, states: Mapping[str, SignalState]) -> list[Violation]:
         """Record the states shown from ``t`` on; returns the violations this step revealed."""
         intersection, found = self.intersection, []
+        before = frozenset(g for g, s in self._state.items() if s is G)
         greens = [g for g, s in states.items() if s is G]
         for i, a in enumerate(greens):
             for b in greens[i + 1 :]:
@@ -44,6 +53,10 @@ class SafetyMonitor:
             grp = intersection.groups[g]
             if new is not old:
                 held = t - self._since[g]
+                if old is G:
+                    self._yielded.discard(g)
+                    if grp.yielding_clearance_s is not None and self._only_yielded(g, before):
+                        self._yielded.add(g)
                 found += self._change(g, old, new, held, t, grp.yellow_s, grp.red_yellow_s, grp.min_green_s)
                 self._state[g], self._since[g] = new, t
                 if new is G:
@@ -53,6 +66,15 @@ class SafetyMonitor:
                 found.append(Violation("max_wait", g, t, f"not green for more than {intersection.group_max_wait_s(g):g} s"))
         self.violations += found
         return found
+
+    def _only_yielded(self, g: str, greens: frozenset[str]) -> bool:
+        """Did ``g`` only yield in the stage shown while ``greens`` were green (the largest stage
+        among them holding ``g``)? Unknown or ambiguous counts as yielded."""
+        fits = [s for s in self.intersection.stages if g in s.groups and s.groups <= greens]
+        if not fits:
+            return True
+        largest = max(len(s.groups) for s in fits)
+        return any(g in s.yielding for s in fits if len(s.groups) == largest)
 
     def _since_green(self, g: str) -> float:
         if self._state[g] is G:
@@ -76,6 +98,11 @@ class SafetyMonitor:
                 out.append(Violation("min_green", g, t, f"green {held:g} s < {min_green_s:g} s"))
         if new is G:
             for (c, e), ig in self.intersection.intergreen_s.items():
-                if e == g and c in self._green_end and self._state.get(c) is not G and t - self._green_end[c] < ig - EPS:
-                    out.append(Violation("intergreen", f"{c}->{g}", t, f"{t - self._green_end[c]:g} s < {ig:g} s"))
+                if e != g or c not in self._green_end or self._state.get(c) is G:
+                    continue
+                own = self.intersection.groups[c].yielding_clearance_s
+                need = max(ig, own) if own is not None and c in self._yielded else ig
+                if t - self._green_end[c] < need - EPS:
+                    why = " (its turners may still wait inside: it only yielded)" if need > ig else ""
+                    out.append(Violation("intergreen", f"{c}->{g}", t, f"{t - self._green_end[c]:g} s < {need:g} s{why}"))
         return out

@@ -20,7 +20,7 @@ from signals.controllers import DetectorObservation, FixedTimeController, LaneMe
 from signals.controllers.base import FollowsTheStreet
 from signals.controllers.leitstand import LeitstandController
 from signals.controllers.maxpressure import MaxPressureController
-from signals.desk import ControlDesk, DeskConfig, DeskState, PlanOut
+from signals.desk import ControlDesk, DeskConfig, DeskState, Note, PlanOut
 from signals.explain import StageDecision
 from signals.following import FollowEvent
 from signals.loader import load_intersection
@@ -195,24 +195,44 @@ def test_a_cabinet_clock_8_s_off_clears_after_local_operation_once_it_says_its_c
     assert down.clock_offset_s == pytest.approx(skew_s, abs=0.5) and "its clock is read as 8 s" in down.summary()
 
 
+def _following_cabinet(seed: int, frames: int, skew_s: Any) -> tuple[ControlDesk, list[FollowEvent], list[Note]]:
+    """leitstand in automatic mode, 1 s frames, a cabinet that follows every plan and reports its
+    own change times each second on a clock ``skew_s(i)`` ahead at frame ``i``."""
+    desk = ControlDesk(lambda _: None)
+    desk.on_config(DeskConfig(X.id, json.loads(EXAMPLE.read_text()), at(T0), controller="leitstand", mode="automatic"))
+    cabinet, rng = Cabinet(math.inf, math.inf), random.Random(seed)
+    events: list[FollowEvent] = []
+    notes: list[Note] = []
+    for i in range(frames):
+        box = desk.on_observation(frame(T0 + i, rng))
+        assert box is not None
+        shown = cabinet.show([p for p in box.plans if isinstance(p, PlanOut)][-1].record.decision, T0 + i)
+        state = desk.on_state(DeskState(X.id, shown.stage, shown.started_s + skew_s(i), shown.at_s + skew_s(i), exact=True))
+        events += box.following + state.following
+        notes += box.notes + state.notes
+    return desk, events, notes
+
+
 def test_the_desk_logs_a_cabinet_clock_it_learned_so_a_technician_can_set_it() -> None:
     """A following cabinet 8 s ahead, reporting its own change times: no alarm, and the worker's
     log gets one warning with the offset when it is learned (not one per report)."""
-    desk = ControlDesk(lambda _: None)
-    desk.on_config(DeskConfig(X.id, json.loads(EXAMPLE.read_text()), at(T0), controller="leitstand", mode="automatic"))
-    cabinet, rng, notes, events = Cabinet(math.inf, math.inf), random.Random(3), [], []
-    for i in range(400):
-        box = desk.on_observation(frame(T0 + i, rng))
-        assert box is not None
-        notes += box.notes
-        events += box.following
-        shown = cabinet.show([p for p in box.plans if isinstance(p, PlanOut)][-1].record.decision, T0 + i)
-        state = desk.on_state(DeskState(X.id, shown.stage, shown.started_s + 8.0, shown.at_s + 8.0, exact=True))
-        notes += state.notes
-        events += state.following
+    _desk, events, notes = _following_cabinet(3, 400, lambda _i: 8.0)
     clock = [n for n in notes if "cabinet clock" in n.event]
     assert events == [] and len(clock) == 1
     assert clock[0].level == "warning" and clock[0].fields == {"intersection_id": X.id, "clock_offset_s": 8.0}
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_a_cabinet_clock_reset_8_s_ahead_is_relearned_and_any_alarm_clears(seed: int) -> None:
+    """The cabinet's clock steps from right to 8 s ahead at 300 s (a reset; setting a skewed
+    clock right is the same step the other way). Its reports are misread until two changes show
+    the new offset, which may raise the alarm; it is relearned and the alarm clears. Without the
+    two-change rule (the three-quarter rule alone) these two seeds were still raised at 900 s:
+    while the controller plans from the misread street its changes scatter against the plan."""
+    desk, events, _notes = _following_cabinet(seed, 900, lambda i: 0.0 if i < 300 else 8.0)
+    follow = desk.live[X.id].follow
+    assert follow.clock_offset_s == 8.0 and not follow.raised
+    assert [e.raised for e in events] in ([], [True, False]) and all(e.time_s > T0 + 300 for e in events)
 
 
 @pytest.mark.parametrize("controller", [MaxPressureController, LeitstandController])

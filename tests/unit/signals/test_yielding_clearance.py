@@ -15,6 +15,7 @@ from signals.adapter import StageAdapter
 from signals.explain import Explanation, StageDecision
 from signals.loader import intersection_from_dict, intersection_to_dict
 from signals.model import Intersection, ModelError, SignalGroup, SignalPlan, Stage, StagePhase
+from signals.monitor import SafetyMonitor
 from signals.timeline import SignalState, build_timeline
 from signals.validator import SafetyValidator
 from tests.paths import EXAMPLE_INTERSECTION as EXAMPLE
@@ -129,3 +130,36 @@ def test_a_short_stage_in_between_does_not_cut_the_clearance_short() -> None:
     cut = SafetyValidator(x).check_timeline(build_timeline(plain, plan))
     assert [v.subject for v in cut.violations] == ["G1->G3"] and "yielded in S1" in cut.violations[0].detail
     assert _street_gap(x, plan, "G1", "G3") >= 20.0  # on the street: the adapter waits for it too
+
+
+def _monitored(x: Intersection, shown_by: Intersection, plan: SignalPlan) -> list[str]:
+    """The violations a safety monitor of ``x`` finds on the street when ``plan`` is laid out by
+    ``shown_by``'s model (the intergreen matrix alone when that has no clearance), second by second."""
+    timeline = build_timeline(shown_by, plan)
+    monitor = SafetyMonitor(x)
+    for t in range(int(timeline.duration_s)):
+        monitor.observe(float(t), {g: timeline.state_at(g, float(t)) for g in x.groups})
+    return [f"{v.code} {v.subject} {v.detail}" for v in monitor.violations if v.code == "intergreen"]
+
+
+def test_the_safety_monitor_holds_the_street_to_the_clearance_too() -> None:
+    """The monitor judges what is shown, whatever drove it: a street that cuts the turners off
+    (the plan laid out with the matrix alone) is an intergreen violation once the group's green
+    ended while it only yielded, and nothing when the clearance is kept or when the group ended
+    in a stage where it was protected."""
+    x, plain = intersection_from_dict(_doc()), intersection_from_dict(_doc(None))
+    cut = SignalPlan((StagePhase("C", 10.0), StagePhase("A", 10.0)), cyclic=False)
+    found = _monitored(x, plain, cut)
+    assert found and all("K3->" in f and "only yielded" in f for f in found)
+    assert _monitored(x, x, cut) == [] and _monitored(plain, plain, cut) == []
+    # a stage D where K3 runs protected (alone): ending there, the matrix alone binds
+    with_d, with_d_plain = _doc(), _doc(None)
+    for doc in (with_d, with_d_plain):
+        doc["stages"].append({"id": "D", "groups": ["K3"], "min_green_s": 5, "max_green_s": 30})
+    xd, plain_d = intersection_from_dict(with_d), intersection_from_dict(with_d_plain)
+    protected = SignalPlan((StagePhase("D", 10.0), StagePhase("A", 10.0)), cyclic=False)
+    assert _monitored(xd, plain_d, protected) == [] and _monitored(xd, plain_d, cut) != []
+    # the short stage in between: S2 does not conflict with G1, S3 does
+    three, three_plain = _three_stages(20.0), _three_stages(None)
+    plan = SignalPlan((StagePhase("S1", 10.0), StagePhase("S2", 5.0), StagePhase("S3", 10.0)), cyclic=False)
+    assert [f.split()[1] for f in _monitored(three, three_plain, plan)] == ["G1->G3"] and _monitored(three, three, plan) == []
