@@ -103,7 +103,8 @@ def test_a_signal_not_following_raises_and_clears_one_alarm(broker, settings_for
         assert cleared.event_time.timestamp() - t0 >= STUCK * STEP_S + GRACE_S
         assert raised.severity == "major" and "shows stage A while the plan drives" in (raised.message or "")
         assert raised.evidence is not None and raised.evidence["reported_stage"] == "A"
-        assert cleared.evidence is not None and cleared.evidence["clock_offset_s"] == pytest.approx(skew_s, abs=0.5)
+        # nothing learned while it was stuck (no changes to learn from): the alarm says no offset
+        assert raised.evidence["clock_offset_s"] == 0.0
 
 
 def test_a_leitstand_signal_not_following_is_planned_from_the_stage_it_shows(broker, settings_for, tmp_path: Path) -> None:
