@@ -34,13 +34,18 @@ def _obs(t: float, rng: random.Random) -> DetectorObservation:
 
 def _drive(seconds: int, seed: int, controller: str = "leitstand") -> list[tuple[float, StageDecision, str]]:
     """(t, the decision driven from t on, the stage a following field controller shows at t)."""
+    return [(t, decision, stage) for t, decision, stage, _started in _drive_timed(seconds, seed, controller)]
+
+
+def _drive_timed(seconds: int, seed: int, controller: str = "leitstand") -> list[tuple[float, StageDecision, str, float]]:
+    """As ``_drive``, with when the stage shown began (the adapter's own change time)."""
     control, adapter, rng = IntersectionControl(X, controller), StageAdapter(X), random.Random(seed)
     out = []
     for t in range(seconds):
         decision = control.on_observation(_obs(float(t), rng)).drive.decision
         adapter.step(decision, float(t))
         assert adapter.stage is not None
-        out.append((float(t), decision, adapter.stage))
+        out.append((float(t), decision, adapter.stage, adapter.green_start_s))
     return out
 
 
@@ -233,18 +238,6 @@ def test_a_signal_found_not_following_tells_what_it_shows_and_when_each_group_wa
     assert street.last_green == expected
     watch.report(wanted, t, t)
     assert watch.street(t) is None  # shows what the plan asks
-
-
-def _drive_timed(seconds: int, seed: int, controller: str) -> list[tuple[float, StageDecision, str, float]]:
-    """As ``_drive``, with when the stage shown began (the adapter's own change time)."""
-    control, adapter, rng = IntersectionControl(X, controller), StageAdapter(X), random.Random(seed)
-    out = []
-    for t in range(seconds):
-        decision = control.on_observation(_obs(float(t), rng)).drive.decision
-        adapter.step(decision, float(t))
-        assert adapter.stage is not None
-        out.append((float(t), decision, adapter.stage, adapter.green_start_s))
-    return out
 
 
 def _watch_skewed(run: list[tuple[float, StageDecision, str, float]], skew_s: float, exact: bool) -> tuple[FollowWatch, list[FollowEvent]]:
