@@ -220,7 +220,8 @@ class Outbox:
 @dataclass(frozen=True)
 class Snapshot:
     """What is saved of one intersection: config, current mode, pending proposals, the
-    approach detectors with a blockage raised, and whether the signal was found not following."""
+    approach detectors with a blockage raised, whether the signal was found not following, the
+    operator's mandate and the cabinet's clock offset once learned."""
 
     config: DeskConfig
     mode: Mode
@@ -229,6 +230,8 @@ class Snapshot:
     not_following: bool = False
     #: when an operator's mandate to drive ends (advisory mode, acyclic controller), if one was approved
     mandate_until_s: float | None = None
+    #: the cabinet's clock offset learned from its exact reports (None: not known)
+    clock_offset_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,7 @@ class Saved:
     blocked: tuple[str, ...] = ()
     not_following: bool = False
     mandate_until_s: float | None = None
+    clock_offset_s: float | None = None
 
 
 @dataclass
@@ -277,6 +281,7 @@ class Slot:
             tuple(self.blockage.open()),
             self.follow.raised,
             self.control.mandate_until_s,
+            self.follow.known_clock(),
         )
 
 
@@ -395,7 +400,13 @@ class ControlDesk:
         slot.saved = slot.signature()
         pending = tuple(PlanOut(p, slot.session, now_s=slot.clock_s) for p in slot.control.pending.values())
         return Snapshot(
-            slot.config, slot.control.mode, pending, tuple(slot.blockage.open()), slot.follow.raised, slot.control.mandate_until_s
+            slot.config,
+            slot.control.mode,
+            pending,
+            tuple(slot.blockage.open()),
+            slot.follow.raised,
+            slot.control.mandate_until_s,
+            slot.follow.known_clock(),
         )
 
     # -- neighbours on other workers (signals.remote) -----------------------------------------------
@@ -667,6 +678,7 @@ class ControlDesk:
             at_s = old.clock_s or cfg.event_time.timestamp()
             out.blockages += slot.blockage.carry(old.blockage.open(), at_s, "the intersection's new model has no such approach")
             slot.follow.carry(old.follow.raised)
+            slot.follow.carry_clock(old.follow.known_clock())  # the same cabinet, the same clock
         self._corridor = None  # a new model may share zones with its neighbours'
         detail = {
             "session": cfg.session,
@@ -738,6 +750,7 @@ class ControlDesk:
         at_s = max((p.at_s for p in saved.stale), default=cfg.event_time.timestamp())
         out.blockages += slot.blockage.carry(saved.blocked, at_s, "the intersection's saved model has no such approach")
         slot.follow.carry(saved.not_following)
+        slot.follow.carry_clock(saved.clock_offset_s)
         out.plans += saved.stale
         reason = "worker restarted; pending proposals do not survive it"
         entries = [AuditEntry(at_s, iid, "plan_expired", "restart", {"plan": p.plan_id, "reason": reason}) for p in saved.stale]

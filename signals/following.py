@@ -352,6 +352,20 @@ class FollowWatch:
         raised until the signal is seen following again (``SYNCED_CHANGES`` changes in step)."""
         self.raised = self.raised or raised
 
+    def known_clock(self) -> float | None:
+        """The cabinet's clock offset once learned from its exact reports (None: not known), as
+        saved with the intersection."""
+        return self.clock_offset_s if self._clock_known else None
+
+    def carry_clock(self, offset_s: float | None) -> None:
+        """Take over a clock offset learned before this watch existed (a restart, a new model of
+        the same cabinet), so its first alarm does not wait for it again; a clock set right in
+        the meantime is a step the next two changes show. Nothing (None), or an offset outside
+        ``MAX_OFFSET_S``, is ignored."""
+        if offset_s is not None and math.isfinite(offset_s) and abs(offset_s) <= MAX_OFFSET_S and not self._clock_known:
+            self._move_clock(offset_s)
+            self._clock_known = True
+
     def _wanted(self, t: float) -> str | None:
         """The stage the decision in force at ``t`` asks for then (None: nothing driven yet), as
         a field adapter reads the plan (``StageAdapter.target_stage``)."""

@@ -195,7 +195,8 @@ def outbox_messages(box: Outbox) -> tuple[list[SignalPlanMessage], list[SignalAu
 def snapshot_value(snap: Snapshot) -> dict[str, Any]:
     """The table value of a desk snapshot: the config record, the mode, the pending plans as
     ``signals.plans`` messages (JSON builtins, as the changelog stores them), the approach
-    detectors with a blockage alarm open, whether the signal was found not following."""
+    detectors with a blockage alarm open, whether the signal was found not following, and the
+    cabinet's clock offset once learned."""
     return {
         "config": msgspec.to_builtins(config_record(snap.config)),
         "mode": snap.mode,
@@ -203,6 +204,7 @@ def snapshot_value(snap: Snapshot) -> dict[str, Any]:
         "blocked": list(snap.blocked),
         "not_following": snap.not_following,
         "mandate_until_s": snap.mandate_until_s,
+        "clock_offset_s": snap.clock_offset_s,
     }
 
 
@@ -220,7 +222,9 @@ def saved_from_value(value: Any) -> Saved | None:
     not_following = msgspec.convert(value.get("not_following", False), bool)
     # "mandate_until_s" since stop 50: a value saved before has none
     mandate = msgspec.convert(value.get("mandate_until_s"), float | None)
-    return Saved(config, cast("Mode | None", value.get("mode")), stale, blocked, not_following, mandate)
+    # "clock_offset_s" since stop 53: a value saved before has none (the clock is relearned)
+    clock = msgspec.convert(value.get("clock_offset_s"), float | None)
+    return Saved(config, cast("Mode | None", value.get("mode")), stale, blocked, not_following, mandate, clock)
 
 
 def _stale(msg: SignalPlanMessage) -> StalePlan:

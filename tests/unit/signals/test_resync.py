@@ -4,10 +4,12 @@ the control desk does this only while the signal is found not following."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -22,7 +24,7 @@ from signals.controllers.leitstand import LeitstandController
 from signals.controllers.maxpressure import MaxPressureController
 from signals.desk import ControlDesk, DeskConfig, DeskState, Note, PlanOut
 from signals.explain import StageDecision
-from signals.following import FollowEvent
+from signals.following import GRACE_S, FollowEvent
 from signals.loader import load_intersection
 from signals.validator import SafetyValidator
 from tests.paths import EXAMPLE_INTERSECTION as EXAMPLE
@@ -220,6 +222,36 @@ def test_the_desk_logs_a_cabinet_clock_it_learned_so_a_technician_can_set_it() -
     clock = [n for n in notes if "cabinet clock" in n.event]
     assert events == [] and len(clock) == 1
     assert clock[0].level == "warning" and clock[0].fields == {"intersection_id": X.id, "clock_offset_s": 8.0}
+
+
+def test_a_learned_cabinet_clock_survives_a_restart_and_a_new_model() -> None:
+    """The offset is saved with the intersection once learned (None before) and taken over by a
+    restarted desk and by a new configuration of the same cabinet, so a cabinet stuck right after
+    a restart is raised after the grace, not after the wait for a clock it already knows; the
+    table value round-trips, and one saved before stop 53 reads as not known."""
+    from streams.signal_codec import saved_from_value, snapshot_value
+
+    desk, events, _notes = _following_cabinet(3, 200, lambda _i: 8.0)
+    snap = desk.snapshot(X.id)
+    assert events == [] and snap is not None and snap.clock_offset_s == 8.0
+    value = json.loads(json.dumps(snapshot_value(snap)))
+    saved = saved_from_value(value)
+    assert saved is not None and saved.clock_offset_s == 8.0
+    old = saved_from_value({k: v for k, v in value.items() if k != "clock_offset_s"})
+    assert old is not None and old.clock_offset_s is None
+
+    reborn = ControlDesk(lambda _: saved)
+    rng, raised = random.Random(9), []
+    for i in range(200, 260):
+        box = reborn.on_observation(frame(T0 + i, rng))
+        assert box is not None
+        raised += [e for e in box.following + reborn.on_state(DeskState(X.id, "flashing", T0 + 200 + 8, T0 + i + 8, exact=True)).following]
+    assert reborn.live[X.id].follow.known_clock() == 8.0
+    assert [e.raised for e in raised] == [True] and raised[0].time_s - (T0 + 200) <= GRACE_S + 2
+
+    renewed = dataclasses.replace(saved.config, session="next", event_time=saved.config.event_time + timedelta(seconds=1))
+    reborn.on_config(renewed)
+    assert reborn.live[X.id].follow.known_clock() == 8.0
 
 
 @pytest.mark.parametrize("seed", [2, 3])
