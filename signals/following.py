@@ -297,7 +297,7 @@ class FollowWatch:
         if self._first_exact_s is not None:
             self._first_exact_s -= delta
         self._runs = deque(((stage, since - delta) for stage, since in self._runs), maxlen=RUNS)
-        self._last_look_s -= delta
+        self._last_look_s = min(self._last_look_s - delta, self._clock_s)  # never past the newest frame
         self._apart_since, self._synced = None, 0
 
     def at(self, now_s: float) -> list[FollowEvent]:
@@ -310,7 +310,11 @@ class FollowWatch:
             due = sorted((r for r in self._ahead if r[0] - offset <= now_s), key=lambda r: r[0])
             if due:
                 self._ahead = deque((r for r in self._ahead if r[0] - offset > now_s), maxlen=AHEAD)
-                for first_s, stage, started_s, last_s, exact in due:
+                for k, (first_s, stage, started_s, last_s, exact) in enumerate(due):
+                    if first_s - self.clock_offset_s > now_s:
+                        # the offset moved while judging the ones before: the rest wait for their frames
+                        self._ahead.extendleft(reversed(due[k:]))
+                        break
                     out += self._judge(stage, first_s, started_s, exact)
                     if self._report == (first_s - self.clock_offset_s, stage):  # the run's later reports, as far as the frames are
                         self._report = (min(last_s - self.clock_offset_s, now_s), stage)

@@ -317,3 +317,23 @@ def test_a_cabinet_flashing_from_the_start_is_still_found_when_it_times_its_chan
     assert [e.raised for e in events] == [True]
     up = events[0]
     assert up.since_s == 0.0 and up.time_s == CLOCK_WAIT_S and watch.clock_offset_s == 0.0
+
+
+def test_reports_a_moved_offset_puts_after_the_frames_wait_for_them() -> None:
+    """A backlog of reports judged in one batch when the frames catch up, while the offset moves
+    (an offset of 8 s carried over, the clock now right: the step rule moves it to 0 in the
+    batch): the reports the new offset puts after the newest frame wait for their frames instead
+    of being judged against a plan not decided yet."""
+    run = _drive_timed(600, 2, "leitstand")
+    watch = FollowWatch(X)
+    watch.carry_clock(8.0)
+    moved_at = None
+    for i, (t, decision, stage, started) in enumerate(run):
+        watch.drove(decision)
+        watch.report(stage, t, started, exact=True)
+        if i % 30 == 29:  # the frames come in batches of 30 s, 10 s behind the reports
+            watch.at(t - 10)
+            looked = watch._last_look_s  # noqa: SLF001 - the latest time judged, on the detectors' clock
+            assert looked <= t - 10, (t, looked, watch.clock_offset_s)
+            moved_at = t if moved_at is None and watch.clock_offset_s == 0.0 else moved_at
+    assert moved_at is not None and watch.clock_offset_s == 0.0
