@@ -232,11 +232,12 @@ class FollowWatch:
         return self._judge(stage, at_s, started_s, exact)
 
     def _judge(self, stage: str, at_s: float, started_s: float | None, exact: bool) -> list[FollowEvent]:
-        timed = started_s is not None and math.isfinite(started_s)
-        changed_raw = min(started_s, at_s) if started_s is not None and timed else at_s
-        if exact and timed and self._first_exact_s is None:
+        if started_s is None or not math.isfinite(started_s):
+            started_s, exact = None, False  # no change time: nothing to learn the clock from
+        changed_raw = at_s if started_s is None else min(started_s, at_s)
+        if exact and self._first_exact_s is None:
             self._first_exact_s = at_s - self.clock_offset_s
-        if exact and timed and self._report is not None and stage != self._report[1]:
+        if exact and self._report is not None and stage != self._report[1]:
             self._learn_offset(self._report[1], stage, changed_raw)
         at_s, changed = at_s - self.clock_offset_s, changed_raw - self.clock_offset_s
         if self._report is not None and at_s < self._report[0]:

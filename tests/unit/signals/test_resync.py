@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -117,6 +118,41 @@ class Cabinet:
         return DeskState(X.id, self.adapter.stage, self.adapter.green_start_s, t)
 
 
+@dataclass
+class DeskRun:
+    """What a desk driven against a ``Cabinet`` produced: the desk, its follow events and log
+    notes, and (time, drive, the report before it) at every frame while the alarm was raised."""
+
+    desk: ControlDesk
+    events: list[FollowEvent] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    raised: list[tuple[float, StageDecision, DeskState]] = field(default_factory=list)
+
+
+def drive_desk(seed: int, controller: str, frames: int, cabinet: Cabinet, skew_s: Callable[[int], float], exact: bool) -> DeskRun:
+    """``controller`` in automatic mode, 1 s frames with random queues, ``cabinet`` as the field
+    controller reporting every second on a clock ``skew_s(i)`` ahead of the detectors' at frame
+    ``i`` (``exact``: it says its change times are its own)."""
+    run = DeskRun(ControlDesk(lambda _: None))
+    run.desk.on_config(DeskConfig(X.id, json.loads(EXAMPLE.read_text()), at(T0), controller=controller, mode="automatic"))
+    rng, report = random.Random(seed), None
+    for i in range(frames):
+        t = T0 + i
+        box = run.desk.on_observation(frame(t, rng))
+        assert box is not None
+        run.events += box.following
+        run.notes += box.notes
+        drive = [p for p in box.plans if isinstance(p, PlanOut)][-1].record.decision
+        if report is not None and run.desk.live[X.id].follow.raised:
+            run.raised.append((t, drive, report))
+        shown = cabinet.show(drive, t)
+        report = DeskState(shown.intersection_id, shown.stage, shown.started_s + skew_s(i), shown.at_s + skew_s(i), exact)
+        state = run.desk.on_state(report)
+        run.events += state.following
+        run.notes += state.notes
+    return run
+
+
 def run_local_operation(
     seed: int = 5, controller: str = "leitstand", frames: int = 900, skew_s: float = 0.0, exact: bool = False
 ) -> tuple[list[FollowEvent], list[tuple[float, StageDecision, DeskState]], int]:
@@ -124,25 +160,8 @@ def run_local_operation(
     400 s, its clock ``skew_s`` ahead of the detectors' (``exact``: it says its change times are
     its own). Returns the follow events, (time, drive, the report before it) while the alarm was
     raised, and the gate's rejections."""
-    desk = ControlDesk(lambda _: None)
-    model = json.loads(EXAMPLE.read_text())
-    desk.on_config(DeskConfig(X.id, model, at(T0), controller=controller, mode="automatic"))
-    cabinet, rng = Cabinet(T0 + 100, T0 + 400), random.Random(seed)
-    events: list[FollowEvent] = []
-    raised: list[tuple[float, StageDecision, DeskState]] = []
-    report: DeskState | None = None
-    for i in range(frames):
-        t = T0 + i
-        box = desk.on_observation(frame(t, rng))
-        assert box is not None
-        events += box.following
-        drive = [p for p in box.plans if isinstance(p, PlanOut)][-1].record.decision
-        if report is not None and desk.live[X.id].follow.raised:
-            raised.append((t, drive, report))
-        shown = cabinet.show(drive, t)
-        report = DeskState(shown.intersection_id, shown.stage, shown.started_s + skew_s, shown.at_s + skew_s, exact)
-        events += desk.on_state(report).following
-    return events, raised, desk.live[X.id].control.rejections
+    run = drive_desk(seed, controller, frames, Cabinet(T0 + 100, T0 + 400), lambda _i: skew_s, exact)
+    return run.events, run.raised, run.desk.live[X.id].control.rejections
 
 
 def test_a_cabinet_in_local_operation_has_the_plan_follow_the_street_and_clears_after() -> None:
@@ -197,22 +216,11 @@ def test_a_cabinet_clock_8_s_off_clears_after_local_operation_once_it_says_its_c
     assert down.clock_offset_s == pytest.approx(skew_s, abs=0.5) and "its clock is read as 8 s" in down.summary()
 
 
-def _following_cabinet(seed: int, frames: int, skew_s: Any) -> tuple[ControlDesk, list[FollowEvent], list[Note]]:
-    """leitstand in automatic mode, 1 s frames, a cabinet that follows every plan and reports its
-    own change times each second on a clock ``skew_s(i)`` ahead at frame ``i``."""
-    desk = ControlDesk(lambda _: None)
-    desk.on_config(DeskConfig(X.id, json.loads(EXAMPLE.read_text()), at(T0), controller="leitstand", mode="automatic"))
-    cabinet, rng = Cabinet(math.inf, math.inf), random.Random(seed)
-    events: list[FollowEvent] = []
-    notes: list[Note] = []
-    for i in range(frames):
-        box = desk.on_observation(frame(T0 + i, rng))
-        assert box is not None
-        shown = cabinet.show([p for p in box.plans if isinstance(p, PlanOut)][-1].record.decision, T0 + i)
-        state = desk.on_state(DeskState(X.id, shown.stage, shown.started_s + skew_s(i), shown.at_s + skew_s(i), exact=True))
-        events += box.following + state.following
-        notes += box.notes + state.notes
-    return desk, events, notes
+def _following_cabinet(seed: int, frames: int, skew_s: Callable[[int], float]) -> tuple[ControlDesk, list[FollowEvent], list[Note]]:
+    """leitstand, a cabinet that follows every plan and reports its own change times each second
+    on a clock ``skew_s(i)`` ahead at frame ``i``."""
+    run = drive_desk(seed, "leitstand", frames, Cabinet(math.inf, math.inf), skew_s, exact=True)
+    return run.desk, run.events, run.notes
 
 
 def test_the_desk_logs_a_cabinet_clock_it_learned_so_a_technician_can_set_it() -> None:
