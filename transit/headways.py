@@ -10,6 +10,13 @@ ends after ``clear_stops`` regular ones in a row, or when its follower has not b
 ``expire_s``. A line is in alarm while any episode of that kind is open in either direction:
 that is the one alarm per line and kind the alarm books hold.
 
+A book starts empty, also after a worker restart, while the alarm books may still hold an
+alarm raised before it. So once, ``expire_s`` of stream time after the book's first reading,
+``reconcile`` clears each kind on every line with no episode of that kind open: by then an
+episode open at the restart would have ended by the rules above (its follower regular at
+``clear_stops`` stops, or unseen for ``expire_s``) or been found again. A clear for an alarm
+that is not open changes nothing in the alarm books.
+
 Regularity is the coefficient of variation (standard deviation / mean) of the last
 ``cv_window`` headways of a line and direction: 0 for clockwork, about 1 for buses arriving at
 random.
@@ -17,8 +24,10 @@ random.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -95,9 +104,13 @@ class HeadwayBook:
     last: dict[tuple[str, int, str], Passage] = field(default_factory=dict)
     streaks: dict[tuple[str, int, HeadwayKind, str], _Streak] = field(default_factory=dict)
     recent: dict[tuple[str, int], deque[float]] = field(default_factory=dict)
+    #: stream time of the first reading this book saw, and whether it has reconciled since
+    first_t: float | None = None
+    reconciled: bool = False
 
     def add(self, p: Passage) -> tuple[Headway | None, list[AlarmChange]]:
         """One passage: the headway it closes (if any) and the alarm changes it causes."""
+        self._saw(p.t)
         key = (p.route_id, p.direction_id, p.stop_id)
         prev = self.last.get(key)
         if prev is None or prev.trip_id == p.trip_id:
@@ -144,6 +157,7 @@ class HeadwayBook:
 
     def expire(self, now: float) -> list[AlarmChange]:
         """End the episodes whose follower has not been seen for ``expire_s`` (trip ended)."""
+        self._saw(now)
         changes: list[AlarmChange] = []
         for key, s in list(self.streaks.items()):
             if now - s.last_t > self.rules.expire_s:
@@ -152,6 +166,25 @@ class HeadwayBook:
                 del self.streaks[key]
                 changes += self._edge(route, kind, before, now, s)
         return changes
+
+    def reconcile(self, now: float, routes: Iterable[str]) -> list[AlarmChange]:
+        """Once, ``expire_s`` after the first reading: a clear of each kind for every line of
+        ``routes`` (and every line seen) with no episode of that kind open (module docstring)."""
+        if self.reconciled or self.first_t is None or now < self.first_t + self.rules.expire_s:
+            return []
+        self.reconciled = True
+        lines = set(routes) | {route for route, _, _ in self.last}
+        kinds: tuple[AlarmKind, ...] = ("bus_bunching", "bus_gap")
+        return [
+            AlarmChange(kind, route, "clear", now, {"reason": "reconciled after start"})
+            for route in sorted(lines)
+            for kind in kinds
+            if self.open_follower_count(route, kind) == 0
+        ]
+
+    def _saw(self, t: float) -> None:
+        if self.first_t is None and math.isfinite(t):
+            self.first_t = t
 
     def open_follower_count(self, route_id: str, kind: AlarmKind) -> int:
         return sum(1 for (r, _, k, _), s in self.streaks.items() if r == route_id and ALARM_OF[k] == kind and s.open)

@@ -111,11 +111,13 @@ class BusMonitor:
         return Observed(None, update.delay_s, update.passages, tuple(heads), tuple(alarms), preds, trip.direction_id)
 
     def expire(self, now: float) -> list[AlarmChange]:
-        """End episodes whose buses went quiet; forget vehicles not seen for a day."""
+        """End episodes whose buses went quiet; forget vehicles not seen for a day; once after
+        the start, clear the alarms of lines with no episode open (``HeadwayBook.reconcile``)."""
         for vehicle, state in list(self.vehicles.items()):
             if now - state.t > 86_400.0:
                 del self.vehicles[vehicle]
-        return self.headways.expire(now)
+        changes = self.headways.expire(now)
+        return changes + self.headways.reconcile(now, {trip.route_id for trip in self.timetable.trips.values()})
 
     def _count(self, p: Passage) -> None:
         book = self.punctuality.setdefault(p.route_id, Punctuality())

@@ -27,7 +27,8 @@ partitions are read side by side, so passages of two buses are folded in event-t
 within a batch: live, that is a fraction of a second against headways of minutes; a backlog of
 many minutes on several partitions can misorder headways (re-keying by line is the fix). The
 monitor's state lives in memory: after a restart, vehicles are picked up again from their next
-position; an episode open at the restart is not cleared by this worker (a known gap).
+position, and half an hour of stream time after the first one the lines with no episode open
+get a clear of each kind (``HeadwayBook.reconcile``), which ends an alarm raised before the restart.
 """
 
 from __future__ import annotations

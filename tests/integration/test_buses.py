@@ -4,7 +4,8 @@ One line, four trips 10 minutes apart. Trip T1 runs 7 minutes late: a gap opens 
 T2 catches up with T1 (bunching); T1 asks for priority at the mapped stop, the on-time trips do
 not. The feed goes through the GTFS loader onto ``transit.schedule``; positions onto
 ``sensors.bus``. Then bad input (duplicate, out of order, unknown trip, teleport, stale,
-malformed) is counted and dead-lettered and raises nothing.
+malformed) is counted and dead-lettered and raises nothing. Last, a worker restart: the
+alarms raised before it are cleared by the new worker once it has seen half an hour of positions.
 """
 
 from __future__ import annotations
@@ -226,6 +227,25 @@ def test_buses_end_to_end(broker: Any, settings_for: Any, tmp_path: Path) -> Non
         after = read_all(s, "alerts.lifecycle")
         assert [r for r in after if r["op"] == "raise"] == [r for r in lifecycle if r["op"] == "raise"]
         assert len(read_all(s, "transit.passages")) == len(passages)
+    finally:
+        code = worker.stop()
+    assert code == 0, worker.log_tail()
+
+    # a restart loses the episodes; the bunching and gap alarms of L1 raised before it are
+    # still open in the alarm books, and nothing would end them (T2 and T1 are not seen again).
+    # Half an hour of stream time after its first position, the new worker clears them.
+    assert [r for r in read_all(s, "alerts.lifecycle") if r["op"] == "clear"] == []
+    worker = WorkerProcess(env, tmp_path / "worker-2.log", free_port())
+    worker.start(timeout_s=120)
+    try:
+        after = [r for r in good if r["vehicle_id"] == "bus-T0"][:1] + [r for r in good if r["vehicle_id"] == "bus-T3"][-1:]
+        assert datetime.fromisoformat(after[1]["event_time"]) - datetime.fromisoformat(after[0]["event_time"]) > timedelta(minutes=30)
+        send(s, "sensors.bus", [(r["vehicle_id"].encode(), orjson.dumps(r)) for r in after])
+        kinds = {"bus_bunching", "bus_gap"}
+        cleared = wait_for(s, "alerts.lifecycle", lambda rs: {r["kind"] for r in rs if r["op"] == "clear"} >= kinds, 60)
+        assert sorted((r["subject_id"], r["kind"]) for r in cleared if r["op"] == "clear") == [("L1", "bus_bunching"), ("L1", "bus_gap")]
+        books = wait_for(s, "alerts", lambda rs: sum(1 for r in rs if r.get("subject_type") == "bus_line" and not r["active"]) >= 2, 60)
+        assert {r["kind"] for r in books if r.get("subject_type") == "bus_line" and not r["active"]} == {"bus_bunching", "bus_gap"}
     finally:
         code = worker.stop()
     assert code == 0, worker.log_tail()

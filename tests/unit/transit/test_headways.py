@@ -44,6 +44,39 @@ def test_gap_alarm_and_expiry() -> None:
     assert [(c.kind, c.action) for c in book.expire(2000 + 60 * 2 + 601)] == [("bus_gap", "clear")]
 
 
+def test_a_started_book_clears_once_the_lines_with_no_episode_open() -> None:
+    """After a restart the alarm books may hold an alarm the new book never raised: expire_s
+    after its first reading it clears each kind of each line with no episode of that kind open
+    (a clear for an alarm that is not open changes nothing), once; an open episode is left to
+    its own end."""
+    book = HeadwayBook(HeadwayRules(expire_s=600))
+    for k in range(3):
+        book.add(passage("A", k, 1000 + 60 * k, 1000 + 60 * k))
+    for k in range(3):  # B bunched behind A at three stops: L1's bunching episode is open
+        book.add(passage("B", k, 1030 + 60 * k, 1600 + 60 * k))
+    assert book.reconcile(1000 + 599, ["L1", "L2"]) == []
+    cleared = book.reconcile(1000 + 600, ["L1", "L2"])
+    assert sorted((c.route_id, c.kind, c.action) for c in cleared) == [
+        ("L1", "bus_gap", "clear"),
+        ("L2", "bus_bunching", "clear"),
+        ("L2", "bus_gap", "clear"),
+    ]
+    assert book.reconcile(5000, ["L1", "L2"]) == []
+    # the open episode still ends by its own rule
+    assert [(c.kind, c.action) for c in book.expire(1030 + 120 + 601)] == [("bus_bunching", "clear")]
+
+
+def test_a_restarted_monitor_clears_the_lines_of_its_timetable() -> None:
+    """Through the monitor: lines of the timetable that never ran since the start are cleared
+    too, at the first expiry check expire_s after the first reading."""
+    monitor = BusMonitor(line(route="L1"), MonitorRules(headways=HeadwayRules(expire_s=600)))
+    t = when(8 * 3600)
+    monitor.observe(at_stop("L1-T0", 0, t), now=t)
+    assert monitor.expire(t + 599) == []
+    assert sorted((c.route_id, c.kind) for c in monitor.expire(t + 600)) == [("L1", "bus_bunching"), ("L1", "bus_gap")]
+    assert monitor.expire(t + 1200) == []
+
+
 def test_headway_cv() -> None:
     book = HeadwayBook(HeadwayRules())
     for n in range(5):
