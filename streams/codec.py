@@ -41,7 +41,8 @@ R = TypeVar("R", bound=Record)
 class DecodeFailure:
     """Why a record was refused. ``code`` is a small fixed vocabulary for counting."""
 
-    # oversize | empty | not_json | missing_field | out_of_range | unknown_version | invalid | clock_skew | key_mismatch | internal
+    # oversize | empty | not_json | missing_field | out_of_range | unknown_version | invalid | clock_skew | key_mismatch |
+    # key_missing | internal
     code: str
     reason: str
     #: the record, when it was valid but for its event time (``clock_skew``): a watch of the
@@ -180,13 +181,25 @@ class TopicDecoder(Generic[R]):
         self.watermark: float | None = None
         self._parses = _Parses.of(record_type)
 
-    def decode(self, value: bytes | None, *, now: float, key: bytes | None = None) -> R | DecodeFailure:
+    def decode(self, value: bytes | None, *, now: float, key: bytes | None = None, keyless_ok: bool = True) -> R | DecodeFailure:
         try:
-            return self._decode(value, now, key)
+            return self._decode(value, now, key, keyless_ok)
         except Exception as exc:  # the contract is "never raises": anything unforeseen is data
             return DecodeFailure("internal", f"{type(exc).__name__}: {exc}")
 
-    def _decode(self, value: bytes | None, now: float, key: bytes | None) -> R | DecodeFailure:
+    def decode_message(self, msg: RawMessage, *, now: float) -> R | DecodeFailure:
+        """``decode`` of a message off the broker, where a record keyed by an entity must carry
+        that key (``key_missing`` otherwise).
+
+        Why a missing key is refused: an unkeyed message lands on any partition, so one pool's or
+        intersection's records end up on several, and the agents that keep per-entity state
+        with the offset it reflects (exact recovery, ``agents/wiring.py``) would skip every record
+        whose offset is below one already folded from another partition. A pool's readings
+        silently half-lost is worse than all of them dead-lettered with a reason (the pool's
+        silent-sensor alarm then says so within the heartbeat)."""
+        return self.decode(msg.value, now=now, key=msg.key, keyless_ok=False)
+
+    def _decode(self, value: bytes | None, now: float, key: bytes | None, keyless_ok: bool) -> R | DecodeFailure:
         if not value:
             return DecodeFailure("empty", "message has no value")
         if len(value) > self.max_bytes:
@@ -199,8 +212,8 @@ class TopicDecoder(Generic[R]):
         skewed = self._skew(record, t, now)
         if skewed is not None:
             # reported before a wrong key, as always; the record rides along only with its right key
-            return DecodeFailure(skewed.code, skewed.reason, record if self._key_mismatch(record, key) is None else None)
-        mismatch = self._key_mismatch(record, key)
+            return DecodeFailure(skewed.code, skewed.reason, record if self._key_mismatch(record, key, keyless_ok) is None else None)
+        mismatch = self._key_mismatch(record, key, keyless_ok)
         if mismatch is not None:
             return mismatch
         if self.watermark is None or t > self.watermark:
@@ -227,7 +240,13 @@ class TopicDecoder(Generic[R]):
         return None
 
     @staticmethod
-    def _key_mismatch(record: Record, key: bytes | None) -> DecodeFailure | None:
+    def _key_mismatch(record: Record, key: bytes | None, keyless_ok: bool = True) -> DecodeFailure | None:
+        if key is None and not keyless_ok and record.key_field is not None:
+            return DecodeFailure(
+                "key_missing",
+                f"message has no key: records of one {record.key_field} must share a partition, "
+                f"so send it keyed by {record.key_field} ({record.key()!r})",
+            )
         if key is not None and record.key_field is not None:
             expected = record.key()
             if key.decode("utf-8", "replace") != expected:
@@ -321,7 +340,7 @@ def decode_batch(decoder: TopicDecoder[R], messages: Iterable[RawMessage], *, no
     records: list[R] = []
     dead: list[DeadLetter] = []
     for msg in messages:
-        out = decoder.decode(msg.value, now=now, key=msg.key)
+        out = decoder.decode_message(msg, now=now)
         if isinstance(out, DecodeFailure):
             dead.append(dead_letter(msg, out, now))
         else:

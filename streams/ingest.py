@@ -228,7 +228,7 @@ def _decode(
     decoded: dict[str, int] = {}
     refused: list[tuple[RawMessage, Any]] = []
     for raw in raws:
-        out = decoder_of(raw.topic).decode(raw.value, now=now, key=raw.key)
+        out = decoder_of(raw.topic).decode_message(raw, now=now)
         if isinstance(out, DecodeFailure):
             if reported(raw.topic):
                 dead.append(dead_letter(raw, out, now))

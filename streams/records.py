@@ -513,6 +513,17 @@ INPUT_RECORDS: dict[str, type[Record]] = {
     "signals.config": IntersectionConfig,
 }
 
+#: every catalogue topic whose records are keyed by an entity: the inputs and the internal topics
+#: a person may still write by hand (``leitstand produce`` keys them by that field by default)
+KEYED_RECORDS: dict[str, type[Record]] = {
+    **INPUT_RECORDS,
+    "alerts.lifecycle": LifecycleCommand,
+    "alerts.silences": Silence,
+    "signals.priority": PriorityRequest,
+    "transit.schedule": TripSchedule,
+    "transit.passages": BusPassage,
+}
+
 
 # --- outputs of the foundation ------------------------------------------------------------
 

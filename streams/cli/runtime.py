@@ -90,14 +90,14 @@ def produce_cmd(
     naming each refused line.
     """
     from ..kafka_io import ensure_topics, produce_checked
-    from ..records import INPUT_RECORDS
+    from ..records import KEYED_RECORDS
 
     check_catalogue_topic(topic, create)
     if file is not None and not file.is_file():
         raise CliError(f"no such file: {file}")
     settings = reachable_settings()
-    if key_field is None and topic in INPUT_RECORDS:
-        key_field = INPUT_RECORDS[topic].key_field
+    if key_field is None and topic in KEYED_RECORDS:
+        key_field = KEYED_RECORDS[topic].key_field
     try:
         lines: IO[bytes] = file.open("rb") if file is not None else sys.stdin.buffer
     except OSError as exc:

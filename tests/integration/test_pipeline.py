@@ -1,4 +1,5 @@
-"""Through a real broker into a running worker: exact aggregates, exact dead letters. Both brokers."""
+"""Through a real broker into a running worker: exact aggregates, exact dead letters (malformed
+frames, and valid ones sent without their key). Both brokers."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def expected_aggregates(valid: list) -> dict[str, tuple]:
     return detector_windows(valid, WINDOW_S)
 
 
-async def _send(s, items: list[tuple[bytes, bytes]]) -> list[tuple[int, int]]:
+async def _send(s, items: list[tuple[bytes | None, bytes]]) -> list[tuple[int, int]]:
     prod = producer(s)
     await prod.start()
     try:
@@ -65,18 +66,23 @@ def test_ten_thousand_frames_with_one_percent_malformed(broker, settings_for, tm
     rng = random.Random(42)
     start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=60)
     valid: list[IntersectionFrame] = []
-    items: list[tuple[bytes, bytes]] = []
+    items: list[tuple[bytes | None, bytes]] = []
     bad: dict[int, tuple[str, bytes]] = {}
     for f in frames(intersections=50, start=start, interval_s=15.0, steps=200, seed=11):
         value = encode(f)
-        if rng.random() < 0.01:
+        key: bytes | None = f.intersection_id.encode()
+        draw = rng.random()
+        if draw < 0.01:
             kind = MALFORMED_KINDS[len(bad) % len(MALFORMED_KINDS)]
             value = malformed(kind, value, rng)
             bad[len(items)] = (kind, value)
+        elif draw < 0.012:  # a valid frame sent without its key: it could land on any partition
+            key = None
+            bad[len(items)] = ("keyless", value)
         else:
             valid.append(f)
-        items.append((f.intersection_id.encode(), value))
-    assert len(items) == 10_000 and 60 <= len(bad) <= 150
+        items.append((key, value))
+    assert len(items) == 10_000 and 60 <= len(bad) <= 170 and 5 <= sum(k == "keyless" for k, _ in bad.values()) <= 40
 
     asyncio.run(ensure_topics(s))
     worker = WorkerProcess(
@@ -120,6 +126,7 @@ def test_ten_thousand_frames_with_one_percent_malformed(broker, settings_for, tm
             "wrong_type": {"invalid"},
             "occupancy_out_of_range": {"out_of_range"},
             "missing_timestamp": {"missing_field"},
+            "keyless": {"key_missing"},
         }[kind]
         assert d["reason_code"] in expected_code, (kind, d)
 

@@ -66,6 +66,28 @@ def test_record_just_under_the_limit_is_sent(broker, settings_for, tmp_path: Pat
     assert count_records(s, s.topic("sensors.intersection")) == 2
 
 
+def test_an_internal_topic_is_keyed_by_its_entity_too(broker, settings_for, tmp_path: Path) -> None:
+    """A raise sent by hand to alerts.lifecycle without --key-field went out unkeyed, and the
+    alarm book then skipped later acknowledgements from another partition. Now it is keyed by
+    subject_id, as the worker's own commands are (and the worker refuses an unkeyed one)."""
+    from streams.kafka_io import tail
+
+    s = settings_for(broker)
+    lines = [
+        {"schema_version": 1, "event_time": "2026-01-01T00:00:00Z", "op": "raise", "subject_id": f"P{i}", "kind": "water_ph"}
+        for i in range(4)
+    ]
+    (tmp_path / "raise.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in lines) + b"\n")
+    proc = leitstand("produce", "alerts.lifecycle", "-f", str(tmp_path / "raise.jsonl"), env=env_of(s), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+    async def keys() -> list[tuple[bytes | None, str]]:
+        topic = s.topic("alerts.lifecycle")
+        return [(m.key, orjson.loads(m.value or b"")["subject_id"]) async for m in tail(s, topic, from_beginning=True, idle_timeout_s=1.0)]
+
+    assert sorted(keys_ := asyncio.run(keys())) == [(f"P{i}".encode(), f"P{i}") for i in range(4)], keys_
+
+
 @pytest.mark.parametrize("command", ["produce", "replay"])
 def test_unknown_topic_is_refused_and_not_created_unless_create(broker, settings_for, tmp_path: Path, command: str) -> None:
     s = settings_for(broker)

@@ -30,6 +30,7 @@ REASON_CODES = {
     "invalid",
     "clock_skew",
     "key_mismatch",
+    "key_missing",
     "internal",
 }
 

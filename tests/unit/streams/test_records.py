@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import orjson
 import pytest
 
-from streams.codec import DecodeFailure, TopicDecoder, decoder_for
+from streams.codec import DecodeFailure, RawMessage, TopicDecoder, decoder_for
 from streams.records import (
     INPUT_RECORDS,
     AlertCommand,
@@ -244,6 +244,24 @@ def test_key_must_match_the_entity() -> None:
     assert isinstance(good, IntersectionFrame)
     bad = dec.decode(orjson.dumps(frame()), now=NOW, key=b"K2")
     assert isinstance(bad, DecodeFailure) and bad.code == "key_mismatch"
+
+
+def test_a_message_off_the_broker_must_carry_its_key() -> None:
+    """An unkeyed message lands on any partition, and the per-entity states that remember the
+    offset they reflect would skip one pool's records from the others: refused with a reason
+    naming the field, the record not passed on even beside a clock-skew refusal."""
+    dec = decoder_for("sensors.intersection")
+    value = orjson.dumps(frame())
+    assert isinstance(dec.decode_message(RawMessage("t", 0, 0, b"K1", value), now=NOW), IntersectionFrame)
+    keyless = dec.decode_message(RawMessage("t", 0, 1, None, value), now=NOW)
+    assert isinstance(keyless, DecodeFailure) and keyless.code == "key_missing"
+    assert "intersection_id" in keyless.reason and "'K1'" in keyless.reason
+    ahead = orjson.dumps(frame(event_time=(datetime.now(timezone.utc) + timedelta(days=10)).isoformat()))
+    skewed = dec.decode_message(RawMessage("t", 0, 2, None, ahead), now=NOW)
+    assert isinstance(skewed, DecodeFailure) and skewed.code == "clock_skew" and skewed.parsed is None
+    with_key = dec.decode_message(RawMessage("t", 0, 3, b"K1", ahead), now=NOW)
+    assert isinstance(with_key, DecodeFailure) and isinstance(with_key.parsed, IntersectionFrame)
+    assert isinstance(dec.decode(value, now=NOW), IntersectionFrame)  # decode alone does not ask
 
 
 def test_signal_commands_need_what_their_action_needs() -> None:
