@@ -46,6 +46,7 @@ def replay(
     from simulators.replay import ReplayError
 
     check_catalogue_topic(topic, create)
+    key_col = key_col or default_key_column(csv_file, topic)
     check_replay_file(csv_file, time_col, key_col)
     settings = reachable_settings()
     try:
@@ -58,6 +59,24 @@ def replay(
             f"replayed {result['sent']:,} rows to {target}; refused {len(result['refused'])}: " + result["report"].refused_summary()
         )
     err.print(f"replayed {result['sent']:,} rows to {target} in {result['wall_s']:.1f} s")
+
+
+def default_key_column(csv_file: Path, topic: str) -> str | None:
+    """The topic's entity field when the file has a column of that name (``--key-col`` unset):
+    the worker refuses unkeyed records of a keyed topic (``key_missing``)."""
+    import csv
+
+    from ..records import KEYED_RECORDS
+
+    record = KEYED_RECORDS.get(topic)
+    if record is None or record.key_field is None:
+        return None
+    try:
+        with csv_file.open(newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None  # check_replay_file says what is wrong with the file
+    return record.key_field if record.key_field in header else None
 
 
 def check_replay_file(csv_file: Path, time_col: str, key_col: str | None) -> None:

@@ -178,3 +178,18 @@ def test_fuzz_replay_and_produce_refuse_bad_input_in_one_line(tmp_path_factory: 
             assert code != 0 and text.startswith("error: "), text  # no broker: never a success
 
     check()
+
+
+def test_replay_keys_a_keyed_topic_by_its_entity_column(tmp_path: Path) -> None:
+    """Unkeyed records of a keyed topic are dead-lettered (key_missing), so without --key-col a
+    file with the entity's column is keyed by it; other files and topics are left as they are."""
+    from streams.cli.run import default_key_column
+
+    pools = tmp_path / "pools.csv"
+    pools.write_text("\ufefftimestamp,pool_id,ph\n2026-01-01T00:00:00Z,P1,7.1\n", encoding="utf-8")
+    plain = tmp_path / "plain.csv"
+    plain.write_text("timestamp,value\n2026-01-01T00:00:00Z,1\n")
+    assert default_key_column(pools, "sensors.pool") == "pool_id"
+    assert default_key_column(plain, "sensors.pool") is None
+    assert default_key_column(pools, "forecasts") is None  # not a keyed topic
+    assert default_key_column(tmp_path / "missing.csv", "sensors.pool") is None
