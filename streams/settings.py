@@ -421,8 +421,9 @@ class Settings(BaseSettings):
 
         parts = urlsplit(value)
         port_ok = parts.port is None or 0 < parts.port  # .port raises ValueError beyond 65535 or not a number
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query or not port_ok:
-            raise ValueError("must be http://HOST:PORT or https://HOST:PORT (no path), e.g. http://10.0.0.5:6066")
+        plain = not parts.query and not parts.fragment and "@" not in parts.netloc  # no user or password: it is shown unmasked
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or not plain or not port_ok:
+            raise ValueError("must be http://HOST:PORT or https://HOST:PORT (no path, no user or password), e.g. http://10.0.0.5:6066")
         return value.rstrip("/")
 
     @field_validator("api_token", "api_read_token")
@@ -585,6 +586,7 @@ def mask_url(url: str, mask_all_query: bool = True) -> str:
     or capitals) are hidden, so an operator can still tell receivers apart."""
     from urllib.parse import urlsplit, urlunsplit
 
+    url = _hide_split_password(url)
     try:
         parts = urlsplit(url)
         password = parts.password
@@ -600,6 +602,24 @@ def mask_url(url: str, mask_all_query: bool = True) -> str:
     query = "&".join(_mask_query_item(item, mask_all_query) for item in parts.query.split("&")) if parts.query else ""
     path = "/".join("***" if _looks_like_a_credential(seg) else seg for seg in parts.path.split("/")) if mask_all_query else parts.path
     return urlunsplit(parts._replace(netloc=netloc, path=path, query=query, fragment=""))
+
+
+def _hide_split_password(url: str) -> str:
+    """``url`` with a password that holds ``/``, ``?`` or ``#`` replaced by ``***``.
+
+    libpq reads the userinfo of ``postgresql://ops:ab?cd@db/x`` up to the ``@`` (password
+    ``ab?cd``); ``urlsplit`` ends the authority at the ``?`` and would show ``ops:ab`` as a host.
+    So when the authority has no ``@`` but ``user:`` is followed by something other than a port
+    and an ``@`` comes later, everything up to the last ``@`` is taken as the userinfo (hiding
+    too much is the safe mistake)."""
+    scheme, sep, rest = url.partition("://")
+    head = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if not sep or "@" in head or "@" not in rest or head.startswith("["):
+        return url
+    user, colon, after = head.partition(":")
+    if not colon or after.isdigit():  # host:port: no password here
+        return url
+    return f"{scheme}://{user}:***@{rest.rpartition('@')[2]}"
 
 
 def _looks_like_a_credential(segment: str) -> bool:

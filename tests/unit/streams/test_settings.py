@@ -91,6 +91,11 @@ def test_sasl_options_pass_through(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         ),
         ("postgresql://ops@db/x?sslpassword=hunter2", "postgresql://ops@db/x?sslpassword=***"),
         ("garbage 'hunter2", "***"),
+        # libpq reads a password up to the '@' even with '?', '#' or '/' in it (urlsplit does not)
+        ("postgresql://ops:hunter2?x@db/x", "postgresql://ops:***@db/x"),
+        ("postgresql://ops:hun#ter2@db/x", "postgresql://ops:***@db/x"),
+        ("postgresql://ops:hun/ter2@db:5432/x?sslmode=require", "postgresql://ops:***@db:5432/x?sslmode=require"),
+        ("postgresql://db:5432/x?application_name=a@b", "postgresql://db:5432/x?application_name=a@b"),
     ],
 )
 def test_both_dsn_forms_are_masked(dsn: str, shown: str) -> None:

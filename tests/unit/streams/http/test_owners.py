@@ -65,7 +65,18 @@ def test_own_url_brackets_ipv6() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["ftp://host:1", "host:6066", "http://", "http://host:1/api", "http://host:1/?x=1", "http://host:99999", "http://host:x"]
+    "bad",
+    [
+        "ftp://host:1",
+        "host:6066",
+        "http://",
+        "http://host:1/api",
+        "http://host:1/?x=1",
+        "http://host:99999",
+        "http://host:x",
+        "http://ops:secret@host:1",  # a password here would be shown by `leitstand config`
+        "http://host:1#x",
+    ],
 )
 def test_an_advertised_url_that_is_not_an_origin_is_refused(bad: str) -> None:
     with pytest.raises(ValidationError, match="advertised_url"):
