@@ -1,5 +1,5 @@
 """Faust's aiokafka transport, tuned and watched: fetch wait, broker link, lost broker state;
-and its web server, bounded (``LeitstandWeb``: at most ``MAX_HTTP_CONNECTIONS`` connections, idle
+and its web server, bounded (``LeitstandWeb`` on ``http/capped.py``: at most ``MAX_HTTP_CONNECTIONS`` connections, idle
 ones closed after ``HTTP_IDLE_TIMEOUT_S``, so the HTTP side cannot take the worker's descriptors).
 
 **Fetch wait.** faust-streaming hard-codes ``fetch_max_wait_ms=1500`` for the worker's consumer.
@@ -72,23 +72,17 @@ from typing import Any, NamedTuple
 
 import faust
 import structlog
-from aiohttp import web_runner as aioweb_runner
-from aiohttp import web_server as aioweb_server
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web.drivers import aiohttp as faust_web_aiohttp
 
 from .broker.backoff import pace_metadata_refresh, quiet_repeats
+from .http.capped import HTTP_IDLE_TIMEOUT_S, CappedRunner
 from .metrics import HEAD_HOLE_REREADS
 
 log = structlog.get_logger(__name__)
 
 #: how long a partition's commit is held behind a record never acknowledged before it is read again
 HEAD_HOLE_RESEEK_S = 5.0
-
-#: most HTTP connections the worker holds at once; the next ones get a 503 and are closed
-MAX_HTTP_CONNECTIONS = 256
-#: a connection without a complete request for this long (new or kept alive) is closed
-HTTP_IDLE_TIMEOUT_S = 10.0
 
 #: requests a broker may hold for seconds on purpose (a group join waits for every member)
 _HELD_REQUESTS = ("JoinGroupRequest", "SyncGroupRequest")
@@ -503,38 +497,6 @@ class _Transport(faust_aiokafka.Transport):
     Producer = _Producer
 
 
-class _CappedServer(aioweb_server.Server):
-    """aiohttp's connection manager, refusing connections beyond ``MAX_HTTP_CONNECTIONS``.
-
-    Every connection costs a file descriptor before any token is checked; the worker shares
-    its descriptors with the Kafka clients and the webhook deliveries of the alarm path.
-    """
-
-    _warned_at = float("-inf")
-
-    def connection_made(self, handler: Any, transport: Any) -> None:
-        if len(self._connections) >= MAX_HTTP_CONNECTIONS:
-            transport.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            # not now: the handler's start() is scheduled after this call and expects its
-            # manager; closing at once ran connection_lost first (AssertionError in aiohttp)
-            self._loop.call_soon(transport.close)
-            now = time.monotonic()
-            if now - self._warned_at > 60:
-                self._warned_at = now
-                log.warning(
-                    "HTTP connection limit reached; new connections refused", limit=MAX_HTTP_CONNECTIONS, idle_timeout_s=HTTP_IDLE_TIMEOUT_S
-                )
-            return
-        super().connection_made(handler, transport)
-
-
-class _CappedRunner(aioweb_runner.AppRunner):
-    async def _make_server(self) -> Any:
-        server = await super()._make_server()
-        server.__class__ = _CappedServer  # same state, one method more (aiohttp pinned in requirements.lock)
-        return server
-
-
 class LeitstandWeb(faust_web_aiohttp.Web):
     """Faust's aiohttp web driver with bounded connections: at most ``MAX_HTTP_CONNECTIONS`` at
     once, and a connection that sends no complete request for ``HTTP_IDLE_TIMEOUT_S`` (a new one
@@ -544,7 +506,7 @@ class LeitstandWeb(faust_web_aiohttp.Web):
 
     def __init__(self, app: Any, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
-        self._runner = _CappedRunner(self.web_app, access_log=None, keepalive_timeout=HTTP_IDLE_TIMEOUT_S)
+        self._runner = CappedRunner(self.web_app, access_log=None, keepalive_timeout=HTTP_IDLE_TIMEOUT_S)
 
 
 class LeitstandApp(faust.App):

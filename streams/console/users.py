@@ -70,7 +70,18 @@ class UserError(ValueError):
 
 
 def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    # a header or cookie with bytes that are not UTF-8 arrives with surrogates: hashed, never a 500
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _private(path: Path) -> None:
+    """The accounts file readable by its owner only (password hashes, sessions' CSRF tokens);
+    SQLite gives its -wal and -shm files the database file's mode. A file made before this
+    (0644) is narrowed too."""
+    path.touch(mode=0o600, exist_ok=True)
+    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if f.exists() and f.stat().st_mode & 0o077:
+            f.chmod(0o600)
 
 
 class UserStore:
@@ -79,6 +90,7 @@ class UserStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        _private(path)
         self._db = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -169,8 +181,8 @@ class UserStore:
         self._run("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (_digest(sid), user.name, csrf, now, now))
         return sid, csrf
 
-    def session(self, sid: str, now: float, idle_s: float, max_s: float) -> Session | Literal["expired"] | None:
-        """The live session for a cookie (its last use moved to ``now``), ``"expired"``, or None."""
+    def session(self, sid: str, now: float, idle_s: float, max_s: float, touch: bool = True) -> Session | Literal["expired"] | None:
+        """The live session for a cookie (with ``touch`` its last use moved to ``now``), ``"expired"``, or None."""
         rows = self._run(
             "SELECT s.created, s.last_seen, s.csrf, u.name, u.role, u.disabled FROM sessions s JOIN users u ON u.name = s.user "
             "WHERE s.id_hash = ?",
@@ -182,7 +194,8 @@ class UserStore:
         if disabled or not policy.session_alive(created, last_seen, now, idle_s, max_s):
             self._run("DELETE FROM sessions WHERE id_hash = ?", (_digest(sid),))
             return "expired"
-        self._run("UPDATE sessions SET last_seen = ? WHERE id_hash = ?", (now, _digest(sid)))
+        if touch:
+            self._run("UPDATE sessions SET last_seen = ? WHERE id_hash = ?", (now, _digest(sid)))
         return Session(User(name, role), csrf, created)
 
     def end_session(self, sid: str) -> None:

@@ -28,6 +28,7 @@ import structlog
 from aiohttp import web
 
 from ..http.auth import Refused, only_fields, read_json_object
+from ..http.capped import HTTP_IDLE_TIMEOUT_S, CappedRunner
 from ..settings import Settings
 from . import policy
 from .actions import Commands, Outcome
@@ -60,6 +61,35 @@ HEADERS = {
     "X-Frame-Options": "DENY",
 }
 STATE_KEY = web.AppKey("console", object)
+
+
+class BadForm(Exception):
+    """A form the console cannot read (a broken body, an unknown charset, a file where text was
+    expected): answered 400 with the reason, never a 500."""
+
+
+async def read_form(request: web.Request) -> Any:
+    """The posted form, or ``BadForm``: aiohttp raises ``LookupError`` for an unknown charset and
+    ``ValueError`` (or an HTTP 400 of its own) for a broken multipart body."""
+    try:
+        return await request.post()
+    except (LookupError, ValueError, UnicodeDecodeError, web.HTTPException) as exc:
+        raise BadForm(f"the form could not be read ({type(exc).__name__})") from None
+
+
+def text(form: Any, name: str) -> str:
+    """A form field as text ("" when absent); a file upload in its place is refused: it used to
+    be written into the audit trail as the repr of the upload object."""
+    value = form.get(name, "")
+    if not isinstance(value, str):
+        raise BadForm(f"{name} must be text, not a file")
+    return value
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """``hmac.compare_digest`` of two strings off the wire (a cookie or field with bytes that are
+    not UTF-8 arrives with surrogates, which a plain ``encode()`` refused with a 500)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 class Console:
@@ -109,11 +139,14 @@ class Console:
 
     # --- sessions -------------------------------------------------------------------------------
 
-    def session_of(self, request: web.Request) -> Session | str | None:
+    def session_of(self, request: web.Request, touch: bool = True) -> Session | str | None:
+        """The request's live session; ``touch`` counts the request as use (an open live view
+        re-checking its session does not: an unattended screen must still log out when idle)."""
         sid = request.cookies.get(COOKIE)
         if not sid:
             return None
-        found = self.store.session(sid, time.time(), self.settings.console_session_idle_s, self.settings.console_session_max_s)
+        s = self.settings
+        found = self.store.session(sid, time.time(), s.console_session_idle_s, s.console_session_max_s, touch=touch)
         if found == "expired":
             self.store.audit(None, "session", None, "refused expired", "session expired", request.remote)
         return found
@@ -145,11 +178,14 @@ class Console:
         self.addresses[remote] = policy.after_address_failure(self.addresses.get(remote, policy.AddressState()), now, cap, window)
 
     async def handle_login(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        name, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
+        try:
+            form = await read_form(request)
+            name, password, given = text(form, "username").strip(), text(form, "password"), text(form, "csrf")
+        except BadForm as bad:
+            return self.login_page(request, 400, f"{bad}; log in again.")
         s, remote, now = self.settings, request.remote or "unknown", time.time()
-        given, expected = str(form.get("csrf", "")), request.cookies.get(LOGIN_CSRF_COOKIE, "")
-        if not given or not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not given or not expected or not same_secret(given, expected):
             self.store.audit(name[:64] or None, "login", None, "refused csrf", "missing or wrong login form token", request.remote)
             return self.login_page(request, 403, "Missing or wrong login form token (CSRF); the form was renewed, log in again.")
         if (wait := self.address_wait(remote, now)) > 0:
@@ -183,14 +219,20 @@ class Console:
             return self.render(
                 "error.html", 401, title="Session expired", message="Your session has expired or you are not logged in; log in again."
             )
-        form = await request.post()
-        given = str(form.get("csrf", ""))
-        if not given or not hmac.compare_digest(given.encode(), session.csrf.encode()):
+        try:
+            form = await read_form(request)
+            given = text(form, "csrf")
+        except BadForm as bad:
+            return self.render("error.html", 400, title="Refused", message=f"{bad}; reload the page and try again.")
+        if not given or not same_secret(given, session.csrf):
             self.store.audit(session.user.name, request.path, None, "refused 403", "missing or wrong CSRF token", request.remote)
             return self.render(
                 "error.html", 403, title="Refused", message="Missing or wrong form token (CSRF); reload the page and try again."
             )
         return session, form
+
+    def bad_form(self, bad: BadForm) -> web.Response:
+        return self.render("error.html", 400, title="Refused", message=f"{bad}; reload the page and try again.")
 
     def answer(self, request: web.Request, session: Session, page: str, outcome: Outcome, done: str) -> web.Response:
         if outcome.status == 202:
@@ -271,7 +313,11 @@ async def alarm_form(request: web.Request) -> web.Response:
         return got
     session, form = got
     verb = "acknowledge" if request.match_info["verb"] == "ack" else "resolve"
-    outcome = await console.commands.alarm(session.user, request.match_info["aid"], verb, str(form.get("note", "")), request.remote)
+    try:
+        note = text(form, "note")
+    except BadForm as bad:
+        return console.bad_form(bad)
+    outcome = await console.commands.alarm(session.user, request.match_info["aid"], verb, note, request.remote)
     return console.answer(request, session, "alarms", outcome, verb)
 
 
@@ -282,7 +328,11 @@ async def plan_form(request: web.Request) -> web.Response:
         return got
     session, form = got
     m = request.match_info
-    outcome = await console.commands.plan(session.user, m["iid"], m["pid"], m["verb"], str(form.get("reason", "")), request.remote)
+    try:
+        reason = text(form, "reason")
+    except BadForm as bad:
+        return console.bad_form(bad)
+    outcome = await console.commands.plan(session.user, m["iid"], m["pid"], m["verb"], reason, request.remote)
     return console.answer(request, session, "signals", outcome, m["verb"])
 
 
@@ -292,9 +342,11 @@ async def mode_form(request: web.Request) -> web.Response:
     if isinstance(got, web.Response):
         return got
     session, form = got
-    outcome = await console.commands.mode(
-        session.user, request.match_info["iid"], str(form.get("mode", "")), str(form.get("reason", "")), request.remote
-    )
+    try:
+        mode, reason = text(form, "mode"), text(form, "reason")
+    except BadForm as bad:
+        return console.bad_form(bad)
+    outcome = await console.commands.mode(session.user, request.match_info["iid"], mode, reason, request.remote)
     return console.answer(request, session, "signals", outcome, "mode")
 
 
@@ -304,10 +356,11 @@ async def silence_form(request: web.Request) -> web.Response:
     if isinstance(got, web.Response):
         return got
     session, form = got
-    minutes = str(form.get("minutes", ""))
-    outcome = await console.commands.silence(
-        session.user, str(form.get("subject", "")), minutes, str(form.get("reason", "")), request.remote
-    )
+    try:
+        minutes, subject, reason = text(form, "minutes"), text(form, "subject"), text(form, "reason")
+    except BadForm as bad:
+        return console.bad_form(bad)
+    outcome = await console.commands.silence(session.user, subject, minutes, reason, request.remote)
     return console.answer(request, session, "silences", outcome, "lift" if minutes.strip() == "0" else "silence")
 
 
@@ -328,7 +381,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             await resp.write(b"data: " + orjson.dumps(data) + b"\n\n")
         elif not await console.feed.wait_change(version, 15.0):
             await resp.write(b": keep-alive\n\n")
-        fresh = console.session_of(request)
+        fresh = console.session_of(request, touch=False)
         if not isinstance(fresh, Session):
             await resp.write(b"event: expired\ndata: {}\n\n")
             return resp
@@ -372,24 +425,39 @@ async def api_alerts(request: web.Request) -> web.Response:
     return web.json_response({"alerts": found, "count": len(found)}, dumps=lambda v: orjson.dumps(v).decode())
 
 
+#: the fields each change takes: a reason sent with an acknowledgement was dropped silently
+API_FIELDS = {"aid": ("note",), "pid": ("reason",), "silence": ("subject", "minutes", "reason")}
+
+
+def api_text(name: str, value: Any) -> str:
+    """A field's value as the command takes it: text, and for ``minutes`` also a whole number
+    (an object used to be stored as its Python repr)."""
+    if isinstance(value, str):
+        return value
+    if name == "minutes" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise Refused(400, f"{name} must be {'text or a whole number' if name == 'minutes' else 'text'}")
+
+
 async def api_change(request: web.Request) -> web.Response:
     """POST /api/alerts/{aid}/{verb}, /api/signals/{iid}/plans/{pid}/{verb}, /api/silences."""
     console, m = console_of(request), request.match_info
     try:
         user = api_user(request)
         body = await read_json_object(request)
-        only_fields(body, ("note", "reason", "subject", "minutes"))
-        text = {k: str(v) for k, v in body.items() if v is not None}
+        fields = API_FIELDS["aid" if "aid" in m else "pid" if "pid" in m else "silence"]
+        only_fields(body, fields)
+        given = {k: api_text(k, v) for k, v in body.items() if v is not None}
     except Refused as refused:
         return _api_error(refused)
     if "aid" in m:
         verb = "acknowledge" if m["verb"] == "ack" else "resolve"
-        outcome = await console.commands.alarm(user, m["aid"], verb, text.get("note", ""), request.remote)
+        outcome = await console.commands.alarm(user, m["aid"], verb, given.get("note", ""), request.remote)
     elif "pid" in m:
-        outcome = await console.commands.plan(user, m["iid"], m["pid"], m["verb"], text.get("reason", ""), request.remote)
+        outcome = await console.commands.plan(user, m["iid"], m["pid"], m["verb"], given.get("reason", ""), request.remote)
     else:
         outcome = await console.commands.silence(
-            user, text.get("subject", ""), text.get("minutes", ""), text.get("reason", ""), request.remote
+            user, given.get("subject", ""), given.get("minutes", ""), given.get("reason", ""), request.remote
         )
     if outcome.status == 202:
         return web.json_response({"accepted": True, "by": user.name}, status=202)
@@ -439,7 +507,7 @@ async def serve(settings: Settings, store: UserStore, host: str, port: int, read
     except BaseException:
         await feed.stop()
         raise
-    runner = web.AppRunner(make_app(settings, store, state, feed), access_log=None)
+    runner = CappedRunner(make_app(settings, store, state, feed), access_log=None, keepalive_timeout=HTTP_IDLE_TIMEOUT_S)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.faust_transport import HTTP_IDLE_TIMEOUT_S, MAX_HTTP_CONNECTIONS
+from streams.http.capped import HTTP_IDLE_TIMEOUT_S, MAX_HTTP_CONNECTIONS
 from tests.integration.test_http_api_auth import Api, start_api_worker
 
 pytestmark = pytest.mark.integration
