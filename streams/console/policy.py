@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -154,6 +155,7 @@ class SilenceRequest:
     reason: str
 
 
+MINUTES = re.compile(r"\s*[0-9]+(\.[0-9]+)?\s*\Z")
 SUBJECT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._:/@+#~-]{0,63}\Z")
 
 
@@ -162,14 +164,13 @@ def silence_request(subject: str, minutes: str, reason: str, now: float) -> Sile
     subject = subject.strip()
     if not SUBJECT.match(subject):
         raise ValueError("subject must be a pool or intersection id (letters, digits, . _ : / @ + # ~ -)")
-    try:
-        duration_min = float(minutes)
-    except ValueError:
-        raise ValueError("duration must be a number of minutes") from None
+    if not MINUTES.match(minutes):  # float() also takes "1_0" (10), "1e3" and "nan"
+        raise ValueError("duration must be a number of minutes, such as 30 or 7.5")
+    duration_min = float(minutes)
     if not 0 < duration_min * 60.0 <= MAX_SILENCE_S:
         raise ValueError(f"duration must be more than 0 and at most {MAX_SILENCE_S / 86_400:g} days")
     reason = reason.strip()
-    if not reason:
+    if not any(unicodedata.category(c)[0] not in "ZC" for c in reason):  # a zero-width space is no reason
         raise ValueError("a silence needs a reason (it is shown to everyone on duty and kept in the audit log)")
     if len(reason) > MAX_REASON_CHARS:
         raise ValueError(f"reason is longer than {MAX_REASON_CHARS} characters")

@@ -191,7 +191,8 @@ class Console:
         if (wait := self.address_wait(remote, now)) > 0:
             self.store.audit(name[:64] or None, "login", None, "refused throttled", f"address waits {wait:.0f} s", request.remote)
             minutes = max(1, math.ceil(wait / 60))
-            return self.login_page(request, 429, f"Too many failed logins from this computer; try again in {minutes} minutes.")
+            when = "1 minute" if minutes == 1 else f"{minutes} minutes"
+            return self.login_page(request, 429, f"Too many failed logins from this computer; try again in {when}.")
         outcome, user = await asyncio.to_thread(
             self.store.login, name, password, now, s.console_login_max_failures, s.console_login_lockout_s
         )

@@ -72,9 +72,12 @@ def test_silence_request_checks_each_field() -> None:
         ("P 1", "10", "x", "subject"),
         ("P1", "ten", "x", "number of minutes"),
         ("P1", "0", "x", "more than 0"),
-        ("P1", "nan", "x", "more than 0"),
+        ("P1", "nan", "x", "number of minutes"),
+        ("P1", "1_0", "x", "number of minutes"),  # float() reads it as 10
+        ("P1", "1e3", "x", "number of minutes"),
         ("P1", str(31 * 24 * 60), "x", "at most 30 days"),
         ("P1", "10", "   ", "needs a reason"),
+        ("P1", "10", "\u200b\u200d", "needs a reason"),  # zero-width characters only
         ("P1", "10", "x" * 501, "longer than 500"),
     ]:
         with pytest.raises(ValueError, match=fragment):
