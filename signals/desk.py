@@ -77,6 +77,10 @@ from signals.remote import RemoteNeighbours
 
 #: the session named in the refusal of a command for an intersection nobody configured here
 UNKNOWN_SESSION = "-"
+#: a priority request whose bus was due at the stop line longer ago than this (on the
+#: intersection's clock) is refused as stale: the bus has passed, or the request is garbage (a
+#: request stamped 1970 was granted as "a bus at the line now" before, stop 54's probe)
+PRIORITY_STALE_S = 120.0
 
 CommandAction = Literal["approve", "reject", "set_mode"]
 
@@ -611,9 +615,13 @@ class ControlDesk:
             out.audit.append(AuditOut(entry, UNKNOWN_SESSION))
             out.commands.append(("priority", "refused"))
             return out
-        eta = max(0.0, req.eta_s - (at_s - req.event_time.timestamp()))
-        if slot.control.mode != "automatic" and not slot.control.mandated(at_s):
+        overdue_s = at_s - req.event_time.timestamp() - req.eta_s
+        eta = max(0.0, -overdue_s)
+        if overdue_s > PRIORITY_STALE_S:
             result: Any = None
+            reason = f"stale: the bus was due at the stop line {overdue_s:.0f} s ago (over {PRIORITY_STALE_S:g} s)"
+        elif slot.control.mode != "automatic" and not slot.control.mandated(at_s):
+            result = None
             reason = f"mode {slot.control.mode}: priority is granted in automatic mode (or under an operator's mandate) only"
         else:
             call = PriorityCall(req.request_id, req.vehicle_id, req.stage, at_s, eta, req.delay_s)

@@ -71,6 +71,8 @@ def _explain(err: msgspec.ValidationError) -> tuple[str, str]:
     """Code and reason for a validation error; an id outside the id character set says so."""
     text = str(err)
     m = _PATTERN_FAILURE.match(text)
+    if m and "x0e-" in text:  # TEXT_PATTERN
+        return "invalid", f"`{m['path']}` holds a control or direction-override character (free text may hold tabs and line breaks)"
     if m:
         return "invalid", (
             f"`{m['path']}` is not a valid id: 1-64 characters (alarm and plan ids 160) of "
@@ -149,6 +151,8 @@ class _Parses:
             return DecodeFailure(*_explain(exc))
         except msgspec.DecodeError as exc:
             return DecodeFailure("not_json", str(exc))
+        except UnicodeDecodeError as exc:  # bytes that are not UTF-8 inside a string: data, not a decoder bug
+            return DecodeFailure("not_json", f"not UTF-8: {exc.reason} at byte {exc.start}")
         except RecursionError:  # found by the fuzzers: '{"":' repeated some thousand times
             return DecodeFailure("not_json", "JSON is nested too deeply")
 

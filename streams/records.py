@@ -21,8 +21,10 @@ ids (``kind@subject~digest``) are ``RefId``: the same characters, up to 160.
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 import orjson
@@ -34,6 +36,10 @@ AwareDatetime = Annotated[datetime, Meta(tz=True)]
 ENTITY_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._:/@+#~-]{0,63}\Z"
 REF_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._:/@+#~-]{0,159}\Z"
 EntityId = Annotated[str, Meta(min_length=1, max_length=64, pattern=ENTITY_ID_PATTERN)]
+#: free text people read (a camera zone, an alarm message, a note): no control characters but tab
+#: and line breaks, no direction overrides or marks (a camera zone "\u202eevil" reached a critical
+#: alarm's text on the console reversed; stop 54's probe)
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]*\Z"
 RefId = Annotated[str, Meta(min_length=1, max_length=160, pattern=REF_ID_PATTERN)]
 Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
 
@@ -99,7 +105,7 @@ class DetectorReading(Struct, kw_only=True, frozen=True):
     queue_veh: Annotated[float, Meta(ge=0.0, le=1_000.0)] | None = None
     #: vehicles inside a lane-area detector (queued and approaching); None for point detectors
     vehicles: Annotated[float, Meta(ge=0.0, le=1_000.0)] | None = None
-    approach: Annotated[str, Meta(max_length=32)] | None = None
+    approach: Annotated[str, Meta(max_length=32, pattern=TEXT_PATTERN)] | None = None
     lane: Annotated[int, Meta(ge=0, le=32)] | None = None
 
 
@@ -194,6 +200,16 @@ class ScheduledStopTime(Struct, kw_only=True, frozen=True):
     lon: Annotated[float, Meta(ge=-180.0, le=180.0)] | None = None
 
 
+@functools.lru_cache(maxsize=256)
+def known_time_zone(name: str) -> bool:
+    """Whether ``ZoneInfo`` takes ``name`` (``Europe/Berlin/`` and ``Europe/Berln`` it does not)."""
+    try:
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        return False
+    return True
+
+
 class TripSchedule(Record, frozen=True):
     """``transit.schedule`` (compacted, keyed by trip): one GTFS trip with its stop times and
     the service dates it runs on, as ``leitstand gtfs load`` read them from a static feed."""
@@ -206,9 +222,12 @@ class TripSchedule(Record, frozen=True):
     stops: Annotated[list[ScheduledStopTime], Meta(min_length=2, max_length=1_000)]
     direction_id: Literal[0, 1] = 0
     timezone: Annotated[str, Meta(min_length=1, max_length=64)] = "UTC"
-    feed_id: Annotated[str, Meta(max_length=64)] = ""
+    feed_id: Annotated[str, Meta(max_length=64, pattern=TEXT_PATTERN)] = ""
 
     def __post_init__(self) -> None:
+        if not known_time_zone(self.timezone):
+            # a zone ZoneInfo refuses crashed the bus agent's timetable task, and the worker with it
+            raise ValueError(f"unknown time zone {self.timezone!r} (an IANA name such as Europe/Berlin)")
         seqs = [s.sequence for s in self.stops]
         if any(b <= a for a, b in zip(seqs, seqs[1:])):
             raise ValueError("stop sequences must increase")
@@ -228,7 +247,7 @@ class PriorityRequest(Record, frozen=True):
     delay_s: Annotated[float, Meta(ge=-3_600.0, le=86_400.0)]
     eta_s: Annotated[float, Meta(ge=0.0, le=3_600.0)]
     request_id: RefId
-    approach: Annotated[str, Meta(max_length=32)] | None = None
+    approach: Annotated[str, Meta(max_length=32, pattern=TEXT_PATTERN)] | None = None
 
 
 class BusPassage(Record, frozen=True):
@@ -336,7 +355,7 @@ class PoolSupervisionEvent(Record, frozen=True):
     pool_id: EntityId
     event_id: EntityId
     kind: SupervisionKind
-    zone: Annotated[str, Meta(max_length=64)] | None = None
+    zone: Annotated[str, Meta(max_length=64, pattern=TEXT_PATTERN)] | None = None
     duration_s: Annotated[float, Meta(ge=0.0, le=86_400.0)] | None = None
     confidence: Fraction | None = None
     persons: Annotated[int, Meta(ge=0, le=100_000)] | None = None
@@ -349,10 +368,16 @@ class WeatherForecast(Struct, kw_only=True, frozen=True):
     temperature_c: Annotated[float, Meta(ge=-60.0, le=60.0)] | None = None
     precipitation_mm_h: Annotated[float, Meta(ge=0.0, le=500.0)] | None = None
     wind_kmh: Annotated[float, Meta(ge=0.0, le=400.0)] | None = None
-    condition: Annotated[str, Meta(max_length=32)] | None = None
+    condition: Annotated[str, Meta(max_length=32, pattern=TEXT_PATTERN)] | None = None
 
 
 ScheduleKind = Literal["concert", "match", "fair", "holiday", "school_holiday", "weather", "roadworks", "other"]
+
+
+#: the years an announced event may lie in, as ``forecasting.events.EVENT_YEARS`` for calendar
+#: imports (the core imports no shell module): a weather event ending in 9999 was accepted and
+#: then broke every forecast refit, pandas' nanosecond times ending in 2262
+SCHEDULE_YEARS = (1900, 2200)
 
 
 class ScheduledEvent(Record, frozen=True):
@@ -365,13 +390,16 @@ class ScheduledEvent(Record, frozen=True):
     kind: ScheduleKind
     starts_at: AwareDatetime
     ends_at: AwareDatetime
-    title: Annotated[str, Meta(max_length=200)] | None = None
+    title: Annotated[str, Meta(max_length=200, pattern=TEXT_PATTERN)] | None = None
     expected_attendance: Annotated[int, Meta(ge=0, le=1_000_000)] | None = None
     weather: WeatherForecast | None = None
 
     def __post_init__(self) -> None:
         if self.ends_at < self.starts_at:
             raise ValueError("ends_at lies before starts_at")
+        low, high = SCHEDULE_YEARS
+        if not (low <= self.starts_at.year <= high and low <= self.ends_at.year <= high):
+            raise ValueError(f"starts_at and ends_at must lie in the years {low}..{high}")
 
 
 # --- alarm lifecycle ----------------------------------------------------------------------
@@ -391,7 +419,7 @@ class AlertCommand(Record, frozen=True):
     alert_id: RefId
     action: AlertAction
     by: Annotated[str, Meta(min_length=1, max_length=64)]
-    note: Annotated[str, Meta(max_length=500)] | None = None
+    note: Annotated[str, Meta(max_length=500, pattern=TEXT_PATTERN)] | None = None
     #: the name a caller of the shared-token API wrote; ``by`` is then "machine-token" (issue 16)
     claimed_by: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
 
@@ -416,9 +444,9 @@ class Silence(Record, frozen=True):
     subject_id: EntityId
     starts_at: AwareDatetime
     ends_at: AwareDatetime
-    reason: Annotated[str, Meta(min_length=1, max_length=500)]
+    reason: Annotated[str, Meta(min_length=1, max_length=500, pattern=TEXT_PATTERN)]
     #: the authenticated person who set it (console user name or API token owner)
-    by: Annotated[str, Meta(min_length=1, max_length=64)]
+    by: Annotated[str, Meta(min_length=1, max_length=64, pattern=TEXT_PATTERN)]
 
 
 LifecycleOp = Literal["raise", "clear", "acknowledge", "resolve"]
@@ -436,13 +464,13 @@ class LifecycleCommand(Record, frozen=True):
     op: LifecycleOp
     subject_id: EntityId
     kind: EntityId
-    subject_type: Annotated[str, Meta(max_length=32)] = "pool"
+    subject_type: Annotated[str, Meta(max_length=32, pattern=TEXT_PATTERN)] = "pool"
     severity: Literal["critical", "major", "minor"] | None = None
-    trigger: Annotated[str, Meta(max_length=128)] | None = None
+    trigger: Annotated[str, Meta(max_length=128, pattern=TEXT_PATTERN)] | None = None
     alert_id: RefId | None = None
-    by: Annotated[str, Meta(max_length=64)] | None = None
-    message: Annotated[str, Meta(max_length=500)] | None = None
-    note: Annotated[str, Meta(max_length=500)] | None = None
+    by: Annotated[str, Meta(max_length=64, pattern=TEXT_PATTERN)] | None = None
+    message: Annotated[str, Meta(max_length=500, pattern=TEXT_PATTERN)] | None = None
+    note: Annotated[str, Meta(max_length=500, pattern=TEXT_PATTERN)] | None = None
     evidence: dict[str, Any] = {}
 
     def __post_init__(self) -> None:
@@ -470,7 +498,7 @@ class SignalCommand(Record, frozen=True):
     actor: Annotated[str, Meta(min_length=1, max_length=64)]
     plan_id: RefId | None = None
     mode: SignalMode | None = None
-    reason: Annotated[str, Meta(max_length=500)] = ""
+    reason: Annotated[str, Meta(max_length=500, pattern=TEXT_PATTERN)] = ""
     #: the name a caller of the shared-token API wrote; ``actor`` is then "machine-token" (issue 16)
     claimed_by: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
 

@@ -22,7 +22,7 @@ from transit.headways import Headway
 from transit.monitor import punctuality_of
 from transit.schedule import ScheduledStop, ScheduledTrip, Timetable
 
-from .records import BusPassage, BusPosition, TripSchedule, encode
+from .records import BusPassage, BusPosition, TripSchedule, encode, known_time_zone
 
 
 class FeedError(ValueError):
@@ -80,6 +80,8 @@ def load_feed(path: Path, *, first: date | None = None, days: int = 366, feed_id
     """Every trip of the feed that runs in the window, as checked ``TripSchedule`` records."""
     feed = _read(path)
     tz = str(feed.agency["agency_timezone"].iloc[0])
+    if not known_time_zone(tz):
+        raise FeedError(f"{path}: agency_timezone {tz!r} is not an IANA time zone name (such as Europe/Berlin)")
     services, window = _service_dates(feed, first, days)
     places = {str(r.stop_id): (float(r.stop_lat), float(r.stop_lon)) for r in feed.stops.itertuples() if r.stop_lat == r.stop_lat}
     times = feed.stop_times.sort_values(["trip_id", "stop_sequence"])

@@ -213,7 +213,7 @@ async def read_timetable(settings: Settings) -> Timetable:
             continue
         record = decoder.decode(msg.value, now=time.time(), key=msg.key)
         if not isinstance(record, TripSchedule):
-            log.warning("bus_schedule_record_skipped", offset=msg.offset, partition=msg.partition)
+            log.warning("bus_schedule_record_skipped", offset=msg.offset, partition=msg.partition, reason=record.reason[:200])
             continue
         try:
             trips[record.trip_id] = scheduled_trip(record)
@@ -233,6 +233,12 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> BusWatch:
     decoder = topic_decoder(BusPosition, settings)
     watch = BusWatch(settings)
     ready = asyncio.Event()
+    failure: list[str] = []  # why the timetable could not be read the last time (empty: it could)
+    warnings = getattr(app, "readiness_warnings", None)
+    if warnings is not None:  # positions wait for a first timetable: an operator must hear why they wait
+        warnings["bus_schedule"] = lambda: (
+            f"bus timetable not loaded ({failure[-1]}): bus positions wait unjudged" if failure and not ready.is_set() else None
+        )
 
     @app.task
     async def bus_schedule() -> None:
@@ -243,8 +249,14 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> BusWatch:
                 if not ready.is_set():
                     log.info("bus_schedule_loaded", trips=len(timetable.trips))
                 ready.set()
+                failure.clear()
             except (TailError, OSError, LookupError) as exc:  # LookupError: the topic is gone (a broker that lost it)
                 log.warning("bus_schedule_unreadable", error=str(exc))
+                failure.append(str(exc) or type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not stop the worker (camera alarms share it)
+                log.error("bus_schedule_failed", error=repr(exc)[:300])
+                failure.append(type(exc).__name__)
+            del failure[:-1]
             await asyncio.sleep(settings.bus_schedule_refresh_s)
 
     @app.agent(positions, name="bus-watch")

@@ -37,12 +37,13 @@ import structlog
 from forecasting import Event, event_regressors, live_history, make_forecaster, process_pool
 from forecasting.refresh import Forecasted, RefreshSchedule, band_outcome, forecast_by_hour
 
+from ..codec import TopicDecoder
 from ..ingest import decoded_batches
 from ..metrics import FORECAST_FAILURES, FORECAST_REFRESHES, FORECAST_SECONDS, record_forecast_error, record_interval_outcome
 from ..records import BusPosition, DetectorAggregate, Forecast, ForecastPoint, PoolReading, ScheduledEvent, encode_orjson
 from ..settings import Settings
 from ..topics import AGGREGATES, EVENTS_SCHEDULE, FORECASTS, SENSORS_BUS, SENSORS_POOL
-from .wiring import Sink, Times, keyed_table, topic_decoder
+from .wiring import Sink, keyed_table, topic_decoder
 
 log = structlog.get_logger(__name__)
 VENUE_KINDS = ("concert", "match", "fair", "roadworks", "other")  # need a venue -> series mapping
@@ -264,15 +265,20 @@ def load_by_line(positions: Iterable[BusPosition]) -> dict[bytes, list[Observati
     return grouped
 
 
+def history_decoders(settings: Settings) -> tuple[TopicDecoder[BusPosition], TopicDecoder[PoolReading]]:
+    """The bus positions' and pool readings' decoders of the histories, with the device-clock
+    checks of the agents that own those topics' dead letters (the bus and pool-water agents):
+    a reading 50 years ahead that those refuse moved a pool's newest hour to 2076 here, and the
+    history then took no reading of that pool for decades (stop 54's probe)."""
+    return topic_decoder(BusPosition, settings), topic_decoder(PoolReading, settings)
+
+
 def register_history(app: faust.App, settings: Settings, book: SeriesBook) -> None:
     """Aggregates, pool readings and bus positions into the hourly histories."""
     aggregates = app.topic(settings.topic(AGGREGATES))
     readings = app.topic(settings.topic(SENSORS_POOL))
     positions = app.topic(settings.topic(SENSORS_BUS))
-    # the bus agent owns this topic's dead letters
-    position_decoder = topic_decoder(BusPosition, settings, Times.ANY)
-    # the pool-water agent owns this topic's dead letters and checks its clocks
-    reading_decoder = topic_decoder(PoolReading, settings, Times.ANY)
+    position_decoder, reading_decoder = history_decoders(settings)
 
     @app.agent(aggregates, name="forecast-history-intersections")
     async def intersection_history(stream: Any) -> None:

@@ -73,6 +73,16 @@ def check_catalogue_topic(topic: str, create: bool) -> None:
 # --- ../shared: data sets and scenarios kept beside the checkout, not in it ----------------------
 
 
+def input_file(path: Path) -> Path:
+    """``path`` when it can be read as a file (a pipe such as ``<(...)`` or ``/dev/stdin`` too);
+    a one-line ``CliError`` saying which it is not."""
+    if path.is_dir():
+        raise CliError(f"{path} is a directory, not a file")
+    if not path.exists():
+        raise CliError(f"no such file: {path}")
+    return path
+
+
 def checkout_dir() -> Path | None:
     """The source checkout this package runs from (a clean clone installed with ``pip install -e``),
     or None when the package was installed from a wheel into site-packages, where the directory

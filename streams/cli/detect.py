@@ -22,7 +22,7 @@ import typer
 
 from ..errors import CliError
 from ..timeparse import parse_time
-from .common import err, find_shared
+from .common import err, find_shared, input_file
 
 if TYPE_CHECKING:
     from detection.nab import CorpusResult, LabelledFile
@@ -100,8 +100,13 @@ def detect(
 
 def read_columns(input_csv: Path, time_col: str, value_col: str) -> tuple[list[str], list[str]]:
     """The raw text of the time and value columns, one entry per row (a short row gives "")."""
-    if not input_csv.is_file():
-        raise CliError(f"no such file: {input_csv}")
+    try:
+        return _read_columns(input_file(input_csv), time_col, value_col)
+    except OSError as exc:
+        raise CliError(f"cannot read {input_csv}: {exc.strerror or exc}") from None
+
+
+def _read_columns(input_csv: Path, time_col: str, value_col: str) -> tuple[list[str], list[str]]:
     with input_csv.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)

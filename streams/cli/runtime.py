@@ -15,7 +15,7 @@ import orjson
 import typer
 
 from ..errors import CliError
-from .common import check_catalogue_topic, cli_settings, err, fail, finite_seconds, out, reachable_settings, settings_overrides
+from .common import check_catalogue_topic, cli_settings, err, fail, finite_seconds, input_file, out, reachable_settings, settings_overrides
 
 if TYPE_CHECKING:
     from ..kafka_io import TailedMessage, TailReport
@@ -93,8 +93,8 @@ def produce_cmd(
     from ..records import KEYED_RECORDS
 
     check_catalogue_topic(topic, create)
-    if file is not None and not file.is_file():
-        raise CliError(f"no such file: {file}")
+    if file is not None:
+        input_file(file)
     settings = reachable_settings()
     if key_field is None and topic in KEYED_RECORDS:
         key_field = KEYED_RECORDS[topic].key_field
@@ -105,7 +105,7 @@ def produce_cmd(
 
     async def send() -> Any:
         await ensure_topics(settings, [topic])  # catalogue topics with the configured partitions, not the broker's default
-        return await produce_checked(settings, settings.topic(topic), keyed_lines(lines, key_field))
+        return await produce_checked(settings, settings.topic(topic), keyed_lines(read_lines(lines, file), key_field))
 
     try:
         report = asyncio.run(send())
@@ -116,6 +116,15 @@ def produce_cmd(
     if report.refused:
         raise CliError(f"sent {report.sent} records to {target}; refused {len(report.refused)}: " + report.refused_summary())
     err.print(f"sent {report.sent} records to {target}")
+
+
+def read_lines(lines: Iterable[bytes], file: Path | None) -> Iterator[bytes]:
+    """``lines``, with a read error as a one-line ``CliError`` naming the input (the records
+    before it are sent)."""
+    try:
+        yield from lines
+    except OSError as exc:
+        raise CliError(f"cannot read {file or 'stdin'}: {exc.strerror or exc}") from None
 
 
 def keyed_lines(lines: Iterable[bytes], key_field: str | None) -> Iterator[tuple[int, bytes | None, bytes]]:

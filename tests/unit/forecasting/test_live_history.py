@@ -268,3 +268,41 @@ def test_a_venue_keeps_only_entries_that_can_still_move_a_forecast() -> None:
     for h in range(2 * 365 * 24):
         grown = merged_venue(grown, entry(f"h{h}", h * 3600.0), h * 3600.0, keep_days=42) or grown
     assert len(grown) <= (42 + 1) * 24 + 1
+
+
+def test_the_histories_refuse_readings_the_sensors_agents_refuse() -> None:
+    """A pool reading 50 years ahead (dead-lettered by the water agent) moved the pool's newest
+    hour to 2076 in the history, which then took no reading of that pool: the histories' decoders
+    check device clocks as the owners of those topics do."""
+    import time as _time
+    from datetime import datetime, timedelta, timezone
+
+    import orjson
+
+    from streams.agents.forecasting import history_decoders
+    from streams.codec import DecodeFailure
+    from streams.records import BusPosition, PoolReading
+    from streams.settings import Settings
+
+    now = _time.time()
+    positions, readings = history_decoders(Settings(_env_file=None))
+    at = datetime.fromtimestamp(now, timezone.utc)
+    reading = {"schema_version": 1, "event_time": at.isoformat(), "pool_id": "P1", "visitors": 10}
+    assert isinstance(readings.decode(orjson.dumps(reading), now=now), PoolReading)
+    ahead = {**reading, "event_time": (at + timedelta(days=50 * 365)).isoformat()}
+    refused = readings.decode(orjson.dumps(ahead), now=now)
+    assert isinstance(refused, DecodeFailure) and refused.code == "clock_skew"
+    bus = {
+        "schema_version": 1,
+        "event_time": (at + timedelta(days=3)).isoformat(),
+        "vehicle_id": "b1",
+        "trip_id": "t1",
+        "route_id": "L1",
+        "latitude": 48.0,
+        "longitude": 11.0,
+        "current_stop_sequence": 1,
+        "current_status": "STOPPED_AT",
+    }
+    late = positions.decode(orjson.dumps(bus), now=now)
+    assert isinstance(late, DecodeFailure) and late.code == "clock_skew"
+    assert isinstance(positions.decode(orjson.dumps({**bus, "event_time": at.isoformat()}), now=now), BusPosition)

@@ -32,6 +32,26 @@ def test_a_grant_drives_from_the_next_frame_and_is_explained_in_the_audit() -> N
     assert again.audit[0].entry.action == "priority_refused" and "one per cycle" in again.audit[0].entry.detail["reason"]
 
 
+def test_a_request_whose_bus_was_due_long_ago_is_refused_as_stale() -> None:
+    """A request stamped 1970 was granted as a bus waiting at the line now (its arrival clamped
+    to 0 s): one whose bus was due more than PRIORITY_STALE_S ago is refused, saying why."""
+    from signals.desk import PRIORITY_STALE_S
+
+    desk = fresh()
+    desk.on_config(config(controller="fixed", mode="automatic", params={}))
+    for i in range(7):
+        desk.on_observation(obs(i))
+    stale = desk.on_priority(request(T0 + 30 - PRIORITY_STALE_S - 20, eta=10))
+    [entry] = [a.entry for a in stale.audit]
+    assert entry.action == "priority_refused" and "stale: the bus was due at the stop line" in entry.detail["reason"]
+    assert stale.commands == [("priority", "refused")]
+    ancient = desk.on_priority(DeskPriority("K101", "tsp@K101~T9", "bus-9", "T9", "A", at(0.0), 20.0, 240.0))
+    assert ancient.audit[0].entry.action == "priority_refused"
+    # one due within the bound is judged as before (here: its stage is green, so no extension)
+    fresh_enough = desk.on_priority(request(T0 + 30 - PRIORITY_STALE_S + 20, eta=10))
+    assert fresh_enough.audit[0].entry.detail["reason"] == "the bus arrives while its stage is green"
+
+
 def test_refused_in_advisory_mode_and_for_unknown_intersections() -> None:
     desk = fresh()
     desk.on_config(config())  # advisory

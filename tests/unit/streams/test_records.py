@@ -211,6 +211,31 @@ def test_schedule_end_before_start_is_refused() -> None:
     assert isinstance(decoder_for("events.schedule").decode(orjson.dumps(payload), now=NOW), DecodeFailure)
 
 
+@pytest.mark.parametrize("end", ["9999-12-31T00:00:00+00:00", "2263-01-01T00:00:00+00:00"])
+def test_schedule_beyond_the_forecasts_years_is_refused(end: str) -> None:
+    """A weather event ending in 9999 was accepted, and every forecast refit then failed with an
+    OverflowError (pandas' nanosecond times end in 2262) for as long as it was kept."""
+    payload = {**VALID["events.schedule"], "ends_at": end}
+    out = decoder_for("events.schedule").decode(orjson.dumps(payload), now=NOW)
+    assert isinstance(out, DecodeFailure) and "1900..2200" in out.reason
+
+
+@pytest.mark.parametrize("zone", ["\u202eevil", "lane\x1b[2J", "a\u2066b"])
+def test_free_text_people_read_holds_no_control_or_direction_override(zone: str) -> None:
+    """A camera zone "\u202eevil" reached a critical alarm's text reversed on the console."""
+    event = VALID["pool.supervision"]
+    ok = decoder_for("pool.supervision").decode(orjson.dumps({**event, "zone": "lane 3\tnorth"}), now=NOW)
+    assert isinstance(ok, PoolSupervisionEvent), ok
+    out = decoder_for("pool.supervision").decode(orjson.dumps({**event, "zone": zone}), now=NOW)
+    assert isinstance(out, DecodeFailure) and out.code == "invalid" and "`$.zone` holds a control" in out.reason
+
+
+def test_bytes_that_are_not_utf8_are_not_json_not_a_decoder_bug() -> None:
+    value = orjson.dumps(VALID["pool.supervision"]).replace(b"deep end", b"\xe9\xff")
+    out = decoder_for("pool.supervision").decode(value, now=NOW)
+    assert isinstance(out, DecodeFailure) and out.code == "not_json" and "UTF-8" in out.reason
+
+
 def test_oversize_is_refused_before_parsing() -> None:
     dec = TopicDecoder(IntersectionFrame, max_bytes=300)
     big = orjson.dumps(frame(detectors=[{"detector_id": f"D{i}", "count": 1, "occupancy": 0.1} for i in range(20)]))

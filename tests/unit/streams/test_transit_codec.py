@@ -10,6 +10,7 @@ import msgspec
 import pytest
 from google.transit import gtfs_realtime_pb2
 
+from streams.codec import DecodeFailure, TopicDecoder
 from streams.records import BusPosition, TripSchedule, encode
 from streams.transit_codec import FeedError, decode_gtfs_rt, load_feed, position_of, scheduled_trip
 
@@ -66,6 +67,19 @@ def test_calendar_exceptions_times_past_midnight_and_timepoints(tmp_path: Path) 
 def test_incomplete_feeds_are_one_error(tmp_path: Path, files: dict[str, str], message: str) -> None:
     with pytest.raises(FeedError, match=message):
         load_feed(write(tmp_path / "f.zip", files))
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin/", "Europe/Berln", "../etc/passwd"])
+def test_a_time_zone_nobody_knows_is_refused_at_load_and_on_the_topic(tmp_path: Path, zone: str) -> None:
+    """One such record on transit.schedule crashed the worker at every start (ZoneInfo raised
+    in the bus agent's timetable task): the loader refuses the feed, the decoder the record."""
+    feed = FEED | {"agency.txt": FEED["agency.txt"].replace("Europe/Berlin", zone)}
+    with pytest.raises(FeedError, match="agency_timezone"):
+        load_feed(write(tmp_path / "f.zip", feed), first=date(2026, 3, 1), days=14)
+    good = load_feed(write(tmp_path / "g.zip", FEED), first=date(2026, 3, 1), days=14).records[0]
+    wire = encode(good).replace(b'"Europe/Berlin"', msgspec.json.encode(zone))
+    out = TopicDecoder(TripSchedule).decode(wire, now=good.event_time.timestamp())
+    assert isinstance(out, DecodeFailure) and "unknown time zone" in out.reason
 
 
 def test_not_a_feed(tmp_path: Path) -> None:
