@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import CliError
-from .common import cli_settings, out
+from .common import cli_settings, err, out
 
 if TYPE_CHECKING:
     from ..console.users import UserStore
@@ -107,12 +107,38 @@ def token(
     label: Annotated[str, typer.Option("--label", help="What the token is for (shown nowhere else).")] = "api",
 ) -> None:
     """Issue an API token acting as NAME on the console and workers (printed once, stored hashed)."""
+    from ..console.users import TOKEN_ID_CHARS, UserError, digest
+
+    try:
+        token = _store().new_token(name, label)
+    except UserError as exc:
+        raise CliError(str(exc)) from None
+    out.print(token, markup=False)  # alone on stdout, for scripts
+    token_id = digest(token)[:TOKEN_ID_CHARS]
+    err.print(f"token id {token_id}: `leitstand users revoke-token {token_id}` ends it", markup=False)
+
+
+@app.command("tokens")
+def tokens(name: Annotated[str | None, typer.Argument(help="Only this account's tokens.")] = None) -> None:
+    """List the API tokens: id, account, label, when issued (never the token itself)."""
+    found = _store().tokens(name)
+    if not found:
+        out.print("no API tokens" + (f" for {name}" if name else ""), markup=False)
+    for t in found:
+        at = datetime.fromtimestamp(t["created"], tz=timezone.utc).isoformat(timespec="seconds")
+        out.print(f"{t['id']}  {t['user']:<24} {at}  {t['label']}", markup=False)
+
+
+@app.command("revoke-token")
+def revoke_token(token_id: Annotated[str, typer.Argument(help="The token's id as `users tokens` lists it (8+ hex digits).")]) -> None:
+    """Revoke one API token at once, leaving the account and its other tokens as they are."""
     from ..console.users import UserError
 
     try:
-        out.print(_store().new_token(name, label), markup=False)
+        gone = _store().revoke_token(token_id)
     except UserError as exc:
         raise CliError(str(exc)) from None
+    out.print(f"revoked token {gone['id']} of {gone['user']} ({gone['label']})", markup=False)
 
 
 @app.command("audit")

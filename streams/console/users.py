@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import sqlite3
 import threading
@@ -31,6 +32,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from . import policy
 
 log = structlog.get_logger(__name__)
+#: hex digits of a token's hash that name it in lists and revocations
+TOKEN_ID_CHARS = 12
 #: every per-user API token starts so (the workers look only such tokens up)
 TOKEN_PREFIX = "lst_"
 
@@ -69,7 +72,7 @@ class UserError(ValueError):
     """A users command that cannot be done (exists already, unknown user): one line."""
 
 
-def _digest(secret: str) -> str:
+def digest(secret: str) -> str:
     # a header or cookie with bytes that are not UTF-8 arrives with surrogates: hashed, never a 500
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -178,7 +181,7 @@ class UserStore:
     def new_session(self, user: User, now: float) -> tuple[str, str]:
         """(session id for the cookie, CSRF token for the forms); only the id's hash is stored."""
         sid, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        self._run("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (_digest(sid), user.name, csrf, now, now))
+        self._run("INSERT INTO sessions VALUES (?, ?, ?, ?, ?)", (digest(sid), user.name, csrf, now, now))
         return sid, csrf
 
     def session(self, sid: str, now: float, idle_s: float, max_s: float, touch: bool = True) -> Session | Literal["expired"] | None:
@@ -186,20 +189,20 @@ class UserStore:
         rows = self._run(
             "SELECT s.created, s.last_seen, s.csrf, u.name, u.role, u.disabled FROM sessions s JOIN users u ON u.name = s.user "
             "WHERE s.id_hash = ?",
-            (_digest(sid),),
+            (digest(sid),),
         )
         if not rows:
             return None
         created, last_seen, csrf, name, role, disabled = rows[0]
         if disabled or not policy.session_alive(created, last_seen, now, idle_s, max_s):
-            self._run("DELETE FROM sessions WHERE id_hash = ?", (_digest(sid),))
+            self._run("DELETE FROM sessions WHERE id_hash = ?", (digest(sid),))
             return "expired"
         if touch:
-            self._run("UPDATE sessions SET last_seen = ? WHERE id_hash = ?", (now, _digest(sid)))
+            self._run("UPDATE sessions SET last_seen = ? WHERE id_hash = ?", (now, digest(sid)))
         return Session(User(name, role), csrf, created)
 
     def end_session(self, sid: str) -> None:
-        self._run("DELETE FROM sessions WHERE id_hash = ?", (_digest(sid),))
+        self._run("DELETE FROM sessions WHERE id_hash = ?", (digest(sid),))
 
     # --- API tokens -----------------------------------------------------------------------------
 
@@ -209,16 +212,41 @@ class UserStore:
         if user is None or user.disabled:
             raise UserError(f"no active user {name!r}")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        self._run("INSERT INTO tokens VALUES (?, ?, ?, ?)", (_digest(token), name, label, now or time.time()))
+        self._run("INSERT INTO tokens VALUES (?, ?, ?, ?)", (digest(token), name, label, now or time.time()))
         return token
+
+    def tokens(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Every API token (of ``name``), oldest first: its id (the first 12 hex digits of its
+        hash: enough to name it, useless to act with), owner, label and when it was issued."""
+        where, args = ("WHERE user = ?", (name,)) if name is not None else ("", ())
+        rows = self._run(f"SELECT token_hash, user, label, created FROM tokens {where} ORDER BY created", args)
+        return [{"id": h[:TOKEN_ID_CHARS], "user": u, "label": lb, "created": c} for h, u, lb, c in rows]
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """Revoke the one token whose id (``tokens``) is or starts with ``token_id`` (at least 8
+        hex digits); the workers look tokens up per request, so it stops working at once."""
+        token_id = token_id.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{8,64}", token_id):
+            raise UserError("a token id is 8 to 64 hex digits, as `leitstand users tokens` lists it")
+        rows = self._run(
+            "SELECT token_hash, user, label, created FROM tokens WHERE substr(token_hash, 1, ?) = ?", (len(token_id), token_id)
+        )
+        if not rows:
+            raise UserError(f"no token {token_id!r} (leitstand users tokens lists them)")
+        if len(rows) > 1:
+            raise UserError(f"{len(rows)} tokens start with {token_id!r}: give more digits")
+        h, user, label, created = rows[0]
+        self._run("DELETE FROM tokens WHERE token_hash = ?", (h,))
+        self.audit(None, "token revoke", user, "ok", f"token {h[:TOKEN_ID_CHARS]} ({label})")
+        return {"id": h[:TOKEN_ID_CHARS], "user": user, "label": label, "created": created}
 
     def user_for_token(self, token: str) -> User | None:
         """The active user a token belongs to (compared by hash, then constant-time)."""
         rows = self._run(
             "SELECT t.token_hash, u.name, u.role FROM tokens t JOIN users u ON u.name = t.user WHERE t.token_hash = ? AND u.disabled = 0",
-            (_digest(token),),
+            (digest(token),),
         )
-        if not rows or not hmac.compare_digest(rows[0][0], _digest(token)):
+        if not rows or not hmac.compare_digest(rows[0][0], digest(token)):
             return None
         return User(rows[0][1], rows[0][2])
 

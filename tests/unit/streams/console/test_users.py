@@ -64,6 +64,24 @@ def test_tokens_act_as_their_user_until_disabled(store: UserStore) -> None:
         store.set_disabled("ghost", True)
 
 
+def test_one_token_is_revoked_by_its_id_and_the_others_keep_working(store: UserStore) -> None:
+    """A leaked token used to be revocable only by disabling the whole account."""
+    store.add("op1", "operator", PW)
+    scada, bridge = store.new_token("op1", "scada", now=1.0), store.new_token("op1", "bridge", now=2.0)
+    listed = store.tokens("op1")
+    assert [(t["user"], t["label"]) for t in listed] == [("op1", "scada"), ("op1", "bridge")]
+    assert all(len(t["id"]) == 12 and t["id"] not in (scada, bridge) for t in listed)
+    with pytest.raises(UserError, match="8 to 64 hex digits"):
+        store.revoke_token("abc")
+    with pytest.raises(UserError, match="no token"):
+        store.revoke_token("0" * 12 if not listed[0]["id"].startswith("0" * 12) else "f" * 12)
+    gone = store.revoke_token(listed[0]["id"][:8].upper())
+    assert gone["label"] == "scada" and store.user_for_token(scada) is None
+    assert store.user_for_token(bridge).name == "op1"  # type: ignore[union-attr]
+    assert [t["label"] for t in store.tokens()] == ["bridge"]
+    assert store.recent_audit(1)[0]["action"] == "token revoke"
+
+
 def test_audit_newest_first(store: UserStore) -> None:
     store.audit("a", "login", None, "ok")
     store.audit("b", "alarm.ack", "x@P1~000000000000", "refused 403", "role planner may not acknowledge alarms")
