@@ -89,6 +89,10 @@ def register(app: faust.App, settings: Settings, books: AlarmBooks) -> None:
             return view.json(
                 {"error": "alarm already resolved" if closed else "no such open alarm", "alert_id": alert_id}, status=409 if closed else 404
             )
+        if action == "acknowledge" and alarm.state == "acknowledged":  # the books would drop it, and its note with it
+            return view.json(
+                {"error": f"alarm already acknowledged by {alarm.acknowledged_by}", "alert_id": alert_id, "state": alarm.state}, status=409
+            )
         try:
             cmd = AlertCommand(
                 schema_version=1,

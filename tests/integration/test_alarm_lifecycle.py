@@ -201,6 +201,12 @@ def test_alarm_lifecycle_end_to_end(broker, settings_for, tmp_path: Path, receiv
         escalated = [r for r in events if r["transition"] == "escalated"]
         assert escalated and all(r["subject_id"] == "P2" for r in escalated)
         assert escalated[0]["level"] == 1
+        # a second acknowledgement would be dropped by the books, note and all: refused, naming who
+        deadline = time.monotonic() + 10
+        while (again := _http("POST", f"{base}/alerts/{aid}/ack", token=TOKEN, body={"note": "me too"}))[0] == 202:
+            assert time.monotonic() < deadline, again  # only while the book has not saved the first yet
+            time.sleep(0.2)
+        assert again[0] == 409 and "already acknowledged by machine-token" in again[1]["error"], again
 
         status, _ = _http(
             "POST", f"{base}/alerts/{aid}/resolve", token=TOKEN, body={"by": "supervisor-1", "note": "false alarm: diver training"}
