@@ -12,6 +12,7 @@ one line on stderr and a non-zero exit; tracebacks are for bugs only.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -125,9 +126,11 @@ def main() -> None:
         fail(f"error: invalid setting {where}: {first.get('msg')}")
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C (or timeout's group signal) ends it without a trace
         err.print("interrupted")
         sys.exit(130)
     if code == 130:  # typer turns Ctrl-C into Exit(130) without a word
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         err.print("interrupted")
     sys.exit(code if isinstance(code, int) else 0)
 

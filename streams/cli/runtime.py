@@ -99,7 +99,9 @@ def produce_cmd(
     if key_field is None and topic in KEYED_RECORDS:
         key_field = KEYED_RECORDS[topic].key_field
     try:
-        lines: IO[bytes] = file.open("rb") if file is not None else sys.stdin.buffer
+        # stdin through a reader of its own: the read-ahead thread may still block in it when a
+        # Ctrl-C ends the command, and the interpreter's shutdown then aborted on sys.stdin's lock
+        lines: IO[bytes] = file.open("rb") if file is not None else open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
     except OSError as exc:
         raise CliError(f"cannot read {file}: {exc.strerror}") from None
 

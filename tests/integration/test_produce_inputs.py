@@ -88,6 +88,40 @@ def test_an_internal_topic_is_keyed_by_its_entity_too(broker, settings_for, tmp_
     assert sorted(keys_ := asyncio.run(keys())) == [(f"P{i}".encode(), f"P{i}") for i in range(4)], keys_
 
 
+def test_ctrl_c_while_produce_waits_on_stdin_ends_it_cleanly(broker, settings_for) -> None:
+    """The read-ahead thread blocks in stdin; a Ctrl-C (here two, as `timeout` and an impatient
+    person send) used to abort the interpreter at shutdown ('Fatal Python error', exit 134)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    s = settings_for(broker)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "produce", "sensors.pool"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env_of(s)},
+    )
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(frame(1) + b"\n")
+        proc.stdin.flush()  # stdin stays open: the command waits for more
+        deadline = time.monotonic() + 60
+        while count_records(s, s.topic("sensors.pool"), idle_s=0.3) < 1 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    text = stderr.decode(errors="replace")
+    assert proc.returncode == 130 and "Fatal Python error" not in text and "Traceback" not in text, text
+
+
 @pytest.mark.parametrize("command", ["produce", "replay"])
 def test_unknown_topic_is_refused_and_not_created_unless_create(broker, settings_for, tmp_path: Path, command: str) -> None:
     s = settings_for(broker)
