@@ -215,6 +215,20 @@ def intersection_from_dict(doc: object) -> Intersection:
     return ensure_safe(intersection)
 
 
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (``json.loads``'s ``object_pairs_hook``).
+
+    ``{"K1": 30, "K1": 0}`` in an intergreen row read as 0 s (the last wins) while a person
+    reviewing the file reads 30 s; a second ``"stages"`` replaced the first. A model with a key
+    twice is refused, naming it."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ModelError(f"key {key[:64]!r} appears twice in one object: which one is meant?")
+        out[key] = value
+    return out
+
+
 def model_document(data: bytes | str) -> dict[str, Any]:
     """Parse a model file's bytes: a JSON object, strict (no NaN / Infinity literals), bounded size."""
     if len(data) > MAX_MODEL_BYTES:
@@ -225,7 +239,7 @@ def model_document(data: bytes | str) -> dict[str, Any]:
 
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        doc = json.loads(text, parse_constant=no_constant)
+        doc = json.loads(text, parse_constant=no_constant, object_pairs_hook=unique_keys)
     except UnicodeDecodeError as exc:
         raise ModelError(f"not UTF-8 text (byte {exc.start}): a model is a JSON file") from None
     except json.JSONDecodeError as exc:

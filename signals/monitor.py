@@ -39,12 +39,17 @@ class SafetyMonitor:
         """Record the states shown from ``t`` on; returns the violations this step revealed."""
         intersection, found = self.intersection, []
         before = frozenset(g for g, s in self._state.items() if s is G)
-        greens = [g for g, s in states.items() if s is G]
+        # a group not in ``states`` still shows what it showed: the street is judged whole
+        shown = {**self._state, **states}
+        greens = sorted(g for g, s in shown.items() if s is G)
         for i, a in enumerate(greens):
             for b in greens[i + 1 :]:
                 if intersection.conflicting(a, b):
                     found.append(Violation("conflicting_greens", f"{a}/{b}", t, "shown green together"))
-        for g, new in states.items():
+        # greens that end now first: an entering group's intergreen is measured from them, so a
+        # group listed before the one it clears for must not be judged against the old state
+        ending = [g for g, new in states.items() if self._state.get(g) is G and new is not G]
+        for g, new in [(g, states[g]) for g in ending] + [(g, n) for g, n in states.items() if g not in ending]:
             old = self._state.get(g)
             if old is None:
                 self._state[g], self._since[g] = new, t

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,20 @@ _RANGE = re.compile(r"[<>]=?|length|Number out of range")
 
 
 _PATTERN_FAILURE = re.compile(r"^Expected `str` matching regex .* - at `(?P<path>[^`]*)`$", re.S)
+
+
+def _key_twice(value: bytes) -> DecodeFailure | None:
+    """``invalid`` when a JSON object of ``value`` holds a key twice (msgspec keeps the last):
+    asked only of records that carry safety configuration (``Record.unique_keys``)."""
+    from signals.loader import ModelError, unique_keys  # only signal configurations ask: not on every frame's path
+
+    try:
+        json.loads(value, object_pairs_hook=unique_keys)
+    except ModelError as exc:
+        return DecodeFailure("invalid", str(exc))
+    except (ValueError, RecursionError):
+        return None  # msgspec parsed it; anything json refuses beyond that is not ours to judge here
+    return None
 
 
 def _explain(err: msgspec.ValidationError) -> tuple[str, str]:
@@ -212,6 +227,10 @@ class TopicDecoder(Generic[R]):
         if isinstance(parsed, DecodeFailure):
             return parsed
         record: R = parsed
+        if record.unique_keys:
+            twice = _key_twice(value)
+            if twice is not None:
+                return twice
         t = record.event_time.timestamp()
         skewed = self._skew(record, t, now)
         if skewed is not None:

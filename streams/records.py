@@ -87,6 +87,9 @@ class Record(Struct, kw_only=True, frozen=True):
 
     #: name of the field that must equal the Kafka message key (None: not keyed by a field)
     key_field: ClassVar[str | None] = None
+    #: whether the decoder also refuses a key twice in one JSON object (``IntersectionConfig``:
+    #: its model is safety configuration, and the last value silently won)
+    unique_keys: ClassVar[bool] = False
 
     def key(self) -> str | None:
         return getattr(self, self.key_field) if self.key_field else None
@@ -515,6 +518,7 @@ class IntersectionConfig(Record, frozen=True):
     restarts the controller from scratch (a SUMO run, a re-timed junction)."""
 
     key_field: ClassVar[str | None] = "intersection_id"
+    unique_keys: ClassVar[bool] = True
 
     intersection_id: EntityId
     model: dict[str, Any]

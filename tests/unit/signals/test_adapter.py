@@ -88,6 +88,24 @@ def test_monitor_flags_what_is_unsafe() -> None:
     assert "intergreen" in {v.code for v in m.violations} or x.intergreen_s[(a, b)] <= x.groups[a].yellow_s + 0.1
 
 
+def test_monitor_judges_the_whole_street_whatever_the_order_or_the_part_it_is_given() -> None:
+    """K1 -> K2 needs 4 s of intergreen. Handed K2's green before K1's green end in one step, the
+    monitor measured K2's intergreen against K1's *old* green and found nothing; handed only the
+    groups that changed, it never saw that K1 was still green (stop 54's probe)."""
+    x = EXAMPLE
+    assert x.intergreen_s[("K1", "K2")] == 4.0
+    base = {g: R for g in x.groups if g not in ("K1", "K2")}
+    for order in (("K1", "K2"), ("K2", "K1")):
+        m = SafetyMonitor(x)
+        for t, step in ((0.0, {"K1": G, "K2": R}), (9.0, {"K1": G, "K2": RY}), (10.0, {"K1": Y, "K2": G})):
+            m.observe(t, {**base, **{g: step[g] for g in order}})
+        assert [(v.code, v.subject) for v in m.violations] == [("intergreen", "K1->K2")], order
+    m = SafetyMonitor(x)
+    m.observe(0.0, {**base, "K1": G, "K2": R})
+    m.observe(9.0, {"K2": RY})
+    assert [(v.code, v.subject) for v in m.observe(10.0, {"K2": G})] == [("conflicting_greens", "K1/K2")]
+
+
 def _splice(x: Intersection, guard: bool) -> tuple[StageAdapter, SafetyMonitor]:
     """Two plans the validator accepts (hypothesis found them): the second, with stage C 50 s
     instead of 12 s, takes over at a point of its cycle that makes the adapter skip B on its way

@@ -199,3 +199,29 @@ def test_the_validator_rejects_a_plan_with_a_non_finite_or_non_positive_green(gr
     report = SafetyValidator(x).check(plan)
     assert report.codes == {"invalid_green"}, report.violations
     assert not math.isnan(report.violations[0].at_s)
+
+
+def test_a_key_twice_in_one_object_is_refused_by_the_file_and_the_topic() -> None:
+    """``{"K1": 30, "K1": 0}`` in an intergreen row loaded as 0 s (the last wins) while a
+    reviewer reads 30 s. The file loader and the signals.config decoder refuse it, naming the key."""
+    from datetime import datetime, timezone
+
+    import orjson
+
+    from streams.codec import DecodeFailure, decoder_for
+    from streams.records import IntersectionConfig
+
+    text = EXAMPLE.read_text()
+    doc = json.loads(text)
+    assert intersection_from_json(text).id == doc["id"]
+    twice = text.replace('"stages"', '"stages": [], "stages"', 1)
+    with pytest.raises(ModelError, match="key 'stages' appears twice"):
+        intersection_from_json(twice)
+    config = {"schema_version": 1, "event_time": "2026-12-06T12:00:00+00:00", "intersection_id": doc["id"], "model": doc}
+    value = orjson.dumps(config)
+    decoder = decoder_for("signals.config")
+    now = datetime(2026, 12, 6, 12, tzinfo=timezone.utc).timestamp()
+    assert isinstance(decoder.decode(value, now=now), IntersectionConfig)
+    doubled = value.replace(b'"model":{', b'"model":{"schema":"x",', 1)
+    out = decoder.decode(doubled, now=now)
+    assert isinstance(out, DecodeFailure) and "'schema' appears twice" in out.reason

@@ -53,6 +53,20 @@ def test_plan_level_violations_are_rejected(x: Intersection, phases, cycle_min_s
     assert code in report.codes, report.violations
 
 
+def test_a_stage_repeated_in_a_row_is_one_green_for_its_bounds(x: Intersection) -> None:
+    """B's maximum is 25 s. ``B 25, B 25, B 25`` is 75 s of B on the street (no transition in
+    between) and was accepted phase by phase; a cyclic plan ending with B runs on into its first
+    B. Split the other way, two 4 s phases of A make one 8 s green (A's minimum)."""
+    v = SafetyValidator(x)
+    acyclic = SignalPlan(tuple(StagePhase(s, g) for s, g in (("B", 25), ("B", 25), ("B", 25), ("A", 8), ("C", 8), ("A", 8))), cyclic=False)
+    assert "stage_max_green" in v.check(acyclic).codes
+    wrapped = _plan(("B", 15), ("A", 20), ("C", 20), ("B", 15))
+    assert "stage_max_green" in v.check(wrapped).codes  # 30 s of B across the cycle's end
+    assert "stage_max_green" not in v.check(_plan(("B", 12), ("A", 20), ("C", 20), ("B", 12))).codes
+    split = SafetyValidator(x).check(_plan(("A", 4), ("A", 4), ("B", 10), ("C", 28)))
+    assert "stage_min_green" not in split.codes, split.violations
+
+
 def _timeline_with(tl: SignalTimeline, group: str, intervals: list[Interval]) -> SignalTimeline:
     ivs = dict(tl.intervals)
     ivs[group] = tuple(intervals)
