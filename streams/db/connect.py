@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from ..errors import CliError
@@ -38,6 +39,20 @@ def one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def scrubbed(text: str, dsn: str) -> str:
+    """``text`` with every word that comes from the DSN but not from its masked form replaced by
+    ``***``: libpq quotes the part of a malformed DSN it choked on, which may be the password
+    (``invalid percent-encoded token: "p%zzSECRET"``, ``failed to resolve host 'RET@db'`` for
+    a password holding an ``@``; stop 54's probe)."""
+    shown = describe(dsn)
+
+    def hide(m: re.Match[str]) -> str:
+        word = m.group(0)
+        return "***" if len(word) >= 3 and word in dsn and word not in shown else word
+
+    return re.sub(r"[^\s'\"`]+", hide, text)
+
+
 async def connect_async(dsn: str, *, application_name: str) -> psycopg.AsyncConnection:
     """An async connection (autocommit off), or ``DatabaseUnavailable`` with one line."""
     import psycopg
@@ -45,7 +60,7 @@ async def connect_async(dsn: str, *, application_name: str) -> psycopg.AsyncConn
     try:
         return await psycopg.AsyncConnection.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, application_name=application_name)
     except (psycopg.Error, ValueError) as exc:
-        raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {describe(dsn)}: {one_line(exc)}") from None
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {describe(dsn)}: {scrubbed(one_line(exc), dsn)}") from None
 
 
 def connect(dsn: str, *, application_name: str) -> psycopg.Connection:
@@ -55,4 +70,4 @@ def connect(dsn: str, *, application_name: str) -> psycopg.Connection:
     try:
         return psycopg.connect(dsn, connect_timeout=CONNECT_TIMEOUT_S, application_name=application_name)
     except (psycopg.Error, ValueError) as exc:
-        raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {describe(dsn)}: {one_line(exc)}") from None
+        raise DatabaseUnavailable(f"cannot connect to PostgreSQL at {describe(dsn)}: {scrubbed(one_line(exc), dsn)}") from None

@@ -72,6 +72,14 @@ def migrate(dsn: str, migrations: list[Migration] | None = None) -> list[Migrati
     applied_now: list[Migration] = []
     with connect(dsn, application_name="leitstand-migrate") as conn:
         try:
+            exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+            newest = conn.execute(APPLIED_VERSION_SQL).fetchone() if exists and exists[0] else None
+            conn.rollback()
+            if newest and int(newest[0]) > len(todo):
+                raise MigrationError(
+                    f"the history schema is version {newest[0]}, newer than this release's {len(todo)}: "
+                    "use the newer release (its sink writes that schema)"
+                )
             for mig in todo:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))

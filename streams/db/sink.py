@@ -136,6 +136,9 @@ class HistorySink:
             await conn.close()
             behind = f"the history schema is version {have}, this sink writes version {want}"
             raise DatabaseUnavailable(f"{behind}: run `leitstand db migrate` first")
+        if have > want:  # a newer release migrated it: columns this sink writes may be gone
+            await conn.close()
+            raise DatabaseUnavailable(f"the history schema is version {have}, newer than this sink's {want}: run the newer release's sink")
         # a sink killed a moment ago may still hold the lock until its server session notices
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:
@@ -249,14 +252,19 @@ class HistorySink:
             try:
                 await self._write(batch)
                 break
-            except psycopg.OperationalError as exc:
-                if self.stop.is_set():
-                    raise DatabaseUnavailable(f"stopped while the database was unreachable: {one_line(exc)}") from None
-                log.warning("database write failed; retrying", error=one_line(exc), retry_in_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                await self._reconnect()
-            except psycopg.Error as exc:  # data the database refuses: find the record, skip it
+            except psycopg.Error as exc:
+                kind = refusal_kind(exc)
+                if kind == "setup":
+                    raise DatabaseUnavailable(setup_refusal(exc)) from None
+                if kind == "transient":
+                    if self.stop.is_set():
+                        raise DatabaseUnavailable(f"stopped while the database was unreachable: {one_line(exc)}") from None
+                    log.warning("database write failed; retrying", error=one_line(exc), retry_in_s=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+                    await self._reconnect()
+                    continue
+                # data the database refuses: find the record, skip it
                 assert self._conn is not None
                 await self._conn.rollback()
                 log.warning("database refused a batch; writing it record by record", error=one_line(exc))
@@ -299,9 +307,9 @@ class HistorySink:
                         await _insert(cur, table, rows)
                     await cur.execute(_UPSERT_OFFSET, (topic, partition, offset + 1))
                 self.stats.rows[table] += len(rows)
-            except psycopg.OperationalError:
-                raise
             except psycopg.Error as exc:
+                if refusal_kind(exc) != "record":
+                    raise  # the outer loop retries or stops; this record's offset stays where it was
                 self.stats.refused_by_db += 1
                 log.error("database refused a record; skipped", topic=topic, partition=partition, offset=offset, error=one_line(exc))
                 async with self._conn.transaction():
@@ -323,6 +331,42 @@ class HistorySink:
             skipped=skipped,
             refused_by_db=self.stats.refused_by_db,
         )
+
+
+#: SQLSTATE classes of a refusal that is the record's own (its value, a constraint, a size
+#: limit such as an index row over 8 KB): skipped with its reason, the rest written
+RECORD_CLASSES = ("22", "23", "54")
+#: SQLSTATE classes and codes worth waiting out: connection, resources, shutdown, serialization
+TRANSIENT_CLASSES = ("08", "40", "53")
+TRANSIENT_CODES = ("57P01", "57P02", "57P03", "57014")
+
+
+def refusal_kind(exc: BaseException) -> str:
+    """What a psycopg error means for the sink: ``transient`` (reconnect and retry), ``record``
+    (this record's data: skip it) or ``setup`` (the database as set up cannot take the history:
+    a missing privilege, a table or column of another schema version; stop, skip nothing).
+
+    Before stop 54 every error not raised as ``OperationalError`` was the record's, so a sink
+    without INSERT on a table, or on a newer schema, skipped every record and committed past it
+    (history lost); and an index row too large (54000, raised as ``OperationalError``) was retried
+    forever, which stopped the sink for good."""
+    state = getattr(exc, "sqlstate", None)
+    if not state:
+        return "transient"  # no answer from the server: the connection
+    if state[:2] in RECORD_CLASSES:
+        return "record"
+    if state[:2] in TRANSIENT_CLASSES or state in TRANSIENT_CODES:
+        return "transient"
+    return "setup"
+
+
+def setup_refusal(exc: BaseException) -> str:
+    """The one line a sink stops with when the database refuses every write as set up."""
+    return (
+        f"the database refuses the history's writes ({one_line(exc)}; SQLSTATE {getattr(exc, 'sqlstate', '?')}): "
+        "grant the sink's user INSERT and UPDATE on the history tables, or run the release matching the "
+        "schema; nothing was skipped, the sink resumes where it stopped"
+    )
 
 
 def upsert_sql(table: str) -> str:

@@ -406,6 +406,76 @@ def test_a_sink_newer_than_its_database_refuses_to_start(broker, settings_for, p
         assert sink.signal(signal.SIGTERM) == 0, sink.log()[-2000:]
 
 
+def test_a_database_that_refuses_the_sink_stops_it_and_nothing_is_skipped(broker, settings_for, pg_database: str, tmp_path: Path) -> None:
+    """Stop 54's probe: a sink without INSERT on a table, or on a schema newer than it knows,
+    skipped every record as "refused by the database" and committed past it (history lost); one
+    aggregate whose id makes an index row over 8 KB was retried forever (history stopped). Now the
+    first stops the sink in one line with nothing skipped, the second skips that record only."""
+    import random
+    import string
+    import uuid
+
+    s = settings_for(broker)
+    asyncio.run(ensure_topics(s, list(TOPIC_TABLES)))
+    migrate(pg_database)
+    role = f"sink_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+        conn.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        conn.execute(f"REVOKE INSERT ON aggregates FROM {role}")
+    limited = pg_database.replace("postgres@", f"{role}@", 1)
+    assert limited != pg_database
+    t0 = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(hours=1)
+    items = _aggregates(6, t0)
+    huge = DetectorAggregate(
+        aggregate_id=f"X:d0:{int(t0.timestamp())}",
+        intersection_id="".join(random.Random(7).choices(string.ascii_letters, k=20_000)),  # random: no compression fits it
+        detector_id="d0",
+        window_start=t0,
+        window_end=t0 + timedelta(minutes=1),
+        frames=1,
+        count_sum=1,
+        occupancy_mean=0.1,
+        speed_kmh_mean=None,
+        event_time=t0,
+    )
+    items.insert(3, (b"X", encode(huge), 0))
+    published = asyncio.run(_publish(s, "aggregates", items))
+    env = settings_env({"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix, "postgres_dsn": limited})
+    try:
+        proc = leitstand("sink", env=env, cwd=tmp_path, timeout=90)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        line = proc.stderr.strip().splitlines()[-1]  # after the sink's log lines
+        assert "the database refuses the history's writes (permission denied for table aggregates" in line, line
+        assert "nothing was skipped" in line
+        assert _query(pg_database, "SELECT count(*) FROM sink_offsets WHERE topic = %s", s.topic("aggregates"))[0][0] == 0
+        with psycopg.connect(pg_database, autocommit=True) as conn:
+            conn.execute(f"GRANT INSERT ON aggregates TO {role}")
+        sink = Sink(s, limited, tmp_path / "sink.log", sink_batch_within_s=0.2)
+        sink.start()
+        try:
+            _wait(lambda: _offsets_done(pg_database, s, {"aggregates": published}), 60, "every aggregate done", sink)
+        finally:
+            assert sink.signal(signal.SIGTERM) == 0, sink.log()[-2000:]
+        assert _positions(pg_database, "aggregates") == _expected(published)  # the huge one skipped, the others written
+        assert "database refused a record; skipped" in sink.log()
+    finally:
+        with psycopg.connect(pg_database, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+    # a schema newer than this release: migrate and the sink refuse in one line, touching nothing
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute("INSERT INTO schema_migrations (version, name, sha256) VALUES (%s, 'future', 'x')", (len(load_migrations()) + 1,))
+    env = {"LEITSTAND_POSTGRES_DSN": pg_database}
+    newer = f"the history schema is version {len(load_migrations()) + 1}, newer than this"
+    assert newer in one_clean_line(leitstand("db", "migrate", env=env))
+    env = settings_env({"kafka_bootstrap_servers": s.kafka_bootstrap_servers, "topic_prefix": s.topic_prefix, "postgres_dsn": pg_database})
+    proc = leitstand("sink", env=env, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 1 and newer in proc.stderr.strip().splitlines()[-1], proc.stderr
+
+
 def test_commands_without_a_database_fail_in_one_line(tmp_path: Path) -> None:
     for args in (("db", "migrate"), ("db", "prune"), ("sink",)):
         line = one_clean_line(leitstand(*args, env={"LEITSTAND_POSTGRES_DSN": ""}, cwd=tmp_path))
