@@ -26,6 +26,7 @@ import binascii
 import hashlib
 import hmac
 import ipaddress
+import re
 import socket
 import time
 from collections.abc import Collection, Mapping
@@ -284,9 +285,16 @@ def delivery_id(alert: Mapping[str, Any], level: int, contact: str) -> str:
     return hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
 
 
+#: a URL inside an exception text, up to a quote, space or bracket
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()\[\]]+")
+
+
 def _scrub(detail: str, url: str) -> str:
-    """Exception texts may quote the URL (query and userinfo included): show the origin."""
-    return detail.replace(url, origin(url)) if url else detail
+    """Exception texts may quote the URL (query and userinfo included): show the origin. Every
+    URL in the text, not only the configured one: aiohttp quotes it normalised (userinfo dropped,
+    ``%73`` decoded), and that form kept the token in the query (stop 54's probe)."""
+    detail = detail.replace(url, origin(url)) if url else detail
+    return _URL_IN_TEXT.sub(lambda m: origin(m.group(0)), detail)
 
 
 async def post(

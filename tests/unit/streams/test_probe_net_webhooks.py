@@ -64,3 +64,33 @@ def test_legacy_ipv4_forms_are_refused_at_start_up(host: str) -> None:
 def test_names_that_look_hexadecimal_are_still_names() -> None:
     for host in ("cafe.example", "deadbeef.de", "face.b00c"):
         check_url(f"https://{host}/hook")  # resolved and checked at delivery
+
+
+def test_a_receivers_error_never_brings_the_urls_token_into_the_attempt() -> None:
+    """A receiver answering with a header over aiohttp's 8 KB limit made aiohttp quote the URL
+    normalised (userinfo dropped, ``%73`` decoded), which the exact-URL scrub missed: the query's
+    token reached ``alerts.deliveries`` and the log (stop 54's probe)."""
+    import asyncio
+
+    from streams.webhooks import post, session
+
+    async def main() -> str:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 20_000 + b"\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        url = f"http://user:pa%73s@127.0.0.1:{port}/hook?token=SECRETTOKEN"
+        try:
+            async with session(["127.0.0.1"]) as client:
+                attempt = await post(client, "d1", url, b"{}", "s" * 32, timeout_s=5, allowed_hosts=["127.0.0.1"])
+        finally:
+            server.close()
+        assert not attempt.ok
+        return attempt.detail
+
+    detail = asyncio.run(main())
+    assert "SECRETTOKEN" not in detail and "pass" not in detail and "hook" not in detail, detail
