@@ -83,9 +83,13 @@ def _list(value: object, where: str, limit: int) -> list[Any]:
 
 
 def _str(value: object, where: str) -> str:
+    """An id of the model: printable ASCII, as every id on the wire is (``EntityId``): a Cyrillic
+    ``К1`` beside a Latin ``K1`` loaded as two groups that look the same in a review (stop 54)."""
     if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS or not value.isprintable():
         shown = repr(value)[:80] if isinstance(value, str) else _kind_of(value)
         raise ModelError(f"{where}: expected a printable string of 1-{MAX_ID_CHARS} characters, got {shown}")
+    if not value.isascii():
+        raise ModelError(f"{where}: {value[:80]!r} is not ASCII (ids are compared exactly: a look-alike letter is another id)")
     return value
 
 

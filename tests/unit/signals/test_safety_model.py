@@ -146,6 +146,7 @@ def test_documents_of_the_wrong_shape_are_refused_in_one_line(document: object, 
         (lambda d: d["stages"][0].update(max_green=20), r"unknown field\(s\) \['max_green'\]"),
         (lambda d: d["signal_groups"][0].update(kind="tram"), "expected vehicle, pedestrian or cyclist"),
         (lambda d: d["signal_groups"][0].update(id="K\u202e1"), "printable string"),
+        (lambda d: d["signal_groups"][0].update(id="\u041a1"), "is not ASCII"),  # Cyrillic К1 beside Latin K1
         (lambda d: d["conflicts"].append(["K1", "K2", "K3"]), r"conflicts\[9\]: 3 entries"),
         (lambda d: d.update(fixed_plan=[{"stage": "A", "green_s": 10}] * 65), "at most 64"),
     ],
