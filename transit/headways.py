@@ -170,7 +170,7 @@ class HeadwayBook:
     def reconcile(self, now: float, routes: Iterable[str]) -> list[AlarmChange]:
         """Once, ``expire_s`` after the first reading: a clear of each kind for every line of
         ``routes`` (and every line seen) with no episode of that kind open (module docstring)."""
-        if self.reconciled or self.first_t is None or now < self.first_t + self.rules.expire_s:
+        if not self.reconcile_due(now):
             return []
         self.reconciled = True
         lines = set(routes) | {route for route, _, _ in self.last}
@@ -181,6 +181,10 @@ class HeadwayBook:
             for kind in kinds
             if self.open_follower_count(route, kind) == 0
         ]
+
+    def reconcile_due(self, now: float) -> bool:
+        """Whether ``reconcile`` would act at ``now`` (once, ``expire_s`` after the first reading)."""
+        return not self.reconciled and self.first_t is not None and now >= self.first_t + self.rules.expire_s
 
     def _saw(self, t: float) -> None:
         if self.first_t is None and math.isfinite(t):

@@ -117,7 +117,9 @@ class BusMonitor:
             if now - state.t > 86_400.0:
                 del self.vehicles[vehicle]
         changes = self.headways.expire(now)
-        return changes + self.headways.reconcile(now, {trip.route_id for trip in self.timetable.trips.values()})
+        if self.headways.reconcile_due(now):  # the timetable's lines are gathered once, not every batch
+            changes += self.headways.reconcile(now, {trip.route_id for trip in self.timetable.trips.values()})
+        return changes
 
     def _count(self, p: Passage) -> None:
         book = self.punctuality.setdefault(p.route_id, Punctuality())
