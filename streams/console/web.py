@@ -224,7 +224,7 @@ class Console:
             form = await read_form(request)
             given = text(form, "csrf")
         except BadForm as bad:
-            return self.render("error.html", 400, title="Refused", message=f"{bad}; reload the page and try again.")
+            return self.bad_form(bad)
         if not given or not same_secret(given, session.csrf):
             self.store.audit(session.user.name, request.path, None, "refused 403", "missing or wrong CSRF token", request.remote)
             return self.render(
