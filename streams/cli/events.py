@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import CliError
-from .common import err, reachable_settings
+from .common import err, input_file, reachable_settings
 
 if TYPE_CHECKING:
     from forecasting.events import Event, IcsImport, VenueMap
@@ -131,8 +131,7 @@ def read_events(ics_file: Path, venue_map: Path | None, default_tz: str) -> IcsI
         resolve_zone(default_tz)
     except ValueError as exc:
         raise CliError(f"--default-tz: {exc}") from None
-    if not ics_file.is_file():
-        raise CliError(f"no such file: {ics_file}")
+    input_file(ics_file)
     venues = read_venue_map(venue_map) if venue_map is not None else None
     try:
         return read_ics(ics_file.read_bytes(), venues, default_tz=default_tz)
@@ -146,8 +145,7 @@ def read_venue_map(venue_map: Path) -> VenueMap:
     """The ``--venue-map`` file, or one line naming what is wrong with it."""
     from forecasting.events import VenueMap
 
-    if not venue_map.is_file():
-        raise CliError(f"no such file: {venue_map}")
+    input_file(venue_map)
     try:
         return VenueMap.load(venue_map)
     except (ValueError, json.JSONDecodeError) as exc:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import CliError
-from .common import find_shared
+from .common import find_shared, input_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -136,8 +136,7 @@ def read_table(path: Path, time_col: str, columns: list[str]) -> pd.DataFrame:
     Empty, NaN and non-numeric cells in the value and regressor columns are missing values;
     infinite values and values beyond ±MAX_ABS_VALUE are refused with the rows named.
     """
-    if not path.is_file():
-        raise CliError(f"no such file: {path}")
+    input_file(path)
     _check_header(path, time_col, columns)
     wanted = {time_col, *columns}
     df = _read_csv(path, usecols=lambda c: str(c).strip() in wanted)
@@ -230,8 +229,7 @@ def _read_events(events_file: Path) -> IcsImport:
     """The ICS file's events, or one line on why not."""
     from forecasting.events import read_ics
 
-    if not events_file.is_file():
-        raise CliError(f"no such file: {events_file}")
+    input_file(events_file)
     try:
         return read_ics(events_file.read_bytes())
     except ValueError as exc:
