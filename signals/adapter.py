@@ -21,6 +21,7 @@ these). A plan that keeps the waits itself is never overridden.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from signals.explain import StageDecision
@@ -132,37 +133,44 @@ class StageAdapter:
         intersection = self.intersection
         pending = {g: d for g, d in deadlines.items() if served is None or g not in intersection.stage(served).groups}
         order = [st.id for st in intersection.stages]
-        cur, now, exact = stage, free_at, holding
+        cur, now = stage, free_at
+        # the greens that will have ended, hop by hop: a group cleared two stages back still
+        # delays a conflicting one (an intergreen longer than the stage between them), which the
+        # stage transition alone ignored and a handover then broke a maximum wait (stop 54's probe)
+        ends: dict[str, tuple[float, str]] = dict(self.green_end_s) if holding else {}
         while pending:
             g = min(pending, key=lambda h: (pending[h], h))
-            hops = {
-                st.id: self._need(st.id, now) if exact else intersection.transition_s(cur, st.id)
-                for st in intersection.stages
-                if g in st.groups
-            }
+            hops = {st.id: self._need(st.id, now, cur, ends) for st in intersection.stages if g in st.groups}
             nxt = min(hops, key=lambda s: (hops[s], order.index(s)))
             green_at = now + hops[nxt]
             if green_at > pending[g] + EPS:
                 return False
+            for h in intersection.stage(cur).groups - intersection.stage(nxt).groups:
+                ends[h] = (now, cur)
             for h in intersection.stage(nxt).groups:
                 pending.pop(h, None)
-            cur, now, exact = nxt, green_at + intersection.stage_green_floor_s(nxt), False
+            cur, now = nxt, green_at + intersection.stage_green_floor_s(nxt)
         return True
 
-    def _need(self, to_stage: str, t: float) -> float:
-        """Seconds a change from the current stage to ``to_stage`` begun at ``t`` takes: the
-        stage transition, or longer where a conflicting group cleared too recently."""
+    def _need(
+        self, to_stage: str, t: float, from_stage: str | None = None, green_end_s: Mapping[str, tuple[float, str]] | None = None
+    ) -> float:
+        """Seconds a change to ``to_stage`` begun at ``t`` takes: the stage transition, or longer
+        where a conflicting group cleared too recently. From the current stage and the greens
+        that really ended, unless ``from_stage`` and ``green_end_s`` describe a planned sequence."""
         intersection = self.intersection
-        assert self.stage is not None
-        here, there = intersection.stage(self.stage).groups, intersection.stage(to_stage).groups
-        need = intersection.transition_s(self.stage, to_stage)
+        stage = self.stage if from_stage is None else from_stage
+        ends = self.green_end_s if green_end_s is None else green_end_s
+        assert stage is not None
+        here, there = intersection.stage(stage).groups, intersection.stage(to_stage).groups
+        need = intersection.transition_s(stage, to_stage)
         for s in there - here:
-            for c, (end, ended_in) in self.green_end_s.items():
+            for c, (end, ended_in) in ends.items():
                 if (c, s) in intersection.intergreen_s and c not in there and c not in here:
                     need = max(need, end + intersection.clearance_s(ended_in, c, s) - t)
             for c in here - there:  # clearing now
                 if (c, s) in intersection.intergreen_s:
-                    need = max(need, intersection.clearance_s(self.stage, c, s))
+                    need = max(need, intersection.clearance_s(stage, c, s))
         return need
 
     def _begin(self, to_stage: str, t: float) -> None:

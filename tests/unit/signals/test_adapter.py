@@ -106,6 +106,36 @@ def test_monitor_judges_the_whole_street_whatever_the_order_or_the_part_it_is_gi
     assert [(v.code, v.subject) for v in m.observe(10.0, {"K2": G})] == [("conflicting_greens", "K1/K2")]
 
 
+def test_a_long_intergreen_two_stages_back_is_counted_when_a_handover_is_judged() -> None:
+    """A -> C needs 30 s of intergreen; C may wait 60 s. After C 10, A 10, B 10 (the fixed plan),
+    a valid plan A 25, B 10, C 8 taken over at 17 s: the adapter judged the sequence's waits with
+    the stage transitions alone (3 s from B to C), ran A to 42 s and C got green at 72 s, a 62 s
+    wait. Counting A's green end, it keeps C's wait (stop 54's probe)."""
+    from signals.loader import intersection_from_dict
+
+    x = intersection_from_dict(
+        {
+            "schema": "leitstand.intersection/1",
+            "id": "X",
+            "max_wait_s": 60,
+            "signal_groups": [{"id": "A"}, {"id": "B"}, {"id": "C"}],
+            "conflicts": [["A", "C"], ["B", "C"]],
+            "intergreen_s": {"A": {"C": 30}, "C": {"A": 3, "B": 3}, "B": {"C": 3}},
+            "stages": [{"id": "SA", "groups": ["A"]}, {"id": "SB", "groups": ["B"]}, {"id": "SC", "groups": ["C"]}],
+            "fixed_plan": [{"stage": "SC", "green_s": 10}, {"stage": "SA", "green_s": 10}, {"stage": "SB", "green_s": 10}],
+        }
+    )
+    second = SignalPlan((StagePhase("SA", 25.0), StagePhase("SB", 10.0), StagePhase("SC", 8.0)))
+    assert SafetyValidator(x).check(second).ok
+    for switch in range(1, 60):
+        adapter, monitor = StageAdapter(x), SafetyMonitor(x)
+        first_d = StageDecision(x.id, 0.0, x.fixed_plan, WHY, 0.0)
+        second_d = StageDecision(x.id, float(switch), second, WHY, float(switch))
+        for t in range(200):
+            monitor.observe(float(t), adapter.step(first_d if t < switch else second_d, float(t)))
+        assert monitor.violations == [], (switch, monitor.violations)
+
+
 def _splice(x: Intersection, guard: bool) -> tuple[StageAdapter, SafetyMonitor]:
     """Two plans the validator accepts (hypothesis found them): the second, with stage C 50 s
     instead of 12 s, takes over at a point of its cycle that makes the adapter skip B on its way
