@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from .settings import mask_url
+
 #: the checkout's dashboards/ (JSON in json/, provisioning/, prometheus.yml)
 DEFAULT_SOURCE = Path(__file__).resolve().parents[1] / "dashboards"
 #: the Grafana folder the dashboards go to, by ``push`` as by provisioning
@@ -372,12 +374,18 @@ def push(
     from grafana_client.client import GrafanaClientError, GrafanaException  # type: ignore[import-untyped]
 
     auth: Any = token if token else basic
+    if url.split("://", 1)[-1].strip("/").count("/") and not url.endswith("/"):
+        url += "/"  # grafana-client joins the path and "api" as they are: /grafana + api = /grafanaapi
     try:
         api = GrafanaApi.from_url(url, credential=auth, timeout=timeout_s)
         _ensure_folder(api)
         out = []
         for d in dashboards:
             answer = api.dashboard.update_dashboard(save_payload(d, f"leitstand dashboards push ({d.name}.json)"))
+            if not isinstance(answer, dict):  # a login page behind a redirect, a proxy's answer
+                raise DashboardError(
+                    f"{mask_url(url, mask_all_query=False)} did not answer as Grafana's API does (got {type(answer).__name__})"
+                )
             out.append(PushResult(d.uid, d.title, str(answer.get("url", "")), answer.get("version")))
         return out
     except GrafanaClientError as exc:
@@ -385,7 +393,7 @@ def push(
     except GrafanaException as exc:
         raise DashboardError(f"Grafana answered with an error: {exc}") from None
     except OSError as exc:  # connection refused, DNS, TLS
-        raise DashboardError(f"cannot reach Grafana at {url}: {exc}") from None
+        raise DashboardError(f"cannot reach Grafana at {mask_url(url, mask_all_query=False)}: {str(exc).replace(url, '')[:300]}") from None
 
 
 def _ensure_folder(api: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -60,6 +61,11 @@ def push_command(
     """Upload every dashboard (by uid, overwriting) into Grafana's 'Leitstand' folder."""
     if not url.startswith(("http://", "https://")):
         raise typer.BadParameter("must start with http:// or https://", param_hint="--url")
+    if "?" in url or "#" in url:  # grafana-client reads ?verify=false from it: TLS off, silently
+        raise typer.BadParameter("takes no query or fragment (TLS is always verified)", param_hint="--url")
+    from ..settings import mask_url
+
+    shown = mask_url(url.rstrip("/"), mask_all_query=False)  # a user:password in it is not printed
     token = token or os.environ.get("GRAFANA_TOKEN") or None
     basic = None
     if token is None:
@@ -68,8 +74,9 @@ def push_command(
             raise CliError("no credentials: give --token (or $GRAFANA_TOKEN), or --user with $GRAFANA_PASSWORD")
         basic = (user, password)
     try:
-        results = push(url.rstrip("/"), load(source), token=token, basic=basic, timeout_s=timeout)
+        results = push(url, load(source), token=token, basic=basic, timeout_s=timeout)
     except DashboardError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(str(exc).replace(url, shown).replace(url.rstrip("/"), shown)) from None
+    site = "{0.scheme}://{0.netloc}".format(urlsplit(shown))  # Grafana's links hold its sub-path already
     for r in results:
-        out.print(f"{r.title} ({r.uid}) -> {url.rstrip('/')}{r.url} version {r.version}", markup=False)
+        out.print(f"{r.title} ({r.uid}) -> {site}{r.url} version {r.version}", markup=False)

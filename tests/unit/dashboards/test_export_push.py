@@ -175,3 +175,21 @@ def test_push_to_nothing_listening_fails_in_one_line() -> None:
     with pytest.raises(DashboardError, match="cannot reach Grafana at") as exc:
         push(url, load(), token=TOKEN, timeout_s=2)
     assert "\n" not in str(exc.value)
+
+
+def test_push_command_shows_no_url_password_and_keeps_tls_on(grafana: tuple[str, type[GrafanaStandIn]]) -> None:
+    """Stop 54's probe: a user:password in --url was printed with every link and in errors, and
+    grafana-client read ``?verify=false`` from the URL and turned TLS verification off silently."""
+    url, state = grafana
+    runner = CliRunner()
+    with_password = url.replace("http://", "http://admin:hunter2@")
+    done = runner.invoke(app, ["dashboards", "push", "--url", with_password, "--token", TOKEN])
+    assert done.exit_code == 0, done.output
+    assert "hunter2" not in done.output and len(state.dashboards) == 3
+    refused = runner.invoke(app, ["dashboards", "push", "--url", url + "/?verify=false", "--token", TOKEN])
+    assert refused.exit_code != 0 and "takes no query or fragment" in refused.output
+    from streams.stack import free_port
+
+    nowhere = f"http://admin:hunter2@127.0.0.1:{free_port()}"
+    failed = runner.invoke(app, ["dashboards", "push", "--url", nowhere, "--token", TOKEN, "--timeout", "2"])
+    assert failed.exit_code != 0 and "hunter2" not in str(failed.exception) and "cannot reach Grafana" in str(failed.exception)
