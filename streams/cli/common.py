@@ -83,6 +83,15 @@ def input_file(path: Path) -> Path:
     return path
 
 
+def not_an_input(output: Path, *inputs: Path | None) -> Path:
+    """``output``, unless it is one of ``inputs`` (the same file under any name): writing the
+    result over the input lost the input's other columns (stop 54's probe)."""
+    for given in inputs:
+        if given is not None and output.exists() and given.exists() and output.resolve() == given.resolve():
+            raise CliError(f"--output {output} is the input file: choose another path (the input would be overwritten)")
+    return output
+
+
 def checkout_dir() -> Path | None:
     """The source checkout this package runs from (a clean clone installed with ``pip install -e``),
     or None when the package was installed from a wheel into site-packages, where the directory

@@ -22,7 +22,7 @@ import typer
 
 from ..errors import CliError
 from ..timeparse import parse_time
-from .common import err, find_shared, input_file
+from .common import err, find_shared, input_file, not_an_input
 
 if TYPE_CHECKING:
     from detection.nab import CorpusResult, LabelledFile
@@ -83,6 +83,7 @@ def detect(
 
     from detection.registry import score_series
 
+    not_an_input(output, input_csv)
     raw_times, raw_values = read_columns(input_csv, time_col, value_col)
     times = np.array([parse_time(text) for text in raw_times], dtype=float)
     values = np.array([parse_value(text) for text in raw_values], dtype=float)

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 
 from ..errors import CliError
-from .common import err
+from .common import err, not_an_input
 from .forecast_input import find_metro, parse_duration, prepare_backtest, write_points
 
 if TYPE_CHECKING:
@@ -128,6 +128,8 @@ def backtest(
     """
     from forecasting import DEFAULT_MODEL, FORECASTER_NAMES
     from forecasting.backtest import rolling_origin
+
+    not_an_input(output, input_csv, events)
 
     name = model or DEFAULT_MODEL
     if name not in FORECASTER_NAMES:

@@ -193,3 +193,14 @@ def test_replay_keys_a_keyed_topic_by_its_entity_column(tmp_path: Path) -> None:
     assert default_key_column(plain, "sensors.pool") is None
     assert default_key_column(pools, "forecasts") is None  # not a keyed topic
     assert default_key_column(tmp_path / "missing.csv", "sensors.pool") is None
+
+
+def test_an_output_that_is_the_input_is_refused_and_the_input_kept(tmp_path: Path) -> None:
+    """``detect m.csv -o m.csv`` replaced a four-column CSV with timestamp,value,anomaly_score."""
+    data = tmp_path / "m.csv"
+    text = "timestamp,value,extra\n2026-01-01T00:00:00Z,1,a\n2026-01-01T01:00:00Z,2,b\n"
+    data.write_text(text)
+    line = one_clean_line(leitstand("detect", str(data), "--output", str(tmp_path / "." / "m.csv")))
+    assert "is the input file" in line and data.read_text() == text
+    args = ("forecast", "backtest", str(data), "-o", str(data), "--first-origin", "2026-01-01", "--last-origin", "2026-01-02")
+    assert "is the input file" in one_clean_line(leitstand(*args)) and data.read_text() == text
