@@ -8,6 +8,7 @@ alarm came, and when. Plots are PNG files next to ``index.html`` (no JavaScript,
 from __future__ import annotations
 
 import html
+import re
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from .run_evaluation import alarm_signals, evaluate_run, hourly_actuals, read_jsonl, timestamp_of
+from .run_evaluation import alarm_signals, evaluate_run, hourly_actuals, read_jsonl, refuse_links, timestamp_of
 
 SEVERITY_COLOURS = {"critical": "#c62828", "major": "#ef6c00", "minor": "#1565c0", None: "#757575"}
 BANDS = {
@@ -53,6 +54,17 @@ def _save(plt: Any, fig: Any, out: Path) -> Path:
 
 def _dt(t: float) -> datetime:
     return datetime.fromtimestamp(t, tz=timezone.utc)
+
+
+def _text(value: Any) -> str:
+    """Any value of the run's files as HTML text: the files are data, and a number field holding
+    markup reached the page raw (stop 54's probe)."""
+    return html.escape(str(value))
+
+
+def _safe_name(name: str) -> str:
+    """A plot's file name from an id: letters, digits, ``._-`` only, so no id leaves ``plots/``."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "_"
 
 
 def _time_axis(ax: Any) -> None:
@@ -300,7 +312,7 @@ def _lag_paragraph(wl: dict[str, Any]) -> str:
     if wl["caught_up"]:
         return (
             f"<p>Judged after the worker had consumed everything the city sent (consumer lag 0 on every input topic; "
-            f"waited {wl.get('waited_s')} s after the city finished).</p>"
+            f"waited {_text(wl.get('waited_s'))} s after the city finished).</p>"
         )
     per_topic = ", ".join(f"{html.escape(t)} {n:,}" for t, n in wl["final_lag"].items() if n)
     late = "".join(
@@ -309,7 +321,7 @@ def _lag_paragraph(wl: dict[str, Any]) -> str:
         for t in wl["judged_late"]
     )
     return (
-        f"<p class='warn'><b>Judged late:</b> after waiting {wl.get('waited_s')} s the worker was still "
+        f"<p class='warn'><b>Judged late:</b> after waiting {_text(wl.get('waited_s'))} s the worker was still "
         f"{wl.get('final_lag_total'):,} records behind ({per_topic}); it had got to simulated "
         f"{html.escape(str(wl.get('worker_reached') or 'an unknown time'))}. "
         f"These {len(wl['judged_late'])} incidents were judged although the worker may not have read their inputs yet:</p>"
@@ -400,11 +412,12 @@ def _signal_section(run_dir: Path) -> str:
     rows, examples = [], []
     for iid, j in per.items():
         d = j.get("delay") or {}
-        rules = ", ".join(f"{html.escape(r)} {n}" for r, n in (j.get("rules") or {}).items()) or "-"
-        advisory = f"{j.get('approved', 0)} / {j.get('expired', 0)} / {j.get('pending_at_end', 0)}" if j.get("mode") == "advisory" else "-"
+        rules = ", ".join(f"{html.escape(r)} {_text(n)}" for r, n in (j.get("rules") or {}).items()) or "-"
+        counts = (_text(j.get(k, 0)) for k in ("approved", "expired", "pending_at_end"))
+        advisory = " / ".join(counts) if j.get("mode") == "advisory" else "-"
         rows.append(
-            f"<tr><td>{html.escape(iid)}</td><td>{html.escape(str(j.get('mode')))}</td><td>{j.get('frames_answered', 0)}</td>"
-            f"<td>{j.get('decisions', 0)}</td><td>{rules}</td><td>{advisory}</td><td>{num(d.get('controlled_veh_h'))}</td>"
+            f"<tr><td>{html.escape(iid)}</td><td>{html.escape(str(j.get('mode')))}</td><td>{_text(j.get('frames_answered', 0))}</td>"
+            f"<td>{_text(j.get('decisions', 0))}</td><td>{rules}</td><td>{advisory}</td><td>{num(d.get('controlled_veh_h'))}</td>"
             f"<td>{num(d.get('fixed_veh_h'))}</td><td>{num(d.get('delay_ratio'), '{:.2f}')}</td></tr>"
         )
         for e in (j.get("examples") or [])[:2]:
@@ -441,6 +454,7 @@ def _city_finished(run_dir: Path) -> float | None:
 
 def write_report(run_dir: Path) -> Path:
     """Evaluate the run (if not yet done), draw the plots, write ``index.html``; return its path."""
+    refuse_links(run_dir)
     ev = evaluate_run(run_dir)
     truth, alerts = read_jsonl(run_dir / "truth.jsonl"), read_jsonl(run_dir / "alerts.jsonl")
     aggregates, readings = read_jsonl(run_dir / "aggregates.jsonl"), read_jsonl(run_dir / "pool_readings.jsonl")
@@ -452,17 +466,21 @@ def write_report(run_dir: Path) -> Path:
         ("Worker consumer lag", consumer_lag(read_jsonl(run_dir / "lag.jsonl"), plots_dir / "consumer_lag.png", _city_finished(run_dir))),
     ]
     for pool in sorted({r["pool_id"] for r in readings}):
-        figures.append((f"Pool {pool}", pool_water(pool, readings, truth, alerts, plots_dir / f"pool_{pool}.png")))
+        figures.append((f"Pool {pool}", pool_water(pool, readings, truth, alerts, plots_dir / _safe_name(f"pool_{pool}.png"))))
     incident_sites = sorted({t["subject_id"] for t in truth if t["kind"] == "incident"})
     busiest = incident_sites or sorted({a["intersection_id"] for a in aggregates})[:2]
     for iid in busiest[:4]:
-        figures.append((f"Intersection {iid}", intersection(iid, aggregates, truth, alerts, plots_dir / f"intersection_{iid}.png")))
+        figures.append(
+            (f"Intersection {iid}", intersection(iid, aggregates, truth, alerts, plots_dir / _safe_name(f"intersection_{iid}.png")))
+        )
     forecasts = read_jsonl(run_dir / "forecasts.jsonl")
     near_events = sorted({i for t in truth if t["kind"] == "event" for i in t.get("details", {}).get("intersections", [])})
     actuals = hourly_actuals(aggregates) if forecasts else {}
     for iid in (near_events or sorted({f["series_id"].split("/", 1)[1] for f in forecasts}))[:3]:
         sid = f"intersection/{iid}"
-        figures.append((f"Forecast {sid}", forecast_plot(sid, forecasts, actuals, truth, plots_dir / f"forecast_{iid}.png", _span(ev))))
+        figures.append(
+            (f"Forecast {sid}", forecast_plot(sid, forecasts, actuals, truth, plots_dir / _safe_name(f"forecast_{iid}.png"), _span(ev)))
+        )
     lc, al = ev["lifecycle"], ev["alarms"]
     run = ev["run"]
     parts = [
@@ -475,7 +493,7 @@ def write_report(run_dir: Path) -> Path:
         "</style></head><body>",
         "<h1>Leitstand run report</h1>",
         f"<p>Run {html.escape(str(run.get('run_id')))}: simulated {html.escape(str(run.get('simulated_from')))} to "
-        f"{html.escape(str(run.get('simulated_until')))}, {run.get('speed')}× accelerated.</p>",
+        f"{html.escape(str(run.get('simulated_until')))}, {_text(run.get('speed'))}× accelerated.</p>",
         f"<div class='kpi'><b>{al['critical_alarmed']} / {al['critical_incidents']}</b>critical incidents alarmed</div>",
         f"<div class='kpi'><b>{al['false_water_alarms_per_subject_day']:g}</b>false water alarms per pool and day</div>",
         f"<div class='kpi'><b>{lc['alarms']}</b>alarms ({lc['acknowledged']} acknowledged, {lc['escalated']} escalated, "
@@ -491,7 +509,7 @@ def write_report(run_dir: Path) -> Path:
     ]
     for title, path in figures:
         if path is not None:
-            parts.append(f"<h2>{html.escape(title)}</h2><img src='plots/{path.name}' alt='{html.escape(title)}'>")
+            parts.append(f"<h2>{html.escape(title)}</h2><img src='plots/{html.escape(path.name)}' alt='{html.escape(title)}'>")
     parts.append("</body></html>")
     index = run_dir / "index.html"
     index.write_text("\n".join(parts), encoding="utf-8")

@@ -121,6 +121,15 @@ def alarm_signals(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def refuse_links(run_dir: Path) -> None:
+    """The evaluation and the report write only inside the run directory: an output that is a
+    symbolic link (to a file elsewhere) is refused, not followed (stop 54's probe overwrote a
+    file outside it)."""
+    for name in ("index.html", "evaluation.json", "plots"):
+        if (run_dir / name).is_symlink():
+            raise RunError(f"{run_dir / name} is a symbolic link: the report writes only inside the run directory")
+
+
 def evaluate_run(run_dir: Path) -> dict[str, Any]:
     """The evaluation of one run directory (also written to ``evaluation.json``)."""
     summary = orjson.loads((run_dir / "summary.json").read_bytes()) if (run_dir / "summary.json").is_file() else {}
@@ -162,6 +171,7 @@ def evaluate_run(run_dir: Path) -> dict[str, Any]:
         "signals": _signals(summary.get("signals")),
         "buses": bus_evaluation(truth_rows, alerts, summary.get("buses")),
     }
+    refuse_links(run_dir)
     (run_dir / "evaluation.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     return result
 

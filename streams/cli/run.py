@@ -143,7 +143,7 @@ def scored(run_dir: Path, score: Callable[[Path], Scored]) -> Scored:
         raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"{run_dir}: {exc.strerror or exc}: {exc.filename or ''}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a row check_run does not cover
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:  # a row check_run does not cover
         raise CliError(f"{run_dir}: a file of this run is malformed ({type(exc).__name__}: {exc})") from None
 
 

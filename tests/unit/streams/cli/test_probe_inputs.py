@@ -117,3 +117,28 @@ def test_signals_commands_the_worker_would_dead_letter_are_refused(args: tuple[s
     proc = leitstand("signals", *args, "--dry-run", env=NO_BROKER, timeout=30)
     assert "actor" in one_clean_line(proc)
     assert proc.stdout == ""
+
+
+def test_a_report_escapes_what_the_run_holds_and_writes_only_inside_it(tmp_path: Path) -> None:
+    """Stop 54's probe: a number field of summary.json holding markup reached index.html raw, and
+    an index.html or evaluation.json that was a symbolic link was followed (a file outside the
+    run directory overwritten)."""
+    from simulators.harness.report import _safe_name
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "truth.jsonl").write_text("")
+    (run / "alerts.jsonl").write_text("")
+    (run / "summary.json").write_text(json.dumps({"stopped_cleanly": True, "run_id": "r1", "speed": "<script>alert(1)</script>"}))
+    proc = leitstand("report", str(run), env=NO_BROKER, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    page = (run / "index.html").read_text()
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (run / "index.html").unlink()
+    os.symlink(victim, run / "index.html")
+    line = one_clean_line(leitstand("report", str(run), env=NO_BROKER, timeout=120))
+    assert "is a symbolic link" in line and victim.read_text() == "keep"
+    assert _safe_name("pool_../../../escaped.png") == "pool_.._.._.._escaped.png"
+    assert "/" not in _safe_name("intersection_a/b.png")
