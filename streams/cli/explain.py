@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import unicodedata
 from typing import Annotated, Any
 
 import orjson
@@ -38,7 +39,14 @@ def show(found: dict[str, Any], as_json: bool, lines: list[str]) -> None:
         raise CliError(str(found.get("reason", "not found")))
     if not as_json:
         for line in lines:
-            out.print(line, markup=False)
+            out.print(shown_text(line), markup=False)
+
+
+def shown_text(line: str) -> str:
+    """A line for the terminal: control and format characters (escape sequences, line breaks,
+    direction overrides) from the records are shown escaped, so an alarm message cannot forge a
+    line such as "acknowledged by chief" or retitle the terminal (stop 54's probe)."""
+    return "".join(c if unicodedata.category(c) not in ("Cc", "Cf") else c.encode("unicode_escape").decode() for c in line)
 
 
 def _run(coro: Any) -> dict[str, Any]:
@@ -48,6 +56,8 @@ def _run(coro: Any) -> dict[str, Any]:
         result: dict[str, Any] = asyncio.run(coro)
     except ExplainSourceError as exc:
         raise CliError(str(exc)) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a record of an unexpected shape
+        raise CliError(f"a record on the topics is not what the explanation reads ({type(exc).__name__}: {str(exc)[:200]})") from None
     return result
 
 

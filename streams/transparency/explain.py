@@ -119,7 +119,9 @@ def explain_signal(
     pid = plan["plan_id"]
     modes = [a for a in history if a.get("action") == "mode_changed"]
     seen = [f for f in frames or () if f.get("intersection_id") == intersection_id and epoch(f["event_time"]) <= at_s]
-    degraded = data_quality_of(frames, intersection_id, at_s) if frames is not None else None
+    mine = [f for f in frames if f.get("intersection_id") == intersection_id] if frames is not None else None
+    # no frame of the intersection before the decision: nothing was judged, nothing "passed"
+    degraded = data_quality_of(mine, intersection_id, at_s) if mine else None if mine is None else NO_FRAMES
     return {
         "found": True,
         "intersection_id": intersection_id,
@@ -182,9 +184,15 @@ def street_followed(plan: Mapping[str, Any]) -> dict[str, Any]:
     return {"street_followed_plan": True, "street_note": note}
 
 
+#: ``data_quality_of``'s stand-in when the log holds no frame of the intersection before the decision
+NO_FRAMES: dict[str, list[str]] = {"(no frames)": []}
+
+
 def _dq_note(degraded: Mapping[str, list[str]] | None) -> str:
     if degraded is None:
         return "inputs not available (the history database keeps no raw frames): data quality not judged"
+    if degraded is NO_FRAMES:
+        return "no detector frame of this intersection in the log before the decision: data quality not judged"
     if not degraded:
         return "every detector input passed the data-quality watch"
     return f"this decision used degraded data: {len(degraded)} input stream(s) flagged"

@@ -9,6 +9,7 @@ PostgreSQL at least 183 days; docs/transparency.md). Both return the same dict s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,7 +40,7 @@ async def read_topic(settings: Settings, topic: str, keep: Callable[[Mapping[str
                 value = orjson.loads(m.value)
             except orjson.JSONDecodeError:
                 continue
-            if isinstance(value, dict) and keep(value):
+            if isinstance(value, dict) and _readable_time(value) and keep(value):
                 out.append(value)
     except (TailError, LookupError) as exc:
         raise ExplainSourceError(str(exc)) from None
@@ -54,6 +55,15 @@ async def signal_from_topics(settings: Settings, intersection_id: str, at_s: flo
         settings, SENSORS_INTERSECTION, lambda v: mine(v) and "event_time" in v and at_s - FRAME_LOOKBACK_S <= _t(v) <= at_s
     )
     return explain_signal(intersection_id, at_s, plans, audit, frames)
+
+
+def _readable_time(v: Mapping[str, Any]) -> bool:
+    """A record without an ``event_time`` the explanations can read is skipped like undecodable
+    bytes: one such record made every explanation of its intersection or alarm a traceback."""
+    try:
+        return math.isfinite(epoch(v["event_time"]))
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return False
 
 
 def _t(v: Mapping[str, Any]) -> float:

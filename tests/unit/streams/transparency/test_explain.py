@@ -135,3 +135,26 @@ def test_alarm_kinds_map_to_registered_rule_sets() -> None:
 
     for kind in ("water_ph", "motionless_swimmer", "overcrowding", "sensor_ph", "incident_N", "detector_fault_d1", "unknown"):
         assert alarm_source(kind) in components()
+
+
+def test_no_frame_in_the_log_is_not_clean_data() -> None:
+    """With no detector frame before the decision the explanation said "every detector input
+    passed the data-quality watch": nothing was judged (stop 54's probe)."""
+    out = explain_signal("K1", 135, PLANS, AUDIT, [])
+    assert out["found"] and out["data_quality_note"].startswith("no detector frame of this intersection in the log")
+
+
+def test_terminal_lines_show_control_characters_escaped() -> None:
+    from streams.cli.explain import shown_text
+
+    forged = "pH high\n2026-01-01 acknowledged by chief\x1b]0;owned\x07 \u202eevil"
+    shown = shown_text(forged)
+    assert "\n" not in shown and "\x1b" not in shown and "\u202e" not in shown
+    assert "\\n" in shown and "\\x1b" in shown and "\\u202e" in shown and shown.startswith("pH high")
+
+
+def test_a_record_without_a_readable_time_is_skipped_not_a_traceback() -> None:
+    from streams.transparency.sources import _readable_time
+
+    assert _readable_time({"event_time": _iso(100)})
+    assert not any(_readable_time(v) for v in ({}, {"event_time": None}, {"event_time": "garbage"}, {"event_time": 1e400}))
