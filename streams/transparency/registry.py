@@ -119,8 +119,8 @@ def measured(evidence: tuple[Evidence, ...], bench_dir: Path | None) -> list[dic
         figures = None
         if path is not None and path.is_file():
             try:
-                figures = pick(json.loads(path.read_text()), ev.path)
-            except (OSError, ValueError):
+                figures = pick(json.loads(path.read_text(), parse_constant=_not_a_number), ev.path)
+            except (OSError, ValueError):  # NaN / Infinity too: register.json must stay JSON
                 figures = None
         item["figures"] = figures
         if figures is None:
@@ -244,3 +244,9 @@ def export(directory: Path, owner: Mapping[str, str], bench_dir: Path | None) ->
     js.write_text(json.dumps(register, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     page.write_text(render_html(register), encoding="utf-8")
     return js, page
+
+
+def _not_a_number(name: str) -> Any:
+    """A benchmark file's ``NaN`` / ``Infinity``: register.json must stay JSON any reader takes
+    (json wrote them through, and orjson refused the register; stop 54's probe)."""
+    raise ValueError(f"{name} is not a JSON number")

@@ -98,3 +98,16 @@ def test_html_escapes_what_settings_put_in(tmp_path: Path) -> None:
     _, page = export(tmp_path, {**OWNER, "contact": "<script>alert(1)</script>"}, None)
     text = page.read_text()
     assert "<script>" not in text and "&lt;script&gt;" in text
+
+
+def test_a_benchmark_file_with_nan_leaves_the_register_readable_json(tmp_path: Path) -> None:
+    """NaN in nab-table.json was copied into register.json, which strict readers (orjson) refuse."""
+    import orjson
+
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "nab-table.json").write_text('{"detectors": {"default": {"dev_in_sample": NaN, "realTraffic": Infinity}}}')
+    js, _ = export(tmp_path / "out", OWNER, bench)
+    register = orjson.loads(js.read_bytes())
+    by_id = {r["metadata"]["id"]: r for r in register["records"]}
+    assert all(p["figures"] is None for p in by_id["detection.detector.default"]["tool_specification"]["performance"])
