@@ -65,6 +65,8 @@ def check_run(run_dir: Path) -> None:
             timestamp_of(summary.get(key))
         except (TypeError, ValueError):
             raise RunError(f"{summary_path}: {key} is not a time: {summary.get(key)!r}") from None
+    if not (run_dir / "alerts.jsonl").is_file():  # scored as "no alarm at all": every incident missed
+        raise RunError(f"{run_dir} holds no alerts.jsonl: the alarms of the run are missing, and it is not scored")
     for number, row in _rows(run_dir / "truth.jsonl"):
         where = f"{run_dir / 'truth.jsonl'} line {number}"
         _require(row, where, _TRUTH_FIELDS if row.get("expected_alarm") is not None else {})
@@ -83,13 +85,18 @@ def check_run(run_dir: Path) -> None:
 def _rows(path: Path) -> Any:
     if not path.is_file():
         return
-    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+    lines = path.read_bytes().splitlines()
+    last = max((n for n, line in enumerate(lines, start=1) if line.strip()), default=0)
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             row = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue  # a torn line; read_jsonl skips it too
+        except orjson.JSONDecodeError as exc:
+            if number == last:
+                continue  # a torn last line; read_jsonl skips it too
+            # anywhere else a row would be scored as missing: an incident dropped, an alarm called false
+            raise RunError(f"{path} line {number}: not JSON ({exc})") from None
         if not isinstance(row, dict):
             raise RunError(f"{path} line {number}: not a JSON object")
         yield number, row

@@ -142,3 +142,19 @@ def test_a_report_escapes_what_the_run_holds_and_writes_only_inside_it(tmp_path:
     assert "is a symbolic link" in line and victim.read_text() == "keep"
     assert _safe_name("pool_../../../escaped.png") == "pool_.._.._.._escaped.png"
     assert "/" not in _safe_name("intersection_a/b.png")
+
+
+def test_a_run_with_a_broken_line_inside_or_no_alerts_file_is_not_scored(tmp_path: Path) -> None:
+    """A truth line cut in the middle of the file dropped an incident silently (its alarm then
+    counted as false), and a missing alerts.jsonl was scored as "no alarm at all" (stop 54)."""
+    summary = {"stopped_cleanly": True, "simulated_from": "2026-01-01T00:00:00+00:00", "simulated_until": "2026-01-01T01:00:00+00:00"}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    row = {"subject_id": "K1", "kind": "incident", "start": 1767225600, "end": 1767226200, "expected_alarm": "incident_E"}
+    good = json.dumps(row)
+    (tmp_path / "truth.jsonl").write_text(good + "\n" + good[:20] + "\n" + good + "\n")
+    (tmp_path / "alerts.jsonl").write_text("")
+    assert "truth.jsonl line 2: not JSON" in one_clean_line(leitstand("evaluate", str(tmp_path), env=NO_BROKER, timeout=60))
+    (tmp_path / "truth.jsonl").write_text(good + "\n" + good[:20])  # torn last line: an interrupted write, skipped
+    assert leitstand("evaluate", str(tmp_path), env=NO_BROKER, timeout=60).returncode == 0
+    (tmp_path / "alerts.jsonl").unlink()
+    assert "holds no alerts.jsonl" in one_clean_line(leitstand("evaluate", str(tmp_path), env=NO_BROKER, timeout=60))
