@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from .settings import mask_url
 
@@ -374,8 +375,9 @@ def push(
     from grafana_client.client import GrafanaClientError, GrafanaException  # type: ignore[import-untyped]
 
     auth: Any = token if token else basic
-    if url.split("://", 1)[-1].strip("/").count("/") and not url.endswith("/"):
+    if urlsplit(url).path.strip("/") and not url.endswith("/"):
         url += "/"  # grafana-client joins the path and "api" as they are: /grafana + api = /grafanaapi
+    where = mask_url(url, mask_all_query=False)
     try:
         api = GrafanaApi.from_url(url, credential=auth, timeout=timeout_s)
         _ensure_folder(api)
@@ -383,9 +385,7 @@ def push(
         for d in dashboards:
             answer = api.dashboard.update_dashboard(save_payload(d, f"leitstand dashboards push ({d.name}.json)"))
             if not isinstance(answer, dict):  # a login page behind a redirect, a proxy's answer
-                raise DashboardError(
-                    f"{mask_url(url, mask_all_query=False)} did not answer as Grafana's API does (got {type(answer).__name__})"
-                )
+                raise DashboardError(f"{where} did not answer as Grafana's API does (got {type(answer).__name__})")
             out.append(PushResult(d.uid, d.title, str(answer.get("url", "")), answer.get("version")))
         return out
     except GrafanaClientError as exc:
@@ -393,7 +393,7 @@ def push(
     except GrafanaException as exc:
         raise DashboardError(f"Grafana answered with an error: {exc}") from None
     except OSError as exc:  # connection refused, DNS, TLS
-        raise DashboardError(f"cannot reach Grafana at {mask_url(url, mask_all_query=False)}: {str(exc).replace(url, '')[:300]}") from None
+        raise DashboardError(f"cannot reach Grafana at {where}: {str(exc).replace(url, '')[:300]}") from None
 
 
 def _ensure_folder(api: Any) -> None:

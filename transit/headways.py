@@ -174,11 +174,10 @@ class HeadwayBook:
             return []
         self.reconciled = True
         lines = set(routes) | {route for route, _, _ in self.last}
-        kinds: tuple[AlarmKind, ...] = ("bus_bunching", "bus_gap")
         return [
             AlarmChange(kind, route, "clear", now, {"reason": "reconciled after start"})
             for route in sorted(lines)
-            for kind in kinds
+            for kind in ALARM_OF.values()
             if self.open_follower_count(route, kind) == 0
         ]
 

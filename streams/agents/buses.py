@@ -252,11 +252,10 @@ def register(app: faust.App, settings: Settings, deadletter: Any) -> BusWatch:
                 failure.clear()
             except (TailError, OSError, LookupError) as exc:  # LookupError: the topic is gone (a broker that lost it)
                 log.warning("bus_schedule_unreadable", error=str(exc))
-                failure.append(str(exc) or type(exc).__name__)
+                failure[:] = [str(exc) or type(exc).__name__]
             except Exception as exc:  # noqa: BLE001 - a bug here must not stop the worker (camera alarms share it)
                 log.error("bus_schedule_failed", error=repr(exc)[:300])
-                failure.append(type(exc).__name__)
-            del failure[:-1]
+                failure[:] = [type(exc).__name__]
             await asyncio.sleep(settings.bus_schedule_refresh_s)
 
     @app.agent(positions, name="bus-watch")
