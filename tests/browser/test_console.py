@@ -119,22 +119,28 @@ def test_supervisor_sees_critical_alarm_live_and_acknowledges(stack: Stack, cont
     aid = str(card.get_attribute("data-alarm-id"))
     for sel in (f'[data-alarm-id="{aid}"]', '#open-list [data-alarm-id^="motionless_swimmer@P0"]'):
         page.fill(f"{sel} input[name=note]", "lifeguard on the way")
-        page.click(f"{sel} button:has-text('Acknowledge')")
-        page.wait_for_url("**/alarms?done=acknowledge")
+        with page.expect_navigation(url="**/alarms?done=acknowledge"):  # each one: the URL matches after the first
+            page.click(f"{sel} button:has-text('Acknowledge')")
     page.wait_for_selector(f'#acked-list [data-alarm-id="{aid}"] .acked-by:has-text("sup")', timeout=20_000)
     assert page.query_selector(f'#open-list [data-alarm-id="{aid}"]') is None
     # P0's acknowledgement goes through the broker and the worker too: it may land after P1's.
-    # It did not, within 20 s, in one clean-clone run before 5265d98 and in one of stop 54 (db1a1b0):
-    # should it happen again, the failure says where P0's acknowledgement stopped
+    # Twice in CI (before 5265d98, db1a1b0) it never did: the page swallowed the click (see the
+    # next test). Should it fail again, the failure says where P0's acknowledgement stopped
     try:
         page.wait_for_selector('#acked-list [data-alarm-id^="motionless_swimmer@P0"] .acked-by:has-text("sup")', timeout=20_000)
     except Exception as exc:  # noqa: BLE001 - playwright's TimeoutError: report what the topics hold, then fail
         trail = {
-            t: [r for r in stack.records(t) if "P0" in str(r.get("alert_id", r.get("alarm_id", r.get("subject_id", ""))))]
+            t: [r for r in stack.records(t) if "P0" in str(r.get("alert_id") or r.get("alarm_id") or r.get("subject_id"))]
             for t in ("alerts.acks", "alerts.lifecycle", "alerts")
         }
         dead = [d for d in stack.records("deadletter") if "alerts" in str(d.get("source_topic"))]
-        raise AssertionError(f"P0's acknowledgement not shown: {exc}; topics: {trail}; dead letters: {dead}") from None
+
+        def about_p0(name: str) -> list[str]:
+            text = (stack.log_dir / name).read_text(errors="replace") if (stack.log_dir / name).exists() else ""
+            return [line for line in text.splitlines() if "P0" in line or "unknown alarm" in line][-20:]
+
+        logs = {name: about_p0(name) for name in ("worker.log", "console.log")}
+        raise AssertionError(f"P0's acknowledgement not shown: {exc}; topics: {trail}; dead letters: {dead}; logs: {logs}") from None
     page.wait_for_selector("body[data-critical='0']", timeout=10_000)  # announcement over
     assert page.is_hidden("#announce") and "CRITICAL" not in page.title()
     acks = stack.records("alerts.acks")
@@ -147,6 +153,37 @@ def test_supervisor_sees_critical_alarm_live_and_acknowledges(stack: Stack, cont
     phone.goto(f"{stack.base}/alarms")
     phone.screenshot(path=str(stack.shots / "alarms-phone.png"), full_page=True)
     assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), "no sideways scrolling on a phone"
+
+
+def test_a_live_update_does_not_swallow_a_click_or_a_typed_note(stack: Stack, context: Any) -> None:
+    """A supervisor types a note, an alarm arrives meanwhile, and she clicks Acknowledge as a
+    person does (the button held down ~150 ms). The update held while she typed used to be
+    applied the moment focus left the note field, i.e. between pressing and releasing the
+    button: the list was re-rendered under the pointer, the release landed on a new button, no
+    click, no acknowledgement, and the note gone (how two clean-clone CI runs lost P0's
+    acknowledgement in the test above; 1 of 3 runs beside stress-ng reproduced it)."""
+    page = context.new_page()
+    login(page, stack, "sup")
+    stack.send("pool.supervision", [camera_event("P5", "ev-click")], "pool_id")
+    card = page.wait_for_selector('#open-list [data-alarm-id^="motionless_swimmer@P5"]', timeout=30_000)
+    aid = str(card.get_attribute("data-alarm-id"))
+    sel = f'[data-alarm-id="{aid}"]'
+    page.fill(f"{sel} input[name=note]", "pulled out, breathing")
+    version = int(page.get_attribute("body", "data-version") or 0)
+    stack.send("pool.supervision", [camera_event("P6", "ev-meanwhile")], "pool_id")
+    page.wait_for_function(f"Number(document.body.getAttribute('data-version')) > {version}", timeout=30_000)
+    assert page.query_selector('[data-alarm-id^="motionless_swimmer@P6"]') is None  # held: she is typing
+    assert page.is_visible("#held") and "waiting" in page.inner_text("#held")  # and the page says so
+    box = page.query_selector(f"{sel} button:has-text('Acknowledge')").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    with page.expect_navigation(url="**/alarms?done=acknowledge", timeout=10_000):
+        page.mouse.down()
+        page.wait_for_timeout(150)
+        page.mouse.up()
+    acks = stack.wait_records("alerts.acks", lambda rs: any(a["alert_id"] == aid for a in rs), 20)
+    assert [(a["by"], a["note"]) for a in acks if a["alert_id"] == aid] == [("sup", "pulled out, breathing")]
+    page.wait_for_selector('#open-list [data-alarm-id^="motionless_swimmer@P6"]', timeout=20_000)  # and the update is shown
+    assert page.is_hidden("#held")
 
 
 def test_operator_approves_a_plan_and_it_drives(stack: Stack, context: Any, axe_js: Path) -> None:

@@ -7,20 +7,51 @@
   if (!main || !live) return;
   var page = main.getAttribute("data-page");
   var banner = document.getElementById("announce");
+  var heldNote = document.getElementById("held") || document.createElement("p");
   var baseTitle = document.title;
   var critical = 0, flashTimer = null, toneTimer = null, audio = null, held = null;
 
+  // An update that arrives while someone works in the list is held, not applied: re-rendering
+  // under a note being typed throws the note away, and re-rendering between pressing and
+  // releasing a button moves the release onto a new element, so no click happens at all (an
+  // acknowledgement silently lost; tests/browser/test_console.py). A press counts for at most
+  // PRESS_MS (a release outside the window is never seen); a held update waits SETTLE_MS after
+  // the press or the focus ends, by which time the click's form has been submitted.
+  var PRESS_MS = 3000, SETTLE_MS = 250, pressedAt = 0;
   function typing() {
     var el = document.activeElement;
-    return el && live.contains(el) && (el.tagName === "INPUT" || el.tagName === "SELECT") && el.type !== "hidden";
+    return el && live.contains(el) && (el.tagName === "INPUT" || el.tagName === "SELECT" || el.tagName === "TEXTAREA") && el.type !== "hidden";
+  }
+  function busy() {
+    return (pressedAt !== 0 && Date.now() - pressedAt < PRESS_MS) || typing();
+  }
+  function fieldKey(el) {  // the same field in the re-rendered list: its form's action and its name
+    var form = el.form || el.closest("form");
+    return form ? form.getAttribute("action") + "|" + el.tagName + "|" + (el.name || el.textContent) : null;
   }
   function apply(html) {
-    if (typing()) { held = html; return; }  // do not throw away a note being typed
+    if (busy()) { held = html; if (typing()) heldNote.hidden = false; setTimeout(settle, PRESS_MS); return; }
     held = null;
+    heldNote.hidden = true;
+    // what was typed and where the focus was survive the re-render (a keyboard user on a button)
+    var typed = {}, focused = document.activeElement && live.contains(document.activeElement) ? fieldKey(document.activeElement) : null;
+    live.querySelectorAll("form input:not([type=hidden]), form textarea").forEach(function (el) {
+      if (el.value) typed[fieldKey(el)] = el.value;
+    });
     live.innerHTML = html;
+    live.querySelectorAll("form input:not([type=hidden]), form textarea, form button, form select").forEach(function (el) {
+      var k = fieldKey(el);
+      if (typed[k] !== undefined && "value" in el && el.tagName !== "BUTTON" && el.tagName !== "SELECT") el.value = typed[k];
+      if (focused !== null && k === focused) el.focus();
+    });
     startCountdowns();
   }
-  live.addEventListener("focusout", function () { setTimeout(function () { if (held !== null && !typing()) apply(held); }, 0); });
+  function settle() { setTimeout(function () { if (held !== null && !busy()) apply(held); }, SETTLE_MS); }
+  live.addEventListener("pointerdown", function () { pressedAt = Date.now(); }, true);
+  ["pointerup", "pointercancel"].forEach(function (t) {
+    document.addEventListener(t, function () { if (pressedAt) { pressedAt = 0; settle(); } }, true);
+  });
+  live.addEventListener("focusout", settle);
 
   function tone() {
     try {
