@@ -21,6 +21,7 @@ import secrets
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 import orjson
@@ -131,7 +132,7 @@ class Console:
         return {"state": self.state, "user": session.user, "csrf": session.csrf, "can": can, "now": now, "page": page}
 
     def page(self, page: str, session: Session, request: web.Request, status: int = 200, error: str | None = None) -> web.Response:
-        done = DONE.get(request.query.get("done", ""))
+        done = done_message(self.state, request.query.get("done", ""), request.query.get("alarm"))
         ctx = self.context(page, session)
         return self.render(
             "page.html", status, title=page.capitalize(), live=self.live(page, session), message=error or done, error=bool(error), **ctx
@@ -151,13 +152,15 @@ class Console:
             self.store.audit(None, "session", None, "refused expired", "session expired", request.remote)
         return found
 
-    def login_page(self, request: web.Request, status: int = 200, message: str | None = None) -> web.Response:
+    def login_page(self, request: web.Request, status: int = 200, message: str | None = None, ended: bool = False) -> web.Response:
         """The login form with the pre-session CSRF token: the cookie's if it has a sound one, else
         a new one set as a cookie (double submit: a cross-site form cannot read or set it)."""
         token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         fresh = not LOGIN_CSRF.match(token)
         token = secrets.token_urlsafe(32) if fresh else token
-        resp = self.render("login.html", status, title="Log in", message=message, csrf=token)
+        # a duty screen whose session ended must not look calm: its title and message say so in red
+        title = "SIGNED OUT, no alarms shown" if ended else "Log in"
+        resp = self.render("login.html", status, title=title, message=message, csrf=token, error=ended)
         if fresh:
             resp.set_cookie(
                 LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=self.settings.console_secure_cookie, path="/login"
@@ -235,9 +238,11 @@ class Console:
     def bad_form(self, bad: BadForm) -> web.Response:
         return self.render("error.html", 400, title="Refused", message=f"{bad}; reload the page and try again.")
 
-    def answer(self, request: web.Request, session: Session, page: str, outcome: Outcome, done: str) -> web.Response:
+    def answer(
+        self, request: web.Request, session: Session, page: str, outcome: Outcome, done: str, alarm: str | None = None
+    ) -> web.Response:
         if outcome.status == 202:
-            raise web.HTTPSeeOther(f"/{page}?done={done}")
+            raise web.HTTPSeeOther(f"/{page}?done={done}" + (f"&alarm={quote(alarm, safe='')}" if alarm else ""))
         return self.page(page, session, request, status=outcome.status, error=outcome.message)
 
 
@@ -253,6 +258,32 @@ def _age(iso: Any, now: float) -> str:
     if seconds < 5400:
         return f"{round(seconds / 60)} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def done_message(state: ConsoleState, done: str, alarm_id: str | None) -> str | None:
+    """What the page says after an action; for an alarm, which alarm it was (a list that moved
+    just before a click can put the click on the neighbouring card, and "Acknowledged." alone
+    would not let anyone notice). Only an alarm the console knows is named."""
+    message = DONE.get(done)
+    if message is None or alarm_id is None or done not in ("acknowledge", "resolve"):
+        return message
+    a = state.alarms.get(alarm_id) or state.closed.get(alarm_id)
+    if a is None:
+        return message
+    what = f"{a.get('subject_type') or ''} {a.get('subject_id') or ''}: {a.get('message') or a.get('kind')}".strip()
+    verb, rest = message.split(". ", 1)
+    return f"{verb} {what} (raised {_clock(a.get('raised_at'))}, {alarm_id}). {rest}"
+
+
+def newest_critical(state: ConsoleState) -> dict[str, str] | None:
+    """The unacknowledged critical alarm raised last, for the status bar: its card may be far down
+    a long list (oldest first), and a count alone does not say which alarm is new."""
+    waiting = [a for a in state.unacknowledged() if a.get("severity") == "critical"]
+    if not waiting:
+        return None
+    a = max(waiting, key=lambda a: str(a.get("raised_at") or ""))
+    text = f"{a.get('subject_type') or ''} {a.get('subject_id') or ''}, {_clock(a.get('raised_at'))}: {a.get('message') or a.get('kind')}"
+    return {"text": text.strip(), "anchor": "t-" + _domid(a.get("alarm_id"))}
 
 
 def _domid(text: Any) -> str:
@@ -285,7 +316,8 @@ async def show(request: web.Request) -> web.Response:
 
 async def login_get(request: web.Request) -> web.Response:
     if "expired" in request.query:
-        return console_of(request).login_page(request, message="Your session has expired; log in again.")
+        ended = "Your session has ended (unused too long, or logged out in another window)"
+        return console_of(request).login_page(request, message=f"{ended}: this screen shows no alarms until you log in again.", ended=True)
     if "out" in request.query:
         return console_of(request).login_page(request, message="Logged out.")
     return console_of(request).login_page(request)
@@ -319,7 +351,7 @@ async def alarm_form(request: web.Request) -> web.Response:
     except BadForm as bad:
         return console.bad_form(bad)
     outcome = await console.commands.alarm(session.user, request.match_info["aid"], verb, note, request.remote)
-    return console.answer(request, session, "alarms", outcome, verb)
+    return console.answer(request, session, "alarms", outcome, verb, alarm=request.match_info["aid"])
 
 
 async def plan_form(request: web.Request) -> web.Response:
@@ -378,7 +410,12 @@ async def events(request: web.Request) -> web.StreamResponse:
     while True:
         if version != console.state.version:
             version = console.state.version
-            data = {"html": console.live(page, session), "critical": console.state.critical_unacknowledged(), "version": version}
+            data = {
+                "html": console.live(page, session),
+                "critical": console.state.critical_unacknowledged(),
+                "newest": newest_critical(console.state),
+                "version": version,
+            }
             await resp.write(b"data: " + orjson.dumps(data) + b"\n\n")
         elif not await console.feed.wait_change(version, 15.0):
             await resp.write(b": keep-alive\n\n")

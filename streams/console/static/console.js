@@ -1,5 +1,6 @@
 // Leitstand console: live updates over server-sent events, the countdowns, and the announcement of
-// unacknowledged critical alarms (a banner, a flashing title, a tone while any is open).
+// unacknowledged critical alarms (a status bar naming the newest, a flashing title, a tone while
+// any is open).
 (function () {
   "use strict";
   var main = document.querySelector("main[data-page]");
@@ -8,48 +9,100 @@
   var page = main.getAttribute("data-page");
   var banner = document.getElementById("announce");
   var heldNote = document.getElementById("held") || document.createElement("p");
+  var staleNote = document.getElementById("stale") || document.createElement("p");
   var baseTitle = document.title;
-  var critical = 0, flashTimer = null, toneTimer = null, audio = null, held = null;
+  var critical = 0, flashTimer = null, toneTimer = null, audio = null, held = null, settleTimer = null;
 
-  // An update that arrives while someone works in the list is held, not applied: re-rendering
-  // under a note being typed throws the note away, and re-rendering between pressing and
-  // releasing a button moves the release onto a new element, so no click happens at all (an
-  // acknowledgement silently lost; tests/browser/test_console.py). A press counts for at most
-  // PRESS_MS (a release outside the window is never seen); a held update waits SETTLE_MS after
-  // the press or the focus ends, by which time the click's form has been submitted.
-  var PRESS_MS = 3000, SETTLE_MS = 250, pressedAt = 0;
-  function typing() {
-    var el = document.activeElement;
-    return el && live.contains(el) && (el.tagName === "INPUT" || el.tagName === "SELECT" || el.tagName === "TEXTAREA") && el.type !== "hidden";
+  // An update that arrives while someone works in the list waits, because re-rendering the list
+  // under them loses or misdirects what they do (docs/operators.md, "Live pages and your clicks"):
+  // * between pressing and releasing a button (pointer, or Space / Enter) the release lands on a
+  //   new element and no click happens: an acknowledgement silently lost;
+  // * while the pointer rests on an alarm's form, a card removed above it moves the list, and the
+  //   press meant for this alarm acknowledges the one below (at most HOVER_MS, then it is applied
+  //   with the hovered card kept where it was on screen, as far as the page can scroll);
+  // * while a field is being typed in (a key or focus within TYPING_MS), so the text is not
+  //   disturbed; after that the update is applied with the text, the caret and the focus kept.
+  // A held update is applied SETTLE_MS after the last of these ends, by which time a click has
+  // submitted its form. A press counts for at most PRESS_MS (a release outside the window is
+  // never seen). The status bar, the title and the tone are never held.
+  var PRESS_MS = 3000, HOVER_MS = 5000, TYPING_MS = 5000, SETTLE_MS = 250;
+  var pressedAt = 0, hoverForm = null, hoverAt = 0, typedAt = 0;
+
+  function isField(el) {
+    return !!el && live.contains(el) && (el.tagName === "INPUT" || el.tagName === "SELECT" || el.tagName === "TEXTAREA") && el.type !== "hidden";
   }
-  function busy() {
-    return (pressedAt !== 0 && Date.now() - pressedAt < PRESS_MS) || typing();
-  }
-  function fieldKey(el) {  // the same field in the re-rendered list: its form's action and its name
+  function typing() { return isField(document.activeElement) && Date.now() - typedAt < TYPING_MS; }
+  function pressing() { return pressedAt !== 0 && Date.now() - pressedAt < PRESS_MS; }
+  function aiming() { return hoverForm !== null && Date.now() - hoverAt < HOVER_MS; }
+  function busy() { return pressing() || aiming() || typing(); }
+
+  function elementKey(el) {  // the same control in the re-rendered list: its alarm / form, kind and name
+    var card = el.closest("[data-alarm-id],[data-plan-id]");
     var form = el.form || el.closest("form");
-    return form ? form.getAttribute("action") + "|" + el.tagName + "|" + (el.name || el.textContent) : null;
+    return (card ? card.getAttribute("data-alarm-id") || card.getAttribute("data-plan-id") : "") + "|" +
+      (form ? form.getAttribute("action") : "") + "|" + el.tagName + "|" + (el.name || el.textContent.trim().slice(0, 60));
   }
+  var FOCUSABLE = "input:not([type=hidden]), textarea, select, button, summary, a[href]";
+
   function apply(html) {
-    if (busy()) { held = html; if (typing()) heldNote.hidden = false; setTimeout(settle, PRESS_MS); return; }
+    if (busy()) { held = html; heldNote.hidden = false; settle(); return; }
     held = null;
     heldNote.hidden = true;
-    // what was typed and where the focus was survive the re-render (a keyboard user on a button)
-    var typed = {}, focused = document.activeElement && live.contains(document.activeElement) ? fieldKey(document.activeElement) : null;
-    live.querySelectorAll("form input:not([type=hidden]), form textarea").forEach(function (el) {
-      if (el.value) typed[fieldKey(el)] = el.value;
-    });
+    var active = live.contains(document.activeElement) ? document.activeElement : null;
+    var focused = active ? elementKey(active) : null;
+    var caret = active && isField(active) && "selectionStart" in active ? [active.selectionStart, active.selectionEnd] : null;
+    var typed = {};
+    live.querySelectorAll("input:not([type=hidden]), textarea").forEach(function (el) { if (el.value) typed[elementKey(el)] = el.value; });
+    var anchor = hoverForm || active, anchorKey = null, anchorTop = 0;
+    if (anchor && live.contains(anchor)) {
+      var card = anchor.closest("[data-alarm-id],[data-plan-id]");
+      if (card) { anchorKey = card.getAttribute("data-alarm-id") || card.getAttribute("data-plan-id"); anchorTop = card.getBoundingClientRect().top; }
+    }
     live.innerHTML = html;
-    live.querySelectorAll("form input:not([type=hidden]), form textarea, form button, form select").forEach(function (el) {
-      var k = fieldKey(el);
-      if (typed[k] !== undefined && "value" in el && el.tagName !== "BUTTON" && el.tagName !== "SELECT") el.value = typed[k];
-      if (focused !== null && k === focused) el.focus();
+    live.querySelectorAll(FOCUSABLE).forEach(function (el) {
+      var k = elementKey(el);
+      if (typed[k] !== undefined && el.tagName !== "BUTTON" && el.tagName !== "SELECT" && "value" in el) el.value = typed[k];
+      if (focused !== null && k === focused) {
+        el.focus({ preventScroll: true });
+        if (caret && "setSelectionRange" in el) { try { el.setSelectionRange(caret[0], caret[1]); } catch (e) { /* not a text field */ } }
+      }
     });
+    if (anchorKey !== null) {  // keep the card being aimed at or worked in where it was on screen
+      var again = Array.prototype.find.call(live.querySelectorAll("[data-alarm-id],[data-plan-id]"), function (c) {
+        return (c.getAttribute("data-alarm-id") || c.getAttribute("data-plan-id")) === anchorKey;
+      });
+      if (again) window.scrollBy(0, again.getBoundingClientRect().top - anchorTop);
+    }
+    hoverForm = null;  // the form the pointer rested on is gone; the next move over a form counts anew
     startCountdowns();
   }
-  function settle() { setTimeout(function () { if (held !== null && !busy()) apply(held); }, SETTLE_MS); }
+  function settle() {  // apply a held update once nobody works in the list (checked again until then)
+    if (settleTimer !== null) return;
+    settleTimer = setTimeout(function () {
+      settleTimer = null;
+      if (held === null) return;
+      if (busy()) settle(); else apply(held);
+    }, SETTLE_MS);
+  }
   live.addEventListener("pointerdown", function () { pressedAt = Date.now(); }, true);
   ["pointerup", "pointercancel"].forEach(function (t) {
     document.addEventListener(t, function () { if (pressedAt) { pressedAt = 0; settle(); } }, true);
+  });
+  live.addEventListener("keydown", function (ev) {
+    if (ev.key === " " || ev.key === "Enter") pressedAt = Date.now();
+    if (isField(ev.target)) typedAt = Date.now();
+  }, true);
+  document.addEventListener("keyup", function (ev) {
+    if ((ev.key === " " || ev.key === "Enter") && pressedAt) { pressedAt = 0; settle(); }
+  }, true);
+  live.addEventListener("input", function () { typedAt = Date.now(); }, true);
+  live.addEventListener("focusin", function (ev) { if (isField(ev.target)) typedAt = Date.now(); });
+  live.addEventListener("pointerover", function (ev) {
+    var form = ev.target.closest && ev.target.closest("form");
+    if (form && live.contains(form) && form !== hoverForm) { hoverForm = form; hoverAt = Date.now(); }
+  });
+  live.addEventListener("pointerout", function (ev) {
+    if (hoverForm && !(ev.relatedTarget && hoverForm.contains(ev.relatedTarget))) { hoverForm = null; settle(); }
   });
   live.addEventListener("focusout", settle);
 
@@ -59,14 +112,22 @@
       var o = audio.createOscillator(), g = audio.createGain();
       o.frequency.value = 880; g.gain.value = 0.2; o.connect(g); g.connect(audio.destination);
       o.start(); o.stop(audio.currentTime + 0.4);
-    } catch (e) { /* no audio (headless, or not yet allowed): banner and title still flash */ }
+    } catch (e) { /* no audio (headless, or not yet allowed): status bar and title still flash */ }
   }
-  function announce(n) {
+  function announce(n, newest) {
     critical = n;
     document.body.setAttribute("data-critical", String(n));
+    banner.textContent = "";
     if (n > 0) {
-      banner.hidden = false;
-      banner.textContent = n + (n === 1 ? " critical alarm" : " critical alarms") + " not acknowledged";
+      banner.classList.add("critical");
+      banner.appendChild(document.createTextNode(n + (n === 1 ? " critical alarm" : " critical alarms") + " not acknowledged"));
+      if (newest && newest.text) {  // which one is new: its card may be far down the list
+        banner.appendChild(document.createTextNode(" · newest: "));
+        var link = document.createElement("a");
+        link.href = "#" + newest.anchor;
+        link.textContent = newest.text;
+        banner.appendChild(link);
+      }
       if (!flashTimer) {
         var on = false;
         flashTimer = setInterval(function () {
@@ -78,7 +139,8 @@
         tone();
       }
     } else {
-      banner.hidden = true;
+      banner.classList.remove("critical", "flash-on");
+      banner.textContent = "No critical alarm waits for acknowledgement.";
       if (flashTimer) { clearInterval(flashTimer); clearInterval(toneTimer); flashTimer = toneTimer = null; }
       document.title = baseTitle;
     }
@@ -103,12 +165,18 @@
     source.onmessage = function (ev) {
       var data = JSON.parse(ev.data);
       apply(data.html);
-      announce(data.critical);
+      announce(data.critical, data.newest);
       document.body.setAttribute("data-version", String(data.version));
     };
     source.addEventListener("expired", function () { source.close(); window.location.href = "/login?expired=1"; });
-    source.onerror = function () { document.body.setAttribute("data-stream", "reconnecting"); };
-    source.onopen = function () { document.body.setAttribute("data-stream", "open"); };
+    source.onerror = function () {  // the browser reconnects by itself; until then the list may be old
+      document.body.setAttribute("data-stream", "reconnecting");
+      staleNote.hidden = false;
+    };
+    source.onopen = function () {
+      document.body.setAttribute("data-stream", "open");
+      staleNote.hidden = true;
+    };
   }
   connect();
 })();
