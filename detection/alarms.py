@@ -3,7 +3,9 @@
 Pure state-machine functions over one subject's alarm book (a pool, an intersection, a
 detector). The book is a plain dict so it lives in a Faust table as it is:
 
-    {"open": {kind: alarm_dict}, "closed": [alarm ids, newest last]}
+    {"open": {kind: alarm_dict}, "closed": [alarm ids, newest last],
+     "closed_triggers": [kind + US + trigger absorbed by a closed alarm],   (when there are any)
+     "commands": [ids of people's commands applied, newest last]}          (when there are any)
 
 Rules an operator can rely on:
 
@@ -14,7 +16,14 @@ Rules an operator can rely on:
   on duty is busy with the first swimmer and must hear about the second.
 * **Deterministic ids.** ``alarm_id(kind, subject, trigger)`` is derived from what triggered
   it (a camera event id, the event time a water violation began), so a redelivered event
-  finds its alarm already open or already closed and changes nothing.
+  finds its alarm already open or already closed and changes nothing. A trigger an alarm
+  absorbed as a further occurrence is remembered when that alarm closes (``closed_triggers``):
+  redelivered after a worker crash, it used to open a new alarm for a swimmer already dealt
+  with (stop 55).
+* **A person's command acts once.** Acknowledgements and resolutions carry the identity of the
+  person's command (``command``); one applied before is skipped. The router that re-keys them is
+  at-least-once: after a crash it re-sent an acknowledgement, and if a second swimmer had
+  re-armed the alarm meanwhile, that old acknowledgement acknowledged the new swimmer (stop 55).
 * **Escalation.** An alarm not acknowledged within its severity's deadline moves to the next
   contact level and the deadline restarts; at the last level it is re-sent there.
 * **Clearing is not resolving.** When the condition goes away (water back in range, camera
@@ -36,6 +45,10 @@ Transition = Literal["raised", "reraised", "occurred", "acknowledged", "escalate
 
 SEVERITIES: tuple[Severity, ...] = ("critical", "major", "minor")
 MAX_CLOSED_IDS = 200  # remembered per subject, so redelivered triggers stay quiet
+#: triggers absorbed by closed alarms, and people's commands applied, remembered per subject: a
+#: redelivery comes seconds to minutes after the original (a worker's restart), not days
+MAX_CLOSED_TRIGGERS = 500
+MAX_COMMAND_IDS = 200
 
 
 @dataclass(frozen=True)
@@ -126,12 +139,32 @@ def empty_book() -> Book:
 
 def _copy(book: Book | None) -> Book:
     b = book or empty_book()
-    return {"open": dict(b["open"]), "closed": list(b["closed"])}
+    new = {"open": dict(b["open"]), "closed": list(b["closed"])}
+    for extra in ("closed_triggers", "commands"):  # only books that have them (older books do not)
+        if isinstance(b.get(extra), list):
+            new[extra] = list(b[extra])
+    return new
+
+
+def _trigger_key(kind: str, trigger: str) -> str:
+    return f"{kind}\x1f{trigger}"
 
 
 def _close(book: Book, alarm: Alarm) -> None:
     book["open"].pop(alarm.kind, None)
     book["closed"] = (book["closed"] + [alarm.alarm_id])[-MAX_CLOSED_IDS:]
+    absorbed = [_trigger_key(alarm.kind, t) for t in _trigger_ids(alarm.evidence)]
+    if absorbed:
+        book["closed_triggers"] = (book.get("closed_triggers", []) + absorbed)[-MAX_CLOSED_TRIGGERS:]
+
+
+def _seen_command(book: Book, command: str | None) -> bool:
+    return command is not None and command in book.get("commands", ())
+
+
+def _note_command(book: Book, command: str | None) -> None:
+    if command is not None:
+        book["commands"] = (book.get("commands", []) + [command])[-MAX_COMMAND_IDS:]
 
 
 def _trigger_ids(evidence: Mapping[str, Any]) -> list[str]:
@@ -145,7 +178,7 @@ def raise_alarm(book: Book | None, trig: AlarmTrigger, now: float, policy: Escal
     """Open an alarm for the trigger, or add it as evidence to the one already open."""
     new = _copy(book)
     aid = alarm_id(trig.kind, trig.subject_id, trig.trigger)
-    if aid in new["closed"]:
+    if aid in new["closed"] or _trigger_key(trig.kind, trig.trigger) in new.get("closed_triggers", ()):
         return new, []  # a redelivered trigger of an alarm people already dealt with
     current = new["open"].get(trig.kind)
     if current is not None:
@@ -164,8 +197,14 @@ def raise_alarm(book: Book | None, trig: AlarmTrigger, now: float, policy: Escal
             evidence={**alarm.evidence, **trig.evidence, "trigger_ids": [*seen[-49:], trig.trigger]},
         )
         if rearm:
+            # the acknowledgement's note was about the earlier occurrence: it does not carry over
             alarm = replace(
-                alarm, state="raised", deadline=now + policy.ack_timeout_s[alarm.severity], acknowledged_at=None, acknowledged_by=None
+                alarm,
+                state="raised",
+                deadline=now + policy.ack_timeout_s[alarm.severity],
+                acknowledged_at=None,
+                acknowledged_by=None,
+                note=None,
             )
         new["open"][trig.kind] = alarm.to_dict()
         return new, [AlarmChange("reraised" if rearm else "occurred", alarm)]
@@ -223,9 +262,15 @@ def _for_person(book: Book | None, aid: str) -> tuple[Book, Alarm | None]:
     return new, alarm
 
 
-def acknowledge(book: Book | None, aid: str, by: str, at: float, note: str | None = None) -> tuple[Book, list[AlarmChange]]:
-    """A person has seen it: escalation stops. Acknowledging twice changes nothing."""
+def acknowledge(
+    book: Book | None, aid: str, by: str, at: float, note: str | None = None, command: str | None = None
+) -> tuple[Book, list[AlarmChange]]:
+    """A person has seen it: escalation stops. Acknowledging twice changes nothing, and the same
+    command (``command``, its identity) applied again changes nothing either."""
     new, alarm = _for_person(book, aid)
+    if _seen_command(new, command):
+        return new, []
+    _note_command(new, command)
     if alarm is None or alarm.state == "acknowledged":
         return new, []
     alarm = replace(alarm, state="acknowledged", acknowledged_at=at, acknowledged_by=by, deadline=None, note=note or alarm.note)
@@ -237,9 +282,14 @@ def acknowledge(book: Book | None, aid: str, by: str, at: float, note: str | Non
     return new, [AlarmChange("acknowledged", alarm)]
 
 
-def resolve(book: Book | None, aid: str, by: str, at: float, note: str | None = None) -> tuple[Book, list[AlarmChange]]:
+def resolve(
+    book: Book | None, aid: str, by: str, at: float, note: str | None = None, command: str | None = None
+) -> tuple[Book, list[AlarmChange]]:
     """A person closes the alarm (implies acknowledgement). Resolving twice changes nothing."""
     new, alarm = _for_person(book, aid)
+    if _seen_command(new, command):
+        return new, []
+    _note_command(new, command)
     if alarm is None:
         return new, []
     alarm = replace(

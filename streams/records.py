@@ -475,6 +475,9 @@ class LifecycleCommand(Record, frozen=True):
     message: Annotated[str, Meta(max_length=500, pattern=TEXT_PATTERN)] | None = None
     note: Annotated[str, Meta(max_length=500, pattern=TEXT_PATTERN)] | None = None
     evidence: dict[str, Any] = {}
+    #: a person's command, identified: the books apply each one once (the router re-keying them
+    #: is at-least-once, and a repeat after a crash acknowledged a re-armed alarm)
+    command_id: Annotated[str, Meta(max_length=64, pattern=TEXT_PATTERN)] | None = None
 
     def __post_init__(self) -> None:
         # anyone who can write the topic can write this: it must not crash the single writer

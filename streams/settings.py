@@ -59,6 +59,11 @@ class PoolSettings(BaseModel):
         return self
 
 
+#: the longest any history is kept: 100 years. ``db prune`` computes now - days as a date, and a
+#: million days crashed it after it had already pruned another table (a probe of stop 55)
+MAX_RETENTION_DAYS = 36_500
+
+
 class Settings(BaseSettings):
     """Every knob an operator may turn, with the default a newcomer needs."""
 
@@ -69,6 +74,9 @@ class Settings(BaseSettings):
         extra="ignore",
         validate_default=True,
         hide_input_in_errors=True,  # an error must not echo a token or a URL with credentials
+        # no setting means "never" by infinity: LEITSTAND_ALARM_ACK_TIMEOUT_CRITICAL_S=inf was
+        # accepted and critical alarms never escalated (a probe of stop 55)
+        allow_inf_nan=False,
     )
 
     # --- Kafka --------------------------------------------------------------------
@@ -370,14 +378,14 @@ class Settings(BaseSettings):
     # history in PostgreSQL (docs/database.md): the sink's batches and `leitstand db prune`'s ages
     sink_batch_max: int = Field(5000, ge=1, le=100_000, description="Most records the history sink writes in one transaction.")
     sink_batch_within_s: float = Field(1.0, gt=0, le=60, description="Longest the history sink waits to fill a batch.")
-    retention_aggregates_days: int = Field(30, ge=1, description="Days of 1-minute aggregates kept.")
-    retention_pool_readings_days: int = Field(90, ge=1, description="Days of pool readings kept.")
-    retention_forecasts_days: int = Field(90, ge=1, description="Days of forecasts kept (by publication time).")
-    retention_bus_passages_days: int = Field(183, ge=1, description="Days of bus stop passages (delay, headway) kept.")
-    retention_signal_decisions_days: int = Field(183, ge=1, description="Days of signal plans and decisions kept.")
-    retention_alarm_transitions_days: int = Field(365, ge=1, description="Days of alarm transitions kept.")
+    retention_aggregates_days: int = Field(30, ge=1, le=MAX_RETENTION_DAYS, description="Days of 1-minute aggregates kept.")
+    retention_pool_readings_days: int = Field(90, ge=1, le=MAX_RETENTION_DAYS, description="Days of pool readings kept.")
+    retention_forecasts_days: int = Field(90, ge=1, le=MAX_RETENTION_DAYS, description="Days of forecasts kept (by publication time).")
+    retention_bus_passages_days: int = Field(183, ge=1, le=MAX_RETENTION_DAYS, description="Days of bus stop passages kept.")
+    retention_signal_decisions_days: int = Field(183, ge=1, le=MAX_RETENTION_DAYS, description="Days of signal plans and decisions kept.")
+    retention_alarm_transitions_days: int = Field(365, ge=1, le=MAX_RETENTION_DAYS, description="Days of alarm transitions kept.")
     retention_scheduled_events_days: int = Field(
-        730, ge=1, description="Days announced events and holidays are kept after they ended (year-on-year planning)."
+        730, ge=1, le=MAX_RETENTION_DAYS, description="Days events and holidays are kept after they ended (year-on-year planning)."
     )
     retention_audit_log_days: int = Field(
         MIN_AUDIT_LOG_DAYS, description=f"Days of the audit log kept; at least {MIN_AUDIT_LOG_DAYS} (six months, EU AI Act Art. 12/19)."
@@ -391,6 +399,8 @@ class Settings(BaseSettings):
     @classmethod
     def _audit_log_kept_six_months(cls, value: int) -> int:
         """Logs of a high-risk AI system are kept at least six months (EU AI Act Art. 19(1))."""
+        if value > MAX_RETENTION_DAYS:
+            raise ValueError(f"is {value}; at most {MAX_RETENTION_DAYS} days (100 years)")
         if value < MIN_AUDIT_LOG_DAYS:
             raise ValueError(f"is {value}; the audit log is kept at least {MIN_AUDIT_LOG_DAYS} days (six months, EU AI Act Art. 12/19)")
         return value

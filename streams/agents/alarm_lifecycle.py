@@ -19,6 +19,7 @@ twice from the same command.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -89,8 +90,16 @@ def apply_command(book: Book | None, cmd: LifecycleCommand, now: float, policy: 
     if cmd.op == "clear":
         return alarms.clear_condition(book, cmd.kind, at)
     if cmd.op == "acknowledge":
-        return alarms.acknowledge(book, cmd.alert_id or "", cmd.by or "unknown", at, cmd.note)
-    return alarms.resolve(book, cmd.alert_id or "", cmd.by or "unknown", at, cmd.note)
+        return alarms.acknowledge(book, cmd.alert_id or "", cmd.by or "unknown", at, cmd.note, cmd.command_id)
+    return alarms.resolve(book, cmd.alert_id or "", cmd.by or "unknown", at, cmd.note, cmd.command_id)
+
+
+def command_identity(ack: AlertCommand) -> str:
+    """What makes a person's command the same command again: who did what to which alarm, when
+    (to the microsecond the console or API stamped it). Re-sent by the router after a crash, it
+    is the same; the same person acting again later is a new command."""
+    what = "\x1f".join((ack.alert_id, ack.action, ack.by, ack.event_time.isoformat()))
+    return "cmd-" + hashlib.blake2b(what.encode(), digest_size=16).hexdigest()
 
 
 def command_for(ack: AlertCommand) -> tuple[bytes, LifecycleCommand]:
@@ -106,6 +115,7 @@ def command_for(ack: AlertCommand) -> tuple[bytes, LifecycleCommand]:
         alert_id=ack.alert_id,
         by=ack.by,
         note=ack.note,
+        command_id=command_identity(ack),
     )
     return subject.encode(), cmd
 

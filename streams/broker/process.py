@@ -31,6 +31,9 @@ class BrokerInfo:
     started_at: float
     ready_after_s: float | None
     log_file: str
+    #: the process's start time (clock ticks after boot, /proc/PID/stat): a pid in a stale
+    #: broker.json may belong to another process by now (absent in files of older versions)
+    proc_start: int | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -56,14 +59,28 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot), None where /proc cannot say."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return int(fh.read().rsplit(") ", 1)[1].split()[19])  # field 22, starttime
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def read_info(state_dir: Path, engine: str) -> BrokerInfo | None:
-    """The running broker of this engine, or None (stale pid files are cleaned up)."""
+    """The running broker of this engine, or None (stale pid files are cleaned up).
+
+    A pid whose process started at another time than the broker we launched is not ours any
+    more (a reboot or crash left the file, the pid was reused): ``broker stop`` used to send
+    SIGTERM and SIGKILL to whatever process held it (stop 55's probe killed a ``sleep``)."""
     info_file = broker_dir(state_dir, engine) / "broker.json"
     try:
         info = BrokerInfo(**json.loads(info_file.read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    if not pid_alive(info.pid):
+    started = process_start(info.pid)
+    if not pid_alive(info.pid) or (info.proc_start is not None and started is not None and started != info.proc_start):
         info_file.unlink(missing_ok=True)
         (info_file.parent / "broker.pid").unlink(missing_ok=True)
         return None
@@ -119,6 +136,10 @@ def launch(
     (bdir / "broker.pid").write_text(str(proc.pid))
     try:
         wait_until_ready(f"{host}:{port}", timeout_s=ready_timeout_s, alive=lambda: proc.poll() is None)
+    except KeyboardInterrupt:  # Ctrl-C while waiting: no broker left running that no file names
+        _terminate(proc.pid)
+        (bdir / "broker.pid").unlink(missing_ok=True)
+        raise
     except BrokerError as exc:
         _terminate(proc.pid)
         (bdir / "broker.pid").unlink(missing_ok=True)
@@ -139,6 +160,7 @@ def launch(
         started_at=started,
         ready_after_s=round(time.time() - started, 3),
         log_file=str(log_file),
+        proc_start=process_start(proc.pid),
     )
     (bdir / "broker.json").write_text(json.dumps(asdict(info)))
     return info

@@ -55,7 +55,9 @@ def broker_start(
 
 @app.command("stop")
 def broker_stop(
-    engine: Annotated[str | None, typer.Option(help="Stop only this engine (default: any running).")] = None,
+    engine: Annotated[
+        str | None, typer.Option(help="Stop only this engine (default: any running).", callback=lambda v: v and engine_name(v))
+    ] = None,
 ) -> None:
     """Stop the broker started by 'leitstand broker start'."""
     from ..broker import stop

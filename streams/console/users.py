@@ -14,6 +14,7 @@ Decisions (lock after N failures, session expiry) are in ``policy``; this module
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
@@ -29,6 +30,7 @@ import structlog
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from ..errors import CliError
 from . import policy
 
 log = structlog.get_logger(__name__)
@@ -87,10 +89,41 @@ def _private(path: Path) -> None:
             f.chmod(0o600)
 
 
+def check_store_path(path: Path) -> None:
+    """Refuse, before touching it, a path that is not an accounts file of ours or a new one: a
+    directory, a device, a text file, another application's SQLite database. Opened as it was,
+    a directory was chmod-ed to 0600 and then the open failed with a stack trace, a text file
+    was narrowed and refused, another SQLite file got our tables added (a probe of stop 55)."""
+    where = f"LEITSTAND_CONSOLE_USERS_DB {path}"
+    if not path.exists():
+        if path.parent.exists() and not path.parent.is_dir():
+            raise CliError(f"{where}: {path.parent} is not a directory")
+        return
+    if not path.is_file():
+        raise CliError(f"{where} is not a regular file (a directory or a device); name the accounts file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise CliError(f"{where} cannot be read: {exc.strerror}") from None
+    if not head:
+        return  # an empty file: made by touch, or by us before the tables
+    if head != b"SQLite format 3\x00":
+        raise CliError(f"{where} is not an SQLite database; name the console's accounts file or a new path")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as exc:
+        raise CliError(f"{where} cannot be opened as a database: {exc}") from None
+    if tables and "users" not in tables:
+        raise CliError(f"{where} is another application's database (tables {', '.join(sorted(tables)[:5])}); leaving it alone")
+
+
 class UserStore:
     """The SQLite file; every method is one short transaction (safe from several processes)."""
 
     def __init__(self, path: Path) -> None:
+        check_store_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         _private(path)

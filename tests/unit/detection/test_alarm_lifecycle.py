@@ -180,3 +180,47 @@ def test_new_occurrence_of_an_acknowledged_critical_alarm_rearms_it() -> None:
     book, _ = alarms.acknowledge(book, alarms.open_alarms(book)[0].alarm_id, "sup", 1.0)
     book, ch = alarms.raise_alarm(book, trig("water_ph", "t1", "major"), 2.0, POLICY)
     assert [(c.transition, c.alarm.state) for c in ch] == [("occurred", "acknowledged")]
+
+
+def test_a_trigger_absorbed_by_a_closed_alarm_does_not_open_a_new_one() -> None:
+    """Redelivered after a worker crash, the second swimmer event of an alarm a person resolved
+    opened a brand-new critical alarm (a probe of stop 55: 9 in 6 kill -9 runs)."""
+    book, _ = alarms.raise_alarm(None, trig(trigger="E1"), 100.0, POLICY)
+    book, ch = alarms.raise_alarm(book, trig(trigger="E2"), 110.0, POLICY)
+    assert [c.transition for c in ch] == ["occurred"]
+    book, _ = alarms.resolve(book, alarms.open_alarms(book)[0].alarm_id, "sup", 120.0)
+    for again in ("E2", "E1"):
+        book, ch = alarms.raise_alarm(book, trig(trigger=again), 130.0, POLICY)
+        assert ch == [] and alarms.open_alarms(book) == []
+    book, ch = alarms.raise_alarm(book, trig(trigger="E3"), 140.0, POLICY)  # a new event is a new alarm
+    assert [c.transition for c in ch] == ["raised"]
+
+
+def test_the_same_command_applied_again_does_not_acknowledge_a_rearmed_alarm() -> None:
+    """After a crash the router re-sent an acknowledgement; a second swimmer had re-armed the
+    alarm meanwhile, and the old acknowledgement (its person, its note) acknowledged the new
+    swimmer, escalation stopped (a probe of stop 55, 2 of 2 deterministic runs)."""
+    book, _ = alarms.raise_alarm(None, trig(trigger="E1"), 100.0, POLICY)
+    aid = alarms.open_alarms(book)[0].alarm_id
+    book, ch = alarms.acknowledge(book, aid, "sup", 105.0, "first swimmer", command="c1")
+    assert [c.transition for c in ch] == ["acknowledged"]
+    book, ch = alarms.raise_alarm(book, trig(trigger="E2"), 110.0, POLICY)
+    assert [(c.transition, c.alarm.note) for c in ch] == [("reraised", None)]  # the old note does not carry over
+    book, ch = alarms.acknowledge(book, aid, "sup", 105.0, "first swimmer", command="c1")  # re-sent
+    assert ch == [] and alarms.open_alarms(book)[0].state == "raised"
+    book, ch = alarms.escalate_due(book, 200.0, POLICY)
+    assert [c.transition for c in ch] == ["escalated"]
+    book, ch = alarms.acknowledge(book, aid, "sup2", 201.0, "second swimmer", command="c2")  # a new command acts
+    assert [(c.transition, c.alarm.acknowledged_by, c.alarm.note) for c in ch] == [("acknowledged", "sup2", "second swimmer")]
+    book, ch = alarms.resolve(book, aid, "sup2", 210.0, command="c3")
+    assert [c.transition for c in ch] == ["resolved"]
+    assert alarms.resolve(book, aid, "sup2", 210.0, command="c3")[1] == []
+    assert len(book["commands"]) == 3 and alarms.MAX_COMMAND_IDS >= 3
+
+
+def test_books_written_before_the_command_memory_still_work() -> None:
+    old: alarms.Book = {"open": {}, "closed": []}
+    book, ch = alarms.raise_alarm(old, trig(trigger="E1"), 100.0, POLICY)
+    assert [c.transition for c in ch] == ["raised"] and "commands" not in book and "closed_triggers" not in book
+    book, ch = alarms.acknowledge(book, alarms.open_alarms(book)[0].alarm_id, "sup", 101.0)  # no command id: as before
+    assert [c.transition for c in ch] == ["acknowledged"] and "commands" not in book

@@ -269,3 +269,26 @@ def test_read_back_gives_up_a_partition_only_after_it_stood_still_for_the_limit(
     now[0] = 22.0
     assert stall.stuck("p0", 6)
     assert not stall.stuck("p1", 0)
+
+
+def test_an_acknowledgement_re_routed_after_a_crash_does_not_acknowledge_a_rearmed_alarm() -> None:
+    """The router re-keying ``alerts.acks`` onto ``alerts.lifecycle`` is at-least-once: after a
+    crash it sends an acknowledgement again, at a new offset the book's offset check cannot
+    recognise. Between the two a second swimmer re-armed the alarm (stop 55's probe: the old
+    acknowledgement then acknowledged the new swimmer and stopped its escalation)."""
+    from streams.records import AlertCommand
+
+    policy = EscalationPolicy(ack_timeout_s={"critical": 60, "major": 60, "minor": 60}, levels=1)
+    aid = alarm_lifecycle.alarms.alarm_id("motionless_swimmer", "pool-1", "ev-0")
+    ack = AlertCommand(schema_version=1, event_time=START + timedelta(seconds=5), alert_id=aid, action="acknowledge", by="sup", note="ok")
+    _, routed = alarm_lifecycle.command_for(ack)
+    assert alarm_lifecycle.command_for(ack)[1].command_id == routed.command_id  # routed twice: the same command
+    later = AlertCommand(schema_version=1, event_time=START + timedelta(seconds=9), alert_id=aid, action="acknowledge", by="sup")
+    assert alarm_lifecycle.command_for(later)[1].command_id != routed.command_id  # acting again later: a new one
+    # the first swimmer, the acknowledgement, a second swimmer, the acknowledgement re-sent
+    stream = positioned([_command(0), routed, _command(7), routed], lambda c: c.subject_id)
+    updates, changes = alarm_lifecycle.book_changes({}, stream, NOW, policy)
+    assert changes[0].alarm.alarm_id == aid
+    changes = changes[1:]
+    assert [c.transition for c in changes] == ["acknowledged", "reraised"]
+    assert updates[b"pool-1"]["open"]["motionless_swimmer"]["state"] == "raised"

@@ -86,3 +86,31 @@ def test_servers_get_ports_below_the_range_for_outgoing_connections() -> None:
     assert len(ports) > 1  # not one fixed port: parallel test processes would collide
     p = ports.pop()
     assert port_free("127.0.0.1", p) and port_free("127.0.0.1", p + 1)
+
+
+def test_a_stale_broker_file_naming_a_reused_pid_stops_nothing(tmp_path: Path) -> None:
+    """A broker.json left by a crash or a reboot may name a pid another process holds by now;
+    ``broker stop`` sent SIGTERM and SIGKILL to it (a probe of stop 55 killed a ``sleep``)."""
+    import json
+    import subprocess
+
+    from streams.broker.process import broker_dir, process_start, stop
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = process_start(other.pid)
+        assert started is not None
+        bdir = broker_dir(tmp_path, "tansu")
+        bdir.mkdir(parents=True)
+        info = {"engine": "tansu", "pid": other.pid, "host": "127.0.0.1", "port": 1, "started_at": 1.0}
+        (bdir / "broker.json").write_text(json.dumps({**info, "ready_after_s": 0.1, "log_file": "x", "proc_start": started - 1}))
+        assert read_info(tmp_path, "tansu") is None and not (bdir / "broker.json").exists()  # not ours: forgotten
+        assert stop(tmp_path, "tansu") is None and other.poll() is None  # and left alive
+        # the same file with the process's own start time is ours (and an older file without one is trusted)
+        (bdir / "broker.json").write_text(json.dumps({**info, "ready_after_s": 0.1, "log_file": "x", "proc_start": started}))
+        assert read_info(tmp_path, "tansu") is not None
+        (bdir / "broker.json").write_text(json.dumps({**info, "ready_after_s": 0.1, "log_file": "x"}))
+        assert read_info(tmp_path, "tansu") is not None
+    finally:
+        other.kill()
+        other.wait()

@@ -86,3 +86,31 @@ def test_audit_newest_first(store: UserStore) -> None:
     store.audit("a", "login", None, "ok")
     store.audit("b", "alarm.ack", "x@P1~000000000000", "refused 403", "role planner may not acknowledge alarms")
     assert [e["user"] for e in store.recent_audit()] == ["b", "a"]
+
+
+def test_a_path_that_is_not_an_accounts_file_is_refused_untouched(tmp_path: Path) -> None:
+    """A probe of stop 55 pointed LEITSTAND_CONSOLE_USERS_DB at a directory (chmod-ed to 0600, then
+    a stack trace), a text file (narrowed, then refused) and another application's SQLite file (our
+    tables added to it)."""
+    import sqlite3
+
+    from streams.console.users import UserStore
+    from streams.errors import CliError
+
+    folder = tmp_path / "folder"
+    folder.mkdir(mode=0o755)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    text.chmod(0o644)
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE invoices (x)")
+    for path, said in ((folder, "not a regular file"), (text, "not an SQLite database"), (other, "another application's database")):
+        with pytest.raises(CliError, match=said):
+            UserStore(path)
+    assert folder.stat().st_mode & 0o777 == 0o755 and text.stat().st_mode & 0o777 == 0o644 and text.read_text() == "hello"
+    with sqlite3.connect(other) as db:
+        assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["invoices"]
+    store = UserStore(tmp_path / "new" / "console.sqlite")  # a new path, and then the same file again, are fine
+    store.close()
+    UserStore(tmp_path / "new" / "console.sqlite").close()
