@@ -17,7 +17,7 @@ from streams.errors import CliError
 def test_credentials_go_into_a_header_not_the_host() -> None:
     request = feed_request("https://us%40er:p%3Ass@feeds.example:8443/rt?key=1")
     assert request.full_url == "https://feeds.example:8443/rt?key=1"
-    assert base64.b64decode(request.get_header("Authorization").split()[1]) == b"us@er:p:ss"
+    assert base64.b64decode(str(request.get_header("Authorization")).split()[1]) == b"us@er:p:ss"
     assert feed_request("https://feeds.example/rt").get_header("Authorization") is None
     assert "s3cret" not in shown_source("http://user:s3cret@h/feed?token=abc") and "abc" not in shown_source("http://h/f?token=abc")
     assert shown_source("/data/feed.pb") == "/data/feed.pb"
