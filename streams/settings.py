@@ -395,6 +395,14 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["console", "json"] = "console"
 
+    @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+    @classmethod
+    def _tls_file_readable(cls, value: Path | None) -> Path | None:
+        """A TLS file that is not there fails every Kafka command later with a stack trace."""
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
     @field_validator("retention_audit_log_days")
     @classmethod
     def _audit_log_kept_six_months(cls, value: int) -> int:
@@ -533,12 +541,17 @@ class Settings(BaseSettings):
         if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
             import ssl
 
-            ctx = ssl.create_default_context(cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
-            if self.kafka_ssl_certfile:
-                ctx.load_cert_chain(
-                    str(self.kafka_ssl_certfile),
-                    str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None,
-                )
+            from .errors import CliError
+
+            try:
+                ctx = ssl.create_default_context(cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
+                if self.kafka_ssl_certfile:
+                    ctx.load_cert_chain(
+                        str(self.kafka_ssl_certfile),
+                        str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None,
+                    )
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError: not PEM, key does not match
+                raise CliError(f"the Kafka TLS files (LEITSTAND_KAFKA_SSL_CAFILE / _CERTFILE / _KEYFILE) cannot be used: {exc}") from None
             opts["ssl_context"] = ctx
         if self.kafka_security_protocol.startswith("SASL"):
             opts["sasl_mechanism"] = self.kafka_sasl_mechanism or "PLAIN"

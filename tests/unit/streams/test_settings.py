@@ -4,6 +4,7 @@ refused at start-up (weak API tokens, unsafe webhook targets, malformed JSON).""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -181,3 +182,28 @@ def test_the_forecast_clock_is_berlin_unless_set_and_empty_means_utc(monkeypatch
     assert Settings().forecast_timezone == "America/Chicago"
     monkeypatch.setenv("LEITSTAND_FORECAST_TIMEZONE", "")
     assert Settings().forecast_timezone is None
+
+
+def test_settings_a_probe_found_accepted_are_refused_in_one_line(tmp_path: Path) -> None:
+    """Stop 55's probe: ``inf`` for a duration (critical alarms never escalated), a retention of a
+    million days (``db prune`` crashed after pruning another table), TLS files that are not
+    there or not PEM (a stack trace in every Kafka command)."""
+
+    from streams.errors import CliError
+
+    bad: list[dict[str, Any]] = [
+        {"alarm_ack_timeout_critical_s": "inf"},
+        {"batch_within_s": "nan"},
+        {"retention_bus_passages_days": 1_000_000},
+    ]
+    for fields in bad:
+        with pytest.raises(ValidationError):
+            Settings(_env_file=None, **fields)
+    Settings(_env_file=None, retention_bus_passages_days=36_500)  # a hundred years is allowed
+    with pytest.raises(ValidationError, match="no such file"):
+        Settings(_env_file=None, kafka_ssl_cafile=tmp_path / "missing.pem")
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    tls = Settings(_env_file=None, kafka_security_protocol="SSL", kafka_ssl_cafile=junk)
+    with pytest.raises(CliError, match="LEITSTAND_KAFKA_SSL_CAFILE"):
+        tls.kafka_client_options()
