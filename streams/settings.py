@@ -692,3 +692,7 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**given)
     except (SettingsError, ValidationError) as exc:
         raise SettingsInvalid(_one_line(exc)) from None
+    except UnicodeDecodeError:  # every command, even ``config``, ended in a stack trace
+        raise SettingsInvalid(f"{Path('.env').resolve()} is not UTF-8 text; save it as UTF-8 (or remove it)") from None
+    except OSError as exc:
+        raise SettingsInvalid(f".env cannot be read: {exc.strerror or exc}") from None

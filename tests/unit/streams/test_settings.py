@@ -207,3 +207,10 @@ def test_settings_a_probe_found_accepted_are_refused_in_one_line(tmp_path: Path)
     tls = Settings(_env_file=None, kafka_security_protocol="SSL", kafka_ssl_cafile=junk)
     with pytest.raises(CliError, match="LEITSTAND_KAFKA_SSL_CAFILE"):
         tls.kafka_client_options()
+
+
+def test_a_dot_env_that_is_not_utf8_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_bytes(b"\xff\xfeLEITSTAND_TOPIC_PREFIX=x\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SettingsInvalid, match="not UTF-8"):
+        load_settings()

@@ -53,3 +53,15 @@ def test_worker_with_unreachable_broker_fails_in_one_line(tmp_path: Path) -> Non
 def test_produce_missing_file_fails_in_one_line(tmp_path: Path) -> None:
     line = one_clean_line(leitstand("produce", "sensors.intersection", "-f", str(tmp_path / "nope.jsonl")))
     assert "no such file" in line
+
+
+def test_an_unforeseen_failure_is_one_line_with_the_trace_in_a_private_file(tmp_path: Path) -> None:
+    """The last guard of ``main``: a state directory that is a file ended in a stack trace (stop 55's
+    probe found a dozen such inputs); now one line says what happened and where the trace is."""
+    not_a_dir = tmp_path / "state"
+    not_a_dir.write_text("")
+    line = one_clean_line(leitstand("--state-dir", str(not_a_dir), "broker", "start"))
+    assert line.startswith("error: unexpected NotADirectoryError") and "please report it" in line
+    trace = Path(line.split("the details are in ", 1)[1].split(";", 1)[0])
+    assert "Traceback" in trace.read_text() and trace.stat().st_mode & 0o777 == 0o600
+    trace.unlink()
