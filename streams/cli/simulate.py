@@ -32,8 +32,8 @@ MAX_CITY_HOURS = 24.0 * 31
 def simulate_frames(
     intersections: Annotated[int, typer.Option(min=1, max=100_000, help="Number of intersections.")] = 20,
     interval: Annotated[float, typer.Option(min=1.0, max=900.0, help="Seconds per detector frame.")] = 15.0,
-    duration: Annotated[float, typer.Option(min=0.0, help="Simulated minutes to produce.")] = 60.0,
-    speed: Annotated[float, typer.Option(min=0.0, help="Simulated seconds per wall second (0: as fast as possible).")] = 60.0,
+    duration: Annotated[float, typer.Option(min=0.0, max=MAX_CITY_HOURS * 60, help="Simulated minutes to produce.")] = 60.0,
+    speed: Annotated[float, typer.Option(min=0.0, max=1e6, help="Simulated seconds per wall second (0: as fast as possible).")] = 60.0,
     start: Annotated[datetime | None, typer.Option(help="Simulated start (ISO 8601, default: now).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same frames.")] = 1,
     malformed_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of deliberately broken records.")] = 0.0,
