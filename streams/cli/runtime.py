@@ -36,9 +36,13 @@ def config_cmd(
     if as_json:
         out.print_json(data=shown)
         return
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table("setting", "value", "environment variable", box=None)
+    if not out.is_terminal:  # piped or redirected: tab-separated lines, nothing cut to 80 columns
+        for name, value in shown.items():
+            print(f"{name}\t{'' if value is None else value}\tLEITSTAND_{name.upper()}")
+        return
+    table = Table(*(Column(h, overflow="fold") for h in ("setting", "value", "environment variable")), box=None)
     for name, value in shown.items():
         table.add_row(name, "" if value is None else str(value), f"LEITSTAND_{name.upper()}")
     out.print(table)

@@ -217,10 +217,22 @@ def pending(url: Annotated[str, typer.Option(help="A control worker's HTTP addre
     """List the pending proposals a control worker holds (JSON lines).
 
     Reads need a token: LEITSTAND_API_READ_TOKEN, else LEITSTAND_API_TOKEN."""
+    from urllib.parse import urlsplit
+
     settings = cli_settings()
     token = settings.api_read_token or settings.api_token
     if token is None:
         raise CliError("reading plans needs a token: set LEITSTAND_API_READ_TOKEN (or LEITSTAND_API_TOKEN)")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError as exc:
+        raise CliError(f"--url {url!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise CliError(f"--url {url!r}: give the worker's address as http(s)://host:port")
+    if parts.scheme == "http" and host not in ("127.0.0.1", "localhost", "::1"):
+        # the token (possibly the write token) would cross the network in clear text (stop 55's probe)
+        raise CliError(f"--url {url}: a token is sent only over https, or over http to this machine (127.0.0.1)")
     req = urllib.request.Request(
         f"{url.rstrip('/')}/signals/plans?status=pending", headers={"Authorization": f"Bearer {token.get_secret_value()}"}
     )

@@ -144,6 +144,9 @@ def revoke_token(token_id: Annotated[str, typer.Argument(help="The token's id as
 @app.command("audit")
 def audit(limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many entries, newest first.")] = 50) -> None:
     """The console's audit log: logins, refusals and accepted commands, newest first."""
-    for e in _store().recent_audit(limit):
+    entries = _store().recent_audit(limit)
+    if not entries:
+        err.print("the console's audit log is empty (it records what people do in the console and its API)")
+    for e in entries:
         at = datetime.fromtimestamp(e["at"], tz=timezone.utc).isoformat(timespec="seconds")
         out.print(f"{at} {e['user'] or '-'} {e['action']} {e['target'] or '-'} {e['outcome']} {e['detail'] or ''}".rstrip(), markup=False)

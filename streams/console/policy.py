@@ -72,6 +72,8 @@ def check_password(password: str) -> str:
         raise ValueError(f"password must have at least {MIN_PASSWORD_CHARS} characters")
     if len(password) > MAX_PASSWORD_CHARS:
         raise ValueError(f"password must have at most {MAX_PASSWORD_CHARS} characters")
+    if len(set(password)) < 4:  # twelve spaces, or "aaaaaaaaaaaa", were accepted (a probe of stop 55)
+        raise ValueError("password must use at least 4 different characters")
     return password
 
 

@@ -244,6 +244,8 @@ class UserStore:
         user = self.get(name)
         if user is None or user.disabled:
             raise UserError(f"no active user {name!r}")
+        if not label.isprintable() or not 1 <= len(label) <= 64:  # a newline in a label forged a row of `users tokens`
+            raise UserError("a token's label is 1-64 printable characters on one line")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         self._run("INSERT INTO tokens VALUES (?, ?, ?, ?)", (digest(token), name, label, now or time.time()))
         return token

@@ -65,3 +65,19 @@ def test_an_unforeseen_failure_is_one_line_with_the_trace_in_a_private_file(tmp_
     trace = Path(line.split("the details are in ", 1)[1].split(";", 1)[0])
     assert "Traceback" in trace.read_text() and trace.stat().st_mode & 0o777 == 0o600
     trace.unlink()
+
+
+def test_signals_pending_does_not_send_a_token_in_clear_across_the_network(tmp_path: Path) -> None:
+    """It sent LEITSTAND_API_TOKEN (the write token when no read token is set) to any --url,
+    over plain http too, and a malformed URL ended in a trace (stop 55's probe)."""
+    env = {"LEITSTAND_API_TOKEN": "abcdefghijklmnopqrstuvwxyz123456", "LEITSTAND_STATE_DIR": str(tmp_path)}
+    for url, said in (("http://10.0.0.5:6066", "only over https"), ("notaurl", "http(s)://host:port"), ("http://[::1", "not a URL")):
+        assert said in one_clean_line(leitstand("signals", "pending", "--url", url, env=env))
+
+
+def test_config_piped_is_whole_lines_not_a_table_cut_to_80_columns(tmp_path: Path) -> None:
+    env = {"LEITSTAND_STATE_DIR": str(tmp_path), "LEITSTAND_KAFKA_BOOTSTRAP_SERVERS": "broker-1.city.example:9093"}
+    shown = leitstand("config", env=env)
+    assert shown.returncode == 0, shown.stderr
+    rows = dict((line.split("\t")[0], line.split("\t")[1:]) for line in shown.stdout.splitlines())
+    assert rows["kafka_bootstrap_servers"] == ["broker-1.city.example:9093", "LEITSTAND_KAFKA_BOOTSTRAP_SERVERS"]

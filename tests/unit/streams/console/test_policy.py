@@ -108,3 +108,7 @@ def test_password_and_role_checks() -> None:
         policy.check_password("short")
     with pytest.raises(ValueError, match="at most 1024"):
         policy.check_password("x" * 1025)
+    for weak in (" " * 12, "a" * 20, "abcabcabcabc"):  # twelve spaces were accepted (stop 55)
+        with pytest.raises(ValueError, match="4 different characters"):
+            policy.check_password(weak)
+    assert policy.check_password("four words, spaced") == "four words, spaced"

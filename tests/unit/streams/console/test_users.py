@@ -114,3 +114,15 @@ def test_a_path_that_is_not_an_accounts_file_is_refused_untouched(tmp_path: Path
     store = UserStore(tmp_path / "new" / "console.sqlite")  # a new path, and then the same file again, are fine
     store.close()
     UserStore(tmp_path / "new" / "console.sqlite").close()
+
+
+def test_a_token_label_is_one_printable_line(tmp_path: Path) -> None:
+    from streams.console.users import UserError, UserStore
+
+    store = UserStore(tmp_path / "console.sqlite")
+    store.add("anna", "admin", "a-long-password-1")
+    for label in ("a\nb   fake-row", "", "x" * 65):
+        with pytest.raises(UserError, match="printable"):
+            store.new_token("anna", label)
+    assert store.new_token("anna", "grafana reader").startswith("lst_") and len(store.tokens("anna")) == 1
+    store.close()
