@@ -44,8 +44,8 @@ class FeedLoad:
 def _read(path: Path) -> Any:
     import gtfs_kit
 
-    if not path.is_file():
-        raise FeedError(f"no such file: {path}")
+    if not (path.is_file() or path.is_dir()):  # a zip, or the folder it unpacks to (gtfs-kit reads both)
+        raise FeedError(f"no such file or folder: {path}")
     try:
         feed = gtfs_kit.read_feed(path, dist_units="km")
     except Exception as exc:  # gtfs-kit raises anything from zipfile, pandas or its own checks

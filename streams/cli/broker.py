@@ -65,10 +65,29 @@ def broker_stop(
     settings = cli_settings()
     stopped = [info for name in ([engine] if engine else ENGINES) if (info := stop(settings.state_dir, name)) is not None]
     if not stopped:
-        out.print("no broker is running")
+        out.print(f"no broker started from {settings.state_dir.resolve()} is running{_someone_answers(settings)}")
         return
     for info in stopped:
         out.print(f"stopped {info.engine} broker (pid {info.pid}, {info.bootstrap})")
+
+
+def _someone_answers(settings: Settings) -> str:
+    """What to add when the state directory knows no broker but the configured address answers:
+    the state directory is relative to the working directory, and a broker started from another
+    one was reported as "no broker is running" while it served (a probe of stop 55)."""
+    from ..broker.probe import _quiet_aiokafka, check_bootstrap, metadata_ok
+
+    _quiet_aiokafka()  # a refused connection is the answer here, not an error to print
+    try:
+        host, port = check_bootstrap(settings.kafka_bootstrap_servers)[0]
+    except Exception:  # noqa: BLE001 - a bad address is reported where it is used, not here
+        return ""
+    if not asyncio.run(metadata_ok(f"{host}:{port}", timeout_s=2.0)):
+        return ""
+    return (
+        f"; but a broker answers at {host}:{port}: it was started with another --state-dir "
+        "(relative to the working directory) or by someone else; stop it from there"
+    )
 
 
 @app.command("status")
@@ -83,7 +102,7 @@ def broker_status() -> None:
     settings = cli_settings()
     running = [info for name in ENGINES if (info := read_info(settings.state_dir, name)) is not None]
     if not running:
-        out.print("no broker is running")
+        out.print(f"no broker started from {settings.state_dir.resolve()} is running{_someone_answers(settings)}")
         raise typer.Exit(1)
     for info in running:
         answers = asyncio.run(metadata_ok(info.bootstrap, timeout_s=2.0))

@@ -23,6 +23,12 @@ def test_feed_round_trip(tmp_path: Path) -> None:
     for trip in trips[:20]:  # the scheduled epoch times the simulator used, to the second
         times = read.times(trip.trip_id, trip.scheduled[0])
         assert times is not None and max(abs(a - b) for a, b in zip(times, trip.scheduled)) <= 0.5
+    # the unpacked folder reads the same (the help says "zip or folder"; a folder was refused until stop 55)
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "city.zip") as z:
+        z.extractall(tmp_path / "unpacked")
+    assert timetable_of_records(load_feed(tmp_path / "unpacked").records).trips == read.trips
     # the same run writes the same bytes
     write_feed(tmp_path / "again.zip", config, lines, trips)
     assert (tmp_path / "city.zip").read_bytes() == (tmp_path / "again.zip").read_bytes()
