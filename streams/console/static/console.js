@@ -36,13 +36,25 @@
   function aiming() { return hoverForm !== null && Date.now() - hoverAt < HOVER_MS; }
   function busy() { return pressing() || aiming() || typing(); }
 
+  function cardOf(el) { return el.closest("[data-alarm-id],[data-plan-id]"); }
+  function cardId(card) { return card ? card.getAttribute("data-alarm-id") || card.getAttribute("data-plan-id") : ""; }
   function elementKey(el) {  // the same control in the re-rendered list: its alarm / form, kind and name
-    var card = el.closest("[data-alarm-id],[data-plan-id]");
     var form = el.form || el.closest("form");
-    return (card ? card.getAttribute("data-alarm-id") || card.getAttribute("data-plan-id") : "") + "|" +
-      (form ? form.getAttribute("action") : "") + "|" + el.tagName + "|" + (el.name || el.textContent.trim().slice(0, 60));
+    return cardId(cardOf(el)) + "|" + (form ? form.getAttribute("action") : "") + "|" + el.tagName + "|" +
+      (el.name || el.textContent.trim().slice(0, 60));
   }
   var FOCUSABLE = "input:not([type=hidden]), textarea, select, button, summary, a[href]";
+  function findAgain(key) {  // only inside the same card (or form): a whole-list search per update
+    var id = key.split("|")[0];   // slowed every render down, 0.2 s more each time (stop 55)
+    var scope = live;
+    if (id) {
+      scope = Array.prototype.find.call(live.querySelectorAll("[data-alarm-id],[data-plan-id]"), function (c) { return cardId(c) === id; });
+      if (!scope) return null;
+    }
+    return Array.prototype.find.call(scope.querySelectorAll(FOCUSABLE), function (el) { return elementKey(el) === key; }) || null;
+  }
+  var typedIn = [];  // the fields someone typed into since the last render (their text survives it)
+  live.addEventListener("input", function (ev) { if (isField(ev.target) && typedIn.indexOf(ev.target) < 0) typedIn.push(ev.target); }, true);
 
   function apply(html) {
     if (busy()) { held = html; heldNote.hidden = false; settle(); return; }
@@ -51,27 +63,28 @@
     var active = live.contains(document.activeElement) ? document.activeElement : null;
     var focused = active ? elementKey(active) : null;
     var caret = active && isField(active) && "selectionStart" in active ? [active.selectionStart, active.selectionEnd] : null;
-    var typed = {};
-    live.querySelectorAll("input:not([type=hidden]), textarea").forEach(function (el) { if (el.value) typed[elementKey(el)] = el.value; });
+    var typed = typedIn.filter(function (el) { return live.contains(el) && el.value; }).map(function (el) { return [elementKey(el), el.value]; });
     var anchor = hoverForm || active, anchorKey = null, anchorTop = 0;
     if (anchor && live.contains(anchor)) {
-      var card = anchor.closest("[data-alarm-id],[data-plan-id]");
-      if (card) { anchorKey = card.getAttribute("data-alarm-id") || card.getAttribute("data-plan-id"); anchorTop = card.getBoundingClientRect().top; }
+      var card = cardOf(anchor);
+      if (card) { anchorKey = cardId(card); anchorTop = card.getBoundingClientRect().top; }
     }
     live.innerHTML = html;
-    live.querySelectorAll(FOCUSABLE).forEach(function (el) {
-      var k = elementKey(el);
-      if (typed[k] !== undefined && el.tagName !== "BUTTON" && el.tagName !== "SELECT" && "value" in el) el.value = typed[k];
-      if (focused !== null && k === focused) {
-        el.focus({ preventScroll: true });
-        if (caret && "setSelectionRange" in el) { try { el.setSelectionRange(caret[0], caret[1]); } catch (e) { /* not a text field */ } }
-      }
+    typedIn = [];
+    typed.forEach(function (kv) {
+      var el = findAgain(kv[0]);
+      if (el) { el.value = kv[1]; typedIn.push(el); }
     });
+    if (focused !== null) {
+      var again = findAgain(focused);
+      if (again) {
+        again.focus({ preventScroll: true });
+        if (caret && "setSelectionRange" in again) { try { again.setSelectionRange(caret[0], caret[1]); } catch (e) { /* not a text field */ } }
+      }
+    }
     if (anchorKey !== null) {  // keep the card being aimed at or worked in where it was on screen
-      var again = Array.prototype.find.call(live.querySelectorAll("[data-alarm-id],[data-plan-id]"), function (c) {
-        return (c.getAttribute("data-alarm-id") || c.getAttribute("data-plan-id")) === anchorKey;
-      });
-      if (again) window.scrollBy(0, again.getBoundingClientRect().top - anchorTop);
+      var same = Array.prototype.find.call(live.querySelectorAll("[data-alarm-id],[data-plan-id]"), function (c) { return cardId(c) === anchorKey; });
+      if (same) window.scrollBy(0, same.getBoundingClientRect().top - anchorTop);
     }
     hoverForm = null;  // the form the pointer rested on is gone; the next move over a form counts anew
     startCountdowns();
@@ -162,12 +175,29 @@
 
   function connect() {
     var source = new EventSource("/events?page=" + encodeURIComponent(page));
+    // Only the newest message is rendered: with hundreds of open alarms a message is most of a
+    // megabyte, rendering one takes longer than the next takes to arrive, and rendering each in
+    // turn left the page a minute behind the alarms (a probe of stop 55). Each message is the
+    // whole live part, so skipping older ones loses nothing.
+    var latest = null;
     source.onmessage = function (ev) {
-      var data = JSON.parse(ev.data);
-      apply(data.html);
-      announce(data.critical, data.newest);
-      document.body.setAttribute("data-version", String(data.version));
+      var first = latest === null;
+      latest = ev.data;
+      if (!first) return;  // a render is already scheduled; it will take this one
+      setTimeout(function () {
+        var data = JSON.parse(latest);
+        latest = null;
+        apply(data.html);
+        announce(data.critical, data.newest);
+        document.body.setAttribute("data-version", String(data.version));
+      }, 0);
     };
+    // the announcement comes on its own, small, before each list (and while a large list waits):
+    // the banner, title and tone are never behind the list
+    source.addEventListener("status", function (ev) {
+      var st = JSON.parse(ev.data);
+      announce(st.critical, st.newest);
+    });
     source.addEventListener("expired", function () { source.close(); window.location.href = "/login?expired=1"; });
     source.onerror = function () {  // the browser reconnects by itself; until then the list may be old
       document.body.setAttribute("data-stream", "reconnecting");

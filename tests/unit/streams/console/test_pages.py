@@ -90,3 +90,41 @@ def test_any_record_shape_renders_a_page(tmp_path: Path, records: list[tuple[str
         state.apply(topic, {**record, "alarm_id": "a@P1~000000000001", "intersection_id": "K1", "plan_id": "p"})
     for page in ("alarms", "signals", "silences"):
         assert c.live(page, Session(User("a", "admin"), "t", 0.0))  # renders (or says which part could not)
+
+
+def test_the_status_bar_names_the_newest_critical_alarm_and_a_large_list_waits() -> None:
+    """The banner's small ``status`` event names the newest unacknowledged critical alarm; the
+    whole list goes out at most every ``html_interval`` seconds by its size (a probe of stop 55: with
+    ~1,000 open alarms the page, banner included, fell a minute behind an escalation storm)."""
+    from streams.console.web import MAX_HTML_INTERVAL_S, html_interval, live_status
+
+    state = ConsoleState()
+    assert live_status(state, 0) == {"critical": 0, "newest": None, "version": 0}
+    for pool, at in (("P1", "2026-12-07T10:00:00+00:00"), ("P2", "2026-12-07T10:05:00+00:00"), ("P3", "2026-12-07T09:00:00+00:00")):
+        state.apply(
+            ALERTS,
+            {
+                "alarm_id": f"motionless_swimmer@{pool}~000000000000",
+                "subject_id": pool,
+                "subject_type": "pool",
+                "severity": "critical",
+                "state": "raised",
+                "raised_at": at,
+                "message": "Motionless swimmer",
+                "kind": "motionless_swimmer",
+            },
+        )
+    state.apply(
+        ALERTS,
+        {
+            "alarm_id": "water_ph@P9~000000000000",
+            "subject_id": "P9",
+            "severity": "major",
+            "state": "raised",
+            "raised_at": "2026-12-07T11:00:00+00:00",
+        },
+    )
+    status = live_status(state, 7)
+    assert status["critical"] == 3 and status["newest"]["text"] == "pool P2, 10:05:00 UTC: Motionless swimmer"
+    assert status["newest"]["anchor"].startswith("t-x")
+    assert html_interval(20_000) < 0.1 and html_interval(1_300_000) > 2 and html_interval(10**9) == MAX_HTML_INTERVAL_S
