@@ -541,8 +541,6 @@ class Settings(BaseSettings):
         if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
             import ssl
 
-            from .errors import CliError
-
             try:
                 ctx = ssl.create_default_context(cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
                 if self.kafka_ssl_certfile:
@@ -551,7 +549,8 @@ class Settings(BaseSettings):
                         str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None,
                     )
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError: not PEM, key does not match
-                raise CliError(f"the Kafka TLS files (LEITSTAND_KAFKA_SSL_CAFILE / _CERTFILE / _KEYFILE) cannot be used: {exc}") from None
+                files = "LEITSTAND_KAFKA_SSL_CAFILE / _CERTFILE / _KEYFILE"
+                raise SettingsInvalid(f"the Kafka TLS files ({files}) cannot be used: {exc}") from None
             opts["ssl_context"] = ctx
         if self.kafka_security_protocol.startswith("SASL"):
             opts["sasl_mechanism"] = self.kafka_sasl_mechanism or "PLAIN"

@@ -272,6 +272,11 @@ def live_status(state: ConsoleState, version: int) -> dict[str, Any]:
     return {"critical": state.critical_unacknowledged(), "newest": newest_critical(state), "version": version}
 
 
+def status_event(state: ConsoleState, version: int) -> bytes:
+    """The server-sent ``status`` event the page's status bar reads."""
+    return b"event: status\ndata: " + orjson.dumps(live_status(state, version)) + b"\n\n"
+
+
 def html_interval(size: int) -> float:
     """Seconds before the next whole list goes to a browser, by the size of the last one: a
     browser parses and renders about a megabyte a second here, and with hundreds of open alarms
@@ -432,11 +437,11 @@ async def events(request: web.Request) -> web.StreamResponse:
         if version != console.state.version:
             # the announcement first and small, on every change: it must not wait behind the list
             version = console.state.version
-            await resp.write(b"event: status\ndata: " + orjson.dumps(live_status(console.state, version)) + b"\n\n")
+            await resp.write(status_event(console.state, version))
             while (wait := html_due - time.monotonic()) > 0:  # the list waits; changes meanwhile are announced
                 if await console.feed.wait_change(version, wait):
                     version = console.state.version
-                    await resp.write(b"event: status\ndata: " + orjson.dumps(live_status(console.state, version)) + b"\n\n")
+                    await resp.write(status_event(console.state, version))
             version = console.state.version
             body = orjson.dumps({**live_status(console.state, version), "html": console.live(page, session)})
             await resp.write(b"data: " + body + b"\n\n")

@@ -47,17 +47,16 @@
   // The control with ``key`` in the re-rendered list, searched for inside its own card only: a
   // search of every control of a long list on each update made each render slower than the last
   // (0.15 s more per update with ~600 open alarms; stop 55).
+  function findCard(id) {
+    return Array.prototype.find.call(live.querySelectorAll("[data-alarm-id],[data-plan-id]"), function (c) { return cardId(c) === id; }) || null;
+  }
   function findAgain(key) {
     var id = key.split("|")[0];
-    var scope = live;
-    if (id) {
-      scope = Array.prototype.find.call(live.querySelectorAll("[data-alarm-id],[data-plan-id]"), function (c) { return cardId(c) === id; });
-      if (!scope) return null;
-    }
+    var scope = id ? findCard(id) : live;
+    if (!scope) return null;
     return Array.prototype.find.call(scope.querySelectorAll(FOCUSABLE), function (el) { return elementKey(el) === key; }) || null;
   }
   var typedIn = [];  // the fields someone typed into since the last render (their text survives it)
-  live.addEventListener("input", function (ev) { if (isField(ev.target) && typedIn.indexOf(ev.target) < 0) typedIn.push(ev.target); }, true);
 
   function apply(html) {
     if (busy()) { held = html; heldNote.hidden = false; settle(); return; }
@@ -86,7 +85,7 @@
       }
     }
     if (anchorKey !== null) {  // keep the card being aimed at or worked in where it was on screen
-      var same = Array.prototype.find.call(live.querySelectorAll("[data-alarm-id],[data-plan-id]"), function (c) { return cardId(c) === anchorKey; });
+      var same = findCard(anchorKey);
       if (same) window.scrollBy(0, same.getBoundingClientRect().top - anchorTop);
     }
     hoverForm = null;  // the form the pointer rested on is gone; the next move over a form counts anew
@@ -111,7 +110,10 @@
   document.addEventListener("keyup", function (ev) {
     if ((ev.key === " " || ev.key === "Enter") && pressedAt) { pressedAt = 0; settle(); }
   }, true);
-  live.addEventListener("input", function () { typedAt = Date.now(); }, true);
+  live.addEventListener("input", function (ev) {
+    typedAt = Date.now();
+    if (isField(ev.target) && typedIn.indexOf(ev.target) < 0) typedIn.push(ev.target);
+  }, true);
   live.addEventListener("focusin", function (ev) { if (isField(ev.target)) typedAt = Date.now(); });
   live.addEventListener("pointerover", function (ev) {
     var form = ev.target.closest && ev.target.closest("form");
